@@ -1,0 +1,116 @@
+"""Cross-checks of an effective metamodel: what no single file's schema can see."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from .errors import Problem
+from .fieldtypes import CoercionError, FieldTypeRegistry
+from .model import Entity, Field, Metamodel
+from .names import MAX_IDENTIFIER, name_problem, suggest
+
+
+@dataclass
+class _Context:
+    metamodel: Metamodel
+    registry: FieldTypeRegistry
+    origins: Mapping[str, str]
+
+    def problem(self, message: str, where: Entity | Field | object) -> Problem:
+        source = getattr(where, "source")
+        pack = getattr(where, "pack", "")
+        return Problem(message, source, self.origins.get(pack, pack))
+
+
+def check_metamodel(metamodel: Metamodel, registry: FieldTypeRegistry,
+                    origins: Mapping[str, str] | None = None) -> list[Problem]:
+    ctx = _Context(metamodel, registry, origins or {})
+    problems: list[Problem] = []
+    for entity in metamodel.active_entities:
+        problems.extend(_check_entity(ctx, entity))
+    return problems
+
+
+def _check_entity(ctx: _Context, entity: Entity) -> Iterator[Problem]:
+    reason = name_problem(entity.name, "entity")
+    if reason:
+        yield ctx.problem(reason, entity)
+    if len(entity.table_name) > MAX_IDENTIFIER:
+        yield ctx.problem(f"entity name {entity.name!r} is too long: its table name "
+                          f"{entity.table_name!r} has more than {MAX_IDENTIFIER} characters", entity)
+    names = [f.name for f in entity.active_fields]
+    if entity.title_field and entity.title_field not in names:
+        yield ctx.problem(f"title_field: {entity.name!r} has no field {entity.title_field!r}"
+                          f"{suggest(entity.title_field, names)}", entity)
+    for field in entity.active_fields:
+        yield from _check_field(ctx, entity, field)
+    stage_fields: dict[str, str] = {}
+    for pipeline in entity.pipelines:
+        field = entity.field(pipeline.field)
+        if field is not None and field.type != "stage":
+            yield ctx.problem(f"pipeline {pipeline.name!r} runs on field {pipeline.field!r}, which "
+                              f"is a {field.type} field; declare it with type: stage or leave it out",
+                              pipeline)
+        if pipeline.field in stage_fields:
+            yield ctx.problem(f"pipelines {stage_fields[pipeline.field]!r} and {pipeline.name!r} "
+                              f"both run on field {pipeline.field!r}; give each its own field", pipeline)
+        stage_fields[pipeline.field] = pipeline.name
+        keys = [s.key for s in pipeline.stages]
+        for stage in pipeline.stages:
+            if keys.count(stage.key) > 1:
+                yield ctx.problem(f"stage {stage.key!r} appears more than once in pipeline "
+                                  f"{pipeline.name!r}", stage)
+            for required in stage.requires:
+                if required not in names:
+                    yield ctx.problem(f"stage {stage.key!r} requires field {required!r}, which "
+                                      f"{entity.name!r} does not have{suggest(required, names)}", stage)
+            for following in stage.next or ():
+                if following not in keys:
+                    yield ctx.problem(f"stage {stage.key!r}: next stage {following!r} is not a stage "
+                                      f"of pipeline {pipeline.name!r}{suggest(following, keys)}", stage)
+    for field in entity.active_fields:
+        if field.type == "stage" and field.name not in stage_fields:
+            yield ctx.problem(f"field {field.name!r} has type stage but no pipeline runs on it", field)
+
+
+def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Problem]:
+    reason = name_problem(field.name, "field")
+    if reason:
+        yield ctx.problem(reason, field)
+        return
+    if field.type not in ctx.registry:
+        yield ctx.problem(f"{field.type!r} is not a field type; known types: "
+                          f"{', '.join(ctx.registry.names())}", field)
+        return
+    field_type = ctx.registry[field.type]
+    for column in field_type.columns(field):
+        if len(column.column_name(field.name)) > MAX_IDENTIFIER:
+            yield ctx.problem(f"field name {field.name!r} is too long for its column "
+                              f"{column.column_name(field.name)!r}", field)
+    for setting, message in field_type.check_definition(field):
+        yield ctx.problem(f"{setting}: {message}", field)
+    keys = [o.key for o in field.choices]
+    for key in sorted({k for k in keys if keys.count(k) > 1}):
+        yield ctx.problem(f"option {key!r} appears more than once", field)
+    low, high = field.settings.get("min"), field.settings.get("max")
+    if low is not None and high is not None and low > high:
+        yield ctx.problem(f"min {low} is larger than max {high}", field)
+    if field.type == "reference":
+        target = field.target or ""
+        if ctx.metamodel.entity(target) is None:
+            known = [e.name for e in ctx.metamodel.active_entities]
+            yield ctx.problem(f"reference target {target!r} is not an entity{suggest(target, known)}",
+                              field)
+        if field.settings.get("on_delete") == "set_null" and field.required:
+            yield ctx.problem("on_delete: set_null cannot apply to a required field", field)
+    if (field.unique or field.indexed) and field.type == "multi_choice":
+        yield ctx.problem("a multi_choice field cannot be unique or indexed", field)
+    if field.default is not None:
+        if not field_type.writable:
+            yield ctx.problem(f"default: a {field.type} field gets its value from the engine", field)
+        else:
+            try:
+                field_type.coerce(field.default, field)
+            except CoercionError as error:
+                yield ctx.problem(f"default: {error}", field)

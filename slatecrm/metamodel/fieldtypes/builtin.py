@@ -1,0 +1,602 @@
+"""The field types SlateCRM ships with."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from babel.numbers import format_currency, format_decimal, list_currencies
+
+from .base import CoercionError, ColumnSpec, FieldType
+from .sqltypes import UTCDateTime, exact_decimal, json_list, record_id
+
+if TYPE_CHECKING:
+    from ..model import Field
+
+INT64 = 2**63 - 1
+MAX_DECIMAL_PRECISION = 18  # exact on SQLite's 64-bit integers as well
+ISO_CURRENCIES = frozenset(list_currencies())
+
+_LENGTH = {"max_length": {"type": "integer", "minimum": 1, "maximum": 1_000_000}}
+_INT_RANGE = {"min": {"type": "integer"}, "max": {"type": "integer"}}
+_NUM_RANGE = {"min": {"type": "number"}, "max": {"type": "number"}}
+_PRECISION = {
+    "precision": {"type": "integer", "minimum": 1, "maximum": MAX_DECIMAL_PRECISION},
+    "scale": {"type": "integer", "minimum": 0, "maximum": MAX_DECIMAL_PRECISION},
+}
+_CHOICE_OPTIONS = {
+    "options": {
+        "type": "array",
+        "minItems": 1,
+        "items": {
+            "type": "object",
+            "required": ["key"],
+            "additionalProperties": False,
+            "properties": {
+                "key": {"$ref": "#/$defs/name"},
+                "label": {"type": "string", "minLength": 1},
+                "colour": {"$ref": "#/$defs/colour"},
+                "order": {"type": "integer"},
+            },
+        },
+    }
+}
+
+
+def _check_range(value: Any, field: Field) -> None:
+    low, high = field.settings.get("min"), field.settings.get("max")
+    if low is not None and value < low:
+        raise CoercionError(f"must be at least {low}")
+    if high is not None and value > high:
+        raise CoercionError(f"must be at most {high}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+class _Textual(FieldType):
+    """Free text kept as typed; one unbounded string column on every database."""
+
+    settings_schema = _LENGTH
+
+    def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
+        return sa.String()
+
+    def convert(self, value: Any, field: Field) -> Any:
+        if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+            raise CoercionError(f"expected text, got {_kind(value)}")
+        text = value if isinstance(value, str) else str(value)
+        text = self.normalise(text)
+        limit = field.settings.get("max_length")
+        if limit is not None and len(text) > limit:
+            raise CoercionError(f"is {len(text)} characters long; at most {limit} are allowed")
+        return text
+
+    def normalise(self, text: str) -> str:
+        return text
+
+    def value_schema(self, field: Field) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "string"}
+        if "max_length" in field.settings:
+            schema["maxLength"] = field.settings["max_length"]
+        return schema
+
+
+class Text(_Textual):
+    name = "text"
+    label = "Text"
+
+    def normalise(self, text: str) -> str:
+        if "\n" in text or "\r" in text:
+            raise CoercionError("must be a single line (use a long_text field for several)")
+        return text.strip()
+
+
+class LongText(_Textual):
+    name = "long_text"
+    label = "Long text"
+
+
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+
+
+class Email(_Textual):
+    name = "email"
+    label = "E-mail"
+
+    def normalise(self, text: str) -> str:
+        text = text.strip()
+        if len(text) > 254 or not _EMAIL.match(text):
+            raise CoercionError(f"{text!r} is not an e-mail address")
+        local, domain = text.rsplit("@", 1)
+        return f"{local}@{domain.lower()}"
+
+    def value_schema(self, field: Field) -> dict[str, Any]:
+        return {**super().value_schema(field), "format": "email"}
+
+
+_PHONE = re.compile(r"^\+?[0-9 ().\-/]+(?:\s*(?:x|ext\.?)\s*[0-9]{1,6})?$", re.IGNORECASE)
+
+
+class Phone(_Textual):
+    name = "phone"
+    label = "Phone"
+
+    def normalise(self, text: str) -> str:
+        text = " ".join(text.split())
+        digits = sum(ch.isdigit() for ch in text)
+        if not _PHONE.match(text) or not 3 <= digits <= 20:
+            raise CoercionError(f"{text!r} is not a phone number")
+        return text
+
+
+class Url(_Textual):
+    name = "url"
+    label = "URL"
+
+    def normalise(self, text: str) -> str:
+        text = text.strip()
+        if "://" not in text and not text.lower().startswith(("mailto:", "javascript:", "data:")):
+            text = "https://" + text
+        parts = urlsplit(text)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname or " " in text:
+            raise CoercionError(f"{text!r} is not a web address (http or https)")
+        return text
+
+    def value_schema(self, field: Field) -> dict[str, Any]:
+        return {**super().value_schema(field), "format": "uri"}
+
+
+class Integer(FieldType):
+    name = "integer"
+    label = "Whole number"
+    settings_schema = _INT_RANGE
+
+    def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
+        return sa.BigInteger()
+
+    def convert(self, value: Any, field: Field) -> int:
+        if isinstance(value, bool):
+            raise CoercionError("expected a whole number, got true/false")
+        if isinstance(value, str):
+            text = value.strip().replace("_", "")
+            if not re.fullmatch(r"[+-]?[0-9]+", text):
+                raise CoercionError(f"{value!r} is not a whole number")
+            number = int(text)
+        elif isinstance(value, int):
+            number = value
+        elif isinstance(value, float | Decimal):
+            if not Decimal(value).is_finite() or Decimal(value) != Decimal(value).to_integral_value():
+                raise CoercionError(f"{value} is not a whole number")
+            number = int(value)
+        else:
+            raise CoercionError(f"expected a whole number, got {_kind(value)}")
+        if abs(number) > INT64:
+            raise CoercionError("is too large for a whole number field")
+        _check_range(number, field)
+        return number
+
+    def value_schema(self, field: Field) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "integer"}
+        if "min" in field.settings:
+            schema["minimum"] = field.settings["min"]
+        if "max" in field.settings:
+            schema["maximum"] = field.settings["max"]
+        return schema
+
+
+class DecimalType(FieldType):
+    name = "decimal"
+    label = "Decimal number"
+    settings_schema = {**_PRECISION, **_NUM_RANGE}
+    default_precision: ClassVar[int] = 18
+    default_scale: ClassVar[int] = 2
+
+    def precision(self, field: Field) -> tuple[int, int]:
+        return (
+            int(field.settings.get("precision", self.default_precision)),
+            int(field.settings.get("scale", self.default_scale)),
+        )
+
+    def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
+        return exact_decimal(*self.precision(field))
+
+    def check_definition(self, field: Field) -> Iterator[tuple[str, str]]:
+        precision, scale = self.precision(field)
+        if scale > precision:
+            yield "scale", f"scale {scale} is larger than precision {precision}"
+
+    def number(self, value: Any, field: Field) -> Decimal:
+        if isinstance(value, bool):
+            raise CoercionError("expected a number, got true/false")
+        if isinstance(value, str):
+            text = value.strip().replace(",", "").replace("_", "")
+            text = text.removesuffix("%").strip() if self.name == "percent" else text
+            try:
+                number = Decimal(text)
+            except InvalidOperation:
+                raise CoercionError(f"{value!r} is not a number") from None
+        elif isinstance(value, int | Decimal):
+            number = Decimal(value)
+        elif isinstance(value, float):
+            number = Decimal(repr(value))
+        else:
+            raise CoercionError(f"expected a number, got {_kind(value)}")
+        if not number.is_finite():
+            raise CoercionError(f"{value!r} is not a finite number")
+        precision, scale = self.precision(field)
+        quantum = Decimal(1).scaleb(-scale)
+        rounded = number.quantize(quantum) if number.adjusted() < 40 else number
+        if rounded != number:
+            raise CoercionError(f"{number} has more than {scale} decimal places")
+        if rounded.adjusted() >= precision - scale:
+            raise CoercionError(f"{number} has more than {precision - scale} digits before the point")
+        _check_range(rounded, field)
+        return rounded
+
+    def convert(self, value: Any, field: Field) -> Decimal:
+        return self.number(value, field)
+
+    def to_json(self, value: Any, field: Field) -> Any:
+        return None if value is None else str(value)
+
+    def display(self, value: Any, field: Field) -> str:
+        return "" if value is None else format_decimal(value, locale="en", decimal_quantization=False)
+
+    def value_schema(self, field: Field) -> dict[str, Any]:
+        return {"type": ["string", "number"], "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
+
+
+class Percent(DecimalType):
+    name = "percent"
+    label = "Percent"
+    settings_schema = {"scale": _PRECISION["scale"], **_NUM_RANGE}
+    default_precision = 9
+    default_scale = 2
+
+    def display(self, value: Any, field: Field) -> str:
+        return "" if value is None else f"{format_decimal(value, locale='en')} %"
+
+
+class Currency(DecimalType):
+    """An amount with its ISO 4217 code: two columns, `<name>` and `<name>__currency`."""
+
+    name = "currency"
+    label = "Currency amount"
+    settings_schema = {
+        **_PRECISION,
+        **_NUM_RANGE,
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "currencies": {"type": "array", "items": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                       "minItems": 1, "uniqueItems": True},
+    }
+
+    def columns(self, field: Field) -> list[ColumnSpec]:
+        return [ColumnSpec("", self.sql_type(field)), ColumnSpec("currency", sa.String(3))]
+
+    def default_code(self, field: Field) -> str:
+        return str(field.settings.get("currency") or (field.settings.get("currencies") or ["USD"])[0])
+
+    def check_definition(self, field: Field) -> Iterator[tuple[str, str]]:
+        yield from super().check_definition(field)
+        codes = [field.settings.get("currency"), *field.settings.get("currencies", [])]
+        for code in codes:
+            if code is not None and code not in ISO_CURRENCIES:
+                yield "currency", f"{code!r} is not an ISO 4217 currency code"
+        allowed = field.settings.get("currencies")
+        if allowed and field.settings.get("currency") and field.settings["currency"] not in allowed:
+            yield "currency", "the default currency is not among the allowed currencies"
+
+    def convert(self, value: Any, field: Field) -> dict[str, Any]:
+        code = self.default_code(field)
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"amount", "currency"}
+            if unknown:
+                raise CoercionError(f"unknown key {sorted(unknown)[0]!r}; give amount and currency")
+            amount = value.get("amount")
+            code = value.get("currency") or code
+            if amount is None or amount == "":
+                return None
+        elif isinstance(value, str):
+            match = re.fullmatch(r"\s*([A-Za-z]{3})?\s*([^A-Za-z]+?)\s*([A-Za-z]{3})?\s*", value)
+            if not match or (match.group(1) and match.group(3)):
+                raise CoercionError(f"{value!r} is not an amount (like 12.50 or 12.50 EUR)")
+            amount = match.group(2)
+            code = (match.group(1) or match.group(3) or code).upper()
+        else:
+            amount = value
+        if not isinstance(code, str) or code not in ISO_CURRENCIES:
+            raise CoercionError(f"{code!r} is not an ISO 4217 currency code")
+        allowed = field.settings.get("currencies")
+        if allowed and code not in allowed:
+            raise CoercionError(f"currency {code} is not allowed; allowed: {', '.join(allowed)}")
+        return {"amount": self.number(amount, field), "currency": code}
+
+    def to_columns(self, value: Any, field: Field) -> dict[str, Any]:
+        if value is None:
+            return {"": None, "currency": None}
+        return {"": value["amount"], "currency": value["currency"]}
+
+    def from_columns(self, values: Mapping[str, Any], field: Field) -> Any:
+        if values.get("") is None:
+            return None
+        return {"amount": values[""], "currency": values.get("currency") or self.default_code(field)}
+
+    def to_json(self, value: Any, field: Field) -> Any:
+        return None if value is None else {"amount": str(value["amount"]), "currency": value["currency"]}
+
+    def display(self, value: Any, field: Field) -> str:
+        if value is None:
+            return ""
+        return str(format_currency(value["amount"], value["currency"], locale="en"))
+
+    def value_schema(self, field: Field) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": ["amount"],
+            "additionalProperties": False,
+            "properties": {
+                "amount": super().value_schema(field),
+                "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            },
+        }
+
+
+class Boolean(FieldType):
+    name = "boolean"
+    label = "Yes / no"
+    _TRUE = frozenset({"true", "yes", "y", "1", "on", "t"})
+    _FALSE = frozenset({"false", "no", "n", "0", "off", "f"})
+
+    def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
+        return sa.Boolean()
+
+    def convert(self, value: Any, field: Field) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int | Decimal) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in self._TRUE | self._FALSE:
+            return value.strip().lower() in self._TRUE
+        raise CoercionError(f"{value!r} is not yes or no")
+
+    def display(self, value: Any, field: Field) -> str:
+        return "" if value is None else ("Yes" if value else "No")
+
+    def value_schema(self, field: Field) -> dict[str, Any]:
+        return {"type": "boolean"}
+
+
+class Date(FieldType):
+    name = "date"
+    label = "Date"
+
+    def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
+        return sa.Date()
+
+    def convert(self, value: Any, field: Field) -> dt.date:
+        if isinstance(value, dt.datetime):
+            if value.time() != dt.time(0):
+                raise CoercionError(f"{value.isoformat()} has a time of day; a date field keeps none")
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value.strip())
+            except ValueError:
+                raise CoercionError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        raise CoercionError(f"expected a date, got {_kind(value)}")
+
+    def to_json(self, value: Any, field: Field) -> Any:
+        return None if value is None else value.isoformat()
+
+    def display(self, value: Any, field: Field) -> str:
+        return "" if value is None else value.isoformat()
+
+    def value_schema(self, field: Field) -> dict[str, Any]:
+        return {"type": "string", "format": "date"}
+
+
+class DateTime(FieldType):
+    name = "datetime"
+    label = "Date and time"
+
+    def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
+        return UTCDateTime()
+
+    def convert(self, value: Any, field: Field) -> dt.datetime:
+        if isinstance(value, dt.datetime):
+            moment = value
+        elif isinstance(value, dt.date):
+            moment = dt.datetime.combine(value, dt.time(0))
+        elif isinstance(value, str):
+            try:
+                moment = dt.datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise CoercionError(f"{value!r} is not a date and time (ISO 8601)") from None
+        else:
+            raise CoercionError(f"expected a date and time, got {_kind(value)}")
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        return moment.astimezone(dt.UTC)
+
+    def to_json(self, value: Any, field: Field) -> Any:
+        return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+    def display(self, value: Any, field: Field) -> str:
+        return "" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
+
+    def value_schema(self, field: Field) -> dict[str, Any]:
+        return {"type": "string", "format": "date-time"}
+
+
+class Choice(FieldType):
+    name = "choice"
+    label = "Choice"
+    settings_schema = _CHOICE_OPTIONS
+    required_settings = ("options",)
+
+    def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
+        return sa.String()
+
+    def keys(self, field: Field) -> list[str]:
+        return [option.key for option in field.choices]
+
+    def convert(self, value: Any, field: Field) -> str:
+        if not isinstance(value, str):
+            raise CoercionError(f"expected one of {', '.join(self.keys(field))}, got {_kind(value)}")
+        key = value.strip()
+        if key in self.keys(field):
+            return key
+        for option in field.choices:  # a person may type the label
+            if option.label.casefold() == key.casefold():
+                return option.key
+        raise CoercionError(f"{value!r} is not an option; options: {', '.join(self.keys(field))}")
+
+    def display(self, value: Any, field: Field) -> str:
+        for option in field.choices:
+            if option.key == value:
+                return option.label
+        return "" if value is None else str(value)
+
+    def value_schema(self, field: Field) -> dict[str, Any]:
+        return {"type": "string", "enum": self.keys(field)}
+
+
+class Stage(Choice):
+    """The stage field of a pipeline: its options are the pipeline's stages."""
+
+    name = "stage"
+    label = "Stage"
+    settings_schema = {}
+    required_settings = ()
+    index_by_default = True
+
+
+class MultiChoice(Choice):
+    name = "multi_choice"
+    label = "Multiple choice"
+    settings_schema = {**_CHOICE_OPTIONS, "max_items": {"type": "integer", "minimum": 1}}
+
+    def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
+        return json_list()
+
+    def coerce(self, value: Any, field: Field) -> Any:
+        if value is None or value == "" or value == []:
+            return None
+        return self.convert(value, field)
+
+    def convert(self, value: Any, field: Field) -> Any:
+        items = [p for p in re.split(r"[;,]", value)] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise CoercionError(f"expected a list of options, got {_kind(value)}")
+        keys: list[str] = []
+        for item in items:
+            if isinstance(item, str) and not item.strip():
+                continue
+            key = super().convert(item, field)
+            if key not in keys:
+                keys.append(key)
+        limit = field.settings.get("max_items")
+        if limit is not None and len(keys) > limit:
+            raise CoercionError(f"has {len(keys)} options; at most {limit} may be chosen")
+        order = self.keys(field)
+        return sorted(keys, key=order.index) or None
+
+    def display(self, value: Any, field: Field) -> str:
+        return ", ".join(super(MultiChoice, self).display(key, field) for key in value or [])
+
+    def value_schema(self, field: Field) -> dict[str, Any]:
+        return {"type": "array", "items": {"type": "string", "enum": self.keys(field)}, "uniqueItems": True}
+
+
+class Reference(FieldType):
+    """A many-to-one link to another entity's record, kept as a foreign key."""
+
+    name = "reference"
+    label = "Reference"
+    settings_schema = {
+        "target": {"$ref": "#/$defs/name"},
+        "on_delete": {"enum": ["restrict", "set_null", "cascade"]},
+    }
+    required_settings = ("target",)
+    index_by_default = True
+
+    def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
+        return record_id()
+
+    def columns(self, field: Field) -> list[ColumnSpec]:
+        return [ColumnSpec("", record_id(), references=field.settings["target"],
+                           on_delete=field.settings.get("on_delete", "restrict"))]
+
+    def convert(self, value: Any, field: Field) -> int:
+        if isinstance(value, Mapping) and "id" in value:
+            value = value["id"]
+        if isinstance(value, bool):
+            raise CoercionError("expected a record id, got true/false")
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if not isinstance(value, int) or value <= 0 or value > INT64:
+            raise CoercionError(f"{value!r} is not a record id")
+        return value
+
+    def value_schema(self, field: Field) -> dict[str, Any]:
+        return {"type": "integer", "minimum": 1}
+
+
+class AutoNumber(FieldType):
+    """A number the engine gives each new record: prefix + zero-padded sequence."""
+
+    name = "auto_number"
+    label = "Auto number"
+    settings_schema = {
+        "prefix": {"type": "string", "maxLength": 20, "pattern": "^[A-Za-z0-9/_.#-]*$"},
+        "digits": {"type": "integer", "minimum": 1, "maximum": 18},
+        "start": {"type": "integer", "minimum": 0},
+    }
+    writable = False
+    index_by_default = True
+
+    def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
+        return sa.String()
+
+    def format(self, number: int, field: Field) -> str:
+        digits = int(field.settings.get("digits", 5))
+        return f"{field.settings.get('prefix', '')}{number:0{digits}d}"
+
+    def convert(self, value: Any, field: Field) -> str:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise CoercionError(f"expected an auto number, got {_kind(value)}")
+        return str(value).strip()
+
+    def value_schema(self, field: Field) -> dict[str, Any]:
+        return {"type": "string", "readOnly": True}
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, str):
+        return "text"
+    if _is_number(value):
+        return "a number"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__
+
+
+BUILTIN_TYPES: tuple[FieldType, ...] = (
+    Text(), LongText(), Integer(), DecimalType(), Currency(), Percent(), Boolean(), Date(),
+    DateTime(), Choice(), MultiChoice(), Email(), Phone(), Url(), Reference(), AutoNumber(),
+    Stage(),
+)

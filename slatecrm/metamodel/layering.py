@@ -1,0 +1,245 @@
+"""Merging installed packs, in dependency order, into one effective metamodel.
+
+Rules: a pack defines entities (`kind: entity`) and may extend entities of the packs it
+requires (`kind: extension`): add fields, stages and pipelines, override labels, help,
+defaults and choice options. Defining an entity another pack already defines is an error
+that names both packs. Later layers (the organisation's own edits) merge the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import semantic_version
+
+from slatecrm import __version__ as PLATFORM_VERSION
+
+from .checks import check_metamodel
+from .errors import DefinitionError, Problem
+from .fieldtypes import FieldTypeRegistry
+from .model import ChoiceOption, Entity, Field, Metamodel, PackRef, Pipeline
+from .packs import Extension, Pack, PipelineExtension
+
+
+def parse_range(spec: str) -> semantic_version.SimpleSpec | None:
+    try:
+        return semantic_version.SimpleSpec(spec)
+    except ValueError:
+        return None
+
+
+def dependency_order(packs: Sequence[Pack]) -> list[Pack]:
+    """Packs sorted so that each comes after what it requires; every problem at once."""
+    problems: list[Problem] = []
+    by_name: dict[str, Pack] = {}
+    namespaces: dict[str, Pack] = {}
+    for pack in packs:
+        m = pack.manifest
+        if m.name in by_name:
+            problems.append(Problem(f"pack {m.name!r} is given twice ({by_name[m.name].origin} "
+                                    f"and {pack.origin})", m.source, pack.origin))
+            continue
+        by_name[m.name] = pack
+        if m.namespace in namespaces:
+            problems.append(Problem(f"namespace {m.namespace!r} is already taken by pack "
+                                    f"{namespaces[m.namespace].name!r}", m.source, pack.origin))
+        namespaces.setdefault(m.namespace, pack)
+        if m.platform is not None:
+            spec = parse_range(m.platform)
+            if spec is None:
+                problems.append(Problem(f"platform: {m.platform!r} is not a version range "
+                                        "(like '>=0.1.0,<1.0.0' or '^0.1')", m.source, pack.origin))
+            elif semantic_version.Version(PLATFORM_VERSION) not in spec:
+                problems.append(Problem(f"needs SlateCRM {m.platform}, this is {PLATFORM_VERSION}",
+                                        m.source, pack.origin))
+    for pack in by_name.values():
+        for req in pack.manifest.requires:
+            spec = parse_range(req.range)
+            if spec is None:
+                problems.append(Problem(f"requires.{req.pack}: {req.range!r} is not a version range "
+                                        "(like '^1.2.0' or '>=1.0.0,<2.0.0')", req.source, pack.origin))
+            elif req.pack not in by_name:
+                problems.append(Problem(f"requires pack {req.pack!r} ({req.range}), which is not "
+                                        "installed or given", req.source, pack.origin))
+            elif semantic_version.Version(by_name[req.pack].version) not in spec:
+                problems.append(Problem(
+                    f"requires {req.pack} {req.range}, but {req.pack} "
+                    f"{by_name[req.pack].version} is installed or given", req.source, pack.origin))
+    order: list[Pack] = []
+    state: dict[str, str] = {}
+
+    def visit(pack: Pack, trail: list[str]) -> None:
+        if state.get(pack.name) == "done":
+            return
+        if state.get(pack.name) == "visiting":
+            cycle = " → ".join([*trail[trail.index(pack.name):], pack.name])
+            problems.append(Problem(f"dependency cycle: {cycle}", pack.manifest.source, pack.origin))
+            return
+        state[pack.name] = "visiting"
+        for req in pack.manifest.requires:
+            if req.pack in by_name:
+                visit(by_name[req.pack], [*trail, pack.name])
+        state[pack.name] = "done"
+        order.append(pack)
+
+    for pack in sorted(by_name.values(), key=lambda p: p.name):
+        visit(pack, [])
+    if problems:
+        raise DefinitionError(problems)
+    return order
+
+
+def _requires_transitively(by_name: dict[str, Pack], pack: str, other: str) -> bool:
+    todo, seen = [pack], set()
+    while todo:
+        current = todo.pop()
+        for req in by_name[current].manifest.requires:
+            if req.pack == other:
+                return True
+            if req.pack in by_name and req.pack not in seen:
+                seen.add(req.pack)
+                todo.append(req.pack)
+    return False
+
+
+def merge(packs: Sequence[Pack], registry: FieldTypeRegistry) -> Metamodel:
+    """The effective metamodel of `packs` (all of them: installed and new)."""
+    ordered = dependency_order(packs)
+    by_name = {p.name: p for p in ordered}
+    problems: list[Problem] = []
+    entities: dict[str, Entity] = {}
+    for pack in ordered:
+        for entity in pack.entities:
+            if entity.name in entities:
+                first = entities[entity.name]
+                problems.append(Problem(
+                    f"entity {entity.name!r} is already defined by pack {first.pack!r} "
+                    f"({first.source}); pack {pack.name!r} may extend it with kind: extension "
+                    "but not define it again", entity.source, pack.origin))
+                continue
+            entities[entity.name] = entity
+        for extension in pack.extensions:
+            base = entities.get(extension.entity)
+            if base is None:
+                problems.append(Problem(f"extends entity {extension.entity!r}, which no pack "
+                                        "defines", extension.source, pack.origin))
+                continue
+            if base.pack != pack.name and not _requires_transitively(by_name, pack.name, base.pack):
+                problems.append(Problem(
+                    f"extends {extension.entity!r} of pack {base.pack!r} without requiring "
+                    f"{base.pack!r}: add it to requires in pack.yaml", extension.source, pack.origin))
+                continue
+            entities[extension.entity] = _extend(base, extension, pack, problems)
+    finished = tuple(_with_stage_fields(e, registry) for e in entities.values())
+    metamodel = Metamodel(
+        entities=finished,
+        packs=tuple(PackRef(p.name, p.version, p.manifest.namespace) for p in ordered),
+    )
+    problems.extend(check_metamodel(metamodel, registry, {p.name: p.origin for p in ordered}))
+    if problems:
+        raise DefinitionError(problems)
+    return metamodel
+
+
+def _extend(base: Entity, ext: Extension, pack: Pack, problems: list[Problem]) -> Entity:
+    fields = list(base.fields)
+    names = {f.name: i for i, f in enumerate(fields)}
+    for new in ext.fields:
+        if new.name in names:
+            problems.append(Problem(
+                f"field {new.name!r} of {base.name!r} is already defined by pack "
+                f"{fields[names[new.name]].pack!r}; use field_overrides to change its label, "
+                "help, default or options", new.source, pack.origin))
+            continue
+        names[new.name] = len(fields)
+        fields.append(new)
+    for override in ext.field_overrides:
+        if override.field not in names:
+            problems.append(Problem(f"field_overrides: {base.name!r} has no field "
+                                    f"{override.field!r}", override.source, pack.origin))
+            continue
+        current = fields[names[override.field]]
+        changes: dict[str, object] = {}
+        if override.label is not None:
+            changes["label"] = override.label
+        if override.help is not None:
+            changes["help"] = override.help
+        if override.has_default:
+            changes["default"] = override.default
+        if override.options:
+            if not current.choices:
+                problems.append(Problem(f"field {override.field!r} is a {current.type} field "
+                                        "and has no options", override.source, pack.origin))
+            else:
+                changes["choices"] = _merge_choices(current.choices, override.options)
+        fields[names[override.field]] = replace(current, **changes)  # type: ignore[arg-type]
+    pipelines = list(base.pipelines)
+    for pext in ext.pipelines:
+        index = next((i for i, p in enumerate(pipelines) if p.name == pext.name), None)
+        if index is None:
+            stages = tuple(a.stage for a in pext.stages)
+            pipelines.append(Pipeline(pext.name, pext.label or pext.name.replace("_", " ").capitalize(),
+                                      pext.field or "stage", stages, pack.name, pext.source))
+        else:
+            pipelines[index] = _extend_pipeline(pipelines[index], pext, pack, problems)
+    return replace(
+        base,
+        label=ext.label or base.label,
+        label_plural=ext.label_plural or base.label_plural,
+        description=ext.description if ext.description is not None else base.description,
+        fields=tuple(fields),
+        pipelines=tuple(pipelines),
+        extended_by=(*base.extended_by, pack.name),
+    )
+
+
+def _merge_choices(current: tuple[ChoiceOption, ...], extra: tuple[ChoiceOption, ...]) -> tuple[ChoiceOption, ...]:
+    merged = {o.key: o for o in current}
+    top = max((o.order for o in current), default=0)
+    for option in extra:
+        if option.key in merged:
+            merged[option.key] = replace(merged[option.key], label=option.label,
+                                         colour=option.colour or merged[option.key].colour)
+        else:
+            top += 1
+            merged[option.key] = replace(option, order=top)
+    return tuple(sorted(merged.values(), key=lambda o: o.order))
+
+
+def _extend_pipeline(base: Pipeline, pext: PipelineExtension, pack: Pack,
+                     problems: list[Problem]) -> Pipeline:
+    stages = list(base.stages)
+    if pext.field and pext.field != base.field:
+        problems.append(Problem(f"pipeline {base.name!r} runs on field {base.field!r}; an "
+                                "extension cannot move it", pext.source, pack.origin))
+    for addition in pext.stages:
+        keys = [s.key for s in stages]
+        if addition.stage.key in keys:
+            problems.append(Problem(f"pipeline {base.name!r} already has a stage "
+                                    f"{addition.stage.key!r}", addition.stage.source, pack.origin))
+            continue
+        if addition.after is None:
+            stages.append(addition.stage)
+        elif addition.after in keys:
+            stages.insert(keys.index(addition.after) + 1, addition.stage)
+        else:
+            problems.append(Problem(f"after: pipeline {base.name!r} has no stage "
+                                    f"{addition.after!r}", addition.stage.source, pack.origin))
+    return replace(base, label=pext.label or base.label, stages=tuple(stages))
+
+
+def _with_stage_fields(entity: Entity, registry: FieldTypeRegistry) -> Entity:
+    """Each pipeline's stage field, made if not declared, with the stages as its options."""
+    fields = list(entity.fields)
+    for pipeline in entity.pipelines:
+        options = tuple(ChoiceOption(s.key, s.label, s.colour, i) for i, s in enumerate(pipeline.stages))
+        index = next((i for i, f in enumerate(fields) if f.name == pipeline.field), None)
+        if index is None:
+            fields.append(Field(name=pipeline.field, type="stage", label=pipeline.label,
+                                choices=options, pack=pipeline.pack, source=pipeline.source))
+        elif fields[index].type == "stage":
+            fields[index] = replace(fields[index], choices=options)
+    return replace(entity, fields=tuple(fields))
+
+

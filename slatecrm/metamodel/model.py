@@ -1,0 +1,233 @@
+"""The typed metamodel: frozen definitions of packs, entities, fields, pipelines and stages.
+
+These are values. Loading makes them from pack files (slatecrm.metamodel.packs), layering
+merges them (slatecrm.metamodel.layering), the schema engine stores them with each
+revision (as_dict / from_dict) and builds tables from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .errors import Location
+
+STAGE_CATEGORIES = ("open", "won", "lost")
+ON_DELETE = ("restrict", "set_null", "cascade")
+
+
+@dataclass(frozen=True)
+class ChoiceOption:
+    key: str
+    label: str
+    colour: str | None = None
+    order: int = 0
+
+
+@dataclass(frozen=True, eq=True)
+class Field:
+    name: str
+    type: str
+    label: str
+    help: str = ""
+    required: bool = False
+    unique: bool = False
+    indexed: bool = False
+    default: Any = None
+    #: Type-specific settings (max_length, min, max, precision, scale, target, …).
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    choices: tuple[ChoiceOption, ...] = ()
+    renamed_from: str | None = None
+    #: A retired field keeps its column (and data) but is hidden until re-added or purged.
+    retired: bool = False
+    pack: str = ""
+    source: Location = field(default_factory=Location, compare=False)
+
+    @property
+    def target(self) -> str | None:
+        """The entity a reference points to."""
+        target = self.settings.get("target")
+        return str(target) if target is not None else None
+
+
+@dataclass(frozen=True)
+class Stage:
+    key: str
+    label: str
+    category: str = "open"
+    probability: int | None = None
+    colour: str | None = None
+    requires: tuple[str, ...] = ()
+    #: Stages a record may move to from this one; None means any.
+    next: tuple[str, ...] | None = None
+    pack: str = ""
+    source: Location = field(default_factory=Location, compare=False)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    label: str
+    field: str
+    stages: tuple[Stage, ...]
+    pack: str = ""
+    source: Location = field(default_factory=Location, compare=False)
+
+    def stage(self, key: str) -> Stage | None:
+        return next((s for s in self.stages if s.key == key), None)
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    label: str
+    label_plural: str
+    description: str = ""
+    fields: tuple[Field, ...] = ()
+    pipelines: tuple[Pipeline, ...] = ()
+    title_field: str | None = None
+    retired: bool = False
+    #: The pack that defines the entity, and those that extend it, in merge order.
+    pack: str = ""
+    extended_by: tuple[str, ...] = ()
+    source: Location = field(default_factory=Location, compare=False)
+
+    @property
+    def table_name(self) -> str:
+        return ENTITY_TABLE_PREFIX + self.name
+
+    @property
+    def active_fields(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if not f.retired)
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name and not f.retired), None)
+
+    def any_field(self, name: str) -> Field | None:
+        """A field by name, retired or not."""
+        return next((f for f in self.fields if f.name == name), None)
+
+
+#: Entity tables are `x_<name>`; system tables are `slate_<name>`. Entity names may not
+#: start with "slate", so the two never meet.
+ENTITY_TABLE_PREFIX = "x_"
+
+
+@dataclass(frozen=True)
+class PackRef:
+    name: str
+    version: str
+    namespace: str
+
+
+@dataclass(frozen=True)
+class Metamodel:
+    """The effective model: every entity, in merge order, plus retired ones."""
+
+    entities: tuple[Entity, ...] = ()
+    packs: tuple[PackRef, ...] = ()
+
+    @property
+    def active_entities(self) -> tuple[Entity, ...]:
+        return tuple(e for e in self.entities if not e.retired)
+
+    def entity(self, name: str) -> Entity | None:
+        return next((e for e in self.entities if e.name == name and not e.retired), None)
+
+    def any_entity(self, name: str) -> Entity | None:
+        return next((e for e in self.entities if e.name == name), None)
+
+    def with_entities(self, entities: tuple[Entity, ...]) -> Metamodel:
+        return replace(self, entities=entities)
+
+    # --- storage form (kept with each revision) --------------------------------------
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "packs": [vars(p).copy() for p in self.packs],
+            "entities": [_entity_dict(e) for e in self.entities],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Metamodel:
+        return cls(
+            entities=tuple(_entity_from(e) for e in data.get("entities", [])),
+            packs=tuple(PackRef(**p) for p in data.get("packs", [])),
+        )
+
+
+def _location_dict(location: Location) -> dict[str, Any] | None:
+    return vars(location).copy() if location.file else None
+
+
+def _location_from(data: Mapping[str, Any] | None) -> Location:
+    return Location(**data) if data else Location()
+
+
+def _field_dict(f: Field) -> dict[str, Any]:
+    return {
+        "name": f.name, "type": f.type, "label": f.label, "help": f.help,
+        "required": f.required, "unique": f.unique, "indexed": f.indexed, "default": f.default,
+        "settings": dict(f.settings), "choices": [vars(c).copy() for c in f.choices],
+        "renamed_from": f.renamed_from, "retired": f.retired, "pack": f.pack,
+        "source": _location_dict(f.source),
+    }
+
+
+def _field_from(d: Mapping[str, Any]) -> Field:
+    return Field(
+        **{k: v for k, v in d.items() if k not in ("choices", "source", "settings")},
+        settings=dict(d.get("settings", {})),
+        choices=tuple(ChoiceOption(**c) for c in d.get("choices", [])),
+        source=_location_from(d.get("source")),
+    )
+
+
+def _stage_dict(s: Stage) -> dict[str, Any]:
+    data = vars(s).copy()
+    data["requires"] = list(s.requires)
+    data["next"] = None if s.next is None else list(s.next)
+    data["source"] = _location_dict(s.source)
+    return data
+
+
+def _stage_from(d: Mapping[str, Any]) -> Stage:
+    return Stage(
+        **{k: v for k, v in d.items() if k not in ("requires", "next", "source")},
+        requires=tuple(d.get("requires", ())),
+        next=None if d.get("next") is None else tuple(d["next"]),
+        source=_location_from(d.get("source")),
+    )
+
+
+def _entity_dict(e: Entity) -> dict[str, Any]:
+    return {
+        "name": e.name, "label": e.label, "label_plural": e.label_plural,
+        "description": e.description, "title_field": e.title_field,
+        "retired": e.retired, "pack": e.pack,
+        "extended_by": list(e.extended_by), "source": _location_dict(e.source),
+        "fields": [_field_dict(f) for f in e.fields],
+        "pipelines": [
+            {"name": p.name, "label": p.label, "field": p.field, "pack": p.pack,
+             "source": _location_dict(p.source), "stages": [_stage_dict(s) for s in p.stages]}
+            for p in e.pipelines
+        ],
+    }
+
+
+def _entity_from(d: Mapping[str, Any]) -> Entity:
+    return Entity(
+        **{k: v for k, v in d.items()
+           if k not in ("fields", "pipelines", "extended_by", "source")},
+        extended_by=tuple(d.get("extended_by", ())),
+        source=_location_from(d.get("source")),
+        fields=tuple(_field_from(f) for f in d.get("fields", [])),
+        pipelines=tuple(
+            Pipeline(
+                name=p["name"], label=p["label"], field=p["field"], pack=p.get("pack", ""),
+                source=_location_from(p.get("source")),
+                stages=tuple(_stage_from(s) for s in p["stages"]),
+            )
+            for p in d.get("pipelines", [])
+        ),
+    )

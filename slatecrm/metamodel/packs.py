@@ -1,0 +1,371 @@
+"""Reading configuration packs: a directory or a .zip holding pack.yaml and definition files.
+
+Every file is parsed and validated before anything is built, and every problem of the
+pack is reported at once, each with its file:line:column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .errors import DefinitionError, Location, Problem
+from .fieldtypes import FieldTypeRegistry
+from .model import ChoiceOption, Entity, Field, Pipeline, Stage
+from .names import suggest
+from .schemas import PackSchema
+from .yamlsource import SourceDocument, parse_yaml
+
+MANIFEST = "pack.yaml"
+#: Definition kinds, and whether this platform version reads them yet.
+KINDS: Mapping[str, bool] = {
+    "entity": True,
+    "extension": True,
+    "workflow": False,
+    "view": False,
+    "role": False,
+    "report": False,
+    "seed": False,
+}
+#: Files a pack may carry besides its definitions.
+DOCUMENTATION_FILES = ("README.md", "README", "LICENSE", "LICENSE.md", "CHANGELOG.md")
+MAX_FILE_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Requirement:
+    pack: str
+    range: str
+    source: Location = field(default_factory=Location, compare=False)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    namespace: str
+    version: str
+    title: str
+    description: str = ""
+    requires: tuple[Requirement, ...] = ()
+    platform: str | None = None
+    source: Location = field(default_factory=Location, compare=False)
+
+
+@dataclass(frozen=True)
+class FieldOverride:
+    """What an extending pack may change on a field it did not define."""
+
+    field: str
+    label: str | None = None
+    help: str | None = None
+    has_default: bool = False
+    default: Any = None
+    options: tuple[ChoiceOption, ...] = ()
+    source: Location = field(default_factory=Location, compare=False)
+
+
+@dataclass(frozen=True)
+class StageAddition:
+    stage: Stage
+    after: str | None
+
+
+@dataclass(frozen=True)
+class PipelineExtension:
+    name: str
+    label: str | None
+    field: str | None
+    stages: tuple[StageAddition, ...]
+    source: Location = field(default_factory=Location, compare=False)
+
+
+@dataclass(frozen=True)
+class Extension:
+    """`kind: extension`: a pack adding to an entity defined by a pack it requires."""
+
+    entity: str
+    label: str | None = None
+    label_plural: str | None = None
+    description: str | None = None
+    fields: tuple[Field, ...] = ()
+    field_overrides: tuple[FieldOverride, ...] = ()
+    pipelines: tuple[PipelineExtension, ...] = ()
+    pack: str = ""
+    source: Location = field(default_factory=Location, compare=False)
+
+
+@dataclass(frozen=True)
+class Pack:
+    manifest: Manifest
+    entities: tuple[Entity, ...]
+    extensions: tuple[Extension, ...]
+    #: The pack's files (path → text): stored with the installation so it can be re-read.
+    files: Mapping[str, str] = field(compare=False)
+    origin: str = field(default="", compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def checksum(self) -> str:
+        digest = hashlib.sha256()
+        for path in sorted(self.files):
+            digest.update(path.encode() + b"\0" + self.files[path].encode() + b"\0")
+        return digest.hexdigest()
+
+
+# --- reading files ---------------------------------------------------------------------
+def read_pack_files(path: Path) -> tuple[dict[str, bytes], str]:
+    """The files of a pack directory or .zip, by POSIX path relative to the pack root."""
+    files: dict[str, bytes] = {}
+    if path.is_dir():
+        for item in sorted(path.rglob("*")):
+            rel = item.relative_to(path).as_posix()
+            if item.is_file() and not any(p.startswith(".") for p in rel.split("/")):
+                files[rel] = item.read_bytes()[: MAX_FILE_BYTES + 1]
+    elif path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if not n.endswith("/")]
+            tops = {n.split("/", 1)[0] for n in names}
+            strip = len(tops) == 1 and all("/" in n for n in names)
+            for name in names:
+                rel = name.split("/", 1)[1] if strip else name
+                if ".." in PurePosixPath(rel).parts or rel.startswith("/"):
+                    continue
+                with archive.open(name) as handle:
+                    files[rel] = handle.read(MAX_FILE_BYTES + 1)
+    else:
+        what = "does not exist" if not path.exists() else "is neither a directory nor a .zip file"
+        raise DefinitionError([Problem(f"{path} {what}", Location(str(path)))])
+    return files, str(path)
+
+
+def load_pack(path: Path | str, registry: FieldTypeRegistry) -> Pack:
+    raw, origin = read_pack_files(Path(path))
+    problems: list[Problem] = []
+    texts: dict[str, str] = {}
+    for rel, content in raw.items():
+        if len(content) > MAX_FILE_BYTES:
+            problems.append(Problem(f"file is larger than {MAX_FILE_BYTES} bytes", Location(rel), origin))
+            continue
+        try:
+            texts[rel] = content.decode("utf-8")
+        except UnicodeDecodeError as error:
+            problems.append(Problem(f"not UTF-8 text ({error.reason} at byte {error.start})",
+                                    Location(rel), origin))
+    try:
+        pack = pack_from_texts(texts, registry, origin)
+    except DefinitionError as error:
+        raise DefinitionError([*problems, *error.problems]) from None
+    if problems:
+        raise DefinitionError(problems)
+    return pack
+
+
+def pack_from_texts(texts: Mapping[str, str], registry: FieldTypeRegistry, origin: str) -> Pack:
+    """Build a pack from its files' texts: the one path for files on disk and in the database."""
+    reader = _PackReader(registry, origin)
+    return reader.read(texts)
+
+
+class _PackReader:
+    def __init__(self, registry: FieldTypeRegistry, origin: str):
+        self.registry = registry
+        self.schema = PackSchema(registry)
+        self.origin = origin
+        self.problems: list[Problem] = []
+
+    def problem(self, message: str, location: Location) -> None:
+        self.problems.append(Problem(message, location, self.origin))
+
+    def read(self, texts: Mapping[str, str]) -> Pack:
+        manifest: Manifest | None = None
+        if MANIFEST not in texts:
+            self.problem("a pack needs a pack.yaml at its top (name, namespace, version, title)",
+                         Location(MANIFEST))
+        documents: list[SourceDocument] = []
+        for rel in sorted(texts):
+            name = PurePosixPath(rel).name
+            if rel == MANIFEST:
+                source = self.parse(texts[rel], rel)
+                if source is not None and self.validate("manifest", source):
+                    manifest = self.manifest(source)
+            elif name.endswith((".yaml", ".yml")):
+                source = self.parse(texts[rel], rel)
+                if source is not None:
+                    documents.append(source)
+            elif name not in DOCUMENTATION_FILES:
+                self.problem(
+                    "unexpected file: a pack holds pack.yaml, definition files (*.yaml) and "
+                    f"documentation ({', '.join(DOCUMENTATION_FILES)})", Location(rel))
+        pack_name = manifest.name if manifest else ""
+        entities: list[Entity] = []
+        extensions: list[Extension] = []
+        for source in documents:
+            kind = self.kind(source)
+            if kind == "entity" and self.validate("entity", source):
+                entities.append(self.entity(source, pack_name))
+            elif kind == "extension" and self.validate("extension", source):
+                extensions.append(self.extension(source, pack_name))
+        self.check_duplicates(entities)
+        if self.problems or manifest is None:
+            raise DefinitionError(self.problems)
+        return Pack(manifest, tuple(entities), tuple(extensions), dict(texts), self.origin)
+
+    def parse(self, text: str, rel: str) -> SourceDocument | None:
+        result = parse_yaml(text, rel)
+        if isinstance(result, Problem):
+            self.problem(result.message, result.location)
+            return None
+        if not isinstance(result.data, dict):
+            self.problem("expected a mapping of keys to values at the top of the file",
+                         result.locate([]))
+            return None
+        return result
+
+    def validate(self, definition: str, source: SourceDocument) -> bool:
+        found = self.schema.check(definition, source, self.origin)
+        self.problems.extend(found)
+        return not found
+
+    def kind(self, source: SourceDocument) -> str | None:
+        kind = source.data.get("kind")
+        if kind is None:
+            self.problem(f"missing required key 'kind' (one of: {', '.join(KINDS)})", source.locate([]))
+            return None
+        if kind not in KINDS:
+            self.problem(f"{kind!r} is not a kind of definition{suggest(str(kind), KINDS)}; "
+                         f"kinds: {', '.join(KINDS)}", source.locate(["kind"]))
+            return None
+        if not KINDS[kind]:
+            from slatecrm import __version__
+
+            self.problem(f"kind {kind!r} is not supported by SlateCRM {__version__} yet; "
+                         f"supported kinds: {', '.join(k for k, ok in KINDS.items() if ok)}",
+                         source.locate(["kind"]))
+            return None
+        return str(kind)
+
+    # --- building typed definitions from validated documents ------------------------
+    def manifest(self, source: SourceDocument) -> Manifest:
+        data = source.data
+        requires = tuple(
+            Requirement(name, str(spec), source.locate(["requires", name]))
+            for name, spec in (data.get("requires") or {}).items()
+        )
+        return Manifest(
+            name=data["name"], namespace=data["namespace"], version=data["version"],
+            title=data["title"], description=data.get("description", ""), requires=requires,
+            platform=data.get("platform"), source=source.locate([]),
+        )
+
+    def field(self, source: SourceDocument, path: list[Any], name: str, doc: dict[str, Any],
+              pack: str) -> Field:
+        field_type = self.registry[doc["type"]]
+        settings = {k: v for k, v in doc.items()
+                    if k in field_type.settings_schema and k != "options"}
+        choices = _choices(doc.get("options", ()))
+        return Field(
+            name=name, type=doc["type"], label=doc.get("label") or _label(name),
+            help=doc.get("help", ""), required=doc.get("required", False),
+            unique=doc.get("unique", False), indexed=doc.get("indexed", False),
+            default=doc.get("default"), settings=settings, choices=choices,
+            renamed_from=doc.get("renamed_from"), pack=pack, source=source.locate([*path, name]),
+        )
+
+    def fields(self, source: SourceDocument, data: dict[str, Any], pack: str) -> tuple[Field, ...]:
+        return tuple(self.field(source, ["fields"], name, doc, pack)
+                     for name, doc in (data.get("fields") or {}).items())
+
+    def stage(self, source: SourceDocument, path: list[Any], doc: dict[str, Any], pack: str) -> Stage:
+        return Stage(
+            key=doc["key"], label=doc.get("label") or _label(doc["key"]),
+            category=doc.get("category", "open"), probability=doc.get("probability"),
+            colour=doc.get("colour"), requires=tuple(doc.get("requires", ())),
+            next=tuple(doc["next"]) if "next" in doc else None, pack=pack,
+            source=source.locate(path),
+        )
+
+    def entity(self, source: SourceDocument, pack: str) -> Entity:
+        data = source.data
+        label = data.get("label") or _label(data["name"])
+        pipelines = []
+        for name, doc in (data.get("pipelines") or {}).items():
+            stages = []
+            for i, stage_doc in enumerate(doc["stages"]):
+                if "after" in stage_doc:
+                    self.problem("'after' places a stage added by an extension; here the order "
+                                 "of the list is the order of the stages",
+                                 source.locate(["pipelines", name, "stages", i, "after"], key=True))
+                stages.append(self.stage(source, ["pipelines", name, "stages", i], stage_doc, pack))
+            pipelines.append(Pipeline(
+                name=name, label=doc.get("label") or _label(name), field=doc.get("field", "stage"),
+                stages=tuple(stages), pack=pack, source=source.locate(["pipelines", name], key=True),
+            ))
+        return Entity(
+            name=data["name"], label=label, label_plural=data.get("label_plural") or f"{label}s",
+            description=data.get("description", ""), fields=self.fields(source, data, pack),
+            pipelines=tuple(pipelines), title_field=data.get("title_field"),
+            pack=pack, source=source.locate(["name"]),
+        )
+
+    def extension(self, source: SourceDocument, pack: str) -> Extension:
+        data = source.data
+        overrides = tuple(
+            FieldOverride(
+                field=name, label=doc.get("label"), help=doc.get("help"),
+                has_default="default" in doc, default=doc.get("default"),
+                options=_choices(doc.get("options", ())),
+                source=source.locate(["field_overrides", name], key=True),
+            )
+            for name, doc in (data.get("field_overrides") or {}).items()
+        )
+        pipelines = tuple(
+            PipelineExtension(
+                name=name, label=doc.get("label"), field=doc.get("field"),
+                stages=tuple(
+                    StageAddition(self.stage(source, ["pipelines", name, "stages", i], s, pack),
+                                  s.get("after"))
+                    for i, s in enumerate(doc["stages"])
+                ),
+                source=source.locate(["pipelines", name], key=True),
+            )
+            for name, doc in (data.get("pipelines") or {}).items()
+        )
+        return Extension(
+            entity=data["entity"], label=data.get("label"), label_plural=data.get("label_plural"),
+            description=data.get("description"), fields=self.fields(source, data, pack),
+            field_overrides=overrides, pipelines=pipelines, pack=pack,
+            source=source.locate(["entity"]),
+        )
+
+    def check_duplicates(self, entities: list[Entity]) -> None:
+        first: dict[str, Entity] = {}
+        for entity in entities:
+            if entity.name in first:
+                other = first[entity.name].source
+                self.problem(f"entity {entity.name!r} is defined twice in this pack "
+                             f"(also at {other})", entity.source)
+            first.setdefault(entity.name, entity)
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def _choices(docs: Any) -> tuple[ChoiceOption, ...]:
+    options = [
+        ChoiceOption(key=d["key"], label=d.get("label") or _label(d["key"]), colour=d.get("colour"),
+                     order=d.get("order", i))
+        for i, d in enumerate(docs)
+    ]
+    return tuple(sorted(options, key=lambda o: o.order))

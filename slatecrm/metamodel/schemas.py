@@ -1,0 +1,173 @@
+"""JSON Schema validation of pack files, with errors in plain words at file:line:column.
+
+The schema shipped in schemas/pack-files.schema.json is completed with the settings of
+every registered field type, so that a plugin's field type is validated like a built-in.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator, Mapping
+from functools import cached_property
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from .errors import Problem
+from .fieldtypes import FieldTypeRegistry
+from .names import suggest
+from .yamlsource import SourceDocument
+
+_JSON_TYPES = {"object": "a mapping", "array": "a list", "string": "text", "integer": "a whole number",
+               "number": "a number", "boolean": "true or false", "null": "nothing"}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"text {value!r}"
+    if value is None:
+        return "nothing"
+    return f"the number {value}"
+
+
+class PackSchema:
+    """The complete schema of pack files for one field-type registry."""
+
+    def __init__(self, registry: FieldTypeRegistry):
+        self.registry = registry
+
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        text = resources.files(__package__).joinpath("schemas/pack-files.schema.json").read_text()
+        schema = json.loads(text)
+        field = schema["$defs"]["field"]
+        field["properties"]["type"] = {"enum": self.registry.names()}
+        for field_type in self.registry:
+            then: dict[str, Any] = {"properties": copy.deepcopy(dict(field_type.settings_schema))}
+            if field_type.required_settings:
+                then["required"] = list(field_type.required_settings)
+            field["allOf"].append({
+                "if": {"properties": {"type": {"const": field_type.name}}, "required": ["type"]},
+                "then": then,
+            })
+        return schema  # type: ignore[no-any-return]
+
+    def validator(self, definition: str) -> Draft202012Validator:
+        return self._validators[definition]
+
+    @cached_property
+    def _validators(self) -> dict[str, Draft202012Validator]:
+        out = {}
+        for name in ("manifest", "entity", "extension"):
+            schema = {**self.document, "$ref": f"#/$defs/{name}"}
+            Draft202012Validator.check_schema(schema)
+            out[name] = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        return out
+
+    def field_keys(self, field_type: str | None) -> list[str]:
+        keys = list(self.document["$defs"]["field"]["properties"])
+        if field_type in self.registry:
+            keys += list(self.registry[field_type].settings_schema)
+        return keys
+
+    def check(self, definition: str, source: SourceDocument, pack: str) -> list[Problem]:
+        errors = self.validator(definition).iter_errors(source.data)
+        problems: list[Problem] = []
+        seen: set[tuple[str, str]] = set()
+        for error in _leaves(errors):
+            for path, message, at_key in self._explain(error, source.data):
+                location = source.locate(path, key=at_key)
+                if (str(location), message) in seen:
+                    continue
+                seen.add((str(location), message))
+                problems.append(Problem(message, location, pack))
+        return problems
+
+    # --- turning jsonschema's errors into sentences -----------------------------------
+    def _explain(self, error: ValidationError, root: Any) -> Iterator[tuple[list[Any], str, bool]]:
+        path = list(error.absolute_path)
+        kind, value, schema = error.validator, error.instance, error.schema
+        if kind in ("additionalProperties", "unevaluatedProperties") and isinstance(value, dict):
+            allowed = self._allowed_keys(error, path, root)
+            if allowed is None:
+                return  # the field type itself is wrong; that error says enough
+            for key in value:
+                if key not in allowed:
+                    yield [*path, key], f"unknown key {key!r}{suggest(key, allowed)}", True
+        elif kind == "required":
+            for key in error.validator_value:
+                if isinstance(value, dict) and key not in value:
+                    yield path, f"missing required key {key!r}", False
+        elif kind == "enum" and path and path[-1] == "type" and "fields" in path:
+            known = ", ".join(error.validator_value)
+            yield path, f"{value!r} is not a field type; known types: {known}", False
+        elif kind == "enum":
+            options = ", ".join(repr(v) for v in error.validator_value)
+            yield path, f"{value!r} is not one of {options}", False
+        elif kind == "const":
+            yield path, f"expected {error.validator_value!r}, got {value!r}", False
+        elif kind == "type":
+            wanted = error.validator_value
+            wanted_words = " or ".join(_JSON_TYPES.get(t, t) for t in
+                                       (wanted if isinstance(wanted, list) else [wanted]))
+            yield path, f"expected {wanted_words}, got {_json_type(value)}", False
+        elif kind == "pattern" and "x-message" in schema:
+            parent = _node(root, path)
+            if isinstance(parent, dict) and isinstance(value, str) and value in parent:
+                yield [*path, value], f"{value!r} {schema['x-message']}", True  # a key's name
+            else:
+                yield path, f"{value!r} {schema['x-message']}", False
+        elif kind == "propertyNames":
+            for sub in error.context or []:
+                message = sub.schema.get("x-message", "is not a valid name")
+                yield [*path, value if isinstance(value, str) else sub.instance], \
+                    f"{sub.instance!r} {message}", True
+        elif kind == "minItems" and value == []:
+            yield path, "must not be empty", False
+        elif kind == "minLength" and value == "":
+            yield path, "must not be empty", False
+        else:
+            yield path, error.message, False
+
+    def _allowed_keys(self, error: ValidationError, path: list[Any], root: Any) -> list[str] | None:
+        props = error.schema.get("properties")
+        if error.validator == "unevaluatedProperties":  # a field: base keys + its type's settings
+            field_type = error.instance.get("type")
+            if field_type not in self.registry:
+                return None
+            return self.field_keys(field_type)
+        return list(props or {})
+
+
+def _node(root: Any, path: list[Any]) -> Any:
+    for part in path:
+        try:
+            root = root[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return root
+
+
+def _leaves(errors: Iterator[ValidationError]) -> Iterator[ValidationError]:
+    """The specific errors: for an `allOf` of if/then, the failures inside it."""
+    for error in errors:
+        if error.validator in ("allOf", "then", "anyOf", "oneOf", "$ref") and error.context:
+            yield from _leaves(iter(error.context))
+        else:
+            yield error
+
+
+
+
+def schema_for_docs(registry: FieldTypeRegistry) -> Mapping[str, Any]:
+    """The complete schema (for editors and `slatecrm pack schema`)."""
+    return PackSchema(registry).document

@@ -1,0 +1,149 @@
+"""Installing packs: installed packs + new ones → merged metamodel → plan → apply.
+
+The packs' files are stored with the installation, so the next install can merge the
+installed packs again from exactly what was installed (not from whatever is on disk).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import semantic_version
+import sqlalchemy as sa
+
+from slatecrm.metamodel.errors import DefinitionError, Problem
+from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.metamodel.layering import merge
+from slatecrm.metamodel.packs import Pack, load_pack, pack_from_texts
+
+from .storage import revisions as revision_store
+from .storage.apply import apply
+from .storage.plan import Plan, Planner
+from .storage.system import is_initialised, packs as pack_table, system_metadata
+
+DEFAULT_PACKS = ("crm-core", "sales")
+
+
+def default_config_dir() -> Path:
+    return Path(str(resources.files("slatecrm").joinpath("default_config")))
+
+
+def resolve_pack_path(argument: str) -> Path:
+    """A path as given, or the name of a pack shipped in slatecrm/default_config."""
+    path = Path(argument)
+    if not path.exists() and (default_config_dir() / argument).is_dir():
+        return default_config_dir() / argument
+    return path
+
+
+def load_packs(arguments: Sequence[str], registry: FieldTypeRegistry) -> list[Pack]:
+    """Load every pack given; the problems of all of them are reported together."""
+    loaded: list[Pack] = []
+    problems: list[Problem] = []
+    for argument in arguments:
+        try:
+            loaded.append(load_pack(resolve_pack_path(argument), registry))
+        except DefinitionError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise DefinitionError(problems)
+    return loaded
+
+
+def installed_packs(conn: sa.Connection, registry: FieldTypeRegistry) -> list[Pack]:
+    rows = conn.execute(sa.select(pack_table).order_by(pack_table.c.name)).all()
+    return [pack_from_texts(row.files, registry, row.name) for row in rows]
+
+
+@dataclass(frozen=True)
+class PackChange:
+    name: str
+    before: str | None
+    after: str
+    checksum: str
+
+    @property
+    def verb(self) -> str:
+        if self.before is None:
+            return "install"
+        return "upgrade" if self.before != self.after else "reinstall"
+
+
+@dataclass(frozen=True)
+class Installation:
+    plan: Plan
+    packs: tuple[Pack, ...]
+    pack_changes: tuple[PackChange, ...]
+
+    @property
+    def source(self) -> str:
+        parts = [f"{c.verb} {c.name} {c.after}" for c in self.pack_changes]
+        return "pack " + ", ".join(parts) if parts else "pack: no changes"
+
+    @property
+    def is_empty(self) -> bool:
+        return self.plan.is_empty and not self.pack_changes
+
+
+def plan_install(engine: sa.Engine, new: Sequence[Pack], registry: FieldTypeRegistry,
+                 purge: Sequence[tuple[str, str]] = ()) -> Installation:
+    with engine.connect() as conn:
+        base, current = revision_store.current_metamodel(conn)
+        installed = {p.name: p for p in installed_packs(conn, registry)}
+        problems: list[Problem] = []
+        changes: list[PackChange] = []
+        for pack in new:
+            old = installed.get(pack.name)
+            if old is not None:
+                before, after = semantic_version.Version(old.version), semantic_version.Version(pack.version)
+                if after < before:
+                    problems.append(Problem(f"pack {pack.name} {old.version} is installed; "
+                                            f"{pack.version} is older (downgrades are refused)",
+                                            pack.manifest.source, pack.origin))
+                    continue
+                if after == before and old.checksum != pack.checksum:
+                    problems.append(Problem(f"pack {pack.name} {pack.version} is installed with other "
+                                            "content: give the changed pack a new version",
+                                            pack.manifest.source, pack.origin))
+                    continue
+                if after == before:
+                    continue  # the same pack again: nothing to do
+            changes.append(PackChange(pack.name, old.version if old else None, pack.version,
+                                      pack.checksum))
+            installed[pack.name] = pack
+        if problems:
+            raise DefinitionError(problems)
+        target = merge(list(installed.values()), registry)
+        plan = Planner(conn, registry, current, target, base, purge).plan()
+    return Installation(plan, tuple(installed[c.name] for c in changes), tuple(changes))
+
+
+def install(engine: sa.Engine, installation: Installation, *, author: str) -> int:
+    def store(conn: sa.Connection, revision: int) -> None:
+        now = dt.datetime.now(dt.UTC)
+        for pack in installation.packs:
+            conn.execute(pack_table.delete().where(pack_table.c.name == pack.name))
+            conn.execute(pack_table.insert().values(
+                name=pack.name, namespace=pack.manifest.namespace, version=pack.version,
+                title=pack.manifest.title, checksum=pack.checksum, origin=pack.origin,
+                files=dict(pack.files), installed_at=now, revision_id=revision))
+
+    return apply(engine, installation.plan, source=installation.source, author=author, also=store)
+
+
+def create_system_tables(engine: sa.Engine) -> bool:
+    """Create the platform's own tables if missing. True if the database was new."""
+    with engine.begin() as conn:
+        if is_initialised(conn):
+            return False
+        system_metadata.create_all(conn)
+        return True
+
+
+def plan_purge(engine: sa.Engine, fields: Sequence[tuple[str, str]], registry: FieldTypeRegistry) -> Installation:
+    """Drop the columns of retired fields for good (the only way data is deleted)."""
+    return plan_install(engine, [], registry, purge=fields)

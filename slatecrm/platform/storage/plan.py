@@ -1,0 +1,658 @@
+"""plan(current, target): every schema change, its SQL, and the data it puts at risk.
+
+The plan is made from the two metamodels, not from a diff of the database alone, so
+that it knows intent: a field with `renamed_from` is a column rename, a field that
+disappeared is retired (column and data kept), and a type change is a retype whose
+every existing value is checked with the new type's own coercer before anything runs.
+Nothing here writes: `apply` (slatecrm.platform.storage.apply) runs the steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+
+from slatecrm.metamodel.fieldtypes import CoercionError, ColumnSpec, FieldType, FieldTypeRegistry
+from slatecrm.metamodel.model import Entity, Field, Metamodel
+
+from .tables import (
+    ON_DELETE_SQL,
+    IndexSpec,
+    entity_columns,
+    field_column,
+    fk_name,
+    indexes_of,
+    table_name,
+    wanted_indexes,
+)
+
+SAMPLE_IDS = 10
+BATCH = 5000
+
+
+@dataclass(frozen=True)
+class DataRisk:
+    """What existing data a change would hurt. A blocking risk stops `apply`."""
+
+    message: str
+    blocking: bool
+    rows: int
+    total: int
+    sample_ids: tuple[int, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"message": self.message, "blocking": self.blocking, "rows": self.rows,
+                "total": self.total, "sample_ids": list(self.sample_ids)}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One executable piece of a change: DDL through Alembic operations, or a data copy."""
+
+    describe: str
+    ddl: Callable[[Operations], None] | None = None
+    data: Callable[[sa.Connection], None] | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str
+    entity: str
+    field: str | None
+    summary: str
+    sql: tuple[str, ...] = ()
+    risks: tuple[DataRisk, ...] = ()
+    rewrites_table: bool = False
+    steps: tuple[Step, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def blocked(self) -> bool:
+        return any(r.blocking for r in self.risks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "entity": self.entity, "field": self.field,
+                "summary": self.summary, "sql": list(self.sql),
+                "risks": [r.as_dict() for r in self.risks], "rewrites_table": self.rewrites_table}
+
+
+@dataclass(frozen=True)
+class Plan:
+    base_revision: int
+    dialect: str
+    current: Metamodel
+    #: The metamodel after apply, retired fields and entities included.
+    target: Metamodel
+    changes: tuple[Change, ...]
+
+    @property
+    def blocked(self) -> bool:
+        return any(c.blocked for c in self.changes)
+
+    @property
+    def schema_changes(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.sql)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.changes
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"base_revision": self.base_revision, "dialect": self.dialect,
+                "blocked": self.blocked, "changes": [c.as_dict() for c in self.changes]}
+
+
+# --- rendering SQL without running it ---------------------------------------------------
+def render_sql(steps: Iterable[Step], dialect: sa.Dialect) -> tuple[str, ...]:
+    out: list[str] = []
+    for step in steps:
+        if step.ddl is not None:
+            buffer = io.StringIO()
+            context = MigrationContext.configure(
+                dialect=dialect, opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True})
+            step.ddl(Operations(context))
+            out.extend(s.strip() for s in buffer.getvalue().split(";\n") if s.strip())
+        if step.data is not None:
+            out.append(f"-- {step.describe}")
+    return tuple(out)
+
+
+def _signature(spec: ColumnSpec) -> tuple[Any, ...]:
+    return (repr(spec.type), spec.references, spec.on_delete)
+
+
+def _tmp_column(table: str, column: str) -> str:
+    return "slate_tmp_" + hashlib.sha1(f"{table}.{column}".encode()).hexdigest()[:12]
+
+
+class Planner:
+    def __init__(self, conn: sa.Connection, registry: FieldTypeRegistry, current: Metamodel,
+                 target: Metamodel, base_revision: int, purge: Sequence[tuple[str, str]] = ()):
+        self.conn = conn
+        self.dialect = conn.dialect
+        self.registry = registry
+        self.current = current
+        self.target = target
+        self.base_revision = base_revision
+        self.purge = set(purge)
+        self.changes: list[Change] = []
+        self._row_counts: dict[str, int] = {}
+
+    # --- helpers ---------------------------------------------------------------------
+    def change(self, action: str, entity: str, field: str | None, summary: str,
+               steps: Sequence[Step] = (), risks: Sequence[DataRisk] = (),
+               rewrites_table: bool = False) -> None:
+        self.changes.append(Change(action, entity, field, summary, render_sql(steps, self.dialect),
+                                   tuple(risks), rewrites_table, tuple(steps)))
+
+    def rows(self, table: str) -> int:
+        if table not in self._row_counts:
+            self._row_counts[table] = self.conn.execute(
+                sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one()
+        return self._row_counts[table]
+
+    def ftype(self, f: Field) -> FieldType:
+        return self.registry[f.type]
+
+    # --- the plan ----------------------------------------------------------------------
+    def plan(self) -> Plan:
+        unknown = [(e, f) for e, f in self.purge if not self._retired_field(e, f)]
+        if unknown:
+            raise PlanError("; ".join(
+                f"{e}.{f} is not a retired field (only retired fields can be purged)" for e, f in unknown))
+        state: list[Entity] = []
+        created: list[Entity] = []
+        for target in self.target.active_entities:
+            current = self.current.any_entity(target.name)
+            if current is None:
+                created.append(target)
+                state.append(target)
+            else:
+                state.append(self.entity_changes(current, target))
+        self.create_tables(created)
+        for current in self.current.active_entities:
+            if self.target.entity(current.name) is None:
+                self.change("retire table", current.name, None,
+                            f"retire entity {current.name} (table {current.table_name} and its "
+                            f"{self.rows(current.table_name):,} rows are kept, hidden)")
+                state.append(replace(current, retired=True))
+        for current in self.current.entities:
+            if current.retired and self.target.any_entity(current.name) is None:
+                state.append(current)
+        target_state = replace(self.target, entities=tuple(state))
+        self.index_changes(target_state)
+        return Plan(self.base_revision, self.dialect.name, self.current, target_state,
+                    tuple(self._ordered()))
+
+    def _ordered(self) -> Iterator[Change]:
+        order = ["create table", "drop index", "rename column", "restore column", "add column",
+                 "retype column", "change field", "retire column", "purge column", "restore table",
+                 "retire table", "add index"]
+        yield from sorted(self.changes, key=lambda c: order.index(c.action) if c.action in order else 99)
+
+    def _retired_field(self, entity: str, name: str) -> bool:
+        current = self.current.any_entity(entity)
+        in_current = current is not None and any(
+            f.name == name and f.retired for f in current.fields)
+        target = self.target.entity(entity)
+        removed_now = (current is not None and current.field(name) is not None
+                       and target is not None and target.field(name) is None)
+        return in_current or removed_now
+
+    # --- new tables --------------------------------------------------------------------
+    def create_tables(self, entities: list[Entity]) -> None:
+        """Create tables in dependency order; on PostgreSQL, foreign keys into tables made
+        later in the same plan are added once every table exists."""
+        names = {e.name for e in entities}
+        done: set[str] = set()
+        deferred: list[tuple[Entity, Field]] = []
+        remaining = list(entities)
+        while remaining:
+            ready = [e for e in remaining
+                     if all(t in done or t == e.name or t not in names for t in _targets(e))]
+            entity = ready[0] if ready else remaining[0]
+            remaining.remove(entity)
+            later = {t for t in _targets(entity) if t in names and t not in done and t != entity.name}
+            self._create_table(entity, later, deferred)
+            done.add(entity.name)
+        for entity, f in deferred:
+            self.change("add column", entity.name, f.name,
+                        f"add foreign key {entity.name}.{f.name} → {f.target}",
+                        [Step(f"foreign key {f.name}", ddl=_add_fk(entity.table_name, f.name,
+                                                                   f.target or "", f.settings))])
+
+    def _create_table(self, entity: Entity, later: set[str],
+                      deferred: list[tuple[Entity, Field]]) -> None:
+        skip_fk = frozenset(later) if self.dialect.name != "sqlite" else frozenset()
+        deferred.extend((entity, f) for f in entity.fields if f.target in skip_fk)
+        registry = self.registry
+        indexes = list(indexes_of(entity, registry))
+
+        def ddl(ops: Operations) -> None:
+            ops.create_table(entity.table_name, *entity_columns(entity, registry, skip_fk))
+            for index in indexes:
+                ops.create_index(index.name, index.table, [index.column], unique=index.unique)
+
+        self.change("create table", entity.name, None,
+                    f"create table {entity.table_name} for entity {entity.name} "
+                    f"({len(entity.active_fields)} fields)", [Step("create table", ddl=ddl)])
+
+    # --- changes to an existing entity -------------------------------------------------
+    def entity_changes(self, current: Entity, target: Entity) -> Entity:
+        table = target.table_name
+        if current.retired:
+            self.change("restore table", target.name, None,
+                        f"restore entity {target.name} with its {self.rows(table):,} rows")
+        fields: list[Field] = []
+        consumed: set[str] = set()
+        for new in target.active_fields:
+            old = current.any_field(new.name)
+            if old is None and new.renamed_from:
+                source = current.any_field(new.renamed_from)
+                if source is not None and target.field(new.renamed_from) is None:
+                    self.rename(target, source, new)
+                    consumed.add(source.name)
+                    old = replace(source, name=new.name)
+            if old is None:
+                self.add(target, new)
+            else:
+                consumed.add(new.name)
+                if old.retired:
+                    self.change("restore column", target.name, new.name,
+                                f"restore retired field {target.name}.{new.name} with its data")
+                self.compare(target, old, new)
+            fields.append(replace(new, retired=False))
+        for old in current.fields:
+            if old.name in consumed:
+                continue
+            if (target.name, old.name) in self.purge:
+                self.purge_field(target, old)
+                continue
+            if not old.retired:
+                self.change("retire column", target.name, old.name,
+                            f"retire field {target.name}.{old.name} (its column and data are kept, "
+                            "hidden, until purged; adding the field again brings them back)")
+            fields.append(replace(old, retired=True))
+        return replace(target, fields=tuple(fields))
+
+    def rename(self, entity: Entity, old: Field, new: Field) -> None:
+        steps = []
+        for spec in self.ftype(old).columns(old):
+            before, after = spec.column_name(old.name), spec.column_name(new.name)
+            steps.append(Step(f"rename {before}", ddl=_rename(entity.table_name, before, after)))
+        self.change("rename column", entity.name, new.name,
+                    f"rename field {entity.name}.{old.name} → {new.name} (data kept)", steps)
+
+    def add(self, entity: Entity, new: Field) -> None:
+        table = entity.table_name
+        field_type = self.ftype(new)
+        steps = []
+        backfill = None
+        if new.default is not None and len(field_type.columns(new)) == 1 and new.type != "multi_choice":
+            backfill = field_type.coerce(new.default, new)  # a constant: no table rewrite
+        for spec in field_type.columns(new):
+            column = field_column(spec, new, table)
+            default = None
+            if backfill is not None and spec.suffix == "":
+                default = sa.literal(backfill, spec.type).compile(
+                    dialect=self.dialect, compile_kwargs={"literal_binds": True})
+            steps.append(Step(f"add column {column.name}",
+                              ddl=_add_column(table, column, spec, str(default) if default else None,
+                                              self.dialect.name)))
+        existing = self.rows(table)
+        note = ""
+        if backfill is not None and existing:
+            note = f"; the {existing:,} existing rows get the default {field_type.display(backfill, new)!r}"
+        risks = []
+        if new.required and backfill is None and existing:
+            risks.append(DataRisk(f"required field {new.name}: the {existing:,} existing rows have no "
+                                  "value yet", False, existing, existing))
+        self.change("add column", entity.name, new.name,
+                    f"add {new.type} field {entity.name}.{new.name}{note}", steps, risks)
+
+    def purge_field(self, entity: Entity, old: Field) -> None:
+        table = entity.table_name
+        specs = self.ftype(old).columns(old)
+        t = sa.table(table, sa.column("id"), *[sa.column(s.column_name(old.name)) for s in specs])
+        used = self.conn.execute(sa.select(sa.func.count()).select_from(t).where(
+            sa.or_(*[t.c[s.column_name(old.name)].isnot(None) for s in specs]))).scalar_one()
+        steps = [_drop_column(table, s.column_name(old.name), bool(s.references), self.dialect.name)
+                 for s in specs]
+        risk = DataRisk(f"purge deletes the values of {old.name} in {used:,} rows for good",
+                        False, used, self.rows(table))
+        self.change("purge column", entity.name, old.name,
+                    f"purge retired field {entity.name}.{old.name}", steps, [risk] if used else [],
+                    rewrites_table=self.dialect.name == "sqlite" and any(s.references for s in specs))
+
+    def compare(self, entity: Entity, old: Field, new: Field) -> None:
+        old_specs = {s.suffix: s for s in self.ftype(old).columns(old)}
+        new_specs = {s.suffix: s for s in self.ftype(new).columns(new)}
+        same_storage = old_specs.keys() == new_specs.keys() and all(
+            _signature(old_specs[k]) == _signature(new_specs[k]) for k in old_specs)
+        if not same_storage:
+            self.retype(entity, old, new, old_specs, new_specs)
+            return
+        risks = list(self.validity_risks(entity, old, new))
+        if _definition_differs(old, new):
+            what = "type " + f"{old.type} → {new.type}" if old.type != new.type else "definition"
+            self.change("change field", entity.name, new.name,
+                        f"change {what} of {entity.name}.{new.name} (no schema change)", (), risks)
+
+    def validity_risks(self, entity: Entity, old: Field, new: Field) -> Iterator[DataRisk]:
+        """Existing values that the changed definition no longer accepts (kept as they are)."""
+        table = entity.table_name
+        if _constraints_changed(old, new):
+            scan = scan_values(self.conn, table, old, self.ftype(old), new, self.ftype(new))
+            if scan.bad:
+                yield DataRisk(f"{new.name}: {scan.bad:,} of {scan.total:,} rows hold values the new "
+                               f"definition refuses ({scan.example}); they are kept and must be "
+                               f"corrected on their next edit: ids {_ids(scan.sample_ids, scan.bad)}",
+                               False, scan.bad, scan.total, scan.sample_ids)
+        if new.required and not old.required:
+            missing = _null_ids(self.conn, table, new.name)
+            if missing[0]:
+                yield DataRisk(f"{new.name} becomes required: {missing[0]:,} rows have no value: ids "
+                               f"{_ids(missing[1], missing[0])}", False, missing[0],
+                               self.rows(table), missing[1])
+        if new.unique and not old.unique:
+            dupes = _duplicate_ids(self.conn, table, new.name)
+            if dupes[0]:
+                yield DataRisk(f"{new.name} becomes unique, but {dupes[0]:,} rows share a value "
+                               f"with another row: ids {_ids(dupes[1], dupes[0])}", True, dupes[0],
+                               self.rows(table), dupes[1])
+
+    def retype(self, entity: Entity, old: Field, new: Field, old_specs: Mapping[str, ColumnSpec],
+               new_specs: Mapping[str, ColumnSpec]) -> None:
+        table = entity.table_name
+        old_type, new_type = self.ftype(old), self.ftype(new)
+        scan = scan_values(self.conn, table, old, old_type, new, new_type)
+        risks: list[DataRisk] = []
+        what = f"{old.type} → {new.type}" if old.type != new.type else f"{old.type} (new storage)"
+        if scan.bad:
+            risks.append(DataRisk(
+                f"retype {new.name} {what}: {scan.bad:,} of {scan.total:,} rows do not convert "
+                f"({scan.example}): ids {_ids(scan.sample_ids, scan.bad)}",
+                True, scan.bad, scan.total, scan.sample_ids))
+        if new.target and (old.target != new.target):
+            orphans = _orphan_ids(self.conn, table, new.name, table_name(new.target))
+            if orphans[0]:
+                risks.append(DataRisk(f"{new.name} now points to {new.target}, but {orphans[0]:,} "
+                                      f"rows hold ids that are not {new.target} records: ids "
+                                      f"{_ids(orphans[1], orphans[0])}", True, orphans[0],
+                                      self.rows(table), orphans[1]))
+        for suffix in old_specs.keys() - new_specs.keys():
+            column = old_specs[suffix].column_name(old.name)
+            nonnull = _null_ids(self.conn, table, column, negate=True)
+            if nonnull[0]:
+                risks.append(DataRisk(f"retype {new.name} {what} drops column {column}, which holds "
+                                      f"values in {nonnull[0]:,} rows: ids {_ids(nonnull[1], nonnull[0])}",
+                                      True, nonnull[0], self.rows(table), nonnull[1]))
+        steps: list[Step] = []
+        moved: list[tuple[str, str]] = []  # (tmp column, final name)
+        rebuild = False
+        for suffix, spec in new_specs.items():
+            final = spec.column_name(new.name)
+            tmp = _tmp_column(table, final)
+            column = field_column(spec, new, table, name=tmp)
+            steps.append(Step(f"add column {tmp} for the converted values",
+                              ddl=_add_column(table, column, spec, None, self.dialect.name)))
+            moved.append((tmp, final))
+        steps.append(Step(
+            f"convert the {scan.total:,} values of {new.name} with the {new.type} coercer "
+            f"(UPDATE {table} SET … WHERE id = …, in batches of {BATCH})",
+            data=_converter(table, old, old_type, new, new_type, {s: t for (t, _), s in
+                                                                  zip(moved, new_specs, strict=True)})))
+        for suffix, spec in old_specs.items():
+            name = spec.column_name(old.name)
+            rebuild = rebuild or (bool(spec.references) and self.dialect.name == "sqlite")
+            steps.append(_drop_column(table, name, bool(spec.references), self.dialect.name))
+        for (tmp, final), spec in zip(moved, new_specs.values(), strict=True):
+            steps.append(Step(f"rename {tmp} → {final}", ddl=_rename(table, tmp, final)))
+            if spec.references and self.dialect.name != "sqlite":
+                steps.append(Step("rename the foreign key", ddl=_rename_fk(table, tmp, final)))
+        self.change("retype column", entity.name, new.name,
+                    f"retype {entity.name}.{new.name} {what}: {scan.total:,} values converted",
+                    steps, risks, rewrites_table=rebuild)
+
+    # --- indexes -----------------------------------------------------------------------
+    def index_changes(self, target_state: Metamodel) -> None:
+        before = wanted_indexes(self.current, self.registry)
+        after = wanted_indexes(target_state, self.registry)
+        created_tables = {e.table_name for e in target_state.entities
+                          if self.current.any_entity(e.name) is None}
+        retyped = {(table_name(c.entity), c.field) for c in self.changes if c.action == "retype column"}
+        for name, index in before.items():
+            moved = (index.table, index.column) in retyped
+            if name not in after or after[name] != index or moved:
+                self.change("drop index", _entity_of(index.table), index.column,
+                            f"drop index {name}", [Step("drop index", ddl=_drop_index(index))])
+        for name, index in after.items():
+            if index.table in created_tables:
+                continue
+            moved = (index.table, index.column) in retyped
+            if name not in before or before[name] != index or moved:
+                risks = []
+                if index.unique:
+                    dupes = _duplicate_ids(self.conn, index.table, index.column)
+                    if dupes[0]:
+                        risks.append(DataRisk(
+                            f"unique index on {index.column}: {dupes[0]:,} rows share a value with "
+                            f"another row: ids {_ids(dupes[1], dupes[0])}", True, dupes[0],
+                            self.rows(index.table), dupes[1]))
+                self.change("add index", _entity_of(index.table), index.column,
+                            f"add {'unique ' if index.unique else ''}index {name}",
+                            [Step("create index", ddl=_create_index(index))], risks)
+
+
+class PlanError(Exception):
+    """The request cannot be planned (for example: purge of a field that is not retired)."""
+
+
+# --- DDL steps (Alembic operations) ------------------------------------------------------
+def _entity_of(table: str) -> str:
+    return table.removeprefix("x_")
+
+
+def _targets(entity: Entity) -> set[str]:
+    return {f.target for f in entity.fields if f.target}
+
+
+def _rename(table: str, before: str, after: str) -> Callable[[Operations], None]:
+    def ddl(ops: Operations) -> None:
+        ops.alter_column(table, before, new_column_name=after)
+    return ddl
+
+
+def _add_column(table: str, column: sa.Column[Any], spec: ColumnSpec, default_sql: str | None,
+                dialect: str) -> Callable[[Operations], None]:
+    def ddl(ops: Operations) -> None:
+        if spec.references and dialect == "sqlite":
+            # SQLite cannot add a constraint to a table, but may add a column carrying one.
+            preparer = ops.get_context().dialect.identifier_preparer
+            coltype = column.type.compile(ops.get_context().dialect)
+            ops.execute(
+                f"ALTER TABLE {preparer.quote(table)} ADD COLUMN {preparer.quote(column.name)} "
+                f"{coltype} CONSTRAINT {preparer.quote(fk_name(table, column.name))} REFERENCES "
+                f"{preparer.quote(table_name(spec.references))} (id) "
+                f"ON DELETE {ON_DELETE_SQL[spec.on_delete or 'restrict']}")
+            return
+        server_default = sa.text(default_sql) if default_sql is not None else None
+        ops.add_column(table, sa.Column(column.name, column.type, *[
+            sa.ForeignKey(fk.target_fullname, ondelete=fk.ondelete, name=fk.name)
+            for fk in column.foreign_keys], nullable=True, server_default=server_default))
+    return ddl
+
+
+def _add_fk(table: str, column: str, target: str, settings: Mapping[str, Any]) -> Callable[[Operations], None]:
+    def ddl(ops: Operations) -> None:
+        ops.create_foreign_key(fk_name(table, column), table, table_name(target), [column], ["id"],
+                               ondelete=ON_DELETE_SQL[settings.get("on_delete", "restrict")])
+    return ddl
+
+
+def _rename_fk(table: str, before: str, after: str) -> Callable[[Operations], None]:
+    def ddl(ops: Operations) -> None:
+        preparer = ops.get_context().dialect.identifier_preparer
+        ops.execute(f"ALTER TABLE {preparer.quote(table)} RENAME CONSTRAINT "
+                    f"{preparer.quote(fk_name(table, before))} TO {preparer.quote(fk_name(table, after))}")
+    return ddl
+
+
+def _drop_column(table: str, column: str, has_fk: bool, dialect: str) -> Step:
+    if has_fk and dialect == "sqlite":
+        def rebuild(conn: sa.Connection) -> None:
+            # SQLite cannot drop a column that carries a foreign key: Alembic's batch mode
+            # rebuilds the table (foreign keys are off during apply, see apply.py).
+            ops = Operations(MigrationContext.configure(conn))
+            with ops.batch_alter_table(table, recreate="always") as batch:
+                batch.drop_column(column)
+        return Step(f"rebuild table {table} without column {column} (SQLite cannot drop a column "
+                    "that has a foreign key)", data=rebuild)
+
+    def ddl(ops: Operations) -> None:
+        ops.drop_column(table, column)  # PostgreSQL drops the column's foreign key with it
+    return Step(f"drop column {column}", ddl=ddl)
+
+
+def _create_index(index: IndexSpec) -> Callable[[Operations], None]:
+    def ddl(ops: Operations) -> None:
+        ops.create_index(index.name, index.table, [index.column], unique=index.unique)
+    return ddl
+
+
+def _drop_index(index: IndexSpec) -> Callable[[Operations], None]:
+    def ddl(ops: Operations) -> None:
+        ops.drop_index(index.name, table_name=index.table)
+    return ddl
+
+
+# --- data checks and conversion ------------------------------------------------------------
+@dataclass(frozen=True)
+class Scan:
+    total: int
+    bad: int
+    sample_ids: tuple[int, ...]
+    example: str
+
+
+def _value_table(table: str, f: Field, field_type: FieldType, names: Mapping[str, str] | None = None) -> sa.TableClause:
+    columns = [sa.column("id", sa.BigInteger)]
+    for spec in field_type.columns(f):
+        columns.append(sa.column((names or {}).get(spec.suffix, spec.column_name(f.name)), spec.type))
+    return sa.table(table, *columns)
+
+
+def _batches(conn: sa.Connection, table: str, f: Field, field_type: FieldType) -> Iterator[list[Any]]:
+    t = _value_table(table, f, field_type)
+    columns = [t.c[spec.column_name(f.name)] for spec in field_type.columns(f)]
+    last = 0
+    while True:
+        rows = conn.execute(
+            sa.select(t.c.id, *columns)
+            .where(t.c.id > last, sa.or_(*[c.isnot(None) for c in columns]))
+            .order_by(t.c.id).limit(BATCH)).all()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+
+
+def _read(row: Any, f: Field, field_type: FieldType) -> Any:
+    suffixes = [spec.suffix for spec in field_type.columns(f)]
+    return field_type.from_columns(dict(zip(suffixes, row[1:], strict=True)), f)
+
+
+def scan_values(conn: sa.Connection, table: str, old: Field, old_type: FieldType, new: Field,
+                new_type: FieldType) -> Scan:
+    """Run every stored value of `old` through the coercer of `new`."""
+    total = bad = 0
+    samples: list[int] = []
+    example = ""
+    for rows in _batches(conn, table, old, old_type):
+        for row in rows:
+            total += 1
+            try:
+                new_type.coerce(_read(row, old, old_type), new)
+            except CoercionError as error:
+                bad += 1
+                if len(samples) < SAMPLE_IDS:
+                    samples.append(row[0])
+                example = example or f"id {row[0]}: {error}"
+    return Scan(total, bad, tuple(samples), example)
+
+
+def _converter(table: str, old: Field, old_type: FieldType, new: Field, new_type: FieldType,
+               tmp_names: Mapping[str, str]) -> Callable[[sa.Connection], None]:
+    def run(conn: sa.Connection) -> None:
+        target = _value_table(table, new, new_type, tmp_names)
+        update = target.update().where(target.c.id == sa.bindparam("_id")).values(
+            {tmp_names[s.suffix]: sa.bindparam(tmp_names[s.suffix]) for s in new_type.columns(new)})
+        for rows in _batches(conn, table, old, old_type):
+            params = []
+            for row in rows:
+                try:
+                    value = new_type.coerce(_read(row, old, old_type), new)
+                except CoercionError as error:
+                    raise ConversionFailed(f"{table} id {row[0]}: {new.name}: {error}") from None
+                columns = new_type.to_columns(value, new)
+                params.append({"_id": row[0], **{tmp_names[k]: v for k, v in columns.items()}})
+            if params:
+                conn.execute(update, params)
+    return run
+
+
+class ConversionFailed(Exception):
+    """A value that passed the plan's check no longer converts (it changed since): nothing applied."""
+
+
+def _null_ids(conn: sa.Connection, table: str, column: str, negate: bool = False) -> tuple[int, tuple[int, ...]]:
+    t = sa.table(table, sa.column("id"), sa.column(column))
+    cond = t.c[column].isnot(None) if negate else t.c[column].is_(None)
+    count = conn.execute(sa.select(sa.func.count()).select_from(t).where(cond)).scalar_one()
+    ids = conn.execute(sa.select(t.c.id).where(cond).order_by(t.c.id).limit(SAMPLE_IDS)).scalars().all()
+    return count, tuple(ids)
+
+
+def _duplicate_ids(conn: sa.Connection, table: str, column: str) -> tuple[int, tuple[int, ...]]:
+    t = sa.table(table, sa.column("id"), sa.column(column))
+    dup = sa.select(t.c[column]).where(t.c[column].isnot(None)).group_by(t.c[column]).having(
+        sa.func.count() > 1).subquery()
+    cond = t.c[column].in_(sa.select(dup.c[column]))
+    count = conn.execute(sa.select(sa.func.count()).select_from(t).where(cond)).scalar_one()
+    ids = conn.execute(sa.select(t.c.id).where(cond).order_by(t.c.id).limit(SAMPLE_IDS)).scalars().all()
+    return count, tuple(ids)
+
+
+def _orphan_ids(conn: sa.Connection, table: str, column: str, target: str) -> tuple[int, tuple[int, ...]]:
+    t = sa.table(table, sa.column("id"), sa.column(column))
+    other = sa.table(target, sa.column("id"))
+    if not sa.inspect(conn).has_table(target):
+        return _null_ids(conn, table, column, negate=True)
+    cond = sa.and_(t.c[column].isnot(None), t.c[column].not_in(sa.select(other.c.id)))
+    count = conn.execute(sa.select(sa.func.count()).select_from(t).where(cond)).scalar_one()
+    ids = conn.execute(sa.select(t.c.id).where(cond).order_by(t.c.id).limit(SAMPLE_IDS)).scalars().all()
+    return count, tuple(ids)
+
+
+def _ids(sample: Sequence[int], count: int) -> str:
+    text = ", ".join(str(i) for i in sample)
+    return text + (f" and {count - len(sample):,} more" if count > len(sample) else "")
+
+
+_CONSTRAINT_KEYS = ("max_length", "min", "max", "currencies", "max_items", "precision", "scale")
+
+
+def _constraints_changed(old: Field, new: Field) -> bool:
+    return (old.type != new.type or old.choices != new.choices or any(
+        old.settings.get(k) != new.settings.get(k) for k in _CONSTRAINT_KEYS))
+
+
+def _definition_differs(old: Field, new: Field) -> bool:
+    keep = ("source", "pack", "renamed_from", "retired")
+    return any(getattr(old, k) != getattr(new, k) for k in Field.__dataclass_fields__ if k not in keep)

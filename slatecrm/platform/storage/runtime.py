@@ -1,0 +1,59 @@
+"""The runtime of one metamodel revision, built once and swapped in atomically.
+
+Everything a request needs that depends only on the metamodel (tables now; validators,
+compiled rules and forms as later issues add them) is built here once per revision.
+A process notices a revision applied by another process by polling the head revision
+number, one indexed query at most every `poll_interval` seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.metamodel.model import Metamodel
+
+from . import revisions as revision_store
+from .tables import build_metadata
+
+
+@dataclass(frozen=True)
+class Runtime:
+    revision: int
+    metamodel: Metamodel
+    metadata: sa.MetaData
+    tables: dict[str, sa.Table]
+
+
+def build_runtime(revision: int, metamodel: Metamodel, registry: FieldTypeRegistry) -> Runtime:
+    metadata, tables = build_metadata(metamodel, registry)
+    return Runtime(revision, metamodel, metadata, tables)
+
+
+class RuntimeHolder:
+    """The current runtime of a process; `current()` is cheap and always recent."""
+
+    def __init__(self, engine: sa.Engine, registry: FieldTypeRegistry, poll_interval: float = 0.5):
+        self.engine = engine
+        self.registry = registry
+        self.poll_interval = poll_interval
+        self._runtime: Runtime | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def current(self) -> Runtime:
+        runtime = self._runtime
+        if runtime is not None and time.monotonic() - self._checked < self.poll_interval:
+            return runtime
+        with self._lock:
+            with self.engine.connect() as conn:
+                head = revision_store.head_id(conn)
+                if self._runtime is None or self._runtime.revision != head:
+                    number, metamodel = revision_store.current_metamodel(conn)
+                    self._runtime = build_runtime(number, metamodel, self.registry)
+            self._checked = time.monotonic()
+            return self._runtime

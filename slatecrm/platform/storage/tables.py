@@ -1,0 +1,117 @@
+"""Tables from the metamodel: one table per entity, one column per field (two for currency).
+
+Built once per metamodel revision; the same Table objects serve the schema engine, and
+(later) every records query, so SQLAlchemy's statement cache keeps working.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from slatecrm.metamodel.fieldtypes import ColumnSpec, FieldTypeRegistry
+from slatecrm.metamodel.fieldtypes.sqltypes import UTCDateTime, record_id
+from slatecrm.metamodel.model import ENTITY_TABLE_PREFIX, Entity, Field, Metamodel
+from slatecrm.metamodel.names import MAX_IDENTIFIER
+
+from .system import NAMING_CONVENTION, users
+
+ON_DELETE_SQL = {"restrict": "RESTRICT", "set_null": "SET NULL", "cascade": "CASCADE"}
+
+
+def short_name(name: str) -> str:
+    """`name`, shortened with a hash when longer than every database allows."""
+    if len(name) <= MAX_IDENTIFIER:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{name[: MAX_IDENTIFIER - 9]}_{digest}"
+
+
+def table_name(entity: str) -> str:
+    return ENTITY_TABLE_PREFIX + entity
+
+
+def fk_name(table: str, column: str) -> str:
+    return short_name(f"fk_{table}_{column}")
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    name: str
+    table: str
+    column: str
+    unique: bool
+
+
+def system_columns() -> list[sa.Column[Any]]:
+    def user_ref(name: str) -> sa.Column[Any]:
+        return sa.Column(name, record_id(), sa.ForeignKey(f"{users.name}.id", ondelete="SET NULL"),
+                         nullable=True)
+    return [
+        sa.Column("id", record_id(), primary_key=True, autoincrement=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        user_ref("created_by"),
+        user_ref("updated_by"),
+        user_ref("owner"),
+        sa.Column("version", sa.Integer, nullable=False, server_default=sa.text("1")),
+    ]
+
+
+def field_column(spec: ColumnSpec, field: Field, table: str, *, name: str | None = None,
+                 with_fk: bool = True) -> sa.Column[Any]:
+    """The column of `spec`; `name` overrides its name (the schema engine's temporary columns)."""
+    name = name or spec.column_name(field.name)
+    if spec.references and with_fk:
+        target = table_name(spec.references)
+        return sa.Column(name, spec.type, sa.ForeignKey(
+            f"{target}.id", ondelete=ON_DELETE_SQL[spec.on_delete or "restrict"],
+            name=fk_name(table, name)), nullable=True)
+    return sa.Column(name, spec.type, nullable=True)
+
+
+def entity_columns(entity: Entity, registry: FieldTypeRegistry,
+                   without_fk_to: frozenset[str] = frozenset()) -> list[sa.Column[Any]]:
+    """Fresh columns of an entity's table, retired fields included (they hold data)."""
+    columns = system_columns()
+    for field in entity.fields:
+        for spec in registry[field.type].columns(field):
+            columns.append(field_column(spec, field, entity.table_name,
+                                        with_fk=spec.references not in without_fk_to))
+    return columns
+
+
+def indexes_of(entity: Entity, registry: FieldTypeRegistry) -> Iterator[IndexSpec]:
+    """The indexes an active entity wants: owner, and indexed, unique, reference and stage fields."""
+    table = entity.table_name
+    yield IndexSpec(short_name(f"ix_{table}_owner"), table, "owner", False)
+    for field in entity.active_fields:
+        field_type = registry[field.type]
+        if field.unique or field.indexed or field_type.index_by_default:
+            prefix = "ux" if field.unique else "ix"
+            yield IndexSpec(short_name(f"{prefix}_{table}_{field.name}"), table, field.name,
+                            field.unique)
+
+
+def wanted_indexes(metamodel: Metamodel, registry: FieldTypeRegistry) -> dict[str, IndexSpec]:
+    return {i.name: i for e in metamodel.active_entities for i in indexes_of(e, registry)}
+
+
+def entity_table(entity: Entity, metadata: sa.MetaData, registry: FieldTypeRegistry) -> sa.Table:
+    """The table of an entity, with the columns of retired fields too (they hold data)."""
+    table = sa.Table(entity.table_name, metadata, *entity_columns(entity, registry))
+    if not entity.retired:
+        for index in indexes_of(entity, registry):
+            sa.Index(index.name, table.c[index.column], unique=index.unique)
+    return table
+
+
+def build_metadata(metamodel: Metamodel, registry: FieldTypeRegistry) -> tuple[sa.MetaData, dict[str, sa.Table]]:
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    users.to_metadata(metadata)
+    tables = {e.name: entity_table(e, metadata, registry) for e in metamodel.entities}
+    return metadata, tables
