@@ -78,11 +78,13 @@ class Installation:
     plan: Plan
     packs: tuple[Pack, ...]
     pack_changes: tuple[PackChange, ...]
+    purged: tuple[tuple[str, str], ...] = ()
 
     @property
     def source(self) -> str:
         parts = [f"{c.verb} {c.name} {c.after}" for c in self.pack_changes]
-        return "pack " + ", ".join(parts) if parts else "pack: no changes"
+        parts += [f"purge {entity}.{field}" for entity, field in self.purged]
+        return ", ".join(parts) if parts else "no changes"
 
     @property
     def is_empty(self) -> bool:
@@ -119,7 +121,7 @@ def plan_install(engine: sa.Engine, new: Sequence[Pack], registry: FieldTypeRegi
             raise DefinitionError(problems)
         target = merge(list(installed.values()), registry)
         plan = Planner(conn, registry, current, target, base, purge).plan()
-    return Installation(plan, tuple(installed[c.name] for c in changes), tuple(changes))
+    return Installation(plan, tuple(installed[c.name] for c in changes), tuple(changes), tuple(purge))
 
 
 def install(engine: sa.Engine, installation: Installation, *, author: str) -> int:

@@ -142,12 +142,17 @@ class Url(_Textual):
     label = "URL"
 
     def normalise(self, text: str) -> str:
-        text = text.strip()
+        typed = text = text.strip()
         if "://" not in text and not text.lower().startswith(("mailto:", "javascript:", "data:")):
             text = "https://" + text
-        parts = urlsplit(text)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname or " " in text:
-            raise CoercionError(f"{text!r} is not a web address (http or https)")
+        try:
+            parts = urlsplit(text)
+            valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # urlsplit refuses a malformed [IPv6] host
+            valid = False
+        if not valid or " " in text:
+            # Quote what the person typed, not the text with the https:// we added.
+            raise CoercionError(f"{typed!r} is not a web address (http or https)")
         return text
 
     def value_schema(self, field: Field) -> dict[str, Any]:
@@ -169,6 +174,8 @@ class Integer(FieldType):
             text = value.strip().replace("_", "")
             if not re.fullmatch(r"[+-]?[0-9]+", text):
                 raise CoercionError(f"{value!r} is not a whole number")
+            if len(text.lstrip("+-0")) > len(str(INT64)):  # int() refuses > 4300 digits
+                raise CoercionError("is too large for a whole number field")
             number = int(text)
         elif isinstance(value, int):
             number = value
@@ -178,7 +185,7 @@ class Integer(FieldType):
             number = int(value)
         else:
             raise CoercionError(f"expected a whole number, got {_kind(value)}")
-        if abs(number) > INT64:
+        if not -INT64 - 1 <= number <= INT64:  # a signed 64-bit column
             raise CoercionError("is too large for a whole number field")
         _check_range(number, field)
         return number
@@ -232,12 +239,14 @@ class DecimalType(FieldType):
         if not number.is_finite():
             raise CoercionError(f"{value!r} is not a finite number")
         precision, scale = self.precision(field)
-        quantum = Decimal(1).scaleb(-scale)
-        rounded = number.quantize(quantum) if number.adjusted() < 40 else number
+        # Digits before the point first: quantize() fails on more than 28 digits in all.
+        # Zero is checked by value (0E+50 is zero, whatever its exponent).
+        if number and number.adjusted() >= precision - scale:
+            raise CoercionError(
+                f"{number} has more than {precision - scale} digits before the point")
+        rounded = number.quantize(Decimal(1).scaleb(-scale))
         if rounded != number:
             raise CoercionError(f"{number} has more than {scale} decimal places")
-        if rounded.adjusted() >= precision - scale:
-            raise CoercionError(f"{number} has more than {precision - scale} digits before the point")
         _check_range(rounded, field)
         return rounded
 
@@ -262,7 +271,9 @@ class Percent(DecimalType):
     default_scale = 2
 
     def display(self, value: Any, field: Field) -> str:
-        return "" if value is None else f"{format_decimal(value, locale='en')} %"
+        # Without decimal_quantization=False babel rounds to 3 places (12.3456 → 12.346).
+        return "" if value is None else \
+            f"{format_decimal(value, locale='en', decimal_quantization=False)} %"
 
 
 class Currency(DecimalType):
@@ -302,7 +313,7 @@ class Currency(DecimalType):
                 raise CoercionError(f"unknown key {sorted(unknown)[0]!r}; give amount and currency")
             amount = value.get("amount")
             code = value.get("currency") or code
-            if amount is None or amount == "":
+            if amount is None or (isinstance(amount, str) and not amount.strip()):
                 return None
         elif isinstance(value, str):
             match = re.fullmatch(r"\s*([A-Za-z]{3})?\s*([^A-Za-z]+?)\s*([A-Za-z]{3})?\s*", value)
@@ -335,7 +346,9 @@ class Currency(DecimalType):
     def display(self, value: Any, field: Field) -> str:
         if value is None:
             return ""
-        return str(format_currency(value["amount"], value["currency"], locale="en"))
+        # Show the stored amount: babel would round it to the currency's usual digits.
+        return str(format_currency(value["amount"], value["currency"], locale="en",
+                                   decimal_quantization=False))
 
     def value_schema(self, field: Field) -> dict[str, Any]:
         return {
@@ -426,7 +439,10 @@ class DateTime(FieldType):
             raise CoercionError(f"expected a date and time, got {_kind(value)}")
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.UTC)
-        return moment.astimezone(dt.UTC)
+        try:
+            return moment.astimezone(dt.UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+            raise CoercionError(f"{moment.isoformat()} is out of range in UTC") from None
 
     def to_json(self, value: Any, field: Field) -> Any:
         return None if value is None else value.isoformat().replace("+00:00", "Z")
@@ -542,7 +558,8 @@ class Reference(FieldType):
             value = value["id"]
         if isinstance(value, bool):
             raise CoercionError("expected a record id, got true/false")
-        if isinstance(value, str) and value.strip().isdigit():
+        # ASCII digits only (str.isdigit accepts "²"), and no more than a 64-bit id has.
+        if isinstance(value, str) and re.fullmatch(r"[0-9]{1,19}", value.strip()):
             value = int(value.strip())
         if not isinstance(value, int) or value <= 0 or value > INT64:
             raise CoercionError(f"{value!r} is not a record id")

@@ -427,6 +427,7 @@ class Planner:
         created_tables = {e.table_name for e in target_state.entities
                           if self.current.any_entity(e.name) is None}
         retyped = {(table_name(c.entity), c.field) for c in self.changes if c.action == "retype column"}
+        added = {(table_name(c.entity), c.field) for c in self.changes if c.action == "add column"}
         for name, index in before.items():
             moved = (index.table, index.column) in retyped
             if name not in after or after[name] != index or moved:
@@ -438,7 +439,7 @@ class Planner:
             moved = (index.table, index.column) in retyped
             if name not in before or before[name] != index or moved:
                 risks = []
-                if index.unique:
+                if index.unique and (index.table, index.column) not in added:
                     dupes = _duplicate_ids(self.conn, index.table, index.column)
                     if dupes[0]:
                         risks.append(DataRisk(
@@ -510,7 +511,8 @@ def _drop_column(table: str, column: str, has_fk: bool, dialect: str) -> Step:
             # SQLite cannot drop a column that carries a foreign key: Alembic's batch mode
             # rebuilds the table (foreign keys are off during apply, see apply.py).
             ops = Operations(MigrationContext.configure(conn))
-            with ops.batch_alter_table(table, recreate="always") as batch:
+            with ops.batch_alter_table(table, recreate="always",
+                                       copy_from=reflect_sqlite_table(conn, table)) as batch:
                 batch.drop_column(column)
         return Step(f"rebuild table {table} without column {column} (SQLite cannot drop a column "
                     "that has a foreign key)", data=rebuild)
@@ -518,6 +520,23 @@ def _drop_column(table: str, column: str, has_fk: bool, dialect: str) -> Step:
     def ddl(ops: Operations) -> None:
         ops.drop_column(table, column)  # PostgreSQL drops the column's foreign key with it
     return Step(f"drop column {column}", ddl=ddl)
+
+
+def reflect_sqlite_table(conn: sa.Connection, table: str) -> sa.Table:
+    """The table as SQLite has it, foreign-key actions included.
+
+    SQLAlchemy reads ON DELETE only from table-level FOREIGN KEY clauses, but a column
+    added later carries its key inline; without this, a rebuild would silently turn
+    CASCADE and SET NULL into NO ACTION.
+    """
+    reflected = sa.Table(table, sa.MetaData(), autoload_with=conn)
+    actions = {row[3]: row[6] for row in conn.exec_driver_sql(f'PRAGMA foreign_key_list("{table}")')}
+    for constraint in reflected.foreign_key_constraints:
+        column = constraint.column_keys[0]
+        action = actions.get(column, "NO ACTION")
+        constraint.ondelete = None if action == "NO ACTION" else action
+        constraint.name = fk_name(table, column)
+    return reflected
 
 
 def _create_index(index: IndexSpec) -> Callable[[Operations], None]:

@@ -63,24 +63,29 @@ def system_columns() -> list[sa.Column[Any]]:
 
 
 def field_column(spec: ColumnSpec, field: Field, table: str, *, name: str | None = None,
-                 with_fk: bool = True) -> sa.Column[Any]:
-    """The column of `spec`; `name` overrides its name (the schema engine's temporary columns)."""
+                 with_fk: bool = True, use_alter: bool = False) -> sa.Column[Any]:
+    """The column of `spec`; `name` overrides its name (the schema engine's temporary columns).
+
+    `use_alter` marks foreign keys of the runtime's tables, which may form cycles
+    (account ⇄ contact) and are never used to create tables.
+    """
     name = name or spec.column_name(field.name)
     if spec.references and with_fk:
         target = table_name(spec.references)
         return sa.Column(name, spec.type, sa.ForeignKey(
             f"{target}.id", ondelete=ON_DELETE_SQL[spec.on_delete or "restrict"],
-            name=fk_name(table, name)), nullable=True)
+            name=fk_name(table, name), use_alter=use_alter), nullable=True)
     return sa.Column(name, spec.type, nullable=True)
 
 
 def entity_columns(entity: Entity, registry: FieldTypeRegistry,
-                   without_fk_to: frozenset[str] = frozenset()) -> list[sa.Column[Any]]:
+                   without_fk_to: frozenset[str] = frozenset(),
+                   runtime: bool = False) -> list[sa.Column[Any]]:
     """Fresh columns of an entity's table, retired fields included (they hold data)."""
     columns = system_columns()
     for field in entity.fields:
         for spec in registry[field.type].columns(field):
-            columns.append(field_column(spec, field, entity.table_name,
+            columns.append(field_column(spec, field, entity.table_name, use_alter=runtime,
                                         with_fk=spec.references not in without_fk_to))
     return columns
 
@@ -103,7 +108,7 @@ def wanted_indexes(metamodel: Metamodel, registry: FieldTypeRegistry) -> dict[st
 
 def entity_table(entity: Entity, metadata: sa.MetaData, registry: FieldTypeRegistry) -> sa.Table:
     """The table of an entity, with the columns of retired fields too (they hold data)."""
-    table = sa.Table(entity.table_name, metadata, *entity_columns(entity, registry))
+    table = sa.Table(entity.table_name, metadata, *entity_columns(entity, registry, runtime=True))
     if not entity.retired:
         for index in indexes_of(entity, registry):
             sa.Index(index.name, table.c[index.column], unique=index.unique)

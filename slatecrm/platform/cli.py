@@ -1,0 +1,349 @@
+"""The `slatecrm` command.
+
+Exit codes: 0 done; 1 the definitions have problems (nothing changed); 2 wrong usage;
+3 the plan puts data at risk and was refused (nothing changed); 4 the database is not
+reachable, not initialised, or changed meanwhile; 5 applying failed and was rolled back.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn, TypeVar
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from slatecrm import __version__
+from slatecrm.metamodel.errors import DefinitionError
+from slatecrm.metamodel.layering import merge
+from slatecrm.metamodel.packs import Pack
+from slatecrm.plugins.manager import field_types
+
+from . import installer
+from .storage import revisions as revision_store
+from .storage.apply import ForeignKeyViolation, StaleSnapshot
+from .storage.engine import URL_VARIABLE, create_engine, database_url, ensure_database
+from .storage.plan import ConversionFailed, Plan, PlanError
+from .storage.revisions import NotInitialised
+
+EXIT_INVALID, EXIT_USAGE, EXIT_REFUSED, EXIT_DATABASE, EXIT_APPLY = 1, 2, 3, 4, 5
+
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def database_option(function: F) -> F:
+    return click.option(
+        "--database", "database", metavar="URL", default=None,
+        help=f"database URL (default: ${URL_VARIABLE}, else sqlite:///slatecrm.db)")(function)
+
+
+def json_option(function: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="print JSON for scripts")(function)
+
+
+def fail(code: int, message: str, as_json: bool, **extra: Any) -> NoReturn:
+    if as_json:
+        out.print_json(json.dumps({"ok": False, "error": message, **extra}, default=str))
+    else:
+        err.print(f"[red]error:[/red] {escape(message)}")
+    sys.exit(code)
+
+
+@contextmanager
+def reported(as_json: bool) -> Iterator[None]:
+    """Known failures become a message and an exit code, never a traceback."""
+    try:
+        yield
+    except DefinitionError as error:
+        if as_json:
+            out.print_json(json.dumps({"ok": False, "problems": [p.as_dict() for p in error.problems]}))
+        else:
+            for problem in error.problems:
+                err.print(escape(str(problem)))
+            err.print(f"[red]{len(error.problems)} problem(s); nothing was changed[/red]")
+        sys.exit(EXIT_INVALID)
+    except PlanError as error:
+        fail(EXIT_INVALID, str(error), as_json)
+    except (NotInitialised, StaleSnapshot) as error:
+        fail(EXIT_DATABASE, str(error), as_json)
+    except (ConversionFailed, ForeignKeyViolation) as error:
+        fail(EXIT_APPLY, f"{error}; the change was rolled back, nothing was changed", as_json)
+    except sa.exc.OperationalError as error:
+        fail(EXIT_DATABASE, f"database: {error.orig}", as_json)
+    except sa.exc.DBAPIError as error:
+        fail(EXIT_APPLY, f"database refused the change ({error.orig}); it was rolled back, "
+                         "nothing was changed", as_json)
+
+
+def author() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "unknown"
+
+
+def engine_for(database: str | None) -> sa.Engine:
+    return create_engine(database_url(database))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="slatecrm")
+def main() -> None:
+    """SlateCRM: a metadata-driven CRM platform."""
+
+
+# --- init ----------------------------------------------------------------------------------
+@main.command()
+@database_option
+@click.option("--no-default-packs", is_flag=True, help="create the tables only")
+@json_option
+def init(database: str | None, no_default_packs: bool, as_json: bool) -> None:
+    """Create the database and install the default packs (crm-core, sales)."""
+    url = database_url(database)
+    with reported(as_json):
+        created_db = ensure_database(url)
+        engine = create_engine(url)
+        new = installer.create_system_tables(engine)
+        revision = None
+        if not no_default_packs:
+            registry = field_types()
+            installation = installer.plan_install(
+                engine, installer.load_packs(list(installer.DEFAULT_PACKS), registry), registry)
+            if not installation.is_empty:
+                revision = installer.install(engine, installation, author=author())
+    if as_json:
+        out.print_json(json.dumps({"ok": True, "database_created": created_db, "initialised": new,
+                                   "revision": revision}))
+        return
+    shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+    out.print(f"{'Initialised' if new else 'Already initialised:'} {shown}")
+    if revision:
+        out.print(f"Installed {', '.join(installer.DEFAULT_PACKS)} as revision {revision}")
+
+
+# --- packs --------------------------------------------------------------------------------
+@main.group()
+def pack() -> None:
+    """Validate, plan, install and list configuration packs."""
+
+
+def with_dependencies(given: list[Pack], registry: Any) -> list[Pack]:
+    """The given packs plus the shipped default packs they require and were not given."""
+    names = {p.name for p in given}
+    wanted = {r.pack for p in given for r in p.manifest.requires} - names
+    extra: list[Pack] = []
+    while wanted:
+        name = wanted.pop()
+        path = installer.default_config_dir() / name
+        if not path.is_dir():
+            continue
+        dependency = installer.load_packs([str(path)], registry)[0]
+        extra.append(dependency)
+        names.add(name)
+        wanted |= {r.pack for r in dependency.manifest.requires} - names
+    return given + extra
+
+
+@pack.command("validate")
+@click.argument("paths", nargs=-1, required=True)
+@json_option
+def pack_validate(paths: Sequence[str], as_json: bool) -> None:
+    """Check packs: every file against the schema, then the merged model.
+
+    Packs a given pack requires are taken from the other PATHS, else from the packs
+    shipped with SlateCRM.
+    """
+    registry = field_types()
+    with reported(as_json):
+        packs = installer.load_packs(list(paths), registry)
+        metamodel = merge(with_dependencies(packs, registry), registry)
+    summary = [{"name": p.name, "version": p.version, "entities": [e.name for e in p.entities],
+                "extensions": [x.entity for x in p.extensions]} for p in packs]
+    if as_json:
+        out.print_json(json.dumps({"ok": True, "packs": summary,
+                                   "entities": [e.name for e in metamodel.entities]}))
+        return
+    for item in summary:
+        out.print(f"[green]✓[/green] {item['name']} {item['version']}: valid "
+                  f"({len(item['entities'])} entities, {len(item['extensions'])} extensions)")
+
+
+def print_plan(plan: Plan, title: str) -> None:
+    out.print(f"[bold]{escape(title)}[/bold] — against revision {plan.base_revision} "
+              f"({plan.dialect}), {len(plan.changes)} change(s)")
+    for change in plan.changes:
+        mark = "[red]✗[/red]" if change.blocked else "•"
+        rewrite = " [yellow](rewrites the table)[/yellow]" if change.rewrites_table else ""
+        out.print(f"  {mark} {escape(change.summary)}{rewrite}")
+        for statement in change.sql:
+            out.print(f"      [dim]{escape(' '.join(statement.split()))}[/dim]")
+        for risk in change.risks:
+            colour = "red" if risk.blocking else "yellow"
+            label = "refused" if risk.blocking else "warning"
+            out.print(f"      [{colour}]{label}: {escape(risk.message)}[/{colour}]")
+
+
+def installation_json(installation: installer.Installation) -> dict[str, Any]:
+    return {
+        "packs": [{"name": c.name, "from": c.before, "to": c.after, "action": c.verb}
+                  for c in installation.pack_changes],
+        "plan": installation.plan.as_dict(),
+    }
+
+
+@pack.command("plan")
+@click.argument("paths", nargs=-1, required=True)
+@database_option
+@json_option
+def pack_plan(paths: Sequence[str], database: str | None, as_json: bool) -> None:
+    """Show what installing or upgrading packs would change. Changes nothing."""
+    registry = field_types()
+    with reported(as_json):
+        installation = installer.plan_install(engine_for(database),
+                                              installer.load_packs(list(paths), registry), registry)
+    if as_json:
+        out.print_json(json.dumps({"ok": not installation.plan.blocked, **installation_json(installation)},
+                                  default=str))
+    else:
+        print_plan(installation.plan, installation.source)
+    if installation.plan.blocked:
+        sys.exit(EXIT_REFUSED)
+
+
+def confirm_and_apply(engine: sa.Engine, installation: installer.Installation, yes: bool,
+                      as_json: bool) -> None:
+    if installation.is_empty:
+        if as_json:
+            out.print_json(json.dumps({"ok": True, "revision": None, **installation_json(installation)}))
+        else:
+            out.print("Nothing to do: the packs are installed as given.")
+        return
+    if not as_json:
+        print_plan(installation.plan, installation.source)
+    if installation.plan.blocked:
+        fail(EXIT_REFUSED, "the plan puts data at risk (see above); nothing was changed", as_json,
+             **installation_json(installation))
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(EXIT_USAGE, "not applied: confirm with --yes when not running in a terminal", as_json)
+        if not click.confirm("Apply this plan?", default=False):
+            fail(EXIT_USAGE, "not applied", as_json)
+    with reported(as_json):
+        revision = installer.install(engine, installation, author=author())
+    if as_json:
+        out.print_json(json.dumps({"ok": True, "revision": revision, **installation_json(installation)},
+                                  default=str))
+    else:
+        out.print(f"[green]Applied as revision {revision}.[/green]")
+
+
+@pack.command("install")
+@click.argument("paths", nargs=-1, required=True)
+@database_option
+@click.option("--yes", is_flag=True, help="apply without asking")
+@json_option
+def pack_install(paths: Sequence[str], database: str | None, yes: bool, as_json: bool) -> None:
+    """Install or upgrade packs: show the plan, then apply it in one transaction."""
+    registry = field_types()
+    engine = engine_for(database)
+    with reported(as_json):
+        installation = installer.plan_install(engine, installer.load_packs(list(paths), registry),
+                                              registry)
+    confirm_and_apply(engine, installation, yes, as_json)
+
+
+@pack.command("list")
+@database_option
+@json_option
+def pack_list(database: str | None, as_json: bool) -> None:
+    """The installed packs."""
+    from .storage.system import packs as pack_table
+
+    with reported(as_json), engine_for(database).connect() as conn:
+        revision_store.current(conn)
+        rows = conn.execute(sa.select(pack_table).order_by(pack_table.c.name)).all()
+    if as_json:
+        out.print_json(json.dumps([{"name": r.name, "namespace": r.namespace, "version": r.version,
+                                    "title": r.title, "revision": r.revision_id,
+                                    "installed_at": r.installed_at.isoformat()} for r in rows]))
+        return
+    table = Table("pack", "version", "namespace", "title", "revision", "installed")
+    for r in rows:
+        table.add_row(r.name, r.version, r.namespace, r.title, str(r.revision_id),
+                      r.installed_at.strftime("%Y-%m-%d %H:%M"))
+    out.print(table)
+
+
+@pack.command("schema")
+def pack_schema() -> None:
+    """Print the JSON Schema of pack files (for editors)."""
+    from slatecrm.metamodel.schemas import schema_for_docs
+
+    out.print_json(json.dumps(schema_for_docs(field_types())))
+
+
+# --- revisions and purge --------------------------------------------------------------------
+@main.command()
+@database_option
+@click.option("--show", "show", type=int, metavar="N", help="one revision's plan in full")
+@json_option
+def revisions(database: str | None, show: int | None, as_json: bool) -> None:
+    """The metamodel revisions: every applied change, with its source and time."""
+    with reported(as_json), engine_for(database).connect() as conn:
+        items = revision_store.history(conn)
+    if show is not None:
+        items = [r for r in items if r.id == show]
+        if not items:
+            fail(EXIT_USAGE, f"there is no revision {show}", as_json)
+    if as_json:
+        out.print_json(json.dumps([{"id": r.id, "created_at": r.created_at.isoformat(),
+                                    "source": r.source, "author": r.author, "summary": r.summary,
+                                    **({"plan": r.plan} if show is not None else {})}
+                                   for r in items], default=str))
+        return
+    if show is not None:
+        r = items[0]
+        out.print(f"[bold]Revision {r.id}[/bold] {r.created_at:%Y-%m-%d %H:%M:%S} by {r.author}: "
+                  f"{escape(r.source)}")
+        for change in r.plan.get("changes", []):
+            out.print(f"  • {escape(change['summary'])}")
+            for statement in change["sql"]:
+                out.print(f"      [dim]{escape(' '.join(statement.split()))}[/dim]")
+        return
+    table = Table("revision", "applied", "by", "source", "changes")
+    for r in items:
+        table.add_row(str(r.id), r.created_at.strftime("%Y-%m-%d %H:%M:%S"), r.author, r.source,
+                      r.summary)
+    out.print(table)
+
+
+@main.command()
+@click.argument("fields", nargs=-1, required=True, metavar="ENTITY.FIELD...")
+@database_option
+@click.option("--yes", is_flag=True, help="purge without asking")
+@json_option
+def purge(fields: Sequence[str], database: str | None, yes: bool, as_json: bool) -> None:
+    """Drop the columns of retired fields, and their data, for good."""
+    pairs = []
+    for item in fields:
+        entity, _, name = item.partition(".")
+        if not entity or not name:
+            fail(EXIT_USAGE, f"{item!r}: write ENTITY.FIELD", as_json)
+        pairs.append((entity, name))
+    engine = engine_for(database)
+    with reported(as_json):
+        installation = installer.plan_purge(engine, pairs, field_types())
+    confirm_and_apply(engine, installation, yes, as_json)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
