@@ -18,7 +18,7 @@ class _Context:
     origins: Mapping[str, str]
 
     def problem(self, message: str, where: Entity | Field | object) -> Problem:
-        source = getattr(where, "source")
+        source = where.source
         pack = getattr(where, "pack", "")
         return Problem(message, source, self.origins.get(pack, pack))
 

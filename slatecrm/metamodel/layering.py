@@ -194,7 +194,8 @@ def _extend(base: Entity, ext: Extension, pack: Pack, problems: list[Problem]) -
     )
 
 
-def _merge_choices(current: tuple[ChoiceOption, ...], extra: tuple[ChoiceOption, ...]) -> tuple[ChoiceOption, ...]:
+def _merge_choices(current: tuple[ChoiceOption, ...],
+                   extra: tuple[ChoiceOption, ...]) -> tuple[ChoiceOption, ...]:
     merged = {o.key: o for o in current}
     top = max((o.order for o in current), default=0)
     for option in extra:

@@ -8,7 +8,8 @@ revision (as_dict / from_dict) and builds tables from them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from dataclasses import field as attribute
 from typing import Any
 
 from .errors import Location
@@ -36,13 +37,13 @@ class Field:
     indexed: bool = False
     default: Any = None
     #: Type-specific settings (max_length, min, max, precision, scale, target, …).
-    settings: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = attribute(default_factory=dict)
     choices: tuple[ChoiceOption, ...] = ()
     renamed_from: str | None = None
     #: A retired field keeps its column (and data) but is hidden until re-added or purged.
     retired: bool = False
     pack: str = ""
-    source: Location = field(default_factory=Location, compare=False)
+    source: Location = attribute(default_factory=Location, compare=False)
 
     @property
     def target(self) -> str | None:
@@ -62,7 +63,7 @@ class Stage:
     #: Stages a record may move to from this one; None means any.
     next: tuple[str, ...] | None = None
     pack: str = ""
-    source: Location = field(default_factory=Location, compare=False)
+    source: Location = attribute(default_factory=Location, compare=False)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Pipeline:
     field: str
     stages: tuple[Stage, ...]
     pack: str = ""
-    source: Location = field(default_factory=Location, compare=False)
+    source: Location = attribute(default_factory=Location, compare=False)
 
     def stage(self, key: str) -> Stage | None:
         return next((s for s in self.stages if s.key == key), None)
@@ -91,7 +92,7 @@ class Entity:
     #: The pack that defines the entity, and those that extend it, in merge order.
     pack: str = ""
     extended_by: tuple[str, ...] = ()
-    source: Location = field(default_factory=Location, compare=False)
+    source: Location = attribute(default_factory=Location, compare=False)
 
     @property
     def table_name(self) -> str:

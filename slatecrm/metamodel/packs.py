@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as attribute
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -40,7 +41,7 @@ MAX_FILE_BYTES = 2 * 1024 * 1024
 class Requirement:
     pack: str
     range: str
-    source: Location = field(default_factory=Location, compare=False)
+    source: Location = attribute(default_factory=Location, compare=False)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Manifest:
     description: str = ""
     requires: tuple[Requirement, ...] = ()
     platform: str | None = None
-    source: Location = field(default_factory=Location, compare=False)
+    source: Location = attribute(default_factory=Location, compare=False)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class FieldOverride:
     has_default: bool = False
     default: Any = None
     options: tuple[ChoiceOption, ...] = ()
-    source: Location = field(default_factory=Location, compare=False)
+    source: Location = attribute(default_factory=Location, compare=False)
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class PipelineExtension:
     label: str | None
     field: str | None
     stages: tuple[StageAddition, ...]
-    source: Location = field(default_factory=Location, compare=False)
+    source: Location = attribute(default_factory=Location, compare=False)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class Extension:
     field_overrides: tuple[FieldOverride, ...] = ()
     pipelines: tuple[PipelineExtension, ...] = ()
     pack: str = ""
-    source: Location = field(default_factory=Location, compare=False)
+    source: Location = attribute(default_factory=Location, compare=False)
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,8 @@ class Pack:
     entities: tuple[Entity, ...]
     extensions: tuple[Extension, ...]
     #: The pack's files (path → text): stored with the installation so it can be re-read.
-    files: Mapping[str, str] = field(compare=False)
-    origin: str = field(default="", compare=False)
+    files: Mapping[str, str] = attribute(compare=False)
+    origin: str = attribute(default="", compare=False)
 
     @property
     def name(self) -> str:

@@ -131,9 +131,7 @@ class PackSchema:
                 message = sub.schema.get("x-message", "is not a valid name")
                 yield [*path, value if isinstance(value, str) else sub.instance], \
                     f"{sub.instance!r} {message}", True
-        elif kind == "minItems" and value == []:
-            yield path, "must not be empty", False
-        elif kind == "minLength" and value == "":
+        elif (kind == "minItems" and value == []) or (kind == "minLength" and value == ""):
             yield path, "must not be empty", False
         else:
             yield path, error.message, False

@@ -87,12 +87,15 @@ def reported(as_json: bool) -> Iterator[None]:
 def author() -> str:
     try:
         return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name in some containers
+    except Exception:
         return "unknown"
 
 
 def engine_for(database: str | None) -> sa.Engine:
-    return create_engine(database_url(database))
+    """An engine that lives as long as the command (its connections closed at the end)."""
+    engine = create_engine(database_url(database))
+    click.get_current_context().call_on_close(engine.dispose)
+    return engine
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,7 +114,7 @@ def init(database: str | None, no_default_packs: bool, as_json: bool) -> None:
     url = database_url(database)
     with reported(as_json):
         created_db = ensure_database(url)
-        engine = create_engine(url)
+        engine = engine_for(url)
         new = installer.create_system_tables(engine)
         revision = None
         if not no_default_packs:

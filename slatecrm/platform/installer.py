@@ -23,7 +23,8 @@ from slatecrm.metamodel.packs import Pack, load_pack, pack_from_texts
 from .storage import revisions as revision_store
 from .storage.apply import apply
 from .storage.plan import Plan, Planner
-from .storage.system import is_initialised, packs as pack_table, system_metadata
+from .storage.system import is_initialised, system_metadata
+from .storage.system import packs as pack_table
 
 DEFAULT_PACKS = ("crm-core", "sales")
 
@@ -146,6 +147,7 @@ def create_system_tables(engine: sa.Engine) -> bool:
         return True
 
 
-def plan_purge(engine: sa.Engine, fields: Sequence[tuple[str, str]], registry: FieldTypeRegistry) -> Installation:
+def plan_purge(engine: sa.Engine, fields: Sequence[tuple[str, str]],
+               registry: FieldTypeRegistry) -> Installation:
     """Drop the columns of retired fields for good (the only way data is deleted)."""
     return plan_install(engine, [], registry, purge=fields)

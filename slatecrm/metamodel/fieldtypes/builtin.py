@@ -254,7 +254,9 @@ class DecimalType(FieldType):
         return self.number(value, field)
 
     def to_json(self, value: Any, field: Field) -> Any:
-        return None if value is None else str(value)
+        # Fixed-point: str() gives "1.0E-7" for small amounts, which value_schema's pattern
+        # (and the "12.50 EUR" text form) do not accept.
+        return None if value is None else f"{value:f}"
 
     def display(self, value: Any, field: Field) -> str:
         return "" if value is None else format_decimal(value, locale="en", decimal_quantization=False)
@@ -341,7 +343,9 @@ class Currency(DecimalType):
         return {"amount": values[""], "currency": values.get("currency") or self.default_code(field)}
 
     def to_json(self, value: Any, field: Field) -> Any:
-        return None if value is None else {"amount": str(value["amount"]), "currency": value["currency"]}
+        if value is None:
+            return None
+        return {"amount": super().to_json(value["amount"], field), "currency": value["currency"]}
 
     def display(self, value: Any, field: Field) -> str:
         if value is None:

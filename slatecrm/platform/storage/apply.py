@@ -81,7 +81,7 @@ def _sqlite_foreign_keys(conn: sa.Connection, *, on: bool) -> None:
 
 
 def _check_foreign_keys(conn: sa.Connection) -> None:
-    broken: list[Any] = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
     if broken:
         table, rowid, parent = broken[0][0], broken[0][1], broken[0][2]
         raise ForeignKeyViolation(f"{len(broken)} rows would point to missing records, e.g. "

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from dataclasses import field as attribute
 from typing import Any
 
 import sqlalchemy as sa
@@ -70,7 +71,7 @@ class Change:
     sql: tuple[str, ...] = ()
     risks: tuple[DataRisk, ...] = ()
     rewrites_table: bool = False
-    steps: tuple[Step, ...] = field(default=(), compare=False, repr=False)
+    steps: tuple[Step, ...] = attribute(default=(), compare=False, repr=False)
 
     @property
     def blocked(self) -> bool:
@@ -396,19 +397,19 @@ class Planner:
         steps: list[Step] = []
         moved: list[tuple[str, str]] = []  # (tmp column, final name)
         rebuild = False
-        for suffix, spec in new_specs.items():
+        for spec in new_specs.values():
             final = spec.column_name(new.name)
             tmp = _tmp_column(table, final)
-            column = field_column(spec, new, table, name=tmp)
             steps.append(Step(f"add column {tmp} for the converted values",
-                              ddl=_add_column(table, column, spec, None, self.dialect.name)))
+                              ddl=_add_column(table, field_column(spec, new, table, name=tmp), spec, None,
+                                              self.dialect.name)))
             moved.append((tmp, final))
         steps.append(Step(
             f"convert the {scan.total:,} values of {new.name} with the {new.type} coercer "
             f"(UPDATE {table} SET … WHERE id = …, in batches of {BATCH})",
             data=_converter(table, old, old_type, new, new_type, {s: t for (t, _), s in
                                                                   zip(moved, new_specs, strict=True)})))
-        for suffix, spec in old_specs.items():
+        for spec in old_specs.values():
             name = spec.column_name(old.name)
             rebuild = rebuild or (bool(spec.references) and self.dialect.name == "sqlite")
             steps.append(_drop_column(table, name, bool(spec.references), self.dialect.name))
@@ -490,7 +491,8 @@ def _add_column(table: str, column: sa.Column[Any], spec: ColumnSpec, default_sq
     return ddl
 
 
-def _add_fk(table: str, column: str, target: str, settings: Mapping[str, Any]) -> Callable[[Operations], None]:
+def _add_fk(table: str, column: str, target: str,
+            settings: Mapping[str, Any]) -> Callable[[Operations], None]:
     def ddl(ops: Operations) -> None:
         ops.create_foreign_key(fk_name(table, column), table, table_name(target), [column], ["id"],
                                ondelete=ON_DELETE_SQL[settings.get("on_delete", "restrict")])
@@ -560,14 +562,15 @@ class Scan:
     example: str
 
 
-def _value_table(table: str, f: Field, field_type: FieldType, names: Mapping[str, str] | None = None) -> sa.TableClause:
+def _value_table(table: str, f: Field, field_type: FieldType,
+                 names: Mapping[str, str] | None = None) -> sa.TableClause:
     columns = [sa.column("id", sa.BigInteger)]
     for spec in field_type.columns(f):
         columns.append(sa.column((names or {}).get(spec.suffix, spec.column_name(f.name)), spec.type))
     return sa.table(table, *columns)
 
 
-def _batches(conn: sa.Connection, table: str, f: Field, field_type: FieldType) -> Iterator[list[Any]]:
+def _batches(conn: sa.Connection, table: str, f: Field, field_type: FieldType) -> Iterator[Sequence[Any]]:
     t = _value_table(table, f, field_type)
     columns = [t.c[spec.column_name(f.name)] for spec in field_type.columns(f)]
     last = 0
@@ -630,7 +633,8 @@ class ConversionFailed(Exception):
     """A value that passed the plan's check no longer converts (it changed since): nothing applied."""
 
 
-def _null_ids(conn: sa.Connection, table: str, column: str, negate: bool = False) -> tuple[int, tuple[int, ...]]:
+def _null_ids(conn: sa.Connection, table: str, column: str,
+              negate: bool = False) -> tuple[int, tuple[int, ...]]:
     t = sa.table(table, sa.column("id"), sa.column(column))
     cond = t.c[column].isnot(None) if negate else t.c[column].is_(None)
     count = conn.execute(sa.select(sa.func.count()).select_from(t).where(cond)).scalar_one()

@@ -115,7 +115,8 @@ def entity_table(entity: Entity, metadata: sa.MetaData, registry: FieldTypeRegis
     return table
 
 
-def build_metadata(metamodel: Metamodel, registry: FieldTypeRegistry) -> tuple[sa.MetaData, dict[str, sa.Table]]:
+def build_metadata(metamodel: Metamodel,
+                   registry: FieldTypeRegistry) -> tuple[sa.MetaData, dict[str, sa.Table]]:
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
     users.to_metadata(metadata)
     tables = {e.name: entity_table(e, metadata, registry) for e in metamodel.entities}
