@@ -250,7 +250,7 @@ class DecimalType(FieldType):
         _check_range(rounded, field)
         return rounded
 
-    def convert(self, value: Any, field: Field) -> Decimal:
+    def convert(self, value: Any, field: Field) -> Any:
         return self.number(value, field)
 
     def to_json(self, value: Any, field: Field) -> Any:
@@ -307,7 +307,7 @@ class Currency(DecimalType):
         if allowed and field.settings.get("currency") and field.settings["currency"] not in allowed:
             yield "currency", "the default currency is not among the allowed currencies"
 
-    def convert(self, value: Any, field: Field) -> dict[str, Any]:
+    def convert(self, value: Any, field: Field) -> dict[str, Any] | None:
         code = self.default_code(field)
         if isinstance(value, Mapping):
             unknown = set(value) - {"amount", "currency"}
@@ -462,7 +462,7 @@ class Choice(FieldType):
     name = "choice"
     label = "Choice"
     settings_schema = _CHOICE_OPTIONS
-    required_settings = ("options",)
+    required_settings: ClassVar[tuple[str, ...]] = ("options",)
 
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return sa.String()
@@ -479,7 +479,8 @@ class Choice(FieldType):
         for option in field.choices:  # a person may type the label
             if option.label.casefold() == key.casefold():
                 return option.key
-        raise CoercionError(f"{value!r} is not an option; options: {', '.join(self.keys(field))}")
+        # Quote the stripped text: a multi_choice item split from "a, b" starts with a space.
+        raise CoercionError(f"{key!r} is not an option; options: {', '.join(self.keys(field))}")
 
     def display(self, value: Any, field: Field) -> str:
         for option in field.choices:
