@@ -124,3 +124,47 @@ def test_the_console_script_runs_without_traceback(tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert "missing does not exist" in bad.stderr
     assert "Traceback" not in bad.stderr + bad.stdout
+
+
+def test_a_zipped_pack_installs(db_url: str, tmp_path: Path) -> None:
+    import shutil
+
+    from slatecrm.platform import installer
+
+    archive = shutil.make_archive(str(tmp_path / "fleet"), "zip", root_dir=tmp_path,
+                                  base_dir=fleet(tmp_path, "1.0.0").name)
+    assert run("init", database=db_url).exit_code == 0
+    validated = run("pack", "validate", archive)
+    assert validated.exit_code == 0, validated.output
+    assert "fleet 1.0.0: valid (1 entities" in validated.output
+    installed = run("pack", "install", archive, "--yes", database=db_url)
+    assert installed.exit_code == 0, installed.output
+    shipped = shutil.make_archive(str(tmp_path / "core"), "zip",
+                                  root_dir=installer.default_config_dir() / "crm-core")
+    assert run("pack", "validate", shipped).exit_code == 0  # files at the top of the archive
+
+
+def test_init_creates_a_missing_postgresql_database() -> None:
+    import secrets
+
+    import pytest
+
+    from .conftest import POSTGRES_URL, postgres_problem, postgres_required
+
+    problem = postgres_problem()
+    if problem:
+        if postgres_required():
+            pytest.fail(problem)
+        pytest.skip(problem)
+    name = f"slatecrm_test_{secrets.token_hex(6)}"
+    url = sa.engine.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        result = run("init", "--json", database=url)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output) == {"ok": True, "database_created": True, "initialised": True,
+                                             "revision": 1}
+    finally:
+        admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

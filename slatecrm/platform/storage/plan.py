@@ -48,9 +48,26 @@ class DataRisk:
     total: int
     sample_ids: tuple[int, ...] = ()
 
+    @classmethod
+    def found(cls, message: str, rows: Rows, total: int, *, blocking: bool) -> DataRisk:
+        """A risk about `rows`; the message ends with their ids."""
+        return cls(f"{message}: ids {rows.ids()}", blocking, rows.count, total, rows.sample)
+
     def as_dict(self) -> dict[str, Any]:
         return {"message": self.message, "blocking": self.blocking, "rows": self.rows,
                 "total": self.total, "sample_ids": list(self.sample_ids)}
+
+
+@dataclass(frozen=True)
+class Rows:
+    """How many rows a check found, and the first few ids to show."""
+
+    count: int
+    sample: tuple[int, ...]
+
+    def ids(self) -> str:
+        text = ", ".join(str(i) for i in self.sample)
+        return text + (f" and {self.count - len(self.sample):,} more" if self.count > len(self.sample) else "")
 
 
 @dataclass(frozen=True)
@@ -350,23 +367,17 @@ class Planner:
         table = entity.table_name
         if _constraints_changed(old, new):
             scan = scan_values(self.conn, table, old, self.ftype(old), new, self.ftype(new))
-            if scan.bad:
-                yield DataRisk(f"{new.name}: {scan.bad:,} of {scan.total:,} rows hold values the new "
-                               f"definition refuses ({scan.example}); they are kept and must be "
-                               f"corrected on their next edit: ids {_ids(scan.sample_ids, scan.bad)}",
-                               False, scan.bad, scan.total, scan.sample_ids)
+            if scan.bad.count:
+                yield DataRisk.found(
+                    f"{new.name}: {scan.bad.count:,} of {scan.total:,} rows hold values the new definition "
+                    f"refuses ({scan.example}); they are kept and must be corrected on their next edit",
+                    scan.bad, scan.total, blocking=False)
         if new.required and not old.required:
             missing = _null_ids(self.conn, table, new.name)
-            if missing[0]:
-                yield DataRisk(f"{new.name} becomes required: {missing[0]:,} rows have no value: ids "
-                               f"{_ids(missing[1], missing[0])}", False, missing[0],
-                               self.rows(table), missing[1])
-        if new.unique and not old.unique:
-            dupes = _duplicate_ids(self.conn, table, new.name)
-            if dupes[0]:
-                yield DataRisk(f"{new.name} becomes unique, but {dupes[0]:,} rows share a value "
-                               f"with another row: ids {_ids(dupes[1], dupes[0])}", True, dupes[0],
-                               self.rows(table), dupes[1])
+            if missing.count:
+                yield DataRisk.found(f"{new.name} becomes required: {missing.count:,} rows have no value",
+                                     missing, self.rows(table), blocking=False)
+        # A field that becomes unique gets a unique index; index_changes checks for duplicates.
 
     def retype(self, entity: Entity, old: Field, new: Field, old_specs: Mapping[str, ColumnSpec],
                new_specs: Mapping[str, ColumnSpec]) -> None:
@@ -375,25 +386,23 @@ class Planner:
         scan = scan_values(self.conn, table, old, old_type, new, new_type)
         risks: list[DataRisk] = []
         what = f"{old.type} → {new.type}" if old.type != new.type else f"{old.type} (new storage)"
-        if scan.bad:
-            risks.append(DataRisk(
-                f"retype {new.name} {what}: {scan.bad:,} of {scan.total:,} rows do not convert "
-                f"({scan.example}): ids {_ids(scan.sample_ids, scan.bad)}",
-                True, scan.bad, scan.total, scan.sample_ids))
+        if scan.bad.count:
+            risks.append(DataRisk.found(
+                f"retype {new.name} {what}: {scan.bad.count:,} of {scan.total:,} rows do not convert "
+                f"({scan.example})", scan.bad, scan.total, blocking=True))
         if new.target and (old.target != new.target):
             orphans = _orphan_ids(self.conn, table, new.name, table_name(new.target))
-            if orphans[0]:
-                risks.append(DataRisk(f"{new.name} now points to {new.target}, but {orphans[0]:,} "
-                                      f"rows hold ids that are not {new.target} records: ids "
-                                      f"{_ids(orphans[1], orphans[0])}", True, orphans[0],
-                                      self.rows(table), orphans[1]))
+            if orphans.count:
+                risks.append(DataRisk.found(
+                    f"{new.name} now points to {new.target}, but {orphans.count:,} rows hold ids that "
+                    f"are not {new.target} records", orphans, self.rows(table), blocking=True))
         for suffix in old_specs.keys() - new_specs.keys():
             column = old_specs[suffix].column_name(old.name)
-            nonnull = _null_ids(self.conn, table, column, negate=True)
-            if nonnull[0]:
-                risks.append(DataRisk(f"retype {new.name} {what} drops column {column}, which holds "
-                                      f"values in {nonnull[0]:,} rows: ids {_ids(nonnull[1], nonnull[0])}",
-                                      True, nonnull[0], self.rows(table), nonnull[1]))
+            kept = _null_ids(self.conn, table, column, negate=True)
+            if kept.count:
+                risks.append(DataRisk.found(
+                    f"retype {new.name} {what} drops column {column}, which holds values in "
+                    f"{kept.count:,} rows", kept, self.rows(table), blocking=True))
         steps: list[Step] = []
         moved: list[tuple[str, str]] = []  # (tmp column, final name)
         rebuild = False
@@ -442,11 +451,10 @@ class Planner:
                 risks = []
                 if index.unique and (index.table, index.column) not in added:
                     dupes = _duplicate_ids(self.conn, index.table, index.column)
-                    if dupes[0]:
-                        risks.append(DataRisk(
-                            f"unique index on {index.column}: {dupes[0]:,} rows share a value with "
-                            f"another row: ids {_ids(dupes[1], dupes[0])}", True, dupes[0],
-                            self.rows(index.table), dupes[1]))
+                    if dupes.count:
+                        risks.append(DataRisk.found(
+                            f"{index.column} becomes unique, but {dupes.count:,} rows share a value "
+                            "with another row", dupes, self.rows(index.table), blocking=True))
                 self.change("add index", _entity_of(index.table), index.column,
                             f"add {'unique ' if index.unique else ''}index {name}",
                             [Step("create index", ddl=_create_index(index))], risks)
@@ -557,8 +565,7 @@ def _drop_index(index: IndexSpec) -> Callable[[Operations], None]:
 @dataclass(frozen=True)
 class Scan:
     total: int
-    bad: int
-    sample_ids: tuple[int, ...]
+    bad: Rows
     example: str
 
 
@@ -606,7 +613,7 @@ def scan_values(conn: sa.Connection, table: str, old: Field, old_type: FieldType
                 if len(samples) < SAMPLE_IDS:
                     samples.append(row[0])
                 example = example or f"id {row[0]}: {error}"
-    return Scan(total, bad, tuple(samples), example)
+    return Scan(total, Rows(bad, tuple(samples)), example)
 
 
 def _converter(table: str, old: Field, old_type: FieldType, new: Field, new_type: FieldType,
@@ -633,39 +640,32 @@ class ConversionFailed(Exception):
     """A value that passed the plan's check no longer converts (it changed since): nothing applied."""
 
 
-def _null_ids(conn: sa.Connection, table: str, column: str,
-              negate: bool = False) -> tuple[int, tuple[int, ...]]:
+def _rows_where(conn: sa.Connection, table: sa.TableClause, condition: sa.ColumnElement[bool]) -> Rows:
+    count = conn.execute(sa.select(sa.func.count()).select_from(table).where(condition)).scalar_one()
+    ids = conn.execute(sa.select(table.c.id).where(condition).order_by(table.c.id)
+                       .limit(SAMPLE_IDS)).scalars().all()
+    return Rows(count, tuple(ids))
+
+
+def _null_ids(conn: sa.Connection, table: str, column: str, negate: bool = False) -> Rows:
     t = sa.table(table, sa.column("id"), sa.column(column))
-    cond = t.c[column].isnot(None) if negate else t.c[column].is_(None)
-    count = conn.execute(sa.select(sa.func.count()).select_from(t).where(cond)).scalar_one()
-    ids = conn.execute(sa.select(t.c.id).where(cond).order_by(t.c.id).limit(SAMPLE_IDS)).scalars().all()
-    return count, tuple(ids)
+    return _rows_where(conn, t, t.c[column].isnot(None) if negate else t.c[column].is_(None))
 
 
-def _duplicate_ids(conn: sa.Connection, table: str, column: str) -> tuple[int, tuple[int, ...]]:
+def _duplicate_ids(conn: sa.Connection, table: str, column: str) -> Rows:
     t = sa.table(table, sa.column("id"), sa.column(column))
-    dup = sa.select(t.c[column]).where(t.c[column].isnot(None)).group_by(t.c[column]).having(
-        sa.func.count() > 1).subquery()
-    cond = t.c[column].in_(sa.select(dup.c[column]))
-    count = conn.execute(sa.select(sa.func.count()).select_from(t).where(cond)).scalar_one()
-    ids = conn.execute(sa.select(t.c.id).where(cond).order_by(t.c.id).limit(SAMPLE_IDS)).scalars().all()
-    return count, tuple(ids)
+    shared = sa.select(t.c[column]).where(t.c[column].isnot(None)).group_by(t.c[column]).having(
+        sa.func.count() > 1)
+    return _rows_where(conn, t, t.c[column].in_(shared))
 
 
-def _orphan_ids(conn: sa.Connection, table: str, column: str, target: str) -> tuple[int, tuple[int, ...]]:
-    t = sa.table(table, sa.column("id"), sa.column(column))
-    other = sa.table(target, sa.column("id"))
+def _orphan_ids(conn: sa.Connection, table: str, column: str, target: str) -> Rows:
+    """Rows whose `column` holds an id that is not a record of the `target` table."""
     if not sa.inspect(conn).has_table(target):
         return _null_ids(conn, table, column, negate=True)
-    cond = sa.and_(t.c[column].isnot(None), t.c[column].not_in(sa.select(other.c.id)))
-    count = conn.execute(sa.select(sa.func.count()).select_from(t).where(cond)).scalar_one()
-    ids = conn.execute(sa.select(t.c.id).where(cond).order_by(t.c.id).limit(SAMPLE_IDS)).scalars().all()
-    return count, tuple(ids)
-
-
-def _ids(sample: Sequence[int], count: int) -> str:
-    text = ", ".join(str(i) for i in sample)
-    return text + (f" and {count - len(sample):,} more" if count > len(sample) else "")
+    t = sa.table(table, sa.column("id"), sa.column(column))
+    other = sa.table(target, sa.column("id"))
+    return _rows_where(conn, t, sa.and_(t.c[column].isnot(None), t.c[column].not_in(sa.select(other.c.id))))
 
 
 _CONSTRAINT_KEYS = ("max_length", "min", "max", "currencies", "max_items", "precision", "scale")
