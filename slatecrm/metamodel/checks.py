@@ -57,10 +57,11 @@ def _check_entity(ctx: _Context, entity: Entity) -> Iterator[Problem]:
                               f"both run on field {pipeline.field!r}; give each its own field", pipeline)
         stage_fields[pipeline.field] = pipeline.name
         keys = [s.key for s in pipeline.stages]
-        for stage in pipeline.stages:
-            if keys.count(stage.key) > 1:
+        for i, stage in enumerate(pipeline.stages):
+            if stage.key in keys[:i]:  # the repeat is the one to fix, not the first
+                first = pipeline.stages[keys.index(stage.key)].source
                 yield ctx.problem(f"stage {stage.key!r} appears more than once in pipeline "
-                                  f"{pipeline.name!r}", stage)
+                                  f"{pipeline.name!r} (first at line {first.line})", stage)
             for required in stage.requires:
                 if required not in names:
                     yield ctx.problem(f"stage {stage.key!r} requires field {required!r}, which "
@@ -90,7 +91,8 @@ def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
                               f"{column.column_name(field.name)!r}", field)
     for setting, message in field_type.check_definition(field):
         yield ctx.problem(f"{setting}: {message}", field)
-    keys = [o.key for o in field.choices]
+    # A stage field's options are its pipeline's stages: a repeated stage is reported there.
+    keys = [o.key for o in field.choices] if field.type != "stage" else []
     for key in sorted({k for k in keys if keys.count(k) > 1}):
         yield ctx.problem(f"option {key!r} appears more than once", field)
     low, high = field.settings.get("min"), field.settings.get("max")
@@ -106,11 +108,23 @@ def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
             yield ctx.problem("on_delete: set_null cannot apply to a required field", field)
     if (field.unique or field.indexed) and field.type == "multi_choice":
         yield ctx.problem("a multi_choice field cannot be unique or indexed", field)
-    if field.default is not None:
-        if not field_type.writable:
-            yield ctx.problem(f"default: a {field.type} field gets its value from the engine", field)
-        else:
-            try:
-                field_type.coerce(field.default, field)
-            except CoercionError as error:
-                yield ctx.problem(f"default: {error}", field)
+    reason = default_problem(field, ctx.registry)
+    if reason:
+        yield ctx.problem(reason, field)
+
+
+def default_problem(field: Field, registry: FieldTypeRegistry) -> str | None:
+    """Why a field's default is not a value of its type, or None.
+
+    Layering asks too, for a default set by field_overrides, to report it in that pack.
+    """
+    if field.default is None or field.type not in registry:
+        return None
+    field_type = registry[field.type]
+    if not field_type.writable:
+        return f"default: a {field.type} field gets its value from the engine"
+    try:
+        field_type.coerce(field.default, field)
+    except CoercionError as error:
+        return f"default: {error}"
+    return None

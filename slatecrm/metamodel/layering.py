@@ -15,11 +15,12 @@ import semantic_version
 
 from slatecrm import __version__ as PLATFORM_VERSION
 
-from .checks import check_metamodel
+from .checks import check_metamodel, default_problem
 from .errors import DefinitionError, Problem
 from .fieldtypes import FieldTypeRegistry
 from .model import ChoiceOption, Entity, Field, Metamodel, PackRef, Pipeline
-from .packs import Extension, Pack, PipelineExtension
+from .names import suggest
+from .packs import Extension, Pack, PipelineExtension, Requirement
 
 
 def parse_range(spec: str) -> semantic_version.SimpleSpec | None:
@@ -33,31 +34,26 @@ def dependency_order(packs: Sequence[Pack]) -> list[Pack]:
     """Packs sorted so that each comes after what it requires; every problem at once."""
     problems: list[Problem] = []
     by_name: dict[str, Pack] = {}
-    namespaces: dict[str, Pack] = {}
     for pack in packs:
         m = pack.manifest
         if m.name in by_name:
             problems.append(Problem(f"pack {m.name!r} is given twice ({by_name[m.name].origin} "
-                                    f"and {pack.origin})", m.source, pack.origin))
+                                    f"and {pack.origin})", m.locate("name"), pack.origin))
             continue
         by_name[m.name] = pack
-        if m.namespace in namespaces:
-            problems.append(Problem(f"namespace {m.namespace!r} is already taken by pack "
-                                    f"{namespaces[m.namespace].name!r}", m.source, pack.origin))
-        namespaces.setdefault(m.namespace, pack)
         if m.platform is not None:
             spec = parse_range(m.platform)
             if spec is None:
-                problems.append(Problem(f"platform: {m.platform!r} is not a version range "
-                                        "(like '>=0.1.0,<1.0.0' or '^0.1')", m.source, pack.origin))
+                problems.append(Problem(f"{m.platform!r} is not a version range (like "
+                                        "'>=0.1.0,<1.0.0' or '^0.1')", m.locate("platform"), pack.origin))
             elif semantic_version.Version(PLATFORM_VERSION) not in spec:
                 problems.append(Problem(f"needs SlateCRM {m.platform}, this is {PLATFORM_VERSION}",
-                                        m.source, pack.origin))
+                                        m.locate("platform"), pack.origin))
     for pack in by_name.values():
         for req in pack.manifest.requires:
             spec = parse_range(req.range)
             if spec is None:
-                problems.append(Problem(f"requires.{req.pack}: {req.range!r} is not a version range "
+                problems.append(Problem(f"{req.range!r} is not a version range "
                                         "(like '^1.2.0' or '>=1.0.0,<2.0.0')", req.source, pack.origin))
             elif req.pack not in by_name:
                 problems.append(Problem(f"requires pack {req.pack!r} ({req.range}), which is not "
@@ -69,25 +65,42 @@ def dependency_order(packs: Sequence[Pack]) -> list[Pack]:
     order: list[Pack] = []
     state: dict[str, str] = {}
 
-    def visit(pack: Pack, trail: list[str]) -> None:
+    def visit(pack: Pack, trail: list[str], via: Requirement | None) -> None:
         if state.get(pack.name) == "done":
             return
-        if state.get(pack.name) == "visiting":
+        if state.get(pack.name) == "visiting" and via is not None:
+            # Reported at the requirement that closes the cycle: the line to change.
             cycle = " → ".join([*trail[trail.index(pack.name):], pack.name])
-            problems.append(Problem(f"dependency cycle: {cycle}", pack.manifest.source, pack.origin))
+            problems.append(Problem(f"dependency cycle: {cycle}", via.source,
+                                    by_name[trail[-1]].origin))
             return
         state[pack.name] = "visiting"
         for req in pack.manifest.requires:
             if req.pack in by_name:
-                visit(by_name[req.pack], [*trail, pack.name])
+                visit(by_name[req.pack], [*trail, pack.name], req)
         state[pack.name] = "done"
         order.append(pack)
 
     for pack in sorted(by_name.values(), key=lambda p: p.name):
-        visit(pack, [])
+        visit(pack, [], None)
+    problems.extend(_namespace_clashes(order))
     if problems:
         raise DefinitionError(problems)
     return order
+
+
+def _namespace_clashes(ordered: Sequence[Pack]) -> list[Problem]:
+    """A namespace taken twice, blamed on the later pack in dependency order: a pack that
+    requires crm-core has to give way to it, not the other way round."""
+    problems: list[Problem] = []
+    owners: dict[str, Pack] = {}
+    for pack in ordered:
+        m = pack.manifest
+        if m.namespace in owners:
+            problems.append(Problem(f"namespace {m.namespace!r} is already taken by pack "
+                                    f"{owners[m.namespace].name!r}", m.locate("namespace"), pack.origin))
+        owners.setdefault(m.namespace, pack)
+    return problems
 
 
 def _requires_transitively(by_name: dict[str, Pack], pack: str, other: str) -> bool:
@@ -122,15 +135,16 @@ def merge(packs: Sequence[Pack], registry: FieldTypeRegistry) -> Metamodel:
         for extension in pack.extensions:
             base = entities.get(extension.entity)
             if base is None:
-                problems.append(Problem(f"extends entity {extension.entity!r}, which no pack "
-                                        "defines", extension.source, pack.origin))
+                problems.append(Problem(f"extends entity {extension.entity!r}, which no pack given, "
+                                        f"installed or required defines{suggest(extension.entity, entities)}",
+                                        extension.source, pack.origin))
                 continue
             if base.pack != pack.name and not _requires_transitively(by_name, pack.name, base.pack):
                 problems.append(Problem(
                     f"extends {extension.entity!r} of pack {base.pack!r} without requiring "
                     f"{base.pack!r}: add it to requires in pack.yaml", extension.source, pack.origin))
                 continue
-            entities[extension.entity] = _extend(base, extension, pack, problems)
+            entities[extension.entity] = _extend(base, extension, pack, registry, problems)
     finished = tuple(_with_stage_fields(e, registry) for e in entities.values())
     metamodel = Metamodel(
         entities=finished,
@@ -142,7 +156,8 @@ def merge(packs: Sequence[Pack], registry: FieldTypeRegistry) -> Metamodel:
     return metamodel
 
 
-def _extend(base: Entity, ext: Extension, pack: Pack, problems: list[Problem]) -> Entity:
+def _extend(base: Entity, ext: Extension, pack: Pack, registry: FieldTypeRegistry,
+            problems: list[Problem]) -> Entity:
     fields = list(base.fields)
     names = {f.name: i for i, f in enumerate(fields)}
     for new in ext.fields:
@@ -156,8 +171,8 @@ def _extend(base: Entity, ext: Extension, pack: Pack, problems: list[Problem]) -
         fields.append(new)
     for override in ext.field_overrides:
         if override.field not in names:
-            problems.append(Problem(f"field_overrides: {base.name!r} has no field "
-                                    f"{override.field!r}", override.source, pack.origin))
+            problems.append(Problem(f"{base.name!r} has no field {override.field!r}"
+                                    f"{suggest(override.field, names)}", override.source, pack.origin))
             continue
         current = fields[names[override.field]]
         changes: dict[str, object] = {}
@@ -173,11 +188,24 @@ def _extend(base: Entity, ext: Extension, pack: Pack, problems: list[Problem]) -
                                         "and has no options", override.source, pack.origin))
             else:
                 changes["choices"] = _merge_choices(current.choices, override.options)
-        fields[names[override.field]] = replace(current, **changes)  # type: ignore[arg-type]
+        changed = replace(current, **changes)  # type: ignore[arg-type]
+        if override.has_default and changed.type != "stage":  # a stage's options come later
+            reason = default_problem(changed, registry)
+            if reason:
+                # Reported here, in the pack that wrote it, and not applied: left in, it would
+                # be reported again at the field's definition in the pack being extended.
+                problems.append(Problem(reason, override.source, pack.origin))
+                changed = replace(changed, default=current.default)
+        fields[names[override.field]] = changed
     pipelines = list(base.pipelines)
     for pext in ext.pipelines:
         index = next((i for i, p in enumerate(pipelines) if p.name == pext.name), None)
         if index is None:
+            for addition in pext.stages:
+                if addition.after is not None:
+                    problems.append(Problem(f"after: pipeline {pext.name!r} is new here; the order "
+                                            "of the list is the order of its stages",
+                                            addition.stage.source, pack.origin))
             stages = tuple(a.stage for a in pext.stages)
             pipelines.append(Pipeline(pext.name, pext.label or pext.name.replace("_", " ").capitalize(),
                                       pext.field or "stage", stages, pack.name, pext.source))

@@ -14,6 +14,8 @@ from dataclasses import field as attribute
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import semantic_version
+
 from .errors import DefinitionError, Location, Problem
 from .fieldtypes import FieldTypeRegistry
 from .model import ChoiceOption, Entity, Field, Pipeline, Stage
@@ -54,6 +56,12 @@ class Manifest:
     requires: tuple[Requirement, ...] = ()
     platform: str | None = None
     source: Location = attribute(default_factory=Location, compare=False)
+    #: Where each top-level key's value stands, so a problem with one points at its line.
+    locations: Mapping[str, Location] = attribute(default_factory=dict, compare=False)
+
+    def locate(self, key: str) -> Location:
+        """The position of `key`'s value in pack.yaml, else of the manifest."""
+        return self.locations.get(key, self.source)
 
 
 @dataclass(frozen=True)
@@ -134,20 +142,30 @@ def read_pack_files(path: Path) -> tuple[dict[str, bytes], str]:
             if item.is_file() and not any(p.startswith(".") for p in rel.split("/")):
                 files[rel] = item.read_bytes()[: MAX_FILE_BYTES + 1]
     elif path.is_file() and zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if not n.endswith("/")]
-            tops = {n.split("/", 1)[0] for n in names}
-            strip = len(tops) == 1 and all("/" in n for n in names)
-            for name in names:
-                rel = name.split("/", 1)[1] if strip else name
-                if ".." in PurePosixPath(rel).parts or rel.startswith("/"):
-                    continue
-                with archive.open(name) as handle:
-                    files[rel] = handle.read(MAX_FILE_BYTES + 1)
+        try:
+            files = _read_zip(path)
+        except (zipfile.BadZipFile, OSError, EOFError) as error:  # a damaged or truncated archive
+            raise DefinitionError([Problem(f"{path} is not a readable .zip file ({error})",
+                                           Location(str(path)))]) from None
     else:
         what = "does not exist" if not path.exists() else "is neither a directory nor a .zip file"
         raise DefinitionError([Problem(f"{path} {what}", Location(str(path)))])
     return files, str(path)
+
+
+def _read_zip(path: Path) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    with zipfile.ZipFile(path) as archive:
+        names = [n for n in archive.namelist() if not n.endswith("/")]
+        tops = {n.split("/", 1)[0] for n in names}
+        strip = len(tops) == 1 and all("/" in n for n in names)
+        for name in names:
+            rel = name.split("/", 1)[1] if strip else name
+            if ".." in PurePosixPath(rel).parts or rel.startswith("/"):
+                continue
+            with archive.open(name) as handle:
+                files[rel] = handle.read(MAX_FILE_BYTES + 1)
+    return files
 
 
 def load_pack(path: Path | str, registry: FieldTypeRegistry) -> Pack:
@@ -156,13 +174,14 @@ def load_pack(path: Path | str, registry: FieldTypeRegistry) -> Pack:
     texts: dict[str, str] = {}
     for rel, content in raw.items():
         if len(content) > MAX_FILE_BYTES:
-            problems.append(Problem(f"file is larger than {MAX_FILE_BYTES} bytes", Location(rel), origin))
+            problems.append(Problem(f"file is larger than {MAX_FILE_BYTES} bytes",
+                                    Location(rel, 1, 1), origin))
             continue
         try:
             texts[rel] = content.decode("utf-8")
         except UnicodeDecodeError as error:
             problems.append(Problem(f"not UTF-8 text ({error.reason} at byte {error.start})",
-                                    Location(rel), origin))
+                                    _byte_location(rel, content, error.start), origin))
     try:
         pack = pack_from_texts(texts, registry, origin)
     except DefinitionError as error:
@@ -170,6 +189,12 @@ def load_pack(path: Path | str, registry: FieldTypeRegistry) -> Pack:
     if problems:
         raise DefinitionError(problems)
     return pack
+
+
+def _byte_location(rel: str, content: bytes, offset: int) -> Location:
+    """The line and column of a byte, so that an editor can jump to a bad one."""
+    before = content[:offset]
+    return Location(rel, before.count(b"\n") + 1, offset - (before.rfind(b"\n") + 1) + 1)
 
 
 def pack_from_texts(texts: Mapping[str, str], registry: FieldTypeRegistry, origin: str) -> Pack:
@@ -192,13 +217,14 @@ class _PackReader:
         manifest: Manifest | None = None
         if MANIFEST not in texts:
             self.problem("a pack needs a pack.yaml at its top (name, namespace, version, title)",
-                         Location(MANIFEST))
+                         Location(MANIFEST, 1, 1))
         documents: list[SourceDocument] = []
         for rel in sorted(texts):
             name = PurePosixPath(rel).name
             if rel == MANIFEST:
                 source = self.parse(texts[rel], rel)
-                if source is not None and self.validate("manifest", source):
+                if (source is not None and self.validate("manifest", source)
+                        and self.check_version(source)):
                     manifest = self.manifest(source)
             elif name.endswith((".yaml", ".yml")):
                 source = self.parse(texts[rel], rel)
@@ -207,7 +233,7 @@ class _PackReader:
             elif name not in DOCUMENTATION_FILES:
                 self.problem(
                     "unexpected file: a pack holds pack.yaml, definition files (*.yaml) and "
-                    f"documentation ({', '.join(DOCUMENTATION_FILES)})", Location(rel))
+                    f"documentation ({', '.join(DOCUMENTATION_FILES)})", Location(rel, 1, 1))
         pack_name = manifest.name if manifest else ""
         entities: list[Entity] = []
         extensions: list[Extension] = []
@@ -227,8 +253,13 @@ class _PackReader:
         if isinstance(result, Problem):
             self.problem(result.message, result.location)
             return None
+        if result.data is None:
+            self.problem("the file is empty: a definition starts with kind: and its keys",
+                         result.locate([]))
+            return None
         if not isinstance(result.data, dict):
-            self.problem("expected a mapping of keys to values at the top of the file",
+            got = "a list" if isinstance(result.data, list) else "a single value"
+            self.problem(f"expected a mapping of keys to values at the top of the file, got {got}",
                          result.locate([]))
             return None
         return result
@@ -243,6 +274,9 @@ class _PackReader:
         if kind is None:
             self.problem(f"missing required key 'kind' (one of: {', '.join(KINDS)})", source.locate([]))
             return None
+        if not isinstance(kind, str):  # a list or mapping cannot even be looked up
+            self.problem(f"expected one word, one of: {', '.join(KINDS)}", source.locate(["kind"]))
+            return None
         if kind not in KINDS:
             self.problem(f"{kind!r} is not a kind of definition{suggest(str(kind), KINDS)}; "
                          f"kinds: {', '.join(KINDS)}", source.locate(["kind"]))
@@ -256,6 +290,17 @@ class _PackReader:
             return None
         return str(kind)
 
+    def check_version(self, source: SourceDocument) -> bool:
+        """The schema's pattern lets through versions semantic_version refuses ("1.0.0-01");
+        refused here, they would fail later wherever versions are compared."""
+        try:
+            semantic_version.Version(source.data["version"])
+        except ValueError as error:
+            self.problem(f"{source.data['version']!r} is not a semantic version: {error}",
+                         source.locate(["version"]))
+            return False
+        return True
+
     # --- building typed definitions from validated documents ------------------------
     def manifest(self, source: SourceDocument) -> Manifest:
         data = source.data
@@ -267,6 +312,7 @@ class _PackReader:
             name=data["name"], namespace=data["namespace"], version=data["version"],
             title=data["title"], description=data.get("description", ""), requires=requires,
             platform=data.get("platform"), source=source.locate([]),
+            locations={key: source.locate([key]) for key in data},
         )
 
     def field(self, source: SourceDocument, path: list[Any], name: str, doc: dict[str, Any],
@@ -280,7 +326,8 @@ class _PackReader:
             help=doc.get("help", ""), required=doc.get("required", False),
             unique=doc.get("unique", False), indexed=doc.get("indexed", False),
             default=doc.get("default"), settings=settings, choices=choices,
-            renamed_from=doc.get("renamed_from"), pack=pack, source=source.locate([*path, name]),
+            renamed_from=doc.get("renamed_from"), pack=pack,
+            source=source.locate([*path, name], key=True),
         )
 
     def fields(self, source: SourceDocument, data: dict[str, Any], pack: str) -> tuple[Field, ...]:

@@ -106,7 +106,9 @@ class PackSchema:
         elif kind == "required":
             for key in error.validator_value:
                 if isinstance(value, dict) and key not in value:
-                    yield path, f"missing required key {key!r}", False
+                    # At the name of what lacks the key (a field's name), like the other
+                    # problems of a field, not at whichever key happens to come first.
+                    yield path, f"missing required key {key!r}", True
         elif kind == "enum" and path and path[-1] == "type" and "fields" in path:
             known = ", ".join(error.validator_value)
             yield path, f"{value!r} is not a field type; known types: {known}", False
@@ -119,7 +121,8 @@ class PackSchema:
             wanted = error.validator_value
             wanted_words = " or ".join(_JSON_TYPES.get(t, t) for t in
                                        (wanted if isinstance(wanted, list) else [wanted]))
-            yield path, f"expected {wanted_words}, got {_json_type(value)}", False
+            got = f"{_json_type(value)}{_quote_hint(wanted, value)}"
+            yield path, f"expected {wanted_words}, got {got}", False
         elif kind == "pattern" and "x-message" in schema:
             parent = _node(root, path)
             if isinstance(parent, dict) and isinstance(value, str) and value in parent:
@@ -131,7 +134,8 @@ class PackSchema:
                 message = sub.schema.get("x-message", "is not a valid name")
                 yield [*path, value if isinstance(value, str) else sub.instance], \
                     f"{sub.instance!r} {message}", True
-        elif (kind == "minItems" and value == []) or (kind == "minLength" and value == ""):
+        elif (kind == "minItems" and value == []) or (kind == "minLength" and value == "") or \
+                (kind == "minProperties" and value == {}):
             yield path, "must not be empty", False
         else:
             yield path, error.message, False
@@ -144,6 +148,14 @@ class PackSchema:
                 return None
             return self.field_keys(field_type)
         return list(props or {})
+
+
+def _quote_hint(wanted: Any, value: Any) -> str:
+    """YAML reads `version: 1.0` or `currency: 978` as a number; say how to keep it text."""
+    if "string" in (wanted if isinstance(wanted, list) else [wanted]) and \
+            isinstance(value, int | float) and not isinstance(value, bool):
+        return " (YAML reads it as a number: put it in quotes)"
+    return ""
 
 
 def _node(root: Any, path: list[Any]) -> Any:

@@ -31,7 +31,10 @@ class SourceDocument:
         for depth, part in enumerate(path):
             last = depth == len(path) - 1
             if isinstance(node, CommentedMap) and part in node:
-                pos = node.lc.key(part) if (key and last) else node.lc.value(part)
+                # An empty value has no position of its own: ruamel gives the next token's,
+                # which may be lines below; the key is where the value is missing.
+                at_key = (key and last) or node[part] is None
+                pos = node.lc.key(part) if at_key else node.lc.value(part)
             elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
                 pos = node.lc.item(part)
             else:
@@ -67,6 +70,40 @@ def _plain(node: Any) -> Any:
     return str(node)
 
 
+def _at(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _explain(error: MarkedYAMLError) -> str:
+    """The parser's complaint in the words of someone editing the file.
+
+    ruamel speaks of tokens ("expected <block end>, but found '<block mapping start>'"),
+    which says nothing to a person who indented one key by a space too many.
+    """
+    what = (error.problem or "YAML syntax error").strip()
+    context = (error.context or "").strip()
+    opened = error.context_mark
+    if "duplicate key" in what:
+        key = what.split('"')[1] if '"' in what else ""
+        return f"duplicate key {key!r}: each name may appear only once" if key else what
+    if "'\\t'" in what:
+        return "a tab character: indent with spaces (YAML does not allow tabs for indentation)"
+    if context.startswith("while parsing a flow") and opened is not None:
+        bracket, closing = ("[", "]") if "sequence" in context else ("{", "}")
+        return (f"expected ',' or '{closing}': the '{bracket}' opened at {_at(opened)} "
+                "is not closed, or a ',' is missing")
+    if context.startswith("while parsing a block") and "<block end>" in what:
+        return "bad indentation: this line does not line up with the lines above it"
+    if "mapping values are not allowed" in what:
+        return ("unexpected ':': put quotes around a value that holds ': ', "
+                "or check the indentation")
+    if context.startswith("while scanning a quoted scalar") and opened is not None:
+        return f"the quote opened at {_at(opened)} is not closed"
+    if "another document" in what:
+        return "a second YAML document ('---'): a file holds one definition"
+    return what
+
+
 def parse_yaml(text: str, file: str) -> SourceDocument | Problem:
     """Parse one YAML document; a syntax error (or a duplicate key) becomes a Problem."""
     yaml = YAML(typ="rt")
@@ -75,12 +112,8 @@ def parse_yaml(text: str, file: str) -> SourceDocument | Problem:
         root = yaml.load(text)
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        what = (error.problem or "YAML syntax error").strip()
-        if "duplicate key" in what:
-            key = str(getattr(error, "problem", "")).split('"')[1] if '"' in what else ""
-            what = f"duplicate key {key!r}: each name may appear only once" if key else what
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        return Problem(f"YAML syntax error: {what}", Location(file, line, column))
+        return Problem(f"YAML syntax error: {_explain(error)}", Location(file, line, column))
     except YAMLError as error:
         return Problem(f"YAML error: {error}", Location(file, 1, 1))
     return SourceDocument(file, _plain(root), root)
