@@ -79,6 +79,15 @@ def test_install_upgrade_and_refused_retype(db_url: str, tmp_path: Path) -> None
     engine.dispose()
 
 
+def test_install_brings_the_shipped_packs_it_requires(db_url: str, tmp_path: Path) -> None:
+    assert run("init", "--no-default-packs", database=db_url).exit_code == 0
+    result = run("pack", "install", str(fleet(tmp_path, "1.0.0")), "--yes", database=db_url)
+    assert result.exit_code == 0, result.output
+    assert "install fleet 1.0.0, install crm-core 0.1.0" in result.output
+    listed = json.loads(run("pack", "list", "--json", database=db_url).output)
+    assert [p["name"] for p in listed] == ["crm-core", "fleet"]
+
+
 def test_install_needs_yes_without_a_terminal(db_url: str, tmp_path: Path) -> None:
     assert run("init", database=db_url).exit_code == 0
     result = run("pack", "install", str(fleet(tmp_path, "1.0.0")), database=db_url)
@@ -105,7 +114,11 @@ def test_database_errors_are_messages(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     result = run("pack", "list", database=url)
     assert result.exit_code == 4
-    assert "run `slatecrm init`" in result.output
+    assert "there is no database at" in result.output and "run `slatecrm init`" in result.output
+    assert not (tmp_path / "empty.db").exists()  # reading never creates a database
+    CliRunner().invoke(main, ["init", "--no-default-packs", "--database", url])
+    uninitialised = run("pack", "list", database=url)
+    assert uninitialised.exit_code == 0  # tables, no packs yet
     unreachable = run("revisions", database="postgresql://nobody@127.0.0.1:1/none")
     assert unreachable.exit_code == 4
     assert "database:" in unreachable.output

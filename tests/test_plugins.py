@@ -97,7 +97,11 @@ def test_plugin_type_is_in_the_pack_schema() -> None:
     assert "rating" in field_def["properties"]["type"]["enum"]
     [rule] = [rule for rule in field_def["allOf"]
               if rule["if"]["properties"]["type"] == {"const": "rating"}]
-    assert rule["then"]["properties"] == {"stars": {"type": "integer", "minimum": 1, "maximum": 10}}
+    assert rule["then"] == {"$ref": "#/$defs/field_rating"}
+    closed = document["$defs"]["field_rating"]
+    assert closed["properties"]["stars"] == {"type": "integer", "minimum": 1, "maximum": 10}
+    assert {"label", "help", "required", "default"} <= set(closed["properties"])
+    assert closed["additionalProperties"] is False
     # The global registry is untouched: its schema knows no rating.
     assert "rating" not in PackSchema(field_types()).document["$defs"]["field"]["properties"]["type"]["enum"]
     assert "rating" not in field_types()

@@ -346,3 +346,32 @@ def test_rebuild_keeps_on_delete_of_columns_added_later(engine: sa.Engine, regis
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM x_garage WHERE id = 3"))
     assert drift(engine) == []
+
+
+def test_retype_in_the_same_column_checks_and_rewrites_values(
+        engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    """text → choice and text → email keep their column, but not every text is a choice key
+    or an e-mail address: labels become keys, domains lower case, and the rest is refused."""
+    install(engine, registry, write_pack(tmp_path, "fleet", "1.0.0", vehicle(
+        model={"type": "text"}, contact={"type": "text"})))
+    insert(engine, registry, "vehicle", [
+        {"plate": "A", "model": "Zoe", "contact": "Ann@Example.COM"},
+        {"plate": "B", "model": "x308", "contact": None},
+        {"plate": "C", "model": "308", "contact": "no address"},
+    ])
+    models = {"type": "choice", "options": [{"key": "zoe", "label": "Zoe"}, {"key": "x308", "label": "308"}]}
+    refused = plan(engine, registry, write_pack(tmp_path, "fleet", "2.0.0", vehicle(
+        model=models, contact={"type": "email"})))
+    assert refused.plan.blocked
+    [message] = [r.message for c in refused.plan.changes for r in c.risks]
+    assert message.startswith("retype contact text → email: 1 of 2 rows do not convert")
+    assert message.endswith("ids 3")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE x_vehicle SET contact = 'c@example.org' WHERE id = 3"))
+    installation = plan(engine, registry, write_pack(tmp_path, "fleet", "2.0.1", vehicle(
+        model=models, contact={"type": "email"})))
+    summaries = [c.summary for c in installation.plan.changes]
+    assert "retype vehicle.model text → choice in its column: 3 values to check, 2 to rewrite" in summaries
+    installer.install(engine, installation, author="test")
+    assert rows(engine, "x_vehicle", "model", "contact") == [
+        (1, "zoe", "Ann@example.com"), (2, "x308", None), (3, "x308", "c@example.org")]

@@ -20,7 +20,7 @@ from .errors import DefinitionError, Location, Problem
 from .fieldtypes import FieldTypeRegistry
 from .model import ChoiceOption, Entity, Field, Pipeline, Stage
 from .names import suggest
-from .schemas import PackSchema
+from .schemas import pack_schema
 from .yamlsource import SourceDocument, parse_yaml
 
 MANIFEST = "pack.yaml"
@@ -156,7 +156,7 @@ def read_pack_files(path: Path) -> tuple[dict[str, bytes], str]:
 def _read_zip(path: Path) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     with zipfile.ZipFile(path) as archive:
-        names = [n for n in archive.namelist() if not n.endswith("/")]
+        names = [n for n in archive.namelist() if not n.endswith("/") and not _hidden(n)]
         tops = {n.split("/", 1)[0] for n in names}
         strip = len(tops) == 1 and all("/" in n for n in names)
         for name in names:
@@ -206,7 +206,7 @@ def pack_from_texts(texts: Mapping[str, str], registry: FieldTypeRegistry, origi
 class _PackReader:
     def __init__(self, registry: FieldTypeRegistry, origin: str):
         self.registry = registry
-        self.schema = PackSchema(registry)
+        self.schema = pack_schema(registry)
         self.origin = origin
         self.problems: list[Problem] = []
 
@@ -417,3 +417,8 @@ def _choices(docs: Any) -> tuple[ChoiceOption, ...]:
         for i, d in enumerate(docs)
     ]
     return tuple(sorted(options, key=lambda o: o.order))
+
+
+def _hidden(name: str) -> bool:
+    """Files an archiver or a desktop adds (.DS_Store, __MACOSX/): skipped, as in directories."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in name.split("/"))

@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -91,9 +92,17 @@ def author() -> str:
         return "unknown"
 
 
-def engine_for(database: str | None) -> sa.Engine:
-    """An engine that lives as long as the command (its connections closed at the end)."""
-    engine = create_engine(database_url(database))
+def engine_for(database: str | None, *, create: bool = False) -> sa.Engine:
+    """An engine that lives as long as the command (its connections closed at the end).
+
+    Only `init` may create a database: elsewhere a missing SQLite file is an error, not a
+    new empty file.
+    """
+    url = sa.engine.make_url(database_url(database))
+    if not create and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).exists():
+            raise NotInitialised(f"there is no database at {url.database}: run `slatecrm init`")
+    engine = create_engine(url)
     click.get_current_context().call_on_close(engine.dispose)
     return engine
 
@@ -114,7 +123,7 @@ def init(database: str | None, no_default_packs: bool, as_json: bool) -> None:
     url = database_url(database)
     with reported(as_json):
         created_db = ensure_database(url)
-        engine = engine_for(url)
+        engine = engine_for(url, create=True)
         new = installer.create_system_tables(engine)
         revision = None
         if not no_default_packs:
@@ -139,23 +148,6 @@ def pack() -> None:
     """Validate, plan, install and list configuration packs."""
 
 
-def with_dependencies(given: list[Pack], registry: Any) -> list[Pack]:
-    """The given packs plus the shipped default packs they require and were not given."""
-    names = {p.name for p in given}
-    wanted = {r.pack for p in given for r in p.manifest.requires} - names
-    extra: list[Pack] = []
-    while wanted:
-        name = wanted.pop()
-        path = installer.default_config_dir() / name
-        if not path.is_dir():
-            continue
-        dependency = installer.load_packs([str(path)], registry)[0]
-        extra.append(dependency)
-        names.add(name)
-        wanted |= {r.pack for r in dependency.manifest.requires} - names
-    return given + extra
-
-
 @pack.command("validate")
 @click.argument("paths", nargs=-1, required=True)
 @json_option
@@ -168,7 +160,7 @@ def pack_validate(paths: Sequence[str], as_json: bool) -> None:
     registry = field_types()
     with reported(as_json):
         packs = installer.load_packs(list(paths), registry)
-        metamodel = merge(with_dependencies(packs, registry), registry)
+        metamodel = merge(installer.with_shipped_dependencies(packs, [], registry), registry)
     summary = [{"name": p.name, "version": p.version, "entities": [e.name for e in p.entities],
                 "extensions": [x.entity for x in p.extensions]} for p in packs]
     if as_json:
@@ -257,8 +249,8 @@ def confirm_and_apply(engine: sa.Engine, installation: installer.Installation, y
 def pack_install(paths: Sequence[str], database: str | None, yes: bool, as_json: bool) -> None:
     """Install or upgrade packs: show the plan, then apply it in one transaction."""
     registry = field_types()
-    engine = engine_for(database)
     with reported(as_json):
+        engine = engine_for(database)
         installation = installer.plan_install(engine, installer.load_packs(list(paths), registry),
                                               registry)
     confirm_and_apply(engine, installation, yes, as_json)
@@ -342,8 +334,8 @@ def purge(fields: Sequence[str], database: str | None, yes: bool, as_json: bool)
         if not entity or not name:
             fail(EXIT_USAGE, f"{item!r}: write ENTITY.FIELD", as_json)
         pairs.append((entity, name))
-    engine = engine_for(database)
     with reported(as_json):
+        engine = engine_for(database)
         installation = installer.plan_purge(engine, pairs, field_types())
     confirm_and_apply(engine, installation, yes, as_json)
 

@@ -55,6 +55,25 @@ def load_packs(arguments: Sequence[str], registry: FieldTypeRegistry) -> list[Pa
     return loaded
 
 
+def with_shipped_dependencies(given: Sequence[Pack], available: Sequence[str],
+                              registry: FieldTypeRegistry) -> list[Pack]:
+    """`given` plus the shipped packs they require that are neither given nor `available`
+    (installed), so that `pack install sales` on an empty database brings crm-core along;
+    the plan names every pack it installs."""
+    packs = list(given)
+    names = {p.name for p in given} | set(available)
+    wanted = {r.pack for p in given for r in p.manifest.requires} - names
+    while wanted:
+        name = wanted.pop()
+        if not (default_config_dir() / name).is_dir():
+            continue  # merging reports it as missing
+        dependency = load_pack(default_config_dir() / name, registry)
+        packs.append(dependency)
+        names.add(name)
+        wanted |= {r.pack for r in dependency.manifest.requires} - names
+    return packs
+
+
 def installed_packs(conn: sa.Connection, registry: FieldTypeRegistry) -> list[Pack]:
     rows = conn.execute(sa.select(pack_table).order_by(pack_table.c.name)).all()
     return [pack_from_texts(row.files, registry, row.name) for row in rows]
@@ -69,9 +88,7 @@ class PackChange:
 
     @property
     def verb(self) -> str:
-        if self.before is None:
-            return "install"
-        return "upgrade" if self.before != self.after else "reinstall"
+        return "install" if self.before is None else "upgrade"
 
 
 @dataclass(frozen=True)
@@ -99,7 +116,7 @@ def plan_install(engine: sa.Engine, new: Sequence[Pack], registry: FieldTypeRegi
         installed = {p.name: p for p in installed_packs(conn, registry)}
         problems: list[Problem] = []
         changes: list[PackChange] = []
-        for pack in new:
+        for pack in with_shipped_dependencies(new, list(installed), registry):
             old = installed.get(pack.name)
             if old is not None:
                 before, after = semantic_version.Version(old.version), semantic_version.Version(pack.version)

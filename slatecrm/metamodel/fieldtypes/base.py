@@ -45,7 +45,7 @@ class FieldType:
     settings_schema: ClassVar[Mapping[str, Any]] = {}
     #: Settings a definition of this type must give.
     required_settings: ClassVar[tuple[str, ...]] = ()
-    #: Whether values are kept as they are typed by a person (so "" means blank).
+    #: Whether fields of this type get an index without asking (references, stages).
     index_by_default: ClassVar[bool] = False
     #: Whether users may write values (auto numbers are written by the engine).
     writable: ClassVar[bool] = True

@@ -355,17 +355,40 @@ class Planner:
             _signature(old_specs[k]) == _signature(new_specs[k]) for k in old_specs)
         if not same_storage:
             self.retype(entity, old, new, old_specs, new_specs)
-            return
-        risks = list(self.validity_risks(entity, old, new))
-        if _definition_differs(old, new):
-            what = "type " + f"{old.type} → {new.type}" if old.type != new.type else "definition"
+        elif old.type != new.type:
+            self.retype_in_place(entity, old, new)
+        elif _definition_differs(old, new):
             self.change("change field", entity.name, new.name,
-                        f"change {what} of {entity.name}.{new.name} (no schema change)", (), risks)
+                        f"change definition of {entity.name}.{new.name} (no schema change)", (),
+                        list(self.validity_risks(entity, old, new)))
 
-    def validity_risks(self, entity: Entity, old: Field, new: Field) -> Iterator[DataRisk]:
+    def retype_in_place(self, entity: Entity, old: Field, new: Field) -> None:
+        """A type change that keeps the column (text → email, text → choice): every value must
+        convert, and those whose canonical form differs (a choice's label → its key, an
+        e-mail's domain in capitals) are rewritten."""
+        table = entity.table_name
+        old_type, new_type = self.ftype(old), self.ftype(new)
+        scan = scan_values(self.conn, table, old, old_type, new, new_type)
+        risks = [DataRisk.found(
+            f"retype {new.name} {old.type} → {new.type}: {scan.bad.count:,} of {scan.total:,} rows do "
+            f"not convert ({scan.example})", scan.bad, scan.total, blocking=True)] if scan.bad.count else []
+        steps = []
+        if scan.changed:
+            names = {spec.suffix: spec.column_name(new.name) for spec in new_type.columns(new)}
+            steps.append(Step(
+                f"rewrite the {scan.changed:,} values of {new.name} whose {new.type} form differs "
+                f"(UPDATE {table} SET … WHERE id = …, in batches of {BATCH})",
+                data=_converter(table, old, old_type, new, new_type, names, only_changed=True)))
+        self.change("retype column", entity.name, new.name,
+                    f"retype {entity.name}.{new.name} {old.type} → {new.type} in its column: "
+                    f"{scan.total:,} values to check, {scan.changed:,} to rewrite", steps,
+                    [*risks, *self.validity_risks(entity, old, new, scanned=True)])
+
+    def validity_risks(self, entity: Entity, old: Field, new: Field,
+                       scanned: bool = False) -> Iterator[DataRisk]:
         """Existing values that the changed definition no longer accepts (kept as they are)."""
         table = entity.table_name
-        if _constraints_changed(old, new):
+        if not scanned and _constraints_changed(old, new):
             scan = scan_values(self.conn, table, old, self.ftype(old), new, self.ftype(new))
             if scan.bad.count:
                 yield DataRisk.found(
@@ -411,7 +434,7 @@ class Planner:
             tmp = _tmp_column(table, final)
             steps.append(Step(f"add column {tmp} for the converted values",
                               ddl=_add_column(table, field_column(spec, new, table, name=tmp), spec, None,
-                                              self.dialect.name)))
+                                              self.dialect.name, constraint=fk_name(table, final))))
             moved.append((tmp, final))
         steps.append(Step(
             f"convert the {scan.total:,} values of {new.name} with the {new.type} coercer "
@@ -427,7 +450,7 @@ class Planner:
             if spec.references and self.dialect.name != "sqlite":
                 steps.append(Step("rename the foreign key", ddl=_rename_fk(table, tmp, final)))
         self.change("retype column", entity.name, new.name,
-                    f"retype {entity.name}.{new.name} {what}: {scan.total:,} values converted",
+                    f"retype {entity.name}.{new.name} {what}: {scan.total:,} values to convert",
                     steps, risks, rewrites_table=rebuild)
 
     # --- indexes -----------------------------------------------------------------------
@@ -480,7 +503,9 @@ def _rename(table: str, before: str, after: str) -> Callable[[Operations], None]
 
 
 def _add_column(table: str, column: sa.Column[Any], spec: ColumnSpec, default_sql: str | None,
-                dialect: str) -> Callable[[Operations], None]:
+                dialect: str, constraint: str | None = None) -> Callable[[Operations], None]:
+    """`constraint` names an inline SQLite key (SQLite lets two keys share a name, so a
+    retype's temporary column can carry the final name from the start)."""
     def ddl(ops: Operations) -> None:
         if spec.references and dialect == "sqlite":
             # SQLite cannot add a constraint to a table, but may add a column carrying one.
@@ -488,7 +513,7 @@ def _add_column(table: str, column: sa.Column[Any], spec: ColumnSpec, default_sq
             coltype = column.type.compile(ops.get_context().dialect)
             ops.execute(
                 f"ALTER TABLE {preparer.quote(table)} ADD COLUMN {preparer.quote(column.name)} "
-                f"{coltype} CONSTRAINT {preparer.quote(fk_name(table, column.name))} REFERENCES "
+                f"{coltype} CONSTRAINT {preparer.quote(constraint or fk_name(table, column.name))} REFERENCES "
                 f"{preparer.quote(table_name(spec.references))} (id) "
                 f"ON DELETE {ON_DELETE_SQL[spec.on_delete or 'restrict']}")
             return
@@ -567,6 +592,8 @@ class Scan:
     total: int
     bad: Rows
     example: str
+    #: Values that convert, but to a form other than the one stored.
+    changed: int = 0
 
 
 def _value_table(table: str, f: Field, field_type: FieldType,
@@ -593,31 +620,38 @@ def _batches(conn: sa.Connection, table: str, f: Field, field_type: FieldType) -
 
 
 def _read(row: Any, f: Field, field_type: FieldType) -> Any:
-    suffixes = [spec.suffix for spec in field_type.columns(f)]
-    return field_type.from_columns(dict(zip(suffixes, row[1:], strict=True)), f)
+    return field_type.from_columns(_stored(row, f, field_type), f)
 
 
 def scan_values(conn: sa.Connection, table: str, old: Field, old_type: FieldType, new: Field,
                 new_type: FieldType) -> Scan:
     """Run every stored value of `old` through the coercer of `new`."""
-    total = bad = 0
+    total = bad = changed = 0
     samples: list[int] = []
     example = ""
     for rows in _batches(conn, table, old, old_type):
         for row in rows:
             total += 1
             try:
-                new_type.coerce(_read(row, old, old_type), new)
+                value = new_type.coerce(_read(row, old, old_type), new)
             except CoercionError as error:
                 bad += 1
                 if len(samples) < SAMPLE_IDS:
                     samples.append(row[0])
                 example = example or f"id {row[0]}: {error}"
-    return Scan(total, Rows(bad, tuple(samples)), example)
+                continue
+            changed += _stored(row, old, old_type) != new_type.to_columns(value, new)
+    return Scan(total, Rows(bad, tuple(samples)), example, changed)
+
+
+def _stored(row: Any, f: Field, field_type: FieldType) -> dict[str, Any]:
+    return {spec.suffix: value for spec, value in zip(field_type.columns(f), row[1:], strict=True)}
 
 
 def _converter(table: str, old: Field, old_type: FieldType, new: Field, new_type: FieldType,
-               tmp_names: Mapping[str, str]) -> Callable[[sa.Connection], None]:
+               tmp_names: Mapping[str, str], only_changed: bool = False) -> Callable[[sa.Connection], None]:
+    """Write each value converted by `new_type` into the columns `tmp_names` (by suffix);
+    `only_changed` skips rows already in their converted form (a rewrite in place)."""
     def run(conn: sa.Connection) -> None:
         target = _value_table(table, new, new_type, tmp_names)
         update = target.update().where(target.c.id == sa.bindparam("_id")).values(
@@ -630,6 +664,8 @@ def _converter(table: str, old: Field, old_type: FieldType, new: Field, new_type
                 except CoercionError as error:
                     raise ConversionFailed(f"{table} id {row[0]}: {new.name}: {error}") from None
                 columns = new_type.to_columns(value, new)
+                if only_changed and columns == _stored(row, old, old_type):
+                    continue
                 params.append({"_id": row[0], **{tmp_names[k]: v for k, v in columns.items()}})
             if params:
                 conn.execute(update, params)
