@@ -13,7 +13,8 @@ from slatecrm.platform import installer
 
 
 def write_pack(root: Path, name: str, version: str, entities: dict[str, dict[str, Any]],
-               requires: dict[str, str] | None = None, extensions: list[dict[str, Any]] | None = None) -> Path:
+               requires: dict[str, str] | None = None,
+               extensions: list[dict[str, Any]] | None = None) -> Path:
     """A pack directory (JSON is YAML too) with one file per entity."""
     folder = root / f"{name}-{version}"
     (folder / "entities").mkdir(parents=True, exist_ok=True)

@@ -182,7 +182,8 @@ def test_rename_keeps_data(engine: sa.Engine, registry: FieldTypeRegistry, tmp_p
     insert(engine, registry, "vehicle", [{"plate": "A", "mileage": "10"}, {"plate": "B"}])
     identity = table_identity(engine, "x_vehicle")
     upgrade = write_pack(tmp_path, "fleet", "1.1.0", vehicle(
-        title="registration", plate=None, registration={"type": "text", "required": True, "renamed_from": "plate"}))
+        title="registration", plate=None,
+        registration={"type": "text", "required": True, "renamed_from": "plate"}))
     installation = plan(engine, registry, upgrade)
     assert [c.action for c in installation.plan.schema_changes] == ["rename column"]
     assert re.search(r"RENAME (COLUMN )?plate TO registration", installation.plan.schema_changes[0].sql[0])
@@ -297,7 +298,7 @@ def test_pack_versions_are_checked(engine: sa.Engine, registry: FieldTypeRegistr
     from slatecrm.metamodel.errors import DefinitionError
 
     install(engine, registry, write_pack(tmp_path, "fleet", "1.1.0", vehicle()))
-    with pytest.raises(DefinitionError, match="1.0.0 is older"):
+    with pytest.raises(DefinitionError, match=r"1\.0\.0 is older"):
         plan(engine, registry, write_pack(tmp_path, "fleet", "1.0.0", vehicle()))
     changed = write_pack(tmp_path / "other", "fleet", "1.1.0", vehicle(x={"type": "text"}))
     with pytest.raises(DefinitionError, match="installed with other content"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import Problem
 from .fieldtypes import CoercionError, FieldTypeRegistry
@@ -17,7 +18,8 @@ class _Context:
     registry: FieldTypeRegistry
     origins: Mapping[str, str]
 
-    def problem(self, message: str, where: Entity | Field | object) -> Problem:
+    def problem(self, message: str, where: Any) -> Problem:
+        """`where` is any definition with a source (entity, field, pipeline, stage)."""
         source = where.source
         pack = getattr(where, "pack", "")
         return Problem(message, source, self.origins.get(pack, pack))
@@ -47,10 +49,10 @@ def _check_entity(ctx: _Context, entity: Entity) -> Iterator[Problem]:
         yield from _check_field(ctx, entity, field)
     stage_fields: dict[str, str] = {}
     for pipeline in entity.pipelines:
-        field = entity.field(pipeline.field)
-        if field is not None and field.type != "stage":
+        stage_field = entity.field(pipeline.field)
+        if stage_field is not None and stage_field.type != "stage":
             yield ctx.problem(f"pipeline {pipeline.name!r} runs on field {pipeline.field!r}, which "
-                              f"is a {field.type} field; declare it with type: stage or leave it out",
+                              f"is a {stage_field.type} field; declare it with type: stage or leave it out",
                               pipeline)
         if pipeline.field in stage_fields:
             yield ctx.problem(f"pipelines {stage_fields[pipeline.field]!r} and {pipeline.name!r} "

@@ -131,7 +131,7 @@ class PackSchema:
             yield path, f"expected {error.validator_value!r}, got {value!r}", False
         elif kind == "type":
             wanted = error.validator_value
-            wanted_words = " or ".join(_JSON_TYPES.get(t, t) for t in
+            wanted_words = " or ".join(_JSON_TYPES.get(str(t), str(t)) for t in
                                        (wanted if isinstance(wanted, list) else [wanted]))
             got = f"{_json_type(value)}{_quote_hint(wanted, value)}"
             yield path, f"expected {wanted_words}, got {got}", False

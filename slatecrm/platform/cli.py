@@ -24,7 +24,6 @@ from rich.table import Table
 from slatecrm import __version__
 from slatecrm.metamodel.errors import DefinitionError
 from slatecrm.metamodel.layering import merge
-from slatecrm.metamodel.packs import Pack
 from slatecrm.plugins.manager import field_types
 
 from . import installer
@@ -99,9 +98,9 @@ def engine_for(database: str | None, *, create: bool = False) -> sa.Engine:
     new empty file.
     """
     url = sa.engine.make_url(database_url(database))
-    if not create and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        if not Path(url.database).exists():
-            raise NotInitialised(f"there is no database at {url.database}: run `slatecrm init`")
+    file = url.database if url.get_backend_name() == "sqlite" else None
+    if not create and file not in (None, "", ":memory:") and not Path(str(file)).exists():
+        raise NotInitialised(f"there is no database at {file}: run `slatecrm init`")
     engine = create_engine(url)
     click.get_current_context().call_on_close(engine.dispose)
     return engine

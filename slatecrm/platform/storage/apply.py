@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
 
 import sqlalchemy as sa
 from alembic.migration import MigrationContext

@@ -67,7 +67,8 @@ class Rows:
 
     def ids(self) -> str:
         text = ", ".join(str(i) for i in self.sample)
-        return text + (f" and {self.count - len(self.sample):,} more" if self.count > len(self.sample) else "")
+        rest = self.count - len(self.sample)
+        return text + (f" and {rest:,} more" if rest > 0 else "")
 
 
 @dataclass(frozen=True)
@@ -513,7 +514,8 @@ def _add_column(table: str, column: sa.Column[Any], spec: ColumnSpec, default_sq
             coltype = column.type.compile(ops.get_context().dialect)
             ops.execute(
                 f"ALTER TABLE {preparer.quote(table)} ADD COLUMN {preparer.quote(column.name)} "
-                f"{coltype} CONSTRAINT {preparer.quote(constraint or fk_name(table, column.name))} REFERENCES "
+                f"{coltype} CONSTRAINT {preparer.quote(constraint or fk_name(table, column.name))} "
+                "REFERENCES "
                 f"{preparer.quote(table_name(spec.references))} (id) "
                 f"ON DELETE {ON_DELETE_SQL[spec.on_delete or 'restrict']}")
             return
