@@ -51,7 +51,7 @@ def test_metamodel_survives_its_storage_form(registry: FieldTypeRegistry) -> Non
 
 
 def test_an_extension_adds_overrides_and_places_stages(registry: FieldTypeRegistry, tmp_path: Path) -> None:
-    pack = write_pack(tmp_path, "sales-plus", "1.0.0", {}, requires={"sales": "^0.1.0"}, extensions=[{
+    pack = write_pack(tmp_path, "sales-plus", "1.0.0", {}, requires={"sales": "^0.2.0"}, extensions=[{
         "entity": "lead",
         "label": "Prospect",
         "fields": {"linkedin": {"type": "url", "label": "LinkedIn"}},

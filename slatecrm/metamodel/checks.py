@@ -58,6 +58,13 @@ def _check_entity(ctx: _Context, entity: Entity) -> Iterator[Problem]:
             yield ctx.problem(f"pipelines {stage_fields[pipeline.field]!r} and {pipeline.name!r} "
                               f"both run on field {pipeline.field!r}; give each its own field", pipeline)
         stage_fields[pipeline.field] = pipeline.name
+        if pipeline.close_date_field:
+            closing = entity.field(pipeline.close_date_field)
+            if closing is None or closing.type not in ("date", "datetime"):
+                what = "does not exist" if closing is None else f"is a {closing.type} field"
+                yield ctx.problem(f"close_date_field: {pipeline.close_date_field!r} {what}; it must be a "
+                                  f"date or datetime field of {entity.name!r}{suggest(pipeline.close_date_field, names)}",
+                                  pipeline)
         keys = [s.key for s in pipeline.stages]
         for i, stage in enumerate(pipeline.stages):
             if stage.key in keys[:i]:  # the repeat is the one to fix, not the first

@@ -207,8 +207,9 @@ def _extend(base: Entity, ext: Extension, pack: Pack, registry: FieldTypeRegistr
                                             "of the list is the order of its stages",
                                             addition.stage.source, pack.origin))
             stages = tuple(a.stage for a in pext.stages)
-            pipelines.append(Pipeline(pext.name, pext.label or pext.name.replace("_", " ").capitalize(),
-                                      pext.field or "stage", stages, pack.name, pext.source))
+            pipelines.append(Pipeline(
+                name=pext.name, label=pext.label or pext.name.replace("_", " ").capitalize(),
+                field=pext.field or "stage", stages=stages, pack=pack.name, source=pext.source))
         else:
             pipelines[index] = _extend_pipeline(pipelines[index], pext, pack, problems)
     return replace(

@@ -72,6 +72,8 @@ class Pipeline:
     label: str
     field: str
     stages: tuple[Stage, ...]
+    #: A date or datetime field set when a record enters a won or lost stage.
+    close_date_field: str | None = None
     pack: str = ""
     source: Location = attribute(default_factory=Location, compare=False)
 
@@ -210,6 +212,7 @@ def _entity_dict(e: Entity) -> dict[str, Any]:
         "fields": [_field_dict(f) for f in e.fields],
         "pipelines": [
             {"name": p.name, "label": p.label, "field": p.field, "pack": p.pack,
+             "close_date_field": p.close_date_field,
              "source": _location_dict(p.source), "stages": [_stage_dict(s) for s in p.stages]}
             for p in e.pipelines
         ],
@@ -226,6 +229,7 @@ def _entity_from(d: Mapping[str, Any]) -> Entity:
         pipelines=tuple(
             Pipeline(
                 name=p["name"], label=p["label"], field=p["field"], pack=p.get("pack", ""),
+                close_date_field=p.get("close_date_field"),
                 source=_location_from(p.get("source")),
                 stages=tuple(_stage_from(s) for s in p["stages"]),
             )

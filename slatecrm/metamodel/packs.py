@@ -357,7 +357,8 @@ class _PackReader:
                 stages.append(self.stage(source, ["pipelines", name, "stages", i], stage_doc, pack))
             pipelines.append(Pipeline(
                 name=name, label=doc.get("label") or _label(name), field=doc.get("field", "stage"),
-                stages=tuple(stages), pack=pack, source=source.locate(["pipelines", name], key=True),
+                stages=tuple(stages), close_date_field=doc.get("close_date_field"), pack=pack,
+                source=source.locate(["pipelines", name], key=True),
             ))
         return Entity(
             name=data["name"], label=label, label_plural=data.get("label_plural") or f"{label}s",

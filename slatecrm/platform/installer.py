@@ -156,12 +156,12 @@ def install(engine: sa.Engine, installation: Installation, *, author: str) -> in
 
 
 def create_system_tables(engine: sa.Engine) -> bool:
-    """Create the platform's own tables if missing. True if the database was new."""
+    """Create the platform's own tables that are missing (all of them in a new database,
+    those a newer platform version added in an older one). True if the database was new."""
     with engine.begin() as conn:
-        if is_initialised(conn):
-            return False
-        system_metadata.create_all(conn)
-        return True
+        new = not is_initialised(conn)
+        system_metadata.create_all(conn, checkfirst=True)
+        return new
 
 
 def plan_purge(engine: sa.Engine, fields: Sequence[tuple[str, str]],

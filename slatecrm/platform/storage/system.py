@@ -58,5 +58,34 @@ sequences = sa.Table(
 )
 
 
+history = sa.Table(
+    "slate_history", system_metadata,
+    sa.Column("id", record_id(), primary_key=True, autoincrement=True),
+    sa.Column("entity", sa.String, nullable=False),
+    sa.Column("record_id", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("changed_at", UTCDateTime(), nullable=False),
+    sa.Column("changed_by", sa.BigInteger, nullable=True),
+    #: {field: [old, new]} in the fields' JSON form
+    sa.Column("changes", sa.JSON, nullable=False),
+    sa.Index("ix_slate_history_record", "entity", "record_id", "version"),
+)
+
+stage_history = sa.Table(
+    "slate_stage_history", system_metadata,
+    sa.Column("id", record_id(), primary_key=True, autoincrement=True),
+    sa.Column("entity", sa.String, nullable=False),
+    sa.Column("record_id", sa.BigInteger, nullable=False),
+    sa.Column("field", sa.String, nullable=False),
+    sa.Column("stage", sa.String, nullable=False),
+    sa.Column("entered_at", UTCDateTime(), nullable=False),
+    sa.Column("left_at", UTCDateTime(), nullable=True),
+    sa.Column("seconds", sa.BigInteger, nullable=True),
+    sa.Column("entered_by", sa.BigInteger, nullable=True),
+    sa.Index("ix_slate_stage_history_record", "entity", "record_id", "field", "entered_at"),
+)
+
+
 def is_initialised(conn: sa.Connection) -> bool:
     return sa.inspect(conn).has_table(revisions.name)
