@@ -62,9 +62,9 @@ def _check_entity(ctx: _Context, entity: Entity) -> Iterator[Problem]:
             closing = entity.field(pipeline.close_date_field)
             if closing is None or closing.type not in ("date", "datetime"):
                 what = "does not exist" if closing is None else f"is a {closing.type} field"
+                hint = suggest(pipeline.close_date_field, names)
                 yield ctx.problem(f"close_date_field: {pipeline.close_date_field!r} {what}; it must be a "
-                                  f"date or datetime field of {entity.name!r}{suggest(pipeline.close_date_field, names)}",
-                                  pipeline)
+                                  f"date or datetime field of {entity.name!r}{hint}", pipeline)
         keys = [s.key for s in pipeline.stages]
         for i, stage in enumerate(pipeline.stages):
             if stage.key in keys[:i]:  # the repeat is the one to fix, not the first

@@ -1,0 +1,1 @@
+"""The records service: the single path every record read and write takes."""

@@ -1,0 +1,95 @@
+"""Per-revision compiled entities: what every record operation needs, built once.
+
+Statements, column maps, coercers and titles depend only on the metamodel revision, so
+they are made here when a revision is first used and shared by every request after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from slatecrm.metamodel.fieldtypes import FieldType, FieldTypeRegistry
+from slatecrm.metamodel.model import Entity, Field, Pipeline
+
+SYSTEM_FIELDS = ("id", "created_at", "updated_at", "created_by", "updated_by", "owner", "version")
+#: Types searched by the list's text search.
+SEARCHABLE_TYPES = frozenset({"text", "email", "phone", "url", "auto_number"})
+
+
+@dataclass(frozen=True)
+class CompiledField:
+    field: Field
+    type: FieldType
+    #: (suffix, column name) of each column, main column first.
+    columns: tuple[tuple[str, str], ...]
+
+    @property
+    def name(self) -> str:
+        return self.field.name
+
+    @property
+    def column(self) -> str:
+        """The main column (sorting, filtering, unique checks)."""
+        return self.columns[0][1]
+
+    def to_row(self, value: Any) -> dict[str, Any]:
+        by_suffix = self.type.to_columns(value, self.field)
+        return {column: by_suffix.get(suffix) for suffix, column in self.columns}
+
+    def from_row(self, row: Mapping[Any, Any]) -> Any:
+        return self.type.from_columns({suffix: row[column] for suffix, column in self.columns}, self.field)
+
+    def to_json(self, value: Any) -> Any:
+        return None if value is None else self.type.to_json(value, self.field)
+
+
+@dataclass(frozen=True)
+class CompiledEntity:
+    entity: Entity
+    table: sa.Table
+    fields: dict[str, CompiledField]
+    pipelines: dict[str, Pipeline]
+    searchable: tuple[str, ...]
+    select: sa.Select[Any]
+
+    @property
+    def name(self) -> str:
+        return self.entity.name
+
+    def title_of(self, values: Mapping[str, Any], record_id: int) -> str:
+        """How the record is named wherever it is shown or referenced."""
+        title_field = self.entity.title_field
+        if title_field and title_field in self.fields:
+            compiled = self.fields[title_field]
+            text = compiled.type.display(values.get(title_field), compiled.field)
+            if text:
+                return text
+        return f"{self.entity.label} #{record_id}"
+
+    def references(self) -> dict[str, str]:
+        return {name: f.field.target or "" for name, f in self.fields.items() if f.field.type == "reference"}
+
+
+def compile_entity(entity: Entity, table: sa.Table, registry: FieldTypeRegistry) -> CompiledEntity:
+    fields: dict[str, CompiledField] = {}
+    for field in entity.active_fields:
+        field_type = registry[field.type]
+        columns = tuple((spec.suffix, spec.column_name(field.name)) for spec in field_type.columns(field))
+        fields[field.name] = CompiledField(field, field_type, columns)
+    wanted = [table.c[name] for name in SYSTEM_FIELDS]
+    wanted += [table.c[column] for f in fields.values() for _, column in f.columns]
+    searchable = tuple(f.column for f in fields.values() if f.field.type in SEARCHABLE_TYPES)
+    return CompiledEntity(
+        entity=entity, table=table, fields=fields,
+        pipelines={p.field: p for p in entity.pipelines},
+        searchable=searchable, select=sa.select(*wanted),
+    )
+
+
+def compile_entities(metamodel_entities: tuple[Entity, ...], tables: Mapping[str, sa.Table],
+                     registry: FieldTypeRegistry) -> dict[str, CompiledEntity]:
+    return {e.name: compile_entity(e, tables[e.name], registry) for e in metamodel_entities if not e.retired}

@@ -1,0 +1,437 @@
+"""The records service: create, read, update, delete and list records of any entity.
+
+Driven only by the metamodel of the current revision. Every write validates the whole
+record (all problems at once, by field), checks the version it was based on, gates stage
+moves, and writes the change, its history and its stage history in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from slatecrm.metamodel.fieldtypes import CoercionError, FieldTypeRegistry
+from slatecrm.metamodel.names import suggest
+
+from ..storage import system
+from ..storage.runtime import RuntimeHolder
+from . import stages
+from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField, compile_entities
+from .errors import RecordInUse, RecordNotFound, UnknownEntity, ValidationFailed, VersionConflict
+
+#: System columns a client may send back unchanged (they are ignored); `owner` is writable.
+READ_ONLY = frozenset({"id", "created_at", "updated_at", "created_by", "updated_by", "title"})
+
+
+@dataclass(frozen=True)
+class Record:
+    entity: str
+    id: int
+    version: int
+    title: str
+    values: dict[str, Any]
+    system: dict[str, Any]
+    #: The titles of the records its references point to, by field.
+    titles: dict[str, str]
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    version: int
+    action: str
+    changed_at: dt.datetime
+    changed_by: int | None
+    changes: dict[str, list[Any]]
+
+
+@dataclass(frozen=True)
+class StageVisit:
+    field: str
+    stage: str
+    entered_at: dt.datetime
+    left_at: dt.datetime | None
+    seconds: int | None
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == [] or value == ""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class RecordsService:
+    def __init__(self, engine: sa.Engine, holder: RuntimeHolder, registry: FieldTypeRegistry):
+        self.engine = engine
+        self.holder = holder
+        self.registry = registry
+        self._compiled: tuple[int, dict[str, CompiledEntity]] | None = None
+
+    # --- the current revision's compiled entities ----------------------------------------
+    def compiled(self) -> dict[str, CompiledEntity]:
+        runtime = self.holder.current()
+        cached = self._compiled
+        if cached is None or cached[0] != runtime.revision:
+            cached = (runtime.revision, compile_entities(runtime.metamodel.entities, runtime.tables,
+                                                         self.registry))
+            self._compiled = cached
+        return cached[1]
+
+    def entity(self, name: str) -> CompiledEntity:
+        compiled = self.compiled()
+        if name not in compiled:
+            raise UnknownEntity(name, suggest(name, compiled))
+        return compiled[name]
+
+    def _write(self) -> sa.Connection:
+        """A connection whose transaction takes SQLite's write lock at BEGIN (a read lock
+        upgraded later could fail at once instead of waiting)."""
+        return self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+
+    # --- reading -------------------------------------------------------------------------
+    def get(self, entity: str, record_id: int) -> Record:
+        ce = self.entity(entity)
+        with self.engine.connect() as conn:
+            row = conn.execute(ce.select.where(ce.table.c.id == record_id)).mappings().first()
+            if row is None:
+                raise RecordNotFound(entity, record_id)
+            return self._records(conn, ce, [row])[0]
+
+    def _records(self, conn: sa.Connection, ce: CompiledEntity,
+                 rows: Sequence[Mapping[Any, Any]]) -> list[Record]:
+        values = [{name: f.from_row(row) for name, f in ce.fields.items()} for row in rows]
+        titles = self._reference_titles(conn, ce, values)
+        return [
+            Record(ce.name, row["id"], row["version"], ce.title_of(vals, row["id"]), vals,
+                   {k: row[k] for k in SYSTEM_FIELDS if k not in ("id", "version")},
+                   {name: titles[name].get(vals[name], "") for name in titles if vals[name] is not None})
+            for row, vals in zip(rows, values, strict=True)
+        ]
+
+    def _reference_titles(self, conn: sa.Connection, ce: CompiledEntity,
+                          values: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, str]]:
+        """One query per reference field for a whole page of records."""
+        out: dict[str, dict[int, str]] = {}
+        for name, target in ce.references().items():
+            ids = {v[name] for v in values if v[name] is not None}
+            if not ids or target not in self.compiled():
+                out[name] = {}
+                continue
+            out[name] = self._titles(conn, self.compiled()[target], ids)
+        return out
+
+    def _titles(self, conn: sa.Connection, ce: CompiledEntity, ids: Iterable[int]) -> dict[int, str]:
+        title = ce.entity.title_field
+        columns = [ce.table.c.id]
+        if title and title in ce.fields:
+            columns += [ce.table.c[c] for _, c in ce.fields[title].columns]
+        rows = conn.execute(sa.select(*columns).where(ce.table.c.id.in_(list(ids)))).mappings().all()
+        out = {}
+        for row in rows:
+            vals = {title: ce.fields[title].from_row(row)} if title and title in ce.fields else {}
+            out[row["id"]] = ce.title_of(vals, row["id"])
+        return out
+
+    # --- validation ------------------------------------------------------------------------
+    def _coerce(self, ce: CompiledEntity, data: Mapping[str, Any],
+                errors: dict[str, list[str]]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for key, raw in data.items():
+            if key in READ_ONLY or key == "version":
+                continue
+            if key == "owner":
+                values["owner"] = raw
+                continue
+            compiled = ce.fields.get(key)
+            if compiled is None:
+                errors.setdefault(key, []).append(f"{ce.name} has no field {key!r}{suggest(key, ce.fields)}")
+            elif not compiled.type.writable:
+                errors.setdefault(key, []).append("is set by the system")
+            else:
+                try:
+                    values[key] = compiled.type.coerce(raw, compiled.field)
+                except CoercionError as error:
+                    errors.setdefault(key, []).append(str(error))
+        return values
+
+    def _defaults(self, ce: CompiledEntity, values: dict[str, Any]) -> None:
+        for name, compiled in ce.fields.items():
+            if name in values or not compiled.type.writable:
+                continue
+            default = compiled.field.default
+            if default is None and compiled.field.type == "stage":
+                default = ce.pipelines[name].stages[0].key if ce.pipelines[name].stages else None
+            values[name] = compiled.type.coerce(default, compiled.field) if default is not None else None
+
+    def _validate(self, conn: sa.Connection, ce: CompiledEntity, record_id: int | None,
+                  before: Mapping[str, Any] | None, merged: dict[str, Any], changed: Iterable[str],
+                  errors: dict[str, list[str]]) -> None:
+        """Rules over the whole record: required fields, ranges already checked by coercion,
+        references that exist, unique values, and the stage gates."""
+        changed = set(changed)
+        for name, each in ce.fields.items():
+            if each.field.required and each.type.writable and _blank(merged.get(name)):
+                errors.setdefault(name, []).append("is required")
+        for name in changed:
+            compiled = ce.fields.get(name)
+            value = merged.get(name)
+            if compiled is None or value is None or name in errors:
+                continue
+            if compiled.field.type == "reference":
+                target = self.compiled().get(compiled.field.target or "")
+                if target is None or conn.execute(
+                        sa.select(target.table.c.id).where(target.table.c.id == value)).first() is None:
+                    errors.setdefault(name, []).append(f"there is no {compiled.field.target} with id {value}")
+            if compiled.field.unique:
+                other = conn.execute(sa.select(ce.table.c.id).where(
+                    ce.table.c[compiled.column] == value,
+                    ce.table.c.id != (record_id or 0)).limit(1)).scalar()
+                if other is not None:
+                    errors.setdefault(name, []).append(f"is already used by {ce.name} {other}")
+        if "owner" in changed and merged.get("owner") is not None:
+            owner = merged["owner"]
+            if not isinstance(owner, int) or isinstance(owner, bool) or conn.execute(
+                    sa.select(system.users.c.id).where(system.users.c.id == owner)).first() is None:
+                errors.setdefault("owner", []).append(f"there is no user with id {owner}")
+        for field_name, pipeline in ce.pipelines.items():
+            if field_name not in changed:
+                continue
+            old = before.get(field_name) if before else None
+            for where, message in stages.gate(ce, pipeline, old, merged.get(field_name), merged):
+                errors.setdefault(where, []).append(message)
+
+    # --- writing ---------------------------------------------------------------------------
+    def create(self, entity: str, data: Mapping[str, Any], *, user: int | None = None) -> Record:
+        return self.create_many(entity, [data], user=user)[0]
+
+    def create_many(self, entity: str, items: Sequence[Mapping[str, Any]], *,
+                    user: int | None = None) -> list[Record]:
+        """Validate every record, then insert them all with executemany in one transaction.
+        Errors are reported per record: `ValidationFailed` keys are `[index].field`."""
+        ce = self.entity(entity)
+        now = _now()
+        with self._write() as conn, conn.begin():
+            prepared: list[dict[str, Any]] = []
+            all_errors: dict[str, list[str]] = {}
+            for index, data in enumerate(items):
+                errors: dict[str, list[str]] = {}
+                values = self._coerce(ce, data, errors)
+                self._defaults(ce, values)
+                stages.close_dates(ce, None, values, values, now)
+                self._validate(conn, ce, None, None, values, values.keys(), errors)
+                prefix = f"[{index}]." if len(items) > 1 else ""
+                all_errors.update({prefix + k: v for k, v in errors.items()})
+                prepared.append(values)
+            if all_errors:
+                raise ValidationFailed(all_errors)
+            self._number(conn, ce, prepared)
+            rows = []
+            for values in prepared:
+                row: dict[str, Any] = {"created_at": now, "updated_at": now, "created_by": user,
+                                       "updated_by": user, "owner": values.pop("owner", user), "version": 1}
+                for name, compiled in ce.fields.items():
+                    row.update(compiled.to_row(values.get(name)))
+                rows.append(row)
+            ids = self._insert(conn, ce, rows)
+            history = []
+            visits = []
+            for record_id, values in zip(ids, prepared, strict=True):
+                history.append({"entity": ce.name, "record_id": record_id, "version": 1, "action": "create",
+                                "changed_at": now, "changed_by": user,
+                                "changes": {n: [None, ce.fields[n].to_json(v)] for n, v in values.items()
+                                            if n in ce.fields and v is not None}})
+                visits += [{"entity": ce.name, "record_id": record_id, "field": f, "stage": values[f],
+                            "entered_at": now, "entered_by": user}
+                           for f in ce.pipelines if values.get(f) is not None]
+            conn.execute(system.history.insert(), history)
+            if visits:
+                conn.execute(system.stage_history.insert(), visits)
+            query = ce.select.where(ce.table.c.id.in_(ids)).order_by(ce.table.c.id)
+            return self._records(conn, ce, conn.execute(query).mappings().all())
+
+    def _insert(self, conn: sa.Connection, ce: CompiledEntity, rows: list[dict[str, Any]]) -> list[int]:
+        try:
+            insert = ce.table.insert().returning(ce.table.c.id, sort_by_parameter_order=True)
+            result = conn.execute(insert, rows)
+        except sa.exc.IntegrityError as error:
+            raise ValidationFailed(_integrity_errors(ce, error)) from None
+        return [row[0] for row in result]
+
+    def _number(self, conn: sa.Connection, ce: CompiledEntity, prepared: list[dict[str, Any]]) -> None:
+        """Give auto-number fields the next numbers of their sequence (a block for a batch)."""
+        for name, compiled in ce.fields.items():
+            if compiled.field.type != "auto_number":
+                continue
+            start = int(compiled.field.settings.get("start", 1))
+            sequences = system.sequences
+            key = (sequences.c.entity == ce.name) & (sequences.c.field == name)
+            taken = conn.execute(sequences.update().where(key).values(
+                next_value=sequences.c.next_value + len(prepared)).returning(sequences.c.next_value)).scalar()
+            if taken is None:
+                conn.execute(sequences.insert().values(entity=ce.name, field=name,
+                                                       next_value=start + len(prepared)))
+                taken = start + len(prepared)
+            first = taken - len(prepared)
+            for offset, values in enumerate(prepared):
+                values[name] = compiled.type.format(first + offset, compiled.field)  # type: ignore[attr-defined]
+
+    def update(self, entity: str, record_id: int, data: Mapping[str, Any], *, version: int | None,
+               user: int | None = None) -> Record:
+        """A partial update based on `version`; a stale version is refused with the fields
+        that changed since, never silently overwritten."""
+        ce = self.entity(entity)
+        errors: dict[str, list[str]] = {}
+        if version is None:
+            raise ValidationFailed({"version": ["give the version this change is based on"]})
+        values = self._coerce(ce, data, errors)
+        now = _now()
+        with self._write() as conn, conn.begin():
+            query = ce.select.where(ce.table.c.id == record_id)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            row = conn.execute(query).mappings().first()
+            if row is None:
+                raise RecordNotFound(entity, record_id)
+            if row["version"] != version:
+                raise VersionConflict(entity, record_id, version, row["version"],
+                                      self._changed_since(conn, ce, record_id, version))
+            before = {name: f.from_row(row) for name, f in ce.fields.items()}
+            before["owner"] = row["owner"]
+            merged = {**before, **values}
+            stages.close_dates(ce, before, merged, values, now)
+            changed = [k for k in merged if merged[k] != before.get(k)]
+            self._validate(conn, ce, record_id, before, merged, changed, errors)
+            if errors:
+                raise ValidationFailed(errors)
+            if not changed:
+                return self._records(conn, ce, [row])[0]
+            update: dict[str, Any] = {"updated_at": now, "updated_by": user, "version": version + 1}
+            for name in changed:
+                if name == "owner":
+                    update["owner"] = merged["owner"]
+                else:
+                    update.update(ce.fields[name].to_row(merged[name]))
+            try:
+                done = conn.execute(ce.table.update().where(
+                    ce.table.c.id == record_id, ce.table.c.version == version).values(update))
+            except sa.exc.IntegrityError as error:
+                raise ValidationFailed(_integrity_errors(ce, error)) from None
+            if done.rowcount != 1:  # a concurrent writer won between our read and write
+                raise VersionConflict(entity, record_id, version, version + 1, [])
+            conn.execute(system.history.insert().values(
+                entity=ce.name, record_id=record_id, version=version + 1, action="update", changed_at=now,
+                changed_by=user, changes={
+                    n: [_json(ce, n, before.get(n)), _json(ce, n, merged[n])] for n in changed}))
+            for field_name in ce.pipelines:
+                if field_name in changed:
+                    stages.record_move(conn, ce, record_id, field_name, merged[field_name], now, user)
+            fresh = conn.execute(ce.select.where(ce.table.c.id == record_id)).mappings().one()
+            return self._records(conn, ce, [fresh])[0]
+
+    def _changed_since(self, conn: sa.Connection, ce: CompiledEntity, record_id: int,
+                       version: int) -> list[str]:
+        rows = conn.execute(sa.select(system.history.c.changes).where(
+            system.history.c.entity == ce.name, system.history.c.record_id == record_id,
+            system.history.c.version > version)).scalars().all()
+        return sorted({name for changes in rows for name in changes})
+
+    def delete(self, entity: str, record_id: int, *, version: int | None = None,
+               user: int | None = None) -> None:
+        ce = self.entity(entity)
+        with self._write() as conn, conn.begin():
+            row = conn.execute(ce.select.where(ce.table.c.id == record_id)).mappings().first()
+            if row is None:
+                raise RecordNotFound(entity, record_id)
+            if version is not None and row["version"] != version:
+                raise VersionConflict(entity, record_id, version, row["version"],
+                                      self._changed_since(conn, ce, record_id, version))
+            self._check_restrictions(conn, ce, record_id)
+            try:
+                conn.execute(ce.table.delete().where(ce.table.c.id == record_id))
+            except sa.exc.IntegrityError as error:
+                raise RecordInUse(f"{ce.name} {record_id} is still referenced: {error.orig}") from None
+            conn.execute(system.history.insert().values(
+                entity=ce.name, record_id=record_id, version=row["version"] + 1, action="delete",
+                changed_at=_now(), changed_by=user, changes={}))
+
+    def _check_restrictions(self, conn: sa.Connection, ce: CompiledEntity, record_id: int) -> None:
+        blockers = []
+        for other in self.compiled().values():
+            for name, compiled in other.fields.items():
+                settings = compiled.field.settings
+                if compiled.field.target != ce.name or settings.get("on_delete", "restrict") != "restrict":
+                    continue
+                ids = conn.execute(sa.select(other.table.c.id).where(
+                    other.table.c[compiled.column] == record_id).order_by(other.table.c.id).limit(6)
+                ).scalars().all()
+                if ids:
+                    shown = ", ".join(str(i) for i in ids[:5]) + (" …" if len(ids) > 5 else "")
+                    blockers.append(f"{other.entity.label_plural.lower()} ({name}: ids {shown})")
+        if blockers:
+            raise RecordInUse(f"{ce.entity.label} {record_id} cannot be deleted while these refer to it: "
+                              + "; ".join(blockers))
+
+    # --- history and related records ---------------------------------------------------------
+    def history(self, entity: str, record_id: int) -> list[HistoryEntry]:
+        ce = self.entity(entity)
+        h = system.history
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(h).where(h.c.entity == ce.name, h.c.record_id == record_id)
+                                .order_by(h.c.version, h.c.id)).all()
+        if not rows:
+            raise RecordNotFound(entity, record_id)
+        return [HistoryEntry(r.version, r.action, r.changed_at, r.changed_by, r.changes) for r in rows]
+
+    def stage_history(self, entity: str, record_id: int) -> list[StageVisit]:
+        ce = self.entity(entity)
+        self.get(entity, record_id)
+        s = system.stage_history
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(s).where(s.c.entity == ce.name, s.c.record_id == record_id)
+                                .order_by(s.c.entered_at, s.c.id)).all()
+        return [StageVisit(r.field, r.stage, r.entered_at, r.left_at, r.seconds) for r in rows]
+
+    def reverse_references(self, entity: str) -> list[tuple[str, str]]:
+        """(entity, field) pairs of the references that point to `entity`."""
+        return [(other.name, name) for other in self.compiled().values()
+                for name, f in other.fields.items() if f.field.target == entity]
+
+    def as_json(self, record: Record) -> dict[str, Any]:
+        """The record as the API shows it: references with the title of what they point to."""
+        ce = self.entity(record.entity)
+        out: dict[str, Any] = {"id": record.id, "version": record.version, "title": record.title}
+        for key, value in record.system.items():
+            out[key] = value.isoformat().replace("+00:00", "Z") if isinstance(value, dt.datetime) else value
+        for name, compiled in ce.fields.items():
+            value = record.values.get(name)
+            if compiled.field.type == "reference" and value is not None:
+                out[name] = {"id": value, "title": record.titles.get(name, "")}
+            else:
+                out[name] = compiled.to_json(value)
+        return out
+
+
+def _json(ce: CompiledEntity, name: str, value: Any) -> Any:
+    compiled = ce.fields.get(name)
+    return compiled.to_json(value) if compiled is not None else value
+
+
+def _integrity_errors(ce: CompiledEntity, error: sa.exc.IntegrityError) -> dict[str, list[str]]:
+    """A database refusal that slipped past the checks (a race) as field errors."""
+    text = str(error.orig)
+    for name, compiled in ce.fields.items():
+        columns = [c for _, c in compiled.columns]
+        if any(f"{ce.table.name}.{c}" in text or f"_{c}" in text or f"({c})" in text for c in columns):
+            unique = "unique" in text.lower() or "duplicate" in text.lower()
+            return {name: ["is already used by another record" if unique
+                           else "points to a record that does not exist"]}
+    return {"": [f"the database refused the record: {text.splitlines()[0]}"]}
+
+
+def field_for_column(ce: CompiledEntity, column: str) -> CompiledField | None:
+    return next((f for f in ce.fields.values() if column in (c for _, c in f.columns)), None)

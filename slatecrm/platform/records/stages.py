@@ -1,0 +1,74 @@
+"""Stage gates and stage history: the rules a pipeline puts on moving a record.
+
+A move must be allowed by the current stage's `next` list, and the target stage's
+required fields must have values (each missing field is named). Entering a won or lost
+stage sets the pipeline's close-date field; every move closes the open visit in the stage
+history (with the time spent) and opens one for the new stage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from slatecrm.metamodel.model import Pipeline
+
+from ..storage import system
+from .compiled import CompiledEntity
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == [] or value == ""
+
+
+def gate(ce: CompiledEntity, pipeline: Pipeline, old: str | None, new: str | None,
+         record: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(field, message) for each reason the move old → new is refused."""
+    if new is None or old == new:
+        return
+    target = pipeline.stage(new)
+    if target is None:
+        return  # the field's coercer already refused an unknown stage
+    current = pipeline.stage(old) if old is not None else None
+    if current is not None and current.next is not None and new not in current.next:
+        allowed = ", ".join(repr(s.label) for s in pipeline.stages if s.key in current.next) or "none"
+        yield pipeline.field, (f"cannot move from {current.label!r} to {target.label!r}; "
+                               f"allowed next stages: {allowed}")
+    missing = [name for name in target.requires if name in ce.fields and _blank(record.get(name))]
+    if missing:
+        labels = ", ".join(ce.fields[name].field.label for name in missing)
+        yield pipeline.field, f"stage {target.label!r} requires {labels}"
+        for name in missing:
+            yield name, f"is required to enter stage {target.label!r}"
+
+
+def close_dates(ce: CompiledEntity, before: Mapping[str, Any] | None, merged: dict[str, Any],
+                given: Mapping[str, Any], now: dt.datetime) -> None:
+    """Set the close-date field of each pipeline whose record enters a won or lost stage,
+    unless the same change gives the date itself."""
+    for field_name, pipeline in ce.pipelines.items():
+        closing = pipeline.close_date_field
+        new = merged.get(field_name)
+        old = before.get(field_name) if before else None
+        stage = pipeline.stage(new) if new is not None else None
+        if not closing or closing in given or new == old or stage is None or stage.category == "open":
+            continue
+        kind = ce.fields[closing].field.type if closing in ce.fields else ""
+        merged[closing] = now if kind == "datetime" else now.date()
+
+
+def record_move(conn: sa.Connection, ce: CompiledEntity, record_id: int, field: str, stage: str | None,
+                now: dt.datetime, user: int | None) -> None:
+    visits = system.stage_history
+    key = (visits.c.entity == ce.name) & (visits.c.record_id == record_id) & (visits.c.field == field)
+    open_visit = conn.execute(sa.select(visits.c.id, visits.c.entered_at)
+                              .where(key, visits.c.left_at.is_(None))).first()
+    if open_visit is not None:
+        spent = int((now - open_visit.entered_at).total_seconds())
+        conn.execute(visits.update().where(visits.c.id == open_visit.id).values(left_at=now, seconds=spent))
+    if stage is not None:
+        conn.execute(visits.insert().values(entity=ce.name, record_id=record_id, field=field, stage=stage,
+                                            entered_at=now, entered_by=user))
