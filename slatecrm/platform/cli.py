@@ -8,7 +8,9 @@ reachable, not initialised, or changed meanwhile; 5 applying failed and was roll
 from __future__ import annotations
 
 import getpass
+import ipaddress
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -337,6 +339,39 @@ def purge(fields: Sequence[str], database: str | None, yes: bool, as_json: bool)
         engine = engine_for(database)
         installation = installer.plan_purge(engine, pairs, field_types())
     confirm_and_apply(engine, installation, yes, as_json)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@main.command()
+@database_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="processes; a metamodel change made through one is live in all within a second")
+@click.option("--allow-open-api", is_flag=True,
+              help="listen on a non-loopback address although the API has no authentication yet")
+def serve(database: str | None, host: str, port: int, workers: int, allow_open_api: bool) -> None:
+    """Serve the JSON API with uvicorn."""
+    import uvicorn
+
+    if not is_loopback(host) and not allow_open_api:
+        fail(EXIT_USAGE, f"refusing to listen on {host}: the API has no authentication yet, so it "
+                         "listens on 127.0.0.1 only; add --allow-open-api if everyone who can reach "
+                         "this address may read and change every record", False)
+    url = database_url(database)
+    with reported(False), engine_for(url).connect() as conn:
+        revision_store.current(conn)
+    os.environ[URL_VARIABLE] = url  # every worker builds its app from the environment
+    uvicorn.run("slatecrm.platform.web.app:app_from_environment", factory=True, host=host, port=port,
+                workers=workers, log_level="info")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -38,6 +38,12 @@ class ValidationFailed(RecordError):
         super().__init__("; ".join(f"{k or 'record'}: {' '.join(v)}" for k, v in self.errors.items()))
 
 
+class BadQuery(ValidationFailed):
+    """A list query the service cannot run (unknown sort field, unreadable filter value)."""
+
+    status = 400
+
+
 class VersionConflict(RecordError):
     """The record changed since the version an update was based on: nothing was written."""
 

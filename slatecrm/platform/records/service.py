@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,9 +19,10 @@ from slatecrm.metamodel.names import suggest
 
 from ..storage import system
 from ..storage.runtime import RuntimeHolder
-from . import stages
+from . import listing, stages
 from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField, compile_entities
-from .errors import RecordInUse, RecordNotFound, UnknownEntity, ValidationFailed, VersionConflict
+from .errors import BadQuery, RecordInUse, RecordNotFound, UnknownEntity, ValidationFailed, VersionConflict
+from .listing import ListQuery
 
 #: System columns a client may send back unchanged (they are ignored); `owner` is writable.
 READ_ONLY = frozenset({"id", "created_at", "updated_at", "created_by", "updated_by", "title"})
@@ -37,6 +38,16 @@ class Record:
     system: dict[str, Any]
     #: The titles of the records its references point to, by field.
     titles: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[Record]
+    #: Give it as `after` for the next page; None on the last page.
+    next_cursor: str | None
+    count: int
+    #: The count stopped at listing.COUNT_CAP: there are more.
+    count_capped: bool
 
 
 @dataclass(frozen=True)
@@ -375,6 +386,34 @@ class RecordsService:
         if blockers:
             raise RecordInUse(f"{ce.entity.label} {record_id} cannot be deleted while these refer to it: "
                               + "; ".join(blockers))
+
+    # --- lists --------------------------------------------------------------------------------
+    def page(self, entity: str, query: ListQuery | None = None) -> Page:
+        ce = self.entity(entity)
+        page = listing.build(ce, query or ListQuery())
+        with self.engine.connect() as conn:
+            rows = conn.execute(page.select).mappings().all()
+            count = conn.execute(page.count).scalar_one()
+            records = self._records(conn, ce, rows[: page.limit])
+        return Page(records, listing.next_cursor(rows, page), min(count, listing.COUNT_CAP),
+                    count > listing.COUNT_CAP)
+
+    def related(self, entity: str, record_id: int, relation: str, query: ListQuery | None = None) -> Page:
+        """Records of another entity that refer to this one: `relation` is `other.field`,
+        or just `other` when it has one reference to `entity`."""
+        self.get(entity, record_id)
+        other, _, field = relation.partition(".")
+        candidates = [(e, f) for e, f in self.reverse_references(entity)
+                      if e == other and (not field or f == field)]
+        if len(candidates) != 1:
+            known = [f"{e}.{f}" for e, f in self.reverse_references(entity)]
+            why = "is ambiguous; name the field" if candidates else "is not a reference to it"
+            raise BadQuery({"relation": [f"{relation!r} {why}; references to {entity}: "
+                                         f"{', '.join(known) or 'none'}"]})
+        other, field = candidates[0]
+        base = query or ListQuery()
+        scoped = replace(base, filters=(*base.filters, listing.Filter(field, "eq", (str(record_id),))))
+        return self.page(other, scoped)
 
     # --- history and related records ---------------------------------------------------------
     def history(self, entity: str, record_id: int) -> list[HistoryEntry]:

@@ -1,0 +1,288 @@
+"""Keyset (seek) pages: each page starts where the previous one ended, so page 10,000 costs page 1.
+
+OFFSET makes the database read and throw away every earlier row; a seek condition on the
+last row's sort values lets it start at that row instead (through an index when there is
+one), and stays correct while rows are inserted or deleted between pages.
+
+NULLs sort as if larger than every value, on both databases: ascending puts them last,
+descending first. That is PostgreSQL's own default, so its indexes serve both directions,
+and it keeps the seek condition the same shape on SQLite.
+
+The sort is made total by `id` (ascending) as the last key: without a unique last key, rows
+with equal sort values could be skipped or repeated at a page boundary.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, NoReturn
+
+import sqlalchemy as sa
+
+TIE_BREAKER = "id"
+INT64 = 2**63 - 1
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+# Values JSON has no type for travel as one-key objects, so a cursor is readable without
+# the table, and a value of the wrong kind is noticed rather than silently converted.
+_DECIMAL, _DATE, _DATETIME = "d", "date", "dt"
+
+
+class InvalidCursor(ValueError):
+    """A cursor that was not made for this list, or was altered: the person starts over.
+
+    The message is for people; `reason` (what exactly was wrong) is for logs.
+    """
+
+    MESSAGE = "the cursor is not valid for this list; start from the first page"
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(self.MESSAGE)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SortKey:
+    column: str
+    descending: bool = False
+
+
+TableLike = sa.Table | sa.TableClause
+
+
+def sort_keys(sort: Sequence[SortKey]) -> list[SortKey]:
+    """The keys the database really sorts by: `sort`, then `id` unless it already ends the sort."""
+    keys = list(sort)
+    if not keys or keys[-1].column != TIE_BREAKER:
+        keys.append(SortKey(TIE_BREAKER))
+    return keys
+
+
+def ordering(table: TableLike, sort: Sequence[SortKey]) -> list[sa.ColumnElement[Any]]:
+    clauses: list[sa.ColumnElement[Any]] = []
+    for key in sort_keys(sort):
+        column = table.c[key.column]
+        clauses.append(column.desc().nulls_first() if key.descending else column.asc().nulls_last())
+    return clauses
+
+
+def after(table: TableLike, sort: Sequence[SortKey], last: Sequence[Any]) -> sa.ColumnElement[bool]:
+    """Rows strictly after the row whose sort values (tie-breaker included) are `last`.
+
+    Built from the last key outwards: after(k1..kn) = k1 greater OR (k1 equal AND after(k2..kn)),
+    which is the lexicographic expansion with the common `k1 equal` factored out.
+    """
+    keys = sort_keys(sort)
+    if len(last) != len(keys):
+        raise ValueError(f"{len(last)} cursor values for {len(keys)} sort keys")
+    condition: sa.ColumnElement[bool] | None = None  # None: no row is after (false)
+    for key, value in reversed(list(zip(keys, last, strict=True))):
+        column = table.c[key.column]
+        tied = None if condition is None else sa.and_(_equal(column, value), condition)
+        condition = _or(_greater(column, key.descending, value), tied)
+    if condition is None:
+        return sa.false()
+    bound = _bound(table.c[keys[0].column], keys[0].descending, last[0])
+    # Logically redundant, but a plain range on the first key is what lets the planner start
+    # an index scan at the previous page's last row instead of filtering from the beginning.
+    return condition if bound is None else sa.and_(bound, condition)
+
+
+def cursor_values(row: Mapping[str, Any], sort: Sequence[SortKey]) -> list[Any]:
+    return [row[key.column] for key in sort_keys(sort)]
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    text = json.dumps([_tag(v) for v in values], separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return base64.urlsafe_b64encode(text.encode()).decode("ascii").rstrip("=")
+
+
+def decode_cursor(token: str, table: TableLike, sort: Sequence[SortKey]) -> list[Any]:
+    """The values `encode_cursor` was given, checked against the columns they will be compared with.
+
+    A token comes from the person's browser: anything it holds that the database would refuse
+    or misread (a string for a number, a too-large integer, a NUL character) is refused here,
+    so a tampered link gets a 400 and not a 500 or a wrong page.
+    """
+    columns = [table.c[key.column] for key in sort_keys(sort)]  # unknown columns: a bug, not the person's
+    try:
+        if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+            _invalid("not URL-safe base64")
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        if not isinstance(data, list):
+            _invalid("not a JSON list")
+        if len(data) != len(columns):
+            _invalid(f"{len(data)} values for {len(columns)} sort keys")
+        return [_checked(column, _untag(item)) for column, item in zip(columns, data, strict=True)]
+    except InvalidCursor:
+        raise
+    except (ValueError, RecursionError) as error:  # base64, UTF-8, JSON and ISO-format errors
+        raise InvalidCursor(f"{type(error).__name__}: {error}") from error
+
+
+# --- the seek condition ---------------------------------------------------------------------------
+
+def _nullable(column: sa.ColumnElement[Any]) -> bool:
+    return not isinstance(column, sa.Column) or bool(column.nullable)
+
+
+def _value(column: sa.ColumnElement[Any], value: Any) -> sa.BindParameter[Any]:
+    # Typed by the column, so the column's TypeDecorator converts it (decimals to SQLite's
+    # scaled integers, datetimes to UTC) exactly as it converted the stored values.
+    return sa.literal(value, type_=column.type)
+
+
+def _greater(column: sa.ColumnElement[Any], descending: bool, value: Any) -> sa.ColumnElement[bool] | None:
+    """Rows after `value` in this column alone; None when there are none."""
+    if value is None:
+        # NULL is the largest value: nothing follows it going up, every value follows it going down.
+        return column.is_not(None) if descending else None
+    if descending:
+        return column < _value(column, value)
+    if _nullable(column):
+        return sa.or_(column > _value(column, value), column.is_(None))
+    return column > _value(column, value)
+
+
+def _equal(column: sa.ColumnElement[Any], value: Any) -> sa.ColumnElement[bool]:
+    return column.is_(None) if value is None else column == _value(column, value)
+
+
+def _or(*conditions: sa.ColumnElement[bool] | None) -> sa.ColumnElement[bool] | None:
+    present = [c for c in conditions if c is not None]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else sa.or_(*present)
+
+
+def _bound(column: sa.ColumnElement[Any], descending: bool, value: Any) -> sa.ColumnElement[bool] | None:
+    """An index-usable range on the first key that every later row satisfies, if there is one."""
+    if value is None or (not descending and _nullable(column)):
+        return None  # the rows after are "greater OR NULL": no single range (or nothing to add)
+    value_param = _value(column, value)
+    return column <= value_param if descending else column >= value_param
+
+
+# --- cursor values --------------------------------------------------------------------------------
+
+def _tag(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str | float):
+        return value
+    if isinstance(value, Decimal):
+        return {_DECIMAL: str(value)}
+    if isinstance(value, dt.datetime):  # before date: a datetime is a date too
+        return {_DATETIME: value.isoformat()}
+    if isinstance(value, dt.date):
+        return {_DATE: value.isoformat()}
+    raise TypeError(f"a {type(value).__name__} value cannot be kept in a cursor")
+
+
+def _untag(item: Any) -> Any:
+    if item is None or isinstance(item, bool | int | str | float):
+        return item
+    if isinstance(item, dict) and len(item) == 1:
+        [(tag, text)] = item.items()
+        if isinstance(text, str):
+            if tag == _DECIMAL:
+                try:
+                    number = Decimal(text)
+                except InvalidOperation:  # an ArithmeticError, not a ValueError
+                    _invalid(f"decimal {text!r} is not a number")
+                if not number.is_finite():
+                    _invalid(f"decimal {text!r} is not finite")
+                return number
+            if tag == _DATETIME:
+                return dt.datetime.fromisoformat(text)
+            if tag == _DATE:
+                return dt.date.fromisoformat(text)
+    _invalid(f"unreadable value {item!r}")
+
+
+def _checked(column: sa.ColumnElement[Any], value: Any) -> Any:
+    """`value` if the column can be compared with it as the column's own values are."""
+    if value is None:
+        if not _nullable(column):
+            _invalid(f"null for {column.name}, which is never null")
+        return None
+    if isinstance(value, str) and ("\x00" in value or not _encodable(value)):
+        _invalid("a string no database stores")  # PostgreSQL refuses NUL; lone surrogates are not UTF-8
+    if isinstance(value, int) and not isinstance(value, bool) and not -INT64 - 1 <= value <= INT64:
+        _invalid(f"{value} does not fit a 64-bit integer")
+    if isinstance(value, float) and value != value:
+        _invalid("NaN")
+    try:
+        expected: type[Any] | None = column.type.python_type
+    except NotImplementedError:  # untyped (sa.column("x")): the tags alone decide
+        expected = None
+    if expected is None:
+        return value
+    if expected is bool:
+        fits = isinstance(value, bool)
+    elif expected is int:
+        fits = isinstance(value, int) and not isinstance(value, bool)
+    elif expected is float:
+        fits = isinstance(value, int | float) and not isinstance(value, bool)
+    elif expected is Decimal:
+        fits = isinstance(value, Decimal) and _fits_numeric(column.type, value)
+    elif expected is dt.datetime:
+        fits = isinstance(value, dt.datetime) and _fits_datetime(column.type, value)
+    elif expected is dt.date:
+        fits = type(value) is dt.date
+    else:
+        fits = isinstance(value, expected)
+    if not fits:
+        _invalid(f"{value!r} is not a value of {column.name} ({column.type})")
+    return value
+
+
+def _fits_numeric(sql_type: sa.types.TypeEngine[Any], number: Decimal) -> bool:
+    """Whether the column holds `number` exactly: SQLite's scaled integers would round it, or overflow."""
+    if not isinstance(sql_type, sa.Numeric) or sql_type.scale is None or sql_type.precision is None:
+        return True
+    if not number:
+        return True
+    exponent = number.as_tuple().exponent
+    digits = number.as_tuple().digits
+    assert isinstance(exponent, int)  # finite, checked when the tag was read
+    dropped = -sql_type.scale - exponent
+    if dropped > 0 and any(digits[-dropped:]):
+        return False  # more decimal places than the column keeps
+    return number.adjusted() < sql_type.precision - sql_type.scale
+
+
+def _fits_datetime(sql_type: sa.types.TypeEngine[Any], moment: dt.datetime) -> bool:
+    impl = sql_type.impl_instance if isinstance(sql_type, sa.types.TypeDecorator) else sql_type
+    timezone = getattr(impl, "timezone", None)
+    if moment.tzinfo is None:
+        return timezone is not True  # a naive time would be read in the session's time zone
+    if timezone is False:
+        return False
+    try:
+        moment.astimezone(dt.UTC)  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+    except OverflowError:
+        return False
+    return True
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _no_constant(name: str) -> NoReturn:
+    _invalid(f"JSON constant {name}")
+
+
+def _invalid(reason: str) -> NoReturn:
+    raise InvalidCursor(reason)
+

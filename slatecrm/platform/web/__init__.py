@@ -1,0 +1,1 @@
+"""The web layer: the JSON API now; pages, forms and the designer in later issues."""

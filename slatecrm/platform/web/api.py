@@ -1,0 +1,183 @@
+"""The JSON API, `/api/v1`: generic routes for every entity of the live metamodel.
+
+The handlers only translate HTTP to the records service and back; every rule lives in
+the service. The service is synchronous (SQLAlchemy), so it runs in the thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..records.errors import BadQuery
+from ..records.listing import Filter, ListQuery
+from ..records.service import Page, RecordsService
+from . import openapi
+
+T = TypeVar("T")
+PAGING_PARAMETERS = ("sort", "limit", "after", "q")
+
+
+def service(request: Request) -> RecordsService:
+    records: RecordsService = request.app.state.records
+    return records
+
+
+async def call(request: Request, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await run_in_threadpool(function, *args, **kwargs)
+
+
+async def body_object(request: Request, *, allow_list: bool = False) -> Any:
+    """The JSON body, which must be an object (or a list of objects for bulk create)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type not in ("application/json", "application/merge-patch+json", ""):
+        raise BadQuery({"": [f"send JSON (Content-Type: application/json), not {content_type}"]})
+    raw = await request.body()
+    try:
+        data = json.loads(raw or b"null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadQuery({"": [f"the body is not valid JSON: {error}"]}) from None
+    if isinstance(data, dict) or (allow_list and isinstance(data, list) and data
+                                  and all(isinstance(d, dict) for d in data)):
+        return data
+    wanted = "a JSON object or a list of objects" if allow_list else "a JSON object"
+    raise BadQuery({"": [f"the body must be {wanted} of field values"]})
+
+
+def list_query(request: Request) -> ListQuery:
+    params = request.query_params
+    errors: dict[str, list[str]] = {}
+    limit_text = params.get("limit", "50")
+    limit = int(limit_text) if limit_text.isdigit() else 0
+    if not limit:
+        errors["limit"] = [f"{limit_text!r} is not a number of records"]
+    filters: dict[str, list[str]] = {}
+    for key, value in params.multi_items():
+        if key not in PAGING_PARAMETERS:
+            filters.setdefault(key, []).append(value)
+    sort = tuple(s.strip() for s in params.get("sort", "").split(",") if s.strip())
+    if errors:
+        raise BadQuery(errors)
+    return ListQuery(sort=sort, filters=tuple(Filter.parse(k, v) for k, v in filters.items()),
+                     search=params.get("q"), after=params.get("after"), limit=limit)
+
+
+def page_json(records: RecordsService, page: Page, request: Request) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "data": [records.as_json(r) for r in page.records],
+        "count": page.count,
+        "count_capped": page.count_capped,
+        "next": None,
+    }
+    if page.next_cursor:
+        out["next"] = str(request.url.include_query_params(after=page.next_cursor))
+        out["next_cursor"] = page.next_cursor
+    return out
+
+
+def based_on(request: Request, body: dict[str, Any] | None) -> int | None:
+    """The version an update is based on: If-Match, else `version` in the body."""
+    header = request.headers.get("if-match", "").strip().strip('W/').strip('"')
+    if header:
+        if not header.isdigit():
+            raise BadQuery({"version": [f"If-Match {header!r} is not a record version"]})
+        return int(header)
+    version = (body or {}).get("version")
+    if version is None:
+        return None
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise BadQuery({"version": [f"{version!r} is not a record version"]})
+    return version
+
+
+async def meta(request: Request) -> Response:
+    records = service(request)
+    runtime = await call(request, records.holder.current)
+    active = runtime.metamodel.with_entities(runtime.metamodel.active_entities)
+    document = active.as_dict()
+    for entity in document["entities"]:
+        entity["fields"] = [f for f in entity["fields"] if not f["retired"]]
+    return JSONResponse({"revision": runtime.revision, **document})
+
+
+async def collection(request: Request) -> Response:
+    records = service(request)
+    entity = request.path_params["entity"]
+    if request.method == "GET":
+        page = await call(request, records.page, entity, list_query(request))
+        return JSONResponse(page_json(records, page, request))
+    data = await body_object(request, allow_list=True)
+    if isinstance(data, list):
+        made = await call(request, records.create_many, entity, data)
+        return JSONResponse({"data": [records.as_json(r) for r in made]}, status_code=201)
+    record = await call(request, records.create, entity, data)
+    return JSONResponse(records.as_json(record), status_code=201,
+                        headers={"Location": f"/api/v1/{entity}/{record.id}", "ETag": f'"{record.version}"'})
+
+
+async def item(request: Request) -> Response:
+    records = service(request)
+    entity, record_id = request.path_params["entity"], request.path_params["id"]
+    if request.method == "GET":
+        record = await call(request, records.get, entity, record_id)
+    elif request.method == "PATCH":
+        data = await body_object(request)
+        record = await call(request, records.update, entity, record_id, data,
+                            version=based_on(request, data))
+    else:
+        await call(request, records.delete, entity, record_id, version=based_on(request, None))
+        return Response(status_code=204)
+    return JSONResponse(records.as_json(record), headers={"ETag": f'"{record.version}"'})
+
+
+async def history(request: Request) -> Response:
+    records = service(request)
+    entries = await call(request, records.history, request.path_params["entity"], request.path_params["id"])
+    return JSONResponse({"data": [
+        {"version": e.version, "action": e.action, "changed_at": e.changed_at.isoformat(),
+         "changed_by": e.changed_by, "changes": e.changes} for e in entries]})
+
+
+async def stage_history(request: Request) -> Response:
+    records = service(request)
+    visits = await call(request, records.stage_history, request.path_params["entity"],
+                        request.path_params["id"])
+    return JSONResponse({"data": [
+        {"field": v.field, "stage": v.stage, "entered_at": v.entered_at.isoformat(),
+         "left_at": v.left_at.isoformat() if v.left_at else None, "seconds": v.seconds} for v in visits]})
+
+
+async def related(request: Request) -> Response:
+    records = service(request)
+    page = await call(request, records.related, request.path_params["entity"], request.path_params["id"],
+                      request.path_params["relation"], list_query(request))
+    return JSONResponse(page_json(records, page, request))
+
+
+async def openapi_document(request: Request) -> Response:
+    """Built once per revision and kept until the next one."""
+    records = service(request)
+    compiled = await call(request, records.compiled)
+    revision = records.holder.current().revision
+    cached = getattr(request.app.state, "openapi", None)
+    if cached is None or cached[0] != revision:
+        cached = (revision, openapi.document(revision, compiled))
+        request.app.state.openapi = cached
+    return JSONResponse(cached[1])
+
+
+routes = [
+    Route("/api/v1/meta", meta, methods=["GET"]),
+    Route("/api/v1/openapi.json", openapi_document, methods=["GET"]),
+    Route("/api/v1/{entity}", collection, methods=["GET", "POST"]),
+    Route("/api/v1/{entity}/{id:int}", item, methods=["GET", "PATCH", "DELETE"]),
+    Route("/api/v1/{entity}/{id:int}/history", history, methods=["GET"]),
+    Route("/api/v1/{entity}/{id:int}/stages", stage_history, methods=["GET"]),
+    Route("/api/v1/{entity}/{id:int}/related/{relation}", related, methods=["GET"]),
+]

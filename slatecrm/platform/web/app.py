@@ -1,0 +1,41 @@
+"""The ASGI application: one engine, one runtime holder and one records service per process."""
+
+from __future__ import annotations
+
+import os
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+
+from slatecrm.plugins.manager import field_types
+
+from ..records.errors import RecordError
+from ..records.service import RecordsService
+from ..storage.engine import create_engine, database_url
+from ..storage.runtime import RuntimeHolder
+from . import api
+from .limits import DEFAULT_LIMIT, BodySizeLimit
+from .problems import http_error, record_error, server_error
+
+BODY_LIMIT_VARIABLE = "SLATECRM_MAX_BODY_BYTES"
+
+
+def create_app(database: str | None = None, *, body_limit: int | None = None) -> Starlette:
+    engine = create_engine(database_url(database))
+    registry = field_types()
+    holder = RuntimeHolder(engine, registry)
+    limit = body_limit or int(os.environ.get(BODY_LIMIT_VARIABLE, DEFAULT_LIMIT))
+    app = Starlette(
+        routes=api.routes,
+        middleware=[Middleware(BodySizeLimit, limit=limit)],
+        exception_handlers={RecordError: record_error, HTTPException: http_error, Exception: server_error},
+    )
+    app.state.engine = engine
+    app.state.records = RecordsService(engine, holder, registry)
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """The factory `slatecrm serve` gives uvicorn (each worker builds its own app)."""
+    return create_app()

@@ -1,0 +1,44 @@
+"""Errors as application/problem+json (RFC 9457), with the per-field errors of a record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..records.errors import RecordError, ValidationFailed, VersionConflict
+
+TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 409: "Conflict",
+          413: "Request too large", 415: "Unsupported media type", 422: "Invalid record",
+          500: "Internal error"}
+
+
+class ProblemResponse(JSONResponse):
+    media_type = "application/problem+json"
+
+
+def problem(status: int, detail: str, **extra: Any) -> Response:
+    body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status,
+            "detail": detail, **extra}
+    return ProblemResponse(body, status_code=status)
+
+
+async def record_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RecordError)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationFailed):
+        extra["errors"] = exc.errors
+    if isinstance(exc, VersionConflict):
+        extra.update(current_version=exc.current, changed=exc.changed)
+    return problem(exc.status, str(exc), **extra)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return problem(exc.status_code, exc.detail or TITLES.get(exc.status_code, "Error"))
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    return problem(500, "the server failed on this request; nothing was changed")
