@@ -20,6 +20,7 @@ from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.layering import merge
 from slatecrm.metamodel.packs import Pack, load_pack, pack_from_texts
 
+from . import customisation
 from .storage import revisions as revision_store
 from .storage.apply import apply
 from .storage.plan import Plan, Planner
@@ -117,6 +118,10 @@ def plan_install(engine: sa.Engine, new: Sequence[Pack], registry: FieldTypeRegi
         problems: list[Problem] = []
         changes: list[PackChange] = []
         for pack in with_shipped_dependencies(new, list(installed), registry):
+            if pack.name == customisation.ORGANISATION:
+                problems.append(Problem(f"the pack name {pack.name!r} is reserved for the organisation's "
+                                        "own customisations", pack.manifest.source, pack.origin))
+                continue
             old = installed.get(pack.name)
             if old is not None:
                 before, after = semantic_version.Version(old.version), semantic_version.Version(pack.version)
@@ -137,7 +142,9 @@ def plan_install(engine: sa.Engine, new: Sequence[Pack], registry: FieldTypeRegi
             installed[pack.name] = pack
         if problems:
             raise DefinitionError(problems)
-        target = merge(list(installed.values()), registry)
+        organisation = customisation.layer_pack(customisation.documents(conn), list(installed.values()),
+                                                registry)
+        target = merge([*installed.values(), *([organisation] if organisation else [])], registry)
         plan = Planner(conn, registry, current, target, base, purge).plan()
     return Installation(plan, tuple(installed[c.name] for c in changes), tuple(changes), tuple(purge))
 

@@ -217,11 +217,8 @@ def _checked(column: sa.ColumnElement[Any], value: Any) -> Any:
         _invalid(f"{value} does not fit a 64-bit integer")
     if isinstance(value, float) and value != value:
         _invalid("NaN")
-    try:
-        expected: type[Any] | None = column.type.python_type
-    except NotImplementedError:  # untyped (sa.column("x")): the tags alone decide
-        expected = None
-    if expected is None:
+    expected = _python_type(column.type)
+    if expected is None:  # untyped (sa.column("x")): the tags alone decide
         return value
     if expected is bool:
         fits = isinstance(value, bool)
@@ -240,6 +237,16 @@ def _checked(column: sa.ColumnElement[Any], value: Any) -> Any:
     if not fits:
         _invalid(f"{value!r} is not a value of {column.name} ({column.type})")
     return value
+
+
+def _python_type(sql_type: sa.types.TypeEngine[Any]) -> type[Any] | None:
+    if isinstance(sql_type, sa.types.TypeDecorator):  # its python_type is `object`: ask what it stores
+        return _python_type(sql_type.impl_instance)
+    try:
+        expected = sql_type.python_type
+    except NotImplementedError:
+        return None
+    return None if expected is object else expected
 
 
 def _fits_numeric(sql_type: sa.types.TypeEngine[Any], number: Decimal) -> bool:

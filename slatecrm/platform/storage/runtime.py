@@ -45,6 +45,10 @@ class RuntimeHolder:
         self._checked = 0.0
         self._lock = threading.Lock()
 
+    def refresh(self) -> None:
+        """Check the head revision on the next call (after this process applied one)."""
+        self._checked = 0.0
+
     def current(self) -> Runtime:
         runtime = self._runtime
         if runtime is not None and time.monotonic() - self._checked < self.poll_interval:

@@ -87,5 +87,17 @@ stage_history = sa.Table(
 )
 
 
+customisations = sa.Table(
+    "slate_customisation", system_metadata,
+    #: "entity" (a custom object of the organisation) or "extension" (of a pack's entity)
+    sa.Column("kind", sa.String, primary_key=True),
+    sa.Column("name", sa.String, primary_key=True),
+    #: the definition, in the form of a pack file
+    sa.Column("document", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("revision_id", sa.Integer, sa.ForeignKey("slate_revision.id"), nullable=False),
+)
+
+
 def is_initialised(conn: sa.Connection) -> bool:
     return sa.inspect(conn).has_table(revisions.name)

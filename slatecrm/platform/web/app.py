@@ -10,13 +10,16 @@ from starlette.middleware import Middleware
 
 from slatecrm.plugins.manager import field_types
 
+from ...metamodel.errors import DefinitionError
 from ..records.errors import RecordError
 from ..records.service import RecordsService
+from ..storage.apply import StaleSnapshot
 from ..storage.engine import create_engine, database_url
+from ..storage.plan import ConversionFailed
 from ..storage.runtime import RuntimeHolder
-from . import api
+from . import admin, api
 from .limits import DEFAULT_LIMIT, BodySizeLimit
-from .problems import http_error, record_error, server_error
+from .problems import definition_error, http_error, record_error, server_error, stale_error
 
 BODY_LIMIT_VARIABLE = "SLATECRM_MAX_BODY_BYTES"
 
@@ -27,9 +30,11 @@ def create_app(database: str | None = None, *, body_limit: int | None = None) ->
     holder = RuntimeHolder(engine, registry)
     limit = body_limit or int(os.environ.get(BODY_LIMIT_VARIABLE, DEFAULT_LIMIT))
     app = Starlette(
-        routes=api.routes,
+        routes=[*admin.routes, *api.routes],
         middleware=[Middleware(BodySizeLimit, limit=limit)],
-        exception_handlers={RecordError: record_error, HTTPException: http_error, Exception: server_error},
+        exception_handlers={RecordError: record_error, HTTPException: http_error,
+                            DefinitionError: definition_error, StaleSnapshot: stale_error,
+                            ConversionFailed: stale_error, Exception: server_error},
     )
     app.state.engine = engine
     app.state.records = RecordsService(engine, holder, registry)

@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ...metamodel.errors import DefinitionError
 from ..records.errors import RecordError, ValidationFailed, VersionConflict
 
 TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 409: "Conflict",
@@ -38,6 +39,18 @@ async def record_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return problem(exc.status_code, exc.detail or TITLES.get(exc.status_code, "Error"))
+
+
+async def definition_error(request: Request, exc: Exception) -> Response:
+    """Definitions that do not validate or merge: every problem, with where it is."""
+    assert isinstance(exc, DefinitionError)
+    problems = [{"path": p.location.path or p.location.file, "message": p.message} for p in exc.problems]
+    return problem(422, "; ".join(f"{p['path']}: {p['message']}" if p["path"] else p["message"]
+                                  for p in problems), problems=problems)
+
+
+async def stale_error(request: Request, exc: Exception) -> Response:
+    return problem(409, f"{exc}; nothing was changed")
 
 
 async def server_error(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,188 @@
+"""The organisation's own layer: an admin's edits, stored in the database, merged on top.
+
+Each edit is a document in the form of a pack file (`kind: entity` for a custom object of
+the organisation, `kind: extension` for changes to a pack's entity), kept in
+slate_customisation. At merge time the documents become one more pack, `organisation`,
+that requires every installed pack, so that the same schema, the same layering rules
+(base packs < dependent packs < organisation) and the same plan / apply serve admin edits
+and pack installs alike, and a pack upgrade keeps the organisation's changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from slatecrm.metamodel.errors import DefinitionError, Location, Problem
+from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.metamodel.layering import merge
+from slatecrm.metamodel.packs import Pack, pack_from_texts
+
+from .storage import revisions as revision_store
+from .storage.apply import apply
+from .storage.plan import Plan, Planner
+from .storage.system import customisations
+
+ORGANISATION = "organisation"
+#: What an extension may change on a field a pack defines.
+OVERRIDABLE = frozenset({"label", "help", "default", "options"})
+
+Documents = dict[tuple[str, str], dict[str, Any]]
+
+
+def documents(conn: sa.Connection) -> Documents:
+    rows = conn.execute(sa.select(customisations)).all()
+    return {(row.kind, row.name): row.document for row in rows}
+
+
+def layer_pack(docs: Documents, installed: Sequence[Pack], registry: FieldTypeRegistry) -> Pack | None:
+    """The organisation's documents as a pack that requires every installed pack."""
+    if not docs:
+        return None
+    manifest = {"name": ORGANISATION, "namespace": "org", "version": "1.0.0",
+                "title": "This organisation's customisations",
+                "requires": {p.name: ">=0.0.0" for p in installed if p.name != ORGANISATION}}
+    files = {"pack.yaml": json.dumps(manifest, indent=2)}
+    for (kind, name), document in sorted(docs.items()):
+        files[f"{kind}s/{name}.yaml"] = json.dumps(document, indent=2)
+    return pack_from_texts(files, registry, ORGANISATION)
+
+
+@dataclass(frozen=True)
+class Customisation:
+    plan: Plan
+    documents: Documents
+    changed: tuple[tuple[str, str], ...]
+    summary: str
+
+
+def plan_edit(engine: sa.Engine, registry: FieldTypeRegistry, summary: str,
+              edit: Any) -> Customisation:
+    """Plan an edit: `edit(documents, metamodel)` changes a copy of the documents in place
+    (raising DefinitionError for a request it refuses)."""
+    from .installer import installed_packs
+
+    with engine.connect() as conn:
+        base, current = revision_store.current_metamodel(conn)
+        stored = documents(conn)
+        docs = copy.deepcopy(stored)
+        edit(docs, current)
+        installed = installed_packs(conn, registry)
+        organisation = layer_pack(docs, installed, registry)
+        target = merge([*installed, *([organisation] if organisation else [])], registry)
+        plan = Planner(conn, registry, current, target, base).plan()
+    changed = tuple(sorted(k for k in {*stored, *docs} if stored.get(k) != docs.get(k)))
+    return Customisation(plan, docs, changed, summary)
+
+
+def apply_edit(engine: sa.Engine, customisation: Customisation, *, author: str) -> int:
+    def store(conn: sa.Connection, revision: int) -> None:
+        now = dt.datetime.now(dt.UTC)
+        for kind, name in customisation.changed:
+            key = (customisations.c.kind == kind) & (customisations.c.name == name)
+            conn.execute(customisations.delete().where(key))
+            document = customisation.documents.get((kind, name))
+            if document is not None:
+                conn.execute(customisations.insert().values(kind=kind, name=name, document=document,
+                                                            updated_at=now, revision_id=revision))
+
+    return apply(engine, customisation.plan, source=f"organisation: {customisation.summary}",
+                 author=author, also=store)
+
+
+def refuse(message: str, path: str = "") -> DefinitionError:
+    return DefinitionError([Problem(message, Location(path=path), ORGANISATION)])
+
+
+# --- the edits an admin can make --------------------------------------------------------------
+def put_entity(name: str, body: Mapping[str, Any]) -> Any:
+    """Define or redefine a custom object of the organisation."""
+    def edit(docs: Documents, current: Any) -> None:
+        existing = current.entity(name)
+        if existing is not None and existing.pack != ORGANISATION:
+            raise refuse(f"entity {name!r} is defined by pack {existing.pack!r}; change its fields, "
+                         "pipelines and labels one by one instead", name)
+        docs[("entity", name)] = {"kind": "entity", **{k: v for k, v in body.items() if k != "kind"},
+                                  "name": name}
+    return edit
+
+
+def delete_entity(name: str) -> Any:
+    def edit(docs: Documents, current: Any) -> None:
+        if ("entity", name) not in docs:
+            existing = current.entity(name)
+            why = f"is defined by pack {existing.pack!r}" if existing else "does not exist"
+            raise refuse(f"entity {name!r} {why}; only the organisation's own entities can be removed",
+                         name)
+        del docs[("entity", name)]
+    return edit
+
+
+def put_field(entity: str, field: str, body: Mapping[str, Any]) -> Any:
+    """Add or change a field: in the organisation's own entity, or through an extension of
+    a pack's entity (where a pack's own field only takes label, help, default, options)."""
+    def edit(docs: Documents, current: Any) -> None:
+        target = current.entity(entity)
+        if target is None:
+            raise refuse(f"there is no entity {entity!r}", entity)
+        if ("entity", entity) in docs:
+            fields = docs[("entity", entity)].setdefault("fields", {})
+            renamed = body.get("renamed_from")
+            if renamed and renamed in fields and renamed != field:
+                del fields[renamed]
+            fields[field] = dict(body)
+            return
+        extension = docs.setdefault(("extension", entity), {"kind": "extension", "entity": entity})
+        owned = target.field(field)
+        if owned is not None and owned.pack != ORGANISATION:
+            extra = set(body) - OVERRIDABLE - {"type"}
+            if extra or body.get("type", owned.type) != owned.type:
+                raise refuse(f"field {entity}.{field} is defined by pack {owned.pack!r}: the organisation "
+                             f"may change its {', '.join(sorted(OVERRIDABLE))}, not "
+                             f"{', '.join(sorted(extra)) or 'its type'}", f"{entity}.{field}")
+            overrides = {k: v for k, v in body.items() if k in OVERRIDABLE}
+            extension.setdefault("field_overrides", {})[field] = overrides
+        else:
+            extension.setdefault("fields", {})[field] = dict(body)
+    return edit
+
+
+def delete_field(entity: str, field: str) -> Any:
+    def edit(docs: Documents, current: Any) -> None:
+        for kind, key in (("entity", "fields"), ("extension", "fields"), ("extension", "field_overrides")):
+            section = docs.get((kind, entity), {}).get(key, {})
+            if field in section:
+                del section[field]
+                _drop_empty(docs, entity)
+                return
+        target = current.entity(entity)
+        owner = target.field(field).pack if target is not None and target.field(field) else None
+        why = f"is defined by pack {owner!r}" if owner else "is not a field of the organisation"
+        raise refuse(f"field {entity}.{field} {why}; it cannot be removed here", f"{entity}.{field}")
+    return edit
+
+
+def put_pipeline(entity: str, pipeline: str, body: Mapping[str, Any]) -> Any:
+    def edit(docs: Documents, current: Any) -> None:
+        target = current.entity(entity)
+        if target is None:
+            raise refuse(f"there is no entity {entity!r}", entity)
+        if ("entity", entity) in docs:
+            docs[("entity", entity)].setdefault("pipelines", {})[pipeline] = dict(body)
+            return
+        extension = docs.setdefault(("extension", entity), {"kind": "extension", "entity": entity})
+        extension.setdefault("pipelines", {})[pipeline] = dict(body)
+    return edit
+
+
+def _drop_empty(docs: Documents, entity: str) -> None:
+    extension = docs.get(("extension", entity))
+    sections = ("fields", "field_overrides", "pipelines")
+    if extension is not None and not any(extension.get(k) for k in sections):
+        del docs[("extension", entity)]

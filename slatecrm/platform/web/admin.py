@@ -1,0 +1,86 @@
+"""Live metamodel editing over HTTP: the organisation's own layer.
+
+Every edit answers with its plan first (a dry run: nothing changes). Sending the same
+request again with `?confirm=<base_revision>` applies exactly that plan, through the same
+plan / apply as packs; if another change came in between, the answer is 409 and nothing
+is applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .. import customisation
+from ..records.errors import BadQuery
+from .api import body_object, call, service
+from .problems import problem
+
+
+async def _edit(request: Request, summary: str, edit: Any) -> Response:
+    records = service(request)
+    engine = request.app.state.engine
+    planned = await call(request, customisation.plan_edit, engine, records.registry, summary, edit)
+    body: dict[str, Any] = {"summary": summary, "base_revision": planned.plan.base_revision,
+                            "plan": planned.plan.as_dict(), "applied": False}
+    if planned.plan.blocked:
+        return problem(409, "the change puts existing data at risk (see plan); nothing was changed",
+                       plan=body["plan"])
+    confirm = request.query_params.get("confirm")
+    if confirm is None:
+        return JSONResponse(body)
+    if confirm != str(planned.plan.base_revision):
+        return problem(409, f"the plan is against revision {planned.plan.base_revision}, not {confirm}: "
+                            "review the plan again before confirming it", plan=body["plan"])
+    revision = await call(request, customisation.apply_edit, engine, planned, author="api")
+    records.holder.refresh()
+    return JSONResponse({**body, "applied": True, "revision": revision})
+
+
+async def list_customisations(request: Request) -> Response:
+    engine = request.app.state.engine
+
+    def read() -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            docs = customisation.documents(conn)
+        return [{"kind": kind, "name": name, "document": doc} for (kind, name), doc in sorted(docs.items())]
+
+    return JSONResponse({"data": await call(request, read)})
+
+
+async def entity(request: Request) -> Response:
+    name = request.path_params["entity"]
+    if request.method == "DELETE":
+        return await _edit(request, f"remove entity {name}", customisation.delete_entity(name))
+    body = await body_object(request)
+    return await _edit(request, f"define entity {name}", customisation.put_entity(name, body))
+
+
+async def field(request: Request) -> Response:
+    name, field_name = request.path_params["entity"], request.path_params["field"]
+    if request.method == "DELETE":
+        return await _edit(request, f"retire field {name}.{field_name}",
+                           customisation.delete_field(name, field_name))
+    body = await body_object(request)
+    if not isinstance(body.get("type", ""), str):
+        raise BadQuery({"type": ["give the field type as text"]})
+    return await _edit(request, f"define field {name}.{field_name}",
+                       customisation.put_field(name, field_name, body))
+
+
+async def pipeline(request: Request) -> Response:
+    name, pipeline_name = request.path_params["entity"], request.path_params["pipeline"]
+    body = await body_object(request)
+    return await _edit(request, f"define pipeline {name}.{pipeline_name}",
+                       customisation.put_pipeline(name, pipeline_name, body))
+
+
+routes = [
+    Route("/api/v1/admin/customisations", list_customisations, methods=["GET"]),
+    Route("/api/v1/admin/entities/{entity}", entity, methods=["PUT", "DELETE"]),
+    Route("/api/v1/admin/entities/{entity}/fields/{field}", field, methods=["PUT", "DELETE"]),
+    Route("/api/v1/admin/entities/{entity}/pipelines/{pipeline}", pipeline, methods=["PUT"]),
+]

@@ -1,0 +1,137 @@
+"""Issue 3's scenario through the HTTP API only: an admin defines an entity on a running
+server, users work with its records, the admin retypes a field, the API follows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from starlette.testclient import TestClient
+
+from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.platform.web.app import create_app
+
+from .packs import install
+
+VEHICLE = {
+    "label": "Vehicle",
+    "title_field": "plate",
+    "fields": {
+        "plate": {"type": "text", "required": True, "unique": True, "max_length": 12},
+        "seats": {"type": "text"},
+        "price": {"type": "currency", "currency": "EUR"},
+        "registered": {"type": "date"},
+        "fuel": {"type": "choice", "options": [{"key": "petrol"}, {"key": "diesel"}, {"key": "electric"}]},
+        "inspected": {"type": "boolean"},
+    },
+    "pipelines": {"lifecycle": {"field": "status", "stages": [
+        {"key": "ordered"},
+        {"key": "in_service", "requires": ["registered"]},
+        {"key": "sold", "category": "won", "requires": ["price"]},
+    ]}},
+}
+
+
+@pytest.fixture
+def client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry) -> Iterator[TestClient]:
+    install(engine, registry, "crm-core")
+    app = create_app(db_url)
+    with TestClient(app, raise_server_exceptions=False) as http:
+        yield http
+    app.state.engine.dispose()
+
+
+def confirmed(client: TestClient, method: str, url: str, body: Any) -> dict[str, Any]:
+    """The dry run first, then the same request confirmed against the plan's revision."""
+    dry = client.request(method, url, json=body)
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["applied"] is False
+    done = client.request(method, url, json=body, params={"confirm": dry.json()["base_revision"]})
+    assert done.status_code == 200, done.text
+    result: dict[str, Any] = done.json()
+    assert result["applied"] is True
+    return result
+
+
+def test_an_admin_defines_and_changes_an_entity_live(client: TestClient) -> None:
+    dry = client.put("/api/v1/admin/entities/vehicle", json=VEHICLE).json()
+    assert [c["action"] for c in dry["plan"]["changes"]] == ["create table"]
+    assert client.get("/api/v1/vehicle").status_code == 404  # a dry run changes nothing
+    applied = confirmed(client, "PUT", "/api/v1/admin/entities/vehicle", VEHICLE)
+    assert applied["revision"] == 2
+
+    made = client.post("/api/v1/vehicle", json=[
+        {"plate": f"V-{i:03d}", "seats": str(2 + i % 6), "fuel": ["petrol", "diesel", "electric"][i % 3],
+         "price": f"{10000 + i * 100} EUR"} for i in range(60)])
+    assert made.status_code == 201
+    assert made.json()["data"][0]["status"] == "ordered"
+    query = {"sort": "-price,plate", "limit": 15, "fuel": "electric"}
+    page = client.get("/api/v1/vehicle", params=query).json()
+    assert page["count"] == 20 and [r["plate"] for r in page["data"][:2]] == ["V-059", "V-056"]
+    rest = client.get(page["next"]).json()
+    assert len(page["data"]) + len(rest["data"]) == 20 and rest["next"] is None
+    assert [r["plate"] for r in client.get("/api/v1/vehicle", params={"q": "v-01"}).json()["data"]] == [
+        f"V-{i:03d}" for i in range(10, 20)]
+
+    openapi_before = client.get("/api/v1/openapi.json").json()
+    assert openapi_before["components"]["schemas"]["VehicleInput"]["properties"]["seats"]["anyOf"][0] == {
+        "type": "string"}
+    retype = confirmed(client, "PUT", "/api/v1/admin/entities/vehicle/fields/seats",
+                       {"type": "integer", "min": 1})
+    assert [c["action"] for c in retype["plan"]["changes"]] == ["retype column"]
+    seats = client.get("/api/v1/vehicle", params={"sort": "-seats", "limit": 1}).json()["data"][0]["seats"]
+    assert seats == 7  # numbers now, sorted as numbers
+    openapi_after = client.get("/api/v1/openapi.json").json()
+    assert openapi_after["components"]["schemas"]["VehicleInput"]["properties"]["seats"]["anyOf"][0] == {
+        "type": "integer", "minimum": 1}
+
+    first = client.get("/api/v1/vehicle", params={"plate": "V-000"}).json()["data"][0]
+    refused = client.patch(f"/api/v1/vehicle/{first['id']}", json={"status": "in_service"},
+                           headers={"If-Match": str(first["version"])})
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == {"status": ["stage 'In service' requires Registered"],
+                                        "registered": ["is required to enter stage 'In service'"]}
+    moved = client.patch(f"/api/v1/vehicle/{first['id']}",
+                         json={"status": "in_service", "registered": "2026-03-01"},
+                         headers={"If-Match": str(first["version"])})
+    assert moved.status_code == 200 and moved.json()["status"] == "in_service"
+    sold = client.patch(f"/api/v1/vehicle/{first['id']}", json={"status": "sold"},
+                        headers={"If-Match": str(moved.json()["version"])})
+    assert sold.status_code == 200
+    visits = client.get(f"/api/v1/vehicle/{first['id']}/stages").json()["data"]
+    assert [v["stage"] for v in visits] == ["ordered", "in_service", "sold"]
+    assert visits[-1]["left_at"] is None and all(v["seconds"] is not None for v in visits[:-1])
+
+
+def test_edits_that_lose_data_or_break_rules_are_refused(client: TestClient) -> None:
+    confirmed(client, "PUT", "/api/v1/admin/entities/vehicle", VEHICLE)
+    client.post("/api/v1/vehicle", json=[{"plate": "A", "seats": "four"}, {"plate": "B", "seats": "2"}])
+    lossy = client.put("/api/v1/admin/entities/vehicle/fields/seats", json={"type": "integer"})
+    assert lossy.status_code == 409
+    [risk] = [r for c in lossy.json()["plan"]["changes"] for r in c["risks"]]
+    assert risk["message"].startswith("retype seats text → integer: 1 of 2 rows do not convert")
+    assert risk["sample_ids"] == [1]
+    bad = client.put("/api/v1/admin/entities/vehicle/fields/colour", json={"type": "colour"})
+    assert bad.status_code == 422
+    assert "'colour' is not a field type" in bad.json()["detail"]
+    pack_field = client.put("/api/v1/admin/entities/account/fields/name", json={"type": "integer"})
+    assert pack_field.status_code == 422
+    assert "defined by pack 'crm-core'" in pack_field.json()["detail"]
+    relabel = confirmed(client, "PUT", "/api/v1/admin/entities/account/fields/name",
+                        {"label": "Company name"})
+    assert relabel["plan"]["changes"][0]["action"] == "change field"
+    added = confirmed(client, "PUT", "/api/v1/admin/entities/account/fields/fleet_size", {"type": "integer"})
+    assert added["plan"]["changes"][0]["summary"].startswith("add integer field account.fleet_size")
+    meta = client.get("/api/v1/meta").json()
+    account = next(e for e in meta["entities"] if e["name"] == "account")
+    assert account["extended_by"] == ["organisation"]
+    assert next(f for f in account["fields"] if f["name"] == "name")["label"] == "Company name"
+    stale = client.put("/api/v1/admin/entities/vehicle/fields/doors", json={"type": "integer"},
+                       params={"confirm": "1"})
+    assert stale.status_code == 409
+    listed = client.get("/api/v1/admin/customisations").json()["data"]
+    assert [(c["kind"], c["name"]) for c in listed] == [("entity", "vehicle"), ("extension", "account")]
+    retired = confirmed(client, "DELETE", "/api/v1/admin/entities/vehicle/fields/inspected", None)
+    assert retired["plan"]["changes"][0]["action"] == "retire column"

@@ -1,0 +1,362 @@
+"""Keyset pages on SQLite and PostgreSQL: every row exactly once, in the unpaged order, NULLs included."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from slatecrm.metamodel.fieldtypes.sqltypes import UTCDateTime, exact_decimal, record_id
+from slatecrm.platform.records.keyset import (
+    InvalidCursor,
+    SortKey,
+    after,
+    cursor_values,
+    decode_cursor,
+    encode_cursor,
+    ordering,
+)
+from slatecrm.platform.storage import revisions
+from slatecrm.platform.storage.runtime import build_runtime
+from slatecrm.plugins.manager import field_types
+
+from .packs import install, write_pack
+
+ROWS = 200_000
+PAGE = 1_000
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+MESSAGE = "the cursor is not valid for this list; start from the first page"
+
+
+# --- the reference order, computed without the database ------------------------------------------------
+
+def python_order(rows: Sequence[dict[str, Any]], sort: Sequence[SortKey]) -> list[int]:
+    """The order `ordering` promises, NULL larger than every value, by stable sorts from the last key."""
+    keys = [*sort, SortKey("id")] if not sort or sort[-1].column != "id" else list(sort)
+    ordered = list(rows)
+    for key in reversed(keys):
+        # (True, None) sorts after every (False, value); reverse=True keeps ties in order.
+        ordered.sort(key=lambda r, c=key.column: (r[c] is None, r[c]), reverse=key.descending)
+    return [r["id"] for r in ordered]
+
+
+def paged_ids(conn: sa.Connection, table: sa.Table, sort: Sequence[SortKey], size: int) -> list[int]:
+    """Every page, each started from the decoded cursor of the previous one, as a client would."""
+    select = sa.select(table).order_by(*ordering(table, sort)).limit(size)
+    ids: list[int] = []
+    token: str | None = None
+    while True:
+        page = select if token is None else \
+            select.where(after(table, sort, decode_cursor(token, table, sort)))
+        rows = conn.execute(page).mappings().all()
+        ids += [r["id"] for r in rows]
+        if len(rows) < size:
+            return ids
+        token = encode_cursor(cursor_values(rows[-1], sort))
+
+
+def unpaged_ids(conn: sa.Connection, table: sa.Table, sort: Sequence[SortKey]) -> list[int]:
+    return list(conn.execute(sa.select(table.c.id).order_by(*ordering(table, sort))).scalars())
+
+
+# --- 200,000 records ---------------------------------------------------------------------------------
+
+SORTED_COLUMNS = ("title", "qty", "amount", "due", "seen_at")
+
+
+def _item(i: int) -> dict[str, Any]:
+    """Row i of the big table: duplicates everywhere, NULLs in every nullable sort column."""
+    return {
+        "title": None if i % 13 == 0 else f"t{(i * 7919) % 5_000:04d}",
+        "qty": None if i % 17 == 0 else (i * 31) % 1_000 - 500,
+        "amount": None if i % 29 == 0 else Decimal((i * 104_729) % 2_000_000 - 1_000_000).scaleb(-2),
+        "due": dt.date(2020, 1, 1) + dt.timedelta(days=(i * 37) % 2_000),
+        "seen_at": None if i % 11 == 0 else NOW - dt.timedelta(seconds=(i * 7_919) % 50_000_000,
+                                                               microseconds=(i * 13) % 1_000_000),
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+
+
+def fill(engine: sa.Engine, tmp_path: Path) -> sa.Table:
+    registry = field_types()
+    install(engine, registry, write_pack(tmp_path, "stock", "1.0.0", {"item": {
+        "title_field": "title",
+        "fields": {
+            "title": {"type": "text", "indexed": True},
+            "qty": {"type": "integer", "indexed": True},
+            "amount": {"type": "decimal", "precision": 12, "scale": 2, "indexed": True},
+            "due": {"type": "date", "indexed": True},
+            "seen_at": {"type": "datetime", "indexed": True},
+        },
+    }}))
+    with engine.begin() as conn:
+        table = build_runtime(*revisions.current_metamodel(conn), registry).tables["item"]
+        for start in range(0, ROWS, 10_000):
+            conn.execute(table.insert(), [_item(i) for i in range(start, start + 10_000)])
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"ANALYZE {table.name}")
+    return table
+
+
+SORTS = {
+    "title": [SortKey("title")],
+    "qty desc, due": [SortKey("qty", descending=True), SortKey("due")],
+    "amount desc": [SortKey("amount", descending=True)],
+    "seen_at, id desc": [SortKey("seen_at"), SortKey("id", descending=True)],
+}
+
+
+@pytest.mark.slow
+def test_paging_200000_records_sees_each_once_in_the_unpaged_order(
+        engine: sa.Engine, tmp_path: Path, subtests: pytest.Subtests) -> None:
+    """One test per database, the sorts as subtests: filling the table is the slow part, done once."""
+    table = fill(engine, tmp_path)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(table).where(table.c.id == 1 + 12_345)).mappings().one()
+        nulls, titles = conn.execute(sa.select(
+            sa.func.count().filter(table.c.title.is_(None)), sa.func.count(table.c.title.distinct()))).one()
+    # The data is what the sorts need: NULLs and duplicates, every type read back as written.
+    assert {k: row[k] for k in SORTED_COLUMNS} == {k: _item(12_345)[k] for k in SORTED_COLUMNS}
+    assert (nulls, titles) == (len(range(0, ROWS, 13)), 5_000)
+    for name, sort in SORTS.items():
+        with subtests.test(sort=name), engine.connect() as conn:
+            paged = paged_ids(conn, table, sort, PAGE)
+            unpaged = unpaged_ids(conn, table, sort)
+            columns = ["id", *(k.column for k in sort if k.column != "id")]
+            rows = [dict(r) for r in conn.execute(sa.select(*[table.c[c] for c in columns])).mappings()]
+            assert len(paged) == len(set(paged)) == ROWS
+            assert paged == unpaged
+            assert unpaged == python_order(rows, sort)  # NULLs and directions where they belong
+
+
+# --- small tables, any sort, any page size --------------------------------------------------------------
+
+small_metadata = sa.MetaData()
+small = sa.Table(
+    "keyset_small", small_metadata,
+    sa.Column("id", record_id(), primary_key=True, autoincrement=False),
+    sa.Column("title", sa.String),
+    sa.Column("qty", sa.BigInteger),
+    sa.Column("amount", exact_decimal(12, 2)),
+    sa.Column("due", sa.Date),
+    sa.Column("seen_at", UTCDateTime()),
+    sa.Column("flag", sa.Boolean),
+)
+SMALL_COLUMNS = ["title", "qty", "amount", "due", "seen_at", "flag"]
+
+
+@pytest.fixture
+def small_engine(engine: sa.Engine) -> sa.Engine:
+    small_metadata.create_all(engine)
+    return engine
+
+
+def _nullable(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.none() | values
+
+
+# Few distinct values, so that ties (and ties of ties) are the rule; lowercase letters sort
+# the same in every collation, so Python's order is a fair reference on PostgreSQL too.
+small_row = st.fixed_dictionaries({
+    "title": _nullable(st.sampled_from(["", "a", "ab", "b", "ba"])),
+    "qty": _nullable(st.integers(-2, 2)),
+    "amount": _nullable(st.sampled_from([Decimal(v) for v in ("-1.50", "0.00", "0.01", "2.50")])),
+    "due": _nullable(st.sampled_from([dt.date(1999, 12, 31), dt.date(2026, 1, 1), dt.date(2026, 1, 2)])),
+    "seen_at": _nullable(st.sampled_from([NOW, NOW + dt.timedelta(microseconds=1), NOW + dt.timedelta(1)])),
+    "flag": _nullable(st.booleans()),
+})
+sort_key = st.builds(SortKey, st.sampled_from([*SMALL_COLUMNS, "id"]), st.booleans())
+
+
+# The database outlives the examples (HealthCheck.function_scoped_fixture): each one empties the table first.
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(values=st.lists(small_row, max_size=30),
+       sort=st.lists(sort_key, max_size=3, unique_by=lambda k: k.column),
+       size=st.integers(1, 8))
+def test_pages_of_small_tables_equal_the_unpaged_order(
+        small_engine: sa.Engine, values: list[dict[str, Any]], sort: list[SortKey], size: int) -> None:
+    rows = [{"id": i, **v} for i, v in enumerate(values, start=1)]
+    with small_engine.begin() as conn:
+        conn.execute(small.delete())
+        if rows:
+            conn.execute(small.insert(), rows)
+        paged = paged_ids(conn, small, sort, size)
+        unpaged = unpaged_ids(conn, small, sort)
+    assert paged == unpaged == python_order(rows, sort)
+
+
+# --- ordering and the seek condition ------------------------------------------------------------------
+
+def test_id_breaks_ties_unless_it_already_ends_the_sort() -> None:
+    def sql(sort: list[SortKey]) -> str:
+        return str(sa.select(small.c.id).order_by(*ordering(small, sort)).compile()).split("ORDER BY ")[1]
+
+    assert sql([]) == "keyset_small.id ASC NULLS LAST"
+    assert sql([SortKey("title", descending=True)]) == \
+        "keyset_small.title DESC NULLS FIRST, keyset_small.id ASC NULLS LAST"
+    assert sql([SortKey("title"), SortKey("id", descending=True)]) == \
+        "keyset_small.title ASC NULLS LAST, keyset_small.id DESC NULLS FIRST"
+
+
+def test_after_compares_with_parameters_typed_by_the_column() -> None:
+    condition = after(small, [SortKey("amount")], [Decimal("2.50"), 7])
+    binds = [b for b in sa.sql.visitors.iterate(condition) if isinstance(b, sa.BindParameter)]
+    assert [b.type for b in binds] == [small.c.amount.type, small.c.amount.type, small.c.id.type]
+
+    def sql(dialect: sa.Dialect) -> str:
+        return str(condition.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+    # On SQLite the decimal is compared as the scaled integer the column stores.
+    shape = "keyset_small.amount > {0} OR keyset_small.amount IS NULL OR keyset_small.amount = {0} AND {1}"
+    assert sql(sa.dialects.sqlite.dialect()) == shape.format(250, "keyset_small.id > 7")
+    assert sql(sa.dialects.postgresql.dialect()) == shape.format("2.50", "keyset_small.id > 7")
+
+
+def test_after_starts_with_a_range_on_the_first_key_when_there_is_one() -> None:
+    """The redundant range is what lets an index scan start at the previous page's last row."""
+    def sql(sort: list[SortKey], last: list[Any]) -> str:
+        return str(after(small, sort, last).compile(compile_kwargs={"literal_binds": True}))
+
+    assert sql([SortKey("qty", descending=True)], [5, 7]) == (
+        "keyset_small.qty <= 5 AND (keyset_small.qty < 5 OR keyset_small.qty = 5 AND keyset_small.id > 7)")
+    assert sql([], [7]) == "keyset_small.id >= 7 AND keyset_small.id > 7"
+    assert sql([SortKey("qty")], [None, 7]) == "keyset_small.qty IS NULL AND keyset_small.id > 7"
+    assert sql([SortKey("qty", descending=True)], [None, 7]) == (
+        "keyset_small.qty IS NOT NULL OR keyset_small.qty IS NULL AND keyset_small.id > 7")
+
+
+def test_after_the_last_row_is_nothing() -> None:
+    assert str(after(small, [SortKey("title")], [None, None]).compile()) == "false"
+
+
+def test_after_needs_one_value_per_sort_key() -> None:
+    with pytest.raises(ValueError, match="1 cursor values for 2 sort keys"):
+        after(small, [SortKey("title")], ["a"])
+
+
+# --- cursors ---------------------------------------------------------------------------------------------
+
+EVERY_TYPE = [
+    (SortKey("title"), "Zoë \"quoted\" ☃"),
+    (SortKey("qty", descending=True), -(2**63)),
+    (SortKey("amount"), Decimal("-1234567890.05")),
+    (SortKey("due"), dt.date(2026, 2, 28)),
+    (SortKey("seen_at", descending=True), dt.datetime(2026, 3, 1, 12, 30, 5, 123_456, tzinfo=dt.UTC)),
+    (SortKey("flag"), False),
+]
+
+
+def test_cursors_round_trip_every_type() -> None:
+    sort = [key for key, _ in EVERY_TYPE]
+    values = [value for _, value in EVERY_TYPE] + [42]
+    token = encode_cursor(values)
+    assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    decoded = decode_cursor(token, small, sort)
+    assert decoded == values
+    assert [type(v) for v in decoded] == [type(v) for v in values]
+    nulls = [None] * len(EVERY_TYPE) + [1]
+    assert decode_cursor(encode_cursor(nulls), small, sort) == nulls
+
+
+def test_cursors_round_trip_without_column_types() -> None:
+    untyped = sa.table("t", *[sa.column(c) for c in ("id", "a", "b", "c", "d", "e")])
+    sort = [SortKey(c) for c in "abcde"]
+    values = [Decimal("0.10"), dt.date(2026, 1, 1), NOW, True, None, 3]
+    assert decode_cursor(encode_cursor(values), untyped, sort) == values
+
+
+def test_cursors_hold_exact_decimals_and_time_zones() -> None:
+    moment = dt.datetime(2026, 1, 1, 9, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    values = decode_cursor(encode_cursor([moment, 1]), small, [SortKey("seen_at")])
+    assert values[0] == moment and values[0].utcoffset() == dt.timedelta(hours=2)
+    [amount, _] = decode_cursor(encode_cursor([Decimal("10.50"), 1]), small, [SortKey("amount")])
+    assert str(amount) == "10.50"
+
+
+def _raw(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _token(data: Any) -> str:
+    return _raw(json.dumps(data).encode())
+
+
+TITLE_SORT = [SortKey("title")]
+TAMPERED = {
+    "empty": "",
+    "not base64": "a!b",
+    "padding": _token(["a", 1]) + "=",
+    "truncated base64": _token(["a", 1])[:-1],
+    "not UTF-8": _raw(b"\xff\xfe"),
+    "not JSON": _raw(b"[1,"),
+    "not a list": _token({"title": "a", "id": 1}),
+    "too few values": _token(["a"]),
+    "too many values": _token(["a", 1, 2]),
+    "number for text": _token([5, 1]),
+    "text for id": _token(["a", "1"]),
+    "bool for id": _token(["a", True]),
+    "float for id": _token(["a", 1.0]),
+    "null id": _token(["a", None]),
+    "huge id": _token(["a", 2**64]),
+    "NaN": _raw(b'["a",NaN]'),
+    "NUL in text": _token(["a\x00b", 1]),
+    "lone surrogate": _raw(b'["\\ud800",1]'),
+    "unknown tag": _token([{"x": "1"}, 1]),
+    "tag with two keys": _token([{"d": "1", "date": "2026-01-01"}, 1]),
+    "deep nesting": _raw(b"[" * 100_000 + b"]" * 100_000),
+}
+TAMPERED_TYPED = {
+    "decimal for integer": ([SortKey("qty")], [{"d": "1"}, 1]),
+    "integer for decimal": ([SortKey("amount")], [1, 1]),
+    "bad decimal": ([SortKey("amount")], [{"d": "1,5"}, 1]),
+    "infinite decimal": ([SortKey("amount")], [{"d": "Infinity"}, 1]),
+    "too many decimal places": ([SortKey("amount")], [{"d": "1.005"}, 1]),
+    "too many digits": ([SortKey("amount")], [{"d": "1e10"}, 1]),
+    "datetime for date": ([SortKey("due")], [{"dt": "2026-01-01T00:00:00+00:00"}, 1]),
+    "impossible date": ([SortKey("due")], [{"date": "2026-02-30"}, 1]),
+    "date for datetime": ([SortKey("seen_at")], [{"date": "2026-01-01"}, 1]),
+    "naive datetime": ([SortKey("seen_at")], [{"dt": "2026-01-01T00:00:00"}, 1]),
+    "datetime before year 1 in UTC": ([SortKey("seen_at")], [{"dt": "0001-01-01T00:00:00+01:00"}, 1]),
+    "text for boolean": ([SortKey("flag")], ["yes", 1]),
+    "number for boolean": ([SortKey("flag")], [1, 1]),
+}
+
+
+@pytest.mark.parametrize("token", TAMPERED.values(), ids=TAMPERED.keys())
+def test_tampered_cursors_are_refused_with_a_message_for_people(token: str) -> None:
+    with pytest.raises(InvalidCursor) as refused:
+        decode_cursor(token, small, TITLE_SORT)
+    assert str(refused.value) == MESSAGE
+    assert isinstance(refused.value, ValueError) and refused.value.reason
+
+
+@pytest.mark.parametrize(("sort", "data"), TAMPERED_TYPED.values(), ids=TAMPERED_TYPED.keys())
+def test_cursor_values_must_suit_their_columns(sort: list[SortKey], data: list[Any]) -> None:
+    with pytest.raises(InvalidCursor) as refused:
+        decode_cursor(_token(data), small, sort)
+    assert str(refused.value) == MESSAGE
+
+
+def test_a_cursor_of_another_sort_is_refused() -> None:
+    row = {"id": 3, "title": "a", "qty": 1}
+    token = encode_cursor(cursor_values(row, [SortKey("title"), SortKey("qty")]))
+    with pytest.raises(InvalidCursor):
+        decode_cursor(token, small, [SortKey("title")])
+    with pytest.raises(InvalidCursor):
+        decode_cursor(token, small, [SortKey("amount"), SortKey("qty")])
+
+
+def test_values_a_cursor_cannot_hold_are_a_programming_error(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="a PosixPath value cannot be kept in a cursor"):
+        encode_cursor([tmp_path])
