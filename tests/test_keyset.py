@@ -14,6 +14,8 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 
 from slatecrm.metamodel.fieldtypes.sqltypes import UTCDateTime, exact_decimal, record_id
 from slatecrm.platform.records.keyset import (
@@ -44,8 +46,11 @@ def python_order(rows: Sequence[dict[str, Any]], sort: Sequence[SortKey]) -> lis
     keys = [*sort, SortKey("id")] if not sort or sort[-1].column != "id" else list(sort)
     ordered = list(rows)
     for key in reversed(keys):
+        def null_last(row: dict[str, Any], column: str = key.column) -> tuple[bool, Any]:
+            return row[column] is None, row[column]
+
         # (True, None) sorts after every (False, value); reverse=True keeps ties in order.
-        ordered.sort(key=lambda r, c=key.column: (r[c] is None, r[c]), reverse=key.descending)
+        ordered.sort(key=null_last, reverse=key.descending)
     return [r["id"] for r in ordered]
 
 
@@ -112,7 +117,7 @@ SORTS = {
     "title": [SortKey("title")],
     "qty desc, due": [SortKey("qty", descending=True), SortKey("due")],
     "amount desc": [SortKey("amount", descending=True)],
-    "seen_at, id desc": [SortKey("seen_at"), SortKey("id", descending=True)],
+    "seen_at desc, id desc": [SortKey("seen_at", descending=True), SortKey("id", descending=True)],
 }
 
 
@@ -219,8 +224,8 @@ def test_after_compares_with_parameters_typed_by_the_column() -> None:
 
     # On SQLite the decimal is compared as the scaled integer the column stores.
     shape = "keyset_small.amount > {0} OR keyset_small.amount IS NULL OR keyset_small.amount = {0} AND {1}"
-    assert sql(sa.dialects.sqlite.dialect()) == shape.format(250, "keyset_small.id > 7")
-    assert sql(sa.dialects.postgresql.dialect()) == shape.format("2.50", "keyset_small.id > 7")
+    assert sql(SQLiteDialect()) == shape.format(250, "keyset_small.id > 7")
+    assert sql(PGDialect()) == shape.format("2.50", "keyset_small.id > 7")
 
 
 def test_after_starts_with_a_range_on_the_first_key_when_there_is_one() -> None:

@@ -94,7 +94,8 @@ def after(table: TableLike, sort: Sequence[SortKey], last: Sequence[Any]) -> sa.
     return condition if bound is None else sa.and_(bound, condition)
 
 
-def cursor_values(row: Mapping[str, Any], sort: Sequence[SortKey]) -> list[Any]:
+def cursor_values(row: Mapping[str, Any] | sa.RowMapping, sort: Sequence[SortKey]) -> list[Any]:
+    # RowMapping is named too: its keys may be columns as well, so it is no Mapping[str, Any] to mypy.
     return [row[key.column] for key in sort_keys(sort)]
 
 

@@ -109,7 +109,8 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
 
 
 def _parse_id(text: str) -> int:
-    if not text.strip().isdigit():
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise CoercionError(f"{text!r} is not a record id")
     return int(text)
 

@@ -54,7 +54,7 @@ def list_query(request: Request) -> ListQuery:
     params = request.query_params
     errors: dict[str, list[str]] = {}
     limit_text = params.get("limit", "50")
-    limit = int(limit_text) if limit_text.isdigit() else 0
+    limit = int(limit_text) if limit_text.isascii() and limit_text.isdigit() and len(limit_text) < 6 else 0
     if not limit:
         errors["limit"] = [f"{limit_text!r} is not a number of records"]
     filters: dict[str, list[str]] = {}
@@ -85,7 +85,7 @@ def based_on(request: Request, body: dict[str, Any] | None) -> int | None:
     """The version an update is based on: If-Match, else `version` in the body."""
     header = request.headers.get("if-match", "").strip().strip('W/').strip('"')
     if header:
-        if not header.isdigit():
+        if not (header.isascii() and header.isdigit()) or len(header) > 9:
             raise BadQuery({"version": [f"If-Match {header!r} is not a record version"]})
         return int(header)
     version = (body or {}).get("version")
