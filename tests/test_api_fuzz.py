@@ -26,9 +26,10 @@ EXAMPLES = int(os.environ.get("SLATECRM_FUZZ_EXAMPLES", "1500"))
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30)
-    | st.sampled_from(["2026-01-01", "1e400", "NaN", "-0", "12.50 EUR", "closed_won", "<script>", "' OR 1=1"]),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(FIELDS + ["amount", "id"]),
-                                                                       children, max_size=4),
+    | st.sampled_from(["2026-01-01", "1e400", "NaN", "-0", "12.50 EUR", "closed_won", "<script>",
+                       "' OR 1=1"]),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.sampled_from([*FIELDS, "amount", "id"]), children, max_size=4),
     max_leaves=12,
 )
 bodies = st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=6)
