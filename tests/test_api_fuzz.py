@@ -33,9 +33,11 @@ json_values = st.recursive(
     max_leaves=12,
 )
 bodies = st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=6)
-query_values = st.text(max_size=20) | st.sampled_from(["-name", "name,-id", "1e3", "x" * 300, "%", "_", "null"])
-query_keys = st.sampled_from(["sort", "limit", "after", "q", "name", "employees__gte", "stage__in", "email__lt",
-                              "id", "x__y__z", "close_date__blank", "amount", "account", "industry__ne"])
+query_values = st.text(max_size=20) | st.sampled_from(
+    ["-name", "name,-id", "1e3", "x" * 300, "%", "_", "null"])
+query_keys = st.sampled_from(["sort", "limit", "after", "q", "name", "employees__gte", "stage__in",
+                              "email__lt", "id", "x__y__z", "close_date__blank", "amount", "account",
+                              "industry__ne"])
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,8 @@ def check(response: Any) -> None:
         assert body["status"] == response.status_code and body["detail"]
 
 
-fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+fuzz = settings(max_examples=EXAMPLES, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @fuzz
