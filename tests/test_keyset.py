@@ -14,7 +14,6 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 
 from slatecrm.metamodel.fieldtypes.sqltypes import UTCDateTime, exact_decimal, record_id
@@ -225,7 +224,8 @@ def test_after_compares_with_parameters_typed_by_the_column() -> None:
     # On SQLite the decimal is compared as the scaled integer the column stores.
     shape = "keyset_small.amount > {0} OR keyset_small.amount IS NULL OR keyset_small.amount = {0} AND {1}"
     assert sql(SQLiteDialect()) == shape.format(250, "keyset_small.id > 7")
-    assert sql(PGDialect()) == shape.format("2.50", "keyset_small.id > 7")
+    postgres = sa.create_engine("postgresql+psycopg://").dialect
+    assert sql(postgres) == shape.format("2.50", "keyset_small.id > 7")
 
 
 def test_after_starts_with_a_range_on_the_first_key_when_there_is_one() -> None:
@@ -235,7 +235,7 @@ def test_after_starts_with_a_range_on_the_first_key_when_there_is_one() -> None:
 
     assert sql([SortKey("qty", descending=True)], [5, 7]) == (
         "keyset_small.qty <= 5 AND (keyset_small.qty < 5 OR keyset_small.qty = 5 AND keyset_small.id > 7)")
-    assert sql([], [7]) == "keyset_small.id >= 7 AND keyset_small.id > 7"
+    assert sql([], [7]) == "keyset_small.id > 7"  # already a range
     assert sql([SortKey("qty")], [None, 7]) == "keyset_small.qty IS NULL AND keyset_small.id > 7"
     assert sql([SortKey("qty", descending=True)], [None, 7]) == (
         "keyset_small.qty IS NOT NULL OR keyset_small.qty IS NULL AND keyset_small.id > 7")
@@ -315,6 +315,7 @@ TAMPERED = {
     "null id": _token(["a", None]),
     "huge id": _token(["a", 2**64]),
     "NaN": _raw(b'["a",NaN]'),
+    "infinite float": _raw(b'["a",1e999]'),
     "NUL in text": _token(["a\x00b", 1]),
     "lone surrogate": _raw(b'["\\ud800",1]'),
     "unknown tag": _token([{"x": "1"}, 1]),
@@ -362,6 +363,6 @@ def test_a_cursor_of_another_sort_is_refused() -> None:
         decode_cursor(token, small, [SortKey("amount"), SortKey("qty")])
 
 
-def test_values_a_cursor_cannot_hold_are_a_programming_error(tmp_path: Path) -> None:
-    with pytest.raises(TypeError, match="a PosixPath value cannot be kept in a cursor"):
-        encode_cursor([tmp_path])
+def test_values_a_cursor_cannot_hold_are_a_programming_error() -> None:
+    with pytest.raises(TypeError, match="a time value cannot be kept in a cursor"):
+        encode_cursor([dt.time(12), 1])

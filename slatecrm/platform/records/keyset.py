@@ -1,12 +1,15 @@
-"""Keyset (seek) pages: each page starts where the previous one ended, so page 10,000 costs page 1.
+"""Keyset (seek) pages: each page starts where the previous one ended, instead of at an OFFSET.
 
-OFFSET makes the database read and throw away every earlier row; a seek condition on the
-last row's sort values lets it start at that row instead (through an index when there is
-one), and stays correct while rows are inserted or deleted between pages.
+OFFSET makes the database read and throw away every earlier row, so page 10,000 costs ten
+thousand pages. A condition on the last row's sort values lets an index scan start at that
+row instead, and stays correct while rows are inserted or deleted between pages.
 
-NULLs sort as if larger than every value, on both databases: ascending puts them last,
-descending first. That is PostgreSQL's own default, so its indexes serve both directions,
-and it keeps the seek condition the same shape on SQLite.
+NULLs sort as if larger than every value, on both databases (ascending: last, descending:
+first), so a list is in the same order wherever it is stored. That is also the order of
+PostgreSQL's indexes, read forwards or backwards. One case has no single index range: an
+ascending nullable first key after a non-null value, where the rows after are "greater, or
+NULL" (the end of the index, but two ranges to a planner); there the database filters index
+entries from the start, and later pages cost more.
 
 The sort is made total by `id` (ascending) as the last key: without a unique last key, rows
 with equal sort values could be skipped or repeated at a page boundary.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -88,6 +92,8 @@ def after(table: TableLike, sort: Sequence[SortKey], last: Sequence[Any]) -> sa.
         condition = _or(_greater(column, key.descending, value), tied)
     if condition is None:
         return sa.false()
+    if len(keys) == 1:
+        return condition
     bound = _bound(table.c[keys[0].column], keys[0].descending, last[0])
     # Logically redundant, but a plain range on the first key is what lets the planner start
     # an index scan at the previous page's last row instead of filtering from the beginning.
@@ -216,8 +222,8 @@ def _checked(column: sa.ColumnElement[Any], value: Any) -> Any:
         _invalid("a string no database stores")  # PostgreSQL refuses NUL; lone surrogates are not UTF-8
     if isinstance(value, int) and not isinstance(value, bool) and not -INT64 - 1 <= value <= INT64:
         _invalid(f"{value} does not fit a 64-bit integer")
-    if isinstance(value, float) and value != value:
-        _invalid("NaN")
+    if isinstance(value, float) and not math.isfinite(value):
+        _invalid(f"{value} is not a finite number")  # JSON's 1e999 is read as infinity
     expected = _python_type(column.type)
     if expected is None:  # untyped (sa.column("x")): the tags alone decide
         return value

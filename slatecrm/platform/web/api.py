@@ -7,6 +7,7 @@ the service. The service is synchronous (SQLAlchemy), so it runs in the thread p
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -103,7 +104,7 @@ async def meta(request: Request) -> Response:
     document = active.as_dict()
     for entity in document["entities"]:
         entity["fields"] = [f for f in entity["fields"] if not f["retired"]]
-    return JSONResponse({"revision": runtime.revision, **document})
+    return JSONResponse({"revision": runtime.revision, "worker": os.getpid(), **document})
 
 
 async def collection(request: Request) -> Response:
