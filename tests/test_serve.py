@@ -44,8 +44,8 @@ def test_a_change_through_one_worker_is_live_in_all(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}/api/v1"
     script = Path(sys.executable).parent / "slatecrm"
-    server = subprocess.Popen([str(script), "serve", "--database", url, "--port", str(port), "--workers", "2"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))
+    command = [str(script), "serve", "--database", url, "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))
     try:
         deadline = time.monotonic() + 30
         while True:
