@@ -45,7 +45,8 @@ def test_a_change_through_one_worker_is_live_in_all(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}/api/v1"
     script = Path(sys.executable).parent / "slatecrm"
     command = [str(script), "serve", "--database", url, "--port", str(port), "--workers", "2"]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))
+    log = (tmp_path / "serve.log").open("wb")  # a file, not a pipe nobody reads (it could fill and block)
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -53,7 +54,7 @@ def test_a_change_through_one_worker_is_live_in_all(tmp_path: Path) -> None:
                 fresh_get(f"{base}/meta")
                 break
             except httpx.HTTPError:
-                assert time.monotonic() < deadline, "the server did not start"
+                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
                 time.sleep(0.2)
         with ThreadPoolExecutor(8) as pool:
             workers = {m["worker"] for m in pool.map(fresh_get, [f"{base}/meta"] * 64)}
@@ -75,5 +76,4 @@ def test_a_change_through_one_worker_is_live_in_all(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-        if server.stdout is not None:
-            server.stdout.close()
+        log.close()
