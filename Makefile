@@ -19,7 +19,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/slatecrm init --database $(DEMO_DB)
 	$(BIN)/slatecrm pack list --database $(DEMO_DB)
-	$(BIN)/slatecrm revisions --database $(DEMO_DB)
+	@echo "JSON API on http://127.0.0.1:8000/api/v1/meta (OpenAPI: /api/v1/openapi.json); Ctrl-C stops it"
+	$(BIN)/slatecrm serve --database $(DEMO_DB)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
