@@ -135,3 +135,40 @@ def test_edits_that_lose_data_or_break_rules_are_refused(client: TestClient) -> 
     assert [(c["kind"], c["name"]) for c in listed] == [("entity", "vehicle"), ("extension", "account")]
     retired = confirmed(client, "DELETE", "/api/v1/admin/entities/vehicle/fields/inspected", None)
     assert retired["plan"]["changes"][0]["action"] == "retire column"
+
+
+def test_an_admin_adds_and_changes_stages_one_by_one(engine: sa.Engine, db_url: str,
+                                                      registry: FieldTypeRegistry) -> None:
+    install(engine, registry, "crm-core", "sales")
+    app = create_app(db_url)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        confirmed(client, "PUT", "/api/v1/admin/entities/vehicle", VEHICLE)
+        base = "/api/v1/admin/entities/vehicle/pipelines/lifecycle/stages"
+        confirmed(client, "PUT", f"{base}/in_repair", {"label": "In repair", "after": "in_service"})
+        confirmed(client, "PUT", f"{base}/ordered", {"label": "On order", "colour": "#6b7280"})
+        meta = client.get("/api/v1/meta").json()
+        [lifecycle] = next(e for e in meta["entities"] if e["name"] == "vehicle")["pipelines"]
+        assert [(s["key"], s["label"]) for s in lifecycle["stages"]] == [
+            ("ordered", "On order"), ("in_service", "In service"), ("in_repair", "In repair"),
+            ("sold", "Sold")]
+        made = client.post("/api/v1/vehicle", json={"plate": "R-1", "registered": "2026-01-01"}).json()
+        moved = client.patch(f"/api/v1/vehicle/{made['id']}", json={"status": "in_repair"},
+                             headers={"If-Match": str(made["version"])})
+        assert moved.status_code == 200 and moved.json()["status"] == "in_repair"
+
+        # A pack's pipeline takes new stages from the organisation, but keeps its own.
+        sales = "/api/v1/admin/entities/opportunity/pipelines/sales/stages"
+        added = confirmed(client, "PUT", f"{sales}/demo", {"label": "Demo", "probability": 30,
+                                                          "after": "qualification"})
+        assert added["revision"] > 2
+        keys = [s["key"] for e in client.get("/api/v1/meta").json()["entities"]
+                if e["name"] == "opportunity" for s in e["pipelines"][0]["stages"]]
+        assert keys[keys.index("qualification") + 1] == "demo"
+        owned = client.put(f"{sales}/proposal", json={"label": "Offer"})
+        assert owned.status_code == 422 and "defined by pack 'sales'" in owned.json()["detail"]
+        nowhere = client.put(f"{sales}/late", json={"after": "nowhere"})
+        assert nowhere.status_code == 422 and "has no stage 'nowhere'" in nowhere.json()["detail"]
+        confirmed(client, "DELETE", f"{sales}/demo", None)
+        removed = client.delete(f"{sales}/proposal")
+        assert removed.status_code == 422 and "not the organisation's" in removed.json()["detail"]
+    app.state.engine.dispose()

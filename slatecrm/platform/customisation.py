@@ -181,6 +181,64 @@ def put_pipeline(entity: str, pipeline: str, body: Mapping[str, Any]) -> Any:
     return edit
 
 
+def put_stage(entity: str, pipeline: str, stage: str, body: Mapping[str, Any]) -> Any:
+    """Add or change one stage. In the organisation's own entity any stage may change, and
+    `after` places it; a pack's pipeline takes new stages only (through an extension), since
+    a pack's own stage rules are the pack's."""
+    def edit(docs: Documents, current: Any) -> None:
+        target = current.entity(entity)
+        existing = next((p for p in target.pipelines if p.name == pipeline), None) if target else None
+        if target is None or existing is None:
+            raise refuse(f"there is no pipeline {entity}.{pipeline}", f"{entity}.{pipeline}")
+        definition = {k: v for k, v in body.items() if k != "after"}
+        definition["key"] = stage
+        after = body.get("after")
+        if ("entity", entity) in docs and pipeline in docs[("entity", entity)].get("pipelines", {}):
+            stages = docs[("entity", entity)]["pipelines"][pipeline].setdefault("stages", [])
+            keys = [s.get("key") for s in stages]
+            if after is not None and after not in keys:
+                raise refuse(f"after: pipeline {pipeline!r} has no stage {after!r}; stages: "
+                             f"{', '.join(str(k) for k in keys)}", f"{entity}.{pipeline}.{stage}")
+            if stage in keys:
+                index = keys.index(stage)
+                if after is None:
+                    stages[index] = definition
+                    return
+                del stages[index]
+                keys.pop(index)
+            stages.insert(keys.index(after) + 1 if after is not None else len(stages), definition)
+            return
+        owned = next((s for s in existing.stages if s.key == stage), None)
+        if owned is not None and owned.pack != ORGANISATION:
+            raise refuse(f"stage {stage!r} of {entity}.{pipeline} is defined by pack {owned.pack!r}; the "
+                         "organisation can add stages to it, not change the pack's own",
+                         f"{entity}.{pipeline}.{stage}")
+        extension = docs.setdefault(("extension", entity), {"kind": "extension", "entity": entity})
+        additions = extension.setdefault("pipelines", {}).setdefault(pipeline, {"stages": []})["stages"]
+        additions[:] = [s for s in additions if s.get("key") != stage]
+        additions.append({**definition, **({"after": after} if after is not None else {})})
+    return edit
+
+
+def delete_stage(entity: str, pipeline: str, stage: str) -> Any:
+    def edit(docs: Documents, current: Any) -> None:
+        for kind in ("entity", "extension"):
+            section = docs.get((kind, entity), {}).get("pipelines", {}).get(pipeline, {})
+            stages = section.get("stages", [])
+            if any(s.get("key") == stage for s in stages):
+                if kind == "entity" and len(stages) == 1:
+                    raise refuse(f"stage {stage!r} is the last of {entity}.{pipeline}; a pipeline needs "
+                                 "at least one stage", f"{entity}.{pipeline}.{stage}")
+                section["stages"] = [s for s in stages if s.get("key") != stage]
+                if kind == "extension" and not section["stages"]:
+                    del docs[(kind, entity)]["pipelines"][pipeline]
+                    _drop_empty(docs, entity)
+                return
+        raise refuse(f"stage {stage!r} of {entity}.{pipeline} is not the organisation's; it cannot be "
+                     "removed here", f"{entity}.{pipeline}.{stage}")
+    return edit
+
+
 def _drop_empty(docs: Documents, entity: str) -> None:
     extension = docs.get(("extension", entity))
     sections = ("fields", "field_overrides", "pipelines")

@@ -78,9 +78,25 @@ async def pipeline(request: Request) -> Response:
                        customisation.put_pipeline(name, pipeline_name, body))
 
 
+async def stage(request: Request) -> Response:
+    name, pipeline_name = request.path_params["entity"], request.path_params["pipeline"]
+    key = request.path_params["stage"]
+    where = f"{name}.{pipeline_name}.{key}"
+    if request.method == "DELETE":
+        return await _edit(request, f"remove stage {where}",
+                           customisation.delete_stage(name, pipeline_name, key))
+    body = await body_object(request)
+    if not isinstance(body.get("after", ""), str):
+        raise BadQuery({"after": ["give the key of the stage to place this one after"]})
+    return await _edit(request, f"define stage {where}",
+                       customisation.put_stage(name, pipeline_name, key, body))
+
+
 routes = [
     Route("/api/v1/admin/customisations", list_customisations, methods=["GET"]),
     Route("/api/v1/admin/entities/{entity}", entity, methods=["PUT", "DELETE"]),
     Route("/api/v1/admin/entities/{entity}/fields/{field}", field, methods=["PUT", "DELETE"]),
     Route("/api/v1/admin/entities/{entity}/pipelines/{pipeline}", pipeline, methods=["PUT"]),
+    Route("/api/v1/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}", stage,
+          methods=["PUT", "DELETE"]),
 ]
