@@ -172,3 +172,27 @@ def test_an_admin_adds_and_changes_stages_one_by_one(engine: sa.Engine, db_url: 
         removed = client.delete(f"{sales}/proposal")
         assert removed.status_code == 422 and "not the organisation's" in removed.json()["detail"]
     app.state.engine.dispose()
+
+
+def test_titles_from_a_template_name_records_wherever_they_are_referenced(client: TestClient) -> None:
+    person = {"title_template": "{first} {last} – {city}",
+              "fields": {"first": {"type": "text"}, "last": {"type": "text", "required": True},
+                         "city": {"type": "text"}}}
+    confirmed(client, "PUT", "/api/v1/admin/entities/driver", person)
+    driver = {"type": "reference", "target": "driver"}
+    confirmed(client, "PUT", "/api/v1/admin/entities/vehicle",
+              {**VEHICLE, "fields": {**VEHICLE["fields"], "driver": driver}})
+    ada = client.post("/api/v1/driver", json={"first": "Ada", "last": "Lovelace", "city": "London"}).json()
+    assert ada["title"] == "Ada Lovelace – London"
+    bare = client.post("/api/v1/driver", json={"last": "Hopper"}).json()
+    assert bare["title"] == "Hopper"  # blank parts leave no stray spaces or dashes
+    car = client.post("/api/v1/vehicle", json={"plate": "T-1", "driver": ada["id"]}).json()
+    assert car["driver"] == {"id": ada["id"], "title": "Ada Lovelace – London"}
+    listed = client.get("/api/v1/vehicle", params={"plate": "T-1"}).json()["data"][0]
+    assert listed["driver"]["title"] == "Ada Lovelace – London"
+
+    wrong = client.put("/api/v1/admin/entities/driver", json={**person, "title_template": "{frist} {last}"})
+    assert wrong.status_code == 422
+    assert "title_template: 'driver' has no field 'frist' (did you mean 'first'?)" in wrong.json()["detail"]
+    spec = client.put("/api/v1/admin/entities/driver", json={**person, "title_template": "{last!r}"})
+    assert spec.status_code == 422 and "is not a field placeholder" in spec.json()["detail"]

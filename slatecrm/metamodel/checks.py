@@ -10,6 +10,7 @@ from .errors import Problem
 from .fieldtypes import CoercionError, FieldTypeRegistry
 from .model import Entity, Field, Metamodel
 from .names import MAX_IDENTIFIER, name_problem, suggest
+from .titles import TemplateError, template_fields
 
 
 @dataclass
@@ -45,6 +46,14 @@ def _check_entity(ctx: _Context, entity: Entity) -> Iterator[Problem]:
     if entity.title_field and entity.title_field not in names:
         yield ctx.problem(f"title_field: {entity.name!r} has no field {entity.title_field!r}"
                           f"{suggest(entity.title_field, names)}", entity)
+    if entity.title_template:
+        try:
+            for name in template_fields(entity.title_template):
+                if name not in names:
+                    yield ctx.problem(f"title_template: {entity.name!r} has no field {name!r}"
+                                      f"{suggest(name, names)}", entity)
+        except TemplateError as error:
+            yield ctx.problem(f"title_template: {error}", entity)
     for field in entity.active_fields:
         yield from _check_field(ctx, entity, field)
     stage_fields: dict[str, str] = {}

@@ -90,6 +90,8 @@ class Entity:
     fields: tuple[Field, ...] = ()
     pipelines: tuple[Pipeline, ...] = ()
     title_field: str | None = None
+    #: `{field} …` placeholders; when set, it names the record instead of title_field.
+    title_template: str | None = None
     retired: bool = False
     #: The pack that defines the entity, and those that extend it, in merge order.
     pack: str = ""
@@ -207,6 +209,7 @@ def _entity_dict(e: Entity) -> dict[str, Any]:
     return {
         "name": e.name, "label": e.label, "label_plural": e.label_plural,
         "description": e.description, "title_field": e.title_field,
+        "title_template": e.title_template,
         "retired": e.retired, "pack": e.pack,
         "extended_by": list(e.extended_by), "source": _location_dict(e.source),
         "fields": [_field_dict(f) for f in e.fields],

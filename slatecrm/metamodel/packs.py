@@ -364,6 +364,7 @@ class _PackReader:
             name=data["name"], label=label, label_plural=data.get("label_plural") or f"{label}s",
             description=data.get("description", ""), fields=self.fields(source, data, pack),
             pipelines=tuple(pipelines), title_field=data.get("title_field"),
+            title_template=data.get("title_template"),
             pack=pack, source=source.locate(["name"]),
         )
 

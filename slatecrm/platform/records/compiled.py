@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from slatecrm.metamodel.fieldtypes import FieldType, FieldTypeRegistry
 from slatecrm.metamodel.model import Entity, Field, Pipeline
+from slatecrm.metamodel.titles import render, template_fields
 
 SYSTEM_FIELDS = ("id", "created_at", "updated_at", "created_by", "updated_by", "owner", "version")
 #: Types searched by the list's text search.
@@ -60,10 +61,24 @@ class CompiledEntity:
     def name(self) -> str:
         return self.entity.name
 
+    @property
+    def title_fields(self) -> tuple[str, ...]:
+        """The fields a title is made of (what to read to name a referenced record)."""
+        if self.entity.title_template:
+            return tuple(n for n in template_fields(self.entity.title_template) if n in self.fields)
+        title_field = self.entity.title_field
+        return (title_field,) if title_field and title_field in self.fields else ()
+
     def title_of(self, values: Mapping[str, Any], record_id: int) -> str:
         """How the record is named wherever it is shown or referenced."""
         title_field = self.entity.title_field
-        if title_field and title_field in self.fields:
+        if self.entity.title_template:
+            texts = {name: self.fields[name].type.display(values.get(name), self.fields[name].field)
+                     for name in self.title_fields}
+            text = render(self.entity.title_template, texts)
+            if text:
+                return text
+        elif title_field and title_field in self.fields:
             compiled = self.fields[title_field]
             text = compiled.type.display(values.get(title_field), compiled.field)
             if text:

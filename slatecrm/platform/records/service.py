@@ -137,16 +137,11 @@ class RecordsService:
         return out
 
     def _titles(self, conn: sa.Connection, ce: CompiledEntity, ids: Iterable[int]) -> dict[int, str]:
-        title = ce.entity.title_field
-        columns = [ce.table.c.id]
-        if title and title in ce.fields:
-            columns += [ce.table.c[c] for _, c in ce.fields[title].columns]
+        names = ce.title_fields
+        columns = [ce.table.c.id, *(ce.table.c[c] for name in names for _, c in ce.fields[name].columns)]
         rows = conn.execute(sa.select(*columns).where(ce.table.c.id.in_(list(ids)))).mappings().all()
-        out = {}
-        for row in rows:
-            vals = {title: ce.fields[title].from_row(row)} if title and title in ce.fields else {}
-            out[row["id"]] = ce.title_of(vals, row["id"])
-        return out
+        return {row["id"]: ce.title_of({name: ce.fields[name].from_row(row) for name in names}, row["id"])
+                for row in rows}
 
     # --- validation ------------------------------------------------------------------------
     def _coerce(self, ce: CompiledEntity, data: Mapping[str, Any],
