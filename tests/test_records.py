@@ -114,10 +114,15 @@ def test_delete_respects_on_delete(records: RecordsService) -> None:
         records.delete("account", acme.id)
     records.delete("opportunity", deal.id)
     records.delete("account", acme.id)
-    assert records.get("account", child.id).values["parent_account"] is None  # set_null
+    orphan = records.get("account", child.id)
+    assert orphan.values["parent_account"] is None and orphan.version == 2  # set_null, a new version
+    assert records.history("account", child.id)[-1].changes == {"parent_account": [acme.id, None]}
     with pytest.raises(RecordNotFound):
         records.get("activity", task.id)  # cascade
+    assert records.history("activity", task.id)[-1].action == "delete"  # audited like any delete
     assert records.history("account", acme.id)[-1].action == "delete"
+    with pytest.raises(VersionConflict):  # a client holding the child's old version must reload
+        records.update("account", child.id, {"name": "Acme Europe"}, version=1)
 
 
 def test_bulk_create_reports_errors_per_record(records: RecordsService) -> None:

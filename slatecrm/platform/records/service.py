@@ -356,31 +356,64 @@ class RecordsService:
             if version is not None and row["version"] != version:
                 raise VersionConflict(entity, record_id, version, row["version"],
                                       self._changed_since(conn, ce, record_id, version))
-            self._check_restrictions(conn, ce, record_id)
-            try:
-                conn.execute(ce.table.delete().where(ce.table.c.id == record_id))
-            except sa.exc.IntegrityError as error:
-                raise RecordInUse(f"{ce.name} {record_id} is still referenced: {error.orig}") from None
-            conn.execute(system.history.insert().values(
-                entity=ce.name, record_id=record_id, version=row["version"] + 1, action="delete",
-                changed_at=_now(), changed_by=user, changes={}))
+            self._remove(conn, ce, [record_id], _now(), user, set())
 
-    def _check_restrictions(self, conn: sa.Connection, ce: CompiledEntity, record_id: int) -> None:
+    def _remove(self, conn: sa.Connection, ce: CompiledEntity, ids: list[int], now: dt.datetime,
+                user: int | None, seen: set[tuple[str, int]]) -> None:
+        """Delete records and carry out every reference's on_delete in the service, so that
+        each record it touches gets its history and a new version (the database's own
+        foreign-key actions stay as a safety net)."""
+        seen.update((ce.name, i) for i in ids)
+        self._check_restrictions(conn, ce, ids)
+        for other, compiled in self._referrers(ce.name):
+            action = compiled.field.settings.get("on_delete", "restrict")
+            column = other.table.c[compiled.column]
+            rows = conn.execute(sa.select(other.table.c.id, other.table.c.version)
+                                .where(column.in_(ids)).order_by(other.table.c.id)).all()
+            rows = [r for r in rows if (other.name, r.id) not in seen]
+            if not rows:
+                continue
+            if action == "cascade":
+                self._remove(conn, other, [r.id for r in rows], now, user, seen)
+            elif action == "set_null":
+                old = dict(conn.execute(sa.select(other.table.c.id, column).where(
+                    other.table.c.id.in_([r.id for r in rows]))).all())
+                conn.execute(other.table.update().where(other.table.c.id.in_([r.id for r in rows])).values(
+                    {compiled.column: None, "version": other.table.c.version + 1, "updated_at": now,
+                     "updated_by": user}))
+                conn.execute(system.history.insert(), [
+                    {"entity": other.name, "record_id": r.id, "version": r.version + 1, "action": "update",
+                     "changed_at": now, "changed_by": user, "changes": {compiled.name: [old[r.id], None]}}
+                    for r in rows])
+        versions = dict(conn.execute(sa.select(ce.table.c.id, ce.table.c.version)
+                                     .where(ce.table.c.id.in_(ids))).all())
+        try:
+            conn.execute(ce.table.delete().where(ce.table.c.id.in_(ids)))
+        except sa.exc.IntegrityError as error:
+            raise RecordInUse(f"{ce.name} {ids[0]} is still referenced: {error.orig}") from None
+        conn.execute(system.history.insert(), [
+            {"entity": ce.name, "record_id": i, "version": versions[i] + 1, "action": "delete",
+             "changed_at": now, "changed_by": user, "changes": {}} for i in ids if i in versions])
+
+    def _referrers(self, entity: str) -> list[tuple[CompiledEntity, CompiledField]]:
+        return [(other, compiled) for other in self.compiled().values()
+                for compiled in other.fields.values() if compiled.field.target == entity]
+
+    def _check_restrictions(self, conn: sa.Connection, ce: CompiledEntity, record_ids: list[int]) -> None:
         blockers = []
-        for other in self.compiled().values():
-            for name, compiled in other.fields.items():
-                settings = compiled.field.settings
-                if compiled.field.target != ce.name or settings.get("on_delete", "restrict") != "restrict":
-                    continue
-                ids = conn.execute(sa.select(other.table.c.id).where(
-                    other.table.c[compiled.column] == record_id).order_by(other.table.c.id).limit(6)
-                ).scalars().all()
-                if ids:
-                    shown = ", ".join(str(i) for i in ids[:5]) + (" …" if len(ids) > 5 else "")
-                    blockers.append(f"{other.entity.label_plural.lower()} ({name}: ids {shown})")
+        for other, compiled in self._referrers(ce.name):
+            if compiled.field.settings.get("on_delete", "restrict") != "restrict":
+                continue
+            ids = conn.execute(sa.select(other.table.c.id).where(
+                other.table.c[compiled.column].in_(record_ids)).order_by(other.table.c.id).limit(6)
+            ).scalars().all()
+            if ids:
+                shown = ", ".join(str(i) for i in ids[:5]) + (" …" if len(ids) > 5 else "")
+                blockers.append(f"{other.entity.label_plural.lower()} ({compiled.name}: ids {shown})")
         if blockers:
-            raise RecordInUse(f"{ce.entity.label} {record_id} cannot be deleted while these refer to it: "
-                              + "; ".join(blockers))
+            subject = f"{ce.entity.label} {record_ids[0]}" if len(record_ids) == 1 else (
+                f"{ce.entity.label_plural} {', '.join(str(i) for i in record_ids[:5])}")
+            raise RecordInUse(f"{subject} cannot be deleted while these refer to it: " + "; ".join(blockers))
 
     # --- lists --------------------------------------------------------------------------------
     def page(self, entity: str, query: ListQuery | None = None) -> Page:
