@@ -106,3 +106,19 @@ def test_any_bytes_as_a_body(client: TestClient, raw: bytes, path: str, method: 
 def test_admin_edits_with_any_body(client: TestClient, name: str, body: Any) -> None:
     check(client.put(f"/api/v1/admin/entities/{name}", content=json.dumps(body).encode(),
                      headers={"content-type": "application/json"}))
+
+
+stage_bodies = st.dictionaries(
+    st.sampled_from(["label", "after", "requires", "next", "category", "probability", "colour", "key"]),
+    json_values | st.sampled_from(["qualification", "proposal", "won", "lost", ["amount"], ["nope"]]),
+    max_size=5)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(["opportunity/pipelines/sales", "lead/pipelines/nothing", "nothing/pipelines/x",
+                             "account/pipelines/new"]),
+       key=st.sampled_from(["demo", "proposal", "Bad Key", "x" * 80]), body=stage_bodies | json_values,
+       method=st.sampled_from(["PUT", "DELETE"]))
+def test_stage_edits_with_any_body(client: TestClient, path: str, key: str, body: Any, method: str) -> None:
+    check(client.request(method, f"/api/v1/admin/entities/{path}/stages/{key}",
+                         content=json.dumps(body).encode(), headers={"content-type": "application/json"}))
