@@ -8,7 +8,13 @@ PYTEST_ARGS ?=
 
 .PHONY: install demo test lint bench clean
 
-$(STAMP): pyproject.toml
+CHROMIUM := /usr/bin/chromium
+VENDOR_LOCK := slatecrm/platform/web/static/vendor.lock.json
+
+# The browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+$(STAMP): pyproject.toml $(VENDOR_LOCK) scripts/fetch_vendor.py
+	@test -x $(CHROMIUM) || (apt-get update && apt-get install -y chromium)
+	$(PYTHON) scripts/fetch_vendor.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -19,7 +25,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/slatecrm init --database $(DEMO_DB)
 	$(BIN)/slatecrm pack list --database $(DEMO_DB)
-	@echo "JSON API on http://127.0.0.1:8000/api/v1/meta (OpenAPI: /api/v1/openapi.json); Ctrl-C stops it"
+	$(BIN)/slatecrm sample-data --database $(DEMO_DB)
+	@echo "SlateCRM on http://127.0.0.1:8000/ (JSON API: /api/v1/meta, OpenAPI: /api/v1/openapi.json); Ctrl-C stops it"
 	$(BIN)/slatecrm serve --database $(DEMO_DB)
 
 test: $(STAMP)
