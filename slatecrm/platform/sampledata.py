@@ -29,6 +29,7 @@ USERS = 6
 
 #: (hint in a text field's name, what to make): first match wins.
 TEXT_HINTS: Sequence[tuple[str, Callable[[Faker], str]]] = (
+    ("full_name", lambda f: f.name()),
     ("first_name", lambda f: f.first_name()),
     ("last_name", lambda f: f.last_name()),
     ("email", lambda f: f.email()),
@@ -112,13 +113,15 @@ class Generator:
     # --- values -------------------------------------------------------------------------------
     def text(self, ce: CompiledEntity, compiled: CompiledField) -> str:
         name = compiled.name.lower()
-        if name == ce.entity.title_field:
+        hinted = self._hinted(name)
+        if hinted is not None:
+            value = hinted
+        elif name == ce.entity.title_field:
             referenced = sum(1 for other in self.records.compiled().values()
                              for target in other.references().values() if target == ce.name)
-            value = self.fake.company() if referenced >= 2 else self._hinted(name) or \
-                self.fake.catch_phrase()
+            value = self.fake.company() if referenced >= 2 else self.fake.catch_phrase()
         else:
-            value = self._hinted(name) or self.fake.sentence(nb_words=3).rstrip(".")
+            value = self.fake.sentence(nb_words=3).rstrip(".")
         if compiled.field.unique:
             self.serial += 1
             value = f"{value} {self.serial}"

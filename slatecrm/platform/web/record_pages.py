@@ -117,16 +117,16 @@ def _raw_from_record(ce: CompiledEntity, record: Record | None, defaults: dict[s
     return raw
 
 
-def _raw_from_form(ce: CompiledEntity, form: FormData) -> dict[str, Any]:
+def _raw_from_form(ce: CompiledEntity, form: FormData, prefix: str = "") -> dict[str, Any]:
     raw: dict[str, Any] = {}
     for compiled in widgets.editable(ce):
         name = compiled.name
         if compiled.field.type == "multi_choice":
-            raw[name] = [v for v in form.getlist(name) if isinstance(v, str)]
+            raw[name] = [v for v in form.getlist(prefix + name) if isinstance(v, str) and v]
         else:
-            raw[name] = str(form.get(name) or "")
+            raw[name] = str(form.get(prefix + name) or "")
         if compiled.field.type == "currency":
-            raw[f"{name}__currency"] = str(form.get(f"{name}__currency") or "")
+            raw[f"{name}__currency"] = str(form.get(f"{prefix}{name}__currency") or "")
     return raw
 
 
@@ -155,7 +155,8 @@ async def _reference_options(records: RecordsService, ce: CompiledEntity, record
 
 async def form_page(request: Request, ce: CompiledEntity, record: Record | None, raw: dict[str, Any], *,
                     errors: dict[str, list[str]] | None = None, conflict: VersionConflict | None = None,
-                    version: int | None = None, status: int = 200) -> Response:
+                    version: int | None = None, was: dict[str, Any] | None = None,
+                    status: int = 200) -> Response:
     """`version` is the one the user's change is based on: kept across a re-shown form, so
     a save after a validation error still notices what others changed meanwhile."""
     records = records_of(request)
@@ -174,6 +175,7 @@ async def form_page(request: Request, ce: CompiledEntity, record: Record | None,
         **context, "ce": ce, "record": record, "raw": raw, "errors": errors or {},
         "sections": widgets.sections(ce, widgets.editable(ce)), "options": options,
         "action": action, "validate": validate, "conflict": conflict, "version": version,
+        "was": (was if was is not None else raw) if record is not None else None,
     }, twin=twin, entity=ce.name, status=status)
 
 
@@ -208,10 +210,10 @@ async def edit(request: Request) -> Response:
         saved = await run_in_threadpool(records.update, ce.name, record.id, data, version=version)
     except VersionConflict as conflict:
         return await form_page(request, ce, record, _raw_from_form(ce, form), conflict=conflict,
-                               version=version, status=409)
+                               version=version, was=_raw_from_form(ce, form, widgets.WAS), status=409)
     except ValidationFailed as error:
         return await form_page(request, ce, record, _raw_from_form(ce, form), errors=error.errors,
-                               version=version, status=422)
+                               version=version, was=_raw_from_form(ce, form, widgets.WAS), status=422)
     if wants_json(request):
         return JSONResponse(records.as_json(saved))
     return RedirectResponse(f"/e/{ce.name}/{record.id}", status_code=303)

@@ -71,14 +71,22 @@ def editable(ce: CompiledEntity) -> list[CompiledField]:
     return [f for f in ce.fields.values() if f.type.writable]
 
 
+#: Prefix of the hidden inputs that keep the values an edit form started from.
+WAS = "_was."
+
+
 def read_form(ce: CompiledEntity, form: FormData, *, keep_blank: bool) -> dict[str, Any]:
     """The service's input from a submitted form. Blank inputs clear a value on edit
-    (`keep_blank`) and are left out on create, so defaults apply."""
+    (`keep_blank`) and are left out on create, so defaults apply. An edit form sends only
+    the fields the user changed (compared with the values it started from, kept in hidden
+    `_was.` inputs), so re-applying after a conflict never undoes someone else's change."""
     data: dict[str, Any] = {}
     present = set(form.getlist("_fields")) or set(form.keys())
     for compiled in editable(ce):
         name = compiled.name
         if name not in present:
+            continue
+        if keep_blank and f"{WAS}{name}" in form and _unchanged(form, name):
             continue
         kind = compiled.field.type
         value: Any
@@ -93,6 +101,13 @@ def read_form(ce: CompiledEntity, form: FormData, *, keep_blank: bool) -> dict[s
         if value is not None or keep_blank:
             data[name] = value
     return data
+
+
+def _unchanged(form: FormData, name: str) -> bool:
+    def values(key: str) -> list[str]:
+        return sorted(t for v in form.getlist(key) if (t := _text(v)))
+    return all(values(key) == values(WAS + key) for key in (name, f"{name}__currency")
+               if key == name or WAS + key in form)
 
 
 def _text(value: Any) -> str:

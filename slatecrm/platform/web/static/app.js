@@ -84,6 +84,17 @@
     });
   }
 
+  // The filter bar stays in place while htmx swaps the results under it: mark the
+  // expression input invalid (for screen readers too) when the results carry its error.
+  function syncFilterState() {
+    var input = document.getElementById("list-filter");
+    var error = document.getElementById("filter-error");
+    if (!input || !error) return;
+    if (error.textContent.trim()) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+  }
+  document.addEventListener("htmx:after:swap", syncFilterState);
+
   document.addEventListener("DOMContentLoaded", function () {
     var board = document.getElementById("board");
     if (board) setUpBoard(board);
