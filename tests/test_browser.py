@@ -241,7 +241,8 @@ def test_kanban_refuses_a_move_until_the_required_fields_are_filled(site: Site, 
     expect(page).to_have_url(re.compile(rf"/e/opportunity/{deal}$"))
 
     page.goto(f"{site.url}/e/opportunity/board/sales?q=Kanban+deal")
-    drag(page, page.locator(f'li.kanban-card[data-id="{deal}"]'), page.locator('ol.cards[data-stage="proposal"]'))
+    card = page.locator(f'li.kanban-card[data-id="{deal}"]')
+    drag(page, card, page.locator('ol.cards[data-stage="proposal"]'))
     expect(page.locator('.column-count[data-stage="proposal"]')).to_have_text("1")
     expect(page.locator('.column-count[data-stage="prospecting"]')).to_have_text("0")
     assert site.records.get("opportunity", deal).values["stage"] == "proposal"
@@ -319,7 +320,8 @@ def test_an_xss_corpus_in_every_text_field_renders_inert(site: Site, context: An
     seen = watch(page)
     for name, ids in stored.items():
         ce = site.records.compiled()[name]
-        urls = [f"/e/{name}?sort=-id", f"/e/{name}/{ids[0]}", f"/e/{name}/{ids[1]}/edit", f"/e/{name}/{ids[2]}"]
+        urls = [f"/e/{name}?sort=-id", f"/e/{name}/{ids[0]}", f"/e/{name}/{ids[1]}/edit",
+                f"/e/{name}/{ids[2]}"]
         urls += [f"/e/{name}/board/{p.name}" for p in ce.entity.pipelines]
         urls += [f"/e/{name}/{i}" for i in ids[3:]]
         for url in urls:

@@ -216,7 +216,8 @@ class RecordsService:
             for where, message in stages.gate(ce, pipeline, old, merged.get(field_name), merged):
                 errors.setdefault(where, []).append(message)
 
-    def check(self, entity: str, data: Mapping[str, Any], *, record_id: int | None = None) -> dict[str, list[str]]:
+    def check(self, entity: str, data: Mapping[str, Any], *,
+              record_id: int | None = None) -> dict[str, list[str]]:
         """Every problem `data` would meet as a new record (or as a change to `record_id`),
         writing nothing: the forms validate on change through the very same rules."""
         ce = self.entity(entity)

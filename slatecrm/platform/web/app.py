@@ -19,9 +19,9 @@ from ..storage.plan import ConversionFailed
 from ..storage.runtime import RuntimeHolder
 from . import admin, api, ui
 from .limits import DEFAULT_LIMIT, BodySizeLimit
+from .problems import definition_error, http_error, record_error, server_error, stale_error
 from .templating import JsonSuffix
 from .ui_errors import ui_or_problem
-from .problems import definition_error, http_error, record_error, server_error, stale_error
 
 BODY_LIMIT_VARIABLE = "SLATECRM_MAX_BODY_BYTES"
 
@@ -35,7 +35,8 @@ def create_app(database: str | None = None, *, body_limit: int | None = None) ->
         routes=[*admin.routes, *api.routes, *ui.routes],
         middleware=[Middleware(BodySizeLimit, limit=limit), Middleware(ui.SecurityHeaders),
                     Middleware(JsonSuffix)],
-        exception_handlers={RecordError: ui_or_problem(record_error), HTTPException: ui_or_problem(http_error),
+        exception_handlers={RecordError: ui_or_problem(record_error),
+                            HTTPException: ui_or_problem(http_error),
                             DefinitionError: definition_error, StaleSnapshot: stale_error,
                             ConversionFailed: stale_error, Exception: ui_or_problem(server_error)},
     )

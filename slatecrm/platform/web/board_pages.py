@@ -4,6 +4,7 @@ without JavaScript through the record page's stage path."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -11,14 +12,24 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ...metamodel.model import Stage
 from ..records import aggregates
 from ..records.compiled import CompiledEntity
 from ..records.listing import Filter, ListQuery
+from ..records.service import Page
 from .list_pages import list_query
 from .templating import render
 from .uicontext import base_context, records_of
 
 CARDS_PER_COLUMN = 50
+
+
+@dataclass(frozen=True)
+class Column:
+    stage: Stage
+    page: Page
+    count: int
+    total: str
 
 
 def sum_field(ce: CompiledEntity, wanted: str | None) -> str | None:
@@ -33,8 +44,9 @@ def sum_field(ce: CompiledEntity, wanted: str | None) -> str | None:
 
 
 def format_total(ce: CompiledEntity, field: str | None, total: Any) -> str:
-    if field is None or total is None:
+    if field is None:
         return ""
+    total = total or 0
     compiled = ce.fields[field]
     if compiled.field.type == "currency":
         code = compiled.type.default_code(compiled.field)  # type: ignore[attr-defined]
@@ -61,12 +73,12 @@ async def board(request: Request) -> Response:
                                     Filter(pipeline.field, "eq", (stage.key,))))
         page = await run_in_threadpool(records.page, entity, scoped)
         total = totals.get(stage.key)
-        columns.append({"stage": stage, "page": page, "count": total.count if total else 0,
-                        "total": format_total(ce, adding, total.total if total else None)})
+        columns.append(Column(stage, page, total.count if total else 0,
+                              format_total(ce, adding, total.total if total else None)))
     context = await base_context(request, entity=entity, title=f"{ce.entity.label_plural}: {pipeline.label}")
     twin = {"entity": entity, "pipeline": pipeline.name, "field": pipeline.field, "sum_field": adding,
-            "columns": [{"stage": c["stage"].key, "label": c["stage"].label, "count": c["count"],
-                         "total": c["total"], "records": [records.as_json(r) for r in c["page"].records]}
+            "columns": [{"stage": c.stage.key, "label": c.stage.label, "count": c.count,
+                         "total": c.total, "records": [records.as_json(r) for r in c.page.records]}
                         for c in columns]}
     return render(request, "board", {
         **context, "ce": ce, "pipeline": pipeline, "columns": columns,

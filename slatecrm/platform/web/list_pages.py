@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -10,6 +11,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from ...metamodel.model import Entity
 from ..records import bulk, export
 from ..records.errors import BadQuery, ValidationFailed
 from ..records.listing import ListQuery
@@ -21,6 +23,12 @@ from .uicontext import base_context, records_of
 #: Parameters of a list page that are not field filters.
 LIST_PARAMETERS = ("sort", "limit", "after", "q", "filter", "columns")
 SEARCH_LIMIT = 5
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    entity: Entity
+    page: Page
 
 
 def expressions_available() -> bool:
@@ -70,9 +78,9 @@ async def search(request: Request) -> Response:
                 continue
             page = await run_in_threadpool(records.page, name, ListQuery(search=text, limit=SEARCH_LIMIT))
             if page.records:
-                results.append({"entity": ce.entity, "page": page})
-    twin = {"q": text, "results": [{"entity": r["entity"].name, "count": r["page"].count,
-                                    "records": [{"id": x.id, "title": x.title} for x in r["page"].records]}
+                results.append(SearchResult(ce.entity, page))
+    twin = {"q": text, "results": [{"entity": r.entity.name, "count": r.page.count,
+                                    "records": [{"id": x.id, "title": x.title} for x in r.page.records]}
                                    for r in results]}
     return render(request, "search", {**context, "results": results}, twin=twin)
 

@@ -3,6 +3,7 @@ edit forms with validation on change, stage moves, deletion and reference option
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -10,16 +11,26 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from ..records.compiled import CompiledEntity
+from ..records.compiled import CompiledEntity, CompiledField
 from ..records.errors import RecordInUse, ValidationFailed, VersionConflict
 from ..records.listing import ListQuery
-from ..records.service import Record, RecordsService
+from ..records.service import Page, Record, RecordsService
 from . import widgets
 from .templating import render, render_fragment, wants_json
 from .uicontext import base_context, records_of
 
 RELATED_LIMIT = 10
 OPTIONS_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class Related:
+    """A related list: records of `ce` whose reference `field` points to this record."""
+
+    ce: CompiledEntity
+    field: CompiledField
+    page: Page
+    columns: list[CompiledField]
 
 
 def _record_id(request: Request) -> int:
@@ -72,14 +83,13 @@ async def record_page(request: Request, *, errors: dict[str, list[str]] | None =
         other_ce = records.entity(other)
         page = await run_in_threadpool(records.related, entity, record_id, f"{other}.{field}",
                                        ListQuery(limit=RELATED_LIMIT, sort=("-updated_at",)))
-        related.append({"ce": other_ce, "field": other_ce.fields[field], "page": page,
-                        "columns": [other_ce.fields[c] for c in widgets.default_columns(other_ce, 4)]})
+        related.append(Related(other_ce, other_ce.fields[field], page,
+                               [other_ce.fields[c] for c in widgets.default_columns(other_ce, 4)]))
     history = await run_in_threadpool(records.history, entity, record_id)
     visits = await run_in_threadpool(records.stage_history, entity, record_id)
     twin = _record_twin(records, record, errors=errors or {}, message=message,
-                        related={f"{r['ce'].name}.{r['field'].name}": {
-                            "count": r["page"].count, "ids": [x.id for x in r["page"].records]}
-                            for r in related},
+                        related={f"{r.ce.name}.{r.field.name}": {
+                            "count": r.page.count, "ids": [x.id for x in r.page.records]} for r in related},
                         history=[{"version": h.version, "action": h.action,
                                   "changed_at": h.changed_at.isoformat(), "changes": h.changes}
                                  for h in history])
@@ -205,7 +215,9 @@ async def edit(request: Request) -> Response:
     form = await request.form()
     data = widgets.read_form(ce, form, keep_blank=True)
     reapply = str(form.get("reapply") or "")
-    version = int(reapply) if reapply.isascii() and reapply.isdigit() and len(reapply) < 10 else _version(form)
+    # "Re-apply my changes" after a conflict: the same changes, based on the current version.
+    version = int(reapply) if reapply.isascii() and reapply.isdigit() and len(reapply) < 10 \
+        else _version(form)
     try:
         saved = await run_in_threadpool(records.update, ce.name, record.id, data, version=version)
     except VersionConflict as conflict:
@@ -232,8 +244,8 @@ async def validate(request: Request) -> Response:
         return JSONResponse({"errors": errors})
     field = widgets.field_of_source(ce, request.headers.get("hx-source", ""))
     names = [field] if field else list(ce.fields)
-    html = "".join(render_fragment("_error_slot.html", {"name": n, "messages": errors.get(n, []), "oob": True})
-                   for n in names)
+    html = "".join(render_fragment("_error_slot.html",
+                                   {"name": n, "messages": errors.get(n, []), "oob": True}) for n in names)
     return HTMLResponse(html)
 
 

@@ -41,8 +41,8 @@ def wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-def render(request: Request, page: str, context: Mapping[str, Any], *, twin: Any,
-           entity: str | None = None, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+def render(request: Request, page: str, context: Mapping[str, Any], *, twin: Any, entity: str | None = None,
+           status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """The page as HTML, or `twin` (JSON-able data) when JSON was asked for."""
     if wants_json(request):
         return JSONResponse(twin, status_code=status, headers=dict(headers or {}))

@@ -32,8 +32,9 @@
       });
   }
 
-  function refusal(problem) {
+  function refusal(problem, field) {
     var errors = (problem && problem.errors) || {};
+    if (errors[field] && errors[field].length) return errors[field].join("; ");
     var messages = [];
     Object.keys(errors).forEach(function (key) {
       errors[key].forEach(function (m) { messages.push(m); });
@@ -71,7 +72,7 @@
               // Refused: the card snaps back to where it was, and the board says why.
               var back = evt.from.children[evt.oldIndex] || null;
               evt.from.insertBefore(card, back);
-              showMessage("“" + card.dataset.title + "” was not moved: " + refusal(result.data),
+              showMessage("“" + card.dataset.title + "” was not moved: " + refusal(result.data, board.dataset.field),
                           "/e/" + board.dataset.entity + "/" + card.dataset.id + "/edit");
             })
             .catch(function () {
