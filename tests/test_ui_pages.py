@@ -71,7 +71,8 @@ def test_validation_on_change_answers_the_changed_field_only(client: TestClient)
 
 def test_edit_conflict_without_javascript(client: TestClient) -> None:
     account = make(client, "account", name="Conflicts Inc")
-    assert client.patch(f"/api/v1/account/{account}", json={"phone": "+1 555 0100", "version": 1}).status_code == 200
+    theirs = client.patch(f"/api/v1/account/{account}", json={"phone": "+1 555 0100", "version": 1})
+    assert theirs.status_code == 200
     stale = client.post(f"/e/account/{account}/edit",
                         data={"version": "1", "_fields": ["description"], "description": "mine",
                               "_was.description": ""})
@@ -130,7 +131,8 @@ def test_bulk_edit_and_delete(client: TestClient) -> None:
     refused = client.post("/e/account/bulk", data={"ids": [str(i) for i in ids], "action": "set",
                                                    "field": "industry", "value": "gold"},
                           headers={"Accept": "application/json"})
-    assert refused.json()["done"] == [] and "'gold' is not an option" in refused.json()["refused"][str(ids[0])]
+    assert refused.json()["done"] == []
+    assert "'gold' is not an option" in refused.json()["refused"][str(ids[0])]
     deleted = client.post("/e/account/bulk", data={"ids": [str(i) for i in ids], "action": "delete"},
                           headers={"Accept": "application/json"}).json()
     assert deleted["done"] == ids[1:] and "cannot be deleted" in deleted["refused"][str(ids[0])]
@@ -194,7 +196,8 @@ def test_a_custom_entity_gets_every_page(engine: sa.Engine, db_url: str, registr
                    "colour": {"type": "multi_choice", "options": [{"key": "red", "label": "Red"},
                                                                   {"key": "blue", "label": "Blue"}]}},
         "pipelines": {"service": {"label": "Service", "field": "state", "stages": [
-            {"key": "ok", "label": "OK"}, {"key": "workshop", "label": "Workshop", "requires": ["mileage"]}]}},
+            {"key": "ok", "label": "OK"},
+            {"key": "workshop", "label": "Workshop", "requires": ["mileage"]}]}},
     }})
     install(engine, registry, pack)
     app = create_app(db_url)
