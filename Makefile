@@ -25,7 +25,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/slatecrm init --database $(DEMO_DB)
 	$(BIN)/slatecrm pack list --database $(DEMO_DB)
-	$(BIN)/slatecrm sample-data --database $(DEMO_DB)
+	$(BIN)/slatecrm sample-data --if-empty --database $(DEMO_DB)
 	@echo "SlateCRM on http://127.0.0.1:8000/ (JSON API: /api/v1/meta, OpenAPI: /api/v1/openapi.json); Ctrl-C stops it"
 	$(BIN)/slatecrm serve --database $(DEMO_DB)
 

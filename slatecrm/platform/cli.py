@@ -346,8 +346,9 @@ def purge(fields: Sequence[str], database: str | None, yes: bool, as_json: bool)
 @click.option("--count", default=300, show_default=True, type=click.IntRange(1, 100_000),
               help="records per entity")
 @click.option("--seed", default=1, show_default=True, type=int, help="the same seed makes the same data")
+@click.option("--if-empty", is_flag=True, help="do nothing when any entity already has records")
 @json_option
-def sample_data(database: str | None, count: int, seed: int, as_json: bool) -> None:
+def sample_data(database: str | None, count: int, seed: int, if_empty: bool, as_json: bool) -> None:
     """Fill every entity of the installed metamodel with generated records (for demos)."""
     from .records.errors import RecordError
     from .records.service import RecordsService
@@ -358,6 +359,13 @@ def sample_data(database: str | None, count: int, seed: int, as_json: bool) -> N
         engine = engine_for(database)
         registry = field_types()
         records = RecordsService(engine, RuntimeHolder(engine, registry), registry)
+        existing = {name: records.page(name).count for name in records.compiled()}
+        if if_empty and any(existing.values()):
+            if as_json:
+                out.print_json(json.dumps({"ok": True, "skipped": True, "existing": existing}))
+            else:
+                out.print(f"Sample data skipped: the database has {sum(existing.values())} records already")
+            return
         try:
             report = Generator(records, seed=seed).run(count)
         except RecordError as error:
