@@ -211,3 +211,27 @@ def test_a_custom_entity_gets_every_page(engine: sa.Engine, db_url: str, registr
         assert http.get(f"{url}.json").json()["record"]["colour"] == ["red", "blue"]
         assert "Vehicles" in http.get("/").text
     app.state.engine.dispose()
+
+
+def test_owner_and_reference_picker(client: TestClient, engine: sa.Engine) -> None:
+    import datetime as dt
+
+    from slatecrm.platform.storage import system
+
+    with engine.begin() as conn:
+        conn.execute(system.users.insert(), [{"username": "mo", "display_name": "Mo Owner",
+                                              "created_at": dt.datetime.now(dt.UTC)}])
+    account = make(client, "account", name="Picker Corp")
+    make(client, "account", name="Other Corp")
+    form = client.get("/e/contact/new")
+    assert 'id="f-owner"' in form.text and "Mo Owner" in form.text
+    options = client.get("/e/account/options?q=Picker")
+    assert "Picker Corp" in options.text and "Other Corp" not in options.text
+    assert client.get("/e/account/options.json?q=Picker").json()["data"] == [{"id": account,
+                                                                              "title": "Picker Corp"}]
+    saved = client.post("/e/contact/new", data={"last_name": "Owned", "account": str(account), "owner": "1"},
+                        follow_redirects=False)
+    page = client.get(saved.headers["location"])
+    assert "Mo Owner" in page.text and "Picker Corp" in page.text
+    refused = client.post("/e/contact/new", data={"last_name": "X", "owner": "99"})
+    assert refused.status_code == 422 and "there is no user with id 99" in refused.text

@@ -11,6 +11,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from ..records import users
 from ..records.compiled import CompiledEntity, CompiledField
 from ..records.errors import RecordInUse, ValidationFailed, VersionConflict
 from ..records.listing import ListQuery
@@ -87,6 +88,9 @@ async def record_page(request: Request, *, errors: dict[str, list[str]] | None =
                                [other_ce.fields[c] for c in widgets.default_columns(other_ce, 4)]))
     history = await run_in_threadpool(records.history, entity, record_id)
     visits = await run_in_threadpool(records.stage_history, entity, record_id)
+    people = await run_in_threadpool(users.display_names, records, [
+        record.system.get("owner"), record.system.get("created_by"), record.system.get("updated_by"),
+        *(h.changed_by for h in history)])
     twin = _record_twin(records, record, errors=errors or {}, message=message,
                         related={f"{r.ce.name}.{r.field.name}": {
                             "count": r.page.count, "ids": [x.id for x in r.page.records]} for r in related},
@@ -96,7 +100,7 @@ async def record_page(request: Request, *, errors: dict[str, list[str]] | None =
     return render(request, "record", {
         **context, "ce": ce, "record": record, "sections": widgets.sections(ce), "related": related,
         "paths": stage_paths(ce, record), "history": list(reversed(history)), "visits": visits,
-        "errors": errors or {}, "message": message,
+        "errors": errors or {}, "message": message, "people": people,
     }, twin=twin, entity=entity, status=status)
 
 
@@ -124,6 +128,8 @@ def _raw_from_record(ce: CompiledEntity, record: Record | None, defaults: dict[s
         raw[compiled.name] = widgets.input_value(compiled, value)
         if compiled.field.type == "currency":
             raw[f"{compiled.name}__currency"] = widgets.currency_code(compiled, value)
+    owner = record.system.get("owner") if record is not None else defaults.get("owner")
+    raw[widgets.OWNER] = str(owner or "")
     return raw
 
 
@@ -137,6 +143,7 @@ def _raw_from_form(ce: CompiledEntity, form: FormData, prefix: str = "") -> dict
             raw[name] = str(form.get(prefix + name) or "")
         if compiled.field.type == "currency":
             raw[f"{name}__currency"] = str(form.get(f"{prefix}{name}__currency") or "")
+    raw[widgets.OWNER] = str(form.get(prefix + widgets.OWNER) or "")
     return raw
 
 
@@ -173,6 +180,7 @@ async def form_page(request: Request, ce: CompiledEntity, record: Record | None,
     title = f"Edit {record.title}" if record else f"New {ce.entity.label.lower()}"
     context = await base_context(request, entity=ce.name, title=title)
     options = await _reference_options(records, ce, record, raw)
+    owners = await run_in_threadpool(users.everyone, records)
     action = f"/e/{ce.name}/{record.id}/edit" if record else f"/e/{ce.name}/new"
     validate = f"/e/{ce.name}/{record.id}/validate" if record else f"/e/{ce.name}/validate"
     if version is None and record is not None:
@@ -184,7 +192,7 @@ async def form_page(request: Request, ce: CompiledEntity, record: Record | None,
     return render(request, "form", {
         **context, "ce": ce, "record": record, "raw": raw, "errors": errors or {},
         "sections": widgets.sections(ce, widgets.editable(ce)), "options": options,
-        "action": action, "validate": validate, "conflict": conflict, "version": version,
+        "action": action, "validate": validate, "conflict": conflict, "version": version, "owners": owners,
         "was": (was if was is not None else raw) if record is not None else None,
     }, twin=twin, entity=ce.name, status=status)
 
@@ -193,7 +201,8 @@ async def new(request: Request) -> Response:
     records = records_of(request)
     ce = await run_in_threadpool(records.entity, request.path_params["entity"])
     if request.method == "GET":
-        defaults = {k: v for k, v in request.query_params.items() if k in ce.fields and v}
+        defaults = {k: v for k, v in request.query_params.items()
+                    if (k in ce.fields or k == widgets.OWNER) and v}
         return await form_page(request, ce, None, _raw_from_record(ce, None, defaults))
     form = await request.form()
     data = widgets.read_form(ce, form, keep_blank=False)

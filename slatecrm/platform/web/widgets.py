@@ -71,6 +71,8 @@ def editable(ce: CompiledEntity) -> list[CompiledField]:
     return [f for f in ce.fields.values() if f.type.writable]
 
 
+#: The system column a form may set besides the fields: who the record belongs to.
+OWNER = "owner"
 #: Prefix of the hidden inputs that keep the values an edit form started from.
 WAS = "_was."
 
@@ -100,6 +102,11 @@ def read_form(ce: CompiledEntity, form: FormData, *, keep_blank: bool) -> dict[s
             value = _text(form.get(name)) or None
         if value is not None or keep_blank:
             data[name] = value
+    if OWNER in present and not (keep_blank and f"{WAS}{OWNER}" in form and _unchanged(form, OWNER)):
+        owner = _text(form.get(OWNER))
+        if owner or keep_blank:
+            digits = owner.isascii() and owner.isdigit() and len(owner) < 19
+            data[OWNER] = int(owner) if digits else owner or None
     return data
 
 
