@@ -189,6 +189,9 @@ class Generator:
     def record(self, ce: CompiledEntity) -> dict[str, Any]:
         data: dict[str, Any] = {}
         needed: set[str] = set()
+        # Fields that only later stages ask for (a loss reason) stay blank until then.
+        later = {name for pipeline in ce.entity.pipelines for stage in pipeline.stages
+                 for name in stage.requires}
         for pipeline in ce.entity.pipelines:
             if not pipeline.stages:
                 continue
@@ -199,6 +202,8 @@ class Generator:
             needed.update(stage.requires)
         for name, compiled in ce.fields.items():
             if name in data or not compiled.type.writable or compiled.field.type == "stage":
+                continue
+            if name in later and name not in needed and not compiled.field.required:
                 continue
             wanted = compiled.field.required or name in needed or self.random.random() < 0.75
             if compiled.field.type == "reference" and not compiled.field.required and name not in needed:

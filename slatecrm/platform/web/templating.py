@@ -63,9 +63,8 @@ class JsonSuffix:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if (scope["type"] == "http" and path.endswith(".json") and len(path) > len(".json") + 1
-                and not path.startswith(OWN_SUFFIX_PREFIXES)):
-            stripped = path[: -len(".json")]
+        if scope["type"] == "http" and path.endswith(".json") and not path.startswith(OWN_SUFFIX_PREFIXES):
+            stripped = path[: -len(".json")].rstrip("/") or "/"  # `/.json` is the home page's twin
             headers: Sequence[tuple[bytes, bytes]] = [
                 (k, v) for k, v in scope.get("headers", []) if k.lower() != b"accept"]
             scope = {**scope, "path": stripped, "raw_path": stripped.encode(),

@@ -109,6 +109,21 @@ def _hex_colour(text: str) -> bool:
                                                                  for c in text[1:])
 
 
+def history_value(ce: CompiledEntity, name: str, value: Any) -> str:
+    """A value as history stored it (JSON), shown the way the field shows values."""
+    compiled = ce.fields.get(name)
+    if value is None:
+        return ""
+    if compiled is None:
+        return str(value)
+    if compiled.field.type == "reference":
+        return f"#{value}"
+    try:
+        return compiled.type.display(compiled.type.coerce(value, compiled.field), compiled.field)
+    except (ValueError, TypeError, KeyError):
+        return str(value)
+
+
 def query_with(request: Request, **changes: Any) -> str:
     """The current query string with some parameters changed (None removes one)."""
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in changes and v != ""]
@@ -132,4 +147,5 @@ class UI:
     currencies = staticmethod(widgets.currencies)
     when = staticmethod(when)
     query_with = staticmethod(query_with)
+    history_value = staticmethod(history_value)
     safe_colour = staticmethod(_hex_colour)
