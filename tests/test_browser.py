@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from slatecrm.platform.records.listing import ListQuery
 from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.sampledata import Generator
 from slatecrm.platform.storage.engine import create_engine
@@ -341,3 +342,18 @@ def test_an_xss_corpus_in_every_text_field_renders_inert(site: Site, context: An
 def test_artifacts_are_ignored_by_git() -> None:
     ignored = (Path(__file__).resolve().parent.parent / ".gitignore").read_text().splitlines()
     assert "test-artifacts/" in ignored
+
+
+def test_select_all_then_bulk_edit(site: Site, context: Any) -> None:
+    for i in range(3):
+        site.records.create("account", {"name": f"Selectall {i}"})
+    page = context.new_page()
+    page.goto(f"{site.url}/e/account?q=Selectall")
+    page.get_by_label("Select all on this page").check()
+    expect(page.locator('#bulk input[name="ids"]:checked')).to_have_count(3)
+    page.locator("#bulk-field").select_option("industry")
+    page.locator("#bulk-value").fill("Retail")
+    page.get_by_role("button", name="Update selected").click()
+    expect(page.locator("main")).to_contain_text("3 updated")
+    chosen = site.records.page("account", ListQuery(search="Selectall")).records
+    assert len(chosen) == 3 and {r.values["industry"] for r in chosen} == {"retail"}

@@ -397,7 +397,7 @@ def is_loopback(host: str) -> bool:
 @click.option("--allow-open-api", is_flag=True,
               help="listen on a non-loopback address although the API has no authentication yet")
 def serve(database: str | None, host: str, port: int, workers: int, allow_open_api: bool) -> None:
-    """Serve the JSON API with uvicorn."""
+    """Serve the web UI (at /) and the JSON API (at /api/v1) with uvicorn."""
     import uvicorn
 
     if not is_loopback(host) and not allow_open_api:

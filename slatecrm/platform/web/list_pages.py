@@ -20,8 +20,6 @@ from . import api, widgets
 from .templating import render
 from .uicontext import base_context, records_of
 
-#: Parameters of a list page that are not field filters.
-LIST_PARAMETERS = ("sort", "limit", "after", "q", "filter", "columns")
 SEARCH_LIMIT = 5
 
 

@@ -96,8 +96,23 @@
   }
   document.addEventListener("htmx:after:swap", syncFilterState);
 
+  // "Select all on this page" needs a script, so it only appears when one runs.
+  function showSelectAll() {
+    var all = document.getElementById("select-all");
+    if (all) all.hidden = false;
+  }
+  document.addEventListener("htmx:after:swap", showSelectAll);
+  document.addEventListener("change", function (evt) {
+    if (evt.target && evt.target.id === "select-all") {
+      document.querySelectorAll('#bulk input[name="ids"]').forEach(function (box) {
+        box.checked = evt.target.checked;
+      });
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     var board = document.getElementById("board");
     if (board) setUpBoard(board);
+    showSelectAll();
   });
 })();
