@@ -357,3 +357,17 @@ def test_select_all_then_bulk_edit(site: Site, context: Any) -> None:
     expect(page.locator("main")).to_contain_text("3 updated")
     chosen = site.records.page("account", ListQuery(search="Selectall")).records
     assert len(chosen) == 3 and {r.values["industry"] for r in chosen} == {"retail"}
+
+
+def test_reference_picker_searches_as_you_type(site: Site, context: Any) -> None:
+    wanted = new_account(site, "Zanzibar Picker Holdings")
+    page = context.new_page()
+    seen = watch(page)
+    page.goto(f"{site.url}/e/contact/new")
+    page.locator("#f-account__search").press_sequentially("Zanzibar", delay=20)
+    expect(page.locator("#f-account option")).to_have_count(2)  # the blank choice and the match
+    page.locator("#f-account").select_option(str(wanted))
+    page.locator("#f-last_name").fill("Picked")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("main")).to_contain_text("Zanzibar Picker Holdings")
+    assert seen.console_errors == []
