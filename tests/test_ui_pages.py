@@ -235,3 +235,15 @@ def test_owner_and_reference_picker(client: TestClient, engine: sa.Engine) -> No
     assert "Mo Owner" in page.text and "Picker Corp" in page.text
     refused = client.post("/e/contact/new", data={"last_name": "X", "owner": "99"})
     assert refused.status_code == 422 and "there is no user with id 99" in refused.text
+
+
+def test_changes_asked_for_by_another_site_are_refused(client: TestClient) -> None:
+    account = make(client, "account", name="Guarded")
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}, {"Origin": "null"}):
+        response = client.post(f"/e/account/{account}/delete", data={"version": "1"}, headers=headers)
+        assert response.status_code == 403, headers
+    assert client.get(f"/api/v1/account/{account}").status_code == 200
+    same = client.post(f"/e/account/{account}/delete", data={"version": "1"},
+                       headers={"Sec-Fetch-Site": "same-origin", "Origin": "http://testserver"},
+                       follow_redirects=False)
+    assert same.status_code == 303

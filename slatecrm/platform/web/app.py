@@ -18,6 +18,7 @@ from ..storage.engine import create_engine, database_url
 from ..storage.plan import ConversionFailed
 from ..storage.runtime import RuntimeHolder
 from . import admin, api, ui
+from .crosssite import CrossSiteGuard
 from .limits import DEFAULT_LIMIT, BodySizeLimit
 from .problems import definition_error, http_error, record_error, server_error, stale_error
 from .templating import JsonSuffix
@@ -33,7 +34,8 @@ def create_app(database: str | None = None, *, body_limit: int | None = None) ->
     limit = body_limit or int(os.environ.get(BODY_LIMIT_VARIABLE, DEFAULT_LIMIT))
     app = Starlette(
         routes=[*admin.routes, *api.routes, *ui.routes],
-        middleware=[Middleware(BodySizeLimit, limit=limit), Middleware(ui.SecurityHeaders),
+        middleware=[Middleware(CrossSiteGuard), Middleware(BodySizeLimit, limit=limit),
+                    Middleware(ui.SecurityHeaders),
                     Middleware(JsonSuffix)],
         exception_handlers={RecordError: ui_or_problem(record_error),
                             HTTPException: ui_or_problem(http_error),
