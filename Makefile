@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 DEMO_DB ?= sqlite:///demo.db
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench clean
+.PHONY: install vendor demo test lint bench clean
 
 CHROMIUM := /usr/bin/chromium
 VENDOR_LOCK := slatecrm/platform/web/static/vendor.lock.json
@@ -22,14 +22,18 @@ $(STAMP): pyproject.toml $(VENDOR_LOCK) scripts/fetch_vendor.py
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# Quick when the files are there and match the lock; fetches them again when not.
+vendor:
+	@$(PYTHON) scripts/fetch_vendor.py
+
+demo: $(STAMP) vendor
 	$(BIN)/slatecrm init --database $(DEMO_DB)
 	$(BIN)/slatecrm pack list --database $(DEMO_DB)
 	$(BIN)/slatecrm sample-data --if-empty --database $(DEMO_DB)
 	@echo "SlateCRM on http://127.0.0.1:8000/ (JSON API: /api/v1/meta, OpenAPI: /api/v1/openapi.json); Ctrl-C stops it"
 	$(BIN)/slatecrm serve --database $(DEMO_DB)
 
-test: $(STAMP)
+test: $(STAMP) vendor
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 	$(BIN)/ruff check slatecrm tests bench
 	$(BIN)/mypy
