@@ -247,3 +247,19 @@ def test_changes_asked_for_by_another_site_are_refused(client: TestClient) -> No
                        headers={"Sec-Fetch-Site": "same-origin", "Origin": "http://testserver"},
                        follow_redirects=False)
     assert same.status_code == 303
+
+
+def test_a_template_named_for_one_entity_overrides_its_page_only(
+        engine: sa.Engine, db_url: str, registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    install(engine, registry, "crm-core")
+    (tmp_path / "record-account.html").write_text(
+        '{% extends "record.html" %}{% block main %}<h1 id="custom">Custom {{ record.title }}</h1>'
+        '{{ super() }}{% endblock %}')
+    app = create_app(db_url, templates=str(tmp_path))
+    with TestClient(app) as http:
+        account = http.post("/api/v1/account", json={"name": "<b>Bold</b>"}).json()["id"]
+        contact = http.post("/api/v1/contact", json={"last_name": "Plain"}).json()["id"]
+        page = http.get(f"/e/account/{account}").text
+        assert '<h1 id="custom">Custom &lt;b&gt;Bold&lt;/b&gt;</h1>' in page and "History" in page
+        assert 'id="custom"' not in http.get(f"/e/contact/{contact}").text
+    app.state.engine.dispose()

@@ -21,13 +21,16 @@ from . import admin, api, ui
 from .crosssite import CrossSiteGuard
 from .limits import DEFAULT_LIMIT, BodySizeLimit
 from .problems import definition_error, http_error, record_error, server_error, stale_error
-from .templating import JsonSuffix
+from .templating import TEMPLATES_VARIABLE, JsonSuffix, make_environment
 from .ui_errors import ui_or_problem
 
 BODY_LIMIT_VARIABLE = "SLATECRM_MAX_BODY_BYTES"
 
 
-def create_app(database: str | None = None, *, body_limit: int | None = None) -> Starlette:
+def create_app(database: str | None = None, *, body_limit: int | None = None,
+               templates: str | None = None) -> Starlette:
+    """`templates` (default: $SLATECRM_TEMPLATES) is a folder of page templates searched
+    before the built-in ones, to override a page for one entity or for all."""
     engine = create_engine(database_url(database))
     registry = field_types()
     holder = RuntimeHolder(engine, registry)
@@ -44,6 +47,8 @@ def create_app(database: str | None = None, *, body_limit: int | None = None) ->
     )
     app.state.engine = engine
     app.state.records = RecordsService(engine, holder, registry)
+    override = templates or os.environ.get(TEMPLATES_VARIABLE, "")
+    app.state.templates = make_environment([override] if override else [])
     return app
 
 

@@ -253,7 +253,7 @@ async def validate(request: Request) -> Response:
         return JSONResponse({"errors": errors})
     field = widgets.field_of_source(ce, request.headers.get("hx-source", ""))
     names = [field] if field else list(ce.fields)
-    html = "".join(render_fragment("_error_slot.html",
+    html = "".join(render_fragment(request, "_error_slot.html",
                                    {"name": n, "messages": errors.get(n, []), "oob": True}) for n in names)
     return HTMLResponse(html)
 
@@ -305,4 +305,4 @@ async def options(request: Request) -> Response:
     choices = [(r.id, r.title) for r in page.records]
     if wants_json(request):
         return JSONResponse({"data": [{"id": i, "title": t} for i, t in choices]})
-    return HTMLResponse(render_fragment("_options.html", {"choices": choices}))
+    return HTMLResponse(render_fragment(request, "_options.html", {"choices": choices}))

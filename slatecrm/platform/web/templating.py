@@ -22,13 +22,29 @@ STATIC = Path(__file__).parent / "static"
 #: Paths whose `.json` suffix is theirs, not a request for a page's twin.
 OWN_SUFFIX_PREFIXES = ("/api/", "/static/")
 
-environment = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+#: A folder of templates searched before the built-in ones (a deployment's overrides).
+TEMPLATES_VARIABLE = "SLATECRM_TEMPLATES"
+
+
+def make_environment(overrides: Sequence[str | Path] = ()) -> jinja2.Environment:
+    """Templates from the override folders first, then the built-in ones: a file named
+    `record-<entity>.html` in an override folder changes that entity's record page only."""
+    folders = [str(p) for p in overrides if str(p)] + [str(TEMPLATES)]
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folders),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+environment = make_environment()
+
+
+def environment_of(request: Request) -> jinja2.Environment:
+    chosen: jinja2.Environment = getattr(request.app.state, "templates", environment)
+    return chosen
 
 
 def candidates(page: str, entity: str | None = None) -> list[str]:
@@ -46,13 +62,13 @@ def render(request: Request, page: str, context: Mapping[str, Any], *, twin: Any
     """The page as HTML, or `twin` (JSON-able data) when JSON was asked for."""
     if wants_json(request):
         return JSONResponse(twin, status_code=status, headers=dict(headers or {}))
-    template = environment.select_template(candidates(page, entity))
+    template = environment_of(request).select_template(candidates(page, entity))
     html = template.render(request=request, **context)
     return HTMLResponse(html, status_code=status, headers=dict(headers or {}))
 
 
-def render_fragment(name: str, context: Mapping[str, Any]) -> str:
-    return environment.get_template(name).render(**context)
+def render_fragment(request: Request, name: str, context: Mapping[str, Any]) -> str:
+    return environment_of(request).get_template(name).render(**context)
 
 
 class JsonSuffix:
