@@ -259,7 +259,7 @@ def demo_urls(site: Site) -> list[str]:
     for name, ce in site.records.compiled().items():
         first = site.records.page(name).records[0].id
         urls += [f"/e/{name}", f"/e/{name}?sort=-updated_at", f"/e/{name}/new", f"/e/{name}/{first}",
-                 f"/e/{name}/{first}/edit"]
+                 f"/e/{name}/{first}/edit", f"/e/{name}/{first}/delete"]
         urls += [f"/e/{name}/board/{p.name}" for p in ce.entity.pipelines]
         urls += [f"/e/{name}?{f.name}={f.field.choices[0].key}" for f in ce.fields.values()
                  if f.field.type == "choice" and f.field.choices][:1]

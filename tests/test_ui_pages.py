@@ -263,3 +263,15 @@ def test_a_template_named_for_one_entity_overrides_its_page_only(
         assert '<h1 id="custom">Custom &lt;b&gt;Bold&lt;/b&gt;</h1>' in page and "History" in page
         assert 'id="custom"' not in http.get(f"/e/contact/{contact}").text
     app.state.engine.dispose()
+
+
+def test_delete_asks_first_and_names_what_blocks_it(client: TestClient) -> None:
+    account = make(client, "account", name="Delete Me")
+    make(client, "opportunity", name="Blocker", account=account)
+    ask = client.get(f"/e/account/{account}/delete")
+    assert ask.status_code == 200 and "Delete account “Delete Me”?" in ask.text
+    blocked = client.post(f"/e/account/{account}/delete", data={"version": "1"})
+    assert blocked.status_code == 409 and "cannot be deleted while these refer to it" in blocked.text
+    other = make(client, "account", name="Free")
+    done = client.post(f"/e/account/{other}/delete", data={"version": "1"}, follow_redirects=False)
+    assert done.status_code == 303 and client.get(f"/e/account/{other}").status_code == 404

@@ -282,8 +282,15 @@ async def move(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
+    """GET asks "really?" (a page, so it works without JavaScript); POST deletes."""
     records = records_of(request)
     entity, record_id = request.path_params["entity"], _record_id(request)
+    if request.method == "GET":
+        ce = await run_in_threadpool(records.entity, entity)
+        record = await run_in_threadpool(records.get, entity, record_id)
+        context = await base_context(request, entity=entity, title=f"Delete {record.title}?")
+        return render(request, "delete", {**context, "ce": ce, "record": record},
+                      twin=_record_twin(records, record), entity=entity)
     form = await request.form()
     try:
         await run_in_threadpool(lambda: records.delete(entity, record_id, version=_version(form)))

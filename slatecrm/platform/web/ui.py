@@ -38,7 +38,7 @@ routes = [
     Route("/e/{entity}/{id:int}/edit", record_pages.edit, methods=["GET", "POST"]),
     Route("/e/{entity}/{id:int}/validate", record_pages.validate, methods=["POST"]),
     Route("/e/{entity}/{id:int}/move", record_pages.move, methods=["POST"]),
-    Route("/e/{entity}/{id:int}/delete", record_pages.delete, methods=["POST"]),
+    Route("/e/{entity}/{id:int}/delete", record_pages.delete, methods=["GET", "POST"]),
     Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
 ]
 
