@@ -6,9 +6,15 @@ STAMP  := $(VENV)/.installed-dev
 DEMO_DB ?= sqlite:///demo.db
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench clean
+.PHONY: install vendor demo test lint bench clean
 
-$(STAMP): pyproject.toml
+CHROMIUM := /usr/bin/chromium
+VENDOR_LOCK := slatecrm/platform/web/static/vendor.lock.json
+
+# The browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+$(STAMP): pyproject.toml $(VENDOR_LOCK) scripts/fetch_vendor.py
+	@test -x $(CHROMIUM) || (apt-get update && apt-get install -y chromium)
+	$(PYTHON) scripts/fetch_vendor.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -16,13 +22,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# Quick when the files are there and match the lock; fetches them again when not.
+vendor:
+	@$(PYTHON) scripts/fetch_vendor.py
+
+demo: $(STAMP) vendor
 	$(BIN)/slatecrm init --database $(DEMO_DB)
 	$(BIN)/slatecrm pack list --database $(DEMO_DB)
-	@echo "JSON API on http://127.0.0.1:8000/api/v1/meta (OpenAPI: /api/v1/openapi.json); Ctrl-C stops it"
+	$(BIN)/slatecrm sample-data --if-empty --database $(DEMO_DB)
+	@echo "SlateCRM on http://127.0.0.1:8000/ (JSON API: /api/v1/meta, OpenAPI: /api/v1/openapi.json); Ctrl-C stops it"
 	$(BIN)/slatecrm serve --database $(DEMO_DB)
 
-test: $(STAMP)
+test: $(STAMP) vendor
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 	$(BIN)/ruff check slatecrm tests bench
 	$(BIN)/mypy

@@ -341,6 +341,44 @@ def purge(fields: Sequence[str], database: str | None, yes: bool, as_json: bool)
     confirm_and_apply(engine, installation, yes, as_json)
 
 
+@main.command("sample-data")
+@database_option
+@click.option("--count", default=300, show_default=True, type=click.IntRange(1, 100_000),
+              help="records per entity")
+@click.option("--seed", default=1, show_default=True, type=int, help="the same seed makes the same data")
+@click.option("--if-empty", is_flag=True, help="do nothing when any entity already has records")
+@json_option
+def sample_data(database: str | None, count: int, seed: int, if_empty: bool, as_json: bool) -> None:
+    """Fill every entity of the installed metamodel with generated records (for demos)."""
+    from .records.errors import RecordError
+    from .records.service import RecordsService
+    from .sampledata import Generator
+    from .storage.runtime import RuntimeHolder
+
+    with reported(as_json):
+        engine = engine_for(database)
+        registry = field_types()
+        records = RecordsService(engine, RuntimeHolder(engine, registry), registry)
+        existing = {name: records.page(name).count for name in records.compiled()}
+        if if_empty and any(existing.values()):
+            if as_json:
+                out.print_json(json.dumps({"ok": True, "skipped": True, "existing": existing}))
+            else:
+                out.print(f"Sample data skipped: the database has {sum(existing.values())} records already")
+            return
+        try:
+            report = Generator(records, seed=seed).run(count)
+        except RecordError as error:
+            fail(EXIT_INVALID, f"generated data was refused: {error}", as_json)
+    if as_json:
+        out.print_json(json.dumps({"ok": True, "users": report.users, "created": report.created}))
+        return
+    for name, made in report.created.items():
+        out.print(f"{made:>6} {name}")
+    out.print(f"Created {sum(report.created.values())} records" +
+              (f" and {report.users} users" if report.users else ""))
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -359,7 +397,7 @@ def is_loopback(host: str) -> bool:
 @click.option("--allow-open-api", is_flag=True,
               help="listen on a non-loopback address although the API has no authentication yet")
 def serve(database: str | None, host: str, port: int, workers: int, allow_open_api: bool) -> None:
-    """Serve the JSON API with uvicorn."""
+    """Serve the web UI (at /) and the JSON API (at /api/v1) with uvicorn."""
     import uvicorn
 
     if not is_loopback(host) and not allow_open_api:

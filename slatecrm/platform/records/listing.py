@@ -46,6 +46,8 @@ class ListQuery:
     search: str | None = None
     after: str | None = None
     limit: int = 50
+    #: A rule-language filter (the rule-language work compiles it to SQL).
+    expression: str | None = None
 
 
 def sort_keys(ce: CompiledEntity, sort: Sequence[str], errors: dict[str, list[str]]) -> list[SortKey]:

@@ -211,6 +211,29 @@ class RecordsService:
             for where, message in stages.gate(ce, pipeline, old, merged.get(field_name), merged):
                 errors.setdefault(where, []).append(message)
 
+    def check(self, entity: str, data: Mapping[str, Any], *,
+              record_id: int | None = None) -> dict[str, list[str]]:
+        """Every problem `data` would meet as a new record (or as a change to `record_id`),
+        writing nothing: the forms validate on change through the very same rules."""
+        ce = self.entity(entity)
+        errors: dict[str, list[str]] = {}
+        values = self._coerce(ce, data, errors)
+        with self.engine.connect() as conn:
+            before: dict[str, Any] | None = None
+            if record_id is None:
+                self._defaults(ce, values)
+                merged = values
+            else:
+                row = conn.execute(ce.select.where(ce.table.c.id == record_id)).mappings().first()
+                if row is None:
+                    raise RecordNotFound(entity, record_id)
+                before = {name: f.from_row(row) for name, f in ce.fields.items()}
+                before["owner"] = row["owner"]
+                merged = {**before, **values}
+            changed = [k for k in merged if before is None or merged[k] != before.get(k)]
+            self._validate(conn, ce, record_id, before, merged, changed, errors)
+        return errors
+
     # --- writing ---------------------------------------------------------------------------
     def create(self, entity: str, data: Mapping[str, Any], *, user: int | None = None) -> Record:
         return self.create_many(entity, [data], user=user)[0]

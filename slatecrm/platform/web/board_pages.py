@@ -1,0 +1,87 @@
+"""Kanban boards: one per pipeline, one column per stage with its count and the sum of a
+number field; cards move by drag and drop (Sortable.js posting to the record's move), or
+without JavaScript through the record page's stage path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ...metamodel.model import Stage
+from ..records import aggregates
+from ..records.compiled import CompiledEntity
+from ..records.listing import Filter, ListQuery
+from ..records.service import Page
+from .list_pages import list_query
+from .templating import render
+from .uicontext import base_context, records_of
+
+CARDS_PER_COLUMN = 50
+
+
+@dataclass(frozen=True)
+class Column:
+    stage: Stage
+    page: Page
+    count: int
+    total: str
+
+
+def sum_field(ce: CompiledEntity, wanted: str | None) -> str | None:
+    """The field a board adds up: the one asked for, else the first amount or number."""
+    if wanted and wanted in ce.fields and ce.fields[wanted].field.type in aggregates.SUMMABLE:
+        return wanted
+    for kind in ("currency", "decimal", "integer"):
+        for name, compiled in ce.fields.items():
+            if compiled.field.type == kind:
+                return name
+    return None
+
+
+def format_total(ce: CompiledEntity, field: str | None, total: Any) -> str:
+    if field is None:
+        return ""
+    total = total or 0
+    compiled = ce.fields[field]
+    if compiled.field.type == "currency":
+        code = compiled.type.default_code(compiled.field)  # type: ignore[attr-defined]
+        return compiled.type.display({"amount": total, "currency": code}, compiled.field)
+    return compiled.type.display(total, compiled.field)
+
+
+async def board(request: Request) -> Response:
+    records = records_of(request)
+    entity, name = request.path_params["entity"], request.path_params["pipeline"]
+    ce = await run_in_threadpool(records.entity, entity)
+    pipeline = next((p for p in ce.entity.pipelines if p.name == name), None)
+    if pipeline is None:
+        known = ", ".join(p.name for p in ce.entity.pipelines) or "none"
+        raise HTTPException(404, f"{ce.entity.label} has no pipeline {name!r}; pipelines: {known}")
+    base = list_query(request)
+    adding = sum_field(ce, request.query_params.get("sum"))
+    totals = await run_in_threadpool(aggregates.group_totals, records, entity, pipeline.field, adding, base)
+    columns = []
+    for stage in pipeline.stages:
+        scoped = ListQuery(sort=("-updated_at",), limit=CARDS_PER_COLUMN, search=base.search,
+                           expression=base.expression,
+                           filters=(*[f for f in base.filters if f.field != pipeline.field],
+                                    Filter(pipeline.field, "eq", (stage.key,))))
+        page = await run_in_threadpool(records.page, entity, scoped)
+        total = totals.get(stage.key)
+        columns.append(Column(stage, page, total.count if total else 0,
+                              format_total(ce, adding, total.total if total else None)))
+    context = await base_context(request, entity=entity, title=f"{ce.entity.label_plural}: {pipeline.label}")
+    twin = {"entity": entity, "pipeline": pipeline.name, "field": pipeline.field, "sum_field": adding,
+            "columns": [{"stage": c.stage.key, "label": c.stage.label, "count": c.count,
+                         "total": c.total, "records": [records.as_json(r) for r in c.page.records]}
+                        for c in columns]}
+    return render(request, "board", {
+        **context, "ce": ce, "pipeline": pipeline, "columns": columns,
+        "sum_field": ce.fields[adding] if adding else None,
+        "card_fields": [f for f in ce.fields.values() if f.field.type == "reference"][:1],
+    }, twin=twin, entity=entity)

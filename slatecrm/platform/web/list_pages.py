@@ -1,0 +1,152 @@
+"""Home, global search, list views, CSV export and bulk edits: pages over many records."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ...metamodel.model import Entity
+from ..records import bulk, export
+from ..records.errors import BadQuery, ValidationFailed
+from ..records.listing import ListQuery
+from ..records.service import Page
+from . import api, widgets
+from .templating import render
+from .uicontext import base_context, records_of
+
+SEARCH_LIMIT = 5
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    entity: Entity
+    page: Page
+
+
+def expressions_available() -> bool:
+    """Whether the rule language (which compiles `filter` expressions) is installed."""
+    try:
+        return importlib.util.find_spec("slatecrm.metamodel.rules") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def list_query(request: Request) -> ListQuery:
+    """The list's query from its URL, through the API's own parsing (`api.list_query`),
+    without the empty inputs a plain HTML form sends and the page's own parameters."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if v.strip() and k != "columns"]
+    if any(k == "filter" for k, _ in kept) and not expressions_available():
+        raise BadQuery({"filter": ["filter expressions need the rule language, which this build does not "
+                                   "have yet; use the quick filters and search"]})
+    scope = {**request.scope, "query_string": urlencode(kept).encode()}
+    return api.list_query(Request(scope))
+
+
+async def home(request: Request) -> Response:
+    records = records_of(request)
+    context = await base_context(request, title="Home")
+    counts = {}
+    for group in context["nav"]:
+        for item in group.entities:
+            page = await run_in_threadpool(records.page, item.name, ListQuery(limit=1))
+            counts[item.name] = {"count": page.count, "capped": page.count_capped}
+    twin = {"groups": [{"pack": g.pack, "title": g.title,
+                        "entities": [{"name": e.name, "label": e.label_plural, **counts[e.name],
+                                      "boards": [b for b, _ in e.boards]} for e in g.entities]}
+                       for g in context["nav"]]}
+    return render(request, "home", {**context, "counts": counts}, twin=twin)
+
+
+async def search(request: Request) -> Response:
+    records = records_of(request)
+    text = request.query_params.get("q", "").strip()
+    context = await base_context(request, title=f"Search: {text}" if text else "Search")
+    context["search_text"] = text
+    results = []
+    if text:
+        compiled = await run_in_threadpool(records.compiled)
+        for name, ce in compiled.items():
+            if not ce.searchable:
+                continue
+            page = await run_in_threadpool(records.page, name, ListQuery(search=text, limit=SEARCH_LIMIT))
+            if page.records:
+                results.append(SearchResult(ce.entity, page))
+    twin = {"q": text, "results": [{"entity": r.entity.name, "count": r.page.count,
+                                    "records": [{"id": x.id, "title": x.title} for x in r.page.records]}
+                                   for r in results]}
+    return render(request, "search", {**context, "results": results}, twin=twin)
+
+
+async def list_view(request: Request) -> Response:
+    records = records_of(request)
+    entity = request.path_params["entity"]
+    ce = await run_in_threadpool(records.entity, entity)
+    context = await base_context(request, entity=entity, title=ce.entity.label_plural)
+    errors: dict[str, list[str]] = {}
+    status = 200
+    try:
+        query = list_query(request)
+        page = await run_in_threadpool(records.page, entity, query)
+    except BadQuery as error:
+        errors, status = error.errors, 400
+        page = Page([], None, 0, False)
+    wanted = [c for c in request.query_params.get("columns", "").split(",") if c in ce.fields]
+    columns = [ce.fields[c] for c in (wanted or widgets.default_columns(ce))]
+    sort = request.query_params.get("sort", "")
+    quick = [f for f in ce.fields.values() if f.field.type in ("stage", "choice")]
+    twin = {**api.page_json(records, page, request), "errors": errors,
+            "columns": [c.name for c in columns]}
+    return render(request, "list", {
+        **context, "ce": ce, "page": page, "columns": columns, "errors": errors, "sort": sort,
+        "quick": quick, "params": request.query_params, "expressions": expressions_available(),
+        "bulk_fields": widgets.editable(ce),
+    }, twin=twin, entity=entity, status=status)
+
+
+async def export_csv(request: Request) -> Response:
+    records = records_of(request)
+    entity = request.path_params["entity"]
+    query = list_query(request)
+    chunks = await run_in_threadpool(export.csv_rows, records, entity, query)
+    return StreamingResponse(iterate_in_threadpool(chunks), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{entity}.csv"'})
+
+
+async def bulk_edit(request: Request) -> Response:
+    records = records_of(request)
+    entity = request.path_params["entity"]
+    ce = await run_in_threadpool(records.entity, entity)
+    form = await request.form()
+    ids = []
+    for raw in form.getlist("ids"):
+        text = raw.strip() if isinstance(raw, str) else ""
+        if not (text.isascii() and text.isdigit() and len(text) < 19):
+            raise ValidationFailed({"ids": [f"{text!r} is not a record id"]})
+        ids.append(int(text))
+    action = form.get("action")
+    result: bulk.BulkResult
+    if action == "delete":
+        result = await run_in_threadpool(bulk.delete_many, records, entity, ids)
+    elif action == "set":
+        name = str(form.get("field") or "")
+        if name not in ce.fields or not ce.fields[name].type.writable:
+            raise ValidationFailed({"field": [f"{ce.entity.label} has no field {name!r} to set"]})
+        value: Any = str(form.get("value") or "").strip() or None
+        if value is not None and ce.fields[name].field.type == "multi_choice":
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        result = await run_in_threadpool(bulk.update_many, records, entity, ids, {name: value})
+    else:
+        raise ValidationFailed({"action": ["choose 'set' (one field) or 'delete'"]})
+    back = str(form.get("back") or f"/e/{entity}")
+    if not back.startswith("/e/"):
+        back = f"/e/{entity}"
+    context = await base_context(request, entity=entity, title=f"{ce.entity.label_plural}: bulk {action}")
+    twin = {"action": action, "done": result.done, "refused": {str(k): v for k, v in result.refused.items()}}
+    return render(request, "bulk", {**context, "ce": ce, "result": result, "action": action, "back": back},
+                  twin=twin, entity=entity)

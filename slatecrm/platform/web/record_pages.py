@@ -1,0 +1,315 @@
+"""One record: its page (sections, related lists, stage path, history), the create and
+edit forms with validation on change, stage moves, deletion and reference options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from ..records import users
+from ..records.compiled import CompiledEntity, CompiledField
+from ..records.errors import RecordInUse, ValidationFailed, VersionConflict
+from ..records.listing import ListQuery
+from ..records.service import Page, Record, RecordsService
+from . import widgets
+from .templating import render, render_fragment, wants_json
+from .uicontext import base_context, records_of
+
+RELATED_LIMIT = 10
+OPTIONS_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class Related:
+    """A related list: records of `ce` whose reference `field` points to this record."""
+
+    ce: CompiledEntity
+    field: CompiledField
+    page: Page
+    columns: list[CompiledField]
+
+
+def _record_id(request: Request) -> int:
+    return int(request.path_params["id"])
+
+
+def _version(form: FormData) -> int | None:
+    text = str(form.get("version") or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
+
+
+def _back(form: FormData, default: str) -> str:
+    """Where to go after a change: only a path of this UI (never another site)."""
+    back = str(form.get("back") or "")
+    return back if back.startswith("/e/") and "//" not in back else default
+
+
+def stage_paths(ce: CompiledEntity, record: Record) -> list[dict[str, Any]]:
+    """Each pipeline as the record's page shows it: its stages, the current one, where
+    the record may go next and what each target requires."""
+    out = []
+    for pipeline in ce.entity.pipelines:
+        current = record.values.get(pipeline.field)
+        stage = pipeline.stage(current) if current else None
+        allowed = [s.key for s in pipeline.stages if s.key != current
+                   and (stage is None or stage.next is None or s.key in stage.next)]
+        out.append({
+            "pipeline": pipeline, "current": current,
+            "current_index": next((i for i, s in enumerate(pipeline.stages) if s.key == current), -1),
+            "allowed": allowed,
+            "requires": {s.key: [ce.fields[r].field.label for r in s.requires if r in ce.fields]
+                         for s in pipeline.stages},
+        })
+    return out
+
+
+def _record_twin(records: RecordsService, record: Record, **extra: Any) -> dict[str, Any]:
+    return {"record": records.as_json(record), **extra}
+
+
+async def record_page(request: Request, *, errors: dict[str, list[str]] | None = None,
+                      message: str = "", status: int = 200) -> Response:
+    records = records_of(request)
+    entity, record_id = request.path_params["entity"], _record_id(request)
+    ce = await run_in_threadpool(records.entity, entity)
+    record = await run_in_threadpool(records.get, entity, record_id)
+    context = await base_context(request, entity=entity, title=record.title)
+    related = []
+    for other, field in await run_in_threadpool(records.reverse_references, entity):
+        other_ce = records.entity(other)
+        page = await run_in_threadpool(records.related, entity, record_id, f"{other}.{field}",
+                                       ListQuery(limit=RELATED_LIMIT, sort=("-updated_at",)))
+        related.append(Related(other_ce, other_ce.fields[field], page,
+                               [other_ce.fields[c] for c in widgets.default_columns(other_ce, 4)]))
+    history = await run_in_threadpool(records.history, entity, record_id)
+    visits = await run_in_threadpool(records.stage_history, entity, record_id)
+    people = await run_in_threadpool(users.display_names, records, [
+        record.system.get("owner"), record.system.get("created_by"), record.system.get("updated_by"),
+        *(h.changed_by for h in history)])
+    twin = _record_twin(records, record, errors=errors or {}, message=message,
+                        related={f"{r.ce.name}.{r.field.name}": {
+                            "count": r.page.count, "ids": [x.id for x in r.page.records]} for r in related},
+                        history=[{"version": h.version, "action": h.action,
+                                  "changed_at": h.changed_at.isoformat(), "changes": h.changes}
+                                 for h in history])
+    return render(request, "record", {
+        **context, "ce": ce, "record": record, "sections": widgets.sections(ce), "related": related,
+        "paths": stage_paths(ce, record), "history": list(reversed(history)), "visits": visits,
+        "errors": errors or {}, "message": message, "people": people,
+    }, twin=twin, entity=entity, status=status)
+
+
+async def show(request: Request) -> Response:
+    return await record_page(request)
+
+
+def _raw_from_record(ce: CompiledEntity, record: Record | None, defaults: dict[str, str]) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for compiled in widgets.editable(ce):
+        if record is not None:
+            value = record.values.get(compiled.name)
+        else:
+            value = compiled.field.default
+            if value is None and compiled.field.type == "stage" and compiled.name in ce.pipelines:
+                stages = ce.pipelines[compiled.name].stages
+                value = stages[0].key if stages else None
+            if compiled.name in defaults:
+                value = defaults[compiled.name]
+            if value is not None:
+                try:
+                    value = compiled.type.coerce(value, compiled.field)
+                except ValueError:
+                    value = None
+        raw[compiled.name] = widgets.input_value(compiled, value)
+        if compiled.field.type == "currency":
+            raw[f"{compiled.name}__currency"] = widgets.currency_code(compiled, value)
+    owner = record.system.get("owner") if record is not None else defaults.get("owner")
+    raw[widgets.OWNER] = str(owner or "")
+    return raw
+
+
+def _raw_from_form(ce: CompiledEntity, form: FormData, prefix: str = "") -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for compiled in widgets.editable(ce):
+        name = compiled.name
+        if compiled.field.type == "multi_choice":
+            raw[name] = [v for v in form.getlist(prefix + name) if isinstance(v, str) and v]
+        else:
+            raw[name] = str(form.get(prefix + name) or "")
+        if compiled.field.type == "currency":
+            raw[f"{name}__currency"] = str(form.get(f"{prefix}{name}__currency") or "")
+    raw[widgets.OWNER] = str(form.get(prefix + widgets.OWNER) or "")
+    return raw
+
+
+async def _reference_options(records: RecordsService, ce: CompiledEntity, record: Record | None,
+                             raw: dict[str, Any]) -> dict[str, list[tuple[int, str]]]:
+    """The first records of each reference's target (and the chosen one) for its select."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for name, target in ce.references().items():
+        if name not in ce.fields or not ce.fields[name].type.writable:
+            continue
+        page = await run_in_threadpool(records.page, target, ListQuery(limit=OPTIONS_LIMIT))
+        options = [(r.id, r.title) for r in page.records]
+        chosen = str(raw.get(name) or "")
+        if chosen.isdigit() and int(chosen) not in {i for i, _ in options}:
+            title = record.titles.get(name, "") if record is not None and record.values.get(name) == int(
+                chosen) else ""
+            if not title:
+                try:
+                    title = (await run_in_threadpool(records.get, target, int(chosen))).title
+                except Exception:  # a dangling id typed by hand: show it, the service will refuse it
+                    title = f"#{chosen}"
+            options.insert(0, (int(chosen), title))
+        out[name] = options
+    return out
+
+
+async def form_page(request: Request, ce: CompiledEntity, record: Record | None, raw: dict[str, Any], *,
+                    errors: dict[str, list[str]] | None = None, conflict: VersionConflict | None = None,
+                    version: int | None = None, was: dict[str, Any] | None = None,
+                    status: int = 200) -> Response:
+    """`version` is the one the user's change is based on: kept across a re-shown form, so
+    a save after a validation error still notices what others changed meanwhile."""
+    records = records_of(request)
+    title = f"Edit {record.title}" if record else f"New {ce.entity.label.lower()}"
+    context = await base_context(request, entity=ce.name, title=title)
+    options = await _reference_options(records, ce, record, raw)
+    owners = await run_in_threadpool(users.everyone, records)
+    action = f"/e/{ce.name}/{record.id}/edit" if record else f"/e/{ce.name}/new"
+    validate = f"/e/{ce.name}/{record.id}/validate" if record else f"/e/{ce.name}/validate"
+    if version is None and record is not None:
+        version = record.version
+    twin: dict[str, Any] = {"entity": ce.name, "values": raw, "errors": errors or {}, "version": version}
+    if conflict is not None:
+        twin["conflict"] = {"message": str(conflict), "current_version": conflict.current,
+                            "changed": conflict.changed}
+    return render(request, "form", {
+        **context, "ce": ce, "record": record, "raw": raw, "errors": errors or {},
+        "sections": widgets.sections(ce, widgets.editable(ce)), "options": options,
+        "action": action, "validate": validate, "conflict": conflict, "version": version, "owners": owners,
+        "was": (was if was is not None else raw) if record is not None else None,
+    }, twin=twin, entity=ce.name, status=status)
+
+
+async def new(request: Request) -> Response:
+    records = records_of(request)
+    ce = await run_in_threadpool(records.entity, request.path_params["entity"])
+    if request.method == "GET":
+        defaults = {k: v for k, v in request.query_params.items()
+                    if (k in ce.fields or k == widgets.OWNER) and v}
+        return await form_page(request, ce, None, _raw_from_record(ce, None, defaults))
+    form = await request.form()
+    data = widgets.read_form(ce, form, keep_blank=False)
+    try:
+        record = await run_in_threadpool(records.create, ce.name, data)
+    except ValidationFailed as error:
+        return await form_page(request, ce, None, _raw_from_form(ce, form), errors=error.errors, status=422)
+    if wants_json(request):
+        return JSONResponse(records.as_json(record), status_code=201)
+    return RedirectResponse(f"/e/{ce.name}/{record.id}", status_code=303)
+
+
+async def edit(request: Request) -> Response:
+    records = records_of(request)
+    ce = await run_in_threadpool(records.entity, request.path_params["entity"])
+    record = await run_in_threadpool(records.get, ce.name, _record_id(request))
+    if request.method == "GET":
+        return await form_page(request, ce, record, _raw_from_record(ce, record, {}))
+    form = await request.form()
+    data = widgets.read_form(ce, form, keep_blank=True)
+    reapply = str(form.get("reapply") or "")
+    # "Re-apply my changes" after a conflict: the same changes, based on the current version.
+    version = int(reapply) if reapply.isascii() and reapply.isdigit() and len(reapply) < 10 \
+        else _version(form)
+    try:
+        saved = await run_in_threadpool(records.update, ce.name, record.id, data, version=version)
+    except VersionConflict as conflict:
+        return await form_page(request, ce, record, _raw_from_form(ce, form), conflict=conflict,
+                               version=version, was=_raw_from_form(ce, form, widgets.WAS), status=409)
+    except ValidationFailed as error:
+        return await form_page(request, ce, record, _raw_from_form(ce, form), errors=error.errors,
+                               version=version, was=_raw_from_form(ce, form, widgets.WAS), status=422)
+    if wants_json(request):
+        return JSONResponse(records.as_json(saved))
+    return RedirectResponse(f"/e/{ce.name}/{record.id}", status_code=303)
+
+
+async def validate(request: Request) -> Response:
+    """Validation on change: the errors of the field that changed, as an htmx out-of-band
+    swap of its error slot (or every field's, as JSON)."""
+    records = records_of(request)
+    ce = await run_in_threadpool(records.entity, request.path_params["entity"])
+    record_id = int(request.path_params["id"]) if "id" in request.path_params else None
+    form = await request.form()
+    data = widgets.read_form(ce, form, keep_blank=record_id is not None)
+    errors = await run_in_threadpool(lambda: records.check(ce.name, data, record_id=record_id))
+    if wants_json(request):
+        return JSONResponse({"errors": errors})
+    field = widgets.field_of_source(ce, request.headers.get("hx-source", ""))
+    names = [field] if field else list(ce.fields)
+    html = "".join(render_fragment(request, "_error_slot.html",
+                                   {"name": n, "messages": errors.get(n, []), "oob": True}) for n in names)
+    return HTMLResponse(html)
+
+
+async def move(request: Request) -> Response:
+    """Move a record to another stage (the record page's path bar, the board's drag and
+    drop): the service checks the transition and the target's required fields."""
+    records = records_of(request)
+    entity, record_id = request.path_params["entity"], _record_id(request)
+    ce = await run_in_threadpool(records.entity, entity)
+    form = await request.form()
+    field, stage = str(form.get("field") or ""), str(form.get("stage") or "")
+    if field not in ce.pipelines:
+        raise ValidationFailed({"field": [f"{ce.entity.label} has no pipeline on field {field!r}"]})
+    try:
+        saved = await run_in_threadpool(records.update, entity, record_id, {field: stage},
+                                        version=_version(form))
+    except (ValidationFailed, VersionConflict) as error:
+        if wants_json(request):
+            raise
+        errors = error.errors if isinstance(error, ValidationFailed) else {field: [str(error)]}
+        return await record_page(request, errors=errors, status=error.status)
+    if wants_json(request):
+        return JSONResponse(records.as_json(saved))
+    return RedirectResponse(_back(form, f"/e/{entity}/{record_id}"), status_code=303)
+
+
+async def delete(request: Request) -> Response:
+    """GET asks "really?" (a page, so it works without JavaScript); POST deletes."""
+    records = records_of(request)
+    entity, record_id = request.path_params["entity"], _record_id(request)
+    if request.method == "GET":
+        ce = await run_in_threadpool(records.entity, entity)
+        record = await run_in_threadpool(records.get, entity, record_id)
+        context = await base_context(request, entity=entity, title=f"Delete {record.title}?")
+        return render(request, "delete", {**context, "ce": ce, "record": record},
+                      twin=_record_twin(records, record), entity=entity)
+    form = await request.form()
+    try:
+        await run_in_threadpool(lambda: records.delete(entity, record_id, version=_version(form)))
+    except (RecordInUse, VersionConflict) as error:
+        if wants_json(request):
+            raise
+        return await record_page(request, message=str(error), status=error.status)
+    if wants_json(request):
+        return Response(status_code=204)
+    return RedirectResponse(f"/e/{entity}", status_code=303)
+
+
+async def options(request: Request) -> Response:
+    """Records of an entity matching `q`, as <option>s for a reference picker (or JSON)."""
+    records = records_of(request)
+    entity = request.path_params["entity"]
+    text = request.query_params.get("q", "").strip()
+    page = await run_in_threadpool(records.page, entity, ListQuery(search=text or None, limit=OPTIONS_LIMIT))
+    choices = [(r.id, r.title) for r in page.records]
+    if wants_json(request):
+        return JSONResponse({"data": [{"id": i, "title": t} for i, t in choices]})
+    return HTMLResponse(render_fragment(request, "_options.html", {"choices": choices}))

@@ -1,0 +1,151 @@
+"""What every page of the UI shares: the navigation built from the metamodel, and the
+helpers templates use to show a value of any field type."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from ..records.compiled import CompiledEntity, CompiledField
+from ..records.service import Record, RecordsService
+from . import widgets
+
+#: Link schemes a URL field may become a link with; anything else is shown as text.
+SAFE_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
+
+
+@dataclass(frozen=True)
+class NavEntity:
+    name: str
+    label: str
+    label_plural: str
+    boards: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class NavGroup:
+    pack: str
+    title: str
+    entities: list[NavEntity]
+
+
+def records_of(request: Request) -> RecordsService:
+    records: RecordsService = request.app.state.records
+    return records
+
+
+def pack_title(pack: str) -> str:
+    if not pack:
+        return "Custom"
+    words = pack.replace("_", "-").split("-")
+    return " ".join(w.upper() if len(w) <= 3 else w.capitalize() for w in words)
+
+
+def navigation(compiled: Mapping[str, CompiledEntity]) -> list[NavGroup]:
+    """Entities grouped by the pack that defines them, in install order."""
+    groups: dict[str, list[NavEntity]] = {}
+    for ce in compiled.values():
+        entity = ce.entity
+        boards = [(p.name, p.label) for p in entity.pipelines]
+        groups.setdefault(entity.pack, []).append(
+            NavEntity(entity.name, entity.label, entity.label_plural, boards))
+    return [NavGroup(pack, pack_title(pack), items) for pack, items in groups.items()]
+
+
+async def base_context(request: Request, *, entity: str | None = None, title: str = "") -> dict[str, Any]:
+    records = records_of(request)
+    compiled = await run_in_threadpool(records.compiled)
+    return {"nav": navigation(compiled), "current_entity": entity, "page_title": title,
+            "search_text": "", "ui": UI}
+
+
+def field_display(compiled: CompiledField, record: Record) -> str:
+    value = record.values.get(compiled.name)
+    if compiled.field.type == "reference":
+        return record.titles.get(compiled.name, "") if value is not None else ""
+    return compiled.type.display(value, compiled.field)
+
+
+def safe_link(text: str) -> str | None:
+    """A URL safe to put in href, or None (javascript:, data: and friends stay text)."""
+    scheme = urlsplit(text.strip()).scheme.lower()
+    return text.strip() if scheme in SAFE_SCHEMES else None
+
+
+def link_of(compiled: CompiledField, record: Record) -> str | None:
+    """Where a shown value links to: the record a reference points to, an e-mail, a URL."""
+    value = record.values.get(compiled.name)
+    if value is None:
+        return None
+    kind = compiled.field.type
+    if kind == "reference":
+        return f"/e/{compiled.field.target}/{value}"
+    if kind == "email":
+        return safe_link(f"mailto:{value}")
+    if kind == "phone":
+        return safe_link(f"tel:{value}")
+    if kind == "url":
+        return safe_link(str(value))
+    return None
+
+
+def colour_of(compiled: CompiledField, record: Record) -> str | None:
+    """The option's colour (definitions check it is #rrggbb) for choice badges."""
+    value = record.values.get(compiled.name)
+    for option in compiled.field.choices:
+        if option.key == value and option.colour and _hex_colour(option.colour):
+            return option.colour
+    return None
+
+
+def _hex_colour(text: str) -> bool:
+    return len(text) in (4, 7) and text.startswith("#") and all(c in "0123456789abcdefABCDEF"
+                                                                 for c in text[1:])
+
+
+def history_value(ce: CompiledEntity, name: str, value: Any) -> str:
+    """A value as history stored it (JSON), shown the way the field shows values."""
+    compiled = ce.fields.get(name)
+    if value is None:
+        return ""
+    if compiled is None:
+        return str(value)
+    if compiled.field.type == "reference":
+        return f"#{value}"
+    try:
+        return compiled.type.display(compiled.type.coerce(value, compiled.field), compiled.field)
+    except (ValueError, TypeError, KeyError):
+        return str(value)
+
+
+def query_with(request: Request, **changes: Any) -> str:
+    """The current query string with some parameters changed (None removes one)."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in changes and v != ""]
+    params += [(k, str(v)) for k, v in changes.items() if v is not None and v != ""]
+    return "?" + urlencode(params) if params else "?"
+
+
+def when(moment: Any) -> str:
+    if isinstance(moment, dt.datetime):
+        return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "" if moment is None else str(moment)
+
+
+class UI:
+    """Helpers handed to every template (as `ui`)."""
+
+    display = staticmethod(field_display)
+    link = staticmethod(link_of)
+    colour = staticmethod(colour_of)
+    widget = staticmethod(widgets.widget)
+    currencies = staticmethod(widgets.currencies)
+    when = staticmethod(when)
+    query_with = staticmethod(query_with)
+    history_value = staticmethod(history_value)
+    safe_colour = staticmethod(_hex_colour)
