@@ -275,3 +275,21 @@ def test_delete_asks_first_and_names_what_blocks_it(client: TestClient) -> None:
     other = make(client, "account", name="Free")
     done = client.post(f"/e/account/{other}/delete", data={"version": "1"}, follow_redirects=False)
     assert done.status_code == 303 and client.get(f"/e/account/{other}").status_code == 404
+
+
+def test_malformed_input_is_refused_never_a_server_error(client: TestClient) -> None:
+    make(client, "account", name="Sturdy")
+    for path in ("/e/account?q=%00", "/api/v1/account?q=%00", "/search?q=%00", "/e/account/options?q=%00",
+                 "/e/account/export.csv?q=%00", "/e/opportunity/board/sales?q=%00", "/e/account?after=zzz",
+                 "/e/account?limit=abc", "/e/account?employees__gte=abc"):
+        assert client.get(path).status_code == 400, path
+    for path in ("/e/account/99999999999999999999", "/api/v1/account/99999999999999999999"):
+        assert client.get(path).status_code == 404, path
+    nul = client.post("/e/account/new", data={"name": "a\x00b"})
+    assert nul.status_code == 422 and "contains a NUL character" in nul.text
+    assert client.post("/api/v1/account", json={"name": "\x00"}).status_code == 422
+    for path, data in (("/e/account/1/edit", {"version": "abc", "name": "x"}),
+                       ("/e/account/bulk", {"ids": "x", "action": "delete"}),
+                       ("/e/account/bulk", {"ids": "1", "action": "zap"}),
+                       ("/e/account/1/move", {"field": "x"})):
+        assert client.post(path, data=data).status_code == 422, (path, data)

@@ -72,6 +72,8 @@ class _Textual(FieldType):
         if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
             raise CoercionError(f"expected text, got {_kind(value)}")
         text = value if isinstance(value, str) else str(value)
+        if "\x00" in text:  # PostgreSQL cannot store it; SQLite would cut the text there
+            raise CoercionError("contains a NUL character, which text cannot hold")
         text = self.normalise(text)
         limit = field.settings.get("max_length")
         if limit is not None and len(text) > limit:

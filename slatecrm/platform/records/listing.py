@@ -103,7 +103,9 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
         else:
             compare = {"lt": column.__lt__, "lte": column.__le__, "gt": column.__gt__, "gte": column.__ge__}
             out.append(compare[item.op](values[-1]))
-    if search and search.strip():
+    if search and "\x00" in search:
+        errors.setdefault("q", []).append("contains a NUL character, which no text holds")
+    elif search and search.strip():
         term = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         columns = [table.c[c] for c in ce.searchable]
         out.append(sa.or_(*[c.ilike(f"%{term}%", escape="\\") for c in columns]) if columns else sa.false())

@@ -19,7 +19,10 @@ from starlette.routing import Route
 from ..records.errors import BadQuery
 from ..records.listing import Filter, ListQuery
 from ..records.service import Page, RecordsService
-from . import openapi
+from . import (
+    convertors,  # noqa: F401  (registers the `recordid` path convertor)
+    openapi,
+)
 
 T = TypeVar("T")
 PAGING_PARAMETERS = ("sort", "limit", "after", "q")
@@ -172,13 +175,12 @@ async def openapi_document(request: Request) -> Response:
         request.app.state.openapi = cached
     return JSONResponse(cached[1])
 
-
 routes = [
     Route("/api/v1/meta", meta, methods=["GET"]),
     Route("/api/v1/openapi.json", openapi_document, methods=["GET"]),
     Route("/api/v1/{entity}", collection, methods=["GET", "POST"]),
-    Route("/api/v1/{entity}/{id:int}", item, methods=["GET", "PATCH", "DELETE"]),
-    Route("/api/v1/{entity}/{id:int}/history", history, methods=["GET"]),
-    Route("/api/v1/{entity}/{id:int}/stages", stage_history, methods=["GET"]),
-    Route("/api/v1/{entity}/{id:int}/related/{relation}", related, methods=["GET"]),
+    Route("/api/v1/{entity}/{id:recordid}", item, methods=["GET", "PATCH", "DELETE"]),
+    Route("/api/v1/{entity}/{id:recordid}/history", history, methods=["GET"]),
+    Route("/api/v1/{entity}/{id:recordid}/stages", stage_history, methods=["GET"]),
+    Route("/api/v1/{entity}/{id:recordid}/related/{relation}", related, methods=["GET"]),
 ]

@@ -9,7 +9,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import board_pages, list_pages, record_pages
+from . import (
+    board_pages,
+    convertors,  # noqa: F401  (registers the `recordid` path convertor)
+    list_pages,
+    record_pages,
+)
 from .templating import STATIC
 
 #: Scripts only from this site (no inline script can run, whatever a record holds);
@@ -34,11 +39,11 @@ routes = [
     Route("/e/{entity}/validate", record_pages.validate, methods=["POST"]),
     Route("/e/{entity}/options", record_pages.options, methods=["GET"]),
     Route("/e/{entity}/board/{pipeline}", board_pages.board, methods=["GET"]),
-    Route("/e/{entity}/{id:int}", record_pages.show, methods=["GET"]),
-    Route("/e/{entity}/{id:int}/edit", record_pages.edit, methods=["GET", "POST"]),
-    Route("/e/{entity}/{id:int}/validate", record_pages.validate, methods=["POST"]),
-    Route("/e/{entity}/{id:int}/move", record_pages.move, methods=["POST"]),
-    Route("/e/{entity}/{id:int}/delete", record_pages.delete, methods=["GET", "POST"]),
+    Route("/e/{entity}/{id:recordid}", record_pages.show, methods=["GET"]),
+    Route("/e/{entity}/{id:recordid}/edit", record_pages.edit, methods=["GET", "POST"]),
+    Route("/e/{entity}/{id:recordid}/validate", record_pages.validate, methods=["POST"]),
+    Route("/e/{entity}/{id:recordid}/move", record_pages.move, methods=["POST"]),
+    Route("/e/{entity}/{id:recordid}/delete", record_pages.delete, methods=["GET", "POST"]),
     Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
 ]
 
