@@ -219,7 +219,7 @@ class _Checker:
             if options is not None and isinstance(other, t.Const) and isinstance(other.value, str) \
                     and other.value not in options:
                 what = "stage" if options_side.type.ordered else "option"
-                raise RuleError(f"{other.value!r} is not a {what} of this field{suggest(other.value, options)}"
+                raise RuleError(f"{other.value!r} is not {'a stage' if what == 'stage' else 'an option'} of this field{suggest(other.value, options)}"
                                 f"; {what}s: {', '.join(options)}", **_at(other_node))
 
     def _text_test(self, node: ast.Binary, left: t.T, right: t.T) -> t.T:
@@ -236,7 +236,7 @@ class _Checker:
         if node.op == "contains" and left.type.kind == "list":
             self._want(node.right, right, "text", "a list of options contains an option key")
             self._no_null(node.right, right)
-            self._known_options(node.left, Type("text", left.type.options), node.right, right)
+            self._known_options(node.left, t.T(Type("text", left.type.options)), node.right, right)
             return t.TextTest(BOOLEAN, "list_contains", left, right)
         self._want(node.left, left, "text", f"'{node.op}' tests a text")
         self._want(node.right, right, "text", f"'{node.op}' needs a text to look for")

@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.elements import Grouping
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.fieldtypes.sqltypes import UTCDateTime
@@ -30,6 +31,12 @@ from slatecrm.metamodel.rules import typed as t
 from slatecrm.metamodel.rules.python import DIVISION_PLACES, RuleContext, compile_python
 
 Expr = sa.ColumnElement[Any]
+
+
+def _op(left: Expr, symbol: str, right: Expr, return_type: Any = None) -> Expr:
+    """`(left) symbol (right)`: custom operators carry no precedence, so group both sides."""
+    result: Expr = Grouping(left).op(symbol, return_type=return_type)(Grouping(right))
+    return Grouping(result)
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,11 @@ class SqlCompiler:
     # --- values ------------------------------------------------------------------------------
     def _column(self, table: sa.FromClause, field: Field) -> Sql:
         column: Expr = table.c[field.name]
+        if field.type == "multi_choice":
+            # An empty multi-choice is stored as JSON null, which is not SQL NULL.
+            if self.sqlite:
+                return Sql(sa.func.nullif(sa.type_coerce(column, sa.String), sa.literal("null", sa.String)))
+            return Sql(sa.func.nullif(column, sa.cast(sa.literal("null", sa.String), JSONB), type_=JSONB))
         if self.sqlite and field.type in _DECIMAL_TYPES:
             scale = self.registry[field.type].precision(field)[1]  # type: ignore[attr-defined]
             return Sql(sa.type_coerce(column, sa.BigInteger), scale)
@@ -112,10 +124,11 @@ class SqlCompiler:
         key: Expr = base.c[node.hops[0].field.name]
         for hop in node.hops[1:]:
             alias = self.tables[hop.entity].alias()
-            key = sa.select(alias.c[hop.field.name]).where(alias.c.id == key).scalar_subquery()
+            key = sa.select(alias.c[hop.field.name]).where(alias.c.id == key).correlate(base).scalar_subquery()
         final = self.tables[node.entity].alias()
         column = self._column(final, node.field)
-        value = Sql(sa.select(column.expr).where(final.c.id == key).scalar_subquery(), column.scale)
+        value = Sql(sa.select(column.expr).where(final.c.id == key).correlate(base).scalar_subquery(),
+                    column.scale)
         return lambda context: value
 
     # --- numbers on SQLite ------------------------------------------------------------------------
@@ -123,7 +136,7 @@ class SqlCompiler:
         if not self.sqlite:
             return [v.expr for v in values], 0
         scale = max(v.scale for v in values)
-        return [v.expr if v.scale == scale else v.expr * sa.literal(10 ** (scale - v.scale), sa.BigInteger)
+        return [v.expr if v.scale == scale else _op(v.expr, "*", sa.literal(10 ** (scale - v.scale), sa.BigInteger))
                 for v in values], scale
 
     # --- logic -----------------------------------------------------------------------------------
@@ -246,29 +259,29 @@ class SqlCompiler:
         def arith(context: RuleContext) -> Sql:
             a, b = left(context), right(context)
             if op == "*":
-                return Sql(a.expr.op("*")(b.expr), a.scale + b.scale)
+                return Sql(_op(a.expr, "*", b.expr), a.scale + b.scale)
             if op == "/":
                 return self._divide(a, b)
             (x, y), scale = self._align(a, b)
-            return Sql(x.op(op)(y), scale)
+            return Sql(_op(x, op, y), scale)
         return arith
 
     def _divide(self, a: Sql, b: Sql) -> Sql:
         """a / b truncated to DIVISION_PLACES places toward zero; null when b is 0."""
         if self.sqlite:
-            numerator = a.expr * sa.literal(10 ** (DIVISION_PLACES + b.scale), sa.BigInteger)
-            denominator = b.expr * sa.literal(10 ** a.scale, sa.BigInteger)
-            return Sql(numerator.op("/")(sa.func.nullif(denominator, 0)), DIVISION_PLACES)
-        numerator = sa.cast(a.expr, sa.Numeric) * sa.literal(10 ** DIVISION_PLACES, sa.BigInteger)
+            numerator = _op(a.expr, "*", sa.literal(10 ** (DIVISION_PLACES + b.scale), sa.BigInteger))
+            denominator = _op(b.expr, "*", sa.literal(10 ** a.scale, sa.BigInteger))
+            return Sql(_op(numerator, "/", sa.func.nullif(denominator, 0)), DIVISION_PLACES)
+        numerator = _op(sa.cast(a.expr, sa.Numeric), "*", sa.literal(10 ** DIVISION_PLACES, sa.BigInteger))
         quotient = sa.func.div(numerator, sa.func.nullif(sa.cast(b.expr, sa.Numeric), 0), type_=sa.Numeric)
-        return Sql(quotient.op("/")(sa.literal(10 ** DIVISION_PLACES, sa.Numeric)))
+        return Sql(_op(quotient, "/", sa.literal(10 ** DIVISION_PLACES, sa.Numeric)))
 
     def _func(self, node: t.Func, base: sa.Table) -> Builder:
         args = [self._compile(a, base) for a in node.args]
-        build: Callable[[list[Sql]], Sql] = getattr(self, f"_f_{node.name}")
         if node.name == "round":
             digits = node.digits
             return lambda context: self._round(args[0](context), digits)
+        build: Callable[[list[Sql]], Sql] = getattr(self, f"_f_{node.name}")
         if node.name in ("year", "month", "len"):
             kind = node.args[0].type.kind
             return lambda context: build([args[0](context), Sql(sa.literal(kind))])
@@ -278,16 +291,16 @@ class SqlCompiler:
         a, b = args[0].expr, args[1].expr
         if self.sqlite:
             return Sql(sa.cast(sa.func.julianday(b) - sa.func.julianday(a), sa.BigInteger))
-        return Sql(b.op("-", return_type=sa.Integer)(a))
+        return Sql(_op(b, "-", a, sa.Integer))
 
     def _f_add_days(self, args: list[Sql]) -> Sql:
         day, days = args
         if self.sqlite:
-            whole = days.expr.op("/")(sa.literal(10 ** days.scale, sa.BigInteger)) if days.scale else days.expr
-            modifier = sa.cast(whole, sa.String).op("||")(sa.literal(" days"))
+            whole = _op(days.expr, "/", sa.literal(10 ** days.scale, sa.BigInteger)) if days.scale else days.expr
+            modifier = _op(sa.cast(whole, sa.String), "||", sa.literal(" days"))
             return Sql(sa.func.date(day.expr, modifier, type_=sa.Date))
         whole = sa.cast(sa.func.trunc(sa.cast(days.expr, sa.Numeric)), sa.Integer)
-        return Sql(day.expr.op("+", return_type=sa.Date)(whole))
+        return Sql(_op(day.expr, "+", whole, sa.Date))
 
     def _part(self, args: list[Sql], part: str) -> Sql:
         value, kind = args[0].expr, args[1].expr.value  # type: ignore[attr-defined]
@@ -324,7 +337,7 @@ class SqlCompiler:
         parts = [sa.func.coalesce(a.expr, sa.literal("", sa.String)) for a in args]
         joined = parts[0]
         for part in parts[1:]:
-            joined = joined.op("||", return_type=sa.String)(part)
+            joined = _op(joined, "||", part, sa.String)
         return Sql(joined)
 
     def _f_coalesce(self, args: list[Sql]) -> Sql:
@@ -358,7 +371,7 @@ class SqlCompiler:
             return value
         unit = 10 ** (value.scale - digits)
         half = sa.case((value.expr < 0, -(unit // 2)), else_=unit // 2)
-        return Sql((value.expr + half).op("/")(sa.literal(unit, sa.BigInteger)), digits)
+        return Sql(_op(_op(value.expr, "+", half), "/", sa.literal(unit, sa.BigInteger)), digits)
 
 
 _COMPARE: dict[str, Callable[[Expr, Expr], sa.ColumnElement[bool]]] = {
