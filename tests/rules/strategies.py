@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 from hypothesis import strategies as st
@@ -98,7 +97,8 @@ def booleans(depth: int) -> st.SearchStrategy[ast.Node]:
     leaves = st.one_of(
         st.just(name("won")),
         st.sampled_from([lit("boolean", True), lit("boolean", False)]),
-        st.builds(lambda op, a: ast.Binary(op, name("stage"), lit("text", a)), COMPARE, st.sampled_from(STAGES)),
+        st.builds(lambda op, a: ast.Binary(op, name("stage"), lit("text", a)), COMPARE,
+                  st.sampled_from(STAGES)),
         st.builds(lambda a, neg: ast.InList(name("kind"), tuple(lit("text", k) for k in a), neg),
                   st.lists(st.sampled_from(KINDS), min_size=1, max_size=3), st.booleans()),
         st.builds(lambda tag: ast.Binary("contains", name("tags"), lit("text", tag)), st.sampled_from(TAGS)),
@@ -140,7 +140,7 @@ company_values = st.fixed_dictionaries({
     "rating": maybe(st.decimals(-9, 9, places=1, allow_nan=False, allow_infinity=False)),
 })
 deal_values = st.fixed_dictionaries({
-    "name": maybe(st.sampled_from(TEXTS[1:] + ["ab1", "x\ny", "a9 b"])),
+    "name": maybe(st.sampled_from([*TEXTS[1:], "ab1", "x\ny", "a9 b"])),
     "amount": maybe(st.decimals(-1000, 1000, places=2, allow_nan=False, allow_infinity=False)),
     "quantity": maybe(st.integers(-10, 10)),
     "won": maybe(st.booleans()),

@@ -99,9 +99,10 @@ def bench(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 EXPRESSIONS_PER_EXAMPLE = 30
 
 
-@settings(max_examples=100, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target], suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow,
-                                                                   HealthCheck.data_too_large])
+# No shrinking: a failure names its expression, and shrinking database examples takes minutes.
+@settings(max_examples=100, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
 @given(companies=st.lists(company_values, min_size=0, max_size=3),
        deals=st.lists(deal_values, min_size=1, max_size=8),
        expressions=st.lists(booleans(2), min_size=EXPRESSIONS_PER_EXAMPLE, max_size=EXPRESSIONS_PER_EXAMPLE))

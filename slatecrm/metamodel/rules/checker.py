@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
+from typing import TypedDict
 
 from ..model import Entity, Metamodel
 from ..names import suggest
@@ -73,7 +73,12 @@ def _fits(got: Type, wanted: Type) -> bool:
         wanted.kind == "number" and got.kind == "reference")
 
 
-def _at(node: ast.Node) -> dict[str, int]:
+class _Position(TypedDict):
+    line: int
+    column: int
+
+
+def _at(node: ast.Node) -> _Position:
     return {"line": node.line, "column": node.column}
 
 
@@ -112,7 +117,8 @@ class _Checker:
         for index, part in enumerate(parts):
             field = entity.field(part) or SYSTEM_FIELDS.get(part)
             if field is None:
-                raise RuleError(self._unknown(entity, part, index == 0 and len(parts) == 1), node.line, column)
+                alone = index == 0 and len(parts) == 1
+                raise RuleError(self._unknown(entity, part, alone), node.line, column)
             kind = field_type(field)
             if kind is None:
                 raise RuleError(f"field {part!r} is a {field.type} field, which rules cannot read",
@@ -219,7 +225,9 @@ class _Checker:
             if options is not None and isinstance(other, t.Const) and isinstance(other.value, str) \
                     and other.value not in options:
                 what = "stage" if options_side.type.ordered else "option"
-                raise RuleError(f"{other.value!r} is not {'a stage' if what == 'stage' else 'an option'} of this field{suggest(other.value, options)}"
+                article = "a stage" if what == "stage" else "an option"
+                hint = suggest(other.value, options)
+                raise RuleError(f"{other.value!r} is not {article} of this field{hint}"
                                 f"; {what}s: {', '.join(options)}", **_at(other_node))
 
     def _text_test(self, node: ast.Binary, left: t.T, right: t.T) -> t.T:

@@ -10,7 +10,7 @@ import datetime as dt
 from decimal import Decimal
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypedDict
 
 import lark
 from lark import Lark, Token, Transformer, Tree, v_args
@@ -93,7 +93,8 @@ def _expected(names: Any) -> str:
 
 
 def _unexpected_character(text: str, error: lark.exceptions.UnexpectedCharacters) -> str:
-    char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
+    position = error.pos_in_stream or 0
+    char = text[position] if position < len(text) else ""
     if char in "\"'":
         return "a text is not closed: add the closing quote on the same line"
     if char == "@":
@@ -162,11 +163,16 @@ def _text(token: Token) -> str:
     return "".join(out)
 
 
-def _pos(meta: Any) -> dict[str, int]:
+def _pos(meta: Any) -> _Position:
     return {"line": getattr(meta, "line", 1), "column": getattr(meta, "column", 1)}
 
 
-def _token_pos(token: Token) -> dict[str, int]:
+class _Position(TypedDict):
+    line: int
+    column: int
+
+
+def _token_pos(token: Token) -> _Position:
     return {"line": token.line or 1, "column": token.column or 1}
 
 
@@ -175,7 +181,8 @@ class _Build(Transformer[Token, Node]):
     """Parse tree → syntax tree."""
 
     def token(self, token: Token) -> Node:  # a bare atom at the top
-        return getattr(self, token.type.lower())(None, [token])
+        node: Node = getattr(self, token.type.lower())(None, [token])
+        return node
 
     def number(self, meta: Any, children: list[Token]) -> Node:
         text = str(children[0])
@@ -220,7 +227,7 @@ class _Build(Transformer[Token, Node]):
         args = tuple(children[1]) if children[1] is not None else ()
         return Call(str(children[0]), args, **_token_pos(children[0]))
 
-    def items(self, meta: Any, children: list[Node]) -> list[Node]:  # type: ignore[override]
+    def items(self, meta: Any, children: list[Node]) -> list[Node]:
         return children
 
     def or_expr(self, meta: Any, children: list[Node]) -> Node:

@@ -93,7 +93,7 @@ class SqlCompiler:
         if kind == "number" or (kind in ("reference", "null") and isinstance(value, int | Decimal)):
             if self.sqlite:
                 number = Decimal(value)
-                scale = max(0, -int(number.as_tuple().exponent))  # type: ignore[arg-type]
+                scale = max(0, -int(number.as_tuple().exponent))
                 return Sql(sa.literal(int(number.scaleb(scale)), sa.BigInteger), scale)
             if isinstance(value, int):
                 return Sql(sa.literal(value, sa.BigInteger))
@@ -124,7 +124,8 @@ class SqlCompiler:
         key: Expr = base.c[node.hops[0].field.name]
         for hop in node.hops[1:]:
             alias = self.tables[hop.entity].alias()
-            key = sa.select(alias.c[hop.field.name]).where(alias.c.id == key).correlate(base).scalar_subquery()
+            step = sa.select(alias.c[hop.field.name]).where(alias.c.id == key)
+            key = step.correlate(base).scalar_subquery()
         final = self.tables[node.entity].alias()
         column = self._column(final, node.field)
         value = Sql(sa.select(column.expr).where(final.c.id == key).correlate(base).scalar_subquery(),
@@ -136,7 +137,8 @@ class SqlCompiler:
         if not self.sqlite:
             return [v.expr for v in values], 0
         scale = max(v.scale for v in values)
-        return [v.expr if v.scale == scale else _op(v.expr, "*", sa.literal(10 ** (scale - v.scale), sa.BigInteger))
+        return [v.expr if v.scale == scale
+                else _op(v.expr, "*", sa.literal(10 ** (scale - v.scale), sa.BigInteger))
                 for v in values], scale
 
     # --- logic -----------------------------------------------------------------------------------
@@ -296,14 +298,16 @@ class SqlCompiler:
     def _f_add_days(self, args: list[Sql]) -> Sql:
         day, days = args
         if self.sqlite:
-            whole = _op(days.expr, "/", sa.literal(10 ** days.scale, sa.BigInteger)) if days.scale else days.expr
+            whole = days.expr
+            if days.scale:
+                whole = _op(days.expr, "/", sa.literal(10 ** days.scale, sa.BigInteger))
             modifier = _op(sa.cast(whole, sa.String), "||", sa.literal(" days"))
             return Sql(sa.func.date(day.expr, modifier, type_=sa.Date))
         whole = sa.cast(sa.func.trunc(sa.cast(days.expr, sa.Numeric)), sa.Integer)
         return Sql(_op(day.expr, "+", whole, sa.Date))
 
     def _part(self, args: list[Sql], part: str) -> Sql:
-        value, kind = args[0].expr, args[1].expr.value  # type: ignore[attr-defined]
+        value, kind = args[0].expr, args[1].expr.value
         if self.sqlite:
             pattern = "%Y" if part == "year" else "%m"
             return Sql(sa.cast(sa.func.strftime(pattern, value), sa.BigInteger))
@@ -318,7 +322,7 @@ class SqlCompiler:
         return self._part(args, "month")
 
     def _f_len(self, args: list[Sql]) -> Sql:
-        value, kind = args[0].expr, args[1].expr.value  # type: ignore[attr-defined]
+        value, kind = args[0].expr, args[1].expr.value
         if kind == "list":
             return Sql(self._list_length(value))
         return Sql(sa.func.length(value) if self.sqlite else sa.func.char_length(value))
@@ -335,7 +339,7 @@ class SqlCompiler:
 
     def _f_concat(self, args: list[Sql]) -> Sql:
         parts = [sa.func.coalesce(a.expr, sa.literal("", sa.String)) for a in args]
-        joined = parts[0]
+        joined: Expr = parts[0]
         for part in parts[1:]:
             joined = _op(joined, "||", part, sa.String)
         return Sql(joined)
