@@ -22,7 +22,7 @@ from ..records.service import Page, RecordsService
 from . import openapi
 
 T = TypeVar("T")
-PAGING_PARAMETERS = ("sort", "limit", "after", "q")
+PAGING_PARAMETERS = ("sort", "limit", "after", "q", "filter")
 
 
 def service(request: Request) -> RecordsService:
@@ -66,7 +66,8 @@ def list_query(request: Request) -> ListQuery:
     if errors:
         raise BadQuery(errors)
     return ListQuery(sort=sort, filters=tuple(Filter.parse(k, v) for k, v in filters.items()),
-                     search=params.get("q"), after=params.get("after"), limit=limit)
+                     search=params.get("q"), after=params.get("after"), limit=limit,
+                     expression=params.get("filter") or None)
 
 
 def page_json(records: RecordsService, page: Page, request: Request) -> dict[str, Any]:
