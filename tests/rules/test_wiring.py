@@ -41,7 +41,8 @@ ORDER: dict[str, Any] = {
     "validations": [
         {"name": "positive_quantity", "condition": "quantity > 0", "message": "order at least one",
          "field": "quantity"},
-        {"name": "discount_needs_notes", "condition": "discount is blank or discount <= 10 or notes is not blank",
+        {"name": "discount_needs_notes",
+         "condition": "discount is blank or discount <= 10 or notes is not blank",
          "message": "a discount above 10% needs a note", "field": "notes"},
         {"condition": "not changed(reference) or is_new()", "message": "the reference cannot change"},
     ],
@@ -133,7 +134,8 @@ def test_api_filter_in_the_rule_language(client: TestClient) -> None:
             "close_date": "2027-01-31"})
         assert made.status_code == 201, made.text
         if stage != "prospecting":
-            moved = client.patch(f"/api/v1/opportunity/{made.json()['id']}", json={"stage": stage, "version": 1})
+            moved = client.patch(f"/api/v1/opportunity/{made.json()['id']}",
+                                 json={"stage": stage, "version": 1})
             assert moved.status_code == 200, moved.text
     found = client.get("/api/v1/opportunity", params={
         "filter": 'amount > 1000 and stage in ("proposal", "negotiation")', "sort": "name"}).json()

@@ -65,7 +65,12 @@ def _parse(text: str) -> Node:
         raise RuleError(f"the expression ends too early; expected {_expected(error.expected)}",
                         line, column) from None
     _check_bounds(tree)
-    node: Node = _Build().transform(tree) if isinstance(tree, Tree) else _Build().token(tree)
+    try:
+        node: Node = _Build().transform(tree) if isinstance(tree, Tree) else _Build().token(tree)
+    except lark.exceptions.VisitError as error:  # a callback refused a token (a bad date)
+        if isinstance(error.orig_exc, RuleError):
+            raise error.orig_exc from None
+        raise
     return node
 
 
@@ -152,10 +157,8 @@ def _text(token: Token) -> str:
         char = raw[index]
         if char == "\\":
             following = raw[index + 1]
-            if following not in _ESCAPES:
-                raise RuleError(f"unknown escape '\\{following}' in a text; use \\\\, \\\", \\', \\n or \\t",
-                                token.line or 1, (token.column or 1) + index + 1)
-            out.append(_ESCAPES[following])
+            # Other escapes stay as written, so a regular expression reads "\d+" naturally.
+            out.append(_ESCAPES.get(following, "\\" + following))
             index += 2
         else:
             out.append(char)

@@ -40,17 +40,24 @@ def pattern_problem(pattern: str) -> tuple[str, int] | None:
             return ("only (?i) at the very start is supported; groups are plain ( )", offset + index)
         index += 1
     try:
-        re2.compile(pattern)
+        re2.compile(pattern, _options())
     except re2.error as error:
-        return f"not a valid regular expression: {error}", 0
+        reason = error.args[0].decode() if error.args and isinstance(error.args[0], bytes) else str(error)
+        return f"not a valid regular expression: {reason}", 0
     return None
+
+
+def _options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # refused patterns are reported to the author, not logged
+    return options
 
 
 @lru_cache(maxsize=512)
 def compiled(pattern: str) -> Callable[[str], object]:
     flags = "(?si)" if pattern.startswith("(?i)") else "(?s)"
     body = pattern[4:] if pattern.startswith("(?i)") else pattern
-    return re2.compile(flags + body).search  # type: ignore[no-any-return]
+    return re2.compile(flags + body, _options()).search  # type: ignore[no-any-return]
 
 
 def search(pattern: str | None, value: str | None) -> bool | None:
