@@ -50,7 +50,8 @@ def _extend(children: st.SearchStrategy[ast.Node]) -> st.SearchStrategy[ast.Node
         children.map(negate),
         st.builds(ast.Binary, st.sampled_from(["+", "-", "*", "/", "=", "!=", "<", "<=", ">", ">=",
                                                "contains", "starts_with", "matches"]), children, children),
-        st.builds(ast.Logic, st.sampled_from(["and", "or"]), st.lists(children, min_size=2, max_size=3).map(tuple)),
+        st.builds(ast.Logic, st.sampled_from(["and", "or"]),
+                  st.lists(children, min_size=2, max_size=3).map(tuple)),
         st.builds(ast.InList, children, st.lists(children, min_size=1, max_size=3).map(tuple), st.booleans()),
         st.builds(ast.Blank, children, st.booleans()),
         st.builds(ast.Call, FUNCTIONS, st.lists(children, max_size=3).map(tuple)),
@@ -73,8 +74,9 @@ def metamodel(tmp_path_factory: pytest.TempPathFactory) -> Metamodel:
     return sample_metamodel(tmp_path_factory.mktemp("sample"), field_types())
 
 
-TOKENS = ["amount", "name", "stage", "kind", "tags", "company", ".", "size", "(", ")", ",", "and", "or", "not",
-          "in", "is", "blank", "contains", "matches", "starts_with", "=", "<", ">=", "!=", "+", "-", "*", "/",
+TOKENS = ["amount", "name", "stage", "kind", "tags", "company", ".", "size", "(", ")", ",", "and", "or",
+          "not", "in", "is", "blank", "contains", "matches", "starts_with", "=", "<", ">=", "!=",
+          "+", "-", "*", "/",
           "1", "2.5", '"x"', "'q'", "@2024-01-01", "null", "true", "today", "round", "concat", "if",
           "changed", "current_user", "roles", '"[a"', "\n", "#", "@", "é", "\\"]
 
