@@ -16,6 +16,7 @@ always agree (a property test runs both on generated records):
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as attribute
@@ -90,8 +91,20 @@ def _reader(name: str, field_type: str) -> Callable[[Mapping[str, Any]], Any]:
     return getter
 
 
+def _plain_field(node: t.T) -> str | None:
+    """The name of a field read as it is stored (most fields): such reads are inlined."""
+    if isinstance(node, t.FieldRef) and not node.hops and node.field.type not in ("currency", "multi_choice"):
+        return node.field.name
+    return None
+
+
 def _field(node: t.FieldRef) -> Closure:
     read = _reader(node.field.name, node.field.type)
+    plain = _plain_field(node)
+    if plain is not None:
+        def stored(record: Mapping[str, Any], context: RuleContext) -> Any:
+            return record.get(plain)
+        return stored
     if not node.hops:
         def field(record: Mapping[str, Any], context: RuleContext) -> Any:
             return read(record)
@@ -134,6 +147,12 @@ def _change(node: t.Change) -> Closure:
 
 # --- logic -----------------------------------------------------------------------------------
 def _not(node: t.Not) -> Closure:
+    name = _plain_field(node.operand)
+    if name is not None:
+        def not_field(record: Mapping[str, Any], context: RuleContext) -> Any:
+            value = record.get(name)
+            return None if value is None else not value
+        return not_field
     inner = _compile(node.operand)
 
     def negate(record: Mapping[str, Any], context: RuleContext) -> Any:
@@ -169,8 +188,7 @@ def _logic(node: t.Logic) -> Closure:
 
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "=": lambda a, b: bool(a == b), "!=": lambda a, b: bool(a != b), "<": lambda a, b: bool(a < b),
-    "<=": lambda a, b: bool(a <= b), ">": lambda a, b: bool(a > b), ">=": lambda a, b: bool(a >= b),
+    "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
 
 
@@ -195,6 +213,12 @@ def _compare(node: t.Compare) -> Closure:
     left, right = _ordered(node.left, node.order), _ordered(node.right, node.order)
     if isinstance(node.right, t.Const):  # the common case, one call less
         constant = right(None, None)  # type: ignore[arg-type]
+        name = _plain_field(node.left) if node.order is None else None
+        if name is not None and constant is not None:
+            def field_against_constant(record: Mapping[str, Any], context: RuleContext) -> Any:
+                value = record.get(name)
+                return None if value is None else test(value, constant)
+            return field_against_constant
 
         def against_constant(record: Mapping[str, Any], context: RuleContext) -> Any:
             value = left(record, context)
@@ -211,6 +235,16 @@ def _compare(node: t.Compare) -> Closure:
 
 
 def _in(node: t.In) -> Closure:
+    name = _plain_field(node.operand)
+    if name is not None and all(isinstance(i, t.Const) for i in node.items):
+        # the checker refuses null items, so a plain set answers
+        members = frozenset(i.value for i in node.items)  # type: ignore[attr-defined]
+        negated = node.negated
+
+        def field_in_constants(record: Mapping[str, Any], context: RuleContext) -> Any:
+            value = record.get(name)
+            return None if value is None else (value in members) is not negated
+        return field_in_constants
     operand = _compile(node.operand)
     items = tuple(_compile(i) for i in node.items)
     negated = node.negated
@@ -242,6 +276,14 @@ def _is_blank(node: t.IsBlank) -> Closure:
 
 
 def _text_test(node: t.TextTest) -> Closure:
+    name = _plain_field(node.left)
+    if name is not None and node.op == "starts_with" and isinstance(node.right, t.Const):
+        prefix = node.right.value
+
+        def field_starts_with(record: Mapping[str, Any], context: RuleContext) -> Any:
+            value = record.get(name)
+            return None if value is None else value.startswith(prefix)
+        return field_starts_with
     left, right = _compile(node.left), _compile(node.right)
     tests: dict[str, Callable[[Any, Any], bool]] = {
         "contains": lambda a, b: b in a,
