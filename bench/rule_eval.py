@@ -45,7 +45,8 @@ def _records(count: int) -> list[dict[str, Any]]:
              "amount": Decimal(chooser.randint(0, 5000)) / 4 if chooser.random() > 0.1 else None,
              "probability": chooser.randint(0, 100),
              "closed": chooser.random() > 0.7,
-             "stage": chooser.choice(["prospecting", "proposal", "negotiation", "won"])} for _ in range(count)]
+             "stage": chooser.choice(["prospecting", "proposal", "negotiation", "won"])}
+            for _ in range(count)]
 
 
 def _rate(function: Callable[[Mapping[str, Any], RuleContext], Any], records: list[dict[str, Any]]) -> float:
