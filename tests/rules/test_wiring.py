@@ -152,6 +152,9 @@ def test_api_filter_in_the_rule_language(client: TestClient) -> None:
     assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
     assert bad.json()["errors"] == {"filter": [
         "unknown field 'amout' on opportunity (did you mean 'amount'?) (line 1, column 1)"]}
+    spec = client.get("/api/v1/openapi.json").json()
+    listed = spec["paths"]["/api/v1/opportunity"]["get"]["parameters"]
+    assert any(p["name"] == "filter" for p in listed) and not any(p["name"] == "filter__eq" for p in listed)
     broken = client.get("/api/v1/opportunity", params={"filter": "amount > 1000 and"})
     assert broken.status_code == 400
     assert broken.json()["errors"]["filter"][0].endswith("(line 1, column 18)")
