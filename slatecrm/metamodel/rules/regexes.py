@@ -60,6 +60,15 @@ def compiled(pattern: str) -> Callable[[str], object]:
     return re2.compile(flags + body, _options()).search  # type: ignore[no-any-return]
 
 
+def lower(value: str | None) -> str | None:
+    """SQLite's own lower() changes ASCII letters only; rules use Python's, as the closures do."""
+    return None if value is None else value.lower()
+
+
+def upper(value: str | None) -> str | None:
+    return None if value is None else value.upper()
+
+
 def search(pattern: str | None, value: str | None) -> bool | None:
     """Unknown (None) when either side is; the SQLite function and the Python closure."""
     if pattern is None or value is None:

@@ -328,9 +328,13 @@ class SqlCompiler:
         return Sql(sa.func.length(value) if self.sqlite else sa.func.char_length(value))
 
     def _f_lower(self, args: list[Sql]) -> Sql:
+        if self.sqlite:  # registered on every connection: Python's lower(), not ASCII-only
+            return Sql(sa.func.slate_lower(args[0].expr, type_=sa.String))
         return Sql(sa.func.lower(args[0].expr))
 
     def _f_upper(self, args: list[Sql]) -> Sql:
+        if self.sqlite:
+            return Sql(sa.func.slate_upper(args[0].expr, type_=sa.String))
         return Sql(sa.func.upper(args[0].expr))
 
     def _f_trim(self, args: list[Sql]) -> Sql:

@@ -46,6 +46,8 @@ def _setup_sqlite(engine: Engine, in_memory: bool) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         # Rule filters' `matches`: RE2, as in the Python closures (SQLite has no REGEXP).
         dbapi_connection.create_function("slate_regexp", 2, regexes.search, deterministic=True)
+        dbapi_connection.create_function("slate_lower", 1, regexes.lower, deterministic=True)
+        dbapi_connection.create_function("slate_upper", 1, regexes.upper, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
