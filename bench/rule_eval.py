@@ -61,13 +61,21 @@ def _rate(function: Callable[[Mapping[str, Any], RuleContext], Any], records: li
 
 
 def run(quick: bool) -> list[Figure]:
-    records = _records(50_000 if quick else 300_000)
+    count = 50_000 if quick else 300_000
     closure = compile_python(check(CONDITION, _metamodel(), "deal").typed)
-    agree = sum(1 for r in records if (closure(r, RuleContext()) is True) != _hand_written(r, RuleContext()))
-    measured, baseline = _rate(closure, records), _rate(_hand_written, records)
-    return [Figure(
-        scenario="rule: 5-clause condition, compiled closure vs hand-written lambda",
-        database="python", size=len(records), measured=measured, baseline=baseline, unit="evals/s",
-        goal=f">= {GOAL:,} evals/s", passed=measured >= GOAL and agree == 0,
-        note=f"{CONDITION}; {agree} disagreements with the lambda; measured/baseline is the closure's "
-             "share of the lambda's speed (higher is better)")]
+    mixed = _records(count)
+    # Records that pass the first four clauses: every clause is evaluated, no short cut.
+    full = [{**r, "amount": Decimal(2000), "stage": "proposal", "probability": 60, "name": "Acme"}
+            for r in mixed]
+    figures = []
+    for label, records in (("mixed records", mixed), ("all 5 clauses evaluated", full)):
+        agree = sum(1 for r in records
+                    if (closure(r, RuleContext()) is True) != _hand_written(r, RuleContext()))
+        measured, baseline = _rate(closure, records), _rate(_hand_written, records)
+        figures.append(Figure(
+            scenario=f"rule: 5-clause condition vs hand-written lambda ({label})",
+            database="python", size=len(records), measured=measured, baseline=baseline, unit="evals/s",
+            goal=f">= {GOAL:,} evals/s", passed=measured >= GOAL and agree == 0,
+            note=f"{CONDITION}; {agree} disagreements with the lambda; ratio = the closure's share of "
+                 "the lambda's speed"))
+    return figures
