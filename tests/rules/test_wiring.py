@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.metamodel.rules import RuleContext, RuleError
 from slatecrm.platform.cli import main
 from slatecrm.platform.records.errors import ValidationFailed
 from slatecrm.platform.records.listing import ListQuery
@@ -170,3 +171,27 @@ def test_a_pack_with_a_bad_rule_fails_validate_with_its_place(tmp_path: Path) ->
     assert ("validation 'rule_1': unknown field 'quantty' on purchase (did you mean 'quantity'?) "
             "(line 1, column 18 of the expression)") in text
     assert "quantity > 0 and quantty < 5\n" in text and "                     ^" in text
+
+
+def test_the_entry_point_for_later_features(records: RecordsService) -> None:
+    """What workflows and permissions will use: one condition, tested on a record in Python
+    and as a WHERE clause, with the same answer."""
+    acme = records.create("customer", {"name": "Acme", "vip": True})
+    big = records.create("purchase", {"reference": "o-7", "quantity": 10, "unit_price": "20",
+                                      "customer": acme.id})
+    small = records.create("purchase", {"reference": "o-8", "quantity": 1, "unit_price": "20"})
+    condition = records.rules().condition("purchase", "total >= 100 and customer.vip")
+    context = RuleContext()
+    lookup = {acme.id: acme.values}
+    context.lookup = lambda entity, key: lookup.get(key)
+    assert condition.holds(big.values, context) and not condition.holds(small.values, context)
+    assert [r.id for r in records.page("purchase", ListQuery(expression=condition.text)).records] == [big.id]
+    with records.engine.connect() as conn:
+        table = records.entity("purchase").table
+        assert conn.execute(sa.select(table.c.id).where(condition.where(context))).scalars().all() == [big.id]
+    with pytest.raises(RuleError) as refused:
+        records.rules().condition("purchase", "total >= 100 and customer.vipp")
+    assert refused.value.describe().endswith("total >= 100 and customer.vipp\n                          ^")
+    changes = records.rules().condition("purchase", "changed(total)", changes=True)
+    with pytest.raises(ValueError, match="reads a change"):
+        changes.where(context)

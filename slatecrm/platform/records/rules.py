@@ -90,7 +90,9 @@ class RevisionRules:
             try:
                 condition = self.condition(entity, text)
             except RuleError as error:
-                raise BadQuery({"filter": [str(error)]}) from None
+                refused = BadQuery({"filter": [str(error)]})
+                refused.position = (error.line, error.column)  # type: ignore[attr-defined]
+                raise refused from None
             self._filters[key] = condition
             while len(self._filters) > FILTER_CACHE:
                 self._filters.popitem(last=False)
