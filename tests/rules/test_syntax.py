@@ -108,3 +108,10 @@ def test_no_access_beyond_declared_fields(metamodel: Metamodel) -> None:
 def test_comments_and_lines(metamodel: Metamodel, tmp_path: Path) -> None:
     checked = check("amount > 5  # big enough\nand won", metamodel, "deal")
     assert compile_python(checked.typed)({"amount": Decimal("6"), "won": True}, RuleContext()) is True
+
+
+def test_values_beyond_every_range_are_unknown_not_errors(metamodel: Metamodel) -> None:
+    far = check("add_days(close_date, 999999) > today()", metamodel, "deal")
+    assert compile_python(far.typed)({"close_date": dt.date(9999, 1, 1)}, RuleContext()) is None
+    huge = check("round(amount * amount * amount * amount / 0.000001, 2) > 1", metamodel, "deal")
+    assert compile_python(huge.typed)({"amount": Decimal("9" * 16)}, RuleContext()) in (True, None)

@@ -30,6 +30,8 @@ Number = int | Decimal
 _DECIMALS = Context(prec=60)
 #: Division keeps this many decimal places, truncated (as the SQL side does).
 DIVISION_PLACES = 6
+#: add_days() beyond this many days gives null (on both sides).
+MAX_DAYS = 1_000_000
 
 
 def _utcnow() -> dt.datetime:
@@ -60,7 +62,14 @@ Closure = Callable[[Mapping[str, Any], RuleContext], Any]
 
 
 def compile_python(node: t.T) -> Closure:
-    return _compile(node)
+    root = _compile(node)
+
+    def rule(record: Mapping[str, Any], context: RuleContext) -> Any:
+        try:
+            return root(record, context)
+        except (ArithmeticError, ValueError):  # a date or number beyond every range: unknown
+            return None
+    return rule
 
 
 def _compile(node: t.T) -> Closure:
@@ -379,7 +388,9 @@ def _strict(function: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def _add_days(day: dt.date, days: Number) -> dt.date:
+def _add_days(day: dt.date, days: Number) -> dt.date | None:
+    if not -MAX_DAYS <= days <= MAX_DAYS:
+        return None
     return day + dt.timedelta(days=int(days))
 
 

@@ -28,7 +28,7 @@ from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.fieldtypes.sqltypes import UTCDateTime
 from slatecrm.metamodel.model import Field
 from slatecrm.metamodel.rules import typed as t
-from slatecrm.metamodel.rules.python import DIVISION_PLACES, RuleContext, compile_python
+from slatecrm.metamodel.rules.python import DIVISION_PLACES, MAX_DAYS, RuleContext, compile_python
 
 Expr = sa.ColumnElement[Any]
 
@@ -261,10 +261,14 @@ class SqlCompiler:
         def arith(context: RuleContext) -> Sql:
             a, b = left(context), right(context)
             if op == "*":
+                if not self.sqlite:
+                    return Sql(_op(sa.cast(a.expr, sa.Numeric), "*", sa.cast(b.expr, sa.Numeric)))
                 return Sql(_op(a.expr, "*", b.expr), a.scale + b.scale)
             if op == "/":
                 return self._divide(a, b)
             (x, y), scale = self._align(a, b)
+            if not self.sqlite:  # NUMERIC: no bigint overflow, as exact as Python's decimals
+                x, y = sa.cast(x, sa.Numeric), sa.cast(y, sa.Numeric)
             return Sql(_op(x, op, y), scale)
         return arith
 
@@ -297,6 +301,13 @@ class SqlCompiler:
 
     def _f_add_days(self, args: list[Sql]) -> Sql:
         day, days = args
+        limit = self.literal(MAX_DAYS, "number")
+        (bounded, top), _ = self._align(days, limit)
+        out_of_range = sa.func.abs(bounded) > top
+        result = self._add_days(day, days)
+        return Sql(sa.case((out_of_range, sa.null()), else_=result.expr))
+
+    def _add_days(self, day: Sql, days: Sql) -> Sql:
         if self.sqlite:
             whole = days.expr
             if days.scale:

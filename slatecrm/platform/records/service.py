@@ -418,8 +418,13 @@ class RecordsService:
         extra = [self.rules().filter(entity, query.expression, RuleContext())] if query.expression else []
         page = listing.build(ce, query, extra)
         with self.engine.connect() as conn:
-            rows = conn.execute(page.select).mappings().all()
-            count = conn.execute(page.count).scalar_one()
+            try:
+                rows = conn.execute(page.select).mappings().all()
+                count = conn.execute(page.count).scalar_one()
+            except sa.exc.DataError as error:  # a filter computing beyond a column type's range
+                if not query.expression:
+                    raise
+                raise BadQuery({"filter": [f"the filter cannot be computed: {error.orig}"]}) from None
             records = self._records(conn, ce, rows[: page.limit])
         return Page(records, listing.next_cursor(rows, page), min(count, listing.COUNT_CAP),
                     count > listing.COUNT_CAP)
