@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from slatecrm.platform.storage.engine import create_engine
 
-from . import report, schema_change
+from . import report, rule_eval, schema_change
 
 POSTGRES = os.environ.get("SLATECRM_BENCH_POSTGRES_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind in args.databases.split(","):
         with database(kind) as engine:
             figures += schema_change.run(engine, rows)
+    figures += rule_eval.run(args.quick)
     path = report.write(figures, Path(args.out), args.quick)
     print(path.read_text())
     return 0

@@ -32,6 +32,10 @@ def check_metamodel(metamodel: Metamodel, registry: FieldTypeRegistry,
     problems: list[Problem] = []
     for entity in metamodel.active_entities:
         problems.extend(_check_entity(ctx, entity))
+    if not problems:  # rules are typed against a metamodel that is sound
+        from .rules.definitions import check_rules
+
+        problems.extend(check_rules(metamodel, ctx.origins))
     return problems
 
 

@@ -219,6 +219,7 @@ def _extend(base: Entity, ext: Extension, pack: Pack, registry: FieldTypeRegistr
         description=ext.description if ext.description is not None else base.description,
         fields=tuple(fields),
         pipelines=tuple(pipelines),
+        validations=(*base.validations, *ext.validations),
         extended_by=(*base.extended_by, pack.name),
     )
 

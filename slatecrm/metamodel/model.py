@@ -44,6 +44,12 @@ class Field:
     retired: bool = False
     pack: str = ""
     source: Location = attribute(default_factory=Location, compare=False)
+    #: A computed field's rule: its value, stored, recomputed on every write, read-only.
+    formula: str | None = None
+    #: A rule giving the value of a new record that does not give one.
+    default_expression: str | None = None
+    #: Where `formula` and `default_expression` stand in the pack, by key.
+    rule_sources: Mapping[str, Location] = attribute(default_factory=dict, compare=False)
 
     @property
     def target(self) -> str | None:
@@ -64,6 +70,10 @@ class Stage:
     next: tuple[str, ...] | None = None
     pack: str = ""
     source: Location = attribute(default_factory=Location, compare=False)
+    #: A rule a record must meet to enter the stage, and what to tell when it does not.
+    condition: str | None = None
+    condition_message: str | None = None
+    condition_source: Location = attribute(default_factory=Location, compare=False)
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,20 @@ class Pipeline:
 
 
 @dataclass(frozen=True)
+class Validation:
+    """A rule every saved record must meet: when `condition` is false, `message` is shown
+    on `field` (or on the record as a whole). An unknown (null) condition passes, like an
+    SQL CHECK constraint."""
+
+    name: str
+    condition: str
+    message: str
+    field: str | None = None
+    pack: str = ""
+    source: Location = attribute(default_factory=Location, compare=False)
+
+
+@dataclass(frozen=True)
 class Entity:
     name: str
     label: str
@@ -93,6 +117,7 @@ class Entity:
     #: `{field} …` placeholders; when set, it names the record instead of title_field.
     title_template: str | None = None
     retired: bool = False
+    validations: tuple[Validation, ...] = ()
     #: The pack that defines the entity, and those that extend it, in merge order.
     pack: str = ""
     extended_by: tuple[str, ...] = ()
@@ -175,14 +200,17 @@ def _field_dict(f: Field) -> dict[str, Any]:
         "required": f.required, "unique": f.unique, "indexed": f.indexed, "default": f.default,
         "settings": dict(f.settings), "choices": [vars(c).copy() for c in f.choices],
         "renamed_from": f.renamed_from, "retired": f.retired, "pack": f.pack,
-        "source": _location_dict(f.source),
+        "source": _location_dict(f.source), "formula": f.formula,
+        "default_expression": f.default_expression,
+        "rule_sources": {k: _location_dict(v) for k, v in f.rule_sources.items()},
     }
 
 
 def _field_from(d: Mapping[str, Any]) -> Field:
     return Field(
-        **{k: v for k, v in d.items() if k not in ("choices", "source", "settings")},
+        **{k: v for k, v in d.items() if k not in ("choices", "source", "settings", "rule_sources")},
         settings=dict(d.get("settings", {})),
+        rule_sources={k: _location_from(v) for k, v in (d.get("rule_sources") or {}).items()},
         choices=tuple(ChoiceOption(**c) for c in d.get("choices", [])),
         source=_location_from(d.get("source")),
     )
@@ -193,13 +221,15 @@ def _stage_dict(s: Stage) -> dict[str, Any]:
     data["requires"] = list(s.requires)
     data["next"] = None if s.next is None else list(s.next)
     data["source"] = _location_dict(s.source)
+    data["condition_source"] = _location_dict(s.condition_source)
     return data
 
 
 def _stage_from(d: Mapping[str, Any]) -> Stage:
     return Stage(
-        **{k: v for k, v in d.items() if k not in ("requires", "next", "source")},
+        **{k: v for k, v in d.items() if k not in ("requires", "next", "source", "condition_source")},
         requires=tuple(d.get("requires", ())),
+        condition_source=_location_from(d.get("condition_source")),
         next=None if d.get("next") is None else tuple(d["next"]),
         source=_location_from(d.get("source")),
     )
@@ -213,6 +243,7 @@ def _entity_dict(e: Entity) -> dict[str, Any]:
         "retired": e.retired, "pack": e.pack,
         "extended_by": list(e.extended_by), "source": _location_dict(e.source),
         "fields": [_field_dict(f) for f in e.fields],
+        "validations": [{**vars(v), "source": _location_dict(v.source)} for v in e.validations],
         "pipelines": [
             {"name": p.name, "label": p.label, "field": p.field, "pack": p.pack,
              "close_date_field": p.close_date_field,
@@ -225,8 +256,10 @@ def _entity_dict(e: Entity) -> dict[str, Any]:
 def _entity_from(d: Mapping[str, Any]) -> Entity:
     return Entity(
         **{k: v for k, v in d.items()
-           if k not in ("fields", "pipelines", "extended_by", "source")},
+           if k not in ("fields", "pipelines", "extended_by", "source", "validations")},
         extended_by=tuple(d.get("extended_by", ())),
+        validations=tuple(Validation(**{**v, "source": _location_from(v.get("source"))})
+                          for v in d.get("validations", [])),
         source=_location_from(d.get("source")),
         fields=tuple(_field_from(f) for f in d.get("fields", [])),
         pipelines=tuple(

@@ -18,7 +18,7 @@ import semantic_version
 
 from .errors import DefinitionError, Location, Problem
 from .fieldtypes import FieldTypeRegistry
-from .model import ChoiceOption, Entity, Field, Pipeline, Stage
+from .model import ChoiceOption, Entity, Field, Pipeline, Stage, Validation
 from .names import suggest
 from .schemas import pack_schema
 from .yamlsource import SourceDocument, parse_yaml
@@ -101,6 +101,7 @@ class Extension:
     label_plural: str | None = None
     description: str | None = None
     fields: tuple[Field, ...] = ()
+    validations: tuple[Validation, ...] = ()
     field_overrides: tuple[FieldOverride, ...] = ()
     pipelines: tuple[PipelineExtension, ...] = ()
     pack: str = ""
@@ -328,6 +329,9 @@ class _PackReader:
             default=doc.get("default"), settings=settings, choices=choices,
             renamed_from=doc.get("renamed_from"), pack=pack,
             source=source.locate([*path, name], key=True),
+            formula=doc.get("formula"), default_expression=doc.get("default_expression"),
+            rule_sources={key: source.locate([*path, name, key])
+                          for key in ("formula", "default_expression") if key in doc},
         )
 
     def fields(self, source: SourceDocument, data: dict[str, Any], pack: str) -> tuple[Field, ...]:
@@ -340,7 +344,17 @@ class _PackReader:
             category=doc.get("category", "open"), probability=doc.get("probability"),
             colour=doc.get("colour"), requires=tuple(doc.get("requires", ())),
             next=tuple(doc["next"]) if "next" in doc else None, pack=pack,
-            source=source.locate(path),
+            source=source.locate(path), condition=doc.get("condition"),
+            condition_message=doc.get("condition_message"),
+            condition_source=source.locate([*path, "condition"]),
+        )
+
+    def validations(self, source: SourceDocument, data: dict[str, Any], pack: str) -> tuple[Validation, ...]:
+        return tuple(
+            Validation(name=doc.get("name") or f"rule_{i + 1}", condition=doc["condition"],
+                       message=doc["message"], field=doc.get("field"), pack=pack,
+                       source=source.locate(["validations", i, "condition"]))
+            for i, doc in enumerate(data.get("validations") or ())
         )
 
     def entity(self, source: SourceDocument, pack: str) -> Entity:
@@ -365,6 +379,7 @@ class _PackReader:
             description=data.get("description", ""), fields=self.fields(source, data, pack),
             pipelines=tuple(pipelines), title_field=data.get("title_field"),
             title_template=data.get("title_template"),
+            validations=self.validations(source, data, pack),
             pack=pack, source=source.locate(["name"]),
         )
 
@@ -394,7 +409,8 @@ class _PackReader:
         return Extension(
             entity=data["entity"], label=data.get("label"), label_plural=data.get("label_plural"),
             description=data.get("description"), fields=self.fields(source, data, pack),
-            field_overrides=overrides, pipelines=pipelines, pack=pack,
+            validations=self.validations(source, data, pack), field_overrides=overrides,
+            pipelines=pipelines, pack=pack,
             source=source.locate(["entity"]),
         )
 

@@ -46,7 +46,7 @@ class ListQuery:
     search: str | None = None
     after: str | None = None
     limit: int = 50
-    #: A rule-language filter (the rule-language work compiles it to SQL).
+    #: A rule-language filter (docs/rules.md), applied with the filters above.
     expression: str | None = None
 
 
@@ -136,11 +136,13 @@ class PageQuery:
     limit: int
 
 
-def build(ce: CompiledEntity, query: ListQuery) -> PageQuery:
-    """The page's SELECT and its capped COUNT, or BadQuery naming each bad part."""
+def build(ce: CompiledEntity, query: ListQuery,
+          extra: Sequence[sa.ColumnElement[bool]] = ()) -> PageQuery:
+    """The page's SELECT and its capped COUNT, or BadQuery naming each bad part; `extra`
+    conditions (a compiled rule filter) are added to the query's own."""
     errors: dict[str, list[str]] = {}
     keys = sort_keys(ce, query.sort, errors)
-    where = conditions(ce, query.filters, query.search, errors)
+    where = [*conditions(ce, query.filters, query.search, errors), *extra]
     if not 1 <= query.limit <= MAX_LIMIT:
         errors.setdefault("limit", []).append(f"must be between 1 and {MAX_LIMIT}")
     last = None

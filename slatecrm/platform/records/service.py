@@ -16,10 +16,12 @@ import sqlalchemy as sa
 
 from slatecrm.metamodel.fieldtypes import CoercionError, FieldTypeRegistry
 from slatecrm.metamodel.names import suggest
+from slatecrm.metamodel.rules import RuleContext
 
 from ..storage import system
 from ..storage.runtime import RuntimeHolder
 from . import listing, stages
+from . import rules as rule_hooks
 from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField, compile_entities
 from .errors import BadQuery, RecordInUse, RecordNotFound, UnknownEntity, ValidationFailed, VersionConflict
 from .listing import ListQuery
@@ -82,6 +84,7 @@ class RecordsService:
         self.holder = holder
         self.registry = registry
         self._compiled: tuple[int, dict[str, CompiledEntity]] | None = None
+        self._rules: tuple[int, rule_hooks.RevisionRules] | None = None
 
     # --- the current revision's compiled entities ----------------------------------------
     def compiled(self) -> dict[str, CompiledEntity]:
@@ -91,6 +94,16 @@ class RecordsService:
             cached = (runtime.revision, compile_entities(runtime.metamodel.entities, runtime.tables,
                                                          self.registry))
             self._compiled = cached
+        return cached[1]
+
+    def rules(self) -> rule_hooks.RevisionRules:
+        """The current revision's compiled rules (see slatecrm.platform.records.rules)."""
+        runtime = self.holder.current()
+        cached = self._rules
+        if cached is None or cached[0] != runtime.revision:
+            cached = (runtime.revision, rule_hooks.RevisionRules(runtime.metamodel, runtime.tables,
+                                                                 self.engine.dialect.name, self.registry))
+            self._rules = cached
         return cached[1]
 
     def entity(self, name: str) -> CompiledEntity:
@@ -158,6 +171,8 @@ class RecordsService:
                 errors.setdefault(key, []).append(f"{ce.name} has no field {key!r}{suggest(key, ce.fields)}")
             elif not compiled.type.writable:
                 errors.setdefault(key, []).append("is set by the system")
+            elif compiled.field.formula is not None:
+                errors.setdefault(key, []).append("is computed by its formula and cannot be set")
             else:
                 try:
                     values[key] = compiled.type.coerce(raw, compiled.field)
@@ -201,7 +216,7 @@ class RecordsService:
                     errors.setdefault(name, []).append(f"is already used by {ce.name} {other}")
         if "owner" in changed and merged.get("owner") is not None:
             owner = merged["owner"]
-            if not isinstance(owner, int) or isinstance(owner, bool) or conn.execute(
+            if not isinstance(owner, int) or isinstance(owner, bool) or not 0 < owner < 2**63 or conn.execute(
                     sa.select(system.users.c.id).where(system.users.c.id == owner)).first() is None:
                 errors.setdefault("owner", []).append(f"there is no user with id {owner}")
         for field_name, pipeline in ce.pipelines.items():
@@ -251,8 +266,13 @@ class RecordsService:
                 errors: dict[str, list[str]] = {}
                 values = self._coerce(ce, data, errors)
                 self._defaults(ce, values)
+                entity_rules = self.rules().entity(ce.name)
+                context = rule_hooks.context_for(conn, self.compiled(), user, None)
+                rule_hooks.apply_defaults(entity_rules, ce, values, data, context, errors)
                 stages.close_dates(ce, None, values, values, now)
+                rule_hooks.compute(entity_rules, ce, values, context, errors)
                 self._validate(conn, ce, None, None, values, values.keys(), errors)
+                rule_hooks.validate(entity_rules, ce, values, set(values), context, errors)
                 prefix = f"[{index}]." if len(items) > 1 else ""
                 all_errors.update({prefix + k: v for k, v in errors.items()})
                 prepared.append(values)
@@ -333,8 +353,12 @@ class RecordsService:
             before["owner"] = row["owner"]
             merged = {**before, **values}
             stages.close_dates(ce, before, merged, values, now)
+            entity_rules = self.rules().entity(ce.name)
+            context = rule_hooks.context_for(conn, self.compiled(), user, {**before, "id": record_id})
+            rule_hooks.compute(entity_rules, ce, merged, context, errors)
             changed = [k for k in merged if merged[k] != before.get(k)]
             self._validate(conn, ce, record_id, before, merged, changed, errors)
+            rule_hooks.validate(entity_rules, ce, {**merged, "id": record_id}, set(changed), context, errors)
             if errors:
                 raise ValidationFailed(errors)
             if not changed:
@@ -441,10 +465,17 @@ class RecordsService:
     # --- lists --------------------------------------------------------------------------------
     def page(self, entity: str, query: ListQuery | None = None) -> Page:
         ce = self.entity(entity)
-        page = listing.build(ce, query or ListQuery())
+        query = query or ListQuery()
+        extra = [self.rules().filter(entity, query.expression, RuleContext())] if query.expression else []
+        page = listing.build(ce, query, extra)
         with self.engine.connect() as conn:
-            rows = conn.execute(page.select).mappings().all()
-            count = conn.execute(page.count).scalar_one()
+            try:
+                rows = conn.execute(page.select).mappings().all()
+                count = conn.execute(page.count).scalar_one()
+            except sa.exc.DataError as error:  # a filter computing beyond a column type's range
+                if not query.expression:
+                    raise
+                raise BadQuery({"filter": [f"the filter cannot be computed: {error.orig}"]}) from None
             records = self._records(conn, ce, rows[: page.limit])
         return Page(records, listing.next_cursor(rows, page), min(count, listing.COUNT_CAP),
                     count > listing.COUNT_CAP)

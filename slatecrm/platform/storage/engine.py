@@ -14,6 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
+from slatecrm.metamodel.rules import regexes
+
 DEFAULT_URL = "sqlite:///slatecrm.db"
 URL_VARIABLE = "SLATECRM_DATABASE_URL"
 
@@ -42,6 +44,10 @@ def _setup_sqlite(engine: Engine, in_memory: bool) -> None:
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        # Rule filters' `matches`: RE2, as in the Python closures (SQLite has no REGEXP).
+        dbapi_connection.create_function("slate_regexp", 2, regexes.search, deterministic=True)
+        dbapi_connection.create_function("slate_lower", 1, regexes.lower, deterministic=True)
+        dbapi_connection.create_function("slate_upper", 1, regexes.upper, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")

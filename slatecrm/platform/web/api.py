@@ -25,7 +25,7 @@ from . import (
 )
 
 T = TypeVar("T")
-PAGING_PARAMETERS = ("sort", "limit", "after", "q")
+PAGING_PARAMETERS = ("sort", "limit", "after", "q", "filter")
 
 
 def service(request: Request) -> RecordsService:
@@ -69,7 +69,8 @@ def list_query(request: Request) -> ListQuery:
     if errors:
         raise BadQuery(errors)
     return ListQuery(sort=sort, filters=tuple(Filter.parse(k, v) for k, v in filters.items()),
-                     search=params.get("q"), after=params.get("after"), limit=limit)
+                     search=params.get("q"), after=params.get("after"), limit=limit,
+                     expression=params.get("filter") or None)
 
 
 def page_json(records: RecordsService, page: Page, request: Request) -> dict[str, Any]:

@@ -56,11 +56,13 @@ def entity_schemas(ce: CompiledEntity) -> dict[str, dict[str, Any]]:
                                                                  "properties": {"id": value}}]}),
                                   "title": compiled.field.label}
         else:
-            output[field_name] = described
-            if compiled.type.writable:
+            computed = compiled.field.formula is not None
+            output[field_name] = {**described, "readOnly": True} if computed else described
+            if compiled.type.writable and not computed:
                 inputs[field_name] = described
         if compiled.field.required and compiled.type.writable and compiled.field.default is None \
-                and compiled.field.type != "stage":
+                and compiled.field.type != "stage" and compiled.field.formula is None \
+                and compiled.field.default_expression is None:
             required.append(field_name)
     return {
         name: {"type": "object", "title": ce.entity.label, "description": ce.entity.description,
@@ -86,6 +88,9 @@ def entity_paths(ce: CompiledEntity) -> dict[str, dict[str, Any]]:
         {"name": "after", "in": "query", "schema": {"type": "string"},
          "description": "next_cursor of a page"},
         {"name": "q", "in": "query", "schema": {"type": "string"}, "description": "text search"},
+        {"name": "filter", "in": "query", "schema": {"type": "string"},
+         "description": "a condition in the rule language (docs/rules.md), e.g. "
+                        "amount > 1000 and stage in (\"proposal\")"},
     ]
     page = {"type": "object", "properties": {
         "data": {"type": "array", "items": record}, "count": {"type": "integer"},

@@ -1,0 +1,390 @@
+"""Typing a rule against the metamodel: every name resolved, every operand checked.
+
+The checker is where a rule earns the right to run. It refuses unknown fields (with a
+suggestion), paths through fields that are not references, operands of the wrong type,
+wrong function arguments, stage and choice keys that do not exist, comparisons with null
+(which are never true), regular expressions outside the portable subset, and change
+functions where there is no change (list filters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypedDict
+
+from ..model import Entity, Metamodel
+from ..names import suggest
+from . import ast, regexes
+from . import typed as t
+from .errors import RuleError
+from .parser import parse
+from .types import (
+    BOOLEAN,
+    DATE,
+    DATETIME,
+    NULL,
+    NUMBER,
+    SYSTEM_FIELDS,
+    TEXT,
+    TEXT_LIST,
+    Type,
+    comparable,
+    field_type,
+)
+
+MAX_HOPS = 3
+FUNCTIONS = ("today", "now", "days_between", "add_days", "year", "month", "len", "lower", "upper", "trim",
+             "concat", "coalesce", "if", "round", "abs", "min", "max", "is_new", "changed", "previous")
+CHANGE_FUNCTIONS = ("is_new", "changed", "previous")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A rule that passed the checker: its text, syntax tree and typed tree."""
+
+    text: str
+    tree: ast.Node
+    typed: t.T
+    entity: str
+
+    @property
+    def type(self) -> Type:
+        return self.typed.type
+
+
+def check(text: str, metamodel: Metamodel, entity: str, *, expect: Type | None = BOOLEAN,
+          changes: bool = False) -> Checked:
+    """Parse and type `text` on `entity`; `expect` is the type the result must have
+    (BOOLEAN for conditions), `changes` allows is_new(), changed() and previous()."""
+    tree = parse(text)
+    try:
+        typed = _Checker(metamodel, entity, changes).check(tree)
+        if expect is not None and not _fits(typed.type, expect):
+            what = "a condition must be true or false" if expect == BOOLEAN else f"it must give a {expect}"
+            raise RuleError(f"{what}; this expression gives a {typed.type}", tree.line, tree.column)
+    except RuleError as error:
+        raise error.with_text(text) from None
+    return Checked(text, tree, typed, entity)
+
+
+def _fits(got: Type, wanted: Type) -> bool:
+    return got.kind == "null" or got.kind == wanted.kind or (
+        wanted.kind == "number" and got.kind == "reference")
+
+
+class _Position(TypedDict):
+    line: int
+    column: int
+
+
+def _at(node: ast.Node) -> _Position:
+    return {"line": node.line, "column": node.column}
+
+
+class _Checker:
+    def __init__(self, metamodel: Metamodel, entity: str, changes: bool):
+        self.metamodel = metamodel
+        found = metamodel.entity(entity)
+        if found is None:
+            raise RuleError(f"there is no entity {entity!r}", 1, 1)
+        self.entity: Entity = found
+        self.changes = changes
+
+    def check(self, node: ast.Node) -> t.T:
+        method: Callable[[ast.Node], t.T] = getattr(self, f"_{type(node).__name__.lower()}")
+        return method(node)
+
+    # --- leaves ----------------------------------------------------------------------
+    def _literal(self, node: ast.Node) -> t.T:
+        assert isinstance(node, ast.Literal)
+        kinds = {"number": NUMBER, "text": TEXT, "boolean": BOOLEAN, "date": DATE, "datetime": DATETIME,
+                 "null": NULL}
+        return t.Const(kinds[node.kind], node.value)
+
+    def _name(self, node: ast.Node) -> t.T:
+        assert isinstance(node, ast.Name)
+        parts = node.parts
+        if parts[0] == "current_user":
+            if len(parts) != 2 or parts[1] not in ("id", "roles"):
+                wrong = parts[1] if len(parts) > 1 else ""
+                raise RuleError(f"current_user has id and roles{suggest(wrong, ['id', 'roles'])}",
+                                **_at(node))
+            return t.UserRef(NUMBER if parts[1] == "id" else TEXT_LIST, parts[1])
+        entity = self.entity
+        hops: list[t.Hop] = []
+        column = node.column
+        for index, part in enumerate(parts):
+            field = entity.field(part) or SYSTEM_FIELDS.get(part)
+            if field is None:
+                alone = index == 0 and len(parts) == 1
+                raise RuleError(self._unknown(entity, part, alone), node.line, column)
+            kind = field_type(field)
+            if kind is None:
+                raise RuleError(f"field {part!r} is a {field.type} field, which rules cannot read",
+                                node.line, column)
+            if index == len(parts) - 1:
+                return t.FieldRef(kind, entity.name, field, tuple(hops))
+            if field.type != "reference":
+                raise RuleError(f"{part!r} is a {kind} field, not a reference: it has no field "
+                                f"{parts[index + 1]!r}", node.line, column + len(part))
+            if len(hops) == MAX_HOPS:
+                raise RuleError(f"a path goes through at most {MAX_HOPS} references", node.line, column)
+            target = self.metamodel.entity(field.target or "")
+            if target is None:
+                raise RuleError(f"{part!r} refers to {field.target!r}, which is not an entity", node.line,
+                                column)
+            hops.append(t.Hop(entity.name, field))
+            entity = target
+            column += len(part) + 1
+        raise AssertionError("unreachable")
+
+    def _unknown(self, entity: Entity, name: str, alone: bool) -> str:
+        if alone and name in FUNCTIONS:
+            return f"{name!r} is a function: write {name}(…)"
+        if name.lower() in ("and", "or", "not", "in", "is", "true", "false", "null", "blank"):
+            return f"unexpected {name!r}: words of the language are lower case ({name.lower()!r})"
+        names = [f.name for f in entity.active_fields] + list(SYSTEM_FIELDS)
+        return f"unknown field {name!r} on {entity.name}{suggest(name, names)}"
+
+    # --- operators ---------------------------------------------------------------------
+    def _unary(self, node: ast.Node) -> t.T:
+        assert isinstance(node, ast.Unary)
+        operand = self.check(node.operand)
+        if node.op == "not":
+            self._want(node.operand, operand, "boolean", "'not' needs a condition")
+            return t.Not(BOOLEAN, operand)
+        self._want(node.operand, operand, "number", "'-' needs a number")
+        return t.Neg(NUMBER, operand)
+
+    def _want(self, node: ast.Node, typed: t.T, kind: str, what: str) -> None:
+        got = typed.type
+        if got.kind == kind or got.kind == "null" or (kind == "number" and got.kind == "reference"):
+            return
+        raise RuleError(f"{what}, got a {got}", **_at(node))
+
+    def _logic(self, node: ast.Node) -> t.T:
+        assert isinstance(node, ast.Logic)
+        items = []
+        for item in node.items:
+            typed = self.check(item)
+            self._want(item, typed, "boolean", f"'{node.op}' joins conditions")
+            items.append(typed)
+        return t.Logic(BOOLEAN, node.op, tuple(items))
+
+    def _binary(self, node: ast.Node) -> t.T:
+        assert isinstance(node, ast.Binary)
+        left, right = self.check(node.left), self.check(node.right)
+        if node.op in ast.ARITHMETIC:
+            if node.op == "+" and TEXT.kind in (left.type.kind, right.type.kind):
+                raise RuleError("'+' adds numbers; join texts with concat(a, b)", **_at(node))
+            if "date" in (left.type.kind, right.type.kind):
+                raise RuleError(f"'{node.op}' works on numbers; for dates use add_days(date, n) and "
+                                "days_between(a, b)", **_at(node))
+            self._want(node.left, left, "number", f"'{node.op}' works on numbers")
+            self._want(node.right, right, "number", f"'{node.op}' works on numbers")
+            return t.Arith(NUMBER, node.op, left, right)
+        if node.op in ast.COMPARISONS:
+            return self._compare(node, left, right)
+        return self._text_test(node, left, right)
+
+    def _compare(self, node: ast.Binary, left: t.T, right: t.T) -> t.T:
+        for side, typed in ((node.left, left), (node.right, right)):
+            if typed.type.kind == "null":
+                raise RuleError("a comparison with null is never true: write 'x is blank' or "
+                                "'x is not blank'", **_at(side))
+        if not comparable(left.type, right.type):
+            hint = ""
+            if {left.type.kind, right.type.kind} == {"date", "datetime"}:
+                hint = "; compare dates with today() and dates and times with now()"
+            raise RuleError(f"cannot compare a {left.type} with a {right.type}{hint}", **_at(node))
+        self._known_options(node.left, left, node.right, right)
+        order = None
+        if node.op not in ("=", "!="):
+            kinds = {left.type.kind, right.type.kind}
+            if kinds & {"boolean", "list"}:
+                raise RuleError(f"'{node.op}' needs values with an order, not a {left.type}", **_at(node))
+            stages = left.type if left.type.ordered else right.type if right.type.ordered else None
+            if stages is not None:
+                for side, typed in ((node.left, left), (node.right, right)):
+                    if not typed.type.ordered and not isinstance(typed, t.Const):
+                        raise RuleError("a stage compares by order only with a stage key in quotes or "
+                                        "a field of the same pipeline", **_at(side))
+                    if typed.type.ordered and typed.type.options != stages.options:
+                        raise RuleError("these stage fields belong to different pipelines", **_at(side))
+                order = stages.options
+            elif left.type.options is not None or right.type.options is not None:
+                raise RuleError(f"choices have no order: use = or in (…) (only stages compare with "
+                                f"'{node.op}')", **_at(node))
+        return t.Compare(BOOLEAN, node.op, left, right, order)
+
+    def _known_options(self, node_a: ast.Node, a: t.T, node_b: ast.Node, b: t.T) -> None:
+        """A choice or stage compared with a literal: the literal must be one of its keys."""
+        for options_side, (other_node, other) in ((a, (node_b, b)), (b, (node_a, a))):
+            options = options_side.type.options
+            if options is not None and isinstance(other, t.Const) and isinstance(other.value, str) \
+                    and other.value not in options:
+                what = "stage" if options_side.type.ordered else "option"
+                article = "a stage" if what == "stage" else "an option"
+                hint = suggest(other.value, options)
+                raise RuleError(f"{other.value!r} is not {article} of this field{hint}"
+                                f"; {what}s: {', '.join(options)}", **_at(other_node))
+
+    def _text_test(self, node: ast.Binary, left: t.T, right: t.T) -> t.T:
+        if node.op == "matches":
+            self._want(node.left, left, "text", "'matches' tests a text")
+            if not isinstance(node.right, ast.Literal) or node.right.kind != "text":
+                raise RuleError("the regular expression after 'matches' must be a text in quotes",
+                                **_at(node.right))
+            pattern = str(node.right.value)
+            problem = regexes.pattern_problem(pattern)
+            if problem is not None:
+                raise RuleError(problem[0], node.right.line, node.right.column + 1 + problem[1])
+            return t.Matches(BOOLEAN, left, pattern)
+        if node.op == "contains" and left.type.kind == "list":
+            self._want(node.right, right, "text", "a list of options contains an option key")
+            self._no_null(node.right, right)
+            self._known_options(node.left, t.T(Type("text", left.type.options)), node.right, right)
+            return t.TextTest(BOOLEAN, "list_contains", left, right)
+        self._want(node.left, left, "text", f"'{node.op}' tests a text")
+        self._want(node.right, right, "text", f"'{node.op}' needs a text to look for")
+        self._no_null(node.right, right)
+        return t.TextTest(BOOLEAN, node.op, left, right)
+
+    def _no_null(self, node: ast.Node, typed: t.T) -> None:
+        if typed.type.kind == "null":
+            raise RuleError("null never matches: write 'x is blank'", **_at(node))
+
+    def _inlist(self, node: ast.Node) -> t.T:
+        assert isinstance(node, ast.InList)
+        operand = self.check(node.operand)
+        if operand.type.kind in ("list", "boolean"):
+            raise RuleError(f"'in' compares one value with a list of values, not a {operand.type}"
+                            + ("; use 'contains' for a multi-choice" if operand.type.kind == "list" else ""),
+                            **_at(node.operand))
+        items = []
+        for item in node.items:
+            typed = self.check(item)
+            if typed.type.kind == "null":
+                raise RuleError("null in a list never matches: write 'x is blank'", **_at(item))
+            if not comparable(operand.type, typed.type):
+                raise RuleError(f"cannot compare a {operand.type} with a {typed.type}", **_at(item))
+            self._known_options(node.operand, operand, item, typed)
+            items.append(typed)
+        return t.In(BOOLEAN, operand, tuple(items), node.negated)
+
+    def _blank(self, node: ast.Node) -> t.T:
+        assert isinstance(node, ast.Blank)
+        return t.IsBlank(BOOLEAN, self.check(node.operand), node.negated)
+
+    # --- functions -------------------------------------------------------------------------
+    def _call(self, node: ast.Node) -> t.T:
+        assert isinstance(node, ast.Call)
+        name = node.function
+        if name not in FUNCTIONS:
+            raise RuleError(f"unknown function {name!r}{suggest(name, FUNCTIONS)}", **_at(node))
+        if name in CHANGE_FUNCTIONS:
+            return self._change(node)
+        args = [self.check(a) for a in node.args]
+        spec = _SIGNATURES.get(name)
+        if spec is not None:
+            kinds, result = spec
+            self._arity(node, len(kinds), len(kinds))
+            for arg_node, arg, kind in zip(node.args, args, kinds, strict=True):
+                self._want(arg_node, arg, kind, f"{name}() needs a {kind}")
+            return t.Func(result, name, tuple(args))
+        if name in ("year", "month"):
+            self._arity(node, 1, 1)
+            if args[0].type.kind not in ("date", "datetime", "null"):
+                raise RuleError(f"{name}() needs a date or a date and time, got a {args[0].type}",
+                                **_at(node.args[0]))
+            return t.Func(NUMBER, name, tuple(args))
+        if name == "len":
+            self._arity(node, 1, 1)
+            if args[0].type.kind not in ("text", "list", "null"):
+                raise RuleError(f"len() needs a text or a multi-choice, got a {args[0].type}",
+                                **_at(node.args[0]))
+            return t.Func(NUMBER, name, tuple(args))
+        if name == "concat":
+            self._arity(node, 1, 20)
+            for arg_node, arg in zip(node.args, args, strict=True):
+                self._want(arg_node, arg, "text", "concat() joins texts")
+            return t.Func(TEXT, name, tuple(args))
+        if name == "round":
+            self._arity(node, 1, 2)
+            self._want(node.args[0], args[0], "number", "round() needs a number")
+            digits = 0
+            if len(node.args) == 2:
+                given = node.args[1]
+                if not (isinstance(given, ast.Literal) and isinstance(given.value, int)
+                        and not isinstance(given.value, bool) and 0 <= given.value <= 6):
+                    raise RuleError("round()'s places must be a whole number from 0 to 6", **_at(given))
+                digits = given.value
+            return t.Func(NUMBER, name, (args[0],), digits)
+        if name == "abs":
+            self._arity(node, 1, 1)
+            self._want(node.args[0], args[0], "number", "abs() needs a number")
+            return t.Func(NUMBER, name, tuple(args))
+        if name in ("min", "max"):
+            self._arity(node, 2, 20)
+            for arg_node, arg in zip(node.args, args, strict=True):
+                self._want(arg_node, arg, "number", f"{name}() compares numbers")
+            return t.Func(NUMBER, name, tuple(args))
+        if name == "coalesce":
+            self._arity(node, 2, 20)
+            return t.Func(self._same(node.args, args, "coalesce()"), name, tuple(args))
+        # if(condition, then, else)
+        self._arity(node, 3, 3)
+        self._want(node.args[0], args[0], "boolean", "if() needs a condition first")
+        result = self._same(node.args[1:], args[1:], "if()")
+        return t.Func(result, name, tuple(args))
+
+    def _same(self, nodes: Sequence[ast.Node], args: Sequence[t.T], what: str) -> Type:
+        """The one type of `args` (nulls aside); choices and stages count as texts."""
+        found: Type | None = None
+        for node, arg in zip(nodes, args, strict=True):
+            if arg.type.kind == "null":
+                continue
+            if found is not None and not comparable(found, arg.type):
+                raise RuleError(f"{what} needs values of one type: a {found} and a {arg.type}", **_at(node))
+            if arg.type.kind == "list":
+                raise RuleError(f"{what} cannot take a list of options", **_at(node))
+            found = found or arg.type.plain
+        return Type(found.kind) if found is not None and found.kind != "reference" else (found or NULL)
+
+    def _arity(self, node: ast.Call, low: int, high: int) -> None:
+        count = len(node.args)
+        if low <= count <= high:
+            return
+        wanted = (f"{low}" if low == high else f"{low} to {high}") if high < 20 else f"at least {low}"
+        noun = "argument" if wanted == "1" else "arguments"
+        raise RuleError(f"{node.function}() takes {wanted} {noun}, got {count}", **_at(node))
+
+    def _change(self, node: ast.Call) -> t.T:
+        name = node.function
+        if not self.changes:
+            raise RuleError(f"{name}() works in validation rules and workflow conditions, where there "
+                            "is a change; not here", **_at(node))
+        if name == "is_new":
+            self._arity(node, 0, 0)
+            return t.Change(BOOLEAN, name, None)
+        self._arity(node, 1, 1)
+        arg = node.args[0]
+        if not isinstance(arg, ast.Name) or len(arg.parts) != 1 or arg.parts[0] == "current_user":
+            raise RuleError(f"{name}() takes a field of this record", **_at(arg))
+        ref = self.check(arg)
+        assert isinstance(ref, t.FieldRef)
+        return t.Change(BOOLEAN if name == "changed" else ref.type, name, ref.field)
+
+
+_SIGNATURES: dict[str, tuple[tuple[str, ...], Type]] = {
+    "today": ((), DATE),
+    "now": ((), DATETIME),
+    "days_between": (("date", "date"), NUMBER),
+    "add_days": (("date", "number"), DATE),
+    "lower": (("text",), TEXT),
+    "upper": (("text",), TEXT),
+    "trim": (("text",), TEXT),
+}
+
+

@@ -1,0 +1,164 @@
+"""The checked tree: every node typed and every name resolved against the metamodel.
+
+Both compilers read this tree, never the text: what they may see is only what the
+checker let through (declared fields, known functions, literal regular expressions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..model import Field
+from .types import Type
+
+
+@dataclass(frozen=True)
+class T:
+    type: Type
+
+    def children(self) -> tuple[T, ...]:
+        return ()
+
+    @property
+    def record_free(self) -> bool:
+        """No field, change function or record in it: the same value for every record."""
+        return all(child.record_free for child in self.children())
+
+
+@dataclass(frozen=True)
+class Const(T):
+    value: Any
+
+
+@dataclass(frozen=True)
+class Hop:
+    """A step through a reference field of `entity` to its target entity."""
+
+    entity: str
+    field: Field
+
+
+@dataclass(frozen=True)
+class FieldRef(T):
+    entity: str
+    field: Field
+    hops: tuple[Hop, ...] = ()
+
+    @property
+    def record_free(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class UserRef(T):
+    attribute: str  # id or roles
+
+
+@dataclass(frozen=True)
+class Change(T):
+    """is_new(), changed(field), previous(field): record contexts only, never SQL."""
+
+    kind: str
+    field: Field | None
+
+    @property
+    def record_free(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class Func(T):
+    name: str
+    args: tuple[T, ...]
+    digits: int = 0  # round()
+
+    def children(self) -> tuple[T, ...]:
+        return self.args
+
+
+@dataclass(frozen=True)
+class Not(T):
+    operand: T
+
+    def children(self) -> tuple[T, ...]:
+        return (self.operand,)
+
+
+@dataclass(frozen=True)
+class Neg(T):
+    operand: T
+
+    def children(self) -> tuple[T, ...]:
+        return (self.operand,)
+
+
+@dataclass(frozen=True)
+class Arith(T):
+    op: str
+    left: T
+    right: T
+
+    def children(self) -> tuple[T, ...]:
+        return (self.left, self.right)
+
+
+@dataclass(frozen=True)
+class Compare(T):
+    op: str
+    left: T
+    right: T
+    #: Stage keys in pipeline order when the comparison is by stage order.
+    order: tuple[str, ...] | None = None
+
+    def children(self) -> tuple[T, ...]:
+        return (self.left, self.right)
+
+
+@dataclass(frozen=True)
+class Logic(T):
+    op: str
+    items: tuple[T, ...]
+
+    def children(self) -> tuple[T, ...]:
+        return self.items
+
+
+@dataclass(frozen=True)
+class In(T):
+    operand: T
+    items: tuple[T, ...]
+    negated: bool
+
+    def children(self) -> tuple[T, ...]:
+        return (self.operand, *self.items)
+
+
+@dataclass(frozen=True)
+class IsBlank(T):
+    operand: T
+    negated: bool
+
+    def children(self) -> tuple[T, ...]:
+        return (self.operand,)
+
+
+@dataclass(frozen=True)
+class TextTest(T):
+    """contains / starts_with on texts; `list_contains` when the left side is a multi-choice."""
+
+    op: str
+    left: T
+    right: T
+
+    def children(self) -> tuple[T, ...]:
+        return (self.left, self.right)
+
+
+@dataclass(frozen=True)
+class Matches(T):
+    operand: T
+    pattern: str
+
+    def children(self) -> tuple[T, ...]:
+        return (self.operand,)

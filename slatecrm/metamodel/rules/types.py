@@ -1,0 +1,82 @@
+"""The types of rule values, and which field type gives which."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..model import Field
+
+
+@dataclass(frozen=True)
+class Type:
+    """`kind` is number, text, boolean, date, datetime, list (of option keys), reference
+    (a record id, with `target`) or null. `options` are a choice's keys, in order; `ordered`
+    marks a stage field, whose values compare by their order in the pipeline."""
+
+    kind: str
+    options: tuple[str, ...] | None = None
+    ordered: bool = False
+    target: str | None = None
+
+    def __str__(self) -> str:
+        if self.ordered:
+            return "stage"
+        if self.options is not None and self.kind == "text":
+            return "choice"
+        if self.kind == "list":
+            return "list of options"
+        if self.kind == "reference":
+            return f"reference to {self.target}"
+        return self.kind
+
+    @property
+    def plain(self) -> Type:
+        return Type(self.kind) if self.kind != "reference" else self
+
+
+NUMBER = Type("number")
+TEXT = Type("text")
+BOOLEAN = Type("boolean")
+DATE = Type("date")
+DATETIME = Type("datetime")
+NULL = Type("null")
+TEXT_LIST = Type("list")
+
+_BY_FIELD_TYPE = {
+    "text": TEXT, "long_text": TEXT, "email": TEXT, "phone": TEXT, "url": TEXT, "auto_number": TEXT,
+    "integer": NUMBER, "decimal": NUMBER, "percent": NUMBER, "currency": NUMBER,
+    "boolean": BOOLEAN, "date": DATE, "datetime": DATETIME,
+}
+
+
+def field_type(field: Field) -> Type | None:
+    """The rule type of a field's values; None for types rules cannot read (plugins)."""
+    if field.type in _BY_FIELD_TYPE:
+        return _BY_FIELD_TYPE[field.type]
+    keys = tuple(o.key for o in field.choices)
+    if field.type == "choice":
+        return Type("text", keys)
+    if field.type == "stage":
+        return Type("text", keys, ordered=True)
+    if field.type == "multi_choice":
+        return Type("list", keys)
+    if field.type == "reference":
+        return Type("reference", target=field.target)
+    return None
+
+
+def comparable(a: Type, b: Type) -> bool:
+    def base(t: Type) -> str:
+        return "number" if t.kind == "reference" else t.kind
+    return base(a) == base(b) or "null" in (a.kind, b.kind)
+
+
+#: Fields every record has, readable in rules (not writable).
+SYSTEM_FIELDS: dict[str, Field] = {
+    "id": Field(name="id", type="integer", label="ID", pack="<system>"),
+    "owner": Field(name="owner", type="integer", label="Owner", pack="<system>"),
+    "created_by": Field(name="created_by", type="integer", label="Created by", pack="<system>"),
+    "updated_by": Field(name="updated_by", type="integer", label="Updated by", pack="<system>"),
+    "created_at": Field(name="created_at", type="datetime", label="Created at", pack="<system>"),
+    "updated_at": Field(name="updated_at", type="datetime", label="Updated at", pack="<system>"),
+}

@@ -1,0 +1,205 @@
+"""Rules wired into the records service: validation rules, computed fields, defaults by
+expression, stage entry conditions and list filters. Built once per metamodel revision.
+
+The entry point for later users (record-level permission conditions, workflow
+conditions, report filters) is `RevisionRules.condition(entity, text, changes=...)`: it
+checks the text against the metamodel (RuleError with line and column) and gives a
+`Condition` that tests one record in Python (`holds`) and filters a table in SQL
+(`where`), with the same meaning, null included.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from slatecrm.metamodel.fieldtypes import CoercionError, FieldTypeRegistry
+from slatecrm.metamodel.model import Metamodel, Stage, Validation
+from slatecrm.metamodel.rules import BOOLEAN, Closure, RuleContext, RuleError, Type, check, compile_python
+from slatecrm.metamodel.rules.definitions import formula_order
+from slatecrm.metamodel.rules.python import round_half_up
+from slatecrm.metamodel.rules.types import field_type
+
+from .compiled import CompiledEntity
+from .errors import BadQuery
+from .rulesql import SqlCompiler
+
+FILTER_CACHE = 256
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A checked boolean rule, compiled both ways."""
+
+    text: str
+    entity: str
+    closure: Closure
+    sql: Callable[[RuleContext], sa.ColumnElement[bool]] | None
+
+    def holds(self, record: Mapping[str, Any], context: RuleContext) -> bool:
+        """True only when the rule is true; unknown (null) is not true."""
+        return self.closure(record, context) is True
+
+    def fails(self, record: Mapping[str, Any], context: RuleContext) -> bool:
+        """False only: what a validation rule refuses (unknown passes, like SQL CHECK)."""
+        return self.closure(record, context) is False
+
+    def where(self, context: RuleContext) -> sa.ColumnElement[bool]:
+        if self.sql is None:
+            raise ValueError(f"{self.text!r} reads a change and cannot run in SQL")
+        return self.sql(context)
+
+
+@dataclass(frozen=True)
+class EntityRules:
+    validations: tuple[tuple[Validation, Condition], ...]
+    #: Computed fields in dependency order.
+    formulas: tuple[tuple[str, Closure], ...]
+    defaults: tuple[tuple[str, Closure], ...]
+    #: (stage field, stage key) → the stage and its entry condition.
+    stage_conditions: Mapping[tuple[str, str], tuple[Stage, Condition]]
+
+
+class RevisionRules:
+    def __init__(self, metamodel: Metamodel, tables: Mapping[str, sa.Table], dialect: str,
+                 registry: FieldTypeRegistry):
+        self.metamodel = metamodel
+        self.sql = SqlCompiler(tables, dialect, registry)
+        self._entities: dict[str, EntityRules] = {}
+        self._filters: OrderedDict[tuple[str, str], Condition] = OrderedDict()
+
+    # --- the entry point ---------------------------------------------------------------------
+    def condition(self, entity: str, text: str, *, changes: bool = False) -> Condition:
+        """`text` checked on `entity` and compiled; `changes` allows is_new(), changed() and
+        previous() (validation and workflow contexts), which have no SQL form."""
+        checked = check(text, self.metamodel, entity, expect=BOOLEAN, changes=changes)
+        sql = None if _reads_changes(checked.typed) else self.sql.condition(checked.typed, entity)
+        return Condition(text, entity, compile_python(checked.typed), sql)
+
+    def filter(self, entity: str, text: str, context: RuleContext) -> sa.ColumnElement[bool]:
+        """A list filter; BadQuery naming the position when the text is not a valid rule."""
+        key = (entity, text)
+        condition = self._filters.get(key)
+        if condition is None:
+            try:
+                condition = self.condition(entity, text)
+            except RuleError as error:
+                refused = BadQuery({"filter": [str(error)]})
+                refused.position = (error.line, error.column)  # type: ignore[attr-defined]
+                raise refused from None
+            self._filters[key] = condition
+            while len(self._filters) > FILTER_CACHE:
+                self._filters.popitem(last=False)
+        return condition.where(context)
+
+    # --- per entity ----------------------------------------------------------------------------
+    def entity(self, name: str) -> EntityRules:
+        rules = self._entities.get(name)
+        if rules is None:
+            rules = self._compile_entity(name)
+            self._entities[name] = rules
+        return rules
+
+    def _compile_entity(self, name: str) -> EntityRules:
+        entity = self.metamodel.entity(name)
+        assert entity is not None
+        validations = tuple((v, self.condition(name, v.condition, changes=True)) for v in entity.validations)
+        formulas = {}
+        defaults = []
+        for field in entity.active_fields:
+            wanted = field_type(field)
+            if field.formula is not None and wanted is not None:
+                formula = check(field.formula, self.metamodel, name, expect=Type(wanted.kind))
+                formulas[field.name] = formula.typed
+            if field.default_expression is not None and wanted is not None:
+                checked = check(field.default_expression, self.metamodel, name, expect=Type(wanted.kind))
+                defaults.append((field.name, compile_python(checked.typed)))
+        ordered = tuple((f, compile_python(formulas[f])) for f in formula_order(formulas))
+        stages = {
+            (pipeline.field, stage.key): (stage, self.condition(name, stage.condition, changes=True))
+            for pipeline in entity.pipelines for stage in pipeline.stages if stage.condition is not None
+        }
+        return EntityRules(validations, ordered, tuple(defaults), stages)
+
+
+def _reads_changes(node: Any) -> bool:
+    from slatecrm.metamodel.rules import typed
+
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, typed.Change):
+            return True
+        stack.extend(item.children())
+    return False
+
+
+# --- what the records service calls -------------------------------------------------------------
+def context_for(conn: sa.Connection, compiled: Mapping[str, CompiledEntity], user: int | None,
+                previous: Mapping[str, Any] | None) -> RuleContext:
+    """A rule context whose paths read other records through `conn` (each at most once)."""
+    seen: dict[tuple[str, int], Mapping[str, Any] | None] = {}
+
+    def lookup(entity: str, key: int) -> Mapping[str, Any] | None:
+        if (entity, key) not in seen:
+            ce = compiled.get(entity)
+            query = None if ce is None else ce.select.where(ce.table.c.id == key)
+            row = None if query is None else conn.execute(query).mappings().first()
+            seen[(entity, key)] = None if row is None or ce is None else {
+                "id": row["id"], **{n: f.from_row(row) for n, f in ce.fields.items()}}
+        return seen[(entity, key)]
+
+    return RuleContext(user_id=user, previous=previous, lookup=lookup)
+
+
+def apply_defaults(rules: EntityRules, ce: CompiledEntity, values: dict[str, Any], given: Mapping[str, Any],
+                   context: RuleContext, errors: dict[str, list[str]]) -> None:
+    """Fields left out of a new record get their default expression's value."""
+    for name, closure in rules.defaults:
+        if name in given and given[name] not in (None, ""):
+            continue
+        _store(ce, name, closure(values, context), values, errors, "its default")
+
+
+def compute(rules: EntityRules, ce: CompiledEntity, values: dict[str, Any], context: RuleContext,
+            errors: dict[str, list[str]]) -> None:
+    """Every computed field, recomputed from the record as it will be saved."""
+    for name, closure in rules.formulas:
+        _store(ce, name, closure(values, context), values, errors, "its formula")
+
+
+def _store(ce: CompiledEntity, name: str, value: Any, values: dict[str, Any], errors: dict[str, list[str]],
+           what: str) -> None:
+    compiled = ce.fields[name]
+    field = compiled.field
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        scale = 0 if field.type == "integer" else int(field.settings.get("scale", 2))
+        value = round_half_up(value, scale)
+        if field.type == "integer":
+            value = int(value)
+    if isinstance(value, dt.datetime) and field.type == "date":
+        value = value.date()
+    try:
+        values[name] = compiled.type.coerce(value, field)
+    except CoercionError as error:
+        values[name] = None
+        errors.setdefault(name, []).append(f"{what} gives {value!r}: {error}")
+
+
+def validate(rules: EntityRules, ce: CompiledEntity, record: Mapping[str, Any], changed: set[str],
+             context: RuleContext, errors: dict[str, list[str]]) -> None:
+    """Validation rules (false refuses, unknown passes) and the entry conditions of the
+    stages the record enters (only true lets it in)."""
+    for validation, condition in rules.validations:
+        if condition.fails(record, context):
+            errors.setdefault(validation.field or "", []).append(validation.message)
+    for (field_name, key), (stage, condition) in rules.stage_conditions.items():
+        if field_name in changed and record.get(field_name) == key and not condition.holds(record, context):
+            message = stage.condition_message or f"the record does not meet its condition: {stage.condition}"
+            errors.setdefault(field_name, []).append(f"cannot enter stage {stage.label!r}: {message}")

@@ -1,0 +1,399 @@
+"""Compiling a checked rule to a SQLAlchemy condition, for list filters (and, later,
+permission and report filters).
+
+Built once per metamodel revision: the result is a function of the rule context (today,
+now, the user) that returns the WHERE clause; values are always bound parameters and the
+only identifiers are the metamodel's tables and columns. Paths through references become
+correlated scalar subqueries. Null follows SQL, which the Python closure copies (see
+slatecrm.metamodel.rules.python); property tests check that both select the same records.
+
+SQLite keeps decimals as integers scaled by 10^scale (docs/decisions.md), so on SQLite
+every number is compiled as (integer expression, scale) and aligned before arithmetic and
+comparison: exact, like PostgreSQL's NUMERIC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.elements import Grouping
+
+from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.metamodel.fieldtypes.sqltypes import UTCDateTime
+from slatecrm.metamodel.model import Field
+from slatecrm.metamodel.rules import typed as t
+from slatecrm.metamodel.rules.python import DIVISION_PLACES, MAX_DAYS, RuleContext, compile_python
+
+Expr = sa.ColumnElement[Any]
+
+
+def _op(left: Expr, symbol: str, right: Expr, return_type: Any = None) -> Expr:
+    """`(left) symbol (right)`: custom operators carry no precedence, so group both sides."""
+    result: Expr = Grouping(left).op(symbol, return_type=return_type)(Grouping(right))
+    return Grouping(result)
+
+
+@dataclass(frozen=True)
+class Sql:
+    expr: Expr
+    #: SQLite numbers: the expression holds value × 10^scale as an integer.
+    scale: int = 0
+
+
+Builder = Callable[[RuleContext], Sql]
+Condition = Callable[[RuleContext], sa.ColumnElement[bool]]
+
+_DECIMAL_TYPES = ("decimal", "percent", "currency")
+
+
+class SqlCompiler:
+    def __init__(self, tables: Mapping[str, sa.Table], dialect: str, registry: FieldTypeRegistry):
+        self.tables = tables
+        self.sqlite = dialect == "sqlite"
+        self.registry = registry
+
+    def condition(self, node: t.T, entity: str) -> Condition:
+        """The WHERE clause builder of a boolean rule on `entity`'s table."""
+        builder = self._compile(node, self.tables[entity])
+
+        def where(context: RuleContext) -> sa.ColumnElement[bool]:
+            expr = builder(context).expr
+            return expr  # a boolean expression; null means "not selected", as in WHERE
+        return where
+
+    # --- dispatch --------------------------------------------------------------------------
+    def _compile(self, node: t.T, base: sa.Table) -> Builder:
+        if node.record_free:
+            return self._folded(node)
+        method: Callable[[Any, sa.Table], Builder] = getattr(self, f"_{type(node).__name__.lower()}")
+        return method(node, base)
+
+    def _folded(self, node: t.T) -> Builder:
+        """A part without fields has one value for every record: computed in Python, bound."""
+        closure = compile_python(node)
+        kind = node.type.kind
+
+        def constant(context: RuleContext) -> Sql:
+            return self.literal(closure({}, context), kind)
+        return constant
+
+    def literal(self, value: Any, kind: str) -> Sql:
+        if kind == "boolean" or isinstance(value, bool):
+            if value is None:
+                return Sql(sa.cast(sa.null(), sa.Boolean))
+            return Sql(sa.true() if value else sa.false())
+        if value is None:
+            return Sql(sa.null())
+        if kind == "number" or (kind in ("reference", "null") and isinstance(value, int | Decimal)):
+            if self.sqlite:
+                number = Decimal(value)
+                scale = max(0, -int(number.as_tuple().exponent))
+                return Sql(sa.literal(int(number.scaleb(scale)), sa.BigInteger), scale)
+            if isinstance(value, int):
+                return Sql(sa.literal(value, sa.BigInteger))
+            return Sql(sa.literal(value, sa.Numeric(asdecimal=True)))
+        if isinstance(value, dt.datetime):
+            return Sql(sa.literal(value, UTCDateTime()))
+        if isinstance(value, dt.date):
+            return Sql(sa.literal(value, sa.Date))
+        return Sql(sa.literal(str(value), sa.String))
+
+    # --- values ------------------------------------------------------------------------------
+    def _column(self, table: sa.FromClause, field: Field) -> Sql:
+        column: Expr = table.c[field.name]
+        if field.type == "multi_choice":
+            # An empty multi-choice is stored as JSON null, which is not SQL NULL.
+            if self.sqlite:
+                return Sql(sa.func.nullif(sa.type_coerce(column, sa.String), sa.literal("null", sa.String)))
+            return Sql(sa.func.nullif(column, sa.cast(sa.literal("null", sa.String), JSONB), type_=JSONB))
+        if self.sqlite and field.type in _DECIMAL_TYPES:
+            scale = self.registry[field.type].precision(field)[1]  # type: ignore[attr-defined]
+            return Sql(sa.type_coerce(column, sa.BigInteger), scale)
+        return Sql(column)
+
+    def _fieldref(self, node: t.FieldRef, base: sa.Table) -> Builder:
+        if not node.hops:
+            value = self._column(base, node.field)
+            return lambda context: value
+        key: Expr = base.c[node.hops[0].field.name]
+        for hop in node.hops[1:]:
+            alias = self.tables[hop.entity].alias()
+            step = sa.select(alias.c[hop.field.name]).where(alias.c.id == key)
+            key = step.correlate(base).scalar_subquery()
+        final = self.tables[node.entity].alias()
+        column = self._column(final, node.field)
+        value = Sql(sa.select(column.expr).where(final.c.id == key).correlate(base).scalar_subquery(),
+                    column.scale)
+        return lambda context: value
+
+    # --- numbers on SQLite ------------------------------------------------------------------------
+    def _align(self, *values: Sql) -> tuple[list[Expr], int]:
+        if not self.sqlite:
+            return [v.expr for v in values], 0
+        scale = max(v.scale for v in values)
+        return [v.expr if v.scale == scale
+                else _op(v.expr, "*", sa.literal(10 ** (scale - v.scale), sa.BigInteger))
+                for v in values], scale
+
+    # --- logic -----------------------------------------------------------------------------------
+    def _not(self, node: t.Not, base: sa.Table) -> Builder:
+        inner = self._compile(node.operand, base)
+        return lambda context: Sql(sa.not_(inner(context).expr))
+
+    def _logic(self, node: t.Logic, base: sa.Table) -> Builder:
+        items = [self._compile(i, base) for i in node.items]
+        join = sa.and_ if node.op == "and" else sa.or_
+        return lambda context: Sql(join(*(i(context).expr for i in items)))
+
+    def _ordered(self, node: t.T, base: sa.Table, order: tuple[str, ...] | None) -> Builder:
+        inner = self._compile(node, base)
+        if order is None:
+            return inner
+        positions = {key: index for index, key in enumerate(order)}
+
+        def position(context: RuleContext) -> Sql:
+            value = inner(context).expr
+            return Sql(sa.case(positions, value=value, else_=sa.null()))
+        return position
+
+    def _compare(self, node: t.Compare, base: sa.Table) -> Builder:
+        left = self._ordered(node.left, base, node.order)
+        right = self._ordered(node.right, base, node.order)
+        if node.order is not None and isinstance(node.right, t.Const):
+            index = node.order.index(node.right.value)
+            right = lambda context: self.literal(index, "number")  # noqa: E731
+        op = node.op
+        text_order = node.left.type.kind == "text" and node.order is None and op not in ("=", "!=")
+        collate = text_order and not self.sqlite
+
+        def compare(context: RuleContext) -> Sql:
+            (a, b), _ = self._align(left(context), right(context))
+            if collate:
+                a = a.collate("C")
+            return Sql(_COMPARE[op](a, b))
+        return compare
+
+    def _in(self, node: t.In, base: sa.Table) -> Builder:
+        operand = self._compile(node.operand, base)
+        items = [self._compile(i, base) for i in node.items]
+
+        def member(context: RuleContext) -> Sql:
+            value = operand(context)
+            tests = []
+            for item in items:
+                (a, b), _ = self._align(value, item(context))
+                tests.append(a == b)
+            found = sa.or_(*tests)
+            return Sql(sa.not_(found) if node.negated else found)
+        return member
+
+    def _isblank(self, node: t.IsBlank, base: sa.Table) -> Builder:
+        inner = self._compile(node.operand, base)
+        kind = node.operand.type.kind
+
+        def blank(context: RuleContext) -> Sql:
+            value = inner(context).expr
+            test: sa.ColumnElement[bool]
+            if kind == "text":
+                test = sa.or_(value.is_(None), value == sa.literal("", sa.String))
+            elif kind == "list":
+                test = sa.or_(value.is_(None), self._list_length(value) == 0)
+            else:
+                test = value.is_(None)
+            return Sql(sa.not_(test) if node.negated else test)
+        return blank
+
+    def _list_length(self, value: Expr) -> Expr:
+        if self.sqlite:
+            return sa.func.json_array_length(value)
+        return sa.func.jsonb_array_length(sa.type_coerce(value, JSONB))
+
+    def _texttest(self, node: t.TextTest, base: sa.Table) -> Builder:
+        left, right = self._compile(node.left, base), self._compile(node.right, base)
+        op = node.op
+
+        def test(context: RuleContext) -> Sql:
+            a, b = left(context).expr, right(context).expr
+            if op == "contains":
+                position = sa.func.instr(a, b) if self.sqlite else sa.func.strpos(a, b)
+                return Sql(position > 0)
+            if op == "starts_with":
+                return Sql(sa.func.substr(a, 1, sa.func.length(b)) == b)
+            if self.sqlite:
+                items = sa.func.json_each(a).table_valued("value")
+                found: Expr = sa.exists().where(items.c.value == b)
+            else:
+                found = sa.type_coerce(a, JSONB).contains(sa.func.jsonb_build_array(b))
+            return Sql(sa.case((sa.or_(a.is_(None), b.is_(None)), sa.cast(sa.null(), sa.Boolean)),
+                               else_=found))
+        return test
+
+    def _matches(self, node: t.Matches, base: sa.Table) -> Builder:
+        operand = self._compile(node.operand, base)
+        pattern = node.pattern
+
+        def matches(context: RuleContext) -> Sql:
+            value = operand(context).expr
+            if self.sqlite:  # registered on every connection (slatecrm.platform.storage.engine)
+                return Sql(sa.func.slate_regexp(sa.literal(pattern, sa.String), value, type_=sa.Boolean))
+            return Sql(value.regexp_match(sa.literal(pattern, sa.String)))
+        return matches
+
+    # --- arithmetic and functions -----------------------------------------------------------------
+    def _neg(self, node: t.Neg, base: sa.Table) -> Builder:
+        inner = self._compile(node.operand, base)
+
+        def negative(context: RuleContext) -> Sql:
+            value = inner(context)
+            return Sql(-value.expr, value.scale)
+        return negative
+
+    def _arith(self, node: t.Arith, base: sa.Table) -> Builder:
+        left, right = self._compile(node.left, base), self._compile(node.right, base)
+        op = node.op
+
+        def arith(context: RuleContext) -> Sql:
+            a, b = left(context), right(context)
+            if op == "*":
+                if not self.sqlite:
+                    return Sql(_op(sa.cast(a.expr, sa.Numeric), "*", sa.cast(b.expr, sa.Numeric)))
+                return Sql(_op(a.expr, "*", b.expr), a.scale + b.scale)
+            if op == "/":
+                return self._divide(a, b)
+            (x, y), scale = self._align(a, b)
+            if not self.sqlite:  # NUMERIC: no bigint overflow, as exact as Python's decimals
+                x, y = sa.cast(x, sa.Numeric), sa.cast(y, sa.Numeric)
+            return Sql(_op(x, op, y), scale)
+        return arith
+
+    def _divide(self, a: Sql, b: Sql) -> Sql:
+        """a / b truncated to DIVISION_PLACES places toward zero; null when b is 0."""
+        if self.sqlite:
+            numerator = _op(a.expr, "*", sa.literal(10 ** (DIVISION_PLACES + b.scale), sa.BigInteger))
+            denominator = _op(b.expr, "*", sa.literal(10 ** a.scale, sa.BigInteger))
+            return Sql(_op(numerator, "/", sa.func.nullif(denominator, 0)), DIVISION_PLACES)
+        numerator = _op(sa.cast(a.expr, sa.Numeric), "*", sa.literal(10 ** DIVISION_PLACES, sa.BigInteger))
+        quotient = sa.func.div(numerator, sa.func.nullif(sa.cast(b.expr, sa.Numeric), 0), type_=sa.Numeric)
+        return Sql(_op(quotient, "/", sa.literal(10 ** DIVISION_PLACES, sa.Numeric)))
+
+    def _func(self, node: t.Func, base: sa.Table) -> Builder:
+        args = [self._compile(a, base) for a in node.args]
+        if node.name == "round":
+            digits = node.digits
+            return lambda context: self._round(args[0](context), digits)
+        build: Callable[[list[Sql]], Sql] = getattr(self, f"_f_{node.name}")
+        if node.name in ("year", "month", "len"):
+            kind = node.args[0].type.kind
+            return lambda context: build([args[0](context), Sql(sa.literal(kind))])
+        return lambda context: build([a(context) for a in args])
+
+    def _f_days_between(self, args: list[Sql]) -> Sql:
+        a, b = args[0].expr, args[1].expr
+        if self.sqlite:
+            return Sql(sa.cast(sa.func.julianday(b) - sa.func.julianday(a), sa.BigInteger))
+        return Sql(_op(b, "-", a, sa.Integer))
+
+    def _f_add_days(self, args: list[Sql]) -> Sql:
+        day, days = args
+        limit = self.literal(MAX_DAYS, "number")
+        (bounded, top), _ = self._align(days, limit)
+        out_of_range = sa.func.abs(bounded) > top
+        result = self._add_days(day, days)
+        return Sql(sa.case((out_of_range, sa.null()), else_=result.expr))
+
+    def _add_days(self, day: Sql, days: Sql) -> Sql:
+        if self.sqlite:
+            whole = days.expr
+            if days.scale:
+                whole = _op(days.expr, "/", sa.literal(10 ** days.scale, sa.BigInteger))
+            modifier = _op(sa.cast(whole, sa.String), "||", sa.literal(" days"))
+            return Sql(sa.func.date(day.expr, modifier, type_=sa.Date))
+        whole = sa.cast(sa.func.trunc(sa.cast(days.expr, sa.Numeric)), sa.Integer)
+        return Sql(_op(day.expr, "+", whole, sa.Date))
+
+    def _part(self, args: list[Sql], part: str) -> Sql:
+        value, kind = args[0].expr, args[1].expr.value
+        if self.sqlite:
+            pattern = "%Y" if part == "year" else "%m"
+            return Sql(sa.cast(sa.func.strftime(pattern, value), sa.BigInteger))
+        if kind == "datetime":
+            value = sa.func.timezone("UTC", value)
+        return Sql(sa.cast(sa.extract(part, value), sa.BigInteger))
+
+    def _f_year(self, args: list[Sql]) -> Sql:
+        return self._part(args, "year")
+
+    def _f_month(self, args: list[Sql]) -> Sql:
+        return self._part(args, "month")
+
+    def _f_len(self, args: list[Sql]) -> Sql:
+        value, kind = args[0].expr, args[1].expr.value
+        if kind == "list":
+            return Sql(self._list_length(value))
+        return Sql(sa.func.length(value) if self.sqlite else sa.func.char_length(value))
+
+    def _f_lower(self, args: list[Sql]) -> Sql:
+        if self.sqlite:  # registered on every connection: Python's lower(), not ASCII-only
+            return Sql(sa.func.slate_lower(args[0].expr, type_=sa.String))
+        return Sql(sa.func.lower(args[0].expr))
+
+    def _f_upper(self, args: list[Sql]) -> Sql:
+        if self.sqlite:
+            return Sql(sa.func.slate_upper(args[0].expr, type_=sa.String))
+        return Sql(sa.func.upper(args[0].expr))
+
+    def _f_trim(self, args: list[Sql]) -> Sql:
+        space = sa.literal(" ", sa.String)
+        return Sql(sa.func.trim(args[0].expr, space) if self.sqlite else sa.func.btrim(args[0].expr, space))
+
+    def _f_concat(self, args: list[Sql]) -> Sql:
+        parts = [sa.func.coalesce(a.expr, sa.literal("", sa.String)) for a in args]
+        joined: Expr = parts[0]
+        for part in parts[1:]:
+            joined = _op(joined, "||", part, sa.String)
+        return Sql(joined)
+
+    def _f_coalesce(self, args: list[Sql]) -> Sql:
+        values, scale = self._align(*args)
+        return Sql(sa.func.coalesce(*values), scale)
+
+    def _f_if(self, args: list[Sql]) -> Sql:
+        (then, otherwise), scale = self._align(args[1], args[2])
+        return Sql(sa.case((args[0].expr, then), else_=otherwise), scale)
+
+    def _f_abs(self, args: list[Sql]) -> Sql:
+        return Sql(sa.func.abs(args[0].expr), args[0].scale)
+
+    def _extreme(self, args: list[Sql], sqlite: str, postgres: str) -> Sql:
+        values, scale = self._align(*args)
+        if self.sqlite:  # SQLite's many-argument min/max are null when any argument is
+            return Sql(getattr(sa.func, sqlite)(*values), scale)
+        any_null = sa.or_(*(v.is_(None) for v in values))
+        return Sql(sa.case((any_null, sa.null()), else_=getattr(sa.func, postgres)(*values)), scale)
+
+    def _f_min(self, args: list[Sql]) -> Sql:
+        return self._extreme(args, "min", "least")
+
+    def _f_max(self, args: list[Sql]) -> Sql:
+        return self._extreme(args, "max", "greatest")
+
+    def _round(self, value: Sql, digits: int) -> Sql:
+        if not self.sqlite:
+            return Sql(sa.func.round(sa.cast(value.expr, sa.Numeric), digits))
+        if digits >= value.scale:
+            return value
+        unit = 10 ** (value.scale - digits)
+        half = sa.case((value.expr < 0, -(unit // 2)), else_=unit // 2)
+        return Sql(_op(_op(value.expr, "+", half), "/", sa.literal(unit, sa.BigInteger)), digits)
+
+
+_COMPARE: dict[str, Callable[[Expr, Expr], sa.ColumnElement[bool]]] = {
+    "=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}
