@@ -6,7 +6,6 @@ looks at what the page shows. Screenshots of the main pages go to test-artifacts
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -179,8 +178,6 @@ def test_a_bad_filter_expression_shows_its_error_inline(site: Site, context: Any
     expect(page.locator("#list-filter")).to_have_value("amount > ")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("slatecrm.metamodel.rules") is None,
-                    reason="the rule language (slatecrm.metamodel.rules) is not in this build yet")
 def test_filter_a_list_with_an_expression(site: Site, context: Any) -> None:
     for name, employees in (("Filterprobe small", 50), ("Filterprobe big", 5000)):
         site.records.create("account", {"name": name, "employees": employees})

@@ -40,7 +40,8 @@ def group_totals(records: RecordsService, entity: str, field: str, sum_field: st
     if errors:
         raise BadQuery(errors)
     base = replace(query or ListQuery(), after=None, sort=(), limit=1)
-    rows = listing.build(ce, base).select.limit(None).order_by(None).subquery()
+    rows = listing.build(ce, base, records.expression_conditions(entity, base)).select \
+        .limit(None).order_by(None).subquery()
     key = rows.c[ce.fields[field].column]
     columns: list[Any] = [key, sa.func.count()]
     if sum_field is not None:

@@ -463,11 +463,15 @@ class RecordsService:
             raise RecordInUse(f"{subject} cannot be deleted while these refer to it: " + "; ".join(blockers))
 
     # --- lists --------------------------------------------------------------------------------
+    def expression_conditions(self, entity: str, query: ListQuery) -> list[sa.ColumnElement[bool]]:
+        """The query's rule-language filter as SQL, for every statement built from a list query
+        (pages, board totals), so that they all select the same records."""
+        return [self.rules().filter(entity, query.expression, RuleContext())] if query.expression else []
+
     def page(self, entity: str, query: ListQuery | None = None) -> Page:
         ce = self.entity(entity)
         query = query or ListQuery()
-        extra = [self.rules().filter(entity, query.expression, RuleContext())] if query.expression else []
-        page = listing.build(ce, query, extra)
+        page = listing.build(ce, query, self.expression_conditions(entity, query))
         with self.engine.connect() as conn:
             try:
                 rows = conn.execute(page.select).mappings().all()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -29,21 +28,10 @@ class SearchResult:
     page: Page
 
 
-def expressions_available() -> bool:
-    """Whether the rule language (which compiles `filter` expressions) is installed."""
-    try:
-        return importlib.util.find_spec("slatecrm.metamodel.rules") is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def list_query(request: Request) -> ListQuery:
     """The list's query from its URL, through the API's own parsing (`api.list_query`),
     without the empty inputs a plain HTML form sends and the page's own parameters."""
     kept = [(k, v) for k, v in request.query_params.multi_items() if v.strip() and k != "columns"]
-    if any(k == "filter" for k, _ in kept) and not expressions_available():
-        raise BadQuery({"filter": ["filter expressions need the rule language, which this build does not "
-                                   "have yet; use the quick filters and search"]})
     scope = {**request.scope, "query_string": urlencode(kept).encode()}
     return api.list_query(Request(scope))
 
@@ -104,7 +92,7 @@ async def list_view(request: Request) -> Response:
             "columns": [c.name for c in columns]}
     return render(request, "list", {
         **context, "ce": ce, "page": page, "columns": columns, "errors": errors, "sort": sort,
-        "quick": quick, "params": request.query_params, "expressions": expressions_available(),
+        "quick": quick, "params": request.query_params,
         "bulk_fields": widgets.editable(ce),
     }, twin=twin, entity=entity, status=status)
 
