@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 CHROMIUM := /usr/bin/chromium
 VENDOR_LOCK := slatecrm/platform/web/static/vendor.lock.json
 
-# The browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+# The browser tests drive Debian's Chromium through Playwright (never a browser download of Playwright's own).
 $(STAMP): pyproject.toml $(VENDOR_LOCK) scripts/fetch_vendor.py
 	@test -x $(CHROMIUM) || (apt-get update && apt-get install -y chromium)
 	$(PYTHON) scripts/fetch_vendor.py
