@@ -79,6 +79,18 @@ def rule_figures(quick: bool, skipped: list[str]) -> list[report.Figure]:
     return run(quick)
 
 
+def shared_step(name: str, engine: sa.Engine, records: RecordsService, sizes: Sizes,
+                out: Path) -> list[report.Figure]:
+    """A scenario on the shared CRM data set."""
+    if name == "crud":
+        return crud.run(engine, records, sizes)
+    if name == "layouts":
+        return layouts.run(engine, records, sizes)
+    if name == "http":
+        return http_load.run(engine, sizes, out)
+    return bulk_create.run(engine, records, sizes)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run, under two minutes)")
@@ -120,16 +132,10 @@ def main(argv: list[str] | None = None) -> int:
                 dataset.install(engine, registry)
                 dataset.fill(engine, sizes.rows, sizes.small_rows)
                 records = RecordsService(engine, RuntimeHolder(engine, registry), registry)
-                steps: list[tuple[str, Callable[[], list[report.Figure]]]] = [
-                    ("crud", lambda: crud.run(engine, records, sizes)),
-                    ("layouts", lambda: layouts.run(engine, records, sizes)),
-                    ("http", lambda: http_load.run(engine, sizes)),
-                    ("bulk", lambda: bulk_create.run(engine, records, sizes)),
-                ]
-                for name, step in steps:
+                for name in ("crud", "layouts", "http", "bulk"):
                     if name in only:
                         log(f"{kind}: {name}")
-                        figures += step()
+                        figures += shared_step(name, engine, records, sizes, Path(args.out))
         if "schema" in only:
             with database(kind) as engine:
                 log(f"{kind}: schema change at {sizes.rows:,} rows")

@@ -75,9 +75,8 @@ def interleaved(measured: Callable[[int], object], baseline: Callable[[int], obj
     timings(measured, min(per_round, 20))
     timings(baseline, min(per_round, 20))
     for r in range(rounds):
-        offset = r * per_round
-        a += timings(lambda i: measured(offset + i), per_round)
-        b += timings(lambda i: baseline(offset + i), per_round)
+        a += timings(lambda i, offset=r * per_round: measured(offset + i), per_round)
+        b += timings(lambda i, offset=r * per_round: baseline(offset + i), per_round)
     return a, b
 
 

@@ -91,8 +91,15 @@ def fill(engine: sa.Engine, rows: int, small_rows: int) -> None:
             f"close_date, note) SELECT {now}, {now}, 1, 'Deal ' || x, x % {small_rows} + 1, "
             f"{_case('x * 2654435761 % 1000003 % 5', STATUSES)}, x * 48271 % 2147483647 % {AMOUNTS}, "
             f"{date(f'x * 69621 % 100003 % {DAYS}')}, 'note ' || x FROM {series(rows)}"))
-    with engine.connect() as conn:
-        if sqlite:
+    analyze(engine)
+
+
+def analyze(engine: sa.Engine) -> None:
+    """Planner statistics, as a maintained database has them (PostgreSQL's autovacuum gathers
+    them on its own; SQLite only on ANALYZE or PRAGMA optimize)."""
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:  # ANALYZE in a transaction that commits
             conn.exec_driver_sql("ANALYZE")
-        else:
-            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
+        return
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")

@@ -80,8 +80,8 @@ def load(base: str, paths: list[str]) -> list[float]:
 def paths(sizes: Sizes, pick: random.Random) -> dict[tuple[str, str], list[str]]:
     n = sizes.http_requests
     return {
-        ("list", "deal"): [f"/api/v1/deal?status={pick.choice(dataset.STATUSES)}"
-                           f"&amount__gte={pick.randrange(dataset.AMOUNTS)}&sort=-close_date" for _ in range(n)],
+        ("list", "deal"): [f"/api/v1/deal?status={pick.choice(dataset.STATUSES)}&amount__gte="
+                           f"{pick.randrange(dataset.AMOUNTS)}&sort=-close_date" for _ in range(n)],
         ("list", "company"): [f"/api/v1/company?region={pick.choice(dataset.REGIONS)}"
                               f"&employees__gte={pick.randrange(5000)}&sort=-founded" for _ in range(n)],
         ("get", "deal"): [f"/api/v1/deal/{pick.randint(1, sizes.rows)}" for _ in range(n)],

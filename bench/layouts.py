@@ -53,16 +53,6 @@ def build_json(conn: sa.Connection) -> None:
         conn.exec_driver_sql("CREATE INDEX json_deal_data ON json_deal USING GIN (data jsonb_path_ops)")
 
 
-def _analyze(engine: sa.Engine) -> None:
-    with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql("ANALYZE")
-        else:
-            auto = conn.execution_options(isolation_level="AUTOCOMMIT")
-            auto.exec_driver_sql("VACUUM ANALYZE eav_value")
-            auto.exec_driver_sql("VACUUM ANALYZE json_deal")
-
-
 EAV_PAGE = """
 WITH page AS (
   SELECT s.record_id AS id, d.value_date AS close_date
@@ -105,9 +95,10 @@ def run(engine: sa.Engine, records: RecordsService, sizes: Sizes) -> list[Figure
     with engine.begin() as conn:
         build_eav(conn)
         build_json(conn)
-    _analyze(engine)
+    dataset.analyze(engine)
     sql = JSON_SQL[db]
-    json_page = sa.text(f"SELECT id, data FROM json_deal WHERE {sql['where']} ORDER BY {sql['order']} LIMIT 51")
+    json_page = sa.text(f"SELECT id, data FROM json_deal WHERE {sql['where']} "
+                        f"ORDER BY {sql['order']} LIMIT 51")
     json_count = sa.text(f"SELECT count(*) FROM (SELECT 1 FROM json_deal WHERE {sql['where']} "
                          f"LIMIT {COUNT_CAP + 1}) AS capped")
     pick = random.Random(2)
@@ -160,7 +151,8 @@ def run(engine: sa.Engine, records: RecordsService, sizes: Sizes) -> list[Figure
                f"{what}; median of {len(real)} service calls and {len(eav)} EAV queries"),
         Figure("filter + sort: real columns (records service) vs JSON column", db, sizes.rows,
                ms(median(real)), ms(median(json)), "ms", "— (reported)", None,
-               f"the same list; JSON side: {'JSONB + GIN index for the equality' if db != 'sqlite' else 'JSON text, no index'}"),
+               "the same list; JSON side: " + ("JSON text, no index" if db == "sqlite"
+                                               else "JSONB with a GIN index for the equality")),
         Figure("group-by status (count, sum): real columns vs EAV", db, sizes.rows, ms(median(real_g)),
                ms(median(eav_g)), "ms", "— (reported)", None,
                "hand-written GROUP BY on the entity's table (the records service has no aggregates yet)"),

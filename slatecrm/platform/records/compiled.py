@@ -55,6 +55,9 @@ class CompiledEntity:
     pipelines: dict[str, Pipeline]
     searchable: tuple[str, ...]
     select: sa.Select[Any]
+    #: The id and title columns of the records whose ids are the expanding parameter `ids`:
+    #: how references show what they point to. Built once, not per page or per get.
+    titles: sa.Select[Any]
 
     @property
     def name(self) -> str:
@@ -83,10 +86,15 @@ def compile_entity(entity: Entity, table: sa.Table, registry: FieldTypeRegistry)
     wanted = [table.c[name] for name in SYSTEM_FIELDS]
     wanted += [table.c[column] for f in fields.values() for _, column in f.columns]
     searchable = tuple(f.column for f in fields.values() if f.field.type in SEARCHABLE_TYPES)
+    title = entity.title_field
+    title_columns = [table.c.id]
+    if title and title in fields:
+        title_columns += [table.c[column] for _, column in fields[title].columns]
     return CompiledEntity(
         entity=entity, table=table, fields=fields,
         pipelines={p.field: p for p in entity.pipelines},
         searchable=searchable, select=sa.select(*wanted),
+        titles=sa.select(*title_columns).where(table.c.id.in_(sa.bindparam("ids", expanding=True))),
     )
 
 

@@ -138,10 +138,7 @@ class RecordsService:
 
     def _titles(self, conn: sa.Connection, ce: CompiledEntity, ids: Iterable[int]) -> dict[int, str]:
         title = ce.entity.title_field
-        columns = [ce.table.c.id]
-        if title and title in ce.fields:
-            columns += [ce.table.c[c] for _, c in ce.fields[title].columns]
-        rows = conn.execute(sa.select(*columns).where(ce.table.c.id.in_(list(ids)))).mappings().all()
+        rows = conn.execute(ce.titles, {"ids": list(ids)}).mappings().all()
         out = {}
         for row in rows:
             vals = {title: ce.fields[title].from_row(row)} if title and title in ce.fields else {}
