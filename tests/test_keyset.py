@@ -207,13 +207,13 @@ def test_id_breaks_ties_unless_it_already_ends_the_sort() -> None:
     def sql(sort: list[SortKey]) -> str:
         return str(sa.select(small.c.id).order_by(*ordering(small, sort)).compile()).split("ORDER BY ")[1]
 
-    assert sql([]) == "keyset_small.id ASC NULLS LAST"
+    assert sql([]) == "keyset_small.id ASC"
     assert sql([SortKey("title", descending=True)]) == \
-        "keyset_small.title DESC NULLS FIRST, keyset_small.id DESC NULLS FIRST"
+        "keyset_small.title DESC NULLS FIRST, keyset_small.id DESC"
     assert sql([SortKey("title", descending=True), SortKey("qty")]) == \
-        "keyset_small.title DESC NULLS FIRST, keyset_small.qty ASC NULLS LAST, keyset_small.id ASC NULLS LAST"
+        "keyset_small.title DESC NULLS FIRST, keyset_small.qty ASC NULLS LAST, keyset_small.id ASC"
     assert sql([SortKey("title"), SortKey("id", descending=True)]) == \
-        "keyset_small.title ASC NULLS LAST, keyset_small.id DESC NULLS FIRST"
+        "keyset_small.title ASC NULLS LAST, keyset_small.id DESC"
 
 
 def test_after_compares_with_parameters_typed_by_the_column() -> None:

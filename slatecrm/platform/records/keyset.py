@@ -78,7 +78,10 @@ def ordering(table: TableLike, sort: Sequence[SortKey]) -> list[sa.ColumnElement
     clauses: list[sa.ColumnElement[Any]] = []
     for key in sort_keys(sort):
         column = table.c[key.column]
-        clauses.append(column.desc().nulls_first() if key.descending else column.asc().nulls_last())
+        if key.column == TIE_BREAKER:  # never NULL; a NULLS clause would keep SQLite off the index
+            clauses.append(column.desc() if key.descending else column.asc())
+        else:
+            clauses.append(column.desc().nulls_first() if key.descending else column.asc().nulls_last())
     return clauses
 
 
