@@ -75,9 +75,13 @@ def interleaved(measured: Callable[[int], object], baseline: Callable[[int], obj
     timings(measured, min(per_round, 20))
     timings(baseline, min(per_round, 20))
     for r in range(rounds):
-        a += timings(lambda i, offset=r * per_round: measured(offset + i), per_round)
-        b += timings(lambda i, offset=r * per_round: baseline(offset + i), per_round)
+        a += timings(_shifted(measured, r * per_round), per_round)
+        b += timings(_shifted(baseline, r * per_round), per_round)
     return a, b
+
+
+def _shifted(operation: Callable[[int], object], offset: int) -> Callable[[int], object]:
+    return lambda i: operation(offset + i)
 
 
 def median(values: Sequence[float]) -> float:

@@ -72,8 +72,11 @@ def fill(engine: sa.Engine, rows: int, small_rows: int) -> None:
     """`small_rows` companies and `rows` deals, then fresh planner statistics."""
     sqlite = engine.dialect.name == "sqlite"
     now = "'2026-01-01 00:00:00.000000'" if sqlite else "now()"
-    date = ((lambda days: f"date('{EPOCH.isoformat()}', '+' || ({days}) || ' days')") if sqlite
-            else (lambda days: f"(DATE '{EPOCH.isoformat()}' + ({days})::int)"))
+
+    def date(days: str) -> str:
+        if sqlite:
+            return f"date('{EPOCH.isoformat()}', '+' || ({days}) || ' days')"
+        return f"(DATE '{EPOCH.isoformat()}' + ({days})::int)"
 
     def series(n: int) -> str:
         if sqlite:
