@@ -34,7 +34,7 @@ class Sizes:
         if quick:
             return cls(rows=20_000, small_rows=1_000, bulk_rows=2_000, http_requests=160, ops=40,
                        entities=40, fields=50)
-        return cls(rows=1_000_000, small_rows=1_000, bulk_rows=100_000, http_requests=1_600, ops=300,
+        return cls(rows=1_000_000, small_rows=1_000, bulk_rows=50_000, http_requests=1_200, ops=200,
                    entities=200, fields=50)
 
 

@@ -51,7 +51,7 @@ class HandWritten:
     def page(self, status: str, minimum: int) -> tuple[list[dict[str, Any]], int]:
         d = self.deal
         where = (d.c.status == status, d.c.amount >= minimum)
-        query = self.read.where(*where).order_by(d.c.close_date.desc().nulls_first(), d.c.id).limit(51)
+        query = self.read.where(*where).order_by(d.c.close_date.desc().nulls_first(), d.c.id.desc()).limit(51)
         capped = sa.select(sa.literal(1)).select_from(d).where(*where).limit(10_001).subquery()
         with self.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(query).mappings()]

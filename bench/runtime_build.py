@@ -52,7 +52,7 @@ def run(engine: sa.Engine, registry: FieldTypeRegistry, sizes: Sizes) -> list[Fi
     db = engine.dialect.name
     install_pack(engine, registry, "bench-wide", "1.0.0", metamodel_entities(sizes.entities, sizes.fields))
     whole, in_memory = [], []
-    for _ in range(5):
+    for _ in range(3):
         started = time.perf_counter()
         holder = RuntimeHolder(engine, registry)
         compiled = RecordsService(engine, holder, registry).compiled()
@@ -66,5 +66,5 @@ def run(engine: sa.Engine, registry: FieldTypeRegistry, sizes: Sizes) -> list[Fi
     size = sizes.entities * sizes.fields
     return [Figure(f"runtime build, {sizes.entities} entities × {sizes.fields} fields", db, size,
                    median(whole), 0.0, "s", f"≤ {GOAL} s", median(whole) <= GOAL,
-                   f"read the revision, parse the metamodel, build tables, compile entities; median of 5; "
+                   f"read the revision, parse the metamodel, build tables, compile entities; median of 3; "
                    f"of which in memory (tables + compile): {median(in_memory):.3f} s")]
