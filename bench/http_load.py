@@ -107,5 +107,6 @@ def run(engine: sa.Engine, sizes: Sizes, log_folder: Path | None = None) -> list
                 f"HTTP {kind}, {CLIENTS} clients, p95 (large entity vs {sizes.small_rows:,}-record one)", db,
                 sizes.rows, p95, p95_small, "ms", f"p95 ≤ {GOAL_MS:.0f} ms", p95 <= GOAL_MS,
                 f"{what}; {len(big):,} requests each; p50 {percentile(big, 50) * 1000:.1f} ms "
-                f"(small: {percentile(small, 50) * 1000:.1f} ms); one uvicorn worker"))
+                f"(small: {percentile(small, 50) * 1000:.1f} ms); one uvicorn worker; load from one Python "
+                f"process, {CLIENTS} threads on keep-alive connections"))
     return figures

@@ -95,7 +95,8 @@ def markdown(figures: list[Figure], info: dict[str, str], run: dict[str, Any],
         f"- OS: {info['os']}",
         f"- Python {info['python']}, SQLAlchemy {info['sqlalchemy']}, SQLite {info['sqlite']}, "
         f"PostgreSQL {info['postgresql']}",
-        f"- Run took {run.get('seconds', 0) / 60:.1f} minutes; sizes: {run.get('sizes', {})}",
+        f"- Run took {run.get('seconds', 0) / 60:.1f} minutes; sizes: "
+        + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in run.get("sizes", {}).items()),
     ]
     if run.get("shared"):
         lines.append(f"- {run['shared']}")

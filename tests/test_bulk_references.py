@@ -44,3 +44,10 @@ def test_every_record_pointing_nowhere_is_named(records: RecordsService,
                                     "[3].account": ["there is no account with id 998"]}
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM x_contact").scalar() == 0  # all or nothing
+
+
+def test_an_owner_id_beyond_64_bits_is_a_field_error(records: RecordsService) -> None:
+    """Found by the API fuzz test: the lookup overflowed the driver and answered 500."""
+    with pytest.raises(ValidationFailed) as refused:
+        records.create("account", {"name": "Acme", "owner": 2**63})
+    assert refused.value.errors == {"owner": [f"there is no user with id {2**63}"]}

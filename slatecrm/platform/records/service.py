@@ -208,7 +208,7 @@ class RecordsService:
                     errors.setdefault(name, []).append(f"is already used by {ce.name} {other}")
         if "owner" in changed and merged.get("owner") is not None:
             owner = merged["owner"]
-            if not isinstance(owner, int) or isinstance(owner, bool) or conn.execute(
+            if not isinstance(owner, int) or isinstance(owner, bool) or not 0 < owner < 2**63 or conn.execute(
                     sa.select(system.users.c.id).where(system.users.c.id == owner)).first() is None:
                 errors.setdefault("owner", []).append(f"there is no user with id {owner}")
         for field_name, pipeline in ce.pipelines.items():
