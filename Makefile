@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 DEMO_DB ?= sqlite:///demo.db
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: install vendor demo test lint bench clean
 
@@ -42,8 +43,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check slatecrm tests bench
 	$(BIN)/mypy
 
+# `make bench` writes bench/results/report.{md,json} and publishes docs/benchmarks.{md,json};
+# `make bench QUICK=1` is the small smoke run (results only). BENCH_ARGS: e.g. --rows 200000.
 bench: $(STAMP)
-	$(BIN)/python -m bench $(if $(QUICK),--quick,)
+	$(BIN)/python -m bench $(if $(QUICK),--quick,--publish docs) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache demo.db*

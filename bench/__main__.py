@@ -1,4 +1,9 @@
-"""`make bench` (or `python -m bench [--quick]`): every scenario on SQLite and PostgreSQL."""
+"""`make bench` (or `python -m bench [--quick]`): every scenario on SQLite and PostgreSQL.
+
+Each scenario is a module of this package with a `run(...) -> list[Figure]`. The large
+CRM data set is loaded once per database and shared by the scenarios that read it; the
+schema change and the runtime build get databases of their own.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,28 @@ import os
 import secrets
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.storage.engine import create_engine
+from slatecrm.platform.storage.runtime import RuntimeHolder
+from slatecrm.plugins.manager import field_types
 
-from . import report, rule_eval, schema_change
+from . import bulk_create, crud, dataset, http_load, layouts, report, rule_eval, runtime_build, schema_change
+from .common import Sizes
 
 POSTGRES = os.environ.get("SLATECRM_BENCH_POSTGRES_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+SCENARIOS = ("crud", "layouts", "http", "bulk", "schema", "runtime", "rules")
+SHARED = ("The machine was shared with other engineers' test runs during this run, so absolute "
+          "numbers are noisier than on a quiet machine; each ratio compares two sides measured "
+          "in alternating rounds of the same run.")
 
 
 @contextmanager
@@ -29,6 +44,8 @@ def database(kind: str) -> Iterator[sa.Engine]:
             yield engine
             engine.dispose()
         return
+    if kind != "postgresql":
+        raise SystemExit(f"--databases: {kind!r} is not one of sqlite, postgresql")
     name = f"slatecrm_bench_{secrets.token_hex(4)}"
     admin = sa.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -43,20 +60,87 @@ def database(kind: str) -> Iterator[sa.Engine]:
         admin.dispose()
 
 
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def shared_step(name: str, engine: sa.Engine, records: RecordsService, sizes: Sizes,
+                out: Path) -> list[report.Figure]:
+    """A scenario on the shared CRM data set."""
+    if name == "crud":
+        return crud.run(engine, records, sizes)
+    if name == "layouts":
+        return layouts.run(engine, records, sizes)
+    if name == "http":
+        return http_load.run(engine, sizes, out)
+    return bulk_create.run(engine, records, sizes)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="small sizes (a smoke run, under two minutes)")
+    p.add_argument("--rows", type=int, help="records of the large entity (default 1,000,000)")
+    p.add_argument("--small-rows", type=int, help="records of the small entity (default 1,000)")
+    p.add_argument("--bulk-rows", type=int, help="records created in the bulk scenario (default 50,000)")
+    p.add_argument("--http-requests", type=int, help="requests per HTTP figure (default 1,200)")
+    p.add_argument("--ops", type=int, help="calls per single-record figure (default 200)")
+    p.add_argument("--entities", type=int, help="entities of the runtime-build metamodel (default 200)")
+    p.add_argument("--fields", type=int, help="fields per entity of that metamodel (default 50)")
+    p.add_argument("--databases", default="sqlite,postgresql")
+    p.add_argument("--only", help=f"comma-separated scenarios out of {', '.join(SCENARIOS)}")
+    p.add_argument("--out", default="bench/results", help="folder of report.md and report.json")
+    p.add_argument("--publish", help="also write the report as <folder>/benchmarks.md and .json")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    parser.add_argument("--rows", type=int, help="rows of the large-table scenarios")
-    parser.add_argument("--databases", default="sqlite,postgresql")
-    parser.add_argument("--out", default="bench/results")
-    args = parser.parse_args(argv)
-    rows = args.rows or (20_000 if args.quick else 1_000_000)
+    args = parser().parse_args(argv)
+    sizes = Sizes.default(args.quick)
+    overrides = {k: getattr(args, k) for k in asdict(sizes) if getattr(args, k) is not None}
+    sizes = replace(sizes, **overrides)
+    only = set(args.only.split(",")) if args.only else set(SCENARIOS)
+    if unknown := only - set(SCENARIOS):
+        raise SystemExit(f"--only: unknown scenarios {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(SCENARIOS)}")
+    started = time.perf_counter()
     figures: list[report.Figure] = []
+    skipped: list[str] = []
+    postgres_version = ""
+    registry = field_types()
     for kind in args.databases.split(","):
-        with database(kind) as engine:
-            figures += schema_change.run(engine, rows)
-    figures += rule_eval.run(args.quick)
-    path = report.write(figures, Path(args.out), args.quick)
+        if only & {"crud", "layouts", "http", "bulk"}:
+            with database(kind) as engine:
+                if kind == "postgresql":
+                    with engine.connect() as conn:
+                        postgres_version = str(conn.exec_driver_sql("SHOW server_version").scalar())
+                log(f"{kind}: loading {sizes.rows:,} deals and {sizes.small_rows:,} companies")
+                dataset.install(engine, registry)
+                dataset.fill(engine, sizes.rows, sizes.small_rows)
+                records = RecordsService(engine, RuntimeHolder(engine, registry), registry)
+                for name in ("crud", "layouts", "http", "bulk"):
+                    if name in only:
+                        log(f"{kind}: {name}")
+                        figures += shared_step(name, engine, records, sizes, Path(args.out))
+        if "schema" in only:
+            with database(kind) as engine:
+                log(f"{kind}: schema change at {sizes.rows:,} rows")
+                figures += schema_change.run(engine, sizes.rows)
+        if "runtime" in only:
+            with database(kind) as engine:
+                log(f"{kind}: runtime build, {sizes.entities} entities × {sizes.fields} fields")
+                figures += runtime_build.run(engine, registry, sizes)
+    if "rules" in only:
+        log("rule evaluation")
+        figures += rule_eval.run(args.quick)
+    run = {"seconds": time.perf_counter() - started, "sizes": asdict(sizes),
+           "databases": args.databases, "skipped": skipped, "shared": "" if args.quick else SHARED}
+    info = report.machine(postgres_version)
+    findings = Path(__file__).with_name("findings.md")
+    extra = findings.read_text() if findings.exists() and not args.quick else ""
+    path = report.write(figures, Path(args.out), args.quick, run=run, info=info, extra=extra)
+    if args.publish:
+        report.write(figures, Path(args.publish), args.quick, run=run, info=info, extra=extra,
+                     name="benchmarks")
     print(path.read_text())
     return 0
 

@@ -56,13 +56,14 @@ def run(engine: sa.Engine, rows: int) -> list[Figure]:
             _fill(conn, "x_vehicle", rows)
             conn.exec_driver_sql("CREATE TABLE hand_vehicle AS SELECT * FROM x_vehicle")
         figures = []
-        for label, extra, hand_sql in (
+        cases: tuple[tuple[str, dict[str, object], str], ...] = (
             ("add a nullable field (plan + apply)", {"vin": {"type": "text"}},
              "ALTER TABLE hand_vehicle ADD COLUMN vin VARCHAR"),
             ("add a field with a constant default (plan + apply)",
              {"vin": {"type": "text"}, "seats": {"type": "integer", "default": 5}},
              "ALTER TABLE hand_vehicle ADD COLUMN seats BIGINT DEFAULT 5"),
-        ):
+        )
+        for label, extra, hand_sql in cases:
             version = "1.1.0" if "seats" not in extra else "1.2.0"
             started = time.perf_counter()
             upgrade = installer.plan_install(

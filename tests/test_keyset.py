@@ -42,7 +42,8 @@ MESSAGE = "the cursor is not valid for this list; start from the first page"
 
 def python_order(rows: Sequence[dict[str, Any]], sort: Sequence[SortKey]) -> list[int]:
     """The order `ordering` promises, NULL larger than every value, by stable sorts from the last key."""
-    keys = [*sort, SortKey("id")] if not sort or sort[-1].column != "id" else list(sort)
+    tie = SortKey("id", sort[-1].descending if sort else False)  # id follows the last key's direction
+    keys = [*sort, tie] if not sort or sort[-1].column != "id" else list(sort)
     ordered = list(rows)
     for key in reversed(keys):
         def null_last(row: dict[str, Any], column: str = key.column) -> tuple[bool, Any]:
@@ -206,11 +207,13 @@ def test_id_breaks_ties_unless_it_already_ends_the_sort() -> None:
     def sql(sort: list[SortKey]) -> str:
         return str(sa.select(small.c.id).order_by(*ordering(small, sort)).compile()).split("ORDER BY ")[1]
 
-    assert sql([]) == "keyset_small.id ASC NULLS LAST"
+    assert sql([]) == "keyset_small.id ASC"
     assert sql([SortKey("title", descending=True)]) == \
-        "keyset_small.title DESC NULLS FIRST, keyset_small.id ASC NULLS LAST"
+        "keyset_small.title DESC NULLS FIRST, keyset_small.id DESC"
+    assert sql([SortKey("title", descending=True), SortKey("qty")]) == \
+        "keyset_small.title DESC NULLS FIRST, keyset_small.qty ASC NULLS LAST, keyset_small.id ASC"
     assert sql([SortKey("title"), SortKey("id", descending=True)]) == \
-        "keyset_small.title ASC NULLS LAST, keyset_small.id DESC NULLS FIRST"
+        "keyset_small.title ASC NULLS LAST, keyset_small.id DESC"
 
 
 def test_after_compares_with_parameters_typed_by_the_column() -> None:
@@ -234,11 +237,11 @@ def test_after_starts_with_a_range_on_the_first_key_when_there_is_one() -> None:
         return str(after(small, sort, last).compile(compile_kwargs={"literal_binds": True}))
 
     assert sql([SortKey("qty", descending=True)], [5, 7]) == (
-        "keyset_small.qty <= 5 AND (keyset_small.qty < 5 OR keyset_small.qty = 5 AND keyset_small.id > 7)")
+        "keyset_small.qty <= 5 AND (keyset_small.qty < 5 OR keyset_small.qty = 5 AND keyset_small.id < 7)")
     assert sql([], [7]) == "keyset_small.id > 7"  # already a range
     assert sql([SortKey("qty")], [None, 7]) == "keyset_small.qty IS NULL AND keyset_small.id > 7"
     assert sql([SortKey("qty", descending=True)], [None, 7]) == (
-        "keyset_small.qty IS NOT NULL OR keyset_small.qty IS NULL AND keyset_small.id > 7")
+        "keyset_small.qty IS NOT NULL OR keyset_small.qty IS NULL AND keyset_small.id < 7")
 
 
 def test_after_the_last_row_is_nothing() -> None:

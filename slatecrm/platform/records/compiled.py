@@ -56,18 +56,15 @@ class CompiledEntity:
     pipelines: dict[str, Pipeline]
     searchable: tuple[str, ...]
     select: sa.Select[Any]
+    #: The id and title columns of the records whose ids are the expanding parameter `ids`:
+    #: how references show what they point to. Built once, not per page or per get.
+    titles: sa.Select[Any]
+    #: The fields a title is made of (what `titles` reads to name a referenced record).
+    title_fields: tuple[str, ...]
 
     @property
     def name(self) -> str:
         return self.entity.name
-
-    @property
-    def title_fields(self) -> tuple[str, ...]:
-        """The fields a title is made of (what to read to name a referenced record)."""
-        if self.entity.title_template:
-            return tuple(n for n in template_fields(self.entity.title_template) if n in self.fields)
-        title_field = self.entity.title_field
-        return (title_field,) if title_field and title_field in self.fields else ()
 
     def title_of(self, values: Mapping[str, Any], record_id: int) -> str:
         """How the record is named wherever it is shown or referenced."""
@@ -98,10 +95,17 @@ def compile_entity(entity: Entity, table: sa.Table, registry: FieldTypeRegistry)
     wanted = [table.c[name] for name in SYSTEM_FIELDS]
     wanted += [table.c[column] for f in fields.values() for _, column in f.columns]
     searchable = tuple(f.column for f in fields.values() if f.field.type in SEARCHABLE_TYPES)
+    if entity.title_template:
+        title_names = tuple(n for n in template_fields(entity.title_template) if n in fields)
+    else:
+        title_names = (entity.title_field,) if entity.title_field in fields else ()
+    title_columns = [table.c.id, *(table.c[column] for n in title_names for _, column in fields[n].columns)]
     return CompiledEntity(
         entity=entity, table=table, fields=fields,
         pipelines={p.field: p for p in entity.pipelines},
         searchable=searchable, select=sa.select(*wanted),
+        titles=sa.select(*title_columns).where(table.c.id.in_(sa.bindparam("ids", expanding=True))),
+        title_fields=title_names,
     )
 
 

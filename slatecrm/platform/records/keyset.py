@@ -61,10 +61,16 @@ TableLike = sa.Table | sa.TableClause
 
 
 def sort_keys(sort: Sequence[SortKey]) -> list[SortKey]:
-    """The keys the database really sorts by: `sort`, then `id` unless it already ends the sort."""
+    """The keys the database really sorts by: `sort`, then `id` unless it already ends the sort.
+
+    `id` runs in the direction of the last key: an index on a column holds its rows in
+    (value, id) order, so `-close_date` sorted as (close_date DESC, id DESC) is that index
+    read backwards and a page of 50 stops after 50 rows. With id ascending, SQLite sorts
+    every matching row instead (200 ms instead of 3 ms at a million rows; docs/benchmarks.md).
+    """
     keys = list(sort)
     if not keys or keys[-1].column != TIE_BREAKER:
-        keys.append(SortKey(TIE_BREAKER))
+        keys.append(SortKey(TIE_BREAKER, keys[-1].descending if keys else False))
     return keys
 
 
@@ -72,7 +78,10 @@ def ordering(table: TableLike, sort: Sequence[SortKey]) -> list[sa.ColumnElement
     clauses: list[sa.ColumnElement[Any]] = []
     for key in sort_keys(sort):
         column = table.c[key.column]
-        clauses.append(column.desc().nulls_first() if key.descending else column.asc().nulls_last())
+        if key.column == TIE_BREAKER:  # never NULL; a NULLS clause would keep SQLite off the index
+            clauses.append(column.desc() if key.descending else column.asc())
+        else:
+            clauses.append(column.desc().nulls_first() if key.descending else column.asc().nulls_last())
     return clauses
 
 

@@ -1,0 +1,99 @@
+"""What every scenario shares: installing a bench pack, timing loops, percentiles."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.platform import installer
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Every size a run uses; `--rows` etc. override the defaults of a full or a quick run."""
+
+    rows: int
+    small_rows: int
+    bulk_rows: int
+    http_requests: int
+    ops: int
+    entities: int
+    fields: int
+
+    @classmethod
+    def default(cls, quick: bool) -> Sizes:
+        if quick:
+            return cls(rows=20_000, small_rows=1_000, bulk_rows=2_000, http_requests=160, ops=40,
+                       entities=40, fields=50)
+        return cls(rows=1_000_000, small_rows=1_000, bulk_rows=50_000, http_requests=1_200, ops=200,
+                   entities=200, fields=50)
+
+
+def install_pack(engine: sa.Engine, registry: FieldTypeRegistry, name: str, version: str,
+                 entities: dict[str, dict[str, Any]]) -> None:
+    """Install a pack written on the fly (JSON is YAML too), the way `slatecrm pack install` does."""
+    installer.create_system_tables(engine)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / name
+        (folder / "entities").mkdir(parents=True)
+        (folder / "pack.yaml").write_text(json.dumps(
+            {"name": name, "namespace": name.replace("-", "")[:16], "version": version,
+             "title": name.title()}))
+        for entity, body in entities.items():
+            (folder / "entities" / f"{entity}.yaml").write_text(
+                json.dumps({"kind": "entity", "name": entity, **body}))
+        plan = installer.plan_install(engine, installer.load_packs([str(folder)], registry), registry)
+        installer.install(engine, plan, author="bench")
+
+
+def timings(operation: Callable[[int], object], count: int) -> list[float]:
+    """Seconds per call of operation(i) for i in range(count)."""
+    out = []
+    for i in range(count):
+        started = time.perf_counter()
+        operation(i)
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def interleaved(measured: Callable[[int], object], baseline: Callable[[int], object], count: int,
+                rounds: int = 5) -> tuple[list[float], list[float]]:
+    """Both sides in alternating rounds, so load from other processes on a shared machine
+    falls on both alike; the first round of each warms caches and is thrown away."""
+    per_round = max(1, count // rounds)
+    a: list[float] = []
+    b: list[float] = []
+    timings(measured, min(per_round, 20))
+    timings(baseline, min(per_round, 20))
+    for r in range(rounds):
+        a += timings(_shifted(measured, r * per_round), per_round)
+        b += timings(_shifted(baseline, r * per_round), per_round)
+    return a, b
+
+
+def _shifted(operation: Callable[[int], object], offset: int) -> Callable[[int], object]:
+    return lambda i: operation(offset + i)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The p-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000.0
