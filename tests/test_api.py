@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.cli import main
+from slatecrm.platform.records import listing
 from slatecrm.platform.web.app import create_app
 
 from .packs import install
@@ -101,6 +102,16 @@ def test_lists_sort_filter_search_and_page(client: TestClient) -> None:
     assert bad.status_code == 400
     assert set(problem_of(bad)["errors"]) == {"sort", "employees__gte"}  # type: ignore[arg-type]
     assert client.get("/api/v1/account?after=zzz").status_code == 400
+
+
+def test_counts_stop_at_the_cap_and_say_so(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(listing, "COUNT_CAP", 25)
+    client.post("/api/v1/account", json=[{"name": f"Capped {i}", "employees": i} for i in range(40)])
+    page = client.get("/api/v1/account", params={"limit": 10}).json()
+    assert (page["count"], page["count_capped"]) == (25, True)  # "25+": there are more
+    few = client.get("/api/v1/account", params={"employees__lt": 5}).json()
+    assert (few["count"], few["count_capped"]) == (5, False)
+    assert "25+ accounts" in client.get("/e/account").text
 
 
 def test_related_records_and_stage_history(client: TestClient) -> None:

@@ -23,7 +23,7 @@ from .keyset import InvalidCursor, SortKey, after, cursor_values, decode_cursor,
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "blank")
 SORTABLE_SYSTEM = ("id", "created_at", "updated_at", "owner", "version")
 MAX_LIMIT = 500
-COUNT_CAP = 10_000
+COUNT_CAP = 2_000
 
 
 @dataclass(frozen=True)
