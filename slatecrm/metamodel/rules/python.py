@@ -235,13 +235,19 @@ def _compare(node: t.Compare) -> Closure:
             return None if value is None or constant is None else test(value, constant)
         return against_constant
 
-    def compare(record: Mapping[str, Any], context: RuleContext) -> Any:
+    return _null_propagating(left, right, test)
+
+
+def _null_propagating(left: Closure, right: Closure, operation: Callable[[Any, Any], Any]) -> Closure:
+    """`left op right`, null when either side is (SQL's rule); the right side is not
+    evaluated when the left one is already null."""
+    def apply(record: Mapping[str, Any], context: RuleContext) -> Any:
         a = left(record, context)
         if a is None:
             return None
         b = right(record, context)
-        return None if b is None else test(a, b)
-    return compare
+        return None if b is None else operation(a, b)
+    return apply
 
 
 def _in(node: t.In) -> Closure:
@@ -361,15 +367,7 @@ _ARITHMETIC: dict[str, Callable[[Number, Number], Number | None]] = {
 
 def _arith(node: t.Arith) -> Closure:
     left, right = _compile(node.left), _compile(node.right)
-    operation = _ARITHMETIC[node.op]
-
-    def arith(record: Mapping[str, Any], context: RuleContext) -> Any:
-        a = left(record, context)
-        if a is None:
-            return None
-        b = right(record, context)
-        return None if b is None else operation(a, b)
-    return arith
+    return _null_propagating(left, right, _ARITHMETIC[node.op])
 
 
 def _neg(node: t.Neg) -> Closure:
