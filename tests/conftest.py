@@ -14,10 +14,14 @@ from functools import cache
 
 import pytest
 import sqlalchemy as sa
+from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.storage.engine import create_engine
+from slatecrm.platform.web.app import create_app
 from slatecrm.plugins.manager import field_types
+
+from .packs import install
 
 POSTGRES_URL = os.environ.get(
     "SLATECRM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -75,3 +79,13 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
     engine = create_engine(db_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry) -> Iterator[TestClient]:
+    """The app over a database with the default packs (crm-core, sales), in-process."""
+    install(engine, registry, "crm-core", "sales")
+    app = create_app(db_url, body_limit=64 * 1024)
+    with TestClient(app, raise_server_exceptions=False) as http:
+        yield http
+    app.state.engine.dispose()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -12,18 +10,8 @@ from starlette.testclient import TestClient
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.cli import main
 from slatecrm.platform.records import listing
-from slatecrm.platform.web.app import create_app
 
 from .packs import install
-
-
-@pytest.fixture
-def client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry) -> Iterator[TestClient]:
-    install(engine, registry, "crm-core", "sales")
-    app = create_app(db_url, body_limit=64 * 1024)
-    with TestClient(app, raise_server_exceptions=False) as http:
-        yield http
-    app.state.engine.dispose()
 
 
 def problem_of(response: object) -> dict[str, object]:

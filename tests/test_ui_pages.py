@@ -6,10 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
@@ -18,15 +16,6 @@ from slatecrm.platform.web import templating
 from slatecrm.platform.web.app import create_app
 
 from .packs import install, write_pack
-
-
-@pytest.fixture
-def client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry) -> Iterator[TestClient]:
-    install(engine, registry, "crm-core", "sales")
-    app = create_app(db_url)
-    with TestClient(app, raise_server_exceptions=False) as http:
-        yield http
-    app.state.engine.dispose()
 
 
 def make(client: TestClient, entity: str, **values: object) -> int:

@@ -21,7 +21,6 @@ from slatecrm.platform.records.errors import ValidationFailed
 from slatecrm.platform.records.listing import ListQuery
 from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.storage.runtime import RuntimeHolder
-from slatecrm.platform.web.app import create_app
 
 from ..packs import install, write_pack
 
@@ -113,14 +112,6 @@ def test_stage_entry_condition(records: RecordsService) -> None:
                            version=order.version)
     assert moved.values["status"] == "confirmed"
 
-
-@pytest.fixture
-def client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry) -> Iterator[TestClient]:
-    install(engine, registry, "crm-core", "sales")
-    app = create_app(db_url, body_limit=64 * 1024)
-    with TestClient(app, raise_server_exceptions=False) as http:
-        yield http
-    app.state.engine.dispose()
 
 
 def test_api_filter_in_the_rule_language(client: TestClient) -> None:

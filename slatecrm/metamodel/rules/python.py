@@ -171,29 +171,21 @@ def _not(node: t.Not) -> Closure:
 
 
 def _logic(node: t.Logic) -> Closure:
+    """Kleene's `and` / `or`: a deciding value (false for and, true for or) wins over
+    unknown; otherwise any unknown makes the whole unknown."""
     items = tuple(_compile(i) for i in node.items)
-    if node.op == "and":
-        def all_of(record: Mapping[str, Any], context: RuleContext) -> Any:
-            unknown = False
-            for item in items:
-                value = item(record, context)
-                if value is False:
-                    return False
-                if value is None:
-                    unknown = True
-            return None if unknown else True
-        return all_of
+    deciding = node.op == "or"
 
-    def any_of(record: Mapping[str, Any], context: RuleContext) -> Any:
+    def kleene(record: Mapping[str, Any], context: RuleContext) -> Any:
         unknown = False
         for item in items:
             value = item(record, context)
-            if value is True:
-                return True
+            if value is deciding:
+                return deciding
             if value is None:
                 unknown = True
-        return None if unknown else False
-    return any_of
+        return None if unknown else not deciding
+    return kleene
 
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
