@@ -95,6 +95,25 @@ def _check_entity(ctx: _Context, entity: Entity) -> Iterator[Problem]:
     for field in entity.active_fields:
         if field.type == "stage" and field.name not in stage_fields:
             yield ctx.problem(f"field {field.name!r} has type stage but no pipeline runs on it", field)
+    yield from _check_composite_keys(ctx, entity, names)
+
+
+def _check_composite_keys(ctx: _Context, entity: Entity, names: list[str]) -> Iterator[Problem]:
+    """`unique` and `indexes` name active, indexable fields of the entity, each list once."""
+    for key, composites in (("unique", entity.unique), ("indexes", entity.indexes)):
+        seen: set[tuple[str, ...]] = set()
+        for composite in composites:
+            listed = ", ".join(composite.fields)
+            if composite.fields in seen:
+                yield ctx.problem(f"{key}: [{listed}] is listed twice", composite)
+            seen.add(composite.fields)
+            for name in composite.fields:
+                field = entity.field(name)
+                if field is None:
+                    yield ctx.problem(f"{key}: {entity.name!r} has no field {name!r}"
+                                      f"{suggest(name, names)}", composite)
+                elif (reason := index_refusal(field)) is not None:
+                    yield ctx.problem(f"{key}: field {name!r}: {reason}", composite)
 
 
 def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Problem]:
@@ -128,11 +147,18 @@ def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
                               field)
         if field.settings.get("on_delete") == "set_null" and field.required:
             yield ctx.problem("on_delete: set_null cannot apply to a required field", field)
-    if (field.unique or field.indexed) and field.type == "multi_choice":
-        yield ctx.problem("a multi_choice field cannot be unique or indexed", field)
+    if (field.unique or field.indexed) and (reason := index_refusal(field)) is not None:
+        yield ctx.problem(reason, field)
     reason = default_problem(field, ctx.registry)
     if reason:
         yield ctx.problem(reason, field)
+
+
+def index_refusal(field: Field) -> str | None:
+    """Why `field` cannot be part of a unique constraint or an index, or None."""
+    if field.type == "multi_choice":
+        return "a multi_choice field cannot be unique or indexed"
+    return None
 
 
 def default_problem(field: Field, registry: FieldTypeRegistry) -> str | None:

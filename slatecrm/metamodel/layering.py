@@ -8,7 +8,7 @@ that names both packs. Later layers (the organisation's own edits) merge the sam
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 import semantic_version
@@ -116,8 +116,12 @@ def _requires_transitively(by_name: dict[str, Pack], pack: str, other: str) -> b
     return False
 
 
-def merge(packs: Sequence[Pack], registry: FieldTypeRegistry) -> Metamodel:
-    """The effective metamodel of `packs` (all of them: installed and new)."""
+def merge(packs: Sequence[Pack], registry: FieldTypeRegistry,
+          new: Collection[str] = frozenset()) -> Metamodel:
+    """The effective metamodel of `packs` (all of them: installed and new).
+
+    `new` names the packs being installed now: an entity both an installed pack and a new
+    one define is reported in the new pack, the one whose author has something to change."""
     ordered = dependency_order(packs)
     by_name = {p.name: p for p in ordered}
     problems: list[Problem] = []
@@ -126,10 +130,15 @@ def merge(packs: Sequence[Pack], registry: FieldTypeRegistry) -> Metamodel:
         for entity in pack.entities:
             if entity.name in entities:
                 first = entities[entity.name]
+                culprit, other = pack, by_name[first.pack]
+                if first.pack in new and pack.name not in new:
+                    culprit, other = other, pack
+                mine = entity if culprit is pack else first
+                theirs = first if culprit is pack else entity
                 problems.append(Problem(
-                    f"entity {entity.name!r} is already defined by pack {first.pack!r} "
-                    f"({first.source}); pack {pack.name!r} may extend it with kind: extension "
-                    "but not define it again", entity.source, pack.origin))
+                    f"entity {entity.name!r} is already defined by pack {other.name!r} "
+                    f"({theirs.source}); pack {culprit.name!r} may extend it with kind: extension "
+                    "but not define it again", mine.source, culprit.origin))
                 continue
             entities[entity.name] = entity
         for extension in pack.extensions:
@@ -220,6 +229,8 @@ def _extend(base: Entity, ext: Extension, pack: Pack, registry: FieldTypeRegistr
         fields=tuple(fields),
         pipelines=tuple(pipelines),
         validations=(*base.validations, *ext.validations),
+        unique=(*base.unique, *ext.unique),
+        indexes=(*base.indexes, *ext.indexes),
         extended_by=(*base.extended_by, pack.name),
     )
 

@@ -3,6 +3,10 @@
 These are values. Loading makes them from pack files (slatecrm.metamodel.packs), layering
 merges them (slatecrm.metamodel.layering), the schema engine stores them with each
 revision (as_dict / from_dict) and builds tables from them.
+
+The stored form carries a format number (FORMAT_VERSION). Revisions stored before the
+number existed are format 1 and read as they are; a format newer than this code knows
+is refused with a clear error rather than half-read.
 """
 
 from __future__ import annotations
@@ -14,8 +18,13 @@ from typing import Any
 
 from .errors import Location
 
-STAGE_CATEGORIES = ("open", "won", "lost")
-ON_DELETE = ("restrict", "set_null", "cascade")
+#: The version of the stored form (as_dict). 1: the form before the number was stored;
+#: 2: entities gain composite `unique` and `indexes` (absent in format 1, read as none).
+FORMAT_VERSION = 2
+
+
+class MetamodelFormatError(ValueError):
+    """A stored metamodel in a format this version of SlateCRM cannot read."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,16 @@ class Validation:
 
 
 @dataclass(frozen=True)
+class CompositeKey:
+    """Several fields of one entity taken together, in order: a composite unique
+    constraint (no two records share the combination) or a composite index."""
+
+    fields: tuple[str, ...]
+    pack: str = ""
+    source: Location = attribute(default_factory=Location, compare=False)
+
+
+@dataclass(frozen=True)
 class Entity:
     name: str
     label: str
@@ -118,6 +137,9 @@ class Entity:
     title_template: str | None = None
     retired: bool = False
     validations: tuple[Validation, ...] = ()
+    #: Combinations of fields that must be unique together, and composite indexes.
+    unique: tuple[CompositeKey, ...] = ()
+    indexes: tuple[CompositeKey, ...] = ()
     #: The pack that defines the entity, and those that extend it, in merge order.
     pack: str = ""
     extended_by: tuple[str, ...] = ()
@@ -174,12 +196,21 @@ class Metamodel:
     # --- storage form (kept with each revision) --------------------------------------
     def as_dict(self) -> dict[str, Any]:
         return {
+            "format": FORMAT_VERSION,
             "packs": [vars(p).copy() for p in self.packs],
             "entities": [_entity_dict(e) for e in self.entities],
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Metamodel:
+        """The metamodel stored as `data`, in any format up to FORMAT_VERSION."""
+        version = data.get("format", 1)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise MetamodelFormatError(f"the stored metamodel has an invalid format {version!r}")
+        if version > FORMAT_VERSION:
+            raise MetamodelFormatError(
+                f"the stored metamodel has format {version}, newer than this version of SlateCRM "
+                f"reads (up to {FORMAT_VERSION}): upgrade SlateCRM to read it")
         return cls(
             entities=tuple(_entity_from(e) for e in data.get("entities", [])),
             packs=tuple(PackRef(**p) for p in data.get("packs", [])),
@@ -244,6 +275,8 @@ def _entity_dict(e: Entity) -> dict[str, Any]:
         "extended_by": list(e.extended_by), "source": _location_dict(e.source),
         "fields": [_field_dict(f) for f in e.fields],
         "validations": [{**vars(v), "source": _location_dict(v.source)} for v in e.validations],
+        "unique": [_key_dict(k) for k in e.unique],
+        "indexes": [_key_dict(k) for k in e.indexes],
         "pipelines": [
             {"name": p.name, "label": p.label, "field": p.field, "pack": p.pack,
              "close_date_field": p.close_date_field,
@@ -256,7 +289,10 @@ def _entity_dict(e: Entity) -> dict[str, Any]:
 def _entity_from(d: Mapping[str, Any]) -> Entity:
     return Entity(
         **{k: v for k, v in d.items()
-           if k not in ("fields", "pipelines", "extended_by", "source", "validations")},
+           if k not in ("fields", "pipelines", "extended_by", "source", "validations", "unique",
+                        "indexes")},
+        unique=tuple(_key_from(k) for k in d.get("unique", ())),
+        indexes=tuple(_key_from(k) for k in d.get("indexes", ())),
         extended_by=tuple(d.get("extended_by", ())),
         validations=tuple(Validation(**{**v, "source": _location_from(v.get("source"))})
                           for v in d.get("validations", [])),
@@ -272,3 +308,12 @@ def _entity_from(d: Mapping[str, Any]) -> Entity:
             for p in d.get("pipelines", [])
         ),
     )
+
+
+def _key_dict(k: CompositeKey) -> dict[str, Any]:
+    return {"fields": list(k.fields), "pack": k.pack, "source": _location_dict(k.source)}
+
+
+def _key_from(d: Mapping[str, Any]) -> CompositeKey:
+    return CompositeKey(fields=tuple(d["fields"]), pack=d.get("pack", ""),
+                        source=_location_from(d.get("source")))

@@ -35,10 +35,6 @@ ROUTE_WORDS = frozenset(
 SQL_KEYWORDS = frozenset(w.lower() for w in (_SQL_RESERVED | _PG_RESERVED))
 
 
-def is_valid_name(name: object) -> bool:
-    return isinstance(name, str) and bool(_NAME_RE.match(name)) and "__" not in name
-
-
 def name_problem(name: str, what: str) -> str | None:
     """Why `name` cannot be the API name of a `what` ("field", "entity"), or None."""
     if not isinstance(name, str) or not _NAME_RE.match(name):

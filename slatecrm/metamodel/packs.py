@@ -18,7 +18,7 @@ import semantic_version
 
 from .errors import DefinitionError, Location, Problem
 from .fieldtypes import FieldTypeRegistry
-from .model import ChoiceOption, Entity, Field, Pipeline, Stage, Validation
+from .model import ChoiceOption, CompositeKey, Entity, Field, Pipeline, Stage, Validation
 from .names import suggest
 from .schemas import pack_schema
 from .yamlsource import SourceDocument, parse_yaml
@@ -102,6 +102,8 @@ class Extension:
     description: str | None = None
     fields: tuple[Field, ...] = ()
     validations: tuple[Validation, ...] = ()
+    unique: tuple[CompositeKey, ...] = ()
+    indexes: tuple[CompositeKey, ...] = ()
     field_overrides: tuple[FieldOverride, ...] = ()
     pipelines: tuple[PipelineExtension, ...] = ()
     pack: str = ""
@@ -357,6 +359,11 @@ class _PackReader:
             for i, doc in enumerate(data.get("validations") or ())
         )
 
+    def composite_keys(self, source: SourceDocument, data: dict[str, Any], key: str,
+                       pack: str) -> tuple[CompositeKey, ...]:
+        return tuple(CompositeKey(fields=tuple(names), pack=pack, source=source.locate([key, i]))
+                     for i, names in enumerate(data.get(key) or ()))
+
     def entity(self, source: SourceDocument, pack: str) -> Entity:
         data = source.data
         label = data.get("label") or _label(data["name"])
@@ -380,6 +387,8 @@ class _PackReader:
             pipelines=tuple(pipelines), title_field=data.get("title_field"),
             title_template=data.get("title_template"),
             validations=self.validations(source, data, pack),
+            unique=self.composite_keys(source, data, "unique", pack),
+            indexes=self.composite_keys(source, data, "indexes", pack),
             pack=pack, source=source.locate(["name"]),
         )
 
@@ -410,6 +419,8 @@ class _PackReader:
             entity=data["entity"], label=data.get("label"), label_plural=data.get("label_plural"),
             description=data.get("description"), fields=self.fields(source, data, pack),
             validations=self.validations(source, data, pack), field_overrides=overrides,
+            unique=self.composite_keys(source, data, "unique", pack),
+            indexes=self.composite_keys(source, data, "indexes", pack),
             pipelines=pipelines, pack=pack,
             source=source.locate(["entity"]),
         )

@@ -87,10 +87,6 @@ class PackSchema:
             out[name] = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
         return out
 
-    def field_keys(self, field_type: str) -> list[str]:
-        """The keys a field of `field_type` may have."""
-        return list(self.document["$defs"][f"field_{field_type}"]["properties"])
-
     def check(self, definition: str, source: SourceDocument, pack: str) -> list[Problem]:
         errors = self.validator(definition).iter_errors(source.data)
         problems: list[Problem] = []

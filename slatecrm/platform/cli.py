@@ -295,11 +295,13 @@ def pack_schema() -> None:
 def revisions(database: str | None, show: int | None, as_json: bool) -> None:
     """The metamodel revisions: every applied change, with its source and time."""
     with reported(as_json), engine_for(database).connect() as conn:
-        items = revision_store.history(conn)
-    if show is not None:
-        items = [r for r in items if r.id == show]
-        if not items:
-            fail(EXIT_USAGE, f"there is no revision {show}", as_json)
+        if show is None:
+            items = revision_store.history(conn)
+        else:
+            shown = revision_store.get(conn, show)
+            if shown is None:
+                fail(EXIT_USAGE, f"there is no revision {show}", as_json)
+            items = [shown]
     if as_json:
         out.print_json(json.dumps([{"id": r.id, "created_at": r.created_at.isoformat(),
                                     "source": r.source, "author": r.author, "summary": r.summary,

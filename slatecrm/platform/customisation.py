@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,37 +20,15 @@ import sqlalchemy as sa
 
 from slatecrm.metamodel.errors import DefinitionError, Location, Problem
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
-from slatecrm.metamodel.layering import merge
-from slatecrm.metamodel.packs import Pack, pack_from_texts
 
+from .layers import ORGANISATION, Documents, documents, installed_packs, plan_layers
 from .storage import revisions as revision_store
 from .storage.apply import apply
-from .storage.plan import Plan, Planner
+from .storage.plan import Plan
 from .storage.system import customisations
 
-ORGANISATION = "organisation"
 #: What an extension may change on a field a pack defines.
 OVERRIDABLE = frozenset({"label", "help", "default", "options"})
-
-Documents = dict[tuple[str, str], dict[str, Any]]
-
-
-def documents(conn: sa.Connection) -> Documents:
-    rows = conn.execute(sa.select(customisations)).all()
-    return {(row.kind, row.name): row.document for row in rows}
-
-
-def layer_pack(docs: Documents, installed: Sequence[Pack], registry: FieldTypeRegistry) -> Pack | None:
-    """The organisation's documents as a pack that requires every installed pack."""
-    if not docs:
-        return None
-    manifest = {"name": ORGANISATION, "namespace": "org", "version": "1.0.0",
-                "title": "This organisation's customisations",
-                "requires": {p.name: ">=0.0.0" for p in installed if p.name != ORGANISATION}}
-    files = {"pack.yaml": json.dumps(manifest, indent=2)}
-    for (kind, name), document in sorted(docs.items()):
-        files[f"{kind}s/{name}.yaml"] = json.dumps(document, indent=2)
-    return pack_from_texts(files, registry, ORGANISATION)
 
 
 @dataclass(frozen=True)
@@ -66,17 +43,12 @@ def plan_edit(engine: sa.Engine, registry: FieldTypeRegistry, summary: str,
               edit: Any) -> Customisation:
     """Plan an edit: `edit(documents, metamodel)` changes a copy of the documents in place
     (raising DefinitionError for a request it refuses)."""
-    from .installer import installed_packs
-
     with engine.connect() as conn:
         base, current = revision_store.current_metamodel(conn)
         stored = documents(conn)
         docs = copy.deepcopy(stored)
         edit(docs, current)
-        installed = installed_packs(conn, registry)
-        organisation = layer_pack(docs, installed, registry)
-        target = merge([*installed, *([organisation] if organisation else [])], registry)
-        plan = Planner(conn, registry, current, target, base).plan()
+        plan = plan_layers(conn, registry, installed_packs(conn, registry), docs, current, base)
     changed = tuple(sorted(k for k in {*stored, *docs} if stored.get(k) != docs.get(k)))
     return Customisation(plan, docs, changed, summary)
 

@@ -17,13 +17,12 @@ import sqlalchemy as sa
 
 from slatecrm.metamodel.errors import DefinitionError, Problem
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
-from slatecrm.metamodel.layering import merge
-from slatecrm.metamodel.packs import Pack, load_pack, pack_from_texts
+from slatecrm.metamodel.packs import Pack, load_pack
 
-from . import customisation
+from .layers import ORGANISATION, documents, installed_packs, plan_layers
 from .storage import revisions as revision_store
 from .storage.apply import apply
-from .storage.plan import Plan, Planner
+from .storage.plan import Plan
 from .storage.system import is_initialised, system_metadata
 from .storage.system import packs as pack_table
 
@@ -75,11 +74,6 @@ def with_shipped_dependencies(given: Sequence[Pack], available: Sequence[str],
     return packs
 
 
-def installed_packs(conn: sa.Connection, registry: FieldTypeRegistry) -> list[Pack]:
-    rows = conn.execute(sa.select(pack_table).order_by(pack_table.c.name)).all()
-    return [pack_from_texts(row.files, registry, row.name) for row in rows]
-
-
 @dataclass(frozen=True)
 class PackChange:
     name: str
@@ -118,7 +112,7 @@ def plan_install(engine: sa.Engine, new: Sequence[Pack], registry: FieldTypeRegi
         problems: list[Problem] = []
         changes: list[PackChange] = []
         for pack in with_shipped_dependencies(new, list(installed), registry):
-            if pack.name == customisation.ORGANISATION:
+            if pack.name == ORGANISATION:
                 problems.append(Problem(f"the pack name {pack.name!r} is reserved for the organisation's "
                                         "own customisations", pack.manifest.source, pack.origin))
                 continue
@@ -142,10 +136,8 @@ def plan_install(engine: sa.Engine, new: Sequence[Pack], registry: FieldTypeRegi
             installed[pack.name] = pack
         if problems:
             raise DefinitionError(problems)
-        organisation = customisation.layer_pack(customisation.documents(conn), list(installed.values()),
-                                                registry)
-        target = merge([*installed.values(), *([organisation] if organisation else [])], registry)
-        plan = Planner(conn, registry, current, target, base, purge).plan()
+        plan = plan_layers(conn, registry, list(installed.values()), documents(conn), current, base,
+                           purge, new={c.name for c in changes})
     return Installation(plan, tuple(installed[c.name] for c in changes), tuple(changes), tuple(purge))
 
 

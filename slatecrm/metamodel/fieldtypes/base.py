@@ -33,9 +33,6 @@ class ColumnSpec:
         return field_name if not self.suffix else f"{field_name}__{self.suffix}"
 
 
-BLANK_STRINGS = ("",)
-
-
 class FieldType:
     """Base class of field types. Subclasses set the class attributes and override hooks."""
 

@@ -107,4 +107,3 @@ class Blank(Node):
 
 ARITHMETIC = ("+", "-", "*", "/")
 COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
-TEXT_TESTS = ("contains", "starts_with", "matches")

@@ -23,6 +23,7 @@ from ..storage.runtime import RuntimeHolder
 from . import listing, stages
 from . import rules as rule_hooks
 from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField, compile_entities
+from .constraints import composite_unique_errors
 from .errors import BadQuery, RecordInUse, RecordNotFound, UnknownEntity, ValidationFailed, VersionConflict
 from .listing import ListQuery
 
@@ -573,6 +574,8 @@ def _json(ce: CompiledEntity, name: str, value: Any) -> Any:
 
 def _integrity_errors(ce: CompiledEntity, error: sa.exc.IntegrityError) -> dict[str, list[str]]:
     """A database refusal that slipped past the checks (a race) as field errors."""
+    if (composite := composite_unique_errors(ce, error)) is not None:
+        return composite
     text = str(error.orig)
     for name, compiled in ce.fields.items():
         columns = [c for _, c in compiled.columns]
@@ -581,7 +584,3 @@ def _integrity_errors(ce: CompiledEntity, error: sa.exc.IntegrityError) -> dict[
             return {name: ["is already used by another record" if unique
                            else "points to a record that does not exist"]}
     return {"": [f"the database refused the record: {text.splitlines()[0]}"]}
-
-
-def field_for_column(ce: CompiledEntity, column: str) -> CompiledField | None:
-    return next((f for f in ce.fields.values() if column in (c for _, c in f.columns)), None)

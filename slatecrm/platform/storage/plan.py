@@ -256,7 +256,7 @@ class Planner:
         def ddl(ops: Operations) -> None:
             ops.create_table(entity.table_name, *entity_columns(entity, registry, skip_fk))
             for index in indexes:
-                ops.create_index(index.name, index.table, [index.column], unique=index.unique)
+                ops.create_index(index.name, index.table, list(index.columns), unique=index.unique)
 
         self.change("create table", entity.name, None,
                     f"create table {entity.table_name} for entity {entity.name} "
@@ -462,24 +462,28 @@ class Planner:
                           if self.current.any_entity(e.name) is None}
         retyped = {(table_name(c.entity), c.field) for c in self.changes if c.action == "retype column"}
         added = {(table_name(c.entity), c.field) for c in self.changes if c.action == "add column"}
+        def touches(index: IndexSpec, changed: set[tuple[str, str | None]]) -> bool:
+            return any((index.table, f) in changed for f in index.fields)
+
         for name, index in before.items():
-            moved = (index.table, index.column) in retyped
-            if name not in after or after[name] != index or moved:
-                self.change("drop index", _entity_of(index.table), index.column,
+            if name not in after or after[name] != index or touches(index, retyped):
+                self.change("drop index", _entity_of(index.table), index.label,
                             f"drop index {name}", [Step("drop index", ddl=_drop_index(index))])
         for name, index in after.items():
             if index.table in created_tables:
                 continue
-            moved = (index.table, index.column) in retyped
-            if name not in before or before[name] != index or moved:
+            if name not in before or before[name] != index or touches(index, retyped):
                 risks = []
-                if index.unique and (index.table, index.column) not in added:
-                    dupes = _duplicate_ids(self.conn, index.table, index.column)
+                if index.unique and not touches(index, added):
+                    dupes = _duplicate_ids(self.conn, index.table, index.columns)
                     if dupes.count:
+                        what = (f"{index.label} becomes unique" if len(index.fields) == 1
+                                else f"{index.label} become unique together")
                         risks.append(DataRisk.found(
-                            f"{index.column} becomes unique, but {dupes.count:,} rows share a value "
+                            f"{what}, but {dupes.count:,} rows share "
+                            f"{'a value' if len(index.fields) == 1 else 'their values'} "
                             "with another row", dupes, self.rows(index.table), blocking=True))
-                self.change("add index", _entity_of(index.table), index.column,
+                self.change("add index", _entity_of(index.table), index.label,
                             f"add {'unique ' if index.unique else ''}index {name}",
                             [Step("create index", ddl=_create_index(index))], risks)
 
@@ -578,7 +582,7 @@ def reflect_sqlite_table(conn: sa.Connection, table: str) -> sa.Table:
 
 def _create_index(index: IndexSpec) -> Callable[[Operations], None]:
     def ddl(ops: Operations) -> None:
-        ops.create_index(index.name, index.table, [index.column], unique=index.unique)
+        ops.create_index(index.name, index.table, list(index.columns), unique=index.unique)
     return ddl
 
 
@@ -690,11 +694,16 @@ def _null_ids(conn: sa.Connection, table: str, column: str, negate: bool = False
     return _rows_where(conn, t, t.c[column].isnot(None) if negate else t.c[column].is_(None))
 
 
-def _duplicate_ids(conn: sa.Connection, table: str, column: str) -> Rows:
-    t = sa.table(table, sa.column("id"), sa.column(column))
-    shared = sa.select(t.c[column]).where(t.c[column].isnot(None)).group_by(t.c[column]).having(
-        sa.func.count() > 1)
-    return _rows_where(conn, t, t.c[column].in_(shared))
+def _duplicate_ids(conn: sa.Connection, table: str, columns: Sequence[str]) -> Rows:
+    """Rows that share their values of `columns` with another row. A NULL in any of them
+    never conflicts (a unique index lets such rows be, on both databases)."""
+    t = sa.table(table, sa.column("id"), *(sa.column(c) for c in columns))
+    keys = [t.c[c] for c in columns]
+    shared = (sa.select(*keys).where(*(k.isnot(None) for k in keys)).group_by(*keys)
+              .having(sa.func.count() > 1).subquery())
+    condition = sa.exists(sa.select(sa.literal(1)).select_from(shared)
+                          .where(*(shared.c[c] == t.c[c] for c in columns)))
+    return _rows_where(conn, t, condition)
 
 
 def _orphan_ids(conn: sa.Connection, table: str, column: str, target: str) -> Rows:

@@ -42,6 +42,9 @@ def current(conn: sa.Connection) -> Revision | None:
 
 
 def get(conn: sa.Connection, number: int) -> Revision | None:
+    """Revision `number`, or None if there is no such revision."""
+    if not is_initialised(conn):
+        raise NotInitialised("this database has no SlateCRM tables yet: run `slatecrm init`")
     row = conn.execute(sa.select(revisions).where(revisions.c.id == number)).first()
     return _revision(row) if row else None
 

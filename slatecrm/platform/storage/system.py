@@ -6,7 +6,6 @@ import sqlalchemy as sa
 
 from slatecrm.metamodel.fieldtypes.sqltypes import UTCDateTime, record_id
 
-SYSTEM_PREFIX = "slate_"
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

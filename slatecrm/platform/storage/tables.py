@@ -7,7 +7,7 @@ Built once per metamodel revision; the same Table objects serve the schema engin
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,12 +39,26 @@ def fk_name(table: str, column: str) -> str:
     return short_name(f"fk_{table}_{column}")
 
 
+def composite_index_name(table: str, fields: Sequence[str], *, unique: bool) -> str:
+    """The name of a composite unique constraint (`ux_`) or index (`ix_`). Fields are joined
+    with `__`, which no field name contains, so it never meets a single field's index."""
+    return short_name(f"{'ux' if unique else 'ix'}_{table}_{'__'.join(fields)}")
+
+
 @dataclass(frozen=True)
 class IndexSpec:
+    """An index the metamodel wants; `fields` are field names (a field's columns follow)."""
+
     name: str
     table: str
-    column: str
+    columns: tuple[str, ...]
     unique: bool
+    #: The entity's fields (or system columns) the index is over, in order.
+    fields: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return ", ".join(self.fields)
 
 
 def system_columns() -> list[sa.Column[Any]]:
@@ -91,15 +105,24 @@ def entity_columns(entity: Entity, registry: FieldTypeRegistry,
 
 
 def indexes_of(entity: Entity, registry: FieldTypeRegistry) -> Iterator[IndexSpec]:
-    """The indexes an active entity wants: owner, and indexed, unique, reference and stage fields."""
+    """The indexes an active entity wants: owner, indexed, unique, reference and stage
+    fields, and the entity's composite `unique` and `indexes` (over every column of each
+    field, in the order given)."""
     table = entity.table_name
-    yield IndexSpec(short_name(f"ix_{table}_owner"), table, "owner", False)
+    yield IndexSpec(short_name(f"ix_{table}_owner"), table, ("owner",), False, ("owner",))
     for field in entity.active_fields:
         field_type = registry[field.type]
         if field.unique or field.indexed or field_type.index_by_default:
             prefix = "ux" if field.unique else "ix"
-            yield IndexSpec(short_name(f"{prefix}_{table}_{field.name}"), table, field.name,
-                            field.unique)
+            yield IndexSpec(short_name(f"{prefix}_{table}_{field.name}"), table, (field.name,),
+                            field.unique, (field.name,))
+    for prefix, composites in (("ux", entity.unique), ("ix", entity.indexes)):
+        for composite in composites:
+            fields = [entity.field(name) for name in composite.fields]
+            columns = tuple(spec.column_name(f.name) for f in fields if f is not None
+                            for spec in registry[f.type].columns(f))
+            yield IndexSpec(composite_index_name(table, composite.fields, unique=prefix == "ux"),
+                            table, columns, prefix == "ux", composite.fields)
 
 
 def wanted_indexes(metamodel: Metamodel, registry: FieldTypeRegistry) -> dict[str, IndexSpec]:
@@ -111,7 +134,7 @@ def entity_table(entity: Entity, metadata: sa.MetaData, registry: FieldTypeRegis
     table = sa.Table(entity.table_name, metadata, *entity_columns(entity, registry, runtime=True))
     if not entity.retired:
         for index in indexes_of(entity, registry):
-            sa.Index(index.name, table.c[index.column], unique=index.unique)
+            sa.Index(index.name, *(table.c[c] for c in index.columns), unique=index.unique)
     return table
 
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .. import customisation
+from .. import customisation, layers
 from ..records.errors import BadQuery
 from .api import body_object, call, service
 from .problems import problem
@@ -45,7 +45,7 @@ async def list_customisations(request: Request) -> Response:
 
     def read() -> list[dict[str, Any]]:
         with engine.connect() as conn:
-            docs = customisation.documents(conn)
+            docs = layers.documents(conn)
         return [{"kind": kind, "name": name, "document": doc} for (kind, name), doc in sorted(docs.items())]
 
     return JSONResponse({"data": await call(request, read)})

@@ -19,6 +19,3 @@ class RecordId(Convertor[int]):
 
 
 register_url_convertor("recordid", RecordId())
-
-#: The name routes use: `/e/{entity}/{id:recordid}`.
-RECORD_ID = "recordid"
