@@ -181,3 +181,20 @@ def test_init_creates_a_missing_postgresql_database() -> None:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+def test_an_entity_defined_again_is_blamed_on_the_pack_being_installed(db_url: str,
+                                                                       tmp_path: Path) -> None:
+    # "zeta" is installed first; "alpha" (sorted before it, and not requiring it) defines
+    # the same entity: the message must send the reader to alpha's file, not to zeta's.
+    zeta = write_pack(tmp_path, "zeta", "1.0.0", {"gadget": {"fields": {"code": {"type": "text"}}}})
+    alpha = write_pack(tmp_path, "alpha", "1.0.0", {"gadget": {"fields": {"name": {"type": "text"}}}})
+    assert run("init", database=db_url).exit_code == 0
+    assert run("pack", "install", str(zeta), "--yes", database=db_url).exit_code == 0
+    result = run("pack", "install", str(alpha), "--yes", "--json", database=db_url)
+    assert result.exit_code == 1, result.output
+    problems = json.loads(result.stdout)["problems"]
+    assert [(p["pack"], p["file"]) for p in problems] == [(str(alpha), "entities/gadget.yaml")]
+    assert problems[0]["message"] == (
+        "entity 'gadget' is already defined by pack 'zeta' (entities/gadget.yaml:3:11); pack 'alpha' "
+        "may extend it with kind: extension but not define it again")

@@ -105,15 +105,15 @@ def _check_composite_keys(ctx: _Context, entity: Entity, names: list[str]) -> It
         for composite in composites:
             listed = ", ".join(composite.fields)
             if composite.fields in seen:
-                yield ctx.problem(f"{key}: [{listed}] is listed twice", composite)
+                yield ctx.problem(f"[{listed}] is listed twice in {key}", composite)
             seen.add(composite.fields)
             for name in composite.fields:
                 field = entity.field(name)
                 if field is None:
-                    yield ctx.problem(f"{key}: {entity.name!r} has no field {name!r}"
+                    yield ctx.problem(f"{entity.name!r} has no field {name!r}"
                                       f"{suggest(name, names)}", composite)
                 elif (reason := index_refusal(field)) is not None:
-                    yield ctx.problem(f"{key}: field {name!r}: {reason}", composite)
+                    yield ctx.problem(f"field {name!r}: {reason}", composite)
 
 
 def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Problem]:

@@ -142,6 +142,8 @@ class PackSchema:
                 message = sub.schema.get("x-message", "is not a valid name")
                 yield [*path, value if isinstance(value, str) else sub.instance], \
                     f"{sub.instance!r} {message}", True
+        elif f"x-{kind}" in schema:  # a sentence of the schema's own for this keyword
+            yield path, f"{value!r} {schema[f'x-{kind}']}", False
         elif (kind == "minItems" and value == []) or (kind == "minLength" and value == "") or \
                 (kind == "minProperties" and value == {}):
             yield path, "must not be empty", False
