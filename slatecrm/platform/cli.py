@@ -26,6 +26,7 @@ from rich.table import Table
 from slatecrm import __version__
 from slatecrm.metamodel.errors import DefinitionError
 from slatecrm.metamodel.layering import merge
+from slatecrm.metamodel.model import MetamodelFormatError
 from slatecrm.plugins.manager import field_types
 
 from . import installer
@@ -75,7 +76,7 @@ def reported(as_json: bool) -> Iterator[None]:
         sys.exit(EXIT_INVALID)
     except PlanError as error:
         fail(EXIT_INVALID, str(error), as_json)
-    except (NotInitialised, StaleSnapshot) as error:
+    except (NotInitialised, StaleSnapshot, MetamodelFormatError) as error:
         fail(EXIT_DATABASE, str(error), as_json)
     except (ConversionFailed, ForeignKeyViolation) as error:
         fail(EXIT_APPLY, f"{error}; the change was rolled back, nothing was changed", as_json)

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from slatecrm.metamodel.model import Metamodel
+from slatecrm.metamodel.model import Metamodel, MetamodelFormatError
 
 from .system import is_initialised, revisions
 
@@ -57,8 +57,13 @@ def history(conn: sa.Connection) -> list[Revision]:
 
 
 def _revision(row: Any) -> Revision:
+    try:
+        metamodel = Metamodel.from_dict(row.metamodel)
+    except MetamodelFormatError as error:
+        raise MetamodelFormatError(f"revision {row.id} (stored by SlateCRM {row.platform_version}): "
+                                   f"{error}") from None
     return Revision(row.id, row.created_at, row.source, row.author, row.summary,
-                    row.platform_version, row.plan, Metamodel.from_dict(row.metamodel))
+                    row.platform_version, row.plan, metamodel)
 
 
 def current_metamodel(conn: sa.Connection) -> tuple[int, Metamodel]:

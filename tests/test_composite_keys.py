@@ -1,0 +1,107 @@
+"""Composite `unique` and `indexes` of an entity, on SQLite and PostgreSQL: a junction
+entity (person ⇄ event through attendance) refuses the same pair twice, through the API
+(a 422 naming the fields) and through the plan (existing duplicates block it, by id)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from starlette.testclient import TestClient
+
+from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.platform.web.app import create_app
+
+from .packs import install, plan, write_pack
+from .test_schema_engine import insert
+
+JUNCTION = "x_attendance"
+
+
+def events(tmp_path: Path, version: str, **attendance: Any) -> Path:
+    return write_pack(tmp_path, "events", version, {
+        "person": {"title_field": "name", "fields": {"name": {"type": "text", "required": True}}},
+        "event": {"title_field": "name", "fields": {"name": {"type": "text", "required": True}}},
+        "attendance": {"fields": {
+            "person": {"type": "reference", "target": "person", "required": True},
+            "event": {"type": "reference", "target": "event", "required": True},
+            "role": {"type": "text"},
+        }, **attendance},
+    })
+
+
+def indexes(engine: sa.Engine) -> dict[str, tuple[tuple[str, ...], bool]]:
+    found = sa.inspect(engine).get_indexes(JUNCTION)
+    return {i["name"] or "": (tuple(str(c) for c in i["column_names"]), bool(i["unique"])) for i in found}
+
+
+@pytest.fixture
+def app_client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
+               tmp_path: Path) -> Any:
+    install(engine, registry, events(tmp_path, "1.0.0", unique=[["person", "event"]],
+                                     indexes=[["event", "role"]]))
+    app = create_app(db_url)
+    with TestClient(app, raise_server_exceptions=False) as http:
+        yield http
+    app.state.engine.dispose()
+
+
+def test_the_same_pair_twice_is_a_422_naming_both_fields(app_client: TestClient,
+                                                         engine: sa.Engine) -> None:
+    assert indexes(engine)["ux_x_attendance_person__event"] == (("person", "event"), True)
+    assert indexes(engine)["ix_x_attendance_event__role"] == (("event", "role"), False)
+    ada = app_client.post("/api/v1/person", json={"name": "Ada"}).json()["id"]
+    bob = app_client.post("/api/v1/person", json={"name": "Bob"}).json()["id"]
+    fair = app_client.post("/api/v1/event", json={"name": "Fair"}).json()["id"]
+    first = app_client.post("/api/v1/attendance", json={"person": ada, "event": fair})
+    assert first.status_code == 201, first.text
+    other = app_client.post("/api/v1/attendance", json={"person": bob, "event": fair})
+    assert other.status_code == 201, other.text
+    again = app_client.post("/api/v1/attendance", json={"person": ada, "event": fair, "role": "x"})
+    assert again.status_code == 422, again.text
+    message = "another Attendance already has this combination of Person and Event"
+    assert again.json()["errors"] == {"person": [message], "event": [message]}
+    moved = app_client.patch(f"/api/v1/attendance/{other.json()['id']}",
+                             json={"person": ada, "version": 1})
+    assert moved.status_code == 422 and moved.json()["errors"]["event"] == [message]
+    listed = app_client.get("/api/v1/attendance").json()["data"]
+    assert sorted((r["person"]["id"], r["event"]["id"]) for r in listed) == [(ada, fair), (bob, fair)]
+
+
+def test_adding_a_composite_unique_over_duplicate_pairs_is_refused_by_id(
+        engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    install(engine, registry, events(tmp_path, "1.0.0"))
+    insert(engine, registry, "person", [{"name": "a"}, {"name": "b"}])
+    insert(engine, registry, "event", [{"name": "a"}, {"name": "b"}])
+    # ids 1..5: 1, 3 and 5 are the same pair; 4 has no event (a NULL never conflicts)
+    insert(engine, registry, "attendance", [{"person": p, "event": e}
+                                            for p, e in ((1, 1), (1, 2), (1, 1), (2, None), (1, 1))])
+    refused = plan(engine, registry, events(tmp_path, "1.1.0", unique=[["person", "event"]]))
+    assert refused.plan.blocked
+    risks = [r.message for c in refused.plan.changes for r in c.risks]
+    assert risks == ["person, event become unique together, but 3 rows share their values with "
+                     "another row: ids 1, 3, 5"]
+    with engine.begin() as conn:
+        conn.execute(sa.delete(sa.table(JUNCTION, sa.column("id"))).where(sa.column("id").in_([3, 5])))
+    install(engine, registry, events(tmp_path, "1.1.0", unique=[["person", "event"]]))
+    assert indexes(engine)["ux_x_attendance_person__event"] == (("person", "event"), True)
+    with pytest.raises(sa.exc.IntegrityError):
+        insert(engine, registry, "attendance", [{"person": 1, "event": 1}])
+    # Dropping the combination drops its index; the rows stay.
+    install(engine, registry, events(tmp_path, "1.2.0", indexes=[["event", "person"]]))
+    assert "ux_x_attendance_person__event" not in indexes(engine)
+    assert indexes(engine)["ix_x_attendance_event__person"] == (("event", "person"), False)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(sa.table(JUNCTION))).scalar() == 3
+
+
+def test_the_plan_shows_the_index_sql(engine: sa.Engine, registry: FieldTypeRegistry,
+                                      tmp_path: Path) -> None:
+    install(engine, registry, events(tmp_path, "1.0.0"))
+    planned = plan(engine, registry, events(tmp_path, "1.1.0", unique=[["person", "event"]]))
+    [change] = planned.plan.changes
+    assert (change.action, change.entity, change.field) == ("add index", "attendance", "person, event")
+    assert change.sql == ("CREATE UNIQUE INDEX ux_x_attendance_person__event ON x_attendance "
+                          "(person, event)",)
