@@ -112,6 +112,8 @@ class Validation:
     field: str | None = None
     pack: str = ""
     source: Location = attribute(default_factory=Location, compare=False)
+    #: Where `field` stands in the pack (a problem with the field is reported there).
+    field_source: Location = attribute(default_factory=Location, compare=False)
 
 
 @dataclass(frozen=True)
@@ -274,7 +276,8 @@ def _entity_dict(e: Entity) -> dict[str, Any]:
         "retired": e.retired, "pack": e.pack,
         "extended_by": list(e.extended_by), "source": _location_dict(e.source),
         "fields": [_field_dict(f) for f in e.fields],
-        "validations": [{**vars(v), "source": _location_dict(v.source)} for v in e.validations],
+        "validations": [{**vars(v), "source": _location_dict(v.source),
+                         "field_source": _location_dict(v.field_source)} for v in e.validations],
         "unique": [_key_dict(k) for k in e.unique],
         "indexes": [_key_dict(k) for k in e.indexes],
         "pipelines": [
@@ -294,7 +297,8 @@ def _entity_from(d: Mapping[str, Any]) -> Entity:
         unique=tuple(_key_from(k) for k in d.get("unique", ())),
         indexes=tuple(_key_from(k) for k in d.get("indexes", ())),
         extended_by=tuple(d.get("extended_by", ())),
-        validations=tuple(Validation(**{**v, "source": _location_from(v.get("source"))})
+        validations=tuple(Validation(**{**v, "source": _location_from(v.get("source")),
+                                        "field_source": _location_from(v.get("field_source"))})
                           for v in d.get("validations", [])),
         source=_location_from(d.get("source")),
         fields=tuple(_field_from(f) for f in d.get("fields", [])),

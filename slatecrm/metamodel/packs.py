@@ -355,7 +355,9 @@ class _PackReader:
         return tuple(
             Validation(name=doc.get("name") or f"rule_{i + 1}", condition=doc["condition"],
                        message=doc["message"], field=doc.get("field"), pack=pack,
-                       source=source.locate(["validations", i, "condition"]))
+                       source=source.locate(["validations", i, "condition"]),
+                       field_source=source.locate(["validations", i, "field" if "field" in doc
+                                                   else "condition"]))
             for i, doc in enumerate(data.get("validations") or ())
         )
 

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from slatecrm.metamodel.rules import ast
 
 TEXTS = ["", "a", "A", "ab", "b", "Acme", "acme", " x ", "a b", "zz", "é", "É"]
-PATTERNS = ["^a", "b$", "a.b", "[0-9]", "(?i)acme", "^$", "x|y", "^.{2,3}$", "\\d", "\\s"]
+PATTERNS = ["^a", "b$", "a.b", "[0-9]", "(?i)acme", "^$", "x|y", "^.{2,3}$", "\\d", "\\s", "^(?:ac|b)",
+            "(?i)(?:me)+$"]
 STAGES = ["lead", "qualified", "proposal", "won", "lost"]
 KINDS = ["new", "renewal", "upsell"]
 TAGS = ["hot", "cold", "vip"]

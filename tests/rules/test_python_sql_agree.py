@@ -122,3 +122,24 @@ def test_closure_and_sql_select_the_same_records(bench: Bench, companies: list[d
             where = bench.sql.condition(checked.typed, "deal")(context)
             in_sql = set(conn.execute(sa.select(deal.table.c.id).where(where)).scalars())
             assert in_python == in_sql, f"{text}: Python {sorted(in_python)}, SQL {sorted(in_sql)}"
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    ("^(?:Ac|B)me$", {1, 3}),
+    ("(?i)^(?:ac)+me", {1, 2}),
+    ("^a(?:c(?:a)?)+me$", {2}),
+])
+def test_non_capturing_groups_mean_the_same_in_python_and_sql(bench: Bench, pattern: str,
+                                                              expected: set[int]) -> None:
+    # docs/rules.md promises RE2: its non-capturing groups (which PostgreSQL reads alike).
+    bench.load([], [{"name": "Acme"}, {"name": "acacme"}, {"name": "Bme"}, {"name": None},
+                    {"name": "Ac\nme"}])
+    records, _ = bench.python_view()
+    checked = check(f'name matches "{pattern}"', bench.metamodel, "deal")
+    closure = compile_python(checked.typed)
+    in_python = {r["id"] for r in records if closure(r, CONTEXT) is True}
+    where = bench.sql.condition(checked.typed, "deal")(CONTEXT)
+    deal = bench.compiled["deal"]
+    with bench.engine.connect() as conn:
+        in_sql = set(conn.execute(sa.select(deal.table.c.id).where(where)).scalars())
+    assert in_python == in_sql == expected

@@ -14,7 +14,7 @@ from ..names import suggest
 from . import typed as t
 from .checker import Checked, check
 from .errors import RuleError
-from .types import BOOLEAN, Type, field_type
+from .types import BOOLEAN, WRITABLE_SYSTEM_FIELDS, Type, field_type
 
 #: Field types a formula or a default expression cannot fill.
 NOT_COMPUTABLE = ("reference", "multi_choice", "auto_number", "currency", "stage")
@@ -44,9 +44,10 @@ def _entity_rules(metamodel: Metamodel, entity: Entity, origins: Mapping[str, st
             check(rule.condition, metamodel, entity.name, expect=BOOLEAN, changes=True)
         except RuleError as error:
             yield rule_problem(error, f"validation {rule.name!r}", rule.source, origin(rule.pack))
-        if rule.field is not None and rule.field not in names:
+        shown_on = [*names, *WRITABLE_SYSTEM_FIELDS]
+        if rule.field is not None and rule.field not in shown_on:
             yield Problem(f"validation {rule.name!r}: {entity.name!r} has no field {rule.field!r}"
-                          f"{suggest(rule.field, names)}", rule.source, origin(rule.pack))
+                          f"{suggest(rule.field, shown_on)}", rule.field_source, origin(rule.pack))
     formulas: dict[str, Checked] = {}
     for field in entity.active_fields:
         for key in ("formula", "default_expression"):

@@ -36,8 +36,12 @@ def pattern_problem(pattern: str) -> tuple[str, int] | None:
                         "regular expressions", offset + index)
             index += 2
             continue
+        if body.startswith("(?:", index):  # a non-capturing group: RE2 and PostgreSQL alike
+            index += 3
+            continue
         if body.startswith("(?", index):
-            return ("only (?i) at the very start is supported; groups are plain ( )", offset + index)
+            return ("only (?i) at the very start and non-capturing groups (?:…) are supported",
+                    offset + index)
         index += 1
     try:
         re2.compile(pattern, _options())

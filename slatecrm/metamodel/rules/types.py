@@ -71,6 +71,10 @@ def comparable(a: Type, b: Type) -> bool:
     return base(a) == base(b) or "null" in (a.kind, b.kind)
 
 
+#: The system field a person sets (on forms and through the API), which a validation may
+#: therefore report its message on (`field: owner`).
+WRITABLE_SYSTEM_FIELDS = ("owner",)
+
 #: Fields every record has, readable in rules (not writable).
 SYSTEM_FIELDS: dict[str, Field] = {
     "id": Field(name="id", type="integer", label="ID", pack="<system>"),

@@ -1,0 +1,31 @@
+"""A validation may show its message on `owner`, the system field a person sets: the pack
+validates, and the API reports the refusal on `owner` (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import sqlalchemy as sa
+from starlette.testclient import TestClient
+
+from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.platform.web.app import create_app
+
+from .packs import install
+
+CASE = Path(__file__).parent / "data" / "bad_packs" / "validation-unknown-field"
+
+
+def test_a_validation_on_owner_reports_on_owner(engine: sa.Engine, db_url: str,
+                                                registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    pack = shutil.copytree(CASE, tmp_path / "visits", ignore=shutil.ignore_patterns("expected.txt"))
+    visit = pack / "entities" / "visit.yaml"
+    visit.write_text(visit.read_text().split("  - name: has_site")[0])  # only the owner rule
+    install(engine, registry, pack)
+    app = create_app(db_url)
+    with TestClient(app, raise_server_exceptions=False) as http:
+        refused = http.post("/api/v1/visit", json={"site": "Depot"})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"] == {"owner": ["Every visit needs an owner"]}
+    app.state.engine.dispose()
