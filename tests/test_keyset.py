@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
+import hmac
 import json
 from collections.abc import Sequence
 from decimal import Decimal
@@ -36,6 +38,9 @@ ROWS = 200_000
 PAGE = 1_000
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 MESSAGE = "the cursor is not valid for this list; start from the first page"
+TAMPERED_MESSAGE = ("the cursor was changed, or made by another database (its signature does not "
+                    "match); start from the first page")
+KEY = bytes(range(32))
 
 
 # --- the reference order, computed without the database ------------------------------------------------
@@ -61,12 +66,12 @@ def paged_ids(conn: sa.Connection, table: sa.Table, sort: Sequence[SortKey], siz
     token: str | None = None
     while True:
         page = select if token is None else \
-            select.where(after(table, sort, decode_cursor(token, table, sort)))
+            select.where(after(table, sort, decode_cursor(token, table, sort, KEY)))
         rows = conn.execute(page).mappings().all()
         ids += [r["id"] for r in rows]
         if len(rows) < size:
             return ids
-        token = encode_cursor(cursor_values(rows[-1], sort))
+        token = encode_cursor(cursor_values(rows[-1], sort), KEY)
 
 
 def unpaged_ids(conn: sa.Connection, table: sa.Table, sort: Sequence[SortKey]) -> list[int]:
@@ -268,32 +273,43 @@ EVERY_TYPE = [
 def test_cursors_round_trip_every_type() -> None:
     sort = [key for key, _ in EVERY_TYPE]
     values = [value for _, value in EVERY_TYPE] + [42]
-    token = encode_cursor(values)
-    assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-    decoded = decode_cursor(token, small, sort)
+    token = encode_cursor(values, KEY)
+    assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+    decoded = decode_cursor(token, small, sort, KEY)
     assert decoded == values
     assert [type(v) for v in decoded] == [type(v) for v in values]
     nulls = [None] * len(EVERY_TYPE) + [1]
-    assert decode_cursor(encode_cursor(nulls), small, sort) == nulls
+    assert decode_cursor(encode_cursor(nulls, KEY), small, sort, KEY) == nulls
 
 
 def test_cursors_round_trip_without_column_types() -> None:
     untyped = sa.table("t", *[sa.column(c) for c in ("id", "a", "b", "c", "d", "e")])
     sort = [SortKey(c) for c in "abcde"]
     values = [Decimal("0.10"), dt.date(2026, 1, 1), NOW, True, None, 3]
-    assert decode_cursor(encode_cursor(values), untyped, sort) == values
+    assert decode_cursor(encode_cursor(values, KEY), untyped, sort, KEY) == values
 
 
 def test_cursors_hold_exact_decimals_and_time_zones() -> None:
     moment = dt.datetime(2026, 1, 1, 9, tzinfo=dt.timezone(dt.timedelta(hours=2)))
-    values = decode_cursor(encode_cursor([moment, 1]), small, [SortKey("seen_at")])
+    values = decode_cursor(encode_cursor([moment, 1], KEY), small, [SortKey("seen_at")], KEY)
     assert values[0] == moment and values[0].utcoffset() == dt.timedelta(hours=2)
-    [amount, _] = decode_cursor(encode_cursor([Decimal("10.50"), 1]), small, [SortKey("amount")])
+    [amount, _] = decode_cursor(encode_cursor([Decimal("10.50"), 1], KEY), small, [SortKey("amount")], KEY)
     assert str(amount) == "10.50"
 
 
-def _raw(data: bytes) -> str:
+def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _signed(payload: str, key: bytes = KEY) -> str:
+    """`payload` with the signature the cursor format defines: HMAC-SHA256 (first 16 bytes)
+    of a purpose prefix and the payload, so that what the payload holds is what is tested."""
+    mac = hmac.new(key, b"slatecrm list cursor v1:" + payload.encode(), hashlib.sha256).digest()[:16]
+    return f"{payload}.{_b64(mac)}"
+
+
+def _raw(data: bytes) -> str:
+    return _signed(_b64(data))
 
 
 def _token(data: Any) -> str:
@@ -305,7 +321,8 @@ TAMPERED = {
     "empty": "",
     "not base64": "a!b",
     "padding": _token(["a", 1]) + "=",
-    "truncated base64": _token(["a", 1])[:-1],
+    "truncated base64": _signed(_b64(json.dumps(["a", 1]).encode())[:-1]),
+    "unsigned (before cursors were signed)": _b64(json.dumps(["a", 1]).encode()),
     "not UTF-8": _raw(b"\xff\xfe"),
     "not JSON": _raw(b"[1,"),
     "not a list": _token({"title": "a", "id": 1}),
@@ -345,7 +362,7 @@ TAMPERED_TYPED = {
 @pytest.mark.parametrize("token", TAMPERED.values(), ids=TAMPERED.keys())
 def test_tampered_cursors_are_refused_with_a_message_for_people(token: str) -> None:
     with pytest.raises(InvalidCursor) as refused:
-        decode_cursor(token, small, TITLE_SORT)
+        decode_cursor(token, small, TITLE_SORT, KEY)
     assert str(refused.value) == MESSAGE
     assert isinstance(refused.value, ValueError) and refused.value.reason
 
@@ -353,19 +370,33 @@ def test_tampered_cursors_are_refused_with_a_message_for_people(token: str) -> N
 @pytest.mark.parametrize(("sort", "data"), TAMPERED_TYPED.values(), ids=TAMPERED_TYPED.keys())
 def test_cursor_values_must_suit_their_columns(sort: list[SortKey], data: list[Any]) -> None:
     with pytest.raises(InvalidCursor) as refused:
-        decode_cursor(_token(data), small, sort)
+        decode_cursor(_token(data), small, sort, KEY)
     assert str(refused.value) == MESSAGE
 
 
 def test_a_cursor_of_another_sort_is_refused() -> None:
     row = {"id": 3, "title": "a", "qty": 1}
-    token = encode_cursor(cursor_values(row, [SortKey("title"), SortKey("qty")]))
+    token = encode_cursor(cursor_values(row, [SortKey("title"), SortKey("qty")]), KEY)
     with pytest.raises(InvalidCursor):
-        decode_cursor(token, small, [SortKey("title")])
+        decode_cursor(token, small, [SortKey("title")], KEY)
     with pytest.raises(InvalidCursor):
-        decode_cursor(token, small, [SortKey("amount"), SortKey("qty")])
+        decode_cursor(token, small, [SortKey("amount"), SortKey("qty")], KEY)
+
+
+def test_a_changed_or_foreign_cursor_is_refused_by_its_signature() -> None:
+    token = encode_cursor(["a", 1], KEY)
+    assert token == _signed(_b64(b'["a",1]'))  # the format, pinned
+    payload, signature = token.split(".")
+    forged = _b64(json.dumps(["b", 1], separators=(",", ":")).encode())
+    for changed in (f"{forged}.{signature}",  # other values under the old signature
+                    _signed(payload, key=b"another database's key"),
+                    f"{payload}.{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}"):
+        with pytest.raises(InvalidCursor) as refused:
+            decode_cursor(changed, small, TITLE_SORT, KEY)
+        assert str(refused.value) == TAMPERED_MESSAGE
+    assert decode_cursor(_signed(forged), small, TITLE_SORT, KEY) == ["b", 1]
 
 
 def test_values_a_cursor_cannot_hold_are_a_programming_error() -> None:
     with pytest.raises(TypeError, match="a time value cannot be kept in a cursor"):
-        encode_cursor([dt.time(12), 1])
+        encode_cursor([dt.time(12), 1], KEY)

@@ -13,12 +13,19 @@ entries from the start, and later pages cost more.
 
 The sort is made total by `id` (ascending) as the last key: without a unique last key, rows
 with equal sort values could be skipped or repeated at a page boundary.
+
+A cursor is `<payload>.<signature>`: the payload is the last row's sort values as JSON, in
+URL-safe base64, and the signature an HMAC-SHA256 of it (first 16 bytes) under the
+database's cursor key (storage/secrets.py). A cursor someone changed, or one made by another
+database, is refused before its values are read. The payload is readable, not secret.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
+import hmac
 import json
 import math
 import re
@@ -31,7 +38,11 @@ import sqlalchemy as sa
 
 TIE_BREAKER = "id"
 INT64 = 2**63 - 1
-_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+#: Bytes of the HMAC kept in a cursor (128 bits), and what the HMAC is over besides the
+#: payload, so a signature made for anything else under the same key never fits.
+_SIGNATURE_BYTES = 16
+_PURPOSE = b"slatecrm list cursor v1:"
 
 # Values JSON has no type for travel as one-key objects, so a cursor is readable without
 # the table, and a value of the wrong kind is noticed rather than silently converted.
@@ -45,9 +56,11 @@ class InvalidCursor(ValueError):
     """
 
     MESSAGE = "the cursor is not valid for this list; start from the first page"
+    TAMPERED = ("the cursor was changed, or made by another database (its signature does not "
+                "match); start from the first page")
 
-    def __init__(self, reason: str = "") -> None:
-        super().__init__(self.MESSAGE)
+    def __init__(self, reason: str = "", message: str = MESSAGE) -> None:
+        super().__init__(message)
         self.reason = reason
 
 
@@ -114,23 +127,29 @@ def cursor_values(row: Mapping[str, Any] | sa.RowMapping, sort: Sequence[SortKey
     return [row[key.column] for key in sort_keys(sort)]
 
 
-def encode_cursor(values: Sequence[Any]) -> str:
+def encode_cursor(values: Sequence[Any], key: bytes) -> str:
+    """A signed cursor holding `values`, under the database's cursor `key`."""
     text = json.dumps([_tag(v) for v in values], separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return base64.urlsafe_b64encode(text.encode()).decode("ascii").rstrip("=")
+    payload = _b64(text.encode())
+    return f"{payload}.{_b64(_signature(key, payload))}"
 
 
-def decode_cursor(token: str, table: TableLike, sort: Sequence[SortKey]) -> list[Any]:
+def decode_cursor(token: str, table: TableLike, sort: Sequence[SortKey], key: bytes) -> list[Any]:
     """The values `encode_cursor` was given, checked against the columns they will be compared with.
 
-    A token comes from the person's browser: anything it holds that the database would refuse
-    or misread (a string for a number, a too-large integer, a NUL character) is refused here,
-    so a tampered link gets a 400 and not a 500 or a wrong page.
+    A token comes from the person's browser: one whose signature does not match `key` is
+    refused first; then anything it holds that the database would refuse or misread (a
+    string for a number, a too-large integer, a NUL character) is refused too, so a changed
+    link gets a 400 and not a 500 or a wrong page.
     """
     columns = [table.c[key.column] for key in sort_keys(sort)]  # unknown columns: a bug, not the person's
     try:
         if not isinstance(token, str) or not _TOKEN.fullmatch(token):
-            _invalid("not URL-safe base64")
-        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+            _invalid("not <payload>.<signature> in URL-safe base64")
+        payload, _, signature = token.partition(".")
+        if not hmac.compare_digest(signature, _b64(_signature(key, payload))):
+            raise InvalidCursor("signature does not match", InvalidCursor.TAMPERED)
+        raw = base64.b64decode(payload + "=" * (-len(payload) % 4), altchars=b"-_", validate=True)
         data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
         if not isinstance(data, list):
             _invalid("not a JSON list")
@@ -300,6 +319,14 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _signature(key: bytes, payload: str) -> bytes:
+    return hmac.new(key, _PURPOSE + payload.encode("ascii"), hashlib.sha256).digest()[:_SIGNATURE_BYTES]
 
 
 def _no_constant(name: str) -> NoReturn:

@@ -134,12 +134,15 @@ class PageQuery:
     count: sa.Select[Any]
     keys: list[SortKey]
     limit: int
+    #: The database's cursor key: signs the next page's cursor.
+    cursor_key: bytes | None = None
 
 
-def build(ce: CompiledEntity, query: ListQuery,
-          extra: Sequence[sa.ColumnElement[bool]] = ()) -> PageQuery:
+def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement[bool]] = (),
+          cursor_key: bytes | None = None) -> PageQuery:
     """The page's SELECT and its capped COUNT, or BadQuery naming each bad part; `extra`
-    conditions (a compiled rule filter) are added to the query's own."""
+    conditions (a compiled rule filter) are added to the query's own. `cursor_key` checks
+    the query's cursor and signs the next one (storage/secrets.py)."""
     errors: dict[str, list[str]] = {}
     keys = sort_keys(ce, query.sort, errors)
     where = [*conditions(ce, query.filters, query.search, errors), *extra]
@@ -148,7 +151,7 @@ def build(ce: CompiledEntity, query: ListQuery,
     last = None
     if query.after and not errors:
         try:
-            last = decode_cursor(query.after, ce.table, keys)
+            last = decode_cursor(query.after, ce.table, keys, _key(cursor_key))
         except InvalidCursor as error:
             errors.setdefault("after", []).append(str(error))
     if errors:
@@ -159,10 +162,16 @@ def build(ce: CompiledEntity, query: ListQuery,
     select = select.order_by(*ordering(ce.table, keys)).limit(query.limit + 1)
     capped = sa.select(sa.literal(1)).select_from(ce.table).where(*where).limit(COUNT_CAP + 1).subquery()
     count = sa.select(sa.func.count()).select_from(capped)
-    return PageQuery(select, count, keys, query.limit)
+    return PageQuery(select, count, keys, query.limit, cursor_key)
 
 
 def next_cursor(rows: Sequence[Any], page: PageQuery) -> str | None:
     if len(rows) <= page.limit:
         return None
-    return encode_cursor(cursor_values(rows[page.limit - 1], page.keys))
+    return encode_cursor(cursor_values(rows[page.limit - 1], page.keys), _key(page.cursor_key))
+
+
+def _key(cursor_key: bytes | None) -> bytes:
+    if not cursor_key:
+        raise ValueError("a page with a cursor needs the database's cursor key (listing.build)")
+    return cursor_key

@@ -20,6 +20,7 @@ from slatecrm.metamodel.rules import RuleContext
 
 from ..storage import system
 from ..storage.runtime import RuntimeHolder
+from ..storage.secrets import DatabaseSecrets
 from . import listing, stages
 from . import rules as rule_hooks
 from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField, compile_entities
@@ -86,6 +87,7 @@ class RecordsService:
         self.registry = registry
         self._compiled: tuple[int, dict[str, CompiledEntity]] | None = None
         self._rules: tuple[int, rule_hooks.RevisionRules] | None = None
+        self.secrets = DatabaseSecrets(engine)
 
     # --- the current revision's compiled entities ----------------------------------------
     def compiled(self) -> dict[str, CompiledEntity]:
@@ -497,7 +499,7 @@ class RecordsService:
     def page(self, entity: str, query: ListQuery | None = None) -> Page:
         ce = self.entity(entity)
         query = query or ListQuery()
-        page = listing.build(ce, query, self.expression_conditions(entity, query))
+        page = listing.build(ce, query, self.expression_conditions(entity, query), self.secrets.cursor_key())
         with self.engine.connect() as conn:
             try:
                 rows = conn.execute(page.select).mappings().all()

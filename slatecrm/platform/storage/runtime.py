@@ -1,9 +1,11 @@
-"""The runtime of one metamodel revision, built once and swapped in atomically.
+"""The runtime of one metamodel revision: its SQLAlchemy tables, built once and swapped in
+atomically.
 
-Everything a request needs that depends only on the metamodel (tables now; validators,
-compiled rules and forms as later issues add them) is built here once per revision.
-A process notices a revision applied by another process by polling the head revision
-number, one indexed query at most every `poll_interval` seconds.
+Only the tables are built here. The records service compiles its entities and rules per
+revision itself (records/compiled.py, records/rules.py) and the web layer its OpenAPI
+document (web/api.py), each keyed on this runtime's revision number. A process notices a
+revision applied by another process by polling the head revision number, one indexed query
+at most every `poll_interval` seconds.
 """
 
 from __future__ import annotations

@@ -98,5 +98,15 @@ customisations = sa.Table(
 )
 
 
+secrets = sa.Table(
+    "slate_secret", system_metadata,
+    #: what the secret is for ("cursor": the HMAC key of list cursors)
+    sa.Column("name", sa.String, primary_key=True),
+    #: random bytes, hex-encoded
+    sa.Column("value", sa.String, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+
 def is_initialised(conn: sa.Connection) -> bool:
     return sa.inspect(conn).has_table(revisions.name)
