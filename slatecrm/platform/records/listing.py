@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from slatecrm.digits import RECORD_ID_MAX, parse_digits
 from slatecrm.metamodel.fieldtypes import CoercionError
 from slatecrm.metamodel.names import suggest
 
@@ -113,10 +114,10 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
 
 
 def _parse_id(text: str) -> int:
-    text = text.strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise CoercionError(f"{text!r} is not a record id")
-    return int(text)
+    record_id = parse_digits(text, RECORD_ID_MAX)
+    if record_id is None:
+        raise CoercionError(f"{text.strip()!r} is not a record id")
+    return record_id
 
 
 def _field_parser(compiled: Any) -> Any:

@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from slatecrm.digits import COUNT_MAX, VERSION_MAX, parse_digits
+
 from ..records.errors import BadQuery
 from ..records.listing import Filter, ListQuery
 from ..records.service import Page, RecordsService
@@ -58,7 +60,7 @@ def list_query(request: Request) -> ListQuery:
     params = request.query_params
     errors: dict[str, list[str]] = {}
     limit_text = params.get("limit", "50")
-    limit = int(limit_text) if limit_text.isascii() and limit_text.isdigit() and len(limit_text) < 6 else 0
+    limit = parse_digits(limit_text, COUNT_MAX) or 0
     if not limit:
         errors["limit"] = [f"{limit_text!r} is not a number of records"]
     filters: dict[str, list[str]] = {}
@@ -90,9 +92,9 @@ def based_on(request: Request, body: dict[str, Any] | None) -> int | None:
     """The version an update is based on: If-Match, else `version` in the body."""
     header = request.headers.get("if-match", "").strip().strip('W/').strip('"')
     if header:
-        if not (header.isascii() and header.isdigit()) or len(header) > 9:
+        if (version := parse_digits(header, VERSION_MAX)) is None:
             raise BadQuery({"version": [f"If-Match {header!r} is not a record version"]})
-        return int(header)
+        return version
     version = (body or {}).get("version")
     if version is None:
         return None

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from starlette.convertors import Convertor, register_url_convertor
 
+from slatecrm.digits import RECORD_ID_MAX, parse_digits
+
 
 class RecordId(Convertor[int]):
-    """A record id in a path: at most 18 digits, so it fits the 64-bit id column (a longer
-    one finds no route, a 404, instead of overflowing in the database)."""
+    """A record id in a path: at most 18 digits, so it is below RECORD_ID_MAX and fits the
+    64-bit id column (a longer one finds no route, a 404, instead of overflowing in the
+    database; ids are counted from 1, so 10^18 is never reached)."""
 
     regex = "[0-9]{1,18}"
 
     def convert(self, value: str) -> int:
-        return int(value)
+        record_id = parse_digits(value, RECORD_ID_MAX)
+        assert record_id is not None  # the regex admits only what parse_digits accepts
+        return record_id
 
     def to_string(self, value: int) -> str:
         return str(value)

@@ -6,6 +6,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from slatecrm.digits import BYTES_MAX, parse_digits
+
 DEFAULT_LIMIT = 1024 * 1024
 
 
@@ -23,7 +25,7 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        if declared is not None and (parse_digits(declared, BYTES_MAX) or 0) > self.limit:
             await self._refuse(send)
             return
         seen = 0

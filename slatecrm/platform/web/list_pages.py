@@ -10,6 +10,8 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from slatecrm.digits import RECORD_ID_MAX, parse_digits
+
 from ...metamodel.model import Entity
 from ..records import bulk, export
 from ..records.errors import BadQuery, ValidationFailed
@@ -114,9 +116,10 @@ async def bulk_edit(request: Request) -> Response:
     ids = []
     for raw in form.getlist("ids"):
         text = raw.strip() if isinstance(raw, str) else ""
-        if not (text.isascii() and text.isdigit() and len(text) < 19):
+        record_id = parse_digits(text, RECORD_ID_MAX)
+        if record_id is None:
             raise ValidationFailed({"ids": [f"{text!r} is not a record id"]})
-        ids.append(int(text))
+        ids.append(record_id)
     action = form.get("action")
     result: bulk.BulkResult
     if action == "delete":

@@ -11,6 +11,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from slatecrm.digits import RECORD_ID_MAX, VERSION_MAX, parse_digits
+
 from ..records import users
 from ..records.compiled import CompiledEntity, CompiledField
 from ..records.errors import RecordInUse, ValidationFailed, VersionConflict
@@ -40,7 +42,7 @@ def _record_id(request: Request) -> int:
 
 def _version(form: FormData) -> int | None:
     text = str(form.get("version") or "").strip()
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
+    return parse_digits(text, VERSION_MAX)
 
 
 def _back(form: FormData, default: str) -> str:
@@ -156,16 +158,16 @@ async def _reference_options(records: RecordsService, ce: CompiledEntity, record
             continue
         page = await run_in_threadpool(records.page, target, ListQuery(limit=OPTIONS_LIMIT))
         options = [(r.id, r.title) for r in page.records]
-        chosen = str(raw.get(name) or "")
-        if chosen.isdigit() and int(chosen) not in {i for i, _ in options}:
-            title = record.titles.get(name, "") if record is not None and record.values.get(name) == int(
-                chosen) else ""
+        chosen = parse_digits(str(raw.get(name) or ""), RECORD_ID_MAX)
+        if chosen is not None and chosen not in {i for i, _ in options}:
+            title = record.titles.get(name, "") if record is not None and record.values.get(name) == \
+                chosen else ""
             if not title:
                 try:
-                    title = (await run_in_threadpool(records.get, target, int(chosen))).title
+                    title = (await run_in_threadpool(records.get, target, chosen)).title
                 except Exception:  # a dangling id typed by hand: show it, the service will refuse it
                     title = f"#{chosen}"
-            options.insert(0, (int(chosen), title))
+            options.insert(0, (chosen, title))
         out[name] = options
     return out
 
@@ -225,8 +227,8 @@ async def edit(request: Request) -> Response:
     data = widgets.read_form(ce, form, keep_blank=True)
     reapply = str(form.get("reapply") or "")
     # "Re-apply my changes" after a conflict: the same changes, based on the current version.
-    version = int(reapply) if reapply.isascii() and reapply.isdigit() and len(reapply) < 10 \
-        else _version(form)
+    reapplied = parse_digits(reapply, VERSION_MAX)
+    version = reapplied if reapplied is not None else _version(form)
     try:
         saved = await run_in_threadpool(records.update, ce.name, record.id, data, version=version)
     except VersionConflict as conflict:

@@ -15,6 +15,8 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
+from slatecrm.digits import RECORD_ID_MAX, parse_digits
+
 from ..records.compiled import CompiledEntity, CompiledField
 
 #: Field type → widget name (templates/_widgets.html has one macro per widget).
@@ -105,8 +107,8 @@ def read_form(ce: CompiledEntity, form: FormData, *, keep_blank: bool) -> dict[s
     if OWNER in present and not (keep_blank and f"{WAS}{OWNER}" in form and _unchanged(form, OWNER)):
         owner = _text(form.get(OWNER))
         if owner or keep_blank:
-            digits = owner.isascii() and owner.isdigit() and len(owner) < 19
-            data[OWNER] = int(owner) if digits else owner or None
+            owner_id = parse_digits(owner, RECORD_ID_MAX)
+            data[OWNER] = owner_id if owner_id is not None else owner or None
     return data
 
 
