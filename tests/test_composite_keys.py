@@ -105,3 +105,51 @@ def test_the_plan_shows_the_index_sql(engine: sa.Engine, registry: FieldTypeRegi
     assert (change.action, change.entity, change.field) == ("add index", "attendance", "person, event")
     assert change.sql == ("CREATE UNIQUE INDEX ux_x_attendance_person__event ON x_attendance "
                           "(person, event)",)
+
+
+def test_renaming_a_field_of_a_combination_keeps_it_unique(
+        engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    install(engine, registry, events(tmp_path, "1.0.0", unique=[["person", "event"]]))
+    insert(engine, registry, "person", [{"name": "a"}])
+    insert(engine, registry, "event", [{"name": "a"}, {"name": "b"}])
+    insert(engine, registry, "attendance", [{"person": 1, "event": 1}, {"person": 1, "event": 2}])
+    renamed = events(tmp_path, "1.1.0", unique=[["person", "occasion"]])
+    entity = renamed / "entities" / "attendance.yaml"
+    entity.write_text(entity.read_text().replace('"event": {', '"occasion": {"renamed_from": "event", '))
+    install(engine, registry, renamed)
+    assert indexes(engine)["ux_x_attendance_person__occasion"] == (("person", "occasion"), True)
+    assert "ux_x_attendance_person__event" not in indexes(engine)
+    with pytest.raises(sa.exc.IntegrityError):
+        insert(engine, registry, "attendance", [{"person": 1, "occasion": 2}])
+
+
+def test_renaming_a_unique_field_keeps_it_unique(engine: sa.Engine, registry: FieldTypeRegistry,
+                                                 tmp_path: Path) -> None:
+    # The duplicate check before a unique index ran on the new column name, which does not
+    # exist until the plan renames it.
+    def fleet(version: str, name: str, **extra: str) -> Path:
+        return write_pack(tmp_path, "fleet", version, {"vehicle": {"fields": {
+            name: {"type": "text", "unique": True, **extra}}}})
+
+    install(engine, registry, fleet("1.0.0", "plate"))
+    insert(engine, registry, "vehicle", [{"plate": "A"}, {"plate": "B"}])
+    install(engine, registry, fleet("1.1.0", "registration", renamed_from="plate"))
+    found = {i["name"]: i["unique"] for i in sa.inspect(engine).get_indexes("x_vehicle")}
+    assert found.get("ux_x_vehicle_registration")
+    with pytest.raises(sa.exc.IntegrityError):
+        insert(engine, registry, "vehicle", [{"registration": "A"}])
+
+
+def test_an_extension_adds_a_combination_over_its_own_field(registry: FieldTypeRegistry,
+                                                            tmp_path: Path) -> None:
+    from slatecrm.metamodel.layering import merge
+    from slatecrm.platform import installer
+
+    seats = write_pack(tmp_path, "seating", "1.0.0", {}, requires={"events": "^1.0.0"}, extensions=[{
+        "entity": "attendance", "fields": {"seat": {"type": "text"}},
+        "unique": [["event", "seat"]], "indexes": [["seat", "person"]]}])
+    packs = installer.load_packs([str(events(tmp_path, "1.0.0")), str(seats)], registry)
+    attendance = merge(packs, registry).entity("attendance")
+    assert attendance is not None
+    assert [(k.fields, k.pack) for k in attendance.unique] == [(("event", "seat"), "seating")]
+    assert [k.fields for k in attendance.indexes] == [("seat", "person")]

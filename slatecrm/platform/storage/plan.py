@@ -162,6 +162,8 @@ class Planner:
         self.purge = set(purge)
         self.changes: list[Change] = []
         self._row_counts: dict[str, int] = {}
+        #: (table, column after this plan) → its name in the database now, for renamed columns.
+        self._renamed: dict[tuple[str, str], str] = {}
 
     # --- helpers ---------------------------------------------------------------------
     def change(self, action: str, entity: str, field: str | None, summary: str,
@@ -304,6 +306,7 @@ class Planner:
         steps = []
         for spec in self.ftype(old).columns(old):
             before, after = spec.column_name(old.name), spec.column_name(new.name)
+            self._renamed[(entity.table_name, after)] = before
             steps.append(Step(f"rename {before}", ddl=_rename(entity.table_name, before, after)))
         self.change("rename column", entity.name, new.name,
                     f"rename field {entity.name}.{old.name} → {new.name} (data kept)", steps)
@@ -475,7 +478,8 @@ class Planner:
             if name not in before or before[name] != index or touches(index, retyped):
                 risks = []
                 if index.unique and not touches(index, added):
-                    dupes = _duplicate_ids(self.conn, index.table, index.columns)
+                    now_named = [self._renamed.get((index.table, c), c) for c in index.columns]
+                    dupes = _duplicate_ids(self.conn, index.table, now_named)
                     if dupes.count:
                         what = (f"{index.label} becomes unique" if len(index.fields) == 1
                                 else f"{index.label} become unique together")
