@@ -61,13 +61,41 @@ def test_the_same_pair_twice_is_a_422_naming_both_fields(app_client: TestClient,
     assert other.status_code == 201, other.text
     again = app_client.post("/api/v1/attendance", json={"person": ada, "event": fair, "role": "x"})
     assert again.status_code == 422, again.text
-    message = "another Attendance already has this combination of Person and Event"
+    message = f"attendance {first.json()['id']} already has this combination of Person and Event"
     assert again.json()["errors"] == {"person": [message], "event": [message]}
     moved = app_client.patch(f"/api/v1/attendance/{other.json()['id']}",
                              json={"person": ada, "version": 1})
     assert moved.status_code == 422 and moved.json()["errors"]["event"] == [message]
+    # The form's validate-on-change says so before saving, as saving would.
+    checked = app_client.post("/e/attendance/validate", data={"person": str(ada), "event": str(fair)},
+                              headers={"Accept": "application/json"})
+    assert checked.json()["errors"] == {"person": [message], "event": [message]}
+    # Blank values never conflict (the index treats NULLs as distinct): role is optional.
+    assert app_client.patch(f"/api/v1/attendance/{other.json()['id']}",
+                            json={"role": "speaker", "version": 1}).status_code == 200
     listed = app_client.get("/api/v1/attendance").json()["data"]
     assert sorted((r["person"]["id"], r["event"]["id"]) for r in listed) == [(ada, fair), (bob, fair)]
+
+
+def test_a_pair_the_database_refuses_in_a_race_is_a_422_naming_both_fields(
+        app_client: TestClient, engine: sa.Engine, registry: FieldTypeRegistry) -> None:
+    # Two writers can both pass the check before writing; the unique index refuses the second.
+    from slatecrm.platform.records.compiled import compile_entities
+    from slatecrm.platform.records.constraints import composite_unique_errors
+    from slatecrm.platform.storage.runtime import RuntimeHolder
+
+    ada = app_client.post("/api/v1/person", json={"name": "Ada"}).json()["id"]
+    fair = app_client.post("/api/v1/event", json={"name": "Fair"}).json()["id"]
+    assert app_client.post("/api/v1/attendance", json={"person": ada, "event": fair}).status_code == 201
+    runtime = RuntimeHolder(engine, registry).current()
+    ce = compile_entities(runtime.metamodel.entities, runtime.tables, registry)["attendance"]
+    with pytest.raises(sa.exc.IntegrityError) as refused:
+        insert(engine, registry, "attendance", [{"person": ada, "event": fair}])
+    message = "another Attendance already has this combination of Person and Event"
+    assert composite_unique_errors(ce, refused.value) == {"person": [message], "event": [message]}
+    with pytest.raises(sa.exc.IntegrityError) as other:  # not a composite: left to the caller
+        insert(engine, registry, "attendance", [{"person": ada, "event": fair + 100}])
+    assert composite_unique_errors(ce, other.value) is None
 
 
 def test_adding_a_composite_unique_over_duplicate_pairs_is_refused_by_id(

@@ -24,7 +24,7 @@ from ..storage.secrets import DatabaseSecrets
 from . import listing, stages
 from . import rules as rule_hooks
 from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField, compile_entities
-from .constraints import composite_unique_errors
+from .constraints import composite_unique_conflicts, composite_unique_errors
 from .errors import BadQuery, RecordInUse, RecordNotFound, UnknownEntity, ValidationFailed, VersionConflict
 from .listing import ListQuery
 
@@ -221,6 +221,8 @@ class RecordsService:
                     ce.table.c.id != (record_id or 0)).limit(1)).scalar()
                 if other is not None:
                     errors.setdefault(name, []).append(f"is already used by {ce.name} {other}")
+        for name, messages in composite_unique_conflicts(conn, ce, merged, record_id, changed).items():
+            errors.setdefault(name, []).extend(messages)
         if "owner" in changed and merged.get("owner") is not None:
             owner = merged["owner"]
             if not isinstance(owner, int) or isinstance(owner, bool) or not 0 < owner < 2**63 or conn.execute(
