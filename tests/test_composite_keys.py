@@ -181,3 +181,26 @@ def test_an_extension_adds_a_combination_over_its_own_field(registry: FieldTypeR
     assert attendance is not None
     assert [(k.fields, k.pack) for k in attendance.unique] == [(("event", "seat"), "seating")]
     assert [k.fields for k in attendance.indexes] == [("seat", "person")]
+
+
+@pytest.mark.parametrize("count", ["12", "30"])
+def test_sample_data_never_repeats_a_unique_pair(engine: sa.Engine, db_url: str,
+                                                 registry: FieldTypeRegistry, tmp_path: Path,
+                                                 count: str) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from slatecrm.platform.cli import main
+
+    pack = events(tmp_path, "1.0.0", unique=[["person", "event"]])
+    for args in (["init"], ["pack", "install", str(pack), "--yes"]):
+        assert CliRunner().invoke(main, [*args, "--database", db_url]).exit_code == 0
+    # The default packs' entities come first; attendance draws from `count` people and events.
+    result = CliRunner().invoke(main, ["sample-data", "--database", db_url, "--count", count,
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    made = json.loads(result.output)["created"]["attendance"]
+    with engine.connect() as conn:
+        pairs = conn.execute(sa.text("SELECT person, event FROM x_attendance")).all()
+    assert len(pairs) == made == len(set(pairs)) and made >= int(count) // 2

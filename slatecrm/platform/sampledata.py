@@ -10,6 +10,7 @@ service, so every record passes the same validation as one typed in a form.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from .records.service import RecordsService
 from .storage import system
 
 BATCH = 200
+#: Records drawn again when one repeats a combination an entity's `unique` lists forbid.
+REDRAWS = 20
 #: Sample users, who own records.
 USERS = 6
 
@@ -217,15 +220,33 @@ class Generator:
             data["owner"] = self.random.choice(self.users)
         return data
 
+    def fresh_record(self, ce: CompiledEntity, taken: list[set[str]]) -> dict[str, Any] | None:
+        """A record whose combinations of the entity's composite `unique` lists are new (in
+        `taken`, one set per list), or None when REDRAWS draws found none (a junction
+        entity asked for more records than there are pairs): fewer records, never a refusal."""
+        for _ in range(REDRAWS):
+            data = self.record(ce)
+            keys = [json.dumps([data.get(n) for n in composite.fields], sort_keys=True, default=str)
+                    for composite in ce.entity.unique]
+            blank = [any(data.get(n) is None for n in composite.fields) for composite in ce.entity.unique]
+            if all(b or key not in seen for key, b, seen in zip(keys, blank, taken, strict=True)):
+                for key, b, seen in zip(keys, blank, taken, strict=True):
+                    if not b:
+                        seen.add(key)
+                return data
+        return None
+
     def run(self, count: int, *, progress: Callable[[str, int], None] | None = None) -> Report:
         report = Report(users=self.ensure_users())
         compiled = self.records.compiled()
         for name in entity_order(compiled):
             ce = compiled[name]
             made: list[int] = []
+            taken: list[set[str]] = [set() for _ in ce.entity.unique]
             for start in range(0, count, BATCH):
-                batch = [self.record(ce) for _ in range(min(BATCH, count - start))]
-                made += [r.id for r in self.records.create_many(name, batch)]
+                drawn = (self.fresh_record(ce, taken) for _ in range(min(BATCH, count - start)))
+                batch = [record for record in drawn if record is not None]
+                made += [r.id for r in self.records.create_many(name, batch)] if batch else []
                 if progress:
                     progress(name, len(made))
             self.ids[name] = made
