@@ -30,7 +30,7 @@ def test_a_revision_applied_elsewhere_is_noticed_within_a_second(
     script = textwrap.dedent(f"""
         from slatecrm.platform import installer
         from slatecrm.platform.storage.engine import create_engine
-        from slatecrm.plugins.manager import field_types
+        from .defaults import field_types
         engine = create_engine({db_url!r})
         registry = field_types()
         plan = installer.plan_install(engine, installer.load_packs([{str(upgrade)!r}], registry), registry)

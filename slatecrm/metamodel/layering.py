@@ -21,6 +21,7 @@ from .fieldtypes import FieldTypeRegistry
 from .model import ChoiceOption, Entity, Field, Metamodel, PackRef, Pipeline
 from .names import suggest
 from .packs import Extension, Pack, PipelineExtension, Requirement
+from .rules.functions import NO_FUNCTIONS, RuleFunctions
 
 
 def parse_range(spec: str) -> semantic_version.SimpleSpec | None:
@@ -116,8 +117,10 @@ def _requires_transitively(by_name: dict[str, Pack], pack: str, other: str) -> b
     return False
 
 
-def merge(packs: Sequence[Pack], registry: FieldTypeRegistry) -> Metamodel:
-    """The effective metamodel of `packs` (all of them: installed and new)."""
+def merge(packs: Sequence[Pack], registry: FieldTypeRegistry, *,
+          functions: RuleFunctions = NO_FUNCTIONS) -> Metamodel:
+    """The effective metamodel of `packs` (all of them: installed and new); its rules may
+    call the plugins' `functions`."""
     ordered = dependency_order(packs)
     by_name = {p.name: p for p in ordered}
     problems: list[Problem] = []
@@ -150,7 +153,7 @@ def merge(packs: Sequence[Pack], registry: FieldTypeRegistry) -> Metamodel:
         entities=finished,
         packs=tuple(PackRef(p.name, p.version, p.manifest.namespace) for p in ordered),
     )
-    problems.extend(check_metamodel(metamodel, registry, {p.name: p.origin for p in ordered}))
+    problems.extend(check_metamodel(metamodel, registry, {p.name: p.origin for p in ordered}, functions))
     if problems:
         raise DefinitionError(problems)
     return metamodel

@@ -23,6 +23,7 @@ from slatecrm.metamodel.errors import DefinitionError, Location, Problem
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.layering import merge
 from slatecrm.metamodel.packs import Pack, pack_from_texts
+from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .storage import revisions as revision_store
 from .storage.apply import apply
@@ -63,9 +64,9 @@ class Customisation:
 
 
 def plan_edit(engine: sa.Engine, registry: FieldTypeRegistry, summary: str,
-              edit: Any) -> Customisation:
+              edit: Any, *, functions: RuleFunctions = NO_FUNCTIONS) -> Customisation:
     """Plan an edit: `edit(documents, metamodel)` changes a copy of the documents in place
-    (raising DefinitionError for a request it refuses)."""
+    (raising DefinitionError for a request it refuses); rules may call the plugins' `functions`."""
     from .installer import installed_packs
 
     with engine.connect() as conn:
@@ -75,7 +76,8 @@ def plan_edit(engine: sa.Engine, registry: FieldTypeRegistry, summary: str,
         edit(docs, current)
         installed = installed_packs(conn, registry)
         organisation = layer_pack(docs, installed, registry)
-        target = merge([*installed, *([organisation] if organisation else [])], registry)
+        target = merge([*installed, *([organisation] if organisation else [])], registry,
+                       functions=functions)
         plan = Planner(conn, registry, current, target, base).plan()
     changed = tuple(sorted(k for k in {*stored, *docs} if stored.get(k) != docs.get(k)))
     return Customisation(plan, docs, changed, summary)

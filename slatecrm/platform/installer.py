@@ -19,6 +19,7 @@ from slatecrm.metamodel.errors import DefinitionError, Problem
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.layering import merge
 from slatecrm.metamodel.packs import Pack, load_pack, pack_from_texts
+from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from . import customisation
 from .storage import revisions as revision_store
@@ -111,7 +112,9 @@ class Installation:
 
 
 def plan_install(engine: sa.Engine, new: Sequence[Pack], registry: FieldTypeRegistry,
-                 purge: Sequence[tuple[str, str]] = ()) -> Installation:
+                 purge: Sequence[tuple[str, str]] = (), *,
+                 functions: RuleFunctions = NO_FUNCTIONS) -> Installation:
+    """`functions`: the plugins' rule functions the packs' rules may call."""
     with engine.connect() as conn:
         base, current = revision_store.current_metamodel(conn)
         installed = {p.name: p for p in installed_packs(conn, registry)}
@@ -144,7 +147,8 @@ def plan_install(engine: sa.Engine, new: Sequence[Pack], registry: FieldTypeRegi
             raise DefinitionError(problems)
         organisation = customisation.layer_pack(customisation.documents(conn), list(installed.values()),
                                                 registry)
-        target = merge([*installed.values(), *([organisation] if organisation else [])], registry)
+        target = merge([*installed.values(), *([organisation] if organisation else [])], registry,
+                       functions=functions)
         plan = Planner(conn, registry, current, target, base, purge).plan()
     return Installation(plan, tuple(installed[c.name] for c in changes), tuple(changes), tuple(purge))
 
@@ -172,6 +176,6 @@ def create_system_tables(engine: sa.Engine) -> bool:
 
 
 def plan_purge(engine: sa.Engine, fields: Sequence[tuple[str, str]],
-               registry: FieldTypeRegistry) -> Installation:
+               registry: FieldTypeRegistry, *, functions: RuleFunctions = NO_FUNCTIONS) -> Installation:
     """Drop the columns of retired fields for good (the only way data is deleted)."""
-    return plan_install(engine, [], registry, purge=fields)
+    return plan_install(engine, [], registry, purge=fields, functions=functions)

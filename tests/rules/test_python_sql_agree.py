@@ -17,9 +17,9 @@ from slatecrm.platform.records.compiled import compile_entities
 from slatecrm.platform.records.rulesql import SqlCompiler
 from slatecrm.platform.storage.engine import create_engine
 from slatecrm.platform.storage.runtime import RuntimeHolder
-from slatecrm.plugins.manager import field_types
 
 from .. import conftest
+from ..defaults import field_types
 from ..packs import install
 from .sample import sample_pack
 from .strategies import NOW, booleans, company_values, deal_values
