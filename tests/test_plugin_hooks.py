@@ -131,7 +131,11 @@ def articles_pack(root: Path) -> Path:
         "validations": [{"name": "slug_matches", "condition": "slug is blank or slug = slugify(name)",
                          "message": "the slug must be the name in lower case with dashes",
                          "field": "slug"}],
-    }})
+    }, "remark": {"fields": {
+        "text": {"type": "text", "required": True},
+        "article": {"type": "reference", "target": "article", "on_delete": "cascade"},
+        "echo": {"type": "reference", "target": "article", "on_delete": "set_null"},
+    }}})
 
 
 def write_templates(folder: Path) -> Path:
@@ -251,6 +255,21 @@ def test_record_events_after_commit(site: TestClient, plugin: SlugPlugin) -> Non
         ("article", made["id"], "delete", 3, {}),
     ]
     assert changed["version"] == 2
+
+
+def test_every_record_a_delete_touches_is_announced(site: TestClient, plugin: SlugPlugin) -> None:
+    article = site.post("/api/v1/article", json={"name": "Parent"}).json()["id"]
+    other = site.post("/api/v1/article", json={"name": "Other"}).json()["id"]
+    child = site.post("/api/v1/remark", json={"text": "cascaded", "article": article}).json()["id"]
+    echo = site.post("/api/v1/remark",
+                     json={"text": "nulled", "article": other, "echo": article}).json()["id"]
+    plugin.saved.clear()
+    assert site.delete(f"/api/v1/article/{article}").status_code == 204
+    assert sorted(plugin.saved, key=repr) == sorted([
+        ("remark", child, "delete", 2, {}),
+        ("remark", echo, "update", 2, {"echo": [article, None]}),
+        ("article", article, "delete", 2, {}),
+    ], key=repr)
 
 
 def test_before_save_refusal_writes_nothing(site: TestClient, plugin: SlugPlugin) -> None:
