@@ -318,6 +318,20 @@ def test_startup_hook_gets_the_app(site: TestClient, plugin: SlugPlugin) -> None
     assert plugin.started == [site.app]
 
 
+class Misconfigured:
+    @hookimpl
+    def slatecrm_startup(self) -> None:
+        raise RuntimeError("slatecrm-press: set PRESS_API_KEY")
+
+
+def test_a_failing_startup_hook_stops_the_start(tmp_path: Path) -> None:
+    manager = make_plugin_manager(Misconfigured(), entry_points=False)
+    app = make_app(f"sqlite:///{tmp_path / 'never.db'}", manager)
+    with pytest.raises(RuntimeError, match="set PRESS_API_KEY"), TestClient(app):
+        pass
+    app.state.engine.dispose()
+
+
 def test_cli_lists_installed_plugins(manager: pluggy.PluginManager) -> None:
     shown = CliRunner().invoke(main, ["plugins", "--json"], obj=manager)
     assert shown.exit_code == 0, shown.output
