@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.storage.engine import create_engine
 from slatecrm.platform.storage.runtime import RuntimeHolder
-from slatecrm.plugins.manager import field_types
+from slatecrm.plugins.manager import field_types, make_plugin_manager
 
 from . import bulk_create, crud, dataset, http_load, layouts, report, rule_eval, runtime_build, schema_change
 from .common import Sizes
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[report.Figure] = []
     skipped: list[str] = []
     postgres_version = ""
-    registry = field_types()
+    registry = field_types(make_plugin_manager())
     for kind in args.databases.split(","):
         if only & {"crud", "layouts", "http", "bulk"}:
             with database(kind) as engine:

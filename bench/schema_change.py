@@ -15,7 +15,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from slatecrm.platform import installer
-from slatecrm.plugins.manager import field_types
+from slatecrm.plugins.manager import field_types, make_plugin_manager
 
 from .report import Figure
 
@@ -45,7 +45,7 @@ def _fill(conn: sa.Connection, table: str, rows: int) -> None:
 
 
 def run(engine: sa.Engine, rows: int) -> list[Figure]:
-    registry = field_types()
+    registry = field_types(make_plugin_manager())
     installer.create_system_tables(engine)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -18,9 +18,8 @@ from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.storage.engine import create_engine
-from slatecrm.platform.web.app import create_app
-from slatecrm.plugins.manager import field_types
 
+from .defaults import field_types, make_app
 from .packs import install
 
 POSTGRES_URL = os.environ.get(
@@ -85,7 +84,7 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
 def client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry) -> Iterator[TestClient]:
     """The app over a database with the default packs (crm-core, sales), in-process."""
     install(engine, registry, "crm-core", "sales")
-    app = create_app(db_url, body_limit=64 * 1024)
+    app = make_app(db_url, body_limit=64 * 1024)
     with TestClient(app, raise_server_exceptions=False) as http:
         yield http
     app.state.engine.dispose()

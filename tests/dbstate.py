@@ -10,7 +10,8 @@ from alembic.migration import MigrationContext
 
 from slatecrm.platform.storage import revisions
 from slatecrm.platform.storage.runtime import build_runtime
-from slatecrm.plugins.manager import field_types
+
+from .defaults import field_types
 
 
 def schema_snapshot(engine: sa.Engine) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from starlette.testclient import TestClient
 
 from slatecrm.platform import installer
 from slatecrm.platform.storage.engine import create_engine
-from slatecrm.platform.web.app import create_app
-from slatecrm.plugins.manager import field_types
+
+from .defaults import field_types, make_app
 
 ENTITIES = ["account", "contact", "activity", "lead", "opportunity", "nothing"]
 FIELDS = ["name", "email", "amount", "stage", "status", "account", "close_date", "employees", "industry",
@@ -50,7 +50,7 @@ def client() -> Iterator[TestClient]:
         installer.install(engine, installer.plan_install(
             engine, installer.load_packs(["crm-core", "sales"], registry), registry), author="fuzz")
         engine.dispose()
-        app = create_app(url)
+        app = make_app(url)
         with TestClient(app, raise_server_exceptions=False) as http:
             http.post("/api/v1/account", json={"name": "Seed"})
             yield http

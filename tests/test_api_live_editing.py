@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
-from slatecrm.platform.web.app import create_app
 
+from .defaults import make_app
 from .packs import install
 
 VEHICLE = {
@@ -37,7 +37,7 @@ VEHICLE = {
 @pytest.fixture
 def client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry) -> Iterator[TestClient]:
     install(engine, registry, "crm-core")
-    app = create_app(db_url)
+    app = make_app(db_url)
     with TestClient(app, raise_server_exceptions=False) as http:
         yield http
     app.state.engine.dispose()
@@ -140,7 +140,7 @@ def test_edits_that_lose_data_or_break_rules_are_refused(client: TestClient) -> 
 def test_an_admin_adds_and_changes_stages_one_by_one(engine: sa.Engine, db_url: str,
                                                       registry: FieldTypeRegistry) -> None:
     install(engine, registry, "crm-core", "sales")
-    app = create_app(db_url)
+    app = make_app(db_url)
     with TestClient(app, raise_server_exceptions=False) as client:
         confirmed(client, "PUT", "/api/v1/admin/entities/vehicle", VEHICLE)
         base = "/api/v1/admin/entities/vehicle/pipelines/lifecycle/stages"

@@ -20,11 +20,10 @@ from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.sampledata import Generator
 from slatecrm.platform.storage.engine import create_engine
 from slatecrm.platform.storage.runtime import RuntimeHolder
-from slatecrm.platform.web.app import create_app
 from slatecrm.platform.web.widgets import TEXT_LIKE
-from slatecrm.plugins.manager import field_types
 
 from .browser import ServerThread, launch, require_browser, screenshot, watch
+from .defaults import field_types, make_app
 from .packs import install
 
 pytestmark = pytest.mark.browser
@@ -56,7 +55,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     install(engine, registry, "crm-core", "sales")
     records = RecordsService(engine, RuntimeHolder(engine, registry), registry)
     Generator(records, seed=7).run(12)
-    app = create_app(url)
+    app = make_app(url)
     with ServerThread(app) as server:
         yield Site(server.url, records, engine)
     app.state.engine.dispose()

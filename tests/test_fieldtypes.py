@@ -21,7 +21,8 @@ from slatecrm.metamodel.fieldtypes.builtin import INT64, ISO_CURRENCIES
 from slatecrm.metamodel.fieldtypes.sqltypes import UTCDateTime, exact_decimal
 from slatecrm.metamodel.model import ChoiceOption, Field
 from slatecrm.platform.storage.engine import create_engine
-from slatecrm.plugins.manager import field_types
+
+from .defaults import field_types
 
 PROPERTY = settings(max_examples=200, deadline=None)
 UTC = dt.UTC

@@ -30,8 +30,8 @@ from slatecrm.platform.records.keyset import (
 )
 from slatecrm.platform.storage import revisions
 from slatecrm.platform.storage.runtime import build_runtime
-from slatecrm.plugins.manager import field_types
 
+from .defaults import field_types
 from .packs import install, write_pack
 
 ROWS = 200_000

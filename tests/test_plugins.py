@@ -1,6 +1,6 @@
 """Field types from plugins: registered through the pluggy hook, they reach the pack schema
 and the pack loader like the built-in ones. Each test builds its own plugin manager and
-registry, so the cached global registry stays as it is.
+registry: there is no global one to disturb.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pluggy
 import pytest
 import sqlalchemy as sa
 
@@ -17,9 +16,8 @@ from slatecrm.metamodel.fieldtypes import BUILTIN_TYPES, CoercionError, FieldTyp
 from slatecrm.metamodel.model import Field
 from slatecrm.metamodel.packs import load_pack
 from slatecrm.metamodel.schemas import PackSchema
-from slatecrm.plugins import builtin_fieldtypes, hookspecs
 from slatecrm.plugins.hookspecs import hookimpl
-from slatecrm.plugins.manager import field_types
+from slatecrm.plugins.manager import field_types, make_plugin_manager
 
 from .packs import write_pack
 
@@ -64,15 +62,12 @@ class ClashingPlugin:
 
 
 def registry_with(*plugins: object) -> FieldTypeRegistry:
-    """A fresh plugin manager with the built-ins and `plugins`, collected like field_types()."""
-    manager = pluggy.PluginManager("slatecrm")
-    manager.add_hookspecs(hookspecs)
-    manager.register(builtin_fieldtypes)
-    for plugin in plugins:
-        manager.register(plugin)
-    # pluggy calls the last registered first; the registry keeps registration order.
-    return FieldTypeRegistry(t for batch in reversed(manager.hook.slatecrm_field_types())
-                             for t in batch)
+    """A fresh plugin manager with the built-ins and `plugins` (no installed ones)."""
+    return field_types(make_plugin_manager(*plugins, entry_points=False))
+
+
+def builtin_registry() -> FieldTypeRegistry:
+    return registry_with()
 
 
 def rating_pack(root: Path, **rating: Any) -> Path:
@@ -102,9 +97,10 @@ def test_plugin_type_is_in_the_pack_schema() -> None:
     assert closed["properties"]["stars"] == {"type": "integer", "minimum": 1, "maximum": 10}
     assert {"label", "help", "required", "default"} <= set(closed["properties"])
     assert closed["additionalProperties"] is False
-    # The global registry is untouched: its schema knows no rating.
-    assert "rating" not in PackSchema(field_types()).document["$defs"]["field"]["properties"]["type"]["enum"]
-    assert "rating" not in field_types()
+    # Another manager's registry is untouched: its schema knows no rating.
+    plain = builtin_registry()
+    assert "rating" not in PackSchema(plain).document["$defs"]["field"]["properties"]["type"]["enum"]
+    assert "rating" not in plain
 
 
 def test_pack_using_the_plugin_type_loads(tmp_path: Path) -> None:
@@ -135,7 +131,7 @@ def test_plugin_settings_are_validated_like_built_ins(tmp_path: Path, rating: di
 
 def test_without_the_plugin_the_type_is_unknown(tmp_path: Path) -> None:
     with pytest.raises(DefinitionError) as caught:
-        load_pack(rating_pack(tmp_path), field_types())
+        load_pack(rating_pack(tmp_path), builtin_registry())
     [problem] = caught.value.problems
     assert "'rating' is not a field type; known types: text, long_text" in problem.message
 
@@ -151,6 +147,9 @@ def test_registering_a_name_twice_is_refused() -> None:
     assert registry.names() == ["rating"]
 
 
-def test_global_registry_is_the_built_ins() -> None:
-    assert field_types().names() == [t.name for t in BUILTIN_TYPES]
-    assert field_types() is field_types()  # cached: every layer sees the same registry
+def test_each_manager_builds_its_own_registry() -> None:
+    """No cached global registry: two managers, two registries, each with what was registered."""
+    first, second = builtin_registry(), registry_with(RatingPlugin())
+    assert first.names() == [t.name for t in BUILTIN_TYPES]
+    assert first is not builtin_registry()
+    assert "rating" in second and "rating" not in first

@@ -30,9 +30,9 @@ def test_a_revision_applied_elsewhere_is_noticed_within_a_second(
     script = textwrap.dedent(f"""
         from slatecrm.platform import installer
         from slatecrm.platform.storage.engine import create_engine
-        from slatecrm.plugins.manager import field_types
+        from slatecrm.plugins.manager import field_types, make_plugin_manager
         engine = create_engine({db_url!r})
-        registry = field_types()
+        registry = field_types(make_plugin_manager())
         plan = installer.plan_install(engine, installer.load_packs([{str(upgrade)!r}], registry), registry)
         print(installer.install(engine, plan, author="other process"))
     """)

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from slatecrm.platform.cli import main
 from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.storage.runtime import RuntimeHolder
-from slatecrm.plugins.manager import field_types
+
+from .defaults import field_types
 
 
 def run(*args: str) -> dict[str, object]:

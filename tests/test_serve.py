@@ -15,7 +15,8 @@ import httpx
 
 from slatecrm.platform import installer
 from slatecrm.platform.storage.engine import create_engine
-from slatecrm.plugins.manager import field_types
+
+from .defaults import field_types
 
 
 def free_port() -> int:

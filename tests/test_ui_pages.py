@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.web import templating
-from slatecrm.platform.web.app import create_app
 
+from .defaults import make_app
 from .packs import install, write_pack
 
 
@@ -192,7 +192,7 @@ def test_a_custom_entity_gets_every_page(engine: sa.Engine, db_url: str, registr
             {"key": "workshop", "label": "Workshop", "requires": ["mileage"]}]}},
     }})
     install(engine, registry, pack)
-    app = create_app(db_url)
+    app = make_app(db_url)
     with TestClient(app) as http:
         made = http.post("/e/vehicle/new", data={"plate": "AB-123", "colour": ["red", "blue"]},
                          follow_redirects=False)
@@ -247,7 +247,7 @@ def test_a_template_named_for_one_entity_overrides_its_page_only(
     (tmp_path / "record-account.html").write_text(
         '{% extends "record.html" %}{% block main %}<h1 id="custom">Custom {{ record.title }}</h1>'
         '{{ super() }}{% endblock %}')
-    app = create_app(db_url, templates=str(tmp_path))
+    app = make_app(db_url, templates=str(tmp_path))
     with TestClient(app) as http:
         account = http.post("/api/v1/account", json={"name": "<b>Bold</b>"}).json()["id"]
         contact = http.post("/api/v1/contact", json={"last_name": "Plain"}).json()["id"]

@@ -10,6 +10,7 @@ from .errors import Problem
 from .fieldtypes import CoercionError, FieldTypeRegistry
 from .model import Entity, Field, Metamodel
 from .names import MAX_IDENTIFIER, name_problem, suggest
+from .rules.functions import NO_FUNCTIONS, RuleFunctions
 from .titles import TemplateError, template_fields
 
 
@@ -27,7 +28,8 @@ class _Context:
 
 
 def check_metamodel(metamodel: Metamodel, registry: FieldTypeRegistry,
-                    origins: Mapping[str, str] | None = None) -> list[Problem]:
+                    origins: Mapping[str, str] | None = None,
+                    functions: RuleFunctions = NO_FUNCTIONS) -> list[Problem]:
     ctx = _Context(metamodel, registry, origins or {})
     problems: list[Problem] = []
     for entity in metamodel.active_entities:
@@ -35,7 +37,7 @@ def check_metamodel(metamodel: Metamodel, registry: FieldTypeRegistry,
     if not problems:  # rules are typed against a metamodel that is sound
         from .rules.definitions import check_rules
 
-        problems.extend(check_rules(metamodel, ctx.origins))
+        problems.extend(check_rules(metamodel, ctx.origins, functions))
     return problems
 
 

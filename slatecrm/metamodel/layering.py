@@ -21,6 +21,7 @@ from .fieldtypes import FieldTypeRegistry
 from .model import ChoiceOption, Entity, Field, Metamodel, PackRef, Pipeline
 from .names import suggest
 from .packs import Extension, Pack, PipelineExtension, Requirement
+from .rules.functions import NO_FUNCTIONS, RuleFunctions
 
 
 def parse_range(spec: str) -> semantic_version.SimpleSpec | None:
@@ -117,8 +118,9 @@ def _requires_transitively(by_name: dict[str, Pack], pack: str, other: str) -> b
 
 
 def merge(packs: Sequence[Pack], registry: FieldTypeRegistry,
-          new: Collection[str] = frozenset()) -> Metamodel:
-    """The effective metamodel of `packs` (all of them: installed and new).
+          new: Collection[str] = frozenset(), *, functions: RuleFunctions = NO_FUNCTIONS) -> Metamodel:
+    """The effective metamodel of `packs` (all of them: installed and new); its rules may
+    call the plugins' `functions`.
 
     `new` names the packs being installed now: an entity both an installed pack and a new
     one define is reported in the new pack, the one whose author has something to change."""
@@ -159,7 +161,7 @@ def merge(packs: Sequence[Pack], registry: FieldTypeRegistry,
         entities=finished,
         packs=tuple(PackRef(p.name, p.version, p.manifest.namespace) for p in ordered),
     )
-    problems.extend(check_metamodel(metamodel, registry, {p.name: p.origin for p in ordered}))
+    problems.extend(check_metamodel(metamodel, registry, {p.name: p.origin for p in ordered}, functions))
     if problems:
         raise DefinitionError(problems)
     return metamodel

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+import pluggy
 import sqlalchemy as sa
 from rich.console import Console
 from rich.markup import escape
@@ -25,9 +26,11 @@ from rich.table import Table
 
 from slatecrm import __version__
 from slatecrm.metamodel.errors import DefinitionError
+from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.layering import merge
 from slatecrm.metamodel.model import MetamodelFormatError
-from slatecrm.plugins.manager import field_types
+from slatecrm.metamodel.rules.functions import RuleFunctions
+from slatecrm.plugins import manager as plugin_manager
 
 from . import installer
 from .storage import revisions as revision_store
@@ -111,8 +114,25 @@ def engine_for(database: str | None, *, create: bool = False) -> sa.Engine:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="slatecrm")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """SlateCRM: a metadata-driven CRM platform."""
+    if ctx.obj is None:  # a caller (a test) may give its own: main(obj=manager)
+        ctx.obj = plugin_manager.make_plugin_manager()
+
+
+def plugins() -> pluggy.PluginManager:
+    """The command's plugin manager: the installed plugins, built once per command."""
+    manager: pluggy.PluginManager = click.get_current_context().find_root().obj
+    return manager
+
+
+def field_types() -> FieldTypeRegistry:
+    return plugin_manager.field_types(plugins())
+
+
+def rule_functions() -> RuleFunctions:
+    return plugin_manager.rule_functions(plugins())
 
 
 # --- init ----------------------------------------------------------------------------------
@@ -131,7 +151,8 @@ def init(database: str | None, no_default_packs: bool, as_json: bool) -> None:
         if not no_default_packs:
             registry = field_types()
             installation = installer.plan_install(
-                engine, installer.load_packs(list(installer.DEFAULT_PACKS), registry), registry)
+                engine, installer.load_packs(list(installer.DEFAULT_PACKS), registry), registry,
+                functions=rule_functions())
             if not installation.is_empty:
                 revision = installer.install(engine, installation, author=author())
     if as_json:
@@ -162,7 +183,8 @@ def pack_validate(paths: Sequence[str], as_json: bool) -> None:
     registry = field_types()
     with reported(as_json):
         packs = installer.load_packs(list(paths), registry)
-        metamodel = merge(installer.with_shipped_dependencies(packs, [], registry), registry)
+        metamodel = merge(installer.with_shipped_dependencies(packs, [], registry), registry,
+                          functions=rule_functions())
     summary = [{"name": p.name, "version": p.version, "entities": [e.name for e in p.entities],
                 "extensions": [x.entity for x in p.extensions]} for p in packs]
     if as_json:
@@ -206,7 +228,8 @@ def pack_plan(paths: Sequence[str], database: str | None, as_json: bool) -> None
     registry = field_types()
     with reported(as_json):
         installation = installer.plan_install(engine_for(database),
-                                              installer.load_packs(list(paths), registry), registry)
+                                              installer.load_packs(list(paths), registry), registry,
+                                              functions=rule_functions())
     if as_json:
         out.print_json(json.dumps({"ok": not installation.plan.blocked, **installation_json(installation)},
                                   default=str))
@@ -254,7 +277,7 @@ def pack_install(paths: Sequence[str], database: str | None, yes: bool, as_json:
     with reported(as_json):
         engine = engine_for(database)
         installation = installer.plan_install(engine, installer.load_packs(list(paths), registry),
-                                              registry)
+                                              registry, functions=rule_functions())
     confirm_and_apply(engine, installation, yes, as_json)
 
 
@@ -286,6 +309,28 @@ def pack_schema() -> None:
     from slatecrm.metamodel.schemas import schema_for_docs
 
     out.print_json(json.dumps(schema_for_docs(field_types())))
+
+
+# --- plugins ---------------------------------------------------------------------------------
+@main.command("plugins")
+@click.option("--all", "show_all", is_flag=True, help="include the built-in plugins")
+@json_option
+def plugins_command(show_all: bool, as_json: bool) -> None:
+    """The installed plugins (entry point `slatecrm`) and the hooks each implements."""
+    found = [p for p in plugin_manager.plugin_list(plugins()) if show_all or not p["builtin"]]
+    if as_json:
+        out.print_json(json.dumps(found))
+        return
+    if not found:
+        out.print("No plugins installed.")
+        return
+    table = Table("plugin", "package", "version", "hooks")
+    for item in found:
+        hooks = item["hooks"]
+        assert isinstance(hooks, list)
+        table.add_row(str(item["name"]), str(item["package"] or ""), str(item["version"] or ""),
+                      ", ".join(hooks))
+    out.print(table)
 
 
 # --- revisions and purge --------------------------------------------------------------------
@@ -340,7 +385,7 @@ def purge(fields: Sequence[str], database: str | None, yes: bool, as_json: bool)
         pairs.append((entity, name))
     with reported(as_json):
         engine = engine_for(database)
-        installation = installer.plan_purge(engine, pairs, field_types())
+        installation = installer.plan_purge(engine, pairs, field_types(), functions=rule_functions())
     confirm_and_apply(engine, installation, yes, as_json)
 
 
@@ -354,14 +399,12 @@ def purge(fields: Sequence[str], database: str | None, yes: bool, as_json: bool)
 def sample_data(database: str | None, count: int, seed: int, if_empty: bool, as_json: bool) -> None:
     """Fill every entity of the installed metamodel with generated records (for demos)."""
     from .records.errors import RecordError
-    from .records.service import RecordsService
     from .sampledata import Generator
-    from .storage.runtime import RuntimeHolder
+    from .services import records_service
 
     with reported(as_json):
         engine = engine_for(database)
-        registry = field_types()
-        records = RecordsService(engine, RuntimeHolder(engine, registry), registry)
+        records = records_service(engine, plugins())
         existing = {name: records.page(name).count for name in records.compiled()}
         if if_empty and any(existing.values()):
             if as_json:

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from slatecrm.metamodel.errors import DefinitionError, Location, Problem
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .layers import ORGANISATION, Documents, documents, installed_packs, plan_layers
 from .storage import revisions as revision_store
@@ -40,15 +41,16 @@ class Customisation:
 
 
 def plan_edit(engine: sa.Engine, registry: FieldTypeRegistry, summary: str,
-              edit: Any) -> Customisation:
+              edit: Any, *, functions: RuleFunctions = NO_FUNCTIONS) -> Customisation:
     """Plan an edit: `edit(documents, metamodel)` changes a copy of the documents in place
-    (raising DefinitionError for a request it refuses)."""
+    (raising DefinitionError for a request it refuses); rules may call the plugins' `functions`."""
     with engine.connect() as conn:
         base, current = revision_store.current_metamodel(conn)
         stored = documents(conn)
         docs = copy.deepcopy(stored)
         edit(docs, current)
-        plan = plan_layers(conn, registry, installed_packs(conn, registry), docs, current, base)
+        plan = plan_layers(conn, registry, installed_packs(conn, registry), docs, current, base,
+                           functions=functions)
     changed = tuple(sorted(k for k in {*stored, *docs} if stored.get(k) != docs.get(k)))
     return Customisation(plan, docs, changed, summary)
 

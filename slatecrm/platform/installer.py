@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from slatecrm.metamodel.errors import DefinitionError, Problem
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.packs import Pack, load_pack
+from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .layers import ORGANISATION, documents, installed_packs, plan_layers
 from .storage import revisions as revision_store
@@ -105,7 +106,9 @@ class Installation:
 
 
 def plan_install(engine: sa.Engine, new: Sequence[Pack], registry: FieldTypeRegistry,
-                 purge: Sequence[tuple[str, str]] = ()) -> Installation:
+                 purge: Sequence[tuple[str, str]] = (), *,
+                 functions: RuleFunctions = NO_FUNCTIONS) -> Installation:
+    """`functions`: the plugins' rule functions the packs' rules may call."""
     with engine.connect() as conn:
         base, current = revision_store.current_metamodel(conn)
         installed = {p.name: p for p in installed_packs(conn, registry)}
@@ -137,7 +140,7 @@ def plan_install(engine: sa.Engine, new: Sequence[Pack], registry: FieldTypeRegi
         if problems:
             raise DefinitionError(problems)
         plan = plan_layers(conn, registry, list(installed.values()), documents(conn), current, base,
-                           purge, new={c.name for c in changes})
+                           purge, new={c.name for c in changes}, functions=functions)
     return Installation(plan, tuple(installed[c.name] for c in changes), tuple(changes), tuple(purge))
 
 
@@ -164,6 +167,6 @@ def create_system_tables(engine: sa.Engine) -> bool:
 
 
 def plan_purge(engine: sa.Engine, fields: Sequence[tuple[str, str]],
-               registry: FieldTypeRegistry) -> Installation:
+               registry: FieldTypeRegistry, *, functions: RuleFunctions = NO_FUNCTIONS) -> Installation:
     """Drop the columns of retired fields for good (the only way data is deleted)."""
-    return plan_install(engine, [], registry, purge=fields)
+    return plan_install(engine, [], registry, purge=fields, functions=functions)

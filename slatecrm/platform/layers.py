@@ -18,6 +18,7 @@ from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.layering import merge
 from slatecrm.metamodel.model import Metamodel
 from slatecrm.metamodel.packs import Pack, pack_from_texts
+from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .storage.plan import Plan, Planner
 from .storage.system import customisations
@@ -56,10 +57,11 @@ def layer_pack(docs: Documents, installed: Sequence[Pack], registry: FieldTypeRe
 
 def plan_layers(conn: sa.Connection, registry: FieldTypeRegistry, packs: Sequence[Pack],
                 docs: Documents, current: Metamodel, base: int,
-                purge: Sequence[tuple[str, str]] = (), new: Collection[str] = frozenset()) -> Plan:
+                purge: Sequence[tuple[str, str]] = (), new: Collection[str] = frozenset(), *,
+                functions: RuleFunctions = NO_FUNCTIONS) -> Plan:
     """Merge `packs` with the organisation's layer made of `docs` and plan the change from
     `current` (revision `base`) to the result. `new` names the packs being installed now
     (merge reports a clash with an installed pack in them)."""
     organisation = layer_pack(docs, packs, registry)
-    target = merge([*packs, *([organisation] if organisation else [])], registry, new)
+    target = merge([*packs, *([organisation] if organisation else [])], registry, new, functions=functions)
     return Planner(conn, registry, current, target, base, purge).plan()

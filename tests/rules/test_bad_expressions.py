@@ -8,8 +8,8 @@ import pytest
 
 from slatecrm.metamodel.model import Metamodel
 from slatecrm.metamodel.rules import RuleError, check
-from slatecrm.plugins.manager import field_types
 
+from ..defaults import field_types
 from .sample import sample_metamodel
 
 #: (expression on the sample deal, message, line, column)

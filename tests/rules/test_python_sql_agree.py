@@ -13,13 +13,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from slatecrm.metamodel.rules import RuleContext, check, compile_python, pretty
+from slatecrm.metamodel.rules.functions import RuleFunction, RuleFunctions
 from slatecrm.platform.records.compiled import compile_entities
 from slatecrm.platform.records.rulesql import SqlCompiler
 from slatecrm.platform.storage.engine import create_engine
 from slatecrm.platform.storage.runtime import RuntimeHolder
-from slatecrm.plugins.manager import field_types
 
 from .. import conftest
+from ..defaults import field_types
 from ..packs import install
 from .sample import sample_pack
 from .strategies import NOW, booleans, company_values, deal_values
@@ -143,3 +144,46 @@ def test_non_capturing_groups_mean_the_same_in_python_and_sql(bench: Bench, patt
     with bench.engine.connect() as conn:
         in_sql = set(conn.execute(sa.select(deal.table.c.id).where(where)).scalars())
     assert in_python == in_sql == expected
+# --- plugin functions ------------------------------------------------------------------------
+def _is_weekend_sql(args: list[Any], dialect: str) -> Any:
+    if dialect == "sqlite":
+        return sa.func.strftime("%w", args[0]).in_(["0", "6"])
+    return sa.extract("isodow", args[0]) >= 6
+
+
+PLUGIN_FUNCTIONS = RuleFunctions([
+    RuleFunction("double", ("number",), "number", lambda n: n * 2, lambda args, dialect: args[0] * 2),
+    RuleFunction("is_weekend", ("date",), "boolean", lambda d: d.weekday() >= 5, _is_weekend_sql),
+    RuleFunction("shout", ("text",), "text", lambda s: s + "!",
+                 lambda args, dialect: args[0].concat(sa.literal("!", sa.String))),
+])
+PLUGIN_EXPRESSIONS = (
+    "double(amount) > 100", "not (double(amount) <= 50)", "double(quantity) = 4",
+    "coalesce(double(amount), 0) < 10", "double(price) >= double(amount)",
+    "is_weekend(close_date)", "not is_weekend(close_date)", "is_weekend(close_date) or double(quantity) > 2",
+    'shout(name) = concat(name, "!")', 'shout(kind) = "new!"', "shout(name) is blank",
+    "double(company.rating) > 5",
+)
+
+
+@settings(max_examples=25, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(companies=st.lists(company_values, min_size=0, max_size=3),
+       deals=st.lists(deal_values, min_size=1, max_size=8))
+def test_plugin_functions_select_the_same_records(bench: Bench, companies: list[dict[str, Any]],
+                                                  deals: list[dict[str, Any]]) -> None:
+    """A plugin's Python and SQL forms, nulls included (the platform makes both strict)."""
+    bench.load(companies, deals)
+    records, companies_by_id = bench.python_view()
+    context = RuleContext(now=CONTEXT.now, user_id=1, user_roles=("sales",),
+                          lookup=lambda entity, key: companies_by_id.get((entity, key)))
+    deal = bench.compiled["deal"]
+    with bench.engine.connect() as conn:
+        for text in PLUGIN_EXPRESSIONS:
+            checked = check(text, bench.metamodel, "deal", functions=PLUGIN_FUNCTIONS)
+            closure = compile_python(checked.typed)
+            in_python = {r["id"] for r in records if closure(r, context) is True}
+            where = bench.sql.condition(checked.typed, "deal")(context)
+            in_sql = set(conn.execute(sa.select(deal.table.c.id).where(where)).scalars())
+            assert in_python == in_sql, f"{text}: Python {sorted(in_python)}, SQL {sorted(in_sql)}"

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from slatecrm.metamodel.model import Metamodel
 from slatecrm.metamodel.rules import RuleContext, RuleError, ast, check, compile_python, parse, pretty
-from slatecrm.plugins.manager import field_types
 
+from ..defaults import field_types
 from .sample import sample_metamodel
 
 NAMES = st.sampled_from(["amount", "name", "stage", "won", "a", "b_2", "current_user"])

@@ -18,6 +18,7 @@ from ..names import suggest
 from . import ast, regexes
 from . import typed as t
 from .errors import RuleError
+from .functions import NO_FUNCTIONS, RuleFunctions
 from .parser import parse
 from .types import (
     BOOLEAN,
@@ -54,12 +55,13 @@ class Checked:
 
 
 def check(text: str, metamodel: Metamodel, entity: str, *, expect: Type | None = BOOLEAN,
-          changes: bool = False) -> Checked:
+          changes: bool = False, functions: RuleFunctions = NO_FUNCTIONS) -> Checked:
     """Parse and type `text` on `entity`; `expect` is the type the result must have
-    (BOOLEAN for conditions), `changes` allows is_new(), changed() and previous()."""
+    (BOOLEAN for conditions), `changes` allows is_new(), changed() and previous(),
+    `functions` are the plugins' functions the rule may call."""
     tree = parse(text)
     try:
-        typed = _Checker(metamodel, entity, changes).check(tree)
+        typed = _Checker(metamodel, entity, changes, functions).check(tree)
         if expect is not None and not _fits(typed.type, expect):
             what = "a condition must be true or false" if expect == BOOLEAN else f"it must give a {expect}"
             raise RuleError(f"{what}; this expression gives a {typed.type}", tree.line, tree.column)
@@ -83,8 +85,9 @@ def _at(node: ast.Node) -> _Position:
 
 
 class _Checker:
-    def __init__(self, metamodel: Metamodel, entity: str, changes: bool):
+    def __init__(self, metamodel: Metamodel, entity: str, changes: bool, functions: RuleFunctions):
         self.metamodel = metamodel
+        self.functions = functions
         found = metamodel.entity(entity)
         if found is None:
             raise RuleError(f"there is no entity {entity!r}", 1, 1)
@@ -140,7 +143,7 @@ class _Checker:
         raise AssertionError("unreachable")
 
     def _unknown(self, entity: Entity, name: str, alone: bool) -> str:
-        if alone and name in FUNCTIONS:
+        if alone and (name in FUNCTIONS or name in self.functions):
             return f"{name!r} is a function: write {name}(…)"
         if name.lower() in ("and", "or", "not", "in", "is", "true", "false", "null", "blank"):
             return f"unexpected {name!r}: words of the language are lower case ({name.lower()!r})"
@@ -281,8 +284,11 @@ class _Checker:
     def _call(self, node: ast.Node) -> t.T:
         assert isinstance(node, ast.Call)
         name = node.function
+        if name in self.functions:
+            return self._plugin_call(node)
         if name not in FUNCTIONS:
-            raise RuleError(f"unknown function {name!r}{suggest(name, FUNCTIONS)}", **_at(node))
+            known = [*FUNCTIONS, *self.functions]
+            raise RuleError(f"unknown function {name!r}{suggest(name, known)}", **_at(node))
         if name in CHANGE_FUNCTIONS:
             return self._change(node)
         args = [self.check(a) for a in node.args]
@@ -338,6 +344,15 @@ class _Checker:
         self._want(node.args[0], args[0], "boolean", "if() needs a condition first")
         result = self._same(node.args[1:], args[1:], "if()")
         return t.Func(result, name, tuple(args))
+
+    def _plugin_call(self, node: ast.Call) -> t.T:
+        function = self.functions[node.function]
+        count = len(function.parameters)
+        self._arity(node, count, count)
+        args = [self.check(a) for a in node.args]
+        for arg_node, arg, kind in zip(node.args, args, function.parameters, strict=True):
+            self._want(arg_node, arg, kind, f"{function.name}() needs a {kind}")
+        return t.Func(Type(function.returns), function.name, tuple(args), plugin=function)
 
     def _same(self, nodes: Sequence[ast.Node], args: Sequence[t.T], what: str) -> Type:
         """The one type of `args` (nulls aside); choices and stages count as texts."""

@@ -14,6 +14,7 @@ from ..names import suggest
 from . import typed as t
 from .checker import Checked, check
 from .errors import RuleError
+from .functions import NO_FUNCTIONS, RuleFunctions
 from .types import BOOLEAN, WRITABLE_SYSTEM_FIELDS, Type, field_type
 
 #: Field types a formula or a default expression cannot fill.
@@ -27,21 +28,24 @@ def rule_problem(error: RuleError, what: str, location: Location, origin: str) -
                    f"expression)\n{shown}", location, origin)
 
 
-def check_rules(metamodel: Metamodel, origins: Mapping[str, str]) -> list[Problem]:
+def check_rules(metamodel: Metamodel, origins: Mapping[str, str],
+                functions: RuleFunctions = NO_FUNCTIONS) -> list[Problem]:
+    """`functions` are the plugins' rule functions the rules may call."""
     problems: list[Problem] = []
     for entity in metamodel.active_entities:
-        problems.extend(_entity_rules(metamodel, entity, origins))
+        problems.extend(_entity_rules(metamodel, entity, origins, functions))
     return problems
 
 
-def _entity_rules(metamodel: Metamodel, entity: Entity, origins: Mapping[str, str]) -> Iterator[Problem]:
+def _entity_rules(metamodel: Metamodel, entity: Entity, origins: Mapping[str, str],
+                  functions: RuleFunctions) -> Iterator[Problem]:
     def origin(pack: str) -> str:
         return origins.get(pack, pack)
 
     names = [f.name for f in entity.active_fields]
     for rule in entity.validations:
         try:
-            check(rule.condition, metamodel, entity.name, expect=BOOLEAN, changes=True)
+            check(rule.condition, metamodel, entity.name, expect=BOOLEAN, changes=True, functions=functions)
         except RuleError as error:
             yield rule_problem(error, f"validation {rule.name!r}", rule.source, origin(rule.pack))
         shown_on = [*names, *WRITABLE_SYSTEM_FIELDS]
@@ -64,7 +68,7 @@ def _entity_rules(metamodel: Metamodel, entity: Entity, origins: Mapping[str, st
                 yield Problem("formula: a computed field has no default (its formula gives its value)",
                               where, origin(field.pack))
             try:
-                checked = check(text, metamodel, entity.name, expect=Type(wanted.kind))
+                checked = check(text, metamodel, entity.name, expect=Type(wanted.kind), functions=functions)
             except RuleError as error:
                 yield rule_problem(error, key, where, origin(field.pack))
                 continue
@@ -76,7 +80,8 @@ def _entity_rules(metamodel: Metamodel, entity: Entity, origins: Mapping[str, st
             if stage.condition is None:
                 continue
             try:
-                check(stage.condition, metamodel, entity.name, expect=BOOLEAN, changes=True)
+                check(stage.condition, metamodel, entity.name, expect=BOOLEAN, changes=True,
+                      functions=functions)
             except RuleError as error:
                 yield rule_problem(error, f"stage {stage.key!r} condition", stage.condition_source,
                                    origin(stage.pack))

@@ -403,6 +403,10 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 def _func(node: t.Func) -> Closure:
     name = node.name
+    if node.plugin is not None:
+        plugin = _strict(node.plugin.python)
+        inputs = tuple(_compile(a) for a in node.args)
+        return lambda record, context: plugin(*(a(record, context) for a in inputs))
     if name == "today":
         return lambda record, context: context.today
     if name == "now":

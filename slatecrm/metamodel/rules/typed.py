@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model import Field
+from .functions import RuleFunction
 from .types import Type
 
 
@@ -72,6 +73,8 @@ class Func(T):
     name: str
     args: tuple[T, ...]
     digits: int = 0  # round()
+    #: A function a plugin added (its Python and SQL forms); None for the built-ins.
+    plugin: RuleFunction | None = None
 
     def children(self) -> tuple[T, ...]:
         return self.args

@@ -23,6 +23,7 @@ from slatecrm.metamodel.fieldtypes import CoercionError, FieldTypeRegistry
 from slatecrm.metamodel.model import Metamodel, Stage, Validation
 from slatecrm.metamodel.rules import BOOLEAN, Closure, RuleContext, RuleError, Type, check, compile_python
 from slatecrm.metamodel.rules.definitions import formula_order
+from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 from slatecrm.metamodel.rules.python import round_half_up
 from slatecrm.metamodel.rules.types import field_type
 
@@ -68,8 +69,9 @@ class EntityRules:
 
 class RevisionRules:
     def __init__(self, metamodel: Metamodel, tables: Mapping[str, sa.Table], dialect: str,
-                 registry: FieldTypeRegistry):
+                 registry: FieldTypeRegistry, functions: RuleFunctions = NO_FUNCTIONS):
         self.metamodel = metamodel
+        self.functions = functions
         self.sql = SqlCompiler(tables, dialect, registry)
         self._entities: dict[str, EntityRules] = {}
         self._filters: OrderedDict[tuple[str, str], Condition] = OrderedDict()
@@ -78,7 +80,8 @@ class RevisionRules:
     def condition(self, entity: str, text: str, *, changes: bool = False) -> Condition:
         """`text` checked on `entity` and compiled; `changes` allows is_new(), changed() and
         previous() (validation and workflow contexts), which have no SQL form."""
-        checked = check(text, self.metamodel, entity, expect=BOOLEAN, changes=changes)
+        checked = check(text, self.metamodel, entity, expect=BOOLEAN, changes=changes,
+                        functions=self.functions)
         sql = None if _reads_changes(checked.typed) else self.sql.condition(checked.typed, entity)
         return Condition(text, entity, compile_python(checked.typed), sql)
 
@@ -115,10 +118,12 @@ class RevisionRules:
         for field in entity.active_fields:
             wanted = field_type(field)
             if field.formula is not None and wanted is not None:
-                formula = check(field.formula, self.metamodel, name, expect=Type(wanted.kind))
+                formula = check(field.formula, self.metamodel, name, expect=Type(wanted.kind),
+                                functions=self.functions)
                 formulas[field.name] = formula.typed
             if field.default_expression is not None and wanted is not None:
-                checked = check(field.default_expression, self.metamodel, name, expect=Type(wanted.kind))
+                checked = check(field.default_expression, self.metamodel, name, expect=Type(wanted.kind),
+                                functions=self.functions)
                 defaults.append((field.name, compile_python(checked.typed)))
         ordered = tuple((f, compile_python(formulas[f])) for f in formula_order(formulas))
         stages = {

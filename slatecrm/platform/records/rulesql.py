@@ -28,6 +28,7 @@ from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.fieldtypes.sqltypes import UTCDateTime
 from slatecrm.metamodel.model import Field
 from slatecrm.metamodel.rules import typed as t
+from slatecrm.metamodel.rules.functions import RuleFunction
 from slatecrm.metamodel.rules.python import DIVISION_PLACES, MAX_DAYS, RuleContext, compile_python
 
 Expr = sa.ColumnElement[Any]
@@ -50,6 +51,11 @@ Builder = Callable[[RuleContext], Sql]
 Condition = Callable[[RuleContext], sa.ColumnElement[bool]]
 
 _DECIMAL_TYPES = ("decimal", "percent", "currency")
+#: The SQL type a plugin function's result is read as, by its rule type.
+_SQL_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
+    "text": sa.String(), "number": sa.Numeric(), "boolean": sa.Boolean(), "date": sa.Date(),
+    "datetime": UTCDateTime(),
+}
 
 
 class SqlCompiler:
@@ -284,6 +290,8 @@ class SqlCompiler:
 
     def _func(self, node: t.Func, base: sa.Table) -> Builder:
         args = [self._compile(a, base) for a in node.args]
+        if node.plugin is not None:
+            return self._plugin(node.plugin, args)
         if node.name == "round":
             digits = node.digits
             return lambda context: self._round(args[0](context), digits)
@@ -292,6 +300,26 @@ class SqlCompiler:
             kind = node.args[0].type.kind
             return lambda context: build([args[0](context), Sql(sa.literal(kind))])
         return lambda context: build([a(context) for a in args])
+
+    def _plugin(self, function: RuleFunction, args: list[Builder]) -> Builder:
+        """A plugin's function: its own SQL over plain values, null when any argument is
+        null (as its Python form, which is never called with a null)."""
+        dialect = "sqlite" if self.sqlite else "postgresql"
+        result_type = _SQL_TYPES[function.returns]
+
+        def call(context: RuleContext) -> Sql:
+            values = [self._plain(a(context)) for a in args]
+            expr: Expr = sa.type_coerce(function.sql(values, dialect), result_type)
+            if values:
+                expr = sa.case((sa.or_(*(v.is_(None) for v in values)), sa.null()), else_=expr)
+            return Sql(expr)
+        return call
+
+    def _plain(self, value: Sql) -> Expr:
+        """A value as the plugin sees it: SQLite numbers unscaled (REAL)."""
+        if self.sqlite and value.scale:
+            return _op(sa.cast(value.expr, sa.Float), "/", sa.literal(10 ** value.scale, sa.Float))
+        return value.expr
 
     def _f_days_between(self, args: list[Sql]) -> Sql:
         a, b = args[0].expr, args[1].expr

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from slatecrm.metamodel.fieldtypes import CoercionError, FieldTypeRegistry
 from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules import RuleContext
+from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from ..storage import system
 from ..storage.runtime import RuntimeHolder
@@ -26,6 +27,7 @@ from . import rules as rule_hooks
 from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField, compile_entities
 from .constraints import composite_unique_conflicts, composite_unique_errors
 from .errors import BadQuery, RecordInUse, RecordNotFound, UnknownEntity, ValidationFailed, VersionConflict
+from .events import RecordEvents
 from .listing import ListQuery
 
 #: System columns a client may send back unchanged (they are ignored); `owner` is writable.
@@ -81,10 +83,14 @@ def _now() -> dt.datetime:
 
 
 class RecordsService:
-    def __init__(self, engine: sa.Engine, holder: RuntimeHolder, registry: FieldTypeRegistry):
+    def __init__(self, engine: sa.Engine, holder: RuntimeHolder, registry: FieldTypeRegistry, *,
+                 functions: RuleFunctions = NO_FUNCTIONS, events: RecordEvents | None = None):
+        """`functions`: the plugins' rule functions; `events`: the plugins' record hooks."""
         self.engine = engine
         self.holder = holder
         self.registry = registry
+        self.functions = functions
+        self.events = events or RecordEvents()
         self._compiled: tuple[int, dict[str, CompiledEntity]] | None = None
         self._rules: tuple[int, rule_hooks.RevisionRules] | None = None
         self.secrets = DatabaseSecrets(engine)
@@ -105,7 +111,8 @@ class RecordsService:
         cached = self._rules
         if cached is None or cached[0] != runtime.revision:
             cached = (runtime.revision, rule_hooks.RevisionRules(runtime.metamodel, runtime.tables,
-                                                                 self.engine.dialect.name, self.registry))
+                                                                 self.engine.dialect.name, self.registry,
+                                                                 self.functions))
             self._rules = cached
         return cached[1]
 
@@ -281,6 +288,8 @@ class RecordsService:
                 rule_hooks.apply_defaults(entity_rules, ce, values, data, context, errors)
                 stages.close_dates(ce, None, values, values, now)
                 rule_hooks.compute(entity_rules, ce, values, context, errors)
+                # PLUGIN HOOK (before-save; moves into records/pipeline.py when merged)
+                self.events.before_save(conn, ce.name, "create", None, values, None, user)
                 prepared.append(values)
                 errors_of.append(errors)
             existing = self._existing_references(conn, ce, prepared)
@@ -314,7 +323,9 @@ class RecordsService:
             if visits:
                 conn.execute(system.stage_history.insert(), visits)
             query = ce.select.where(ce.table.c.id.in_(ids)).order_by(ce.table.c.id)
-            return self._records(conn, ce, conn.execute(query).mappings().all())
+            created = self._records(conn, ce, conn.execute(query).mappings().all())
+        self.events.after_commit(history)  # PLUGIN HOOK (after-commit; moves into the pipeline)
+        return created
 
     def _existing_references(self, conn: sa.Connection, ce: CompiledEntity,
                              prepared: Sequence[Mapping[str, Any]]) -> dict[str, set[int]]:
@@ -386,6 +397,8 @@ class RecordsService:
             entity_rules = self.rules().entity(ce.name)
             context = rule_hooks.context_for(conn, self.compiled(), user, {**before, "id": record_id})
             rule_hooks.compute(entity_rules, ce, merged, context, errors)
+            # PLUGIN HOOK (before-save; moves into records/pipeline.py when merged)
+            self.events.before_save(conn, ce.name, "update", record_id, merged, before, user)
             changed = [k for k in merged if merged[k] != before.get(k)]
             self._validate(conn, ce, record_id, before, merged, changed, errors)
             rule_hooks.validate(entity_rules, ce, {**merged, "id": record_id}, set(changed), context, errors)
@@ -406,15 +419,17 @@ class RecordsService:
                 raise ValidationFailed(_integrity_errors(ce, error)) from None
             if done.rowcount != 1:  # a concurrent writer won between our read and write
                 raise VersionConflict(entity, record_id, version, version + 1, [])
-            conn.execute(system.history.insert().values(
-                entity=ce.name, record_id=record_id, version=version + 1, action="update", changed_at=now,
-                changed_by=user, changes={
-                    n: [_json(ce, n, before.get(n)), _json(ce, n, merged[n])] for n in changed}))
+            entry = {"entity": ce.name, "record_id": record_id, "version": version + 1, "action": "update",
+                     "changed_at": now, "changed_by": user, "changes": {
+                         n: [_json(ce, n, before.get(n)), _json(ce, n, merged[n])] for n in changed}}
+            conn.execute(system.history.insert().values(entry))
             for field_name in ce.pipelines:
                 if field_name in changed:
                     stages.record_move(conn, ce, record_id, field_name, merged[field_name], now, user)
             fresh = conn.execute(ce.select.where(ce.table.c.id == record_id)).mappings().one()
-            return self._records(conn, ce, [fresh])[0]
+            updated = self._records(conn, ce, [fresh])[0]
+        self.events.after_commit([entry])  # PLUGIN HOOK (after-commit; moves into the pipeline)
+        return updated
 
     def _changed_since(self, conn: sa.Connection, ce: CompiledEntity, record_id: int,
                        version: int) -> list[str]:
@@ -433,10 +448,12 @@ class RecordsService:
             if version is not None and row["version"] != version:
                 raise VersionConflict(entity, record_id, version, row["version"],
                                       self._changed_since(conn, ce, record_id, version))
-            self._remove(conn, ce, [record_id], _now(), user, set())
+            written: list[dict[str, Any]] = []
+            self._remove(conn, ce, [record_id], _now(), user, set(), written)
+        self.events.after_commit(written)  # PLUGIN HOOK (after-commit; moves into the pipeline)
 
     def _remove(self, conn: sa.Connection, ce: CompiledEntity, ids: list[int], now: dt.datetime,
-                user: int | None, seen: set[tuple[str, int]]) -> None:
+                user: int | None, seen: set[tuple[str, int]], written: list[dict[str, Any]]) -> None:
         """Delete records and carry out every reference's on_delete in the service, so that
         each record it touches gets its history and a new version (the database's own
         foreign-key actions stay as a safety net)."""
@@ -451,26 +468,29 @@ class RecordsService:
             if not rows:
                 continue
             if action == "cascade":
-                self._remove(conn, other, [r.id for r in rows], now, user, seen)
+                self._remove(conn, other, [r.id for r in rows], now, user, seen, written)
             elif action == "set_null":
                 old = dict(conn.execute(sa.select(other.table.c.id, column).where(
                     other.table.c.id.in_([r.id for r in rows]))).all())
                 conn.execute(other.table.update().where(other.table.c.id.in_([r.id for r in rows])).values(
                     {compiled.column: None, "version": other.table.c.version + 1, "updated_at": now,
                      "updated_by": user}))
-                conn.execute(system.history.insert(), [
+                nulled = [
                     {"entity": other.name, "record_id": r.id, "version": r.version + 1, "action": "update",
                      "changed_at": now, "changed_by": user, "changes": {compiled.name: [old[r.id], None]}}
-                    for r in rows])
+                    for r in rows]
+                conn.execute(system.history.insert(), nulled)
+                written.extend(nulled)
         versions = dict(conn.execute(sa.select(ce.table.c.id, ce.table.c.version)
                                      .where(ce.table.c.id.in_(ids))).all())
         try:
             conn.execute(ce.table.delete().where(ce.table.c.id.in_(ids)))
         except sa.exc.IntegrityError as error:
             raise RecordInUse(f"{ce.name} {ids[0]} is still referenced: {error.orig}") from None
-        conn.execute(system.history.insert(), [
-            {"entity": ce.name, "record_id": i, "version": versions[i] + 1, "action": "delete",
-             "changed_at": now, "changed_by": user, "changes": {}} for i in ids if i in versions])
+        deleted = [{"entity": ce.name, "record_id": i, "version": versions[i] + 1, "action": "delete",
+                    "changed_at": now, "changed_by": user, "changes": {}} for i in ids if i in versions]
+        conn.execute(system.history.insert(), deleted)
+        written.extend(deleted)
 
     def _referrers(self, entity: str) -> list[tuple[CompiledEntity, CompiledField]]:
         return [(other, compiled) for other in self.compiled().values()

@@ -23,7 +23,8 @@ from .problems import problem
 async def _edit(request: Request, summary: str, edit: Any) -> Response:
     records = service(request)
     engine = request.app.state.engine
-    planned = await call(request, customisation.plan_edit, engine, records.registry, summary, edit)
+    planned = await call(request, customisation.plan_edit, engine, records.registry, summary, edit,
+                         functions=records.functions)
     body: dict[str, Any] = {"summary": summary, "base_revision": planned.plan.base_revision,
                             "plan": planned.plan.as_dict(), "applied": False}
     if planned.plan.blocked:

@@ -1,23 +1,30 @@
-"""The ASGI application: one engine, one runtime holder and one records service per process."""
+"""The ASGI application, built from what it is given: an engine, a plugin manager and the
+records service. Nothing here is global: two apps in one process (tests) share nothing.
+`app_from_environment` builds the defaults for uvicorn."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
+import pluggy
+import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from slatecrm.plugins.manager import field_types
+from slatecrm.plugins import manager as plugin_manager
 
 from ...metamodel.errors import DefinitionError
 from ..records.errors import RecordError
 from ..records.service import RecordsService
+from ..services import records_service
 from ..storage.apply import StaleSnapshot
 from ..storage.engine import create_engine, database_url
 from ..storage.plan import ConversionFailed
-from ..storage.runtime import RuntimeHolder
-from . import admin, api, ui
+from . import ui
 from .crosssite import CrossSiteGuard
 from .limits import DEFAULT_LIMIT, BodySizeLimit
 from .problems import definition_error, http_error, record_error, server_error, stale_error
@@ -27,31 +34,41 @@ from .ui_errors import ui_or_problem
 BODY_LIMIT_VARIABLE = "SLATECRM_MAX_BODY_BYTES"
 
 
-def create_app(database: str | None = None, *, body_limit: int | None = None,
-               templates: str | None = None) -> Starlette:
-    """`templates` (default: $SLATECRM_TEMPLATES) is a folder of page templates searched
-    before the built-in ones, to override a page for one entity or for all."""
-    engine = create_engine(database_url(database))
-    registry = field_types()
-    holder = RuntimeHolder(engine, registry)
-    limit = body_limit or int(os.environ.get(BODY_LIMIT_VARIABLE, DEFAULT_LIMIT))
+def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: RecordsService | None = None,
+               body_limit: int = DEFAULT_LIMIT, templates: str | Path | None = None) -> Starlette:
+    """The app over `engine`. Its routes and template folders come from the `plugins` (the
+    built-in pages and API are plugins too); `records` defaults to a service with the
+    plugins' field types, rule functions and record hooks. `templates` is a folder searched
+    before every other, to override a page for one entity or for all."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        plugins.hook.slatecrm_startup(app=app)
+        yield
+
     app = Starlette(
-        routes=[*admin.routes, *api.routes, *ui.routes],
-        middleware=[Middleware(CrossSiteGuard), Middleware(BodySizeLimit, limit=limit),
+        routes=plugin_manager.routes(plugins),
+        middleware=[Middleware(CrossSiteGuard), Middleware(BodySizeLimit, limit=body_limit),
                     Middleware(ui.SecurityHeaders),
                     Middleware(JsonSuffix)],
         exception_handlers={RecordError: ui_or_problem(record_error),
                             HTTPException: ui_or_problem(http_error),
                             DefinitionError: definition_error, StaleSnapshot: stale_error,
                             ConversionFailed: stale_error, Exception: ui_or_problem(server_error)},
+        lifespan=lifespan,
     )
     app.state.engine = engine
-    app.state.records = RecordsService(engine, holder, registry)
-    override = templates or os.environ.get(TEMPLATES_VARIABLE, "")
-    app.state.templates = make_environment([override] if override else [])
+    app.state.plugins = plugins
+    app.state.records = records or records_service(engine, plugins)
+    folders = [templates] if templates else []
+    app.state.templates = make_environment([*folders, *plugin_manager.template_dirs(plugins)])
     return app
 
 
 def app_from_environment() -> Starlette:
-    """The factory `slatecrm serve` gives uvicorn (each worker builds its own app)."""
-    return create_app()
+    """The factory `slatecrm serve` gives uvicorn (each worker builds its own app): the
+    database of $SLATECRM_DATABASE_URL, the installed plugins, $SLATECRM_MAX_BODY_BYTES and
+    the override templates of $SLATECRM_TEMPLATES."""
+    return create_app(create_engine(database_url(None)), plugin_manager.make_plugin_manager(),
+                      body_limit=int(os.environ.get(BODY_LIMIT_VARIABLE, DEFAULT_LIMIT)),
+                      templates=os.environ.get(TEMPLATES_VARIABLE) or None)

@@ -26,12 +26,13 @@ OWN_SUFFIX_PREFIXES = ("/api/", "/static/")
 TEMPLATES_VARIABLE = "SLATECRM_TEMPLATES"
 
 
-def make_environment(overrides: Sequence[str | Path] = ()) -> jinja2.Environment:
-    """Templates from the override folders first, then the built-in ones: a file named
-    `record-<entity>.html` in an override folder changes that entity's record page only."""
-    folders = [str(p) for p in overrides if str(p)] + [str(TEMPLATES)]
+def make_environment(folders: Sequence[str | Path]) -> jinja2.Environment:
+    """Templates searched in `folders`, in order: the app gives the deployment's override
+    folder, then the plugins' folders, then the built-in one (hook slatecrm_template_dirs),
+    so a file named `record-<entity>.html` in an earlier folder changes that entity's
+    record page only."""
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folders),
+        loader=jinja2.FileSystemLoader([str(p) for p in folders if str(p)]),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -39,11 +40,8 @@ def make_environment(overrides: Sequence[str | Path] = ()) -> jinja2.Environment
     )
 
 
-environment = make_environment()
-
-
 def environment_of(request: Request) -> jinja2.Environment:
-    chosen: jinja2.Environment = getattr(request.app.state, "templates", environment)
+    chosen: jinja2.Environment = request.app.state.templates
     return chosen
 
 

@@ -1,0 +1,20 @@
+"""The services a process builds from its engine and its plugin manager, in one place for
+the web app and the CLI."""
+
+from __future__ import annotations
+
+import pluggy
+import sqlalchemy as sa
+
+from slatecrm.plugins.manager import field_types, rule_functions
+
+from .records.events import RecordEvents
+from .records.service import RecordsService
+from .storage.runtime import RuntimeHolder
+
+
+def records_service(engine: sa.Engine, plugins: pluggy.PluginManager) -> RecordsService:
+    """The records service with the plugins' field types, rule functions and record hooks."""
+    registry = field_types(plugins)
+    return RecordsService(engine, RuntimeHolder(engine, registry), registry,
+                          functions=rule_functions(plugins), events=RecordEvents(plugins))
