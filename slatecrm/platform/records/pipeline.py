@@ -237,6 +237,7 @@ class WritePipeline:
         draft.values.update(coerce(ce, draft.given, draft.errors))
         if draft.is_new:
             defaults(ce, draft.values)
+            draft.values.setdefault("owner", request.user)  # rules read the owner it will have
             rule_hooks.apply_defaults(rules, ce, draft.values, draft.given, context, draft.errors)
         stages.close_dates(ce, draft.before, draft.values, now)
         rule_hooks.compute(rules, ce, draft.values, context, draft.errors)
