@@ -230,7 +230,7 @@ def test_after_commit_hooks_hear_of_committed_writes_only(app_client: TestClient
 def test_the_steps_are_documented_in_their_order() -> None:
     text = (Path(__file__).parent.parent / "docs" / "architecture.md").read_text()
     section = text.split("## From request to record", 1)[1]
-    positions = [section.find(step) for step in STEPS]
+    positions = [section.find(f"**{step}**") for step in STEPS]
     assert -1 not in positions, [s for s, p in zip(STEPS, positions, strict=True) if p == -1]
     assert positions == sorted(positions)
 
