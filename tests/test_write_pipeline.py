@@ -26,13 +26,12 @@ from slatecrm.plugins.manager import field_types
 
 from .packs import install, write_pack
 
-#: A job has a title field (as task and job titles do), a formula, a close date set by its
-#: pipeline and two validation rules.
+#: A job has a formula, a close date set by its pipeline and two validation rules.
 JOB: dict[str, Any] = {
     "label": "Job",
-    "title_field": "title",
+    "title_field": "name",
     "fields": {
-        "title": {"type": "text", "required": True},
+        "name": {"type": "text", "required": True},
         "amount": {"type": "integer"},
         "doubled": {"type": "integer", "formula": "amount * 2"},
         "phone": {"type": "text"},
@@ -52,14 +51,17 @@ JOB: dict[str, Any] = {
         {"key": "dropped", "category": "lost"},
     ]}},
 }
+#: A customer has an optional `title` field (a job title); a task a required one.
 CUSTOMER: dict[str, Any] = {"label": "Customer", "title_field": "name",
-                            "fields": {"name": {"type": "text", "required": True}}}
+                            "fields": {"name": {"type": "text", "required": True}, "title": {"type": "text"}}}
+TASK: dict[str, Any] = {"label": "Task", "title_field": "title",
+                        "fields": {"title": {"type": "text", "required": True}}}
 JSON = {"accept": "application/json"}
 
 
 @pytest.fixture
 def pack(tmp_path: Path) -> Path:
-    return write_pack(tmp_path, "workshop", "1.0.0", {"customer": CUSTOMER, "job": JOB})
+    return write_pack(tmp_path, "workshop", "1.0.0", {"customer": CUSTOMER, "job": JOB, "task": TASK})
 
 
 @pytest.fixture
@@ -85,20 +87,20 @@ def today() -> str:
 
 # --- validate-on-change says what saving says -------------------------------------------------------
 def test_validate_on_change_reports_the_validation_rules_saving_applies(app_client: TestClient) -> None:
-    saved = app_client.post("/api/v1/job", json={"title": "Fix the roof", "amount": 150})
+    saved = app_client.post("/api/v1/job", json={"name": "Fix the roof", "amount": 150})
     assert saved.status_code == 422
     assert saved.json()["errors"] == {"amount": ["keep the amount under 100"]}
-    checked = app_client.post("/e/job/validate", data={"title": "Fix the roof", "amount": "150"},
+    checked = app_client.post("/e/job/validate", data={"name": "Fix the roof", "amount": "150"},
                               headers=JSON)
     assert checked.status_code == 200
     assert checked.json()["errors"] == saved.json()["errors"]
     # the form's htmx request for the field that changed gets the message in its error slot
-    slot = app_client.post("/e/job/validate", data={"title": "Fix the roof", "amount": "150"},
+    slot = app_client.post("/e/job/validate", data={"name": "Fix the roof", "amount": "150"},
                            headers={"hx-request": "true", "hx-source": "input#f-amount"})
     assert "keep the amount under 100" in slot.text
 
-    job = app_client.post("/api/v1/job", json={"title": "Fix the roof", "amount": 50, "phone": "555"}).json()
-    change = {"title": "Fix the roof", "amount": "50", "phone": "555", "email": "a@example.com"}
+    job = app_client.post("/api/v1/job", json={"name": "Fix the roof", "amount": 50, "phone": "555"}).json()
+    change = {"name": "Fix the roof", "amount": "50", "phone": "555", "email": "a@example.com"}
     refused = app_client.patch(f"/api/v1/job/{job['id']}", json={"email": "a@example.com", "version": 1})
     assert refused.status_code == 422
     checked = app_client.post(f"/e/job/{job['id']}/validate", data=change, headers=JSON)
@@ -110,27 +112,27 @@ def test_validate_on_change_reports_the_validation_rules_saving_applies(app_clie
 
 # --- close dates -------------------------------------------------------------------------------------
 def test_a_record_created_in_a_won_stage_gets_its_close_date_like_a_move(app_client: TestClient) -> None:
-    made = app_client.post("/api/v1/job", json={"title": "Paint", "status": "done"})
+    made = app_client.post("/api/v1/job", json={"name": "Paint", "status": "done"})
     assert made.status_code == 201, made.text
     assert made.json()["finished"] == today()
-    lost = app_client.post("/api/v1/job", json={"title": "Tile", "status": "dropped"}).json()
+    lost = app_client.post("/api/v1/job", json={"name": "Tile", "status": "dropped"}).json()
     assert lost["finished"] == today()
-    given = app_client.post("/api/v1/job", json={"title": "Tile", "status": "done", "finished": "2026-01-05"})
+    given = app_client.post("/api/v1/job", json={"name": "Tile", "status": "done", "finished": "2026-01-05"})
     assert given.json()["finished"] == "2026-01-05"
-    assert app_client.post("/e/job/validate", data={"title": "Paint", "status": "done"},
+    assert app_client.post("/e/job/validate", data={"name": "Paint", "status": "done"},
                            headers=JSON).json()["errors"] == {}
-    bulk = app_client.post("/api/v1/job", json=[{"title": "A", "status": "done"}, {"title": "B"}])
+    bulk = app_client.post("/api/v1/job", json=[{"name": "A", "status": "done"}, {"name": "B"}])
     assert [r["finished"] for r in bulk.json()["data"]] == [today(), None]
 
 
 def test_close_dates_keep_a_date_already_set_and_survive_a_reopen(app_client: TestClient) -> None:
-    job = app_client.post("/api/v1/job", json={"title": "Paint", "finished": "2027-06-30"}).json()
+    job = app_client.post("/api/v1/job", json={"name": "Paint", "finished": "2027-06-30"}).json()
     won = app_client.patch(f"/api/v1/job/{job['id']}", json={"status": "done", "version": 1})
     assert won.status_code == 200, won.text
     assert won.json()["finished"] == "2027-06-30"  # the user's date is kept, not overwritten
     reopened = app_client.patch(f"/api/v1/job/{job['id']}", json={"status": "planned", "version": 2}).json()
     assert reopened["finished"] == "2027-06-30"  # and kept when the record is reopened
-    blank = app_client.post("/api/v1/job", json={"title": "Tile"}).json()
+    blank = app_client.post("/api/v1/job", json={"name": "Tile"}).json()
     lost = app_client.patch(f"/api/v1/job/{blank['id']}", json={"status": "dropped", "version": 1}).json()
     assert lost["finished"] == today()  # a blank close date is filled when the record closes
     again = app_client.patch(f"/api/v1/job/{blank['id']}", json={"status": "planned", "version": 2}).json()
@@ -139,52 +141,53 @@ def test_close_dates_keep_a_date_already_set_and_survive_a_reopen(app_client: Te
 
 # --- a field named title -----------------------------------------------------------------------------
 def test_a_field_named_title_is_an_ordinary_writable_field(app_client: TestClient) -> None:
-    made = app_client.post("/api/v1/job", json={"title": "Fix the roof"})
-    assert made.status_code == 201, made.text
+    made = app_client.post("/api/v1/task", json={"title": "Fix the roof"})
+    assert made.status_code == 201, made.text  # a required title field used to be "is required"
     body = made.json()
     assert (body["title"], body["_title"]) == ("Fix the roof", "Fix the roof")
-    changed = app_client.patch(f"/api/v1/job/{body['id']}", json={"title": "Fix the porch", "version": 1})
+    changed = app_client.patch(f"/api/v1/task/{body['id']}", json={"title": "Fix the porch", "version": 1})
     assert changed.json()["title"] == "Fix the porch"
-    assert app_client.get(f"/api/v1/job/{body['id']}").json()["title"] == "Fix the porch"
+    read = app_client.get(f"/api/v1/task/{body['id']}").json()
+    assert read["title"] == "Fix the porch"
     # a record read back (display title included) may be sent back unchanged
-    read = app_client.get(f"/api/v1/job/{body['id']}").json()
-    writable = {k: v for k, v in read.items() if k not in ("doubled",)}
-    assert app_client.patch(f"/api/v1/job/{body['id']}", json=writable).status_code == 200
-    # the display title and the field are kept apart where the title is not the field
-    customer = app_client.post("/api/v1/customer", json={"name": "Acme"}).json()
-    assert customer["_title"] == "Acme" and "title" not in customer
-    assert app_client.post("/api/v1/customer", json={"name": "Acme", "title": "x"}).json()["errors"] == {
-        "title": ["customer has no field 'title'"]}
+    assert app_client.patch(f"/api/v1/task/{body['id']}", json=read).status_code == 200
+    # an optional title (a job title) is kept, apart from the record's display title
+    ceo = app_client.post("/api/v1/customer", json={"name": "Ada", "title": "CEO"}).json()
+    assert (ceo["title"], ceo["_title"]) == ("CEO", "Ada")  # it used to be dropped silently
+    assert app_client.get(f"/api/v1/customer/{ceo['id']}").json()["title"] == "CEO"
+    plain = app_client.post("/api/v1/job", json={"name": "Paint", "title": "x"})
+    assert plain.json()["errors"] == {"title": ["job has no field 'title'"]}
     schemas = app_client.get("/api/v1/openapi.json").json()["components"]["schemas"]
-    assert schemas["Job"]["properties"]["_title"]["readOnly"] is True
-    assert schemas["Job"]["properties"]["title"]["title"] == "Title"
-    assert "title" in schemas["JobInput"]["properties"] and "title" in schemas["JobInput"]["required"]
-    # the form writes it too
-    form = app_client.post("/e/job/new", data={"title": "Sweep", "status": "planned"}, follow_redirects=False)
+    assert schemas["Task"]["properties"]["_title"]["readOnly"] is True
+    assert schemas["Task"]["properties"]["title"]["title"] == "Title"
+    assert "title" in schemas["TaskInput"]["properties"] and "title" in schemas["TaskInput"]["required"]
+    # the form writes it too, and the record page's JSON twin shows both
+    form = app_client.post("/e/customer/new", data={"name": "Grace", "title": "CTO"}, follow_redirects=False)
     assert form.status_code == 303, form.text
     page = app_client.get(form.headers["location"], headers=JSON).json()
-    assert page["record"]["title"] == "Sweep"
+    assert (page["record"]["title"], page["record"]["_title"]) == ("CTO", "Grace")
+    assert "CTO" in app_client.get(form.headers["location"]).text
 
 
 # --- the hooks ---------------------------------------------------------------------------------------
 def test_before_save_hooks_change_what_is_saved_and_are_validated(app_client: TestClient) -> None:
     def price(conn: sa.Connection, request: WriteRequest, draft: Draft, context: object) -> None:
-        if request.entity == "job" and draft.values.get("title", "").startswith("Quote"):
-            draft.values["amount"] = len(draft.values["title"]) * 10
+        if request.entity == "job" and draft.values.get("name", "").startswith("Quote"):
+            draft.values["amount"] = len(draft.values["name"]) * 10
 
     records_of(app_client).pipeline.hooks.before_save.append(price)
-    saved = app_client.post("/api/v1/job", json={"title": "Quote 1"}).json()
+    saved = app_client.post("/api/v1/job", json={"name": "Quote 1"}).json()
     assert (saved["amount"], saved["doubled"]) == (70, 140)  # formulas see the hook's change
-    refused = app_client.post("/api/v1/job", json={"title": "Quote for the big roof"})
+    refused = app_client.post("/api/v1/job", json={"name": "Quote for the big roof"})
     assert refused.status_code == 422
     assert refused.json()["errors"] == {"amount": ["keep the amount under 100"]}
-    checked = app_client.post("/e/job/validate", data={"title": "Quote for the big roof"}, headers=JSON)
+    checked = app_client.post("/e/job/validate", data={"name": "Quote for the big roof"}, headers=JSON)
     assert checked.json()["errors"] == {"amount": ["keep the amount under 100"]}
 
 
 def test_an_authorise_hook_stops_a_write_before_anything_is_read(app_client: TestClient) -> None:
     service = records_of(app_client)
-    job = app_client.post("/api/v1/job", json={"title": "Paint"}).json()
+    job = app_client.post("/api/v1/job", json={"name": "Paint"}).json()
     seen: list[WriteRequest] = []
 
     def refuse(request: WriteRequest) -> None:
@@ -200,8 +203,8 @@ def test_an_authorise_hook_stops_a_write_before_anything_is_read(app_client: Tes
     service.entity("job")  # the metamodel is loaded; what follows reads no record
     sa.event.listen(service.engine, "before_cursor_execute", log)
     try:
-        created = app_client.post("/api/v1/job", json={"title": "Sweep"})
-        updated = app_client.patch(f"/api/v1/job/{job['id']}", json={"title": "Sweep", "version": 1})
+        created = app_client.post("/api/v1/job", json={"name": "Sweep"})
+        updated = app_client.patch(f"/api/v1/job/{job['id']}", json={"name": "Sweep", "version": 1})
         deleted = app_client.delete(f"/api/v1/job/{job['id']}")
     finally:
         sa.event.remove(service.engine, "before_cursor_execute", log)
@@ -211,18 +214,18 @@ def test_an_authorise_hook_stops_a_write_before_anything_is_read(app_client: Tes
                                                         ("delete", (job["id"],))]
     assert not [s for s in statements if "job" in s or "slate_history" in s], statements
     service.pipeline.hooks.authorise.clear()
-    assert app_client.get(f"/api/v1/job/{job['id']}").json()["title"] == "Paint"
+    assert app_client.get(f"/api/v1/job/{job['id']}").json()["name"] == "Paint"
 
 
 def test_after_commit_hooks_hear_of_committed_writes_only(app_client: TestClient) -> None:
     heard: list[tuple[str, list[str], list[list[str]]]] = []
     records_of(app_client).pipeline.hooks.after_commit.append(
-        lambda saved: heard.append((saved.request.action, [r.values["title"] for r in saved.records],
+        lambda saved: heard.append((saved.request.action, [r.values["name"] for r in saved.records],
                                     [sorted(c) for c in saved.changed])))
-    job = app_client.post("/api/v1/job", json={"title": "Paint", "amount": 5}).json()
-    assert app_client.post("/api/v1/job", json={"title": "Big", "amount": 500}).status_code == 422
+    job = app_client.post("/api/v1/job", json={"name": "Paint", "amount": 5}).json()
+    assert app_client.post("/api/v1/job", json={"name": "Big", "amount": 500}).status_code == 422
     app_client.patch(f"/api/v1/job/{job['id']}", json={"amount": 6, "version": 1})
-    app_client.post("/e/job/validate", data={"title": "x"}, headers=JSON)
+    app_client.post("/e/job/validate", data={"name": "x"}, headers=JSON)
     assert [(a, t) for a, t, _ in heard] == [("create", ["Paint"]), ("update", ["Paint"])]
     assert heard[1][2] == [["amount", "doubled"]]
 
@@ -257,7 +260,7 @@ def test_sample_data_fills_a_pack_with_formulas_owner_rules_and_at_most_one_of(d
     records = RecordsService(engine, RuntimeHolder(engine, registry), registry)
     rows = records.page("job", ListQuery(limit=500)).records
     assert len(rows) == 120
-    assert all(r.values["title"] for r in rows)
+    assert all(r.values["name"] for r in rows)
     assert all(r.values["amount"] is None or r.values["amount"] < 100 for r in rows)
     assert all(r.values["doubled"] == (None if r.values["amount"] is None else 2 * r.values["amount"])
                for r in rows)
