@@ -44,6 +44,7 @@ JOB: dict[str, Any] = {
          "field": "amount"},
         {"name": "one_contact", "condition": "phone is blank or email is blank",
          "message": "give a phone or an e-mail, not both", "field": "email"},
+        {"name": "named", "condition": "name != \"TBD\"", "message": "name the job"},
     ],
     "pipelines": {"flow": {"field": "status", "close_date_field": "finished", "stages": [
         {"key": "planned"},
@@ -108,6 +109,16 @@ def test_validate_on_change_reports_the_validation_rules_saving_applies(app_clie
         "email": ["give a phone or an e-mail, not both"]}
     fine = app_client.post(f"/e/job/{job['id']}/validate", data={**change, "phone": ""}, headers=JSON)
     assert fine.json()["errors"] == {}
+    # in the form, a rule over two fields shows its message whichever of them changed ...
+    slots = app_client.post(f"/e/job/{job['id']}/validate", data=change,
+                            headers={"hx-request": "true", "hx-source": "input#f-phone"}).text
+    assert 'id="error-email" hx-swap-oob="true" role="status">give a phone or an e-mail, not both<' in slots
+    # ... and a rule on the whole record in the form's record slot, like the save's alert
+    named = app_client.post("/e/job/validate", data={"name": "TBD"},
+                            headers={"hx-request": "true", "hx-source": "input#f-name"}).text
+    assert 'id="error-" hx-swap-oob="true" role="status">name the job<' in named
+    saved = app_client.post("/e/job/new", data={"name": "TBD"})
+    assert saved.status_code == 422 and "name the job" in saved.text
 
 
 # --- close dates -------------------------------------------------------------------------------------
