@@ -158,7 +158,8 @@ class WritePipeline:
         now = _now()
         with self.service._write() as conn, conn.begin():
             context = rule_hooks.context_for(conn, self.service.compiled(), user, None)
-            drafts = [self._prepare(conn, request, Draft(ce, data), context, now) for data in items]
+            rules = self.service.rules().entity(ce.name)
+            drafts = [self._prepare(conn, request, Draft(ce, data), context, rules, now) for data in items]
             self._validate(conn, request, drafts, context)
             self._refuse_if_any(drafts)
             records = self._insert(conn, ce, drafts, user, now)
@@ -181,7 +182,7 @@ class WritePipeline:
                 raise VersionConflict(entity, record_id, version, draft.version or 0,
                                       self.service._changed_since(conn, ce, record_id, version))
             context = self._context(conn, user, draft)
-            self._prepare(conn, request, draft, context, now)
+            self._prepare(conn, request, draft, context, self.service.rules().entity(ce.name), now)
             self._validate(conn, request, [draft], context)
             self._refuse_if_any([draft])
             changed = draft.changed()
@@ -201,7 +202,7 @@ class WritePipeline:
             draft = (Draft(ce, data) if record_id is None
                      else self._load(conn, ce, record_id, data, lock=False))
             context = self._context(conn, user, draft)
-            self._prepare(conn, request, draft, context, _now())
+            self._prepare(conn, request, draft, context, self.service.rules().entity(ce.name), _now())
             self._validate(conn, request, [draft], context)
         return draft.errors
 
@@ -230,10 +231,9 @@ class WritePipeline:
         return rule_hooks.context_for(conn, self.service.compiled(), user, previous)
 
     def _prepare(self, conn: sa.Connection, request: WriteRequest, draft: Draft, context: RuleContext,
-                 now: dt.datetime) -> Draft:
+                 rules: rule_hooks.EntityRules, now: dt.datetime) -> Draft:
         """Steps 3–8 for one record: from the given values to the record as it will be saved."""
         ce = draft.entity
-        rules = self.service.rules().entity(ce.name)
         draft.values.update(coerce(ce, draft.given, draft.errors))
         if draft.is_new:
             defaults(ce, draft.values)
@@ -259,8 +259,9 @@ class WritePipeline:
         changes = [set(d.changed()) for d in drafts]
         existing = self._existing_references(conn, ce, drafts, changes)
         owners = self._existing_owners(conn, drafts, changes)
+        references = ce.references()
         for draft, changed in zip(drafts, changes, strict=True):
-            validate_fields(conn, draft, changed, existing, owners)
+            validate_fields(conn, draft, changed, references, existing, owners)
             for field_name, pipeline in ce.pipelines.items():
                 if field_name in changed:
                     old = draft.before.get(field_name) if draft.before else None
@@ -430,20 +431,20 @@ def defaults(ce: CompiledEntity, values: dict[str, Any]) -> None:
         values[name] = compiled.type.coerce(default, compiled.field) if default is not None else None
 
 
-def validate_fields(conn: sa.Connection, draft: Draft, changed: set[str], existing: Mapping[str, set[int]],
-                    owners: set[int]) -> None:
-    """Required fields, references that exist, unique values and the owner."""
+def validate_fields(conn: sa.Connection, draft: Draft, changed: set[str], references: Mapping[str, str],
+                    existing: Mapping[str, set[int]], owners: set[int]) -> None:
+    """Required fields, references that exist (`existing`: the ids found, by reference field),
+    unique values and the owner."""
     ce, values = draft.entity, draft.values
     for name, each in ce.fields.items():
         if each.field.required and each.type.writable and _blank(values.get(name)):
             draft.refuse(name, "is required")
-    references = ce.references()
     for name in changed:
         compiled = ce.fields.get(name)
         value = values.get(name)
         if compiled is None or value is None or name in draft.errors:
             continue
-        if name in references and value not in existing.get(name, set()):
+        if name in references and value not in existing.get(name, ()):
             draft.refuse(name, f"there is no {references[name]} with id {value}")
         if compiled.field.unique:
             other = conn.execute(sa.select(ce.table.c.id).where(
