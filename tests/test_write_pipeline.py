@@ -150,6 +150,21 @@ def test_close_dates_keep_a_date_already_set_and_survive_a_reopen(app_client: Te
     assert again["finished"] == today()
 
 
+def test_bulk_edit_runs_every_record_through_the_pipeline(app_client: TestClient) -> None:
+    made = app_client.post("/api/v1/job", json=[{"name": "A", "phone": "1"}, {"name": "B"},
+                                                {"name": "C", "finished": "2027-01-02"}]).json()["data"]
+    ids = [str(r["id"]) for r in made]
+    email = app_client.post("/e/job/bulk", data={"ids": ids, "action": "set", "field": "email",
+                                                 "value": "x@example.com"}, headers=JSON).json()
+    assert email["done"] == [made[1]["id"], made[2]["id"]]  # a validation rule refuses the first one
+    assert email["refused"] == {ids[0]: "email: give a phone or an e-mail, not both"}
+    done = app_client.post("/e/job/bulk", data={"ids": ids, "action": "set", "field": "status",
+                                                "value": "done"}, headers=JSON).json()
+    assert done["done"] == [r["id"] for r in made]  # each enters the won stage with a close date
+    finished = [app_client.get(f"/api/v1/job/{i}").json()["finished"] for i in ids]
+    assert finished == [today(), today(), "2027-01-02"]
+
+
 # --- a field named title -----------------------------------------------------------------------------
 def test_a_field_named_title_is_an_ordinary_writable_field(app_client: TestClient) -> None:
     made = app_client.post("/api/v1/task", json={"title": "Fix the roof"})
