@@ -256,6 +256,18 @@ def test_after_commit_hooks_hear_of_committed_writes_only(app_client: TestClient
     assert heard[1][2] == [["amount", "doubled"]]
 
 
+def test_a_failing_after_commit_hook_does_not_hide_the_save(app_client: TestClient,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    def broken(saved: object) -> None:
+        raise RuntimeError("the mail server is down")
+
+    records_of(app_client).pipeline.hooks.after_commit.append(broken)
+    made = app_client.post("/api/v1/job", json={"name": "Paint"})
+    assert made.status_code == 201
+    assert app_client.get(f"/api/v1/job/{made.json()['id']}").json()["name"] == "Paint"
+    assert "the mail server is down" in caplog.text
+
+
 def test_the_steps_are_documented_in_their_order() -> None:
     text = (Path(__file__).parent.parent / "docs" / "architecture.md").read_text()
     section = text.split("## From request to record", 1)[1]

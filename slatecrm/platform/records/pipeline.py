@@ -20,6 +20,7 @@ committed, later fed from the outbox).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ from .errors import RecordNotFound, ValidationFailed, VersionConflict
 
 if TYPE_CHECKING:
     from .service import Record, RecordsService
+
+log = logging.getLogger(__name__)
 
 #: The steps, in the order every write runs them (docs/architecture.md, "From request to record").
 STEPS = ("authorise", "load", "coerce", "defaults", "default expressions", "close dates", "formulas",
@@ -346,11 +349,17 @@ class WritePipeline:
 
     def _after_commit(self, request: WriteRequest, records: Sequence[Record],
                       changed: Sequence[Sequence[str]]) -> None:
-        """Step 11: the write is committed; hooks learn what was saved."""
+        """Step 11: the write is committed; hooks learn what was saved. A hook that fails
+        cannot undo the write, so its error is logged and the caller still hears of the
+        save (the outbox will make such work durable and retried)."""
         if self.hooks.after_commit:
             saved = Saved(request, records, changed)
             for hook in self.hooks.after_commit:
-                hook(saved)
+                try:
+                    hook(saved)
+                except Exception:
+                    log.exception("after-commit hook %r failed for %s %s", hook, request.action,
+                                  request.entity)
 
     # --- batch look-ups --------------------------------------------------------------------
     def _existing_references(self, conn: sa.Connection, ce: CompiledEntity, drafts: Sequence[Draft],
