@@ -158,6 +158,8 @@ class WritePipeline:
         ce = self.service.entity(entity)
         request = WriteRequest(ce.name, "create", user, (None,) * len(items), tuple(items))
         self.authorise(request)
+        if not items:
+            return []
         now = _now()
         with self.service._write() as conn, conn.begin():
             context = rule_hooks.context_for(conn, self.service.compiled(), user, None)
