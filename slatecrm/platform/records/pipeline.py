@@ -245,11 +245,15 @@ class WritePipeline:
             draft.values.setdefault("owner", request.user)  # rules read the owner it will have
             rule_hooks.apply_defaults(rules, ce, draft.values, draft.given, context, draft.errors)
         stages.close_dates(ce, draft.before, draft.values, now)
-        rule_hooks.compute(rules, ce, draft.values, context, draft.errors)
+        formula_errors: dict[str, list[str]] = {}
+        rule_hooks.compute(rules, ce, draft.values, context, formula_errors)
         if self.hooks.before_save:
             for hook in self.hooks.before_save:
                 hook(conn, request, draft, context)
-            rule_hooks.compute(rules, ce, draft.values, context, draft.errors)
+            formula_errors = {}  # computed again from what the hooks left: only that counts
+            rule_hooks.compute(rules, ce, draft.values, context, formula_errors)
+        for name, messages in formula_errors.items():
+            draft.errors.setdefault(name, []).extend(messages)
         return draft
 
     def _validate(self, conn: sa.Connection, request: WriteRequest, drafts: Sequence[Draft],
