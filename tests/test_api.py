@@ -26,7 +26,7 @@ def test_create_read_update_with_versions(client: TestClient) -> None:
     assert made.status_code == 201
     assert made.headers["location"] == "/api/v1/account/1" and made.headers["etag"] == '"1"'
     body = made.json()
-    assert (body["name"], body["industry"], body["version"], body["title"]) == ("Acme", "finance", 1, "Acme")
+    assert (body["name"], body["industry"], body["version"], body["_title"]) == ("Acme", "finance", 1, "Acme")
     assert body["annual_revenue"] == {"amount": "2500000", "currency": "EUR"}
     changed = client.patch("/api/v1/account/1", json={"employees": 40}, headers={"If-Match": '"1"'})
     assert changed.status_code == 200 and changed.json()["version"] == 2

@@ -183,9 +183,9 @@ def test_titles_from_a_template_name_records_wherever_they_are_referenced(client
     confirmed(client, "PUT", "/api/v1/admin/entities/vehicle",
               {**VEHICLE, "fields": {**VEHICLE["fields"], "driver": driver}})
     ada = client.post("/api/v1/driver", json={"first": "Ada", "last": "Lovelace", "city": "London"}).json()
-    assert ada["title"] == "Ada Lovelace – London"
+    assert ada["_title"] == "Ada Lovelace – London"
     bare = client.post("/api/v1/driver", json={"last": "Hopper"}).json()
-    assert bare["title"] == "Hopper"  # blank parts leave no stray spaces or dashes
+    assert bare["_title"] == "Hopper"  # blank parts leave no stray spaces or dashes
     car = client.post("/api/v1/vehicle", json={"plate": "T-1", "driver": ada["id"]}).json()
     assert car["driver"] == {"id": ada["id"], "title": "Ada Lovelace – London"}
     listed = client.get("/api/v1/vehicle", params={"plate": "T-1"}).json()["data"][0]

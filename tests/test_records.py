@@ -93,7 +93,7 @@ def test_stage_moves_are_gated_and_recorded(records: RecordsService) -> None:
                                                     "amount": 5000, "close_date": "2027-03-01"}, version=1)
     assert moved.values["stage"] == "proposal"
     won = records.update("opportunity", deal.id, {"stage": "closed_won"}, version=2)
-    assert won.values["close_date"] == dt.datetime.now(dt.UTC).date()  # won sets the close date
+    assert won.values["close_date"] == dt.date(2027, 3, 1)  # won keeps the close date already set
     visits = records.stage_history("opportunity", deal.id)
     assert [(v.stage, v.left_at is None) for v in visits] == [
         ("prospecting", False), ("proposal", False), ("closed_won", True)]

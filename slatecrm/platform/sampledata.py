@@ -21,12 +21,15 @@ import sqlalchemy as sa
 from faker import Faker
 
 from .records.compiled import CompiledEntity, CompiledField
+from .records.errors import ValidationFailed
 from .records.service import RecordsService
 from .storage import system
 
 BATCH = 200
 #: Records drawn again when one repeats a combination an entity's `unique` lists forbid.
 REDRAWS = 20
+#: Tries to get a batch past the validation rules (half of them repairing, then remaking).
+ATTEMPTS = 10
 #: Sample users, who own records.
 USERS = 6
 
@@ -54,6 +57,22 @@ TEXT_HINTS: Sequence[tuple[str, Callable[[Faker], str]]] = (
     ("location", lambda f: f.city()),
     ("source", lambda f: f.word().capitalize()),
 )
+
+
+def _is_stage(compiled: CompiledField) -> bool:
+    return compiled.field.type == "stage"
+
+
+def _refusals(errors: dict[str, list[str]], size: int) -> dict[int, set[str]]:
+    """The refused field names by record index (`[3].amount`; a batch of one has no index)."""
+    out: dict[int, set[str]] = {}
+    for key in errors:
+        index, name = 0, key
+        if size > 1 and key.startswith("["):
+            position, _, name = key[1:].partition("].")
+            index = int(position)
+        out.setdefault(index, set()).add(name)
+    return out
 
 
 @dataclass
@@ -204,7 +223,8 @@ class Generator:
             data[pipeline.field] = stage.key
             needed.update(stage.requires)
         for name, compiled in ce.fields.items():
-            if name in data or not compiled.type.writable or compiled.field.type == "stage":
+            if name in data or not compiled.type.writable or _is_stage(compiled) \
+                    or compiled.field.formula is not None:  # computed: the pipeline fills it
                 continue
             if name in later and name not in needed and not compiled.field.required:
                 continue
@@ -235,6 +255,32 @@ class Generator:
                         seen.add(key)
                 return data
         return None
+    def create(self, ce: CompiledEntity, batch: list[dict[str, Any]]) -> list[int]:
+        """Create a batch through the write pipeline. The values are picked by type, so a
+        validation rule may refuse some (`amount < 100`, "a phone or an e-mail, not both"):
+        those records are repaired (the refused optional fields left blank, else made
+        again) and the batch is tried again, so that any valid pack can be filled."""
+        for attempt in range(ATTEMPTS):
+            try:
+                return [r.id for r in self.records.create_many(ce.name, batch)]
+            except ValidationFailed as refused:
+                if attempt == ATTEMPTS - 1:
+                    raise
+                for index, names in _refusals(refused.errors, len(batch)).items():
+                    batch[index] = self.repair(ce, batch[index], names, again=attempt >= ATTEMPTS // 2)
+        raise AssertionError("unreachable")
+
+    def repair(self, ce: CompiledEntity, data: dict[str, Any], refused: set[str], *,
+               again: bool) -> dict[str, Any]:
+        """`data` without the optional fields a rule refused, or a new record when a refusal
+        is on the record, on a required field or on one its stage requires (or `again`)."""
+        needed = {name for pipeline in ce.entity.pipelines for stage in pipeline.stages
+                  if data.get(pipeline.field) == stage.key for name in stage.requires}
+        droppable = {name for name in refused if name in data and name in ce.fields
+                     and not ce.fields[name].field.required and name not in needed}
+        if again or droppable != refused:
+            return self.record(ce)
+        return {k: v for k, v in data.items() if k not in droppable}
 
     def run(self, count: int, *, progress: Callable[[str, int], None] | None = None) -> Report:
         report = Report(users=self.ensure_users())
@@ -246,7 +292,7 @@ class Generator:
             for start in range(0, count, BATCH):
                 drawn = (self.fresh_record(ce, taken) for _ in range(min(BATCH, count - start)))
                 batch = [record for record in drawn if record is not None]
-                made += [r.id for r in self.records.create_many(name, batch)] if batch else []
+                made += self.create(ce, batch) if batch else []
                 if progress:
                     progress(name, len(made))
             self.ids[name] = made

@@ -65,3 +65,9 @@ class RecordInUse(RecordError):
     """A delete that other records forbid (their reference says on_delete: restrict)."""
 
     status = 409
+
+
+class WriteRefused(RecordError):
+    """An authorise hook of the write pipeline refused the write (nothing was read or written)."""
+
+    status = 403

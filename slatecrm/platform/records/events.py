@@ -12,17 +12,23 @@ Two points, the ones the write pipeline names (docs/architecture.md, "Two choke 
   raises here is logged and the others still run; the change stays committed and the
   request succeeds, since its answer is already true.
 
-The records service calls these two methods and nothing else of pluggy.
+The write pipeline calls these two methods (`register` puts them on its hooks) and nothing
+else of pluggy.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from slatecrm.metamodel.rules import RuleContext
+
+    from .pipeline import Draft, Hooks, Saved, WriteRequest
 
 log = logging.getLogger(__name__)
 
@@ -56,3 +62,21 @@ class RecordEvents:
                 except Exception:
                     log.exception("plugin %s failed after %s of %s %s (the change is committed)",
                                   implementation.plugin_name, row["action"], row["entity"], row["record_id"])
+
+    # --- the write pipeline's hooks (records/pipeline.py) --------------------------------------
+    def register(self, hooks: Hooks) -> None:
+        """Hand the plugins' record hooks to the write pipeline's extension points."""
+        if self.manager is not None:
+            hooks.before_save.append(self._before_save)
+            hooks.after_commit.append(self._after_commit)
+
+    def _before_save(self, conn: sa.Connection, request: WriteRequest, draft: Draft,
+                     context: RuleContext) -> None:
+        # A check (validate-on-change) must meet what the save would meet: the plugin sees
+        # the save's action; the check's transaction is rolled back afterwards.
+        action = request.action if request.action != "check" else ("create" if draft.is_new else "update")
+        self.before_save(conn, draft.entity.name, action, draft.record_id, draft.values, draft.before,
+                         request.user)
+
+    def _after_commit(self, saved: Saved) -> None:
+        self.after_commit(saved.history)

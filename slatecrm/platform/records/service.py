@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from slatecrm.metamodel.fieldtypes import CoercionError, FieldTypeRegistry
+from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules import RuleContext
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
@@ -22,16 +22,13 @@ from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 from ..storage import system
 from ..storage.runtime import RuntimeHolder
 from ..storage.secrets import DatabaseSecrets
-from . import listing, stages
+from . import listing
 from . import rules as rule_hooks
 from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField, compile_entities
-from .constraints import composite_unique_conflicts, composite_unique_errors
-from .errors import BadQuery, RecordInUse, RecordNotFound, UnknownEntity, ValidationFailed, VersionConflict
+from .errors import BadQuery, RecordInUse, RecordNotFound, UnknownEntity, VersionConflict
 from .events import RecordEvents
 from .listing import ListQuery
-
-#: System columns a client may send back unchanged (they are ignored); `owner` is writable.
-READ_ONLY = frozenset({"id", "created_at", "updated_at", "created_by", "updated_by", "title"})
+from .pipeline import WritePipeline, WriteRequest
 
 
 @dataclass(frozen=True)
@@ -94,6 +91,9 @@ class RecordsService:
         self._compiled: tuple[int, dict[str, CompiledEntity]] | None = None
         self._rules: tuple[int, rule_hooks.RevisionRules] | None = None
         self.secrets = DatabaseSecrets(engine)
+        #: Every write goes through it; permissions and workflows register on `pipeline.hooks`.
+        self.pipeline = WritePipeline(self)
+        self.events.register(self.pipeline.hooks)
 
     # --- the current revision's compiled entities ----------------------------------------
     def compiled(self) -> dict[str, CompiledEntity]:
@@ -165,271 +165,27 @@ class RecordsService:
         return {row["id"]: ce.title_of({name: ce.fields[name].from_row(row) for name in names}, row["id"])
                 for row in rows}
 
-    # --- validation ------------------------------------------------------------------------
-    def _coerce(self, ce: CompiledEntity, data: Mapping[str, Any],
-                errors: dict[str, list[str]]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for key, raw in data.items():
-            if key in READ_ONLY or key == "version":
-                continue
-            if key == "owner":
-                values["owner"] = raw
-                continue
-            compiled = ce.fields.get(key)
-            if compiled is None:
-                errors.setdefault(key, []).append(f"{ce.name} has no field {key!r}{suggest(key, ce.fields)}")
-            elif not compiled.type.writable:
-                errors.setdefault(key, []).append("is set by the system")
-            elif compiled.field.formula is not None:
-                errors.setdefault(key, []).append("is computed by its formula and cannot be set")
-            else:
-                try:
-                    values[key] = compiled.type.coerce(raw, compiled.field)
-                except CoercionError as error:
-                    errors.setdefault(key, []).append(str(error))
-        return values
-
-    def _defaults(self, ce: CompiledEntity, values: dict[str, Any]) -> None:
-        for name, compiled in ce.fields.items():
-            if name in values or not compiled.type.writable:
-                continue
-            default = compiled.field.default
-            if default is None and compiled.field.type == "stage":
-                default = ce.pipelines[name].stages[0].key if ce.pipelines[name].stages else None
-            values[name] = compiled.type.coerce(default, compiled.field) if default is not None else None
-
-    def _validate(self, conn: sa.Connection, ce: CompiledEntity, record_id: int | None,
-                  before: Mapping[str, Any] | None, merged: dict[str, Any], changed: Iterable[str],
-                  errors: dict[str, list[str]], existing: Mapping[str, set[int]] | None = None) -> None:
-        """Rules over the whole record: required fields, ranges already checked by coercion,
-        references that exist, unique values, and the stage gates. `existing`: the ids known
-        to exist, by reference field, looked up once for a whole batch."""
-        changed = set(changed)
-        for name, each in ce.fields.items():
-            if each.field.required and each.type.writable and _blank(merged.get(name)):
-                errors.setdefault(name, []).append("is required")
-        for name in changed:
-            compiled = ce.fields.get(name)
-            value = merged.get(name)
-            if compiled is None or value is None or name in errors:
-                continue
-            if compiled.field.type == "reference":
-                target = self.compiled().get(compiled.field.target or "")
-                if existing is not None and name in existing:
-                    found = value in existing[name]
-                else:
-                    found = target is not None and conn.execute(
-                        sa.select(target.table.c.id).where(target.table.c.id == value)).first() is not None
-                if not found:
-                    errors.setdefault(name, []).append(f"there is no {compiled.field.target} with id {value}")
-            if compiled.field.unique:
-                other = conn.execute(sa.select(ce.table.c.id).where(
-                    ce.table.c[compiled.column] == value,
-                    ce.table.c.id != (record_id or 0)).limit(1)).scalar()
-                if other is not None:
-                    errors.setdefault(name, []).append(f"is already used by {ce.name} {other}")
-        for name, messages in composite_unique_conflicts(conn, ce, merged, record_id, changed).items():
-            errors.setdefault(name, []).extend(messages)
-        if "owner" in changed and merged.get("owner") is not None:
-            owner = merged["owner"]
-            if not isinstance(owner, int) or isinstance(owner, bool) or not 0 < owner < 2**63 or conn.execute(
-                    sa.select(system.users.c.id).where(system.users.c.id == owner)).first() is None:
-                errors.setdefault("owner", []).append(f"there is no user with id {owner}")
-        for field_name, pipeline in ce.pipelines.items():
-            if field_name not in changed:
-                continue
-            old = before.get(field_name) if before else None
-            for where, message in stages.gate(ce, pipeline, old, merged.get(field_name), merged):
-                errors.setdefault(where, []).append(message)
-
-    def check(self, entity: str, data: Mapping[str, Any], *,
-              record_id: int | None = None) -> dict[str, list[str]]:
+    # --- writing: thin calls into the one write pipeline (records/pipeline.py) -------------
+    def check(self, entity: str, data: Mapping[str, Any], *, record_id: int | None = None,
+              user: int | None = None) -> dict[str, list[str]]:
         """Every problem `data` would meet as a new record (or as a change to `record_id`),
-        writing nothing: the forms validate on change through the very same rules."""
-        ce = self.entity(entity)
-        errors: dict[str, list[str]] = {}
-        values = self._coerce(ce, data, errors)
-        with self.engine.connect() as conn:
-            before: dict[str, Any] | None = None
-            if record_id is None:
-                self._defaults(ce, values)
-                merged = values
-            else:
-                row = conn.execute(ce.select.where(ce.table.c.id == record_id)).mappings().first()
-                if row is None:
-                    raise RecordNotFound(entity, record_id)
-                before = {name: f.from_row(row) for name, f in ce.fields.items()}
-                before["owner"] = row["owner"]
-                merged = {**before, **values}
-            changed = [k for k in merged if before is None or merged[k] != before.get(k)]
-            self._validate(conn, ce, record_id, before, merged, changed, errors)
-        return errors
+        writing nothing: the forms validate on change through the very same steps as a save."""
+        return self.pipeline.check(entity, data, record_id=record_id, user=user)
 
-    # --- writing ---------------------------------------------------------------------------
     def create(self, entity: str, data: Mapping[str, Any], *, user: int | None = None) -> Record:
-        return self.create_many(entity, [data], user=user)[0]
+        return self.pipeline.create(entity, [data], user=user)[0]
 
     def create_many(self, entity: str, items: Sequence[Mapping[str, Any]], *,
                     user: int | None = None) -> list[Record]:
         """Validate every record, then insert them all with executemany in one transaction.
         Errors are reported per record: `ValidationFailed` keys are `[index].field`."""
-        ce = self.entity(entity)
-        now = _now()
-        with self._write() as conn, conn.begin():
-            prepared: list[dict[str, Any]] = []
-            errors_of: list[dict[str, list[str]]] = []
-            all_errors: dict[str, list[str]] = {}
-            entity_rules = self.rules().entity(ce.name)
-            context = rule_hooks.context_for(conn, self.compiled(), user, None)
-            for data in items:
-                errors: dict[str, list[str]] = {}
-                values = self._coerce(ce, data, errors)
-                self._defaults(ce, values)
-                rule_hooks.apply_defaults(entity_rules, ce, values, data, context, errors)
-                stages.close_dates(ce, None, values, values, now)
-                rule_hooks.compute(entity_rules, ce, values, context, errors)
-                # PLUGIN HOOK (before-save; moves into records/pipeline.py when merged)
-                self.events.before_save(conn, ce.name, "create", None, values, None, user)
-                prepared.append(values)
-                errors_of.append(errors)
-            existing = self._existing_references(conn, ce, prepared)
-            for index, (values, errors) in enumerate(zip(prepared, errors_of, strict=True)):
-                self._validate(conn, ce, None, None, values, values.keys(), errors, existing)
-                rule_hooks.validate(entity_rules, ce, values, set(values), context, errors)
-                prefix = f"[{index}]." if len(items) > 1 else ""
-                all_errors.update({prefix + k: v for k, v in errors.items()})
-            if all_errors:
-                raise ValidationFailed(all_errors)
-            self._number(conn, ce, prepared)
-            rows = []
-            for values in prepared:
-                row: dict[str, Any] = {"created_at": now, "updated_at": now, "created_by": user,
-                                       "updated_by": user, "owner": values.pop("owner", user), "version": 1}
-                for name, compiled in ce.fields.items():
-                    row.update(compiled.to_row(values.get(name)))
-                rows.append(row)
-            ids = self._insert(conn, ce, rows)
-            history = []
-            visits = []
-            for record_id, values in zip(ids, prepared, strict=True):
-                history.append({"entity": ce.name, "record_id": record_id, "version": 1, "action": "create",
-                                "changed_at": now, "changed_by": user,
-                                "changes": {n: [None, ce.fields[n].to_json(v)] for n, v in values.items()
-                                            if n in ce.fields and v is not None}})
-                visits += [{"entity": ce.name, "record_id": record_id, "field": f, "stage": values[f],
-                            "entered_at": now, "entered_by": user}
-                           for f in ce.pipelines if values.get(f) is not None]
-            conn.execute(system.history.insert(), history)
-            if visits:
-                conn.execute(system.stage_history.insert(), visits)
-            query = ce.select.where(ce.table.c.id.in_(ids)).order_by(ce.table.c.id)
-            created = self._records(conn, ce, conn.execute(query).mappings().all())
-        self.events.after_commit(history)  # PLUGIN HOOK (after-commit; moves into the pipeline)
-        return created
-
-    def _existing_references(self, conn: sa.Connection, ce: CompiledEntity,
-                             prepared: Sequence[Mapping[str, Any]]) -> dict[str, set[int]]:
-        """Which of the ids a batch refers to exist: one query per reference field and
-        thousand ids, not one per record (bulk create was spending half its time there)."""
-        out: dict[str, set[int]] = {}
-        for name, target_name in ce.references().items():
-            target = self.compiled().get(target_name)
-            ids = sorted({v[name] for v in prepared if isinstance(v.get(name), int)})
-            if target is None or not ids:
-                continue
-            found: set[int] = set()
-            for start in range(0, len(ids), 1000):
-                found.update(conn.execute(sa.select(target.table.c.id).where(
-                    target.table.c.id.in_(ids[start:start + 1000]))).scalars())
-            out[name] = found
-        return out
-
-    def _insert(self, conn: sa.Connection, ce: CompiledEntity, rows: list[dict[str, Any]]) -> list[int]:
-        try:
-            insert = ce.table.insert().returning(ce.table.c.id, sort_by_parameter_order=True)
-            result = conn.execute(insert, rows)
-        except sa.exc.IntegrityError as error:
-            raise ValidationFailed(_integrity_errors(ce, error)) from None
-        return [row[0] for row in result]
-
-    def _number(self, conn: sa.Connection, ce: CompiledEntity, prepared: list[dict[str, Any]]) -> None:
-        """Give auto-number fields the next numbers of their sequence (a block for a batch)."""
-        for name, compiled in ce.fields.items():
-            if compiled.field.type != "auto_number":
-                continue
-            start = int(compiled.field.settings.get("start", 1))
-            sequences = system.sequences
-            key = (sequences.c.entity == ce.name) & (sequences.c.field == name)
-            taken = conn.execute(sequences.update().where(key).values(
-                next_value=sequences.c.next_value + len(prepared)).returning(sequences.c.next_value)).scalar()
-            if taken is None:
-                conn.execute(sequences.insert().values(entity=ce.name, field=name,
-                                                       next_value=start + len(prepared)))
-                taken = start + len(prepared)
-            first = taken - len(prepared)
-            for offset, values in enumerate(prepared):
-                values[name] = compiled.type.format(first + offset, compiled.field)  # type: ignore[attr-defined]
+        return self.pipeline.create(entity, items, user=user)
 
     def update(self, entity: str, record_id: int, data: Mapping[str, Any], *, version: int | None,
                user: int | None = None) -> Record:
         """A partial update based on `version`; a stale version is refused with the fields
         that changed since, never silently overwritten."""
-        ce = self.entity(entity)
-        errors: dict[str, list[str]] = {}
-        if version is None:
-            raise ValidationFailed({"version": ["give the version this change is based on"]})
-        values = self._coerce(ce, data, errors)
-        now = _now()
-        with self._write() as conn, conn.begin():
-            query = ce.select.where(ce.table.c.id == record_id)
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update()
-            row = conn.execute(query).mappings().first()
-            if row is None:
-                raise RecordNotFound(entity, record_id)
-            if row["version"] != version:
-                raise VersionConflict(entity, record_id, version, row["version"],
-                                      self._changed_since(conn, ce, record_id, version))
-            before = {name: f.from_row(row) for name, f in ce.fields.items()}
-            before["owner"] = row["owner"]
-            merged = {**before, **values}
-            stages.close_dates(ce, before, merged, values, now)
-            entity_rules = self.rules().entity(ce.name)
-            context = rule_hooks.context_for(conn, self.compiled(), user, {**before, "id": record_id})
-            rule_hooks.compute(entity_rules, ce, merged, context, errors)
-            # PLUGIN HOOK (before-save; moves into records/pipeline.py when merged)
-            self.events.before_save(conn, ce.name, "update", record_id, merged, before, user)
-            changed = [k for k in merged if merged[k] != before.get(k)]
-            self._validate(conn, ce, record_id, before, merged, changed, errors)
-            rule_hooks.validate(entity_rules, ce, {**merged, "id": record_id}, set(changed), context, errors)
-            if errors:
-                raise ValidationFailed(errors)
-            if not changed:
-                return self._records(conn, ce, [row])[0]
-            update: dict[str, Any] = {"updated_at": now, "updated_by": user, "version": version + 1}
-            for name in changed:
-                if name == "owner":
-                    update["owner"] = merged["owner"]
-                else:
-                    update.update(ce.fields[name].to_row(merged[name]))
-            try:
-                done = conn.execute(ce.table.update().where(
-                    ce.table.c.id == record_id, ce.table.c.version == version).values(update))
-            except sa.exc.IntegrityError as error:
-                raise ValidationFailed(_integrity_errors(ce, error)) from None
-            if done.rowcount != 1:  # a concurrent writer won between our read and write
-                raise VersionConflict(entity, record_id, version, version + 1, [])
-            entry = {"entity": ce.name, "record_id": record_id, "version": version + 1, "action": "update",
-                     "changed_at": now, "changed_by": user, "changes": {
-                         n: [_json(ce, n, before.get(n)), _json(ce, n, merged[n])] for n in changed}}
-            conn.execute(system.history.insert().values(entry))
-            for field_name in ce.pipelines:
-                if field_name in changed:
-                    stages.record_move(conn, ce, record_id, field_name, merged[field_name], now, user)
-            fresh = conn.execute(ce.select.where(ce.table.c.id == record_id)).mappings().one()
-            updated = self._records(conn, ce, [fresh])[0]
-        self.events.after_commit([entry])  # PLUGIN HOOK (after-commit; moves into the pipeline)
-        return updated
+        return self.pipeline.update(entity, record_id, data, version=version, user=user)
 
     def _changed_since(self, conn: sa.Connection, ce: CompiledEntity, record_id: int,
                        version: int) -> list[str]:
@@ -441,6 +197,8 @@ class RecordsService:
     def delete(self, entity: str, record_id: int, *, version: int | None = None,
                user: int | None = None) -> None:
         ce = self.entity(entity)
+        request = WriteRequest(ce.name, "delete", user, (record_id,), ({},))
+        self.pipeline.authorise(request)
         with self._write() as conn, conn.begin():
             row = conn.execute(ce.select.where(ce.table.c.id == record_id)).mappings().first()
             if row is None:
@@ -450,7 +208,7 @@ class RecordsService:
                                       self._changed_since(conn, ce, record_id, version))
             written: list[dict[str, Any]] = []
             self._remove(conn, ce, [record_id], _now(), user, set(), written)
-        self.events.after_commit(written)  # PLUGIN HOOK (after-commit; moves into the pipeline)
+        self.pipeline.after_commit(request, (), (), written)
 
     def _remove(self, conn: sa.Connection, ce: CompiledEntity, ids: list[int], now: dt.datetime,
                 user: int | None, seen: set[tuple[str, int]], written: list[dict[str, Any]]) -> None:
@@ -579,7 +337,7 @@ class RecordsService:
     def as_json(self, record: Record) -> dict[str, Any]:
         """The record as the API shows it: references with the title of what they point to."""
         ce = self.entity(record.entity)
-        out: dict[str, Any] = {"id": record.id, "version": record.version, "title": record.title}
+        out: dict[str, Any] = {"id": record.id, "version": record.version, "_title": record.title}
         for key, value in record.system.items():
             out[key] = value.isoformat().replace("+00:00", "Z") if isinstance(value, dt.datetime) else value
         for name, compiled in ce.fields.items():
@@ -591,20 +349,3 @@ class RecordsService:
         return out
 
 
-def _json(ce: CompiledEntity, name: str, value: Any) -> Any:
-    compiled = ce.fields.get(name)
-    return compiled.to_json(value) if compiled is not None else value
-
-
-def _integrity_errors(ce: CompiledEntity, error: sa.exc.IntegrityError) -> dict[str, list[str]]:
-    """A database refusal that slipped past the checks (a race) as field errors."""
-    if (composite := composite_unique_errors(ce, error)) is not None:
-        return composite
-    text = str(error.orig)
-    for name, compiled in ce.fields.items():
-        columns = [c for _, c in compiled.columns]
-        if any(f"{ce.table.name}.{c}" in text or f"_{c}" in text or f"({c})" in text for c in columns):
-            unique = "unique" in text.lower() or "duplicate" in text.lower()
-            return {name: ["is already used by another record" if unique
-                           else "points to a record that does not exist"]}
-    return {"": [f"the database refused the record: {text.splitlines()[0]}"]}

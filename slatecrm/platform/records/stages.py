@@ -2,8 +2,8 @@
 
 A move must be allowed by the current stage's `next` list, and the target stage's
 required fields must have values (each missing field is named). Entering a won or lost
-stage sets the pipeline's close-date field; every move closes the open visit in the stage
-history (with the time spent) and opens one for the new stage.
+stage sets the pipeline's close-date field when it is blank; every move closes the open
+visit in the stage history (with the time spent) and opens one for the new stage.
 """
 
 from __future__ import annotations
@@ -45,19 +45,27 @@ def gate(ce: CompiledEntity, pipeline: Pipeline, old: str | None, new: str | Non
             yield name, f"is required to enter stage {target.label!r}"
 
 
-def close_dates(ce: CompiledEntity, before: Mapping[str, Any] | None, merged: dict[str, Any],
-                given: Mapping[str, Any], now: dt.datetime) -> None:
-    """Set the close-date field of each pipeline whose record enters a won or lost stage,
-    unless the same change gives the date itself."""
+def close_dates(ce: CompiledEntity, before: Mapping[str, Any] | None, values: dict[str, Any],
+                now: dt.datetime) -> None:
+    """Set the close-date field of each pipeline whose record enters a won or lost stage
+    (a new record created in one enters it too) when the field is blank. A date already
+    set, by the user or by an earlier close, is kept; moving back to an open stage keeps
+    it too (docs/decisions.md, "Close dates")."""
     for field_name, pipeline in ce.pipelines.items():
         closing = pipeline.close_date_field
-        new = merged.get(field_name)
+        new = values.get(field_name)
         old = before.get(field_name) if before else None
         stage = pipeline.stage(new) if new is not None else None
-        if not closing or closing in given or new == old or stage is None or stage.category == "open":
+        if not closing or closing not in ce.fields or new == old or stage is None or stage.category == "open":
             continue
-        kind = ce.fields[closing].field.type if closing in ce.fields else ""
-        merged[closing] = now if kind == "datetime" else now.date()
+        if _blank(values.get(closing)):
+            values[closing] = now if _is_datetime(ce, closing) else now.date()
+
+
+def _is_datetime(ce: CompiledEntity, name: str) -> bool:
+    """Whether the close-date field keeps a moment rather than a day (a type-name check,
+    kept here alone for the field-type contract to replace)."""
+    return ce.fields[name].field.type == "datetime"
 
 
 def record_move(conn: sa.Connection, ce: CompiledEntity, record_id: int, field: str, stage: str | None,

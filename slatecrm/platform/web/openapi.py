@@ -17,7 +17,7 @@ from ..records.listing import MAX_LIMIT, OPERATORS
 _SYSTEM = {
     "id": {"type": "integer", "readOnly": True},
     "version": {"type": "integer", "readOnly": True},
-    "title": {"type": "string", "readOnly": True},
+    "_title": {"type": "string", "readOnly": True, "description": "the record's display title"},
     "created_at": {"type": "string", "format": "date-time", "readOnly": True},
     "updated_at": {"type": "string", "format": "date-time", "readOnly": True},
     "created_by": {"type": ["integer", "null"], "readOnly": True},

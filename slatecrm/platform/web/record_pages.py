@@ -254,9 +254,15 @@ async def validate(request: Request) -> Response:
     if wants_json(request):
         return JSONResponse({"errors": errors})
     field = widgets.field_of_source(ce, request.headers.get("hx-source", ""))
-    names = [field] if field else list(ce.fields)
+    slots = {name: errors.get(name, []) for name in [*ce.fields, ""]}
+    if field:
+        # Besides the field that changed, every slot whose message a rule gives (a rule on
+        # two fields names the other one), and empty ones to clear what no longer applies;
+        # a field left blank so far keeps its slot as it is rather than shout "is required".
+        slots = {name: messages for name, messages in slots.items()
+                 if name == field or any(m != "is required" for m in messages) or not messages}
     html = "".join(render_fragment(request, "_error_slot.html",
-                                   {"name": n, "messages": errors.get(n, []), "oob": True}) for n in names)
+                                   {"name": n, "messages": m, "oob": True}) for n, m in slots.items())
     return HTMLResponse(html)
 
 

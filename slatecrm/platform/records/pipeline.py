@@ -1,0 +1,522 @@
+"""The one write pipeline: every create, bulk create, update, bulk edit and validate-on-change
+runs the same named steps in the same order.
+
+    authorise → load → coerce → defaults → default expressions → stage side effects (close
+    dates) → formulas → before-save hooks → validate (required, references, unique, owner,
+    stage gate, validation rules and stage conditions) → write + history + stage history,
+    one transaction → after-commit hooks
+
+Before this module each entry point ran its own sequence, in its own order, and the form's
+validate-on-change skipped the rules that saving applied. Now `check` is the pipeline run up to
+`validate` in a transaction that is rolled back, so the form shows exactly what saving would.
+
+Three extension points are plain lists of callables on the pipeline (`Hooks`), for what is
+coming: record permissions (`authorise`: called before any record is read or written; raise
+`WriteRefused` to stop), workflows and plugins (`before_save`: may change the draft, in the
+write's transaction, before validation; `after_commit`: told what was saved once it is
+committed, later fed from the outbox).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import sqlalchemy as sa
+
+from slatecrm.metamodel.fieldtypes import CoercionError
+from slatecrm.metamodel.names import suggest
+from slatecrm.metamodel.rules import RuleContext
+
+from ..storage import system
+from . import rules as rule_hooks
+from . import stages
+from .compiled import CompiledEntity, CompiledField
+from .constraints import composite_unique_conflicts, composite_unique_errors
+from .errors import RecordNotFound, ValidationFailed, VersionConflict
+
+if TYPE_CHECKING:
+    from .service import Record, RecordsService
+
+log = logging.getLogger(__name__)
+
+#: The steps, in the order every write runs them (docs/architecture.md, "From request to record").
+STEPS = ("authorise", "load", "coerce", "defaults", "default expressions", "close dates", "formulas",
+         "before-save hooks", "validate", "write", "after-commit hooks")
+
+#: Keys a client may send back unchanged from a record it read: they are ignored. `owner` is
+#: writable; `_title` is the record's display title (no field name can start with `_`).
+READ_ONLY = frozenset({"id", "version", "created_at", "updated_at", "created_by", "updated_by", "_title"})
+
+Action = Literal["create", "update", "delete", "check"]
+
+
+@dataclass(frozen=True)
+class WriteRequest:
+    """What is about to be written, as the authorise hooks see it (nothing has been read)."""
+
+    entity: str
+    action: Action
+    user: int | None
+    #: One per record: its id, or None for a new record.
+    record_ids: tuple[int | None, ...]
+    #: One per record: the values the caller gave, as given.
+    data: tuple[Mapping[str, Any], ...]
+
+
+@dataclass
+class Draft:
+    """One record on its way through the pipeline."""
+
+    entity: CompiledEntity
+    #: What the caller gave, as given.
+    given: Mapping[str, Any]
+    record_id: int | None = None
+    #: The stored record (with `owner`) for an update, None for a new record.
+    before: dict[str, Any] | None = None
+    #: The version the stored record has (updates).
+    version: int | None = None
+    #: The record as it will be saved. Before-save hooks may change it.
+    values: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def is_new(self) -> bool:
+        return self.before is None
+
+    def changed(self) -> list[str]:
+        """Every key of a new record; the keys whose value differs from the stored one otherwise."""
+        before = self.before
+        if before is None:
+            return list(self.values)
+        return [k for k in self.values if self.values[k] != before.get(k)]
+
+    def refuse(self, where: str, message: str) -> None:
+        self.errors.setdefault(where, []).append(message)
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What after-commit hooks are told: the request and the records as committed."""
+
+    request: WriteRequest
+    records: Sequence[Record]
+    #: Per record, the fields the write changed.
+    changed: Sequence[Sequence[str]]
+    #: The rows the write added to the history table (cascaded changes and deletes included):
+    #: entity, record_id, version, action, changed_at, changed_by and changes (from → to).
+    history: Sequence[Mapping[str, Any]] = ()
+
+
+Authorise = Callable[[WriteRequest], None]
+BeforeSave = Callable[[sa.Connection, WriteRequest, Draft, RuleContext], None]
+AfterCommit = Callable[[Saved], None]
+
+
+@dataclass
+class Hooks:
+    """The pipeline's extension points; register by appending."""
+
+    #: Called before any record is read or written; raise `WriteRefused` to stop the write.
+    authorise: list[Authorise] = field(default_factory=list)
+    #: Called for each record after formulas and before validation, in the write's transaction
+    #: (for `check`, in a transaction that is rolled back: `request.action == "check"`). What a
+    #: hook changes in `draft.values` is recomputed through the formulas and validated.
+    before_save: list[BeforeSave] = field(default_factory=list)
+    #: Called once the write is committed (not for `check`).
+    after_commit: list[AfterCommit] = field(default_factory=list)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == [] or value == ""
+
+
+# Type-name checks, one helper each, for the field-type contract to replace.
+def _is_stage(compiled: CompiledField) -> bool:
+    return compiled.field.type == "stage"
+
+
+def _is_auto_number(compiled: CompiledField) -> bool:
+    return compiled.field.type == "auto_number"
+
+
+class WritePipeline:
+    """The steps, run by `create`, `update` and `check` of the records service."""
+
+    def __init__(self, service: RecordsService):
+        self.service = service
+        self.hooks = Hooks()
+
+    # --- entry points --------------------------------------------------------------------------
+    def create(self, entity: str, items: Sequence[Mapping[str, Any]], *, user: int | None) -> list[Record]:
+        """New records, validated together and inserted in one transaction (executemany).
+        Errors are keyed `[index].field` when there are several records."""
+        ce = self.service.entity(entity)
+        request = WriteRequest(ce.name, "create", user, (None,) * len(items), tuple(items))
+        self.authorise(request)
+        if not items:
+            return []
+        now = _now()
+        with self.service._write() as conn, conn.begin():
+            context = rule_hooks.context_for(conn, self.service.compiled(), user, None)
+            rules = self.service.rules().entity(ce.name)
+            drafts = [self._prepare(conn, request, Draft(ce, data), context, rules, now) for data in items]
+            self._validate(conn, request, drafts, context)
+            self._refuse_if_any(drafts)
+            records, history = self._insert(conn, ce, drafts, user, now)
+        self.after_commit(request, records, [d.changed() for d in drafts], history)
+        return records
+
+    def update(self, entity: str, record_id: int, data: Mapping[str, Any], *, version: int | None,
+               user: int | None) -> Record:
+        """A partial update based on `version`: a stale version is refused (409) with the
+        fields that changed since, never silently overwritten."""
+        ce = self.service.entity(entity)
+        request = WriteRequest(ce.name, "update", user, (record_id,), (data,))
+        self.authorise(request)
+        if version is None:
+            raise ValidationFailed({"version": ["give the version this change is based on"]})
+        now = _now()
+        with self.service._write() as conn, conn.begin():
+            draft = self._load(conn, ce, record_id, data, lock=True)
+            if draft.version != version:
+                raise VersionConflict(entity, record_id, version, draft.version or 0,
+                                      self.service._changed_since(conn, ce, record_id, version))
+            context = self._context(conn, user, draft)
+            self._prepare(conn, request, draft, context, self.service.rules().entity(ce.name), now)
+            self._validate(conn, request, [draft], context)
+            self._refuse_if_any([draft])
+            changed = draft.changed()
+            record, history = self._update(conn, draft, version, changed, user, now)
+        if changed:
+            self.after_commit(request, [record], [changed], history)
+        return record
+
+    def check(self, entity: str, data: Mapping[str, Any], *, record_id: int | None = None,
+              user: int | None = None) -> dict[str, list[str]]:
+        """Every problem `data` would meet when saved as a new record (or as a change to
+        `record_id`), writing nothing: the same steps as a save, up to validate."""
+        ce = self.service.entity(entity)
+        request = WriteRequest(ce.name, "check", user, (record_id,), (data,))
+        self.authorise(request)
+        with self.service.engine.connect() as conn, self._rolled_back(conn):
+            draft = (Draft(ce, data) if record_id is None
+                     else self._load(conn, ce, record_id, data, lock=False))
+            context = self._context(conn, user, draft)
+            self._prepare(conn, request, draft, context, self.service.rules().entity(ce.name), _now())
+            self._validate(conn, request, [draft], context)
+        return draft.errors
+
+    # --- steps -------------------------------------------------------------------------------
+    def authorise(self, request: WriteRequest) -> None:
+        """Step 1: nothing has been read yet; a hook refuses by raising WriteRefused. Deletes
+        (records/service.py) pass here too."""
+        for hook in self.hooks.authorise:
+            hook(request)
+
+    def _load(self, conn: sa.Connection, ce: CompiledEntity, record_id: int, data: Mapping[str, Any], *,
+              lock: bool) -> Draft:
+        """Step 2 (updates): the stored record, locked for the write on PostgreSQL."""
+        query = ce.select.where(ce.table.c.id == record_id)
+        if lock and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).mappings().first()
+        if row is None:
+            raise RecordNotFound(ce.name, record_id)
+        before = {name: f.from_row(row) for name, f in ce.fields.items()}
+        before["owner"] = row["owner"]
+        return Draft(ce, data, record_id, before, row["version"], dict(before))
+
+    def _context(self, conn: sa.Connection, user: int | None, draft: Draft) -> RuleContext:
+        previous = None if draft.before is None else {**draft.before, "id": draft.record_id}
+        return rule_hooks.context_for(conn, self.service.compiled(), user, previous)
+
+    def _prepare(self, conn: sa.Connection, request: WriteRequest, draft: Draft, context: RuleContext,
+                 rules: rule_hooks.EntityRules, now: dt.datetime) -> Draft:
+        """Steps 3–8 for one record: from the given values to the record as it will be saved."""
+        ce = draft.entity
+        draft.values.update(coerce(ce, draft.given, draft.errors))
+        if draft.is_new:
+            defaults(ce, draft.values)
+            draft.values.setdefault("owner", request.user)  # rules read the owner it will have
+            rule_hooks.apply_defaults(rules, ce, draft.values, draft.given, context, draft.errors)
+        stages.close_dates(ce, draft.before, draft.values, now)
+        formula_errors: dict[str, list[str]] = {}
+        rule_hooks.compute(rules, ce, draft.values, context, formula_errors)
+        if self.hooks.before_save:
+            for hook in self.hooks.before_save:
+                hook(conn, request, draft, context)
+            formula_errors = {}  # computed again from what the hooks left: only that counts
+            rule_hooks.compute(rules, ce, draft.values, context, formula_errors)
+        for name, messages in formula_errors.items():
+            draft.errors.setdefault(name, []).extend(messages)
+        return draft
+
+    def _validate(self, conn: sa.Connection, request: WriteRequest, drafts: Sequence[Draft],
+                  context: RuleContext) -> None:
+        """Step 9: rules over whole records. References and owners are looked up once per
+        field for the whole batch (bulk create stays at batch speed). `context`: the rule
+        context of these drafts (several drafts only when they are all new)."""
+        if not drafts:
+            return
+        ce = drafts[0].entity
+        rules = self.service.rules().entity(ce.name)
+        changes = [set(d.changed()) for d in drafts]
+        existing = self._existing_references(conn, ce, drafts, changes)
+        owners = self._existing_owners(conn, drafts, changes)
+        references = ce.references()
+        for draft, changed in zip(drafts, changes, strict=True):
+            validate_fields(conn, draft, changed, references, existing, owners)
+            for field_name, pipeline in ce.pipelines.items():
+                if field_name in changed:
+                    old = draft.before.get(field_name) if draft.before else None
+                    for where, message in stages.gate(ce, pipeline, old, draft.values.get(field_name),
+                                                      draft.values):
+                        draft.refuse(where, message)
+            record = draft.values if draft.record_id is None else {**draft.values, "id": draft.record_id}
+            rule_hooks.validate(rules, ce, record, changed, context, draft.errors)
+
+    @staticmethod
+    def _refuse_if_any(drafts: Sequence[Draft]) -> None:
+        errors: dict[str, list[str]] = {}
+        for index, draft in enumerate(drafts):
+            prefix = f"[{index}]." if len(drafts) > 1 else ""
+            errors.update({prefix + k: v for k, v in draft.errors.items()})
+        if errors:
+            raise ValidationFailed(errors)
+
+    def _insert(self, conn: sa.Connection, ce: CompiledEntity, drafts: Sequence[Draft], user: int | None,
+                now: dt.datetime) -> tuple[list[Record], list[dict[str, Any]]]:
+        """Step 10 for new records: numbers, one executemany, history and stage visits."""
+        prepared = [d.values for d in drafts]
+        _number(conn, ce, prepared)
+        rows = []
+        for values in prepared:
+            row: dict[str, Any] = {"created_at": now, "updated_at": now, "created_by": user,
+                                   "updated_by": user, "owner": values.get("owner", user), "version": 1}
+            for name, compiled in ce.fields.items():
+                row.update(compiled.to_row(values.get(name)))
+            rows.append(row)
+        try:
+            insert = ce.table.insert().returning(ce.table.c.id, sort_by_parameter_order=True)
+            ids = [row[0] for row in conn.execute(insert, rows)]
+        except sa.exc.IntegrityError as error:
+            raise ValidationFailed(integrity_errors(ce, error)) from None
+        history = []
+        visits = []
+        for record_id, values in zip(ids, prepared, strict=True):
+            history.append({"entity": ce.name, "record_id": record_id, "version": 1, "action": "create",
+                            "changed_at": now, "changed_by": user,
+                            "changes": {n: [None, ce.fields[n].to_json(v)] for n, v in values.items()
+                                        if n in ce.fields and v is not None}})
+            visits += [{"entity": ce.name, "record_id": record_id, "field": f, "stage": values[f],
+                        "entered_at": now, "entered_by": user}
+                       for f in ce.pipelines if values.get(f) is not None]
+        conn.execute(system.history.insert(), history)
+        if visits:
+            conn.execute(system.stage_history.insert(), visits)
+        query = ce.select.where(ce.table.c.id.in_(ids)).order_by(ce.table.c.id)
+        return self.service._records(conn, ce, conn.execute(query).mappings().all()), history
+
+    def _update(self, conn: sa.Connection, draft: Draft, version: int, changed: Sequence[str],
+                user: int | None, now: dt.datetime) -> tuple[Record, list[dict[str, Any]]]:
+        """Step 10 for a change: UPDATE … WHERE version = n, history, stage history."""
+        ce = draft.entity
+        record_id = draft.record_id
+        assert record_id is not None and draft.before is not None
+        merged, before = draft.values, draft.before
+        history: list[dict[str, Any]] = []
+        if changed:
+            update: dict[str, Any] = {"updated_at": now, "updated_by": user, "version": version + 1}
+            for name in changed:
+                if name == "owner":
+                    update["owner"] = merged["owner"]
+                else:
+                    update.update(ce.fields[name].to_row(merged[name]))
+            try:
+                done = conn.execute(ce.table.update().where(
+                    ce.table.c.id == record_id, ce.table.c.version == version).values(update))
+            except sa.exc.IntegrityError as error:
+                raise ValidationFailed(integrity_errors(ce, error)) from None
+            if done.rowcount != 1:  # a concurrent writer won between our read and write
+                raise VersionConflict(ce.name, record_id, version, version + 1, [])
+            history.append({"entity": ce.name, "record_id": record_id, "version": version + 1,
+                            "action": "update", "changed_at": now, "changed_by": user, "changes": {
+                                n: [_json(ce, n, before.get(n)), _json(ce, n, merged[n])] for n in changed}})
+            conn.execute(system.history.insert().values(history[0]))
+            for field_name in ce.pipelines:
+                if field_name in changed:
+                    stages.record_move(conn, ce, record_id, field_name, merged[field_name], now, user)
+        fresh = conn.execute(ce.select.where(ce.table.c.id == record_id)).mappings().one()
+        return self.service._records(conn, ce, [fresh])[0], history
+
+    def after_commit(self, request: WriteRequest, records: Sequence[Record],
+                     changed: Sequence[Sequence[str]], history: Sequence[Mapping[str, Any]]) -> None:
+        """Step 11: the write is committed; hooks learn what was saved. A hook that fails
+        cannot undo the write, so its error is logged and the caller still hears of the
+        save (the outbox will make such work durable and retried)."""
+        if self.hooks.after_commit:
+            saved = Saved(request, records, changed, history)
+            for hook in self.hooks.after_commit:
+                try:
+                    hook(saved)
+                except Exception:
+                    log.exception("after-commit hook %r failed for %s %s", hook, request.action,
+                                  request.entity)
+
+    # --- batch look-ups --------------------------------------------------------------------
+    def _existing_references(self, conn: sa.Connection, ce: CompiledEntity, drafts: Sequence[Draft],
+                             changes: Sequence[set[str]]) -> dict[str, set[int]]:
+        """Which of the ids the changed references point to exist: one query per reference
+        field and thousand ids, not one per record (bulk create spent half its time there)."""
+        out: dict[str, set[int]] = {}
+        compiled = self.service.compiled()
+        for name, target_name in ce.references().items():
+            ids = sorted({d.values[name] for d, changed in zip(drafts, changes, strict=True)
+                          if name in changed and isinstance(d.values.get(name), int)})
+            target = compiled.get(target_name)
+            found: set[int] = set()
+            if target is not None:
+                for start in range(0, len(ids), 1000):
+                    found.update(conn.execute(sa.select(target.table.c.id).where(
+                        target.table.c.id.in_(ids[start:start + 1000]))).scalars())
+            out[name] = found
+        return out
+
+    @staticmethod
+    def _existing_owners(conn: sa.Connection, drafts: Sequence[Draft],
+                         changes: Sequence[set[str]]) -> set[int]:
+        ids = sorted({d.values["owner"] for d, changed in zip(drafts, changes, strict=True)
+                      if "owner" in changed and _is_id(d.values.get("owner"))})
+        users = system.users
+        found: set[int] = set()
+        for start in range(0, len(ids), 1000):
+            found.update(conn.execute(sa.select(users.c.id).where(
+                users.c.id.in_(ids[start:start + 1000]))).scalars())
+        return found
+
+    @staticmethod
+    @contextmanager
+    def _rolled_back(conn: sa.Connection) -> Iterator[None]:
+        transaction = conn.begin()
+        try:
+            yield
+        finally:
+            transaction.rollback()
+
+
+# --- the steps' work, one record at a time ------------------------------------------------------
+def coerce(ce: CompiledEntity, data: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    """Step 3: each given value through its field type's coercer; unknown, system-set and
+    computed fields are refused by name (nothing is dropped silently)."""
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key in READ_ONLY:
+            continue
+        if key == "owner":
+            values["owner"] = raw
+            continue
+        compiled = ce.fields.get(key)
+        if compiled is None:
+            errors.setdefault(key, []).append(f"{ce.name} has no field {key!r}{suggest(key, ce.fields)}")
+        elif not compiled.type.writable:
+            errors.setdefault(key, []).append("is set by the system")
+        elif compiled.field.formula is not None:
+            errors.setdefault(key, []).append("is computed by its formula and cannot be set")
+        else:
+            try:
+                values[key] = compiled.type.coerce(raw, compiled.field)
+            except CoercionError as error:
+                errors.setdefault(key, []).append(str(error))
+    return values
+
+
+def defaults(ce: CompiledEntity, values: dict[str, Any]) -> None:
+    """Step 4 (new records): each field left out gets its default (a stage field: its
+    pipeline's first stage), or None."""
+    for name, compiled in ce.fields.items():
+        if name in values or not compiled.type.writable:
+            continue
+        default = compiled.field.default
+        if default is None and _is_stage(compiled):
+            default = ce.pipelines[name].stages[0].key if ce.pipelines[name].stages else None
+        values[name] = compiled.type.coerce(default, compiled.field) if default is not None else None
+
+
+def validate_fields(conn: sa.Connection, draft: Draft, changed: set[str], references: Mapping[str, str],
+                    existing: Mapping[str, set[int]], owners: set[int]) -> None:
+    """Required fields, references that exist (`existing`: the ids found, by reference field),
+    unique values and the owner."""
+    ce, values = draft.entity, draft.values
+    for name, each in ce.fields.items():
+        if each.field.required and each.type.writable and _blank(values.get(name)):
+            draft.refuse(name, "is required")
+    for name in changed:
+        compiled = ce.fields.get(name)
+        value = values.get(name)
+        if compiled is None or value is None or name in draft.errors:
+            continue
+        if name in references and value not in existing.get(name, ()):
+            draft.refuse(name, f"there is no {references[name]} with id {value}")
+        if compiled.field.unique:
+            other = conn.execute(sa.select(ce.table.c.id).where(
+                ce.table.c[compiled.column] == value,
+                ce.table.c.id != (draft.record_id or 0)).limit(1)).scalar()
+            if other is not None:
+                draft.refuse(name, f"is already used by {ce.name} {other}")
+    for name, messages in composite_unique_conflicts(conn, ce, values, draft.record_id, changed).items():
+        for message in messages:
+            draft.refuse(name, message)
+    owner = values.get("owner")
+    if "owner" in changed and owner is not None and (not _is_id(owner) or owner not in owners):
+        draft.refuse("owner", f"there is no user with id {owner}")
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
+
+
+def _number(conn: sa.Connection, ce: CompiledEntity, prepared: list[dict[str, Any]]) -> None:
+    """Give auto-number fields the next numbers of their sequence (a block for a batch)."""
+    for name, compiled in ce.fields.items():
+        if not _is_auto_number(compiled):
+            continue
+        start = int(compiled.field.settings.get("start", 1))
+        sequences = system.sequences
+        key = (sequences.c.entity == ce.name) & (sequences.c.field == name)
+        taken = conn.execute(sequences.update().where(key).values(
+            next_value=sequences.c.next_value + len(prepared)).returning(sequences.c.next_value)).scalar()
+        if taken is None:
+            conn.execute(sequences.insert().values(entity=ce.name, field=name,
+                                                   next_value=start + len(prepared)))
+            taken = start + len(prepared)
+        first = taken - len(prepared)
+        for offset, values in enumerate(prepared):
+            values[name] = compiled.type.format(first + offset, compiled.field)  # type: ignore[attr-defined]
+
+
+def _json(ce: CompiledEntity, name: str, value: Any) -> Any:
+    compiled = ce.fields.get(name)
+    return compiled.to_json(value) if compiled is not None else value
+
+
+def integrity_errors(ce: CompiledEntity, error: sa.exc.IntegrityError) -> dict[str, list[str]]:
+    """A database refusal that slipped past the checks (a race) as field errors."""
+    if (composite := composite_unique_errors(ce, error)) is not None:
+        return composite
+    text = str(error.orig)
+    for name, compiled in ce.fields.items():
+        columns = [c for _, c in compiled.columns]
+        if any(f"{ce.table.name}.{c}" in text or f"_{c}" in text or f"({c})" in text for c in columns):
+            unique = "unique" in text.lower() or "duplicate" in text.lower()
+            return {name: ["is already used by another record" if unique
+                           else "points to a record that does not exist"]}
+    return {"": [f"the database refused the record: {text.splitlines()[0]}"]}

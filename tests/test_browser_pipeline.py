@@ -1,0 +1,68 @@
+"""The write pipeline in a real browser: the form's validation on change shows what saving
+would refuse, validation rules included (issue 10, section 1)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from slatecrm.platform.storage.engine import create_engine
+from slatecrm.platform.web.app import create_app
+from slatecrm.plugins.manager import field_types
+
+from .browser import ServerThread, launch, require_browser, watch
+from .packs import install, write_pack
+from .test_write_pipeline import CUSTOMER, JOB, TASK
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    require_browser()
+    root = tmp_path_factory.mktemp("pipeline")
+    url = f"sqlite:///{root / 'ui.db'}"
+    engine = create_engine(url)
+    install(engine, field_types(), write_pack(root, "workshop", "1.0.0",
+                                              {"customer": CUSTOMER, "job": JOB, "task": TASK}))
+    engine.dispose()
+    app = create_app(url)
+    with ServerThread(app) as server:
+        yield server.url
+    app.state.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser(site: str) -> Iterator[Any]:
+    yield from launch()
+
+
+def test_the_form_shows_the_validation_rules_saving_applies(site: str, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context()
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    watch(page)
+    page.goto(f"{site}/e/job/new")
+    page.locator("#f-name").fill("Fix the roof")
+    amount = page.locator("#f-amount")
+    amount.fill("150")
+    amount.press("Tab")
+    expect(page.locator("#error-amount")).to_have_text("keep the amount under 100")
+    page.locator("#f-email").fill("a@example.com")
+    phone = page.locator("#f-phone")
+    phone.fill("555")
+    phone.press("Tab")  # the rule names the e-mail field: its message shows though the phone changed
+    expect(page.locator("#error-email")).to_have_text("give a phone or an e-mail, not both")
+    phone.fill("")
+    phone.press("Tab")
+    expect(page.locator("#error-email")).to_have_text("")
+    amount.fill("50")
+    amount.press("Tab")
+    expect(page.locator("#error-amount")).to_have_text("")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("h1")).to_have_text("Fix the roof")
+    context.close()
