@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 
 from slatecrm.platform.storage.engine import create_engine
-from slatecrm.platform.web.app import create_app
-from slatecrm.plugins.manager import field_types
 
 from .browser import ServerThread, launch, require_browser, watch
+from .defaults import field_types, make_app
 from .packs import install, write_pack
 from .test_write_pipeline import CUSTOMER, JOB, TASK
 
@@ -28,7 +27,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     install(engine, field_types(), write_pack(root, "workshop", "1.0.0",
                                               {"customer": CUSTOMER, "job": JOB, "task": TASK}))
     engine.dispose()
-    app = create_app(url)
+    app = make_app(url)
     with ServerThread(app) as server:
         yield server.url
     app.state.engine.dispose()

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
-from slatecrm.platform.web.app import create_app
 
+from .defaults import make_app
 from .packs import install, plan, write_pack
 from .test_schema_engine import insert
 
@@ -42,7 +42,7 @@ def app_client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
                tmp_path: Path) -> Any:
     install(engine, registry, events(tmp_path, "1.0.0", unique=[["person", "event"]],
                                      indexes=[["event", "role"]]))
-    app = create_app(db_url)
+    app = make_app(db_url)
     with TestClient(app, raise_server_exceptions=False) as http:
         yield http
     app.state.engine.dispose()

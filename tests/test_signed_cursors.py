@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from slatecrm.platform.storage.system import secrets
-from slatecrm.platform.web.app import create_app
+
+from .defaults import make_app
 
 TAMPERED = ("the cursor was changed, or made by another database (its signature does not match); "
             "start from the first page")
@@ -52,7 +53,7 @@ def test_every_process_over_a_database_accepts_its_cursors_and_no_other_does(
         client: TestClient, db_url: str) -> None:
     _accounts(client, "Acme", "Globex")
     cursor = client.get("/api/v1/account?sort=name&limit=1").json()["next_cursor"]
-    other_process = create_app(db_url)  # a second worker: its own service, the same database
+    other_process = make_app(db_url)  # a second worker: its own service, the same database
     with TestClient(other_process, raise_server_exceptions=False) as http:
         page = http.get("/api/v1/account", params={"sort": "name", "limit": 1, "after": cursor})
         assert page.status_code == 200 and [r["name"] for r in page.json()["data"]] == ["Globex"]
@@ -62,7 +63,7 @@ def test_every_process_over_a_database_accepts_its_cursors_and_no_other_does(
     with engine.begin() as conn:
         conn.execute(secrets.update().values(value="ab" * 32))
     engine.dispose()
-    another_database = create_app(db_url)
+    another_database = make_app(db_url)
     with TestClient(another_database, raise_server_exceptions=False) as http:
         refused = http.get("/api/v1/account", params={"sort": "name", "limit": 1, "after": cursor})
         assert refused.status_code == 400 and refused.json()["errors"] == {"after": [TAMPERED]}

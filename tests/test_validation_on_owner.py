@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
-from slatecrm.platform.web.app import create_app
 
+from .defaults import make_app
 from .packs import install
 
 CASE = Path(__file__).parent / "data" / "bad_packs" / "validation-unknown-field"
@@ -23,7 +23,7 @@ def test_a_validation_on_owner_reports_on_owner(engine: sa.Engine, db_url: str,
     visit = pack / "entities" / "visit.yaml"
     visit.write_text(visit.read_text().split("  - name: has_site")[0])  # only the owner rule
     install(engine, registry, pack)
-    app = create_app(db_url)
+    app = make_app(db_url)
     with TestClient(app, raise_server_exceptions=False) as http:
         refused = http.post("/api/v1/visit", json={"site": "Depot"})
         assert refused.status_code == 422, refused.text

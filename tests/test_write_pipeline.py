@@ -22,8 +22,8 @@ from slatecrm.platform.records.listing import ListQuery
 from slatecrm.platform.records.pipeline import STEPS, Draft, WriteRequest
 from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.storage.runtime import RuntimeHolder
-from slatecrm.plugins.manager import field_types
 
+from .defaults import field_types
 from .packs import install, write_pack
 
 #: A job has a formula, a close date set by its pipeline and two validation rules.
@@ -68,10 +68,10 @@ def pack(tmp_path: Path) -> Path:
 @pytest.fixture
 def app_client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
                pack: Path) -> Iterator[TestClient]:
-    from slatecrm.platform.web.app import create_app
+    from .defaults import make_app
 
     install(engine, registry, pack)
-    app = create_app(db_url)
+    app = make_app(db_url)
     with TestClient(app, raise_server_exceptions=False) as http:
         yield http
     app.state.engine.dispose()
