@@ -35,7 +35,7 @@ def check_metamodel(metamodel: Metamodel, registry: FieldTypeRegistry,
     if not problems:  # rules are typed against a metamodel that is sound
         from .rules.definitions import check_rules
 
-        problems.extend(check_rules(metamodel, ctx.origins))
+        problems.extend(check_rules(metamodel, ctx.origins, ctx.registry))
     return problems
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from ..model import Entity, Metamodel
 from ..names import suggest
@@ -19,6 +19,9 @@ from . import ast, regexes
 from . import typed as t
 from .errors import RuleError
 from .parser import parse
+
+if TYPE_CHECKING:
+    from ..fieldtypes.base import FieldTypeRegistry
 from .types import (
     BOOLEAN,
     DATE,
@@ -54,12 +57,12 @@ class Checked:
 
 
 def check(text: str, metamodel: Metamodel, entity: str, *, expect: Type | None = BOOLEAN,
-          changes: bool = False) -> Checked:
+          changes: bool = False, registry: FieldTypeRegistry | None = None) -> Checked:
     """Parse and type `text` on `entity`; `expect` is the type the result must have
     (BOOLEAN for conditions), `changes` allows is_new(), changed() and previous()."""
     tree = parse(text)
     try:
-        typed = _Checker(metamodel, entity, changes).check(tree)
+        typed = _Checker(metamodel, entity, changes, registry).check(tree)
         if expect is not None and not _fits(typed.type, expect):
             what = "a condition must be true or false" if expect == BOOLEAN else f"it must give a {expect}"
             raise RuleError(f"{what}; this expression gives a {typed.type}", tree.line, tree.column)
@@ -83,8 +86,10 @@ def _at(node: ast.Node) -> _Position:
 
 
 class _Checker:
-    def __init__(self, metamodel: Metamodel, entity: str, changes: bool):
+    def __init__(self, metamodel: Metamodel, entity: str, changes: bool,
+                 registry: FieldTypeRegistry | None = None):
         self.metamodel = metamodel
+        self.registry = registry
         found = metamodel.entity(entity)
         if found is None:
             raise RuleError(f"there is no entity {entity!r}", 1, 1)
@@ -119,13 +124,13 @@ class _Checker:
             if field is None:
                 alone = index == 0 and len(parts) == 1
                 raise RuleError(self._unknown(entity, part, alone), node.line, column)
-            kind = field_type(field)
+            kind = field_type(field, self.registry)
             if kind is None:
                 raise RuleError(f"field {part!r} is a {field.type} field, which rules cannot read",
                                 node.line, column)
             if index == len(parts) - 1:
                 return t.FieldRef(kind, entity.name, field, tuple(hops))
-            if field.type != "reference":
+            if kind.kind != "reference":
                 raise RuleError(f"{part!r} is a {kind} field, not a reference: it has no field "
                                 f"{parts[index + 1]!r}", node.line, column + len(part))
             if len(hops) == MAX_HOPS:

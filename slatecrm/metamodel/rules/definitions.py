@@ -7,9 +7,13 @@ tells where in the expression, with a caret under the place.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from ..errors import Location, Problem
 from ..model import Entity, Field, Metamodel
+
+if TYPE_CHECKING:
+    from ..fieldtypes.base import FieldTypeRegistry
 from ..names import suggest
 from . import typed as t
 from .checker import Checked, check
@@ -27,21 +31,23 @@ def rule_problem(error: RuleError, what: str, location: Location, origin: str) -
                    f"expression)\n{shown}", location, origin)
 
 
-def check_rules(metamodel: Metamodel, origins: Mapping[str, str]) -> list[Problem]:
+def check_rules(metamodel: Metamodel, origins: Mapping[str, str],
+                registry: FieldTypeRegistry | None = None) -> list[Problem]:
     problems: list[Problem] = []
     for entity in metamodel.active_entities:
-        problems.extend(_entity_rules(metamodel, entity, origins))
+        problems.extend(_entity_rules(metamodel, entity, origins, registry))
     return problems
 
 
-def _entity_rules(metamodel: Metamodel, entity: Entity, origins: Mapping[str, str]) -> Iterator[Problem]:
+def _entity_rules(metamodel: Metamodel, entity: Entity, origins: Mapping[str, str],
+                  registry: FieldTypeRegistry | None) -> Iterator[Problem]:
     def origin(pack: str) -> str:
         return origins.get(pack, pack)
 
     names = [f.name for f in entity.active_fields]
     for rule in entity.validations:
         try:
-            check(rule.condition, metamodel, entity.name, expect=BOOLEAN, changes=True)
+            check(rule.condition, metamodel, entity.name, expect=BOOLEAN, changes=True, registry=registry)
         except RuleError as error:
             yield rule_problem(error, f"validation {rule.name!r}", rule.source, origin(rule.pack))
         if rule.field is not None and rule.field not in names:
@@ -54,7 +60,7 @@ def _entity_rules(metamodel: Metamodel, entity: Entity, origins: Mapping[str, st
             if text is None:
                 continue
             where = field.rule_sources.get(key, field.source)
-            wanted = field_type(field)
+            wanted = field_type(field, registry)
             if field.type in NOT_COMPUTABLE or wanted is None:
                 yield Problem(f"{key}: a {field.type} field cannot get its value from a rule", where,
                               origin(field.pack))
@@ -63,7 +69,7 @@ def _entity_rules(metamodel: Metamodel, entity: Entity, origins: Mapping[str, st
                 yield Problem("formula: a computed field has no default (its formula gives its value)",
                               where, origin(field.pack))
             try:
-                checked = check(text, metamodel, entity.name, expect=Type(wanted.kind))
+                checked = check(text, metamodel, entity.name, expect=Type(wanted.kind), registry=registry)
             except RuleError as error:
                 yield rule_problem(error, key, where, origin(field.pack))
                 continue
@@ -75,7 +81,8 @@ def _entity_rules(metamodel: Metamodel, entity: Entity, origins: Mapping[str, st
             if stage.condition is None:
                 continue
             try:
-                check(stage.condition, metamodel, entity.name, expect=BOOLEAN, changes=True)
+                check(stage.condition, metamodel, entity.name, expect=BOOLEAN, changes=True,
+                      registry=registry)
             except RuleError as error:
                 yield rule_problem(error, f"stage {stage.key!r} condition", stage.condition_source,
                                    origin(stage.pack))

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..model import Field
+
+if TYPE_CHECKING:
+    from ..fieldtypes.base import FieldTypeRegistry
 
 
 @dataclass(frozen=True)
@@ -42,27 +46,16 @@ DATETIME = Type("datetime")
 NULL = Type("null")
 TEXT_LIST = Type("list")
 
-_BY_FIELD_TYPE = {
-    "text": TEXT, "long_text": TEXT, "email": TEXT, "phone": TEXT, "url": TEXT, "auto_number": TEXT,
-    "integer": NUMBER, "decimal": NUMBER, "percent": NUMBER, "currency": NUMBER,
-    "boolean": BOOLEAN, "date": DATE, "datetime": DATETIME,
-}
+def field_type(field: Field, registry: FieldTypeRegistry | None = None) -> Type | None:
+    """The rule type of a field's values, as its field type says (`registry`: every type
+    registered, plugins' too; by default the built-in ones); None when rules cannot read it."""
+    if registry is None:
+        from ..fieldtypes import BUILTIN_TYPES, FieldTypeRegistry
 
-
-def field_type(field: Field) -> Type | None:
-    """The rule type of a field's values; None for types rules cannot read (plugins)."""
-    if field.type in _BY_FIELD_TYPE:
-        return _BY_FIELD_TYPE[field.type]
-    keys = tuple(o.key for o in field.choices)
-    if field.type == "choice":
-        return Type("text", keys)
-    if field.type == "stage":
-        return Type("text", keys, ordered=True)
-    if field.type == "multi_choice":
-        return Type("list", keys)
-    if field.type == "reference":
-        return Type("reference", target=field.target)
-    return None
+        registry = FieldTypeRegistry(BUILTIN_TYPES)
+    if field.type not in registry:
+        return None
+    return registry[field.type].rule_type(field)
 
 
 def comparable(a: Type, b: Type) -> bool:
