@@ -87,6 +87,8 @@ class FieldType:
     #: Settings whose change can make stored values invalid: the schema planner checks the
     #: stored values again when one of them changes.
     constraint_settings: ClassVar[tuple[str, ...]] = ()
+    #: Whether sample data makes a value from a hint in the field's name (`city`, `email`).
+    sample_by_name: ClassVar[bool] = False
 
     @classmethod
     def template_folders(cls) -> Sequence[Path]:

@@ -101,6 +101,7 @@ class _Textual(FieldType):
 class Text(_Textual):
     name = "text"
     label = "Text"
+    sample_by_name = True
 
     def sample(self, field: Field, pick: SampleSource) -> Any:
         return pick.fake.sentence(nb_words=3).rstrip(".")
@@ -179,7 +180,7 @@ class Url(_Textual):
     name = "url"
     label = "URL"
     widget_template = "widgets/url.html"
-    list_rank = 15
+    list_rank = 14
 
     def link(self, value: Any, field: Field) -> str | None:
         return None if value is None else str(value)
@@ -213,7 +214,7 @@ class Integer(FieldType):
     widget_template = "widgets/number.html"
     summable = True
     sum_rank: ClassVar[int | None] = 2
-    list_rank: ClassVar[int | None] = 6
+    list_rank: ClassVar[int | None] = 5
 
     def rule_type(self, field: Field) -> Type | None:
         return NUMBER
@@ -267,11 +268,11 @@ class DecimalType(FieldType):
     settings_schema = {**_PRECISION, **_NUM_RANGE}
     default_precision: ClassVar[int] = 18
     default_scale: ClassVar[int] = 2
-    constraint_settings = ("min", "max", "precision", "scale")
+    constraint_settings: ClassVar[tuple[str, ...]] = ("min", "max", "precision", "scale")
     widget_template = "widgets/number.html"
     summable = True
     sum_rank: ClassVar[int | None] = 1
-    list_rank: ClassVar[int | None] = 5
+    list_rank: ClassVar[int | None] = 4
 
     def rule_type(self, field: Field) -> Type | None:
         return NUMBER
@@ -353,7 +354,7 @@ class Percent(DecimalType):
     default_precision = 9
     default_scale = 2
     sum_rank = None  # a sum of percentages means nothing; add one up only when asked
-    list_rank = 7
+    list_rank = 6
 
     def sample(self, field: Field, pick: SampleSource) -> Any:
         return pick.decimal(field, 0, 100, "1")
@@ -372,7 +373,7 @@ class Currency(DecimalType):
     widget_template = "widgets/currency.html"
     constraint_settings = ("min", "max", "precision", "scale", "currencies")
     sum_rank = 0
-    list_rank = 4
+    list_rank = 3
     #: Offered in a form when the field allows any currency (besides its default and the
     #: stored one, which are always offered).
     COMMON_CODES: ClassVar[tuple[str, ...]] = ("USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "CNY", "INR")
@@ -482,14 +483,17 @@ class Currency(DecimalType):
     def display_total(self, value: Any, field: Field) -> str:
         if value is None:
             return ""
-        amount = format_decimal(value["amount"], locale="en", decimal_quantization=False)
-        return f"{value['currency']} {amount}"
+        # "USD 1,200.00 · EUR 300.00": the code, never a symbol ($ is several currencies),
+        # with the currency's usual digits, and more when the sum has more.
+        return str(format_currency(value["amount"], value["currency"], "¤¤ #,##0.00", locale="en",
+                                   currency_digits=True, decimal_quantization=False))
 
     def rule_value(self, value: Any, field: Field) -> Any:
         return None if value is None else value["amount"]
 
     def sample(self, field: Field, pick: SampleSource) -> Any:
-        return {"amount": pick.decimal(field, 1_000, 250_000, "1E+2"), "currency": self.default_code(field)}
+        amount = round(pick.number(field, 1_000, 250_000), -2)
+        return {"amount": f"{amount:.0f}", "currency": self.default_code(field)}
 
     def value_schema(self, field: Field) -> dict[str, Any]:
         return {
@@ -507,7 +511,7 @@ class Boolean(FieldType):
     name = "boolean"
     label = "Yes / no"
     widget_template = "widgets/boolean.html"
-    list_rank: ClassVar[int | None] = 14
+    list_rank: ClassVar[int | None] = 13
 
     def rule_type(self, field: Field) -> Type | None:
         return BOOLEAN

@@ -60,10 +60,13 @@ def sort_keys(ce: CompiledEntity, sort: Sequence[str], errors: dict[str, list[st
         elif field is None:
             errors.setdefault("sort", []).append(
                 f"{ce.name} has no field {name!r}{suggest(name, [*ce.fields, *SORTABLE_SYSTEM])}")
-        elif field.field.type == "multi_choice":
+        elif not field.type.sortable:
             errors.setdefault("sort", []).append(f"{name!r} holds several options and cannot be sorted on")
         else:
-            keys.append(SortKey(field.column, item.startswith("-")))
+            # A type may order by several columns (an amount within its currency); its
+            # companion columns sort ascending, so a descending sort stays grouped the same.
+            for suffix in field.type.sort_columns(field.field):
+                keys.append(SortKey(field.column_of(suffix), item.startswith("-") and suffix == ""))
     return keys
 
 
@@ -76,13 +79,15 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
         if item.op not in OPERATORS:
             errors.setdefault(key, []).append(f"{item.op!r} is not a filter; filters: {', '.join(OPERATORS)}")
             continue
+        companions: Any = None
         if item.field == "id":
             column: sa.ColumnElement[Any] = table.c.id
             parse = _parse_id
-        elif item.field in ce.fields and ce.fields[item.field].field.type != "multi_choice":
+        elif item.field in ce.fields and ce.fields[item.field].type.filterable:
             compiled = ce.fields[item.field]
             column = table.c[compiled.column]
             parse = _field_parser(compiled)
+            companions = _companions(compiled)
         else:
             hint = suggest(item.field, ce.fields)
             errors.setdefault(key, []).append(f"{ce.name} has no field {item.field!r} to filter on{hint}")
@@ -95,6 +100,9 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
             values = [parse(v) for v in item.values]
         except CoercionError as error:
             errors.setdefault(key, []).append(str(error))
+            continue
+        if companions is not None:
+            out.append(companions(item.op, item.values, column))
             continue
         if item.op == "eq":
             out.append(column.in_(values) if len(values) > 1 else column == values[0])
@@ -126,6 +134,31 @@ def _field_parser(compiled: Any) -> Any:
             raise CoercionError("give a value (or use __blank=true)")
         return compiled.to_row(value)[compiled.column]  # the main column's stored value
     return parse
+
+
+def _companions(compiled: Any) -> Any:
+    """For a value kept in several columns (an amount and its currency): a filter compares
+    the main column only among records whose companion columns hold the same as the value
+    given (`amount__gte=1000 EUR` never matches an amount in yen; a bare number is in the
+    field's default currency, as everywhere else). None for one-column values."""
+    if len(compiled.columns) == 1:
+        return None
+    table_columns = compiled.columns
+
+    def condition(op: str, texts: Sequence[str], column: Any) -> sa.ColumnElement[bool]:
+        table = column.table
+        matches = []
+        for text in texts:
+            row = compiled.to_row(compiled.type.parse_text(text, compiled.field))
+            same = [table.c[name] == row[name] for suffix, name in table_columns if suffix]
+            main = row[compiled.column]
+            compare = {"eq": column.__eq__, "ne": column.__eq__, "lt": column.__lt__, "lte": column.__le__,
+                       "gt": column.__gt__, "gte": column.__ge__}[op]
+            matches.append(sa.and_(compare(main), *same))
+        if op == "ne":
+            return sa.or_(sa.not_(sa.or_(*matches)), column.is_(None))
+        return sa.or_(*matches) if op == "eq" else matches[-1]
+    return condition
 
 
 @dataclass(frozen=True)

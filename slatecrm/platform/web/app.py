@@ -48,7 +48,7 @@ def create_app(database: str | None = None, *, body_limit: int | None = None,
     app.state.engine = engine
     app.state.records = RecordsService(engine, holder, registry)
     override = templates or os.environ.get(TEMPLATES_VARIABLE, "")
-    app.state.templates = make_environment([override] if override else [])
+    app.state.templates = make_environment([override] if override else [], registry.template_folders())
     return app
 
 

@@ -26,10 +26,12 @@ OWN_SUFFIX_PREFIXES = ("/api/", "/static/")
 TEMPLATES_VARIABLE = "SLATECRM_TEMPLATES"
 
 
-def make_environment(overrides: Sequence[str | Path] = ()) -> jinja2.Environment:
-    """Templates from the override folders first, then the built-in ones: a file named
+def make_environment(overrides: Sequence[str | Path] = (),
+                     type_folders: Sequence[str | Path] = ()) -> jinja2.Environment:
+    """Templates from the override folders first, then the field types' own (a plugin's
+    widget, `FieldType.template_folders`), then the built-in ones: a file named
     `record-<entity>.html` in an override folder changes that entity's record page only."""
-    folders = [str(p) for p in overrides if str(p)] + [str(TEMPLATES)]
+    folders = [str(p) for p in [*overrides, *type_folders] if str(p)] + [str(TEMPLATES)]
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(folders),
         autoescape=True,
