@@ -21,12 +21,13 @@ from slatecrm.platform.sampledata import Generator
 from slatecrm.platform.storage.engine import create_engine
 from slatecrm.platform.storage.runtime import RuntimeHolder
 from slatecrm.platform.web.app import create_app
-#: Types whose text is shown as typed (the targets of the XSS tests).
-TEXT_LIKE = frozenset({"text", "long_text", "email", "phone", "url"})
 from slatecrm.plugins.manager import field_types
 
 from .browser import ServerThread, launch, require_browser, screenshot, watch
 from .packs import install
+
+#: Types whose text is shown as typed (the targets of the XSS tests).
+TEXT_LIKE = frozenset({"text", "long_text", "email", "phone", "url"})
 
 pytestmark = pytest.mark.browser
 
