@@ -108,7 +108,8 @@ def test_changing_the_amount_in_the_form_keeps_the_currency(client: TestClient) 
     saved = client.post(f"/e/opportunity/{deal}/edit", data=replaced(fields, "amount", "25"),
                         follow_redirects=False)
     assert saved.status_code == 303, saved.text
-    assert client.get(f"/api/v1/opportunity/{deal}").json()["amount"] == {"amount": "25.00", "currency": "CHF"}
+    amount = client.get(f"/api/v1/opportunity/{deal}").json()["amount"]
+    assert amount == {"amount": "25.00", "currency": "CHF"}
 
 
 def _mixed(client: TestClient) -> dict[str, int]:
