@@ -87,6 +87,10 @@ class FieldType:
     #: Settings whose change can make stored values invalid: the schema planner checks the
     #: stored values again when one of them changes.
     constraint_settings: ClassVar[tuple[str, ...]] = ()
+    #: Whether a formula or a default expression may give a value (a rule gives one plain
+    #: value: not a record id, a list, an amount without its currency, a stage or a number
+    #: the engine hands out).
+    computable: ClassVar[bool] = True
     #: Whether sample data makes a value from a hint in the field's name (`city`, `email`).
     sample_by_name: ClassVar[bool] = False
 

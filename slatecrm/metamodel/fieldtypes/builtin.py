@@ -370,6 +370,7 @@ class Currency(DecimalType):
 
     name = "currency"
     label = "Currency amount"
+    computable = False
     widget_template = "widgets/currency.html"
     constraint_settings = ("min", "max", "precision", "scale", "currencies")
     sum_rank = 0
@@ -695,6 +696,7 @@ class Stage(Choice):
 
     name = "stage"
     label = "Stage"
+    computable = False
     settings_schema = {}
     required_settings = ()
     index_by_default = True
@@ -710,6 +712,7 @@ class Stage(Choice):
 class MultiChoice(Choice):
     name = "multi_choice"
     label = "Multiple choice"
+    computable = False
     settings_schema = {**_CHOICE_OPTIONS, "max_items": {"type": "integer", "minimum": 1}}
     constraint_settings = ("max_items",)
     widget_template = "widgets/checkboxes.html"
@@ -776,6 +779,7 @@ class Reference(FieldType):
 
     name = "reference"
     label = "Reference"
+    computable = False
     settings_schema = {
         "target": {"$ref": "#/$defs/name"},
         "on_delete": {"enum": ["restrict", "set_null", "cascade"]},
@@ -821,6 +825,7 @@ class AutoNumber(FieldType):
 
     name = "auto_number"
     label = "Auto number"
+    computable = False
     settings_schema = {
         "prefix": {"type": "string", "maxLength": 20, "pattern": "^[A-Za-z0-9/_.#-]*$"},
         "digits": {"type": "integer", "minimum": 1, "maximum": 18},

@@ -18,10 +18,9 @@ from ..names import suggest
 from . import typed as t
 from .checker import Checked, check
 from .errors import RuleError
-from .types import BOOLEAN, Type, field_type
+from .types import BOOLEAN, Type, computable, field_type
 
 #: Field types a formula or a default expression cannot fill.
-NOT_COMPUTABLE = ("reference", "multi_choice", "auto_number", "currency", "stage")
 
 
 def rule_problem(error: RuleError, what: str, location: Location, origin: str) -> Problem:
@@ -61,7 +60,7 @@ def _entity_rules(metamodel: Metamodel, entity: Entity, origins: Mapping[str, st
                 continue
             where = field.rule_sources.get(key, field.source)
             wanted = field_type(field, registry)
-            if field.type in NOT_COMPUTABLE or wanted is None:
+            if wanted is None or not computable(field, registry):
                 yield Problem(f"{key}: a {field.type} field cannot get its value from a rule", where,
                               origin(field.pack))
                 continue

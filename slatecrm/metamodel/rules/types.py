@@ -46,16 +46,27 @@ DATETIME = Type("datetime")
 NULL = Type("null")
 TEXT_LIST = Type("list")
 
-def field_type(field: Field, registry: FieldTypeRegistry | None = None) -> Type | None:
-    """The rule type of a field's values, as its field type says (`registry`: every type
-    registered, plugins' too; by default the built-in ones); None when rules cannot read it."""
+def _registry(registry: FieldTypeRegistry | None) -> FieldTypeRegistry:
     if registry is None:
         from ..fieldtypes import BUILTIN_TYPES, FieldTypeRegistry
 
         registry = FieldTypeRegistry(BUILTIN_TYPES)
+    return registry
+
+
+def field_type(field: Field, registry: FieldTypeRegistry | None = None) -> Type | None:
+    """The rule type of a field's values, as its field type says (`registry`: every type
+    registered, plugins' too; by default the built-in ones); None when rules cannot read it."""
+    registry = _registry(registry)
     if field.type not in registry:
         return None
     return registry[field.type].rule_type(field)
+
+
+def computable(field: Field, registry: FieldTypeRegistry | None = None) -> bool:
+    """Whether a formula or default expression may give this field its value."""
+    registry = _registry(registry)
+    return field.type in registry and registry[field.type].computable
 
 
 def comparable(a: Type, b: Type) -> bool:
