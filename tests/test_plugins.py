@@ -151,6 +151,7 @@ def test_registering_a_name_twice_is_refused() -> None:
     assert registry.names() == ["rating"]
 
 
-def test_global_registry_is_the_built_ins() -> None:
-    assert field_types().names() == [t.name for t in BUILTIN_TYPES]
+def test_global_registry_is_the_built_ins_then_installed_plugins() -> None:
+    # tests/plugins/slatecrm_example_plugin is installed by `make install` (entry point).
+    assert field_types().names() == [*[t.name for t in BUILTIN_TYPES], "color"]
     assert field_types() is field_types()  # cached: every layer sees the same registry
