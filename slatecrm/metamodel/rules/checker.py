@@ -34,6 +34,7 @@ from .types import (
     Type,
     comparable,
     field_type,
+    rule_reader,
 )
 
 MAX_HOPS = 3
@@ -129,7 +130,7 @@ class _Checker:
                 raise RuleError(f"field {part!r} is a {field.type} field, which rules cannot read",
                                 node.line, column)
             if index == len(parts) - 1:
-                return t.FieldRef(kind, entity.name, field, tuple(hops))
+                return t.FieldRef(kind, entity.name, field, tuple(hops), rule_reader(field, self.registry))
             if kind.kind != "reference":
                 raise RuleError(f"{part!r} is a {kind} field, not a reference: it has no field "
                                 f"{parts[index + 1]!r}", node.line, column + len(part))
@@ -379,7 +380,7 @@ class _Checker:
             raise RuleError(f"{name}() takes a field of this record", **_at(arg))
         ref = self.check(arg)
         assert isinstance(ref, t.FieldRef)
-        return t.Change(BOOLEAN if name == "changed" else ref.type, name, ref.field)
+        return t.Change(BOOLEAN if name == "changed" else ref.type, name, ref.field, ref.value_of)
 
 
 _SIGNATURES: dict[str, tuple[tuple[str, ...], Type]] = {

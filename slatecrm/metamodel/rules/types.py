@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from ..model import Field
 
@@ -61,6 +63,20 @@ def field_type(field: Field, registry: FieldTypeRegistry | None = None) -> Type 
     if field.type not in registry:
         return None
     return registry[field.type].rule_type(field)
+
+
+def rule_reader(field: Field, registry: FieldTypeRegistry | None = None) -> Callable[[Any], Any] | None:
+    """How rules read a stored value of the field (its type's `rule_value`), or None when
+    they read it as stored."""
+    registry = _registry(registry)
+    if field.type not in registry:
+        return None
+    field_type = registry[field.type]
+    from ..fieldtypes.base import FieldType
+
+    if type(field_type).rule_value is FieldType.rule_value:
+        return None
+    return partial(field_type.rule_value, field=field)
 
 
 def computable(field: Field, registry: FieldTypeRegistry | None = None) -> bool:
