@@ -6,6 +6,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from .errors import Problem
 from .fieldtypes import CoercionError, FieldTypeRegistry
 from .model import Entity, Field, Metamodel
@@ -120,7 +122,7 @@ def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
     low, high = field.settings.get("min"), field.settings.get("max")
     if low is not None and high is not None and low > high:
         yield ctx.problem(f"min {low} is larger than max {high}", field)
-    if field.type == "reference":
+    if field_type.links_records:
         target = field.target or ""
         if ctx.metamodel.entity(target) is None:
             known = [e.name for e in ctx.metamodel.active_entities]
@@ -128,8 +130,10 @@ def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
                               field)
         if field.settings.get("on_delete") == "set_null" and field.required:
             yield ctx.problem("on_delete: set_null cannot apply to a required field", field)
-    if (field.unique or field.indexed) and field.type == "multi_choice":
-        yield ctx.problem("a multi_choice field cannot be unique or indexed", field)
+    # A JSON column (a list of options) has no equality an index or a unique constraint could use.
+    json_columns = any(isinstance(c.type, sa.JSON) for c in field_type.columns(field))
+    if (field.unique or field.indexed) and json_columns:
+        yield ctx.problem(f"a {field.type} field cannot be unique or indexed", field)
     reason = default_problem(field, ctx.registry)
     if reason:
         yield ctx.problem(reason, field)
