@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from slatecrm.metamodel.fieldtypes import CoercionError
 from slatecrm.metamodel.names import suggest
 
-from .compiled import CompiledEntity
+from .compiled import CompiledEntity, CompiledField
 from .errors import BadQuery
 from .keyset import InvalidCursor, SortKey, after, cursor_values, decode_cursor, encode_cursor, ordering
 
@@ -79,7 +79,7 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
         if item.op not in OPERATORS:
             errors.setdefault(key, []).append(f"{item.op!r} is not a filter; filters: {', '.join(OPERATORS)}")
             continue
-        companions: Any = None
+        several: CompiledField | None = None  # a value kept in several columns
         if item.field == "id":
             column: sa.ColumnElement[Any] = table.c.id
             parse = _parse_id
@@ -87,7 +87,7 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
             compiled = ce.fields[item.field]
             column = table.c[compiled.column]
             parse = _field_parser(compiled)
-            companions = _companions(compiled)
+            several = compiled if len(compiled.columns) > 1 else None
         else:
             hint = suggest(item.field, ce.fields)
             errors.setdefault(key, []).append(f"{ce.name} has no field {item.field!r} to filter on{hint}")
@@ -101,8 +101,8 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
         except CoercionError as error:
             errors.setdefault(key, []).append(str(error))
             continue
-        if companions is not None:
-            out.append(companions(item.op, item.values, column))
+        if several is not None:
+            out.append(_whole_values(table, several, item.op, item.values))
             continue
         if item.op == "eq":
             out.append(column.in_(values) if len(values) > 1 else column == values[0])
@@ -136,29 +136,23 @@ def _field_parser(compiled: Any) -> Any:
     return parse
 
 
-def _companions(compiled: Any) -> Any:
-    """For a value kept in several columns (an amount and its currency): a filter compares
-    the main column only among records whose companion columns hold the same as the value
-    given (`amount__gte=1000 EUR` never matches an amount in yen; a bare number is in the
-    field's default currency, as everywhere else). None for one-column values."""
-    if len(compiled.columns) == 1:
-        return None
-    table_columns = compiled.columns
-
-    def condition(op: str, texts: Sequence[str], column: Any) -> sa.ColumnElement[bool]:
-        table = column.table
-        matches = []
-        for text in texts:
-            row = compiled.to_row(compiled.type.parse_text(text, compiled.field))
-            same = [table.c[name] == row[name] for suffix, name in table_columns if suffix]
-            main = row[compiled.column]
-            compare = {"eq": column.__eq__, "ne": column.__eq__, "lt": column.__lt__, "lte": column.__le__,
-                       "gt": column.__gt__, "gte": column.__ge__}[op]
-            matches.append(sa.and_(compare(main), *same))
-        if op == "ne":
-            return sa.or_(sa.not_(sa.or_(*matches)), column.is_(None))
-        return sa.or_(*matches) if op == "eq" else matches[-1]
-    return condition
+def _whole_values(table: sa.Table, compiled: CompiledField, op: str,
+                  texts: Sequence[str]) -> sa.ColumnElement[bool]:
+    """A filter on a value kept in several columns (an amount and its currency) compares
+    the main column only among records whose companion columns hold what the value given
+    holds: `amount__gte=1000 EUR` never matches an amount in yen, and a bare number is in
+    the field's default currency, as everywhere else (docs/decisions.md, "Money")."""
+    main = table.c[compiled.column]
+    compare = {"eq": main.__eq__, "ne": main.__eq__, "lt": main.__lt__, "lte": main.__le__,
+               "gt": main.__gt__, "gte": main.__ge__}[op]
+    matches = []
+    for text in texts:
+        row = compiled.to_row(compiled.type.parse_text(text, compiled.field))
+        same = [table.c[name] == row[name] for suffix, name in compiled.columns if suffix]
+        matches.append(sa.and_(compare(row[compiled.column]), *same))
+    if op == "ne":
+        return sa.or_(sa.not_(sa.or_(*matches)), main.is_(None))
+    return sa.or_(*matches) if op == "eq" else matches[-1]
 
 
 @dataclass(frozen=True)
