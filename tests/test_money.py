@@ -168,3 +168,19 @@ def test_amount_sorts_group_by_currency(client: TestClient) -> None:
                                                      "after": first["next_cursor"]}).json()
     assert [r["name"] for r in first["data"] + rest["data"]] == \
         ["eur_big", "eur", "jpy", "usd_big", "usd_small"]
+
+
+def test_a_narrowed_currency_list_still_offers_the_stored_currency() -> None:
+    """An organisation that later allows only USD and EUR must not see a stored JPY amount
+    silently become USD in the form."""
+    from slatecrm.metamodel.model import Field
+    from slatecrm.plugins.manager import field_types
+
+    currency = field_types()["currency"]
+    narrowed = Field(name="amount", type="currency", label="Amount", pack="x",
+                     settings={"currencies": ["USD", "EUR"]})
+    assert currency.codes_offered(narrowed, "JPY") == ["USD", "EUR", "JPY"]  # type: ignore[attr-defined]
+    assert currency.codes_offered(narrowed, "EUR") == ["USD", "EUR"]  # type: ignore[attr-defined]
+    anything = Field(name="amount", type="currency", label="Amount", pack="x", settings={"currency": "SEK"})
+    offered = currency.codes_offered(anything, "NZD")  # type: ignore[attr-defined]
+    assert offered[0] == "SEK" and "NZD" in offered and len(offered) == len(set(offered))
