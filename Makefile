@@ -13,12 +13,17 @@ CHROMIUM := /usr/bin/chromium
 VENDOR_LOCK := slatecrm/platform/web/static/vendor.lock.json
 
 # The browser tests drive Debian's Chromium through Playwright (never a browser download of Playwright's own).
-$(STAMP): pyproject.toml $(VENDOR_LOCK) scripts/fetch_vendor.py
+# The test plugin (a `color` field type, found through the `slatecrm` entry point) proves
+# that a plugin's type works in every layer; the tests expect it installed.
+EXAMPLE_PLUGIN := tests/plugins/slatecrm_example_plugin
+
+$(STAMP): pyproject.toml $(VENDOR_LOCK) scripts/fetch_vendor.py $(EXAMPLE_PLUGIN)/pyproject.toml
 	@test -x $(CHROMIUM) || (apt-get update && apt-get install -y chromium)
 	$(PYTHON) scripts/fetch_vendor.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e $(EXAMPLE_PLUGIN)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -20,11 +20,13 @@ from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.sampledata import Generator
 from slatecrm.platform.storage.engine import create_engine
 from slatecrm.platform.storage.runtime import RuntimeHolder
-from slatecrm.platform.web.widgets import TEXT_LIKE
 
 from .browser import ServerThread, launch, require_browser, screenshot, watch
 from .defaults import field_types, make_app
 from .packs import install
+
+#: Types whose text is shown as typed (the targets of the XSS tests).
+TEXT_LIKE = frozenset({"text", "long_text", "email", "phone", "url"})
 
 pytestmark = pytest.mark.browser
 
@@ -367,3 +369,19 @@ def test_reference_picker_searches_as_you_type(site: Site, context: Any) -> None
     page.get_by_role("button", name="Save").click()
     expect(page.locator("main")).to_contain_text("Zanzibar Picker Holdings")
     assert seen.console_errors == []
+
+
+def test_editing_another_field_keeps_the_stored_currency(site: Site, context: Any) -> None:
+    """Regression: the edit form offered a fixed list of currencies, so a JPY amount came
+    back as USD when someone edited any other field."""
+    account = new_account(site, "Yen Holdings")
+    deal = site.records.create("opportunity", {"name": "Osaka", "account": account,
+                                               "amount": {"amount": "1500000", "currency": "JPY"}}).id
+    page = context.new_page()
+    page.goto(f"{site.url}/e/opportunity/{deal}/edit")
+    expect(page.locator("#f-amount__currency")).to_have_value("JPY")
+    page.locator("#f-name").fill("Osaka (renewal)")
+    page.get_by_role("button", name="Save").click()
+    expect(page).to_have_url(re.compile(rf"/e/opportunity/{deal}$"))
+    amount = site.records.get("opportunity", deal).values["amount"]
+    assert amount["currency"] == "JPY" and amount["amount"] == 1500000

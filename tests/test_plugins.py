@@ -19,6 +19,7 @@ from slatecrm.metamodel.schemas import PackSchema
 from slatecrm.plugins.hookspecs import hookimpl
 from slatecrm.plugins.manager import field_types, make_plugin_manager
 
+from .defaults import field_types as default_field_types
 from .packs import write_pack
 
 
@@ -153,3 +154,8 @@ def test_each_manager_builds_its_own_registry() -> None:
     assert first.names() == [t.name for t in BUILTIN_TYPES]
     assert first is not builtin_registry()
     assert "rating" in second and "rating" not in first
+
+
+def test_the_default_manager_has_the_built_ins_then_installed_plugins() -> None:
+    # tests/plugins/slatecrm_example_plugin is installed by `make install` (entry point).
+    assert default_field_types().names() == [*[t.name for t in BUILTIN_TYPES], "color"]

@@ -159,14 +159,14 @@ def test_board_columns_count_and_sum(client: TestClient) -> None:
              amount={"amount": amount, "currency": "USD"})
     board = client.get("/e/opportunity/board/sales.json").json()
     first = board["columns"][0]
-    assert (first["stage"], first["count"], first["total"]) == ("prospecting", 2, "$350.50")
+    assert (first["stage"], first["count"], first["total"]) == ("prospecting", 2, "USD 350.50")
     assert board["sum_field"] == "amount" and len(first["records"]) == 2
     html = client.get("/e/opportunity/board/sales")
     assert "/static/vendor/Sortable.min.js" in html.text and 'data-stage="proposal"' in html.text
     assert client.get("/e/opportunity/board/nope").status_code == 404
     filtered = client.get("/e/opportunity/board/sales.json", params={"filter": "amount > 200"}).json()
     first = filtered["columns"][0]  # the totals follow the filter expression, as the cards do
-    assert (first["count"], first["total"], len(first["records"])) == (1, "$250.50", 1)
+    assert (first["count"], first["total"], len(first["records"])) == (1, "USD 250.50", 1)
 
 
 def test_unknown_pages_are_html_errors_and_api_stays_problem_json(client: TestClient) -> None:

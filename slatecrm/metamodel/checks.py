@@ -6,6 +6,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from .errors import Problem
 from .fieldtypes import CoercionError, FieldTypeRegistry
 from .model import Entity, Field, Metamodel
@@ -37,7 +39,7 @@ def check_metamodel(metamodel: Metamodel, registry: FieldTypeRegistry,
     if not problems:  # rules are typed against a metamodel that is sound
         from .rules.definitions import check_rules
 
-        problems.extend(check_rules(metamodel, ctx.origins, functions))
+        problems.extend(check_rules(metamodel, ctx.origins, functions, ctx.registry))
     return problems
 
 
@@ -114,7 +116,7 @@ def _check_composite_keys(ctx: _Context, entity: Entity, names: list[str]) -> It
                 if field is None:
                     yield ctx.problem(f"{entity.name!r} has no field {name!r}"
                                       f"{suggest(name, names)}", composite)
-                elif (reason := index_refusal(field)) is not None:
+                elif (reason := index_refusal(field, ctx.registry)) is not None:
                     yield ctx.problem(f"field {name!r}: {reason}", composite)
 
 
@@ -141,7 +143,7 @@ def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
     low, high = field.settings.get("min"), field.settings.get("max")
     if low is not None and high is not None and low > high:
         yield ctx.problem(f"min {low} is larger than max {high}", field)
-    if field.type == "reference":
+    if field_type.links_records:
         target = field.target or ""
         if ctx.metamodel.entity(target) is None:
             known = [e.name for e in ctx.metamodel.active_entities]
@@ -149,17 +151,20 @@ def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
                               field)
         if field.settings.get("on_delete") == "set_null" and field.required:
             yield ctx.problem("on_delete: set_null cannot apply to a required field", field)
-    if (field.unique or field.indexed) and (reason := index_refusal(field)) is not None:
+    if (field.unique or field.indexed) and (reason := index_refusal(field, ctx.registry)) is not None:
         yield ctx.problem(reason, field)
     reason = default_problem(field, ctx.registry)
     if reason:
         yield ctx.problem(reason, field)
 
 
-def index_refusal(field: Field) -> str | None:
-    """Why `field` cannot be part of a unique constraint or an index, or None."""
-    if field.type == "multi_choice":
-        return "a multi_choice field cannot be unique or indexed"
+def index_refusal(field: Field, registry: FieldTypeRegistry) -> str | None:
+    """Why `field` cannot be part of a unique constraint or an index, or None: a JSON column
+    (a list of options) has no equality an index or a unique constraint could use."""
+    if field.type not in registry:
+        return None
+    if any(isinstance(c.type, sa.JSON) for c in registry[field.type].columns(field)):
+        return f"a {field.type} field cannot be unique or indexed"
     return None
 
 

@@ -14,11 +14,12 @@ import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from faker import Faker
+
+from slatecrm.metamodel.fieldtypes.base import SampleSource
 
 from .records.compiled import CompiledEntity, CompiledField
 from .records.errors import ValidationFailed
@@ -58,9 +59,6 @@ TEXT_HINTS: Sequence[tuple[str, Callable[[Faker], str]]] = (
     ("source", lambda f: f.word().capitalize()),
 )
 
-
-def _is_stage(compiled: CompiledField) -> bool:
-    return compiled.field.type == "stage"
 
 
 def _refusals(errors: dict[str, list[str]], size: int) -> dict[int, set[str]]:
@@ -156,57 +154,15 @@ class Generator:
                 return make(self.fake)
         return None
 
-    def number(self, compiled: CompiledField, low: float, high: float) -> float:
-        settings = compiled.field.settings
-        low = float(settings.get("min", low))
-        high = float(settings.get("max", high))
-        return self.random.uniform(low, max(low, high))
-
     def value(self, ce: CompiledEntity, compiled: CompiledField) -> Any:
-        kind = compiled.field.type
-        fake = self.fake
-        if kind == "text":
-            return self.text(ce, compiled)
-        if kind in ("long_text", "rich_text"):
-            return fake.paragraph(nb_sentences=3)
-        if kind == "email":
-            if compiled.field.unique:
-                self.serial += 1
-                return f"{fake.user_name()}{self.serial}@{fake.free_email_domain()}"
-            return fake.email()
-        if kind == "phone":
-            return fake.numerify("+1 ###-###-####")
-        if kind == "url":
-            return fake.url()
-        if kind == "integer":
-            return int(self.number(compiled, 1, 500))
-        if kind == "percent":
-            return str(Decimal(int(self.number(compiled, 0, 100))))
-        if kind == "decimal":
-            return str(Decimal(self.number(compiled, 1, 1000)).quantize(Decimal("0.01")))
-        if kind == "currency":
-            amount = round(self.number(compiled, 1_000, 250_000), -2)
-            return {"amount": str(Decimal(amount).quantize(Decimal("1"))),
-                    "currency": compiled.type.default_code(compiled.field)}  # type: ignore[attr-defined]
-        if kind == "boolean":
-            return self.random.random() < 0.5
-        if kind == "date":
-            return (self.today + dt.timedelta(days=self.random.randint(-120, 120))).isoformat()
-        if kind == "datetime":
-            moment = dt.datetime.combine(self.today, dt.time(9), dt.UTC) + dt.timedelta(
-                days=self.random.randint(-30, 30), hours=self.random.randint(0, 8))
-            return moment.isoformat()
-        if kind == "choice":
-            return self.random.choice(compiled.field.choices).key if compiled.field.choices else None
-        if kind == "multi_choice":
-            keys = [c.key for c in compiled.field.choices]
-            limit = int(compiled.field.settings.get("max_items", len(keys)) or len(keys))
-            return self.random.sample(keys, self.random.randint(1, max(1, min(limit, len(keys))))) if keys \
-                else None
-        if kind == "reference":
+        """A value from the field's type (`FieldType.sample`); plain text by a hint in the
+        field's name, references to records made before."""
+        if compiled.type.links_records:
             targets = self.ids.get(compiled.field.target or "")
             return self.random.choice(targets) if targets else None
-        return None
+        if compiled.type.sample_by_name:
+            return self.text(ce, compiled)
+        return compiled.type.sample(compiled.field, SampleSource(self.random, self.fake, self.today))
 
     def record(self, ce: CompiledEntity) -> dict[str, Any]:
         data: dict[str, Any] = {}
@@ -223,13 +179,13 @@ class Generator:
             data[pipeline.field] = stage.key
             needed.update(stage.requires)
         for name, compiled in ce.fields.items():
-            if name in data or not compiled.type.writable or _is_stage(compiled) \
+            if name in data or not compiled.type.writable or name in ce.pipelines \
                     or compiled.field.formula is not None:  # computed: the pipeline fills it
                 continue
             if name in later and name not in needed and not compiled.field.required:
                 continue
             wanted = compiled.field.required or name in needed or self.random.random() < 0.75
-            if compiled.field.type == "reference" and not compiled.field.required and name not in needed:
+            if compiled.type.links_records and not compiled.field.required and name not in needed:
                 wanted = self.random.random() < 0.6
             if not wanted:
                 continue

@@ -12,7 +12,9 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from babel.numbers import format_currency, format_decimal, list_currencies
 
-from .base import CoercionError, ColumnSpec, FieldType
+from ..rules.python import round_half_up
+from ..rules.types import BOOLEAN, DATE, DATETIME, NUMBER, TEXT, Type
+from .base import CoercionError, ColumnSpec, FieldType, FormInputs, SampleSource
 from .sqltypes import UTCDateTime, exact_decimal, json_list, record_id
 
 if TYPE_CHECKING:
@@ -64,6 +66,12 @@ class _Textual(FieldType):
     """Free text kept as typed; one unbounded string column on every database."""
 
     settings_schema = _LENGTH
+    constraint_settings = ("max_length",)
+    searchable = True
+    list_rank: ClassVar[int | None] = 11
+
+    def rule_type(self, field: Field) -> Type | None:
+        return TEXT
 
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return sa.String()
@@ -93,6 +101,10 @@ class _Textual(FieldType):
 class Text(_Textual):
     name = "text"
     label = "Text"
+    sample_by_name = True
+
+    def sample(self, field: Field, pick: SampleSource) -> Any:
+        return pick.fake.sentence(nb_words=3).rstrip(".")
 
     def normalise(self, text: str) -> str:
         if "\n" in text or "\r" in text:
@@ -103,6 +115,13 @@ class Text(_Textual):
 class LongText(_Textual):
     name = "long_text"
     label = "Long text"
+    widget_template = "widgets/textarea.html"
+    section = "notes"
+    searchable = False
+    list_rank = None
+
+    def sample(self, field: Field, pick: SampleSource) -> Any:
+        return pick.fake.paragraph(nb_sentences=3)
 
 
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -112,6 +131,16 @@ _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9
 class Email(_Textual):
     name = "email"
     label = "E-mail"
+    widget_template = "widgets/email.html"
+    list_rank = 9
+
+    def link(self, value: Any, field: Field) -> str | None:
+        return None if value is None else f"mailto:{value}"
+
+    def sample(self, field: Field, pick: SampleSource) -> Any:
+        if field.unique:
+            return f"{pick.fake.user_name()}{pick.random.randrange(10**9)}@{pick.fake.free_email_domain()}"
+        return pick.fake.email()
 
     def normalise(self, text: str) -> str:
         text = text.strip()
@@ -130,6 +159,14 @@ _PHONE = re.compile(r"^\+?[0-9 ().\-/]+(?:\s*(?:x|ext\.?)\s*[0-9]{1,6})?$", re.I
 class Phone(_Textual):
     name = "phone"
     label = "Phone"
+    widget_template = "widgets/tel.html"
+    list_rank = 10
+
+    def link(self, value: Any, field: Field) -> str | None:
+        return None if value is None else f"tel:{value}"
+
+    def sample(self, field: Field, pick: SampleSource) -> Any:
+        return pick.fake.numerify("+1 ###-###-####")
 
     def normalise(self, text: str) -> str:
         text = " ".join(text.split())
@@ -142,6 +179,14 @@ class Phone(_Textual):
 class Url(_Textual):
     name = "url"
     label = "URL"
+    widget_template = "widgets/url.html"
+    list_rank = 14
+
+    def link(self, value: Any, field: Field) -> str | None:
+        return None if value is None else str(value)
+
+    def sample(self, field: Field, pick: SampleSource) -> Any:
+        return pick.fake.url()
 
     def normalise(self, text: str) -> str:
         typed = text = text.strip()
@@ -165,6 +210,22 @@ class Integer(FieldType):
     name = "integer"
     label = "Whole number"
     settings_schema = _INT_RANGE
+    constraint_settings = ("min", "max")
+    widget_template = "widgets/number.html"
+    summable = True
+    sum_rank: ClassVar[int | None] = 2
+    list_rank: ClassVar[int | None] = 5
+
+    def rule_type(self, field: Field) -> Type | None:
+        return NUMBER
+
+    def from_rule_value(self, value: Any, field: Field) -> Any:
+        if isinstance(value, int | Decimal) and not isinstance(value, bool):
+            return int(round_half_up(value, 0))
+        return value
+
+    def sample(self, field: Field, pick: SampleSource) -> Any:
+        return int(pick.number(field, 1, 500))
 
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return sa.BigInteger()
@@ -207,6 +268,25 @@ class DecimalType(FieldType):
     settings_schema = {**_PRECISION, **_NUM_RANGE}
     default_precision: ClassVar[int] = 18
     default_scale: ClassVar[int] = 2
+    constraint_settings: ClassVar[tuple[str, ...]] = ("min", "max", "precision", "scale")
+    widget_template = "widgets/number.html"
+    summable = True
+    sum_rank: ClassVar[int | None] = 1
+    list_rank: ClassVar[int | None] = 4
+
+    def rule_type(self, field: Field) -> Type | None:
+        return NUMBER
+
+    def from_rule_value(self, value: Any, field: Field) -> Any:
+        if isinstance(value, int | Decimal) and not isinstance(value, bool):
+            return round_half_up(value, self.precision(field)[1])
+        return value
+
+    def stored_scale(self, field: Field) -> int | None:
+        return self.precision(field)[1]
+
+    def sample(self, field: Field, pick: SampleSource) -> Any:
+        return pick.decimal(field, 1, 1000)
 
     def precision(self, field: Field) -> tuple[int, int]:
         return (
@@ -273,6 +353,11 @@ class Percent(DecimalType):
     settings_schema = {"scale": _PRECISION["scale"], **_NUM_RANGE}
     default_precision = 9
     default_scale = 2
+    sum_rank = None  # a sum of percentages means nothing; add one up only when asked
+    list_rank = 6
+
+    def sample(self, field: Field, pick: SampleSource) -> Any:
+        return pick.decimal(field, 0, 100, "1")
 
     def display(self, value: Any, field: Field) -> str:
         # Without decimal_quantization=False babel rounds to 3 places (12.3456 → 12.346).
@@ -285,6 +370,14 @@ class Currency(DecimalType):
 
     name = "currency"
     label = "Currency amount"
+    computable = False
+    widget_template = "widgets/currency.html"
+    constraint_settings = ("min", "max", "precision", "scale", "currencies")
+    sum_rank = 0
+    list_rank = 3
+    #: Offered in a form when the field allows any currency (besides its default and the
+    #: stored one, which are always offered).
+    COMMON_CODES: ClassVar[tuple[str, ...]] = ("USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "CNY", "INR")
     settings_schema = {
         **_PRECISION,
         **_NUM_RANGE,
@@ -356,6 +449,53 @@ class Currency(DecimalType):
         return str(format_currency(value["amount"], value["currency"], locale="en",
                                    decimal_quantization=False))
 
+    # --- the parts of money that must never be silently changed or mixed -------------------
+    def codes_offered(self, field: Field, stored: str | None) -> list[str]:
+        """The currencies a form offers: the allowed ones (or the default and common ones),
+        and always the stored one, so editing another field never changes a currency."""
+        allowed = list(field.settings.get("currencies") or [])
+        if not allowed:
+            allowed = [self.default_code(field), *self.COMMON_CODES]
+        if stored and stored not in allowed:
+            allowed.append(stored)
+        return list(dict.fromkeys(allowed))
+
+    def form_inputs(self, value: Any, field: Field) -> dict[str, Any]:
+        if value is None:
+            return {"": "", "currency": self.default_code(field)}
+        return {"": f"{value['amount']:f}", "currency": str(value["currency"])}
+
+    def read_form(self, inputs: FormInputs, field: Field) -> Any:
+        amount, code = inputs(""), inputs("currency")
+        if not amount:
+            return None
+        return {"amount": amount[0], "currency": code[0] if code else None}
+
+    def sort_columns(self, field: Field) -> tuple[str, ...]:
+        # Amounts in different currencies are not comparable: group by currency first.
+        return ("currency", "")
+
+    def sum_groups(self, field: Field) -> tuple[str, ...]:
+        return ("currency",)
+
+    def total(self, amount: Any, group: Mapping[str, Any], field: Field) -> Any:
+        return {"amount": Decimal(amount or 0), "currency": group.get("currency") or self.default_code(field)}
+
+    def display_total(self, value: Any, field: Field) -> str:
+        if value is None:
+            return ""
+        # "USD 1,200.00 · EUR 300.00": the code, never a symbol ($ is several currencies),
+        # with the currency's usual digits, and more when the sum has more.
+        return str(format_currency(value["amount"], value["currency"], "¤¤ #,##0.00", locale="en",
+                                   currency_digits=True, decimal_quantization=False))
+
+    def rule_value(self, value: Any, field: Field) -> Any:
+        return None if value is None else value["amount"]
+
+    def sample(self, field: Field, pick: SampleSource) -> Any:
+        amount = round(pick.number(field, 1_000, 250_000), -2)
+        return {"amount": f"{amount:.0f}", "currency": self.default_code(field)}
+
     def value_schema(self, field: Field) -> dict[str, Any]:
         return {
             "type": "object",
@@ -371,6 +511,17 @@ class Currency(DecimalType):
 class Boolean(FieldType):
     name = "boolean"
     label = "Yes / no"
+    widget_template = "widgets/boolean.html"
+    list_rank: ClassVar[int | None] = 13
+
+    def rule_type(self, field: Field) -> Type | None:
+        return BOOLEAN
+
+    def form_inputs(self, value: Any, field: Field) -> dict[str, Any]:
+        return {"": "" if value is None else ("true" if value else "false")}
+
+    def sample(self, field: Field, pick: SampleSource) -> Any:
+        return pick.random.random() < 0.5
     _TRUE = frozenset({"true", "yes", "y", "1", "on", "t"})
     _FALSE = frozenset({"false", "no", "n", "0", "off", "f"})
 
@@ -396,6 +547,22 @@ class Boolean(FieldType):
 class Date(FieldType):
     name = "date"
     label = "Date"
+    widget_template = "widgets/date.html"
+    list_rank: ClassVar[int | None] = 7
+
+    def rule_type(self, field: Field) -> Type | None:
+        return DATE
+
+    def from_rule_value(self, value: Any, field: Field) -> Any:
+        return value.date() if isinstance(value, dt.datetime) else value
+
+    def form_inputs(self, value: Any, field: Field) -> dict[str, Any]:
+        if isinstance(value, dt.date):
+            return {"": value.isoformat()}
+        return {"": "" if value is None else str(value)}
+
+    def sample(self, field: Field, pick: SampleSource) -> Any:
+        return (pick.today + dt.timedelta(days=pick.random.randint(-120, 120))).isoformat()
 
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return sa.Date()
@@ -427,6 +594,21 @@ class Date(FieldType):
 class DateTime(FieldType):
     name = "datetime"
     label = "Date and time"
+    widget_template = "widgets/datetime.html"
+    list_rank: ClassVar[int | None] = 8
+
+    def rule_type(self, field: Field) -> Type | None:
+        return DATETIME
+
+    def form_inputs(self, value: Any, field: Field) -> dict[str, Any]:
+        if isinstance(value, dt.datetime):
+            return {"": value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M")}
+        return {"": "" if value is None else str(value)}
+
+    def sample(self, field: Field, pick: SampleSource) -> Any:
+        moment = dt.datetime.combine(pick.today, dt.time(9), dt.UTC) + dt.timedelta(
+            days=pick.random.randint(-30, 30), hours=pick.random.randint(0, 8))
+        return moment.isoformat()
 
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return UTCDateTime()
@@ -465,6 +647,21 @@ class Choice(FieldType):
     label = "Choice"
     settings_schema = _CHOICE_OPTIONS
     required_settings: ClassVar[tuple[str, ...]] = ("options",)
+    widget_template = "widgets/select.html"
+    groupable = True
+    list_rank: ClassVar[int | None] = 1
+
+    def rule_type(self, field: Field) -> Type | None:
+        return Type("text", tuple(o.key for o in field.choices))
+
+    def colour(self, value: Any, field: Field) -> str | None:
+        for option in field.choices:
+            if option.key == value and option.colour:
+                return option.colour
+        return None
+
+    def sample(self, field: Field, pick: SampleSource) -> Any:
+        return pick.random.choice(field.choices).key if field.choices else None
 
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return sa.String()
@@ -499,15 +696,51 @@ class Stage(Choice):
 
     name = "stage"
     label = "Stage"
+    computable = False
     settings_schema = {}
     required_settings = ()
     index_by_default = True
+    list_rank = 0
+
+    def rule_type(self, field: Field) -> Type | None:
+        return Type("text", tuple(o.key for o in field.choices), ordered=True)
+
+    def sample(self, field: Field, pick: SampleSource) -> Any:
+        return None  # the pipeline decides (sample data picks a stage per funnel)
 
 
 class MultiChoice(Choice):
     name = "multi_choice"
     label = "Multiple choice"
+    computable = False
     settings_schema = {**_CHOICE_OPTIONS, "max_items": {"type": "integer", "minimum": 1}}
+    constraint_settings = ("max_items",)
+    widget_template = "widgets/checkboxes.html"
+    sortable = False
+    filterable = False
+    groupable = False
+    list_rank = None
+
+    def rule_type(self, field: Field) -> Type | None:
+        return Type("list", tuple(o.key for o in field.choices))
+
+    def rule_value(self, value: Any, field: Field) -> Any:
+        return value or None
+
+    def colour(self, value: Any, field: Field) -> str | None:
+        return None
+
+    def form_inputs(self, value: Any, field: Field) -> dict[str, Any]:
+        return {"": list(value or [])}
+
+    def read_form(self, inputs: FormInputs, field: Field) -> Any:
+        return inputs("") or None
+
+    def sample(self, field: Field, pick: SampleSource) -> Any:
+        keys = [c.key for c in field.choices]
+        limit = int(field.settings.get("max_items", len(keys)) or len(keys))
+        return pick.random.sample(keys, pick.random.randint(1, max(1, min(limit, len(keys))))) if keys \
+            else None
 
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return json_list()
@@ -546,12 +779,23 @@ class Reference(FieldType):
 
     name = "reference"
     label = "Reference"
+    computable = False
     settings_schema = {
         "target": {"$ref": "#/$defs/name"},
         "on_delete": {"enum": ["restrict", "set_null", "cascade"]},
     }
     required_settings = ("target",)
     index_by_default = True
+    widget_template = "widgets/reference.html"
+    links_records = True
+    section = "related"
+    list_rank = 2
+
+    def rule_type(self, field: Field) -> Type | None:
+        return Type("reference", target=field.target)
+
+    def link(self, value: Any, field: Field) -> str | None:
+        return None if value is None else f"/e/{field.settings['target']}/{value}"
 
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return record_id()
@@ -581,6 +825,8 @@ class AutoNumber(FieldType):
 
     name = "auto_number"
     label = "Auto number"
+    computable = False
+    numbered = True
     settings_schema = {
         "prefix": {"type": "string", "maxLength": 20, "pattern": "^[A-Za-z0-9/_.#-]*$"},
         "digits": {"type": "integer", "minimum": 1, "maximum": 18},
@@ -588,6 +834,11 @@ class AutoNumber(FieldType):
     }
     writable = False
     index_by_default = True
+    searchable = True
+    list_rank = 12
+
+    def rule_type(self, field: Field) -> Type | None:
+        return TEXT
 
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return sa.String()

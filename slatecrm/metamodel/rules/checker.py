@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from ..model import Entity, Metamodel
 from ..names import suggest
@@ -20,6 +20,9 @@ from . import typed as t
 from .errors import RuleError
 from .functions import NO_FUNCTIONS, RuleFunctions
 from .parser import parse
+
+if TYPE_CHECKING:
+    from ..fieldtypes.base import FieldTypeRegistry
 from .types import (
     BOOLEAN,
     DATE,
@@ -32,6 +35,7 @@ from .types import (
     Type,
     comparable,
     field_type,
+    rule_reader,
 )
 
 MAX_HOPS = 3
@@ -55,13 +59,14 @@ class Checked:
 
 
 def check(text: str, metamodel: Metamodel, entity: str, *, expect: Type | None = BOOLEAN,
-          changes: bool = False, functions: RuleFunctions = NO_FUNCTIONS) -> Checked:
+          changes: bool = False, functions: RuleFunctions = NO_FUNCTIONS,
+          registry: FieldTypeRegistry | None = None) -> Checked:
     """Parse and type `text` on `entity`; `expect` is the type the result must have
     (BOOLEAN for conditions), `changes` allows is_new(), changed() and previous(),
     `functions` are the plugins' functions the rule may call."""
     tree = parse(text)
     try:
-        typed = _Checker(metamodel, entity, changes, functions).check(tree)
+        typed = _Checker(metamodel, entity, changes, functions, registry).check(tree)
         if expect is not None and not _fits(typed.type, expect):
             what = "a condition must be true or false" if expect == BOOLEAN else f"it must give a {expect}"
             raise RuleError(f"{what}; this expression gives a {typed.type}", tree.line, tree.column)
@@ -85,9 +90,11 @@ def _at(node: ast.Node) -> _Position:
 
 
 class _Checker:
-    def __init__(self, metamodel: Metamodel, entity: str, changes: bool, functions: RuleFunctions):
+    def __init__(self, metamodel: Metamodel, entity: str, changes: bool, functions: RuleFunctions,
+                 registry: FieldTypeRegistry | None = None):
         self.metamodel = metamodel
         self.functions = functions
+        self.registry = registry
         found = metamodel.entity(entity)
         if found is None:
             raise RuleError(f"there is no entity {entity!r}", 1, 1)
@@ -122,13 +129,13 @@ class _Checker:
             if field is None:
                 alone = index == 0 and len(parts) == 1
                 raise RuleError(self._unknown(entity, part, alone), node.line, column)
-            kind = field_type(field)
+            kind = field_type(field, self.registry)
             if kind is None:
                 raise RuleError(f"field {part!r} is a {field.type} field, which rules cannot read",
                                 node.line, column)
             if index == len(parts) - 1:
-                return t.FieldRef(kind, entity.name, field, tuple(hops))
-            if field.type != "reference":
+                return t.FieldRef(kind, entity.name, field, tuple(hops), rule_reader(field, self.registry))
+            if kind.kind != "reference":
                 raise RuleError(f"{part!r} is a {kind} field, not a reference: it has no field "
                                 f"{parts[index + 1]!r}", node.line, column + len(part))
             if len(hops) == MAX_HOPS:
@@ -389,7 +396,7 @@ class _Checker:
             raise RuleError(f"{name}() takes a field of this record", **_at(arg))
         ref = self.check(arg)
         assert isinstance(ref, t.FieldRef)
-        return t.Change(BOOLEAN if name == "changed" else ref.type, name, ref.field)
+        return t.Change(BOOLEAN if name == "changed" else ref.type, name, ref.field, ref.value_of)
 
 
 _SIGNATURES: dict[str, tuple[tuple[str, ...], Type]] = {

@@ -7,18 +7,21 @@ tells where in the expression, with a caret under the place.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from ..errors import Location, Problem
 from ..model import Entity, Field, Metamodel
+
+if TYPE_CHECKING:
+    from ..fieldtypes.base import FieldTypeRegistry
 from ..names import suggest
 from . import typed as t
 from .checker import Checked, check
 from .errors import RuleError
 from .functions import NO_FUNCTIONS, RuleFunctions
-from .types import BOOLEAN, WRITABLE_SYSTEM_FIELDS, Type, field_type
+from .types import BOOLEAN, WRITABLE_SYSTEM_FIELDS, Type, computable, field_type
 
 #: Field types a formula or a default expression cannot fill.
-NOT_COMPUTABLE = ("reference", "multi_choice", "auto_number", "currency", "stage")
 
 
 def rule_problem(error: RuleError, what: str, location: Location, origin: str) -> Problem:
@@ -29,23 +32,26 @@ def rule_problem(error: RuleError, what: str, location: Location, origin: str) -
 
 
 def check_rules(metamodel: Metamodel, origins: Mapping[str, str],
-                functions: RuleFunctions = NO_FUNCTIONS) -> list[Problem]:
-    """`functions` are the plugins' rule functions the rules may call."""
+                functions: RuleFunctions = NO_FUNCTIONS,
+                registry: FieldTypeRegistry | None = None) -> list[Problem]:
+    """`functions` are the plugins' rule functions the rules may call; `registry` the field
+    types, which say their type in the rule language."""
     problems: list[Problem] = []
     for entity in metamodel.active_entities:
-        problems.extend(_entity_rules(metamodel, entity, origins, functions))
+        problems.extend(_entity_rules(metamodel, entity, origins, functions, registry))
     return problems
 
 
 def _entity_rules(metamodel: Metamodel, entity: Entity, origins: Mapping[str, str],
-                  functions: RuleFunctions) -> Iterator[Problem]:
+                  functions: RuleFunctions, registry: FieldTypeRegistry | None) -> Iterator[Problem]:
     def origin(pack: str) -> str:
         return origins.get(pack, pack)
 
     names = [f.name for f in entity.active_fields]
     for rule in entity.validations:
         try:
-            check(rule.condition, metamodel, entity.name, expect=BOOLEAN, changes=True, functions=functions)
+            check(rule.condition, metamodel, entity.name, expect=BOOLEAN, changes=True, functions=functions,
+                  registry=registry)
         except RuleError as error:
             yield rule_problem(error, f"validation {rule.name!r}", rule.source, origin(rule.pack))
         shown_on = [*names, *WRITABLE_SYSTEM_FIELDS]
@@ -59,8 +65,8 @@ def _entity_rules(metamodel: Metamodel, entity: Entity, origins: Mapping[str, st
             if text is None:
                 continue
             where = field.rule_sources.get(key, field.source)
-            wanted = field_type(field)
-            if field.type in NOT_COMPUTABLE or wanted is None:
+            wanted = field_type(field, registry)
+            if wanted is None or not computable(field, registry):
                 yield Problem(f"{key}: a {field.type} field cannot get its value from a rule", where,
                               origin(field.pack))
                 continue
@@ -68,7 +74,8 @@ def _entity_rules(metamodel: Metamodel, entity: Entity, origins: Mapping[str, st
                 yield Problem("formula: a computed field has no default (its formula gives its value)",
                               where, origin(field.pack))
             try:
-                checked = check(text, metamodel, entity.name, expect=Type(wanted.kind), functions=functions)
+                checked = check(text, metamodel, entity.name, expect=Type(wanted.kind), functions=functions,
+                                registry=registry)
             except RuleError as error:
                 yield rule_problem(error, key, where, origin(field.pack))
                 continue
@@ -81,7 +88,7 @@ def _entity_rules(metamodel: Metamodel, entity: Entity, origins: Mapping[str, st
                 continue
             try:
                 check(stage.condition, metamodel, entity.name, expect=BOOLEAN, changes=True,
-                      functions=functions)
+                      functions=functions, registry=registry)
             except RuleError as error:
                 yield rule_problem(error, f"stage {stage.key!r} condition", stage.condition_source,
                                    origin(stage.pack))

@@ -86,29 +86,26 @@ def _const(node: t.Const) -> Closure:
     return const
 
 
-def _reader(name: str, field_type: str) -> Callable[[Mapping[str, Any]], Any]:
-    if field_type == "currency":
-        def amount(values: Mapping[str, Any]) -> Any:
-            value = values.get(name)
-            return None if value is None else value["amount"]
-        return amount
-    if field_type == "multi_choice":
-        def options(values: Mapping[str, Any]) -> Any:
-            return values.get(name) or None
-        return options
+def _reader(name: str, value_of: Callable[[Any], Any] | None) -> Callable[[Mapping[str, Any]], Any]:
+    """A field's value as rules see it: as stored, or through its type's `rule_value`
+    (a currency's amount, an empty list of options as null)."""
+    if value_of is not None:
+        def converted(values: Mapping[str, Any]) -> Any:
+            return value_of(values.get(name))
+        return converted
     getter: Callable[[Mapping[str, Any]], Any] = lambda values: values.get(name)  # noqa: E731
     return getter
 
 
 def _plain_field(node: t.T) -> str | None:
     """The name of a field read as it is stored (most fields): such reads are inlined."""
-    if isinstance(node, t.FieldRef) and not node.hops and node.field.type not in ("currency", "multi_choice"):
+    if isinstance(node, t.FieldRef) and not node.hops and node.value_of is None:
         return node.field.name
     return None
 
 
 def _field(node: t.FieldRef) -> Closure:
-    read = _reader(node.field.name, node.field.type)
+    read = _reader(node.field.name, node.value_of)
     plain = _plain_field(node)
     if plain is not None:
         def stored(record: Mapping[str, Any], context: RuleContext) -> Any:
@@ -142,7 +139,7 @@ def _change(node: t.Change) -> Closure:
     if node.kind == "is_new":
         return lambda record, context: context.previous is None
     assert node.field is not None
-    read = _reader(node.field.name, node.field.type)
+    read = _reader(node.field.name, node.value_of)
     if node.kind == "previous":
         return lambda record, context: None if context.previous is None else read(context.previous)
 

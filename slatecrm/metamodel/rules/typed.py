@@ -6,7 +6,9 @@ checker let through (declared fields, known functions, literal regular expressio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as attribute
 from typing import Any
 
 from ..model import Field
@@ -45,6 +47,9 @@ class FieldRef(T):
     entity: str
     field: Field
     hops: tuple[Hop, ...] = ()
+    #: The field type's `rule_value` (a currency's amount), or None when rules see the
+    #: stored value itself (most types: such reads are inlined).
+    value_of: Callable[[Any], Any] | None = attribute(default=None, compare=False, repr=False)
 
     @property
     def record_free(self) -> bool:
@@ -62,6 +67,7 @@ class Change(T):
 
     kind: str
     field: Field | None
+    value_of: Callable[[Any], Any] | None = attribute(default=None, compare=False, repr=False)
 
     @property
     def record_free(self) -> bool:

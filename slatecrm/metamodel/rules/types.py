@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from ..model import Field
+
+if TYPE_CHECKING:
+    from ..fieldtypes.base import FieldTypeRegistry
 
 
 @dataclass(frozen=True)
@@ -42,27 +48,41 @@ DATETIME = Type("datetime")
 NULL = Type("null")
 TEXT_LIST = Type("list")
 
-_BY_FIELD_TYPE = {
-    "text": TEXT, "long_text": TEXT, "email": TEXT, "phone": TEXT, "url": TEXT, "auto_number": TEXT,
-    "integer": NUMBER, "decimal": NUMBER, "percent": NUMBER, "currency": NUMBER,
-    "boolean": BOOLEAN, "date": DATE, "datetime": DATETIME,
-}
+def _registry(registry: FieldTypeRegistry | None) -> FieldTypeRegistry:
+    if registry is None:
+        from ..fieldtypes import BUILTIN_TYPES, FieldTypeRegistry
+
+        registry = FieldTypeRegistry(BUILTIN_TYPES)
+    return registry
 
 
-def field_type(field: Field) -> Type | None:
-    """The rule type of a field's values; None for types rules cannot read (plugins)."""
-    if field.type in _BY_FIELD_TYPE:
-        return _BY_FIELD_TYPE[field.type]
-    keys = tuple(o.key for o in field.choices)
-    if field.type == "choice":
-        return Type("text", keys)
-    if field.type == "stage":
-        return Type("text", keys, ordered=True)
-    if field.type == "multi_choice":
-        return Type("list", keys)
-    if field.type == "reference":
-        return Type("reference", target=field.target)
-    return None
+def field_type(field: Field, registry: FieldTypeRegistry | None = None) -> Type | None:
+    """The rule type of a field's values, as its field type says (`registry`: every type
+    registered, plugins' too; by default the built-in ones); None when rules cannot read it."""
+    registry = _registry(registry)
+    if field.type not in registry:
+        return None
+    return registry[field.type].rule_type(field)
+
+
+def rule_reader(field: Field, registry: FieldTypeRegistry | None = None) -> Callable[[Any], Any] | None:
+    """How rules read a stored value of the field (its type's `rule_value`), or None when
+    they read it as stored."""
+    registry = _registry(registry)
+    if field.type not in registry:
+        return None
+    field_type = registry[field.type]
+    from ..fieldtypes.base import FieldType
+
+    if type(field_type).rule_value is FieldType.rule_value:
+        return None
+    return partial(field_type.rule_value, field=field)
+
+
+def computable(field: Field, registry: FieldTypeRegistry | None = None) -> bool:
+    """Whether a formula or default expression may give this field its value."""
+    registry = _registry(registry)
+    return field.type in registry and registry[field.type].computable
 
 
 def comparable(a: Type, b: Type) -> bool:

@@ -17,8 +17,6 @@ from slatecrm.metamodel.model import Entity, Field, Pipeline
 from slatecrm.metamodel.titles import render, template_fields
 
 SYSTEM_FIELDS = ("id", "created_at", "updated_at", "created_by", "updated_by", "owner", "version")
-#: Types searched by the list's text search.
-SEARCHABLE_TYPES = frozenset({"text", "email", "phone", "url", "auto_number"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +44,10 @@ class CompiledField:
 
     def to_json(self, value: Any) -> Any:
         return None if value is None else self.type.to_json(value, self.field)
+
+    def column_of(self, suffix: str) -> str:
+        """The column that keeps the part `suffix` of a value ("" is the main column)."""
+        return dict(self.columns)[suffix]
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ class CompiledEntity:
         return f"{self.entity.label} #{record_id}"
 
     def references(self) -> dict[str, str]:
-        return {name: f.field.target or "" for name, f in self.fields.items() if f.field.type == "reference"}
+        return {name: f.field.target or "" for name, f in self.fields.items() if f.type.links_records}
 
 
 def compile_entity(entity: Entity, table: sa.Table, registry: FieldTypeRegistry) -> CompiledEntity:
@@ -94,7 +96,7 @@ def compile_entity(entity: Entity, table: sa.Table, registry: FieldTypeRegistry)
         fields[field.name] = CompiledField(field, field_type, columns)
     wanted = [table.c[name] for name in SYSTEM_FIELDS]
     wanted += [table.c[column] for f in fields.values() for _, column in f.columns]
-    searchable = tuple(f.column for f in fields.values() if f.field.type in SEARCHABLE_TYPES)
+    searchable = tuple(f.column for f in fields.values() if f.type.searchable)
     if entity.title_template:
         title_names = tuple(n for n in template_fields(entity.title_template) if n in fields)
     else:

@@ -17,7 +17,7 @@ from slatecrm.digits import RECORD_ID_MAX, parse_digits
 from slatecrm.metamodel.fieldtypes import CoercionError
 from slatecrm.metamodel.names import suggest
 
-from .compiled import CompiledEntity
+from .compiled import CompiledEntity, CompiledField
 from .errors import BadQuery
 from .keyset import InvalidCursor, SortKey, after, cursor_values, decode_cursor, encode_cursor, ordering
 
@@ -61,10 +61,13 @@ def sort_keys(ce: CompiledEntity, sort: Sequence[str], errors: dict[str, list[st
         elif field is None:
             errors.setdefault("sort", []).append(
                 f"{ce.name} has no field {name!r}{suggest(name, [*ce.fields, *SORTABLE_SYSTEM])}")
-        elif field.field.type == "multi_choice":
+        elif not field.type.sortable:
             errors.setdefault("sort", []).append(f"{name!r} holds several options and cannot be sorted on")
         else:
-            keys.append(SortKey(field.column, item.startswith("-")))
+            # A type may order by several columns (an amount within its currency); its
+            # companion columns sort ascending, so a descending sort stays grouped the same.
+            for suffix in field.type.sort_columns(field.field):
+                keys.append(SortKey(field.column_of(suffix), item.startswith("-") and suffix == ""))
     return keys
 
 
@@ -77,13 +80,15 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
         if item.op not in OPERATORS:
             errors.setdefault(key, []).append(f"{item.op!r} is not a filter; filters: {', '.join(OPERATORS)}")
             continue
+        several: CompiledField | None = None  # a value kept in several columns
         if item.field == "id":
             column: sa.ColumnElement[Any] = table.c.id
             parse = _parse_id
-        elif item.field in ce.fields and ce.fields[item.field].field.type != "multi_choice":
+        elif item.field in ce.fields and ce.fields[item.field].type.filterable:
             compiled = ce.fields[item.field]
             column = table.c[compiled.column]
             parse = _field_parser(compiled)
+            several = compiled if len(compiled.columns) > 1 else None
         else:
             hint = suggest(item.field, ce.fields)
             errors.setdefault(key, []).append(f"{ce.name} has no field {item.field!r} to filter on{hint}")
@@ -96,6 +101,9 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
             values = [parse(v) for v in item.values]
         except CoercionError as error:
             errors.setdefault(key, []).append(str(error))
+            continue
+        if several is not None:
+            out.append(_whole_values(table, several, item.op, item.values))
             continue
         if item.op == "eq":
             out.append(column.in_(values) if len(values) > 1 else column == values[0])
@@ -127,6 +135,25 @@ def _field_parser(compiled: Any) -> Any:
             raise CoercionError("give a value (or use __blank=true)")
         return compiled.to_row(value)[compiled.column]  # the main column's stored value
     return parse
+
+
+def _whole_values(table: sa.Table, compiled: CompiledField, op: str,
+                  texts: Sequence[str]) -> sa.ColumnElement[bool]:
+    """A filter on a value kept in several columns (an amount and its currency) compares
+    the main column only among records whose companion columns hold what the value given
+    holds: `amount__gte=1000 EUR` never matches an amount in yen, and a bare number is in
+    the field's default currency, as everywhere else (docs/decisions.md, "Money")."""
+    main = table.c[compiled.column]
+    compare = {"eq": main.__eq__, "ne": main.__eq__, "lt": main.__lt__, "lte": main.__le__,
+               "gt": main.__gt__, "gte": main.__ge__}[op]
+    matches = []
+    for text in texts:
+        row = compiled.to_row(compiled.type.parse_text(text, compiled.field))
+        same = [table.c[name] == row[name] for suffix, name in compiled.columns if suffix]
+        matches.append(sa.and_(compare(row[compiled.column]), *same))
+    if op == "ne":
+        return sa.or_(sa.not_(sa.or_(*matches)), main.is_(None))
+    return sa.or_(*matches) if op == "eq" else matches[-1]
 
 
 @dataclass(frozen=True)

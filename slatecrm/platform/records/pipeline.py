@@ -35,7 +35,7 @@ from slatecrm.metamodel.rules import RuleContext
 from ..storage import system
 from . import rules as rule_hooks
 from . import stages
-from .compiled import CompiledEntity, CompiledField
+from .compiled import CompiledEntity
 from .constraints import composite_unique_conflicts, composite_unique_errors
 from .errors import RecordNotFound, ValidationFailed, VersionConflict
 
@@ -137,15 +137,6 @@ def _now() -> dt.datetime:
 
 def _blank(value: Any) -> bool:
     return value is None or value == [] or value == ""
-
-
-# Type-name checks, one helper each, for the field-type contract to replace.
-def _is_stage(compiled: CompiledField) -> bool:
-    return compiled.field.type == "stage"
-
-
-def _is_auto_number(compiled: CompiledField) -> bool:
-    return compiled.field.type == "auto_number"
 
 
 class WritePipeline:
@@ -446,7 +437,7 @@ def defaults(ce: CompiledEntity, values: dict[str, Any]) -> None:
         if name in values or not compiled.type.writable:
             continue
         default = compiled.field.default
-        if default is None and _is_stage(compiled):
+        if default is None and name in ce.pipelines:
             default = ce.pipelines[name].stages[0].key if ce.pipelines[name].stages else None
         values[name] = compiled.type.coerce(default, compiled.field) if default is not None else None
 
@@ -487,7 +478,7 @@ def _is_id(value: Any) -> bool:
 def _number(conn: sa.Connection, ce: CompiledEntity, prepared: list[dict[str, Any]]) -> None:
     """Give auto-number fields the next numbers of their sequence (a block for a batch)."""
     for name, compiled in ce.fields.items():
-        if not _is_auto_number(compiled):
+        if not compiled.type.numbered:
             continue
         start = int(compiled.field.settings.get("start", 1))
         sequences = system.sequences
@@ -500,7 +491,7 @@ def _number(conn: sa.Connection, ce: CompiledEntity, prepared: list[dict[str, An
             taken = start + len(prepared)
         first = taken - len(prepared)
         for offset, values in enumerate(prepared):
-            values[name] = compiled.type.format(first + offset, compiled.field)  # type: ignore[attr-defined]
+            values[name] = compiled.type.format(first + offset, compiled.field)
 
 
 def _json(ce: CompiledEntity, name: str, value: Any) -> Any:

@@ -10,11 +10,9 @@ checks the text against the metamodel (RuleError with line and column) and gives
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +22,6 @@ from slatecrm.metamodel.model import Metamodel, Stage, Validation
 from slatecrm.metamodel.rules import BOOLEAN, Closure, RuleContext, RuleError, Type, check, compile_python
 from slatecrm.metamodel.rules.definitions import formula_order
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
-from slatecrm.metamodel.rules.python import round_half_up
 from slatecrm.metamodel.rules.types import field_type
 
 from .compiled import CompiledEntity
@@ -72,6 +69,7 @@ class RevisionRules:
                  registry: FieldTypeRegistry, functions: RuleFunctions = NO_FUNCTIONS):
         self.metamodel = metamodel
         self.functions = functions
+        self.registry = registry
         self.sql = SqlCompiler(tables, dialect, registry)
         self._entities: dict[str, EntityRules] = {}
         self._filters: OrderedDict[tuple[str, str], Condition] = OrderedDict()
@@ -81,7 +79,7 @@ class RevisionRules:
         """`text` checked on `entity` and compiled; `changes` allows is_new(), changed() and
         previous() (validation and workflow contexts), which have no SQL form."""
         checked = check(text, self.metamodel, entity, expect=BOOLEAN, changes=changes,
-                        functions=self.functions)
+                        functions=self.functions, registry=self.registry)
         sql = None if _reads_changes(checked.typed) else self.sql.condition(checked.typed, entity)
         return Condition(text, entity, compile_python(checked.typed), sql)
 
@@ -116,14 +114,14 @@ class RevisionRules:
         formulas = {}
         defaults = []
         for field in entity.active_fields:
-            wanted = field_type(field)
+            wanted = field_type(field, self.registry)
             if field.formula is not None and wanted is not None:
                 formula = check(field.formula, self.metamodel, name, expect=Type(wanted.kind),
-                                functions=self.functions)
+                                functions=self.functions, registry=self.registry)
                 formulas[field.name] = formula.typed
             if field.default_expression is not None and wanted is not None:
                 checked = check(field.default_expression, self.metamodel, name, expect=Type(wanted.kind),
-                                functions=self.functions)
+                                functions=self.functions, registry=self.registry)
                 defaults.append((field.name, compile_python(checked.typed)))
         ordered = tuple((f, compile_python(formulas[f])) for f in formula_order(formulas))
         stages = {
@@ -183,13 +181,7 @@ def _store(ce: CompiledEntity, name: str, value: Any, values: dict[str, Any], er
            what: str) -> None:
     compiled = ce.fields[name]
     field = compiled.field
-    if isinstance(value, int | Decimal) and not isinstance(value, bool):
-        scale = 0 if field.type == "integer" else int(field.settings.get("scale", 2))
-        value = round_half_up(value, scale)
-        if field.type == "integer":
-            value = int(value)
-    if isinstance(value, dt.datetime) and field.type == "date":
-        value = value.date()
+    value = compiled.type.from_rule_value(value, field)
     try:
         values[name] = compiled.type.coerce(value, field)
     except CoercionError as error:

@@ -50,7 +50,6 @@ class Sql:
 Builder = Callable[[RuleContext], Sql]
 Condition = Callable[[RuleContext], sa.ColumnElement[bool]]
 
-_DECIMAL_TYPES = ("decimal", "percent", "currency")
 #: The SQL type a plugin function's result is read as, by its rule type.
 _SQL_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
     "text": sa.String(), "number": sa.Numeric(), "boolean": sa.Boolean(), "date": sa.Date(),
@@ -113,13 +112,14 @@ class SqlCompiler:
     # --- values ------------------------------------------------------------------------------
     def _column(self, table: sa.FromClause, field: Field) -> Sql:
         column: Expr = table.c[field.name]
-        if field.type == "multi_choice":
+        rule_type = self.registry[field.type].rule_type(field)
+        if rule_type is not None and rule_type.kind == "list":
             # An empty multi-choice is stored as JSON null, which is not SQL NULL.
             if self.sqlite:
                 return Sql(sa.func.nullif(sa.type_coerce(column, sa.String), sa.literal("null", sa.String)))
             return Sql(sa.func.nullif(column, sa.cast(sa.literal("null", sa.String), JSONB), type_=JSONB))
-        if self.sqlite and field.type in _DECIMAL_TYPES:
-            scale = self.registry[field.type].precision(field)[1]  # type: ignore[attr-defined]
+        scale = self.registry[field.type].stored_scale(field)
+        if self.sqlite and scale is not None:
             return Sql(sa.type_coerce(column, sa.BigInteger), scale)
         return Sql(column)
 

@@ -342,7 +342,7 @@ class RecordsService:
             out[key] = value.isoformat().replace("+00:00", "Z") if isinstance(value, dt.datetime) else value
         for name, compiled in ce.fields.items():
             value = record.values.get(name)
-            if compiled.field.type == "reference" and value is not None:
+            if compiled.type.links_records and value is not None:
                 out[name] = {"id": value, "title": record.titles.get(name, "")}
             else:
                 out[name] = compiled.to_json(value)

@@ -63,9 +63,10 @@ def close_dates(ce: CompiledEntity, before: Mapping[str, Any] | None, values: di
 
 
 def _is_datetime(ce: CompiledEntity, name: str) -> bool:
-    """Whether the close-date field keeps a moment rather than a day (a type-name check,
-    kept here alone for the field-type contract to replace)."""
-    return ce.fields[name].field.type == "datetime"
+    """Whether the close-date field keeps a moment rather than a day (its rule-language type)."""
+    compiled = ce.fields[name]
+    kind = compiled.type.rule_type(compiled.field)
+    return kind is not None and kind.kind == "datetime"
 
 
 def record_move(conn: sa.Connection, ce: CompiledEntity, record_id: int, field: str, stage: str | None,

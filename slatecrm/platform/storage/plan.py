@@ -316,7 +316,10 @@ class Planner:
         field_type = self.ftype(new)
         steps = []
         backfill = None
-        if new.default is not None and len(field_type.columns(new)) == 1 and new.type != "multi_choice":
+        # A constant default fills the new column without a rewrite; a JSON list has no
+        # literal a server default could hold, so it is written by a data step instead.
+        single = field_type.columns(new)
+        if new.default is not None and len(single) == 1 and not isinstance(single[0].type, sa.JSON):
             backfill = field_type.coerce(new.default, new)  # a constant: no table rewrite
         for spec in field_type.columns(new):
             column = field_column(spec, new, table)
@@ -392,7 +395,7 @@ class Planner:
                        scanned: bool = False) -> Iterator[DataRisk]:
         """Existing values that the changed definition no longer accepts (kept as they are)."""
         table = entity.table_name
-        if not scanned and _constraints_changed(old, new):
+        if not scanned and _constraints_changed(old, new, self.registry):
             scan = scan_values(self.conn, table, old, self.ftype(old), new, self.ftype(new))
             if scan.bad.count:
                 yield DataRisk.found(
@@ -719,12 +722,12 @@ def _orphan_ids(conn: sa.Connection, table: str, column: str, target: str) -> Ro
     return _rows_where(conn, t, sa.and_(t.c[column].isnot(None), t.c[column].not_in(sa.select(other.c.id))))
 
 
-_CONSTRAINT_KEYS = ("max_length", "min", "max", "currencies", "max_items", "precision", "scale")
-
-
-def _constraints_changed(old: Field, new: Field) -> bool:
+def _constraints_changed(old: Field, new: Field, registry: FieldTypeRegistry) -> bool:
+    """Whether stored values may no longer be valid: the type, the options, or a setting
+    the type says narrows its values (`FieldType.constraint_settings`) changed."""
+    keys = registry[new.type].constraint_settings if new.type in registry else ()
     return (old.type != new.type or old.choices != new.choices or any(
-        old.settings.get(k) != new.settings.get(k) for k in _CONSTRAINT_KEYS))
+        old.settings.get(k) != new.settings.get(k) for k in keys))
 
 
 def _definition_differs(old: Field, new: Field) -> bool:

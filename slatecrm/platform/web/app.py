@@ -61,7 +61,10 @@ def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: Rec
     app.state.plugins = plugins
     app.state.records = records or records_service(engine, plugins)
     folders = [templates] if templates else []
-    app.state.templates = make_environment([*folders, *plugin_manager.template_dirs(plugins)])
+    # The deployment's overrides, then the field types' widget folders, then the plugins'
+    # folders (the built-in one last).
+    app.state.templates = make_environment([*folders, *app.state.records.registry.template_folders(),
+                                            *plugin_manager.template_dirs(plugins)])
     return app
 
 

@@ -30,28 +30,29 @@ class Column:
     page: Page
     count: int
     total: str
+    #: The column's sums as values of the summed field (one per currency for amounts).
+    totals: tuple[Any, ...]
 
 
 def sum_field(ce: CompiledEntity, wanted: str | None) -> str | None:
-    """The field a board adds up: the one asked for, else the first amount or number."""
-    if wanted and wanted in ce.fields and ce.fields[wanted].field.type in aggregates.SUMMABLE:
+    """The field a board adds up: the one asked for, else the first of the types that
+    rank first for adding up unasked (amounts, then numbers)."""
+    if wanted and wanted in ce.fields and ce.fields[wanted].type.summable:
         return wanted
-    for kind in ("currency", "decimal", "integer"):
-        for name, compiled in ce.fields.items():
-            if compiled.field.type == kind:
-                return name
-    return None
+    ranked = [(c.type.sum_rank, i, name) for i, (name, c) in enumerate(ce.fields.items())
+              if c.type.summable and c.type.sum_rank is not None]
+    return min(ranked)[2] if ranked else None
 
 
-def format_total(ce: CompiledEntity, field: str | None, total: Any) -> str:
+def format_total(ce: CompiledEntity, field: str | None, totals: tuple[Any, ...]) -> str:
+    """The sums of a column as text, one per group the type keeps apart ("USD 1,200 · EUR 300");
+    a column with nothing to add shows the type's zero."""
     if field is None:
         return ""
-    total = total or 0
     compiled = ce.fields[field]
-    if compiled.field.type == "currency":
-        code = compiled.type.default_code(compiled.field)  # type: ignore[attr-defined]
-        return compiled.type.display({"amount": total, "currency": code}, compiled.field)
-    return compiled.type.display(total, compiled.field)
+    if not totals:
+        totals = (compiled.type.total(0, {}, compiled.field),)
+    return " · ".join(compiled.type.display_total(t, compiled.field) for t in totals)
 
 
 async def board(request: Request) -> Response:
@@ -73,15 +74,17 @@ async def board(request: Request) -> Response:
                                     Filter(pipeline.field, "eq", (stage.key,))))
         page = await run_in_threadpool(records.page, entity, scoped)
         total = totals.get(stage.key)
-        columns.append(Column(stage, page, total.count if total else 0,
-                              format_total(ce, adding, total.total if total else None)))
+        sums = total.totals if total else ()
+        columns.append(Column(stage, page, total.count if total else 0, format_total(ce, adding, sums), sums))
     context = await base_context(request, entity=entity, title=f"{ce.entity.label_plural}: {pipeline.label}")
     twin = {"entity": entity, "pipeline": pipeline.name, "field": pipeline.field, "sum_field": adding,
             "columns": [{"stage": c.stage.key, "label": c.stage.label, "count": c.count,
-                         "total": c.total, "records": [records.as_json(r) for r in c.page.records]}
+                         "total": c.total,
+                         "totals": [ce.fields[adding].to_json(t) for t in c.totals] if adding else [],
+                         "records": [records.as_json(r) for r in c.page.records]}
                         for c in columns]}
     return render(request, "board", {
         **context, "ce": ce, "pipeline": pipeline, "columns": columns,
         "sum_field": ce.fields[adding] if adding else None,
-        "card_fields": [f for f in ce.fields.values() if f.field.type == "reference"][:1],
+        "card_fields": [f for f in ce.fields.values() if f.type.links_records][:1],
     }, twin=twin, entity=entity)

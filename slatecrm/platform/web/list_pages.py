@@ -89,7 +89,7 @@ async def list_view(request: Request) -> Response:
     wanted = [c for c in request.query_params.get("columns", "").split(",") if c in ce.fields]
     columns = [ce.fields[c] for c in (wanted or widgets.default_columns(ce))]
     sort = request.query_params.get("sort", "")
-    quick = [f for f in ce.fields.values() if f.field.type in ("stage", "choice")]
+    quick = [f for f in ce.fields.values() if f.type.groupable]
     twin = {**api.page_json(records, page, request), "errors": errors,
             "columns": [c.name for c in columns]}
     return render(request, "list", {
@@ -129,8 +129,8 @@ async def bulk_edit(request: Request) -> Response:
         if name not in ce.fields or not ce.fields[name].type.writable:
             raise ValidationFailed({"field": [f"{ce.entity.label} has no field {name!r} to set"]})
         value: Any = str(form.get("value") or "").strip() or None
-        if value is not None and ce.fields[name].field.type == "multi_choice":
-            value = [v.strip() for v in value.split(",") if v.strip()]
+        # Text as typed: the service coerces it with the field's type (a multi-choice
+        # reads "a, b"), and refuses a bad value per record.
         result = await run_in_threadpool(bulk.update_many, records, entity, ids, {name: value})
     else:
         raise ValidationFailed({"action": ["choose 'set' (one field) or 'delete'"]})

@@ -49,7 +49,7 @@ def entity_schemas(ce: CompiledEntity) -> dict[str, dict[str, Any]]:
         described = {**_nullable(value), "title": compiled.field.label}
         if compiled.field.help:
             described["description"] = compiled.field.help
-        if compiled.field.type == "reference":
+        if compiled.type.links_records:
             output[field_name] = {**_nullable({"type": "object", "properties": {
                 "id": {"type": "integer"}, "title": {"type": "string"}}}), "title": compiled.field.label}
             inputs[field_name] = {**_nullable({"anyOf": [value, {"type": "object", "required": ["id"],
@@ -61,7 +61,7 @@ def entity_schemas(ce: CompiledEntity) -> dict[str, dict[str, Any]]:
             if compiled.type.writable and not computed:
                 inputs[field_name] = described
         if compiled.field.required and compiled.type.writable and compiled.field.default is None \
-                and compiled.field.type != "stage" and compiled.field.formula is None \
+                and compiled.name not in ce.pipelines and compiled.field.formula is None \
                 and compiled.field.default_expression is None:
             required.append(field_name)
     return {
@@ -79,7 +79,7 @@ def entity_paths(ce: CompiledEntity) -> dict[str, dict[str, Any]]:
     record = {"$ref": f"#/components/schemas/{name}"}
     filters = [{"name": f"{field}__{op}" if op != "eq" else field, "in": "query", "required": False,
                 "schema": {"type": "string"}, "description": f"filter on {compiled.field.label} ({op})"}
-               for field, compiled in ce.fields.items() if compiled.field.type != "multi_choice"
+               for field, compiled in ce.fields.items() if compiled.type.filterable
                for op in OPERATORS]
     paging = [
         {"name": "sort", "in": "query", "schema": {"type": "string"},

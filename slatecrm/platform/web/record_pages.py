@@ -117,7 +117,7 @@ def _raw_from_record(ce: CompiledEntity, record: Record | None, defaults: dict[s
             value = record.values.get(compiled.name)
         else:
             value = compiled.field.default
-            if value is None and compiled.field.type == "stage" and compiled.name in ce.pipelines:
+            if value is None and compiled.name in ce.pipelines:
                 stages = ce.pipelines[compiled.name].stages
                 value = stages[0].key if stages else None
             if compiled.name in defaults:
@@ -127,9 +127,7 @@ def _raw_from_record(ce: CompiledEntity, record: Record | None, defaults: dict[s
                     value = compiled.type.coerce(value, compiled.field)
                 except ValueError:
                     value = None
-        raw[compiled.name] = widgets.input_value(compiled, value)
-        if compiled.field.type == "currency":
-            raw[f"{compiled.name}__currency"] = widgets.currency_code(compiled, value)
+        raw.update(widgets.raw_inputs(compiled, value))
     owner = record.system.get("owner") if record is not None else defaults.get("owner")
     raw[widgets.OWNER] = str(owner or "")
     return raw
@@ -138,13 +136,7 @@ def _raw_from_record(ce: CompiledEntity, record: Record | None, defaults: dict[s
 def _raw_from_form(ce: CompiledEntity, form: FormData, prefix: str = "") -> dict[str, Any]:
     raw: dict[str, Any] = {}
     for compiled in widgets.editable(ce):
-        name = compiled.name
-        if compiled.field.type == "multi_choice":
-            raw[name] = [v for v in form.getlist(prefix + name) if isinstance(v, str) and v]
-        else:
-            raw[name] = str(form.get(prefix + name) or "")
-        if compiled.field.type == "currency":
-            raw[f"{name}__currency"] = str(form.get(f"{prefix}{name}__currency") or "")
+        raw.update(widgets.submitted(form, compiled, prefix))
     raw[widgets.OWNER] = str(form.get(prefix + widgets.OWNER) or "")
     return raw
 

@@ -28,9 +28,9 @@ TEMPLATES_VARIABLE = "SLATECRM_TEMPLATES"
 
 def make_environment(folders: Sequence[str | Path]) -> jinja2.Environment:
     """Templates searched in `folders`, in order: the app gives the deployment's override
-    folder, then the plugins' folders, then the built-in one (hook slatecrm_template_dirs),
-    so a file named `record-<entity>.html` in an earlier folder changes that entity's
-    record page only."""
+    folder, then the field types' widget folders, then the plugins' folders and the built-in
+    one (hook slatecrm_template_dirs), so a file named `record-<entity>.html` in an earlier
+    folder changes that entity's record page only."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(p) for p in folders if str(p)]),
         autoescape=True,

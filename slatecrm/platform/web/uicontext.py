@@ -67,7 +67,7 @@ async def base_context(request: Request, *, entity: str | None = None, title: st
 
 def field_display(compiled: CompiledField, record: Record) -> str:
     value = record.values.get(compiled.name)
-    if compiled.field.type == "reference":
+    if compiled.type.links_records:
         return record.titles.get(compiled.name, "") if value is not None else ""
     return compiled.type.display(value, compiled.field)
 
@@ -79,29 +79,23 @@ def safe_link(text: str) -> str | None:
 
 
 def link_of(compiled: CompiledField, record: Record) -> str | None:
-    """Where a shown value links to: the record a reference points to, an e-mail, a URL."""
+    """Where a shown value links to, as its type says (the record a reference points to,
+    an e-mail, a URL); only a page of this site or a safe scheme becomes a link."""
     value = record.values.get(compiled.name)
     if value is None:
         return None
-    kind = compiled.field.type
-    if kind == "reference":
-        return f"/e/{compiled.field.target}/{value}"
-    if kind == "email":
-        return safe_link(f"mailto:{value}")
-    if kind == "phone":
-        return safe_link(f"tel:{value}")
-    if kind == "url":
-        return safe_link(str(value))
-    return None
+    href = compiled.type.link(value, compiled.field)
+    if href is None:
+        return None
+    on_site = href.startswith("/") and not href.startswith("//")
+    return href if on_site else safe_link(href)
 
 
 def colour_of(compiled: CompiledField, record: Record) -> str | None:
-    """The option's colour (definitions check it is #rrggbb) for choice badges."""
-    value = record.values.get(compiled.name)
-    for option in compiled.field.choices:
-        if option.key == value and option.colour and _hex_colour(option.colour):
-            return option.colour
-    return None
+    """The colour a value is marked with, as its type says (a choice's option colour), if
+    it is a hex colour: it goes into a style attribute."""
+    colour = compiled.type.colour(record.values.get(compiled.name), compiled.field)
+    return colour if colour and _hex_colour(colour) else None
 
 
 def _hex_colour(text: str) -> bool:
@@ -116,7 +110,7 @@ def history_value(ce: CompiledEntity, name: str, value: Any) -> str:
         return ""
     if compiled is None:
         return str(value)
-    if compiled.field.type == "reference":
+    if compiled.type.links_records:
         return f"#{value}"
     try:
         return compiled.type.display(compiled.type.coerce(value, compiled.field), compiled.field)
@@ -144,7 +138,8 @@ class UI:
     link = staticmethod(link_of)
     colour = staticmethod(colour_of)
     widget = staticmethod(widgets.widget)
-    currencies = staticmethod(widgets.currencies)
+    value_template = staticmethod(lambda compiled: compiled.type.value_template)
+    input_names = staticmethod(lambda compiled: list(widgets.raw_inputs(compiled, None)))
     when = staticmethod(when)
     query_with = staticmethod(query_with)
     history_value = staticmethod(history_value)

@@ -1,14 +1,13 @@
-"""Fields in HTML: the widget each field type gets, the text a value shows in an input,
-and the form data read back into the values the records service expects.
+"""Fields in HTML: the widget template each field type names, the texts a value shows in
+its inputs, and the form data read back into the values the records service expects.
 
-The service coerces and validates; this module only moves values between the shapes of
+The service coerces and validates; the field types move values between the shapes of
 HTML inputs and the service's JSON-like input (a currency is two inputs, a multi-choice
-several checkboxes), so every rule stays in one place.
+several checkboxes), and this module only hands them the form: no type is named here.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -19,54 +18,36 @@ from slatecrm.digits import RECORD_ID_MAX, parse_digits
 
 from ..records.compiled import CompiledEntity, CompiledField
 
-#: Field type → widget name (templates/_widgets.html has one macro per widget).
-WIDGETS = {
-    "text": "text", "email": "email", "phone": "tel", "url": "url",
-    "long_text": "textarea", "rich_text": "textarea",
-    "integer": "number", "decimal": "number", "percent": "number", "currency": "currency",
-    "boolean": "boolean", "date": "date", "datetime": "datetime",
-    "choice": "select", "stage": "select", "multi_choice": "multi", "reference": "reference",
-}
-#: Types whose text is shown as typed (and so are the targets of the XSS tests).
-TEXT_LIKE = frozenset({"text", "long_text", "rich_text", "email", "phone", "url"})
+#: The widget of a field nobody may write (auto numbers, formulas' results are shown).
+READONLY_WIDGET = "widgets/readonly.html"
 
 
 def widget(compiled: CompiledField) -> str:
+    """The template that renders the field's label and inputs in a form."""
     if not compiled.type.writable:
-        return "readonly"
-    return WIDGETS.get(compiled.field.type, "text")
+        return READONLY_WIDGET
+    return compiled.type.widget_template
 
 
-def input_value(compiled: CompiledField, value: Any) -> Any:
-    """The value an input shows: text, or for multi-choice the list of chosen keys."""
-    if value is None:
-        return [] if compiled.field.type == "multi_choice" else ""
-    kind = compiled.field.type
-    if kind == "currency":
-        return str(value["amount"])
-    if kind == "datetime" and isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M")
-    if kind == "date" and isinstance(value, dt.date):
-        return value.isoformat()
-    if kind == "boolean":
-        return "true" if value else "false"
-    if kind == "multi_choice":
-        return list(value)
-    return str(value)
+def raw_inputs(compiled: CompiledField, value: Any) -> dict[str, Any]:
+    """The texts a form's inputs show for a coerced value, by input name (`<field>` and
+    `<field>__<suffix>` for a companion input)."""
+    return {(compiled.name if not suffix else f"{compiled.name}__{suffix}"): text
+            for suffix, text in compiled.type.form_inputs(value, compiled.field).items()}
 
 
-def currency_code(compiled: CompiledField, value: Any) -> str:
-    if isinstance(value, dict) and value.get("currency"):
-        return str(value["currency"])
-    return str(compiled.type.default_code(compiled.field))  # type: ignore[attr-defined]
-
-
-def currencies(compiled: CompiledField, value: Any) -> list[str]:
-    allowed = list(compiled.field.settings.get("currencies") or [])
-    for code in (currency_code(compiled, value), *(["USD", "EUR", "GBP"] if not allowed else [])):
-        if code not in allowed:
-            allowed.append(code)
-    return allowed
+def submitted(form: FormData, compiled: CompiledField, prefix: str = "") -> dict[str, Any]:
+    """The texts a submitted form holds for a field's inputs, by input name, in the shape
+    `raw_inputs` gives (a list where the type shows a list)."""
+    shapes = compiled.type.form_inputs(None, compiled.field)
+    out: dict[str, Any] = {}
+    for suffix, shape in shapes.items():
+        name = compiled.name if not suffix else f"{compiled.name}__{suffix}"
+        if isinstance(shape, list):
+            out[name] = [v for v in form.getlist(prefix + name) if isinstance(v, str) and v]
+        else:
+            out[name] = str(form.get(prefix + name) or "")
+    return out
 
 
 def editable(ce: CompiledEntity) -> list[CompiledField]:
@@ -92,16 +73,10 @@ def read_form(ce: CompiledEntity, form: FormData, *, keep_blank: bool) -> dict[s
             continue
         if keep_blank and f"{WAS}{name}" in form and _unchanged(form, name):
             continue
-        kind = compiled.field.type
-        value: Any
-        if kind == "multi_choice":
-            value = [v for v in form.getlist(name) if isinstance(v, str) and v] or None
-        elif kind == "currency":
-            amount = _text(form.get(name))
-            code = _text(form.get(f"{name}__currency"))
-            value = {"amount": amount, "currency": code or None} if amount else None
-        else:
-            value = _text(form.get(name)) or None
+        def inputs(suffix: str, name: str = name) -> list[str]:
+            key = name if not suffix else f"{name}__{suffix}"
+            return [t for v in form.getlist(key) if (t := _text(v))]
+        value = compiled.type.read_form(inputs, compiled.field)
         if value is not None or keep_blank:
             data[name] = value
     if OWNER in present and not (keep_blank and f"{WAS}{OWNER}" in form and _unchanged(form, OWNER)):
@@ -113,10 +88,12 @@ def read_form(ce: CompiledEntity, form: FormData, *, keep_blank: bool) -> dict[s
 
 
 def _unchanged(form: FormData, name: str) -> bool:
+    """Whether every input of the field (its companions' too) still holds what it started with."""
     def values(key: str) -> list[str]:
         return sorted(t for v in form.getlist(key) if (t := _text(v)))
-    return all(values(key) == values(WAS + key) for key in (name, f"{name}__currency")
-               if key == name or WAS + key in form)
+    companions = [key for key in form if key.startswith(f"{WAS}{name}__")]
+    keys = [name, *[key.removeprefix(WAS) for key in companions]]
+    return all(values(key) == values(WAS + key) for key in keys)
 
 
 def _text(value: Any) -> str:
@@ -140,11 +117,8 @@ def sections(ce: CompiledEntity, fields: Iterable[CompiledField] | None = None) 
     """Fields grouped for a record page or a form: details, links to other records,
     and long texts, in definition order within each."""
     chosen = list(fields if fields is not None else ce.fields.values())
-    groups = [
-        ("Details", [f for f in chosen if f.field.type not in ("reference", "long_text", "rich_text")]),
-        ("Related records", [f for f in chosen if f.field.type == "reference"]),
-        ("Notes", [f for f in chosen if f.field.type in ("long_text", "rich_text")]),
-    ]
+    titles = {"details": "Details", "related": "Related records", "notes": "Notes"}
+    groups = [(title, [f for f in chosen if f.type.section == key]) for key, title in titles.items()]
     return [Section(title, items) for title, items in groups if items]
 
 
@@ -152,11 +126,9 @@ def default_columns(ce: CompiledEntity, limit: int = 7) -> list[str]:
     """List columns when no view names them: the title, then the fields people scan a
     list by (stages and choices, links, amounts, dates), never long texts."""
     title = ce.entity.title_field
-    order = ["stage", "choice", "reference", "currency", "decimal", "integer", "percent", "date",
-             "datetime", "email", "phone", "text", "auto_number", "boolean", "url"]
     names = [title] if title in ce.fields else []
-    ranked = sorted((f for f in ce.fields.values() if f.name != title and f.field.type in order),
-                    key=lambda f: order.index(f.field.type))
+    ranked = sorted((f for f in ce.fields.values() if f.name != title and f.type.list_rank is not None),
+                    key=lambda f: f.type.list_rank or 0)
     by_definition = {f.name: i for i, f in enumerate(ce.fields.values())}
     picked = [f.name for f in ranked][: max(0, limit - len(names))]
     return names + sorted(picked, key=by_definition.__getitem__)
