@@ -18,9 +18,8 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
-from slatecrm.platform.web.app import create_app
-from slatecrm.plugins.manager import plugin_manager
 
+from .defaults import make_app, plugin_manager
 from .packs import install, write_pack
 
 PALETTE = {
@@ -43,7 +42,7 @@ def palette_pack(root: Path) -> Path:
 def paint(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
           tmp_path: Path) -> Iterator[TestClient]:
     install(engine, registry, palette_pack(tmp_path))
-    app = create_app(db_url)
+    app = make_app(db_url)
     with TestClient(app, raise_server_exceptions=False) as http:
         yield http
     app.state.engine.dispose()
