@@ -1,18 +1,16 @@
 """Totals per stage (or per option of any choice field) for boards: a count and a sum.
 
-Built from the same SELECT a list page runs (`listing.build`), without its order and
-limit, so a board's totals always agree with its filters, whatever they are.
+Built from the same SELECT a list page runs (`listing.build`, through the read path's
+`Reader.list_select`, so the read filter applies), without its order and limit, so a
+board's totals always agree with its filters, whatever they are.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-import sqlalchemy as sa
-
-from . import listing
+from .compiled import CompiledEntity
 from .errors import BadQuery
 from .listing import ListQuery
 from .service import RecordsService
@@ -30,7 +28,16 @@ class GroupTotal:
 
 def group_totals(records: RecordsService, entity: str, field: str, sum_field: str | None,
                  query: ListQuery | None = None) -> dict[str | None, GroupTotal]:
-    ce = records.entity(entity)
+    with records.reading() as reader:
+        ce = reader.entity(entity)
+        _check(ce, entity, field, sum_field)
+        rows = reader.totals(ce, ce.fields[field].column,
+                             ce.fields[sum_field].column if sum_field is not None else None,
+                             query or ListQuery())
+    return {key: GroupTotal(key, count, total) for key, count, total in rows}
+
+
+def _check(ce: CompiledEntity, entity: str, field: str, sum_field: str | None) -> None:
     errors: dict[str, list[str]] = {}
     if field not in ce.fields or ce.fields[field].field.type not in ("stage", "choice"):
         errors["group"] = [f"{entity} has no stage or choice field {field!r}"]
@@ -39,15 +46,3 @@ def group_totals(records: RecordsService, entity: str, field: str, sum_field: st
         errors["sum"] = [f"{entity} has no number field {sum_field!r} to add up"]
     if errors:
         raise BadQuery(errors)
-    base = replace(query or ListQuery(), after=None, sort=(), limit=1)
-    rows = listing.build(ce, base, records.expression_conditions(entity, base)).select \
-        .limit(None).order_by(None).subquery()
-    key = rows.c[ce.fields[field].column]
-    columns: list[Any] = [key, sa.func.count()]
-    if sum_field is not None:
-        columns.append(sa.func.sum(rows.c[ce.fields[sum_field].column]))
-    out = {}
-    with records.engine.connect() as conn:
-        for row in conn.execute(sa.select(*columns).group_by(key)):
-            out[row[0]] = GroupTotal(row[0], row[1], row[2] if sum_field is not None else None)
-    return out

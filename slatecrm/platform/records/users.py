@@ -21,15 +21,13 @@ def display_names(records: RecordsService, ids: Iterable[int | None]) -> dict[in
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
-    users = system.users
-    with records.engine.connect() as conn:
-        rows = conn.execute(sa.select(users.c.id, users.c.display_name).where(users.c.id.in_(wanted))).all()
-    return {row.id: row.display_name for row in rows}
+    with records.reading() as reader:
+        return reader.names({}, wanted)[1]
 
 
 def everyone(records: RecordsService) -> list[tuple[int, str]]:
     users = system.users
-    with records.engine.connect() as conn:
-        rows = conn.execute(sa.select(users.c.id, users.c.display_name)
+    with records.reading() as reader:
+        rows = reader.conn.execute(sa.select(users.c.id, users.c.display_name)
                             .order_by(users.c.display_name, users.c.id).limit(MAX_LISTED)).all()
     return [(row.id, row.display_name) for row in rows]

@@ -20,6 +20,7 @@ from ..storage.runtime import RuntimeHolder
 from . import admin, api, ui
 from .crosssite import CrossSiteGuard
 from .limits import DEFAULT_LIMIT, BodySizeLimit
+from .pinning import PinnedRecords
 from .problems import definition_error, http_error, record_error, server_error, stale_error
 from .templating import TEMPLATES_VARIABLE, JsonSuffix, make_environment
 from .ui_errors import ui_or_problem
@@ -39,7 +40,8 @@ def create_app(database: str | None = None, *, body_limit: int | None = None,
         routes=[*admin.routes, *api.routes, *ui.routes],
         middleware=[Middleware(CrossSiteGuard), Middleware(BodySizeLimit, limit=limit),
                     Middleware(ui.SecurityHeaders),
-                    Middleware(JsonSuffix)],
+                    Middleware(JsonSuffix),
+                    Middleware(PinnedRecords)],  # one revision and one read connection per request
         exception_handlers={RecordError: ui_or_problem(record_error),
                             HTTPException: ui_or_problem(http_error),
                             DefinitionError: definition_error, StaleSnapshot: stale_error,

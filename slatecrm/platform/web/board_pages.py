@@ -18,8 +18,9 @@ from ..records.compiled import CompiledEntity
 from ..records.listing import Filter, ListQuery
 from ..records.service import Page
 from .list_pages import list_query
+from .pinning import records_of
 from .templating import render
-from .uicontext import base_context, records_of
+from .uicontext import base_context
 
 CARDS_PER_COLUMN = 50
 

@@ -16,8 +16,9 @@ from ..records.errors import BadQuery, ValidationFailed
 from ..records.listing import ListQuery
 from ..records.service import Page
 from . import api, widgets
+from .pinning import records_of
 from .templating import render
-from .uicontext import base_context, records_of
+from .uicontext import base_context
 
 SEARCH_LIMIT = 5
 
