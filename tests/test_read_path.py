@@ -4,6 +4,7 @@ every surface, one JSON format for moments, and references named by their titles
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from slatecrm.platform.records.compiled import CompiledEntity
+from slatecrm.platform.records.scope import OnEventLoop
 from slatecrm.platform.records.service import RecordsService
 
 from .test_api_live_editing import confirmed
@@ -190,7 +192,7 @@ def test_a_filter_at_the_one_place_reaches_every_surface(client: TestClient) -> 
 
     texts = {
         "api list": lambda: client.get("/api/v1/account").text,
-        "api list of related": lambda: client.get(f"/api/v1/account/{visible['id']}/related/opportunity").text,
+        "api related list": lambda: client.get(f"/api/v1/account/{visible['id']}/related/opportunity").text,
         "api search": lambda: client.get("/api/v1/opportunity", params={"q": SECRET}).text,
         "api reference title": lambda: client.get(f"/api/v1/contact/{carl['id']}").text,
         "list page": lambda: client.get("/e/opportunity").text,
@@ -233,3 +235,20 @@ def test_a_filter_at_the_one_place_reaches_every_surface(client: TestClient) -> 
     assert (listed["count"], [a["id"] for a in listed["data"]]) == (1, [visible["id"]])
     rows = list(csv.reader(io.StringIO(client.get("/e/opportunity/export.csv").text)))
     assert [r[0] for r in rows[1:]] == [str(shown["id"])]
+
+
+def test_reading_on_the_event_loop_thread_is_refused(client: TestClient) -> None:
+    """Database work belongs in the thread pool: a read from the loop is a bug the tests
+    find, not a stall production finds."""
+    records: RecordsService = client.app.state.records  # type: ignore[attr-defined]
+    pinned = records.pinned()
+
+    async def on_the_loop() -> None:
+        pinned.page("account")
+
+    try:
+        with pytest.raises(OnEventLoop, match="event loop's thread"):
+            asyncio.run(on_the_loop())
+        assert pinned.page("account").count == 0  # the same call off the loop is fine
+    finally:
+        pinned.close()

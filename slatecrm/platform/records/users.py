@@ -6,8 +6,6 @@ Users live in the platform's own table (`slate_user`); records name them in thei
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import sqlalchemy as sa
 
 from ..storage import system
@@ -15,14 +13,6 @@ from .service import RecordsService
 
 #: Users offered in an owner select.
 MAX_LISTED = 500
-
-
-def display_names(records: RecordsService, ids: Iterable[int | None]) -> dict[int, str]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    with records.reading() as reader:
-        return reader.names({}, wanted)[1]
 
 
 def everyone(records: RecordsService) -> list[tuple[int, str]]:
