@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
+from slatecrm.platform.records import reading
 from slatecrm.platform.records.compiled import CompiledEntity
 from slatecrm.platform.records.scope import OnEventLoop
 from slatecrm.platform.records.service import RecordsService
@@ -252,3 +253,22 @@ def test_reading_on_the_event_loop_thread_is_refused(client: TestClient) -> None
         assert pinned.page("account").count == 0  # the same call off the loop is fine
     finally:
         pinned.close()
+
+
+def test_a_board_reads_its_columns_in_one_statement_and_wide_stacks_are_split(
+        client: TestClient, crm: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    client.get("/e/opportunity/board/sales")
+    with counted(client) as board:
+        columns = client.get("/e/opportunity/board/sales.json").json()["columns"]
+    assert len(board.texts) == 2, board.texts  # the totals, and every column's cards
+    cards = {c["stage"]: [r["title"] for r in c["records"]] for c in columns}
+    assert cards["qualification"] == ["Big deal"]
+    assert sorted(cards["prospecting"]) == ["Deal 0", "Deal 1", "Deal 2"]
+    assert {c["stage"]: c["count"] for c in columns if c["count"]} == {"qualification": 1, "prospecting": 3}
+
+    monkeypatch.setattr(reading, "STACK_COLUMNS", 60)  # as if the related entities were very wide
+    with counted(client) as page:
+        html = client.get(f"/e/account/{crm['account']['id']}").text
+    assert len(page.texts) > 6  # the related lists took several statements, and read the same
+    for related in ("Big deal", "Jane", "Call Jane", "Roe", "Deal 2"):
+        assert related in html

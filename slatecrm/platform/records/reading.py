@@ -43,6 +43,8 @@ TITLE_DEPTH = 3
 COUNT_LABEL = "slate__count"
 BRANCH_LABEL = "slate__branch"
 PEOPLE = "slate__people"
+#: Columns of one stacked statement at most (see `run_stacked`).
+STACK_COLUMNS = 1_000
 
 
 def no_filter(entity: CompiledEntity) -> sa.ColumnElement[bool] | None:
@@ -173,6 +175,25 @@ def unstack(selects: Sequence[sa.Select[Any]], rows: Iterable[Sequence[Any]]) ->
     return out
 
 
+def run_stacked(conn: sa.Connection, selects: Sequence[sa.Select[Any]]) -> list[list[dict[str, Any]]]:
+    """The rows of each SELECT, read in as few statements as the databases' column limits
+    allow (PostgreSQL takes 1,664 columns in a SELECT, SQLite 2,000): one for any
+    ordinary schema, more only for a record referenced by very many wide entities."""
+    out: list[list[dict[str, Any]]] = []
+    group: list[sa.Select[Any]] = []
+    width = 1
+    for select in selects:
+        columns = len(select.selected_columns)
+        if group and width + columns > STACK_COLUMNS:
+            out += unstack(group, conn.execute(stack(group)).all())
+            group, width = [], 1
+        group.append(select)
+        width += columns
+    if group:
+        out += unstack(group, conn.execute(stack(group)).all())
+    return out
+
+
 class Reader:
     """Reads records of one snapshot through one connection, with one read filter."""
 
@@ -289,22 +310,35 @@ class Reader:
                       sort: tuple[str, ...] = ("-updated_at",)) -> list[Page]:
         """The first records of several relations of one record (already read), with
         their counts, in one statement."""
-        if not relations:
+        scoped = [(other, listing.Filter(field, "eq", (str(record_id),))) for other, field in relations]
+        return self.first_pages([(other, ListQuery(sort=sort, limit=limit, filters=(where,)))
+                                 for other, where in scoped])
+
+    def first_pages(self, queries: Sequence[tuple[str, ListQuery]]) -> list[Page]:
+        """The first page of several list queries (of any entities), each with its
+        capped count, stacked into one statement (a board's columns, a record's related
+        lists)."""
+        if not queries:
             return []
         shapes, built, selects = [], [], []
-        for other, field in relations:
-            ce = self.entity(other)
+        for entity, query in queries:
+            if query.after is not None:
+                raise ValueError("first_pages reads first pages; read a later page with page()")
+            ce = self.entity(entity)
             shape = self.shape(ce)
-            scoped = listing.Filter(field, "eq", (str(record_id),))
-            query = ListQuery(sort=sort, limit=limit, filters=(scoped,))
-            page = listing.build(ce, query, self.visible(ce), base=shape.select)
+            page = listing.build(ce, query, self.list_conditions(ce, query), base=shape.select)
             shapes.append(shape)
             built.append(page)
             selects.append(page.select.add_columns(page.count.scalar_subquery().label(COUNT_LABEL)))
-        branches = unstack(selects, self.conn.execute(stack(selects)).all())
+        try:
+            branches = run_stacked(self.conn, selects)
+        except sa.exc.DataError as error:  # a filter computing beyond a column type's range
+            if not any(query.expression for _, query in queries):
+                raise
+            raise BadQuery({"filter": [f"the filter cannot be computed: {error.orig}"]}) from None
         pages = []
         for shape, page, rows in zip(shapes, built, branches, strict=True):
-            count = rows[0][COUNT_LABEL] if rows else 0
+            count = rows[0][COUNT_LABEL] if rows else 0  # no rows: nothing matched (no cursor)
             pages.append(Page([shape.record(r) for r in rows[: page.limit]], listing.next_cursor(rows, page),
                               min(count, listing.COUNT_CAP), count > listing.COUNT_CAP))
         return pages
@@ -366,7 +400,7 @@ class Reader:
         names: dict[int, str] = {}
         if not selects:
             return found, names
-        branches = unstack(selects, self.conn.execute(stack(selects)).all())
+        branches = run_stacked(self.conn, selects)
         labels = [*wanted, *([PEOPLE] if people_ids else [])]
         for entity, each, rows in zip(labels, sources, branches, strict=True):
             for row in rows:

@@ -16,7 +16,7 @@ from ...metamodel.model import Stage
 from ..records import aggregates
 from ..records.compiled import CompiledEntity
 from ..records.listing import Filter, ListQuery
-from ..records.service import Page
+from ..records.service import Page, RecordsService
 from .list_pages import list_query
 from .pinning import records_of
 from .templating import render
@@ -55,6 +55,12 @@ def format_total(ce: CompiledEntity, field: str | None, total: Any) -> str:
     return compiled.type.display(total, compiled.field)
 
 
+def _first_pages(records: RecordsService, queries: list[tuple[str, ListQuery]]) -> list[Page]:
+    """Every column's cards in one statement (the read path stacks them)."""
+    with records.reading() as reader:
+        return reader.first_pages(queries)
+
+
 async def board(request: Request) -> Response:
     records = records_of(request)
     entity, name = request.path_params["entity"], request.path_params["pipeline"]
@@ -66,13 +72,14 @@ async def board(request: Request) -> Response:
     base = list_query(request)
     adding = sum_field(ce, request.query_params.get("sum"))
     totals = await run_in_threadpool(aggregates.group_totals, records, entity, pipeline.field, adding, base)
+    scoped = [(entity, ListQuery(sort=("-updated_at",), limit=CARDS_PER_COLUMN, search=base.search,
+                                 expression=base.expression,
+                                 filters=(*[f for f in base.filters if f.field != pipeline.field],
+                                          Filter(pipeline.field, "eq", (stage.key,)))))
+              for stage in pipeline.stages]
+    pages = await run_in_threadpool(_first_pages, records, scoped)
     columns = []
-    for stage in pipeline.stages:
-        scoped = ListQuery(sort=("-updated_at",), limit=CARDS_PER_COLUMN, search=base.search,
-                           expression=base.expression,
-                           filters=(*[f for f in base.filters if f.field != pipeline.field],
-                                    Filter(pipeline.field, "eq", (stage.key,))))
-        page = await run_in_threadpool(records.page, entity, scoped)
+    for stage, page in zip(pipeline.stages, pages, strict=True):
         total = totals.get(stage.key)
         columns.append(Column(stage, page, total.count if total else 0,
                               format_total(ce, adding, total.total if total else None)))
