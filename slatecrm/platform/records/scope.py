@@ -3,7 +3,7 @@
 The snapshot is pinned on first use and kept to the end of the request, so a request
 that starts on revision N finishes on N. The connection is opened on first use (a
 request that reads nothing opens none) and closed by `close()` at the end of the
-request. Both are refused on the event loop's thread: database work belongs in the
+request. For a request, both are refused on the event loop's thread: database work belongs in the
 thread pool, and a call from the loop is a bug to be found by the tests, not a stall
 to be found in production.
 """
@@ -34,10 +34,16 @@ def off_event_loop(what: str) -> None:
 
 
 class ReadScope:
-    def __init__(self, engine: sa.Engine, holder: RuntimeHolder, registry: FieldTypeRegistry):
+    """`guard`: refuse database work on an event loop's thread (a request's scope; a
+    script or test driving the service from its own loop, as Playwright's sync API
+    does, makes unguarded scopes)."""
+
+    def __init__(self, engine: sa.Engine, holder: RuntimeHolder, registry: FieldTypeRegistry, *,
+                 guard: bool = False):
         self.engine = engine
         self.holder = holder
         self.registry = registry
+        self.guard = guard
         self._snapshot: Snapshot | None = None
         self._conn: sa.Connection | None = None
         self._closed = False
@@ -46,13 +52,15 @@ class ReadScope:
         """The snapshot pinned by the first call (the head poll, when due, runs on this
         scope's connection)."""
         if self._snapshot is None:
-            off_event_loop("pinning the metamodel revision")
+            if self.guard:
+                off_event_loop("pinning the metamodel revision")
             runtime = self.holder.current(self.connection)
             self._snapshot = snapshot_of(runtime, self.registry, self.engine.dialect.name)
         return self._snapshot
 
     def connection(self) -> sa.Connection:
-        off_event_loop("reading records")
+        if self.guard:
+            off_event_loop("reading records")
         if self._conn is None:
             if self._closed:
                 raise RuntimeError("the request's read scope is closed")

@@ -63,7 +63,7 @@ class RecordsService:
         """A copy for one request: its snapshot is pinned on first use and its reads share
         one connection, until `close()`."""
         return RecordsService(self.engine, self.holder, self.registry,
-                              scope=ReadScope(self.engine, self.holder, self.registry),
+                              scope=ReadScope(self.engine, self.holder, self.registry, guard=True),
                               read_filter=self.read_filter)
 
     def close(self) -> None:

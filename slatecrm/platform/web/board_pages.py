@@ -16,8 +16,8 @@ from ...metamodel.model import Stage
 from ..records import aggregates
 from ..records.compiled import CompiledEntity
 from ..records.listing import Filter, ListQuery
-from ..records.service import Page, RecordsService
-from .list_pages import list_query
+from ..records.service import Page
+from .list_pages import first_pages, list_query
 from .pinning import records_of
 from .templating import render
 from .uicontext import base_context
@@ -55,12 +55,6 @@ def format_total(ce: CompiledEntity, field: str | None, total: Any) -> str:
     return compiled.type.display(total, compiled.field)
 
 
-def _first_pages(records: RecordsService, queries: list[tuple[str, ListQuery]]) -> list[Page]:
-    """Every column's cards in one statement (the read path stacks them)."""
-    with records.reading() as reader:
-        return reader.first_pages(queries)
-
-
 async def board(request: Request) -> Response:
     records = records_of(request)
     entity, name = request.path_params["entity"], request.path_params["pipeline"]
@@ -77,7 +71,7 @@ async def board(request: Request) -> Response:
                                  filters=(*[f for f in base.filters if f.field != pipeline.field],
                                           Filter(pipeline.field, "eq", (stage.key,)))))
               for stage in pipeline.stages]
-    pages = await run_in_threadpool(_first_pages, records, scoped)
+    pages = await run_in_threadpool(first_pages, records, scoped)  # every column in one statement
     columns = []
     for stage, page in zip(pipeline.stages, pages, strict=True):
         total = totals.get(stage.key)

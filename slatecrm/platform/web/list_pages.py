@@ -14,7 +14,7 @@ from ...metamodel.model import Entity
 from ..records import bulk, export
 from ..records.errors import BadQuery, ValidationFailed
 from ..records.listing import ListQuery
-from ..records.service import Page
+from ..records.service import Page, RecordsService
 from . import api, widgets
 from .pinning import records_of
 from .templating import render
@@ -37,14 +37,19 @@ def list_query(request: Request) -> ListQuery:
     return api.list_query(Request(scope))
 
 
+def first_pages(records: RecordsService, queries: list[tuple[str, ListQuery]]) -> list[Page]:
+    """First pages of several lists in one statement (the read path stacks them)."""
+    with records.reading() as reader:
+        return reader.first_pages(queries)
+
+
 async def home(request: Request) -> Response:
     records = records_of(request)
     context = await base_context(request, title="Home")
-    counts = {}
-    for group in context["nav"]:
-        for item in group.entities:
-            page = await run_in_threadpool(records.page, item.name, ListQuery(limit=1))
-            counts[item.name] = {"count": page.count, "capped": page.count_capped}
+    names = [item.name for group in context["nav"] for item in group.entities]
+    pages = await run_in_threadpool(first_pages, records, [(name, ListQuery(limit=1)) for name in names])
+    counts = {name: {"count": page.count, "capped": page.count_capped}
+              for name, page in zip(names, pages, strict=True)}
     twin = {"groups": [{"pack": g.pack, "title": g.title,
                         "entities": [{"name": e.name, "label": e.label_plural, **counts[e.name],
                                       "boards": [b for b, _ in e.boards]} for e in g.entities]}
@@ -60,12 +65,11 @@ async def search(request: Request) -> Response:
     results = []
     if text:
         compiled = await run_in_threadpool(records.compiled)
-        for name, ce in compiled.items():
-            if not ce.searchable:
-                continue
-            page = await run_in_threadpool(records.page, name, ListQuery(search=text, limit=SEARCH_LIMIT))
-            if page.records:
-                results.append(SearchResult(ce.entity, page))
+        searched = [ce for ce in compiled.values() if ce.searchable]
+        pages = await run_in_threadpool(first_pages, records, [
+            (ce.name, ListQuery(search=text, limit=SEARCH_LIMIT)) for ce in searched])
+        results = [SearchResult(ce.entity, page) for ce, page in zip(searched, pages, strict=True)
+                   if page.records]
     twin = {"q": text, "results": [{"entity": r.entity.name, "count": r.page.count,
                                     "records": [{"id": x.id, "title": x.title} for x in r.page.records]}
                                    for r in results]}
