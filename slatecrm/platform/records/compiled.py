@@ -87,7 +87,7 @@ class CompiledEntity:
         compiled = self.fields[name]
         if value is None:
             return ""
-        if name in self.references():
+        if compiled.field.target:  # a reference: the title the read path joined
             return references.get(name) or f"#{value}"
         return compiled.type.display(value, compiled.field)
 
