@@ -458,6 +458,11 @@ class RecordsService:
         with self.reading() as reader:
             return reader.page(entity, query)
 
+    def first_pages(self, queries: Sequence[tuple[str, ListQuery]]) -> list[Page]:
+        """The first page of several lists (entity, query), in one statement."""
+        with self.reading() as reader:
+            return reader.first_pages(queries)
+
     def related(self, entity: str, record_id: int, relation: str, query: ListQuery | None = None) -> Page:
         """Records of another entity that refer to this one: `relation` is `other.field`,
         or just `other` when it has one reference to `entity`."""

@@ -17,7 +17,7 @@ from ..records import aggregates
 from ..records.compiled import CompiledEntity
 from ..records.listing import Filter, ListQuery
 from ..records.service import Page
-from .list_pages import first_pages, list_query
+from .list_pages import list_query
 from .pinning import records_of
 from .templating import render
 from .uicontext import base_context
@@ -71,7 +71,7 @@ async def board(request: Request) -> Response:
                                  filters=(*[f for f in base.filters if f.field != pipeline.field],
                                           Filter(pipeline.field, "eq", (stage.key,)))))
               for stage in pipeline.stages]
-    pages = await run_in_threadpool(first_pages, records, scoped)  # every column in one statement
+    pages = await run_in_threadpool(records.first_pages, scoped)  # every column in one statement
     columns = []
     for stage, page in zip(pipeline.stages, pages, strict=True):
         total = totals.get(stage.key)

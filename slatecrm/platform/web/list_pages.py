@@ -14,7 +14,7 @@ from ...metamodel.model import Entity
 from ..records import bulk, export
 from ..records.errors import BadQuery, ValidationFailed
 from ..records.listing import ListQuery
-from ..records.service import Page, RecordsService
+from ..records.service import Page
 from . import api, widgets
 from .pinning import records_of
 from .templating import render
@@ -37,17 +37,11 @@ def list_query(request: Request) -> ListQuery:
     return api.list_query(Request(scope))
 
 
-def first_pages(records: RecordsService, queries: list[tuple[str, ListQuery]]) -> list[Page]:
-    """First pages of several lists in one statement (the read path stacks them)."""
-    with records.reading() as reader:
-        return reader.first_pages(queries)
-
-
 async def home(request: Request) -> Response:
     records = records_of(request)
     context = await base_context(request, title="Home")
     names = [item.name for group in context["nav"] for item in group.entities]
-    pages = await run_in_threadpool(first_pages, records, [(name, ListQuery(limit=1)) for name in names])
+    pages = await run_in_threadpool(records.first_pages, [(name, ListQuery(limit=1)) for name in names])
     counts = {name: {"count": page.count, "capped": page.count_capped}
               for name, page in zip(names, pages, strict=True)}
     twin = {"groups": [{"pack": g.pack, "title": g.title,
@@ -66,7 +60,7 @@ async def search(request: Request) -> Response:
     if text:
         compiled = await run_in_threadpool(records.compiled)
         searched = [ce for ce in compiled.values() if ce.searchable]
-        pages = await run_in_threadpool(first_pages, records, [
+        pages = await run_in_threadpool(records.first_pages, [
             (ce.name, ListQuery(search=text, limit=SEARCH_LIMIT)) for ce in searched])
         results = [SearchResult(ce.entity, page) for ce, page in zip(searched, pages, strict=True)
                    if page.records]

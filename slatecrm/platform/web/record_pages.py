@@ -191,10 +191,11 @@ async def _reference_options(records: RecordsService, ce: CompiledEntity, record
                              raw: dict[str, Any]) -> dict[str, list[tuple[int, str]]]:
     """The first records of each reference's target (and the chosen one) for its select."""
     out: dict[str, list[tuple[int, str]]] = {}
-    for name, target in ce.references().items():
-        if name not in ce.fields or not ce.fields[name].type.writable:
-            continue
-        page = await run_in_threadpool(records.page, target, ListQuery(limit=OPTIONS_LIMIT))
+    wanted = {name: target for name, target in ce.references().items()
+              if name in ce.fields and ce.fields[name].type.writable}
+    pages = await run_in_threadpool(records.first_pages, [(target, ListQuery(limit=OPTIONS_LIMIT))
+                                                           for target in wanted.values()])
+    for (name, target), page in zip(wanted.items(), pages, strict=True):
         options = [(r.id, r.title) for r in page.records]
         chosen = str(raw.get(name) or "")
         if chosen.isdigit() and int(chosen) not in {i for i, _ in options}:
