@@ -39,8 +39,14 @@ class CompiledField:
         by_suffix = self.type.to_columns(value, self.field)
         return {column: by_suffix.get(suffix) for suffix, column in self.columns}
 
-    def from_row(self, row: Mapping[Any, Any]) -> Any:
-        return self.type.from_columns({suffix: row[column] for suffix, column in self.columns}, self.field)
+    def from_row(self, row: Mapping[Any, Any], labels: Mapping[str, str] | None = None) -> Any:
+        """The value from a row; `labels` maps each column to the label it has in the row
+        when the SELECT renamed it (a joined table's columns)."""
+        if labels is None:
+            return self.type.from_columns({suffix: row[column] for suffix, column in self.columns},
+                                          self.field)
+        return self.type.from_columns({suffix: row[labels[column]] for suffix, column in self.columns},
+                                      self.field)
 
     def to_json(self, value: Any) -> Any:
         return None if value is None else self.type.to_json(value, self.field)
@@ -57,32 +63,35 @@ class CompiledEntity:
     fields: dict[str, CompiledField]
     pipelines: dict[str, Pipeline]
     searchable: tuple[str, ...]
+    #: The system and field columns of the table (the read path adds reference titles).
     select: sa.Select[Any]
-    #: The id and title columns of the records whose ids are the expanding parameter `ids`:
-    #: how references show what they point to. Built once, not per page or per get.
-    titles: sa.Select[Any]
-    #: The fields a title is made of (what `titles` reads to name a referenced record).
+    #: The fields a title is made of (what the read path joins to name a referenced record).
     title_fields: tuple[str, ...]
 
     @property
     def name(self) -> str:
         return self.entity.name
 
-    def title_of(self, values: Mapping[str, Any], record_id: int) -> str:
-        """How the record is named wherever it is shown or referenced."""
-        title_field = self.entity.title_field
+    def title_of(self, values: Mapping[str, Any], record_id: int,
+                 references: Mapping[str, str] | None = None) -> str:
+        """How the record is named wherever it is shown or referenced. A title field that
+        is a reference shows the title of the record it points to (`references`, by
+        field, as the read path joined them), never the bare id."""
+        texts = {name: self._title_text(name, values.get(name), references or {})
+                 for name in self.title_fields}
         if self.entity.title_template:
-            texts = {name: self.fields[name].type.display(values.get(name), self.fields[name].field)
-                     for name in self.title_fields}
             text = render(self.entity.title_template, texts)
-            if text:
-                return text
-        elif title_field and title_field in self.fields:
-            compiled = self.fields[title_field]
-            text = compiled.type.display(values.get(title_field), compiled.field)
-            if text:
-                return text
-        return f"{self.entity.label} #{record_id}"
+        else:
+            text = next(iter(texts.values()), "")
+        return text or f"{self.entity.label} #{record_id}"
+
+    def _title_text(self, name: str, value: Any, references: Mapping[str, str]) -> str:
+        compiled = self.fields[name]
+        if value is None:
+            return ""
+        if compiled.field.target:  # a reference: the title the read path joined
+            return references.get(name) or f"#{value}"
+        return compiled.type.display(value, compiled.field)
 
     def references(self) -> dict[str, str]:
         return {name: f.field.target or "" for name, f in self.fields.items() if f.type.links_records}
@@ -101,13 +110,10 @@ def compile_entity(entity: Entity, table: sa.Table, registry: FieldTypeRegistry)
         title_names = tuple(n for n in template_fields(entity.title_template) if n in fields)
     else:
         title_names = (entity.title_field,) if entity.title_field in fields else ()
-    title_columns = [table.c.id, *(table.c[column] for n in title_names for _, column in fields[n].columns)]
     return CompiledEntity(
         entity=entity, table=table, fields=fields,
         pipelines={p.field: p for p in entity.pipelines},
-        searchable=searchable, select=sa.select(*wanted),
-        titles=sa.select(*title_columns).where(table.c.id.in_(sa.bindparam("ids", expanding=True))),
-        title_fields=title_names,
+        searchable=searchable, select=sa.select(*wanted), title_fields=title_names,
     )
 
 

@@ -167,10 +167,11 @@ class PageQuery:
 
 
 def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement[bool]] = (),
-          cursor_key: bytes | None = None) -> PageQuery:
+          cursor_key: bytes | None = None, *, base: sa.Select[Any] | None = None) -> PageQuery:
     """The page's SELECT and its capped COUNT, or BadQuery naming each bad part; `extra`
-    conditions (a compiled rule filter) are added to the query's own. `cursor_key` checks
-    the query's cursor and signs the next one (storage/secrets.py)."""
+    conditions (a compiled rule filter, the read filter) are added to the query's own.
+    `cursor_key` checks the query's cursor and signs the next one (storage/secrets.py).
+    `base` is the SELECT to narrow (the read path's, with reference titles joined)."""
     errors: dict[str, list[str]] = {}
     keys = sort_keys(ce, query.sort, errors)
     where = [*conditions(ce, query.filters, query.search, errors), *extra]
@@ -184,7 +185,7 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
             errors.setdefault("after", []).append(str(error))
     if errors:
         raise BadQuery(errors)
-    select = ce.select.where(*where)
+    select = (ce.select if base is None else base).where(*where)
     if last is not None:
         select = select.where(after(ce.table, keys, last))
     select = select.order_by(*ordering(ce.table, keys)).limit(query.limit + 1)

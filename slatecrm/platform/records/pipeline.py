@@ -142,9 +142,10 @@ def _blank(value: Any) -> bool:
 class WritePipeline:
     """The steps, run by `create`, `update` and `check` of the records service."""
 
-    def __init__(self, service: RecordsService):
+    def __init__(self, service: RecordsService, hooks: Hooks | None = None):
+        """`hooks`: shared with another pipeline (a request's pinned service shares the app's)."""
         self.service = service
-        self.hooks = Hooks()
+        self.hooks = hooks if hooks is not None else Hooks()
 
     # --- entry points --------------------------------------------------------------------------
     def create(self, entity: str, items: Sequence[Mapping[str, Any]], *, user: int | None) -> list[Record]:

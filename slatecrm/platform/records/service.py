@@ -8,67 +8,32 @@ moves, and writes the change, its history and its stage history in one transacti
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.names import suggest
-from slatecrm.metamodel.rules import RuleContext
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
+from .. import jsontext
 from ..storage import system
 from ..storage.runtime import RuntimeHolder
 from ..storage.secrets import DatabaseSecrets
-from . import listing
 from . import rules as rule_hooks
-from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField, compile_entities
-from .errors import BadQuery, RecordInUse, RecordNotFound, UnknownEntity, VersionConflict
+from .compiled import CompiledEntity, CompiledField
+from .errors import RecordInUse, RecordNotFound, UnknownEntity, VersionConflict
 from .events import RecordEvents
 from .listing import ListQuery
-from .pipeline import WritePipeline, WriteRequest
+from .pipeline import Hooks, WritePipeline, WriteRequest
+from .reading import Reader, ReadFilter, no_filter
+from .results import HistoryEntry, Page, Record, StageVisit
+from .scope import ReadScope
+from .snapshot import Snapshot, snapshot_of
 
-
-@dataclass(frozen=True)
-class Record:
-    entity: str
-    id: int
-    version: int
-    title: str
-    values: dict[str, Any]
-    system: dict[str, Any]
-    #: The titles of the records its references point to, by field.
-    titles: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Page:
-    records: list[Record]
-    #: Give it as `after` for the next page; None on the last page.
-    next_cursor: str | None
-    count: int
-    #: The count stopped at listing.COUNT_CAP: there are more.
-    count_capped: bool
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    version: int
-    action: str
-    changed_at: dt.datetime
-    changed_by: int | None
-    changes: dict[str, list[Any]]
-
-
-@dataclass(frozen=True)
-class StageVisit:
-    field: str
-    stage: str
-    entered_at: dt.datetime
-    left_at: dt.datetime | None
-    seconds: int | None
+__all__ = ["HistoryEntry", "Page", "Record", "RecordsService", "StageVisit"]
 
 
 def _blank(value: Any) -> bool:
@@ -80,41 +45,56 @@ def _now() -> dt.datetime:
 
 
 class RecordsService:
+    """The records of the current revision. A web request uses a `pinned()` copy: one
+    snapshot and one read connection for the whole request (records/scope.py); used
+    directly (CLI, tests), each call reads the current revision on a connection of its own.
+    Every write goes through `pipeline` (records/pipeline.py), whose hooks a pinned copy
+    shares with the service it was made from."""
+
     def __init__(self, engine: sa.Engine, holder: RuntimeHolder, registry: FieldTypeRegistry, *,
-                 functions: RuleFunctions = NO_FUNCTIONS, events: RecordEvents | None = None):
+                 functions: RuleFunctions = NO_FUNCTIONS, events: RecordEvents | None = None,
+                 scope: ReadScope | None = None, read_filter: ReadFilter = no_filter,
+                 secrets: DatabaseSecrets | None = None, hooks: Hooks | None = None):
         """`functions`: the plugins' rule functions; `events`: the plugins' record hooks."""
         self.engine = engine
         self.holder = holder
         self.registry = registry
         self.functions = functions
         self.events = events or RecordEvents()
-        self._compiled: tuple[int, dict[str, CompiledEntity]] | None = None
-        self._rules: tuple[int, rule_hooks.RevisionRules] | None = None
-        self.secrets = DatabaseSecrets(engine)
+        self.scope = scope
+        #: The record-level read filter (see records/reading.py, `Reader.visible`): the one
+        #: place the coming permission rules will narrow what a request can read.
+        self.read_filter = read_filter
+        self.secrets = secrets or DatabaseSecrets(engine)
         #: Every write goes through it; permissions and workflows register on `pipeline.hooks`.
-        self.pipeline = WritePipeline(self)
-        self.events.register(self.pipeline.hooks)
+        self.pipeline = WritePipeline(self, hooks)
+        if hooks is None:
+            self.events.register(self.pipeline.hooks)
 
-    # --- the current revision's compiled entities ----------------------------------------
+    def pinned(self) -> RecordsService:
+        """A copy for one request: its snapshot is pinned on first use and its reads share
+        one connection, until `close()`; its writes run through the same pipeline hooks."""
+        scope = ReadScope(self.engine, self.holder, self.registry, functions=self.functions, guard=True)
+        return RecordsService(self.engine, self.holder, self.registry, functions=self.functions,
+                              events=self.events, scope=scope, read_filter=self.read_filter,
+                              secrets=self.secrets, hooks=self.pipeline.hooks)
+
+    def close(self) -> None:
+        if self.scope is not None:
+            self.scope.close()
+
+    # --- the revision's snapshot -----------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        if self.scope is not None:
+            return self.scope.snapshot()
+        return snapshot_of(self.holder.current(), self.registry, self.engine.dialect.name, self.functions)
+
     def compiled(self) -> dict[str, CompiledEntity]:
-        runtime = self.holder.current()
-        cached = self._compiled
-        if cached is None or cached[0] != runtime.revision:
-            cached = (runtime.revision, compile_entities(runtime.metamodel.entities, runtime.tables,
-                                                         self.registry))
-            self._compiled = cached
-        return cached[1]
+        return self.snapshot().entities
 
     def rules(self) -> rule_hooks.RevisionRules:
-        """The current revision's compiled rules (see slatecrm.platform.records.rules)."""
-        runtime = self.holder.current()
-        cached = self._rules
-        if cached is None or cached[0] != runtime.revision:
-            cached = (runtime.revision, rule_hooks.RevisionRules(runtime.metamodel, runtime.tables,
-                                                                 self.engine.dialect.name, self.registry,
-                                                                 self.functions))
-            self._rules = cached
-        return cached[1]
+        """The revision's compiled rules (see slatecrm.platform.records.rules)."""
+        return self.snapshot().rules
 
     def entity(self, name: str) -> CompiledEntity:
         compiled = self.compiled()
@@ -122,48 +102,38 @@ class RecordsService:
             raise UnknownEntity(name, suggest(name, compiled))
         return compiled[name]
 
+    @contextmanager
+    def reading(self) -> Iterator[Reader]:
+        """The read path (records/reading.py) on this request's snapshot and connection,
+        or, outside a request, on a scope of its own closed at the end."""
+        key = self.secrets.cursor_key()
+        if self.scope is not None:
+            yield Reader(self.scope.snapshot(), self.scope.connection(), self.read_filter, key)
+            return
+        with ReadScope(self.engine, self.holder, self.registry, functions=self.functions) as scope:
+            yield Reader(scope.snapshot(), scope.connection(), self.read_filter, key)
+
     def _write(self) -> sa.Connection:
         """A connection whose transaction takes SQLite's write lock at BEGIN (a read lock
         upgraded later could fail at once instead of waiting)."""
         return self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
 
-    # --- reading -------------------------------------------------------------------------
+    # --- reading (every query goes through records/reading.py) ---------------------------
     def get(self, entity: str, record_id: int) -> Record:
-        ce = self.entity(entity)
-        with self.engine.connect() as conn:
-            row = conn.execute(ce.select.where(ce.table.c.id == record_id)).mappings().first()
-            if row is None:
-                raise RecordNotFound(entity, record_id)
-            return self._records(conn, ce, [row])[0]
+        with self.reading() as reader:
+            return reader.get(entity, record_id)
 
     def _records(self, conn: sa.Connection, ce: CompiledEntity,
                  rows: Sequence[Mapping[Any, Any]]) -> list[Record]:
-        values = [{name: f.from_row(row) for name, f in ce.fields.items()} for row in rows]
-        titles = self._reference_titles(conn, ce, values)
-        return [
-            Record(ce.name, row["id"], row["version"], ce.title_of(vals, row["id"]), vals,
-                   {k: row[k] for k in SYSTEM_FIELDS if k not in ("id", "version")},
-                   {name: titles[name].get(vals[name], "") for name in titles if vals[name] is not None})
-            for row, vals in zip(rows, values, strict=True)
-        ]
-
-    def _reference_titles(self, conn: sa.Connection, ce: CompiledEntity,
-                          values: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, str]]:
-        """One query per reference field for a whole page of records."""
-        out: dict[str, dict[int, str]] = {}
-        for name, target in ce.references().items():
-            ids = {v[name] for v in values if v[name] is not None}
-            if not ids or target not in self.compiled():
-                out[name] = {}
-                continue
-            out[name] = self._titles(conn, self.compiled()[target], ids)
-        return out
-
-    def _titles(self, conn: sa.Connection, ce: CompiledEntity, ids: Iterable[int]) -> dict[int, str]:
-        names = ce.title_fields
-        rows = conn.execute(ce.titles, {"ids": list(ids)}).mappings().all()
-        return {row["id"]: ce.title_of({name: ce.fields[name].from_row(row) for name in names}, row["id"])
-                for row in rows}
+        """The records just written, read back through the read path on the writing
+        connection (it sees its own uncommitted rows). The writer's own change is shown
+        to it whatever the read filter: whether it may write is the write pipeline's
+        permission check."""
+        if not rows:
+            return []
+        reader = Reader(self.snapshot(), conn)
+        by_id = {r.id: r for r in reader.fetch(ce, [row["id"] for row in rows])}
+        return [by_id[row["id"]] for row in rows]
 
     # --- writing: thin calls into the one write pipeline (records/pipeline.py) -------------
     def check(self, entity: str, data: Mapping[str, Any], *, record_id: int | None = None,
@@ -271,63 +241,29 @@ class RecordsService:
             raise RecordInUse(f"{subject} cannot be deleted while these refer to it: " + "; ".join(blockers))
 
     # --- lists --------------------------------------------------------------------------------
-    def expression_conditions(self, entity: str, query: ListQuery) -> list[sa.ColumnElement[bool]]:
-        """The query's rule-language filter as SQL, for every statement built from a list query
-        (pages, board totals), so that they all select the same records."""
-        return [self.rules().filter(entity, query.expression, RuleContext())] if query.expression else []
-
     def page(self, entity: str, query: ListQuery | None = None) -> Page:
-        ce = self.entity(entity)
-        query = query or ListQuery()
-        page = listing.build(ce, query, self.expression_conditions(entity, query), self.secrets.cursor_key())
-        with self.engine.connect() as conn:
-            try:
-                rows = conn.execute(page.select).mappings().all()
-                count = conn.execute(page.count).scalar_one()
-            except sa.exc.DataError as error:  # a filter computing beyond a column type's range
-                if not query.expression:
-                    raise
-                raise BadQuery({"filter": [f"the filter cannot be computed: {error.orig}"]}) from None
-            records = self._records(conn, ce, rows[: page.limit])
-        return Page(records, listing.next_cursor(rows, page), min(count, listing.COUNT_CAP),
-                    count > listing.COUNT_CAP)
+        with self.reading() as reader:
+            return reader.page(entity, query)
+
+    def first_pages(self, queries: Sequence[tuple[str, ListQuery]]) -> list[Page]:
+        """The first page of several lists (entity, query), in one statement."""
+        with self.reading() as reader:
+            return reader.first_pages(queries)
 
     def related(self, entity: str, record_id: int, relation: str, query: ListQuery | None = None) -> Page:
         """Records of another entity that refer to this one: `relation` is `other.field`,
         or just `other` when it has one reference to `entity`."""
-        self.get(entity, record_id)
-        other, _, field = relation.partition(".")
-        candidates = [(e, f) for e, f in self.reverse_references(entity)
-                      if e == other and (not field or f == field)]
-        if len(candidates) != 1:
-            known = [f"{e}.{f}" for e, f in self.reverse_references(entity)]
-            why = "is ambiguous; name the field" if candidates else "is not a reference to it"
-            raise BadQuery({"relation": [f"{relation!r} {why}; references to {entity}: "
-                                         f"{', '.join(known) or 'none'}"]})
-        other, field = candidates[0]
-        base = query or ListQuery()
-        scoped = replace(base, filters=(*base.filters, listing.Filter(field, "eq", (str(record_id),))))
-        return self.page(other, scoped)
+        with self.reading() as reader:
+            return reader.related(entity, record_id, relation, query)
 
     # --- history and related records ---------------------------------------------------------
     def history(self, entity: str, record_id: int) -> list[HistoryEntry]:
-        ce = self.entity(entity)
-        h = system.history
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(h).where(h.c.entity == ce.name, h.c.record_id == record_id)
-                                .order_by(h.c.version, h.c.id)).all()
-        if not rows:
-            raise RecordNotFound(entity, record_id)
-        return [HistoryEntry(r.version, r.action, r.changed_at, r.changed_by, r.changes) for r in rows]
+        with self.reading() as reader:
+            return reader.history(entity, record_id)
 
     def stage_history(self, entity: str, record_id: int) -> list[StageVisit]:
-        ce = self.entity(entity)
-        self.get(entity, record_id)
-        s = system.stage_history
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(s).where(s.c.entity == ce.name, s.c.record_id == record_id)
-                                .order_by(s.c.entered_at, s.c.id)).all()
-        return [StageVisit(r.field, r.stage, r.entered_at, r.left_at, r.seconds) for r in rows]
+        with self.reading() as reader:
+            return reader.stage_history(entity, record_id)
 
     def reverse_references(self, entity: str) -> list[tuple[str, str]]:
         """(entity, field) pairs of the references that point to `entity`."""
@@ -339,7 +275,7 @@ class RecordsService:
         ce = self.entity(record.entity)
         out: dict[str, Any] = {"id": record.id, "version": record.version, "_title": record.title}
         for key, value in record.system.items():
-            out[key] = value.isoformat().replace("+00:00", "Z") if isinstance(value, dt.datetime) else value
+            out[key] = jsontext.moment(value) if isinstance(value, dt.datetime) else value
         for name, compiled in ce.fields.items():
             value = record.values.get(name)
             if compiled.type.links_records and value is not None:

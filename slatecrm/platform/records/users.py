@@ -6,8 +6,6 @@ Users live in the platform's own table (`slate_user`); records name them in thei
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import sqlalchemy as sa
 
 from ..storage import system
@@ -17,19 +15,9 @@ from .service import RecordsService
 MAX_LISTED = 500
 
 
-def display_names(records: RecordsService, ids: Iterable[int | None]) -> dict[int, str]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    users = system.users
-    with records.engine.connect() as conn:
-        rows = conn.execute(sa.select(users.c.id, users.c.display_name).where(users.c.id.in_(wanted))).all()
-    return {row.id: row.display_name for row in rows}
-
-
 def everyone(records: RecordsService) -> list[tuple[int, str]]:
     users = system.users
-    with records.engine.connect() as conn:
-        rows = conn.execute(sa.select(users.c.id, users.c.display_name)
+    with records.reading() as reader:
+        rows = reader.conn.execute(sa.select(users.c.id, users.c.display_name)
                             .order_by(users.c.display_name, users.c.id).limit(MAX_LISTED)).all()
     return [(row.id, row.display_name) for row in rows]

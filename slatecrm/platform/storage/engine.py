@@ -18,6 +18,8 @@ from slatecrm.metamodel.rules import regexes
 
 DEFAULT_URL = "sqlite:///slatecrm.db"
 URL_VARIABLE = "SLATECRM_DATABASE_URL"
+#: Execution option of a read-only connection on SQLite: no BEGIN (see connect_for_reading).
+READS_ONLY = "slate_reads_only"
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -57,8 +59,21 @@ def _setup_sqlite(engine: Engine, in_memory: bool) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def _begin(connection: sa.Connection) -> None:
+        if connection.get_execution_options().get(READS_ONLY):
+            return  # each statement reads on its own (autocommit), as on PostgreSQL below
         mode = connection.get_execution_options().get("sqlite_begin", "")
         connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def connect_for_reading(engine: Engine) -> sa.Connection:
+    """A connection for a request's reads: no transaction held open (autocommit), so a
+    long read (a CSV export streaming) keeps no snapshot, lock or idle transaction, and a
+    failed statement does not spoil the ones after it. Each statement sees what was
+    committed when it started, on both databases. Never write through it."""
+    conn = engine.connect()
+    if engine.dialect.name == "sqlite":
+        return conn.execution_options(**{READS_ONLY: True})
+    return conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def ensure_database(url: str | URL) -> bool:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import customisation, layers
 from ..records.errors import BadQuery
 from .api import body_object, call, service
+from .jsonresponse import JSONResponse
 from .problems import problem
 
 

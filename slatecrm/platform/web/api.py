@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from slatecrm.digits import COUNT_MAX, VERSION_MAX, parse_digits
@@ -25,14 +25,16 @@ from . import (
     convertors,  # noqa: F401  (registers the `recordid` path convertor)
     openapi,
 )
+from .jsonresponse import JSONResponse
+from .pinning import records_of
 
 T = TypeVar("T")
 PAGING_PARAMETERS = ("sort", "limit", "after", "q", "filter")
 
 
 def service(request: Request) -> RecordsService:
-    records: RecordsService = request.app.state.records
-    return records
+    """The request's records service: one pinned revision, one read connection."""
+    return records_of(request)
 
 
 async def call(request: Request, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -105,12 +107,12 @@ def based_on(request: Request, body: dict[str, Any] | None) -> int | None:
 
 async def meta(request: Request) -> Response:
     records = service(request)
-    runtime = await call(request, records.holder.current)
-    active = runtime.metamodel.with_entities(runtime.metamodel.active_entities)
+    snapshot = await call(request, records.snapshot)
+    active = snapshot.metamodel.with_entities(snapshot.metamodel.active_entities)
     document = active.as_dict()
     for entity in document["entities"]:
         entity["fields"] = [f for f in entity["fields"] if not f["retired"]]
-    return JSONResponse({"revision": runtime.revision, "worker": os.getpid(), **document})
+    return JSONResponse({"revision": snapshot.revision, "worker": os.getpid(), **document})
 
 
 async def collection(request: Request) -> Response:
@@ -147,7 +149,7 @@ async def history(request: Request) -> Response:
     records = service(request)
     entries = await call(request, records.history, request.path_params["entity"], request.path_params["id"])
     return JSONResponse({"data": [
-        {"version": e.version, "action": e.action, "changed_at": e.changed_at.isoformat(),
+        {"version": e.version, "action": e.action, "changed_at": e.changed_at,
          "changed_by": e.changed_by, "changes": e.changes} for e in entries]})
 
 
@@ -156,8 +158,8 @@ async def stage_history(request: Request) -> Response:
     visits = await call(request, records.stage_history, request.path_params["entity"],
                         request.path_params["id"])
     return JSONResponse({"data": [
-        {"field": v.field, "stage": v.stage, "entered_at": v.entered_at.isoformat(),
-         "left_at": v.left_at.isoformat() if v.left_at else None, "seconds": v.seconds} for v in visits]})
+        {"field": v.field, "stage": v.stage, "entered_at": v.entered_at, "left_at": v.left_at,
+         "seconds": v.seconds} for v in visits]})
 
 
 async def related(request: Request) -> Response:
@@ -168,15 +170,14 @@ async def related(request: Request) -> Response:
 
 
 async def openapi_document(request: Request) -> Response:
-    """Built once per revision and kept until the next one."""
+    """Built once per revision, with the revision's snapshot, and kept with it."""
     records = service(request)
-    compiled = await call(request, records.compiled)
-    revision = records.holder.current().revision
-    cached = getattr(request.app.state, "openapi", None)
-    if cached is None or cached[0] != revision:
-        cached = (revision, openapi.document(revision, compiled))
-        request.app.state.openapi = cached
-    return JSONResponse(cached[1])
+
+    def build() -> dict[str, Any]:
+        snapshot = records.snapshot()
+        return snapshot.derived("web.openapi", lambda: openapi.document(snapshot.revision, snapshot.entities))
+
+    return JSONResponse(await call(request, build))
 
 routes = [
     Route("/api/v1/meta", meta, methods=["GET"]),

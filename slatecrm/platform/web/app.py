@@ -27,6 +27,7 @@ from ..storage.plan import ConversionFailed
 from . import ui
 from .crosssite import CrossSiteGuard
 from .limits import DEFAULT_LIMIT, BodySizeLimit
+from .pinning import PinnedRecords
 from .problems import definition_error, http_error, record_error, server_error, stale_error
 from .templating import TEMPLATES_VARIABLE, JsonSuffix, make_environment
 from .ui_errors import ui_or_problem
@@ -50,7 +51,8 @@ def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: Rec
         routes=plugin_manager.routes(plugins),
         middleware=[Middleware(CrossSiteGuard), Middleware(BodySizeLimit, limit=body_limit),
                     Middleware(ui.SecurityHeaders),
-                    Middleware(JsonSuffix)],
+                    Middleware(JsonSuffix),
+                    Middleware(PinnedRecords)],  # one revision and one read connection per request
         exception_handlers={RecordError: ui_or_problem(record_error),
                             HTTPException: ui_or_problem(http_error),
                             DefinitionError: definition_error, StaleSnapshot: stale_error,

@@ -18,8 +18,9 @@ from ..records.compiled import CompiledEntity
 from ..records.listing import Filter, ListQuery
 from ..records.service import Page
 from .list_pages import list_query
+from .pinning import records_of
 from .templating import render
-from .uicontext import base_context, records_of
+from .uicontext import base_context
 
 CARDS_PER_COLUMN = 50
 
@@ -66,13 +67,14 @@ async def board(request: Request) -> Response:
     base = list_query(request)
     adding = sum_field(ce, request.query_params.get("sum"))
     totals = await run_in_threadpool(aggregates.group_totals, records, entity, pipeline.field, adding, base)
+    scoped = [(entity, ListQuery(sort=("-updated_at",), limit=CARDS_PER_COLUMN, search=base.search,
+                                 expression=base.expression,
+                                 filters=(*[f for f in base.filters if f.field != pipeline.field],
+                                          Filter(pipeline.field, "eq", (stage.key,)))))
+              for stage in pipeline.stages]
+    pages = await run_in_threadpool(records.first_pages, scoped)  # every column in one statement
     columns = []
-    for stage in pipeline.stages:
-        scoped = ListQuery(sort=("-updated_at",), limit=CARDS_PER_COLUMN, search=base.search,
-                           expression=base.expression,
-                           filters=(*[f for f in base.filters if f.field != pipeline.field],
-                                    Filter(pipeline.field, "eq", (stage.key,))))
-        page = await run_in_threadpool(records.page, entity, scoped)
+    for stage, page in zip(pipeline.stages, pages, strict=True):
         total = totals.get(stage.key)
         sums = total.totals if total else ()
         columns.append(Column(stage, page, total.count if total else 0, format_total(ce, adding, sums), sums))

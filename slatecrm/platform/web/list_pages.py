@@ -18,8 +18,9 @@ from ..records.errors import BadQuery, ValidationFailed
 from ..records.listing import ListQuery
 from ..records.service import Page
 from . import api, widgets
+from .pinning import records_of
 from .templating import render
-from .uicontext import base_context, records_of
+from .uicontext import base_context
 
 SEARCH_LIMIT = 5
 
@@ -41,11 +42,10 @@ def list_query(request: Request) -> ListQuery:
 async def home(request: Request) -> Response:
     records = records_of(request)
     context = await base_context(request, title="Home")
-    counts = {}
-    for group in context["nav"]:
-        for item in group.entities:
-            page = await run_in_threadpool(records.page, item.name, ListQuery(limit=1))
-            counts[item.name] = {"count": page.count, "capped": page.count_capped}
+    names = [item.name for group in context["nav"] for item in group.entities]
+    pages = await run_in_threadpool(records.first_pages, [(name, ListQuery(limit=1)) for name in names])
+    counts = {name: {"count": page.count, "capped": page.count_capped}
+              for name, page in zip(names, pages, strict=True)}
     twin = {"groups": [{"pack": g.pack, "title": g.title,
                         "entities": [{"name": e.name, "label": e.label_plural, **counts[e.name],
                                       "boards": [b for b, _ in e.boards]} for e in g.entities]}
@@ -61,12 +61,11 @@ async def search(request: Request) -> Response:
     results = []
     if text:
         compiled = await run_in_threadpool(records.compiled)
-        for name, ce in compiled.items():
-            if not ce.searchable:
-                continue
-            page = await run_in_threadpool(records.page, name, ListQuery(search=text, limit=SEARCH_LIMIT))
-            if page.records:
-                results.append(SearchResult(ce.entity, page))
+        searched = [ce for ce in compiled.values() if ce.searchable]
+        pages = await run_in_threadpool(records.first_pages, [
+            (ce.name, ListQuery(search=text, limit=SEARCH_LIMIT)) for ce in searched])
+        results = [SearchResult(ce.entity, page) for ce, page in zip(searched, pages, strict=True)
+                   if page.records]
     twin = {"q": text, "results": [{"entity": r.entity.name, "count": r.page.count,
                                     "records": [{"id": x.id, "title": x.title} for x in r.page.records]}
                                    for r in results]}

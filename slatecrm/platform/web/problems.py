@@ -6,10 +6,11 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ...metamodel.errors import DefinitionError
 from ..records.errors import RecordError, ValidationFailed, VersionConflict
+from .jsonresponse import JSONResponse
 
 TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 409: "Conflict",
           413: "Request too large", 415: "Unsupported media type", 422: "Invalid record",

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from slatecrm.digits import RECORD_ID_MAX, VERSION_MAX, parse_digits
 
@@ -17,10 +17,12 @@ from ..records import users
 from ..records.compiled import CompiledEntity, CompiledField
 from ..records.errors import RecordInUse, ValidationFailed, VersionConflict
 from ..records.listing import ListQuery
-from ..records.service import Page, Record, RecordsService
+from ..records.service import HistoryEntry, Page, Record, RecordsService, StageVisit
 from . import widgets
+from .jsonresponse import JSONResponse
+from .pinning import records_of
 from .templating import render, render_fragment, wants_json
-from .uicontext import base_context, records_of
+from .uicontext import base_context
 
 RELATED_LIMIT = 10
 OPTIONS_LIMIT = 50
@@ -74,35 +76,73 @@ def _record_twin(records: RecordsService, record: Record, **extra: Any) -> dict[
     return {"record": records.as_json(record), **extra}
 
 
+@dataclass(frozen=True)
+class RecordView:
+    """What a record page shows, read in five statements on the request's connection:
+    the record (reference titles joined), its related lists (one stacked statement),
+    its history, its stage visits, and the names those mention (people, and the titles
+    of records its history refers to)."""
+
+    ce: CompiledEntity
+    record: Record
+    related: list[Related]
+    history: list[HistoryEntry]
+    visits: list[StageVisit]
+    people: dict[int, str]
+    #: Titles of the records history entries refer to, by entity and id.
+    history_titles: dict[str, dict[int, str]]
+
+
+def read_record_view(records: RecordsService, entity: str, record_id: int) -> RecordView:
+    with records.reading() as reader:
+        ce = reader.entity(entity)
+        record = reader.get(entity, record_id)
+        relations = reader.reverse_references(entity)
+        pages = reader.related_lists(record_id, relations, limit=RELATED_LIMIT)
+        related = []
+        for (other, field), page in zip(relations, pages, strict=True):
+            other_ce = reader.entity(other)
+            related.append(Related(other_ce, other_ce.fields[field], page,
+                                   [other_ce.fields[c] for c in widgets.default_columns(other_ce, 4)]))
+        history = reader.history(entity, record_id)
+        visits = reader.stage_history(entity, record_id)
+        titles, people = reader.names(history_references(ce, history), [
+            record.system.get("owner"), record.system.get("created_by"), record.system.get("updated_by"),
+            *(h.changed_by for h in history)])
+    return RecordView(ce, record, related, history, visits, people, titles)
+
+
+def history_references(ce: CompiledEntity, history: list[HistoryEntry]) -> dict[str, set[int]]:
+    """The ids of records the history's changes refer to, by entity."""
+    out: dict[str, set[int]] = {}
+    targets = ce.references()
+    for entry in history:
+        for name, pair in entry.changes.items():
+            if name in targets:
+                out.setdefault(targets[name], set()).update(
+                    v for v in pair if isinstance(v, int) and not isinstance(v, bool))
+    return out
+
+
 async def record_page(request: Request, *, errors: dict[str, list[str]] | None = None,
                       message: str = "", status: int = 200) -> Response:
     records = records_of(request)
     entity, record_id = request.path_params["entity"], _record_id(request)
-    ce = await run_in_threadpool(records.entity, entity)
-    record = await run_in_threadpool(records.get, entity, record_id)
+    view = await run_in_threadpool(read_record_view, records, entity, record_id)
+    ce, record = view.ce, view.record
     context = await base_context(request, entity=entity, title=record.title)
-    related = []
-    for other, field in await run_in_threadpool(records.reverse_references, entity):
-        other_ce = records.entity(other)
-        page = await run_in_threadpool(records.related, entity, record_id, f"{other}.{field}",
-                                       ListQuery(limit=RELATED_LIMIT, sort=("-updated_at",)))
-        related.append(Related(other_ce, other_ce.fields[field], page,
-                               [other_ce.fields[c] for c in widgets.default_columns(other_ce, 4)]))
-    history = await run_in_threadpool(records.history, entity, record_id)
-    visits = await run_in_threadpool(records.stage_history, entity, record_id)
-    people = await run_in_threadpool(users.display_names, records, [
-        record.system.get("owner"), record.system.get("created_by"), record.system.get("updated_by"),
-        *(h.changed_by for h in history)])
     twin = _record_twin(records, record, errors=errors or {}, message=message,
                         related={f"{r.ce.name}.{r.field.name}": {
-                            "count": r.page.count, "ids": [x.id for x in r.page.records]} for r in related},
+                            "count": r.page.count, "ids": [x.id for x in r.page.records]}
+                            for r in view.related},
                         history=[{"version": h.version, "action": h.action,
-                                  "changed_at": h.changed_at.isoformat(), "changes": h.changes}
-                                 for h in history])
+                                  "changed_at": h.changed_at, "changes": h.changes}
+                                 for h in view.history])
     return render(request, "record", {
-        **context, "ce": ce, "record": record, "sections": widgets.sections(ce), "related": related,
-        "paths": stage_paths(ce, record), "history": list(reversed(history)), "visits": visits,
-        "errors": errors or {}, "message": message, "people": people,
+        **context, "ce": ce, "record": record, "sections": widgets.sections(ce), "related": view.related,
+        "paths": stage_paths(ce, record), "history": list(reversed(view.history)), "visits": view.visits,
+        "errors": errors or {}, "message": message, "people": view.people,
+        "history_titles": view.history_titles,
     }, twin=twin, entity=entity, status=status)
 
 
@@ -145,10 +185,11 @@ async def _reference_options(records: RecordsService, ce: CompiledEntity, record
                              raw: dict[str, Any]) -> dict[str, list[tuple[int, str]]]:
     """The first records of each reference's target (and the chosen one) for its select."""
     out: dict[str, list[tuple[int, str]]] = {}
-    for name, target in ce.references().items():
-        if name not in ce.fields or not ce.fields[name].type.writable:
-            continue
-        page = await run_in_threadpool(records.page, target, ListQuery(limit=OPTIONS_LIMIT))
+    wanted = {name: target for name, target in ce.references().items()
+              if name in ce.fields and ce.fields[name].type.writable}
+    pages = await run_in_threadpool(records.first_pages, [(target, ListQuery(limit=OPTIONS_LIMIT))
+                                                           for target in wanted.values()])
+    for (name, target), page in zip(wanted.items(), pages, strict=True):
         options = [(r.id, r.title) for r in page.records]
         chosen = parse_digits(str(raw.get(name) or ""), RECORD_ID_MAX)
         if chosen is not None and chosen not in {i for i, _ in options}:

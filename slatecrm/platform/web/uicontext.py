@@ -13,8 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from ..records.compiled import CompiledEntity, CompiledField
-from ..records.service import Record, RecordsService
+from ..records.service import Record
 from . import widgets
+from .pinning import records_of
 
 #: Link schemes a URL field may become a link with; anything else is shown as text.
 SAFE_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
@@ -33,11 +34,6 @@ class NavGroup:
     pack: str
     title: str
     entities: list[NavEntity]
-
-
-def records_of(request: Request) -> RecordsService:
-    records: RecordsService = request.app.state.records
-    return records
 
 
 def pack_title(pack: str) -> str:
@@ -103,15 +99,19 @@ def _hex_colour(text: str) -> bool:
                                                                  for c in text[1:])
 
 
-def history_value(ce: CompiledEntity, name: str, value: Any) -> str:
-    """A value as history stored it (JSON), shown the way the field shows values."""
+def history_value(ce: CompiledEntity, name: str, value: Any,
+                  titles: Mapping[str, Mapping[int, str]] | None = None) -> str:
+    """A value as history stored it (JSON), shown the way the field shows values: a
+    reference by the title of the record it points to (`titles`, by entity and id, as
+    the record page read them), or `#id` when that record is gone or not visible."""
     compiled = ce.fields.get(name)
     if value is None:
         return ""
     if compiled is None:
         return str(value)
     if compiled.type.links_records:
-        return f"#{value}"
+        known = (titles or {}).get(compiled.field.target or "", {})
+        return (known.get(value) if isinstance(value, int) else None) or f"#{value}"
     try:
         return compiled.type.display(compiled.type.coerce(value, compiled.field), compiled.field)
     except (ValueError, TypeError, KeyError):

@@ -1,0 +1,434 @@
+"""The one read path: every query of records goes through a `Reader`.
+
+Lists, get by id, search, related lists, board columns and totals, CSV export, reference
+titles, history, stage history and aggregates are all built here, from one snapshot
+(records/snapshot.py) and run on one connection (the request's). A record-level filter
+(the coming permission rule) has exactly one place to act: `Reader.visible`, which asks
+the service's `read_filter(entity)` hook for a SQL condition and puts it on every
+statement that reads an entity's table, aliased where the table is joined (reference
+titles). No other module calls the hook.
+
+Reference titles are LEFT JOINed into the statement that reads the records (up to
+`TITLE_DEPTH` levels: a title made of a reference shows that record's title), so a get
+by id is one statement. Statements over several entities at once (the related lists of
+a record page, the titles named in its history) are stacked into one UNION ALL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.util import ClauseAdapter
+
+from slatecrm.metamodel.names import suggest
+from slatecrm.metamodel.rules import RuleContext
+
+from ..storage import system
+from . import listing
+from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField
+from .errors import BadQuery, RecordNotFound, UnknownEntity
+from .listing import ListQuery
+from .results import HistoryEntry, Page, Record, StageVisit
+from .snapshot import Snapshot
+
+#: A record-level filter: the SQL condition a reader may see of an entity (on its table),
+#: or None for all of it.
+ReadFilter = Callable[[CompiledEntity], "sa.ColumnElement[bool] | None"]
+#: Levels of references followed to name a record (a title made of a reference).
+TITLE_DEPTH = 3
+COUNT_LABEL = "slate__count"
+BRANCH_LABEL = "slate__branch"
+PEOPLE = "slate__people"
+#: Columns of one stacked statement at most (see `run_stacked`).
+STACK_COLUMNS = 1_000
+
+
+def no_filter(entity: CompiledEntity) -> sa.ColumnElement[bool] | None:
+    """The read filter of a process without record-level rules: everything is visible."""
+    return None
+
+
+@dataclass(frozen=True)
+class TitleSource:
+    """Where a referenced record's title is in a row: its id and title columns, under
+    the labels the joins gave them, and the sources of the titles it is made of."""
+
+    ce: CompiledEntity
+    id_label: str
+    #: title field → {column: label in the row}
+    labels: dict[str, dict[str, str]]
+    nested: dict[str, TitleSource]
+
+    def title(self, row: Mapping[Any, Any]) -> str | None:
+        """None when the row joined no record (none referenced, or not visible)."""
+        record_id = row[self.id_label]
+        if record_id is None:
+            return None
+        values = {name: self.ce.fields[name].from_row(row, labels) for name, labels in self.labels.items()}
+        references = {}
+        for name, source in self.nested.items():
+            if values.get(name) is not None:
+                references[name] = source.title(row) or f"#{values[name]}"
+        return self.ce.title_of(values, record_id, references)
+
+
+class _TitleJoins:
+    """Builds the LEFT JOINs that bring referenced records' titles into one statement."""
+
+    def __init__(self, entities: Mapping[str, CompiledEntity],
+                 visible: Callable[[CompiledEntity, sa.FromClause], list[sa.ColumnElement[bool]]]):
+        self.entities = entities
+        self.visible = visible
+        self.joined = 0
+
+    def columns(self, ce: CompiledEntity, table: sa.FromClause, prefix: str, from_: sa.FromClause,
+                depth: int) -> tuple[TitleSource, sa.FromClause, list[sa.ColumnElement[Any]]]:
+        columns: list[sa.ColumnElement[Any]] = [table.c.id.label(prefix + "id")]
+        labels: dict[str, dict[str, str]] = {}
+        for name in ce.title_fields:
+            compiled = ce.fields[name]
+            labels[name] = {column: prefix + column for _, column in compiled.columns}
+            columns += [table.c[column].label(prefix + column) for _, column in compiled.columns]
+        nested: dict[str, TitleSource] = {}
+        references = ce.references()
+        for name in ce.title_fields:
+            target = self.entities.get(references.get(name, ""))
+            if target is not None and depth > 1:
+                source, from_, more = self.join(target, table.c[ce.fields[name].column], from_, depth - 1)
+                nested[name] = source
+                columns += more
+        return TitleSource(ce, prefix + "id", labels, nested), from_, columns
+
+    def join(self, target: CompiledEntity, on: sa.ColumnElement[Any], from_: sa.FromClause,
+             depth: int) -> tuple[TitleSource, sa.FromClause, list[sa.ColumnElement[Any]]]:
+        number = self.joined
+        self.joined += 1
+        alias = target.table.alias(f"slate_t{number}")
+        from_ = from_.outerjoin(alias, sa.and_(alias.c.id == on, *self.visible(target, alias)))
+        return self.columns(target, alias, f"t{number}__", from_, depth)
+
+
+@dataclass(frozen=True)
+class RecordShape:
+    """An entity's SELECT with its references' titles joined, and how to read its rows."""
+
+    ce: CompiledEntity
+    select: sa.Select[Any]
+    references: dict[str, TitleSource]
+
+    def record(self, row: Mapping[Any, Any]) -> Record:
+        ce = self.ce
+        values = {name: f.from_row(row) for name, f in ce.fields.items()}
+        titles = {name: source.title(row) or f"#{values[name]}"
+                  for name, source in self.references.items() if values.get(name) is not None}
+        return Record(ce.name, row["id"], row["version"], ce.title_of(values, row["id"], titles), values,
+                      {k: row[k] for k in SYSTEM_FIELDS if k not in ("id", "version")}, titles)
+
+
+def record_shape(ce: CompiledEntity, entities: Mapping[str, CompiledEntity],
+                 visible: Callable[[CompiledEntity, sa.FromClause], list[sa.ColumnElement[bool]]]
+                 ) -> RecordShape:
+    joins = _TitleJoins(entities, visible)
+    from_: sa.FromClause = ce.table
+    columns: list[sa.ColumnElement[Any]] = list(ce.select.selected_columns)
+    references: dict[str, TitleSource] = {}
+    for name, target in ce.references().items():
+        if target in entities:
+            source, from_, more = joins.join(entities[target], ce.table.c[ce.fields[name].column], from_,
+                                             TITLE_DEPTH)
+            references[name] = source
+            columns += more
+    return RecordShape(ce, sa.select(*columns).select_from(from_), references)
+
+
+def stack(selects: Sequence[sa.Select[Any]]) -> sa.Select[Any] | sa.CompoundSelect[Any]:
+    """Several SELECTs of different shapes as one statement (UNION ALL): each branch has
+    its own columns, typed NULL in the other branches' rows; `unstack` splits the rows."""
+    subqueries = [s.subquery(f"slate_s{i}") for i, s in enumerate(selects)]
+    parts = []
+    for i in range(len(subqueries)):
+        columns: list[sa.ColumnElement[Any]] = [sa.literal(i, sa.Integer).label(BRANCH_LABEL)]
+        for j, other in enumerate(subqueries):
+            columns += [(c if i == j else sa.cast(sa.null(), c.type)).label(f"s{j}_{k}")
+                        for k, c in enumerate(other.c)]
+        parts.append(sa.select(*columns).select_from(subqueries[i]))
+    return parts[0] if len(parts) == 1 else sa.union_all(*parts)
+
+
+def unstack(selects: Sequence[sa.Select[Any]], rows: Iterable[Sequence[Any]]) -> list[list[dict[str, Any]]]:
+    """The rows of `stack(selects)`, back as mappings by branch, in their order."""
+    names = [[c.key for c in s.subquery().c] for s in selects]
+    starts = []
+    position = 1
+    for each in names:
+        starts.append(position)
+        position += len(each)
+    out: list[list[dict[str, Any]]] = [[] for _ in selects]
+    for row in rows:
+        branch = row[0]
+        start = starts[branch]
+        out[branch].append(dict(zip(names[branch], row[start:start + len(names[branch])], strict=True)))
+    return out
+
+
+def run_stacked(conn: sa.Connection, selects: Sequence[sa.Select[Any]]) -> list[list[dict[str, Any]]]:
+    """The rows of each SELECT, read in as few statements as the databases' column limits
+    allow (PostgreSQL takes 1,664 columns in a SELECT, SQLite 2,000): one for any
+    ordinary schema, more only for a record referenced by very many wide entities."""
+    out: list[list[dict[str, Any]]] = []
+    group: list[sa.Select[Any]] = []
+    width = 1
+    for select in selects:
+        columns = len(select.selected_columns)
+        if group and width + columns > STACK_COLUMNS:
+            out += unstack(group, conn.execute(stack(group)).all())
+            group, width = [], 1
+        group.append(select)
+        width += columns
+    if group:
+        out += unstack(group, conn.execute(stack(group)).all())
+    return out
+
+
+class Reader:
+    """Reads records of one snapshot through one connection, with one read filter."""
+
+    def __init__(self, snapshot: Snapshot, conn: sa.Connection, read_filter: ReadFilter = no_filter,
+                 cursor_key: bytes | None = None):
+        self.snapshot = snapshot
+        self.conn = conn
+        self.read_filter = read_filter
+        #: Checks a list's cursor and signs the next one (storage/secrets.py).
+        self.cursor_key = cursor_key
+        self._shapes: dict[str, RecordShape] = {}
+
+    # --- the one place a record-level filter is applied -------------------------------------
+    def visible(self, ce: CompiledEntity, table: sa.FromClause | None = None) -> list[sa.ColumnElement[bool]]:
+        """The conditions a row of `ce` must meet to be read, on `table` (the entity's
+        table, or an alias of it in a join). Every statement of this module calls it."""
+        condition = self.read_filter(ce)
+        if condition is None:
+            return []
+        if table is not None and table is not ce.table:
+            condition = ClauseAdapter(table).traverse(condition)
+        return [condition]
+
+    # --- the snapshot's entities ------------------------------------------------------------
+    @property
+    def entities(self) -> dict[str, CompiledEntity]:
+        return self.snapshot.entities
+
+    def entity(self, name: str) -> CompiledEntity:
+        entities = self.snapshot.entities
+        if name not in entities:
+            raise UnknownEntity(name, suggest(name, entities))
+        return entities[name]
+
+    def shape(self, ce: CompiledEntity) -> RecordShape:
+        """Built once per revision when nothing is filtered; per reader otherwise."""
+        if self.read_filter is no_filter:
+            return self.snapshot.derived(f"records.shape:{ce.name}",
+                                         lambda: record_shape(ce, self.entities, self.visible))
+        if ce.name not in self._shapes:
+            self._shapes[ce.name] = record_shape(ce, self.entities, self.visible)
+        return self._shapes[ce.name]
+
+    def expression_conditions(self, ce: CompiledEntity, query: ListQuery) -> list[sa.ColumnElement[bool]]:
+        """The query's rule-language filter as SQL, for every statement built from a list
+        query (pages, board totals), so that they all select the same records."""
+        if not query.expression:
+            return []
+        return [self.snapshot.rules.filter(ce.name, query.expression, RuleContext())]
+
+    def list_conditions(self, ce: CompiledEntity, query: ListQuery) -> list[sa.ColumnElement[bool]]:
+        return [*self.expression_conditions(ce, query), *self.visible(ce)]
+
+    # --- records -----------------------------------------------------------------------------
+    def get(self, entity: str, record_id: int) -> Record:
+        ce = self.entity(entity)
+        found = self.fetch(ce, [record_id])
+        if not found:
+            raise RecordNotFound(entity, record_id)
+        return found[0]
+
+    def fetch(self, ce: CompiledEntity, ids: Sequence[int]) -> list[Record]:
+        """The records with these ids that the reader may see, by id: one statement."""
+        shape = self.shape(ce)
+        key = ce.table.c.id == ids[0] if len(ids) == 1 else ce.table.c.id.in_(list(ids))
+        select = shape.select.where(key, *self.visible(ce)).order_by(ce.table.c.id)
+        return [shape.record(row) for row in self.conn.execute(select).mappings()]
+
+    def page(self, entity: str, query: ListQuery | None = None) -> Page:
+        ce = self.entity(entity)
+        query = query or ListQuery()
+        shape = self.shape(ce)
+        built = listing.build(ce, query, self.list_conditions(ce, query), self.cursor_key,
+                              base=shape.select)
+        try:
+            rows = self.conn.execute(built.select).mappings().all()
+            count = self.conn.execute(built.count).scalar_one()
+        except sa.exc.DataError as error:  # a filter computing beyond a column type's range
+            if self.conn.in_transaction():
+                self.conn.rollback()
+            if not query.expression:
+                raise
+            raise BadQuery({"filter": [f"the filter cannot be computed: {error.orig}"]}) from None
+        return Page([shape.record(r) for r in rows[: built.limit]], listing.next_cursor(rows, built),
+                    min(count, listing.COUNT_CAP), count > listing.COUNT_CAP)
+
+    def list_select(self, ce: CompiledEntity, query: ListQuery) -> sa.Select[Any]:
+        """A list query's rows without order, limit or titles (what totals add up)."""
+        base = replace(query, after=None, sort=(), limit=1)
+        built = listing.build(ce, base, self.list_conditions(ce, base), self.cursor_key)
+        return built.select.limit(None).order_by(None)
+
+    # --- related records ---------------------------------------------------------------------
+    def reverse_references(self, entity: str) -> list[tuple[str, str]]:
+        """(entity, field) pairs of the references that point to `entity`."""
+        return [(other.name, name) for other in self.entities.values()
+                for name, f in other.fields.items() if f.field.target == entity]
+
+    def relation(self, entity: str, relation: str) -> tuple[str, str]:
+        """`relation` is `other.field`, or just `other` when it has one reference to `entity`."""
+        other, _, field = relation.partition(".")
+        known = self.reverse_references(entity)
+        candidates = [(e, f) for e, f in known if e == other and (not field or f == field)]
+        if len(candidates) != 1:
+            why = "is ambiguous; name the field" if candidates else "is not a reference to it"
+            shown = ", ".join(f"{e}.{f}" for e, f in known) or "none"
+            raise BadQuery({"relation": [f"{relation!r} {why}; references to {entity}: {shown}"]})
+        return candidates[0]
+
+    def related(self, entity: str, record_id: int, relation: str, query: ListQuery | None = None) -> Page:
+        """Records of another entity that refer to this (visible) record."""
+        self.get(entity, record_id)
+        other, field = self.relation(entity, relation)
+        base = query or ListQuery()
+        return self.page(other, replace(base, filters=(*base.filters,
+                                                       listing.Filter(field, "eq", (str(record_id),)))))
+
+    def related_lists(self, record_id: int, relations: Sequence[tuple[str, str]], *, limit: int,
+                      sort: tuple[str, ...] = ("-updated_at",)) -> list[Page]:
+        """The first records of several relations of one record (already read), with
+        their counts, in one statement."""
+        scoped = [(other, listing.Filter(field, "eq", (str(record_id),))) for other, field in relations]
+        return self.first_pages([(other, ListQuery(sort=sort, limit=limit, filters=(where,)))
+                                 for other, where in scoped])
+
+    def first_pages(self, queries: Sequence[tuple[str, ListQuery]]) -> list[Page]:
+        """The first page of several list queries (of any entities), each with its
+        capped count, stacked into one statement (a board's columns, a record's related
+        lists)."""
+        if not queries:
+            return []
+        shapes, built, selects = [], [], []
+        for entity, query in queries:
+            if query.after is not None:
+                raise ValueError("first_pages reads first pages; read a later page with page()")
+            ce = self.entity(entity)
+            shape = self.shape(ce)
+            page = listing.build(ce, query, self.list_conditions(ce, query), self.cursor_key,
+                                 base=shape.select)
+            shapes.append(shape)
+            built.append(page)
+            selects.append(page.select.add_columns(page.count.scalar_subquery().label(COUNT_LABEL)))
+        try:
+            branches = run_stacked(self.conn, selects)
+        except sa.exc.DataError as error:  # a filter computing beyond a column type's range
+            if not any(query.expression for _, query in queries):
+                raise
+            raise BadQuery({"filter": [f"the filter cannot be computed: {error.orig}"]}) from None
+        pages = []
+        for shape, page, rows in zip(shapes, built, branches, strict=True):
+            count = rows[0][COUNT_LABEL] if rows else 0  # no rows: nothing matched (no cursor)
+            pages.append(Page([shape.record(r) for r in rows[: page.limit]], listing.next_cursor(rows, page),
+                              min(count, listing.COUNT_CAP), count > listing.COUNT_CAP))
+        return pages
+
+    # --- history -----------------------------------------------------------------------------
+    def history(self, entity: str, record_id: int) -> list[HistoryEntry]:
+        """A record's changes, oldest first. Kept after a delete; when records are filtered,
+        only the history of a record the reader may see."""
+        ce = self.entity(entity)
+        h = system.history
+        select = sa.select(h).where(h.c.entity == ce.name, h.c.record_id == record_id)
+        visible = self.visible(ce)
+        if visible:
+            exists = sa.select(ce.table.c.id).where(ce.table.c.id == record_id, *visible).exists()
+            select = select.where(exists)
+        rows = self.conn.execute(select.order_by(h.c.version, h.c.id)).all()
+        if not rows:
+            raise RecordNotFound(entity, record_id)
+        return [HistoryEntry(r.version, r.action, r.changed_at, r.changed_by, r.changes) for r in rows]
+
+    def stage_history(self, entity: str, record_id: int) -> list[StageVisit]:
+        """The record's stage visits; one statement that also tells a missing record."""
+        ce = self.entity(entity)
+        s, table = system.stage_history, ce.table
+        visits = table.outerjoin(s, sa.and_(s.c.entity == ce.name, s.c.record_id == table.c.id))
+        select = (sa.select(table.c.id.label("slate__record"), s.c.field, s.c.stage, s.c.entered_at,
+                            s.c.left_at, s.c.seconds)
+                  .select_from(visits)
+                  .where(table.c.id == record_id, *self.visible(ce))
+                  .order_by(s.c.entered_at, s.c.id))
+        rows = self.conn.execute(select).all()
+        if not rows:
+            raise RecordNotFound(entity, record_id)
+        return [StageVisit(r.field, r.stage, r.entered_at, r.left_at, r.seconds) for r in rows
+                if r.field is not None]
+
+    # --- titles and names --------------------------------------------------------------------
+    def names(self, titles: Mapping[str, Iterable[int]], people: Iterable[int | None] = ()
+              ) -> tuple[dict[str, dict[int, str]], dict[int, str]]:
+        """The titles of records by entity and id (those the reader may see) and the
+        display names of users, in one statement."""
+        wanted = {name: sorted(set(ids)) for name, ids in titles.items() if name in self.entities and ids}
+        people_ids = sorted({i for i in people if i is not None})
+        selects: list[sa.Select[Any]] = []
+        sources: list[TitleSource | None] = []
+        for name, ids in wanted.items():
+            ce = self.entities[name]
+            joins = _TitleJoins(self.entities, self.visible)
+            source: TitleSource | None
+            source, from_, columns = joins.columns(ce, ce.table, "r__", ce.table, TITLE_DEPTH)
+            selects.append(sa.select(*columns).select_from(from_)
+                           .where(ce.table.c.id.in_(ids), *self.visible(ce)))
+            sources.append(source)
+        if people_ids:
+            users = system.users
+            selects.append(sa.select(users.c.id, users.c.display_name).where(users.c.id.in_(people_ids)))
+            sources.append(None)
+        found: dict[str, dict[int, str]] = {name: {} for name in titles}
+        names: dict[int, str] = {}
+        if not selects:
+            return found, names
+        branches = run_stacked(self.conn, selects)
+        labels = [*wanted, *([PEOPLE] if people_ids else [])]
+        for entity, each, rows in zip(labels, sources, branches, strict=True):
+            for row in rows:
+                if each is None:
+                    names[row["id"]] = row["display_name"]
+                else:
+                    found[entity][row[each.id_label]] = each.title(row) or ""
+        return found, names
+
+    # --- aggregates --------------------------------------------------------------------------
+    def totals(self, ce: CompiledEntity, group: str, summed: CompiledField | None,
+               query: ListQuery) -> list[tuple[Any, int, dict[str, Any], Any]]:
+        """(group value, count, sum group, sum) over a list query: one row per value of the
+        `group` column and per value of the summed type's sum groups, since a sum never adds
+        values its type keeps apart (amounts in different currencies)."""
+        rows = self.list_select(ce, query).subquery()
+        key = rows.c[group]
+        groups = [(suffix, rows.c[summed.column_of(suffix)])
+                  for suffix in summed.type.sum_groups(summed.field)] if summed else []
+        columns: list[Any] = [key, sa.func.count(), *[c for _, c in groups]]
+        if summed is not None:
+            columns.append(sa.func.sum(rows.c[summed.column]))
+        grouped = sa.select(*columns).group_by(key, *[c for _, c in groups])
+        return [(row[0], row[1], {suffix: row[2 + i] for i, (suffix, _) in enumerate(groups)},
+                 row[-1] if summed is not None else None)
+                for row in self.conn.execute(grouped.order_by(key, *[c for _, c in groups]))]

@@ -1,0 +1,44 @@
+"""Each HTTP request gets its own pinned records service (records/scope.py): one metamodel
+revision and one read connection for the whole request, released when the response is
+done (after the last chunk of a streamed CSV export)."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..records.service import RecordsService
+
+STATE_KEY = "records"
+
+
+class PinnedRecords:
+    """Pure ASGI middleware: `request.state.records` is the request's pinned service."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        shared: RecordsService = scope["app"].state.records
+        pinned = shared.pinned()
+        scope.setdefault("state", {})[STATE_KEY] = pinned
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if pinned.scope is not None and pinned.scope.opened:
+                await run_in_threadpool(pinned.close)
+            else:
+                pinned.close()
+
+
+def records_of(request: Request) -> RecordsService:
+    """The request's pinned records service (the shared one outside the middleware)."""
+    pinned = request.scope.get("state", {}).get(STATE_KEY)
+    if isinstance(pinned, RecordsService):
+        return pinned
+    shared: RecordsService = request.app.state.records
+    return shared
