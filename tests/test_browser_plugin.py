@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 
 from slatecrm.platform.storage.engine import create_engine
-from slatecrm.platform.web.app import create_app
-from slatecrm.plugins.manager import field_types
 
 from .browser import ServerThread, launch, require_browser, screenshot, watch
+from .defaults import field_types, make_app
 from .packs import install
 from .test_browser import expect, script_errors
 from .test_plugin_fieldtype import palette_pack
@@ -31,7 +30,7 @@ def paint_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     engine = create_engine(url)
     install(engine, field_types(), palette_pack(Path(root)))
     engine.dispose()
-    app = create_app(url)
+    app = make_app(url)
     with ServerThread(app) as server:
         yield server.url
     app.state.engine.dispose()
