@@ -25,7 +25,7 @@ from slatecrm.platform.web.widgets import TEXT_LIKE
 from slatecrm.plugins.manager import field_types
 
 from .browser import ServerThread, launch, require_browser, screenshot, watch
-from .packs import install
+from .pack_templates import PackTemplates
 
 pytestmark = pytest.mark.browser
 
@@ -48,12 +48,12 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, pack_templates: PackTemplates) -> Iterator[Site]:
     require_browser()
     url = f"sqlite:///{tmp_path_factory.mktemp('ui') / 'ui.db'}"
     engine = create_engine(url)
     registry = field_types()
-    install(engine, registry, "crm-core", "sales")
+    pack_templates.copy_to(engine, registry, "crm-core", "sales")
     records = RecordsService(engine, RuntimeHolder(engine, registry), registry)
     Generator(records, seed=7).run(12)
     app = create_app(url)
