@@ -24,7 +24,7 @@ from slatecrm.platform.web.app import create_app
 from slatecrm.platform.web.widgets import TEXT_LIKE
 from slatecrm.plugins.manager import field_types
 
-from .browser import ServerThread, launch, require_browser, screenshot, watch
+from .browser import HUNG_MS, ServerThread, launch, require_browser, screenshot, watch
 from .pack_templates import PackTemplates
 
 pytestmark = pytest.mark.browser
@@ -71,7 +71,7 @@ def browser(site: Site) -> Iterator[Any]:
 @pytest.fixture
 def context(browser: Any) -> Iterator[Any]:
     ctx = browser.new_context(viewport={"width": 1360, "height": 900})
-    ctx.set_default_timeout(10_000)
+    ctx.set_default_timeout(HUNG_MS)  # a failure detector: actions wait on conditions
     yield ctx
     ctx.close()
 
@@ -325,7 +325,8 @@ def test_an_xss_corpus_in_every_text_field_renders_inert(site: Site, context: An
         for url in urls:
             response = page.goto(site.url + url)
             assert response is not None and response.status == 200, url
-            page.wait_for_timeout(50)
+            # After the tasks the page had queued by now (a payload's onerror, onload) have run:
+            page.evaluate("() => new Promise(resolve => setTimeout(resolve))")
             assert_inert(page, seen, url)
     # The payloads are shown as the text they are.
     page.goto(f"{site.url}/e/account?sort=-id")

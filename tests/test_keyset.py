@@ -144,10 +144,10 @@ def test_paging_a_big_table_sees_each_record_once_in_the_unpaged_order(
             paged = paged_ids(conn, table, sort, page)
             unpaged = unpaged_ids(conn, table, sort)
             columns = ["id", *(k.column for k in sort if k.column != "id")]
-            rows = [dict(r) for r in conn.execute(sa.select(*[table.c[c] for c in columns])).mappings()]
+            stored = [dict(r) for r in conn.execute(sa.select(*[table.c[c] for c in columns])).mappings()]
             assert len(paged) == len(set(paged)) == rows
             assert paged == unpaged
-            assert unpaged == python_order(rows, sort)  # NULLs and directions where they belong
+            assert unpaged == python_order(stored, sort)  # NULLs and directions where they belong
 
 
 # --- small tables, any sort, any page size --------------------------------------------------------------
