@@ -76,7 +76,9 @@ class PackTemplates:
         """Make `engine`'s database, which must be empty, a copy of one with `packs` installed
         (names or paths, as `install` takes them); the revision number, as `install` returns.
 
-        The engine's pooled connections are closed: the next checkout sees the copy."""
+        The engine's pooled connections are closed: the next checkout sees the copy. A template
+        is installed with the registry of its first request; the default packs use built-in
+        field types only, so any registry that has them installs the same database."""
         kind = engine.dialect.name
         template = self._templates.get((kind, packs))
         if template is None:
