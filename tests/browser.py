@@ -122,3 +122,20 @@ def screenshot(page: Any, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def serve_pack(url: str, pack: Path) -> Iterator[str]:
+    """A server over the database at `url` with `pack` installed: yields its base URL (for a
+    module-scoped fixture)."""
+    from slatecrm.platform.storage.engine import create_engine
+
+    from .defaults import field_types, make_app
+    from .packs import install
+
+    engine = create_engine(url)
+    install(engine, field_types(), pack)
+    engine.dispose()
+    app = make_app(url)
+    with ServerThread(app) as server:
+        yield server.url
+    app.state.engine.dispose()

@@ -8,11 +8,8 @@ from typing import Any
 
 import pytest
 
-from slatecrm.platform.storage.engine import create_engine
-
-from .browser import ServerThread, launch, require_browser, watch
-from .defaults import field_types, make_app
-from .packs import install, write_pack
+from .browser import HUNG_MS, launch, require_browser, serve_pack, watch
+from .packs import write_pack
 from .test_write_pipeline import CUSTOMER, JOB, TASK
 
 pytestmark = pytest.mark.browser
@@ -23,14 +20,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_browser()
     root = tmp_path_factory.mktemp("pipeline")
     url = f"sqlite:///{root / 'ui.db'}"
-    engine = create_engine(url)
-    install(engine, field_types(), write_pack(root, "workshop", "1.0.0",
-                                              {"customer": CUSTOMER, "job": JOB, "task": TASK}))
-    engine.dispose()
-    app = make_app(url)
-    with ServerThread(app) as server:
-        yield server.url
-    app.state.engine.dispose()
+    yield from serve_pack(url, write_pack(root, "workshop", "1.0.0",
+                                          {"customer": CUSTOMER, "job": JOB, "task": TASK}))
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +33,7 @@ def test_the_form_shows_the_validation_rules_saving_applies(site: str, browser: 
     from playwright.sync_api import expect
 
     context = browser.new_context()
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(HUNG_MS)  # a failure detector: actions wait on conditions
     page = context.new_page()
     watch(page)
     page.goto(f"{site}/e/job/new")

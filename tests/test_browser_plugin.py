@@ -11,11 +11,7 @@ from typing import Any
 
 import pytest
 
-from slatecrm.platform.storage.engine import create_engine
-
-from .browser import ServerThread, launch, require_browser, screenshot, watch
-from .defaults import field_types, make_app
-from .packs import install
+from .browser import HUNG_MS, launch, require_browser, screenshot, serve_pack, watch
 from .test_browser import expect, script_errors
 from .test_plugin_fieldtype import palette_pack
 
@@ -27,13 +23,7 @@ def paint_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_browser()
     root = tmp_path_factory.mktemp("paint")
     url = f"sqlite:///{root / 'paint.db'}"
-    engine = create_engine(url)
-    install(engine, field_types(), palette_pack(Path(root)))
-    engine.dispose()
-    app = make_app(url)
-    with ServerThread(app) as server:
-        yield server.url
-    app.state.engine.dispose()
+    yield from serve_pack(url, palette_pack(Path(root)))
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +33,7 @@ def paint_browser(paint_site: str) -> Iterator[Any]:
 
 def test_a_plugin_type_in_form_list_record_search_and_filter(paint_site: str, paint_browser: Any) -> None:
     context = paint_browser.new_context(viewport={"width": 1200, "height": 800})
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(HUNG_MS)  # a failure detector: actions wait on conditions
     page = context.new_page()
     seen = watch(page)
     for name, shade in (("Sky", "87CEEB"), ("Grass", "#0f0")):
