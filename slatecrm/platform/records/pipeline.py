@@ -315,8 +315,7 @@ class WritePipeline:
         conn.execute(system.history.insert(), history)
         if visits:
             conn.execute(system.stage_history.insert(), visits)
-        query = ce.select.where(ce.table.c.id.in_(ids)).order_by(ce.table.c.id)
-        return self.service._records(conn, ce, conn.execute(query).mappings().all()), history
+        return self.service._read_back(conn, ce, ids), history
 
     def _update(self, conn: sa.Connection, draft: Draft, version: int, changed: Sequence[str],
                 user: int | None, now: dt.datetime) -> tuple[Record, list[dict[str, Any]]]:
@@ -347,8 +346,7 @@ class WritePipeline:
             for field_name in ce.pipelines:
                 if field_name in changed:
                     stages.record_move(conn, ce, record_id, field_name, merged[field_name], now, user)
-        fresh = conn.execute(ce.select.where(ce.table.c.id == record_id)).mappings().one()
-        return self.service._records(conn, ce, [fresh])[0], history
+        return self.service._read_back(conn, ce, [record_id])[0], history
 
     def after_commit(self, request: WriteRequest, records: Sequence[Record],
                      changed: Sequence[Sequence[str]], history: Sequence[Mapping[str, Any]]) -> None:

@@ -123,17 +123,15 @@ class RecordsService:
         with self.reading() as reader:
             return reader.get(entity, record_id)
 
-    def _records(self, conn: sa.Connection, ce: CompiledEntity,
-                 rows: Sequence[Mapping[Any, Any]]) -> list[Record]:
-        """The records just written, read back through the read path on the writing
-        connection (it sees its own uncommitted rows). The writer's own change is shown
-        to it whatever the read filter: whether it may write is the write pipeline's
-        permission check."""
-        if not rows:
+    def _read_back(self, conn: sa.Connection, ce: CompiledEntity, ids: Sequence[int]) -> list[Record]:
+        """The records just written, in the order of `ids`, read back through the read path
+        on the writing connection (it sees its own uncommitted rows): one statement, titles
+        joined. The writer's own change is shown to it whatever the read filter: whether it
+        may write is the write pipeline's permission check."""
+        if not ids:
             return []
-        reader = Reader(self.snapshot(), conn)
-        by_id = {r.id: r for r in reader.fetch(ce, [row["id"] for row in rows])}
-        return [by_id[row["id"]] for row in rows]
+        by_id = {r.id: r for r in Reader(self.snapshot(), conn).fetch(ce, ids)}
+        return [by_id[i] for i in ids]
 
     # --- writing: thin calls into the one write pipeline (records/pipeline.py) -------------
     def check(self, entity: str, data: Mapping[str, Any], *, record_id: int | None = None,
