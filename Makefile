@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 DEMO_DB ?= sqlite:///demo.db
 PYTEST_ARGS ?=
+# `make test` leaves out the minutes-long `slow` tests; `make test TEST_MARKERS=` (as .ci/run does) runs all.
+TEST_MARKERS ?= not slow
 BENCH_ARGS ?=
 
 .PHONY: install vendor demo test lint bench clean
@@ -40,7 +42,7 @@ demo: $(STAMP) vendor
 	$(BIN)/slatecrm serve --database $(DEMO_DB)
 
 test: $(STAMP) vendor
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 $(if $(TEST_MARKERS),-m "$(TEST_MARKERS)") $(PYTEST_ARGS)
 	$(BIN)/ruff check slatecrm tests bench
 	$(BIN)/mypy
 

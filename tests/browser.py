@@ -23,6 +23,10 @@ CHROMIUM = Path(os.environ.get("SLATECRM_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# Every browser wait is on a condition (a page loaded, a text shown); this bound only turns a
+# page that never gets there into a failure. It is far above what a busy machine needs and
+# is never a timing assertion: a passing test waits no longer for it.
+HUNG_MS = 120_000
 
 
 def browser_problem() -> str | None:
@@ -66,7 +70,7 @@ class ServerThread:
 
     def __enter__(self) -> ServerThread:
         self.thread.start()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + HUNG_MS / 1000  # a failure detector, see HUNG_MS
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("the test server did not start")
@@ -75,7 +79,7 @@ class ServerThread:
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=HUNG_MS / 1000)
 
 
 @dataclass
@@ -102,8 +106,9 @@ def watch(page: Any) -> Watched:
 
 
 def launch() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=HUNG_MS)  # expect() retries until its condition holds
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

@@ -3,6 +3,11 @@
 PostgreSQL tests create a database with a random name and drop it afterwards. When the
 server is unreachable they are skipped, except under CI=true (or
 SLATECRM_REQUIRE_POSTGRES=1), where that is a failure.
+
+A test that needs the default packs installed gets a copy of a database installed once per
+session (`pack_templates`, see tests/pack_templates.py): `client` does this, and so can any
+fixture with `pack_templates.copy_to(engine, registry, "crm-core", "sales")` in place of
+`install(engine, registry, "crm-core", "sales")`. A test of installing itself calls `install`.
 """
 
 from __future__ import annotations
@@ -20,10 +25,14 @@ from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.storage.engine import create_engine
 
 from .defaults import field_types, make_app
-from .packs import install
+from .pack_templates import PackTemplates
+from .postgres_drops import BackgroundDrops
 
 POSTGRES_URL = os.environ.get(
     "SLATECRM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+DROPS = BackgroundDrops(POSTGRES_URL)  # this process's test databases, dropped off the tests' path
 
 
 def postgres_required() -> bool:
@@ -42,27 +51,48 @@ def postgres_problem() -> str | None:
         engine.dispose()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_databases_dropped() -> Iterator[None]:
+    """The session ends when its last PostgreSQL database is gone; one left behind is an error."""
+    yield
+    failures = DROPS.wait()
+    assert not failures, "PostgreSQL test databases that could not be dropped:\n" + "\n".join(failures)
+
+
+@pytest.fixture(scope="session")
+def pack_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackTemplates]:
+    """Installed-pack databases to copy, built on first use (per xdist worker), dropped at the end."""
+    templates = PackTemplates(tmp_path_factory.mktemp("pack-templates"), POSTGRES_URL, DROPS.drop)
+    yield templates
+    templates.drop()
+
+
 @pytest.fixture
 def registry() -> FieldTypeRegistry:
     return field_types()
 
 
-def _postgres_database() -> Iterator[str]:
+def _postgres_database(templates: PackTemplates | None = None) -> Iterator[str]:
+    """A database with a random name, dropped afterwards. With `templates`, its creation is
+    left to a template copy (see PackTemplates.defer)."""
     problem = postgres_problem()
     if problem:
         if postgres_required():
             pytest.fail(problem + " (CI=true: PostgreSQL tests must run)")
         pytest.skip(problem)
     name = f"slatecrm_test_{secrets.token_hex(6)}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    if templates is None:
+        admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    else:
+        templates.defer(name)
     try:
         yield sa.engine.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+        if templates is not None:
+            templates.forget(name)
+        DROPS.drop(name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -70,7 +100,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'slatecrm.db'}"
     else:
-        yield from _postgres_database()
+        copies = "pack_templates" in request.fixturenames  # a fixture will copy a template here
+        yield from _postgres_database(request.getfixturevalue("pack_templates") if copies else None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """Every database a test was promised exists when its body runs, copied or not."""
+    templates = getattr(item, "funcargs", {}).get("pack_templates")
+    if isinstance(templates, PackTemplates):
+        templates.create_deferred()
 
 
 @pytest.fixture
@@ -81,9 +120,10 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
 
 
 @pytest.fixture
-def client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry) -> Iterator[TestClient]:
+def client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
+           pack_templates: PackTemplates) -> Iterator[TestClient]:
     """The app over a database with the default packs (crm-core, sales), in-process."""
-    install(engine, registry, "crm-core", "sales")
+    pack_templates.copy_to(engine, registry, "crm-core", "sales")
     app = make_app(db_url, body_limit=64 * 1024)
     with TestClient(app, raise_server_exceptions=False) as http:
         yield http

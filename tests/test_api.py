@@ -156,7 +156,7 @@ def test_openapi_follows_the_metamodel_without_restart(client: TestClient, engin
     assert before["components"]["schemas"]["AccountInput"]["required"] == ["name"]
     install(engine, registry, write_pack(Path(str(tmp_path)), "fleet", "1.0.0", {"vehicle": {"fields": {
         "plate": {"type": "text", "required": True}, "seats": {"type": "integer", "min": 1}}}}))
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 120  # a failure detector: the wait is on the condition below
     after = client.get("/api/v1/openapi.json").json()
     while "/api/v1/vehicle" not in after["paths"] and time.monotonic() < deadline:
         time.sleep(0.1)

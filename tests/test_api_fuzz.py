@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from slatecrm.platform import installer
 from slatecrm.platform.storage.engine import create_engine
 
 from .defaults import field_types, make_app
+from .pack_templates import PackTemplates
 
 ENTITIES = ["account", "contact", "activity", "lead", "opportunity", "nothing"]
 FIELDS = ["name", "email", "amount", "stage", "status", "account", "close_date", "employees", "industry",
@@ -41,14 +41,11 @@ query_keys = st.sampled_from(["sort", "limit", "after", "q", "name", "employees_
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
+def client(pack_templates: PackTemplates) -> Iterator[TestClient]:
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/fuzz.db"
         engine = create_engine(url)
-        registry = field_types()
-        installer.create_system_tables(engine)
-        installer.install(engine, installer.plan_install(
-            engine, installer.load_packs(["crm-core", "sales"], registry), registry), author="fuzz")
+        pack_templates.copy_to(engine, field_types(), "crm-core", "sales")
         engine.dispose()
         app = make_app(url)
         with TestClient(app, raise_server_exceptions=False) as http:

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 
 from .defaults import make_app
-from .packs import install
+from .pack_templates import PackTemplates
 
 VEHICLE = {
     "label": "Vehicle",
@@ -35,8 +35,9 @@ VEHICLE = {
 
 
 @pytest.fixture
-def client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry) -> Iterator[TestClient]:
-    install(engine, registry, "crm-core")
+def client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
+           pack_templates: PackTemplates) -> Iterator[TestClient]:
+    pack_templates.copy_to(engine, registry, "crm-core")
     app = make_app(db_url)
     with TestClient(app, raise_server_exceptions=False) as http:
         yield http
@@ -138,8 +139,9 @@ def test_edits_that_lose_data_or_break_rules_are_refused(client: TestClient) -> 
 
 
 def test_an_admin_adds_and_changes_stages_one_by_one(engine: sa.Engine, db_url: str,
-                                                      registry: FieldTypeRegistry) -> None:
-    install(engine, registry, "crm-core", "sales")
+                                                      registry: FieldTypeRegistry,
+                                                      pack_templates: PackTemplates) -> None:
+    pack_templates.copy_to(engine, registry, "crm-core", "sales")
     app = make_app(db_url)
     with TestClient(app, raise_server_exceptions=False) as client:
         confirmed(client, "PUT", "/api/v1/admin/entities/vehicle", VEHICLE)

@@ -21,9 +21,9 @@ from slatecrm.platform.sampledata import Generator
 from slatecrm.platform.storage.engine import create_engine
 from slatecrm.platform.storage.runtime import RuntimeHolder
 
-from .browser import ServerThread, launch, require_browser, screenshot, watch
+from .browser import HUNG_MS, ServerThread, launch, require_browser, screenshot, watch
 from .defaults import field_types, make_app
-from .packs import install
+from .pack_templates import PackTemplates
 
 #: Types whose text is shown as typed (the targets of the XSS tests).
 TEXT_LIKE = frozenset({"text", "long_text", "email", "phone", "url"})
@@ -49,12 +49,12 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, pack_templates: PackTemplates) -> Iterator[Site]:
     require_browser()
     url = f"sqlite:///{tmp_path_factory.mktemp('ui') / 'ui.db'}"
     engine = create_engine(url)
     registry = field_types()
-    install(engine, registry, "crm-core", "sales")
+    pack_templates.copy_to(engine, registry, "crm-core", "sales")
     records = RecordsService(engine, RuntimeHolder(engine, registry), registry)
     Generator(records, seed=7).run(12)
     app = make_app(url)
@@ -72,7 +72,7 @@ def browser(site: Site) -> Iterator[Any]:
 @pytest.fixture
 def context(browser: Any) -> Iterator[Any]:
     ctx = browser.new_context(viewport={"width": 1360, "height": 900})
-    ctx.set_default_timeout(10_000)
+    ctx.set_default_timeout(HUNG_MS)  # a failure detector: actions wait on conditions
     yield ctx
     ctx.close()
 
@@ -326,7 +326,8 @@ def test_an_xss_corpus_in_every_text_field_renders_inert(site: Site, context: An
         for url in urls:
             response = page.goto(site.url + url)
             assert response is not None and response.status == 200, url
-            page.wait_for_timeout(50)
+            # After the tasks the page had queued by now (a payload's onerror, onload) have run:
+            page.evaluate("() => new Promise(resolve => setTimeout(resolve))")
             assert_inert(page, seen, url)
     # The payloads are shown as the text they are.
     page.goto(f"{site.url}/e/account?sort=-id")

@@ -155,12 +155,12 @@ def test_references_in_titles_and_history_show_the_referenced_title(client: Test
     acme = made(client, "account", name="Acme")
     globex = made(client, "account", name="Globex")
     site = made(client, "site", code="North", account=acme["id"])
-    assert site["title"] == "Acme – North"  # not "1 – North"
+    assert site["_title"] == "Acme – North"  # not "1 – North"
     visit = made(client, "visit", site=site["id"], note="first")
-    assert visit["title"] == "Acme – North"  # a title made of a reference whose title has one too
+    assert visit["_title"] == "Acme – North"  # a title made of a reference whose title has one too
     assert client.get(f"/api/v1/visit/{visit['id']}").json()["site"]["title"] == "Acme – North"
     listed = client.get("/api/v1/site").json()["data"]
-    assert [s["title"] for s in listed] == ["Acme – North"]
+    assert [s["_title"] for s in listed] == ["Acme – North"]
     assert "Acme – North" in client.get("/e/visit").text
 
     client.patch(f"/api/v1/site/{site['id']}", json={"account": globex["id"], "version": 1})
@@ -261,7 +261,7 @@ def test_a_board_reads_its_columns_in_one_statement_and_wide_stacks_are_split(
     with counted(client) as board:
         columns = client.get("/e/opportunity/board/sales.json").json()["columns"]
     assert len(board.texts) == 2, board.texts  # the totals, and every column's cards
-    cards = {c["stage"]: [r["title"] for r in c["records"]] for c in columns}
+    cards = {c["stage"]: [r["_title"] for r in c["records"]] for c in columns}
     assert cards["qualification"] == ["Big deal"]
     assert sorted(cards["prospecting"]) == ["Deal 0", "Deal 1", "Deal 2"]
     assert {c["stage"]: c["count"] for c in columns if c["count"]} == {"qualification": 1, "prospecting": 3}

@@ -21,12 +21,13 @@ from slatecrm.platform.records.errors import (
 from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.storage.runtime import RuntimeHolder
 
-from .packs import install
+from .pack_templates import PackTemplates
 
 
 @pytest.fixture
-def records(engine: sa.Engine, registry: FieldTypeRegistry) -> Iterator[RecordsService]:
-    install(engine, registry, "crm-core", "sales")
+def records(engine: sa.Engine, registry: FieldTypeRegistry,
+            pack_templates: PackTemplates) -> Iterator[RecordsService]:
+    pack_templates.copy_to(engine, registry, "crm-core", "sales")
     yield RecordsService(engine, RuntimeHolder(engine, registry), registry)
 
 

@@ -16,7 +16,7 @@ from slatecrm.platform.storage.runtime import RuntimeHolder
 from .packs import install, write_pack
 
 
-def test_a_revision_applied_elsewhere_is_noticed_within_a_second(
+def test_a_revision_applied_elsewhere_is_noticed_at_a_later_poll(
         engine: sa.Engine, db_url: str, registry: FieldTypeRegistry, tmp_path: Path) -> None:
     install(engine, registry, write_pack(tmp_path, "fleet", "1.0.0", {"vehicle": {"fields": {
         "plate": {"type": "text"}}}}))
@@ -39,7 +39,7 @@ def test_a_revision_applied_elsewhere_is_noticed_within_a_second(
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "2"
-    deadline = time.monotonic() + 1.0
+    deadline = time.monotonic() + 120  # a failure detector, not a timing assertion
     while holder.current().revision != 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     second = holder.current()

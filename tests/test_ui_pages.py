@@ -15,6 +15,7 @@ from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.web import templating
 
 from .defaults import make_app
+from .pack_templates import PackTemplates
 from .packs import install, write_pack
 
 
@@ -245,8 +246,9 @@ def test_changes_asked_for_by_another_site_are_refused(client: TestClient) -> No
 
 
 def test_a_template_named_for_one_entity_overrides_its_page_only(
-        engine: sa.Engine, db_url: str, registry: FieldTypeRegistry, tmp_path: Path) -> None:
-    install(engine, registry, "crm-core")
+        engine: sa.Engine, db_url: str, registry: FieldTypeRegistry, tmp_path: Path,
+        pack_templates: PackTemplates) -> None:
+    pack_templates.copy_to(engine, registry, "crm-core")
     (tmp_path / "record-account.html").write_text(
         '{% extends "record.html" %}{% block main %}<h1 id="custom">Custom {{ record.title }}</h1>'
         '{{ super() }}{% endblock %}')
