@@ -25,7 +25,7 @@ from slatecrm.platform.records.limits import (
 from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.storage.runtime import RuntimeHolder
 
-from .packs import install
+from .pack_templates import PackTemplates
 
 JSON = {"content-type": "application/json"}
 
@@ -75,9 +75,9 @@ def test_the_largest_version_is_a_conflict_not_an_error(client: TestClient, acme
     assert refused(stale, 409)["current_version"] == 1
 
 
-def test_the_service_refuses_an_out_of_range_version_too(engine: sa.Engine,
-                                                         registry: FieldTypeRegistry) -> None:
-    install(engine, registry, "crm-core", "sales")
+def test_the_service_refuses_an_out_of_range_version_too(engine: sa.Engine, registry: FieldTypeRegistry,
+                                                         pack_templates: PackTemplates) -> None:
+    pack_templates.copy_to(engine, registry, "crm-core", "sales")
     records = RecordsService(engine, RuntimeHolder(engine, registry), registry)
     made = records.create("account", {"name": "Acme"})
     for version in (2**63, 2**31, 0):
@@ -326,12 +326,12 @@ def test_405_answers_say_which_methods_are_allowed(client: TestClient, acme: int
 
 # --- auto numbers --------------------------------------------------------------------------------
 
-def test_eight_concurrent_first_creates_get_eight_numbers(engine: sa.Engine,
-                                                          registry: FieldTypeRegistry) -> None:
+def test_eight_concurrent_first_creates_get_eight_numbers(engine: sa.Engine, registry: FieldTypeRegistry,
+                                                          pack_templates: PackTemplates) -> None:
     """The first creates of an entity with an auto number, all at once: on PostgreSQL some
     failed with a 500 (`UniqueViolation pk_slate_sequence`) when each found no sequence row
     and inserted it."""
-    install(engine, registry, "crm-core", "sales")
+    pack_templates.copy_to(engine, registry, "crm-core", "sales")  # no record yet: no sequence row
     records = RecordsService(engine, RuntimeHolder(engine, registry), registry)
     records.compiled()  # compiled once, so the threads meet at the write
     start = threading.Barrier(8)
