@@ -494,7 +494,7 @@ def _number(conn: sa.Connection, ce: CompiledEntity, prepared: list[dict[str, An
 def check_version(version: object) -> int:
     """`version` if it is one a record can have (1 to VERSION_MAX, the range of the
     `version` columns), else BadQuery: a version out of range never reaches the database,
-    which would refuse it with a 500 (docs/decisions.md, "Record versions")."""
+    which would refuse it with a 500 (docs/decisions.md, "Never a 5xx for bad input")."""
     if isinstance(version, int) and not isinstance(version, bool) and 1 <= version <= VERSION_MAX:
         return version
     shown = repr(version) if len(repr(version)) <= 40 else repr(version)[:40] + "…"

@@ -89,7 +89,7 @@ def page_json(records: RecordsService, page: Page, request: Request) -> dict[str
 def based_on(request: Request, body: dict[str, Any] | None) -> int | None:
     """The version an update is based on: If-Match, else `version` in the body. A version
     no record can have (outside 1 to VERSION_MAX, the `version` column's range) is refused
-    here, not left to the database (docs/decisions.md, "Record versions")."""
+    here, not left to the database (docs/decisions.md, "Never a 5xx for bad input")."""
     header = request.headers.get("if-match", "").strip().strip('W/').strip('"')
     if header:
         if not (version := parse_digits(header, VERSION_MAX)):

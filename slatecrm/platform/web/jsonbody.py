@@ -36,7 +36,7 @@ class _Refused(Exception):
 
 def require_json(request: Request) -> None:
     """415 unless the request says its body is JSON: a body without a Content-Type is not
-    guessed at (docs/decisions.md, "Strict request bodies")."""
+    guessed at (docs/decisions.md, "Never a 5xx for bad input")."""
     declared = request.headers.get("content-type", "")
     kind = declared.split(";")[0].strip().lower()
     if kind not in JSON_TYPES:
