@@ -64,7 +64,7 @@ def test_errors_are_problems_with_the_right_status(client: TestClient) -> None:
     assert bad_json.status_code == 400 and "not valid JSON" in str(problem_of(bad_json)["errors"])
     assert client.post("/api/v1/account", json=[1, 2]).status_code == 400
     assert client.post("/api/v1/account", content=b"name=x",
-                       headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 400
+                       headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 415
     too_big = client.post("/api/v1/account", json={"name": "x" * 70_000})
     assert too_big.status_code == 413 and problem_of(too_big)["status"] == 413
     assert client.put("/api/v1/account/1", json={}).status_code == 405

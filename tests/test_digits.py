@@ -55,7 +55,8 @@ def test_an_if_match_the_version_column_cannot_hold_is_refused(client: TestClien
     refused = client.patch(f"/api/v1/account/{made['id']}", json={"phone": "1"},
                            headers={"If-Match": f'"{header}"'})
     assert refused.status_code == 400
-    assert refused.json()["errors"] == {"version": [f"If-Match {header!r} is not a record version"]}
+    assert refused.json()["errors"] == {"version": [
+        f"If-Match {header!r} is not a record version (a whole number from 1 to {VERSION_MAX})"]}
 
 
 @pytest.mark.parametrize("ids", [[str(RECORD_ID_MAX + 1)], ["²"]])

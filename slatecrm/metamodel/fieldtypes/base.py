@@ -134,6 +134,15 @@ class FieldType:
     def convert(self, value: Any, field: Field) -> Any:
         raise NotImplementedError
 
+    def coerce_given(self, value: Any, field: Field) -> Any:
+        """A value a client gave for a record (a JSON body, a form's text, a bulk row) → the
+        canonical value, or CoercionError: `coerce` unless the type is stricter with what
+        a client sends than with the values the platform converts (a retype's stored
+        values, a pack's default, a formula's result). The text types are: a JSON number
+        for a name or a web address is a client's mistake, not text (a retype from integer
+        to text still converts 12 to "12")."""
+        return self.coerce(value, field)
+
     def parse_text(self, text: str, field: Field) -> Any:
         """Text typed in a form or found in a CSV cell → the canonical value."""
         return self.coerce(text, field)

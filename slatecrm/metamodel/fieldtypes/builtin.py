@@ -91,6 +91,12 @@ class _Textual(FieldType):
     def normalise(self, text: str) -> str:
         return text
 
+    def coerce_given(self, value: Any, field: Field) -> Any:
+        # `convert` takes numbers (a retype from integer); a client sends text as a string.
+        if _is_number(value):
+            raise CoercionError(f"expected text, got a number ({value!r}): send text as a JSON string")
+        return super().coerce_given(value, field)
+
     def value_schema(self, field: Field) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "string"}
         if "max_length" in field.settings:

@@ -32,16 +32,21 @@ class ValidationFailed(RecordError):
     """Every problem of a record at once, by field ("" for the record as a whole)."""
 
     status = 422
+    #: What the message calls the errors of "" (the record as a whole); none for a request.
+    whole = "record"
 
     def __init__(self, errors: Mapping[str, Sequence[str]]):
         self.errors = {k: list(v) for k, v in errors.items() if v}
-        super().__init__("; ".join(f"{k or 'record'}: {' '.join(v)}" for k, v in self.errors.items()))
+        super().__init__("; ".join(f"{k or self.whole}: {' '.join(v)}" if k or self.whole else " ".join(v)
+                                   for k, v in self.errors.items()))
 
 
 class BadQuery(ValidationFailed):
-    """A list query the service cannot run (unknown sort field, unreadable filter value)."""
+    """A request the service cannot run (unknown sort field, unreadable filter value, a
+    body that is not a JSON object); errors of "" are the request's as a whole."""
 
     status = 400
+    whole = ""
 
 
 class VersionConflict(RecordError):

@@ -20,6 +20,7 @@ from slatecrm.metamodel.names import suggest
 from .compiled import CompiledEntity, CompiledField
 from .errors import BadQuery
 from .keyset import InvalidCursor, SortKey, after, cursor_values, decode_cursor, encode_cursor, ordering
+from .limits import SEARCH_TEXT_MAX, SORT_KEYS_MAX
 
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "blank")
 SORTABLE_SYSTEM = ("id", "created_at", "updated_at", "owner", "version")
@@ -52,7 +53,11 @@ class ListQuery:
 
 
 def sort_keys(ce: CompiledEntity, sort: Sequence[str], errors: dict[str, list[str]]) -> list[SortKey]:
-    keys = []
+    keys: list[SortKey] = []
+    if len(sort) > SORT_KEYS_MAX:
+        errors.setdefault("sort", []).append(
+            f"gives {len(sort)} sort keys; at most {SORT_KEYS_MAX} are allowed")
+        return keys
     for item in sort:
         name = item.lstrip("-")
         field = ce.fields.get(name)
@@ -112,7 +117,10 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
         else:
             compare = {"lt": column.__lt__, "lte": column.__le__, "gt": column.__gt__, "gte": column.__ge__}
             out.append(compare[item.op](values[-1]))
-    if search and "\x00" in search:
+    if search and len(search.strip()) > SEARCH_TEXT_MAX:
+        errors.setdefault("q", []).append(
+            f"is {len(search.strip())} characters long; a search is at most {SEARCH_TEXT_MAX}")
+    elif search and "\x00" in search:
         errors.setdefault("q", []).append("contains a NUL character, which no text holds")
     elif search and search.strip():
         term = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

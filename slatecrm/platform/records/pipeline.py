@@ -28,16 +28,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
+from slatecrm.digits import VERSION_MAX
 from slatecrm.metamodel.fieldtypes import CoercionError
 from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules import RuleContext
 
-from ..storage import system
+from ..storage import sequences, system
 from . import rules as rule_hooks
 from . import stages
 from .compiled import CompiledEntity
 from .constraints import composite_unique_conflicts, composite_unique_errors
-from .errors import RecordNotFound, ValidationFailed, VersionConflict
+from .errors import BadQuery, RecordNotFound, ValidationFailed, VersionConflict
 
 if TYPE_CHECKING:
     from .service import Record, RecordsService
@@ -176,6 +177,7 @@ class WritePipeline:
         self.authorise(request)
         if version is None:
             raise ValidationFailed({"version": ["give the version this change is based on"]})
+        check_version(version)
         now = _now()
         with self.service._write() as conn, conn.begin():
             draft = self._load(conn, ce, record_id, data, lock=True)
@@ -423,7 +425,7 @@ def coerce(ce: CompiledEntity, data: Mapping[str, Any], errors: dict[str, list[s
             errors.setdefault(key, []).append("is computed by its formula and cannot be set")
         else:
             try:
-                values[key] = compiled.type.coerce(raw, compiled.field)
+                values[key] = compiled.type.coerce_given(raw, compiled.field)
             except CoercionError as error:
                 errors.setdefault(key, []).append(str(error))
     return values
@@ -447,7 +449,9 @@ def validate_fields(conn: sa.Connection, draft: Draft, changed: set[str], refere
     unique values and the owner."""
     ce, values = draft.entity, draft.values
     for name, each in ce.fields.items():
-        if each.field.required and each.type.writable and _blank(values.get(name)):
+        # A value refused by its type is not also "required" (it was given, just not valid).
+        if each.field.required and each.type.writable and _blank(values.get(name)) \
+                and name not in draft.errors:
             draft.refuse(name, "is required")
     for name in changed:
         compiled = ce.fields.get(name)
@@ -480,17 +484,19 @@ def _number(conn: sa.Connection, ce: CompiledEntity, prepared: list[dict[str, An
         if not compiled.type.numbered:
             continue
         start = int(compiled.field.settings.get("start", 1))
-        sequences = system.sequences
-        key = (sequences.c.entity == ce.name) & (sequences.c.field == name)
-        taken = conn.execute(sequences.update().where(key).values(
-            next_value=sequences.c.next_value + len(prepared)).returning(sequences.c.next_value)).scalar()
-        if taken is None:
-            conn.execute(sequences.insert().values(entity=ce.name, field=name,
-                                                   next_value=start + len(prepared)))
-            taken = start + len(prepared)
-        first = taken - len(prepared)
+        first = sequences.take(conn, ce.name, name, start, len(prepared))
         for offset, values in enumerate(prepared):
             values[name] = compiled.type.format(first + offset, compiled.field)
+
+
+def check_version(version: object) -> int:
+    """`version` if it is one a record can have (1 to VERSION_MAX, the range of the
+    `version` columns), else BadQuery: a version out of range never reaches the database,
+    which would refuse it with a 500 (docs/decisions.md, "Never a 5xx for bad input")."""
+    if isinstance(version, int) and not isinstance(version, bool) and 1 <= version <= VERSION_MAX:
+        return version
+    shown = repr(version) if len(repr(version)) <= 40 else repr(version)[:40] + "…"
+    raise BadQuery({"version": [f"{shown} is not a record version (a whole number from 1 to {VERSION_MAX})"]})
 
 
 def _json(ce: CompiledEntity, name: str, value: Any) -> Any:

@@ -27,7 +27,7 @@ from .compiled import CompiledEntity, CompiledField
 from .errors import RecordInUse, RecordNotFound, UnknownEntity, VersionConflict
 from .events import RecordEvents
 from .listing import ListQuery
-from .pipeline import Hooks, WritePipeline, WriteRequest
+from .pipeline import Hooks, WritePipeline, WriteRequest, check_version
 from .reading import Reader, ReadFilter, no_filter
 from .results import HistoryEntry, Page, Record, StageVisit
 from .scope import ReadScope
@@ -167,6 +167,8 @@ class RecordsService:
         ce = self.entity(entity)
         request = WriteRequest(ce.name, "delete", user, (record_id,), ({},))
         self.pipeline.authorise(request)
+        if version is not None:
+            check_version(version)
         with self._write() as conn, conn.begin():
             row = conn.execute(ce.select.where(ce.table.c.id == record_id)).mappings().first()
             if row is None:

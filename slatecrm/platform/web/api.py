@@ -6,7 +6,6 @@ the service. The service is synchronous (SQLAlchemy), so it runs in the thread p
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -20,9 +19,11 @@ from slatecrm.digits import COUNT_MAX, VERSION_MAX, parse_digits
 
 from ..records.errors import BadQuery
 from ..records.listing import Filter, ListQuery
+from ..records.pipeline import check_version
 from ..records.service import Page, RecordsService
 from . import (
     convertors,  # noqa: F401  (registers the `recordid` path convertor)
+    jsonbody,
     openapi,
 )
 from .jsonresponse import JSONResponse
@@ -42,15 +43,10 @@ async def call(request: Request, function: Callable[..., T], *args: Any, **kwarg
 
 
 async def body_object(request: Request, *, allow_list: bool = False) -> Any:
-    """The JSON body, which must be an object (or a list of objects for bulk create)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip()
-    if content_type not in ("application/json", "application/merge-patch+json", ""):
-        raise BadQuery({"": [f"send JSON (Content-Type: application/json), not {content_type}"]})
-    raw = await request.body()
-    try:
-        data = json.loads(raw or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BadQuery({"": [f"the body is not valid JSON: {error}"]}) from None
+    """The JSON body, which must be an object (or a list of objects for bulk create), read
+    strictly (jsonbody.py): a body without a JSON Content-Type is refused (415)."""
+    jsonbody.require_json(request)
+    data = jsonbody.parse(await request.body())
     if isinstance(data, dict) or (allow_list and isinstance(data, list) and data
                                   and all(isinstance(d, dict) for d in data)):
         return data
@@ -91,18 +87,17 @@ def page_json(records: RecordsService, page: Page, request: Request) -> dict[str
 
 
 def based_on(request: Request, body: dict[str, Any] | None) -> int | None:
-    """The version an update is based on: If-Match, else `version` in the body."""
+    """The version an update is based on: If-Match, else `version` in the body. A version
+    no record can have (outside 1 to VERSION_MAX, the `version` column's range) is refused
+    here, not left to the database (docs/decisions.md, "Never a 5xx for bad input")."""
     header = request.headers.get("if-match", "").strip().strip('W/').strip('"')
     if header:
-        if (version := parse_digits(header, VERSION_MAX)) is None:
-            raise BadQuery({"version": [f"If-Match {header!r} is not a record version"]})
+        if not (version := parse_digits(header, VERSION_MAX)):
+            raise BadQuery({"version": [f"If-Match {header[:40]!r} is not a record version "
+                                        f"(a whole number from 1 to {VERSION_MAX})"]})
         return version
-    version = (body or {}).get("version")
-    if version is None:
-        return None
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise BadQuery({"version": [f"{version!r} is not a record version"]})
-    return version
+    given = (body or {}).get("version")
+    return None if given is None else check_version(given)
 
 
 async def meta(request: Request) -> Response:

@@ -29,6 +29,7 @@ from .crosssite import CrossSiteGuard
 from .limits import DEFAULT_LIMIT, BodySizeLimit
 from .pinning import PinnedRecords
 from .problems import definition_error, http_error, record_error, server_error, stale_error
+from .querytext import QueryText
 from .templating import TEMPLATES_VARIABLE, JsonSuffix, make_environment
 from .ui_errors import ui_or_problem
 
@@ -49,7 +50,8 @@ def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: Rec
 
     app = Starlette(
         routes=plugin_manager.routes(plugins),
-        middleware=[Middleware(CrossSiteGuard), Middleware(BodySizeLimit, limit=body_limit),
+        middleware=[Middleware(QueryText),  # raw non-UTF-8 bytes: refused before anything reads them
+                    Middleware(CrossSiteGuard), Middleware(BodySizeLimit, limit=body_limit),
                     Middleware(ui.SecurityHeaders),
                     Middleware(JsonSuffix),
                     Middleware(PinnedRecords)],  # one revision and one read connection per request

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -21,10 +22,10 @@ class ProblemResponse(JSONResponse):
     media_type = "application/problem+json"
 
 
-def problem(status: int, detail: str, **extra: Any) -> Response:
+def problem(status: int, detail: str, *, headers: Mapping[str, str] | None = None, **extra: Any) -> Response:
     body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status,
             "detail": detail, **extra}
-    return ProblemResponse(body, status_code=status)
+    return ProblemResponse(body, status_code=status, headers=dict(headers or {}))
 
 
 async def record_error(request: Request, exc: Exception) -> Response:
@@ -38,8 +39,15 @@ async def record_error(request: Request, exc: Exception) -> Response:
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals; their headers are kept (a 405's `Allow`: the methods the
+    matched route answers, which RFC 9110 requires)."""
     assert isinstance(exc, HTTPException)
-    return problem(exc.status_code, exc.detail or TITLES.get(exc.status_code, "Error"))
+    detail = exc.detail or TITLES.get(exc.status_code, "Error")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and "Allow" in headers:
+        headers["Allow"] = ", ".join(sorted(m.strip() for m in headers["Allow"].split(",")))
+        detail = f"{request.method} is not allowed here; this address answers {headers['Allow']}"
+    return problem(exc.status_code, detail, headers=headers)
 
 
 async def definition_error(request: Request, exc: Exception) -> Response:

@@ -28,6 +28,7 @@ def ui_or_problem(problem: Handler) -> Handler:
         except Exception:  # the metamodel itself is unreadable: still answer with a page
             context = {"nav": [], "current_entity": None, "page_title": f"Error {status}", "search_text": ""}
         kind = "record" if isinstance(exc, RecordError) else "http"
+        kept = {k: v for k, v in response.headers.items() if k == "allow"}  # a 405's Allow
         return render(request, "error", {**context, "status": status, "detail": detail, "errors": errors,
-                                         "kind": kind}, twin=None, status=status)
+                                         "kind": kind}, twin=None, status=status, headers=kept)
     return handle
