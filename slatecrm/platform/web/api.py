@@ -170,7 +170,8 @@ async def openapi_document(request: Request) -> Response:
 
     def build() -> dict[str, Any]:
         snapshot = records.snapshot()
-        return snapshot.derived("web.openapi", lambda: openapi.document(snapshot.revision, snapshot.entities))
+        return snapshot.derived("web.openapi", lambda: openapi.document(snapshot.revision, snapshot.entities,
+                                                                        records.limits))
 
     return JSONResponse(await call(request, build))
 
