@@ -5,8 +5,8 @@ a statement that runs past the statement timeout answers 503, never 500."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 import html
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -62,9 +62,10 @@ def bounded(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
 
 def test_the_limits_come_from_the_environment_with_documented_defaults() -> None:
     assert Limits.from_environment({}) == DEFAULT
-    assert DEFAULT == Limits(search_text_max=1_000, sort_keys_max=10, page_size_max=500, columns_max=50,
-                             batch_max=1_000, statement_timeout_ms=30_000)
-    changed = Limits.from_environment({"SLATECRM_MAX_SEARCH_TEXT": "20", "SLATECRM_STATEMENT_TIMEOUT_MS": "5"})
+    assert Limits(search_text_max=1_000, sort_keys_max=10, page_size_max=500, columns_max=50,
+                             batch_max=1_000, statement_timeout_ms=30_000) == DEFAULT
+    changed = Limits.from_environment({"SLATECRM_MAX_SEARCH_TEXT": "20",
+                                       "SLATECRM_STATEMENT_TIMEOUT_MS": "5"})
     assert (changed.search_text_max, changed.statement_timeout_ms, changed.batch_max) == (20, 5, 1_000)
     for bad in ("0", "-3", "1e3", "ten"):
         with pytest.raises(ValueError, match=f"SLATECRM_MAX_BATCH={bad!r}: expected a whole number"):
@@ -112,8 +113,8 @@ def test_page_size_over_the_bound_is_refused_and_documented(bounded: Client) -> 
     body = refused(http.get("/api/v1/account?limit=6"), 400)
     assert body["errors"] == {"limit": ["must be between 1 and 5"]}
     assert http.get("/api/v1/account?limit=5").status_code == 200
-    limit = [p for p in http.get("/api/v1/openapi.json").json()["paths"]["/api/v1/account"]["get"]["parameters"]
-             if p["name"] == "limit"]
+    listing = http.get("/api/v1/openapi.json").json()["paths"]["/api/v1/account"]["get"]
+    limit = [p for p in listing["parameters"] if p["name"] == "limit"]
     assert limit[0]["schema"]["maximum"] == 5
 
 
@@ -126,7 +127,8 @@ def test_list_columns_must_be_known_fields_each_once_and_few(bounded: Client) ->
         says(http.get(path, params={"columns": "name,industry,name"}), 400, "'name' is named more than once")
         says(http.get(path, params={"columns": "name,nope"}), 400, "account has no field 'nope'")
     says(http.get("/e/account", params={"columns": "name,nope"}), 400, "account has no field 'nope'")
-    assert http.get("/e/account.json", params={"columns": "name,industry"}).json()["columns"] == ["name", "industry"]
+    chosen = http.get("/e/account.json", params={"columns": "name,industry"})
+    assert chosen.json()["columns"] == ["name", "industry"]
 
 
 def test_the_csv_export_writes_the_columns_chosen(bounded: Client) -> None:
@@ -214,7 +216,8 @@ def test_the_csv_export_streams_in_pages_each_bounded(bounded: Client, engine: s
     http = bounded(page_size_max=5)
     _many_accounts(http, engine, 4)
     lines = http.get("/e/account/export.csv?columns=name").text.splitlines()
-    assert lines[0] == "id,Account name" and len(lines) == 17 and all(line.endswith(",Acme") for line in lines[1:])
+    assert lines[0] == "id,Account name" and len(lines) == 17
+    assert all(line.endswith(",Acme") for line in lines[1:])
     records = http.app.state.records  # type: ignore[attr-defined]
     chunks = list(export.csv_rows(records, "account", ListQuery(), ["name"]))
     assert [chunk.count("Acme") for chunk in chunks] == [5, 5, 5, 1]
