@@ -151,12 +151,17 @@ class RecordsService:
     def create_many(self, entity: str, items: Sequence[Mapping[str, Any]], *,
                     user: int | None = None) -> list[Record]:
         """Validate every record, then insert them all with executemany in one transaction.
-        Errors are reported per record: `ValidationFailed` keys are `[index].field`. More
-        than `limits.batch_max` records are refused (413) before any is read."""
-        if len(items) > self.limits.batch_max:
-            raise BatchTooLarge(f"the body holds {len(items)} records; a bulk create takes at most "
-                                f"{self.limits.batch_max} (SLATECRM_MAX_BATCH): send them in batches")
+        Errors are reported per record: `ValidationFailed` keys are `[index].field`. No
+        batch bound here (imports and sample data load large batches): a request's is
+        checked by the web layer (`check_batch`)."""
         return self.pipeline.create(entity, items, user=user)
+
+    def check_batch(self, count: int) -> None:
+        """Refuse (413, naming the cap) a request's bulk create of more than
+        `limits.batch_max` records, before any is read."""
+        if count > self.limits.batch_max:
+            raise BatchTooLarge(f"the body holds {count} records; a bulk create takes at most "
+                                f"{self.limits.batch_max} (SLATECRM_MAX_BATCH): send them in batches")
 
     def update(self, entity: str, record_id: int, data: Mapping[str, Any], *, version: int | None,
                user: int | None = None) -> Record:
