@@ -9,12 +9,15 @@ import sqlalchemy as sa
 from slatecrm.plugins.manager import field_types, rule_functions
 
 from .records.events import RecordEvents
+from .records.limits import DEFAULT, Limits
 from .records.service import RecordsService
 from .storage.runtime import RuntimeHolder
 
 
-def records_service(engine: sa.Engine, plugins: pluggy.PluginManager) -> RecordsService:
-    """The records service with the plugins' field types, rule functions and record hooks."""
+def records_service(engine: sa.Engine, plugins: pluggy.PluginManager,
+                    limits: Limits = DEFAULT) -> RecordsService:
+    """The records service with the plugins' field types, rule functions and record hooks,
+    keeping `limits` (records/limits.py)."""
     registry = field_types(plugins)
     return RecordsService(engine, RuntimeHolder(engine, registry), registry,
-                          functions=rule_functions(plugins), events=RecordEvents(plugins))
+                          functions=rule_functions(plugins), events=RecordEvents(plugins), limits=limits)

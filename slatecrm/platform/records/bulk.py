@@ -12,11 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import RecordError, ValidationFailed
+from .errors import BatchTooLarge, RecordError, ValidationFailed
 from .service import RecordsService
-
-#: Records one bulk request may touch.
-MAX_BULK = 500
 
 
 @dataclass
@@ -26,13 +23,22 @@ class BulkResult:
     refused: dict[int, str] = field(default_factory=dict)
 
 
-def _ids(ids: Iterable[int]) -> list[int]:
+def _ids(records: RecordsService, ids: Iterable[int]) -> list[int]:
+    """The ids once each, at most `limits.batch_max` of them (413 naming the cap)."""
     unique = list(dict.fromkeys(ids))
     if not unique:
         raise ValidationFailed({"ids": ["select at least one record"]})
-    if len(unique) > MAX_BULK:
-        raise ValidationFailed({"ids": [f"at most {MAX_BULK} records at once, not {len(unique)}"]})
+    check_size(records, len(unique))
     return unique
+
+
+def check_size(records: RecordsService, count: int) -> None:
+    """Refuse (413, naming the cap) a bulk edit of more than `limits.batch_max` records;
+    called on the form's ids before they are parsed too, so the refusal costs little."""
+    cap = records.limits.batch_max
+    if count > cap:
+        raise BatchTooLarge(f"ids: {count} records selected; a bulk edit takes at most {cap} "
+                            "(SLATECRM_MAX_BATCH)")
 
 
 def update_many(records: RecordsService, entity: str, ids: Iterable[int], data: Mapping[str, Any], *,
@@ -41,7 +47,7 @@ def update_many(records: RecordsService, entity: str, ids: Iterable[int], data: 
     if not data:
         raise ValidationFailed({"field": ["choose the field to set"]})
     result = BulkResult()
-    for record_id in _ids(ids):
+    for record_id in _ids(records, ids):
         try:
             current = records.get(entity, record_id)
             records.update(entity, record_id, data, version=current.version, user=user)
@@ -56,7 +62,7 @@ def delete_many(records: RecordsService, entity: str, ids: Iterable[int], *,
                 user: int | None = None) -> BulkResult:
     records.entity(entity)
     result = BulkResult()
-    for record_id in _ids(ids):
+    for record_id in _ids(records, ids):
         try:
             records.delete(entity, record_id, user=user)
         except RecordError as error:

@@ -76,3 +76,18 @@ class WriteRefused(RecordError):
     """An authorise hook of the write pipeline refused the write (nothing was read or written)."""
 
     status = 403
+
+
+class BatchTooLarge(RecordError):
+    """A bulk request over the app's batch bound (limits.py): refused before any record is
+    read, so its cost stays bounded however many records were sent."""
+
+    status = 413
+
+
+class QueryTimeout(RecordError):
+    """A statement ran past the app's statement timeout and the database stopped it
+    (storage/engine.py): the request is refused, nothing it wrote is kept. 503: the
+    request may be fine, the server will not spend more on it now."""
+
+    status = 503

@@ -1,33 +1,36 @@
 """CSV export of a list's current filter: every matching record, no row cap.
 
-Reads keyset pages of `listing.MAX_LIMIT` records through the records service (so the
-same filters and, later, the same permission rules apply as on screen) and yields CSV
-text a page at a time, so memory stays flat however many records match.
+Reads keyset pages of the app's page-size bound (`limits.page_size_max`) records through
+the records service (so the same filters and, later, the same permission rules apply as on
+screen) and yields CSV text a page at a time, so memory stays flat however many records match.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
-from . import listing
 from .listing import ListQuery
 from .service import Page, RecordsService
 
 
-def csv_rows(records: RecordsService, entity: str, query: ListQuery) -> Iterator[str]:
-    """The first page is read here, before any output, so a bad query is refused with its
-    errors instead of breaking off a response already under way."""
-    page_query = replace(query, after=None, limit=listing.MAX_LIMIT)
+def csv_rows(records: RecordsService, entity: str, query: ListQuery,
+             columns: Sequence[str] | None = None) -> Iterator[str]:
+    """The first page is read here, before any output, so a bad query (or one that runs
+    past the statement timeout) is refused with its errors instead of breaking off a
+    response already under way. `columns`: the fields to write (checked by the caller),
+    default every field."""
+    page_query = replace(query, after=None, limit=records.limits.page_size_max)
     first = records.page(entity, page_query)
-    return _rows(records, entity, page_query, first)
+    return _rows(records, entity, page_query, first, columns)
 
 
-def _rows(records: RecordsService, entity: str, page_query: ListQuery, page: Page) -> Iterator[str]:
+def _rows(records: RecordsService, entity: str, page_query: ListQuery, page: Page,
+          columns: Sequence[str] | None) -> Iterator[str]:
     ce = records.entity(entity)
-    fields = list(ce.fields.values())
+    fields = [ce.fields[name] for name in columns] if columns else list(ce.fields.values())
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["id", *[f.field.label for f in fields]])

@@ -20,11 +20,12 @@ from slatecrm.metamodel.names import suggest
 from .compiled import CompiledEntity, CompiledField
 from .errors import BadQuery
 from .keyset import InvalidCursor, SortKey, after, cursor_values, decode_cursor, encode_cursor, ordering
-from .limits import SEARCH_TEXT_MAX, SORT_KEYS_MAX
+from .limits import DEFAULT, PAGE_SIZE_MAX, Limits
 
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "blank")
 SORTABLE_SYSTEM = ("id", "created_at", "updated_at", "owner", "version")
-MAX_LIMIT = 500
+#: The default page-size bound (limits.py); an app's own is `Limits.page_size_max`.
+MAX_LIMIT = PAGE_SIZE_MAX
 COUNT_CAP = 2_000
 
 
@@ -52,11 +53,12 @@ class ListQuery:
     expression: str | None = None
 
 
-def sort_keys(ce: CompiledEntity, sort: Sequence[str], errors: dict[str, list[str]]) -> list[SortKey]:
+def sort_keys(ce: CompiledEntity, sort: Sequence[str], errors: dict[str, list[str]],
+              limits: Limits = DEFAULT) -> list[SortKey]:
     keys: list[SortKey] = []
-    if len(sort) > SORT_KEYS_MAX:
+    if len(sort) > limits.sort_keys_max:
         errors.setdefault("sort", []).append(
-            f"gives {len(sort)} sort keys; at most {SORT_KEYS_MAX} are allowed")
+            f"gives {len(sort)} sort keys; at most {limits.sort_keys_max} are allowed")
         return keys
     for item in sort:
         name = item.lstrip("-")
@@ -77,7 +79,7 @@ def sort_keys(ce: CompiledEntity, sort: Sequence[str], errors: dict[str, list[st
 
 
 def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None,
-               errors: dict[str, list[str]]) -> list[sa.ColumnElement[bool]]:
+               errors: dict[str, list[str]], limits: Limits = DEFAULT) -> list[sa.ColumnElement[bool]]:
     out: list[sa.ColumnElement[bool]] = []
     table = ce.table
     for item in filters:
@@ -117,9 +119,9 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
         else:
             compare = {"lt": column.__lt__, "lte": column.__le__, "gt": column.__gt__, "gte": column.__ge__}
             out.append(compare[item.op](values[-1]))
-    if search and len(search.strip()) > SEARCH_TEXT_MAX:
+    if search and len(search.strip()) > limits.search_text_max:
         errors.setdefault("q", []).append(
-            f"is {len(search.strip())} characters long; a search is at most {SEARCH_TEXT_MAX}")
+            f"is {len(search.strip())} characters long; a search is at most {limits.search_text_max}")
     elif search and "\x00" in search:
         errors.setdefault("q", []).append("contains a NUL character, which no text holds")
     elif search and search.strip():
@@ -175,16 +177,17 @@ class PageQuery:
 
 
 def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement[bool]] = (),
-          cursor_key: bytes | None = None, *, base: sa.Select[Any] | None = None) -> PageQuery:
+          cursor_key: bytes | None = None, *, base: sa.Select[Any] | None = None,
+          limits: Limits = DEFAULT) -> PageQuery:
     """The page's SELECT and its capped COUNT, or BadQuery naming each bad part; `extra`
     conditions (a compiled rule filter, the read filter) are added to the query's own.
     `cursor_key` checks the query's cursor and signs the next one (storage/secrets.py).
     `base` is the SELECT to narrow (the read path's, with reference titles joined)."""
     errors: dict[str, list[str]] = {}
-    keys = sort_keys(ce, query.sort, errors)
-    where = [*conditions(ce, query.filters, query.search, errors), *extra]
-    if not 1 <= query.limit <= MAX_LIMIT:
-        errors.setdefault("limit", []).append(f"must be between 1 and {MAX_LIMIT}")
+    keys = sort_keys(ce, query.sort, errors, limits)
+    where = [*conditions(ce, query.filters, query.search, errors, limits), *extra]
+    if not 1 <= query.limit <= limits.page_size_max:
+        errors.setdefault("limit", []).append(f"must be between 1 and {limits.page_size_max}")
     last = None
     if query.after and not errors:
         try:

@@ -30,6 +30,7 @@ from ..storage import system
 from . import listing
 from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField
 from .errors import BadQuery, RecordNotFound, UnknownEntity
+from .limits import DEFAULT, Limits
 from .listing import ListQuery
 from .results import HistoryEntry, Page, Record, StageVisit
 from .snapshot import Snapshot
@@ -197,8 +198,10 @@ class Reader:
     """Reads records of one snapshot through one connection, with one read filter."""
 
     def __init__(self, snapshot: Snapshot, conn: sa.Connection, read_filter: ReadFilter = no_filter,
-                 cursor_key: bytes | None = None):
+                 cursor_key: bytes | None = None, limits: Limits = DEFAULT):
         self.snapshot = snapshot
+        #: The app's bounds on a list query (records/limits.py).
+        self.limits = limits
         self.conn = conn
         self.read_filter = read_filter
         #: Checks a list's cursor and signs the next one (storage/secrets.py).
@@ -266,7 +269,7 @@ class Reader:
         query = query or ListQuery()
         shape = self.shape(ce)
         built = listing.build(ce, query, self.list_conditions(ce, query), self.cursor_key,
-                              base=shape.select)
+                              base=shape.select, limits=self.limits)
         try:
             rows = self.conn.execute(built.select).mappings().all()
             count = self.conn.execute(built.count).scalar_one()
@@ -282,7 +285,7 @@ class Reader:
     def list_select(self, ce: CompiledEntity, query: ListQuery) -> sa.Select[Any]:
         """A list query's rows without order, limit or titles (what totals add up)."""
         base = replace(query, after=None, sort=(), limit=1)
-        built = listing.build(ce, base, self.list_conditions(ce, base), self.cursor_key)
+        built = listing.build(ce, base, self.list_conditions(ce, base), self.cursor_key, limits=self.limits)
         return built.select.limit(None).order_by(None)
 
     # --- related records ---------------------------------------------------------------------
@@ -331,7 +334,7 @@ class Reader:
             ce = self.entity(entity)
             shape = self.shape(ce)
             page = listing.build(ce, query, self.list_conditions(ce, query), self.cursor_key,
-                                 base=shape.select)
+                                 base=shape.select, limits=self.limits)
             shapes.append(shape)
             built.append(page)
             selects.append(page.select.add_columns(page.count.scalar_subquery().label(COUNT_LABEL)))

@@ -24,8 +24,9 @@ from ..storage.runtime import RuntimeHolder
 from ..storage.secrets import DatabaseSecrets
 from . import rules as rule_hooks
 from .compiled import CompiledEntity, CompiledField
-from .errors import RecordInUse, RecordNotFound, UnknownEntity, VersionConflict
+from .errors import BatchTooLarge, RecordInUse, RecordNotFound, UnknownEntity, VersionConflict
 from .events import RecordEvents
+from .limits import DEFAULT, Limits
 from .listing import ListQuery
 from .pipeline import Hooks, WritePipeline, WriteRequest, check_version
 from .reading import Reader, ReadFilter, no_filter
@@ -54,9 +55,12 @@ class RecordsService:
     def __init__(self, engine: sa.Engine, holder: RuntimeHolder, registry: FieldTypeRegistry, *,
                  functions: RuleFunctions = NO_FUNCTIONS, events: RecordEvents | None = None,
                  scope: ReadScope | None = None, read_filter: ReadFilter = no_filter,
-                 secrets: DatabaseSecrets | None = None, hooks: Hooks | None = None):
-        """`functions`: the plugins' rule functions; `events`: the plugins' record hooks."""
+                 secrets: DatabaseSecrets | None = None, hooks: Hooks | None = None,
+                 limits: Limits = DEFAULT):
+        """`functions`: the plugins' rule functions; `events`: the plugins' record hooks;
+        `limits`: the bounds every list query and bulk request keeps (records/limits.py)."""
         self.engine = engine
+        self.limits = limits
         self.holder = holder
         self.registry = registry
         self.functions = functions
@@ -77,7 +81,8 @@ class RecordsService:
         scope = ReadScope(self.engine, self.holder, self.registry, functions=self.functions, guard=True)
         return RecordsService(self.engine, self.holder, self.registry, functions=self.functions,
                               events=self.events, scope=scope, read_filter=self.read_filter,
-                              secrets=self.secrets, hooks=self.pipeline.hooks)
+                              secrets=self.secrets, hooks=self.pipeline.hooks,
+                              limits=self.limits)
 
     def close(self) -> None:
         if self.scope is not None:
@@ -108,10 +113,10 @@ class RecordsService:
         or, outside a request, on a scope of its own closed at the end."""
         key = self.secrets.cursor_key()
         if self.scope is not None:
-            yield Reader(self.scope.snapshot(), self.scope.connection(), self.read_filter, key)
+            yield Reader(self.scope.snapshot(), self.scope.connection(), self.read_filter, key, self.limits)
             return
         with ReadScope(self.engine, self.holder, self.registry, functions=self.functions) as scope:
-            yield Reader(scope.snapshot(), scope.connection(), self.read_filter, key)
+            yield Reader(scope.snapshot(), scope.connection(), self.read_filter, key, self.limits)
 
     def _write(self) -> sa.Connection:
         """A connection whose transaction takes SQLite's write lock at BEGIN (a read lock
@@ -146,8 +151,17 @@ class RecordsService:
     def create_many(self, entity: str, items: Sequence[Mapping[str, Any]], *,
                     user: int | None = None) -> list[Record]:
         """Validate every record, then insert them all with executemany in one transaction.
-        Errors are reported per record: `ValidationFailed` keys are `[index].field`."""
+        Errors are reported per record: `ValidationFailed` keys are `[index].field`. No
+        batch bound here (imports and sample data load large batches): a request's is
+        checked by the web layer (`check_batch`)."""
         return self.pipeline.create(entity, items, user=user)
+
+    def check_batch(self, count: int) -> None:
+        """Refuse (413, naming the cap) a request's bulk create of more than
+        `limits.batch_max` records, before any is read."""
+        if count > self.limits.batch_max:
+            raise BatchTooLarge(f"the body holds {count} records; a bulk create takes at most "
+                                f"{self.limits.batch_max} (SLATECRM_MAX_BATCH): send them in batches")
 
     def update(self, entity: str, record_id: int, data: Mapping[str, Any], *, version: int | None,
                user: int | None = None) -> Record:

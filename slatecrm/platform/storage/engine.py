@@ -9,6 +9,7 @@ its transaction, while it rebuilds tables).
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -93,3 +94,72 @@ def ensure_database(url: str | URL) -> bool:
             return True
     finally:
         admin.dispose()
+
+
+class StatementTimedOut(Exception):
+    """A statement ran past the engine's statement timeout and the database stopped it.
+    The web layer answers 503 with this message (docs/api.md, "Limits"), never a 500."""
+
+    def __init__(self, timeout_ms: int):
+        self.timeout_ms = timeout_ms
+        super().__init__(f"the query took longer than {timeout_ms / 1000:g} s (the statement timeout, "
+                         "SLATECRM_STATEMENT_TIMEOUT_MS) and was stopped; nothing was changed. "
+                         "Narrow the filter or search, or try again later")
+
+
+#: SQLite virtual-machine instructions between two looks at the clock: a few microseconds
+#: of Python per look, a few hundred looks a second on a long statement.
+_PROGRESS_STEPS = 10_000
+
+
+class _Deadline:
+    """When the statement running on one SQLite connection must stop (monotonic seconds)."""
+
+    def __init__(self) -> None:
+        self.at = float("inf")
+
+    def passed(self) -> int:
+        return 1 if time.monotonic() > self.at else 0
+
+
+def bound_statements(engine: Engine, timeout_ms: int) -> None:
+    """Stop every statement of `engine` that runs longer than `timeout_ms`, so no query
+    holds a worker past it (issue 11, section 3). PostgreSQL: `SET statement_timeout` on
+    each new connection (the pool's existing connections are dropped, so every one has
+    it). SQLite has no timeout of its own: a progress handler, installed on a connection's
+    first statement, interrupts the statement once the deadline set when that statement
+    started has passed; rows fetched later from it (a CSV export's page) count against it
+    too. Either way the error is raised as `StatementTimedOut`."""
+    if engine.dialect.name == "postgresql":
+        @sa.event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True  # a SET outside any transaction is kept
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f"SET statement_timeout = {int(timeout_ms)}")
+            dbapi_connection.autocommit = autocommit
+
+        engine.dispose()
+    elif engine.dialect.name == "sqlite":
+        @sa.event.listens_for(engine, "before_cursor_execute")
+        def _start(conn: sa.Connection, cursor: Any, statement: str, parameters: Any,
+                   context: Any, executemany: bool) -> None:
+            info = conn.connection.info
+            deadline = info.get("slate_deadline")
+            if deadline is None:
+                deadline = info["slate_deadline"] = _Deadline()
+                driver: Any = conn.connection.driver_connection
+                driver.set_progress_handler(deadline.passed, _PROGRESS_STEPS)
+            deadline.at = time.monotonic() + timeout_ms / 1000
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _timed_out(context: sa.engine.ExceptionContext) -> None:
+        if _is_timeout(context.original_exception):
+            raise StatementTimedOut(timeout_ms) from context.original_exception
+
+
+def _is_timeout(error: BaseException) -> bool:
+    """SQLite's interrupted statement, PostgreSQL's cancelled one (SQLSTATE 57014)."""
+    if getattr(error, "sqlstate", None) == "57014":
+        return True
+    return type(error).__name__ == "OperationalError" and str(error) == "interrupted"

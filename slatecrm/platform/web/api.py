@@ -118,6 +118,7 @@ async def collection(request: Request) -> Response:
         return JSONResponse(page_json(records, page, request))
     data = await body_object(request, allow_list=True)
     if isinstance(data, list):
+        records.check_batch(len(data))
         made = await call(request, records.create_many, entity, data)
         return JSONResponse({"data": [records.as_json(r) for r in made]}, status_code=201)
     record = await call(request, records.create, entity, data)
@@ -170,7 +171,8 @@ async def openapi_document(request: Request) -> Response:
 
     def build() -> dict[str, Any]:
         snapshot = records.snapshot()
-        return snapshot.derived("web.openapi", lambda: openapi.document(snapshot.revision, snapshot.entities))
+        return snapshot.derived("web.openapi", lambda: openapi.document(snapshot.revision, snapshot.entities,
+                                                                        records.limits))
 
     return JSONResponse(await call(request, build))
 

@@ -19,16 +19,17 @@ from slatecrm.plugins import manager as plugin_manager
 
 from ...metamodel.errors import DefinitionError
 from ..records.errors import RecordError
+from ..records.limits import DEFAULT, Limits
 from ..records.service import RecordsService
 from ..services import records_service
 from ..storage.apply import StaleSnapshot
-from ..storage.engine import create_engine, database_url
+from ..storage.engine import StatementTimedOut, bound_statements, create_engine, database_url
 from ..storage.plan import ConversionFailed
 from . import ui
 from .crosssite import CrossSiteGuard
 from .limits import DEFAULT_LIMIT, BodySizeLimit
 from .pinning import PinnedRecords
-from .problems import definition_error, http_error, record_error, server_error, stale_error
+from .problems import definition_error, http_error, record_error, server_error, stale_error, timeout_error
 from .querytext import QueryText
 from .templating import TEMPLATES_VARIABLE, JsonSuffix, make_environment
 from .ui_errors import ui_or_problem
@@ -37,11 +38,14 @@ BODY_LIMIT_VARIABLE = "SLATECRM_MAX_BODY_BYTES"
 
 
 def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: RecordsService | None = None,
-               body_limit: int = DEFAULT_LIMIT, templates: str | Path | None = None) -> Starlette:
+               body_limit: int = DEFAULT_LIMIT, templates: str | Path | None = None,
+               limits: Limits = DEFAULT) -> Starlette:
     """The app over `engine`. Its routes and template folders come from the `plugins` (the
     built-in pages and API are plugins too); `records` defaults to a service with the
     plugins' field types, rule functions and record hooks. `templates` is a folder searched
-    before every other, to override a page for one entity or for all."""
+    before every other, to override a page for one entity or for all. `limits`: the bounds
+    every request keeps (records/limits.py); the statement timeout is set on `engine` here,
+    so the CLI's own engines are not bound by it."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -58,12 +62,14 @@ def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: Rec
         exception_handlers={RecordError: ui_or_problem(record_error),
                             HTTPException: ui_or_problem(http_error),
                             DefinitionError: definition_error, StaleSnapshot: stale_error,
-                            ConversionFailed: stale_error, Exception: ui_or_problem(server_error)},
+                            ConversionFailed: stale_error, StatementTimedOut: ui_or_problem(timeout_error),
+                            Exception: ui_or_problem(server_error)},
         lifespan=lifespan,
     )
+    bound_statements(engine, limits.statement_timeout_ms)
     app.state.engine = engine
     app.state.plugins = plugins
-    app.state.records = records or records_service(engine, plugins)
+    app.state.records = records or records_service(engine, plugins, limits)
     folders = [templates] if templates else []
     # The deployment's overrides, then the field types' widget folders, then the plugins'
     # folders (the built-in one last).
@@ -78,4 +84,5 @@ def app_from_environment() -> Starlette:
     the override templates of $SLATECRM_TEMPLATES."""
     return create_app(create_engine(database_url(None)), plugin_manager.make_plugin_manager(),
                       body_limit=int(os.environ.get(BODY_LIMIT_VARIABLE, DEFAULT_LIMIT)),
-                      templates=os.environ.get(TEMPLATES_VARIABLE) or None)
+                      templates=os.environ.get(TEMPLATES_VARIABLE) or None,
+                      limits=Limits.from_environment(os.environ))

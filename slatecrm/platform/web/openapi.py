@@ -12,7 +12,8 @@ from typing import Any
 from slatecrm import __version__
 
 from ..records.compiled import CompiledEntity
-from ..records.listing import MAX_LIMIT, OPERATORS
+from ..records.limits import DEFAULT, Limits
+from ..records.listing import OPERATORS
 
 _SYSTEM = {
     "id": {"type": "integer", "readOnly": True},
@@ -74,7 +75,7 @@ def entity_schemas(ce: CompiledEntity) -> dict[str, dict[str, Any]]:
     }
 
 
-def entity_paths(ce: CompiledEntity) -> dict[str, dict[str, Any]]:
+def entity_paths(ce: CompiledEntity, limits: Limits = DEFAULT) -> dict[str, dict[str, Any]]:
     name, entity = _schema_name(ce.name), ce.name
     record = {"$ref": f"#/components/schemas/{name}"}
     filters = [{"name": f"{field}__{op}" if op != "eq" else field, "in": "query", "required": False,
@@ -83,11 +84,14 @@ def entity_paths(ce: CompiledEntity) -> dict[str, dict[str, Any]]:
                for op in OPERATORS]
     paging = [
         {"name": "sort", "in": "query", "schema": {"type": "string"},
-         "description": "comma-separated fields, '-' before a field for descending"},
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
+         "description": "comma-separated fields, '-' before a field for descending; "
+                        f"at most {limits.sort_keys_max}"},
+        {"name": "limit", "in": "query",
+         "schema": {"type": "integer", "minimum": 1, "maximum": limits.page_size_max}},
         {"name": "after", "in": "query", "schema": {"type": "string"},
          "description": "next_cursor of a page"},
-        {"name": "q", "in": "query", "schema": {"type": "string"}, "description": "text search"},
+        {"name": "q", "in": "query", "schema": {"type": "string"},
+         "description": f"text search, at most {limits.search_text_max} characters"},
         {"name": "filter", "in": "query", "schema": {"type": "string"},
          "description": "a condition in the rule language (docs/rules.md), e.g. "
                         "amount > 1000 and stage in (\"proposal\")"},
@@ -138,7 +142,7 @@ def entity_paths(ce: CompiledEntity) -> dict[str, dict[str, Any]]:
     }
 
 
-def document(revision: int, compiled: dict[str, CompiledEntity]) -> dict[str, Any]:
+def document(revision: int, compiled: dict[str, CompiledEntity], limits: Limits = DEFAULT) -> dict[str, Any]:
     schemas: dict[str, Any] = {"Problem": {"type": "object", "properties": {
         "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
         "detail": {"type": "string"},
@@ -147,7 +151,7 @@ def document(revision: int, compiled: dict[str, CompiledEntity]) -> dict[str, An
     paths: dict[str, Any] = {}
     for ce in compiled.values():
         schemas.update(entity_schemas(ce))
-        paths.update(entity_paths(ce))
+        paths.update(entity_paths(ce, limits))
     return {
         "openapi": "3.1.0",
         "info": {"title": "SlateCRM API", "version": f"{__version__}+revision.{revision}",

@@ -15,7 +15,7 @@ from .jsonresponse import JSONResponse
 
 TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 409: "Conflict",
           413: "Request too large", 415: "Unsupported media type", 422: "Invalid record",
-          500: "Internal error"}
+          500: "Internal error", 503: "Service unavailable"}
 
 
 class ProblemResponse(JSONResponse):
@@ -64,3 +64,10 @@ async def stale_error(request: Request, exc: Exception) -> Response:
 
 async def server_error(request: Request, exc: Exception) -> Response:
     return problem(500, "the server failed on this request; nothing was changed")
+
+
+async def timeout_error(request: Request, exc: Exception) -> Response:
+    """A statement stopped by the statement timeout (storage/engine.py): 503 with the
+    limit, never a 500; `Retry-After` because the same request may pass when the
+    database is less busy."""
+    return problem(503, str(exc), headers={"Retry-After": "1"})

@@ -20,7 +20,7 @@ def ui_or_problem(problem: Handler) -> Handler:
         if request.url.path.startswith("/api/") or wants_json(request):
             return response
         status = response.status_code
-        detail = str(getattr(exc, "detail", "") or exc) if status < 500 else \
+        detail = str(getattr(exc, "detail", "") or exc) if status < 500 or status == 503 else \
             "the server failed on this request; nothing was changed"
         errors = exc.errors if isinstance(exc, ValidationFailed) else {}
         try:
