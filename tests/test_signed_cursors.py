@@ -68,3 +68,33 @@ def test_every_process_over_a_database_accepts_its_cursors_and_no_other_does(
         refused = http.get("/api/v1/account", params={"sort": "name", "limit": 1, "after": cursor})
         assert refused.status_code == 400 and refused.json()["errors"] == {"after": [TAMPERED]}
     another_database.state.engine.dispose()
+
+
+def test_workers_making_the_key_of_a_fresh_database_at_once_agree(db_url: str, engine: sa.Engine) -> None:
+    """`slatecrm serve --workers 2` on a new database: every worker asks for the key on its
+    first list at the same moment; none may fail ("database is locked" was a 500) and all must
+    sign with the one key that was stored."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from slatecrm.platform.installer import create_system_tables
+    from slatecrm.platform.storage.engine import create_engine
+    from slatecrm.platform.storage.secrets import DatabaseSecrets
+
+    create_system_tables(engine)
+    workers = 6
+    start = Barrier(workers)
+
+    def first_list() -> bytes:
+        own = create_engine(db_url)  # a process of its own: its own engine and connections
+        try:
+            start.wait()
+            return DatabaseSecrets(own).cursor_key()
+        finally:
+            own.dispose()
+
+    with ThreadPoolExecutor(workers) as pool:
+        keys = list(pool.map(lambda _: first_list(), range(workers)))
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(secrets.c.value)).scalars().all()
+    assert len(stored) == 1 and set(keys) == {bytes.fromhex(stored[0])}

@@ -42,7 +42,11 @@ class DatabaseSecrets:
         lost: Exception | None = None
         for _ in range(3):  # another process may make the table or the row at the same moment
             try:
-                with self.engine.begin() as conn:
+                # SQLite: take the write lock at BEGIN, so a second process waits for the first
+                # and then reads its row (a read lock upgraded after another process wrote is
+                # refused at once, "database is locked", whatever the busy timeout).
+                with self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, \
+                        conn.begin():
                     secret_table.create(conn, checkfirst=True)  # databases made before it existed
                     stored = conn.execute(sa.select(secret_table.c.value)
                                           .where(secret_table.c.name == name)).scalar()
