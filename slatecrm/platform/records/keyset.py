@@ -15,7 +15,9 @@ The sort is made total by `id` (ascending) as the last key: without a unique las
 with equal sort values could be skipped or repeated at a page boundary.
 
 A cursor is `<payload>.<signature>`: the payload is the last row's sort values as JSON, in
-URL-safe base64, and the signature an HMAC-SHA256 of it (first 16 bytes) under the
+URL-safe base64 (a list; or, for a list page, `{"after": [values], "count": n, "query": q}`,
+which also carries the capped count the first page ran and a digest of the query it was
+counted for, so later pages run no COUNT), and the signature an HMAC-SHA256 of it (first 16 bytes) under the
 database's cursor key (storage/secrets.py). A cursor someone changed, or one made by another
 database, is refused before its values are read. The payload is readable, not secret.
 """
@@ -62,6 +64,16 @@ class InvalidCursor(ValueError):
     def __init__(self, reason: str = "", message: str = MESSAGE) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """What a cursor holds: the last row's sort values and, for a list page, the capped
+    count of the first page and the digest of the query that count was run for."""
+
+    values: list[Any]
+    count: int | None = None
+    query: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,15 +139,25 @@ def cursor_values(row: Mapping[str, Any] | sa.RowMapping, sort: Sequence[SortKey
     return [row[key.column] for key in sort_keys(sort)]
 
 
-def encode_cursor(values: Sequence[Any], key: bytes) -> str:
-    """A signed cursor holding `values`, under the database's cursor `key`."""
-    text = json.dumps([_tag(v) for v in values], separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+def encode_cursor(values: Sequence[Any], key: bytes, *, count: int | None = None,
+                  query: str | None = None) -> str:
+    """A signed cursor holding `values` (and a list's `count` for the `query` digest), under
+    the database's cursor `key`: the signature covers the count too."""
+    tagged: Any = [_tag(v) for v in values]
+    if count is not None:
+        tagged = {"after": tagged, "count": count, "query": query or ""}
+    text = json.dumps(tagged, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     payload = _b64(text.encode())
     return f"{payload}.{_b64(_signature(key, payload))}"
 
 
 def decode_cursor(token: str, table: TableLike, sort: Sequence[SortKey], key: bytes) -> list[Any]:
-    """The values `encode_cursor` was given, checked against the columns they will be compared with.
+    """The values `encode_cursor` was given, checked against the columns they will be compared with."""
+    return read_cursor(token, table, sort, key).values
+
+
+def read_cursor(token: str, table: TableLike, sort: Sequence[SortKey], key: bytes) -> Cursor:
+    """What `encode_cursor` was given, the values checked against the columns they will be compared with.
 
     A token comes from the person's browser: one whose signature does not match `key` is
     refused first; then anything it holds that the database would refuse or misread (a
@@ -151,11 +173,18 @@ def decode_cursor(token: str, table: TableLike, sort: Sequence[SortKey], key: by
             raise InvalidCursor("signature does not match", InvalidCursor.TAMPERED)
         raw = base64.b64decode(payload + "=" * (-len(payload) % 4), altchars=b"-_", validate=True)
         data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        count, query = None, None
+        if isinstance(data, dict):
+            count, query, data = data.get("count"), data.get("query"), data.get("after")
+            if (not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= INT64
+                    or not isinstance(query, str)):
+                _invalid("a count that is no count")
         if not isinstance(data, list):
             _invalid("not a JSON list")
         if len(data) != len(columns):
             _invalid(f"{len(data)} values for {len(columns)} sort keys")
-        return [_checked(column, _untag(item)) for column, item in zip(columns, data, strict=True)]
+        values = [_checked(column, _untag(item)) for column, item in zip(columns, data, strict=True)]
+        return Cursor(values, count, query)
     except InvalidCursor:
         raise
     except (ValueError, RecursionError) as error:  # base64, UTF-8, JSON and ISO-format errors

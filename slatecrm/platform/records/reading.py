@@ -269,14 +269,16 @@ class Reader:
                               base=shape.select)
         try:
             rows = self.conn.execute(built.select).mappings().all()
-            count = self.conn.execute(built.count).scalar_one()
+            count = built.counted(rows)
+            if count is None:  # a first page with more after it, or a cursor of another query
+                count = self.conn.execute(built.count).scalar_one()
         except sa.exc.DataError as error:  # a filter computing beyond a column type's range
             if self.conn.in_transaction():
                 self.conn.rollback()
             if not query.expression:
                 raise
             raise BadQuery({"filter": [f"the filter cannot be computed: {error.orig}"]}) from None
-        return Page([shape.record(r) for r in rows[: built.limit]], listing.next_cursor(rows, built),
+        return Page([shape.record(r) for r in rows[: built.limit]], listing.next_cursor(rows, built, count),
                     min(count, listing.COUNT_CAP), count > listing.COUNT_CAP)
 
     def list_select(self, ce: CompiledEntity, query: ListQuery) -> sa.Select[Any]:
@@ -344,7 +346,8 @@ class Reader:
         pages = []
         for shape, page, rows in zip(shapes, built, branches, strict=True):
             count = rows[0][COUNT_LABEL] if rows else 0  # no rows: nothing matched (no cursor)
-            pages.append(Page([shape.record(r) for r in rows[: page.limit]], listing.next_cursor(rows, page),
+            pages.append(Page([shape.record(r) for r in rows[: page.limit]],
+                              listing.next_cursor(rows, page, count),
                               min(count, listing.COUNT_CAP), count > listing.COUNT_CAP))
         return pages
 
