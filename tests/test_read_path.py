@@ -307,3 +307,27 @@ def test_a_short_first_page_is_its_own_count_in_one_statement(client: TestClient
             body = client.get("/api/v1/account", params=params).json()
         assert body["count"] == expected and "next_cursor" not in body
         assert len(short.texts) == 1, short.texts
+
+
+def test_blanks_sort_where_the_database_keeps_them_and_pages_see_each_record_once(
+        client: TestClient) -> None:
+    """docs/api.md, "Blanks in sorts": SQLite keeps blanks smallest, PostgreSQL largest."""
+    dates = ["2027-01-01", None, "2027-03-01", None, "2027-02-01"]
+    account = made(client, "account", name="Acme")["id"]
+    ids = [made(client, "opportunity", name=f"Deal {n}", account=account, close_date=d)["id"]
+           for n, d in enumerate(dates)]
+    engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
+    blanks = sorted((i for i, d in zip(ids, dates, strict=True) if d is None), reverse=True)
+    dated = [ids[2], ids[4], ids[0]]  # March, February, January
+    expected = [*dated, *blanks] if engine.dialect.name == "sqlite" else [*blanks, *dated]
+    seen: list[int] = []
+    params: dict[str, Any] = {"sort": "-close_date", "limit": 2}
+    while True:
+        body = client.get("/api/v1/opportunity", params=params).json()
+        seen += [r["id"] for r in body["data"]]
+        if "next_cursor" not in body:
+            break
+        params["after"] = body["next_cursor"]
+    assert seen == expected
+    ascending = client.get("/api/v1/opportunity", params={"sort": "close_date"}).json()["data"]
+    assert [r["id"] for r in ascending] == list(reversed(expected))

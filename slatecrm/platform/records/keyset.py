@@ -4,12 +4,15 @@ OFFSET makes the database read and throw away every earlier row, so page 10,000 
 thousand pages. A condition on the last row's sort values lets an index scan start at that
 row instead, and stays correct while rows are inserted or deleted between pages.
 
-NULLs sort as if larger than every value, on both databases (ascending: last, descending:
-first), so a list is in the same order wherever it is stored. That is also the order of
-PostgreSQL's indexes, read forwards or backwards. One case has no single index range: an
-ascending nullable first key after a non-null value, where the rows after are "greater, or
-NULL" (the end of the index, but two ranges to a planner); there the database filters index
-entries from the start, and later pages cost more.
+NULLs (blanks) sort where each database's indexes keep them, so that an index on the sort
+column serves the page read forwards or backwards (docs/decisions.md, "Blanks in sorts"):
+on PostgreSQL NULL is larger than every value (ascending: last, descending: first), on
+SQLite smaller (ascending: first, descending: last). Forcing one order on both made SQLite
+walk every blank row before the first value of a descending sort. `nulls_largest` says
+which; `nulls_largest_on(dialect)` answers it for a database. One case per database has no
+single index range: a nullable first key, walked towards its NULLs, after a non-null value,
+where the rows after are "further, or NULL" (two ranges to a planner); there the database
+filters index entries, and later pages cost more.
 
 The sort is made total by `id` (ascending) as the last key: without a unique last key, rows
 with equal sort values could be skipped or repeated at a page boundary.
@@ -99,18 +102,27 @@ def sort_keys(sort: Sequence[SortKey]) -> list[SortKey]:
     return keys
 
 
-def ordering(table: TableLike, sort: Sequence[SortKey]) -> list[sa.ColumnElement[Any]]:
+def nulls_largest_on(dialect: sa.Dialect) -> bool:
+    """Whether the database's indexes keep NULL after every value (PostgreSQL) or before (SQLite)."""
+    return dialect.name != "sqlite"
+
+
+def ordering(table: TableLike, sort: Sequence[SortKey], *, nulls_largest: bool = True
+             ) -> list[sa.ColumnElement[Any]]:
+    """ORDER BY clauses. On SQLite (`nulls_largest=False`) no NULLS clause is written: its
+    default is its index order, and any NULLS clause keeps its planner off the index."""
     clauses: list[sa.ColumnElement[Any]] = []
     for key in sort_keys(sort):
         column = table.c[key.column]
-        if key.column == TIE_BREAKER:  # never NULL; a NULLS clause would keep SQLite off the index
+        if key.column == TIE_BREAKER or not nulls_largest:  # id is never NULL
             clauses.append(column.desc() if key.descending else column.asc())
         else:
             clauses.append(column.desc().nulls_first() if key.descending else column.asc().nulls_last())
     return clauses
 
 
-def after(table: TableLike, sort: Sequence[SortKey], last: Sequence[Any]) -> sa.ColumnElement[bool]:
+def after(table: TableLike, sort: Sequence[SortKey], last: Sequence[Any], *,
+          nulls_largest: bool = True) -> sa.ColumnElement[bool]:
     """Rows strictly after the row whose sort values (tie-breaker included) are `last`.
 
     Built from the last key outwards: after(k1..kn) = k1 greater OR (k1 equal AND after(k2..kn)),
@@ -123,12 +135,13 @@ def after(table: TableLike, sort: Sequence[SortKey], last: Sequence[Any]) -> sa.
     for key, value in reversed(list(zip(keys, last, strict=True))):
         column = table.c[key.column]
         tied = None if condition is None else sa.and_(_equal(column, value), condition)
-        condition = _or(_greater(column, key.descending, value), tied)
+        condition = _or(_greater(column, _nulls_at_end(key, nulls_largest), key.descending, value), tied)
     if condition is None:
         return sa.false()
     if len(keys) == 1:
         return condition
-    bound = _bound(table.c[keys[0].column], keys[0].descending, last[0])
+    first = keys[0]
+    bound = _bound(table.c[first.column], _nulls_at_end(first, nulls_largest), first.descending, last[0])
     # Logically redundant, but a plain range on the first key is what lets the planner start
     # an index scan at the previous page's last row instead of filtering from the beginning.
     return condition if bound is None else sa.and_(bound, condition)
@@ -203,16 +216,21 @@ def _value(column: sa.ColumnElement[Any], value: Any) -> sa.BindParameter[Any]:
     return sa.literal(value, type_=column.type)
 
 
-def _greater(column: sa.ColumnElement[Any], descending: bool, value: Any) -> sa.ColumnElement[bool] | None:
+def _nulls_at_end(key: SortKey, nulls_largest: bool) -> bool:
+    """Whether NULLs come after every value in the order this key is walked."""
+    return key.descending != nulls_largest
+
+
+def _greater(column: sa.ColumnElement[Any], nulls_at_end: bool, descending: bool,
+             value: Any) -> sa.ColumnElement[bool] | None:
     """Rows after `value` in this column alone; None when there are none."""
     if value is None:
-        # NULL is the largest value: nothing follows it going up, every value follows it going down.
-        return column.is_not(None) if descending else None
-    if descending:
-        return column < _value(column, value)
-    if _nullable(column):
-        return sa.or_(column > _value(column, value), column.is_(None))
-    return column > _value(column, value)
+        # NULLs at the end: nothing follows them; at the start: every value follows them.
+        return None if nulls_at_end else column.is_not(None)
+    further = column < _value(column, value) if descending else column > _value(column, value)
+    if nulls_at_end and _nullable(column):
+        return sa.or_(further, column.is_(None))
+    return further
 
 
 def _equal(column: sa.ColumnElement[Any], value: Any) -> sa.ColumnElement[bool]:
@@ -226,10 +244,11 @@ def _or(*conditions: sa.ColumnElement[bool] | None) -> sa.ColumnElement[bool] | 
     return present[0] if len(present) == 1 else sa.or_(*present)
 
 
-def _bound(column: sa.ColumnElement[Any], descending: bool, value: Any) -> sa.ColumnElement[bool] | None:
+def _bound(column: sa.ColumnElement[Any], nulls_at_end: bool, descending: bool,
+           value: Any) -> sa.ColumnElement[bool] | None:
     """An index-usable range on the first key that every later row satisfies, if there is one."""
-    if value is None or (not descending and _nullable(column)):
-        return None  # the rows after are "greater OR NULL": no single range (or nothing to add)
+    if value is None or (nulls_at_end and _nullable(column)):
+        return None  # the rows after are "further OR NULL": no single range (or nothing to add)
     value_param = _value(column, value)
     return column <= value_param if descending else column >= value_param
 

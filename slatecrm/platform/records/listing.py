@@ -23,7 +23,16 @@ from slatecrm.metamodel.names import suggest
 
 from .compiled import CompiledEntity, CompiledField
 from .errors import BadQuery
-from .keyset import Cursor, InvalidCursor, SortKey, after, cursor_values, encode_cursor, ordering, read_cursor
+from .keyset import (
+    Cursor,
+    InvalidCursor,
+    SortKey,
+    after,
+    cursor_values,
+    encode_cursor,
+    ordering,
+    read_cursor,
+)
 from .limits import SEARCH_TEXT_MAX, SORT_KEYS_MAX
 
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "blank")
@@ -198,11 +207,13 @@ class PageQuery:
 
 
 def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement[bool]] = (),
-          cursor_key: bytes | None = None, *, base: sa.Select[Any] | None = None) -> PageQuery:
+          cursor_key: bytes | None = None, *, base: sa.Select[Any] | None = None,
+          nulls_largest: bool = True) -> PageQuery:
     """The page's SELECT and its capped COUNT, or BadQuery naming each bad part; `extra`
     conditions (a compiled rule filter, the read filter) are added to the query's own.
     `cursor_key` checks the query's cursor and signs the next one (storage/secrets.py).
-    `base` is the SELECT to narrow (the read path's, with reference titles joined)."""
+    `base` is the SELECT to narrow (the read path's, with reference titles joined).
+    `nulls_largest`: where the database's indexes keep blanks (keyset.nulls_largest_on)."""
     errors: dict[str, list[str]] = {}
     keys = sort_keys(ce, query.sort, errors)
     where = [*conditions(ce, query.filters, query.search, errors), *extra]
@@ -218,8 +229,8 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
         raise BadQuery(errors)
     select = (ce.select if base is None else base).where(*where)
     if last is not None:
-        select = select.where(after(ce.table, keys, last.values))
-    select = select.order_by(*ordering(ce.table, keys)).limit(query.limit + 1)
+        select = select.where(after(ce.table, keys, last.values, nulls_largest=nulls_largest))
+    select = select.order_by(*ordering(ce.table, keys, nulls_largest=nulls_largest)).limit(query.limit + 1)
     capped = sa.select(sa.literal(1)).select_from(ce.table).where(*where).limit(COUNT_CAP + 1).subquery()
     count = sa.select(sa.func.count()).select_from(capped)
     digest = conditions_digest(ce, where)

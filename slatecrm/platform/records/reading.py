@@ -27,7 +27,7 @@ from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules import RuleContext
 
 from ..storage import system
-from . import listing
+from . import keyset, listing
 from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField
 from .errors import BadQuery, RecordNotFound, UnknownEntity
 from .listing import ListQuery
@@ -205,6 +205,11 @@ class Reader:
         self.cursor_key = cursor_key
         self._shapes: dict[str, RecordShape] = {}
 
+    @property
+    def nulls_largest(self) -> bool:
+        """Where this database's indexes keep blanks, which is where its lists sort them."""
+        return keyset.nulls_largest_on(self.conn.dialect)
+
     # --- the one place a record-level filter is applied -------------------------------------
     def visible(self, ce: CompiledEntity, table: sa.FromClause | None = None) -> list[sa.ColumnElement[bool]]:
         """The conditions a row of `ce` must meet to be read, on `table` (the entity's
@@ -266,7 +271,7 @@ class Reader:
         query = query or ListQuery()
         shape = self.shape(ce)
         built = listing.build(ce, query, self.list_conditions(ce, query), self.cursor_key,
-                              base=shape.select)
+                              base=shape.select, nulls_largest=self.nulls_largest)
         try:
             rows = self.conn.execute(built.select).mappings().all()
             count = built.counted(rows)
@@ -333,7 +338,7 @@ class Reader:
             ce = self.entity(entity)
             shape = self.shape(ce)
             page = listing.build(ce, query, self.list_conditions(ce, query), self.cursor_key,
-                                 base=shape.select)
+                                 base=shape.select, nulls_largest=self.nulls_largest)
             shapes.append(shape)
             built.append(page)
             selects.append(page.select.add_columns(page.count.scalar_subquery().label(COUNT_LABEL)))
