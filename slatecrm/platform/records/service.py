@@ -19,7 +19,7 @@ from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .. import jsontext
-from ..storage import system
+from ..storage import statistics, system
 from ..storage.runtime import RuntimeHolder
 from ..storage.secrets import DatabaseSecrets
 from . import rules as rule_hooks
@@ -146,8 +146,13 @@ class RecordsService:
     def create_many(self, entity: str, items: Sequence[Mapping[str, Any]], *,
                     user: int | None = None) -> list[Record]:
         """Validate every record, then insert them all with executemany in one transaction.
-        Errors are reported per record: `ValidationFailed` keys are `[index].field`."""
-        return self.pipeline.create(entity, items, user=user)
+        Errors are reported per record: `ValidationFailed` keys are `[index].field`.
+        A large load (statistics.LARGE_LOAD records or more) is followed by ANALYZE of the
+        entity's table, so the planner knows its new size and spread."""
+        created = self.pipeline.create(entity, items, user=user)
+        if len(items) >= statistics.LARGE_LOAD:
+            statistics.analyze(self.engine, [self.entity(entity).table.name])
+        return created
 
     def update(self, entity: str, record_id: int, data: Mapping[str, Any], *, version: int | None,
                user: int | None = None) -> Record:
