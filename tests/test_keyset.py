@@ -28,6 +28,7 @@ from slatecrm.platform.records.keyset import (
     encode_cursor,
     nulls_largest_on,
     ordering,
+    read_cursor,
 )
 from slatecrm.platform.storage import revisions
 from slatecrm.platform.storage.runtime import build_runtime
@@ -456,3 +457,14 @@ def test_a_changed_or_foreign_cursor_is_refused_by_its_signature() -> None:
 def test_values_a_cursor_cannot_hold_are_a_programming_error() -> None:
     with pytest.raises(TypeError, match="a time value cannot be kept in a cursor"):
         encode_cursor([dt.time(12), 1], KEY)
+
+
+def test_a_page_cursor_carries_its_count_and_query_and_refuses_a_count_that_is_none() -> None:
+    token = encode_cursor(["a", 1], KEY, count=2_001, query="q1")
+    cursor = read_cursor(token, small, TITLE_SORT, KEY)
+    assert (cursor.values, cursor.count, cursor.query) == (["a", 1], 2_001, "q1")
+    assert read_cursor(encode_cursor(["a", 1], KEY), small, TITLE_SORT, KEY).count is None
+    for bad in (-1, "3", True, 1.5, None):
+        signed = _token({"after": ["a", 1], "count": bad, "query": "q1"})  # correctly signed
+        with pytest.raises(InvalidCursor, match="not valid for this list"):
+            read_cursor(signed, small, TITLE_SORT, KEY)
