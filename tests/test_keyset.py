@@ -26,7 +26,9 @@ from slatecrm.platform.records.keyset import (
     cursor_values,
     decode_cursor,
     encode_cursor,
+    nulls_largest_on,
     ordering,
+    read_cursor,
 )
 from slatecrm.platform.storage import revisions
 from slatecrm.platform.storage.runtime import build_runtime
@@ -43,28 +45,32 @@ KEY = bytes(range(32))
 
 # --- the reference order, computed without the database ------------------------------------------------
 
-def python_order(rows: Sequence[dict[str, Any]], sort: Sequence[SortKey]) -> list[int]:
-    """The order `ordering` promises, NULL larger than every value, by stable sorts from the last key."""
+def python_order(rows: Sequence[dict[str, Any]], sort: Sequence[SortKey], nulls_largest: bool = True
+                 ) -> list[int]:
+    """The order `ordering` promises, NULL larger (PostgreSQL) or smaller (SQLite) than every
+    value, by stable sorts from the last key."""
     tie = SortKey("id", sort[-1].descending if sort else False)  # id follows the last key's direction
     keys = [*sort, tie] if not sort or sort[-1].column != "id" else list(sort)
     ordered = list(rows)
     for key in reversed(keys):
         def null_last(row: dict[str, Any], column: str = key.column) -> tuple[bool, Any]:
-            return row[column] is None, row[column]
+            return (row[column] is None) == nulls_largest, row[column]
 
-        # (True, None) sorts after every (False, value); reverse=True keeps ties in order.
+        # (True, None) sorts after every (False, value), and (False, None) before every
+        # (True, value); None is never compared with a value. reverse=True keeps ties in order.
         ordered.sort(key=null_last, reverse=key.descending)
     return [r["id"] for r in ordered]
 
 
 def paged_ids(conn: sa.Connection, table: sa.Table, sort: Sequence[SortKey], size: int) -> list[int]:
     """Every page, each started from the decoded cursor of the previous one, as a client would."""
-    select = sa.select(table).order_by(*ordering(table, sort)).limit(size)
+    largest = nulls_largest_on(conn.dialect)
+    select = sa.select(table).order_by(*ordering(table, sort, nulls_largest=largest)).limit(size)
     ids: list[int] = []
     token: str | None = None
     while True:
         page = select if token is None else \
-            select.where(after(table, sort, decode_cursor(token, table, sort, KEY)))
+            select.where(after(table, sort, decode_cursor(token, table, sort, KEY), nulls_largest=largest))
         rows = conn.execute(page).mappings().all()
         ids += [r["id"] for r in rows]
         if len(rows) < size:
@@ -73,7 +79,8 @@ def paged_ids(conn: sa.Connection, table: sa.Table, sort: Sequence[SortKey], siz
 
 
 def unpaged_ids(conn: sa.Connection, table: sa.Table, sort: Sequence[SortKey]) -> list[int]:
-    return list(conn.execute(sa.select(table.c.id).order_by(*ordering(table, sort))).scalars())
+    order = ordering(table, sort, nulls_largest=nulls_largest_on(conn.dialect))
+    return list(conn.execute(sa.select(table.c.id).order_by(*order)).scalars())
 
 
 # --- a big table: 20,000 records in `make test`, 200,000 in CI ----------------------------------------
@@ -152,7 +159,27 @@ def test_paging_a_big_table_sees_each_record_once_in_the_unpaged_order(
             stored = [dict(r) for r in conn.execute(sa.select(*[table.c[c] for c in columns])).mappings()]
             assert len(paged) == len(set(paged)) == rows
             assert paged == unpaged
-            assert unpaged == python_order(stored, sort)  # NULLs and directions where they belong
+            # NULLs and directions where they belong, on this database
+            assert unpaged == python_order(stored, sort, nulls_largest_on(engine.dialect))
+            if len(sort) == 1 or sort[-1].column == "id":  # one column's index serves the sort
+                assert not sorts_in_the_plan(conn, table, sort, page), name
+
+
+def sorts_in_the_plan(conn: sa.Connection, table: sa.Table, sort: Sequence[SortKey], size: int) -> str:
+    """The plan, when the database sorts all of a page's rows itself rather than reading an index in
+    order (on PostgreSQL with sequential scans made unattractive: the table is small for it)."""
+    select = sa.select(table.c.id).order_by(
+        *ordering(table, sort, nulls_largest=nulls_largest_on(conn.dialect))).limit(size)
+    text = str(select.compile(conn, compile_kwargs={"literal_binds": True}))
+    if conn.dialect.name == "sqlite":
+        plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {text}"))
+        return plan if "TEMP B-TREE" in plan else ""
+    conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    nodes = [r[0].strip().removeprefix("->").strip() for r in conn.exec_driver_sql(f"EXPLAIN {text}")]
+    conn.rollback()  # ends the SET LOCAL
+    # An Incremental Sort over an index on the first key only orders the ties by id: a
+    # sort of the rows one value at a time, not of the whole table.
+    return "\n".join(nodes) if any(node.startswith("Sort  (") for node in nodes) else ""
 
 
 # --- small tables, any sort, any page size --------------------------------------------------------------
@@ -209,7 +236,7 @@ def test_pages_of_small_tables_equal_the_unpaged_order(
             conn.execute(small.insert(), rows)
         paged = paged_ids(conn, small, sort, size)
         unpaged = unpaged_ids(conn, small, sort)
-    assert paged == unpaged == python_order(rows, sort)
+    assert paged == unpaged == python_order(rows, sort, nulls_largest_on(small_engine.dialect))
 
 
 # --- ordering and the seek condition ------------------------------------------------------------------
@@ -225,6 +252,30 @@ def test_id_breaks_ties_unless_it_already_ends_the_sort() -> None:
         "keyset_small.title DESC NULLS FIRST, keyset_small.qty ASC NULLS LAST, keyset_small.id ASC"
     assert sql([SortKey("title"), SortKey("id", descending=True)]) == \
         "keyset_small.title ASC NULLS LAST, keyset_small.id DESC"
+
+
+def test_on_sqlite_blanks_sort_as_its_indexes_keep_them_with_no_nulls_clause() -> None:
+    def sql(sort: list[SortKey]) -> str:
+        order = ordering(small, sort, nulls_largest=False)
+        return str(sa.select(small.c.id).order_by(*order).compile()).split("ORDER BY ")[1]
+
+    assert sql([SortKey("title", descending=True)]) == "keyset_small.title DESC, keyset_small.id DESC"
+    assert sql([SortKey("title")]) == "keyset_small.title ASC, keyset_small.id ASC"
+
+    def seek(sort: list[SortKey], last: list[Any]) -> str:
+        condition = after(small, sort, last, nulls_largest=False)
+        return str(condition.compile(compile_kwargs={"literal_binds": True}))
+
+    # Descending walks towards the blanks (last on SQLite): "smaller, or blank", no single range.
+    assert seek([SortKey("qty", descending=True)], [5, 7]) == (
+        "keyset_small.qty < 5 OR keyset_small.qty IS NULL OR keyset_small.qty = 5 AND keyset_small.id < 7")
+    # Ascending starts with the blanks: after one, every value; after a value, a plain range.
+    assert seek([SortKey("qty")], [None, 7]) == (
+        "keyset_small.qty IS NOT NULL OR keyset_small.qty IS NULL AND keyset_small.id > 7")
+    assert seek([SortKey("qty")], [5, 7]) == (
+        "keyset_small.qty >= 5 AND (keyset_small.qty > 5 OR keyset_small.qty = 5 AND keyset_small.id > 7)")
+    assert seek([SortKey("qty", descending=True)], [None, 7]) == (
+        "keyset_small.qty IS NULL AND keyset_small.id < 7")
 
 
 def test_after_compares_with_parameters_typed_by_the_column() -> None:
@@ -406,3 +457,14 @@ def test_a_changed_or_foreign_cursor_is_refused_by_its_signature() -> None:
 def test_values_a_cursor_cannot_hold_are_a_programming_error() -> None:
     with pytest.raises(TypeError, match="a time value cannot be kept in a cursor"):
         encode_cursor([dt.time(12), 1], KEY)
+
+
+def test_a_page_cursor_carries_its_count_and_query_and_refuses_a_count_that_is_none() -> None:
+    token = encode_cursor(["a", 1], KEY, count=2_001, query="q1")
+    cursor = read_cursor(token, small, TITLE_SORT, KEY)
+    assert (cursor.values, cursor.count, cursor.query) == (["a", 1], 2_001, "q1")
+    assert read_cursor(encode_cursor(["a", 1], KEY), small, TITLE_SORT, KEY).count is None
+    for bad in (-1, "3", True, 1.5, None):
+        signed = _token({"after": ["a", 1], "count": bad, "query": "q1"})  # correctly signed
+        with pytest.raises(InvalidCursor, match="not valid for this list"):
+            read_cursor(signed, small, TITLE_SORT, KEY)

@@ -34,9 +34,10 @@ def test_a_changed_cursor_is_a_400_saying_so(client: TestClient, engine: sa.Engi
     second = client.get("/api/v1/account", params={"sort": "name", "limit": 1, "after": cursor})
     assert [r["name"] for r in second.json()["data"]] == ["Globex"]
     payload, signature = cursor.split(".")
-    assert json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))) == ["Acme", 1]
+    readable = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert readable["after"] == ["Acme", 1] and readable["count"] == 3
     # Skip ahead by editing the readable payload, keeping the signature: refused.
-    skipped = _b64(json.dumps(["Globex", 2], separators=(",", ":")).encode())
+    skipped = _b64(json.dumps({**readable, "after": ["Globex", 2]}, separators=(",", ":")).encode())
     refused = client.get("/api/v1/account", params={"sort": "name", "limit": 1,
                                                     "after": f"{skipped}.{signature}"})
     assert refused.status_code == 400
@@ -98,3 +99,15 @@ def test_workers_making_the_key_of_a_fresh_database_at_once_agree(db_url: str, e
     with engine.connect() as conn:
         stored = conn.execute(sa.select(secrets.c.value)).scalars().all()
     assert len(stored) == 1 and set(keys) == {bytes.fromhex(stored[0])}
+def test_a_count_changed_in_a_cursor_is_refused(client: TestClient) -> None:
+    _accounts(client, "Acme", "Globex", "Initech")
+    cursor = client.get("/api/v1/account?sort=name&limit=1").json()["next_cursor"]
+    payload, signature = cursor.split(".")
+    readable = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    for count in (1_000_000, 0):
+        changed = _b64(json.dumps({**readable, "count": count}, separators=(",", ":")).encode())
+        refused = client.get("/api/v1/account", params={"sort": "name", "limit": 1,
+                                                        "after": f"{changed}.{signature}"})
+        assert refused.status_code == 400 and refused.json()["errors"] == {"after": [TAMPERED]}
+    kept = client.get("/api/v1/account", params={"sort": "name", "limit": 1, "after": cursor}).json()
+    assert kept["count"] == 3

@@ -38,6 +38,7 @@ from .storage.apply import ForeignKeyViolation, StaleSnapshot
 from .storage.engine import URL_VARIABLE, create_engine, database_url, ensure_database
 from .storage.plan import ConversionFailed, Plan, PlanError
 from .storage.revisions import NotInitialised
+from .storage.statistics import analyze, analyze_on
 
 EXIT_INVALID, EXIT_USAGE, EXIT_REFUSED, EXIT_DATABASE, EXIT_APPLY = 1, 2, 3, 4, 5
 
@@ -416,6 +417,7 @@ def sample_data(database: str | None, count: int, seed: int, if_empty: bool, as_
             report = Generator(records, seed=seed).run(count)
         except RecordError as error:
             fail(EXIT_INVALID, f"generated data was refused: {error}", as_json)
+    analyze(engine)  # a large load: the planner needs the new sizes (storage/statistics.py)
     if as_json:
         out.print_json(json.dumps({"ok": True, "users": report.users, "created": report.created}))
         return
@@ -423,6 +425,24 @@ def sample_data(database: str | None, count: int, seed: int, if_empty: bool, as_
         out.print(f"{made:>6} {name}")
     out.print(f"Created {sum(report.created.values())} records" +
               (f" and {report.users} users" if report.users else ""))
+
+
+@main.command("analyze")
+@database_option
+@json_option
+def analyze_command(database: str | None, as_json: bool) -> None:
+    """Gather the query planner's statistics for the whole database (ANALYZE).
+
+    Applies, large creates and sample-data do this on their own; run it after loading
+    data by other means (a restore, SQL of your own), or from a nightly job."""
+    with reported(as_json):
+        engine = engine_for(database)
+        with engine.connect() as conn:
+            analyze_on(conn)
+    if as_json:
+        out.print_json(json.dumps({"ok": True}))
+    else:
+        out.print("Statistics gathered (ANALYZE)")
 
 
 def is_loopback(host: str) -> bool:

@@ -4,18 +4,23 @@ OFFSET makes the database read and throw away every earlier row, so page 10,000 
 thousand pages. A condition on the last row's sort values lets an index scan start at that
 row instead, and stays correct while rows are inserted or deleted between pages.
 
-NULLs sort as if larger than every value, on both databases (ascending: last, descending:
-first), so a list is in the same order wherever it is stored. That is also the order of
-PostgreSQL's indexes, read forwards or backwards. One case has no single index range: an
-ascending nullable first key after a non-null value, where the rows after are "greater, or
-NULL" (the end of the index, but two ranges to a planner); there the database filters index
-entries from the start, and later pages cost more.
+NULLs (blanks) sort where each database's indexes keep them, so that an index on the sort
+column serves the page read forwards or backwards (docs/decisions.md, "Blanks in sorts"):
+on PostgreSQL NULL is larger than every value (ascending: last, descending: first), on
+SQLite smaller (ascending: first, descending: last). Forcing one order on both made SQLite
+walk every blank row before the first value of a descending sort. `nulls_largest` says
+which; `nulls_largest_on(dialect)` answers it for a database. One case per database has no
+single index range: a nullable first key, walked towards its NULLs, after a non-null value,
+where the rows after are "further, or NULL" (two ranges to a planner); there the database
+filters index entries, and later pages cost more.
 
 The sort is made total by `id` (ascending) as the last key: without a unique last key, rows
 with equal sort values could be skipped or repeated at a page boundary.
 
 A cursor is `<payload>.<signature>`: the payload is the last row's sort values as JSON, in
-URL-safe base64, and the signature an HMAC-SHA256 of it (first 16 bytes) under the
+URL-safe base64 (a list; or, for a list page, `{"after": [values], "count": n, "query": q}`,
+which also carries the capped count the first page ran and a digest of the query it was
+counted for, so later pages run no COUNT), and the signature an HMAC-SHA256 of it (first 16 bytes) under the
 database's cursor key (storage/secrets.py). A cursor someone changed, or one made by another
 database, is refused before its values are read. The payload is readable, not secret.
 """
@@ -65,6 +70,16 @@ class InvalidCursor(ValueError):
 
 
 @dataclass(frozen=True)
+class Cursor:
+    """What a cursor holds: the last row's sort values and, for a list page, the capped
+    count of the first page and the digest of the query that count was run for."""
+
+    values: list[Any]
+    count: int | None = None
+    query: str | None = None
+
+
+@dataclass(frozen=True)
 class SortKey:
     column: str
     descending: bool = False
@@ -87,18 +102,27 @@ def sort_keys(sort: Sequence[SortKey]) -> list[SortKey]:
     return keys
 
 
-def ordering(table: TableLike, sort: Sequence[SortKey]) -> list[sa.ColumnElement[Any]]:
+def nulls_largest_on(dialect: sa.Dialect) -> bool:
+    """Whether the database's indexes keep NULL after every value (PostgreSQL) or before (SQLite)."""
+    return dialect.name != "sqlite"
+
+
+def ordering(table: TableLike, sort: Sequence[SortKey], *, nulls_largest: bool = True
+             ) -> list[sa.ColumnElement[Any]]:
+    """ORDER BY clauses. On SQLite (`nulls_largest=False`) no NULLS clause is written: its
+    default is its index order, and any NULLS clause keeps its planner off the index."""
     clauses: list[sa.ColumnElement[Any]] = []
     for key in sort_keys(sort):
         column = table.c[key.column]
-        if key.column == TIE_BREAKER:  # never NULL; a NULLS clause would keep SQLite off the index
+        if key.column == TIE_BREAKER or not nulls_largest:  # id is never NULL
             clauses.append(column.desc() if key.descending else column.asc())
         else:
             clauses.append(column.desc().nulls_first() if key.descending else column.asc().nulls_last())
     return clauses
 
 
-def after(table: TableLike, sort: Sequence[SortKey], last: Sequence[Any]) -> sa.ColumnElement[bool]:
+def after(table: TableLike, sort: Sequence[SortKey], last: Sequence[Any], *,
+          nulls_largest: bool = True) -> sa.ColumnElement[bool]:
     """Rows strictly after the row whose sort values (tie-breaker included) are `last`.
 
     Built from the last key outwards: after(k1..kn) = k1 greater OR (k1 equal AND after(k2..kn)),
@@ -111,12 +135,13 @@ def after(table: TableLike, sort: Sequence[SortKey], last: Sequence[Any]) -> sa.
     for key, value in reversed(list(zip(keys, last, strict=True))):
         column = table.c[key.column]
         tied = None if condition is None else sa.and_(_equal(column, value), condition)
-        condition = _or(_greater(column, key.descending, value), tied)
+        condition = _or(_greater(column, _nulls_at_end(key, nulls_largest), key.descending, value), tied)
     if condition is None:
         return sa.false()
     if len(keys) == 1:
         return condition
-    bound = _bound(table.c[keys[0].column], keys[0].descending, last[0])
+    first = keys[0]
+    bound = _bound(table.c[first.column], _nulls_at_end(first, nulls_largest), first.descending, last[0])
     # Logically redundant, but a plain range on the first key is what lets the planner start
     # an index scan at the previous page's last row instead of filtering from the beginning.
     return condition if bound is None else sa.and_(bound, condition)
@@ -127,15 +152,25 @@ def cursor_values(row: Mapping[str, Any] | sa.RowMapping, sort: Sequence[SortKey
     return [row[key.column] for key in sort_keys(sort)]
 
 
-def encode_cursor(values: Sequence[Any], key: bytes) -> str:
-    """A signed cursor holding `values`, under the database's cursor `key`."""
-    text = json.dumps([_tag(v) for v in values], separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+def encode_cursor(values: Sequence[Any], key: bytes, *, count: int | None = None,
+                  query: str | None = None) -> str:
+    """A signed cursor holding `values` (and a list's `count` for the `query` digest), under
+    the database's cursor `key`: the signature covers the count too."""
+    tagged: Any = [_tag(v) for v in values]
+    if count is not None:
+        tagged = {"after": tagged, "count": count, "query": query or ""}
+    text = json.dumps(tagged, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     payload = _b64(text.encode())
     return f"{payload}.{_b64(_signature(key, payload))}"
 
 
 def decode_cursor(token: str, table: TableLike, sort: Sequence[SortKey], key: bytes) -> list[Any]:
-    """The values `encode_cursor` was given, checked against the columns they will be compared with.
+    """The values `encode_cursor` was given, checked against the columns they will be compared with."""
+    return read_cursor(token, table, sort, key).values
+
+
+def read_cursor(token: str, table: TableLike, sort: Sequence[SortKey], key: bytes) -> Cursor:
+    """What `encode_cursor` was given, the values checked against the columns they will be compared with.
 
     A token comes from the person's browser: one whose signature does not match `key` is
     refused first; then anything it holds that the database would refuse or misread (a
@@ -151,11 +186,18 @@ def decode_cursor(token: str, table: TableLike, sort: Sequence[SortKey], key: by
             raise InvalidCursor("signature does not match", InvalidCursor.TAMPERED)
         raw = base64.b64decode(payload + "=" * (-len(payload) % 4), altchars=b"-_", validate=True)
         data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        count, query = None, None
+        if isinstance(data, dict):
+            count, query, data = data.get("count"), data.get("query"), data.get("after")
+            if (not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= INT64
+                    or not isinstance(query, str)):
+                _invalid("a count that is no count")
         if not isinstance(data, list):
             _invalid("not a JSON list")
         if len(data) != len(columns):
             _invalid(f"{len(data)} values for {len(columns)} sort keys")
-        return [_checked(column, _untag(item)) for column, item in zip(columns, data, strict=True)]
+        values = [_checked(column, _untag(item)) for column, item in zip(columns, data, strict=True)]
+        return Cursor(values, count, query)
     except InvalidCursor:
         raise
     except (ValueError, RecursionError) as error:  # base64, UTF-8, JSON and ISO-format errors
@@ -174,16 +216,21 @@ def _value(column: sa.ColumnElement[Any], value: Any) -> sa.BindParameter[Any]:
     return sa.literal(value, type_=column.type)
 
 
-def _greater(column: sa.ColumnElement[Any], descending: bool, value: Any) -> sa.ColumnElement[bool] | None:
+def _nulls_at_end(key: SortKey, nulls_largest: bool) -> bool:
+    """Whether NULLs come after every value in the order this key is walked."""
+    return key.descending != nulls_largest
+
+
+def _greater(column: sa.ColumnElement[Any], nulls_at_end: bool, descending: bool,
+             value: Any) -> sa.ColumnElement[bool] | None:
     """Rows after `value` in this column alone; None when there are none."""
     if value is None:
-        # NULL is the largest value: nothing follows it going up, every value follows it going down.
-        return column.is_not(None) if descending else None
-    if descending:
-        return column < _value(column, value)
-    if _nullable(column):
-        return sa.or_(column > _value(column, value), column.is_(None))
-    return column > _value(column, value)
+        # NULLs at the end: nothing follows them; at the start: every value follows them.
+        return None if nulls_at_end else column.is_not(None)
+    further = column < _value(column, value) if descending else column > _value(column, value)
+    if nulls_at_end and _nullable(column):
+        return sa.or_(further, column.is_(None))
+    return further
 
 
 def _equal(column: sa.ColumnElement[Any], value: Any) -> sa.ColumnElement[bool]:
@@ -197,10 +244,11 @@ def _or(*conditions: sa.ColumnElement[bool] | None) -> sa.ColumnElement[bool] | 
     return present[0] if len(present) == 1 else sa.or_(*present)
 
 
-def _bound(column: sa.ColumnElement[Any], descending: bool, value: Any) -> sa.ColumnElement[bool] | None:
+def _bound(column: sa.ColumnElement[Any], nulls_at_end: bool, descending: bool,
+           value: Any) -> sa.ColumnElement[bool] | None:
     """An index-usable range on the first key that every later row satisfies, if there is one."""
-    if value is None or (not descending and _nullable(column)):
-        return None  # the rows after are "greater OR NULL": no single range (or nothing to add)
+    if value is None or (nulls_at_end and _nullable(column)):
+        return None  # the rows after are "further OR NULL": no single range (or nothing to add)
     value_param = _value(column, value)
     return column <= value_param if descending else column >= value_param
 

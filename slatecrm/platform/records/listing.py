@@ -2,11 +2,15 @@
 
 Filters arrive as text (query parameters) and are read with each field type's own
 `parse_text`, so `amount__gte=1,000` and `close_date__lt=2027-01-01` mean what a person
-typing them would mean. Counts stop at a cap: no list runs an unbounded COUNT.
+typing them would mean. Counts stop at a cap: no list runs an unbounded COUNT, and only a
+first page counts at all: a first page with no next page is its own count, and a later
+page answers the count its cursor carries (signed, with a digest of the query it was run
+for; docs/decisions.md, "Counting a list once").
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +23,16 @@ from slatecrm.metamodel.names import suggest
 
 from .compiled import CompiledEntity, CompiledField
 from .errors import BadQuery
-from .keyset import InvalidCursor, SortKey, after, cursor_values, decode_cursor, encode_cursor, ordering
+from .keyset import (
+    Cursor,
+    InvalidCursor,
+    SortKey,
+    after,
+    cursor_values,
+    encode_cursor,
+    ordering,
+    read_cursor,
+)
 from .limits import DEFAULT, PAGE_SIZE_MAX, Limits
 
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "blank")
@@ -174,15 +187,35 @@ class PageQuery:
     limit: int
     #: The database's cursor key: signs the next page's cursor.
     cursor_key: bytes | None = None
+    #: The capped count a later page's cursor carried for this very query: no COUNT to run.
+    known_count: int | None = None
+    #: A digest of the query's conditions, kept with the count in the next cursor.
+    digest: str = ""
+    #: The cursor this page starts after; None on a first page.
+    after: Cursor | None = None
+
+    def counted(self, rows: Sequence[Any]) -> int | None:
+        """The capped count without running `count`, when it is known: carried by the
+        cursor, or a first page that holds every matching row. None: run `count`."""
+        if self.known_count is not None:
+            return self.known_count
+        if self.first and len(rows) <= self.limit:
+            return len(rows)
+        return None
+
+    @property
+    def first(self) -> bool:
+        return self.after is None
 
 
 def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement[bool]] = (),
           cursor_key: bytes | None = None, *, base: sa.Select[Any] | None = None,
-          limits: Limits = DEFAULT) -> PageQuery:
+          limits: Limits = DEFAULT, nulls_largest: bool = True) -> PageQuery:
     """The page's SELECT and its capped COUNT, or BadQuery naming each bad part; `extra`
     conditions (a compiled rule filter, the read filter) are added to the query's own.
     `cursor_key` checks the query's cursor and signs the next one (storage/secrets.py).
-    `base` is the SELECT to narrow (the read path's, with reference titles joined)."""
+    `base` is the SELECT to narrow (the read path's, with reference titles joined).
+    `nulls_largest`: where the database's indexes keep blanks (keyset.nulls_largest_on)."""
     errors: dict[str, list[str]] = {}
     keys = sort_keys(ce, query.sort, errors, limits)
     where = [*conditions(ce, query.filters, query.search, errors, limits), *extra]
@@ -191,24 +224,37 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
     last = None
     if query.after and not errors:
         try:
-            last = decode_cursor(query.after, ce.table, keys, _key(cursor_key))
+            last = read_cursor(query.after, ce.table, keys, _key(cursor_key))
         except InvalidCursor as error:
             errors.setdefault("after", []).append(str(error))
     if errors:
         raise BadQuery(errors)
     select = (ce.select if base is None else base).where(*where)
     if last is not None:
-        select = select.where(after(ce.table, keys, last))
-    select = select.order_by(*ordering(ce.table, keys)).limit(query.limit + 1)
+        select = select.where(after(ce.table, keys, last.values, nulls_largest=nulls_largest))
+    select = select.order_by(*ordering(ce.table, keys, nulls_largest=nulls_largest)).limit(query.limit + 1)
     capped = sa.select(sa.literal(1)).select_from(ce.table).where(*where).limit(COUNT_CAP + 1).subquery()
     count = sa.select(sa.func.count()).select_from(capped)
-    return PageQuery(select, count, keys, query.limit, cursor_key)
+    digest = conditions_digest(ce, where)
+    known = last.count if last is not None and last.query == digest else None
+    return PageQuery(select, count, keys, query.limit, cursor_key, known, digest, last)
 
 
-def next_cursor(rows: Sequence[Any], page: PageQuery) -> str | None:
+def conditions_digest(ce: CompiledEntity, where: Sequence[sa.ColumnElement[bool]]) -> str:
+    """A digest of the rows a list selects (entity, conditions and their values, the read
+    filter's included): a count carried in a cursor is used only for the query it counted.
+    A cursor given to another query still pages; that query counts for itself."""
+    compiled = (sa.and_(*where) if where else sa.true()).compile()
+    text = f"{ce.name}\n{compiled.string}\n{sorted((k, repr(v)) for k, v in compiled.params.items())}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def next_cursor(rows: Sequence[Any], page: PageQuery, count: int) -> str | None:
+    """The cursor of the page after `rows`, carrying the capped `count` (at most COUNT_CAP + 1)."""
     if len(rows) <= page.limit:
         return None
-    return encode_cursor(cursor_values(rows[page.limit - 1], page.keys), _key(page.cursor_key))
+    return encode_cursor(cursor_values(rows[page.limit - 1], page.keys), _key(page.cursor_key),
+                         count=min(count, COUNT_CAP + 1), query=page.digest)
 
 
 def _key(cursor_key: bytes | None) -> bytes:

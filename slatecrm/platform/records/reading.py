@@ -27,7 +27,7 @@ from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules import RuleContext
 
 from ..storage import system
-from . import listing
+from . import keyset, listing
 from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField
 from .errors import BadQuery, RecordNotFound, UnknownEntity
 from .limits import DEFAULT, Limits
@@ -208,6 +208,11 @@ class Reader:
         self.cursor_key = cursor_key
         self._shapes: dict[str, RecordShape] = {}
 
+    @property
+    def nulls_largest(self) -> bool:
+        """Where this database's indexes keep blanks, which is where its lists sort them."""
+        return keyset.nulls_largest_on(self.conn.dialect)
+
     # --- the one place a record-level filter is applied -------------------------------------
     def visible(self, ce: CompiledEntity, table: sa.FromClause | None = None) -> list[sa.ColumnElement[bool]]:
         """The conditions a row of `ce` must meet to be read, on `table` (the entity's
@@ -269,17 +274,19 @@ class Reader:
         query = query or ListQuery()
         shape = self.shape(ce)
         built = listing.build(ce, query, self.list_conditions(ce, query), self.cursor_key,
-                              base=shape.select, limits=self.limits)
+                              base=shape.select, limits=self.limits, nulls_largest=self.nulls_largest)
         try:
             rows = self.conn.execute(built.select).mappings().all()
-            count = self.conn.execute(built.count).scalar_one()
+            count = built.counted(rows)
+            if count is None:  # a first page with more after it, or a cursor of another query
+                count = self.conn.execute(built.count).scalar_one()
         except sa.exc.DataError as error:  # a filter computing beyond a column type's range
             if self.conn.in_transaction():
                 self.conn.rollback()
             if not query.expression:
                 raise
             raise BadQuery({"filter": [f"the filter cannot be computed: {error.orig}"]}) from None
-        return Page([shape.record(r) for r in rows[: built.limit]], listing.next_cursor(rows, built),
+        return Page([shape.record(r) for r in rows[: built.limit]], listing.next_cursor(rows, built, count),
                     min(count, listing.COUNT_CAP), count > listing.COUNT_CAP)
 
     def list_select(self, ce: CompiledEntity, query: ListQuery) -> sa.Select[Any]:
@@ -334,7 +341,8 @@ class Reader:
             ce = self.entity(entity)
             shape = self.shape(ce)
             page = listing.build(ce, query, self.list_conditions(ce, query), self.cursor_key,
-                                 base=shape.select, limits=self.limits)
+                                 base=shape.select, limits=self.limits,
+                                 nulls_largest=self.nulls_largest)
             shapes.append(shape)
             built.append(page)
             selects.append(page.select.add_columns(page.count.scalar_subquery().label(COUNT_LABEL)))
@@ -347,7 +355,8 @@ class Reader:
         pages = []
         for shape, page, rows in zip(shapes, built, branches, strict=True):
             count = rows[0][COUNT_LABEL] if rows else 0  # no rows: nothing matched (no cursor)
-            pages.append(Page([shape.record(r) for r in rows[: page.limit]], listing.next_cursor(rows, page),
+            pages.append(Page([shape.record(r) for r in rows[: page.limit]],
+                              listing.next_cursor(rows, page, count),
                               min(count, listing.COUNT_CAP), count > listing.COUNT_CAP))
         return pages
 

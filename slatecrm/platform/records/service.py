@@ -19,7 +19,7 @@ from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .. import jsontext
-from ..storage import system
+from ..storage import statistics, system
 from ..storage.runtime import RuntimeHolder
 from ..storage.secrets import DatabaseSecrets
 from . import rules as rule_hooks
@@ -153,8 +153,13 @@ class RecordsService:
         """Validate every record, then insert them all with executemany in one transaction.
         Errors are reported per record: `ValidationFailed` keys are `[index].field`. No
         batch bound here (imports and sample data load large batches): a request's is
-        checked by the web layer (`check_batch`)."""
-        return self.pipeline.create(entity, items, user=user)
+        checked by the web layer (`check_batch`). A large load (statistics.LARGE_LOAD
+        records or more) is followed by ANALYZE of the entity's table, so the planner knows
+        its new size and spread."""
+        created = self.pipeline.create(entity, items, user=user)
+        if len(items) >= statistics.LARGE_LOAD:
+            statistics.analyze(self.engine, [self.entity(entity).table.name])
+        return created
 
     def check_batch(self, count: int) -> None:
         """Refuse (413, naming the cap) a request's bulk create of more than

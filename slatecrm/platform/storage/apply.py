@@ -6,6 +6,9 @@ committing on its own (see engine.py). SQLite also needs foreign keys off while 
 is rebuilt (a rebuild with them on would cascade deletes into child tables); that pragma
 cannot change inside a transaction, so it is set around it, and the foreign keys are
 checked with `PRAGMA foreign_key_check` before commit.
+
+After the commit the tables the plan touched are analyzed (storage/statistics.py): a new
+or rebuilt table has no statistics, and without them SQLite's plans go wrong.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from slatecrm import __version__
 
 from .plan import Plan
 from .revisions import head_id
+from .statistics import analyze
 from .system import revisions
 
 
@@ -69,7 +73,18 @@ def apply(engine: sa.Engine, plan: Plan, *, source: str, author: str,
         finally:
             if sqlite:
                 _sqlite_foreign_keys(conn, on=True)
+    analyze(engine, touched_tables(plan))
     return number
+
+
+def touched_tables(plan: Plan) -> list[str]:
+    """The tables of the entities the plan changed (those still in the metamodel)."""
+    names = []
+    for entity in dict.fromkeys(change.entity for change in plan.changes):
+        target = plan.target.entity(entity)
+        if target is not None:
+            names.append(target.table_name)
+    return names
 
 
 def _sqlite_foreign_keys(conn: sa.Connection, *, on: bool) -> None:
