@@ -9,6 +9,7 @@ objects on it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pluggy
 from starlette.routing import BaseRoute
@@ -37,21 +38,27 @@ def make_plugin_manager(*plugins: object, entry_points: bool = True) -> pluggy.P
     return manager
 
 
-def field_types(manager: pluggy.PluginManager) -> FieldTypeRegistry:
-    """Every plugin's field types, in registration order (built-ins first)."""
-    registry = FieldTypeRegistry()
-    for batch in reversed(manager.hook.slatecrm_field_types()):
-        for field_type in batch:
-            registry.register(field_type)
+#: The registries plugins fill through a hook that answers lists of items.
+R = TypeVar("R", FieldTypeRegistry, RuleFunctions)
+
+
+def _gathered(batches: list[list[Any]], registry: R) -> R:
+    """`registry` with every plugin's items, in registration order (built-ins first: pluggy
+    answers the last registered plugin first); a name given twice is refused by `register`."""
+    for batch in reversed(batches):
+        for item in batch:
+            registry.register(item)
     return registry
 
 
+def field_types(manager: pluggy.PluginManager) -> FieldTypeRegistry:
+    """Every plugin's field types, in registration order (built-ins first)."""
+    return _gathered(manager.hook.slatecrm_field_types(), FieldTypeRegistry())
+
+
 def rule_functions(manager: pluggy.PluginManager) -> RuleFunctions:
-    functions = RuleFunctions()
-    for batch in reversed(manager.hook.slatecrm_rule_functions()):
-        for function in batch:
-            functions.register(function)
-    return functions
+    """Every plugin's rule-language functions, in registration order."""
+    return _gathered(manager.hook.slatecrm_rule_functions(), RuleFunctions())
 
 
 def routes(manager: pluggy.PluginManager) -> list[BaseRoute]:

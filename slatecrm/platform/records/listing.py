@@ -210,12 +210,15 @@ class PageQuery:
 
 def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement[bool]] = (),
           cursor_key: bytes | None = None, *, base: sa.Select[Any] | None = None,
-          limits: Limits = DEFAULT, nulls_largest: bool = True) -> PageQuery:
+          limits: Limits = DEFAULT, nulls_largest: bool = True,
+          dialect: sa.engine.Dialect | None = None) -> PageQuery:
     """The page's SELECT and its capped COUNT, or BadQuery naming each bad part; `extra`
     conditions (a compiled rule filter, the read filter) are added to the query's own.
     `cursor_key` checks the query's cursor and signs the next one (storage/secrets.py).
     `base` is the SELECT to narrow (the read path's, with reference titles joined).
-    `nulls_largest`: where the database's indexes keep blanks (keyset.nulls_largest_on)."""
+    `nulls_largest`: where the database's indexes keep blanks (keyset.nulls_largest_on).
+    `dialect`: the database's, which renders the conditions for the count's digest (a plugin
+    function may have SQL for some databases only)."""
     errors: dict[str, list[str]] = {}
     keys = sort_keys(ce, query.sort, errors, limits)
     where = [*conditions(ce, query.filters, query.search, errors, limits), *extra]
@@ -235,16 +238,17 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
     select = select.order_by(*ordering(ce.table, keys, nulls_largest=nulls_largest)).limit(query.limit + 1)
     capped = sa.select(sa.literal(1)).select_from(ce.table).where(*where).limit(COUNT_CAP + 1).subquery()
     count = sa.select(sa.func.count()).select_from(capped)
-    digest = conditions_digest(ce, where)
+    digest = conditions_digest(ce, where, dialect)
     known = last.count if last is not None and last.query == digest else None
     return PageQuery(select, count, keys, query.limit, cursor_key, known, digest, last)
 
 
-def conditions_digest(ce: CompiledEntity, where: Sequence[sa.ColumnElement[bool]]) -> str:
+def conditions_digest(ce: CompiledEntity, where: Sequence[sa.ColumnElement[bool]],
+                      dialect: sa.engine.Dialect | None = None) -> str:
     """A digest of the rows a list selects (entity, conditions and their values, the read
     filter's included): a count carried in a cursor is used only for the query it counted.
     A cursor given to another query still pages; that query counts for itself."""
-    compiled = (sa.and_(*where) if where else sa.true()).compile()
+    compiled = (sa.and_(*where) if where else sa.true()).compile(dialect=dialect)
     text = f"{ce.name}\n{compiled.string}\n{sorted((k, repr(v)) for k, v in compiled.params.items())}"
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 

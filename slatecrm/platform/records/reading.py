@@ -274,7 +274,8 @@ class Reader:
         query = query or ListQuery()
         shape = self.shape(ce)
         built = listing.build(ce, query, self.list_conditions(ce, query), self.cursor_key,
-                              base=shape.select, limits=self.limits, nulls_largest=self.nulls_largest)
+                              base=shape.select, limits=self.limits, nulls_largest=self.nulls_largest,
+                              dialect=self.conn.dialect)
         try:
             rows = self.conn.execute(built.select).mappings().all()
             count = built.counted(rows)
@@ -292,7 +293,8 @@ class Reader:
     def list_select(self, ce: CompiledEntity, query: ListQuery) -> sa.Select[Any]:
         """A list query's rows without order, limit or titles (what totals add up)."""
         base = replace(query, after=None, sort=(), limit=1)
-        built = listing.build(ce, base, self.list_conditions(ce, base), self.cursor_key, limits=self.limits)
+        built = listing.build(ce, base, self.list_conditions(ce, base), self.cursor_key, limits=self.limits,
+                              dialect=self.conn.dialect)
         return built.select.limit(None).order_by(None)
 
     # --- related records ---------------------------------------------------------------------
@@ -342,7 +344,7 @@ class Reader:
             shape = self.shape(ce)
             page = listing.build(ce, query, self.list_conditions(ce, query), self.cursor_key,
                                  base=shape.select, limits=self.limits,
-                                 nulls_largest=self.nulls_largest)
+                                 nulls_largest=self.nulls_largest, dialect=self.conn.dialect)
             shapes.append(shape)
             built.append(page)
             selects.append(page.select.add_columns(page.count.scalar_subquery().label(COUNT_LABEL)))
