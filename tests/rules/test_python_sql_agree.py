@@ -65,6 +65,13 @@ class Bench:
                     row.update(field.to_row(value))
                 conn.execute(deal.table.insert().values(row))
 
+    def python_view_and_context(self) -> tuple[list[Mapping[str, Any]], RuleContext]:
+        """The records as the service reads them, and a rule context whose paths look up
+        the loaded companies."""
+        records, companies_by_id = self.python_view()
+        return records, RuleContext(now=CONTEXT.now, user_id=1, user_roles=("sales",),
+                                    lookup=lambda entity, key: companies_by_id.get((entity, key)))
+
     def python_view(self) -> tuple[list[Mapping[str, Any]], dict[tuple[str, int], Mapping[str, Any]]]:
         """The records as the records service reads them, and a lookup for paths."""
         out: dict[str, list[dict[str, Any]]] = {}
@@ -110,9 +117,7 @@ EXPRESSIONS_PER_EXAMPLE = 30
 def test_closure_and_sql_select_the_same_records(bench: Bench, companies: list[dict[str, Any]],
                                                  deals: list[dict[str, Any]], expressions: list[Any]) -> None:
     bench.load(companies, deals)
-    records, companies_by_id = bench.python_view()
-    context = RuleContext(now=CONTEXT.now, user_id=1, user_roles=("sales",),
-                          lookup=lambda entity, key: companies_by_id.get((entity, key)))
+    records, context = bench.python_view_and_context()
     deal = bench.compiled["deal"]
     with bench.engine.connect() as conn:
         for tree in expressions:
@@ -175,9 +180,7 @@ def test_plugin_functions_select_the_same_records(bench: Bench, companies: list[
                                                   deals: list[dict[str, Any]]) -> None:
     """A plugin's Python and SQL forms, nulls included (the platform makes both strict)."""
     bench.load(companies, deals)
-    records, companies_by_id = bench.python_view()
-    context = RuleContext(now=CONTEXT.now, user_id=1, user_roles=("sales",),
-                          lookup=lambda entity, key: companies_by_id.get((entity, key)))
+    records, context = bench.python_view_and_context()
     deal = bench.compiled["deal"]
     with bench.engine.connect() as conn:
         for text in PLUGIN_EXPRESSIONS:

@@ -120,3 +120,8 @@ def compile_entity(entity: Entity, table: sa.Table, registry: FieldTypeRegistry)
 def compile_entities(metamodel_entities: tuple[Entity, ...], tables: Mapping[str, sa.Table],
                      registry: FieldTypeRegistry) -> dict[str, CompiledEntity]:
     return {e.name: compile_entity(e, tables[e.name], registry) for e in metamodel_entities if not e.retired}
+
+
+def is_blank(value: Any) -> bool:
+    """No value, as required fields and stage requirements see it: None, "" or an empty list."""
+    return value is None or value == [] or value == ""

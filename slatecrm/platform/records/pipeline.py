@@ -36,7 +36,7 @@ from slatecrm.metamodel.rules import RuleContext
 from ..storage import sequences, system
 from . import rules as rule_hooks
 from . import stages
-from .compiled import CompiledEntity
+from .compiled import CompiledEntity, is_blank
 from .constraints import composite_unique_conflicts, composite_unique_errors
 from .errors import BadQuery, RecordNotFound, ValidationFailed, VersionConflict
 
@@ -134,10 +134,6 @@ class Hooks:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _blank(value: Any) -> bool:
-    return value is None or value == [] or value == ""
 
 
 class WritePipeline:
@@ -450,7 +446,7 @@ def validate_fields(conn: sa.Connection, draft: Draft, changed: set[str], refere
     ce, values = draft.entity, draft.values
     for name, each in ce.fields.items():
         # A value refused by its type is not also "required" (it was given, just not valid).
-        if each.field.required and each.type.writable and _blank(values.get(name)) \
+        if each.field.required and each.type.writable and is_blank(values.get(name)) \
                 and name not in draft.errors:
             draft.refuse(name, "is required")
     for name in changed:

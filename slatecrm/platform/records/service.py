@@ -37,14 +37,6 @@ from .snapshot import Snapshot, snapshot_of
 __all__ = ["HistoryEntry", "Page", "Record", "RecordsService", "StageVisit"]
 
 
-def _blank(value: Any) -> bool:
-    return value is None or value == [] or value == ""
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 class RecordsService:
     """The records of the current revision. A web request uses a `pinned()` copy: one
     snapshot and one read connection for the whole request (records/scope.py); used
@@ -196,7 +188,7 @@ class RecordsService:
                 raise VersionConflict(entity, record_id, version, row["version"],
                                       self._changed_since(conn, ce, record_id, version))
             written: list[dict[str, Any]] = []
-            self._remove(conn, ce, [record_id], _now(), user, set(), written)
+            self._remove(conn, ce, [record_id], dt.datetime.now(dt.UTC), user, set(), written)
         self.pipeline.after_commit(request, (), (), written)
 
     def _remove(self, conn: sa.Connection, ce: CompiledEntity, ids: list[int], now: dt.datetime,

@@ -17,11 +17,7 @@ import sqlalchemy as sa
 from slatecrm.metamodel.model import Pipeline
 
 from ..storage import system
-from .compiled import CompiledEntity
-
-
-def _blank(value: Any) -> bool:
-    return value is None or value == [] or value == ""
+from .compiled import CompiledEntity, is_blank
 
 
 def gate(ce: CompiledEntity, pipeline: Pipeline, old: str | None, new: str | None,
@@ -37,7 +33,7 @@ def gate(ce: CompiledEntity, pipeline: Pipeline, old: str | None, new: str | Non
         allowed = ", ".join(repr(s.label) for s in pipeline.stages if s.key in current.next) or "none"
         yield pipeline.field, (f"cannot move from {current.label!r} to {target.label!r}; "
                                f"allowed next stages: {allowed}")
-    missing = [name for name in target.requires if name in ce.fields and _blank(record.get(name))]
+    missing = [name for name in target.requires if name in ce.fields and is_blank(record.get(name))]
     if missing:
         labels = ", ".join(ce.fields[name].field.label for name in missing)
         yield pipeline.field, f"stage {target.label!r} requires {labels}"
@@ -58,7 +54,7 @@ def close_dates(ce: CompiledEntity, before: Mapping[str, Any] | None, values: di
         stage = pipeline.stage(new) if new is not None else None
         if not closing or closing not in ce.fields or new == old or stage is None or stage.category == "open":
             continue
-        if _blank(values.get(closing)):
+        if is_blank(values.get(closing)):
             values[closing] = now if _is_datetime(ce, closing) else now.date()
 
 
