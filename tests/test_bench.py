@@ -14,7 +14,8 @@ import pytest
 from bench.__main__ import main
 from tests.conftest import POSTGRES_URL
 
-TINY = ["--quick", "--rows", "400", "--small-rows", "40", "--bulk-rows", "50", "--http-requests", "16",
+TINY = ["--quick", "--rows", "400", "--small-rows", "40", "--bulk-rows", "50", "--http-seconds", "0.2",
+        "--loadgen", "python",
         "--ops", "10", "--entities", "3", "--fields", "12"]
 
 
