@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.platform.storage import statistics
 
 from .common import install_pack
 
@@ -105,7 +106,8 @@ ENTITIES: dict[str, dict[str, Any]] = {
         "employees": {"type": "integer", "min": 0, "indexed": True},
         "founded": {"type": "date", "indexed": True},
     }},
-    "deal": {"title_field": "name", "fields": {
+    # A pipeline view lists deals of a status by close date: a CRM declares the index it needs.
+    "deal": {"title_field": "name", "indexes": [["status", "close_date"]], "fields": {
         "name": {"type": "text", "required": True, "max_length": 200, "indexed": True},
         "company": {"type": "reference", "target": "company", "on_delete": "set_null"},
         "status": {"type": "choice", "options": _options(STATUSES), "indexed": True},
@@ -233,11 +235,11 @@ def _case(expression: str, keys: tuple[str, ...]) -> str:
 
 
 def analyze(engine: sa.Engine) -> None:
-    """Planner statistics, as a maintained database has them (PostgreSQL's autovacuum gathers
-    them on its own; SQLite only on ANALYZE or PRAGMA optimize)."""
+    """Planner statistics, as the platform gathers them (`slatecrm analyze`, storage/statistics.py:
+    on SQLite sampled with PRAGMA analysis_limit), and on PostgreSQL as autovacuum would
+    (VACUUM too, for index-only scans)."""
     if engine.dialect.name == "sqlite":
-        with engine.begin() as conn:  # ANALYZE in a transaction that commits
-            conn.exec_driver_sql("ANALYZE")
+        statistics.analyze(engine)
         return
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
