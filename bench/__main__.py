@@ -99,6 +99,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--small-rows", type=int, help="records of the small entity (default 1,000)")
     p.add_argument("--bulk-rows", type=int, help="records created in the bulk scenario (default 50,000)")
     p.add_argument("--http-seconds", type=float, help="seconds of load per HTTP round and side (default 4)")
+    p.add_argument("--http-rounds", type=int, help="alternating rounds per HTTP figure (default 3)")
     p.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
                    help="the HTTP load generator: wrk when installed (auto), or the Python one")
     p.add_argument("--ops", type=int, help="calls per single-record figure (default 200)")

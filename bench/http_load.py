@@ -7,8 +7,8 @@ process, event-driven; bench/wrk_paths.lua) when it is installed, else from the 
 load generator (bench/loadgen.py); bench/findings.md says why wrk is preferred. Both keep
 8 connections busy in a closed loop for a fixed time.
 
-The two servers are measured in alternating rounds (a warm-up round each, then ROUNDS
-rounds each), so other load on a shared machine falls on both alike; a figure is the
+The two servers are measured in alternating rounds (a warm-up round each, then
+`--http-rounds` rounds each), so other load on a shared machine falls on both alike; a figure is the
 median over the rounds of each round's percentile. Search has no hand-written twin (the
 query depends on the full-text index the platform builds): it is judged by its absolute goal.
 """
@@ -38,7 +38,6 @@ from .common import Sizes, percentile
 from .report import Figure
 
 CLIENTS = 8
-ROUNDS = 3
 #: p95 goals in ms (issue 11), and the web layer's cost against the hand-written app.
 GOALS_MS = {"list": 50.0, "get": 30.0, "search": 100.0, "prefix search": 100.0}
 WEB_GOAL = 1.5
@@ -100,6 +99,8 @@ class Round:
     seconds: float
     p50: float
     p95: float
+    #: Requests that got no answer in time (wrk's 30 s timeout) or lost their connection.
+    lost: int = 0
 
 
 def wrk_round(base: str, paths: list[str], seconds: float) -> Round:
@@ -114,10 +115,10 @@ def wrk_round(base: str, paths: list[str], seconds: float) -> Round:
     if line is None:
         raise RuntimeError(f"wrk printed no result: {done.stdout[-500:]} {done.stderr[-500:]}")
     result = json.loads(line.removeprefix("BENCH_JSON "))
-    if result["status_errors"] or result["socket_errors"] or not result["requests"]:
+    if result["status_errors"] or not result["requests"]:
         raise RuntimeError(f"wrk against {base}{paths[0]}: {result}")
     return Round(result["requests"], result["duration_us"] / 1e6, result["p50_us"] / 1e6,
-                 result["p95_us"] / 1e6)
+                 result["p95_us"] / 1e6, result["socket_errors"])
 
 
 def python_round(base: str, paths: list[str], seconds: float) -> Round:
@@ -159,7 +160,7 @@ def same_shape(slate: str, hand: str, path: str) -> None:
     def keys(base: str) -> tuple[list[str], list[str]]:
         with urllib.request.urlopen(base + path, timeout=30) as response:
             body = json.loads(response.read())
-        first = body["data"][0] if "data" in body else body
+        first = (body["data"] or [{}])[0] if "data" in body else body
         return sorted(body), sorted(first)
     if keys(slate) != keys(hand):
         raise RuntimeError(f"the baseline's JSON differs from SlateCRM's for {path}: "
@@ -187,14 +188,14 @@ def run(engine: sa.Engine, sizes: Sizes, log_folder: Path | None = None, choice:
             measure(hand, paths, warm_up)
             ours: list[Round] = []
             theirs: list[Round] = []
-            for r in range(ROUNDS):
+            for r in range(sizes.http_rounds):
                 shifted = paths[r * 97:] + paths[:r * 97]
                 ours.append(measure(slate, shifted, seconds))
                 theirs.append(measure(hand, shifted, seconds))
             figures += _figures(kind, db, sizes, tool, ours, theirs)
         for kind in ("search", "prefix search"):
             measure(slate, wanted[kind], warm_up)
-            ours = [measure(slate, wanted[kind], seconds) for _ in range(ROUNDS)]
+            ours = [measure(slate, wanted[kind], seconds) for _ in range(sizes.http_rounds)]
             figures += _figures(kind, db, sizes, tool, ours, [])
     return figures
 
@@ -212,12 +213,15 @@ def _figures(kind: str, db: str, sizes: Sizes, tool: str, ours: list[Round], the
             "get": "GET /api/v1/deal/{id}, random ids",
             "search": "GET /api/v1/deal?q=<word>, a word of the deals' names",
             "prefix search": "GET /api/v1/deal?q=<first 3 letters of a word>"}[kind]
-    load = (f"{CLIENTS} connections from {tool}, closed loop, {ROUNDS} rounds of {sizes.http_seconds:g} s"
+    load = (f"{CLIENTS} connections from {tool}, closed loop, {len(ours)} rounds of {sizes.http_seconds:g} s"
             + (" per side, alternating" if theirs else ""))
     goal = GOALS_MS[kind]
+    lost = sum(r.lost for r in ours)
+    if lost:
+        load += f"; {lost} requests got no answer within 30 s (counted as failing the goal)"
     label = f"HTTP {kind}, {CLIENTS} clients, p95 (SlateCRM" + (" vs hand-written app)" if theirs else ")")
     out = [Figure(label, db, sizes.rows, p95, _median(theirs, "p95") if theirs else 0.0, "ms",
-                  f"p95 ≤ {goal:.0f} ms", p95 <= goal,
+                  f"p95 ≤ {goal:.0f} ms", p95 <= goal and not lost,
                   f"{what}; p50 {p50:.1f} ms, {rate:,.0f} requests/s"
                   + (f" (hand-written: p50 {_median(theirs, 'p50'):.1f} ms, "
                      f"{sum(r.requests for r in theirs) / sum(r.seconds for r in theirs):,.0f} requests/s)"
