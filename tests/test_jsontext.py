@@ -24,6 +24,7 @@ PARIS = dt.timezone(dt.timedelta(hours=2))
     ({1: "a"}, '{"1":"a"}'),
     (10 ** 30, str(10 ** 30)),  # beyond orjson's 64 bits: the standard encoder writes it
     ([True, None, 1.5], "[true,null,1.5]"),
+    ([float("nan"), float("inf")], "[null,null]"),  # JSON has neither: null, never a 500
 ])
 def test_written_as_before(content: Any, written: str) -> None:
     assert encode(content).decode() == written
