@@ -1,6 +1,8 @@
 """Each HTTP request gets its own pinned records service (records/scope.py): one metamodel
 revision and one read connection for the whole request, released when the response is
-done (after the last chunk of a streamed CSV export)."""
+done (after the last chunk of a streamed CSV export). A handler may release it sooner, in
+the worker thread that used it (web/api.py `answer`): then there is nothing left to close
+here and no trip to the thread pool."""
 
 from __future__ import annotations
 
