@@ -146,11 +146,10 @@ class RecordsService:
         Errors are reported per record: `ValidationFailed` keys are `[index].field`. No
         batch bound here (imports and sample data load large batches): a request's is
         checked by the web layer (`check_batch`). A large load (statistics.LARGE_LOAD
-        records or more) is followed by ANALYZE of the entity's table, so the planner knows
-        its new size and spread."""
+        records or more, and many for the table's size) is followed by ANALYZE of the
+        entity's table, so the planner knows its new size and spread."""
         created = self.pipeline.create(entity, items, user=user)
-        if len(items) >= statistics.LARGE_LOAD:
-            statistics.analyze(self.engine, [self.entity(entity).table.name])
+        statistics.analyze_after_load(self.engine, self.entity(entity).table.name, len(items))
         return created
 
     def check_batch(self, count: int) -> None:
