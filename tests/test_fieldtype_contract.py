@@ -21,6 +21,7 @@ NOT_FIELD_TYPES = {
     "records/rulesql.py": {"boolean", "number", "reference", "text", "date", "datetime"},
     "records/stages.py": {"datetime"},
     "records/pipeline.py": {"stage"},
+    "records/inserts.py": {"stage"},
     "records/keyset.py": {"date"},
     "web/openapi.py": {"integer", "boolean"},
     "web/board_pages.py": {"stage"},
