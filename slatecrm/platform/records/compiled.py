@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,9 +40,21 @@ class CompiledField:
         by_suffix = self.type.to_columns(value, self.field)
         return {column: by_suffix.get(suffix) for suffix, column in self.columns}
 
+    @cached_property
+    def _read_as_is(self) -> str | None:
+        """The column whose value is the field's value as it is (one column, read by the
+        contract's own `from_columns`), or None: every read of every record asks (a page, a
+        bulk create's read back), so the answer is worked out once."""
+        if len(self.columns) == 1 and self.columns[0][0] == "" \
+                and type(self.type).from_columns is FieldType.from_columns:
+            return self.columns[0][1]
+        return None
+
     def from_row(self, row: Mapping[Any, Any], labels: Mapping[str, str] | None = None) -> Any:
         """The value from a row; `labels` maps each column to the label it has in the row
         when the SELECT renamed it (a joined table's columns)."""
+        if (column := self._read_as_is) is not None:
+            return row[column if labels is None else labels[column]]
         if labels is None:
             return self.type.from_columns({suffix: row[column] for suffix, column in self.columns},
                                           self.field)

@@ -140,7 +140,7 @@ class EntityInsert:
     def __init__(self, ce: CompiledEntity, dialect: sa.Dialect):
         self.ce = ce
         #: (field, compiled, whether its value is its one column's value as it is)
-        self._fields = [(name, compiled, len(compiled.columns) == 1
+        self._fields = [(name, compiled, len(compiled.columns) == 1 and compiled.columns[0][0] == ""
                          and type(compiled.type).to_columns is FieldType.to_columns)
                         for name, compiled in ce.fields.items()]
         columns = [*SYSTEM_COLUMNS, *(column for f in ce.fields.values() for _, column in f.columns)]
