@@ -1,7 +1,8 @@
 """Per-revision compiled entities: what every record operation needs, built once.
 
 Statements, column maps, coercers and titles depend only on the metamodel revision, so
-they are made here when a revision is first used and shared by every request after.
+they are made here when an entity of a revision is first used and shared by every
+request after.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sqlalchemy as sa
 from slatecrm.metamodel.fieldtypes import FieldType, FieldTypeRegistry
 from slatecrm.metamodel.model import Entity, Field, Pipeline
 from slatecrm.metamodel.titles import render, template_fields
+
+from ..storage.once import LazyMapping
 
 SYSTEM_FIELDS = ("id", "created_at", "updated_at", "created_by", "updated_by", "owner", "version")
 
@@ -132,7 +135,18 @@ def compile_entity(entity: Entity, table: sa.Table, registry: FieldTypeRegistry)
 
 def compile_entities(metamodel_entities: tuple[Entity, ...], tables: Mapping[str, sa.Table],
                      registry: FieldTypeRegistry) -> dict[str, CompiledEntity]:
+    """Every active entity compiled at once."""
     return {e.name: compile_entity(e, tables[e.name], registry) for e in metamodel_entities if not e.retired}
+
+
+class CompiledEntities(LazyMapping[str, CompiledEntity]):
+    """The active entities of a revision by name, each compiled (with its table) when first
+    used: a request pays for the entities it touches, not for all of them."""
+
+    def __init__(self, metamodel_entities: tuple[Entity, ...], tables: Mapping[str, sa.Table],
+                 registry: FieldTypeRegistry):
+        active = {e.name: e for e in metamodel_entities if not e.retired}
+        super().__init__(active, lambda name: compile_entity(active[name], tables[name], registry))
 
 
 def is_blank(value: Any) -> bool:

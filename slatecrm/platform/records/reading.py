@@ -227,7 +227,7 @@ class Reader:
 
     # --- the snapshot's entities ------------------------------------------------------------
     @property
-    def entities(self) -> dict[str, CompiledEntity]:
+    def entities(self) -> Mapping[str, CompiledEntity]:
         return self.snapshot.entities
 
     def entity(self, name: str) -> CompiledEntity:
@@ -301,8 +301,7 @@ class Reader:
     # --- related records ---------------------------------------------------------------------
     def reverse_references(self, entity: str) -> list[tuple[str, str]]:
         """(entity, field) pairs of the references that point to `entity`."""
-        return [(other.name, name) for other in self.entities.values()
-                for name, f in other.fields.items() if f.field.target == entity]
+        return list(self.snapshot.referrers(entity))
 
     def relation(self, entity: str, relation: str) -> tuple[str, str]:
         """`relation` is `other.field`, or just `other` when it has one reference to `entity`."""

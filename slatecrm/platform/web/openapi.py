@@ -7,6 +7,7 @@ describes what the records service really does.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from slatecrm import __version__
@@ -142,7 +143,8 @@ def entity_paths(ce: CompiledEntity, limits: Limits = DEFAULT) -> dict[str, dict
     }
 
 
-def document(revision: int, compiled: dict[str, CompiledEntity], limits: Limits = DEFAULT) -> dict[str, Any]:
+def document(revision: int, compiled: Mapping[str, CompiledEntity],
+             limits: Limits = DEFAULT) -> dict[str, Any]:
     schemas: dict[str, Any] = {"Problem": {"type": "object", "properties": {
         "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
         "detail": {"type": "string"},
