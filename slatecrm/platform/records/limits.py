@@ -16,6 +16,11 @@ from dataclasses import dataclass
 #: a long pattern costs a scan of every searched column at every row on both databases.
 SEARCH_TEXT_MAX = 1_000
 
+#: Words of one search: each word is a prefix the full-text index looks up, all required
+#: (more words narrow a search; a hundred one-letter prefixes would each read much of
+#: the index).
+SEARCH_WORDS_MAX = 16
+
 #: Sort keys of one list (`sort=a,-b,…`): each key adds a term to the ORDER BY and to every
 #: keyset condition of the next pages (SQLite refuses an ORDER BY of 2,000 terms).
 SORT_KEYS_MAX = 10
