@@ -179,7 +179,7 @@ async def openapi_document(request: Request) -> Response:
 routes = [
     Route("/api/v1/meta", meta, methods=["GET"]),
     Route("/api/v1/openapi.json", openapi_document, methods=["GET"]),
-    Route("/api/v1/{entity}", collection, methods=["GET", "POST"]),
+    Route("/api/v1/{entity:collection}", collection, methods=["GET", "POST"]),
     Route("/api/v1/{entity}/{id:recordid}", item, methods=["GET", "PATCH", "DELETE"]),
     Route("/api/v1/{entity}/{id:recordid}/history", history, methods=["GET"]),
     Route("/api/v1/{entity}/{id:recordid}/stages", stage_history, methods=["GET"]),
