@@ -60,6 +60,17 @@ def test_create_schemas_require_what_the_service_requires(client: TestClient,
             assert "null" not in json.dumps(schemas[f"{name}Input"]["properties"][field]), (entity, field)
 
 
+def test_a_create_in_a_stage_must_give_what_the_stage_requires(client: TestClient,
+                                                                document: dict[str, Any]) -> None:
+    branches = document["components"]["schemas"]["OpportunityInput"]["allOf"][0]["anyOf"]
+    proposal = next(b for b in branches if b["properties"]["stage"].get("const") == "proposal")
+    assert proposal["required"] == ["stage", "primary_contact", "amount", "close_date"]
+    client.post("/api/v1/account", json={"name": "Acme"})
+    refused = client.post("/api/v1/opportunity", json={"name": "Big", "account": 1, "stage": "proposal"})
+    assert refused.status_code == 422
+    assert {"primary_contact", "amount", "close_date"} <= set(refused.json()["errors"])
+
+
 def test_list_parameters_carry_the_bounds_and_each_fields_form(document: dict[str, Any]) -> None:
     listing = document["paths"]["/api/v1/opportunity"]["get"]
     parameters = {p["name"]: p["schema"] for p in listing["parameters"]}
