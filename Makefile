@@ -62,10 +62,11 @@ bench: $(STAMP)
 FUZZ_ARGS ?=
 fuzz-ci: $(STAMP)
 	$(BIN)/python scripts/fuzz.py --database sqlite --database postgresql --max-examples 10 \
-		--phases examples,fuzzing,stateful $(FUZZ_ARGS)
+		--phases examples,fuzzing,stateful --max-time 120 $(FUZZ_ARGS)
 
 fuzz: $(STAMP)
-	$(BIN)/python scripts/fuzz.py --database sqlite --database postgresql --max-examples 100 $(FUZZ_ARGS)
+	$(BIN)/python scripts/fuzz.py --database sqlite --database postgresql --max-examples 100 \
+		--max-time 1200 $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache demo.db*

@@ -102,7 +102,7 @@ def run(kind: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             base = f"http://127.0.0.1:{port}"
             wait_until_up(f"{base}/api/v1/meta", server)
             command = [str(BIN / "schemathesis"), "run", f"{base}/api/v1/openapi.json", "--checks", "all",
-                       "--phases", args.phases,
+                       "--phases", args.phases, "--max-time", str(args.max_time),
                        "--max-examples", str(args.max_examples), "--workers", "2", "--seed", str(args.seed),
                        "--generation-database", "none", "--no-color", "--suppress-health-check", "all",
                        "--report", "json", "--report-json-path", str(report)]
@@ -122,7 +122,7 @@ def run(kind: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 
 def summarise(kind: str, report: Path, refusals: Path, log: Path, seconds: float) -> dict[str, Any]:
-    if not report.exists():
+    if not report.exists() or not report.stat().st_size:
         print(log.read_text()[-5000:])
         raise SystemExit(f"{kind}: schemathesis wrote no report")
     data = json.loads(report.read_text())
@@ -149,6 +149,8 @@ def main() -> int:
     parser.add_argument("--database", action="append", choices=["sqlite", "postgresql"])
     parser.add_argument("--max-examples", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-time", type=int, default=120,
+                        help="seconds per database: the stateful phase can go on for long")
     parser.add_argument("--phases", default="examples,coverage,fuzzing,stateful",
                         help="schemathesis phases (coverage: every parameter's boundaries, the slow one)")
     parser.add_argument("--keep", type=Path, help="a folder to keep the reports and logs in")
