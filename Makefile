@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 TEST_MARKERS ?= not slow
 BENCH_ARGS ?=
 
-.PHONY: install vendor demo test lint bench clean
+.PHONY: install vendor demo test lint bench fuzz fuzz-ci clean
 
 CHROMIUM := /usr/bin/chromium
 VENDOR_LOCK := slatecrm/platform/web/static/vendor.lock.json
@@ -54,6 +54,19 @@ lint: $(STAMP)
 # `make bench QUICK=1` is the small smoke run (results only). BENCH_ARGS: e.g. --rows 200000.
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(QUICK),--quick,--publish docs) $(BENCH_ARGS)
+
+# schemathesis with every check against a live `slatecrm serve` (default packs, sample data) on
+# SQLite and PostgreSQL (SLATECRM_TEST_POSTGRES_URL): scripts/fuzz.py. `fuzz-ci` is the short run
+# .ci/run makes (without the slow coverage phase); `make fuzz` the longer one with every phase.
+# FUZZ_ARGS: e.g. --seed 7 --keep /tmp/fuzz.
+FUZZ_ARGS ?=
+fuzz-ci: $(STAMP)
+	$(BIN)/python scripts/fuzz.py --database sqlite --database postgresql --max-examples 10 \
+		--phases examples,fuzzing,stateful --max-time 120 $(FUZZ_ARGS)
+
+fuzz: $(STAMP)
+	$(BIN)/python scripts/fuzz.py --database sqlite --database postgresql --max-examples 100 \
+		--max-time 1200 $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache demo.db*

@@ -27,7 +27,8 @@ SORT_KEYS_MAX = 10
 
 #: Nesting of arrays and objects in a JSON body: a record is at most a few levels deep (a
 #: money value, a list of choices) and an admin document (an entity with fields and their
-#: options) fewer than ten; deeper bodies are refused before anything walks them.
+#: options) fewer than ten; deeper bodies are refused before anything walks them. Python's
+#: parser gives up near 1,000 levels, which is refused the same way whatever the limit.
 JSON_DEPTH_MAX = 32
 
 #: Characters of one number in a JSON body: no field holds more than 19 digits (64-bit
@@ -62,6 +63,8 @@ class Limits:
     columns_max: int = COLUMNS_MAX
     batch_max: int = BATCH_MAX
     statement_timeout_ms: int = STATEMENT_TIMEOUT_MS
+    json_depth_max: int = JSON_DEPTH_MAX
+    json_number_length_max: int = JSON_NUMBER_LENGTH_MAX
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Limits:
@@ -90,6 +93,8 @@ VARIABLES = {
     "columns_max": "SLATECRM_MAX_COLUMNS",
     "batch_max": "SLATECRM_MAX_BATCH",
     "statement_timeout_ms": "SLATECRM_STATEMENT_TIMEOUT_MS",
+    "json_depth_max": "SLATECRM_MAX_JSON_DEPTH",
+    "json_number_length_max": "SLATECRM_MAX_JSON_NUMBER_LENGTH",
 }
 
 DEFAULT = Limits()

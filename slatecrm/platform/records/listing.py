@@ -37,6 +37,9 @@ from .keyset import (
 from .limits import DEFAULT, PAGE_SIZE_MAX, SEARCH_WORDS_MAX, Limits
 
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "blank")
+#: What `field__blank=` takes ("" is `?field__blank`, asking for blanks); anything else is a
+#: 400, not silently "has a value".
+BLANK_ANSWERS = {"true": True, "1": True, "yes": True, "": True, "false": False, "0": False, "no": False}
 SORTABLE_SYSTEM = ("id", "created_at", "updated_at", "owner", "version")
 #: The default page-size bound (limits.py); an app's own is `Limits.page_size_max`.
 MAX_LIMIT = PAGE_SIZE_MAX
@@ -120,7 +123,10 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
             continue
         if item.op == "blank":
             wanted = item.values[-1].strip().lower() if item.values else "true"
-            out.append(column.is_(None) if wanted in ("true", "1", "yes", "") else column.isnot(None))
+            if wanted not in BLANK_ANSWERS:
+                errors.setdefault(key, []).append(f"{item.values[-1][:40]!r} is not true or false")
+                continue
+            out.append(column.is_(None) if BLANK_ANSWERS[wanted] else column.isnot(None))
             continue
         try:
             values = [parse(v) for v in item.values]
@@ -136,7 +142,9 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
             out.append(sa.or_(column.not_in(values), column.is_(None)))
         else:
             compare = {"lt": column.__lt__, "lte": column.__le__, "gt": column.__gt__, "gte": column.__ge__}
-            out.append(compare[item.op](values[-1]))
+            # A bound parameter, never the bare value: SQLAlchemy refuses `column < True`
+            # (a yes/no field ordered by a range filter was a 500).
+            out.append(compare[item.op](sa.literal(values[-1], column.type)))
     if search and len(search.strip()) > limits.search_text_max:
         errors.setdefault("q", []).append(
             f"is {len(search.strip())} characters long; a search is at most {limits.search_text_max}")
