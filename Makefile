@@ -52,7 +52,11 @@ lint: $(STAMP)
 
 # `make bench` writes bench/results/report.{md,json} and publishes docs/benchmarks.{md,json};
 # `make bench QUICK=1` is the small smoke run (results only). BENCH_ARGS: e.g. --rows 200000.
+# The HTTP scenario loads the servers with wrk (Debian's package), installed like Chromium above;
+# where it cannot be installed the bench falls back to its Python load generator (bench/findings.md).
 bench: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk) \
+		|| echo "wrk could not be installed: the HTTP scenario uses the Python load generator"
 	$(BIN)/python -m bench $(if $(QUICK),--quick,--publish docs) $(BENCH_ARGS)
 
 # schemathesis with every check against a live `slatecrm serve` (default packs, sample data) on

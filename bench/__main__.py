@@ -25,12 +25,25 @@ from slatecrm.platform.storage.engine import create_engine
 from slatecrm.platform.storage.runtime import RuntimeHolder
 from slatecrm.plugins.manager import field_types, make_plugin_manager
 
-from . import bulk_create, crud, dataset, http_load, layouts, report, rule_eval, runtime_build, schema_change
+from . import (
+    bulk_create,
+    crud,
+    dataset,
+    http_load,
+    layouts,
+    lists,
+    report,
+    rule_eval,
+    runtime_build,
+    schema_change,
+)
 from .common import Sizes
 
 POSTGRES = os.environ.get("SLATECRM_BENCH_POSTGRES_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-SCENARIOS = ("crud", "layouts", "http", "bulk", "schema", "runtime", "rules")
+SCENARIOS = ("crud", "lists", "layouts", "http", "bulk", "schema", "runtime", "rules")
+#: The scenarios on the shared CRM data set, in the order they run (bulk last: it adds rows).
+SHARED_SCENARIOS = ("crud", "lists", "layouts", "http", "bulk")
 SHARED = ("The machine was shared with other work during this run, so absolute numbers are noisier "
           "than on a quiet machine; each ratio compares two sides measured in alternating rounds of "
           "the same run.")
@@ -65,14 +78,16 @@ def log(message: str) -> None:
 
 
 def shared_step(name: str, engine: sa.Engine, records: RecordsService, sizes: Sizes,
-                out: Path) -> list[report.Figure]:
+                out: Path, loadgen: str) -> list[report.Figure]:
     """A scenario on the shared CRM data set."""
     if name == "crud":
         return crud.run(engine, records, sizes)
+    if name == "lists":
+        return lists.run(engine, records, sizes)
     if name == "layouts":
         return layouts.run(engine, records, sizes)
     if name == "http":
-        return http_load.run(engine, sizes, out)
+        return http_load.run(engine, sizes, out, loadgen)
     return bulk_create.run(engine, records, sizes)
 
 
@@ -83,7 +98,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, help="records of the large entity (default 1,000,000)")
     p.add_argument("--small-rows", type=int, help="records of the small entity (default 1,000)")
     p.add_argument("--bulk-rows", type=int, help="records created in the bulk scenario (default 50,000)")
-    p.add_argument("--http-requests", type=int, help="requests per HTTP figure (default 1,200)")
+    p.add_argument("--http-seconds", type=float, help="seconds of load per HTTP round and side (default 4)")
+    p.add_argument("--http-rounds", type=int, help="alternating rounds per HTTP figure (default 3)")
+    p.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
+                   help="the HTTP load generator: wrk when installed (auto), or the Python one")
     p.add_argument("--ops", type=int, help="calls per single-record figure (default 200)")
     p.add_argument("--entities", type=int, help="entities of the runtime-build metamodel (default 200)")
     p.add_argument("--fields", type=int, help="fields per entity of that metamodel (default 50)")
@@ -109,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     postgres_version = ""
     registry = field_types(make_plugin_manager())
     for kind in args.databases.split(","):
-        if only & {"crud", "layouts", "http", "bulk"}:
+        if only & set(SHARED_SCENARIOS):
             with database(kind) as engine:
                 if kind == "postgresql":
                     with engine.connect() as conn:
@@ -118,10 +136,10 @@ def main(argv: list[str] | None = None) -> int:
                 dataset.install(engine, registry)
                 dataset.fill(engine, sizes.rows, sizes.small_rows)
                 records = RecordsService(engine, RuntimeHolder(engine, registry), registry)
-                for name in ("crud", "layouts", "http", "bulk"):
+                for name in SHARED_SCENARIOS:
                     if name in only:
                         log(f"{kind}: {name}")
-                        figures += shared_step(name, engine, records, sizes, Path(args.out))
+                        figures += shared_step(name, engine, records, sizes, Path(args.out), args.loadgen)
         if "schema" in only:
             with database(kind) as engine:
                 log(f"{kind}: schema change at {sizes.rows:,} rows")

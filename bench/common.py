@@ -24,7 +24,10 @@ class Sizes:
     rows: int
     small_rows: int
     bulk_rows: int
-    http_requests: int
+    #: Seconds of load per HTTP round and side.
+    http_seconds: float
+    #: Alternating rounds per HTTP figure (after a warm-up round).
+    http_rounds: int
     ops: int
     entities: int
     fields: int
@@ -32,9 +35,9 @@ class Sizes:
     @classmethod
     def default(cls, quick: bool) -> Sizes:
         if quick:
-            return cls(rows=20_000, small_rows=1_000, bulk_rows=2_000, http_requests=160, ops=40,
+            return cls(rows=20_000, small_rows=1_000, bulk_rows=2_000, http_seconds=1, http_rounds=2, ops=40,
                        entities=40, fields=50)
-        return cls(rows=1_000_000, small_rows=1_000, bulk_rows=50_000, http_requests=1_200, ops=200,
+        return cls(rows=1_000_000, small_rows=1_000, bulk_rows=50_000, http_seconds=4, http_rounds=3, ops=200,
                    entities=200, fields=50)
 
 

@@ -103,7 +103,7 @@ def run(engine: sa.Engine, records: RecordsService, sizes: Sizes) -> list[Figure
                          f"LIMIT {COUNT_CAP + 1}) AS capped")
     pick = random.Random(2)
     queries: list[dict[str, Any]] = [
-        {"status": pick.choice(dataset.STATUSES), "minimum": pick.randrange(dataset.AMOUNTS)}
+        {"status": pick.choice(dataset.STATUSES), "minimum": pick.randrange(dataset.AMOUNTS // 2)}
         for _ in range(100)]
 
     def service(i: int) -> object:
@@ -134,7 +134,10 @@ def run(engine: sa.Engine, records: RecordsService, sizes: Sizes) -> list[Figure
         with engine.connect() as conn:
             return conn.execute(columns_group).all()
 
-    ordered = sa.select(deal).order_by(deal.c.close_date.desc().nulls_first(), deal.c.id.desc()).limit(51)
+    # Blanks where the database's index keeps them, as the records service orders (docs/api.md):
+    # on SQLite any NULLS clause keeps the planner off the index.
+    newest = deal.c.close_date.desc() if db == "sqlite" else deal.c.close_date.desc().nulls_first()
+    ordered = sa.select(deal).order_by(newest, deal.c.id.desc()).limit(51)
 
     def real_page(i: int) -> object:
         q = queries[i % len(queries)]

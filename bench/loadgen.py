@@ -1,8 +1,11 @@
-"""A bounded load generator, run as its own process: `python -m bench.loadgen URL CLIENTS PATH...`.
+"""The Python load generator, run as its own process:
+`python -m bench.loadgen URL CLIENTS SECONDS PATH...`.
 
-Each of CLIENTS threads keeps one HTTP/1.1 connection open and sends its share of the
-paths one after another (a closed loop: a fixed number of requests, the next sent when
-the last answered). Prints one JSON object: the latency of every request, in seconds.
+The fallback when `wrk` is not installed (bench/wrk.py). Each of CLIENTS threads keeps one
+HTTP/1.1 connection open and sends the paths one after another, the next when the last
+answered (a closed loop), until SECONDS have passed. Prints one JSON object: the latency
+of every request, in seconds. It shares the machine's cores with the server and its GIL
+with itself, so its latencies are higher than the server's own (bench/findings.md).
 """
 
 from __future__ import annotations
@@ -15,9 +18,13 @@ import time
 from urllib.parse import urlsplit
 
 
-def client(host: str, port: int, paths: list[str], out: list[float], failures: list[str]) -> None:
+def client(host: str, port: int, paths: list[str], deadline: float, out: list[float],
+           failures: list[str]) -> None:
     conn = http.client.HTTPConnection(host, port, timeout=60)
-    for path in paths:
+    i = 0
+    while time.perf_counter() < deadline:
+        path = paths[i % len(paths)]
+        i += 1
         started = time.perf_counter()
         conn.request("GET", path)
         response = conn.getresponse()
@@ -29,12 +36,13 @@ def client(host: str, port: int, paths: list[str], out: list[float], failures: l
 
 
 def main(argv: list[str]) -> int:
-    base, clients, paths = urlsplit(argv[0]), int(argv[1]), argv[2:]
+    base, clients, seconds, paths = urlsplit(argv[0]), int(argv[1]), float(argv[2]), argv[3:]
     latencies: list[list[float]] = [[] for _ in range(clients)]
     failures: list[str] = []
-    threads = [threading.Thread(target=client, args=(base.hostname, base.port, paths[i::clients],
-                                                     latencies[i], failures)) for i in range(clients)]
     started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(base.hostname, base.port, paths[i::clients] or paths,
+                                                     started + seconds, latencies[i], failures))
+               for i in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -14,8 +14,9 @@ import pytest
 from bench.__main__ import main
 from tests.conftest import POSTGRES_URL
 
-TINY = ["--quick", "--rows", "400", "--small-rows", "40", "--bulk-rows", "50", "--http-requests", "16",
-        "--ops", "10", "--entities", "3", "--fields", "12"]
+TINY = ["--quick", "--rows", "400", "--small-rows", "40", "--bulk-rows", "50", "--ops", "10",
+        "--http-seconds", "0.2", "--http-rounds", "1", "--loadgen", "python",
+        "--entities", "3", "--fields", "12"]
 
 
 def test_every_scenario_runs_and_reports(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch,

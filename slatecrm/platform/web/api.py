@@ -1,7 +1,11 @@
 """The JSON API, `/api/v1`: generic routes for every entity of the live metamodel.
 
 The handlers only translate HTTP to the records service and back; every rule lives in
-the service. The service is synchronous (SQLAlchemy), so it runs in the thread pool.
+the service. The service is synchronous (SQLAlchemy), so it runs in the thread pool, and
+so does the JSON of its answer: `answer` reads, builds the JSON and encodes it in one
+worker thread, then releases the request's read connection there, so the event loop's
+thread only parses requests and writes bytes (a page's JSON built on it held up every
+other request: bench/findings.md).
 """
 
 from __future__ import annotations
@@ -17,19 +21,23 @@ from starlette.routing import Route
 
 from slatecrm.digits import COUNT_MAX, VERSION_MAX, parse_digits
 
+from .. import jsontext
 from ..records.errors import BadQuery
 from ..records.listing import Filter, ListQuery
 from ..records.pipeline import check_version
+from ..records.results import Record
 from ..records.service import Page, RecordsService
 from . import (
     convertors,  # noqa: F401  (registers the `recordid` and `collection` path convertors)
     jsonbody,
     openapi,
 )
-from .jsonresponse import JSONResponse
+from .jsonresponse import EncodedJSON
 from .pinning import records_of
 
 T = TypeVar("T")
+#: What a handler's work gives: the JSON content and the answer's headers.
+Answer = tuple[Any, dict[str, str]]
 PAGING_PARAMETERS = ("sort", "limit", "after", "q", "filter")
 
 
@@ -40,6 +48,22 @@ def service(request: Request) -> RecordsService:
 
 async def call(request: Request, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await run_in_threadpool(function, *args, **kwargs)
+
+
+async def answer(request: Request, work: Callable[[], Answer], status_code: int = 200) -> Response:
+    """`work` and the encoding of its JSON in one worker thread; the request's read
+    connection is released there too when the work succeeded (PinnedRecords then has
+    nothing left to close, and no second trip to the thread pool)."""
+    records = service(request)
+
+    def run() -> tuple[bytes, dict[str, str]]:
+        content, headers = work()
+        body = jsontext.encode(content)
+        records.close()
+        return body, headers
+
+    body, headers = await run_in_threadpool(run)
+    return EncodedJSON(body, status_code, headers)
 
 
 async def body_object(request: Request, *, allow_list: bool = False) -> Any:
@@ -102,79 +126,106 @@ def based_on(request: Request, body: dict[str, Any] | None) -> int | None:
 
 async def meta(request: Request) -> Response:
     records = service(request)
-    snapshot = await call(request, records.snapshot)
-    active = snapshot.metamodel.with_entities(snapshot.metamodel.active_entities)
-    document = active.as_dict()
-    for entity in document["entities"]:
-        entity["fields"] = [f for f in entity["fields"] if not f["retired"]]
-    return JSONResponse({"revision": snapshot.revision, "worker": os.getpid(), **document})
+
+    def work() -> Answer:
+        snapshot = records.snapshot()
+        active = snapshot.metamodel.with_entities(snapshot.metamodel.active_entities)
+        document = active.as_dict()
+        for entity in document["entities"]:
+            entity["fields"] = [f for f in entity["fields"] if not f["retired"]]
+        return {"revision": snapshot.revision, "worker": os.getpid(), **document}, {}
+
+    return await answer(request, work)
 
 
 async def collection(request: Request) -> Response:
     records = service(request)
     entity = request.path_params["entity"]
     if request.method == "GET":
-        page = await call(request, records.page, entity, list_query(request))
-        return JSONResponse(page_json(records, page, request))
+        query = list_query(request)
+        return await answer(request, lambda: (page_json(records, records.page(entity, query), request), {}))
     data = await body_object(request, allow_list=True)
     if isinstance(data, list):
         records.check_batch(len(data))
-        made = await call(request, records.create_many, entity, data)
-        return JSONResponse({"data": [records.as_json(r) for r in made]}, status_code=201)
-    record = await call(request, records.create, entity, data)
-    return JSONResponse(records.as_json(record), status_code=201,
-                        headers={"Location": f"/api/v1/{entity}/{record.id}", "ETag": f'"{record.version}"'})
+        items = data
+        return await answer(request, lambda: (
+            {"data": [records.as_json(r) for r in records.create_many(entity, items)]}, {}), 201)
+
+    def create() -> Answer:
+        record = records.create(entity, data)
+        return records.as_json(record), {"Location": f"/api/v1/{entity}/{record.id}",
+                                         "ETag": f'"{record.version}"'}
+
+    return await answer(request, create, 201)
 
 
 async def item(request: Request) -> Response:
     records = service(request)
     entity, record_id = request.path_params["entity"], request.path_params["id"]
-    if request.method == "GET":
-        record = await call(request, records.get, entity, record_id)
-    elif request.method == "PATCH":
-        data = await body_object(request)
-        record = await call(request, records.update, entity, record_id, data,
-                            version=based_on(request, data))
-    else:
+    if request.method == "DELETE":
         await call(request, records.delete, entity, record_id, version=based_on(request, None))
         return Response(status_code=204)
-    return JSONResponse(records.as_json(record), headers={"ETag": f'"{record.version}"'})
+    if request.method == "PATCH":
+        data = await body_object(request)
+        version = based_on(request, data)
+
+        def read() -> Record:
+            return records.update(entity, record_id, data, version=version)
+    else:
+        def read() -> Record:
+            return records.get(entity, record_id)
+
+    def work() -> Answer:
+        record = read()
+        return records.as_json(record), {"ETag": f'"{record.version}"'}
+
+    return await answer(request, work)
 
 
 async def history(request: Request) -> Response:
     records = service(request)
-    entries = await call(request, records.history, request.path_params["entity"], request.path_params["id"])
-    return JSONResponse({"data": [
-        {"version": e.version, "action": e.action, "changed_at": e.changed_at,
-         "changed_by": e.changed_by, "changes": e.changes} for e in entries]})
+
+    def work() -> Answer:
+        entries = records.history(request.path_params["entity"], request.path_params["id"])
+        return {"data": [{"version": e.version, "action": e.action, "changed_at": e.changed_at,
+                          "changed_by": e.changed_by, "changes": e.changes} for e in entries]}, {}
+
+    return await answer(request, work)
 
 
 async def stage_history(request: Request) -> Response:
     records = service(request)
-    visits = await call(request, records.stage_history, request.path_params["entity"],
-                        request.path_params["id"])
-    return JSONResponse({"data": [
-        {"field": v.field, "stage": v.stage, "entered_at": v.entered_at, "left_at": v.left_at,
-         "seconds": v.seconds} for v in visits]})
+
+    def work() -> Answer:
+        visits = records.stage_history(request.path_params["entity"], request.path_params["id"])
+        return {"data": [{"field": v.field, "stage": v.stage, "entered_at": v.entered_at,
+                          "left_at": v.left_at, "seconds": v.seconds} for v in visits]}, {}
+
+    return await answer(request, work)
 
 
 async def related(request: Request) -> Response:
     records = service(request)
-    page = await call(request, records.related, request.path_params["entity"], request.path_params["id"],
-                      request.path_params["relation"], list_query(request))
-    return JSONResponse(page_json(records, page, request))
+    query = list_query(request)
+
+    def work() -> Answer:
+        page = records.related(request.path_params["entity"], request.path_params["id"],
+                               request.path_params["relation"], query)
+        return page_json(records, page, request), {}
+
+    return await answer(request, work)
 
 
 async def openapi_document(request: Request) -> Response:
     """Built once per revision, with the revision's snapshot, and kept with it."""
     records = service(request)
 
-    def build() -> dict[str, Any]:
+    def work() -> Answer:
         snapshot = records.snapshot()
         return snapshot.derived("web.openapi", lambda: openapi.document(snapshot.revision, snapshot.entities,
-                                                                        records.limits))
+                                                                        records.limits)), {}
 
-    return JSONResponse(await call(request, build))
+    return await answer(request, work)
 
 routes = [
     Route("/api/v1/meta", meta, methods=["GET"]),
