@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from slatecrm.platform.storage import revisions
+from slatecrm.platform.storage.fulltext import INDEX_PREFIX
 from slatecrm.platform.storage.runtime import build_runtime
 
 from .defaults import field_types
@@ -68,6 +69,8 @@ def drift(engine: sa.Engine) -> list[Any]:
         owned = set(runtime.metadata.tables)
 
         def include(obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
+            if kind == "index" and (name or "").startswith(INDEX_PREFIX):
+                return False  # search indexes are the planner's, not tables' (storage/fulltext.py)
             table = obj if kind == "table" else getattr(obj, "table", None)
             table_name = name if kind == "table" else getattr(table, "name", None)
             return table_name in owned

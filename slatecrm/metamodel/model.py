@@ -11,10 +11,11 @@ is refused with a clear error rather than half-read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from dataclasses import field as attribute
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import Location
 
@@ -223,8 +224,56 @@ def _location_dict(location: Location) -> dict[str, Any] | None:
     return vars(location).copy() if location.file else None
 
 
+#: Where a definition made by code rather than read from a pack stands (shared: it is frozen).
+_NOWHERE = Location()
+
+
 def _location_from(data: Mapping[str, Any] | None) -> Location:
-    return Location(**data) if data else Location()
+    return _restored(Location, data) if data else _NOWHERE
+
+
+D = TypeVar("D")
+
+
+Shape = tuple[frozenset[str], frozenset[str], dict[str, Any], dict[str, Callable[[], Any]]]
+
+
+def _shape(cls: type[Any]) -> Shape:
+    """A frozen dataclass's field names, the required ones, the defaults and the
+    default factories."""
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} has a __post_init__; restore it through its __init__")
+    fields = dataclasses.fields(cls)
+    names = frozenset(f.name for f in fields)
+    defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+    factories = {f.name: f.default_factory for f in fields if f.default_factory is not dataclasses.MISSING}
+    return names, names - defaults.keys() - factories.keys(), defaults, factories
+
+
+#: The classes a revision holds thousands of, restored by `_restored`.
+_SHAPES: dict[type[Any], Shape] = {cls: _shape(cls) for cls in (Location, ChoiceOption, Field)}
+
+
+def _restored(cls: type[D], values: Mapping[str, Any]) -> D:
+    """The frozen dataclass `cls` with `values`, from the stored form (which `as_dict`
+    wrote, so the values are already of the right kinds).
+
+    Made without the generated `__init__`, which sets each attribute through
+    `object.__setattr__` (the price of `frozen`): a revision of 200 entities × 50 fields
+    spent most of its parse there, 6× what setting the attributes at once costs. Unknown
+    or missing keys go through `__init__` after all, for its TypeError naming the key.
+    """
+    names, required, defaults, factories = _SHAPES[cls]
+    if not (values.keys() <= names and required <= values.keys()):
+        return cls(**values)
+    instance = object.__new__(cls)
+    attributes = instance.__dict__
+    attributes.update(defaults)
+    for name, factory in factories.items():
+        if name not in values:
+            attributes[name] = factory()
+    attributes.update(values)
+    return instance
 
 
 def _field_dict(f: Field) -> dict[str, Any]:
@@ -240,13 +289,13 @@ def _field_dict(f: Field) -> dict[str, Any]:
 
 
 def _field_from(d: Mapping[str, Any]) -> Field:
-    return Field(
-        **{k: v for k, v in d.items() if k not in ("choices", "source", "settings", "rule_sources")},
-        settings=dict(d.get("settings", {})),
-        rule_sources={k: _location_from(v) for k, v in (d.get("rule_sources") or {}).items()},
-        choices=tuple(ChoiceOption(**c) for c in d.get("choices", [])),
-        source=_location_from(d.get("source")),
-    )
+    return _restored(Field, {
+        **d,
+        "settings": dict(d.get("settings", {})),
+        "rule_sources": {k: _location_from(v) for k, v in (d.get("rule_sources") or {}).items()},
+        "choices": tuple(_restored(ChoiceOption, c) for c in d.get("choices", [])),
+        "source": _location_from(d.get("source")),
+    })
 
 
 def _stage_dict(s: Stage) -> dict[str, Any]:

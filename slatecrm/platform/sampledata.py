@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +79,7 @@ class Report:
     created: dict[str, int] = field(default_factory=dict)
 
 
-def entity_order(compiled: dict[str, CompiledEntity]) -> list[str]:
+def entity_order(compiled: Mapping[str, CompiledEntity]) -> list[str]:
     """Targets of references before the entities that point to them (cycles broken in
     definition order: such references are filled only when the target exists)."""
     order: list[str] = []

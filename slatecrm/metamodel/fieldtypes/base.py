@@ -157,6 +157,26 @@ class FieldType:
         """JSON Schema of this field's value in the API (without null)."""
         return {}
 
+    # --- the API's contract (web/openapi.py; a schemathesis run holds the server to it) ----
+    def output_schema(self, field: Field) -> dict[str, Any]:
+        """JSON Schema (without null) of every value `to_json` gives for this field."""
+        return self.value_schema(field)
+
+    def input_schema(self, field: Field, *, required: bool) -> dict[str, Any]:
+        """JSON Schema (without null) of values a client may send: every value it admits
+        is one `coerce_given` accepts and the field's settings allow, so a request the
+        document calls valid is never refused for its form. It may admit less than the
+        type reads (a person's "yes" for a boolean): the document states the canonical
+        forms. `required`: the field must have a value, so the blanks that `coerce` turns
+        into None ("", spaces, an empty list) are left out too."""
+        return self.value_schema(field)
+
+    def filter_schema(self, field: Field) -> dict[str, Any]:
+        """JSON Schema of one list filter's value (a query parameter, read by `parse_text`;
+        a blank is refused there): by default a required input, which a query string
+        carries as its text."""
+        return self.input_schema(field, required=True)
+
     # --- HTML ------------------------------------------------------------------------
     def form_inputs(self, value: Any, field: Field) -> dict[str, Any]:
         """What the form's inputs show for a (coerced) value, by suffix (see FormInputs):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Iterator, Mapping
 from decimal import Decimal, InvalidOperation
@@ -62,6 +63,28 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
 
+# --- JSON Schema patterns of the API's input (input_schema) -------------------------------------
+#: What str.strip() removes, spelled as \uXXXX so that a pattern reads the same in ECMA-262
+#: (JSON Schema) and Python's re: a text of only these is blank.
+SPACE = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x10000)) if c.isspace())
+
+
+def text_pattern(forbidden: str, *, required: bool) -> str:
+    """A text holding none of the `forbidden` characters (a regex class body); a required
+    one holds more than spaces, an optional one may be blank (spaces only, any of them)."""
+    body = f"[^{forbidden}]*"
+    if required:
+        return f"^{body}[^{forbidden}{SPACE}]{body}$"
+    return f"^(?:[{SPACE}]*|{body})$"
+
+
+def _bounded_integer(low: Any, high: Any, limit: int) -> dict[str, Any]:
+    """Whole numbers within the field's min / max and `limit` either side."""
+    low = -limit if low is None else max(-limit, math.ceil(low))
+    high = limit if high is None else min(limit, math.floor(high))
+    return {"type": "integer", "minimum": low, "maximum": high}
+
+
 class _Textual(FieldType):
     """Free text kept as typed; one unbounded string column on every database."""
 
@@ -103,11 +126,20 @@ class _Textual(FieldType):
             schema["maxLength"] = field.settings["max_length"]
         return schema
 
+    #: Characters a value may not hold, as a regex class body: NUL everywhere (`convert`).
+    forbidden: ClassVar[str] = "\\u0000"
+
+    def input_schema(self, field: Field, *, required: bool) -> dict[str, Any]:
+        # maxLength counts the text as sent; the limit applies once it is trimmed, so the
+        # document admits a little less than the server.
+        return {**self.value_schema(field), "pattern": text_pattern(self.forbidden, required=required)}
+
 
 class Text(_Textual):
     name = "text"
     label = "Text"
     sample_by_name = True
+    forbidden = "\\u0000\\n\\r"  # a single line
 
     def sample(self, field: Field, pick: SampleSource) -> Any:
         return pick.fake.sentence(nb_words=3).rstrip(".")
@@ -158,6 +190,16 @@ class Email(_Textual):
     def value_schema(self, field: Field) -> dict[str, Any]:
         return {**super().value_schema(field), "format": "email"}
 
+    def output_schema(self, field: Field) -> dict[str, Any]:
+        # The pattern, not the `email` format: RFC 5322 refuses some addresses people have
+        # (a local part ending in a dot) that `normalise` keeps.
+        return {"type": "string", "pattern": _EMAIL.pattern}
+
+    def input_schema(self, field: Field, *, required: bool) -> dict[str, Any]:
+        # The very pattern `normalise` checks.
+        limit = min(254, field.settings.get("max_length", 254))
+        return {"type": "string", "maxLength": limit, "pattern": _EMAIL.pattern}
+
 
 _PHONE = re.compile(r"^\+?[0-9 ().\-/]+(?:\s*(?:x|ext\.?)\s*[0-9]{1,6})?$", re.IGNORECASE)
 
@@ -173,6 +215,13 @@ class Phone(_Textual):
 
     def sample(self, field: Field, pick: SampleSource) -> Any:
         return pick.fake.numerify("+1 ###-###-####")
+
+    def input_schema(self, field: Field, *, required: bool) -> dict[str, Any]:
+        # 3 to 20 digits among the separators `normalise` allows (extensions left out).
+        schema = {"type": "string", "pattern": r"^\+?(?:[ ().\-/]*[0-9]){3,20}[ ().\-/]*$"}
+        if "max_length" in field.settings:
+            schema["maxLength"] = field.settings["max_length"]
+        return schema
 
     def normalise(self, text: str) -> str:
         text = " ".join(text.split())
@@ -210,6 +259,17 @@ class Url(_Textual):
 
     def value_schema(self, field: Field) -> dict[str, Any]:
         return {**super().value_schema(field), "format": "uri"}
+
+    def input_schema(self, field: Field, *, required: bool) -> dict[str, Any]:
+        # An http(s) address with its host, without spaces (`normalise`); the scheme given,
+        # so the length counted is the length sent.
+        pattern = r"^https?://[A-Za-z0-9][A-Za-z0-9.\-]*(?::[0-9]{1,5})?(?:[/?#][!-~]*)?$"
+        return {**super().value_schema(field), "pattern": pattern}
+
+    def output_schema(self, field: Field) -> dict[str, Any]:
+        # Not the `uri` format: a stored address may hold characters RFC 3986 would have
+        # percent-encoded (a browser sends them as typed).
+        return {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9+.-]*://[^ ]+$"}
 
 
 class Integer(FieldType):
@@ -266,6 +326,9 @@ class Integer(FieldType):
         if "max" in field.settings:
             schema["maximum"] = field.settings["max"]
         return schema
+
+    def input_schema(self, field: Field, *, required: bool) -> dict[str, Any]:
+        return _bounded_integer(field.settings.get("min"), field.settings.get("max"), INT64)
 
 
 class DecimalType(FieldType):
@@ -351,6 +414,32 @@ class DecimalType(FieldType):
 
     def value_schema(self, field: Field) -> dict[str, Any]:
         return {"type": ["string", "number"], "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
+
+    def whole_numbers(self, field: Field) -> dict[str, Any]:
+        """The whole numbers the field takes: its digits before the point, its min / max."""
+        precision, scale = self.precision(field)
+        return _bounded_integer(field.settings.get("min"), field.settings.get("max"),
+                                10 ** (precision - scale) - 1)
+
+    def text_pattern(self, field: Field) -> str | None:
+        """A pattern of the exact decimal texts the field takes (its digits before and after
+        the point), or None when its min / max cannot be said by a pattern (one that only
+        keeps out a minus sign can)."""
+        low, high = field.settings.get("min"), field.settings.get("max")
+        if high is not None or low not in (None, 0):
+            return None
+        precision, scale = self.precision(field)
+        whole = f"[0-9]{{1,{precision - scale}}}" if precision > scale else "0"
+        fraction = f"(?:\\.[0-9]{{1,{scale}}})?" if scale else ""
+        return f"^{'-?' if low is None else ''}{whole}{fraction}$"
+
+    def input_schema(self, field: Field, *, required: bool) -> dict[str, Any]:
+        # A JSON number is documented as a whole number only: a binary fraction (0.57 is
+        # 0.56999…) is exact only as text.
+        pattern = self.text_pattern(field)
+        if pattern is None:
+            return self.whole_numbers(field)
+        return {"anyOf": [self.whole_numbers(field), {"type": "string", "pattern": pattern}]}
 
 
 class Percent(DecimalType):
@@ -513,6 +602,29 @@ class Currency(DecimalType):
             },
         }
 
+    def output_schema(self, field: Field) -> dict[str, Any]:
+        return {"type": "object", "required": ["amount", "currency"], "additionalProperties": False,
+                "properties": {"amount": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"},
+                               "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}}}
+
+    def codes(self, field: Field) -> list[str]:
+        """The currencies a value may be in: the allowed ones, or every ISO 4217 code."""
+        return sorted(field.settings.get("currencies") or ISO_CURRENCIES)
+
+    def input_schema(self, field: Field, *, required: bool) -> dict[str, Any]:
+        return {"type": "object", "required": ["amount"], "additionalProperties": False,
+                "properties": {"amount": super().input_schema(field, required=True),
+                               "currency": {"type": "string", "enum": self.codes(field)}}}
+
+    def filter_schema(self, field: Field) -> dict[str, Any]:
+        # A filter is text: an amount, in the default currency unless a code follows.
+        pattern = self.text_pattern(field)
+        if pattern is None:
+            whole = self.whole_numbers(field)
+            return {"type": "string", "enum": [str(whole["minimum"]), str(whole["maximum"])]}
+        codes = "|".join(self.codes(field))
+        return {"type": "string", "pattern": f"{pattern[:-1]}(?: (?:{codes}))?$"}
+
 
 class Boolean(FieldType):
     name = "boolean"
@@ -647,6 +759,12 @@ class DateTime(FieldType):
     def value_schema(self, field: Field) -> dict[str, Any]:
         return {"type": "string", "format": "date-time"}
 
+    def input_schema(self, field: Field, *, required: bool) -> dict[str, Any]:
+        # RFC 3339 as datetime.fromisoformat reads it: no leap second, at most microseconds.
+        return {"type": "string", "format": "date-time", "pattern":
+                r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9](?:\.[0-9]{1,6})?"
+                r"(?:Z|[+-][0-9]{2}:[0-9]{2})$"}
+
 
 class Choice(FieldType):
     name = "choice"
@@ -779,6 +897,14 @@ class MultiChoice(Choice):
     def value_schema(self, field: Field) -> dict[str, Any]:
         return {"type": "array", "items": {"type": "string", "enum": self.keys(field)}, "uniqueItems": True}
 
+    def input_schema(self, field: Field, *, required: bool) -> dict[str, Any]:
+        schema = self.value_schema(field)
+        if required:
+            schema["minItems"] = 1  # an empty list is blank
+        if "max_items" in field.settings:
+            schema["maxItems"] = field.settings["max_items"]
+        return schema
+
 
 class Reference(FieldType):
     """A many-to-one link to another entity's record, kept as a foreign key."""
@@ -825,6 +951,14 @@ class Reference(FieldType):
     def value_schema(self, field: Field) -> dict[str, Any]:
         return {"type": "integer", "minimum": 1}
 
+    def input_schema(self, field: Field, *, required: bool) -> dict[str, Any]:
+        # An id, or a record as the API gives it ({"id": …, "title": …}: the title is ignored).
+        record_id = {"type": "integer", "minimum": 1, "maximum": INT64}
+        return {"anyOf": [record_id, {"type": "object", "required": ["id"], "properties": {"id": record_id}}]}
+
+    def filter_schema(self, field: Field) -> dict[str, Any]:
+        return {"type": "integer", "minimum": 1, "maximum": INT64}
+
 
 class AutoNumber(FieldType):
     """A number the engine gives each new record: prefix + zero-padded sequence."""
@@ -860,6 +994,9 @@ class AutoNumber(FieldType):
 
     def value_schema(self, field: Field) -> dict[str, Any]:
         return {"type": "string", "readOnly": True}
+
+    def filter_schema(self, field: Field) -> dict[str, Any]:
+        return {"type": "string", "pattern": text_pattern("\\u0000", required=True)}
 
 
 def _kind(value: Any) -> str:

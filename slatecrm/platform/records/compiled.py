@@ -1,13 +1,15 @@
 """Per-revision compiled entities: what every record operation needs, built once.
 
 Statements, column maps, coercers and titles depend only on the metamodel revision, so
-they are made here when a revision is first used and shared by every request after.
+they are made here when an entity of a revision is first used and shared by every
+request after.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +17,8 @@ import sqlalchemy as sa
 from slatecrm.metamodel.fieldtypes import FieldType, FieldTypeRegistry
 from slatecrm.metamodel.model import Entity, Field, Pipeline
 from slatecrm.metamodel.titles import render, template_fields
+
+from ..storage.once import LazyMapping
 
 SYSTEM_FIELDS = ("id", "created_at", "updated_at", "created_by", "updated_by", "owner", "version")
 
@@ -39,9 +43,21 @@ class CompiledField:
         by_suffix = self.type.to_columns(value, self.field)
         return {column: by_suffix.get(suffix) for suffix, column in self.columns}
 
+    @cached_property
+    def _read_as_is(self) -> str | None:
+        """The column whose value is the field's value as it is (one column, read by the
+        contract's own `from_columns`), or None: every read of every record asks (a page, a
+        bulk create's read back), so the answer is worked out once."""
+        if len(self.columns) == 1 and self.columns[0][0] == "" \
+                and type(self.type).from_columns is FieldType.from_columns:
+            return self.columns[0][1]
+        return None
+
     def from_row(self, row: Mapping[Any, Any], labels: Mapping[str, str] | None = None) -> Any:
         """The value from a row; `labels` maps each column to the label it has in the row
         when the SELECT renamed it (a joined table's columns)."""
+        if (column := self._read_as_is) is not None:
+            return row[column if labels is None else labels[column]]
         if labels is None:
             return self.type.from_columns({suffix: row[column] for suffix, column in self.columns},
                                           self.field)
@@ -119,7 +135,18 @@ def compile_entity(entity: Entity, table: sa.Table, registry: FieldTypeRegistry)
 
 def compile_entities(metamodel_entities: tuple[Entity, ...], tables: Mapping[str, sa.Table],
                      registry: FieldTypeRegistry) -> dict[str, CompiledEntity]:
+    """Every active entity compiled at once."""
     return {e.name: compile_entity(e, tables[e.name], registry) for e in metamodel_entities if not e.retired}
+
+
+class CompiledEntities(LazyMapping[str, CompiledEntity]):
+    """The active entities of a revision by name, each compiled (with its table) when first
+    used: a request pays for the entities it touches, not for all of them."""
+
+    def __init__(self, metamodel_entities: tuple[Entity, ...], tables: Mapping[str, sa.Table],
+                 registry: FieldTypeRegistry):
+        active = {e.name: e for e in metamodel_entities if not e.retired}
+        super().__init__(active, lambda name: compile_entity(active[name], tables[name], registry))
 
 
 def is_blank(value: Any) -> bool:

@@ -16,13 +16,19 @@ from dataclasses import dataclass
 #: a long pattern costs a scan of every searched column at every row on both databases.
 SEARCH_TEXT_MAX = 1_000
 
+#: Words of one search: each word is a prefix the full-text index looks up, all required
+#: (more words narrow a search; a hundred one-letter prefixes would each read much of
+#: the index).
+SEARCH_WORDS_MAX = 16
+
 #: Sort keys of one list (`sort=a,-b,…`): each key adds a term to the ORDER BY and to every
 #: keyset condition of the next pages (SQLite refuses an ORDER BY of 2,000 terms).
 SORT_KEYS_MAX = 10
 
 #: Nesting of arrays and objects in a JSON body: a record is at most a few levels deep (a
 #: money value, a list of choices) and an admin document (an entity with fields and their
-#: options) fewer than ten; deeper bodies are refused before anything walks them.
+#: options) fewer than ten; deeper bodies are refused before anything walks them. Python's
+#: parser gives up near 1,000 levels, which is refused the same way whatever the limit.
 JSON_DEPTH_MAX = 32
 
 #: Characters of one number in a JSON body: no field holds more than 19 digits (64-bit
@@ -57,6 +63,8 @@ class Limits:
     columns_max: int = COLUMNS_MAX
     batch_max: int = BATCH_MAX
     statement_timeout_ms: int = STATEMENT_TIMEOUT_MS
+    json_depth_max: int = JSON_DEPTH_MAX
+    json_number_length_max: int = JSON_NUMBER_LENGTH_MAX
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Limits:
@@ -85,6 +93,8 @@ VARIABLES = {
     "columns_max": "SLATECRM_MAX_COLUMNS",
     "batch_max": "SLATECRM_MAX_BATCH",
     "statement_timeout_ms": "SLATECRM_STATEMENT_TIMEOUT_MS",
+    "json_depth_max": "SLATECRM_MAX_JSON_DEPTH",
+    "json_number_length_max": "SLATECRM_MAX_JSON_NUMBER_LENGTH",
 }
 
 DEFAULT = Limits()

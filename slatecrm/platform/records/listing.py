@@ -21,6 +21,7 @@ from slatecrm.digits import RECORD_ID_MAX, parse_digits
 from slatecrm.metamodel.fieldtypes import CoercionError
 from slatecrm.metamodel.names import suggest
 
+from ..storage import fulltext
 from .compiled import CompiledEntity, CompiledField
 from .errors import BadQuery
 from .keyset import (
@@ -33,9 +34,12 @@ from .keyset import (
     ordering,
     read_cursor,
 )
-from .limits import DEFAULT, PAGE_SIZE_MAX, Limits
+from .limits import DEFAULT, PAGE_SIZE_MAX, SEARCH_WORDS_MAX, Limits
 
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "blank")
+#: What `field__blank=` takes ("" is `?field__blank`, asking for blanks); anything else is a
+#: 400, not silently "has a value".
+BLANK_ANSWERS = {"true": True, "1": True, "yes": True, "": True, "false": False, "0": False, "no": False}
 SORTABLE_SYSTEM = ("id", "created_at", "updated_at", "owner", "version")
 #: The default page-size bound (limits.py); an app's own is `Limits.page_size_max`.
 MAX_LIMIT = PAGE_SIZE_MAX
@@ -64,6 +68,10 @@ class ListQuery:
     limit: int = 50
     #: A rule-language filter (docs/rules.md), applied with the filters above.
     expression: str | None = None
+    #: Order a search without a `sort` by relevance (best first): one page, no next cursor
+    #: (a rank is no keyset: it changes as other records are written). Reference pickers
+    #: and the global search ask for it; API lists keep their sort (docs/api.md, "Search").
+    rank: bool = False
 
 
 def sort_keys(ce: CompiledEntity, sort: Sequence[str], errors: dict[str, list[str]],
@@ -115,7 +123,10 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
             continue
         if item.op == "blank":
             wanted = item.values[-1].strip().lower() if item.values else "true"
-            out.append(column.is_(None) if wanted in ("true", "1", "yes", "") else column.isnot(None))
+            if wanted not in BLANK_ANSWERS:
+                errors.setdefault(key, []).append(f"{item.values[-1][:40]!r} is not true or false")
+                continue
+            out.append(column.is_(None) if BLANK_ANSWERS[wanted] else column.isnot(None))
             continue
         try:
             values = [parse(v) for v in item.values]
@@ -131,16 +142,25 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
             out.append(sa.or_(column.not_in(values), column.is_(None)))
         else:
             compare = {"lt": column.__lt__, "lte": column.__le__, "gt": column.__gt__, "gte": column.__ge__}
-            out.append(compare[item.op](values[-1]))
+            # A bound parameter, never the bare value: SQLAlchemy refuses `column < True`
+            # (a yes/no field ordered by a range filter was a 500).
+            out.append(compare[item.op](sa.literal(values[-1], column.type)))
     if search and len(search.strip()) > limits.search_text_max:
         errors.setdefault("q", []).append(
             f"is {len(search.strip())} characters long; a search is at most {limits.search_text_max}")
     elif search and "\x00" in search:
         errors.setdefault("q", []).append("contains a NUL character, which no text holds")
     elif search and search.strip():
-        term = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        columns = [table.c[c] for c in ce.searchable]
-        out.append(sa.or_(*[c.ilike(f"%{term}%", escape="\\") for c in columns]) if columns else sa.false())
+        try:
+            found = fulltext.words(search, SEARCH_WORDS_MAX)
+        except fulltext.SearchTooLong as error:
+            errors.setdefault("q", []).append(str(error))
+            return out
+        if not found:  # not blank, yet no word to look for ("@", "—"): nothing has it
+            out.append(sa.false())
+        else:
+            out.append(fulltext.SearchMatch(ce.name, table, ce.searchable, found)
+                       if ce.searchable else sa.false())
     return out
 
 
@@ -193,6 +213,8 @@ class PageQuery:
     digest: str = ""
     #: The cursor this page starts after; None on a first page.
     after: Cursor | None = None
+    #: Ordered by relevance: the one page there is (no next cursor).
+    ranked: bool = False
 
     def counted(self, rows: Sequence[Any]) -> int | None:
         """The capped count without running `count`, when it is known: carried by the
@@ -235,12 +257,28 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
     select = (ce.select if base is None else base).where(*where)
     if last is not None:
         select = select.where(after(ce.table, keys, last.values, nulls_largest=nulls_largest))
-    select = select.order_by(*ordering(ce.table, keys, nulls_largest=nulls_largest)).limit(query.limit + 1)
+    rank = _rank(ce, query, dialect) if last is None and not keys else None
+    if rank is not None:  # the join selects the matches; no second look-up of the words
+        select = (ce.select if base is None else base).where(
+            *(c for c in where if not isinstance(c, fulltext.SearchMatch)))
+        select = select.join(rank, rank.c.id == ce.table.c.id).order_by(rank.c.rank, ce.table.c.id)
+    else:
+        select = select.order_by(*ordering(ce.table, keys, nulls_largest=nulls_largest))
+    select = select.limit(query.limit + 1)
     capped = sa.select(sa.literal(1)).select_from(ce.table).where(*where).limit(COUNT_CAP + 1).subquery()
     count = sa.select(sa.func.count()).select_from(capped)
     digest = conditions_digest(ce, where, dialect)
     known = last.count if last is not None and last.query == digest else None
-    return PageQuery(select, count, keys, query.limit, cursor_key, known, digest, last)
+    return PageQuery(select, count, keys, query.limit, cursor_key, known, digest, last, rank is not None)
+
+
+def _rank(ce: CompiledEntity, query: ListQuery, dialect: sa.engine.Dialect | None) -> sa.Subquery | None:
+    """The ranked matches (fulltext.ranked), for a first page without a sort that asks
+    for relevance and searches words (already checked)."""
+    if not (query.rank and query.search and ce.searchable and dialect is not None):
+        return None
+    found = fulltext.words(query.search, SEARCH_WORDS_MAX)
+    return fulltext.ranked(ce.name, ce.table, ce.searchable, found, dialect.name) if found else None
 
 
 def conditions_digest(ce: CompiledEntity, where: Sequence[sa.ColumnElement[bool]],
@@ -255,7 +293,7 @@ def conditions_digest(ce: CompiledEntity, where: Sequence[sa.ColumnElement[bool]
 
 def next_cursor(rows: Sequence[Any], page: PageQuery, count: int) -> str | None:
     """The cursor of the page after `rows`, carrying the capped `count` (at most COUNT_CAP + 1)."""
-    if len(rows) <= page.limit:
+    if len(rows) <= page.limit or page.ranked:
         return None
     return encode_cursor(cursor_values(rows[page.limit - 1], page.keys), _key(page.cursor_key),
                          count=min(count, COUNT_CAP + 1), query=page.digest)

@@ -24,21 +24,21 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import sqlalchemy as sa
 
 from slatecrm.digits import VERSION_MAX
-from slatecrm.metamodel.fieldtypes import CoercionError
-from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules import RuleContext
 
 from ..storage import sequences, system
 from . import rules as rule_hooks
 from . import stages
+from .coercion import READ_ONLY, EntityCoercion
 from .compiled import CompiledEntity, is_blank
-from .constraints import composite_unique_conflicts, composite_unique_errors
+from .constraints import UniqueValues, composite_unique_errors, existing_ids
 from .errors import BadQuery, RecordNotFound, ValidationFailed, VersionConflict
+from .inserts import EntityInsert
 
 if TYPE_CHECKING:
     from .service import Record, RecordsService
@@ -49,11 +49,10 @@ log = logging.getLogger(__name__)
 STEPS = ("authorise", "load", "coerce", "defaults", "default expressions", "close dates", "formulas",
          "before-save hooks", "validate", "write", "after-commit hooks")
 
-#: Keys a client may send back unchanged from a record it read: they are ignored. `owner` is
-#: writable; `_title` is the record's display title (no field name can start with `_`).
-READ_ONLY = frozenset({"id", "version", "created_at", "updated_at", "created_by", "updated_by", "_title"})
+__all__ = ["READ_ONLY", "STEPS", "Draft", "Hooks", "Saved", "WritePipeline", "WriteRequest", "check_version"]
 
 Action = Literal["create", "update", "delete", "check"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -146,8 +145,9 @@ class WritePipeline:
 
     # --- entry points --------------------------------------------------------------------------
     def create(self, entity: str, items: Sequence[Mapping[str, Any]], *, user: int | None) -> list[Record]:
-        """New records, validated together and inserted in one transaction (executemany).
-        Errors are keyed `[index].field` when there are several records."""
+        """New records, validated together and inserted in one transaction (one bulk write
+        per table: records/inserts.py). Errors are keyed `[index].field` when there are
+        several records; one refused record refuses the batch."""
         ce = self.service.entity(entity)
         request = WriteRequest(ce.name, "create", user, (None,) * len(items), tuple(items))
         self.authorise(request)
@@ -157,7 +157,9 @@ class WritePipeline:
         with self.service._write() as conn, conn.begin():
             context = rule_hooks.context_for(conn, self.service.compiled(), user, None)
             rules = self.service.rules().entity(ce.name)
-            drafts = [self._prepare(conn, request, Draft(ce, data), context, rules, now) for data in items]
+            coercion = self._derived(ce, "coercion", EntityCoercion)
+            drafts = [self._prepare(conn, request, Draft(ce, data), context, rules, now, coercion)
+                      for data in items]
             self._validate(conn, request, drafts, context)
             self._refuse_if_any(drafts)
             records, history = self._insert(conn, ce, drafts, user, now)
@@ -230,12 +232,15 @@ class WritePipeline:
         return rule_hooks.context_for(conn, self.service.compiled(), user, previous)
 
     def _prepare(self, conn: sa.Connection, request: WriteRequest, draft: Draft, context: RuleContext,
-                 rules: rule_hooks.EntityRules, now: dt.datetime) -> Draft:
-        """Steps 3–8 for one record: from the given values to the record as it will be saved."""
+                 rules: rule_hooks.EntityRules, now: dt.datetime,
+                 coercion: EntityCoercion | None = None) -> Draft:
+        """Steps 3–8 for one record: from the given values to the record as it will be saved.
+        `coercion`: the entity's, when the caller has it at hand (a batch looks it up once)."""
         ce = draft.entity
-        draft.values.update(coerce(ce, draft.given, draft.errors))
+        coercion = coercion or self._derived(ce, "coercion", EntityCoercion)
+        draft.values.update(coercion.given(draft.given, draft.errors))
         if draft.is_new:
-            defaults(ce, draft.values)
+            coercion.defaults(draft.values)
             draft.values.setdefault("owner", request.user)  # rules read the owner it will have
             rule_hooks.apply_defaults(rules, ce, draft.values, draft.given, context, draft.errors)
         stages.close_dates(ce, draft.before, draft.values, now)
@@ -252,9 +257,10 @@ class WritePipeline:
 
     def _validate(self, conn: sa.Connection, request: WriteRequest, drafts: Sequence[Draft],
                   context: RuleContext) -> None:
-        """Step 9: rules over whole records. References and owners are looked up once per
-        field for the whole batch (bulk create stays at batch speed). `context`: the rule
-        context of these drafts (several drafts only when they are all new)."""
+        """Step 9: rules over whole records. References, owners and unique values are looked
+        up once for the whole batch (one query per referenced entity, unique field or
+        combination), not once per record, so bulk create stays at batch speed. `context`:
+        the rule context of these drafts (several drafts only when they are all new)."""
         if not drafts:
             return
         ce = drafts[0].entity
@@ -262,9 +268,11 @@ class WritePipeline:
         changes = [set(d.changed()) for d in drafts]
         existing = self._existing_references(conn, ce, drafts, changes)
         owners = self._existing_owners(conn, drafts, changes)
+        unique = UniqueValues(conn, ce, [(d.values, c) for d, c in zip(drafts, changes, strict=True)])
         references = ce.references()
-        for draft, changed in zip(drafts, changes, strict=True):
-            validate_fields(conn, draft, changed, references, existing, owners)
+        required = [name for name, each in ce.fields.items() if each.field.required and each.type.writable]
+        for index, (draft, changed) in enumerate(zip(drafts, changes, strict=True)):
+            validate_fields(draft, index, changed, required, references, existing, owners, unique)
             for field_name, pipeline in ce.pipelines.items():
                 if field_name in changed:
                     old = draft.before.get(field_name) if draft.before else None
@@ -285,34 +293,15 @@ class WritePipeline:
 
     def _insert(self, conn: sa.Connection, ce: CompiledEntity, drafts: Sequence[Draft], user: int | None,
                 now: dt.datetime) -> tuple[list[Record], list[dict[str, Any]]]:
-        """Step 10 for new records: numbers, one executemany, history and stage visits."""
+        """Step 10 for new records: numbers, then the rows, history rows and stage visits,
+        each table in one bulk write (records/inserts.py), then the records read back."""
         prepared = [d.values for d in drafts]
         _number(conn, ce, prepared)
-        rows = []
-        for values in prepared:
-            row: dict[str, Any] = {"created_at": now, "updated_at": now, "created_by": user,
-                                   "updated_by": user, "owner": values.get("owner", user), "version": 1}
-            for name, compiled in ce.fields.items():
-                row.update(compiled.to_row(values.get(name)))
-            rows.append(row)
+        writer = self._derived(ce, "insert", lambda ce: EntityInsert(ce, conn.dialect))
         try:
-            insert = ce.table.insert().returning(ce.table.c.id, sort_by_parameter_order=True)
-            ids = [row[0] for row in conn.execute(insert, rows)]
+            ids, history = writer.write(conn, prepared, user, now)
         except sa.exc.IntegrityError as error:
             raise ValidationFailed(integrity_errors(ce, error)) from None
-        history = []
-        visits = []
-        for record_id, values in zip(ids, prepared, strict=True):
-            history.append({"entity": ce.name, "record_id": record_id, "version": 1, "action": "create",
-                            "changed_at": now, "changed_by": user,
-                            "changes": {n: [None, ce.fields[n].to_json(v)] for n, v in values.items()
-                                        if n in ce.fields and v is not None}})
-            visits += [{"entity": ce.name, "record_id": record_id, "field": f, "stage": values[f],
-                        "entered_at": now, "entered_by": user}
-                       for f in ce.pipelines if values.get(f) is not None]
-        conn.execute(system.history.insert(), history)
-        if visits:
-            conn.execute(system.stage_history.insert(), visits)
         return self.service._read_back(conn, ce, ids), history
 
     def _update(self, conn: sa.Connection, draft: Draft, version: int, changed: Sequence[str],
@@ -363,33 +352,31 @@ class WritePipeline:
     # --- batch look-ups --------------------------------------------------------------------
     def _existing_references(self, conn: sa.Connection, ce: CompiledEntity, drafts: Sequence[Draft],
                              changes: Sequence[set[str]]) -> dict[str, set[int]]:
-        """Which of the ids the changed references point to exist: one query per reference
-        field and thousand ids, not one per record (bulk create spent half its time there)."""
-        out: dict[str, set[int]] = {}
+        """Which of the ids the changed references point to exist, by reference field: one
+        query per referenced entity (and few thousand ids), not one per record."""
         compiled = self.service.compiled()
-        for name, target_name in ce.references().items():
-            ids = sorted({d.values[name] for d, changed in zip(drafts, changes, strict=True)
-                          if name in changed and isinstance(d.values.get(name), int)})
-            target = compiled.get(target_name)
-            found: set[int] = set()
-            if target is not None:
-                for start in range(0, len(ids), 1000):
-                    found.update(conn.execute(sa.select(target.table.c.id).where(
-                        target.table.c.id.in_(ids[start:start + 1000]))).scalars())
-            out[name] = found
-        return out
+        references = ce.references()
+        wanted: dict[str, set[int]] = {}
+        for name, target_name in references.items():
+            wanted.setdefault(target_name, set()).update(
+                d.values[name] for d, changed in zip(drafts, changes, strict=True)
+                if name in changed and isinstance(d.values.get(name), int))
+        found = {target_name: existing_ids(conn, target.table, ids) if (target := compiled.get(target_name))
+                 is not None and ids else set() for target_name, ids in wanted.items()}
+        return {name: found[target_name] for name, target_name in references.items()}
 
     @staticmethod
     def _existing_owners(conn: sa.Connection, drafts: Sequence[Draft],
                          changes: Sequence[set[str]]) -> set[int]:
-        ids = sorted({d.values["owner"] for d, changed in zip(drafts, changes, strict=True)
-                      if "owner" in changed and _is_id(d.values.get("owner"))})
-        users = system.users
-        found: set[int] = set()
-        for start in range(0, len(ids), 1000):
-            found.update(conn.execute(sa.select(users.c.id).where(
-                users.c.id.in_(ids[start:start + 1000]))).scalars())
-        return found
+        ids = {d.values["owner"] for d, changed in zip(drafts, changes, strict=True)
+               if "owner" in changed and _is_id(d.values.get("owner"))}
+        return existing_ids(conn, system.users, ids) if ids else set()
+
+    def _derived(self, ce: CompiledEntity, kind: str, build: Callable[[CompiledEntity], T]) -> T:
+        """What `build` makes of `ce`, kept with the revision `ce` belongs to (made again,
+        not kept, when the service's current revision is another one by now)."""
+        made = self.service.snapshot().derived(f"records.pipeline.{kind}.{ce.name}", lambda: build(ce))
+        return made if getattr(made, "ce", None) is ce else build(ce)
 
     @staticmethod
     @contextmanager
@@ -402,52 +389,16 @@ class WritePipeline:
 
 
 # --- the steps' work, one record at a time ------------------------------------------------------
-def coerce(ce: CompiledEntity, data: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
-    """Step 3: each given value through its field type's coercer; unknown, system-set and
-    computed fields are refused by name (nothing is dropped silently)."""
-    values: dict[str, Any] = {}
-    for key, raw in data.items():
-        if key in READ_ONLY:
-            continue
-        if key == "owner":
-            values["owner"] = raw
-            continue
-        compiled = ce.fields.get(key)
-        if compiled is None:
-            errors.setdefault(key, []).append(f"{ce.name} has no field {key!r}{suggest(key, ce.fields)}")
-        elif not compiled.type.writable:
-            errors.setdefault(key, []).append("is set by the system")
-        elif compiled.field.formula is not None:
-            errors.setdefault(key, []).append("is computed by its formula and cannot be set")
-        else:
-            try:
-                values[key] = compiled.type.coerce_given(raw, compiled.field)
-            except CoercionError as error:
-                errors.setdefault(key, []).append(str(error))
-    return values
-
-
-def defaults(ce: CompiledEntity, values: dict[str, Any]) -> None:
-    """Step 4 (new records): each field left out gets its default (a stage field: its
-    pipeline's first stage), or None."""
-    for name, compiled in ce.fields.items():
-        if name in values or not compiled.type.writable:
-            continue
-        default = compiled.field.default
-        if default is None and name in ce.pipelines:
-            default = ce.pipelines[name].stages[0].key if ce.pipelines[name].stages else None
-        values[name] = compiled.type.coerce(default, compiled.field) if default is not None else None
-
-
-def validate_fields(conn: sa.Connection, draft: Draft, changed: set[str], references: Mapping[str, str],
-                    existing: Mapping[str, set[int]], owners: set[int]) -> None:
+def validate_fields(draft: Draft, index: int, changed: set[str], required: Sequence[str],
+                    references: Mapping[str, str], existing: Mapping[str, set[int]], owners: set[int],
+                    unique: UniqueValues) -> None:
     """Required fields, references that exist (`existing`: the ids found, by reference field),
-    unique values and the owner."""
+    unique values and combinations (`unique`: looked up for the batch; `index`: the draft's
+    place in it) and the owner."""
     ce, values = draft.entity, draft.values
-    for name, each in ce.fields.items():
+    for name in required:
         # A value refused by its type is not also "required" (it was given, just not valid).
-        if each.field.required and each.type.writable and is_blank(values.get(name)) \
-                and name not in draft.errors:
+        if is_blank(values.get(name)) and name not in draft.errors:
             draft.refuse(name, "is required")
     for name in changed:
         compiled = ce.fields.get(name)
@@ -456,13 +407,9 @@ def validate_fields(conn: sa.Connection, draft: Draft, changed: set[str], refere
             continue
         if name in references and value not in existing.get(name, ()):
             draft.refuse(name, f"there is no {references[name]} with id {value}")
-        if compiled.field.unique:
-            other = conn.execute(sa.select(ce.table.c.id).where(
-                ce.table.c[compiled.column] == value,
-                ce.table.c.id != (draft.record_id or 0)).limit(1)).scalar()
-            if other is not None:
-                draft.refuse(name, f"is already used by {ce.name} {other}")
-    for name, messages in composite_unique_conflicts(conn, ce, values, draft.record_id, changed).items():
+        if compiled.field.unique and (clash := unique.field_clash(index, draft.record_id, name, value)):
+            draft.refuse(name, clash)
+    for name, messages in unique.combination_clashes(index, draft.record_id, values, changed).items():
         for message in messages:
             draft.refuse(name, message)
     owner = values.get("owner")

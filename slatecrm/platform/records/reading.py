@@ -29,6 +29,7 @@ from slatecrm.metamodel.rules import RuleContext
 from ..storage import system
 from . import keyset, listing
 from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField
+from .constraints import member_of
 from .errors import BadQuery, RecordNotFound, UnknownEntity
 from .limits import DEFAULT, Limits
 from .listing import ListQuery
@@ -226,7 +227,7 @@ class Reader:
 
     # --- the snapshot's entities ------------------------------------------------------------
     @property
-    def entities(self) -> dict[str, CompiledEntity]:
+    def entities(self) -> Mapping[str, CompiledEntity]:
         return self.snapshot.entities
 
     def entity(self, name: str) -> CompiledEntity:
@@ -265,7 +266,7 @@ class Reader:
     def fetch(self, ce: CompiledEntity, ids: Sequence[int]) -> list[Record]:
         """The records with these ids that the reader may see, by id: one statement."""
         shape = self.shape(ce)
-        key = ce.table.c.id == ids[0] if len(ids) == 1 else ce.table.c.id.in_(list(ids))
+        key = ce.table.c.id == ids[0] if len(ids) == 1 else member_of(self.conn, ce.table.c.id, ids)
         select = shape.select.where(key, *self.visible(ce)).order_by(ce.table.c.id)
         return [shape.record(row) for row in self.conn.execute(select).mappings()]
 
@@ -300,8 +301,7 @@ class Reader:
     # --- related records ---------------------------------------------------------------------
     def reverse_references(self, entity: str) -> list[tuple[str, str]]:
         """(entity, field) pairs of the references that point to `entity`."""
-        return [(other.name, name) for other in self.entities.values()
-                for name, f in other.fields.items() if f.field.target == entity]
+        return list(self.snapshot.referrers(entity))
 
     def relation(self, entity: str, relation: str) -> tuple[str, str]:
         """`relation` is `other.field`, or just `other` when it has one reference to `entity`."""

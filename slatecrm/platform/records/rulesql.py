@@ -230,7 +230,8 @@ class SqlCompiler:
                 position = sa.func.instr(a, b) if self.sqlite else sa.func.strpos(a, b)
                 return Sql(position > 0)
             if op == "starts_with":
-                return Sql(sa.func.substr(a, 1, sa.func.length(b)) == b)
+                exact = sa.func.substr(a, 1, sa.func.length(b)) == b
+                return Sql(sa.and_(*self._prefix_range(node, a), exact))
             if self.sqlite:
                 items = sa.func.json_each(a).table_valued("value")
                 found: Expr = sa.exists().where(items.c.value == b)
@@ -239,6 +240,22 @@ class SqlCompiler:
             return Sql(sa.case((sa.or_(a.is_(None), b.is_(None)), sa.cast(sa.null(), sa.Boolean)),
                                else_=found))
         return test
+
+    def _prefix_range(self, node: t.TextTest, a: Expr) -> list[sa.ColumnElement[bool]]:
+        """`field starts_with "Abc"` also as `field >= 'Abc' AND field < 'Abd'` on SQLite,
+        which its planner answers from the field's index; the exact test stays beside it,
+        so the meaning (case-sensitive, on both databases) is unchanged. SQLite compares
+        text by code point (BINARY); PostgreSQL by the database's collation, where such a
+        range may leave out true matches unless it is C: there the test alone is kept."""
+        prefix = node.right.value if isinstance(node.right, t.Const) else None
+        if not (self.sqlite and isinstance(node.left, t.FieldRef) and isinstance(prefix, str) and prefix):
+            return []
+        bound = prefix.rstrip(chr(0x10FFFF))
+        if not bound:
+            return [a >= prefix]
+        following = ord(bound[-1]) + 1
+        following = 0xE000 if 0xD800 <= following < 0xE000 else following  # no surrogates
+        return [a >= prefix, a < bound[:-1] + chr(following)]
 
     def _matches(self, node: t.Matches, base: sa.Table) -> Builder:
         operand = self._compile(node.operand, base)

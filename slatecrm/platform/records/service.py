@@ -86,7 +86,7 @@ class RecordsService:
             return self.scope.snapshot()
         return snapshot_of(self.holder.current(), self.registry, self.engine.dialect.name, self.functions)
 
-    def compiled(self) -> dict[str, CompiledEntity]:
+    def compiled(self) -> Mapping[str, CompiledEntity]:
         return self.snapshot().entities
 
     def rules(self) -> rule_hooks.RevisionRules:
@@ -146,11 +146,10 @@ class RecordsService:
         Errors are reported per record: `ValidationFailed` keys are `[index].field`. No
         batch bound here (imports and sample data load large batches): a request's is
         checked by the web layer (`check_batch`). A large load (statistics.LARGE_LOAD
-        records or more) is followed by ANALYZE of the entity's table, so the planner knows
-        its new size and spread."""
+        records or more, and many for the table's size) is followed by ANALYZE of the
+        entity's table, so the planner knows its new size and spread."""
         created = self.pipeline.create(entity, items, user=user)
-        if len(items) >= statistics.LARGE_LOAD:
-            statistics.analyze(self.engine, [self.entity(entity).table.name])
+        statistics.analyze_after_load(self.engine, self.entity(entity).table.name, len(items))
         return created
 
     def check_batch(self, count: int) -> None:
@@ -232,8 +231,9 @@ class RecordsService:
         written.extend(deleted)
 
     def _referrers(self, entity: str) -> list[tuple[CompiledEntity, CompiledField]]:
-        return [(other, compiled) for other in self.compiled().values()
-                for compiled in other.fields.values() if compiled.field.target == entity]
+        compiled = self.compiled()
+        return [(compiled[other], compiled[other].fields[field])
+                for other, field in self.snapshot().referrers(entity)]
 
     def _check_restrictions(self, conn: sa.Connection, ce: CompiledEntity, record_ids: list[int]) -> None:
         blockers = []
@@ -278,8 +278,7 @@ class RecordsService:
 
     def reverse_references(self, entity: str) -> list[tuple[str, str]]:
         """(entity, field) pairs of the references that point to `entity`."""
-        return [(other.name, name) for other in self.compiled().values()
-                for name, f in other.fields.items() if f.field.target == entity]
+        return list(self.snapshot().referrers(entity))
 
     def as_json(self, record: Record) -> dict[str, Any]:
         """The record as the API shows it: references with the title of what they point to."""

@@ -5,12 +5,12 @@ N finishes on N even if N+1 is applied meanwhile. The snapshot is made once per 
 and kept with that revision's `Runtime` (storage/runtime.py), so its parts are swapped
 together: the tables, the compiled entities, the compiled rules, and what the web layer
 derives from them (the OpenAPI document), each built once, lazily, by the first request
-that needs it.
+that needs it; tables and compiled entities one entity at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from ..storage.runtime import Runtime
 from . import rules as rule_hooks
-from .compiled import CompiledEntity, compile_entities
+from .compiled import CompiledEntities, CompiledEntity
 
 T = TypeVar("T")
 
@@ -30,10 +30,25 @@ class Snapshot:
     def __init__(self, runtime: Runtime, registry: FieldTypeRegistry, dialect: str,
                  functions: RuleFunctions = NO_FUNCTIONS):
         self.runtime = runtime
-        self.entities: dict[str, CompiledEntity] = compile_entities(
+        #: Active entities by name, each compiled when first used.
+        self.entities: Mapping[str, CompiledEntity] = CompiledEntities(
             runtime.metamodel.entities, runtime.tables, registry)
         self.rules = rule_hooks.RevisionRules(runtime.metamodel, runtime.tables, dialect, registry,
                                               functions)
+
+    def referrers(self, entity: str) -> tuple[tuple[str, str], ...]:
+        """(entity, field) of the active references to `entity`, in metamodel order. Read
+        from the metamodel, so a record page or a delete does not compile every entity to
+        learn which few point to this one."""
+        return self.derived("records.referrers", self._referrers_by_target).get(entity, ())
+
+    def _referrers_by_target(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        index: dict[str, list[tuple[str, str]]] = {}
+        for other in self.metamodel.active_entities:
+            for field in other.active_fields:
+                if field.target is not None:
+                    index.setdefault(field.target, []).append((other.name, field.name))
+        return {target: tuple(pairs) for target, pairs in index.items()}
 
     @property
     def revision(self) -> int:
@@ -44,7 +59,7 @@ class Snapshot:
         return self.runtime.metamodel
 
     @property
-    def tables(self) -> dict[str, sa.Table]:
+    def tables(self) -> Mapping[str, sa.Table]:
         return self.runtime.tables
 
     def derived(self, key: str, build: Callable[[], T]) -> T:

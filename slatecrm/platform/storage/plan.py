@@ -23,6 +23,7 @@ from alembic.operations import Operations
 from slatecrm.metamodel.fieldtypes import CoercionError, ColumnSpec, FieldType, FieldTypeRegistry
 from slatecrm.metamodel.model import Entity, Field, Metamodel
 
+from .fulltext import SearchIndex, create_index, drop_index, wanted_search_indexes
 from .tables import (
     ON_DELETE_SQL,
     IndexSpec,
@@ -208,13 +209,15 @@ class Planner:
                 state.append(current)
         target_state = replace(self.target, entities=tuple(state))
         self.index_changes(target_state)
+        self.search_index_changes(target_state)
         return Plan(self.base_revision, self.dialect.name, self.current, target_state,
                     tuple(self._ordered()))
 
     def _ordered(self) -> Iterator[Change]:
-        order = ["create table", "drop index", "rename column", "restore column", "add column",
+        order = ["create table", "drop search index", "drop index", "rename column", "restore column",
+                 "add column",
                  "retype column", "change field", "retire column", "purge column", "restore table",
-                 "retire table", "add index"]
+                 "retire table", "add index", "add search index"]
         yield from sorted(self.changes, key=lambda c: order.index(c.action) if c.action in order else 99)
 
     def _retired_field(self, entity: str, name: str) -> bool:
@@ -493,6 +496,33 @@ class Planner:
                 self.change("add index", _entity_of(index.table), index.label,
                             f"add {'unique ' if index.unique else ''}index {name}",
                             [Step("create index", ddl=_create_index(index))], risks)
+
+
+    def search_index_changes(self, target_state: Metamodel) -> None:
+        """Full-text indexes (fulltext.py): dropped first, created last, so that the
+        columns they cover can be renamed, retyped or dropped in between; created again
+        with every row when the searched columns change or a change rewrites their
+        columns or table (a SQLite rebuild loses the table's triggers)."""
+        before = wanted_search_indexes(self.current, self.registry)
+        after = wanted_search_indexes(target_state, self.registry)
+        dialect = self.dialect.name
+
+        def touched(index: SearchIndex) -> bool:
+            return any(c.entity == index.entity and (
+                c.rewrites_table or (c.action == "retype column" and c.field in index.columns))
+                for c in self.changes)
+
+        for entity, index in before.items():
+            if after.get(entity) != index or touched(index):
+                self.change("drop search index", entity, None, f"drop the search index of {entity}",
+                            [Step("drop search index", ddl=drop_index(index, dialect))])
+        for entity, index in after.items():
+            if before.get(entity) != index or touched(index):
+                rows = self.rows(index.table) if self.current.any_entity(entity) is not None else 0
+                self.change("add search index", entity, None,
+                            f"index {', '.join(index.columns)} of {entity} for search "
+                            f"({rows:,} existing rows)",
+                            [Step("create search index", ddl=create_index(index, dialect))])
 
 
 class PlanError(Exception):

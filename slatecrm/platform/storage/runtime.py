@@ -1,6 +1,11 @@
 """The runtime of one metamodel revision: its SQLAlchemy tables, built once and swapped in
 atomically.
 
+Making a runtime costs only reading and parsing the revision's metamodel: each table,
+and each thing derived from the revision, is built when first used (once, however many
+threads ask at the same time), so a process with hundreds of entities answers its first
+request after building the few that request needs, not all of them.
+
 A `Runtime` holds what every layer needs that depends only on the metamodel revision:
 the SQLAlchemy tables, and (through `derived`) whatever an upper layer builds from them
 once per revision (the records layer's compiled entities and rules, the web layer's
@@ -26,7 +31,8 @@ from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.model import Metamodel
 
 from . import revisions as revision_store
-from .tables import build_metadata
+from .once import Once
+from .tables import EntityTables
 
 T = TypeVar("T")
 
@@ -35,27 +41,25 @@ T = TypeVar("T")
 class Runtime:
     revision: int
     metamodel: Metamodel
-    metadata: sa.MetaData
-    tables: dict[str, sa.Table]
-    _derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+    #: By entity name; each table is built when first asked for (tables.EntityTables).
+    #: Not compared: comparing would build them all, and revision and metamodel decide them.
+    tables: EntityTables = field(compare=False)
+    _derived: Once[str, Any] = field(default_factory=Once, compare=False, repr=False)
+
+    @property
+    def metadata(self) -> sa.MetaData:
+        """Every table of the revision (building those not built yet)."""
+        return self.tables.complete()
 
     def derived(self, key: str, build: Callable[[], T]) -> T:
-        """What `build` makes from this revision, built once (by the first caller, the
-        others wait for it) and kept until the revision is replaced."""
-        try:
-            return cast(T, self._derived[key])
-        except KeyError:
-            pass
-        with self._lock:
-            if key not in self._derived:
-                self._derived[key] = build()
-            return cast(T, self._derived[key])
+        """What `build` makes from this revision, built once (by the first caller; others
+        asking for the same key wait for it) and kept until the revision is replaced."""
+        return cast(T, self._derived.get(key, build))
 
 
 def build_runtime(revision: int, metamodel: Metamodel, registry: FieldTypeRegistry) -> Runtime:
-    metadata, tables = build_metadata(metamodel, registry)
-    return Runtime(revision, metamodel, metadata, tables)
+    """The runtime of a revision; cheap, since its tables are built on first use."""
+    return Runtime(revision, metamodel, EntityTables(metamodel, registry))
 
 
 class RuntimeHolder:

@@ -24,8 +24,45 @@ log = logging.getLogger(__name__)
 
 #: Rows of each index SQLite reads for its statistics (PRAGMA analysis_limit).
 SQLITE_ANALYSIS_LIMIT = 1_000
-#: Records created in one call from which the entity's table is analyzed afterwards.
+#: Records created in one call from which the entity's table is analyzed afterwards (when
+#: they are many for its size, see `analyze_after_load`).
 LARGE_LOAD = 1_000
+#: A load is large for a table when its statistics knew fewer than this many times its rows
+#: (PostgreSQL's autovacuum analyzes a table once a tenth of it changed, by default).
+LOAD_SHARE = 10
+
+
+def analyze_after_load(engine: sa.Engine, table: str, added: int) -> bool:
+    """ANALYZE `table` after `added` rows were loaded into it, when that is LARGE_LOAD rows
+    or more and its statistics are missing or knew fewer than LOAD_SHARE times `added`:
+    loading a million rows in batches of a thousand analyzes while the table is small and
+    its shape changes, not after every batch (each ANALYZE of a large PostgreSQL table
+    samples 30,000 rows: it cost more than the batch it followed). Whether it analyzed."""
+    if added < LARGE_LOAD:
+        return False
+    try:
+        with engine.connect() as conn:
+            known = known_rows(conn, table)
+    except sa.exc.DBAPIError as error:
+        log.warning("statistics of %s were not read: %s", table, error)
+        return False
+    if known is not None and known >= LOAD_SHARE * added:
+        return False
+    return bool(analyze(engine, [table]))
+
+
+def known_rows(conn: sa.Connection, table: str) -> int | None:
+    """The rows `table` has as its statistics know them, or None without statistics."""
+    if conn.dialect.name == "sqlite":
+        if not sa.inspect(conn).has_table("sqlite_stat1"):
+            return None
+        stats = conn.exec_driver_sql("SELECT stat FROM sqlite_stat1 WHERE tbl = ?", (table,)).scalars().all()
+        return max((int(stat.split()[0]) for stat in stats if stat), default=None)
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"),
+                            {"t": conn.dialect.identifier_preparer.quote(table)}).scalar()
+        return None if rows is None or rows < 0 else int(rows)
+    return None
 
 
 def analyze(engine: sa.Engine, tables: Iterable[str] | None = None) -> list[str]:

@@ -28,7 +28,7 @@ from ..records.pipeline import check_version
 from ..records.results import Record
 from ..records.service import Page, RecordsService
 from . import (
-    convertors,  # noqa: F401  (registers the `recordid` path convertor)
+    convertors,  # noqa: F401  (registers the `recordid` and `collection` path convertors)
     jsonbody,
     openapi,
 )
@@ -70,7 +70,7 @@ async def body_object(request: Request, *, allow_list: bool = False) -> Any:
     """The JSON body, which must be an object (or a list of objects for bulk create), read
     strictly (jsonbody.py): a body without a JSON Content-Type is refused (415)."""
     jsonbody.require_json(request)
-    data = jsonbody.parse(await request.body())
+    data = jsonbody.parse(await request.body(), service(request).limits)
     if isinstance(data, dict) or (allow_list and isinstance(data, list) and data
                                   and all(isinstance(d, dict) for d in data)):
         return data
@@ -230,7 +230,7 @@ async def openapi_document(request: Request) -> Response:
 routes = [
     Route("/api/v1/meta", meta, methods=["GET"]),
     Route("/api/v1/openapi.json", openapi_document, methods=["GET"]),
-    Route("/api/v1/{entity}", collection, methods=["GET", "POST"]),
+    Route("/api/v1/{entity:collection}", collection, methods=["GET", "POST"]),
     Route("/api/v1/{entity}/{id:recordid}", item, methods=["GET", "PATCH", "DELETE"]),
     Route("/api/v1/{entity}/{id:recordid}/history", history, methods=["GET"]),
     Route("/api/v1/{entity}/{id:recordid}/stages", stage_history, methods=["GET"]),

@@ -24,3 +24,20 @@ class RecordId(Convertor[int]):
 
 
 register_url_convertor("recordid", RecordId())
+
+
+class CollectionName(Convertor[str]):
+    """An entity's name as the last segment of an API path: any segment but the API's own
+    fixed routes (`meta`, `openapi.json`, names no entity may take), so that a POST to one
+    of them is their 405 with `Allow`, not a create that finds no JSON (415)."""
+
+    regex = r"(?!(?:meta|openapi\.json)$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("collection", CollectionName())

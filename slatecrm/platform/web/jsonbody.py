@@ -21,13 +21,20 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ..records.errors import BadQuery
-from ..records.limits import JSON_DEPTH_MAX, JSON_NUMBER_LENGTH_MAX
+from ..records.limits import DEFAULT, Limits
 
 #: The media types a body may be sent as (merge-patch: what a PATCH is).
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_TOO_DEEP = f"the body nests arrays and objects more than {JSON_DEPTH_MAX} levels deep (the limit)"
+#: Whole numbers written with a fraction or exponent (2.0, 1e3) up to this size are read as
+#: the integers they are: JSON has one kind of number, and JSON Schema calls 2.0 an integer.
+_INTEGRAL_MAX = 2**63
+
+
+def _too_deep(limits: Limits) -> str:
+    return (f"the body nests arrays and objects more than {limits.json_depth_max} levels deep "
+            "(the limit)")
 
 
 class _Refused(Exception):
@@ -44,8 +51,9 @@ def require_json(request: Request) -> None:
         raise HTTPException(415, f"send the body as JSON with Content-Type: application/json ({sent})")
 
 
-def parse(raw: bytes) -> Any:
-    """The JSON value `raw` holds (None for an empty body), or BadQuery saying what is wrong."""
+def parse(raw: bytes, limits: Limits = DEFAULT) -> Any:
+    """The JSON value `raw` holds (None for an empty body), or BadQuery saying what is wrong;
+    `limits`: the app's depth and number-length bounds (records/limits.py)."""
     if not raw.strip():
         return None
     try:
@@ -53,15 +61,15 @@ def parse(raw: bytes) -> Any:
     except UnicodeDecodeError as error:
         raise BadQuery({"": [f"the body is not UTF-8 text (byte {error.start})"]}) from None
     try:
-        data = json.loads(text, object_pairs_hook=_object, parse_int=_integer, parse_float=_float,
-                          parse_constant=_constant)
+        data = json.loads(text, object_pairs_hook=_object, parse_int=lambda t: _integer(t, limits),
+                          parse_float=lambda t: _float(t, limits), parse_constant=_constant)
     except _Refused as error:
         raise BadQuery({"": [str(error)]}) from None
     except RecursionError:
-        raise BadQuery({"": [_TOO_DEEP]}) from None
+        raise BadQuery({"": [_too_deep(limits)]}) from None
     except json.JSONDecodeError as error:
         raise BadQuery({"": [f"the body is not valid JSON: {error}"]}) from None
-    _check_values(data)
+    _check_values(data, limits)
     return data
 
 
@@ -74,22 +82,24 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _number_text(text: str) -> None:
-    if len(text) > JSON_NUMBER_LENGTH_MAX:
-        raise _Refused(f"a number in the body is {len(text)} characters long; "
-                       f"at most {JSON_NUMBER_LENGTH_MAX} are read")
+def _number_text(text: str, limits: Limits) -> None:
+    if len(text) > limits.json_number_length_max:
+        raise _Refused(f"a number in the body is {len(text)} characters long; at most "
+                       f"{limits.json_number_length_max} are read")
 
 
-def _integer(text: str) -> int:
-    _number_text(text)
+def _integer(text: str, limits: Limits) -> int:
+    _number_text(text, limits)
     return int(text)
 
 
-def _float(text: str) -> float:
-    _number_text(text)
+def _float(text: str, limits: Limits) -> float | int:
+    _number_text(text, limits)
     value = float(text)
     if not math.isfinite(value):
         raise _Refused(f"{text} is beyond the range of a number")
+    if value.is_integer() and abs(value) <= _INTEGRAL_MAX:
+        return int(value)
     return value
 
 
@@ -97,14 +107,14 @@ def _constant(name: str) -> Any:
     raise _Refused(f"{name} is not a JSON number")
 
 
-def _check_values(data: Any) -> None:
+def _check_values(data: Any, limits: Limits) -> None:
     """Depth and unpaired surrogates, walked without recursion; a surrogate is reported at
     its place in the body, as a field's error is."""
     stack: list[tuple[Any, str, int]] = [(data, "", 1)]
     while stack:
         value, place, depth = stack.pop()
-        if isinstance(value, dict | list) and depth > JSON_DEPTH_MAX:
-            raise BadQuery({"": [_TOO_DEEP]})
+        if isinstance(value, dict | list) and depth > limits.json_depth_max:
+            raise BadQuery({"": [_too_deep(limits)]})
         if isinstance(value, dict):
             for key, item in value.items():
                 if _SURROGATE.search(key):

@@ -67,7 +67,7 @@ async def search(request: Request) -> Response:
         compiled = await run_in_threadpool(records.compiled)
         searched = [ce for ce in compiled.values() if ce.searchable]
         pages = await run_in_threadpool(records.first_pages, [
-            (ce.name, ListQuery(search=text, limit=SEARCH_LIMIT)) for ce in searched])
+            (ce.name, ListQuery(search=text, limit=SEARCH_LIMIT, rank=True)) for ce in searched])
         results = [SearchResult(ce.entity, page) for ce, page in zip(searched, pages, strict=True)
                    if page.records]
     twin = {"q": text, "results": [{"entity": r.entity.name, "count": r.page.count,

@@ -1,161 +1,275 @@
 """The OpenAPI 3.1 document of the live metamodel, rebuilt when the revision changes.
 
-Every entity gets its paths and two schemas: the record as the API returns it and the
-input it accepts, both from the field types' own value schemas, so the document always
-describes what the records service really does.
+It is the API's contract, and `scripts/fuzz.py` holds the server to it (schemathesis with
+every check, against a live server): every route is in it with every status it answers,
+errors are problem+json, and each entity's request schemas and list parameters state what
+the records service checks, from the field types' own schemas (openapi_records.py) and the
+bounds in records/limits.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from slatecrm import __version__
+from slatecrm.digits import RECORD_ID_MAX
+from slatecrm.metamodel.names import NAME_PATTERN
 
 from ..records.compiled import CompiledEntity
 from ..records.limits import DEFAULT, Limits
-from ..records.listing import OPERATORS
+from ..records.listing import OPERATORS, SORTABLE_SYSTEM
+from .openapi_records import RECORD_ID, entity_schemas, schema_name
 
-_SYSTEM = {
-    "id": {"type": "integer", "readOnly": True},
-    "version": {"type": "integer", "readOnly": True},
-    "_title": {"type": "string", "readOnly": True, "description": "the record's display title"},
-    "created_at": {"type": "string", "format": "date-time", "readOnly": True},
-    "updated_at": {"type": "string", "format": "date-time", "readOnly": True},
-    "created_by": {"type": ["integer", "null"], "readOnly": True},
-    "updated_by": {"type": ["integer", "null"], "readOnly": True},
-    "owner": {"type": ["integer", "null"]},
+PROBLEM = {
+    "type": "object", "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599}, "detail": {"type": "string"},
+        "errors": {"type": "object", "description": "messages by field, parameter or place in the body",
+                   "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+        "current_version": {"type": "integer"}, "changed": {"type": "array", "items": {"type": "string"}},
+        "plan": {"type": "object"}, "problems": {"type": "array", "items": {"type": "object"}},
+    },
 }
+#: What each refusal means, for every operation that can answer it.
+WHY = {
+    "400": "the request cannot be read: a body that is not JSON or not an object, a parameter "
+           "over its limit or not readable by its field, a changed cursor, a bad version",
+    "403": "a plugin's authorise hook refused the write",
+    "404": "no such record (or entity)",
+    "409": "the record changed since the version given, or is still referenced, or the plan is stale",
+    "413": "the body is over the size limit, or a bulk create over the batch limit",
+    "415": "the body is not sent as JSON",
+    "422": "a record or definition that does not validate (messages by field)",
+    "503": "a statement ran past the statement timeout; try again (Retry-After)",
+}
+READ = ("400", "404", "503")
+WRITE = ("400", "403", "404", "413", "415", "422", "503")
 
 
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"anyOf": [schema, {"type": "null"}]} if schema else {}
+def _problem(status: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/responses/Problem{status}"}
 
 
-def _schema_name(entity: str) -> str:
-    return "".join(part.capitalize() for part in entity.split("_"))
+def _responses(ok: dict[str, Any], *refusals: str) -> dict[str, Any]:
+    return {**ok, **{status: _problem(status) for status in sorted(set(refusals))}}
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        answer["headers"] = headers
+    return answer
 
 
-def entity_schemas(ce: CompiledEntity) -> dict[str, dict[str, Any]]:
-    name = _schema_name(ce.name)
-    output: dict[str, Any] = dict(_SYSTEM)
-    inputs: dict[str, Any] = {"owner": _SYSTEM["owner"]}
-    required = []
-    for field_name, compiled in ce.fields.items():
-        value = compiled.type.value_schema(compiled.field)
-        described = {**_nullable(value), "title": compiled.field.label}
-        if compiled.field.help:
-            described["description"] = compiled.field.help
-        if compiled.type.links_records:
-            output[field_name] = {**_nullable({"type": "object", "properties": {
-                "id": {"type": "integer"}, "title": {"type": "string"}}}), "title": compiled.field.label}
-            inputs[field_name] = {**_nullable({"anyOf": [value, {"type": "object", "required": ["id"],
-                                                                 "properties": {"id": value}}]}),
-                                  "title": compiled.field.label}
-        else:
-            computed = compiled.field.formula is not None
-            output[field_name] = {**described, "readOnly": True} if computed else described
-            if compiled.type.writable and not computed:
-                inputs[field_name] = described
-        if compiled.field.required and compiled.type.writable and compiled.field.default is None \
-                and compiled.name not in ce.pipelines and compiled.field.formula is None \
-                and compiled.field.default_expression is None:
-            required.append(field_name)
-    return {
-        name: {"type": "object", "title": ce.entity.label, "description": ce.entity.description,
-               "properties": output},
-        f"{name}Input": {"type": "object", "properties": inputs, "required": required,
-                         "additionalProperties": False},
-        f"{name}Patch": {"type": "object", "properties": {**inputs, "version": {"type": "integer"}},
-                         "additionalProperties": False},
-    }
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-def entity_paths(ce: CompiledEntity, limits: Limits = DEFAULT) -> dict[str, dict[str, Any]]:
-    name, entity = _schema_name(ce.name), ce.name
-    record = {"$ref": f"#/components/schemas/{name}"}
-    filters = [{"name": f"{field}__{op}" if op != "eq" else field, "in": "query", "required": False,
-                "schema": {"type": "string"}, "description": f"filter on {compiled.field.label} ({op})"}
-               for field, compiled in ce.fields.items() if compiled.type.filterable
-               for op in OPERATORS]
-    paging = [
-        {"name": "sort", "in": "query", "schema": {"type": "string"},
-         "description": "comma-separated fields, '-' before a field for descending; "
-                        f"at most {limits.sort_keys_max}"},
+def _listed(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": items}}}
+
+
+def list_parameters(ce: CompiledEntity, limits: Limits) -> list[dict[str, Any]]:
+    """The list query of one entity: paging, search, sort and each field's filters, with
+    the bounds the list enforces (records/listing.py)."""
+    sortable = [*SORTABLE_SYSTEM, *(n for n, c in ce.fields.items() if c.type.sortable)]
+    key = f"-?(?:{'|'.join(sortable)})"
+    parameters: list[dict[str, Any]] = [
+        {"name": "sort", "in": "query", "schema": {
+            "type": "string", "pattern": f"^(?:{key}(?:,{key}){{0,{limits.sort_keys_max - 1}}})?$"},
+         "description": f"fields, comma-separated, '-' before one for descending; at most "
+                        f"{limits.sort_keys_max}"},
         {"name": "limit", "in": "query",
          "schema": {"type": "integer", "minimum": 1, "maximum": limits.page_size_max}},
-        {"name": "after", "in": "query", "schema": {"type": "string"},
-         "description": "next_cursor of a page"},
-        {"name": "q", "in": "query", "schema": {"type": "string"},
-         "description": f"text search, at most {limits.search_text_max} characters"},
+        {"name": "after", "in": "query", "schema": {"type": "string", "minLength": 1},
+         "description": "the `next_cursor` of the page before (signed: any other value is refused, 400)"},
+        {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": limits.search_text_max,
+                                                "pattern": "^[^\\u0000]*$"},
+         "description": f"text search in the searchable fields, at most {limits.search_text_max} characters"},
         {"name": "filter", "in": "query", "schema": {"type": "string"},
          "description": "a condition in the rule language (docs/rules.md), e.g. "
-                        "amount > 1000 and stage in (\"proposal\")"},
+                        "amount > 1000 and stage in (\"proposal\"); one that does not parse or "
+                        "type-check is refused (400)"},
     ]
-    page = {"type": "object", "properties": {
-        "data": {"type": "array", "items": record}, "count": {"type": "integer"},
+    fields = [("id", "id", {"type": "integer", "minimum": 1, "maximum": RECORD_ID_MAX})]
+    fields += [(name, c.field.label, c.type.filter_schema(c.field))
+               for name, c in ce.fields.items() if c.type.filterable]
+    for name, label, schema in fields:
+        for op in OPERATORS:
+            parameters.append({
+                "name": name if op == "eq" else f"{name}__{op}", "in": "query",
+                "schema": {"type": "boolean"} if op == "blank" else schema,
+                "description": f"{label}: has no value (true) or has one (false)" if op == "blank"
+                else f"{label} {op} the value (read as the field reads typed text)"})
+    return parameters
+
+
+def page_schema(record: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["data", "count", "count_capped", "next"], "properties": {
+        "data": {"type": "array", "items": record}, "count": {"type": "integer", "minimum": 0},
         "count_capped": {"type": "boolean"}, "next": {"type": ["string", "null"]},
         "next_cursor": {"type": "string"}}}
-    identified = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}]
-    json_of = {"application/json": {"schema": record}}
-    return {
+
+
+def entity_paths(ce: CompiledEntity, related: list[tuple[CompiledEntity, str]],
+                 limits: Limits = DEFAULT) -> dict[str, dict[str, Any]]:
+    """The routes of one entity; `related`: the (entity, reference field) pairs that
+    refer to it, each a related list of its own."""
+    name, entity, tags = schema_name(ce.name), ce.name, [ce.entity.label_plural]
+    record = {"$ref": f"#/components/schemas/{name}"}
+    identified = [{"name": "id", "in": "path", "required": True, "schema": RECORD_ID}]
+    if_match = {"name": "If-Match", "in": "header", "required": False,
+                "schema": {"type": "string", "pattern": '^(?:W/)?"?[1-9][0-9]{0,8}"?$'},
+                "description": "the version the change is based on (a stale one: 409)"}
+    etag = {"ETag": {"schema": {"type": "string"}, "description": "the record's version"}}
+    by_id = {"id": "$response.body#/id"}
+    created_links = {
+        "get": {"operationId": f"get_{entity}", "parameters": by_id},
+        "update": {"operationId": f"update_{entity}",
+                   "parameters": {**by_id, "header.If-Match": "$response.body#/version"}},
+        "delete": {"operationId": f"delete_{entity}", "parameters": by_id},
+        "history": {"operationId": f"history_{entity}", "parameters": by_id},
+    }
+    batch = {"type": "array", "items": {"$ref": f"#/components/schemas/{name}Input"}, "minItems": 1,
+             "maxItems": limits.batch_max}
+    paths: dict[str, dict[str, Any]] = {
         f"/api/v1/{entity}": {
-            "get": {"operationId": f"list_{entity}", "tags": [ce.entity.label_plural],
-                    "parameters": paging + filters,
-                    "responses": {"200": {"description": "a page", "content": {
-                        "application/json": {"schema": page}}}, "400": _problem("a bad query")}},
-            "post": {"operationId": f"create_{entity}", "tags": [ce.entity.label_plural],
-                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                         "$ref": f"#/components/schemas/{name}Input"}}}},
-                     "responses": {"201": {"description": "created", "content": json_of},
-                                   "400": _problem("not a JSON object"),
-                                   "413": _problem("too large"), "422": _problem("invalid record")}},
+            "get": {"operationId": f"list_{entity}", "tags": tags, "parameters": list_parameters(ce, limits),
+                    "responses": _responses({"200": _json(page_schema(record), "a page")}, "400", "503")},
+            "post": {"operationId": f"create_{entity}", "tags": tags,
+                     "description": f"one record, or a list of at most {limits.batch_max} in one transaction",
+                     "requestBody": _body({"anyOf": [{"$ref": f"#/components/schemas/{name}Input"}, batch]}),
+                     "responses": _responses({"201": {
+                         **_json({"anyOf": [record, _listed(record)]}, "created",
+                                 {**etag, "Location": {"schema": {"type": "string"}}}),
+                         "links": created_links}}, *WRITE)},
         },
         f"/api/v1/{entity}/{{id}}": {
             "parameters": identified,
-            "get": {"operationId": f"get_{entity}", "tags": [ce.entity.label_plural],
-                    "responses": {"200": {"description": "the record", "content": json_of},
-                                  "404": _problem("no such record")}},
-            "patch": {"operationId": f"update_{entity}", "tags": [ce.entity.label_plural],
-                      "parameters": [{"name": "If-Match", "in": "header", "schema": {"type": "string"},
-                                      "description": "the version the change is based on"}],
-                      "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                          "$ref": f"#/components/schemas/{name}Patch"}}}},
-                      "responses": {"200": {"description": "updated", "content": json_of},
-                                    "404": _problem("no such record"),
-                                    "409": _problem("changed since that version"),
-                                    "422": _problem("invalid record")}},
-            "delete": {"operationId": f"delete_{entity}", "tags": [ce.entity.label_plural],
-                       "responses": {"204": {"description": "deleted"}, "404": _problem("no such record"),
-                                     "409": _problem("still referenced")}},
+            "get": {"operationId": f"get_{entity}", "tags": tags,
+                    "responses": _responses({"200": _json(record, "the record", etag)}, *READ)},
+            "patch": {"operationId": f"update_{entity}", "tags": tags, "parameters": [if_match],
+                      "requestBody": _body({"$ref": f"#/components/schemas/{name}Patch"}),
+                      "responses": _responses({"200": _json(record, "updated", etag)}, *WRITE, "409")},
+            "delete": {"operationId": f"delete_{entity}", "tags": tags, "parameters": [if_match],
+                       "responses": _responses({"204": {"description": "deleted"}},
+                                               "400", "403", "404", "409", "503")},
         },
         f"/api/v1/{entity}/{{id}}/history": {
             "parameters": identified,
-            "get": {"operationId": f"history_{entity}", "tags": [ce.entity.label_plural],
-                    "responses": {"200": {"description": "every change, oldest first"},
-                                  "404": _problem("no such record")}},
+            "get": {"operationId": f"history_{entity}", "tags": tags,
+                    "description": "every change, oldest first; kept after a delete (its last entry)",
+                    "responses": _responses({"200": _json(_listed({"$ref": "#/components/schemas/Change"}),
+                                                          "the changes")}, *READ)},
         },
+    }
+    if ce.pipelines:
+        paths[f"/api/v1/{entity}/{{id}}/stages"] = {
+            "parameters": identified,
+            "get": {"operationId": f"stages_{entity}", "tags": tags,
+                    "responses": _responses({"200": _json(
+                        _listed({"$ref": "#/components/schemas/StageVisit"}), "each stage visit")}, *READ)}}
+    for other, field in related:
+        paths[f"/api/v1/{entity}/{{id}}/related/{other.name}.{field}"] = {
+            "parameters": identified,
+            "get": {"operationId": f"related_{entity}_{other.name}_{field}", "tags": tags,
+                    "description": f"the {other.entity.label_plural.lower()} whose {field} is this record",
+                    "parameters": list_parameters(other, limits),
+                    "responses": _responses({"200": _json(page_schema(
+                        {"$ref": f"#/components/schemas/{schema_name(other.name)}"}), "a page")}, *READ)}}
+    return paths
+
+
+def _admin_paths() -> dict[str, Any]:
+    """The live metamodel editing routes (web/admin.py): a plan first, applied on confirm."""
+    confirm = {"name": "confirm", "in": "query", "required": False,
+               "schema": {"type": "integer", "minimum": 1},
+               "description": "the plan's base_revision: apply the plan (without it, a dry run)"}
+    planned = _json({"type": "object", "required": ["summary", "base_revision", "plan", "applied"],
+                     "properties": {"summary": {"type": "string"}, "base_revision": {"type": "integer"},
+                                    "plan": {"type": "object"}, "applied": {"type": "boolean"},
+                                    "revision": {"type": "integer"}}},
+                    "the plan, and whether it was applied")
+    edits = ("400", "404", "409", "413", "415", "422", "503")
+    document = _body({"type": "object",
+                      "description": "a definition in the form of a pack file's (docs/packs.md)"})
+
+    def edit(operation: str, *, body: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {"operationId": operation, "tags": ["Metamodel"], "parameters": [confirm],
+                               "responses": _responses({"200": planned}, *edits)}
+        if body:
+            out["requestBody"] = document
+        return out
+
+    def named(*names: str) -> list[dict[str, Any]]:
+        return [{"name": n, "in": "path", "required": True,
+                 "schema": {"type": "string", "pattern": NAME_PATTERN}} for n in names]
+
+    base = "/api/v1/admin/entities/{entity}"
+    return {
+        "/api/v1/admin/customisations": {"get": {
+            "operationId": "list_customisations", "tags": ["Metamodel"],
+            "responses": _responses({"200": _json(_listed({"type": "object", "required": ["kind", "name"]}),
+                                                  "the organisation's layer")}, "503")}},
+        base: {"parameters": named("entity"), "put": edit("define_entity"),
+               "delete": edit("remove_entity", body=False)},
+        f"{base}/fields/{{field}}": {"parameters": named("entity", "field"), "put": edit("define_field"),
+                                     "delete": edit("retire_field", body=False)},
+        f"{base}/pipelines/{{pipeline}}": {"parameters": named("entity", "pipeline"),
+                                           "put": edit("define_pipeline")},
+        f"{base}/pipelines/{{pipeline}}/stages/{{stage}}": {
+            "parameters": named("entity", "pipeline", "stage"), "put": edit("define_stage"),
+            "delete": edit("remove_stage", body=False)},
     }
 
 
-def document(revision: int, compiled: dict[str, CompiledEntity], limits: Limits = DEFAULT) -> dict[str, Any]:
-    schemas: dict[str, Any] = {"Problem": {"type": "object", "properties": {
-        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "errors": {"type": "object",
-                   "additionalProperties": {"type": "array", "items": {"type": "string"}}}}}}
-    paths: dict[str, Any] = {}
+def _shared_schemas() -> dict[str, Any]:
+    moment = {"type": "string", "format": "date-time"}
+    return {
+        "Problem": PROBLEM,
+        "Change": {"type": "object", "required": ["version", "action", "changed_at", "changed_by", "changes"],
+                   "properties": {"version": {"type": "integer"},
+                                  "action": {"enum": ["create", "update", "delete"]},
+                                  "changed_at": moment, "changed_by": {"type": ["integer", "null"]},
+                                  "changes": {"type": "object", "description": "per field, [old, new]"}}},
+        "StageVisit": {"type": "object", "required": ["field", "stage", "entered_at", "left_at", "seconds"],
+                       "properties": {"field": {"type": "string"}, "stage": {"type": "string"},
+                                      "entered_at": moment, "left_at": {"anyOf": [moment, {"type": "null"}]},
+                                      "seconds": {"type": ["integer", "null"]}}},
+    }
+
+
+def document(revision: int, compiled: Mapping[str, CompiledEntity],
+             limits: Limits = DEFAULT) -> dict[str, Any]:
+    schemas = _shared_schemas()
+    meta = {"type": "object", "required": ["revision", "entities"],
+            "properties": {"revision": {"type": "integer"}, "worker": {"type": "integer"},
+                           "entities": {"type": "array", "items": {"type": "object"}}}}
+    paths: dict[str, Any] = {
+        "/api/v1/meta": {"get": {
+            "operationId": "meta", "tags": ["Metamodel"],
+            "responses": _responses({"200": _json(meta, "the effective metamodel")}, "503")}},
+        "/api/v1/openapi.json": {"get": {"operationId": "openapi", "tags": ["Metamodel"],
+                                         "responses": _responses({"200": _json({"type": "object"},
+                                                                               "this document")}, "503")}},
+    }
     for ce in compiled.values():
         schemas.update(entity_schemas(ce))
-        paths.update(entity_paths(ce, limits))
+        related = [(other, name) for other in compiled.values()
+                   for name, c in other.fields.items() if c.field.target == ce.name]
+        paths.update(entity_paths(ce, related, limits))
+    paths.update(_admin_paths())
+    responses = {f"Problem{status}": {
+        "description": why,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        **({"headers": {"Retry-After": {"schema": {"type": "string"}}}} if status == "503" else {})}
+        for status, why in WHY.items()}
     return {
         "openapi": "3.1.0",
         "info": {"title": "SlateCRM API", "version": f"{__version__}+revision.{revision}",
                  "description": "Generated from the live metamodel; it changes when the metamodel does."},
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {"schemas": schemas, "responses": responses},
     }

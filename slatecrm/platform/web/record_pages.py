@@ -349,7 +349,8 @@ async def options(request: Request) -> Response:
     records = records_of(request)
     entity = request.path_params["entity"]
     text = request.query_params.get("q", "").strip()
-    page = await run_in_threadpool(records.page, entity, ListQuery(search=text or None, limit=OPTIONS_LIMIT))
+    page = await run_in_threadpool(records.page, entity, ListQuery(search=text or None, limit=OPTIONS_LIMIT,
+                                                                       rank=True))
     choices = [(r.id, r.title) for r in page.records]
     if wants_json(request):
         return JSONResponse({"data": [{"id": i, "title": t} for i, t in choices]})

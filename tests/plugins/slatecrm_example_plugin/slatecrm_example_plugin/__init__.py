@@ -63,6 +63,10 @@ class Colour(FieldType):
     def value_schema(self, field: Field) -> dict[str, Any]:
         return {"type": "string", "pattern": "^#[0-9a-f]{6}$", "format": "color"}
 
+    def input_schema(self, field: Field, *, required: bool) -> dict[str, Any]:
+        # What `convert` reads: six or three hex digits, `#` optional, either case.
+        return {"type": "string", "pattern": "^#?(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{3})$"}
+
     def rule_type(self, field: Field) -> Type | None:
         return TEXT
 

@@ -1,0 +1,103 @@
+"""A revision's tables and compiled entities are built on first use, one entity at a time,
+once however many threads ask; what needs every entity still sees them all."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+import sqlalchemy as sa
+
+from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.platform.records.service import RecordsService
+from slatecrm.platform.storage.once import LazyMapping
+from slatecrm.platform.storage.runtime import RuntimeHolder
+
+from .pack_templates import PackTemplates
+
+#: A failure detector for the threads below, not a timing assertion.
+STUCK = 60
+
+
+def test_a_request_builds_only_the_entities_it_reads(
+        engine: sa.Engine, registry: FieldTypeRegistry, pack_templates: PackTemplates) -> None:
+    pack_templates.copy_to(engine, registry, "crm-core", "sales")
+    writer = RecordsService(engine, RuntimeHolder(engine, registry), registry)
+    acme = writer.create("account", {"name": "Acme"})
+    ada = writer.create("contact", {"last_name": "Lovelace", "full_name": "Ada Lovelace", "account": acme.id})
+
+    holder = RuntimeHolder(engine, registry)
+    records = RecordsService(engine, holder, registry)
+    snapshot = records.snapshot()
+    runtime = holder.current()
+    assert gc.isenabled()  # reading the revision pauses the cycle collector, and only then
+    assert [name for name in runtime.tables if runtime.tables.is_built(name)] == []
+
+    read = records.get("contact", ada.id)
+    assert read.titles["account"] == "Acme" and read.values["last_name"] == "Lovelace"
+    contact = runtime.metamodel.entity("contact")
+    assert contact is not None
+    wanted = {"contact"} | {f.target for f in contact.active_fields if f.target}
+    assert {name for name in runtime.tables if runtime.tables.is_built(name)} == wanted
+    assert len(runtime.tables) > len(wanted)  # the rest are still to build
+
+    # Which entities refer to the account is known without compiling them all ...
+    assert ("contact", "account") in records.reverse_references("account")
+    assert {name for name in runtime.tables if runtime.tables.is_built(name)} == wanted
+    # ... and what needs every entity gets every one.
+    active = {e.name for e in runtime.metamodel.active_entities}
+    assert {ce.name for ce in snapshot.entities.values()} == active
+    assert {t.name for t in runtime.metadata.tables.values()} >= {f"x_{name}" for name in active}
+
+
+def test_threads_asking_for_the_same_value_at_once_get_one_build() -> None:
+    built: list[str] = []
+    release = threading.Event()
+    asking = threading.Semaphore(0)
+
+    def build(key: str) -> object:
+        built.append(key)
+        release.wait(STUCK)
+        return object()
+
+    values = LazyMapping(["account"], build)
+    seen: list[object] = []
+
+    def ask() -> None:
+        asking.release()
+        seen.append(values["account"])
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for _ in threads:
+        assert asking.acquire(timeout=STUCK)
+    release.set()
+    for thread in threads:
+        thread.join(STUCK)
+    assert built == ["account"]
+    assert len(seen) == 8 and all(value is seen[0] for value in seen)
+
+
+def test_a_slow_build_holds_up_only_those_asking_for_the_same_key() -> None:
+    release = threading.Event()
+
+    def build(key: str) -> str:
+        if key == "slow":
+            release.wait(STUCK)
+        return key.upper()
+
+    values = LazyMapping(["slow", "quick"], build)
+    slow = threading.Thread(target=lambda: values["slow"])
+    slow.start()
+    try:
+        answered: list[str] = []
+        quick = threading.Thread(target=lambda: answered.append(values["quick"]))
+        quick.start()
+        quick.join(STUCK)
+        assert answered == ["QUICK"] and not values.is_built("slow")
+    finally:
+        release.set()
+        slow.join(STUCK)
+    assert values["slow"] == "SLOW"
+    assert "other" not in values and list(values) == ["slow", "quick"]
