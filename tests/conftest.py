@@ -8,14 +8,19 @@ A test that needs the default packs installed gets a copy of a database installe
 session (`pack_templates`, see tests/pack_templates.py): `client` does this, and so can any
 fixture with `pack_templates.copy_to(engine, registry, "crm-core", "sales")` in place of
 `install(engine, registry, "crm-core", "sales")`. A test of installing itself calls `install`.
+
+Test databases do not wait for the disk at each commit (see `_no_waiting_for_the_disk`): a
+test checks what a database holds, never whether it survives a power cut.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 from collections.abc import Iterator
 from functools import cache
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -33,6 +38,28 @@ POSTGRES_URL = os.environ.get(
 
 
 DROPS = BackgroundDrops(POSTGRES_URL)  # this process's test databases, dropped off the tests' path
+
+
+def _no_waiting_for_the_disk() -> None:
+    """Commits that do not wait for fsync, in the tests only: an application crash still
+    loses nothing (what a test can see), a power cut could lose the last commits.
+
+    PostgreSQL: `synchronous_commit=off` through libpq's PGOPTIONS, so the servers and CLI
+    commands that tests start as subprocesses get it too. SQLite in WAL mode:
+    `synchronous=NORMAL` (no fsync per commit, only at checkpoints) on every connection
+    of this process. A commit then costs microseconds instead of a disk flush, which the
+    machine's other processes make slow and uneven."""
+    options = os.environ.get("PGOPTIONS", "")
+    if "synchronous_commit" not in options:
+        os.environ["PGOPTIONS"] = f"{options} -c synchronous_commit=off".strip()
+
+    @sa.event.listens_for(sa.pool.Pool, "connect")
+    def _sqlite_normal_sync(dbapi_connection: Any, _record: Any) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+
+_no_waiting_for_the_disk()
 
 
 def postgres_required() -> bool:
