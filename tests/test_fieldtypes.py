@@ -766,3 +766,9 @@ def test_text_with_a_nul_character_is_refused(kind: str) -> None:
     """PostgreSQL cannot store NUL in text and SQLite would cut the text there."""
     with pytest.raises(CoercionError, match="contains a NUL character"):
         ftype(kind).coerce("a\x00b", field(kind))
+
+
+def test_datetime_keeps_an_offsets_fraction_of_a_second() -> None:
+    """isoformat() writes an offset of 1 µs as +00:00:00.000001; Python 3.11 reads it as +00:00."""
+    moment = dt.datetime(2000, 1, 1, tzinfo=dt.timezone(dt.timedelta(microseconds=1)))
+    assert ftype("datetime").coerce(moment.isoformat(), field("datetime")) == moment

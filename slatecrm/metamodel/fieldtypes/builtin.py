@@ -709,6 +709,9 @@ class Date(FieldType):
         return {"type": "string", "format": "date"}
 
 
+_SUBMINUTE_OFFSET = re.compile(r"([+-])([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{1,6})$")
+
+
 class DateTime(FieldType):
     name = "datetime"
     label = "Date and time"
@@ -741,6 +744,13 @@ class DateTime(FieldType):
                 moment = dt.datetime.fromisoformat(value.strip())
             except ValueError:
                 raise CoercionError(f"{value!r} is not a date and time (ISO 8601)") from None
+            if (offset := _SUBMINUTE_OFFSET.search(value.strip())) and moment.tzinfo is not None:
+                # Python 3.11's fromisoformat drops an offset's fraction of a second
+                # (+00:00:00.000001 is read as +00:00), which isoformat() writes.
+                sign = -1 if offset.group(1) == "-" else 1
+                moment = moment.replace(tzinfo=dt.timezone(sign * dt.timedelta(
+                    hours=int(offset.group(2)), minutes=int(offset.group(3)), seconds=int(offset.group(4)),
+                    microseconds=int(offset.group(5).ljust(6, "0")))))
         else:
             raise CoercionError(f"expected a date and time, got {_kind(value)}")
         if moment.tzinfo is None:
