@@ -58,7 +58,7 @@ def confirmed(client: TestClient, method: str, url: str, body: Any) -> dict[str,
 
 def test_an_admin_defines_and_changes_an_entity_live(client: TestClient) -> None:
     dry = client.put("/api/v1/admin/entities/vehicle", json=VEHICLE).json()
-    assert [c["action"] for c in dry["plan"]["changes"]] == ["create table"]
+    assert [c["action"] for c in dry["plan"]["changes"]] == ["create table", "add search index"]
     assert client.get("/api/v1/vehicle").status_code == 404  # a dry run changes nothing
     applied = confirmed(client, "PUT", "/api/v1/admin/entities/vehicle", VEHICLE)
     assert applied["revision"] == 2
@@ -81,7 +81,8 @@ def test_an_admin_defines_and_changes_an_entity_live(client: TestClient) -> None
         "type"] == "string"
     retype = confirmed(client, "PUT", "/api/v1/admin/entities/vehicle/fields/seats",
                        {"type": "integer", "min": 1})
-    assert [c["action"] for c in retype["plan"]["changes"]] == ["retype column"]
+    assert [c["action"] for c in retype["plan"]["changes"]] == [  # seats leaves the search index
+        "drop search index", "retype column", "add search index"]
     seats = client.get("/api/v1/vehicle", params={"sort": "-seats", "limit": 1}).json()["data"][0]["seats"]
     assert seats == 7  # numbers now, sorted as numbers
     openapi_after = client.get("/api/v1/openapi.json").json()

@@ -39,7 +39,7 @@ def test_init_installs_the_default_packs(db_url: str) -> None:
     assert again.exit_code == 0 and "Already initialised" in again.output
     history = json.loads(run("revisions", "--json", database=db_url).output)
     assert [r["id"] for r in history] == [1]
-    assert history[0]["summary"] == "5 × create table"
+    assert history[0]["summary"] == "5 × create table, 5 × add search index"
 
 
 def test_plan_changes_nothing(db_url: str, tmp_path: Path) -> None:
@@ -74,7 +74,8 @@ def test_install_upgrade_and_refused_retype(db_url: str, tmp_path: Path) -> None
     planned = run("pack", "plan", str(fleet(tmp_path, "2.0.0", mileage="integer")), "--json",
                   database=db_url)
     assert planned.exit_code == 3
-    risk = json.loads(planned.output)["plan"]["changes"][0]["risks"][0]
+    risk = next(c for c in json.loads(planned.output)["plan"]["changes"]
+                if c["action"] == "retype column")["risks"][0]
     assert (risk["blocking"], risk["rows"], risk["total"], risk["sample_ids"]) == (True, 1, 2, [2])
     engine.dispose()
 
