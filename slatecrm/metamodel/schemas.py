@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator, Mapping
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -79,13 +79,7 @@ class PackSchema:
 
     @cached_property
     def _validators(self) -> dict[str, Draft202012Validator]:
-        Draft202012Validator.check_schema(self.document)
-        defs = self.document["$defs"]
-        out = {}
-        for name in ("manifest", "entity", "extension"):
-            schema = {"$schema": self.document["$schema"], **_inline(defs[name], defs)}
-            out[name] = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-        return out
+        return _validators_of(json.dumps(self.document, sort_keys=True))
 
     def check(self, definition: str, source: SourceDocument, pack: str) -> list[Problem]:
         errors = self.validator(definition).iter_errors(source.data)
@@ -166,6 +160,21 @@ def _quote_hint(wanted: Any, value: Any) -> str:
 def pack_schema(registry: FieldTypeRegistry) -> PackSchema:
     """The schema of a registry, built and checked once (that takes longer than validating)."""
     return PackSchema(registry)
+
+
+@lru_cache(maxsize=16)
+def _validators_of(text: str) -> dict[str, Draft202012Validator]:
+    """The validators of a complete schema, checked once per schema text: each command and
+    app builds its own field-type registry, and checking the schema costs more than
+    validating a pack with it. Validators keep no state between validations."""
+    document = json.loads(text)
+    Draft202012Validator.check_schema(document)
+    defs = document["$defs"]
+    out = {}
+    for name in ("manifest", "entity", "extension"):
+        schema = {"$schema": document["$schema"], **_inline(defs[name], defs)}
+        out[name] = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return out
 
 
 def _inline(node: Any, defs: Mapping[str, Any]) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,7 +34,15 @@ Documents = dict[tuple[str, str], dict[str, Any]]
 def installed_packs(conn: sa.Connection, registry: FieldTypeRegistry) -> list[Pack]:
     """The installed packs, read back from the files stored with their installation."""
     rows = conn.execute(sa.select(pack_table).order_by(pack_table.c.name)).all()
-    return [pack_from_texts(row.files, registry, row.name) for row in rows]
+    return [_stored_pack(json.dumps(row.files, sort_keys=True), registry, row.name) for row in rows]
+
+
+@lru_cache(maxsize=64)
+def _stored_pack(files: str, registry: FieldTypeRegistry, name: str) -> Pack:
+    """A stored pack, parsed once per text and registry: every admin edit, install and plan
+    reads all installed packs back, and parsing them (YAML, JSON Schema) cost more than the
+    rest of an edit. A pack is immutable, so the parsed one can be shared."""
+    return pack_from_texts(json.loads(files), registry, name)
 
 
 def documents(conn: sa.Connection) -> Documents:
