@@ -7,6 +7,7 @@ import gc
 import threading
 
 import sqlalchemy as sa
+from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.records.service import RecordsService
@@ -101,3 +102,18 @@ def test_a_slow_build_holds_up_only_those_asking_for_the_same_key() -> None:
         slow.join(STUCK)
     assert values["slow"] == "SLOW"
     assert "other" not in values and list(values) == ["slow", "quick"]
+
+
+def test_a_page_compiles_the_entities_it_shows_and_the_menu_still_names_them_all(client: TestClient) -> None:
+    page = client.get("/e/account")
+    assert page.status_code == 200
+    records: RecordsService = client.app.state.records  # type: ignore[attr-defined]
+    snapshot = records.snapshot()
+    compiled = snapshot.entities
+    assert isinstance(compiled, LazyMapping)
+    assert compiled.is_built("account")
+    untouched = [name for name in compiled if not compiled.is_built(name)]
+    assert untouched  # e.g. activities: nothing on an account list reads them
+    for name in untouched:
+        entity = snapshot.metamodel.entity(name)
+        assert entity is not None and f'href="/e/{name}"' in page.text  # in the menu all the same

@@ -4,13 +4,15 @@ helpers templates use to show a value of any field type."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+
+from slatecrm.metamodel.model import Entity
 
 from ..records.compiled import CompiledEntity, CompiledField
 from ..records.service import Record
@@ -43,11 +45,11 @@ def pack_title(pack: str) -> str:
     return " ".join(w.upper() if len(w) <= 3 else w.capitalize() for w in words)
 
 
-def navigation(compiled: Mapping[str, CompiledEntity]) -> list[NavGroup]:
-    """Entities grouped by the pack that defines them, in install order."""
+def navigation(entities: Iterable[Entity]) -> list[NavGroup]:
+    """Entities grouped by the pack that defines them, in install order. Read from the
+    metamodel, not the compiled entities, so a page compiles only the entities it shows."""
     groups: dict[str, list[NavEntity]] = {}
-    for ce in compiled.values():
-        entity = ce.entity
+    for entity in entities:
         boards = [(p.name, p.label) for p in entity.pipelines]
         groups.setdefault(entity.pack, []).append(
             NavEntity(entity.name, entity.label, entity.label_plural, boards))
@@ -56,9 +58,9 @@ def navigation(compiled: Mapping[str, CompiledEntity]) -> list[NavGroup]:
 
 async def base_context(request: Request, *, entity: str | None = None, title: str = "") -> dict[str, Any]:
     records = records_of(request)
-    compiled = await run_in_threadpool(records.compiled)
-    return {"nav": navigation(compiled), "current_entity": entity, "page_title": title,
-            "search_text": "", "ui": UI}
+    snapshot = await run_in_threadpool(records.snapshot)
+    return {"nav": navigation(snapshot.metamodel.active_entities), "current_entity": entity,
+            "page_title": title, "search_text": "", "ui": UI}
 
 
 def field_display(compiled: CompiledField, record: Record) -> str:
