@@ -15,7 +15,7 @@ from slatecrm.digits import RECORD_ID_MAX, VERSION_MAX, parse_digits
 
 from ..records import users
 from ..records.compiled import CompiledEntity, CompiledField
-from ..records.errors import RecordInUse, ValidationFailed, VersionConflict
+from ..records.errors import RecordInUse, RecordNotFound, ValidationFailed, VersionConflict
 from ..records.listing import ListQuery
 from ..records.service import HistoryEntry, Page, Record, RecordsService, StageVisit
 from . import widgets
@@ -354,4 +354,21 @@ async def options(request: Request) -> Response:
     choices = [(r.id, r.title) for r in page.records]
     if wants_json(request):
         return JSONResponse({"data": [{"id": i, "title": t} for i, t in choices]})
-    return HTMLResponse(render_fragment(request, "_options.html", {"choices": choices}))
+    chosen = await run_in_threadpool(_still_chosen, records, entity, request.query_params, choices)
+    return HTMLResponse(render_fragment(request, "_options.html", {"choices": choices, "chosen": chosen}))
+
+
+def _still_chosen(records: RecordsService, entity: str, params: Any,
+                  choices: list[tuple[int, str]]) -> int | None:
+    """The record the picker has chosen (its select, named by `keep`, sent along), kept
+    among the new options: a search answered after a choice was made must not undo it."""
+    keep = params.get("keep", "")
+    chosen = parse_digits(params.get(keep) if keep and keep != "q" else None, RECORD_ID_MAX)
+    if not chosen:
+        return None
+    if all(i != chosen for i, _ in choices):
+        try:
+            choices.insert(0, (chosen, records.get(entity, chosen).title))
+        except RecordNotFound:
+            return None
+    return chosen
