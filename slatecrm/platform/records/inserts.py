@@ -33,6 +33,8 @@ from .compiled import CompiledEntity
 Encoder = Callable[[Any], Any]
 #: Rows from which PostgreSQL gets them by COPY (fewer: an executemany INSERT).
 COPY_FROM = 10
+#: Parameters one SQLite statement may take at the least (SQLITE_MAX_VARIABLE_NUMBER before 3.32).
+SQLITE_VARIABLES = 999
 
 
 class TableWriter:
@@ -60,6 +62,16 @@ class TableWriter:
         self._in_order = order == list(range(len(self.columns)))
         self._reorder: Callable[[Sequence[Any]], tuple[Any, ...]] = (
             operator.itemgetter(*order) if len(order) > 1 else lambda row: tuple(row[i] for i in order))
+        #: SQLite: INSERT … VALUES (…), (…) of `_rows_per_statement` rows: a full-text index's
+        #: trigger writes its pending words at the end of each statement, so one statement per
+        #: row (executemany) made a segment per row: measured, 19,000 rows/s against 44,000.
+        self._many_values: str | None = None
+        self._rows_per_statement = max(1, min(50, SQLITE_VARIABLES // max(1, len(self.columns))))
+        head, values = self._insert.rsplit(" VALUES ", 1)
+        if not self.copy and self._positional and values.startswith("(") and values.endswith(")"):
+            self._many_values = head + " VALUES " + ", ".join([values] * self._rows_per_statement)
+            self._values_group = values
+            self._head = head
         if self.copy:
             from psycopg import sql
 
@@ -89,9 +101,23 @@ class TableWriter:
         elif self._positional:
             # The driver wants tuples (SQLAlchemy passes them on as they are).
             ordered = [tuple(row) for row in rows] if self._in_order else [self._reorder(row) for row in rows]
-            conn.exec_driver_sql(self._insert, ordered)
+            if self._many_values is None or len(ordered) == 1:
+                conn.exec_driver_sql(self._insert, ordered)
+                return
+            self._write_many_values(conn, ordered)
         else:
             conn.exec_driver_sql(self._insert, [dict(zip(self.columns, row, strict=True)) for row in rows])
+
+    def _write_many_values(self, conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        step = self._rows_per_statement
+        full = len(rows) - len(rows) % step
+        if full:
+            assert self._many_values is not None
+            conn.exec_driver_sql(self._many_values, [
+                tuple(v for row in rows[i:i + step] for v in row) for i in range(0, full, step)])
+        if rest := rows[full:]:
+            statement = self._head + " VALUES " + ", ".join([self._values_group] * len(rest))
+            conn.exec_driver_sql(statement, tuple(v for row in rest for v in row))
 
     def _copy(self, conn: sa.Connection, rows: Sequence[Sequence[Any]]) -> None:
         """COPY … FROM STDIN on the connection's own transaction. The driver's errors are
