@@ -102,6 +102,7 @@ def page_json(records: RecordsService, page: Page, request: Request) -> dict[str
         "data": [records.as_json(r) for r in page.records],
         "count": page.count,
         "count_capped": page.count_capped,
+        "count_estimate": page.count_estimate,
         "next": None,
     }
     if page.next_cursor:
