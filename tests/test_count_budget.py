@@ -123,8 +123,9 @@ def _endless(conn: sa.Connection) -> sa.Select[Any]:
 def test_a_statement_past_its_budget_leaves_the_connection_and_transaction_usable(engine: sa.Engine) -> None:
     """Read connections are autocommit; a count may also run inside a transaction (a
     SAVEPOINT on PostgreSQL): either way the caller goes on, and no setting is left."""
+    postgres = engine.dialect.name == "postgresql"
     with engine.connect() as conn:
-        before = conn.exec_driver_sql("SHOW statement_timeout").scalar() if conn.dialect.name == "postgresql" else None
+        before = conn.exec_driver_sql("SHOW statement_timeout").scalar() if postgres else None
         conn.commit()
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE slate_budget_probe (n INTEGER)"))
@@ -133,10 +134,10 @@ def test_a_statement_past_its_budget_leaves_the_connection_and_transaction_usabl
         assert scalar_within_budget(conn, sa.select(sa.func.count()).select_from(
             sa.table("slate_budget_probe")), 1_000) == 1
     with engine.connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT") if conn.dialect.name == "postgresql" else conn
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT") if postgres else conn
         assert scalar_within_budget(conn, _endless(conn), 1) is None
         assert conn.execute(sa.text("SELECT n FROM slate_budget_probe")).scalar_one() == 1
-        if conn.dialect.name == "postgresql":
+        if postgres:
             assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == before
         conn.exec_driver_sql("DROP TABLE slate_budget_probe")
         if conn.in_transaction():
@@ -157,14 +158,15 @@ def test_skewed_data_gets_right_statistics(engine: sa.Engine) -> None:
         assert statistics.analyze(engine, ["slate_skewed"]) == ["slate_skewed"]
         with engine.connect() as conn:
             if conn.dialect.name == "sqlite":
-                stat = conn.exec_driver_sql("SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_slate_skewed_status'"
-                                            ).scalar_one()
+                stat = conn.exec_driver_sql(
+                    "SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_slate_skewed_status'").scalar_one()
                 total, per_value = map(int, stat.split()[:2])
                 assert total == 20_000 and 20_000 / 3 / 2 <= per_value <= 20_000 / 3 * 2, stat
                 assert conn.exec_driver_sql("PRAGMA analysis_limit").scalar() == 0  # nothing left set
             else:
                 for status, n in rows:
-                    guess = statistics.planner_rows(conn, sa.select(table.c.id).where(table.c.status == status))
+                    where = sa.select(table.c.id).where(table.c.status == status)
+                    guess = statistics.planner_rows(conn, where)
                     assert guess is not None and n / 2 <= guess <= n * 2, (status, guess)
     finally:
         meta.drop_all(engine)
