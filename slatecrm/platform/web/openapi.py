@@ -113,8 +113,8 @@ def page_schema(record: dict[str, Any]) -> dict[str, Any]:
                   "description": "Matching records, to 2,000 (see count_capped); null when counting "
                                  "them ran past the count budget (SLATECRM_COUNT_BUDGET_MS): not known"},
         "count_estimate": {"type": ["integer", "null"], "minimum": 0,
-                           "description": "When count is null: the database planner's estimate "
-                                          "(PostgreSQL), else null"},
+                           "description": "Only when count is null: the database planner's "
+                                          "estimate (PostgreSQL), else null"},
         "count_capped": {"type": "boolean"}, "next": {"type": ["string", "null"]},
         "next_cursor": {"type": "string"}}}
 
