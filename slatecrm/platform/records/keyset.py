@@ -72,7 +72,8 @@ class InvalidCursor(ValueError):
 @dataclass(frozen=True)
 class Cursor:
     """What a cursor holds: the last row's sort values and, for a list page, the capped
-    count of the first page and the digest of the query that count was run for."""
+    count of the first page (None with a digest: "not counted", the count ran past its
+    budget) and the digest of the query that count was run for."""
 
     values: list[Any]
     count: int | None = None
