@@ -464,7 +464,10 @@ def test_a_page_cursor_carries_its_count_and_query_and_refuses_a_count_that_is_n
     cursor = read_cursor(token, small, TITLE_SORT, KEY)
     assert (cursor.values, cursor.count, cursor.query) == (["a", 1], 2_001, "q1")
     assert read_cursor(encode_cursor(["a", 1], KEY), small, TITLE_SORT, KEY).count is None
-    for bad in (-1, "3", True, 1.5, None):
+    # "Not counted" (the count ran past its budget): a null count, for its query.
+    uncounted = read_cursor(encode_cursor(["a", 1], KEY, query="q1"), small, TITLE_SORT, KEY)
+    assert (uncounted.count, uncounted.query) == (None, "q1")
+    for bad in (-1, "3", True, 1.5):
         signed = _token({"after": ["a", 1], "count": bad, "query": "q1"})  # correctly signed
         with pytest.raises(InvalidCursor, match="not valid for this list"):
             read_cursor(signed, small, TITLE_SORT, KEY)

@@ -72,7 +72,8 @@ class InvalidCursor(ValueError):
 @dataclass(frozen=True)
 class Cursor:
     """What a cursor holds: the last row's sort values and, for a list page, the capped
-    count of the first page and the digest of the query that count was run for."""
+    count of the first page (None with a digest: "not counted", the count ran past its
+    budget) and the digest of the query that count was run for."""
 
     values: list[Any]
     count: int | None = None
@@ -157,7 +158,7 @@ def encode_cursor(values: Sequence[Any], key: bytes, *, count: int | None = None
     """A signed cursor holding `values` (and a list's `count` for the `query` digest), under
     the database's cursor `key`: the signature covers the count too."""
     tagged: Any = [_tag(v) for v in values]
-    if count is not None:
+    if count is not None or query is not None:  # a list's: count None is "not counted"
         tagged = {"after": tagged, "count": count, "query": query or ""}
     text = json.dumps(tagged, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     payload = _b64(text.encode())
@@ -189,8 +190,8 @@ def read_cursor(token: str, table: TableLike, sort: Sequence[SortKey], key: byte
         count, query = None, None
         if isinstance(data, dict):
             count, query, data = data.get("count"), data.get("query"), data.get("after")
-            if (not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= INT64
-                    or not isinstance(query, str)):
+            if (count is not None and (not isinstance(count, int) or isinstance(count, bool)
+                                       or not 0 <= count <= INT64)) or not isinstance(query, str):
                 _invalid("a count that is no count")
         if not isinstance(data, list):
             _invalid("not a JSON list")

@@ -5,7 +5,8 @@ Filters arrive as text (query parameters) and are read with each field type's ow
 typing them would mean. Counts stop at a cap: no list runs an unbounded COUNT, and only a
 first page counts at all: a first page with no next page is its own count, and a later
 page answers the count its cursor carries (signed, with a digest of the query it was run
-for; docs/decisions.md, "Counting a list once").
+for; docs/decisions.md, "Counting a list once"). A first page's count runs within a time
+budget (limits.COUNT_BUDGET_MS); past it the list is "not counted", and its cursor says so.
 """
 
 from __future__ import annotations
@@ -215,6 +216,11 @@ class PageQuery:
     after: Cursor | None = None
     #: Ordered by relevance: the one page there is (no next cursor).
     ranked: bool = False
+    #: The first page's count ran past its budget, as the cursor says: run no count again
+    #: on each later page (it would run past it again), answer "not counted".
+    uncounted: bool = False
+    #: The matching rows without the cap (what a planner's estimate is asked about).
+    matching: sa.Select[Any] | None = None
 
     def counted(self, rows: Sequence[Any]) -> int | None:
         """The capped count without running `count`, when it is known: carried by the
@@ -265,11 +271,13 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
     else:
         select = select.order_by(*ordering(ce.table, keys, nulls_largest=nulls_largest))
     select = select.limit(query.limit + 1)
-    capped = sa.select(sa.literal(1)).select_from(ce.table).where(*where).limit(COUNT_CAP + 1).subquery()
-    count = sa.select(sa.func.count()).select_from(capped)
+    matching = sa.select(sa.literal(1)).select_from(ce.table).where(*where)
+    count = sa.select(sa.func.count()).select_from(matching.limit(COUNT_CAP + 1).subquery())
     digest = conditions_digest(ce, where, dialect)
-    known = last.count if last is not None and last.query == digest else None
-    return PageQuery(select, count, keys, query.limit, cursor_key, known, digest, last, rank is not None)
+    same = last is not None and last.query == digest
+    known = last.count if last is not None and same else None
+    return PageQuery(select, count, keys, query.limit, cursor_key, known, digest, last, rank is not None,
+                     uncounted=same and known is None, matching=matching)
 
 
 def _rank(ce: CompiledEntity, query: ListQuery, dialect: sa.engine.Dialect | None) -> sa.Subquery | None:
@@ -291,12 +299,13 @@ def conditions_digest(ce: CompiledEntity, where: Sequence[sa.ColumnElement[bool]
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def next_cursor(rows: Sequence[Any], page: PageQuery, count: int) -> str | None:
-    """The cursor of the page after `rows`, carrying the capped `count` (at most COUNT_CAP + 1)."""
+def next_cursor(rows: Sequence[Any], page: PageQuery, count: int | None) -> str | None:
+    """The cursor of the page after `rows`, carrying the capped `count` (at most COUNT_CAP + 1),
+    or None for "not counted" (the count ran past its budget)."""
     if len(rows) <= page.limit or page.ranked:
         return None
     return encode_cursor(cursor_values(rows[page.limit - 1], page.keys), _key(page.cursor_key),
-                         count=min(count, COUNT_CAP + 1), query=page.digest)
+                         count=None if count is None else min(count, COUNT_CAP + 1), query=page.digest)
 
 
 def _key(cursor_key: bytes | None) -> bytes:

@@ -27,6 +27,8 @@ from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules import RuleContext
 
 from ..storage import system
+from ..storage.engine import scalar_within_budget
+from ..storage.statistics import planner_rows
 from . import keyset, listing
 from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField
 from .constraints import member_of
@@ -277,11 +279,14 @@ class Reader:
         built = listing.build(ce, query, self.list_conditions(ce, query), self.cursor_key,
                               base=shape.select, limits=self.limits, nulls_largest=self.nulls_largest,
                               dialect=self.conn.dialect)
+        estimate = None
         try:
             rows = self.conn.execute(built.select).mappings().all()
             count = built.counted(rows)
-            if count is None:  # a first page with more after it, or a cursor of another query
-                count = self.conn.execute(built.count).scalar_one()
+            if count is None and not built.uncounted:  # a first page with more after it
+                count = scalar_within_budget(self.conn, built.count, self.limits.count_budget_ms)
+            if count is None and built.matching is not None:
+                estimate = planner_rows(self.conn, built.matching)
         except sa.exc.DataError as error:  # a filter computing beyond a column type's range
             if self.conn.in_transaction():
                 self.conn.rollback()
@@ -289,7 +294,8 @@ class Reader:
                 raise
             raise BadQuery({"filter": [f"the filter cannot be computed: {error.orig}"]}) from None
         return Page([shape.record(r) for r in rows[: built.limit]], listing.next_cursor(rows, built, count),
-                    min(count, listing.COUNT_CAP), count > listing.COUNT_CAP)
+                    None if count is None else min(count, listing.COUNT_CAP),
+                    count is not None and count > listing.COUNT_CAP, estimate)
 
     def list_select(self, ce: CompiledEntity, query: ListQuery) -> sa.Select[Any]:
         """A list query's rows without order, limit or titles (what totals add up)."""
@@ -333,7 +339,9 @@ class Reader:
     def first_pages(self, queries: Sequence[tuple[str, ListQuery]]) -> list[Page]:
         """The first page of several list queries (of any entities), each with its
         capped count, stacked into one statement (a board's columns, a record's related
-        lists)."""
+        lists). These counts are exact (to the cap), with no budget: each is of one
+        stage or one referring record, which an index serves (stage and reference fields
+        are indexed), and a budget would need a statement of its own per list."""
         if not queries:
             return []
         shapes, built, selects = [], [], []

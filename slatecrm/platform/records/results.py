@@ -24,9 +24,14 @@ class Page:
     records: list[Record]
     #: Give it as `after` for the next page; None on the last page.
     next_cursor: str | None
-    count: int
+    #: Matching records up to listing.COUNT_CAP; None when counting them ran past the
+    #: count budget (limits.COUNT_BUDGET_MS): not known, and not zero.
+    count: int | None
     #: The count stopped at listing.COUNT_CAP: there are more.
     count_capped: bool
+    #: When `count` is None, the database planner's guess at the matching records
+    #: (PostgreSQL), else None.
+    count_estimate: int | None = None
 
 
 @dataclass(frozen=True)

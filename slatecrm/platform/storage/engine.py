@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +22,10 @@ DEFAULT_URL = "sqlite:///slatecrm.db"
 URL_VARIABLE = "SLATECRM_DATABASE_URL"
 #: Execution option of a read-only connection on SQLite: no BEGIN (see connect_for_reading).
 READS_ONLY = "slate_reads_only"
+#: Execution option: the engine's statement timeout in milliseconds (bound_statements).
+TIMEOUT_MS = "slate_timeout_ms"
+#: Execution option of one statement: its own, shorter time budget (scalar_within_budget).
+BUDGET_MS = "slate_budget_ms"
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -39,8 +44,34 @@ def create_engine(url: str | URL, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(parsed, connect_args={"timeout": 30}, **kwargs)
         _setup_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
-        return engine
-    return sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
+    else:
+        engine = sa.create_engine(parsed, **{**pool_options(os.environ), "pool_pre_ping": True, **kwargs})
+    _name_timeouts(engine)
+    return engine
+
+
+#: PostgreSQL connections one app worker keeps open, and the extra ones it may open at a
+#: burst (closed again when returned): sized for one worker serving Starlette's thread
+#: pool (40 threads, most of them waiting on the database only briefly), docs/api.md "Limits".
+POOL_SIZE = 20
+MAX_OVERFLOW = 10
+POOL_VARIABLES = {"pool_size": "SLATECRM_DB_POOL_SIZE", "max_overflow": "SLATECRM_DB_MAX_OVERFLOW"}
+
+
+def pool_options(environ: Mapping[str, str]) -> dict[str, int]:
+    """The PostgreSQL pool's size and overflow, from the environment or the defaults above; a
+    bad value stops the app from starting, naming the variable. (SQLite's pool keeps a
+    connection per thread already: the file is the shared resource, not connections.)"""
+    options = {"pool_size": POOL_SIZE, "max_overflow": MAX_OVERFLOW}
+    for name, variable in POOL_VARIABLES.items():
+        text = environ.get(variable, "").strip()
+        if not text:
+            continue
+        if not text.isdigit() or (name == "pool_size" and int(text) < 1):
+            raise ValueError(f"{variable}={text!r}: expected a whole number"
+                             f"{' of at least 1' if name == 'pool_size' else ''}")
+        options[name] = int(text)
+    return options
 
 
 def _setup_sqlite(engine: Engine, in_memory: bool) -> None:
@@ -57,6 +88,25 @@ def _setup_sqlite(engine: Engine, in_memory: bool) -> None:
         if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _start(conn: sa.Connection, cursor: Any, statement: str, parameters: Any,
+               context: Any, executemany: bool) -> None:
+        """SQLite has no statement timeout of its own: a progress handler, installed on a
+        connection's first bounded statement, interrupts the statement once the deadline
+        set when it started has passed (its budget, else the engine's timeout); rows
+        fetched later from it (a CSV export's page) count against it too."""
+        options = context.execution_options if context is not None else conn.get_execution_options()
+        ms = options.get(BUDGET_MS) or options.get(TIMEOUT_MS)
+        info = conn.connection.info
+        deadline = info.get("slate_deadline")
+        if deadline is None:
+            if ms is None:
+                return  # nothing bounds this connection yet: no handler to pay for
+            deadline = info["slate_deadline"] = _Deadline()
+            driver: Any = conn.connection.driver_connection
+            driver.set_progress_handler(deadline.passed, _PROGRESS_STEPS)
+        deadline.at = float("inf") if ms is None else time.monotonic() + ms / 1000
 
     @sa.event.listens_for(engine, "begin")
     def _begin(connection: sa.Connection) -> None:
@@ -126,10 +176,8 @@ def bound_statements(engine: Engine, timeout_ms: int) -> None:
     """Stop every statement of `engine` that runs longer than `timeout_ms`, so no query
     holds a worker past it (issue 11, section 3). PostgreSQL: `SET statement_timeout` on
     each new connection (the pool's existing connections are dropped, so every one has
-    it). SQLite has no timeout of its own: a progress handler, installed on a connection's
-    first statement, interrupts the statement once the deadline set when that statement
-    started has passed; rows fetched later from it (a CSV export's page) count against it
-    too. Either way the error is raised as `StatementTimedOut`."""
+    it). SQLite: the engine's progress-handler deadline (`_setup_sqlite`), from the
+    execution option set here. Either way the error is raised as `StatementTimedOut`."""
     if engine.dialect.name == "postgresql":
         @sa.event.listens_for(engine, "connect")
         def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -140,22 +188,46 @@ def bound_statements(engine: Engine, timeout_ms: int) -> None:
             dbapi_connection.autocommit = autocommit
 
         engine.dispose()
-    elif engine.dialect.name == "sqlite":
-        @sa.event.listens_for(engine, "before_cursor_execute")
-        def _start(conn: sa.Connection, cursor: Any, statement: str, parameters: Any,
-                   context: Any, executemany: bool) -> None:
-            info = conn.connection.info
-            deadline = info.get("slate_deadline")
-            if deadline is None:
-                deadline = info["slate_deadline"] = _Deadline()
-                driver: Any = conn.connection.driver_connection
-                driver.set_progress_handler(deadline.passed, _PROGRESS_STEPS)
-            deadline.at = time.monotonic() + timeout_ms / 1000
+    engine.update_execution_options(**{TIMEOUT_MS: int(timeout_ms)})  # SQLite's deadline, the message
 
+
+class OverBudget(Exception):
+    """A statement given its own time budget (`scalar_within_budget`) ran past it."""
+
+
+def _name_timeouts(engine: Engine) -> None:
     @sa.event.listens_for(engine, "handle_error")
     def _timed_out(context: sa.engine.ExceptionContext) -> None:
-        if _is_timeout(context.original_exception):
-            raise StatementTimedOut(timeout_ms) from context.original_exception
+        if not _is_timeout(context.original_exception):
+            return
+        options = context.execution_context.execution_options if context.execution_context else {}
+        if options.get(BUDGET_MS):
+            raise OverBudget() from context.original_exception
+        if options.get(TIMEOUT_MS):
+            raise StatementTimedOut(options[TIMEOUT_MS]) from context.original_exception
+
+
+def scalar_within_budget(conn: sa.Connection, statement: sa.Executable, budget_ms: int) -> Any | None:
+    """The statement's one value, or None when it ran past `budget_ms` (an optional answer,
+    such as a list's count, that must not cost more than the page it goes with).
+    SQLite: the progress-handler deadline, shorter for this statement only. PostgreSQL:
+    `SET LOCAL statement_timeout` in a transaction of its own on an autocommit connection,
+    or a SAVEPOINT inside the caller's, rolled back after either way, so a cancelled
+    statement neither aborts the caller's transaction nor leaves the setting behind."""
+    options = {BUDGET_MS: int(budget_ms)}
+    try:
+        if conn.dialect.name != "postgresql":
+            return conn.execute(statement, execution_options=options).scalar_one()
+        driver: Any = conn.connection.driver_connection
+        with driver.transaction(force_rollback=True):
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(budget_ms)}")
+            return conn.execute(statement, execution_options=options).scalar_one()
+    except OverBudget:
+        return None
+    except sa.exc.DBAPIError as error:  # an engine made without create_engine's listener
+        if error.orig is not None and _is_timeout(error.orig):
+            return None
+        raise
 
 
 def _is_timeout(error: BaseException) -> bool:

@@ -104,6 +104,8 @@ def page_json(records: RecordsService, page: Page, request: Request) -> dict[str
         "count_capped": page.count_capped,
         "next": None,
     }
+    if page.count is None:  # not counted within the budget: the planner's guess, or null
+        out["count_estimate"] = page.count_estimate
     if page.next_cursor:
         out["next"] = str(request.url.include_query_params(after=page.next_cursor))
         out["next_cursor"] = page.next_cursor

@@ -108,7 +108,13 @@ def list_parameters(ce: CompiledEntity, limits: Limits) -> list[dict[str, Any]]:
 
 def page_schema(record: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": ["data", "count", "count_capped", "next"], "properties": {
-        "data": {"type": "array", "items": record}, "count": {"type": "integer", "minimum": 0},
+        "data": {"type": "array", "items": record},
+        "count": {"type": ["integer", "null"], "minimum": 0,
+                  "description": "Matching records, to 2,000 (see count_capped); null when counting "
+                                 "them ran past the count budget (SLATECRM_COUNT_BUDGET_MS): not known"},
+        "count_estimate": {"type": ["integer", "null"], "minimum": 0,
+                           "description": "Only when count is null: the database planner's "
+                                          "estimate (PostgreSQL), else null"},
         "count_capped": {"type": "boolean"}, "next": {"type": ["string", "null"]},
         "next_cursor": {"type": "string"}}}
 
