@@ -9,6 +9,7 @@ own plugin objects registered, when they test a plugin.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -16,6 +17,7 @@ import pluggy
 from starlette.applications import Starlette
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.platform.records.limits import Limits
 from slatecrm.platform.storage.engine import create_engine
 from slatecrm.platform.web.app import create_app
 from slatecrm.plugins import manager
@@ -32,6 +34,7 @@ def field_types() -> FieldTypeRegistry:
 
 
 def make_app(database: str, plugins: pluggy.PluginManager | None = None, **options: Any) -> Starlette:
-    """The app over `database` with `plugins` (default: the default manager); the caller
-    disposes of `app.state.engine`."""
+    """The app over `database` with `plugins` (default: the default manager), with the
+    limits the environment sets unless given; the caller disposes of `app.state.engine`."""
+    options.setdefault("limits", Limits.from_environment(os.environ))
     return create_app(create_engine(database), plugins or plugin_manager(), **options)

@@ -77,10 +77,19 @@ def apply(engine: sa.Engine, plan: Plan, *, source: str, author: str,
     return number
 
 
+#: Changes after which a table's statistics are missing or stale: a new table or index, a
+#: table rebuilt, values converted. Adding or retiring a column leaves every index as it
+#: was, and reading a large table's indexes whole (statistics.py) would cost seconds.
+STALE_AFTER = frozenset({"create table", "add index", "add search index", "retype column",
+                         "restore table", "restore column"})
+
+
 def touched_tables(plan: Plan) -> list[str]:
-    """The tables of the entities the plan changed (those still in the metamodel)."""
+    """The tables of the entities (still in the metamodel) whose statistics the plan made
+    missing or stale."""
     names = []
-    for entity in dict.fromkeys(change.entity for change in plan.changes):
+    stale = (c.entity for c in plan.changes if c.action in STALE_AFTER or c.rewrites_table)
+    for entity in dict.fromkeys(stale):
         target = plan.target.entity(entity)
         if target is not None:
             names.append(target.table_name)
