@@ -27,6 +27,7 @@ from slatecrm.plugins.manager import field_types, make_plugin_manager
 
 from . import (
     bulk_create,
+    caps,
     crud,
     dataset,
     http_load,
@@ -41,9 +42,9 @@ from .common import Sizes
 
 POSTGRES = os.environ.get("SLATECRM_BENCH_POSTGRES_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-SCENARIOS = ("crud", "lists", "layouts", "http", "bulk", "schema", "runtime", "rules")
+SCENARIOS = ("crud", "lists", "layouts", "http", "caps", "bulk", "schema", "runtime", "rules")
 #: The scenarios on the shared CRM data set, in the order they run (bulk last: it adds rows).
-SHARED_SCENARIOS = ("crud", "lists", "layouts", "http", "bulk")
+SHARED_SCENARIOS = ("crud", "lists", "layouts", "http", "caps", "bulk")
 SHARED = ("The machine was shared with other work during this run, so absolute numbers are noisier "
           "than on a quiet machine; each ratio compares two sides measured in alternating rounds of "
           "the same run.")
@@ -88,6 +89,8 @@ def shared_step(name: str, engine: sa.Engine, records: RecordsService, sizes: Si
         return layouts.run(engine, records, sizes)
     if name == "http":
         return http_load.run(engine, sizes, out, loadgen)
+    if name == "caps":
+        return caps.run(engine, sizes)
     return bulk_create.run(engine, records, sizes)
 
 
