@@ -27,9 +27,10 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.platform.records.limits import Limits
 from slatecrm.platform.storage.engine import create_engine
 
-from .defaults import field_types, make_app
+from .defaults import Client, field_types, make_app
 from .pack_templates import PackTemplates
 from .postgres_drops import BackgroundDrops
 
@@ -161,3 +162,22 @@ def client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
     with TestClient(app, raise_server_exceptions=False) as http:
         yield http
     app.state.engine.dispose()
+
+
+@pytest.fixture
+def bounded(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
+            pack_templates: PackTemplates) -> Iterator[Client]:
+    """In-process clients of apps over the default packs, each with the limits given
+    (records/limits.py); closed and disposed of after the test."""
+    pack_templates.copy_to(engine, registry, "crm-core", "sales")
+    opened: list[TestClient] = []
+
+    def make(**limits: int) -> TestClient:
+        http = TestClient(make_app(db_url, limits=Limits(**limits)), raise_server_exceptions=False)
+        opened.append(http.__enter__())
+        return http
+
+    yield make
+    for http in opened:
+        http.__exit__(None, None, None)
+        http.app.state.engine.dispose()  # type: ignore[attr-defined]

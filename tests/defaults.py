@@ -10,17 +10,22 @@ own plugin objects registered, when they test a plugin.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 import pluggy
 from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.records.limits import Limits
 from slatecrm.platform.storage.engine import create_engine
 from slatecrm.platform.web.app import create_app
 from slatecrm.plugins import manager
+
+#: Makes an in-process client of an app with the limits given (the `bounded` fixture).
+Client = Callable[..., TestClient]
 
 
 @cache

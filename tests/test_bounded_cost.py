@@ -6,7 +6,6 @@ a statement that runs past the statement timeout answers 503, never 500."""
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,10 +18,8 @@ from slatecrm.platform.records.limits import DEFAULT, VARIABLES, Limits
 from slatecrm.platform.records.listing import ListQuery
 from slatecrm.platform.web.app import app_from_environment
 
-from .defaults import make_app
+from .defaults import Client
 from .pack_templates import PackTemplates
-
-Client = Callable[..., TestClient]
 
 
 def refused(response: Any, status: int) -> dict[str, Any]:
@@ -38,24 +35,6 @@ def says(response: Any, status: int, text: str) -> None:
     the message as a person reads it."""
     assert response.status_code == status, response.text[:500]
     assert text in html.unescape(response.text), response.text[:2000]
-
-
-@pytest.fixture
-def bounded(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
-            pack_templates: PackTemplates) -> Iterator[Client]:
-    """An in-process client of an app with the default packs and the limits given."""
-    pack_templates.copy_to(engine, registry, "crm-core", "sales")
-    opened: list[TestClient] = []
-
-    def make(**limits: int) -> TestClient:
-        http = TestClient(make_app(db_url, limits=Limits(**limits)), raise_server_exceptions=False)
-        opened.append(http.__enter__())
-        return http
-
-    yield make
-    for http in opened:
-        http.__exit__(None, None, None)
-        http.app.state.engine.dispose()  # type: ignore[attr-defined]
 
 
 # --- configuration ---------------------------------------------------------------------------

@@ -9,45 +9,22 @@ or an endless series, so no test waits on or asserts a time.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
-from slatecrm.platform.records.limits import Limits
 from slatecrm.platform.storage import statistics
 from slatecrm.platform.storage.engine import create_engine, pool_options, scalar_within_budget
 
-from .defaults import make_app
-from .pack_templates import PackTemplates
+from .defaults import Client
 
-Client = Callable[..., TestClient]
 #: Accounts with 7 employees, made first (the lowest ids): a first page of five finds them at once.
 FEW = 10
 #: 2^DOUBLINGS other accounts: what the count must read past.
 DOUBLINGS = 16
 LIST = "/api/v1/account?employees=7&sort=id&limit=5"
-
-
-@pytest.fixture
-def budgeted(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
-             pack_templates: PackTemplates) -> Iterator[Client]:
-    """An in-process client of an app with the default packs and the limits given."""
-    pack_templates.copy_to(engine, registry, "crm-core", "sales")
-    opened: list[TestClient] = []
-
-    def make(**limits: int) -> TestClient:
-        http = TestClient(make_app(db_url, limits=Limits(**limits)), raise_server_exceptions=False)
-        opened.append(http.__enter__())
-        return http
-
-    yield make
-    for http in opened:
-        http.__exit__(None, None, None)
-        http.app.state.engine.dispose()  # type: ignore[attr-defined]
 
 
 def _accounts(http: TestClient, engine: sa.Engine) -> None:
@@ -74,8 +51,8 @@ def _statements(http: TestClient) -> list[str]:
     return seen
 
 
-def test_a_count_past_its_budget_answers_not_known_and_pages_on(budgeted: Client, engine: sa.Engine) -> None:
-    http = budgeted(count_budget_ms=1)
+def test_a_count_past_its_budget_answers_not_known_and_pages_on(bounded: Client, engine: sa.Engine) -> None:
+    http = bounded(count_budget_ms=1)
     _accounts(http, engine)
     first = http.get(LIST)
     assert first.status_code == 200, first.text[:500]
@@ -105,7 +82,7 @@ def test_a_count_past_its_budget_answers_not_known_and_pages_on(budgeted: Client
     short = http.get("/api/v1/account?employees=7&limit=50").json()
     assert (short["count"], len(short["data"]), "count_estimate" in short) == (FEW, FEW, False)
     # The same list within a budget it can keep is counted exactly, and its cursor carries it.
-    roomy = budgeted(count_budget_ms=30_000)
+    roomy = bounded(count_budget_ms=30_000)
     counted = roomy.get(LIST).json()
     assert (counted["count"], counted["count_capped"], "count_estimate" in counted) == (FEW, False, False)
     assert roomy.get(counted["next"]).json()["count"] == FEW
