@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import threading
 
+import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
@@ -117,3 +118,39 @@ def test_a_page_compiles_the_entities_it_shows_and_the_menu_still_names_them_all
     for name in untouched:
         entity = snapshot.metamodel.entity(name)
         assert entity is not None and f'href="/e/{name}"' in page.text  # in the menu all the same
+
+
+def test_threads_needing_an_entitys_rules_at_once_compile_them_once(
+        engine: sa.Engine, registry: FieldTypeRegistry, pack_templates: PackTemplates,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Request threads share a revision's rules: the validations, formulas and defaults of
+    an entity are compiled by the first thread that needs them, the others get that result."""
+    pack_templates.copy_to(engine, registry, "crm-core", "sales")
+    rules = RecordsService(engine, RuntimeHolder(engine, registry), registry).snapshot().rules
+    compile_entity = type(rules)._compile_entity
+    compiled: list[str] = []
+    release = threading.Event()
+    asking = threading.Semaphore(0)
+
+    def slow_compile(self: object, name: str) -> object:
+        compiled.append(name)
+        release.wait(STUCK)
+        return compile_entity(self, name)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(rules), "_compile_entity", slow_compile)
+    seen: list[object] = []
+
+    def ask() -> None:
+        asking.release()
+        seen.append(rules.entity("contact"))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for _ in threads:
+        assert asking.acquire(timeout=STUCK)
+    release.set()
+    for thread in threads:
+        thread.join(STUCK)
+    assert compiled == ["contact"]
+    assert len(seen) == 6 and all(value is seen[0] for value in seen)

@@ -10,6 +10,7 @@ checks the text against the metamodel (RuleError with line and column) and gives
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from slatecrm.metamodel.rules.definitions import formula_order
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 from slatecrm.metamodel.rules.types import field_type
 
+from ..storage.once import Once
 from .compiled import CompiledEntity
 from .errors import BadQuery
 from .rulesql import SqlCompiler
@@ -71,8 +73,12 @@ class RevisionRules:
         self.functions = functions
         self.registry = registry
         self.sql = SqlCompiler(tables, dialect, registry)
-        self._entities: dict[str, EntityRules] = {}
+        # Request threads share a revision's rules: each entity's are compiled by the first
+        # thread that needs them (the others wait for that result), and the filter cache is
+        # trimmed under a lock (two threads trimming at once could pop from an empty cache).
+        self._entities: Once[str, EntityRules] = Once()
         self._filters: OrderedDict[tuple[str, str], Condition] = OrderedDict()
+        self._filters_lock = threading.Lock()
 
     # --- the entry point ---------------------------------------------------------------------
     def condition(self, entity: str, text: str, *, changes: bool = False) -> Condition:
@@ -94,18 +100,15 @@ class RevisionRules:
                 refused = BadQuery({"filter": [str(error)]})
                 refused.position = (error.line, error.column)  # type: ignore[attr-defined]
                 raise refused from None
-            self._filters[key] = condition
-            while len(self._filters) > FILTER_CACHE:
-                self._filters.popitem(last=False)
+            with self._filters_lock:
+                self._filters[key] = condition
+                while len(self._filters) > FILTER_CACHE:
+                    self._filters.popitem(last=False)
         return condition.where(context)
 
     # --- per entity ----------------------------------------------------------------------------
     def entity(self, name: str) -> EntityRules:
-        rules = self._entities.get(name)
-        if rules is None:
-            rules = self._compile_entity(name)
-            self._entities[name] = rules
-        return rules
+        return self._entities.get(name, lambda: self._compile_entity(name))
 
     def _compile_entity(self, name: str) -> EntityRules:
         entity = self.metamodel.entity(name)
