@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
@@ -199,3 +200,18 @@ def test_an_entity_defined_again_is_blamed_on_the_pack_being_installed(db_url: s
     assert problems[0]["message"] == (
         "entity 'gadget' is already defined by pack 'zeta' (entities/gadget.yaml:3:11); pack 'alpha' "
         "may extend it with kind: extension but not define it again")
+
+
+def test_serve_hands_the_access_log_choice_to_uvicorn(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--no-access-log` drops uvicorn's line per request (a reverse proxy usually logs them)."""
+    import uvicorn
+
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    assert run("init", "--no-default-packs", database=url).exit_code == 0
+    started: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **options: started.append(options))
+    monkeypatch.setenv("SLATECRM_DATABASE_URL", url)  # serve sets it for its workers; restored after
+    assert run("serve", database=url).exit_code == 0
+    assert run("serve", "--no-access-log", database=url).exit_code == 0
+    assert [options["access_log"] for options in started] == [True, False]
