@@ -89,15 +89,15 @@ def test_a_range_filter_on_a_yes_no_field_is_no_500(client: TestClient) -> None:
     contact = client.post("/api/v1/contact", json={"last_name": "Ada", "account": 1, "do_not_call": True})
     assert contact.status_code == 201, contact.text
     for op, found in (("lt", 0), ("lte", 1), ("gt", 0), ("gte", 1)):
-        page = client.get(f"/api/v1/contact?do_not_call__{op}=true")
+        page = client.get(f"/api/v1/contact?do_not_call__{op}=true&count=true")
         assert page.status_code == 200, page.text
         assert page.json()["count"] == found, op
 
 
 def test_a_blank_filter_takes_true_or_false_only(client: TestClient) -> None:
     client.post("/api/v1/account", json={"name": "Acme"})
-    assert client.get("/api/v1/account?website__blank=true").json()["count"] == 1
-    assert client.get("/api/v1/account?website__blank=false").json()["count"] == 0
+    assert client.get("/api/v1/account?website__blank=true&count=true").json()["count"] == 1
+    assert client.get("/api/v1/account?website__blank=false&count=true").json()["count"] == 0
     refused = client.get("/api/v1/account?website__blank=null")  # was read as "false"
     assert refused.status_code == 400
     assert refused.json()["errors"] == {"website__blank": ["'null' is not true or false"]}
