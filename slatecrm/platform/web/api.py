@@ -39,7 +39,7 @@ T = TypeVar("T")
 #: What a handler's work gives: the JSON content and the answer's headers.
 Answer = tuple[Any, dict[str, str]]
 PAGING_PARAMETERS = ("sort", "limit", "after", "q", "filter", "count")
-#: What `count=` takes: a list counts its records only when asked (docs/api.md, "Lists").
+#: What `count=` takes: a list counts its records only when asked (docs/api.md, "Counting").
 COUNT_ANSWERS = {"true": True, "false": False}
 
 
@@ -93,9 +93,8 @@ def list_query(request: Request) -> ListQuery:
             filters.setdefault(key, []).append(value)
     sort = tuple(s.strip() for s in params.get("sort", "").split(",") if s.strip())
     counts = params.getlist("count")
-    if any(c not in COUNT_ANSWERS for c in counts):
-        wrong = next(c for c in counts if c not in COUNT_ANSWERS)
-        errors["count"] = [f"{wrong[:40]!r} is not true or false"]
+    if wrong := [c for c in counts if c not in COUNT_ANSWERS]:
+        errors["count"] = [f"{wrong[0][:40]!r} is not true or false"]
     if errors:
         raise BadQuery(errors)
     return ListQuery(sort=sort, filters=tuple(Filter.parse(k, v) for k, v in filters.items()),
