@@ -2,10 +2,11 @@
 
 What a developer would write without a metadata-driven platform: a Starlette app with two
 routes, the same queries in SQLAlchemy Core (the company's name joined in, blanks where the
-database's index keeps them, the capped count on a first page that is full), the same JSON
-shape as SlateCRM's API, the query and the encoding in a worker thread. The bench serves it
-with the same uvicorn settings as `slatecrm serve` (one worker), so SlateCRM's figure over
-this one is what the web layer and the metadata engine cost (issue 11, goal ≤ 1.5×).
+database's index keeps them, and with `count=true` only the capped count on a first page
+that is full), the same JSON shape as SlateCRM's API, the query and the encoding in a
+worker thread. The bench serves it with the same uvicorn settings as `slatecrm serve` (one
+worker), so SlateCRM's figure over this one is what the web layer and the metadata engine
+cost (issue 11, goal ≤ 1.5×).
 
 Run by bench/http_load.py as `python -m bench.baseline_app DATABASE_URL PORT`.
 """
@@ -90,17 +91,21 @@ class Deals:
             main = main.nulls_first() if descending else main.nulls_last()
         order = [main, d.c.id.desc() if descending else d.c.id.asc()]
         query = self.read.where(*where).order_by(*order).limit(PAGE + 1)
+        counted = params.get("count") == "true"  # as SlateCRM's API: the count only when asked
         with connect_for_reading(self.engine) as conn:
             rows = conn.execute(query).mappings().all()
             count = len(rows)
-            if count > PAGE:
+            if counted and count > PAGE:
                 capped = sa.select(sa.literal(1)).select_from(d).where(*where).limit(COUNT_CAP + 1).subquery()
                 count = conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one()
-        out: dict[str, Any] = {"data": [self.record(r) for r in rows[:PAGE]], "count": min(count, COUNT_CAP),
-                               "count_capped": count > COUNT_CAP, "next": None}
+        out: dict[str, Any] = {"data": [self.record(r) for r in rows[:PAGE]]}
+        if counted:
+            out.update(count=min(count, COUNT_CAP), count_capped=count > COUNT_CAP)
+        out["next"] = None
         if len(rows) > PAGE:
             last_row = rows[PAGE - 1]
-            cursor = base64.urlsafe_b64encode(_json([last_row[column.name], last_row["id"], count])).decode()
+            kept = [last_row[column.name], last_row["id"], *([count] if counted else [])]
+            cursor = base64.urlsafe_b64encode(_json(kept)).decode()
             out["next"] = f"{url}&after={cursor}"
             out["next_cursor"] = cursor
         return _json(out)

@@ -7,6 +7,11 @@ process, event-driven; bench/wrk_paths.lua) when it is installed, else from the 
 load generator (bench/loadgen.py); bench/findings.md says why wrk is preferred. Both keep
 8 connections busy in a closed loop for a fixed time.
 
+The list is measured as a client gets it by default, without a count (docs/api.md,
+"Counting"), against the hand-written app answering the same JSON; the same list with
+`count=true` (the capped count on a full first page, on both sides) is reported beside it
+without a goal.
+
 The two servers are measured in alternating rounds (a warm-up round each, then
 `--http-rounds` rounds each), so other load on a shared machine falls on both alike; a figure is the
 median over the rounds of each round's percentile. Search has no hand-written twin (the
@@ -38,8 +43,11 @@ from .common import Sizes, percentile
 from .report import Figure
 
 CLIENTS = 8
-#: p95 goals in ms (issue 11), and the web layer's cost against the hand-written app.
-GOALS_MS = {"list": 50.0, "get": 30.0, "search": 100.0, "prefix search": 100.0}
+#: p95 goals in ms (issue 11), and the web layer's cost against the hand-written app; None:
+#: reported without a goal.
+COUNTED = "list with count=true"
+GOALS_MS: dict[str, float | None] = {"list": 50.0, COUNTED: None, "get": 30.0, "search": 100.0,
+                                     "prefix search": 100.0}
 WEB_GOAL = 1.5
 PACKAGE = Path(__file__).resolve().parent
 
@@ -143,11 +151,13 @@ def loadgen(choice: str) -> str:
 def workloads(sizes: Sizes, pick: random.Random) -> dict[str, list[str]]:
     n = 2_000
     words = [*dataset.PRODUCTS, *dataset.KINDS]
+    # filter + sort over a date with blanks (open deals have none), both directions
+    lists = [f"/api/v1/deal?status={pick.choice(dataset.STATUSES)}&amount__gte="
+             f"{pick.randrange(dataset.AMOUNTS // 2)}&sort={pick.choice(('-', ''))}close_date"
+             for _ in range(n)]
     return {
-        # filter + sort over a date with blanks (open deals have none), both directions
-        "list": [f"/api/v1/deal?status={pick.choice(dataset.STATUSES)}&amount__gte="
-                 f"{pick.randrange(dataset.AMOUNTS // 2)}&sort={pick.choice(('-', ''))}close_date"
-                 for _ in range(n)],
+        "list": lists,
+        COUNTED: [f"{path}&count=true" for path in lists],
         "get": [f"/api/v1/deal/{pick.randint(1, sizes.rows)}" for _ in range(n)],
         "search": [f"/api/v1/deal?q={pick.choice(words)}" for _ in range(n)],
         "prefix search": [f"/api/v1/deal?q={pick.choice(words)[:3]}" for _ in range(n)],
@@ -181,9 +191,9 @@ def run(engine: sa.Engine, sizes: Sizes, log_folder: Path | None = None, choice:
     figures = []
     with slatecrm(engine, folder / f"server-{db}.log") as slate, \
             baseline(engine, folder / f"baseline-{db}.log") as hand:
-        for path in (wanted["list"][0], wanted["get"][0]):
+        for path in (wanted["list"][0], wanted[COUNTED][0], wanted["get"][0]):
             same_shape(slate, hand, path)
-        for kind in ("list", "get"):
+        for kind in ("list", COUNTED, "get"):
             paths = wanted[kind]
             measure(slate, paths, warm_up)
             measure(hand, paths, warm_up)
@@ -209,8 +219,11 @@ def _figures(kind: str, db: str, sizes: Sizes, tool: str, ours: list[Round], the
              ) -> list[Figure]:
     p95, p50 = _median(ours, "p95"), _median(ours, "p50")
     rate = sum(r.requests for r in ours) / sum(r.seconds for r in ours)
-    what = {"list": "page of 50: status = x, amount ≥ y, sort by close date (blanks: open deals), "
-                    "either direction",
+    listed = ("page of 50: status = x, amount ≥ y, sort by close date (blanks: open deals), "
+              "either direction")
+    what = {"list": f"{listed}; no count (what a client gets by default)",
+            COUNTED: f"{listed}; with the capped count (2,000) a full first page runs, within "
+                     f"SlateCRM's count budget",
             "get": "GET /api/v1/deal/{id}, random ids",
             "search": "GET /api/v1/deal?q=<word>, a word of the deals' names",
             "prefix search": "GET /api/v1/deal?q=<first 3 letters of a word>"}[kind]
@@ -219,15 +232,17 @@ def _figures(kind: str, db: str, sizes: Sizes, tool: str, ours: list[Round], the
     goal = GOALS_MS[kind]
     lost = sum(r.lost for r in ours)
     if lost:
-        load += f"; {lost} requests got no answer within 30 s (counted as failing the goal)"
+        load += f"; {lost} requests got no answer within 30 s" + (" (counted as failing the goal)"
+                                                                   if goal is not None else "")
     label = f"HTTP {kind}, {CLIENTS} clients, p95 (SlateCRM" + (" vs hand-written app)" if theirs else ")")
     out = [Figure(label, db, sizes.rows, p95, _median(theirs, "p95") if theirs else 0.0, "ms",
-                  f"p95 ≤ {goal:.0f} ms", p95 <= goal and not lost,
+                  f"p95 ≤ {goal:.0f} ms" if goal is not None else "— (reported)",
+                  (p95 <= goal and not lost) if goal is not None else None,
                   f"{what}; p50 {p50:.1f} ms, {rate:,.0f} requests/s"
                   + (f" (hand-written: p50 {_median(theirs, 'p50'):.1f} ms, "
                      f"{sum(r.requests for r in theirs) / sum(r.seconds for r in theirs):,.0f} requests/s)"
                      if theirs else "") + f"; one uvicorn worker each; {load}")]
-    if theirs:
+    if theirs and goal is not None:
         web = p50 / _median(theirs, "p50")
         out.append(Figure(f"HTTP {kind}: web layer's cost, p50 (SlateCRM vs hand-written app)", db,
                           sizes.rows, p50, _median(theirs, "p50"), "ms", f"≤ {WEB_GOAL}×", web <= WEB_GOAL,

@@ -76,12 +76,15 @@ def test_lists_sort_filter_search_and_page(client: TestClient) -> None:
         {"name": f"Company {i:03d}", "employees": i * 10, "industry": ["finance", "retail"][i % 2]}
         for i in range(120)])
     assert created.status_code == 201 and len(created.json()["data"]) == 120
-    page = client.get("/api/v1/account?sort=-employees&limit=20&industry=retail&employees__gte=300").json()
+    page = client.get("/api/v1/account?sort=-employees&limit=20&industry=retail&employees__gte=300"
+                      "&count=true").json()
     assert page["count"] == 45 and not page["count_capped"]
     assert [r["employees"] for r in page["data"][:3]] == [1190, 1170, 1150]
     seen = [r["employees"] for r in page["data"]]
     while page["next"]:
+        assert "count=true" in page["next"]  # the next link keeps asking for the count
         page = client.get(page["next"]).json()
+        assert page["count"] == 45
         seen += [r["employees"] for r in page["data"]]
     assert seen == list(range(1190, 299, -20))  # every match once, in order, across 3 pages
     found = client.get("/api/v1/account", params={"q": "company 07"}).json()
@@ -95,11 +98,31 @@ def test_lists_sort_filter_search_and_page(client: TestClient) -> None:
 def test_counts_stop_at_the_cap_and_say_so(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(listing, "COUNT_CAP", 25)
     client.post("/api/v1/account", json=[{"name": f"Capped {i}", "employees": i} for i in range(40)])
-    page = client.get("/api/v1/account", params={"limit": 10}).json()
+    page = client.get("/api/v1/account", params={"limit": 10, "count": "true"}).json()
     assert (page["count"], page["count_capped"]) == (25, True)  # "25+": there are more
-    few = client.get("/api/v1/account", params={"employees__lt": 5}).json()
+    few = client.get("/api/v1/account", params={"employees__lt": 5, "count": "true"}).json()
     assert (few["count"], few["count_capped"]) == (5, False)
     assert "25+ accounts" in client.get("/e/account").text
+
+
+def test_a_list_answers_its_count_only_when_asked(client: TestClient) -> None:
+    """docs/api.md, "Lists": `count=true` adds the count keys; `count=false` or nothing
+    leaves them out; any other value is refused, naming the parameter."""
+    client.post("/api/v1/account", json=[{"name": f"Account {i}"} for i in range(3)])
+    for params in ({}, {"count": "false"}, {"count": "false", "limit": 2}):
+        body = client.get("/api/v1/account", params=params).json()
+        assert len(body["data"]) == params.get("limit", 3)
+        assert not {"count", "count_capped", "count_estimate"} & set(body), body
+    asked = client.get("/api/v1/account", params={"count": "true", "limit": 2}).json()
+    assert (asked["count"], asked["count_capped"], len(asked["data"])) == (3, False, 2)
+    for wrong in ("yes", "1", "", "TRUE"):
+        refused = client.get("/api/v1/account", params={"count": wrong})
+        assert refused.status_code == 400, wrong
+        assert set(problem_of(refused)["errors"]) == {"count"}  # type: ignore[arg-type]
+    # The pages people read keep counting, whatever the URL says.
+    assert "3 accounts" in client.get("/e/account", params={"count": "false"}).text
+    twin = client.get("/e/account.json").json()
+    assert (twin["count"], twin["count_capped"]) == (3, False)
 
 
 def test_related_records_and_stage_history(client: TestClient) -> None:
@@ -119,7 +142,9 @@ def test_related_records_and_stage_history(client: TestClient) -> None:
     assert [(v["stage"], v["left_at"] is None) for v in visits] == [("prospecting", False),
                                                                      ("qualification", True)]
     contacts = client.get(f"/api/v1/account/{acme['id']}/related/contact").json()
-    assert [c["id"] for c in contacts["data"]] == [jane["id"]]
+    assert [c["id"] for c in contacts["data"]] == [jane["id"]] and "count" not in contacts
+    counted = client.get(f"/api/v1/account/{acme['id']}/related/contact", params={"count": "true"}).json()
+    assert (counted["count"], counted["count_capped"]) == (1, False)
     assert client.get(f"/api/v1/account/{acme['id']}/related/lead").json()["data"] == []  # converted_account
     wrong = client.get(f"/api/v1/account/{acme['id']}/related/opportunity.name")
     assert wrong.status_code == 400

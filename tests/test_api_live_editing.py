@@ -68,7 +68,7 @@ def test_an_admin_defines_and_changes_an_entity_live(client: TestClient) -> None
          "price": f"{10000 + i * 100} EUR"} for i in range(60)])
     assert made.status_code == 201
     assert made.json()["data"][0]["status"] == "ordered"
-    query = {"sort": "-price,plate", "limit": 15, "fuel": "electric"}
+    query = {"sort": "-price,plate", "limit": 15, "fuel": "electric", "count": "true"}
     page = client.get("/api/v1/vehicle", params=query).json()
     assert page["count"] == 20 and [r["plate"] for r in page["data"][:2]] == ["V-059", "V-056"]
     rest = client.get(page["next"]).json()

@@ -24,7 +24,7 @@ from .defaults import Client
 FEW = 10
 #: 2^DOUBLINGS other accounts: what the count must read past.
 DOUBLINGS = 16
-LIST = "/api/v1/account?employees=7&sort=id&limit=5"
+LIST = "/api/v1/account?employees=7&sort=id&limit=5&count=true"
 
 
 def _accounts(http: TestClient, engine: sa.Engine) -> None:
@@ -79,7 +79,7 @@ def test_a_count_past_its_budget_answers_not_known_and_pages_on(bounded: Client,
         assert said.group(1) == "many accounts"
 
     # A short first page is its own count, whatever the budget: no count runs.
-    short = http.get("/api/v1/account?employees=7&limit=50").json()
+    short = http.get("/api/v1/account?employees=7&limit=50&count=true").json()
     assert (short["count"], len(short["data"]), "count_estimate" in short) == (FEW, FEW, False)
     # The same list within a budget it can keep is counted exactly, and its cursor carries it.
     roomy = bounded(count_budget_ms=30_000)

@@ -62,7 +62,7 @@ def test_a_search_pages_with_its_count_and_cursor(client: TestClient) -> None:
         create(client, name=f"Acme {i}")
     create(client, name="Other")
     seen: list[str] = []
-    params: dict[str, Any] = {"q": "acme", "limit": 3}
+    params: dict[str, Any] = {"q": "acme", "limit": 3, "count": "true"}
     counts = []
     while True:
         body = client.get("/api/v1/account", params=params).json()
@@ -80,7 +80,7 @@ def test_a_search_pages_with_its_count_and_cursor(client: TestClient) -> None:
     assert [r["name"] for r in first["data"] + rest["data"]] == [f"Acme {i}" for i in reversed(range(7))]
     # A cursor of the search is a cursor of the same query: another search counts for itself.
     other = client.get("/api/v1/account", params={"q": "acme 6", "after": first["next_cursor"],
-                                                  "sort": "-name"}).json()
+                                                  "sort": "-name", "count": "true"}).json()
     assert other["data"] == [] and other["count"] == 1  # "Acme 6" is before the cursor
 
 

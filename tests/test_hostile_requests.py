@@ -40,7 +40,7 @@ def refused(response: Any, status: int) -> dict[str, Any]:
 
 
 def account_count(client: TestClient) -> int:
-    count: int = client.get("/api/v1/account").json()["count"]
+    count: int = client.get("/api/v1/account?count=true").json()["count"]
     return count
 
 

@@ -18,6 +18,7 @@ from slatecrm.platform.records.limits import Limits
 
 from .defaults import make_app
 from .pack_templates import PackTemplates
+from .test_api_live_editing import confirmed
 
 
 @pytest.fixture
@@ -80,6 +81,29 @@ def test_list_parameters_carry_the_bounds_and_each_fields_form(document: dict[st
     assert parameters["close_date__gte"]["format"] == "date"
     assert parameters["amount__blank"] == {"type": "boolean"}
     assert parameters["amount__gte"]["type"] == "string"  # a currency amount is filtered as text
+    assert parameters["count"]["type"] == "boolean"
+    names = [p["name"] for p in listing["parameters"]]
+    assert len(names) == len(set(names))
+    page = listing["responses"]["200"]["content"]["application/json"]["schema"]
+    assert page["required"] == ["data", "next"]  # the count keys come with count=true only
+    assert {"count", "count_capped", "count_estimate"} <= set(page["properties"])
+
+
+def test_a_field_named_like_a_list_parameter_is_filtered_with_eq(client: TestClient) -> None:
+    """`count` is the list's own parameter (count=true); a field named `count` is filtered
+    as `count__eq`, and the document names each parameter once."""
+    confirmed(client, "PUT", "/api/v1/admin/entities/tally",
+              {"label": "Tally", "title_field": "name",
+               "fields": {"name": {"type": "text"}, "count": {"type": "integer"}}})
+    client.post("/api/v1/tally", json=[{"name": "a", "count": 1}, {"name": "b", "count": 3}])
+    found = client.get("/api/v1/tally", params={"count__eq": 3, "count": "true"}).json()
+    assert [r["name"] for r in found["data"]] == ["b"] and found["count"] == 1
+    refused = client.get("/api/v1/tally", params={"count": 3})
+    assert refused.status_code == 400 and set(refused.json()["errors"]) == {"count"}
+    listing = client.get("/api/v1/openapi.json").json()["paths"]["/api/v1/tally"]["get"]
+    names = [p["name"] for p in listing["parameters"]]
+    assert len(names) == len(set(names)) and {"count", "count__eq", "count__gte"} <= set(names)
+    assert next(p for p in listing["parameters"] if p["name"] == "count")["schema"]["type"] == "boolean"
 
 
 # --- what the live schemathesis run found ------------------------------------------------------
@@ -89,15 +113,15 @@ def test_a_range_filter_on_a_yes_no_field_is_no_500(client: TestClient) -> None:
     contact = client.post("/api/v1/contact", json={"last_name": "Ada", "account": 1, "do_not_call": True})
     assert contact.status_code == 201, contact.text
     for op, found in (("lt", 0), ("lte", 1), ("gt", 0), ("gte", 1)):
-        page = client.get(f"/api/v1/contact?do_not_call__{op}=true")
+        page = client.get(f"/api/v1/contact?do_not_call__{op}=true&count=true")
         assert page.status_code == 200, page.text
         assert page.json()["count"] == found, op
 
 
 def test_a_blank_filter_takes_true_or_false_only(client: TestClient) -> None:
     client.post("/api/v1/account", json={"name": "Acme"})
-    assert client.get("/api/v1/account?website__blank=true").json()["count"] == 1
-    assert client.get("/api/v1/account?website__blank=false").json()["count"] == 0
+    assert client.get("/api/v1/account?website__blank=true&count=true").json()["count"] == 1
+    assert client.get("/api/v1/account?website__blank=false&count=true").json()["count"] == 0
     refused = client.get("/api/v1/account?website__blank=null")  # was read as "false"
     assert refused.status_code == 400
     assert refused.json()["errors"] == {"website__blank": ["'null' is not true or false"]}

@@ -233,7 +233,7 @@ def test_a_filter_at_the_one_place_reaches_every_surface(client: TestClient) -> 
     qualification = next(c for c in board["columns"] if c["stage"] == "qualification")
     assert (qualification["count"], qualification["records"]) == (0, [])
     assert "900" not in qualification["total"]  # the hidden deal's amount is not added up
-    listed = client.get("/api/v1/account").json()
+    listed = client.get("/api/v1/account", params={"count": "true"}).json()
     assert (listed["count"], [a["id"] for a in listed["data"]]) == (1, [visible["id"]])
     rows = list(csv.reader(io.StringIO(client.get("/e/opportunity/export.csv").text)))
     assert [r[0] for r in rows[1:]] == [str(shown["id"])]
@@ -281,22 +281,22 @@ def test_a_list_counts_on_its_first_page_only_and_later_pages_answer_the_same_co
         made(client, "account", name=f"Account {number}")
     client.get("/api/v1/account")  # the revision's snapshot is built by a first request
     with counted(client) as first:
-        body = client.get("/api/v1/account", params={"sort": "name", "limit": 2}).json()
+        body = client.get("/api/v1/account", params={"sort": "name", "limit": 2, "count": "true"}).json()
     # The page, then its count (on PostgreSQL after the SET LOCAL of the count's time budget).
     statements = [t for t in first.texts if not t.startswith("SET LOCAL statement_timeout")]
     assert body["count"] == 5 and len(statements) == 2, first.texts
     with counted(client) as later:
-        second = client.get("/api/v1/account", params={"sort": "name", "limit": 2,
+        second = client.get("/api/v1/account", params={"sort": "name", "limit": 2, "count": "true",
                                                        "after": body["next_cursor"]}).json()
     assert [r["name"] for r in second["data"]] == ["Account 2", "Account 3"]
     assert second["count"] == 5 and len(later.texts) == 1, later.texts  # no COUNT
     assert not any("count(" in text.lower() for text in later.texts)
-    third = client.get("/api/v1/account", params={"sort": "name", "limit": 2,
+    third = client.get("/api/v1/account", params={"sort": "name", "limit": 2, "count": "true",
                                                   "after": second["next_cursor"]}).json()
     assert third["count"] == 5 and [r["name"] for r in third["data"]] == ["Account 4"]
     # The same cursor given to another query pages on, and that query counts for itself.
     other = client.get("/api/v1/account", params={"sort": "name", "limit": 2, "name__gte": "Account 3",
-                                                  "after": body["next_cursor"]}).json()
+                                                  "count": "true", "after": body["next_cursor"]}).json()
     assert other["count"] == 2 and [r["name"] for r in other["data"]] == ["Account 3", "Account 4"]
 
 
@@ -306,9 +306,42 @@ def test_a_short_first_page_is_its_own_count_in_one_statement(client: TestClient
     client.get("/api/v1/account")
     for params, expected in (({"limit": 3}, 3), ({"limit": 50}, 3), ({"q": "no such text"}, 0)):
         with counted(client) as short:
-            body = client.get("/api/v1/account", params=params).json()
+            body = client.get("/api/v1/account", params={**params, "count": "true"}).json()
         assert body["count"] == expected and "next_cursor" not in body
         assert len(short.texts) == 1, short.texts
+
+
+def test_a_list_not_asked_for_its_count_runs_no_count_and_answers_none(client: TestClient) -> None:
+    """docs/decisions.md, "The total of an API list is asked for": without `count=true` an
+    API list is its page only, one statement, on every page, and on a related list too."""
+    account = made(client, "account", name="Acme")["id"]
+    for number in range(5):
+        made(client, "contact", last_name=f"Doe {number}", account=account)
+    client.get("/api/v1/contact")  # the revision's snapshot is built by a first request
+    count_keys = {"count", "count_capped", "count_estimate"}
+    # (path, parameters, statements per page: a related list reads its record first)
+    pages = [("/api/v1/contact", {"sort": "last_name", "limit": 2}, 1),
+             ("/api/v1/contact", {"sort": "last_name", "limit": 2, "count": "false"}, 1),
+             (f"/api/v1/account/{account}/related/contact", {"sort": "last_name", "limit": 2}, 2)]
+    for path, params, statements in pages:
+        names: list[str] = []
+        url: str | None = path
+        while url:
+            with counted(client) as seen:
+                body = client.get(url, params=params if url == path else None).json()
+            assert len(seen.texts) == statements, seen.texts  # no COUNT, no estimate, no time budget
+            assert not any("count(" in text.lower() for text in seen.texts), seen.texts
+            assert not count_keys & set(body), body
+            names += [r["last_name"] for r in body["data"]]
+            url = body["next"]
+            assert url is None or "count=" not in url or "count=false" in url
+        assert names == [f"Doe {n}" for n in range(5)], path  # every record once, in order
+    # A cursor of a list that did not count, given with count=true, counts that list.
+    first = client.get("/api/v1/contact", params={"sort": "last_name", "limit": 2}).json()
+    later = client.get("/api/v1/contact", params={"sort": "last_name", "limit": 2, "count": "true",
+                                                  "after": first["next_cursor"]}).json()
+    assert (later["count"], later["count_capped"]) == (5, False)
+    assert [r["last_name"] for r in later["data"]] == ["Doe 2", "Doe 3"]
 
 
 def test_blanks_sort_where_the_database_keeps_them_and_pages_see_each_record_once(

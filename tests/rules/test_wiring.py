@@ -130,7 +130,8 @@ def test_api_filter_in_the_rule_language(client: TestClient) -> None:
                                  json={"stage": stage, "version": 1})
             assert moved.status_code == 200, moved.text
     found = client.get("/api/v1/opportunity", params={
-        "filter": 'amount > 1000 and stage in ("proposal", "negotiation")', "sort": "name"}).json()
+        "filter": 'amount > 1000 and stage in ("proposal", "negotiation")', "sort": "name",
+        "count": "true"}).json()
     assert [r["name"] for r in found["data"]] == ["Big", "Huge"] and found["count"] == 2
     through = client.get("/api/v1/opportunity", params={
         "filter": 'account.industry = "retail" and stage >= "qualification"', "sort": "name"}).json()

@@ -7,6 +7,8 @@ first page counts at all: a first page with no next page is its own count, and a
 page answers the count its cursor carries (signed, with a digest of the query it was run
 for; docs/decisions.md, "Counting a list once"). A first page's count runs within a time
 budget (limits.COUNT_BUDGET_MS); past it the list is "not counted", and its cursor says so.
+A query may ask for no count at all (`ListQuery.counted`, what an API list does unless it is
+given `count=true`): then no COUNT and no estimate run, and its cursors carry no count.
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ class ListQuery:
     #: (a rank is no keyset: it changes as other records are written). Reference pickers
     #: and the global search ask for it; API lists keep their sort (docs/api.md, "Search").
     rank: bool = False
+    #: Count the matching records (a first page's capped count, within the budget). The API
+    #: counts only when asked (`count=true`: the count was most of a list's cost); the pages
+    #: people read ("1–50 of N"), boards and exports keep the default (docs/decisions.md,
+    #: "The total of an API list is asked for").
+    counted: bool = True
 
 
 def sort_keys(ce: CompiledEntity, sort: Sequence[str], errors: dict[str, list[str]],
@@ -221,10 +228,16 @@ class PageQuery:
     uncounted: bool = False
     #: The matching rows without the cap (what a planner's estimate is asked about).
     matching: sa.Select[Any] | None = None
+    #: The query asked for a count (ListQuery.counted). When not, `uncounted` is set and
+    #: `matching` None, so no COUNT and no estimate run, and the next cursor holds no count.
+    counting: bool = True
 
     def counted(self, rows: Sequence[Any]) -> int | None:
         """The capped count without running `count`, when it is known: carried by the
-        cursor, or a first page that holds every matching row. None: run `count`."""
+        cursor, or a first page that holds every matching row. None: run `count` (unless
+        `uncounted`), or, when the query asked for no count, not known."""
+        if not self.counting:
+            return None
         if self.known_count is not None:
             return self.known_count
         if self.first and len(rows) <= self.limit:
@@ -273,6 +286,9 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
     select = select.limit(query.limit + 1)
     matching = sa.select(sa.literal(1)).select_from(ce.table).where(*where)
     count = sa.select(sa.func.count()).select_from(matching.limit(COUNT_CAP + 1).subquery())
+    if not query.counted:  # nothing to count: no digest either (only a count is tied to it)
+        return PageQuery(select, count, keys, query.limit, cursor_key, None, "", last, rank is not None,
+                         uncounted=True, matching=None, counting=False)
     digest = conditions_digest(ce, where, dialect)
     same = last is not None and last.query == digest
     known = last.count if last is not None and same else None
@@ -301,9 +317,12 @@ def conditions_digest(ce: CompiledEntity, where: Sequence[sa.ColumnElement[bool]
 
 def next_cursor(rows: Sequence[Any], page: PageQuery, count: int | None) -> str | None:
     """The cursor of the page after `rows`, carrying the capped `count` (at most COUNT_CAP + 1),
-    or None for "not counted" (the count ran past its budget)."""
+    or None for "not counted" (the count ran past its budget). A page that asked for no count
+    gives a cursor without one: a later page asked to count counts for itself."""
     if len(rows) <= page.limit or page.ranked:
         return None
+    if not page.counting:
+        return encode_cursor(cursor_values(rows[page.limit - 1], page.keys), _key(page.cursor_key))
     return encode_cursor(cursor_values(rows[page.limit - 1], page.keys), _key(page.cursor_key),
                          count=None if count is None else min(count, COUNT_CAP + 1), query=page.digest)
 

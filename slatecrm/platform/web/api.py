@@ -38,7 +38,9 @@ from .pinning import records_of
 T = TypeVar("T")
 #: What a handler's work gives: the JSON content and the answer's headers.
 Answer = tuple[Any, dict[str, str]]
-PAGING_PARAMETERS = ("sort", "limit", "after", "q", "filter")
+PAGING_PARAMETERS = ("sort", "limit", "after", "q", "filter", "count")
+#: What `count=` takes: a list counts its records only when asked (docs/api.md, "Counting").
+COUNT_ANSWERS = {"true": True, "false": False}
 
 
 def service(request: Request) -> RecordsService:
@@ -90,21 +92,26 @@ def list_query(request: Request) -> ListQuery:
         if key not in PAGING_PARAMETERS:
             filters.setdefault(key, []).append(value)
     sort = tuple(s.strip() for s in params.get("sort", "").split(",") if s.strip())
+    counts = params.getlist("count")
+    if wrong := [c for c in counts if c not in COUNT_ANSWERS]:
+        errors["count"] = [f"{wrong[0][:40]!r} is not true or false"]
     if errors:
         raise BadQuery(errors)
     return ListQuery(sort=sort, filters=tuple(Filter.parse(k, v) for k, v in filters.items()),
                      search=params.get("q"), after=params.get("after"), limit=limit,
-                     expression=params.get("filter") or None)
+                     expression=params.get("filter") or None,
+                     counted=bool(counts) and COUNT_ANSWERS[counts[-1]])
 
 
-def page_json(records: RecordsService, page: Page, request: Request) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "data": [records.as_json(r) for r in page.records],
-        "count": page.count,
-        "count_capped": page.count_capped,
-        "next": None,
-    }
-    if page.count is None:  # not counted within the budget: the planner's guess, or null
+def page_json(records: RecordsService, page: Page, request: Request, *, counted: bool) -> dict[str, Any]:
+    """A page's JSON; the `count` keys only when the list was `counted` (a list counts
+    only when asked: without them a client cannot mistake "not asked" for "not known")."""
+    out: dict[str, Any] = {"data": [records.as_json(r) for r in page.records]}
+    if counted:
+        out["count"] = page.count
+        out["count_capped"] = page.count_capped
+    out["next"] = None
+    if counted and page.count is None:  # not counted within the budget: the planner's guess, or null
         out["count_estimate"] = page.count_estimate
     if page.next_cursor:
         out["next"] = str(request.url.include_query_params(after=page.next_cursor))
@@ -145,7 +152,8 @@ async def collection(request: Request) -> Response:
     entity = request.path_params["entity"]
     if request.method == "GET":
         query = list_query(request)
-        return await answer(request, lambda: (page_json(records, records.page(entity, query), request), {}))
+        return await answer(request, lambda: (
+            page_json(records, records.page(entity, query), request, counted=query.counted), {}))
     data = await body_object(request, allow_list=True)
     if isinstance(data, list):
         records.check_batch(len(data))
@@ -213,7 +221,7 @@ async def related(request: Request) -> Response:
     def work() -> Answer:
         page = records.related(request.path_params["entity"], request.path_params["id"],
                                request.path_params["relation"], query)
-        return page_json(records, page, request), {}
+        return page_json(records, page, request, counted=query.counted), {}
 
     return await answer(request, work)
 

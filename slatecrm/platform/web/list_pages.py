@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -37,10 +37,11 @@ class SearchResult:
 
 def list_query(request: Request) -> ListQuery:
     """The list's query from its URL, through the API's own parsing (`api.list_query`),
-    without the empty inputs a plain HTML form sends and the page's own parameters."""
+    without the empty inputs a plain HTML form sends and the page's own parameters. It
+    always counts: people read "1–50 of N" (an API list counts only when asked)."""
     kept = [(k, v) for k, v in request.query_params.multi_items() if v.strip() and k != "columns"]
     scope = {**request.scope, "query_string": urlencode(kept).encode()}
-    return api.list_query(Request(scope))
+    return replace(api.list_query(Request(scope)), counted=True)
 
 
 async def home(request: Request) -> Response:
@@ -95,7 +96,7 @@ async def list_view(request: Request) -> Response:
     columns = [ce.fields[c] for c in (wanted or widgets.default_columns(ce))]
     sort = request.query_params.get("sort", "")
     quick = [f for f in ce.fields.values() if f.type.groupable]
-    twin = {**api.page_json(records, page, request), "errors": errors,
+    twin = {**api.page_json(records, page, request, counted=True), "errors": errors,
             "columns": [c.name for c in columns]}
     return render(request, "list", {
         **context, "ce": ce, "page": page, "columns": columns, "errors": errors, "sort": sort,

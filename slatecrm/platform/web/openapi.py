@@ -92,14 +92,19 @@ def list_parameters(ce: CompiledEntity, limits: Limits) -> list[dict[str, Any]]:
          "description": "a condition in the rule language (docs/rules.md), e.g. "
                         "amount > 1000 and stage in (\"proposal\"); one that does not parse or "
                         "type-check is refused (400)"},
+        {"name": "count", "in": "query", "schema": {"type": "boolean", "default": False},
+         "description": "true: the answer also says how many records match (count, count_capped, "
+                        "count_estimate; counted on the first page, within the count budget, and "
+                        "carried by its cursor); without it no count runs and the keys are left out"},
     ]
+    taken = {p["name"] for p in parameters}  # a field named like one of these filters as `name__eq`
     fields = [("id", "id", {"type": "integer", "minimum": 1, "maximum": RECORD_ID_MAX})]
     fields += [(name, c.field.label, c.type.filter_schema(c.field))
                for name, c in ce.fields.items() if c.type.filterable]
     for name, label, schema in fields:
         for op in OPERATORS:
             parameters.append({
-                "name": name if op == "eq" else f"{name}__{op}", "in": "query",
+                "name": name if op == "eq" and name not in taken else f"{name}__{op}", "in": "query",
                 "schema": {"type": "boolean"} if op == "blank" else schema,
                 "description": f"{label}: has no value (true) or has one (false)" if op == "blank"
                 else f"{label} {op} the value (read as the field reads typed text)"})
@@ -107,15 +112,18 @@ def list_parameters(ce: CompiledEntity, limits: Limits) -> list[dict[str, Any]]:
 
 
 def page_schema(record: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": ["data", "count", "count_capped", "next"], "properties": {
+    return {"type": "object", "required": ["data", "next"], "properties": {
         "data": {"type": "array", "items": record},
         "count": {"type": ["integer", "null"], "minimum": 0,
-                  "description": "Matching records, to 2,000 (see count_capped); null when counting "
-                                 "them ran past the count budget (SLATECRM_COUNT_BUDGET_MS): not known"},
+                  "description": "Only with count=true: matching records, to 2,000 (see count_capped); "
+                                 "null when counting them ran past the count budget "
+                                 "(SLATECRM_COUNT_BUDGET_MS): not known"},
         "count_estimate": {"type": ["integer", "null"], "minimum": 0,
-                           "description": "Only when count is null: the database planner's "
-                                          "estimate (PostgreSQL), else null"},
-        "count_capped": {"type": "boolean"}, "next": {"type": ["string", "null"]},
+                           "description": "Only with count=true, when count is null: the database "
+                                          "planner's estimate (PostgreSQL), else null"},
+        "count_capped": {"type": "boolean", "description": "Only with count=true: more records match "
+                                                          "than count says"},
+        "next": {"type": ["string", "null"]},
         "next_cursor": {"type": "string"}}}
 
 
