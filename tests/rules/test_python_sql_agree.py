@@ -16,7 +16,7 @@ from slatecrm.metamodel.rules import RuleContext, check, compile_python, pretty
 from slatecrm.metamodel.rules.functions import RuleFunction, RuleFunctions
 from slatecrm.platform.records.compiled import compile_entities
 from slatecrm.platform.records.rulesql import SqlCompiler
-from slatecrm.platform.storage.engine import create_engine
+from slatecrm.platform.storage.engine import create_engine, text_in_code_point_order
 from slatecrm.platform.storage.runtime import RuntimeHolder
 
 from .. import conftest
@@ -38,7 +38,8 @@ class Bench:
         runtime = RuntimeHolder(self.engine, self.registry).current()
         self.metamodel = runtime.metamodel
         self.compiled = compile_entities(runtime.metamodel.entities, runtime.tables, self.registry)
-        self.sql = SqlCompiler(runtime.tables, self.engine.dialect.name, self.registry)
+        self.sql = SqlCompiler(runtime.tables, self.engine.dialect.name, self.registry,
+                               text_in_code_point_order(self.engine))  # starts_with as a range where exact
 
     def load(self, companies: list[dict[str, Any]], deals: list[dict[str, Any]]) -> None:
         deal, company = self.compiled["deal"], self.compiled["company"]

@@ -68,11 +68,12 @@ class EntityRules:
 
 class RevisionRules:
     def __init__(self, metamodel: Metamodel, tables: Mapping[str, sa.Table], dialect: str,
-                 registry: FieldTypeRegistry, functions: RuleFunctions = NO_FUNCTIONS):
+                 registry: FieldTypeRegistry, functions: RuleFunctions = NO_FUNCTIONS,
+                 code_point_text: bool | None = None):
         self.metamodel = metamodel
         self.functions = functions
         self.registry = registry
-        self.sql = SqlCompiler(tables, dialect, registry)
+        self.sql = SqlCompiler(tables, dialect, registry, code_point_text)
         # Request threads share a revision's rules: each entity's are compiled by the first
         # thread that needs them (the others wait for that result), and the filter cache is
         # trimmed under a lock (two threads trimming at once could pop from an empty cache).

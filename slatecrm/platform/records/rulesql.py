@@ -58,10 +58,14 @@ _SQL_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
 
 
 class SqlCompiler:
-    def __init__(self, tables: Mapping[str, sa.Table], dialect: str, registry: FieldTypeRegistry):
+    def __init__(self, tables: Mapping[str, sa.Table], dialect: str, registry: FieldTypeRegistry,
+                 code_point_text: bool | None = None):
+        """`code_point_text`: the database compares text by code point (storage/engine.py,
+        `text_in_code_point_order`); unknown (None) means yes on SQLite, no elsewhere."""
         self.tables = tables
         self.sqlite = dialect == "sqlite"
         self.registry = registry
+        self.code_point_text = self.sqlite if code_point_text is None else code_point_text
 
     def condition(self, node: t.T, entity: str) -> Condition:
         """The WHERE clause builder of a boolean rule on `entity`'s table."""
@@ -242,13 +246,17 @@ class SqlCompiler:
         return test
 
     def _prefix_range(self, node: t.TextTest, a: Expr) -> list[sa.ColumnElement[bool]]:
-        """`field starts_with "Abc"` also as `field >= 'Abc' AND field < 'Abd'` on SQLite,
-        which its planner answers from the field's index; the exact test stays beside it,
-        so the meaning (case-sensitive, on both databases) is unchanged. SQLite compares
-        text by code point (BINARY); PostgreSQL by the database's collation, where such a
-        range may leave out true matches unless it is C: there the test alone is kept."""
+        """`field starts_with "Abc"` also as `field >= 'Abc' AND field < 'Abd'`, which the
+        planner answers from the field's index (a scan of the matching stretch, and a list
+        sorted by the field stops after its page); the exact test stays beside it, so the
+        meaning (case-sensitive) is unchanged. The range is exact only where text compares
+        by code point: SQLite (BINARY), and PostgreSQL when the database's collation is C
+        or C.UTF-8 (`code_point_text`). Under a language's collation ('en_US.UTF-8',
+        ICU) such a range would leave out true matches ('Abc' < 'abd' < 'Abd'), so there
+        the exact test is kept alone (docs/api.md, "Limits")."""
         prefix = node.right.value if isinstance(node.right, t.Const) else None
-        if not (self.sqlite and isinstance(node.left, t.FieldRef) and isinstance(prefix, str) and prefix):
+        if not (self.code_point_text and isinstance(node.left, t.FieldRef) and isinstance(prefix, str)
+                and prefix):
             return []
         bound = prefix.rstrip(chr(0x10FFFF))
         if not bound:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
-from ..storage.engine import connect_for_reading
+from ..storage.engine import connect_for_reading, text_in_code_point_order
 from ..storage.runtime import RuntimeHolder
 from .snapshot import Snapshot, snapshot_of
 
@@ -57,7 +57,8 @@ class ReadScope:
             if self.guard:
                 off_event_loop("pinning the metamodel revision")
             runtime = self.holder.current(self.connection)
-            self._snapshot = snapshot_of(runtime, self.registry, self.engine.dialect.name, self.functions)
+            self._snapshot = snapshot_of(runtime, self.registry, self.engine.dialect.name, self.functions,
+                                         text_in_code_point_order(self.engine))
         return self._snapshot
 
     def connection(self) -> sa.Connection:

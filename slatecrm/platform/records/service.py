@@ -20,6 +20,7 @@ from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .. import jsontext
 from ..storage import statistics, system
+from ..storage.engine import text_in_code_point_order
 from ..storage.runtime import RuntimeHolder
 from ..storage.secrets import DatabaseSecrets
 from . import rules as rule_hooks
@@ -84,7 +85,8 @@ class RecordsService:
     def snapshot(self) -> Snapshot:
         if self.scope is not None:
             return self.scope.snapshot()
-        return snapshot_of(self.holder.current(), self.registry, self.engine.dialect.name, self.functions)
+        return snapshot_of(self.holder.current(), self.registry, self.engine.dialect.name, self.functions,
+                           text_in_code_point_order(self.engine))
 
     def compiled(self) -> Mapping[str, CompiledEntity]:
         return self.snapshot().entities

@@ -28,13 +28,13 @@ T = TypeVar("T")
 
 class Snapshot:
     def __init__(self, runtime: Runtime, registry: FieldTypeRegistry, dialect: str,
-                 functions: RuleFunctions = NO_FUNCTIONS):
+                 functions: RuleFunctions = NO_FUNCTIONS, code_point_text: bool | None = None):
         self.runtime = runtime
         #: Active entities by name, each compiled when first used.
         self.entities: Mapping[str, CompiledEntity] = CompiledEntities(
             runtime.metamodel.entities, runtime.tables, registry)
         self.rules = rule_hooks.RevisionRules(runtime.metamodel, runtime.tables, dialect, registry,
-                                              functions)
+                                              functions, code_point_text)
 
     def referrers(self, entity: str) -> tuple[tuple[str, str], ...]:
         """(entity, field) of the active references to `entity`, in metamodel order. Read
@@ -68,7 +68,9 @@ class Snapshot:
 
 
 def snapshot_of(runtime: Runtime, registry: FieldTypeRegistry, dialect: str,
-                functions: RuleFunctions = NO_FUNCTIONS) -> Snapshot:
+                functions: RuleFunctions = NO_FUNCTIONS, code_point_text: bool | None = None) -> Snapshot:
     """The one snapshot of `runtime`'s revision (made by the first caller); its rules may
-    call the plugins' `functions`."""
-    return runtime.derived("records.snapshot", lambda: Snapshot(runtime, registry, dialect, functions))
+    call the plugins' `functions`, and compile for a database whose text order is code
+    point order or not (`code_point_text`, storage/engine.py `text_in_code_point_order`)."""
+    return runtime.derived("records.snapshot",
+                           lambda: Snapshot(runtime, registry, dialect, functions, code_point_text))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -125,6 +126,49 @@ def connect_for_reading(engine: Engine) -> sa.Connection:
     if engine.dialect.name == "sqlite":
         return conn.execution_options(**{READS_ONLY: True})
     return conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+#: Locales whose collation orders text by code point: the C locale (byte order, which for
+#: UTF-8 is code point order) and glibc's C.UTF-8 (code point order by definition; a test
+#: checks it on the tests' server). PostgreSQL 17's builtin provider has C and C.UTF-8,
+#: 18 adds PG_UNICODE_FAST, all three ordering by code point.
+CODE_POINT_LOCALES = frozenset({"c", "posix", "c.utf-8", "c.utf8", "pg_unicode_fast"})
+_code_point_order: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
+
+
+def text_in_code_point_order(engine: Engine) -> bool:
+    """Whether the database compares text by code point, as SQLite (BINARY) and Python do,
+    so that `x >= 'Abc' AND x < 'Abd'` selects exactly the values starting with "Abc" and
+    an index on x can answer it (records/rulesql.py, `starts_with`). Asked of PostgreSQL
+    once per engine: its order is the database's collation, fixed when it was created."""
+    known = _code_point_order.get(engine)
+    if known is None:
+        if engine.dialect.name == "sqlite":
+            known = True
+        else:
+            with engine.connect() as conn:
+                known = database_orders_by_code_point(conn)
+        _code_point_order[engine] = known
+    return known
+
+
+def database_orders_by_code_point(conn: sa.Connection) -> bool:
+    """PostgreSQL: the current database's default collation orders by code point. The
+    encoding must be UTF-8 (byte order is code point order only there, and any successor
+    character a prefix range names can be stored); the provider libc with a C locale, or
+    the builtin one (PostgreSQL 17+). ICU collations never do. The columns of pg_database
+    differ between versions (datlocprovider from 15, datlocale from 17), hence the row
+    read whole."""
+    row = conn.execute(sa.text("SELECT *, pg_encoding_to_char(encoding) AS encoding_name FROM pg_database "
+                               "WHERE datname = current_database()")).mappings().one()
+    if row["encoding_name"] != "UTF8":
+        return False
+    provider = row.get("datlocprovider", "c")
+    if provider == "c":
+        return str(row["datcollate"]).lower() in CODE_POINT_LOCALES
+    if provider == "b":
+        return str(row.get("datlocale") or "").lower() in CODE_POINT_LOCALES
+    return False
 
 
 def ensure_database(url: str | URL) -> bool:
