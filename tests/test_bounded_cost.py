@@ -200,6 +200,28 @@ def test_postgresql_cancels_a_statement_past_the_timeout(bounded: Client, engine
     assert http.get("/api/v1/account?count=true").json()["count"] == 1
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_bulk_create_stopped_during_its_copy_is_a_503(bounded: Client, engine: sa.Engine) -> None:
+    """PostgreSQL writes a bulk create's rows with COPY (records/inserts.py), outside the
+    engine's statement events: a COPY the statement timeout cancels is the same 503 as any
+    other statement's, never a 500. Here the COPY waits for the account another transaction
+    holds FOR UPDATE (the foreign-key check of its rows needs a KEY SHARE lock on it); the
+    reads before it (does the account exist?) take no lock and pass."""
+    http = bounded(statement_timeout_ms=300)
+    made = http.post("/api/v1/account", json={"name": "Acme"})
+    assert made.status_code == 201
+    account = made.json()["id"]
+    contacts = [{"first_name": f"Ann {i}", "last_name": "Lee", "account": account} for i in range(20)]
+    table = http.app.state.records.entity("account").table  # type: ignore[attr-defined]
+    with engine.connect() as holder:
+        holder.exec_driver_sql(f'SELECT id FROM "{table.name}" WHERE id = {int(account)} FOR UPDATE')
+        assert refused(http.post("/api/v1/contact", json=contacts), 503)["detail"] == TIMED_OUT.format("0.3")
+        holder.rollback()
+    assert http.get("/api/v1/contact").json()["count"] == 0  # nothing was written
+    assert http.post("/api/v1/contact", json=contacts).status_code == 201
+
+
 @pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
                          indirect=True)
 def test_the_csv_export_streams_in_pages_each_bounded(bounded: Client, engine: sa.Engine) -> None:

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from slatecrm.metamodel.fieldtypes import FieldType
 
 from ..storage import system
+from ..storage.engine import timeout_named
 from .compiled import CompiledEntity
 
 Encoder = Callable[[Any], Any]
@@ -122,7 +123,9 @@ class TableWriter:
     def _copy(self, conn: sa.Connection, rows: Sequence[Sequence[Any]]) -> None:
         """COPY … FROM STDIN on the connection's own transaction. The driver's errors are
         raised as SQLAlchemy's (a unique or foreign-key refusal as IntegrityError), like
-        those of any other statement of the write."""
+        those of any other statement of the write, and a COPY the statement timeout stopped
+        as StatementTimedOut, as the engine names any other statement's (its listener does
+        not see this driver call), so the API answers 503, not 500."""
         import psycopg
 
         driver: Any = conn.connection.driver_connection
@@ -131,6 +134,9 @@ class TableWriter:
                 for row in rows:
                     copy.write_row(row)
         except psycopg.Error as error:
+            named = timeout_named(error, conn.get_execution_options())
+            if named is not None:
+                raise named from error
             statement = self._copy_statement.as_string(driver)
             raise sa.exc.DBAPIError.instance(statement, None, error, psycopg.Error) from None
 

@@ -242,13 +242,25 @@ class OverBudget(Exception):
 def _name_timeouts(engine: Engine) -> None:
     @sa.event.listens_for(engine, "handle_error")
     def _timed_out(context: sa.engine.ExceptionContext) -> None:
-        if not _is_timeout(context.original_exception):
-            return
         options = context.execution_context.execution_options if context.execution_context else {}
-        if options.get(BUDGET_MS):
-            raise OverBudget() from context.original_exception
-        if options.get(TIMEOUT_MS):
-            raise StatementTimedOut(options[TIMEOUT_MS]) from context.original_exception
+        named = timeout_named(context.original_exception, options)
+        if named is not None:
+            raise named from context.original_exception
+
+
+def timeout_named(error: BaseException, options: Mapping[str, Any]) -> Exception | None:
+    """The app's exception for a driver's `error` when it is a statement the database
+    stopped (OverBudget under a statement's own budget, StatementTimedOut under the
+    engine's timeout), for the execution `options` it ran with; None for any other error.
+    Statements SQLAlchemy runs get it from the engine's handle_error listener; a driver
+    call it does not see (PostgreSQL's COPY, records/inserts.py) asks here itself."""
+    if not _is_timeout(error):
+        return None
+    if options.get(BUDGET_MS):
+        return OverBudget()
+    if options.get(TIMEOUT_MS):
+        return StatementTimedOut(options[TIMEOUT_MS])
+    return None
 
 
 def scalar_within_budget(conn: sa.Connection, statement: sa.Executable, budget_ms: int) -> Any | None:
