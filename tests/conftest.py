@@ -47,12 +47,14 @@ def _no_waiting_for_the_disk() -> None:
 
     PostgreSQL: `synchronous_commit=off` through libpq's PGOPTIONS, so the servers and CLI
     commands that tests start as subprocesses get it too. SQLite in WAL mode:
-    `synchronous=NORMAL` (no fsync per commit, only at checkpoints) on every connection
-    of this process. A commit then costs microseconds instead of a disk flush, which the
-    machine's other processes make slow and uneven."""
+    `synchronous=NORMAL` (no fsync per commit, only at checkpoints), through the app's own
+    setting for its engines (`SLATECRM_SQLITE_SYNCHRONOUS`, subprocesses too) and on every
+    other connection of this process. A commit then costs microseconds instead of a disk
+    flush, which the machine's other processes make slow and uneven."""
     options = os.environ.get("PGOPTIONS", "")
     if "synchronous_commit" not in options:
         os.environ["PGOPTIONS"] = f"{options} -c synchronous_commit=off".strip()
+    os.environ.setdefault("SLATECRM_SQLITE_SYNCHRONOUS", "NORMAL")
 
     @sa.event.listens_for(sa.pool.Pool, "connect")
     def _sqlite_normal_sync(dbapi_connection: Any, _record: Any) -> None:

@@ -43,8 +43,9 @@ def normalise_url(url: str | URL) -> URL:
 def create_engine(url: str | URL, **kwargs: Any) -> Engine:
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
+        pragmas = sqlite_pragmas(os.environ)  # a bad setting stops here, before any connection
         engine = sa.create_engine(parsed, connect_args={"timeout": 30}, **kwargs)
-        _setup_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
+        _setup_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"), pragmas=pragmas)
     else:
         engine = sa.create_engine(parsed, **{**pool_options(os.environ), "pool_pre_ping": True, **kwargs})
     _name_timeouts(engine)
@@ -75,7 +76,32 @@ def pool_options(environ: Mapping[str, str]) -> dict[str, int]:
     return options
 
 
-def _setup_sqlite(engine: Engine, in_memory: bool) -> None:
+#: Each SQLite connection's page cache, in KiB (SQLite's default is 2,000 KiB). Measured at a
+#: million rows (docs/decisions.md, "SQLite connection settings"): a bulk create of 1,000
+#: rows dirties some 5,000 index pages, which a 2 MiB cache spills and reads back; 64 MiB
+#: holds them. A memory map and temp_store=MEMORY won nothing there, and are left off.
+SQLITE_CACHE_KIB = 65_536
+#: When a commit waits for the disk (PRAGMA synchronous). FULL: at every commit, so a power
+#: cut loses nothing committed. NORMAL (in WAL mode): only at checkpoints, so a crash of the
+#: process or the OS loses nothing, a power cut may lose the last commits (never corrupts).
+SYNCHRONOUS_VARIABLE = "SLATECRM_SQLITE_SYNCHRONOUS"
+SYNCHRONOUS_DEFAULT = "FULL"
+SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
+
+
+def sqlite_pragmas(environ: Mapping[str, str]) -> dict[str, str]:
+    """The PRAGMAs every SQLite connection gets besides foreign keys, busy timeout and WAL:
+    the page cache, and `synchronous` from the environment (a value other than FULL, NORMAL or EXTRA stops the
+    app from starting, naming the variable; OFF is not offered: an OS crash could corrupt
+    the file)."""
+    synchronous = environ.get(SYNCHRONOUS_VARIABLE, "").strip().upper() or SYNCHRONOUS_DEFAULT
+    if synchronous not in SYNCHRONOUS_MODES:
+        raise ValueError(f"{SYNCHRONOUS_VARIABLE}={environ[SYNCHRONOUS_VARIABLE]!r}: expected one of "
+                         f"{', '.join(SYNCHRONOUS_MODES)}")
+    return {"cache_size": str(-SQLITE_CACHE_KIB), "synchronous": synchronous}
+
+
+def _setup_sqlite(engine: Engine, in_memory: bool, pragmas: Mapping[str, str]) -> None:
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
@@ -88,6 +114,8 @@ def _setup_sqlite(engine: Engine, in_memory: bool) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
+        for name, value in pragmas.items():
+            cursor.execute(f"PRAGMA {name}={value}")
         cursor.close()
 
     @sa.event.listens_for(engine, "before_cursor_execute")
