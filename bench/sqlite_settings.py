@@ -18,6 +18,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     engines = {n: variant_engine(path, VARIANTS[n]) for n in names}
     services = {n: RecordsService(e, RuntimeHolder(e, registry), registry) for n, e in engines.items()}
     pick = random.Random(7)
-    sizes = Sizes.default(False)
+    sizes = replace(Sizes.default(False), bulk_rows=1_000)  # one batch's rows at a time
     results: dict[str, dict[str, list[tuple[float, float]]]] = {n: {o: [] for o in OPERATIONS} for n in names}
     start = 50 * args.rows
     for round_ in range(args.rounds + 1):
@@ -114,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                      "search page": mean_call([partial(records.page, "deal", q) for q in searches])}
             service_rows = hand_rows = service_cpu = hand_cpu = 0.0
             for _ in range(args.batches):
-                given = bulk_create.rows(sizes, start)[:1_000]
-                by_hand = bulk_create.typed(bulk_create.rows(sizes, start + 1_000)[:1_000])
+                given = bulk_create.rows(sizes, start)
+                by_hand = bulk_create.typed(bulk_create.rows(sizes, start + 1_000))
                 start += 2_000
                 started, used = time.perf_counter(), time.process_time()
                 records.create_many("deal", given)
