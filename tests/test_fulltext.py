@@ -108,12 +108,11 @@ def test_the_index_is_written_in_the_records_transaction(client: TestClient, eng
     rollback, and a later write is indexed as usual."""
     create(client, name="Kept")
     table = client.app.state.records.entity("account").table  # type: ignore[attr-defined]
-    columns = fulltext.search_columns(client.app.state.records.entity("account").searchable)  # type: ignore[attr-defined]
 
     def matching(conn: sa.Connection, text: str) -> list[int]:
         found = fulltext.words(text, SEARCH_WORDS_MAX)
         return list(conn.execute(sa.select(table.c.id).where(
-            fulltext.SearchMatch("account", table, columns, found))).scalars())
+            fulltext.SearchMatch("account", table, found))).scalars())
 
     now = sa.func.now() if engine.dialect.name != "sqlite" else sa.literal("2026-01-01 00:00:00.000000")
     with engine.connect() as conn:
@@ -192,8 +191,7 @@ def searched(engine: sa.Engine, registry: FieldTypeRegistry, entity: str, text: 
         if index is None:
             return []
         table = build_runtime(number, metamodel, registry).tables[entity]
-        condition = fulltext.SearchMatch(entity, table, index.columns,
-                                         fulltext.words(text, SEARCH_WORDS_MAX))
+        condition = fulltext.SearchMatch(entity, table, fulltext.words(text, SEARCH_WORDS_MAX))
         return list(conn.execute(sa.select(table.c.id).where(condition).order_by(table.c.id)).scalars())
 
 

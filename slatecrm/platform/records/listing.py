@@ -160,7 +160,7 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
         if not found:  # not blank, yet no word to look for ("@", "—"): nothing has it
             out.append(sa.false())
         else:
-            out.append(fulltext.SearchMatch(ce.name, table, ce.searchable, found)
+            out.append(fulltext.SearchMatch(ce.name, table, found)
                        if ce.searchable else sa.false())
     return out
 
@@ -286,7 +286,7 @@ def _rank(ce: CompiledEntity, query: ListQuery, dialect: sa.engine.Dialect | Non
     if not (query.rank and query.search and ce.searchable and dialect is not None):
         return None
     found = fulltext.words(query.search, SEARCH_WORDS_MAX)
-    return fulltext.ranked(ce.name, ce.table, ce.searchable, found, dialect.name) if found else None
+    return fulltext.ranked(ce.name, ce.table, found, dialect.name) if found else None
 
 
 def conditions_digest(ce: CompiledEntity, where: Sequence[sa.ColumnElement[bool]],
