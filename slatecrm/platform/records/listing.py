@@ -35,6 +35,7 @@ from .keyset import (
     ordering,
     read_cursor,
 )
+from .keyset import sort_keys as keyset_sort_keys
 from .limits import DEFAULT, PAGE_SIZE_MAX, SEARCH_WORDS_MAX, Limits
 
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "blank")
@@ -264,10 +265,21 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
     if last is not None:
         select = select.where(after(ce.table, keys, last.values, nulls_largest=nulls_largest))
     rank = _rank(ce, query, dialect) if last is None and not keys else None
+    first = _index_first(ce, query, keys, dialect) if rank is None else None
     if rank is not None:  # the join selects the matches; no second look-up of the words
         select = (ce.select if base is None else base).where(
             *(c for c in where if not isinstance(c, fulltext.SearchMatch)))
         select = select.join(rank, rank.c.id == ce.table.c.id).order_by(rank.c.rank, ce.table.c.id)
+    elif first is not None:  # the same rows and order, walked from the search index
+        descending = keyset_sort_keys(keys)[0].descending
+        select = (ce.select if base is None else base).where(
+            *(c for c in where if not isinstance(c, fulltext.SearchMatch)), first.match)
+        if last is not None:
+            bound = last.values[0]
+            select = select.where(after(ce.table, keys, last.values, nulls_largest=nulls_largest),
+                                  first.rowid < bound if descending else first.rowid > bound)
+        select = select.join(first.table, first.rowid == ce.table.c.id).order_by(
+            first.rowid.desc() if descending else first.rowid.asc())
     else:
         select = select.order_by(*ordering(ce.table, keys, nulls_largest=nulls_largest))
     select = select.limit(query.limit + 1)
@@ -287,6 +299,16 @@ def _rank(ce: CompiledEntity, query: ListQuery, dialect: sa.engine.Dialect | Non
         return None
     found = fulltext.words(query.search, SEARCH_WORDS_MAX)
     return fulltext.ranked(ce.name, ce.table, found, dialect.name) if found else None
+
+
+def _index_first(ce: CompiledEntity, query: ListQuery, keys: Sequence[SortKey],
+                 dialect: sa.engine.Dialect | None) -> fulltext.IndexFirst | None:
+    """SQLite's search index to walk, for a search in id order (the default order)."""
+    if not (dialect is not None and dialect.name == "sqlite" and query.search and ce.searchable
+            and len(keyset_sort_keys(keys)) == 1):
+        return None
+    found = fulltext.words(query.search, SEARCH_WORDS_MAX)
+    return fulltext.index_first(ce.name, found) if found else None
 
 
 def conditions_digest(ce: CompiledEntity, where: Sequence[sa.ColumnElement[bool]],
