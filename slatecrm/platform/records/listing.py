@@ -265,7 +265,8 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
     if last is not None:
         select = select.where(after(ce.table, keys, last.values, nulls_largest=nulls_largest))
     rank = _rank(ce, query, dialect) if last is None and not keys else None
-    first = _index_first(ce, query, keys, dialect) if rank is None else None
+    index = _search_index(ce, query, dialect)
+    first = index if rank is None and len(keyset_sort_keys(keys)) == 1 else None
     if rank is not None:  # the join selects the matches; no second look-up of the words
         select = (ce.select if base is None else base).where(
             *(c for c in where if not isinstance(c, fulltext.SearchMatch)))
@@ -284,6 +285,10 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
         select = select.order_by(*ordering(ce.table, keys, nulls_largest=nulls_largest))
     select = select.limit(query.limit + 1)
     matching = sa.select(sa.literal(1)).select_from(ce.table).where(*where)
+    if index is not None:  # the capped count stops after COUNT_CAP matches of the index
+        matching = (sa.select(sa.literal(1)).select_from(ce.table)
+                    .join(index.table, index.rowid == ce.table.c.id).where(
+                        *(c for c in where if not isinstance(c, fulltext.SearchMatch)), index.match))
     count = sa.select(sa.func.count()).select_from(matching.limit(COUNT_CAP + 1).subquery())
     digest = conditions_digest(ce, where, dialect)
     same = last is not None and last.query == digest
@@ -301,11 +306,11 @@ def _rank(ce: CompiledEntity, query: ListQuery, dialect: sa.engine.Dialect | Non
     return fulltext.ranked(ce.name, ce.table, found, dialect.name) if found else None
 
 
-def _index_first(ce: CompiledEntity, query: ListQuery, keys: Sequence[SortKey],
-                 dialect: sa.engine.Dialect | None) -> fulltext.IndexFirst | None:
-    """SQLite's search index to walk, for a search in id order (the default order)."""
-    if not (dialect is not None and dialect.name == "sqlite" and query.search and ce.searchable
-            and len(keyset_sort_keys(keys)) == 1):
+def _search_index(ce: CompiledEntity, query: ListQuery,
+                  dialect: sa.engine.Dialect | None) -> fulltext.IndexFirst | None:
+    """SQLite's search index to join and walk (fulltext.IndexFirst): for a page in id order
+    (the default order) and for the capped count, which then stop after their rows."""
+    if not (dialect is not None and dialect.name == "sqlite" and query.search and ce.searchable):
         return None
     found = fulltext.words(query.search, SEARCH_WORDS_MAX)
     return fulltext.index_first(ce.name, found) if found else None
