@@ -87,6 +87,45 @@ def test_a_search_pages_with_its_count_and_cursor(client: TestClient) -> None:
     assert other["data"] == [] and other["count"] == 1  # "Acme 6" is before the cursor
 
 
+def test_a_search_in_id_order_pages_from_the_index_with_filters(client: TestClient,
+                                                               engine: sa.Engine) -> None:
+    """Both directions of id, a filter beside the words, cursors and counts; on SQLite the
+    page walks the FTS5 index in rowid order (no list of every match, no sort)."""
+    made = [create(client, name=f"Acme {i}", employees=i % 2) for i in range(9)]
+    create(client, name="Other", employees=1)
+    for sort, ids in (("", made), ("-id", made[::-1])):
+        wanted = [i for i in ids if (made.index(i) % 2) == 1]
+        seen: list[int] = []
+        params: dict[str, Any] = {"q": "acm", "limit": 2, "employees": 1, **({"sort": sort} if sort else {})}
+        while True:
+            body = client.get("/api/v1/account", params=params).json()
+            assert body["count"] == 4, body
+            seen += [r["id"] for r in body["data"]]
+            if not body["next"]:
+                break
+            params["after"] = body["next_cursor"]
+        assert seen == wanted, sort
+    if engine.dialect.name != "sqlite":
+        return
+    statements: list[tuple[str, Any]] = []
+    app_engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
+
+    def keep(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if "MATCH" in statement and "ORDER BY" in statement:
+            statements.append((statement, parameters))
+
+    sa.event.listen(app_engine, "before_cursor_execute", keep)
+    try:
+        client.get("/api/v1/account", params={"q": "acme", "sort": "-id"})
+    finally:
+        sa.event.remove(app_engine, "before_cursor_execute", keep)
+    with app_engine.connect() as conn:
+        steps = [str(row[3]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statements[0][0]}",
+                                                              statements[0][1]).all()]
+    assert steps[0].startswith("SCAN slate_search_account VIRTUAL TABLE"), steps
+    assert not any("B-TREE" in step or "LIST SUBQUERY" in step for step in steps), steps
+
+
 def test_writes_keep_the_index_right(client: TestClient) -> None:
     acme = create(client, name="Acme")
     assert names(client, "acme") == ["Acme"]
