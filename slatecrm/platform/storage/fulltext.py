@@ -188,14 +188,17 @@ def create_index(index: SearchIndex, dialect: str) -> Callable[[Operations], Non
     return ddl
 
 
-def redefine_index(index: SearchIndex, dialect: str) -> Callable[[Operations], None]:
+def redefine_index(index: SearchIndex, dialect: str, *, suspended: bool = False
+                   ) -> Callable[[Operations], None]:
     """Makes the index take `index.columns` from now on, keeping every entry: for columns
-    that are new and NULL in every row, or renamed (the words stay the same)."""
+    that are new and NULL in every row, or renamed (the words stay the same). PostgreSQL:
+    the function only, and the trigger again if `suspend_index` dropped it."""
     def ddl(ops: Operations) -> None:
         if dialect != "sqlite":
             quote = ops.get_context().dialect.identifier_preparer.quote
             _pg_function(ops, index)
-            ops.execute(f"DROP TRIGGER IF EXISTS {quote(PG_TRIGGER)} ON {quote(index.table)}")
+            if not suspended:
+                return
             ops.execute(f"CREATE TRIGGER {quote(PG_TRIGGER)} BEFORE INSERT OR UPDATE ON "
                         f"{quote(index.table)} FOR EACH ROW EXECUTE FUNCTION "
                         f"{quote(pg_function(index.table))}()")

@@ -533,7 +533,8 @@ class Planner:
                             [Step("drop search index", ddl=drop)])
             elif new != old:
                 renamed = [c for c in new.columns if self._renamed.get((new.table, c), c) != c]
-                if renamed and dialect != "sqlite":
+                suspended = bool(renamed) and dialect != "sqlite"
+                if suspended:
                     self.change("suspend search index", entity, None,
                                 f"stop the search index of {entity} following writes until it "
                                 f"names {', '.join(renamed)}",
@@ -541,7 +542,8 @@ class Planner:
                 self.change("redefine search index", entity, None,
                             f"search {', '.join(new.columns)} of {entity} (the index entries are "
                             "kept: no searched value changes)",
-                            [Step("redefine search index", ddl=redefine_index(new, dialect))])
+                            [Step("redefine search index",
+                                  ddl=redefine_index(new, dialect, suspended=suspended))])
         for entity, new in after.items():
             was = before.get(entity)
             if was is None or rebuilt(was, new) or not self._search_kept(was, new):
