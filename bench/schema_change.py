@@ -1,8 +1,10 @@
 """Adding a field to a large entity: plan + apply through the engine vs ALTER TABLE by hand.
 
 The goal (≤ 1 s at 1,000,000 rows) holds only if adding a nullable column, or one with a
-constant default, never rewrites the table; the hand-written baseline is the same
-ALTER TABLE on a copy of the table, timed in the same run.
+constant default, never rewrites the table, and if the new nullable field, a searchable
+text (`vin`), only redefines the search index instead of refilling it from every row
+(storage/fulltext.py); the hand-written baseline is the same ALTER TABLE on a copy of the
+table, timed in the same run.
 """
 
 from __future__ import annotations
@@ -77,6 +79,9 @@ def run(engine: sa.Engine, rows: int) -> list[Figure]:
             with engine.connect() as conn:
                 count = conn.exec_driver_sql("SELECT count(*) FROM x_vehicle").scalar_one()
             assert count == rows, "rows lost"
+            rebuilt = [c.action for c in upgrade.plan.changes if c.action.endswith("search index")
+                       and c.action != "redefine search index"]
+            assert not rebuilt, f"the search index was rebuilt: {rebuilt}"
             figures.append(Figure(label, engine.dialect.name, rows, measured, baseline, "s",
                                   "≤ 1 s", measured <= 1.0,
                                   "includes loading and merging the pack and the plan's row count"))

@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from slatecrm.platform.storage import revisions
-from slatecrm.platform.storage.fulltext import INDEX_PREFIX
+from slatecrm.platform.storage.fulltext import INDEX_PREFIX, SEARCH_COLUMN
 from slatecrm.platform.storage.runtime import build_runtime
 
 from .defaults import field_types
@@ -71,6 +71,8 @@ def drift(engine: sa.Engine) -> list[Any]:
         def include(obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
             if kind == "index" and (name or "").startswith(INDEX_PREFIX):
                 return False  # search indexes are the planner's, not tables' (storage/fulltext.py)
+            if kind == "column" and name == SEARCH_COLUMN:
+                return False  # and so is PostgreSQL's stored search vector
             table = obj if kind == "table" else getattr(obj, "table", None)
             table_name = name if kind == "table" else getattr(table, "name", None)
             return table_name in owned

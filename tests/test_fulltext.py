@@ -9,12 +9,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform import installer
 from slatecrm.platform.records.limits import SEARCH_WORDS_MAX
 from slatecrm.platform.storage import fulltext, revisions
+from slatecrm.platform.storage.apply import apply
 from slatecrm.platform.storage.runtime import build_runtime
 
 from .packs import install, plan, write_pack
@@ -84,6 +87,45 @@ def test_a_search_pages_with_its_count_and_cursor(client: TestClient) -> None:
     assert other["data"] == [] and other["count"] == 1  # "Acme 6" is before the cursor
 
 
+def test_a_search_in_id_order_pages_from_the_index_with_filters(client: TestClient,
+                                                               engine: sa.Engine) -> None:
+    """Both directions of id, a filter beside the words, cursors and counts; on SQLite the
+    page walks the FTS5 index in rowid order (no list of every match, no sort)."""
+    made = [create(client, name=f"Acme {i}", employees=i % 2) for i in range(9)]
+    create(client, name="Other", employees=1)
+    for sort, ids in (("", made), ("-id", made[::-1])):
+        wanted = [i for i in ids if (made.index(i) % 2) == 1]
+        seen: list[int] = []
+        params: dict[str, Any] = {"q": "acm", "limit": 2, "employees": 1, **({"sort": sort} if sort else {})}
+        while True:
+            body = client.get("/api/v1/account", params=params).json()
+            assert body["count"] == 4, body
+            seen += [r["id"] for r in body["data"]]
+            if not body["next"]:
+                break
+            params["after"] = body["next_cursor"]
+        assert seen == wanted, sort
+    if engine.dialect.name != "sqlite":
+        return
+    statements: list[tuple[str, Any]] = []
+    app_engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
+
+    def keep(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if "MATCH" in statement and "ORDER BY" in statement:
+            statements.append((statement, parameters))
+
+    sa.event.listen(app_engine, "before_cursor_execute", keep)
+    try:
+        client.get("/api/v1/account", params={"q": "acme", "sort": "-id"})
+    finally:
+        sa.event.remove(app_engine, "before_cursor_execute", keep)
+    with app_engine.connect() as conn:
+        steps = [str(row[3]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statements[0][0]}",
+                                                              statements[0][1]).all()]
+    assert steps[0].startswith("SCAN slate_search_account VIRTUAL TABLE"), steps
+    assert not any("B-TREE" in step or "LIST SUBQUERY" in step for step in steps), steps
+
+
 def test_writes_keep_the_index_right(client: TestClient) -> None:
     acme = create(client, name="Acme")
     assert names(client, "acme") == ["Acme"]
@@ -108,12 +150,11 @@ def test_the_index_is_written_in_the_records_transaction(client: TestClient, eng
     rollback, and a later write is indexed as usual."""
     create(client, name="Kept")
     table = client.app.state.records.entity("account").table  # type: ignore[attr-defined]
-    columns = fulltext.search_columns(client.app.state.records.entity("account").searchable)  # type: ignore[attr-defined]
 
     def matching(conn: sa.Connection, text: str) -> list[int]:
         found = fulltext.words(text, SEARCH_WORDS_MAX)
         return list(conn.execute(sa.select(table.c.id).where(
-            fulltext.SearchMatch("account", table, columns, found))).scalars())
+            fulltext.SearchMatch("account", table, found))).scalars())
 
     now = sa.func.now() if engine.dialect.name != "sqlite" else sa.literal("2026-01-01 00:00:00.000000")
     with engine.connect() as conn:
@@ -192,8 +233,7 @@ def searched(engine: sa.Engine, registry: FieldTypeRegistry, entity: str, text: 
         if index is None:
             return []
         table = build_runtime(number, metamodel, registry).tables[entity]
-        condition = fulltext.SearchMatch(entity, table, index.columns,
-                                         fulltext.words(text, SEARCH_WORDS_MAX))
+        condition = fulltext.SearchMatch(entity, table, fulltext.words(text, SEARCH_WORDS_MAX))
         return list(conn.execute(sa.select(table.c.id).where(condition).order_by(table.c.id)).scalars())
 
 
@@ -275,6 +315,135 @@ def test_schema_changes_keep_the_index_right(engine: sa.Engine, registry: FieldT
         notes={"type": "text"}, maker={"type": "text", "default": "Cogsworth"}, size={"type": "text"})))
     assert index_exists(engine, "gadget")
     assert searched(engine, registry, "gadget", "sprock brass cogs metres") == [1]
+
+
+def index_definition(engine: sa.Engine) -> list[Any]:
+    """How the search indexes are defined: SQLite's FTS5 tables and triggers, PostgreSQL's
+    trigger functions, triggers and indexes."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            return list(conn.execute(sa.text("SELECT name, sql FROM sqlite_master WHERE name LIKE "
+                                             "'slate_search%' ORDER BY name")).all())
+        return list(conn.execute(sa.text(
+            "SELECT proname, prosrc FROM pg_proc WHERE proname LIKE 'slate_search%' UNION ALL "
+            "SELECT tgname, tgrelid::regclass::text FROM pg_trigger WHERE tgname = 'slate_search' "
+            "UNION ALL SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'fts%' "
+            "ORDER BY 1, 2")).all())
+
+
+def add_gadget(engine: sa.Engine, registry: FieldTypeRegistry, **values: Any) -> int:
+    with engine.begin() as conn:
+        number, metamodel = revisions.current_metamodel(conn)
+        table = build_runtime(number, metamodel, registry).tables["gadget"]
+        now = sa.literal("2026-01-01 00:00:00.000000") if engine.dialect.name == "sqlite" else sa.func.now()
+        made: int = conn.execute(table.insert().values(created_at=now, updated_at=now, **values)
+                                 .returning(table.c.id)).scalar_one()
+        return made
+
+
+def actions(installation: installer.Installation) -> list[str]:
+    return [c.action for c in installation.plan.changes if "search" in c.action]
+
+
+def test_a_new_nullable_searched_field_or_a_rename_keeps_every_index_entry(
+        engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    install(engine, registry, write_pack(tmp_path, "kit", "1.0.0", gadget()))
+    sprocket = add_gadget(engine, registry, label="Sprocket", size=3)
+    flange = add_gadget(engine, registry, label="Flange")
+
+    # A new nullable text field: the index is redefined, not refilled.
+    added = plan(engine, registry, write_pack(tmp_path, "kit", "1.1.0", gadget(maker={"type": "text"})))
+    assert actions(added) == ["redefine search index"]
+    statements = [s for c in added.plan.changes for s in c.sql]
+    assert not [s for s in statements if s.startswith(("INSERT", "UPDATE"))], statements
+    redefined = [s.split(" ")[:3] for c in added.plan.changes if c.action == "redefine search index"
+                 for s in c.sql]
+    triggers = [["CREATE", "TRIGGER", f"slate_search_gadget_{e}"] for e in ("insert", "delete", "update")]
+    # SQLite: its triggers made again; PostgreSQL: its trigger function replaced, nothing else.
+    assert redefined == ([["DROP", "TRIGGER", "IF"]] * 3 + triggers
+                         if engine.dialect.name == "sqlite" else [["CREATE", "OR", "REPLACE"]])
+    # A failed apply leaves the index as it was, working.
+    before = index_definition(engine)
+
+    def fail(conn: sa.Connection, revision: int) -> None:
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        apply(engine, added.plan, source="test", author="test", also=fail)
+    assert index_definition(engine) == before
+    bolt = add_gadget(engine, registry, label="Bolt")
+    assert searched(engine, registry, "gadget", "bolt") == [bolt]
+
+    installer.install(engine, added, author="test")
+    assert index_definition(engine) != before
+    assert searched(engine, registry, "gadget", "sprock") == [sprocket]  # old entries kept
+    cog = add_gadget(engine, registry, label="Gear", maker="Cogsworth")
+    assert searched(engine, registry, "gadget", "cogs") == [cog]
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE x_gadget SET maker = 'Cogsworth Ltd' WHERE id = :i"), {"i": flange})
+        conn.execute(sa.text("UPDATE x_gadget SET label = 'Washer' WHERE id = :i"), {"i": bolt})
+    assert searched(engine, registry, "gadget", "cogs") == [flange, cog]
+    assert searched(engine, registry, "gadget", "flange cogs ltd") == [flange]
+    assert searched(engine, registry, "gadget", "bolt") == [] and searched(
+        engine, registry, "gadget", "washer") == [bolt]
+
+    # A rename: the same words, the index follows the new name.
+    renamed = plan(engine, registry, write_pack(tmp_path, "kit", "1.2.0", gadget(
+        title="name", label=None, name={"type": "text", "required": True, "renamed_from": "label"},
+        maker={"type": "text"})))
+    expected = ["redefine search index"] if engine.dialect.name == "sqlite" else [
+        "suspend search index", "redefine search index"]
+    assert actions(renamed) == expected
+    installer.install(engine, renamed, author="test")
+    assert searched(engine, registry, "gadget", "sprock") == [sprocket]
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE x_gadget SET name = 'Sprung' WHERE id = :i"), {"i": sprocket})
+        conn.execute(sa.text("DELETE FROM x_gadget WHERE id = :i"), {"i": cog})
+    assert searched(engine, registry, "gadget", "sprock") == [] and searched(
+        engine, registry, "gadget", "sprung") == [sprocket]
+    assert searched(engine, registry, "gadget", "cogs") == [flange]
+
+    # A searched field removed: its words leave, which rebuilds the index.
+    removed = plan(engine, registry, write_pack(tmp_path, "kit", "1.3.0", gadget(
+        title="name", label=None, name={"type": "text", "required": True})))
+    assert actions(removed) == ["drop search index", "add search index"]
+    installer.install(engine, removed, author="test")
+    assert searched(engine, registry, "gadget", "cogs") == []
+    assert searched(engine, registry, "gadget", "flange") == [flange]
+
+
+def test_an_index_in_the_earlier_layout_is_rebuilt_by_the_next_plan(
+        engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    """A database whose index was made by SlateCRM before issue 11 (one FTS5 column per
+    field; PostgreSQL's expression index) gets the current layout from its next plan."""
+    kit = write_pack(tmp_path, "kit", "1.0.0", gadget(maker={"type": "text"}))
+    install(engine, registry, kit)
+    sprocket = add_gadget(engine, registry, label="Sprocket", maker="Cogsworth")
+    with engine.begin() as conn:
+        _, metamodel = revisions.current_metamodel(conn)
+        definition = metamodel.entity("gadget")
+        assert definition is not None
+        index = fulltext.search_index_of(definition, registry)
+        assert index is not None
+        ops = Operations(MigrationContext.configure(conn))
+        fulltext.drop_index(index, engine.dialect.name)(ops)
+        if engine.dialect.name == "sqlite":
+            conn.execute(sa.text("CREATE VIRTUAL TABLE slate_search_gadget USING fts5(c0, c1, content='', "
+                                 "tokenize='unicode61 remove_diacritics 2', prefix='2 3')"))
+            conn.execute(sa.text("INSERT INTO slate_search_gadget (rowid, c0, c1) "
+                                 "SELECT id, label, maker FROM x_gadget"))
+        else:
+            conn.execute(sa.text("CREATE INDEX fts_x_gadget ON x_gadget USING gin ((to_tsvector('simple', "
+                                 "coalesce(label, '') || ' ' || coalesce(maker, ''))))"))
+        assert fulltext.outdated(conn, [index]) == {"gadget"}
+    again = plan(engine, registry, kit)
+    assert actions(again) == ["drop search index", "add search index"]
+    installer.install(engine, again, author="test")
+    with engine.connect() as conn:
+        assert fulltext.outdated(conn, [index]) == set()
+    assert searched(engine, registry, "gadget", "sprock cogs") == [sprocket]
+    later = add_gadget(engine, registry, label="Gear", maker="Cogsworth")
+    assert searched(engine, registry, "gadget", "cogs") == [sprocket, later]
 
 
 # --- starts_with ------------------------------------------------------------------------------------

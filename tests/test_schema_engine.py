@@ -84,11 +84,10 @@ def test_adding_fields_to_100000_rows_keeps_them_and_does_not_rebuild(
         price={"type": "decimal", "precision": 12, "scale": 2, "default": "9.99"},
     ))
     installation = plan(engine, registry, upgrade)
-    # vin is searched: the search index is made again, with the 100,000 rows.
-    assert [c.action for c in installation.plan.changes] == [
-        "drop search index", *["add column"] * 5, "add search index"]
+    # vin is searched, but NULL in every row: the search index is redefined, not refilled.
+    assert [c.action for c in installation.plan.changes] == [*["add column"] * 5, "redefine search index"]
     assert not any(c.rewrites_table for c in installation.plan.changes)
-    assert "the 100,000 existing rows get the default '5'" in installation.plan.changes[2].summary
+    assert "the 100,000 existing rows get the default '5'" in installation.plan.changes[1].summary
     installer.install(engine, installation, author="test")
     assert table_identity(engine, "x_vehicle") == before
     with engine.connect() as conn:
@@ -187,9 +186,13 @@ def test_rename_keeps_data(engine: sa.Engine, registry: FieldTypeRegistry, tmp_p
         title="registration", plate=None,
         registration={"type": "text", "required": True, "renamed_from": "plate"}))
     installation = plan(engine, registry, upgrade)
+    # The search index keeps its entries (the same words); PostgreSQL's trigger names the
+    # column, so it is suspended around the rename.
+    suspend = [] if engine.dialect.name == "sqlite" else ["suspend search index"]
     assert [c.action for c in installation.plan.schema_changes] == [
-        "drop search index", "rename column", "add search index"]
-    assert re.search(r"RENAME (COLUMN )?plate TO registration", installation.plan.schema_changes[1].sql[0])
+        *suspend, "rename column", "redefine search index"]
+    assert re.search(r"RENAME (COLUMN )?plate TO registration",
+                     installation.plan.schema_changes[len(suspend)].sql[0])
     installer.install(engine, installation, author="test")
     assert rows(engine, "x_vehicle", "registration", "mileage") == [(1, "A", "10"), (2, "B", None)]
     assert table_identity(engine, "x_vehicle") == identity

@@ -37,6 +37,7 @@ from .keyset import (
     ordering,
     read_cursor,
 )
+from .keyset import sort_keys as keyset_sort_keys
 from .limits import DEFAULT, PAGE_SIZE_MAX, SEARCH_WORDS_MAX, Limits
 
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "blank")
@@ -167,7 +168,7 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
         if not found:  # not blank, yet no word to look for ("@", "—"): nothing has it
             out.append(sa.false())
         else:
-            out.append(fulltext.SearchMatch(ce.name, table, ce.searchable, found)
+            out.append(fulltext.SearchMatch(ce.name, table, found)
                        if ce.searchable else sa.false())
     return out
 
@@ -277,14 +278,30 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
     if last is not None:
         select = select.where(after(ce.table, keys, last.values, nulls_largest=nulls_largest))
     rank = _rank(ce, query, dialect) if last is None and not keys else None
+    index = _search_index(ce, query, dialect)
+    first = index if rank is None and len(keyset_sort_keys(keys)) == 1 else None
     if rank is not None:  # the join selects the matches; no second look-up of the words
         select = (ce.select if base is None else base).where(
             *(c for c in where if not isinstance(c, fulltext.SearchMatch)))
         select = select.join(rank, rank.c.id == ce.table.c.id).order_by(rank.c.rank, ce.table.c.id)
+    elif first is not None:  # the same rows and order, walked from the search index
+        descending = keyset_sort_keys(keys)[0].descending
+        select = (ce.select if base is None else base).where(
+            *(c for c in where if not isinstance(c, fulltext.SearchMatch)), first.match)
+        if last is not None:
+            bound = last.values[0]
+            select = select.where(after(ce.table, keys, last.values, nulls_largest=nulls_largest),
+                                  first.rowid < bound if descending else first.rowid > bound)
+        select = select.join(first.table, first.rowid == ce.table.c.id).order_by(
+            first.rowid.desc() if descending else first.rowid.asc())
     else:
         select = select.order_by(*ordering(ce.table, keys, nulls_largest=nulls_largest))
     select = select.limit(query.limit + 1)
     matching = sa.select(sa.literal(1)).select_from(ce.table).where(*where)
+    if index is not None:  # the capped count stops after COUNT_CAP matches of the index
+        matching = (sa.select(sa.literal(1)).select_from(ce.table)
+                    .join(index.table, index.rowid == ce.table.c.id).where(
+                        *(c for c in where if not isinstance(c, fulltext.SearchMatch)), index.match))
     count = sa.select(sa.func.count()).select_from(matching.limit(COUNT_CAP + 1).subquery())
     if not query.counted:  # nothing to count: no digest either (only a count is tied to it)
         return PageQuery(select, count, keys, query.limit, cursor_key, None, "", last, rank is not None,
@@ -302,7 +319,17 @@ def _rank(ce: CompiledEntity, query: ListQuery, dialect: sa.engine.Dialect | Non
     if not (query.rank and query.search and ce.searchable and dialect is not None):
         return None
     found = fulltext.words(query.search, SEARCH_WORDS_MAX)
-    return fulltext.ranked(ce.name, ce.table, ce.searchable, found, dialect.name) if found else None
+    return fulltext.ranked(ce.name, ce.table, found, dialect.name) if found else None
+
+
+def _search_index(ce: CompiledEntity, query: ListQuery,
+                  dialect: sa.engine.Dialect | None) -> fulltext.IndexFirst | None:
+    """SQLite's search index to join and walk (fulltext.IndexFirst): for a page in id order
+    (the default order) and for the capped count, which then stop after their rows."""
+    if not (dialect is not None and dialect.name == "sqlite" and query.search and ce.searchable):
+        return None
+    found = fulltext.words(query.search, SEARCH_WORDS_MAX)
+    return fulltext.index_first(ce.name, found) if found else None
 
 
 def conditions_digest(ce: CompiledEntity, where: Sequence[sa.ColumnElement[bool]],

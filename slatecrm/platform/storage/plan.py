@@ -23,7 +23,15 @@ from alembic.operations import Operations
 from slatecrm.metamodel.fieldtypes import CoercionError, ColumnSpec, FieldType, FieldTypeRegistry
 from slatecrm.metamodel.model import Entity, Field, Metamodel
 
-from .fulltext import SearchIndex, create_index, drop_index, wanted_search_indexes
+from .fulltext import (
+    SearchIndex,
+    create_index,
+    drop_index,
+    outdated,
+    redefine_index,
+    suspend_index,
+    wanted_search_indexes,
+)
 from .tables import (
     ON_DELETE_SQL,
     IndexSpec,
@@ -214,10 +222,10 @@ class Planner:
                     tuple(self._ordered()))
 
     def _ordered(self) -> Iterator[Change]:
-        order = ["create table", "drop search index", "drop index", "rename column", "restore column",
-                 "add column",
+        order = ["create table", "drop search index", "suspend search index", "drop index",
+                 "rename column", "restore column", "add column",
                  "retype column", "change field", "retire column", "purge column", "restore table",
-                 "retire table", "add index", "add search index"]
+                 "retire table", "add index", "redefine search index", "add search index"]
         yield from sorted(self.changes, key=lambda c: order.index(c.action) if c.action in order else 99)
 
     def _retired_field(self, entity: str, name: str) -> bool:
@@ -499,31 +507,62 @@ class Planner:
 
 
     def search_index_changes(self, target_state: Metamodel) -> None:
-        """Full-text indexes (fulltext.py): dropped first, created last, so that the
-        columns they cover can be renamed, retyped or dropped in between; created again
-        with every row when the searched columns change or a change rewrites their
-        columns or table (a SQLite rebuild loses the table's triggers)."""
+        """Full-text indexes (fulltext.py). An index whose entries stay right is redefined
+        in place, last: its columns renamed, or new ones NULL in every row (a field added
+        without a default). Any other change rebuilds it: dropped (or, on PostgreSQL, its
+        trigger suspended) first, so that the columns it covers can be renamed, retyped or
+        dropped in between, and created again last with every row — when a searched column
+        leaves, comes with values (a default, a restored or retyped field), is retyped, or
+        its table is rebuilt (a SQLite rebuild loses the table's triggers), and when the
+        database holds the index in an earlier layout."""
         before = wanted_search_indexes(self.current, self.registry)
         after = wanted_search_indexes(target_state, self.registry)
         dialect = self.dialect.name
+        old_layout = outdated(self.conn, before.values())
 
-        def touched(index: SearchIndex) -> bool:
-            return any(c.entity == index.entity and (
-                c.rewrites_table or (c.action == "retype column" and c.field in index.columns))
-                for c in self.changes)
+        def rebuilt(old: SearchIndex, new: SearchIndex) -> bool:
+            return old.entity in old_layout or any(c.entity == old.entity and (
+                c.rewrites_table or (c.action == "retype column" and (
+                    c.field in old.columns or c.field in new.columns))) for c in self.changes)
 
-        for entity, index in before.items():
-            if after.get(entity) != index or touched(index):
+        for entity, old in before.items():
+            new = after.get(entity)
+            if new is None or rebuilt(old, new) or not self._search_kept(old, new):
+                drop = drop_index(old, dialect, keep_column=new is not None)
                 self.change("drop search index", entity, None, f"drop the search index of {entity}",
-                            [Step("drop search index", ddl=drop_index(index, dialect))])
-        for entity, index in after.items():
-            if before.get(entity) != index or touched(index):
-                rows = self.rows(index.table) if self.current.any_entity(entity) is not None else 0
+                            [Step("drop search index", ddl=drop)])
+            elif new != old:
+                renamed = [c for c in new.columns if self._renamed.get((new.table, c), c) != c]
+                suspended = bool(renamed) and dialect != "sqlite"
+                if suspended:
+                    self.change("suspend search index", entity, None,
+                                f"stop the search index of {entity} following writes until it "
+                                f"names {', '.join(renamed)}",
+                                [Step("suspend search index", ddl=suspend_index(old, dialect))])
+                self.change("redefine search index", entity, None,
+                            f"search {', '.join(new.columns)} of {entity} (the index entries are "
+                            "kept: no searched value changes)",
+                            [Step("redefine search index",
+                                  ddl=redefine_index(new, dialect, suspended=suspended))])
+        for entity, new in after.items():
+            was = before.get(entity)
+            if was is None or rebuilt(was, new) or not self._search_kept(was, new):
+                rows = self.rows(new.table) if self.current.any_entity(entity) is not None else 0
                 self.change("add search index", entity, None,
-                            f"index {', '.join(index.columns)} of {entity} for search "
+                            f"index {', '.join(new.columns)} of {entity} for search "
                             f"({rows:,} existing rows)",
-                            [Step("create search index", ddl=create_index(index, dialect))])
+                            [Step("create search index", ddl=create_index(new, dialect))])
 
+    def _search_kept(self, old: SearchIndex, new: SearchIndex) -> bool:
+        """Whether every entry of `old` stays right under `new`: each searched column is
+        still searched (perhaps renamed), and each new one is a column added by this plan
+        that holds no value in any existing row."""
+        carried = {c for c in new.columns if self._renamed.get((new.table, c), c) in old.columns}
+        entity = self.target.entity(new.entity)
+        empty = {c.field for c in self.changes if c.entity == new.entity and c.action == "add column"
+                 and entity is not None and (f := entity.field(c.field or "")) is not None
+                 and f.default is None}
+        return len(carried) == len(old.columns) and set(new.columns) <= carried | empty
 
 class PlanError(Exception):
     """The request cannot be planned (for example: purge of a field that is not retired)."""
