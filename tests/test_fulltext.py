@@ -96,7 +96,8 @@ def test_a_search_in_id_order_pages_from_the_index_with_filters(client: TestClie
     for sort, ids in (("", made), ("-id", made[::-1])):
         wanted = [i for i in ids if (made.index(i) % 2) == 1]
         seen: list[int] = []
-        params: dict[str, Any] = {"q": "acm", "limit": 2, "employees": 1, **({"sort": sort} if sort else {})}
+        params: dict[str, Any] = {"q": "acm", "limit": 2, "count": "true", "employees": 1,
+                                  **({"sort": sort} if sort else {})}
         while True:
             body = client.get("/api/v1/account", params=params).json()
             assert body["count"] == 4, body

@@ -53,8 +53,11 @@ def test_an_apply_leaves_statistics_for_the_tables_it_touched(
     records = records_service(engine, plugin_manager())
     records.create_many("item", [{"title": f"t{i % 7}", "qty": i} for i in range(50)])
     assert known_rows(engine, TABLE) != expected(engine, 50)  # a small load is not analyzed
-    install(engine, registry, _pack(tmp_path, "1.1.0", note={"type": "text"}))
-    assert known_rows(engine, TABLE) == expected(engine, 50)
+    # A new index makes the table's statistics stale (a plain nullable column does not:
+    # docs/decisions.md, and the search index is only redefined for it).
+    install(engine, registry, _pack(tmp_path, "1.1.0", note={"type": "text", "indexed": True}))
+    note = {f"ix_{TABLE}_note": 50} if engine.dialect.name == "sqlite" else {}
+    assert known_rows(engine, TABLE) == expected(engine, 50) | note
 
 
 def test_a_large_load_is_analyzed(engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path) -> None:
