@@ -17,6 +17,7 @@ of Mark Burnett's ten-million-password corpus.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import string
 import unicodedata
@@ -168,10 +169,8 @@ class Passwords:
     def waste_time(self, password: str) -> None:
         """Spend what a check costs, for an unknown or password-less user, so the time an
         answer takes does not tell which e-mail addresses have an account."""
-        try:
+        with contextlib.suppress(argon2.exceptions.VerificationError):
             self.hasher.verify(_dummy_hash(self.hasher), normalised(password))
-        except argon2.exceptions.VerificationError:
-            pass
 
 
 _DUMMIES: dict[tuple[int, int, int], str] = {}

@@ -193,22 +193,22 @@ def administrators(engine: sa.Engine) -> list[str]:
 
 
 # --- changing -----------------------------------------------------------------------------
-def _manager_id(conn: sa.Connection, manager: str | None, user_id: int | None) -> int | None:
+def _manager_id(conn: sa.Connection, manager: str | None, user: sa.Row[Any] | None) -> int | None:
     """The manager's id; refuses a manager that would close a cycle (the user itself, or
     anyone the user manages, directly or not)."""
     if manager is None:
         return None
     row = _find(conn, manager)
-    if user_id is None:
+    if user is None:
         return int(row.id)
-    if row.id == user_id:
+    if row.id == user.id:
         raise InvalidUser(f"{row.email} cannot be their own manager")
     seen: set[int] = set()
     current: int | None = int(row.id)
     while current is not None and current not in seen:
-        if current == user_id:
-            raise InvalidUser(f"{row.email} cannot be the manager: they are managed by this user, "
-                              "directly or through others, and the chain would go round in a circle")
+        if current == user.id:
+            raise InvalidUser(f"{row.email} cannot be the manager of {user.email}: {user.email} manages "
+                              f"{row.email}, directly or through others, and the chain would be a circle")
         seen.add(current)
         current = conn.execute(sa.select(users.c.manager_id).where(users.c.id == current)).scalar()
     return int(row.id)
@@ -267,7 +267,7 @@ def update(engine: sa.Engine, email: str, *, name: str | None = None, time_zone:
         _check_schema(conn)
         row = _find(conn, email, lock=True)
         if manager is not _UNCHANGED:
-            values["manager_id"] = _manager_id(conn, manager, int(row.id))
+            values["manager_id"] = _manager_id(conn, manager, row)
         if values:
             conn.execute(users.update().where(users.c.id == row.id).values(**values, updated_at=_now()))
     return get(engine, email)
