@@ -104,11 +104,19 @@ def user_list(database: str | None, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps([u.as_dict() for u in found]))
         return
-    table = Table("e-mail", "name", "status", "password", "time zone", "locale", "manager", "created")
+    table = Table()
+    table.add_column("e-mail", overflow="fold")
+    table.add_column("name")
+    # A narrow terminal folds the other columns, never these words.
+    table.add_column("status", no_wrap=True, min_width=8)
+    table.add_column("password", no_wrap=True, min_width=8)
+    table.add_column("time zone", overflow="fold")
+    table.add_column("locale", no_wrap=True)
+    table.add_column("manager", overflow="fold")
     for u in found:
         table.add_row(escape(u.email or "—"), escape(u.name), "active" if u.active else "disabled",
                       "set" if u.has_password else "none", u.time_zone, u.locale,
-                      escape(u.manager_email or ""), u.created_at.strftime("%Y-%m-%d %H:%M"))
+                      escape(u.manager_email or ""))
     out.print(table)
 
 

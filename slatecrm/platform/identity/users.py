@@ -4,9 +4,9 @@ Every function takes the engine and does its work in one transaction; a refused 
 raises an `IdentityError` subclass whose message names what was wrong (the e-mail that is
 taken, the user that does not exist, why the password is weak) and changes nothing.
 
-A user is found by e-mail, whatever its case: `lower(email)` is what the unique index
-(`ux_slate_user_email`) and every look-up compare. E-mail addresses are ASCII (the e-mail
-field type's pattern), so SQL's `lower` and Python's agree on both databases.
+A user is found by e-mail, whatever its case: `email_key`, the e-mail lower-cased, is what
+the unique index (`ux_slate_user_email_key`) and every look-up compare. E-mail addresses are
+ASCII (the e-mail field type's pattern), so lower-casing them is unambiguous.
 
 Until roles exist (issue 12, later), an administrator is any active user with a password:
 `init --admin-email` and `make demo` make one only when there is none.
@@ -152,7 +152,7 @@ def _user(row: sa.Row[Any]) -> User:
 
 
 def _email_is(email: str) -> sa.ColumnElement[bool]:
-    return sa.func.lower(users.c.email) == sa.func.lower(sa.literal(email.strip()))
+    return users.c.email_key == email.strip().lower()
 
 
 def _find(conn: sa.Connection, email: str, *, lock: bool = False) -> sa.Row[Any]:
@@ -243,6 +243,7 @@ def add(engine: sa.Engine, email: str, name: str, *, time_zone: str = "UTC", loc
         _check_schema(conn)
         manager_id = _manager_id(conn, manager, None)
         _insert(conn, {"username": email.lower(), "display_name": name, "email": email,
+                       "email_key": email.lower(),
                        "active": True, "time_zone": time_zone, "locale": locale,
                        "manager_id": manager_id, "password_hash": password_hash,
                        "password_changed_at": now if password_hash else None,

@@ -56,9 +56,13 @@ users = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     # The columns below came with identity (issue 12): `upgrade_users` adds them to a
     # database made before, so each is nullable or has a default for the rows already there.
-    #: as typed; unique whatever its case (ux_slate_user_email, on lower(email)). None for
-    #: the users made before e-mails existed (sample data's owners, older databases)
+    #: as typed (its domain lower-cased). None for the users made before e-mails existed
+    #: (sample data's owners, older databases)
     sa.Column("email", sa.String, nullable=True),
+    #: the e-mail lower-cased, unique (ux_slate_user_email_key): e-mails are unique whatever
+    #: their case on both databases. A column rather than an index on lower(email): SQLAlchemy
+    #: cannot reflect an expression index on SQLite (it warns), and schema comparisons reflect.
+    sa.Column("email_key", sa.String, nullable=True),
     #: a disabled user keeps its records, history and name, and will not be able to sign in
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     #: an IANA time zone name (validated with zoneinfo when set)
@@ -75,8 +79,7 @@ users = sa.Table(
     sa.Column("password_changed_at", UTCDateTime(), nullable=True),
     sa.Column("updated_at", UTCDateTime(), nullable=True),
 )
-#: e-mails are unique case-insensitively on both databases (an expression index)
-users_email_index = sa.Index("ux_slate_user_email", sa.func.lower(users.c.email), unique=True)
+users_email_index = sa.Index("ux_slate_user_email_key", users.c.email_key, unique=True)
 
 sequences = sa.Table(
     "slate_sequence", system_metadata,
@@ -142,7 +145,7 @@ def is_initialised(conn: sa.Connection) -> bool:
 
 
 #: The columns of slate_user that identity added, in the order an upgrade adds them.
-USER_COLUMNS_ADDED = ("email", "active", "time_zone", "locale", "manager_id", "password_hash",
+USER_COLUMNS_ADDED = ("email", "email_key", "active", "time_zone", "locale", "manager_id", "password_hash",
                       "password_changed_at", "updated_at")
 
 
@@ -181,7 +184,6 @@ def upgrade_users(conn: sa.Connection) -> list[str]:
         statements.append(f"ALTER TABLE {table} ADD COLUMN {ddl}")
     for statement in statements:
         conn.execute(sa.text(statement))
-    # IF NOT EXISTS rather than reflection: reflecting an expression index warns on SQLite.
     create_index = sa.schema.CreateIndex(users_email_index, if_not_exists=True)
     conn.execute(create_index)
     if statements:
