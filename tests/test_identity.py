@@ -54,22 +54,27 @@ def test_email_is_unique_whatever_its_case(tables: sa.Engine) -> None:
         add(tables, "not-an-address")
 
 
-@pytest.mark.parametrize(("password", "reason"), [
-    ("short pw", "too short: 8 character(s), at least 12"),
-    ("1qaz2wsx3edc", "one of the 10,000 most common passwords"),
-    ("Password2024!", "a common password with digits or symbols added"),
-    ("abababababababab", "fewer than 5 different characters"),
-    ("ann@example.com", "the user's e-mail address or name"),
-])
-def test_weak_passwords_are_refused_with_the_reason(tables: sa.Engine, password: str, reason: str) -> None:
+WEAK = [  # (password, the reason given)
+    ("short pw", "the password is too short: 8 character(s), at least 12 are needed"),
+    ("1qaz2wsx3edc", "the password is one of the 10,000 most common passwords"),
+    ("Password2024!", "the password is a common password with digits or symbols added"),
+    ("abababababababab", "the password uses fewer than 5 different characters"),
+    ("ann@example.com", "the password is the user's e-mail address or name"),
+]
+
+
+def test_weak_passwords_are_refused_with_the_reason(tables: sa.Engine) -> None:
     add(tables, "ann@example.com", "Ann")
-    with pytest.raises(WeakPassword, match=re.escape(reason)) as refused:
-        users.set_password(tables, "ann@example.com", password, passwords=CHEAP)
-    assert password not in str(refused.value)
-    assert not users.get(tables, "ann@example.com").has_password
-    with pytest.raises(WeakPassword, match=re.escape(reason)):
-        add(tables, "bob@example.com", "Bob", password=password.replace("ann@", "bob@"))
+    for password, reason in WEAK:
+        with pytest.raises(WeakPassword) as refused:
+            users.set_password(tables, "ann@example.com", password, passwords=CHEAP)
+        assert str(refused.value) == reason
+        assert not users.get(tables, "ann@example.com").has_password
+        with pytest.raises(WeakPassword, match=re.escape(reason)):
+            add(tables, "bob@example.com", "Bob", password=password.replace("ann@", "bob@"))
     assert [u.email for u in users.list_users(tables)] == ["ann@example.com"]
+    users.set_password(tables, "ann@example.com", GOOD, passwords=CHEAP)
+    assert users.get(tables, "ann@example.com").has_password
 
 
 def test_policy_and_hashing_settings() -> None:
