@@ -155,7 +155,7 @@ class Passwords:
 
     def verify(self, stored: str, password: str) -> Verified:
         """Check a password against its stored hash. The policy is not applied here: a
-        password set under an older, laxer policy still opens its account."""
+        password set under an older, laxer policy still lets its user in."""
         try:
             self.hasher.verify(stored, normalised(password))
         except argon2.exceptions.VerificationError:
@@ -168,7 +168,7 @@ class Passwords:
 
     def waste_time(self, password: str) -> None:
         """Spend what a check costs, for an unknown or password-less user, so the time an
-        answer takes does not tell which e-mail addresses have an account."""
+        answer takes does not tell which e-mail addresses belong to a user."""
         with contextlib.suppress(argon2.exceptions.VerificationError):
             self.hasher.verify(_dummy_hash(self.hasher), normalised(password))
 
