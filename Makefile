@@ -37,10 +37,15 @@ install: $(STAMP)
 vendor:
 	@$(PYTHON) scripts/fetch_vendor.py
 
+# The demo administrator comes after the sample data (which gives records to the users it finds,
+# making its own only when there are none), and only when there is no administrator yet: its
+# generated password is printed that once (`slatecrm user set-password admin@example.com` sets another).
 demo: $(STAMP) vendor
 	$(BIN)/slatecrm init --database $(DEMO_DB)
 	$(BIN)/slatecrm pack list --database $(DEMO_DB)
 	$(BIN)/slatecrm sample-data --if-empty --database $(DEMO_DB)
+	$(BIN)/slatecrm init --no-default-packs --database $(DEMO_DB) --admin-email admin@example.com \
+		--admin-name "Demo administrator" --generate-password
 	@echo "SlateCRM on http://127.0.0.1:8000/ (JSON API: /api/v1/meta, OpenAPI: /api/v1/openapi.json); Ctrl-C stops it"
 	$(BIN)/slatecrm serve --database $(DEMO_DB)
 

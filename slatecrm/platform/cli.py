@@ -140,11 +140,26 @@ def rule_functions() -> RuleFunctions:
 @main.command()
 @database_option
 @click.option("--no-default-packs", is_flag=True, help="create the tables only")
+@click.option("--admin-email", metavar="EMAIL",
+              help="create the first administrator (unless one exists); its password is read from "
+                   "standard input when that is not a terminal, else asked for twice")
+@click.option("--admin-name", metavar="NAME", help="the administrator's name (default: Administrator)")
+@click.option("--generate-password", is_flag=True,
+              help="with --admin-email: generate the administrator's password and print it once")
 @json_option
-def init(database: str | None, no_default_packs: bool, as_json: bool) -> None:
-    """Create the database and install the default packs (crm-core, sales)."""
+def init(database: str | None, no_default_packs: bool, admin_email: str | None, admin_name: str | None,
+         generate_password: bool, as_json: bool) -> None:
+    """Create the database and install the default packs (crm-core, sales); bring an older
+    database's platform tables up to date; with --admin-email, make the first administrator."""
+    from . import cli_users
+    from .identity.users import valid_email
+
+    if (admin_name or generate_password) and not admin_email:
+        fail(EXIT_USAGE, "--admin-name and --generate-password go with --admin-email", as_json)
     url = database_url(database)
-    with reported(as_json):
+    with cli_users.reported(as_json):
+        if admin_email:
+            valid_email(admin_email)  # a typo is said before anything is made
         created_db = ensure_database(url)
         engine = engine_for(url, create=True)
         new = installer.create_system_tables(engine)
@@ -156,14 +171,18 @@ def init(database: str | None, no_default_packs: bool, as_json: bool) -> None:
                 functions=rule_functions())
             if not installation.is_empty:
                 revision = installer.install(engine, installation, author=author())
+    admin = (cli_users.first_admin(engine, admin_email, admin_name, generate_password, as_json)
+             if admin_email else None)
     if as_json:
         out.print_json(json.dumps({"ok": True, "database_created": created_db, "initialised": new,
-                                   "revision": revision}))
+                                   "revision": revision, **({"admin": admin} if admin else {})}))
         return
     shown = sa.engine.make_url(url).render_as_string(hide_password=True)
     out.print(f"{'Initialised' if new else 'Already initialised:'} {shown}")
     if revision:
         out.print(f"Installed {', '.join(installer.DEFAULT_PACKS)} as revision {revision}")
+    if admin:
+        cli_users.print_first_admin(admin)
 
 
 # --- packs --------------------------------------------------------------------------------
@@ -485,4 +504,11 @@ def serve(database: str | None, host: str, port: int, workers: int, allow_open_a
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # The imported module (with its commands registered), not this copy run as a script.
+    from slatecrm.platform.cli import main as registered
+
+    registered()
+else:
+    # `slatecrm user …` lives in cli_users.py, which uses this module's helpers and adds its
+    # group to `main` when its import ends (whichever of the two modules is imported first).
+    from . import cli_users  # noqa: F401

@@ -24,7 +24,7 @@ from .layers import ORGANISATION, documents, installed_packs, plan_layers
 from .storage import revisions as revision_store
 from .storage.apply import apply
 from .storage.plan import Plan
-from .storage.system import is_initialised, system_metadata
+from .storage.system import is_initialised, system_metadata, upgrade
 from .storage.system import packs as pack_table
 
 DEFAULT_PACKS = ("crm-core", "sales")
@@ -163,6 +163,7 @@ def create_system_tables(engine: sa.Engine) -> bool:
     with engine.begin() as conn:
         new = not is_initialised(conn)
         system_metadata.create_all(conn, checkfirst=True)
+        upgrade(conn)
         return new
 
 

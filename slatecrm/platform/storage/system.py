@@ -1,4 +1,9 @@
-"""The platform's own tables (prefix `slate_`): revisions, installed packs, users, sequences."""
+"""The platform's own tables (prefix `slate_`): revisions, installed packs, users, sequences.
+
+`create_all` makes a missing table in its current shape; a table that a newer version changed
+is brought up to date by an idempotent step (`upgrade`), which `installer.create_system_tables`
+(so `slatecrm init`) runs on every database.
+"""
 
 from __future__ import annotations
 
@@ -44,10 +49,37 @@ packs = sa.Table(
 users = sa.Table(
     "slate_user", system_metadata,
     sa.Column("id", record_id(), primary_key=True, autoincrement=True),
+    #: a unique handle; users made by identity/users.py have their e-mail, lower-cased
     sa.Column("username", sa.String, nullable=False, unique=True),
+    #: the user's name, as pages show it
     sa.Column("display_name", sa.String, nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # The columns below came with identity (issue 12): `upgrade_users` adds them to a
+    # database made before, so each is nullable or has a default for the rows already there.
+    #: as typed (its domain lower-cased). None for the users made before e-mails existed
+    #: (sample data's owners, older databases)
+    sa.Column("email", sa.String, nullable=True),
+    #: the e-mail lower-cased, unique (ux_slate_user_email_key): e-mails are unique whatever
+    #: their case on both databases. A column rather than an index on lower(email): SQLAlchemy
+    #: cannot reflect an expression index on SQLite (it warns), and schema comparisons reflect.
+    sa.Column("email_key", sa.String, nullable=True),
+    #: a disabled user keeps its records, history and name, and will not be able to sign in
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    #: an IANA time zone name (validated with zoneinfo when set)
+    sa.Column("time_zone", sa.String, nullable=False, server_default="UTC"),
+    #: a language tag (en, fr, pt-BR)
+    sa.Column("locale", sa.String, nullable=False, server_default="en"),
+    #: the user's manager (no cycles: identity/users.py refuses them)
+    sa.Column("manager_id", record_id(), sa.ForeignKey("slate_user.id", ondelete="SET NULL"),
+              nullable=True),
+    #: argon2id, in its encoded form (parameters and salt included); None: no password yet,
+    #: or reset
+    sa.Column("password_hash", sa.String, nullable=True),
+    #: when the password was last set or reset: what was granted before it is revoked
+    sa.Column("password_changed_at", UTCDateTime(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=True),
 )
+users_email_index = sa.Index("ux_slate_user_email_key", users.c.email_key, unique=True)
 
 sequences = sa.Table(
     "slate_sequence", system_metadata,
@@ -110,3 +142,50 @@ secrets = sa.Table(
 
 def is_initialised(conn: sa.Connection) -> bool:
     return sa.inspect(conn).has_table(revisions.name)
+
+
+#: The columns of slate_user that identity added, in the order an upgrade adds them.
+USER_COLUMNS_ADDED = ("email", "email_key", "active", "time_zone", "locale", "manager_id", "password_hash",
+                      "password_changed_at", "updated_at")
+
+
+def user_table_is_current(conn: sa.Connection) -> bool:
+    """True when slate_user has every column of this version (a database made by an older
+    one does not, until `upgrade` ran)."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns(users.name)}
+    return set(USER_COLUMNS_ADDED) <= have
+
+
+def upgrade(conn: sa.Connection) -> list[str]:
+    """Bring the system tables a database already has up to this version's shape; returns the
+    statements it ran (none when the database is current). Run it after `create_all`, in the
+    same transaction: it only adds (columns with defaults or NULL, an index), so rows and the
+    tables' other users are untouched, and running it again does nothing."""
+    return upgrade_users(conn)
+
+
+def upgrade_users(conn: sa.Connection) -> list[str]:
+    inspector = sa.inspect(conn)
+    have = {c["name"] for c in inspector.get_columns(users.name)}
+    preparer = conn.dialect.identifier_preparer
+    table = preparer.format_table(users)
+    statements = []
+    for name in USER_COLUMNS_ADDED:
+        if name in have:
+            continue
+        column = users.c[name]
+        ddl = str(sa.schema.CreateColumn(column).compile(dialect=conn.dialect))
+        if column.foreign_keys:
+            (fk,) = column.foreign_keys
+            # Inline in the column (both databases take it; SQLite cannot add a constraint
+            # to a table afterwards), named as create_all names it.
+            ddl += (f" CONSTRAINT {preparer.quote(f'fk_{users.name}_{name}')} REFERENCES "
+                    f"{table} ({preparer.quote(fk.column.name)}) ON DELETE {fk.ondelete}")
+        statements.append(f"ALTER TABLE {table} ADD COLUMN {ddl}")
+    for statement in statements:
+        conn.execute(sa.text(statement))
+    create_index = sa.schema.CreateIndex(users_email_index, if_not_exists=True)
+    conn.execute(create_index)
+    if statements:
+        statements.append(str(create_index.compile(dialect=conn.dialect)))
+    return statements
