@@ -99,7 +99,7 @@ def _postgres_databases_dropped() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def pack_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackTemplates]:
     """Installed-pack databases to copy, built on first use (per xdist worker), dropped at the end."""
-    templates = PackTemplates(tmp_path_factory.mktemp("pack-templates"), POSTGRES_URL, DROPS.drop)
+    templates = PackTemplates(tmp_path_factory.mktemp("pack-templates"), POSTGRES_URL, DROPS.drop_at_end)
     yield templates
     templates.drop()
 
