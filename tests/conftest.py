@@ -1,8 +1,9 @@
 """Fixtures: a fresh database per test, on SQLite and on PostgreSQL.
 
-PostgreSQL tests create a database with a random name and drop it afterwards. When the
-server is unreachable they are skipped, except under CI=true (or
-SLATECRM_REQUIRE_POSTGRES=1), where that is a failure.
+PostgreSQL tests get a database with a random name of their own, empty or a copy of a
+template; afterwards it is emptied for a later test of the same run or dropped, and the run
+ends when all are dropped (tests/postgres_drops.py). When the server is unreachable they are
+skipped, except under CI=true (or SLATECRM_REQUIRE_POSTGRES=1), where that is a failure.
 
 A test that needs the default packs installed gets a copy of a database installed once per
 session (`pack_templates`, see tests/pack_templates.py): `client` does this, and so can any
@@ -38,7 +39,7 @@ POSTGRES_URL = os.environ.get(
     "SLATECRM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
-DROPS = BackgroundDrops(POSTGRES_URL)  # this process's test databases, dropped off the tests' path
+DROPS = BackgroundDrops(POSTGRES_URL)  # this process's test databases, emptied or dropped off the tests' path
 
 
 def _no_waiting_for_the_disk() -> None:
@@ -98,9 +99,20 @@ def _postgres_databases_dropped() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def pack_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackTemplates]:
     """Installed-pack databases to copy, built on first use (per xdist worker), dropped at the end."""
-    templates = PackTemplates(tmp_path_factory.mktemp("pack-templates"), POSTGRES_URL, DROPS.drop)
+    templates = PackTemplates(tmp_path_factory.mktemp("pack-templates"), POSTGRES_URL, DROPS.drop_at_end)
     yield templates
     templates.drop()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """One Chromium per test process, started by the first browser test (tests/browser.py):
+    a launch costs more than most browser tests. Each test opens a context of its own in it
+    (cookies, storage, pages), so no test sees another's state."""
+    from .browser import launch, require_browser
+
+    require_browser()
+    yield from launch()
 
 
 @pytest.fixture
@@ -109,26 +121,34 @@ def registry() -> FieldTypeRegistry:
 
 
 def _postgres_database(templates: PackTemplates | None = None) -> Iterator[str]:
-    """A database with a random name, dropped afterwards. With `templates`, its creation is
-    left to a template copy (see PackTemplates.defer)."""
+    """A database with a random name that no other test is using, as `CREATE DATABASE` makes it:
+    new, or one another test used and that was emptied since (tests/postgres_drops.py); emptied
+    or dropped afterwards, off the test's path. With `templates`, its creation is left to a
+    template copy (see PackTemplates.defer)."""
     problem = postgres_problem()
     if problem:
         if postgres_required():
             pytest.fail(problem + " (CI=true: PostgreSQL tests must run)")
         pytest.skip(problem)
-    name = f"slatecrm_test_{secrets.token_hex(6)}"
     if templates is None:
-        admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        name = DROPS.take() or _new_postgres_database()
     else:
+        name = f"slatecrm_test_{secrets.token_hex(6)}"
         templates.defer(name)
     try:
         yield sa.engine.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:
         if templates is not None:
             templates.forget(name)
-        DROPS.drop(name)
+        DROPS.recycle(name)
+
+
+def _new_postgres_database() -> str:
+    name = f"slatecrm_test_{secrets.token_hex(6)}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    return name
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

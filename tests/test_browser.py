@@ -21,7 +21,7 @@ from slatecrm.platform.sampledata import Generator
 from slatecrm.platform.storage.engine import create_engine
 from slatecrm.platform.storage.runtime import RuntimeHolder
 
-from .browser import HUNG_MS, ServerThread, launch, require_browser, screenshot, watch
+from .browser import HUNG_MS, ServerThread, require_browser, screenshot, watch
 from .defaults import field_types, make_app
 from .pack_templates import PackTemplates
 
@@ -65,8 +65,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, pack_templates: PackTemplates
 
 
 @pytest.fixture(scope="module")
-def browser(site: Site) -> Iterator[Any]:
-    yield from launch()
+def browser(site: Site, chromium: Any) -> Any:
+    return chromium  # the process's browser (conftest), once the site is up
 
 
 @pytest.fixture

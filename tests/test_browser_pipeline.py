@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .browser import HUNG_MS, launch, require_browser, serve_pack, watch
+from .browser import HUNG_MS, require_browser, serve_pack, watch
 from .packs import write_pack
 from .test_write_pipeline import CUSTOMER, JOB, TASK
 
@@ -25,8 +25,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser(site: str) -> Iterator[Any]:
-    yield from launch()
+def browser(site: str, chromium: Any) -> Any:
+    return chromium  # the process's browser (conftest), once the site is up
 
 
 def test_the_form_shows_the_validation_rules_saving_applies(site: str, browser: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .browser import HUNG_MS, launch, require_browser, screenshot, serve_pack, watch
+from .browser import HUNG_MS, require_browser, screenshot, serve_pack, watch
 from .test_browser import expect, script_errors
 from .test_plugin_fieldtype import palette_pack
 
@@ -27,8 +27,8 @@ def paint_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def paint_browser(paint_site: str) -> Iterator[Any]:
-    yield from launch()
+def paint_browser(paint_site: str, chromium: Any) -> Any:
+    return chromium  # the process's browser (conftest), once the site is up
 
 
 def test_a_plugin_type_in_form_list_record_search_and_filter(paint_site: str, paint_browser: Any) -> None:

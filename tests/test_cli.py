@@ -164,7 +164,7 @@ def test_init_creates_a_missing_postgresql_database() -> None:
 
     import pytest
 
-    from .conftest import POSTGRES_URL, postgres_problem, postgres_required
+    from .conftest import DROPS, POSTGRES_URL, postgres_problem, postgres_required
 
     problem = postgres_problem()
     if problem:
@@ -179,10 +179,7 @@ def test_init_creates_a_missing_postgresql_database() -> None:
         assert json.loads(result.output) == {"ok": True, "database_created": True, "initialised": True,
                                              "revision": 1}
     finally:
-        admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+        DROPS.recycle(name)  # emptied for a later test or dropped, off this test's path
 
 
 def test_an_entity_defined_again_is_blamed_on_the_pack_being_installed(db_url: str,

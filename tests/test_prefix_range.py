@@ -21,7 +21,7 @@ from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.storage.engine import create_engine, text_in_code_point_order
 from slatecrm.platform.storage.runtime import RuntimeHolder
 
-from .conftest import POSTGRES_URL, postgres_problem
+from .conftest import DROPS, POSTGRES_URL, postgres_problem
 from .packs import install, write_pack
 
 NAMES = ["Acme", "Acmf", "acme", "Ac", "ACME", "Acme\U0010ffff", "\U0010ffff", "\U0010ffff\U0010ffff",
@@ -128,9 +128,8 @@ def icu_engine() -> Iterator[sa.Engine]:
         yield engine
     finally:
         engine.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+        DROPS.drop(name)  # with the run's other drops, off this test's path (never reused: its collation)
 
 
 @pytest.mark.postgres
