@@ -18,6 +18,10 @@ PENDING: set[str] = set()
 #: Quoted names that are not field types where they appear (docs/decisions.md):
 #: rule-language kinds, JSON Schema types, HTML input types, the stage-history column.
 NOT_FIELD_TYPES = {
+    # a user's e-mail address (a column of the platform's own user table), not the field type
+    "cli_users.py": {"email"},
+    "identity/users.py": {"email"},
+    "storage/system.py": {"email"},
     "records/rulesql.py": {"boolean", "number", "reference", "text", "date", "datetime"},
     "records/stages.py": {"datetime"},
     "records/pipeline.py": {"stage"},
