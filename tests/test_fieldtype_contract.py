@@ -21,7 +21,6 @@ NOT_FIELD_TYPES = {
     # a user's e-mail address (a column of the platform's own user table), not the field type
     "cli_users.py": {"email"},
     "identity/users.py": {"email"},
-    "storage/system.py": {"email"},
     "records/rulesql.py": {"boolean", "number", "reference", "text", "date", "datetime"},
     "records/stages.py": {"datetime"},
     "records/pipeline.py": {"stage"},
@@ -42,7 +41,7 @@ NOT_FIELD_TYPES = {
     "web/templates/widgets/currency.html": {"currency", "decimal"},
     "web/templates/widgets/reference.html": {"reference"},
     "sampledata.py": {"email", "phone"},
-    "storage/system.py": {"stage"},
+    "storage/system.py": {"stage", "email"},
 }
 BRANCH = re.compile(r"field\.type\s*(==|!=|\bin\b|\bnot in\b)|\.field\.type\b")
 
