@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform import installer
+from slatecrm.platform.records import searchwalk
 from slatecrm.platform.records.limits import SEARCH_WORDS_MAX
 from slatecrm.platform.storage import fulltext, revisions
 from slatecrm.platform.storage.apply import apply
@@ -125,6 +126,44 @@ def test_a_search_in_id_order_pages_from_the_index_with_filters(client: TestClie
                                                               statements[0][1]).all()]
     assert steps[0].startswith("SCAN slate_search_account VIRTUAL TABLE"), steps
     assert not any("B-TREE" in step or "LIST SUBQUERY" in step for step in steps), steps
+
+
+def test_a_search_walk_that_falls_short_hands_over_to_every_match(client: TestClient, engine: sa.Engine,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL walks a bounded stretch of ids first (records/searchwalk.py): here 3, so
+    pages of 2 over matches spread among other records are found in the walk on some
+    pages and by the fallback on others; every page is exact in both directions."""
+    monkeypatch.setattr(searchwalk, "WALK_ROWS", 3)
+    made = []
+    for i in range(14):
+        made.append(create(client, name=f"Acme {i}" if i % 4 in (0, 1) or i > 10 else f"Other {i}",
+                           employees=i % 3))
+    fallbacks: list[str] = []
+    app_engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
+
+    def keep(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if "@@" in statement and "ORDER BY" in statement and "coalesce" not in statement:
+            fallbacks.append(statement)
+
+    sa.event.listen(app_engine, "before_cursor_execute", keep)
+    try:
+        for extra in ({}, {"employees__ne": 1}):
+            for sort, ids in (("", made), ("-id", made[::-1])):
+                wanted = [i for i in ids if made.index(i) % 4 in (0, 1) or made.index(i) > 10
+                          if not extra or made.index(i) % 3 != 1]
+                seen: list[int] = []
+                params: dict[str, Any] = {"q": "acm", "limit": 2, **extra, **({"sort": sort} if sort else {})}
+                while True:
+                    body = client.get("/api/v1/account", params=params).json()
+                    seen += [r["id"] for r in body["data"]]
+                    if not body["next"]:
+                        break
+                    params["after"] = body["next_cursor"]
+                assert seen == wanted, (sort, extra)
+    finally:
+        sa.event.remove(app_engine, "before_cursor_execute", keep)
+    # The fallback ran on some pages only (on SQLite the page walks the FTS5 index instead).
+    assert bool(fallbacks) == (engine.dialect.name == "postgresql")
 
 
 def test_writes_keep_the_index_right(client: TestClient) -> None:
