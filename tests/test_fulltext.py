@@ -17,9 +17,11 @@ from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform import installer
 from slatecrm.platform.records import searchwalk
 from slatecrm.platform.records.limits import SEARCH_WORDS_MAX
-from slatecrm.platform.storage import fulltext, revisions
+from slatecrm.platform.storage import fulltext, revisions, upgrades
 from slatecrm.platform.storage.apply import apply
 from slatecrm.platform.storage.runtime import build_runtime
+from slatecrm.platform.web.app import create_app
+from slatecrm.plugins.manager import make_plugin_manager
 
 from .packs import install, plan, write_pack
 
@@ -476,11 +478,16 @@ def test_an_index_in_the_earlier_layout_is_rebuilt_by_the_next_plan(
             conn.execute(sa.text("CREATE INDEX fts_x_gadget ON x_gadget USING gin ((to_tsvector('simple', "
                                  "coalesce(label, '') || ' ' || coalesce(maker, ''))))"))
         assert fulltext.outdated(conn, [index]) == {"gadget"}
+    # A server refuses such a database, naming the command that upgrades it (no 500 later).
+    with pytest.raises(upgrades.OutdatedDatabase, match=r"made by an older SlateCRM .*search index of "
+                       r"gadget.*run `slatecrm init --database "):
+        create_app(engine, make_plugin_manager())
     again = plan(engine, registry, kit)
     assert actions(again) == ["drop search index", "add search index"]
     installer.install(engine, again, author="test")
     with engine.connect() as conn:
         assert fulltext.outdated(conn, [index]) == set()
+        assert upgrades.outdated_parts(conn, registry) == []
     assert searched(engine, registry, "gadget", "sprock cogs") == [sprocket]
     later = add_gadget(engine, registry, label="Gear", maker="Cogsworth")
     assert searched(engine, registry, "gadget", "cogs") == [sprocket, later]
