@@ -9,7 +9,7 @@ of every match, then a sort: 150 ms and more). Neither estimate nor a count of t
 matches tells them apart cheaply (building the bitmap *is* the cost), so the page tries
 the cheap plan first, within a bound, and falls back:
 
-1. `select`: the walk, but only over the next `WALK_ROWS` ids after the cursor (an index
+1. `walk`: the same page, but walked only over the next `WALK_ROWS` ids after the cursor (an index
    range, its end found by an index-only scan of those ids). A word in more than about one
    row in a hundred fills the page there; then this is the page, exactly (its rows are the
    first matches in key order, as no match before them was skipped).
@@ -38,7 +38,8 @@ _LARGEST = 2**63 - 1
 def walk_then_sort(table: sa.Table, select: sa.Select[Any], *, descending: bool, start: Any,
                    rows: int) -> tuple[sa.Select[Any], sa.Select[Any]]:
     """(the bounded walk, the fallback) for `select` (the search page's SELECT with its
-    conditions, the cursor's included, without order or limit) in id order."""
+    conditions, the cursor's included, without order or limit) in id order; the page runs
+    them in that order (PageQuery.statement, PageQuery.fallback_for)."""
     walked = table.alias("slate_walked")
     ids = sa.select(walked.c.id)
     if start is not None:
