@@ -11,17 +11,20 @@ import pytest
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
+from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform import installer
+from slatecrm.platform.cli import main
 from slatecrm.platform.records import searchwalk
 from slatecrm.platform.records.limits import SEARCH_WORDS_MAX
 from slatecrm.platform.storage import fulltext, revisions, upgrades
 from slatecrm.platform.storage.apply import apply
 from slatecrm.platform.storage.runtime import build_runtime
+from slatecrm.platform.storage.system import system_metadata
 from slatecrm.platform.web.app import create_app
-from slatecrm.plugins.manager import make_plugin_manager
+from slatecrm.plugins.manager import field_types, make_plugin_manager
 
 from .packs import install, plan, write_pack
 
@@ -482,6 +485,9 @@ def test_an_index_in_the_earlier_layout_is_rebuilt_by_the_next_plan(
     with pytest.raises(upgrades.OutdatedDatabase, match=r"made by an older SlateCRM .*search index of "
                        r"gadget.*run `slatecrm init --database "):
         create_app(engine, make_plugin_manager())
+    url = engine.url.render_as_string(hide_password=False)
+    served = CliRunner().invoke(main, ["serve", "--database", url], catch_exceptions=False)
+    assert served.exit_code != 0 and "slatecrm init --database" in served.output, served.output
     again = plan(engine, registry, kit)
     assert actions(again) == ["drop search index", "add search index"]
     installer.install(engine, again, author="test")
@@ -525,3 +531,24 @@ def test_starts_with_is_case_sensitive_on_both_databases_and_uses_the_index_on_s
     with app_engine.connect() as conn:
         plan_rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
     assert any("ix_x_account_name" in str(row) for row in plan_rows), plan_rows
+
+
+def test_a_database_with_older_system_tables_is_refused_until_init(engine: sa.Engine) -> None:
+    """System tables an older SlateCRM made (slate_user without the columns added since):
+    the app refuses to start, naming them; `slatecrm init`'s upgrade makes it start."""
+    old = sa.MetaData()
+    sa.Table("slate_user", old, sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+             sa.Column("username", sa.String, nullable=False, unique=True),
+             sa.Column("display_name", sa.String, nullable=False),
+             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False))
+    for table in system_metadata.sorted_tables:
+        if table.name != "slate_user":
+            table.to_metadata(old)
+    with engine.begin() as conn:
+        old.create_all(conn)
+        assert any("slate_user lacks email" in part for part in upgrades.outdated_parts(conn, field_types(
+            make_plugin_manager())))
+    with pytest.raises(upgrades.OutdatedDatabase, match=r"older SlateCRM .*slate_user lacks email"):
+        create_app(engine, make_plugin_manager())
+    installer.create_system_tables(engine)  # what `slatecrm init` runs
+    create_app(engine, make_plugin_manager())
