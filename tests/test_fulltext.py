@@ -11,14 +11,20 @@ import pytest
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
+from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform import installer
+from slatecrm.platform.cli import main
+from slatecrm.platform.records import searchwalk
 from slatecrm.platform.records.limits import SEARCH_WORDS_MAX
-from slatecrm.platform.storage import fulltext, revisions
+from slatecrm.platform.storage import fulltext, revisions, upgrades
 from slatecrm.platform.storage.apply import apply
 from slatecrm.platform.storage.runtime import build_runtime
+from slatecrm.platform.storage.system import system_metadata
+from slatecrm.platform.web.app import create_app
+from slatecrm.plugins.manager import field_types, make_plugin_manager
 
 from .packs import install, plan, write_pack
 
@@ -125,6 +131,44 @@ def test_a_search_in_id_order_pages_from_the_index_with_filters(client: TestClie
                                                               statements[0][1]).all()]
     assert steps[0].startswith("SCAN slate_search_account VIRTUAL TABLE"), steps
     assert not any("B-TREE" in step or "LIST SUBQUERY" in step for step in steps), steps
+
+
+def test_a_search_walk_that_falls_short_hands_over_to_every_match(client: TestClient, engine: sa.Engine,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL walks a bounded stretch of ids first (records/searchwalk.py): here 3, so
+    pages of 2 over matches spread among other records are found in the walk on some
+    pages and by the fallback on others; every page is exact in both directions."""
+    monkeypatch.setattr(searchwalk, "WALK_ROWS", 3)
+    made = []
+    for i in range(14):
+        made.append(create(client, name=f"Acme {i}" if i % 4 in (0, 1) or i > 10 else f"Other {i}",
+                           employees=i % 3))
+    fallbacks: list[str] = []
+    app_engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
+
+    def keep(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if "@@" in statement and "ORDER BY" in statement and "coalesce" not in statement:
+            fallbacks.append(statement)
+
+    sa.event.listen(app_engine, "before_cursor_execute", keep)
+    try:
+        for extra in ({}, {"employees__ne": 1}):
+            for sort, ids in (("", made), ("-id", made[::-1])):
+                wanted = [i for i in ids if made.index(i) % 4 in (0, 1) or made.index(i) > 10
+                          if not extra or made.index(i) % 3 != 1]
+                seen: list[int] = []
+                params: dict[str, Any] = {"q": "acm", "limit": 2, **extra, **({"sort": sort} if sort else {})}
+                while True:
+                    body = client.get("/api/v1/account", params=params).json()
+                    seen += [r["id"] for r in body["data"]]
+                    if not body["next"]:
+                        break
+                    params["after"] = body["next_cursor"]
+                assert seen == wanted, (sort, extra)
+    finally:
+        sa.event.remove(app_engine, "before_cursor_execute", keep)
+    # The fallback ran on some pages only (on SQLite the page walks the FTS5 index instead).
+    assert bool(fallbacks) == (engine.dialect.name == "postgresql")
 
 
 def test_writes_keep_the_index_right(client: TestClient) -> None:
@@ -437,11 +481,19 @@ def test_an_index_in_the_earlier_layout_is_rebuilt_by_the_next_plan(
             conn.execute(sa.text("CREATE INDEX fts_x_gadget ON x_gadget USING gin ((to_tsvector('simple', "
                                  "coalesce(label, '') || ' ' || coalesce(maker, ''))))"))
         assert fulltext.outdated(conn, [index]) == {"gadget"}
+    # A server refuses such a database, naming the command that upgrades it (no 500 later).
+    with pytest.raises(upgrades.OutdatedDatabase, match=r"made by an older SlateCRM .*search index of "
+                       r"gadget.*run `slatecrm init --database "):
+        create_app(engine, make_plugin_manager())
+    url = engine.url.render_as_string(hide_password=False)
+    served = CliRunner().invoke(main, ["serve", "--database", url], catch_exceptions=False)
+    assert served.exit_code != 0 and "slatecrm init --database" in served.output, served.output
     again = plan(engine, registry, kit)
     assert actions(again) == ["drop search index", "add search index"]
     installer.install(engine, again, author="test")
     with engine.connect() as conn:
         assert fulltext.outdated(conn, [index]) == set()
+        assert upgrades.outdated_parts(conn, registry) == []
     assert searched(engine, registry, "gadget", "sprock cogs") == [sprocket]
     later = add_gadget(engine, registry, label="Gear", maker="Cogsworth")
     assert searched(engine, registry, "gadget", "cogs") == [sprocket, later]
@@ -479,3 +531,24 @@ def test_starts_with_is_case_sensitive_on_both_databases_and_uses_the_index_on_s
     with app_engine.connect() as conn:
         plan_rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
     assert any("ix_x_account_name" in str(row) for row in plan_rows), plan_rows
+
+
+def test_a_database_with_older_system_tables_is_refused_until_init(engine: sa.Engine) -> None:
+    """System tables an older SlateCRM made (slate_user without the columns added since):
+    the app refuses to start, naming them; `slatecrm init`'s upgrade makes it start."""
+    old = sa.MetaData()
+    sa.Table("slate_user", old, sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+             sa.Column("username", sa.String, nullable=False, unique=True),
+             sa.Column("display_name", sa.String, nullable=False),
+             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False))
+    for table in system_metadata.sorted_tables:
+        if table.name != "slate_user":
+            table.to_metadata(old)
+    with engine.begin() as conn:
+        old.create_all(conn)
+        assert any("slate_user lacks email" in part for part in upgrades.outdated_parts(conn, field_types(
+            make_plugin_manager())))
+    with pytest.raises(upgrades.OutdatedDatabase, match=r"older SlateCRM .*slate_user lacks email"):
+        create_app(engine, make_plugin_manager())
+    installer.create_system_tables(engine)  # what `slatecrm init` runs
+    create_app(engine, make_plugin_manager())

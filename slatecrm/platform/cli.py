@@ -34,6 +34,7 @@ from slatecrm.plugins import manager as plugin_manager
 
 from . import installer
 from .storage import revisions as revision_store
+from .storage import upgrades
 from .storage.apply import ForeignKeyViolation, StaleSnapshot
 from .storage.engine import URL_VARIABLE, create_engine, database_url, ensure_database
 from .storage.plan import ConversionFailed, Plan, PlanError
@@ -498,6 +499,7 @@ def serve(database: str | None, host: str, port: int, workers: int, allow_open_a
     url = database_url(database)
     with reported(False), engine_for(url).connect() as conn:
         revision_store.current(conn)
+        upgrades.check_current(conn, field_types())  # an older SlateCRM's database: init first
     os.environ[URL_VARIABLE] = url  # every worker builds its app from the environment
     uvicorn.run("slatecrm.platform.web.app:app_from_environment", factory=True, host=host, port=port,
                 workers=workers, log_level="info", access_log=access_log)

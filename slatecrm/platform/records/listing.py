@@ -25,6 +25,7 @@ from slatecrm.metamodel.fieldtypes import CoercionError
 from slatecrm.metamodel.names import suggest
 
 from ..storage import fulltext
+from . import searchwalk
 from .compiled import CompiledEntity, CompiledField
 from .errors import BadQuery
 from .keyset import (
@@ -232,6 +233,22 @@ class PageQuery:
     #: The query asked for a count (ListQuery.counted). When not, `uncounted` is set and
     #: `matching` None, so no COUNT and no estimate run, and the next cursor holds no count.
     counting: bool = True
+    #: PostgreSQL's search in id order (records/searchwalk.py): what the page runs instead of
+    #: `select`, a walk of a bounded stretch of the primary key, and, when that finds no next
+    #: page, `fallback` (every match from the GIN index, sorted), the exact page on its own.
+    #: `select` stays the plain statement for the other readers (totals, stacked first pages).
+    walk: sa.Select[Any] | None = None
+    fallback: sa.Select[Any] | None = None
+
+    @property
+    def statement(self) -> sa.Select[Any]:
+        """What a page runs first: the bounded walk, or `select`."""
+        return self.select if self.walk is None else self.walk
+
+    def fallback_for(self, rows: Sequence[Any]) -> sa.Select[Any] | None:
+        """The statement to run instead when `rows` (what `statement` returned) may be short
+        of the page (the walk found no next page), else None."""
+        return self.fallback if len(rows) <= self.limit else None
 
     def counted(self, rows: Sequence[Any]) -> int | None:
         """The capped count without running `count`, when it is known: carried by the
@@ -280,6 +297,8 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
     rank = _rank(ce, query, dialect) if last is None and not keys else None
     index = _search_index(ce, query, dialect)
     first = index if rank is None and len(keyset_sort_keys(keys)) == 1 else None
+    walk: sa.Select[Any] | None = None
+    fallback: sa.Select[Any] | None = None
     if rank is not None:  # the join selects the matches; no second look-up of the words
         select = (ce.select if base is None else base).where(
             *(c for c in where if not isinstance(c, fulltext.SearchMatch)))
@@ -295,6 +314,12 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
         select = select.join(first.table, first.rowid == ce.table.c.id).order_by(
             first.rowid.desc() if descending else first.rowid.asc())
     else:
+        if (rank is None and len(keyset_sort_keys(keys)) == 1 and dialect is not None
+                and dialect.name == "postgresql" and any(isinstance(c, fulltext.SearchMatch) for c in where)):
+            # A bounded walk of the key; every match, sorted, if it falls short.
+            walk, fallback = searchwalk.walk_then_sort(
+                ce.table, select, descending=keyset_sort_keys(keys)[0].descending,
+                start=None if last is None else last.values[0], rows=query.limit + 1)
         select = select.order_by(*ordering(ce.table, keys, nulls_largest=nulls_largest))
     select = select.limit(query.limit + 1)
     matching = sa.select(sa.literal(1)).select_from(ce.table).where(*where)
@@ -305,12 +330,13 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
     count = sa.select(sa.func.count()).select_from(matching.limit(COUNT_CAP + 1).subquery())
     if not query.counted:  # nothing to count: no digest either (only a count is tied to it)
         return PageQuery(select, count, keys, query.limit, cursor_key, None, "", last, rank is not None,
-                         uncounted=True, matching=None, counting=False)
+                         uncounted=True, matching=None, counting=False, walk=walk, fallback=fallback)
     digest = conditions_digest(ce, where, dialect)
     same = last is not None and last.query == digest
     known = last.count if last is not None and same else None
     return PageQuery(select, count, keys, query.limit, cursor_key, known, digest, last, rank is not None,
-                     uncounted=same and known is None, matching=matching)
+                     uncounted=same and known is None, matching=matching, walk=walk,
+                     fallback=fallback)
 
 
 def _rank(ce: CompiledEntity, query: ListQuery, dialect: sa.engine.Dialect | None) -> sa.Subquery | None:

@@ -281,7 +281,10 @@ class Reader:
                               dialect=self.conn.dialect)
         estimate = None
         try:
-            rows = self.conn.execute(built.select).mappings().all()
+            rows = self.conn.execute(built.statement).mappings().all()
+            fallback = built.fallback_for(rows)  # a search's bounded walk fell short (searchwalk.py)
+            if fallback is not None:
+                rows = self.conn.execute(fallback).mappings().all()
             count = built.counted(rows)
             if count is None and not built.uncounted:  # a first page with more after it
                 count = scalar_within_budget(self.conn, built.count, self.limits.count_budget_ms)

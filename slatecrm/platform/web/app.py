@@ -25,6 +25,7 @@ from ..services import records_service
 from ..storage.apply import StaleSnapshot
 from ..storage.engine import StatementTimedOut, bound_statements, create_engine, database_url
 from ..storage.plan import ConversionFailed
+from ..storage.upgrades import check_current
 from . import ui
 from .crosssite import CrossSiteGuard
 from .limits import DEFAULT_LIMIT, BodySizeLimit
@@ -66,10 +67,13 @@ def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: Rec
                             Exception: ui_or_problem(server_error)},
         lifespan=lifespan,
     )
+    records = records or records_service(engine, plugins, limits)
+    with engine.connect() as conn:  # an older SlateCRM's database: refuse to start (storage/upgrades.py)
+        check_current(conn, records.registry)
     bound_statements(engine, limits.statement_timeout_ms)
     app.state.engine = engine
     app.state.plugins = plugins
-    app.state.records = records or records_service(engine, plugins, limits)
+    app.state.records = records
     folders = [templates] if templates else []
     # The deployment's overrides, then the field types' widget folders, then the plugins'
     # folders (the built-in one last).
