@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -52,10 +53,30 @@ def test_a_request_builds_only_the_entities_it_reads(
     assert {t.name for t in runtime.metadata.tables.values()} >= {f"x_{name}" for name in active}
 
 
+def asked_at_once(ask: Callable[[], object], release: threading.Event, threads: int) -> list[object]:
+    """What `threads` threads got from `ask`, all of them asking before `release` is set
+    (the build each one may start waits for it), so they ask at the same time."""
+    asking = threading.Semaphore(0)
+    seen: list[object] = []
+
+    def one() -> None:
+        asking.release()
+        seen.append(ask())
+
+    started = [threading.Thread(target=one) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for _ in started:
+        assert asking.acquire(timeout=STUCK)
+    release.set()
+    for thread in started:
+        thread.join(STUCK)
+    return seen
+
+
 def test_threads_asking_for_the_same_value_at_once_get_one_build() -> None:
     built: list[str] = []
     release = threading.Event()
-    asking = threading.Semaphore(0)
 
     def build(key: str) -> object:
         built.append(key)
@@ -63,20 +84,7 @@ def test_threads_asking_for_the_same_value_at_once_get_one_build() -> None:
         return object()
 
     values = LazyMapping(["account"], build)
-    seen: list[object] = []
-
-    def ask() -> None:
-        asking.release()
-        seen.append(values["account"])
-
-    threads = [threading.Thread(target=ask) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for _ in threads:
-        assert asking.acquire(timeout=STUCK)
-    release.set()
-    for thread in threads:
-        thread.join(STUCK)
+    seen = asked_at_once(lambda: values["account"], release, 8)
     assert built == ["account"]
     assert len(seen) == 8 and all(value is seen[0] for value in seen)
 
@@ -130,7 +138,6 @@ def test_threads_needing_an_entitys_rules_at_once_compile_them_once(
     compile_entity = type(rules)._compile_entity
     compiled: list[str] = []
     release = threading.Event()
-    asking = threading.Semaphore(0)
 
     def slow_compile(self: object, name: str) -> object:
         compiled.append(name)
@@ -138,19 +145,6 @@ def test_threads_needing_an_entitys_rules_at_once_compile_them_once(
         return compile_entity(self, name)  # type: ignore[arg-type]
 
     monkeypatch.setattr(type(rules), "_compile_entity", slow_compile)
-    seen: list[object] = []
-
-    def ask() -> None:
-        asking.release()
-        seen.append(rules.entity("contact"))
-
-    threads = [threading.Thread(target=ask) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for _ in threads:
-        assert asking.acquire(timeout=STUCK)
-    release.set()
-    for thread in threads:
-        thread.join(STUCK)
+    seen = asked_at_once(lambda: rules.entity("contact"), release, 6)
     assert compiled == ["contact"]
     assert len(seen) == 6 and all(value is seen[0] for value in seen)
