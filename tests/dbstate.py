@@ -65,7 +65,7 @@ def drift(engine: sa.Engine) -> list[Any]:
     """Differences between the database and the current revision's tables (expect none)."""
     with engine.connect() as conn:
         number, metamodel = revisions.current_metamodel(conn)
-        runtime = build_runtime(number, metamodel, field_types())
+        runtime = build_runtime(number, metamodel, field_types(), conn.dialect.name)
         owned = set(runtime.metadata.tables)
 
         def include(obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:

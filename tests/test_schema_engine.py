@@ -62,7 +62,8 @@ def test_default_packs_create_their_tables(engine: sa.Engine, registry: FieldTyp
     assert (("account",), "x_account", "CASCADE") in fks
     assert (("lead",), "x_lead", "CASCADE") in fks  # added by the sales pack's extension
     index_columns = {i[1] for i in snapshot["x_opportunity"]["indexes"]}
-    assert {("stage",), ("account",), ("close_date",), ("owner",)} <= index_columns
+    tie = ("id",) if engine.dialect.name == "postgresql" else ()  # tables.IndexSpec.columns_on
+    assert {("stage", *tie), ("account", *tie), ("close_date", *tie), ("owner", *tie)} <= index_columns
     unique = [i for i in snapshot["x_contact"]["indexes"] if i[2]]
     assert [i[1] for i in unique] == [("email",)]
     assert drift(engine) == []

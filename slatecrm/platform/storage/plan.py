@@ -39,6 +39,7 @@ from .tables import (
     field_column,
     fk_name,
     indexes_of,
+    outdated_indexes,
     table_name,
     wanted_indexes,
 )
@@ -265,11 +266,13 @@ class Planner:
         deferred.extend((entity, f) for f in entity.fields if f.target in skip_fk)
         registry = self.registry
         indexes = list(indexes_of(entity, registry))
+        dialect = self.dialect.name
 
         def ddl(ops: Operations) -> None:
             ops.create_table(entity.table_name, *entity_columns(entity, registry, skip_fk))
             for index in indexes:
-                ops.create_index(index.name, index.table, list(index.columns), unique=index.unique)
+                ops.create_index(index.name, index.table, list(index.columns_on(dialect)),
+                                 unique=index.unique)
 
         self.change("create table", entity.name, None,
                     f"create table {entity.table_name} for entity {entity.name} "
@@ -473,8 +476,11 @@ class Planner:
 
     # --- indexes -----------------------------------------------------------------------
     def index_changes(self, target_state: Metamodel) -> None:
+        """Indexes the metamodels' difference adds or drops, and those the database holds
+        without their trailing id (tables.outdated_indexes), re-created with it."""
         before = wanted_indexes(self.current, self.registry)
         after = wanted_indexes(target_state, self.registry)
+        old_layout = outdated_indexes(self.conn, before.values())
         created_tables = {e.table_name for e in target_state.entities
                           if self.current.any_entity(e.name) is None}
         retyped = {(table_name(c.entity), c.field) for c in self.changes if c.action == "retype column"}
@@ -483,13 +489,15 @@ class Planner:
             return any((index.table, f) in changed for f in index.fields)
 
         for name, index in before.items():
-            if name not in after or after[name] != index or touches(index, retyped):
+            if (name not in after or after[name] != index or touches(index, retyped)
+                    or name in old_layout):
                 self.change("drop index", _entity_of(index.table), index.label,
                             f"drop index {name}", [Step("drop index", ddl=_drop_index(index))])
         for name, index in after.items():
             if index.table in created_tables:
                 continue
-            if name not in before or before[name] != index or touches(index, retyped):
+            if (name not in before or before[name] != index or touches(index, retyped)
+                    or name in old_layout):
                 risks = []
                 if index.unique and not touches(index, added):
                     now_named = [self._renamed.get((index.table, c), c) for c in index.columns]
@@ -503,7 +511,8 @@ class Planner:
                             "with another row", dupes, self.rows(index.table), blocking=True))
                 self.change("add index", _entity_of(index.table), index.label,
                             f"add {'unique ' if index.unique else ''}index {name}",
-                            [Step("create index", ddl=_create_index(index))], risks)
+                            [Step("create index", ddl=_create_index(index, self.dialect.name))],
+                            risks)
 
 
     def search_index_changes(self, target_state: Metamodel) -> None:
@@ -656,9 +665,9 @@ def reflect_sqlite_table(conn: sa.Connection, table: str) -> sa.Table:
     return reflected
 
 
-def _create_index(index: IndexSpec) -> Callable[[Operations], None]:
+def _create_index(index: IndexSpec, dialect: str) -> Callable[[Operations], None]:
     def ddl(ops: Operations) -> None:
-        ops.create_index(index.name, index.table, list(index.columns), unique=index.unique)
+        ops.create_index(index.name, index.table, list(index.columns_on(dialect)), unique=index.unique)
     return ddl
 
 

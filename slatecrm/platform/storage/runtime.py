@@ -57,9 +57,11 @@ class Runtime:
         return cast(T, self._derived.get(key, build))
 
 
-def build_runtime(revision: int, metamodel: Metamodel, registry: FieldTypeRegistry) -> Runtime:
-    """The runtime of a revision; cheap, since its tables are built on first use."""
-    return Runtime(revision, metamodel, EntityTables(metamodel, registry))
+def build_runtime(revision: int, metamodel: Metamodel, registry: FieldTypeRegistry,
+                  dialect: str | None = None) -> Runtime:
+    """The runtime of a revision; cheap, since its tables are built on first use. `dialect`
+    gives its indexes the columns they have in that database (tables.IndexSpec.columns_on)."""
+    return Runtime(revision, metamodel, EntityTables(metamodel, registry, dialect))
 
 
 class RuntimeHolder:
@@ -98,4 +100,4 @@ class RuntimeHolder:
         head = revision_store.head_id(conn)
         if self._runtime is None or self._runtime.revision != head:
             number, metamodel = revision_store.current_metamodel(conn)
-            self._runtime = build_runtime(number, metamodel, self.registry)
+            self._runtime = build_runtime(number, metamodel, self.registry, conn.dialect.name)

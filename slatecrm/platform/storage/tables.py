@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,12 @@ def composite_index_name(table: str, fields: Sequence[str], *, unique: bool) -> 
     return short_name(f"{'ux' if unique else 'ix'}_{table}_{'__'.join(fields)}")
 
 
+#: The column every list orders by last (records/keyset.py), and the dialect whose
+#: non-unique indexes name it explicitly (IndexSpec.columns_on).
+TIEBREAK = "id"
+TIEBREAK_DIALECT = "postgresql"
+
+
 @dataclass(frozen=True)
 class IndexSpec:
     """An index the metamodel wants; `fields` are field names (a field's columns follow)."""
@@ -61,6 +67,16 @@ class IndexSpec:
     @property
     def label(self) -> str:
         return ", ".join(self.fields)
+
+    def columns_on(self, dialect: str) -> tuple[str, ...]:
+        """The columns the database's index holds: on PostgreSQL a non-unique index ends
+        with `id`, so that it serves a list's keyset order (sort keys, then id) to the
+        LIMIT instead of leaving an Incremental Sort to read a whole run of equal keys
+        (docs/decisions.md, "Indexes end with the id on PostgreSQL"). SQLite's indexes end
+        with the rowid already; a unique index keeps its columns (the id would void it)."""
+        if dialect == TIEBREAK_DIALECT and not self.unique and self.columns[-1:] != (TIEBREAK,):
+            return (*self.columns, TIEBREAK)
+        return self.columns
 
 
 def system_columns() -> list[sa.Column[Any]]:
@@ -131,12 +147,34 @@ def wanted_indexes(metamodel: Metamodel, registry: FieldTypeRegistry) -> dict[st
     return {i.name: i for e in metamodel.active_entities for i in indexes_of(e, registry)}
 
 
-def entity_table(entity: Entity, metadata: sa.MetaData, registry: FieldTypeRegistry) -> sa.Table:
-    """The table of an entity, with the columns of retired fields too (they hold data)."""
+def outdated_indexes(conn: sa.Connection, indexes: Iterable[IndexSpec]) -> set[str]:
+    """The names of `indexes` the database holds without the columns `columns_on` gives it
+    (a PostgreSQL index made before its non-unique indexes ended with the id): the planner
+    re-creates those, so `slatecrm init` upgrades them. They still serve, only slower, so a
+    server does not refuse them (storage/upgrades.py). Empty on SQLite, where nothing changed.
+    """
+    dialect = conn.dialect.name
+    wanted = {i.name: i for i in indexes if i.columns_on(dialect) != i.columns}
+    if not wanted:
+        return set()
+    tables = sorted({i.table for i in wanted.values()})
+    held = sa.inspect(conn).get_multi_indexes(filter_names=tables)  # one query on PostgreSQL
+    found = {(table, i["name"]): tuple(i["column_names"]) for (_, table), listed in held.items()
+             for i in listed}
+    return {name for name, index in wanted.items()
+            if found.get((index.table, name), index.columns_on(dialect)) != index.columns_on(dialect)}
+
+
+def entity_table(entity: Entity, metadata: sa.MetaData, registry: FieldTypeRegistry,
+                 dialect: str | None = None) -> sa.Table:
+    """The table of an entity, with the columns of retired fields too (they hold data).
+    Its indexes have the columns the database's indexes have on `dialect` (none given:
+    the metamodel's own columns)."""
     table = sa.Table(entity.table_name, metadata, *entity_columns(entity, registry, runtime=True))
     if not entity.retired:
         for index in indexes_of(entity, registry):
-            sa.Index(index.name, *(table.c[c] for c in index.columns), unique=index.unique)
+            columns = index.columns_on(dialect) if dialect else index.columns
+            sa.Index(index.name, *(table.c[c] for c in columns), unique=index.unique)
     return table
 
 
@@ -152,17 +190,18 @@ class EntityTables(LazyMapping[str, sa.Table]):
     schema with the database).
     """
 
-    def __init__(self, metamodel: Metamodel, registry: FieldTypeRegistry):
+    def __init__(self, metamodel: Metamodel, registry: FieldTypeRegistry, dialect: str | None = None):
         entities = {e.name: e for e in metamodel.entities}
         super().__init__(entities, lambda name: self._add(entities[name]))
         self.registry = registry
+        self.dialect = dialect
         self._metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
         users.to_metadata(self._metadata)
         self._adding = threading.Lock()
 
     def _add(self, entity: Entity) -> sa.Table:
         with self._adding:
-            return entity_table(entity, self._metadata, self.registry)
+            return entity_table(entity, self._metadata, self.registry, self.dialect)
 
     def complete(self) -> sa.MetaData:
         """The `MetaData` with every entity's table in it."""

@@ -5,9 +5,11 @@ instead, naming what is old and the command that upgrades it.
 
 `slatecrm init` is the upgrade: it creates the system tables a newer SlateCRM added, and its
 plan rebuilds a search index in an earlier layout (storage/plan.py), inside the revision
-lock. Upgrading at start-up was not chosen: several workers start at once, and a rebuild
-at a million rows takes seconds to minutes, which belongs in a command someone runs on
-purpose, not in a server's start.
+lock. It also re-creates PostgreSQL indexes made before non-unique ones ended with the id
+(tables.outdated_indexes); those are not named here, since they still serve, only slower,
+and a server over them must start. Upgrading at start-up was not chosen: several workers
+start at once, and a rebuild at a million rows takes seconds to minutes, which belongs in a
+command someone runs on purpose, not in a server's start.
 """
 
 from __future__ import annotations
