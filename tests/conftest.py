@@ -104,11 +104,13 @@ def pack_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackTem
     templates.drop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """One Chromium per test process, started by the first browser test (tests/browser.py):
-    a launch costs more than most browser tests. Each test opens a context of its own in it
-    (cookies, storage, pages), so no test sees another's state."""
+    """One Chromium per browser test module (tests/browser.py): a launch costs more than most
+    browser tests. Each test opens a context of its own in it (cookies, storage, pages), so no
+    test sees another's state. Not one per test process: Playwright's sync API keeps an asyncio
+    loop running on the main thread while it is open, and the tests after it that run a loop
+    of their own, or check that reads stay off the event loop's thread, then fail."""
     from .browser import launch, require_browser
 
     require_browser()
