@@ -41,7 +41,9 @@ from typing import Any, NoReturn
 
 import sqlalchemy as sa
 
-TIE_BREAKER = "id"
+from ..storage.tables import TIEBREAK
+
+TIE_BREAKER = TIEBREAK  # the one name, which storage gives PostgreSQL indexes too
 INT64 = 2**63 - 1
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 #: Bytes of the HMAC kept in a cursor (128 bits), and what the HMAC is over besides the

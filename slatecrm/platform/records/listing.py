@@ -295,8 +295,11 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
     if last is not None:
         select = select.where(after(ce.table, keys, last.values, nulls_largest=nulls_largest))
     rank = _rank(ce, query, dialect) if last is None and not keys else None
+    ordered = keyset_sort_keys(keys)
+    in_id_order = len(ordered) == 1  # sorted by the id alone (a list's default order)
+    descending = ordered[0].descending
     index = _search_index(ce, query, dialect)
-    first = index if rank is None and len(keyset_sort_keys(keys)) == 1 else None
+    first = index if rank is None and in_id_order else None
     walk: sa.Select[Any] | None = None
     fallback: sa.Select[Any] | None = None
     if rank is not None:  # the join selects the matches; no second look-up of the words
@@ -304,7 +307,6 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
             *(c for c in where if not isinstance(c, fulltext.SearchMatch)))
         select = select.join(rank, rank.c.id == ce.table.c.id).order_by(rank.c.rank, ce.table.c.id)
     elif first is not None:  # the same rows and order, walked from the search index
-        descending = keyset_sort_keys(keys)[0].descending
         select = (ce.select if base is None else base).where(
             *(c for c in where if not isinstance(c, fulltext.SearchMatch)), first.match)
         if last is not None:
@@ -314,11 +316,11 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
         select = select.join(first.table, first.rowid == ce.table.c.id).order_by(
             first.rowid.desc() if descending else first.rowid.asc())
     else:
-        if (rank is None and len(keyset_sort_keys(keys)) == 1 and dialect is not None
-                and dialect.name == "postgresql" and any(isinstance(c, fulltext.SearchMatch) for c in where)):
+        if (in_id_order and dialect is not None and dialect.name == "postgresql"
+                and any(isinstance(c, fulltext.SearchMatch) for c in where)):
             # A bounded walk of the key; every match, sorted, if it falls short.
             walk, fallback = searchwalk.walk_then_sort(
-                ce.table, select, descending=keyset_sort_keys(keys)[0].descending,
+                ce.table, select, descending=descending,
                 start=None if last is None else last.values[0], rows=query.limit + 1)
         select = select.order_by(*ordering(ce.table, keys, nulls_largest=nulls_largest))
     select = select.limit(query.limit + 1)

@@ -29,10 +29,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .keyset import INT64
+
 #: Ids the walk looks at before it hands over to the GIN index: a word in 1% of the rows
 #: fills a page of 50 within them; the walk costs ~1 µs a row when it fails.
 WALK_ROWS = 5_000
-_LARGEST = 2**63 - 1
 
 
 def walk_then_sort(table: sa.Table, select: sa.Select[Any], *, descending: bool, start: Any,
@@ -47,10 +48,9 @@ def walk_then_sort(table: sa.Table, select: sa.Select[Any], *, descending: bool,
     end = (ids.order_by(walked.c.id.desc() if descending else walked.c.id.asc())
            .offset(WALK_ROWS - 1).limit(1).scalar_subquery())
     key = table.c.id
-    if descending:  # no id at WALK_ROWS: fewer remain, and the walk may go to the end
-        bounded = key >= sa.func.coalesce(end, -_LARGEST - 1)
-    else:
-        bounded = key <= sa.func.coalesce(end, _LARGEST)
+    # No id at WALK_ROWS: fewer remain, and the walk may go to the end.
+    bounded = (key >= sa.func.coalesce(end, -INT64 - 1) if descending
+               else key <= sa.func.coalesce(end, INT64))
     walk = select.where(bounded).order_by(key.desc() if descending else key.asc()).limit(rows)
     unindexed = key + 0
     fallback = select.order_by(unindexed.desc() if descending else unindexed.asc()).limit(rows)
