@@ -18,6 +18,7 @@ from dataclasses import field as attribute
 from typing import Any, TypeVar
 
 from .errors import Location
+from .roles import Role
 
 #: The version of the stored form (as_dict). 1: the form before the number was stored;
 #: 2: entities gain composite `unique` and `indexes` (absent in format 1, read as none).
@@ -182,6 +183,8 @@ class Metamodel:
 
     entities: tuple[Entity, ...] = ()
     packs: tuple[PackRef, ...] = ()
+    #: `kind: role` definitions (slatecrm.metamodel.roles), packs' and the organisation's.
+    roles: tuple[Role, ...] = ()
 
     @property
     def active_entities(self) -> tuple[Entity, ...]:

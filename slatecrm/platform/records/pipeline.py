@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from slatecrm.digits import VERSION_MAX
 from slatecrm.metamodel.rules import RuleContext
 
+from ..identity.principal import SYSTEM, Principal
 from ..storage import sequences, system
 from . import rules as rule_hooks
 from . import stages
@@ -66,6 +67,8 @@ class WriteRequest:
     record_ids: tuple[int | None, ...]
     #: One per record: the values the caller gave, as given.
     data: tuple[Mapping[str, Any], ...]
+    #: Who asks (identity/principal.py): what the permission checks read.
+    principal: Principal = SYSTEM
 
 
 @dataclass
@@ -149,7 +152,9 @@ class WritePipeline:
         per table: records/inserts.py). Errors are keyed `[index].field` when there are
         several records; one refused record refuses the batch."""
         ce = self.service.entity(entity)
-        request = WriteRequest(ce.name, "create", user, (None,) * len(items), tuple(items))
+        principal = self.service.principal
+        user = principal.user_id if user is None else user
+        request = WriteRequest(ce.name, "create", user, (None,) * len(items), tuple(items), principal)
         self.authorise(request)
         if not items:
             return []
@@ -171,7 +176,9 @@ class WritePipeline:
         """A partial update based on `version`: a stale version is refused (409) with the
         fields that changed since, never silently overwritten."""
         ce = self.service.entity(entity)
-        request = WriteRequest(ce.name, "update", user, (record_id,), (data,))
+        principal = self.service.principal
+        user = principal.user_id if user is None else user
+        request = WriteRequest(ce.name, "update", user, (record_id,), (data,), principal)
         self.authorise(request)
         if version is None:
             raise ValidationFailed({"version": ["give the version this change is based on"]})
@@ -197,7 +204,9 @@ class WritePipeline:
         """Every problem `data` would meet when saved as a new record (or as a change to
         `record_id`), writing nothing: the same steps as a save, up to validate."""
         ce = self.service.entity(entity)
-        request = WriteRequest(ce.name, "check", user, (record_id,), (data,))
+        principal = self.service.principal
+        user = principal.user_id if user is None else user
+        request = WriteRequest(ce.name, "check", user, (record_id,), (data,), principal)
         self.authorise(request)
         with self.service.engine.connect() as conn, self._rolled_back(conn):
             draft = (Draft(ce, data) if record_id is None

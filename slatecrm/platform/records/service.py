@@ -19,6 +19,7 @@ from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .. import jsontext
+from ..identity.principal import SYSTEM, Principal
 from ..storage import statistics, system
 from ..storage.engine import text_in_code_point_order
 from ..storage.runtime import RuntimeHolder
@@ -49,11 +50,14 @@ class RecordsService:
                  functions: RuleFunctions = NO_FUNCTIONS, events: RecordEvents | None = None,
                  scope: ReadScope | None = None, read_filter: ReadFilter = no_filter,
                  secrets: DatabaseSecrets | None = None, hooks: Hooks | None = None,
-                 limits: Limits = DEFAULT):
+                 limits: Limits = DEFAULT, principal: Principal = SYSTEM):
         """`functions`: the plugins' rule functions; `events`: the plugins' record hooks;
         `limits`: the bounds every list query and bulk request keeps (records/limits.py)."""
         self.engine = engine
         self.limits = limits
+        #: Who the calls act as: a request's signed-in user (web/pinning.py), or the system.
+        #: Writes without an explicit `user` are made by `principal.user_id`.
+        self.principal = principal
         self.holder = holder
         self.registry = registry
         self.functions = functions
@@ -68,14 +72,15 @@ class RecordsService:
         if hooks is None:
             self.events.register(self.pipeline.hooks)
 
-    def pinned(self) -> RecordsService:
-        """A copy for one request: its snapshot is pinned on first use and its reads share
-        one connection, until `close()`; its writes run through the same pipeline hooks."""
+    def pinned(self, principal: Principal = SYSTEM) -> RecordsService:
+        """A copy for one request, acting as `principal`: its snapshot is pinned on first use
+        and its reads share one connection, until `close()`; its writes run through the same
+        pipeline hooks."""
         scope = ReadScope(self.engine, self.holder, self.registry, functions=self.functions, guard=True)
         return RecordsService(self.engine, self.holder, self.registry, functions=self.functions,
                               events=self.events, scope=scope, read_filter=self.read_filter,
                               secrets=self.secrets, hooks=self.pipeline.hooks,
-                              limits=self.limits)
+                              limits=self.limits, principal=principal)
 
     def close(self) -> None:
         if self.scope is not None:
@@ -177,7 +182,8 @@ class RecordsService:
     def delete(self, entity: str, record_id: int, *, version: int | None = None,
                user: int | None = None) -> None:
         ce = self.entity(entity)
-        request = WriteRequest(ce.name, "delete", user, (record_id,), ({},))
+        user = self.principal.user_id if user is None else user
+        request = WriteRequest(ce.name, "delete", user, (record_id,), ({},), self.principal)
         self.pipeline.authorise(request)
         if version is not None:
             check_version(version)

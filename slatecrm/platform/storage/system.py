@@ -100,6 +100,9 @@ history = sa.Table(
     sa.Column("changed_by", sa.BigInteger, nullable=True),
     #: {field: [old, new]} in the fields' JSON form
     sa.Column("changes", sa.JSON, nullable=False),
+    #: the API token the change came through (slate_api_token.id), None for a session or the
+    #: system; added by `upgrade` to an older database
+    sa.Column("token_id", sa.BigInteger, nullable=True),
     sa.Index("ix_slate_history_record", "entity", "record_id", "version"),
 )
 
@@ -140,6 +143,95 @@ secrets = sa.Table(
 )
 
 
+# --- identity and access (issue 12) ------------------------------------------------------------
+
+teams = sa.Table(
+    "slate_team", system_metadata,
+    sa.Column("id", record_id(), primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String, nullable=False, unique=True),
+    sa.Column("description", sa.String, nullable=False, server_default=""),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+team_members = sa.Table(
+    "slate_team_member", system_metadata,
+    sa.Column("team_id", record_id(), sa.ForeignKey("slate_team.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("user_id", record_id(), sa.ForeignKey("slate_user.id", ondelete="CASCADE"), primary_key=True),
+    sa.Index("ix_slate_team_member_user", "user_id"),
+)
+
+user_roles = sa.Table(
+    "slate_user_role", system_metadata,
+    sa.Column("user_id", record_id(), sa.ForeignKey("slate_user.id", ondelete="CASCADE"), primary_key=True),
+    #: the `name` of a `kind: role` definition (a role no longer defined grants nothing)
+    sa.Column("role", sa.String, primary_key=True),
+)
+
+sessions = sa.Table(
+    "slate_session", system_metadata,
+    sa.Column("id", record_id(), primary_key=True, autoincrement=True),
+    sa.Column("user_id", record_id(), sa.ForeignKey("slate_user.id", ondelete="CASCADE"), nullable=False),
+    #: SHA-256 of the random token the cookie holds (the token itself is never stored)
+    sa.Column("token_hash", sa.String, nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("last_seen_at", UTCDateTime(), nullable=False),
+    #: the absolute end of the session, whatever its use
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.Column("address", sa.String, nullable=True),
+    sa.Column("user_agent", sa.String, nullable=True),
+    sa.Index("ix_slate_session_user", "user_id"),
+)
+
+login_throttle = sa.Table(
+    "slate_login_throttle", system_metadata,
+    #: "account:<e-mail lower-cased>" or "address:<client address>"
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_failure_at", UTCDateTime(), nullable=False),
+    #: no login for this key before then
+    sa.Column("blocked_until", UTCDateTime(), nullable=True),
+)
+
+api_tokens = sa.Table(
+    "slate_api_token", system_metadata,
+    sa.Column("id", record_id(), primary_key=True, autoincrement=True),
+    sa.Column("user_id", record_id(), sa.ForeignKey("slate_user.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    #: SHA-256 of the token (shown once, at creation, never stored)
+    sa.Column("token_hash", sa.String, nullable=False, unique=True),
+    #: the token's first characters, so a user can tell their tokens apart
+    sa.Column("prefix", sa.String, nullable=False),
+    #: a list of identity.principal.SCOPES
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("last_used_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_slate_api_token_user", "user_id"),
+)
+
+audit = sa.Table(
+    "slate_audit", system_metadata,
+    sa.Column("id", record_id(), primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    #: what happened: "login", "login_failed", "record.update", "pack.install", ...
+    sa.Column("action", sa.String, nullable=False),
+    #: who (no foreign key: the log outlives its users), and their name at the time
+    sa.Column("user_id", sa.BigInteger, nullable=True),
+    sa.Column("user_name", sa.String, nullable=True),
+    sa.Column("token_id", sa.BigInteger, nullable=True),
+    sa.Column("address", sa.String, nullable=True),
+    #: what it was done to: ("user", "12"), ("record", "lead/42"), ("pack", "sales"), ...
+    sa.Column("object_kind", sa.String, nullable=True),
+    sa.Column("object_id", sa.String, nullable=True),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Index("ix_slate_audit_at", "at"),
+    sa.Index("ix_slate_audit_user", "user_id", "at"),
+    sa.Index("ix_slate_audit_action", "action", "at"),
+)
+
+
 def is_initialised(conn: sa.Connection) -> bool:
     return sa.inspect(conn).has_table(revisions.name)
 
@@ -156,36 +248,43 @@ def user_table_is_current(conn: sa.Connection) -> bool:
     return set(USER_COLUMNS_ADDED) <= have
 
 
+#: Columns added to tables of earlier versions, by table, in the order an upgrade adds them.
+COLUMNS_ADDED: dict[str, tuple[str, ...]] = {users.name: USER_COLUMNS_ADDED, history.name: ("token_id",)}
+
+
 def upgrade(conn: sa.Connection) -> list[str]:
     """Bring the system tables a database already has up to this version's shape; returns the
     statements it ran (none when the database is current). Run it after `create_all`, in the
     same transaction: it only adds (columns with defaults or NULL, an index), so rows and the
     tables' other users are untouched, and running it again does nothing."""
-    return upgrade_users(conn)
-
-
-def upgrade_users(conn: sa.Connection) -> list[str]:
-    inspector = sa.inspect(conn)
-    have = {c["name"] for c in inspector.get_columns(users.name)}
-    preparer = conn.dialect.identifier_preparer
-    table = preparer.format_table(users)
     statements = []
-    for name in USER_COLUMNS_ADDED:
+    for name, added in COLUMNS_ADDED.items():
+        statements += _add_columns(conn, system_metadata.tables[name], added)
+    create_index = sa.schema.CreateIndex(users_email_index, if_not_exists=True)
+    conn.execute(create_index)
+    if statements:
+        statements.append(str(create_index.compile(dialect=conn.dialect)))
+    return statements
+
+
+def _add_columns(conn: sa.Connection, table_: sa.Table, added: tuple[str, ...]) -> list[str]:
+    inspector = sa.inspect(conn)
+    have = {c["name"] for c in inspector.get_columns(table_.name)}
+    preparer = conn.dialect.identifier_preparer
+    table = preparer.format_table(table_)
+    statements = []
+    for name in added:
         if name in have:
             continue
-        column = users.c[name]
+        column = table_.c[name]
         ddl = str(sa.schema.CreateColumn(column).compile(dialect=conn.dialect))
         if column.foreign_keys:
             (fk,) = column.foreign_keys
             # Inline in the column (both databases take it; SQLite cannot add a constraint
             # to a table afterwards), named as create_all names it.
-            ddl += (f" CONSTRAINT {preparer.quote(f'fk_{users.name}_{name}')} REFERENCES "
+            ddl += (f" CONSTRAINT {preparer.quote(f'fk_{table_.name}_{name}')} REFERENCES "
                     f"{table} ({preparer.quote(fk.column.name)}) ON DELETE {fk.ondelete}")
         statements.append(f"ALTER TABLE {table} ADD COLUMN {ddl}")
     for statement in statements:
         conn.execute(sa.text(statement))
-    create_index = sa.schema.CreateIndex(users_email_index, if_not_exists=True)
-    conn.execute(create_index)
-    if statements:
-        statements.append(str(create_index.compile(dialect=conn.dialect)))
     return statements

@@ -10,9 +10,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..identity.principal import SYSTEM
 from ..records.service import RecordsService
 
 STATE_KEY = "records"
+#: Where authentication leaves the request's `Principal` in the ASGI scope.
+PRINCIPAL_KEY = "slatecrm.principal"
 
 
 class PinnedRecords:
@@ -26,7 +29,8 @@ class PinnedRecords:
             await self.app(scope, receive, send)
             return
         shared: RecordsService = scope["app"].state.records
-        pinned = shared.pinned()
+        # Authentication (web/authentication.py) puts the request's principal in the scope.
+        pinned = shared.pinned(scope.get(PRINCIPAL_KEY, SYSTEM))
         scope.setdefault("state", {})[STATE_KEY] = pinned
         try:
             await self.app(scope, receive, send)
