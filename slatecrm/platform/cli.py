@@ -163,7 +163,7 @@ def init(database: str | None, no_default_packs: bool, admin_email: str | None, 
             valid_email(admin_email)  # a typo is said before anything is made
         created_db = ensure_database(url)
         engine = engine_for(url, create=True)
-        new = installer.create_system_tables(engine)
+        new = installer.create_system_tables(engine, audited_as=author())
         revision = None
         if not no_default_packs:
             registry = field_types()

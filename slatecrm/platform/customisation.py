@@ -22,6 +22,8 @@ from slatecrm.metamodel.errors import DefinitionError, Location, Problem
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
+from .identity import audit
+from .identity.principal import SYSTEM, Principal
 from .layers import ORGANISATION, Documents, documents, installed_packs, plan_layers
 from .storage import revisions as revision_store
 from .storage.apply import apply
@@ -55,7 +57,10 @@ def plan_edit(engine: sa.Engine, registry: FieldTypeRegistry, summary: str,
     return Customisation(plan, docs, changed, summary)
 
 
-def apply_edit(engine: sa.Engine, customisation: Customisation, *, author: str) -> int:
+def apply_edit(engine: sa.Engine, customisation: Customisation, *, author: str,
+               principal: Principal = SYSTEM, address: str | None = None) -> int:
+    """Apply a planned edit; the change is an audit event of `principal` ("metamodel.change")
+    in the same transaction as the new revision."""
     def store(conn: sa.Connection, revision: int) -> None:
         now = dt.datetime.now(dt.UTC)
         for kind, name in customisation.changed:
@@ -65,6 +70,10 @@ def apply_edit(engine: sa.Engine, customisation: Customisation, *, author: str) 
             if document is not None:
                 conn.execute(customisations.insert().values(kind=kind, name=name, document=document,
                                                             updated_at=now, revision_id=revision))
+        audit.record(conn, "metamodel.change", principal=principal, address=address, at=now,
+                     object_kind="revision", object_id=revision,
+                     detail={"summary": customisation.summary, "revision": revision,
+                             "changed": [f"{kind}/{name}" for kind, name in customisation.changed]})
 
     return apply(engine, customisation.plan, source=f"organisation: {customisation.summary}",
                  author=author, also=store)

@@ -20,6 +20,8 @@ from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.packs import Pack, load_pack
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
+from .identity import audit
+from .identity.principal import SYSTEM, Principal
 from .layers import ORGANISATION, documents, installed_packs, plan_layers
 from .storage import revisions as revision_store
 from .storage.apply import apply
@@ -144,7 +146,13 @@ def plan_install(engine: sa.Engine, new: Sequence[Pack], registry: FieldTypeRegi
     return Installation(plan, tuple(installed[c.name] for c in changes), tuple(changes), tuple(purge))
 
 
-def install(engine: sa.Engine, installation: Installation, *, author: str) -> int:
+def install(engine: sa.Engine, installation: Installation, *, author: str,
+            principal: Principal = SYSTEM) -> int:
+    """Apply the installation; each pack installed or upgraded (and each purge) is an audit
+    event of `principal` in the same transaction (for the system: named by `author`, the
+    account that ran the command)."""
+    user_name = author if principal.unrestricted else None
+
     def store(conn: sa.Connection, revision: int) -> None:
         now = dt.datetime.now(dt.UTC)
         for pack in installation.packs:
@@ -153,17 +161,33 @@ def install(engine: sa.Engine, installation: Installation, *, author: str) -> in
                 name=pack.name, namespace=pack.manifest.namespace, version=pack.version,
                 title=pack.manifest.title, checksum=pack.checksum, origin=pack.origin,
                 files=dict(pack.files), installed_at=now, revision_id=revision))
+        for change in installation.pack_changes:
+            audit.record(conn, f"pack.{change.verb}", principal=principal, user_name=user_name,
+                         object_kind="pack", object_id=change.name, at=now,
+                         detail={"name": change.name, "version": change.after,
+                                 "previous_version": change.before, "revision": revision})
+        if installation.purged:
+            audit.record(conn, "metamodel.purge", principal=principal, user_name=user_name,
+                         object_kind="revision", object_id=revision, at=now,
+                         detail={"fields": [f"{e}.{f}" for e, f in installation.purged],
+                                 "revision": revision})
 
     return apply(engine, installation.plan, source=installation.source, author=author, also=store)
 
 
-def create_system_tables(engine: sa.Engine) -> bool:
+def create_system_tables(engine: sa.Engine, *, audited_as: str | None = None) -> bool:
     """Create the platform's own tables that are missing (all of them in a new database,
-    those a newer platform version added in an older one). True if the database was new."""
+    those a newer platform version added in an older one) and make the audit log
+    append-only. True if the database was new. `audited_as`: the account running
+    `slatecrm init`, logged as a "platform.init" event in the same transaction."""
     with engine.begin() as conn:
         new = not is_initialised(conn)
         system_metadata.create_all(conn, checkfirst=True)
-        upgrade(conn)
+        upgraded = upgrade(conn)
+        audit.protect(conn)
+        if audited_as is not None:
+            audit.record(conn, "platform.init", principal=SYSTEM, user_name=audited_as,
+                         detail={"new": new, "upgraded": upgraded})
         return new
 
 

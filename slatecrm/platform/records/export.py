@@ -9,26 +9,42 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 from .listing import ListQuery
 from .service import Page, RecordsService
 
+#: Told, once the export ends, how many records it wrote and whether it wrote them all
+#: (False: the client went away, or a page failed): the audit log's "records.export".
+Done = Callable[[int, bool], None]
+
 
 def csv_rows(records: RecordsService, entity: str, query: ListQuery,
-             columns: Sequence[str] | None = None) -> Iterator[str]:
+             columns: Sequence[str] | None = None, done: Done | None = None) -> Iterator[str]:
     """The first page is read here, before any output, so a bad query (or one that runs
     past the statement timeout) is refused with its errors instead of breaking off a
     response already under way. `columns`: the fields to write (checked by the caller),
     default every field."""
     page_query = replace(query, after=None, limit=records.limits.page_size_max)
     first = records.page(entity, page_query)
-    return _rows(records, entity, page_query, first, columns)
+    rows = _rows(records, entity, page_query, first, columns)
+    return _counted(rows, done or (lambda written, complete: None))
+
+
+def _counted(chunks: Iterator[tuple[str, int]], done: Done) -> Iterator[str]:
+    written, complete = 0, False
+    try:
+        for chunk, count in chunks:
+            written += count
+            yield chunk
+        complete = True
+    finally:
+        done(written, complete)
 
 
 def _rows(records: RecordsService, entity: str, page_query: ListQuery, page: Page,
-          columns: Sequence[str] | None) -> Iterator[str]:
+          columns: Sequence[str] | None) -> Iterator[tuple[str, int]]:
     ce = records.entity(entity)
     fields = [ce.fields[name] for name in columns] if columns else list(ce.fields.values())
     buffer = io.StringIO()
@@ -44,7 +60,7 @@ def _rows(records: RecordsService, entity: str, page_query: ListQuery, page: Pag
                 else:
                     cells.append(f.type.display(value, f.field))
             writer.writerow([_inert(c) for c in cells])
-        yield buffer.getvalue()
+        yield buffer.getvalue(), len(page.records)
         buffer.seek(0)
         buffer.truncate()
         if page.next_cursor is None:

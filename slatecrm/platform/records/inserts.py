@@ -161,7 +161,8 @@ def new_ids(conn: sa.Connection, table: sa.Table, count: int) -> list[int]:
 
 #: The system columns of an entity's table, as a new record's row starts.
 SYSTEM_COLUMNS = ("id", "created_at", "updated_at", "created_by", "updated_by", "owner", "version")
-HISTORY_COLUMNS = ("entity", "record_id", "version", "action", "changed_at", "changed_by", "changes")
+HISTORY_COLUMNS = ("entity", "record_id", "version", "action", "changed_at", "changed_by", "changes",
+                   "token_id")
 VISIT_COLUMNS = ("entity", "record_id", "field", "stage", "entered_at", "entered_by")
 
 
@@ -181,9 +182,10 @@ class EntityInsert:
         self.visits = TableWriter(system.stage_history, VISIT_COLUMNS, dialect)
 
     def write(self, conn: sa.Connection, prepared: Sequence[Mapping[str, Any]], user: int | None,
-              now: dt.datetime) -> tuple[list[int], list[dict[str, Any]]]:
+              now: dt.datetime, token_id: int | None = None) -> tuple[list[int], list[dict[str, Any]]]:
         """Insert the records (`prepared`: each one's values, numbered), their history rows and
-        stage visits; the new ids, in the order of `prepared`, and the history rows."""
+        stage visits; the new ids, in the order of `prepared`, and the history rows.
+        `token_id`: the API token the write came through, which the history names."""
         ce = self.ce
         ids = new_ids(conn, ce.table, len(prepared))
         encoders = self.records.encoders
@@ -206,7 +208,7 @@ class EntityInsert:
                     row.append(encode(value))
             rows.append(row)
             history.append({"entity": ce.name, "record_id": record_id, "version": 1, "action": "create",
-                            "changed_at": now, "changed_by": user,
+                            "changed_at": now, "changed_by": user, "token_id": token_id,
                             "changes": {n: [None, fields[n].to_json(v)] for n, v in values.items()
                                         if v is not None and n in fields}})
             visits += [(ce.name, record_id, f, values[f], now, user)
@@ -227,4 +229,5 @@ class EntityInsert:
         at = encoders["changed_at"](history[0]["changed_at"]) if "changed_at" in encoders else None
         self.history.write_encoded(conn, [
             (h["entity"], h["record_id"], h["version"], h["action"], h["changed_at"] if at is None else at,
-             h["changed_by"], h["changes"] if changes is None else changes(h["changes"])) for h in history])
+             h["changed_by"], h["changes"] if changes is None else changes(h["changes"]), h["token_id"])
+            for h in history])

@@ -308,7 +308,7 @@ class WritePipeline:
         _number(conn, ce, prepared)
         writer = self._derived(ce, "insert", lambda ce: EntityInsert(ce, conn.dialect))
         try:
-            ids, history = writer.write(conn, prepared, user, now)
+            ids, history = writer.write(conn, prepared, user, now, self.service.principal.token_id)
         except sa.exc.IntegrityError as error:
             raise ValidationFailed(integrity_errors(ce, error)) from None
         return self.service._read_back(conn, ce, ids), history
@@ -336,7 +336,8 @@ class WritePipeline:
             if done.rowcount != 1:  # a concurrent writer won between our read and write
                 raise VersionConflict(ce.name, record_id, version, version + 1, [])
             history.append({"entity": ce.name, "record_id": record_id, "version": version + 1,
-                            "action": "update", "changed_at": now, "changed_by": user, "changes": {
+                            "action": "update", "changed_at": now, "changed_by": user,
+                            "token_id": self.service.principal.token_id, "changes": {
                                 n: [_json(ce, n, before.get(n)), _json(ce, n, merged[n])] for n in changed}})
             conn.execute(system.history.insert().values(history[0]))
             for field_name in ce.pipelines:

@@ -35,7 +35,7 @@ from .constraints import member_of
 from .errors import BadQuery, RecordNotFound, UnknownEntity
 from .limits import DEFAULT, Limits
 from .listing import ListQuery
-from .results import HistoryEntry, Page, Record, StageVisit
+from .results import HistoryEntry, Page, Record, StageVisit, TokenUsed
 from .snapshot import Snapshot
 
 #: A record-level filter: the SQL condition a reader may see of an entity (on its table),
@@ -378,8 +378,11 @@ class Reader:
         """A record's changes, oldest first. Kept after a delete; when records are filtered,
         only the history of a record the reader may see."""
         ce = self.entity(entity)
-        h = system.history
-        select = sa.select(h).where(h.c.entity == ce.name, h.c.record_id == record_id)
+        h, tokens = system.history, system.api_tokens
+        # The token's name joined in: still one statement (tests/test_read_path.py counts them).
+        select = (sa.select(h, tokens.c.name.label("token_name"))
+                  .select_from(h.outerjoin(tokens, tokens.c.id == h.c.token_id))
+                  .where(h.c.entity == ce.name, h.c.record_id == record_id))
         visible = self.visible(ce)
         if visible:
             exists = sa.select(ce.table.c.id).where(ce.table.c.id == record_id, *visible).exists()
@@ -387,7 +390,9 @@ class Reader:
         rows = self.conn.execute(select.order_by(h.c.version, h.c.id)).all()
         if not rows:
             raise RecordNotFound(entity, record_id)
-        return [HistoryEntry(r.version, r.action, r.changed_at, r.changed_by, r.changes) for r in rows]
+        return [HistoryEntry(r.version, r.action, r.changed_at, r.changed_by, r.changes,
+                             None if r.token_id is None else TokenUsed(r.token_id, r.token_name or "?"))
+                for r in rows]
 
     def stage_history(self, entity: str, record_id: int) -> list[StageVisit]:
         """The record's stage visits; one statement that also tells a missing record."""

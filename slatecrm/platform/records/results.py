@@ -35,12 +35,22 @@ class Page:
 
 
 @dataclass(frozen=True)
+class TokenUsed:
+    """The personal API token a change came through (slate_api_token): its id and name."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     version: int
     action: str
     changed_at: dt.datetime
     changed_by: int | None
     changes: dict[str, list[Any]]
+    #: The API token the change was made with; None for a session, the system or the CLI.
+    token: TokenUsed | None = None
 
 
 @dataclass(frozen=True)

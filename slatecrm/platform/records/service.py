@@ -223,7 +223,8 @@ class RecordsService:
                      "updated_by": user}))
                 nulled = [
                     {"entity": other.name, "record_id": r.id, "version": r.version + 1, "action": "update",
-                     "changed_at": now, "changed_by": user, "changes": {compiled.name: [old[r.id], None]}}
+                     "changed_at": now, "changed_by": user, "token_id": self.principal.token_id,
+                     "changes": {compiled.name: [old[r.id], None]}}
                     for r in rows]
                 conn.execute(system.history.insert(), nulled)
                 written.extend(nulled)
@@ -234,7 +235,8 @@ class RecordsService:
         except sa.exc.IntegrityError as error:
             raise RecordInUse(f"{ce.name} {ids[0]} is still referenced: {error.orig}") from None
         deleted = [{"entity": ce.name, "record_id": i, "version": versions[i] + 1, "action": "delete",
-                    "changed_at": now, "changed_by": user, "changes": {}} for i in ids if i in versions]
+                    "changed_at": now, "changed_by": user, "token_id": self.principal.token_id, "changes": {}}
+                   for i in ids if i in versions]
         conn.execute(system.history.insert(), deleted)
         written.extend(deleted)
 

@@ -19,6 +19,7 @@ from ..records.errors import BadQuery
 from .api import body_object, call, service
 from .jsonresponse import JSONResponse
 from .problems import problem
+from .rights import principal_of
 
 
 async def _edit(request: Request, summary: str, edit: Any) -> Response:
@@ -37,7 +38,9 @@ async def _edit(request: Request, summary: str, edit: Any) -> Response:
     if confirm != str(planned.plan.base_revision):
         return problem(409, f"the plan is against revision {planned.plan.base_revision}, not {confirm}: "
                             "review the plan again before confirming it", plan=body["plan"])
-    revision = await call(request, customisation.apply_edit, engine, planned, author="api")
+    principal = principal_of(request)
+    revision = await call(request, customisation.apply_edit, engine, planned, author="api",
+                          principal=principal, address=request.client.host if request.client else None)
     records.holder.refresh()
     return JSONResponse({**body, "applied": True, "revision": revision})
 

@@ -198,7 +198,9 @@ async def history(request: Request) -> Response:
     def work() -> Answer:
         entries = records.history(request.path_params["entity"], request.path_params["id"])
         return {"data": [{"version": e.version, "action": e.action, "changed_at": e.changed_at,
-                          "changed_by": e.changed_by, "changes": e.changes} for e in entries]}, {}
+                          "changed_by": e.changed_by, "changes": e.changes,
+                          "token": None if e.token is None else {"id": e.token.id, "name": e.token.name}}
+                         for e in entries]}, {}
 
     return await answer(request, work)
 

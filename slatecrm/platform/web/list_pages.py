@@ -14,12 +14,14 @@ from starlette.responses import Response, StreamingResponse
 from slatecrm.digits import RECORD_ID_MAX, parse_digits
 
 from ...metamodel.model import Entity
+from ..identity import audit
 from ..records import bulk, export
 from ..records.errors import BadQuery, ValidationFailed
 from ..records.listing import ListQuery
 from ..records.service import Page
 from . import api, widgets
 from .pinning import records_of
+from .rights import principal_of
 from .templating import render
 from .uicontext import base_context
 
@@ -130,9 +132,28 @@ async def export_csv(request: Request) -> Response:
     ce = await run_in_threadpool(records.entity, entity)
     columns = chosen_columns(request, entity, list(ce.fields), records.limits.columns_max)
     query = list_query(request)
-    chunks = await run_in_threadpool(export.csv_rows, records, entity, query, columns or None)
+    chunks = await run_in_threadpool(export.csv_rows, records, entity, query, columns or None,
+                                     exported(request, entity))
     return StreamingResponse(iterate_in_threadpool(chunks), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{entity}.csv"'})
+
+
+def exported(request: Request, entity: str) -> export.Done:
+    """What an export tells the audit log when it ends ("records.export": who, which entity,
+    the list's filter, how many rows); written by the thread that wrote the last rows."""
+    principal, engine = principal_of(request), records_of(request).engine
+    address = request.client.host if request.client else None
+    shown: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        if value.strip():
+            shown.setdefault(key, []).append(value)
+
+    def done(rows: int, complete: bool) -> None:
+        with engine.begin() as conn:
+            audit.record(conn, "records.export", principal=principal, address=address, object_kind="entity",
+                         object_id=entity, detail={"entity": entity, "filter": shown, "rows": rows,
+                                                   "complete": complete})
+    return done
 
 
 async def bulk_edit(request: Request) -> Response:

@@ -247,7 +247,13 @@ def _shared_schemas() -> dict[str, Any]:
                    "properties": {"version": {"type": "integer"},
                                   "action": {"enum": ["create", "update", "delete"]},
                                   "changed_at": moment, "changed_by": {"type": ["integer", "null"]},
-                                  "changes": {"type": "object", "description": "per field, [old, new]"}}},
+                                  "changes": {"type": "object", "description": "per field, [old, new]"},
+                                  "token": {"description": "the personal API token the change was made "
+                                                           "with (null: a session, the system, the CLI)",
+                                            "anyOf": [{"type": "null"}, {
+                                                "type": "object", "required": ["id", "name"],
+                                                "properties": {"id": {"type": "integer"},
+                                                               "name": {"type": "string"}}}]}}},
         "StageVisit": {"type": "object", "required": ["field", "stage", "entered_at", "left_at", "seconds"],
                        "properties": {"field": {"type": "string"}, "stage": {"type": "string"},
                                       "entered_at": moment, "left_at": {"anyOf": [moment, {"type": "null"}]},

@@ -136,7 +136,8 @@ async def record_page(request: Request, *, errors: dict[str, list[str]] | None =
                             "count": r.page.count, "ids": [x.id for x in r.page.records]}
                             for r in view.related},
                         history=[{"version": h.version, "action": h.action,
-                                  "changed_at": h.changed_at, "changes": h.changes}
+                                  "changed_at": h.changed_at, "changes": h.changes,
+                                  **({"token": h.token.name} if h.token else {})}
                                  for h in view.history])
     return render(request, "record", {
         **context, "ce": ce, "record": record, "sections": widgets.sections(ce), "related": view.related,
