@@ -12,9 +12,9 @@ from .hookspecs import hookimpl
 
 @hookimpl
 def slatecrm_routes() -> list[BaseRoute]:
-    from slatecrm.platform.web import admin, api, ui
+    from slatecrm.platform.web import admin, api, audit_pages, ui
 
-    return [*admin.routes, *api.routes, *ui.routes]
+    return [*admin.routes, *api.routes, *audit_pages.routes, *ui.routes]
 
 
 @hookimpl

@@ -16,6 +16,7 @@ from slatecrm import __version__
 from slatecrm.digits import RECORD_ID_MAX
 from slatecrm.metamodel.names import NAME_PATTERN
 
+from ..identity import auditlog
 from ..records.compiled import CompiledEntity
 from ..records.limits import DEFAULT, Limits
 from ..records.listing import OPERATORS, SORTABLE_SYSTEM
@@ -36,7 +37,7 @@ PROBLEM = {
 WHY = {
     "400": "the request cannot be read: a body that is not JSON or not an object, a parameter "
            "over its limit or not readable by its field, a changed cursor, a bad version",
-    "403": "a plugin's authorise hook refused the write",
+    "403": "a plugin's authorise hook refused the write, or a right this needs is not held",
     "404": "no such record (or entity)",
     "409": "the record changed since the version given, or is still referenced, or the plan is stale",
     "413": "the body is over the size limit, or a bulk create over the batch limit",
@@ -239,6 +240,37 @@ def _admin_paths() -> dict[str, Any]:
     }
 
 
+def _audit_paths() -> dict[str, Any]:
+    """The audit log (web/audit_pages.py): events newest first, filtered, in keyset pages."""
+    text = {"type": "string", "maxLength": auditlog.TEXT_MAX}
+    when = {**text, "description": "a date (2026-12-06; as `until`, the whole day) or an ISO time "
+                                   "(UTC unless it says)"}
+    parameters = [
+        {"name": "user", "in": "query", "schema": text, "description": "the user's id or e-mail"},
+        {"name": "action", "in": "query", "schema": text,
+         "description": "actions starting with this: login, pack., metamodel.change, records.export"},
+        {"name": "object", "in": "query", "schema": text,
+         "description": "KIND or KIND/ID: what the event was done to (pack/sales, entity/lead)"},
+        {"name": "since", "in": "query", "schema": when, "description": "from this moment on"},
+        {"name": "until", "in": "query", "schema": when, "description": "up to this moment"},
+        {"name": "limit", "in": "query",
+         "schema": {"type": "integer", "minimum": 1, "maximum": auditlog.LIMIT_MAX,
+                    "default": auditlog.DEFAULT_LIMIT}},
+        {"name": "after", "in": "query", "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,18}$"},
+         "description": "the `next_cursor` of the page before"},
+    ]
+    return {"/api/admin/audit": {"get": {
+        "operationId": "list_audit_events", "tags": ["Audit"],
+        "description": "the audit log, newest first; needs the right to view the audit log (403). "
+                       "An unknown, repeated or unreadable parameter is refused (422, by parameter).",
+        "parameters": parameters,
+        "responses": _responses({"200": _json({
+            "type": "object", "required": ["data", "next"],
+            "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEvent"}},
+                           "next": {"type": ["string", "null"]}, "next_cursor": {"type": "string"}}},
+            "a page of events")}, "403", "422", "503")}}}
+
+
 def _shared_schemas() -> dict[str, Any]:
     moment = {"type": "string", "format": "date-time"}
     return {
@@ -254,6 +286,19 @@ def _shared_schemas() -> dict[str, Any]:
                                                 "type": "object", "required": ["id", "name"],
                                                 "properties": {"id": {"type": "integer"},
                                                                "name": {"type": "string"}}}]}}},
+        "AuditEvent": {
+            "type": "object",
+            "required": ["id", "at", "action", "user", "token", "address", "object", "detail"],
+            "properties": {
+                "id": {"type": "integer"}, "at": moment, "action": {"type": "string"},
+                "user": {"anyOf": [{"type": "null"}, {"type": "object", "properties": {
+                    "id": {"type": ["integer", "null"]}, "name": {"type": ["string", "null"]}}}]},
+                "token": {"anyOf": [{"type": "null"}, {"type": "object", "properties": {
+                    "id": {"type": "integer"}, "name": {"type": ["string", "null"]}}}]},
+                "address": {"type": ["string", "null"]},
+                "object": {"anyOf": [{"type": "null"}, {"type": "object", "properties": {
+                    "kind": {"type": "string"}, "id": {"type": ["string", "null"]}}}]},
+                "detail": {"type": "object"}}},
         "StageVisit": {"type": "object", "required": ["field", "stage", "entered_at", "left_at", "seconds"],
                        "properties": {"field": {"type": "string"}, "stage": {"type": "string"},
                                       "entered_at": moment, "left_at": {"anyOf": [moment, {"type": "null"}]},
@@ -281,6 +326,7 @@ def document(revision: int, compiled: Mapping[str, CompiledEntity],
                    for name, c in other.fields.items() if c.field.target == ce.name]
         paths.update(entity_paths(ce, related, limits))
     paths.update(_admin_paths())
+    paths.update(_audit_paths())
     responses = {f"Problem{status}": {
         "description": why,
         "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
