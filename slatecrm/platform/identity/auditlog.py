@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from slatecrm.digits import RECORD_ID_MAX, parse_digits
 
+from .. import jsontext
 from ..storage import system
 from .errors import IdentityError
 
@@ -76,7 +77,7 @@ class Event:
     detail: dict[str, Any]
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "at": self.at.isoformat(), "action": self.action,
+        return {"id": self.id, "at": jsontext.moment(self.at), "action": self.action,
                 "user": None if self.user_id is None and self.user_name is None
                 else {"id": self.user_id, "name": self.user_name},
                 "token": None if self.token_id is None else {"id": self.token_id, "name": self.token_name},

@@ -242,21 +242,25 @@ def _admin_paths() -> dict[str, Any]:
 
 def _audit_paths() -> dict[str, Any]:
     """The audit log (web/audit_pages.py): events newest first, filtered, in keyset pages."""
-    text = {"type": "string", "maxLength": auditlog.TEXT_MAX}
-    when = {**text, "description": "a date (2026-12-06; as `until`, the whole day) or an ISO time "
-                                   "(UTC unless it says)"}
+    text = {"type": "string", "maxLength": auditlog.TEXT_MAX, "pattern": "^[^\\u0000]*$"}
+    # A day or an RFC 3339 moment. The day's pattern stops at the 28th so that every string it
+    # admits is a real day (a generated 2026-02-30 would be refused); the 29th to 31st are read too.
+    day = "^[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])$"
+    when = {"anyOf": [{"type": "string", "pattern": day}, {"type": "string", "format": "date-time"}],
+            "description": "a day, YYYY-MM-DD (any real day; as `until`, the whole day), or an RFC 3339 moment"}
     parameters = [
         {"name": "user", "in": "query", "schema": text, "description": "the user's id or e-mail"},
         {"name": "action", "in": "query", "schema": text,
          "description": "actions starting with this: login, pack., metamodel.change, records.export"},
-        {"name": "object", "in": "query", "schema": text,
+        {"name": "object", "in": "query", "schema": {**text, "pattern": "^\\s*[^/\\s\\u0000][^\\u0000]*$"},
          "description": "KIND or KIND/ID: what the event was done to (pack/sales, entity/lead)"},
-        {"name": "since", "in": "query", "schema": when, "description": "from this moment on"},
-        {"name": "until", "in": "query", "schema": when, "description": "up to this moment"},
+        {"name": "since", "in": "query", "schema": when, "description": "from this date or moment on"},
+        {"name": "until", "in": "query", "schema": when,
+         "description": "up to this moment, or to the end of this date"},
         {"name": "limit", "in": "query",
          "schema": {"type": "integer", "minimum": 1, "maximum": auditlog.LIMIT_MAX,
                     "default": auditlog.DEFAULT_LIMIT}},
-        {"name": "after", "in": "query", "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,18}$"},
+        {"name": "after", "in": "query", "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
          "description": "the `next_cursor` of the page before"},
     ]
     return {"/api/admin/audit": {"get": {
