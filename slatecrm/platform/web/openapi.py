@@ -247,7 +247,8 @@ def _audit_paths() -> dict[str, Any]:
     # admits is a real day (a generated 2026-02-30 would be refused); the 29th to 31st are read too.
     day = "^[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])$"
     when = {"anyOf": [{"type": "string", "pattern": day}, {"type": "string", "format": "date-time"}],
-            "description": "a day, YYYY-MM-DD (any real day; as `until`, the whole day), or an RFC 3339 moment"}
+            "description": "a day, YYYY-MM-DD (any real day; as `until`, the whole day), "
+                           "or an RFC 3339 moment"}
     parameters = [
         {"name": "user", "in": "query", "schema": text, "description": "the user's id or e-mail"},
         {"name": "action", "in": "query", "schema": text,
