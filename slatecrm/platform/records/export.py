@@ -29,10 +29,11 @@ def csv_rows(records: RecordsService, entity: str, query: ListQuery,
     page_query = replace(query, after=None, limit=records.limits.page_size_max)
     first = records.page(entity, page_query)
     rows = _rows(records, entity, page_query, first, columns)
-    return _counted(rows, done or (lambda written, complete: None))
+    return _counted(rows, done)
 
 
-def _counted(chunks: Iterator[tuple[str, int]], done: Done) -> Iterator[str]:
+def _counted(chunks: Iterator[tuple[str, int]], done: Done | None) -> Iterator[str]:
+    """The chunks' text; `done` is told the records written when the export ends, however."""
     written, complete = 0, False
     try:
         for chunk, count in chunks:
@@ -40,7 +41,8 @@ def _counted(chunks: Iterator[tuple[str, int]], done: Done) -> Iterator[str]:
             yield chunk
         complete = True
     finally:
-        done(written, complete)
+        if done is not None:
+            done(written, complete)
 
 
 def _rows(records: RecordsService, entity: str, page_query: ListQuery, page: Page,
