@@ -513,4 +513,7 @@ if __name__ == "__main__":  # pragma: no cover
 else:
     # `slatecrm user …` lives in cli_users.py, which uses this module's helpers and adds its
     # group to `main` when its import ends (whichever of the two modules is imported first).
-    from . import cli_users  # noqa: F401
+    from . import (
+        cli_tokens,  # noqa: F401
+        cli_users,  # noqa: F401
+    )

@@ -12,9 +12,10 @@ from .hookspecs import hookimpl
 
 @hookimpl
 def slatecrm_routes() -> list[BaseRoute]:
-    from slatecrm.platform.web import admin, api, ui
+    from slatecrm.platform.web import admin, api, me_api, me_pages, ui, users_api, users_pages
 
-    return [*admin.routes, *api.routes, *ui.routes]
+    return [*admin.routes, *api.routes, *ui.routes,
+            *me_api.routes, *users_api.routes, *me_pages.routes, *users_pages.routes]
 
 
 @hookimpl

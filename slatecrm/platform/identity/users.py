@@ -29,8 +29,10 @@ from slatecrm.metamodel.fieldtypes.builtin import Email
 
 from ..storage import system
 from ..storage.revisions import NotInitialised
+from . import audit
 from .errors import IdentityError
 from .passwords import Passwords
+from .principal import SYSTEM, Principal
 
 users = system.users
 
@@ -165,6 +167,16 @@ def _find(conn: sa.Connection, email: str, *, lock: bool = False) -> sa.Row[Any]
     return row
 
 
+def get_by_id(engine: sa.Engine, user_id: int) -> User:
+    """The user with this id (the admin API's addresses name users by id)."""
+    with engine.connect() as conn:
+        _check_schema(conn)
+        row = conn.execute(_select().where(users.c.id == user_id)).first()
+    if row is None:
+        raise UnknownUser(f"there is no user {user_id}")
+    return _user(row)
+
+
 def get(engine: sa.Engine, email: str) -> User:
     with engine.connect() as conn:
         _check_schema(conn)
@@ -228,10 +240,29 @@ def _insert(conn: sa.Connection, values: dict[str, Any]) -> None:
         raise DuplicateEmail(f"a user with the e-mail {email!r} exists already") from None
 
 
+def _audit(conn: sa.Connection, action: str, row_id: int, email: str | None, actor: Principal,
+           detail: dict[str, Any]) -> None:
+    """One user change in the audit log, in the change's own transaction: who made it and
+    what changed (before and after per field); a password only as "set" or "cleared"."""
+    audit.record(conn, action, principal=actor, object_kind="user", object_id=row_id,
+                 detail={"email": email, **detail})
+
+
+#: The audit log's names of the columns a change touches.
+_AUDITED = {"display_name": "name", "time_zone": "time_zone", "locale": "locale",
+            "manager_id": "manager_id", "active": "active"}
+
+
+def _changes(row: sa.Row[Any], values: dict[str, Any]) -> dict[str, list[Any]]:
+    return {_AUDITED[column]: [getattr(row, column), value] for column, value in values.items()
+            if column in _AUDITED and getattr(row, column) != value}
+
+
 def add(engine: sa.Engine, email: str, name: str, *, time_zone: str = "UTC", locale: str = "en",
         manager: str | None = None, password: str | None = None,
-        passwords: Passwords | None = None) -> User:
-    """A new user; without a password it cannot sign in until one is set."""
+        passwords: Passwords | None = None, actor: Principal = SYSTEM) -> User:
+    """A new user; without a password it cannot sign in until one is set. Audited as
+    `user.add` by `actor` (the CLI: the system)."""
     email, name = valid_email(email), valid_name(name)
     time_zone, locale = valid_time_zone(time_zone), valid_locale(locale)
     password_hash = None
@@ -248,6 +279,11 @@ def add(engine: sa.Engine, email: str, name: str, *, time_zone: str = "UTC", loc
                        "manager_id": manager_id, "password_hash": password_hash,
                        "password_changed_at": now if password_hash else None,
                        "created_at": now, "updated_at": now})
+        made = _find(conn, email)
+        _audit(conn, "user.add", int(made.id), email, actor,
+               {"after": {"name": name, "time_zone": time_zone, "locale": locale,
+                          "manager_id": manager_id, "active": True,
+                          "password": "set" if password_hash else None}})
     return get(engine, email)
 
 
@@ -255,8 +291,11 @@ _UNCHANGED: Any = object()
 
 
 def update(engine: sa.Engine, email: str, *, name: str | None = None, time_zone: str | None = None,
-           locale: str | None = None, manager: str | None = _UNCHANGED) -> User:
-    """Change a user's name, time zone, locale or manager (`manager=None`: no manager)."""
+           locale: str | None = None, manager: str | None = _UNCHANGED, active: bool | None = None,
+           actor: Principal = SYSTEM) -> User:
+    """Change a user's name, time zone, locale, manager (`manager=None`: no manager) or
+    active flag in one transaction. Audited by `actor`: `user.update` with each changed
+    field's before and after, and `user.disable` / `user.enable` when the flag changes."""
     values: dict[str, Any] = {}
     if name is not None:
         values["display_name"] = valid_name(name)
@@ -269,43 +308,82 @@ def update(engine: sa.Engine, email: str, *, name: str | None = None, time_zone:
         row = _find(conn, email, lock=True)
         if manager is not _UNCHANGED:
             values["manager_id"] = _manager_id(conn, manager, row)
+        flag = {} if active is None or active == bool(row.active) else {"active": active}
+        changes = _changes(row, values)
         if values:
             conn.execute(users.update().where(users.c.id == row.id).values(**values, updated_at=_now()))
+        if changes:
+            _audit(conn, "user.update", int(row.id), row.email, actor, {"changes": changes})
+        if flag:
+            _set_on(conn, row, actor, **flag)
     return get(engine, email)
 
 
-def _set(engine: sa.Engine, email: str, **values: Any) -> User:
+def _action(values: dict[str, Any]) -> str:
+    if "active" in values:
+        return "user.enable" if values["active"] else "user.disable"
+    return "user.password_reset" if values.get("password_hash") is None else "user.password_set"
+
+
+def _set_on(conn: sa.Connection, row: sa.Row[Any], actor: Principal, **values: Any) -> None:
+    conn.execute(users.update().where(users.c.id == row.id).values(**values, updated_at=_now()))
+    detail: dict[str, Any] = {"changes": _changes(row, values)}
+    if "password_changed_at" in values:
+        detail = {"password": "cleared" if values.get("password_hash") is None else "set"}
+        # Sessions end with the password they were opened with (API tokens made before it
+        # stop working too: identity/tokens.py compares their creation with this moment).
+        sessions = system.sessions
+        conn.execute(sessions.update().where(sessions.c.user_id == row.id, sessions.c.revoked_at.is_(None))
+                     .values(revoked_at=values["password_changed_at"]))
+    _audit(conn, _action(values), int(row.id), row.email, actor, detail)
+
+
+def _set(engine: sa.Engine, email: str, actor: Principal = SYSTEM, **values: Any) -> User:
     with engine.begin() as conn:
         _check_schema(conn)
         row = _find(conn, email, lock=True)
-        conn.execute(users.update().where(users.c.id == row.id).values(**values, updated_at=_now()))
+        _set_on(conn, row, actor, **values)
     return get(engine, email)
 
 
-def disable(engine: sa.Engine, email: str) -> User:
+def disable(engine: sa.Engine, email: str, *, actor: Principal = SYSTEM) -> User:
     """The user keeps its records, history and name (owners stay who they were) and will
     not be able to sign in."""
-    return _set(engine, email, active=False)
+    return _set(engine, email, actor, active=False)
 
 
-def enable(engine: sa.Engine, email: str) -> User:
-    return _set(engine, email, active=True)
+def enable(engine: sa.Engine, email: str, *, actor: Principal = SYSTEM) -> User:
+    return _set(engine, email, actor, active=True)
 
 
 def set_password(engine: sa.Engine, email: str, password: str, *,
-                 passwords: Passwords | None = None) -> User:
-    """Set a password the policy accepts. What was granted before (sessions, later) is
+                 passwords: Passwords | None = None, actor: Principal = SYSTEM) -> User:
+    """Set a password the policy accepts. What was granted before (sessions, API tokens) is
     revoked: `password_changed_at` moves to now."""
     user = get(engine, email)
     password_hash = (passwords or Passwords.from_environment()).hash(
         password, context=_context(user.email or email, user.name))
-    return _set(engine, email, password_hash=password_hash, password_changed_at=_now())
+    return _set(engine, email, actor, password_hash=password_hash, password_changed_at=_now())
 
 
-def reset(engine: sa.Engine, email: str) -> User:
+def reset(engine: sa.Engine, email: str, *, actor: Principal = SYSTEM) -> User:
     """Clear the password: the user cannot sign in until someone sets a new one, and what
-    was granted before (sessions, later) is revoked, as `password_changed_at` moves to now."""
-    return _set(engine, email, password_hash=None, password_changed_at=_now())
+    was granted before (sessions, API tokens) is revoked, as `password_changed_at` moves to
+    now."""
+    return _set(engine, email, actor, password_hash=None, password_changed_at=_now())
+
+
+def roles_and_teams(engine: sa.Engine, user_id: int) -> tuple[list[str], list[str]]:
+    """The names of a user's roles and teams, sorted (what "me" and the admin pages show)."""
+    with engine.connect() as conn:
+        roles = conn.execute(sa.select(system.user_roles.c.role)
+                             .where(system.user_roles.c.user_id == user_id)
+                             .order_by(system.user_roles.c.role)).scalars().all()
+        teams = conn.execute(sa.select(system.teams.c.name)
+                             .join(system.team_members, system.team_members.c.team_id == system.teams.c.id)
+                             .where(system.team_members.c.user_id == user_id)
+                             .order_by(system.teams.c.name)).scalars().all()
+    return list(roles), list(teams)
 
 
 def check_password(engine: sa.Engine, email: str, password: str, *,

@@ -19,6 +19,7 @@ from slatecrm.metamodel.names import NAME_PATTERN
 from ..records.compiled import CompiledEntity
 from ..records.limits import DEFAULT, Limits
 from ..records.listing import OPERATORS, SORTABLE_SYSTEM
+from . import openapi_identity
 from .openapi_records import RECORD_ID, entity_schemas, schema_name
 
 PROBLEM = {
@@ -36,7 +37,8 @@ PROBLEM = {
 WHY = {
     "400": "the request cannot be read: a body that is not JSON or not an object, a parameter "
            "over its limit or not readable by its field, a changed cursor, a bad version",
-    "403": "a plugin's authorise hook refused the write",
+    "401": "not signed in: send a session cookie or `Authorization: Bearer <token>`",
+    "403": "a plugin's authorise hook refused the write, or the user's roles or token scopes do not allow it",
     "404": "no such record (or entity)",
     "409": "the record changed since the version given, or is still referenced, or the plan is stale",
     "413": "the body is over the size limit, or a bulk create over the batch limit",
@@ -275,6 +277,8 @@ def document(revision: int, compiled: Mapping[str, CompiledEntity],
                    for name, c in other.fields.items() if c.field.target == ce.name]
         paths.update(entity_paths(ce, related, limits))
     paths.update(_admin_paths())
+    paths.update(openapi_identity.paths())
+    schemas.update(openapi_identity.schemas())
     responses = {f"Problem{status}": {
         "description": why,
         "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
