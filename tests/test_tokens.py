@@ -222,12 +222,12 @@ def test_the_me_page(web: Site) -> None:
 
 
 def test_the_openapi_document_has_the_identity_routes(web: Site) -> None:
-    from openapi_spec_validator import validate
+    """Every route of /api/me and /api/admin/users is in the document with each of its methods
+    (tests/test_openapi.py validates the whole document)."""
+    from slatecrm.platform.web import me_api, users_api
 
     admin = web.client(web.user("root@example.com", "Root", roles=("administrator",)))
     document: dict[str, Any] = admin.get("/api/v1/openapi.json").json()
-    validate(document)
-    from slatecrm.platform.web import me_api, users_api
 
     for route in [*me_api.routes, *users_api.routes]:
         path = route.path.replace(":recordid", "")
