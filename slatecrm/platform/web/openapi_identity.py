@@ -101,7 +101,7 @@ def paths() -> dict[str, Any]:
         "/api/me/tokens": {
             "get": {"operationId": "list_my_tokens", "tags": tags,
                     "responses": _responses({"200": _json(_listed("Token"), "my tokens, newest first")})},
-            "post": {"operationId": "create_my_token", "tags": tags, "requestBody": _body("TokenInput"),
+            "post": {"operationId": "issue_my_token", "tags": tags, "requestBody": _body("TokenInput"),
                      "description": "the secret is in this answer only",
                      "responses": _responses({"201": _json(_ref("NewToken"), "the token and its secret")},
                                              *_BODY_REFUSALS)}},
