@@ -31,6 +31,7 @@ from .identity_common import (
     refused,
     signed_in,
     strict_body,
+    user_json,
     user_with_access,
 )
 from .jsonresponse import JSONResponse
@@ -137,7 +138,8 @@ def listed(request: Request) -> list[dict[str, Any]]:
     found = [u for u in users.list_users(engine)
              if (not text or text in u.name.lower() or text in (u.email or "").lower())
              and (active is None or u.active == (active == "true"))]
-    return [user_with_access(engine, u) for u in found]
+    access = users.access_of(engine, [u.id for u in found])
+    return [user_json(u, *access[u.id]) for u in found]
 
 
 @api
