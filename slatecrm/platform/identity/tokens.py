@@ -49,6 +49,10 @@ class DuplicateName(InvalidToken):
     """A live token of the user has this name already."""
 
 
+class TooManyTokens(InvalidToken):
+    """The user holds LIVE_MAX live tokens already."""
+
+
 @dataclass(frozen=True)
 class TokenMatch:
     """A presented token that is valid now: whose it is and what it allows."""
@@ -70,6 +74,8 @@ def valid_scopes(scopes: Iterable[str]) -> frozenset[str]:
 
 def valid_name(name: str) -> str:
     name = " ".join(name.split())
+    if "\x00" in name:
+        raise InvalidToken("a token's name cannot hold the NUL character")
     if not name:
         raise InvalidToken("give the token a name (what it is for: \"nightly export\")")
     if len(name) > NAME_MAX:
@@ -130,10 +136,10 @@ def create(conn: sa.Connection, user_id: int, name: str, scopes: Iterable[str], 
         live = sa.and_(live, tokens.c.created_at >= owner.password_changed_at)
     names = conn.execute(sa.select(tokens.c.name).where(tokens.c.user_id == user_id, live)).scalars().all()
     if name in names:
-        raise DuplicateName(f"a live token is named {name!r} already: choose another name, "
-                            "or revoke that one first")
+        raise DuplicateName(f"the name {name!r} is already used by a live token of this user: choose "
+                            "another, or revoke that one first")
     if len(names) >= LIVE_MAX:
-        raise InvalidToken(f"a user holds at most {LIVE_MAX} live tokens: revoke one first")
+        raise TooManyTokens(f"a user holds at most {LIVE_MAX} live tokens: revoke one first")
     secret = new_secret(TOKEN_PREFIX)
     token_id = int(conn.execute(tokens.insert().values(
         user_id=user_id, name=name, token_hash=stored_hash(secret), prefix=secret[:SHOWN_PREFIX],

@@ -42,6 +42,8 @@ _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z]{4})?(?:[-_](?:[A-Za-z]{2}|[
 
 #: Characters of a user's name.
 NAME_MAX = 200
+#: The locale pattern, for the API's schemas.
+LOCALE_PATTERN = _LOCALE.pattern
 
 
 class DuplicateEmail(IdentityError):
@@ -98,6 +100,11 @@ def valid_email(text: str) -> str:
 @cache
 def _time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
+
+
+def time_zones() -> list[str]:
+    """Every time zone a user may have, sorted (the API's schemas and forms list them)."""
+    return sorted(_time_zones() | {"UTC"})
 
 
 def valid_time_zone(name: str) -> str:

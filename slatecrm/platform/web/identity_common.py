@@ -69,6 +69,15 @@ def api(handler: Handler) -> Handler:
     return handle
 
 
+#: No database stores the NUL character in text (PostgreSQL refuses it).
+NUL_REFUSED = "must not hold the NUL character"
+
+
+def has_nul(value: Any) -> bool:
+    texts = value if isinstance(value, list) else [value]
+    return any(isinstance(t, str) and "\x00" in t for t in texts)
+
+
 #: What a key of a body may hold: the JSON types accepted and how the message names them.
 Kind = tuple[tuple[type, ...], str]
 TEXT: Kind = ((str,), "text")
@@ -90,6 +99,8 @@ def checked(data: Mapping[str, Any], known: Mapping[str, Kind],
         texts = not isinstance(value, list) or all(isinstance(v, str) for v in value)
         if not isinstance(value, types) or not texts:
             errors[key] = [f"must be {name}"]
+        elif has_nul(value):
+            errors[key] = [NUL_REFUSED]
     for key in required:
         if key not in data:
             errors[key] = ["is required"]
@@ -111,9 +122,16 @@ class Refused(ValidationFailed):
     whole = ""
 
 
-def refused(field: str, error: Exception) -> ValidationFailed:
-    """An identity refusal as the 422 of the field it is about ("": the request)."""
-    return Refused({field: [str(error)]})
+class Conflict(Refused):
+    """A change the current state refuses, whatever its values: a name or e-mail taken,
+    the token limit reached, disabling oneself (409, with the errors by field)."""
+
+    status = 409
+
+
+def refused(field: str, error: Exception, *, conflict: bool = False) -> ValidationFailed:
+    """An identity refusal as the 422 (or 409) of the field it is about ("": the request)."""
+    return (Conflict if conflict else Refused)({field: [str(error)]})
 
 
 def user_json(user: users.User, roles: list[str], teams: list[str]) -> dict[str, Any]:

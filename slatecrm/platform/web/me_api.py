@@ -72,8 +72,9 @@ def make_token(request: Request, principal: Principal, owner: int, data: dict[st
             token_id, secret = tokens.create(conn, owner, name, scopes, expires_at=expires_at, now=moment,
                                              actor=principal, address=address_of(request))
             made = tokens.listed(conn, moment, token_id=token_id)[0]
-    except tokens.InvalidToken as error:
-        raise refused("name" if isinstance(error, tokens.DuplicateName) else "", error) from None
+    except tokens.InvalidToken as error:  # a name taken, the limit reached: the state, not the values
+        field = "name" if isinstance(error, tokens.DuplicateName) else ""
+        raise refused(field, error, conflict=True) from None
     return {"token": made.as_dict(), "secret": secret,
             "note": "copy the secret now: it is not stored and will not be shown again"}
 

@@ -78,7 +78,7 @@ async def create_token(request: Request) -> Response:
     try:
         made = await run_in_threadpool(make_token, request, principal, principal.user_id, data)
     except ValidationFailed as error:
-        return await me_page(request, errors=error.errors, form=data, status=422)
+        return await me_page(request, errors=error.errors, form=data, status=error.status)
     # The page itself shows the secret (not a redirect to it): it exists in this answer only.
     return await me_page(request, made=made)
 

@@ -40,7 +40,8 @@ WHY = {
     "401": "not signed in: send a session cookie or `Authorization: Bearer <token>`",
     "403": "a plugin's authorise hook refused the write, or the user's roles or token scopes do not allow it",
     "404": "no such record (or entity)",
-    "409": "the record changed since the version given, or is still referenced, or the plan is stale",
+    "409": "the record changed since the version given, or is still referenced, or the plan is stale; "
+           "a user's e-mail or a token's name taken, the token limit reached",
     "413": "the body is over the size limit, or a bulk create over the batch limit",
     "415": "the body is not sent as JSON",
     "422": "a record or definition that does not validate (messages by field)",

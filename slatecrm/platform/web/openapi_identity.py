@@ -7,7 +7,9 @@ from functools import cache
 from typing import Any
 
 from slatecrm.digits import RECORD_ID_MAX
+from slatecrm.metamodel.fieldtypes.builtin import _EMAIL as EMAIL  # the pattern users.valid_email checks
 
+from ..identity import users
 from ..identity.principal import SCOPES
 from ..identity.tokens import NAME_MAX
 
@@ -15,6 +17,16 @@ _ID = {"type": "integer", "minimum": 1, "maximum": RECORD_ID_MAX}
 _MOMENT = {"type": "string", "format": "date-time"}
 _MAYBE_MOMENT = {"anyOf": [_MOMENT, {"type": "null"}]}
 _TEXT = {"type": "string"}
+#: A name: something besides white space and control characters, and never NUL (what
+#: `valid_name` of users.py and tokens.py accept).
+_NAME_PATTERN = r"^[^\u0000]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000]*$"
+_EMAIL = {"type": "string", "maxLength": 254, "pattern": EMAIL.pattern}
+_MAYBE_EMAIL = {"anyOf": [_EMAIL, {"type": "null"}], "description": "a user's e-mail; null: none"}
+_USER_NAME = {"type": "string", "minLength": 1, "maxLength": users.NAME_MAX, "pattern": _NAME_PATTERN}
+_LOCALE = {"type": "string", "pattern": users.LOCALE_PATTERN,
+           "description": "a language tag: en, fr, pt-BR"}
+#: The lifetimes a token's `expires` is documented with.
+_LIFETIME = "^(?:never|[1-9][0-9]{0,4}[hdw])$"
 #: Every identity route may answer these: not signed in, not allowed, the database busy.
 _ALWAYS = ("401", "403", "503")
 _BODY_REFUSALS = ("400", "413", "415", "422")
@@ -67,25 +79,25 @@ def schemas() -> dict[str, Any]:
         "TokenInput": {
             "type": "object", "additionalProperties": False, "required": ["name", "scopes"],
             "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX, "pattern": r"\S"},
+                "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX,
+                         "pattern": _NAME_PATTERN},
                 "scopes": {"type": "array", "minItems": 1, "uniqueItems": True,
                            "items": {"enum": list(SCOPES)}},
-                "expires": {"type": ["string", "null"],
-                            "description": "30d, 12h, 8w, a date (2027-01-31), a date-time with its "
-                                           "offset, or never; null or left out: 90 days"}}},
+                "expires": {"anyOf": [{"type": "string", "pattern": _LIFETIME}, {"type": "null"}],
+                            "description": "a lifetime (30d, 12h, 8w) or never; null or left out: 90 "
+                                           "days. A date (2027-01-31) or a date-time with its offset "
+                                           "is read too"}}},
         "NewToken": {"type": "object", "required": ["token", "secret", "note"],
                      "properties": {"token": _ref("Token"), "secret": _TEXT, "note": _TEXT}},
+        "TimeZone": {"enum": users.time_zones(), "description": "an IANA time zone"},
         "UserInput": {
             "type": "object", "additionalProperties": False, "required": ["email", "name"],
-            "properties": {"email": {"type": "string", "format": "email"}, "name": _TEXT,
-                           "time_zone": _TEXT, "locale": _TEXT,
-                           "manager": {"type": ["string", "null"], "description": "an e-mail"},
-                           "password": {"type": "string",
-                                        "description": "checked against the password policy"}}},
+            "properties": {"email": _EMAIL, "name": _USER_NAME, "time_zone": _ref("TimeZone"),
+                           "locale": _LOCALE, "manager": _MAYBE_EMAIL}},
         "UserPatch": {
             "type": "object", "additionalProperties": False,
-            "properties": {"name": _TEXT, "time_zone": _TEXT, "locale": _TEXT, "active": {"type": "boolean"},
-                           "manager": {"type": ["string", "null"], "description": "an e-mail; null: none"}}},
+            "properties": {"name": _USER_NAME, "time_zone": _ref("TimeZone"), "locale": _LOCALE,
+                           "active": {"type": "boolean"}, "manager": _MAYBE_EMAIL}},
     }
 
 
@@ -104,7 +116,7 @@ def paths() -> dict[str, Any]:
             "post": {"operationId": "issue_my_token", "tags": tags, "requestBody": _body("TokenInput"),
                      "description": "the secret is in this answer only",
                      "responses": _responses({"201": _json(_ref("NewToken"), "the token and its secret")},
-                                             *_BODY_REFUSALS)}},
+                                             "409", *_BODY_REFUSALS)}},
         "/api/me/tokens/{token_id}": {
             "parameters": [token_id],
             "delete": {"operationId": "revoke_my_token", "tags": tags,
@@ -117,19 +129,19 @@ def paths() -> dict[str, Any]:
                     "responses": _responses({"200": _json(_listed("User"), "users, by name")}, "422")},
             "post": {"operationId": "add_user", "tags": tags, "requestBody": _body("UserInput"),
                      "responses": _responses({"201": {**_json(_ref("User"), "added"), "headers": {
-                         "Location": {"schema": _TEXT}}}}, *_BODY_REFUSALS)}},
+                         "Location": {"schema": _TEXT}}}}, "409", *_BODY_REFUSALS)}},
         "/api/admin/users/{user_id}": {
             "parameters": [user_id],
             "get": {"operationId": "get_user", "tags": tags,
                     "responses": _responses({"200": _json(_ref("User"), "the user")}, "404")},
             "patch": {"operationId": "update_user", "tags": tags, "requestBody": _body("UserPatch"),
                       "responses": _responses({"200": _json(_ref("User"), "changed")},
-                                              "404", *_BODY_REFUSALS)}},
+                                              "404", "409", *_BODY_REFUSALS)}},
         "/api/admin/users/{user_id}/password-reset": {
             "parameters": [user_id],
             "post": {"operationId": "reset_user_password", "tags": tags,
                      "description": "clears the password; ends the user's sessions and tokens made before",
-                     "responses": _responses({"200": _json(_ref("User"), "reset")}, "404", "422")}},
+                     "responses": _responses({"200": _json(_ref("User"), "reset")}, "404", "409")}},
         "/api/admin/users/{user_id}/tokens": {
             "parameters": [user_id],
             "get": {"operationId": "list_user_tokens", "tags": tags,

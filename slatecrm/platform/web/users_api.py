@@ -17,17 +17,18 @@ from starlette.routing import Route
 
 from ..identity import users
 from ..identity.errors import IdentityError
-from ..identity.passwords import Passwords, WeakPassword
 from ..identity.principal import Principal
 from ..records.errors import ValidationFailed
 from .identity_common import (
     FLAG,
+    NUL_REFUSED,
     TEXT,
     TEXT_OR_NULL,
+    Conflict,
     NotFound,
-    Refused,
     api,
     engine_of,
+    has_nul,
     refused,
     signed_in,
     strict_body,
@@ -39,8 +40,9 @@ from .me_api import revoke_token, token_list
 from .rights import require_right
 
 MANAGE_USERS = "manage_users"
-NEW_USER = {"email": TEXT, "name": TEXT, "time_zone": TEXT, "locale": TEXT, "manager": TEXT_OR_NULL,
-            "password": TEXT}
+#: No password: an administrator does not choose one for someone else (it would travel in a
+#: request and be known to two people); the user gets one from `slatecrm user set-password`.
+NEW_USER = {"email": TEXT, "name": TEXT, "time_zone": TEXT, "locale": TEXT, "manager": TEXT_OR_NULL}
 USER_CHANGE = {"name": TEXT, "time_zone": TEXT, "locale": TEXT, "manager": TEXT_OR_NULL, "active": FLAG}
 #: Each value's own check, so every wrong value of a body is named at once.
 CHECKS: dict[str, Callable[[str], str]] = {"email": users.valid_email, "name": users.valid_name,
@@ -54,9 +56,11 @@ def administrator(request: Request) -> Principal:
 
 
 def checked_values(data: dict[str, Any]) -> dict[str, Any]:
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = {k: [NUL_REFUSED] for k, v in data.items() if has_nul(v)}
     values = dict(data)
     for key, check in CHECKS.items():
+        if key in errors:
+            continue
         if key in data:
             try:
                 values[key] = check(data[key])
@@ -67,14 +71,12 @@ def checked_values(data: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def field_of(error: IdentityError) -> str:
-    """Which field of a new or changed user a refusal of users.py is about, once each value
-    was checked on its own: the password, the e-mail (taken), else the manager."""
-    if isinstance(error, WeakPassword):
-        return "password"
+def as_refusal(error: IdentityError) -> ValidationFailed:
+    """A refusal of users.py once each value was checked on its own: the e-mail taken (409),
+    a manager that would close a circle (409) or that does not exist (422)."""
     if isinstance(error, users.DuplicateEmail):
-        return "email"
-    return "manager"
+        return refused("email", error, conflict=True)
+    return refused("manager", error, conflict=isinstance(error, users.InvalidUser))
 
 
 def find(request: Request) -> users.User:
@@ -87,8 +89,8 @@ def find(request: Request) -> users.User:
 
 def email_of(user: users.User) -> str:
     if user.email is None:
-        raise Refused({"": [f"user {user.id} has no e-mail (made before users had one), so it cannot be "
-                            "changed here"]})
+        raise Conflict({"": [f"user {user.id} has no e-mail (made before users had one), so it cannot be "
+                             "changed here"]})
     return user.email
 
 
@@ -97,12 +99,9 @@ def add_user(request: Request, actor: Principal, data: dict[str, Any]) -> dict[s
     engine = engine_of(request)
     try:
         made = users.add(engine, values["email"], values["name"], time_zone=values.get("time_zone", "UTC"),
-                         locale=values.get("locale", "en"), manager=values.get("manager"),
-                         password=values.get("password"),
-                         passwords=Passwords.from_environment() if "password" in values else None,
-                         actor=actor)
+                         locale=values.get("locale", "en"), manager=values.get("manager"), actor=actor)
     except IdentityError as error:
-        raise refused(field_of(error), error) from None
+        raise as_refusal(error) from None
     return user_with_access(engine, made)
 
 
@@ -110,7 +109,7 @@ def change_user(request: Request, actor: Principal, data: dict[str, Any]) -> dic
     values = checked_values(data)
     user = find(request)
     if values.get("active") is False and user.id == actor.user_id:
-        raise Refused({"active": ["you cannot disable yourself: ask another administrator"]})
+        raise Conflict({"active": ["you cannot disable yourself: ask another administrator"]})
     changes: dict[str, Any] = {k: values[k] for k in ("name", "time_zone", "locale", "active") if k in values}
     if "manager" in values:
         changes["manager"] = values["manager"]
@@ -118,7 +117,7 @@ def change_user(request: Request, actor: Principal, data: dict[str, Any]) -> dic
     try:
         changed = users.update(engine, email_of(user), actor=actor, **changes)
     except IdentityError as error:
-        raise refused(field_of(error), error) from None
+        raise as_refusal(error) from None
     return user_with_access(engine, changed)
 
 

@@ -87,7 +87,8 @@ async def user_page(request: Request, actor: Principal) -> Response:
         await run_in_threadpool(change_user, request, actor, data)
     except ValidationFailed as error:
         user = await run_in_threadpool(lambda: user_with_access(engine_of(request), find(request)))
-        return await _user_page(request, user, errors=error.errors, form={**user, **data}, status=422)
+        return await _user_page(request, user, errors=error.errors, form={**user, **data},
+                                status=error.status)
     return RedirectResponse(f"/admin/users/{request.path_params['user_id']}", status_code=303)
 
 
@@ -121,7 +122,7 @@ def _action(change: Callable[[Request, Principal], Any]) -> Callable[[Request], 
             await run_in_threadpool(change, request, actor)
         except ValidationFailed as error:
             user = await run_in_threadpool(lambda: user_with_access(engine_of(request), find(request)))
-            return await _user_page(request, user, errors=error.errors, status=422)
+            return await _user_page(request, user, errors=error.errors, status=error.status)
         return RedirectResponse(f"/admin/users/{request.path_params['user_id']}", status_code=303)
     return handle
 
