@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from slatecrm.platform.identity import principals, tokens, users
+from slatecrm.platform.identity.writes import writing
 from slatecrm.platform.storage import system
 from slatecrm.platform.web.pinning import PRINCIPAL_KEY
 
@@ -39,7 +40,7 @@ class SignedIn:
             bearer = headers.get("authorization", "")
             principal = None
             if bearer.startswith("Bearer "):
-                with self.engine.begin() as conn:
+                with writing(self.engine) as conn:
                     match = tokens.authenticate(conn, bearer[len("Bearer "):], dt.datetime.now(dt.UTC))
                     if match is not None:
                         principal = principals.load(conn, match.user_id, "token", token_id=match.token_id,

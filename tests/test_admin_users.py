@@ -106,6 +106,7 @@ def test_the_users_admin_api(web: Site) -> None:
     circle = admin.patch(f"/api/admin/users/{root}", json={"manager": "ann@example.com"})
     assert circle.status_code == 409 and "circle" in circle.json()["errors"]["manager"][0]
     assert admin.patch(f"/api/admin/users/{ann['id']}", json={"email": "new@example.com"}).status_code == 422
+    assert admin.post(f"/api/admin/users/{root}/password-reset").status_code == 409
     yourself = admin.patch(f"/api/admin/users/{root}", json={"active": False})
     assert yourself.status_code == 409 and yourself.json()["errors"] == {
         "active": ["you cannot disable yourself: ask another administrator"]}

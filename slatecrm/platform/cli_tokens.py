@@ -19,6 +19,7 @@ from .cli import EXIT_INVALID, database_option, engine_for, fail, json_option, m
 from .cli_users import reported
 from .identity import tokens, users
 from .identity.principal import SCOPES
+from .identity.writes import writing
 
 
 def _now() -> dt.datetime:
@@ -55,7 +56,7 @@ def token_create(email: str, name: str, scopes: tuple[str, ...], expires: str | 
             fail(EXIT_INVALID, f"{owner.email} is disabled: enable the user first; nothing was changed",
                  as_json)
         expires_at = tokens.parse_expiry(expires, now)
-        with engine.begin() as conn:
+        with writing(engine) as conn:
             token_id, secret = tokens.create(conn, owner.id, name, scopes, expires_at=expires_at, now=now)
             made = tokens.listed(conn, now, token_id=token_id)[0]
     if as_json:
@@ -104,7 +105,7 @@ def token_list(email: str | None, database: str | None, as_json: bool) -> None:
 @json_option
 def token_revoke(token_id: int, database: str | None, as_json: bool) -> None:
     """Revoke a token (its id from `token list`): it stops working at once."""
-    with reported(as_json), engine_for(database).begin() as conn:
+    with reported(as_json), writing(engine_for(database)) as conn:
         done = tokens.revoke(conn, token_id, _now())
     if not done:
         fail(EXIT_INVALID, f"there is no live token {token_id}; nothing was changed", as_json)

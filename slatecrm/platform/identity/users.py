@@ -33,6 +33,7 @@ from . import audit
 from .errors import IdentityError
 from .passwords import Passwords
 from .principal import SYSTEM, Principal
+from .writes import writing
 
 users = system.users
 
@@ -277,7 +278,7 @@ def add(engine: sa.Engine, email: str, name: str, *, time_zone: str = "UTC", loc
         password_hash = (passwords or Passwords.from_environment()).hash(
             password, context=_context(email, name))
     now = _now()
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         _check_schema(conn)
         manager_id = _manager_id(conn, manager, None)
         _insert(conn, {"username": email.lower(), "display_name": name, "email": email,
@@ -310,7 +311,7 @@ def update(engine: sa.Engine, email: str, *, name: str | None = None, time_zone:
         values["time_zone"] = valid_time_zone(time_zone)
     if locale is not None:
         values["locale"] = valid_locale(locale)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         _check_schema(conn)
         row = _find(conn, email, lock=True)
         if manager is not _UNCHANGED:
@@ -346,7 +347,7 @@ def _set_on(conn: sa.Connection, row: sa.Row[Any], actor: Principal, **values: A
 
 
 def _set(engine: sa.Engine, email: str, actor: Principal = SYSTEM, **values: Any) -> User:
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         _check_schema(conn)
         row = _find(conn, email, lock=True)
         _set_on(conn, row, actor, **values)
@@ -419,7 +420,7 @@ def check_password(engine: sa.Engine, email: str, password: str, *,
     if not verified.ok:
         return None
     if verified.rehashed is not None:
-        with engine.begin() as conn:
+        with writing(engine) as conn:
             # Only if it is still the hash just checked (a new password set meanwhile wins).
             conn.execute(users.update().where(users.c.id == row.id,
                                               users.c.password_hash == row.password_hash)

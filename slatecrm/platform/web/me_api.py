@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from ..identity import tokens, users
 from ..identity.principal import Principal
+from ..identity.writes import writing
 from ..records.errors import ValidationFailed, WriteRefused
 from .identity_common import (
     TEXT,
@@ -68,7 +69,7 @@ def make_token(request: Request, principal: Principal, owner: int, data: dict[st
     name, scopes, expires_at = new_token_values(data, principal)
     moment = now()
     try:
-        with engine_of(request).begin() as conn:
+        with writing(engine_of(request)) as conn:
             token_id, secret = tokens.create(conn, owner, name, scopes, expires_at=expires_at, now=moment,
                                              actor=principal, address=address_of(request))
             made = tokens.listed(conn, moment, token_id=token_id)[0]
@@ -86,7 +87,7 @@ def token_list(request: Request, owner: int) -> list[dict[str, Any]]:
 
 def revoke_token(request: Request, principal: Principal, owner: int, token_id: int) -> None:
     """Revoke a live token of `owner`; anyone else's, or one already ended, is a 404."""
-    with engine_of(request).begin() as conn:
+    with writing(engine_of(request)) as conn:
         done = tokens.revoke(conn, token_id, now(), owner=owner, actor=principal,
                              address=address_of(request))
     if not done:

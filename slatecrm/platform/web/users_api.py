@@ -122,8 +122,14 @@ def change_user(request: Request, actor: Principal, data: dict[str, Any]) -> dic
 
 
 def reset_password(request: Request, actor: Principal) -> dict[str, Any]:
+    """Clear a user's password; not one's own (that would end the session or token asking,
+    and leave no way back in but another administrator)."""
     engine = engine_of(request)
-    return user_with_access(engine, users.reset(engine, email_of(find(request)), actor=actor))
+    user = find(request)
+    if user.id == actor.user_id:
+        raise Conflict({"": ["you cannot reset your own password here: ask another administrator, or "
+                             "set a new one with `slatecrm user set-password`"]})
+    return user_with_access(engine, users.reset(engine, email_of(user), actor=actor))
 
 
 def listed(request: Request) -> list[dict[str, Any]]:
