@@ -511,7 +511,7 @@ if __name__ == "__main__":  # pragma: no cover
 
     registered()
 else:
-    # `slatecrm user …` lives in cli_users.py and `slatecrm audit` in cli_audit.py, which use this
-    # module's helpers and add their commands to `main` when their import ends (whichever module
-    # is imported first).
-    from . import cli_audit, cli_users  # noqa: F401
+    # `slatecrm user …`, `token …` and `audit` live in cli_users.py, cli_tokens.py and
+    # cli_audit.py, which use this module's helpers and add their commands to `main` when
+    # their import ends (whichever module is imported first).
+    from . import cli_audit, cli_tokens, cli_users  # noqa: F401

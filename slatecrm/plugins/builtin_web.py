@@ -12,9 +12,10 @@ from .hookspecs import hookimpl
 
 @hookimpl
 def slatecrm_routes() -> list[BaseRoute]:
-    from slatecrm.platform.web import admin, api, audit_pages, ui
+    from slatecrm.platform.web import admin, api, audit_pages, me_api, me_pages, ui, users_api, users_pages
 
-    return [*admin.routes, *api.routes, *audit_pages.routes, *ui.routes]
+    return [*admin.routes, *audit_pages.routes, *me_api.routes, *users_api.routes, *api.routes, *ui.routes,
+            *me_pages.routes, *users_pages.routes]
 
 
 @hookimpl

@@ -29,8 +29,11 @@ from slatecrm.metamodel.fieldtypes.builtin import Email
 
 from ..storage import system
 from ..storage.revisions import NotInitialised
+from . import audit
 from .errors import IdentityError
 from .passwords import Passwords
+from .principal import SYSTEM, Principal
+from .writes import writing
 
 users = system.users
 
@@ -40,6 +43,8 @@ _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z]{4})?(?:[-_](?:[A-Za-z]{2}|[
 
 #: Characters of a user's name.
 NAME_MAX = 200
+#: The locale pattern, for the API's schemas.
+LOCALE_PATTERN = _LOCALE.pattern
 
 
 class DuplicateEmail(IdentityError):
@@ -96,6 +101,11 @@ def valid_email(text: str) -> str:
 @cache
 def _time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
+
+
+def time_zones() -> list[str]:
+    """Every time zone a user may have, sorted (the API's schemas and forms list them)."""
+    return sorted(_time_zones() | {"UTC"})
 
 
 def valid_time_zone(name: str) -> str:
@@ -165,6 +175,16 @@ def _find(conn: sa.Connection, email: str, *, lock: bool = False) -> sa.Row[Any]
     return row
 
 
+def get_by_id(engine: sa.Engine, user_id: int) -> User:
+    """The user with this id (the admin API's addresses name users by id)."""
+    with engine.connect() as conn:
+        _check_schema(conn)
+        row = conn.execute(_select().where(users.c.id == user_id)).first()
+    if row is None:
+        raise UnknownUser(f"there is no user {user_id}")
+    return _user(row)
+
+
 def get(engine: sa.Engine, email: str) -> User:
     with engine.connect() as conn:
         _check_schema(conn)
@@ -228,10 +248,29 @@ def _insert(conn: sa.Connection, values: dict[str, Any]) -> None:
         raise DuplicateEmail(f"a user with the e-mail {email!r} exists already") from None
 
 
+def _audit(conn: sa.Connection, action: str, row_id: int, email: str | None, actor: Principal,
+           detail: dict[str, Any]) -> None:
+    """One user change in the audit log, in the change's own transaction: who made it and
+    what changed (before and after per field); a password only as "set" or "cleared"."""
+    audit.record(conn, action, principal=actor, object_kind="user", object_id=row_id,
+                 detail={"email": email, **detail})
+
+
+#: The audit log's names of the columns a change touches.
+_AUDITED = {"display_name": "name", "time_zone": "time_zone", "locale": "locale",
+            "manager_id": "manager_id", "active": "active"}
+
+
+def _changes(row: sa.Row[Any], values: dict[str, Any]) -> dict[str, list[Any]]:
+    return {_AUDITED[column]: [getattr(row, column), value] for column, value in values.items()
+            if column in _AUDITED and getattr(row, column) != value}
+
+
 def add(engine: sa.Engine, email: str, name: str, *, time_zone: str = "UTC", locale: str = "en",
         manager: str | None = None, password: str | None = None,
-        passwords: Passwords | None = None) -> User:
-    """A new user; without a password it cannot sign in until one is set."""
+        passwords: Passwords | None = None, actor: Principal = SYSTEM) -> User:
+    """A new user; without a password it cannot sign in until one is set. Audited as
+    `user.add` by `actor` (the CLI: the system)."""
     email, name = valid_email(email), valid_name(name)
     time_zone, locale = valid_time_zone(time_zone), valid_locale(locale)
     password_hash = None
@@ -239,7 +278,7 @@ def add(engine: sa.Engine, email: str, name: str, *, time_zone: str = "UTC", loc
         password_hash = (passwords or Passwords.from_environment()).hash(
             password, context=_context(email, name))
     now = _now()
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         _check_schema(conn)
         manager_id = _manager_id(conn, manager, None)
         _insert(conn, {"username": email.lower(), "display_name": name, "email": email,
@@ -248,6 +287,11 @@ def add(engine: sa.Engine, email: str, name: str, *, time_zone: str = "UTC", loc
                        "manager_id": manager_id, "password_hash": password_hash,
                        "password_changed_at": now if password_hash else None,
                        "created_at": now, "updated_at": now})
+        made = _find(conn, email)
+        _audit(conn, "user.add", int(made.id), email, actor,
+               {"after": {"name": name, "time_zone": time_zone, "locale": locale,
+                          "manager_id": manager_id, "active": True,
+                          "password": "set" if password_hash else None}})
     return get(engine, email)
 
 
@@ -255,8 +299,11 @@ _UNCHANGED: Any = object()
 
 
 def update(engine: sa.Engine, email: str, *, name: str | None = None, time_zone: str | None = None,
-           locale: str | None = None, manager: str | None = _UNCHANGED) -> User:
-    """Change a user's name, time zone, locale or manager (`manager=None`: no manager)."""
+           locale: str | None = None, manager: str | None = _UNCHANGED, active: bool | None = None,
+           actor: Principal = SYSTEM) -> User:
+    """Change a user's name, time zone, locale, manager (`manager=None`: no manager) or
+    active flag in one transaction. Audited by `actor`: `user.update` with each changed
+    field's before and after, and `user.disable` / `user.enable` when the flag changes."""
     values: dict[str, Any] = {}
     if name is not None:
         values["display_name"] = valid_name(name)
@@ -264,48 +311,97 @@ def update(engine: sa.Engine, email: str, *, name: str | None = None, time_zone:
         values["time_zone"] = valid_time_zone(time_zone)
     if locale is not None:
         values["locale"] = valid_locale(locale)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         _check_schema(conn)
         row = _find(conn, email, lock=True)
         if manager is not _UNCHANGED:
             values["manager_id"] = _manager_id(conn, manager, row)
+        flag = {} if active is None or active == bool(row.active) else {"active": active}
+        changes = _changes(row, values)
         if values:
             conn.execute(users.update().where(users.c.id == row.id).values(**values, updated_at=_now()))
+        if changes:
+            _audit(conn, "user.update", int(row.id), row.email, actor, {"changes": changes})
+        if flag:
+            _set_on(conn, row, actor, **flag)
     return get(engine, email)
 
 
-def _set(engine: sa.Engine, email: str, **values: Any) -> User:
-    with engine.begin() as conn:
+def _action(values: dict[str, Any]) -> str:
+    if "active" in values:
+        return "user.enable" if values["active"] else "user.disable"
+    return "user.password_reset" if values.get("password_hash") is None else "user.password_set"
+
+
+def _set_on(conn: sa.Connection, row: sa.Row[Any], actor: Principal, **values: Any) -> None:
+    conn.execute(users.update().where(users.c.id == row.id).values(**values, updated_at=_now()))
+    detail: dict[str, Any] = {"changes": _changes(row, values)}
+    if "password_changed_at" in values:
+        detail = {"password": "cleared" if values.get("password_hash") is None else "set"}
+        # Sessions end with the password they were opened with (API tokens made before it
+        # stop working too: identity/tokens.py compares their creation with this moment).
+        sessions = system.sessions
+        conn.execute(sessions.update().where(sessions.c.user_id == row.id, sessions.c.revoked_at.is_(None))
+                     .values(revoked_at=values["password_changed_at"]))
+    _audit(conn, _action(values), int(row.id), row.email, actor, detail)
+
+
+def _set(engine: sa.Engine, email: str, actor: Principal = SYSTEM, **values: Any) -> User:
+    with writing(engine) as conn:
         _check_schema(conn)
         row = _find(conn, email, lock=True)
-        conn.execute(users.update().where(users.c.id == row.id).values(**values, updated_at=_now()))
+        _set_on(conn, row, actor, **values)
     return get(engine, email)
 
 
-def disable(engine: sa.Engine, email: str) -> User:
+def disable(engine: sa.Engine, email: str, *, actor: Principal = SYSTEM) -> User:
     """The user keeps its records, history and name (owners stay who they were) and will
     not be able to sign in."""
-    return _set(engine, email, active=False)
+    return _set(engine, email, actor, active=False)
 
 
-def enable(engine: sa.Engine, email: str) -> User:
-    return _set(engine, email, active=True)
+def enable(engine: sa.Engine, email: str, *, actor: Principal = SYSTEM) -> User:
+    return _set(engine, email, actor, active=True)
 
 
 def set_password(engine: sa.Engine, email: str, password: str, *,
-                 passwords: Passwords | None = None) -> User:
-    """Set a password the policy accepts. What was granted before (sessions, later) is
+                 passwords: Passwords | None = None, actor: Principal = SYSTEM) -> User:
+    """Set a password the policy accepts. What was granted before (sessions, API tokens) is
     revoked: `password_changed_at` moves to now."""
     user = get(engine, email)
     password_hash = (passwords or Passwords.from_environment()).hash(
         password, context=_context(user.email or email, user.name))
-    return _set(engine, email, password_hash=password_hash, password_changed_at=_now())
+    return _set(engine, email, actor, password_hash=password_hash, password_changed_at=_now())
 
 
-def reset(engine: sa.Engine, email: str) -> User:
+def reset(engine: sa.Engine, email: str, *, actor: Principal = SYSTEM) -> User:
     """Clear the password: the user cannot sign in until someone sets a new one, and what
-    was granted before (sessions, later) is revoked, as `password_changed_at` moves to now."""
-    return _set(engine, email, password_hash=None, password_changed_at=_now())
+    was granted before (sessions, API tokens) is revoked, as `password_changed_at` moves to
+    now."""
+    return _set(engine, email, actor, password_hash=None, password_changed_at=_now())
+
+
+def roles_and_teams(engine: sa.Engine, user_id: int) -> tuple[list[str], list[str]]:
+    """The names of a user's roles and teams, sorted (what "me" and the admin pages show)."""
+    return access_of(engine, [user_id])[user_id]
+
+
+def access_of(engine: sa.Engine, user_ids: Sequence[int]) -> dict[int, tuple[list[str], list[str]]]:
+    """Each user's role and team names, sorted, in two queries whatever the number of users
+    (a list of users is not a query per user)."""
+    found: dict[int, tuple[list[str], list[str]]] = {u: ([], []) for u in user_ids}
+    if not found:
+        return found
+    roles, teams, members = system.user_roles, system.teams, system.team_members
+    with engine.connect() as conn:
+        for user_id, role in conn.execute(sa.select(roles.c.user_id, roles.c.role)
+                                          .where(roles.c.user_id.in_(found)).order_by(roles.c.role)):
+            found[int(user_id)][0].append(role)
+        for user_id, team in conn.execute(sa.select(members.c.user_id, teams.c.name)
+                                          .join(teams, members.c.team_id == teams.c.id)
+                                          .where(members.c.user_id.in_(found)).order_by(teams.c.name)):
+            found[int(user_id)][1].append(team)
+    return found
 
 
 def check_password(engine: sa.Engine, email: str, password: str, *,
@@ -324,7 +420,7 @@ def check_password(engine: sa.Engine, email: str, password: str, *,
     if not verified.ok:
         return None
     if verified.rehashed is not None:
-        with engine.begin() as conn:
+        with writing(engine) as conn:
             # Only if it is still the hash just checked (a new password set meanwhile wins).
             conn.execute(users.update().where(users.c.id == row.id,
                                               users.c.password_hash == row.password_hash)

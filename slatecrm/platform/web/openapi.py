@@ -20,6 +20,7 @@ from ..identity import auditlog
 from ..records.compiled import CompiledEntity
 from ..records.limits import DEFAULT, Limits
 from ..records.listing import OPERATORS, SORTABLE_SYSTEM
+from . import openapi_identity
 from .openapi_records import RECORD_ID, entity_schemas, schema_name
 
 PROBLEM = {
@@ -37,9 +38,12 @@ PROBLEM = {
 WHY = {
     "400": "the request cannot be read: a body that is not JSON or not an object, a parameter "
            "over its limit or not readable by its field, a changed cursor, a bad version",
-    "403": "a plugin's authorise hook refused the write, or a right this needs is not held",
+    "401": "not signed in: send a session cookie or `Authorization: Bearer <token>`",
+    "403": "a plugin's authorise hook refused the write, or the user's roles or token scopes do not "
+           "allow it, or a right this needs is not held",
     "404": "no such record (or entity)",
-    "409": "the record changed since the version given, or is still referenced, or the plan is stale",
+    "409": "the record changed since the version given, or is still referenced, or the plan is stale; "
+           "a user's e-mail or a token's name taken, the token limit reached",
     "413": "the body is over the size limit, or a bulk create over the batch limit",
     "415": "the body is not sent as JSON",
     "422": "a record or definition that does not validate (messages by field)",
@@ -332,6 +336,8 @@ def document(revision: int, compiled: Mapping[str, CompiledEntity],
         paths.update(entity_paths(ce, related, limits))
     paths.update(_admin_paths())
     paths.update(_audit_paths())
+    paths.update(openapi_identity.paths())
+    schemas.update(openapi_identity.schemas())
     responses = {f"Problem{status}": {
         "description": why,
         "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
