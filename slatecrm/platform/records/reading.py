@@ -48,6 +48,9 @@ BRANCH_LABEL = "slate__branch"
 PEOPLE = "slate__people"
 #: Columns of one stacked statement at most (see `run_stacked`).
 STACK_COLUMNS = 1_000
+#: What a reference shows in place of the title of a record the reader may not see (or of an
+#: entity it may not read): never that record's title.
+RESTRICTED = "(restricted)"
 
 
 def no_filter(entity: CompiledEntity) -> sa.ColumnElement[bool] | None:
@@ -65,6 +68,8 @@ class TitleSource:
     #: title field → {column: label in the row}
     labels: dict[str, dict[str, str]]
     nested: dict[str, TitleSource]
+    #: What a reference to a record not joined shows (`missing_title`).
+    restricted: bool = False
 
     def title(self, row: Mapping[Any, Any]) -> str | None:
         """None when the row joined no record (none referenced, or not visible)."""
@@ -75,17 +80,29 @@ class TitleSource:
         references = {}
         for name, source in self.nested.items():
             if values.get(name) is not None:
-                references[name] = source.title(row) or f"#{values[name]}"
+                references[name] = source.title(row) or missing_title(values[name], self.restricted)
+        for name in self.ce.title_fields:
+            if name not in self.nested and self.restricted and values.get(name) is not None \
+                    and self.ce.fields[name].type.links_records:
+                references[name] = RESTRICTED
         return self.ce.title_of(values, record_id, references)
+
+
+def missing_title(record_id: Any, restricted: bool) -> str:
+    """The title of a referenced record that was not joined: one the reader may not see
+    (restricted), or, for a reader that sees everything, one that is gone (#id)."""
+    return RESTRICTED if restricted else f"#{record_id}"
 
 
 class _TitleJoins:
     """Builds the LEFT JOINs that bring referenced records' titles into one statement."""
 
     def __init__(self, entities: Mapping[str, CompiledEntity],
-                 visible: Callable[[CompiledEntity, sa.FromClause], list[sa.ColumnElement[bool]]]):
+                 visible: Callable[[CompiledEntity, sa.FromClause], list[sa.ColumnElement[bool]]],
+                 restricted: bool = False):
         self.entities = entities
         self.visible = visible
+        self.restricted = restricted
         self.joined = 0
 
     def columns(self, ce: CompiledEntity, table: sa.FromClause, prefix: str, from_: sa.FromClause,
@@ -104,7 +121,7 @@ class _TitleJoins:
                 source, from_, more = self.join(target, table.c[ce.fields[name].column], from_, depth - 1)
                 nested[name] = source
                 columns += more
-        return TitleSource(ce, prefix + "id", labels, nested), from_, columns
+        return TitleSource(ce, prefix + "id", labels, nested, self.restricted), from_, columns
 
     def join(self, target: CompiledEntity, on: sa.ColumnElement[Any], from_: sa.FromClause,
              depth: int) -> tuple[TitleSource, sa.FromClause, list[sa.ColumnElement[Any]]]:
@@ -122,20 +139,25 @@ class RecordShape:
     ce: CompiledEntity
     select: sa.Select[Any]
     references: dict[str, TitleSource]
+    #: Whether the reader may not see every record (references not joined are "restricted").
+    restricted: bool = False
 
     def record(self, row: Mapping[Any, Any]) -> Record:
         ce = self.ce
         values = {name: f.from_row(row) for name, f in ce.fields.items()}
-        titles = {name: source.title(row) or f"#{values[name]}"
+        titles = {name: source.title(row) or missing_title(values[name], self.restricted)
                   for name, source in self.references.items() if values.get(name) is not None}
+        if self.restricted:  # references into entities the reader cannot read at all
+            titles.update({name: RESTRICTED for name in ce.references()
+                           if name not in self.references and values.get(name) is not None})
         return Record(ce.name, row["id"], row["version"], ce.title_of(values, row["id"], titles), values,
                       {k: row[k] for k in SYSTEM_FIELDS if k not in ("id", "version")}, titles)
 
 
 def record_shape(ce: CompiledEntity, entities: Mapping[str, CompiledEntity],
-                 visible: Callable[[CompiledEntity, sa.FromClause], list[sa.ColumnElement[bool]]]
-                 ) -> RecordShape:
-    joins = _TitleJoins(entities, visible)
+                 visible: Callable[[CompiledEntity, sa.FromClause], list[sa.ColumnElement[bool]]],
+                 restricted: bool = False) -> RecordShape:
+    joins = _TitleJoins(entities, visible, restricted)
     from_: sa.FromClause = ce.table
     columns: list[sa.ColumnElement[Any]] = list(ce.select.selected_columns)
     references: dict[str, TitleSource] = {}
@@ -145,7 +167,7 @@ def record_shape(ce: CompiledEntity, entities: Mapping[str, CompiledEntity],
                                              TITLE_DEPTH)
             references[name] = source
             columns += more
-    return RecordShape(ce, sa.select(*columns).select_from(from_), references)
+    return RecordShape(ce, sa.select(*columns).select_from(from_), references, restricted)
 
 
 def stack(selects: Sequence[sa.Select[Any]]) -> sa.Select[Any] | sa.CompoundSelect[Any]:
@@ -210,6 +232,8 @@ class Reader:
         #: Checks a list's cursor and signs the next one (storage/secrets.py).
         self.cursor_key = cursor_key
         self._shapes: dict[str, RecordShape] = {}
+        #: Whether some records or fields are not the reader's to see (a principal's access).
+        self.restricted = snapshot.restricted or read_filter is not no_filter
 
     @property
     def nulls_largest(self) -> bool:
@@ -241,10 +265,11 @@ class Reader:
     def shape(self, ce: CompiledEntity) -> RecordShape:
         """Built once per revision when nothing is filtered; per reader otherwise."""
         if self.read_filter is no_filter:
-            return self.snapshot.derived(f"records.shape:{ce.name}",
-                                         lambda: record_shape(ce, self.entities, self.visible))
+            return self.snapshot.derived(
+                f"records.shape:{ce.name}",
+                lambda: record_shape(ce, self.entities, self.visible, self.restricted))
         if ce.name not in self._shapes:
-            self._shapes[ce.name] = record_shape(ce, self.entities, self.visible)
+            self._shapes[ce.name] = record_shape(ce, self.entities, self.visible, self.restricted)
         return self._shapes[ce.name]
 
     def expression_conditions(self, ce: CompiledEntity, query: ListQuery) -> list[sa.ColumnElement[bool]]:
@@ -265,11 +290,13 @@ class Reader:
             raise RecordNotFound(entity, record_id)
         return found[0]
 
-    def fetch(self, ce: CompiledEntity, ids: Sequence[int]) -> list[Record]:
-        """The records with these ids that the reader may see, by id: one statement."""
+    def fetch(self, ce: CompiledEntity, ids: Sequence[int], *, filtered: bool = True) -> list[Record]:
+        """The records with these ids that the reader may see, by id: one statement.
+        `filtered=False`: these records whatever the filter (a write's read back: whether the
+        writer may write them is the pipeline's check), the titles they show still filtered."""
         shape = self.shape(ce)
         key = ce.table.c.id == ids[0] if len(ids) == 1 else member_of(self.conn, ce.table.c.id, ids)
-        select = shape.select.where(key, *self.visible(ce)).order_by(ce.table.c.id)
+        select = shape.select.where(key, *(self.visible(ce) if filtered else ())).order_by(ce.table.c.id)
         return [shape.record(row) for row in self.conn.execute(select).mappings()]
 
     def page(self, entity: str, query: ListQuery | None = None) -> Page:
@@ -387,6 +414,10 @@ class Reader:
         rows = self.conn.execute(select.order_by(h.c.version, h.c.id)).all()
         if not rows:
             raise RecordNotFound(entity, record_id)
+        if self.snapshot.restricted:  # the changes of fields the reader may not see are left out
+            shown = {*ce.fields, "owner"}
+            return [HistoryEntry(r.version, r.action, r.changed_at, r.changed_by,
+                                 {k: v for k, v in r.changes.items() if k in shown}) for r in rows]
         return [HistoryEntry(r.version, r.action, r.changed_at, r.changed_by, r.changes) for r in rows]
 
     def stage_history(self, entity: str, record_id: int) -> list[StageVisit]:
@@ -416,7 +447,7 @@ class Reader:
         sources: list[TitleSource | None] = []
         for name, ids in wanted.items():
             ce = self.entities[name]
-            joins = _TitleJoins(self.entities, self.visible)
+            joins = _TitleJoins(self.entities, self.visible, self.restricted)
             source: TitleSource | None
             source, from_, columns = joins.columns(ce, ce.table, "r__", ce.table, TITLE_DEPTH)
             selects.append(sa.select(*columns).select_from(from_)

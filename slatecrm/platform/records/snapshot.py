@@ -27,9 +27,16 @@ T = TypeVar("T")
 
 
 class Snapshot:
+    #: Whether a principal's access narrowed it (see `RestrictedSnapshot`).
+    restricted = False
+
     def __init__(self, runtime: Runtime, registry: FieldTypeRegistry, dialect: str,
                  functions: RuleFunctions = NO_FUNCTIONS, code_point_text: bool | None = None):
         self.runtime = runtime
+        self.registry = registry
+        self.dialect = dialect
+        self.functions = functions
+        self.code_point_text = code_point_text
         #: Active entities by name, each compiled when first used.
         self.entities: Mapping[str, CompiledEntity] = CompiledEntities(
             runtime.metamodel.entities, runtime.tables, registry)
