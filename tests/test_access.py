@@ -38,7 +38,8 @@ SENTINEL = "SENTINEL-7f3a9c-hidden"
 ROLES = (
     Role("rep", "Sales representative", entities=(
         EntityGrant("account", frozenset({"read"}), "all",
-                    fields=(("annual_revenue", "hidden"), ("description", "hidden"))),
+                    fields=(("annual_revenue", "hidden"), ("description", "hidden"),
+                            ("billing_city", "hidden"))),
         EntityGrant("contact", frozenset({"read"}), "all"),
         EntityGrant("opportunity", frozenset({"create", "read", "update"}), "own",
                     sharing=(SharingRule("account.name = 'Shared Co'", "read"),
@@ -116,7 +117,7 @@ def world(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
     shared_co = system.create("account", {"name": "Shared Co",
                                           "annual_revenue": {"amount": "777", "currency": "USD"}})
     acme = system.create("account", {"name": "Acme", "annual_revenue": {"amount": "123", "currency": "USD"},
-                                     "description": SENTINEL})
+                                     "description": SENTINEL, "billing_city": "Sentinelville"})
     jane = system.create("contact", {"last_name": "Doe", "full_name": "Jane Doe", "account": acme.id})
     mine = system.create("opportunity", {"name": "Mine deal", "account": acme.id, "owner": rep,
                                          "amount": {"amount": "100", "currency": "USD"},
@@ -207,6 +208,14 @@ def test_hidden_fields_are_absent_and_cannot_be_filtered_sorted_or_written(world
     assert world.records.get("opportunity", world.ids["mine"]).values["description"] == SENTINEL
     for entry in rep.history("opportunity", world.ids["mine"]):
         assert "description" not in entry.changes and SENTINEL not in str(entry.changes)
+
+
+def test_a_search_does_not_confirm_what_a_hidden_field_holds(world: World) -> None:
+    rep = world.service("rep")
+    assert names(world.records.page("account", ListQuery(search="Sentinelville"))) == {"Acme"}
+    assert names(rep.page("account", ListQuery(search="Sentinelville"))) == set()
+    assert names(rep.page("account", ListQuery(search="Acme"))) == {"Acme"}
+    assert "Sentinelville" not in world.clients["rep"].get("/e/account/{acme}".format(**world.ids)).text
 
 
 def test_read_only_fields_are_shown_but_not_changed(world: World) -> None:

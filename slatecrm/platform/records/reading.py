@@ -26,14 +26,14 @@ from sqlalchemy.sql.util import ClauseAdapter
 from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules import RuleContext
 
-from ..storage import system
+from ..storage import fulltext, system
 from ..storage.engine import scalar_within_budget
 from ..storage.statistics import planner_rows
 from . import keyset, listing
 from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField
 from .constraints import member_of
 from .errors import BadQuery, RecordNotFound, UnknownEntity
-from .limits import DEFAULT, Limits
+from .limits import DEFAULT, SEARCH_WORDS_MAX, Limits
 from .listing import ListQuery
 from .results import HistoryEntry, Page, Record, StageVisit
 from .snapshot import Snapshot
@@ -263,14 +263,31 @@ class Reader:
         return entities[name]
 
     def shape(self, ce: CompiledEntity) -> RecordShape:
-        """Built once per revision when nothing is filtered; per reader otherwise."""
-        if self.read_filter is no_filter:
+        """Built once per revision (and set of roles: the snapshot's) when no record it joins
+        a title from is filtered; per reader otherwise, since the joins carry the reader's
+        own filter (the record's own filter is added by each statement)."""
+        if self.read_filter is no_filter or not self._joins_filtered(ce, TITLE_DEPTH):
             return self.snapshot.derived(
                 f"records.shape:{ce.name}",
                 lambda: record_shape(ce, self.entities, self.visible, self.restricted))
         if ce.name not in self._shapes:
             self._shapes[ce.name] = record_shape(ce, self.entities, self.visible, self.restricted)
         return self._shapes[ce.name]
+
+    def _joins_filtered(self, ce: CompiledEntity, depth: int, names: Iterable[str] | None = None) -> bool:
+        """Whether a title join of `ce` (its references, or the reference title fields
+        `names` of a joined record, to `depth` levels) reads an entity the reader filters."""
+        references = ce.references()
+        for name in references if names is None else names:
+            target = self.entities.get(references.get(name, ""))
+            if target is None:
+                continue
+            if self.read_filter(target) is not None:
+                return True
+            nested = [n for n in target.title_fields if n in target.references()]
+            if depth > 1 and nested and self._joins_filtered(target, depth - 1, nested):
+                return True
+        return False
 
     def expression_conditions(self, ce: CompiledEntity, query: ListQuery) -> list[sa.ColumnElement[bool]]:
         """The query's rule-language filter as SQL, for every statement built from a list
@@ -280,7 +297,22 @@ class Reader:
         return [self.snapshot.rules.filter(ce.name, query.expression, RuleContext())]
 
     def list_conditions(self, ce: CompiledEntity, query: ListQuery) -> list[sa.ColumnElement[bool]]:
-        return [*self.expression_conditions(ce, query), *self.visible(ce)]
+        return [*self.expression_conditions(ce, query), *self.visible(ce), *self.search_seen(ce, query)]
+
+    def search_seen(self, ce: CompiledEntity, query: ListQuery) -> list[sa.ColumnElement[bool]]:
+        """A search index holds the words of every searchable field, hidden ones too: for a
+        reader who may not see some of them, each word must also be in a field it sees, or
+        a search would confirm what a hidden field holds."""
+        if not (query.search and self.snapshot.hides_searchable(ce.name)):
+            return []
+        try:
+            found = fulltext.words(query.search, SEARCH_WORDS_MAX)
+        except fulltext.SearchTooLong:
+            return []  # refused by the list query itself, naming `q`
+        if not ce.searchable:
+            return [sa.false()]
+        return [sa.or_(*(sa.func.lower(ce.table.c[column]).contains(word.lower(), autoescape=True)
+                         for column in ce.searchable)) for word in found]
 
     # --- records -----------------------------------------------------------------------------
     def get(self, entity: str, record_id: int) -> Record:
@@ -433,8 +465,9 @@ class Reader:
         rows = self.conn.execute(select).all()
         if not rows:
             raise RecordNotFound(entity, record_id)
+        shown = ce.pipelines if self.snapshot.restricted else None  # a hidden stage field's visits: none
         return [StageVisit(r.field, r.stage, r.entered_at, r.left_at, r.seconds) for r in rows
-                if r.field is not None]
+                if r.field is not None and (shown is None or r.field in shown)]
 
     # --- titles and names --------------------------------------------------------------------
     def names(self, titles: Mapping[str, Iterable[int]], people: Iterable[int | None] = ()

@@ -65,6 +65,10 @@ class RestrictedSnapshot(Snapshot):
     def metamodel(self) -> Metamodel:
         return self._metamodel
 
+    def hides_searchable(self, entity: str) -> bool:
+        return entity in self.entities and \
+            self.entities[entity].searchable != self.full.entities[entity].searchable
+
     def derived(self, key: str, build: Any) -> Any:
         return self.runtime.derived(f"restricted[{self.key}]:{key}", build)
 

@@ -245,7 +245,8 @@ class RecordsService:
         rows = conn.execute(sa.select(system.history.c.changes).where(
             system.history.c.entity == ce.name, system.history.c.record_id == record_id,
             system.history.c.version > version)).scalars().all()
-        return sorted({name for changes in rows for name in changes})
+        shown = self.snapshot().entities.get(ce.name, ce).fields  # not the names of hidden fields
+        return sorted({name for changes in rows for name in changes if name in shown or name == "owner"})
 
     def delete(self, entity: str, record_id: int, *, version: int | None = None,
                user: int | None = None) -> None:

@@ -43,6 +43,11 @@ class Snapshot:
         self.rules = rule_hooks.RevisionRules(runtime.metamodel, runtime.tables, dialect, registry,
                                               functions, code_point_text)
 
+    def hides_searchable(self, entity: str) -> bool:
+        """Whether some searchable field of `entity` is not in this snapshot (a restricted
+        one's hidden field), while the search index holds its words."""
+        return False
+
     def referrers(self, entity: str) -> tuple[tuple[str, str], ...]:
         """(entity, field) of the active references to `entity`, in metamodel order. Read
         from the metamodel, so a record page or a delete does not compile every entity to

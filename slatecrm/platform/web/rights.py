@@ -17,7 +17,7 @@ from starlette.requests import Request
 from slatecrm.metamodel.roles import Role
 
 from ..identity.access import ADMINISTRATOR, roles_of
-from ..identity.principal import ANONYMOUS, Principal
+from ..identity.principal import SYSTEM, Principal
 from ..records.errors import WriteRefused
 from ..records.service import RecordsService
 from .pinning import PRINCIPAL_KEY, records_of
@@ -25,9 +25,15 @@ from .pinning import PRINCIPAL_KEY, records_of
 __all__ = ["ADMINISTRATOR", "holds_right", "principal_of", "require_right"]
 
 
+#: The principal of a request no authentication saw: the same as web/pinning.py's, so that the
+#: records and the rights of a request never disagree (authentication puts one in every
+#: request's scope; when it changes pinning's default to ANONYMOUS, this follows).
+UNAUTHENTICATED = SYSTEM
+
+
 def principal_of(request: Request) -> Principal:
-    """The request's principal (web/authentication.py put it in the scope); anonymous if none."""
-    principal = request.scope.get(PRINCIPAL_KEY, ANONYMOUS)
+    """The request's principal (web/authentication.py put it in the scope)."""
+    principal = request.scope.get(PRINCIPAL_KEY, UNAUTHENTICATED)
     assert isinstance(principal, Principal)
     return principal
 
