@@ -18,7 +18,7 @@ import time
 import sqlalchemy as sa
 
 from slatecrm.metamodel.roles import EntityGrant, Role, SharingRule
-from slatecrm.platform.identity.principal import Principal
+from slatecrm.platform.identity.principal import SYSTEM, Principal
 from slatecrm.platform.records.listing import ListQuery
 from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.storage import system
@@ -94,7 +94,11 @@ def run(engine: sa.Engine, records: RecordsService, sizes: Sizes) -> list[Figure
                 pinned.close()
 
         def page_unfiltered(i: int) -> object:
-            return records.page("deal", ListQuery(sort=("-id",)))
+            pinned = service.pinned(SYSTEM)  # a request's service, as the user's: only the filter differs
+            try:
+                return pinned.page("deal", ListQuery(sort=("-id",)))
+            finally:
+                pinned.close()
 
         def get(i: int, role: str = role) -> object:
             pinned = user(i, role)
@@ -104,7 +108,11 @@ def run(engine: sa.Engine, records: RecordsService, sizes: Sizes) -> list[Figure
                 pinned.close()
 
         def get_unfiltered(i: int) -> object:
-            return records.get("deal", deal_of[i])
+            pinned = service.pinned(SYSTEM)
+            try:
+                return pinned.get("deal", deal_of[i])
+            finally:
+                pinned.close()
 
         for what, measured_side, baseline_side in (("list page of 50, sort -id", page, page_unfiltered),
                                                   ("get by id", get, get_unfiltered)):
@@ -114,5 +122,5 @@ def run(engine: sa.Engine, records: RecordsService, sizes: Sizes) -> list[Figure
                 f"record-level filter: {what}, {label} (records service)", db, sizes.rows, measured, baseline,
                 "ms", f"≤ {goal:g}×", measured <= goal * baseline,
                 f"median of {len(a)} calls each; a user of {USERS} whose role reaches {label} "
-                "(owner indexed) vs the same read without any filter (the system)"))
+                "(owner indexed) vs the same read by a request of the system (no filter)"))
     return figures

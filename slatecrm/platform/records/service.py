@@ -72,6 +72,7 @@ class RecordsService:
         #: Every write goes through it; permissions and workflows register on `pipeline.hooks`.
         self.pipeline = WritePipeline(self, hooks)
         self._access: tuple[Snapshot, Access | None] | None = None
+        self._restricted: tuple[Snapshot, Snapshot] | None = None
         if hooks is None:
             self.events.register(self.pipeline.hooks)
 
@@ -106,7 +107,13 @@ class RecordsService:
         access = self.access(full)
         if access is None or access.reads_everything:
             return full
-        return restricted_snapshot(full, access.roles, role_key(full.metamodel.roles, self.principal.roles))
+        seen = self._restricted
+        if seen is not None and seen[0] is full:
+            return seen[1]
+        key = role_key(full.metamodel.roles, self.principal.roles)
+        restricted = restricted_snapshot(full, access.roles, key)
+        self._restricted = (full, restricted)
+        return restricted
 
     def access(self, full: Snapshot | None = None) -> Access | None:
         """The principal's access on the revision (identity/access.py); None for the system,
