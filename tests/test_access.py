@@ -22,6 +22,7 @@ from slatecrm.metamodel.roles import ACTIONS, EntityGrant, Role, SharingRule
 from slatecrm.platform.identity import users
 from slatecrm.platform.identity.access import ADMINISTRATOR
 from slatecrm.platform.identity.principal import SYSTEM, Principal
+from slatecrm.platform.records import bulk
 from slatecrm.platform.records.errors import RecordNotFound, UnknownEntity, ValidationFailed, WriteRefused
 from slatecrm.platform.records.listing import ListQuery
 from slatecrm.platform.records.reading import RESTRICTED
@@ -255,6 +256,19 @@ def test_object_level_write_refusals_are_403_naming_action_and_entity(world: Wor
         rep.update("opportunity", world.ids["shared"], {"next_step": "x"}, version=1)
     # Shared for editing: the rep may change it.
     assert rep.update("opportunity", world.ids["editable"], {"name": "Renamed"}, version=1).version == 2
+
+
+def test_bulk_edits_and_bulk_creates_obey_the_same_checks(world: World) -> None:
+    rep = world.service("rep")
+    chosen = [world.ids["mine"], world.ids["theirs"]]
+    done = bulk.update_many(rep, "opportunity", chosen, {"next_step": "bulk"})
+    assert done.done == [world.ids["mine"]]
+    assert "there is no opportunity with id" in done.refused[world.ids["theirs"]]
+    with pytest.raises(WriteRefused):
+        rep.create_many("opportunity", [
+            {"name": "a", "account": world.ids["acme"]},
+            {"name": "b", "account": world.ids["acme"], "owner": world.ids["other"]}])
+    assert {"a", "b"}.isdisjoint(names(world.records.page("opportunity")))
 
 
 def test_a_change_cannot_take_a_record_out_of_reach(world: World) -> None:
