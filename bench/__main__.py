@@ -26,6 +26,7 @@ from slatecrm.platform.storage.runtime import RuntimeHolder
 from slatecrm.plugins.manager import field_types, make_plugin_manager
 
 from . import (
+    access_filter,
     bulk_create,
     caps,
     crud,
@@ -42,9 +43,10 @@ from .common import Sizes
 
 POSTGRES = os.environ.get("SLATECRM_BENCH_POSTGRES_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-SCENARIOS = ("crud", "lists", "layouts", "http", "caps", "bulk", "schema", "runtime", "rules")
-#: The scenarios on the shared CRM data set, in the order they run (bulk last: it adds rows).
-SHARED_SCENARIOS = ("crud", "lists", "layouts", "http", "caps", "bulk")
+SCENARIOS = ("crud", "lists", "layouts", "http", "caps", "access", "bulk", "schema", "runtime", "rules")
+#: The scenarios on the shared CRM data set, in the order they run (bulk last: it adds rows;
+#: access after the others: it gives the deals owners).
+SHARED_SCENARIOS = ("crud", "lists", "layouts", "http", "caps", "access", "bulk")
 SHARED = ("The machine was shared with other work during this run, so absolute numbers are noisier "
           "than on a quiet machine; each ratio compares two sides measured in alternating rounds of "
           "the same run.")
@@ -91,6 +93,8 @@ def shared_step(name: str, engine: sa.Engine, records: RecordsService, sizes: Si
         return http_load.run(engine, sizes, out, loadgen)
     if name == "caps":
         return caps.run(engine, sizes)
+    if name == "access":
+        return access_filter.run(engine, records, sizes)
     return bulk_create.run(engine, records, sizes)
 
 

@@ -25,7 +25,9 @@ def csv_rows(records: RecordsService, entity: str, query: ListQuery,
     """The first page is read here, before any output, so a bad query (or one that runs
     past the statement timeout) is refused with its errors instead of breaking off a
     response already under way. `columns`: the fields to write (checked by the caller),
-    default every field."""
+    default every field. Exporting is an action of its own (a role may list records and
+    not take them away): refused (403) unless the principal's roles allow it."""
+    records.require(entity, "export")
     page_query = replace(query, after=None, limit=records.limits.page_size_max)
     first = records.page(entity, page_query)
     rows = _rows(records, entity, page_query, first, columns)

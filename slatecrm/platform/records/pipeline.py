@@ -37,12 +37,14 @@ from . import rules as rule_hooks
 from . import stages
 from .coercion import READ_ONLY, EntityCoercion
 from .compiled import CompiledEntity, is_blank
-from .constraints import UniqueValues, composite_unique_errors, existing_ids
-from .errors import BadQuery, RecordNotFound, ValidationFailed, VersionConflict
+from .constraints import UniqueValues, composite_unique_errors, existing_ids, member_of
+from .errors import BadQuery, RecordNotFound, ValidationFailed, VersionConflict, WriteRefused
 from .inserts import EntityInsert
 
 if TYPE_CHECKING:
+    from ..identity.access import Access
     from .service import Record, RecordsService
+    from .snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ class Draft:
     #: The record as it will be saved. Before-save hooks may change it.
     values: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, list[str]] = field(default_factory=dict)
+    #: The stored record's other system fields (what a sharing rule may test besides owner).
+    system: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_new(self) -> bool:
@@ -151,7 +155,7 @@ class WritePipeline:
         """New records, validated together and inserted in one transaction (one bulk write
         per table: records/inserts.py). Errors are keyed `[index].field` when there are
         several records; one refused record refuses the batch."""
-        ce = self.service.entity(entity)
+        ce = self._entity(entity)
         principal = self.service.principal
         user = principal.user_id if user is None else user
         request = WriteRequest(ce.name, "create", user, (None,) * len(items), tuple(items), principal)
@@ -160,12 +164,13 @@ class WritePipeline:
             return []
         now = _now()
         with self.service._write() as conn, conn.begin():
-            context = rule_hooks.context_for(conn, self.service.compiled(), user, None)
-            rules = self.service.rules().entity(ce.name)
+            context = rule_hooks.context_for(conn, self._full().entities, user, None)
+            rules = self._full().rules.entity(ce.name)
             coercion = self._derived(ce, "coercion", EntityCoercion)
             drafts = [self._prepare(conn, request, Draft(ce, data), context, rules, now, coercion)
                       for data in items]
             self._validate(conn, request, drafts, context)
+            self._within_reach(request, drafts, context)
             self._refuse_if_any(drafts)
             records, history = self._insert(conn, ce, drafts, user, now)
         self.after_commit(request, records, [d.changed() for d in drafts], history)
@@ -175,7 +180,7 @@ class WritePipeline:
                user: int | None) -> Record:
         """A partial update based on `version`: a stale version is refused (409) with the
         fields that changed since, never silently overwritten."""
-        ce = self.service.entity(entity)
+        ce = self._entity(entity)
         principal = self.service.principal
         user = principal.user_id if user is None else user
         request = WriteRequest(ce.name, "update", user, (record_id,), (data,), principal)
@@ -186,12 +191,14 @@ class WritePipeline:
         now = _now()
         with self.service._write() as conn, conn.begin():
             draft = self._load(conn, ce, record_id, data, lock=True)
+            self.reach(conn, ce, record_id, "update")
             if draft.version != version:
                 raise VersionConflict(entity, record_id, version, draft.version or 0,
                                       self.service._changed_since(conn, ce, record_id, version))
             context = self._context(conn, user, draft)
-            self._prepare(conn, request, draft, context, self.service.rules().entity(ce.name), now)
+            self._prepare(conn, request, draft, context, self._full().rules.entity(ce.name), now)
             self._validate(conn, request, [draft], context)
+            self._within_reach(request, [draft], context)
             self._refuse_if_any([draft])
             changed = draft.changed()
             record, history = self._update(conn, draft, version, changed, user, now)
@@ -203,25 +210,117 @@ class WritePipeline:
               user: int | None = None) -> dict[str, list[str]]:
         """Every problem `data` would meet when saved as a new record (or as a change to
         `record_id`), writing nothing: the same steps as a save, up to validate."""
-        ce = self.service.entity(entity)
+        ce = self._entity(entity)
         principal = self.service.principal
         user = principal.user_id if user is None else user
         request = WriteRequest(ce.name, "check", user, (record_id,), (data,), principal)
         self.authorise(request)
         with self.service.engine.connect() as conn, self._rolled_back(conn):
-            draft = (Draft(ce, data) if record_id is None
-                     else self._load(conn, ce, record_id, data, lock=False))
+            if record_id is None:
+                draft = Draft(ce, data)
+            else:
+                draft = self._load(conn, ce, record_id, data, lock=False)
+                self.reach(conn, ce, record_id, "update")
             context = self._context(conn, user, draft)
-            self._prepare(conn, request, draft, context, self.service.rules().entity(ce.name), _now())
+            self._prepare(conn, request, draft, context, self._full().rules.entity(ce.name), _now())
             self._validate(conn, request, [draft], context)
+            self._within_reach(request, [draft], context)
+            self._mask_hidden([draft])
         return draft.errors
 
     # --- steps -------------------------------------------------------------------------------
     def authorise(self, request: WriteRequest) -> None:
-        """Step 1: nothing has been read yet; a hook refuses by raising WriteRefused. Deletes
+        """Step 1: nothing has been read yet. The principal's roles first (identity/access.py):
+        the action on the entity (403 naming both; an entity it cannot read is 404, as if
+        there were none), then the fields given (hidden or read-only: 422 naming the field,
+        never its value). Then the hooks; a hook refuses by raising WriteRefused. Deletes
         (records/service.py) pass here too."""
+        access = self.service.access()
+        if access is not None:
+            try:
+                authorise_fields(access, request, self._full().entities[request.entity])
+            except WriteRefused:
+                # A record the principal cannot read is missing (404), whatever it asked to do
+                # with it: a 403 would confirm that the id exists.
+                for record_id in request.record_ids:
+                    if record_id is not None:
+                        self.service.get(request.entity, record_id)
+                raise
         for hook in self.hooks.authorise:
             hook(request)
+
+    def _full(self) -> Snapshot:
+        return self.service.full_snapshot()
+
+    def _entity(self, entity: str) -> CompiledEntity:
+        """The entity with every field (defaults and formulas fill hidden ones); unknown
+        (404) when it does not exist or the principal cannot read it, named among the
+        entities it can read."""
+        self.service.entity(entity)
+        return self._full().entities[entity]
+
+    def reach(self, conn: sa.Connection, ce: CompiledEntity, record_id: int, purpose: str) -> None:
+        """The stored record must be within the principal's reach for `purpose` ("update",
+        "delete"): the same SQL condition as the read path. Not even readable: 404, as if
+        it did not exist; readable only: 403."""
+        access = self.service.access()
+        if access is None:
+            return
+        read = access.where(ce.name, ce.table, "read")
+        wanted = access.where(ce.name, ce.table, purpose)
+        if read is None and wanted is None:
+            return
+        flags = [sa.case((c, True), else_=False) if c is not None else sa.true() for c in (read, wanted)]
+        row = conn.execute(sa.select(*flags).where(ce.table.c.id == record_id)).first()
+        if row is None or not row[0]:
+            raise RecordNotFound(ce.name, record_id)
+        if not row[1]:
+            raise WriteRefused(f"you may not {purpose} this {ce.name} record (id {record_id})")
+
+    def _within_reach(self, request: WriteRequest, drafts: Sequence[Draft], context: RuleContext) -> None:
+        """Step 9, last: each record as it will be saved must still be within the principal's
+        reach (the Python form of the read path's condition): nobody moves a record out of
+        their own reach by editing it, nor creates one outside it."""
+        access = self.service.access()
+        if access is None:
+            return
+        entity = request.entity
+        purpose = "update" if access.may(entity, "update") else "read"
+        read_only = access.entity(entity).read_only
+        for draft in drafts:
+            if draft.before is not None:
+                for name in read_only.intersection(draft.given):
+                    if draft.values.get(name) != draft.before.get(name):
+                        draft.refuse(name, "is read-only for you")
+            record = {**draft.system, **draft.values, "id": draft.record_id}
+            if not access.within(entity, record, purpose, context.lookup):
+                raise WriteRefused(f"the change would take the {entity} record out of your reach "
+                                   "(your roles would not let you see or change it afterwards)")
+        self._mask_hidden(drafts)
+
+    def _mask_hidden(self, drafts: Sequence[Draft]) -> None:
+        """Problems found on fields the principal cannot see are reported on the record as a
+        whole, without the field's name or any value."""
+        access = self.service.access()
+        if access is None:
+            return
+        for draft in drafts:
+            hidden = access.entity(draft.entity.name).hidden
+            if hidden and hidden.intersection(draft.errors):
+                for name in hidden.intersection(draft.errors):
+                    del draft.errors[name]
+                draft.refuse("", "a field you cannot see refuses this record: ask whoever manages your roles")
+
+    @staticmethod
+    def _visible_ids(conn: sa.Connection, access: Access | None, target: CompiledEntity,
+                     ids: set[int]) -> set[int]:
+        """Which of `ids` the principal may see of `target`: a reference to a record it
+        cannot see is refused as if there were none (its existence is not confirmed)."""
+        condition = None if access is None else access.where(target.name, target.table, "read")
+        if condition is None:
+            return existing_ids(conn, target.table, ids)
+        return set(conn.execute(sa.select(target.table.c.id).where(
+            member_of(conn, target.table.c.id, sorted(ids)), condition)).scalars())
 
     def _load(self, conn: sa.Connection, ce: CompiledEntity, record_id: int, data: Mapping[str, Any], *,
               lock: bool) -> Draft:
@@ -234,11 +333,13 @@ class WritePipeline:
             raise RecordNotFound(ce.name, record_id)
         before = {name: f.from_row(row) for name, f in ce.fields.items()}
         before["owner"] = row["owner"]
-        return Draft(ce, data, record_id, before, row["version"], dict(before))
+        draft = Draft(ce, data, record_id, before, row["version"], dict(before))
+        draft.system = {k: row[k] for k in ("created_at", "updated_at", "created_by", "updated_by")}
+        return draft
 
     def _context(self, conn: sa.Connection, user: int | None, draft: Draft) -> RuleContext:
         previous = None if draft.before is None else {**draft.before, "id": draft.record_id}
-        return rule_hooks.context_for(conn, self.service.compiled(), user, previous)
+        return rule_hooks.context_for(conn, self._full().entities, user, previous)
 
     def _prepare(self, conn: sa.Connection, request: WriteRequest, draft: Draft, context: RuleContext,
                  rules: rule_hooks.EntityRules, now: dt.datetime,
@@ -273,7 +374,7 @@ class WritePipeline:
         if not drafts:
             return
         ce = drafts[0].entity
-        rules = self.service.rules().entity(ce.name)
+        rules = self._full().rules.entity(ce.name)
         changes = [set(d.changed()) for d in drafts]
         existing = self._existing_references(conn, ce, drafts, changes)
         owners = self._existing_owners(conn, drafts, changes)
@@ -364,15 +465,17 @@ class WritePipeline:
                              changes: Sequence[set[str]]) -> dict[str, set[int]]:
         """Which of the ids the changed references point to exist, by reference field: one
         query per referenced entity (and few thousand ids), not one per record."""
-        compiled = self.service.compiled()
+        compiled = self._full().entities
+        access = self.service.access()
         references = ce.references()
         wanted: dict[str, set[int]] = {}
         for name, target_name in references.items():
             wanted.setdefault(target_name, set()).update(
                 d.values[name] for d, changed in zip(drafts, changes, strict=True)
                 if name in changed and isinstance(d.values.get(name), int))
-        found = {target_name: existing_ids(conn, target.table, ids) if (target := compiled.get(target_name))
-                 is not None and ids else set() for target_name, ids in wanted.items()}
+        found = {target_name: self._visible_ids(conn, access, target, ids)
+                 if (target := compiled.get(target_name)) is not None and ids else set()
+                 for target_name, ids in wanted.items()}
         return {name: found[target_name] for name, target_name in references.items()}
 
     @staticmethod
@@ -385,7 +488,7 @@ class WritePipeline:
     def _derived(self, ce: CompiledEntity, kind: str, build: Callable[[CompiledEntity], T]) -> T:
         """What `build` makes of `ce`, kept with the revision `ce` belongs to (made again,
         not kept, when the service's current revision is another one by now)."""
-        made = self.service.snapshot().derived(f"records.pipeline.{kind}.{ce.name}", lambda: build(ce))
+        made = self._full().derived(f"records.pipeline.{kind}.{ce.name}", lambda: build(ce))
         return made if getattr(made, "ce", None) is ce else build(ce)
 
     @staticmethod
@@ -399,6 +502,33 @@ class WritePipeline:
 
 
 # --- the steps' work, one record at a time ------------------------------------------------------
+def authorise_fields(access: Access, request: WriteRequest, ce: CompiledEntity) -> None:
+    """The object-level and field-level part of `authorise`, before anything is read: the
+    action (403), and no value given for a hidden field (refused whatever the value, so the
+    refusal confirms nothing) nor for a read-only one on a new record (an update may send a
+    read-only field unchanged: that is checked once the record is loaded)."""
+    action = request.action
+    if action == "check":
+        action = "create" if request.record_ids[0] is None else "update"
+    if not access.may(request.entity, action):
+        raise WriteRefused(f"you may not {action} {ce.entity.label_plural.lower()} ({request.entity})")
+    if action == "delete":
+        return
+    grant = access.entity(request.entity)
+    if not grant.read_only:
+        return
+    errors: dict[str, list[str]] = {}
+    for index, (record_id, data) in enumerate(zip(request.record_ids, request.data, strict=True)):
+        prefix = f"[{index}]." if len(request.data) > 1 else ""
+        for name, value in data.items():
+            if name in grant.hidden:
+                errors[prefix + name] = ["you cannot change this field"]
+            elif name in grant.read_only and record_id is None and not is_blank(value):
+                errors[prefix + name] = ["is read-only for you"]
+    if errors:
+        raise ValidationFailed(errors)
+
+
 def validate_fields(draft: Draft, index: int, changed: set[str], required: Sequence[str],
                     references: Mapping[str, str], existing: Mapping[str, set[int]], owners: set[int],
                     unique: UniqueValues) -> None:

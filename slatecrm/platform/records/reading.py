@@ -26,14 +26,14 @@ from sqlalchemy.sql.util import ClauseAdapter
 from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules import RuleContext
 
-from ..storage import system
+from ..storage import fulltext, system
 from ..storage.engine import scalar_within_budget
 from ..storage.statistics import planner_rows
 from . import keyset, listing
 from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField
 from .constraints import member_of
 from .errors import BadQuery, RecordNotFound, UnknownEntity
-from .limits import DEFAULT, Limits
+from .limits import DEFAULT, SEARCH_WORDS_MAX, Limits
 from .listing import ListQuery
 from .results import HistoryEntry, Page, Record, StageVisit, TokenUsed
 from .snapshot import Snapshot
@@ -48,6 +48,9 @@ BRANCH_LABEL = "slate__branch"
 PEOPLE = "slate__people"
 #: Columns of one stacked statement at most (see `run_stacked`).
 STACK_COLUMNS = 1_000
+#: What a reference shows in place of the title of a record the reader may not see (or of an
+#: entity it may not read): never that record's title.
+RESTRICTED = "(restricted)"
 
 
 def no_filter(entity: CompiledEntity) -> sa.ColumnElement[bool] | None:
@@ -65,6 +68,8 @@ class TitleSource:
     #: title field → {column: label in the row}
     labels: dict[str, dict[str, str]]
     nested: dict[str, TitleSource]
+    #: What a reference to a record not joined shows (`missing_title`).
+    restricted: bool = False
 
     def title(self, row: Mapping[Any, Any]) -> str | None:
         """None when the row joined no record (none referenced, or not visible)."""
@@ -75,17 +80,29 @@ class TitleSource:
         references = {}
         for name, source in self.nested.items():
             if values.get(name) is not None:
-                references[name] = source.title(row) or f"#{values[name]}"
+                references[name] = source.title(row) or missing_title(values[name], self.restricted)
+        for name in self.ce.title_fields:
+            if name not in self.nested and self.restricted and values.get(name) is not None \
+                    and self.ce.fields[name].type.links_records:
+                references[name] = RESTRICTED
         return self.ce.title_of(values, record_id, references)
+
+
+def missing_title(record_id: Any, restricted: bool) -> str:
+    """The title of a referenced record that was not joined: one the reader may not see
+    (restricted), or, for a reader that sees everything, one that is gone (#id)."""
+    return RESTRICTED if restricted else f"#{record_id}"
 
 
 class _TitleJoins:
     """Builds the LEFT JOINs that bring referenced records' titles into one statement."""
 
     def __init__(self, entities: Mapping[str, CompiledEntity],
-                 visible: Callable[[CompiledEntity, sa.FromClause], list[sa.ColumnElement[bool]]]):
+                 visible: Callable[[CompiledEntity, sa.FromClause], list[sa.ColumnElement[bool]]],
+                 restricted: bool = False):
         self.entities = entities
         self.visible = visible
+        self.restricted = restricted
         self.joined = 0
 
     def columns(self, ce: CompiledEntity, table: sa.FromClause, prefix: str, from_: sa.FromClause,
@@ -104,7 +121,7 @@ class _TitleJoins:
                 source, from_, more = self.join(target, table.c[ce.fields[name].column], from_, depth - 1)
                 nested[name] = source
                 columns += more
-        return TitleSource(ce, prefix + "id", labels, nested), from_, columns
+        return TitleSource(ce, prefix + "id", labels, nested, self.restricted), from_, columns
 
     def join(self, target: CompiledEntity, on: sa.ColumnElement[Any], from_: sa.FromClause,
              depth: int) -> tuple[TitleSource, sa.FromClause, list[sa.ColumnElement[Any]]]:
@@ -122,20 +139,25 @@ class RecordShape:
     ce: CompiledEntity
     select: sa.Select[Any]
     references: dict[str, TitleSource]
+    #: Whether the reader may not see every record (references not joined are "restricted").
+    restricted: bool = False
 
     def record(self, row: Mapping[Any, Any]) -> Record:
         ce = self.ce
         values = {name: f.from_row(row) for name, f in ce.fields.items()}
-        titles = {name: source.title(row) or f"#{values[name]}"
+        titles = {name: source.title(row) or missing_title(values[name], self.restricted)
                   for name, source in self.references.items() if values.get(name) is not None}
+        if self.restricted:  # references into entities the reader cannot read at all
+            titles.update({name: RESTRICTED for name in ce.references()
+                           if name not in self.references and values.get(name) is not None})
         return Record(ce.name, row["id"], row["version"], ce.title_of(values, row["id"], titles), values,
                       {k: row[k] for k in SYSTEM_FIELDS if k not in ("id", "version")}, titles)
 
 
 def record_shape(ce: CompiledEntity, entities: Mapping[str, CompiledEntity],
-                 visible: Callable[[CompiledEntity, sa.FromClause], list[sa.ColumnElement[bool]]]
-                 ) -> RecordShape:
-    joins = _TitleJoins(entities, visible)
+                 visible: Callable[[CompiledEntity, sa.FromClause], list[sa.ColumnElement[bool]]],
+                 restricted: bool = False) -> RecordShape:
+    joins = _TitleJoins(entities, visible, restricted)
     from_: sa.FromClause = ce.table
     columns: list[sa.ColumnElement[Any]] = list(ce.select.selected_columns)
     references: dict[str, TitleSource] = {}
@@ -145,7 +167,7 @@ def record_shape(ce: CompiledEntity, entities: Mapping[str, CompiledEntity],
                                              TITLE_DEPTH)
             references[name] = source
             columns += more
-    return RecordShape(ce, sa.select(*columns).select_from(from_), references)
+    return RecordShape(ce, sa.select(*columns).select_from(from_), references, restricted)
 
 
 def stack(selects: Sequence[sa.Select[Any]]) -> sa.Select[Any] | sa.CompoundSelect[Any]:
@@ -210,6 +232,8 @@ class Reader:
         #: Checks a list's cursor and signs the next one (storage/secrets.py).
         self.cursor_key = cursor_key
         self._shapes: dict[str, RecordShape] = {}
+        #: Whether some records or fields are not the reader's to see (a principal's access).
+        self.restricted = snapshot.restricted or read_filter is not no_filter
 
     @property
     def nulls_largest(self) -> bool:
@@ -239,13 +263,31 @@ class Reader:
         return entities[name]
 
     def shape(self, ce: CompiledEntity) -> RecordShape:
-        """Built once per revision when nothing is filtered; per reader otherwise."""
-        if self.read_filter is no_filter:
-            return self.snapshot.derived(f"records.shape:{ce.name}",
-                                         lambda: record_shape(ce, self.entities, self.visible))
+        """Built once per revision (and set of roles: the snapshot's) when no record it joins
+        a title from is filtered; per reader otherwise, since the joins carry the reader's
+        own filter (the record's own filter is added by each statement)."""
+        if self.read_filter is no_filter or not self._joins_filtered(ce, TITLE_DEPTH):
+            return self.snapshot.derived(
+                f"records.shape:{ce.name}",
+                lambda: record_shape(ce, self.entities, self.visible, self.restricted))
         if ce.name not in self._shapes:
-            self._shapes[ce.name] = record_shape(ce, self.entities, self.visible)
+            self._shapes[ce.name] = record_shape(ce, self.entities, self.visible, self.restricted)
         return self._shapes[ce.name]
+
+    def _joins_filtered(self, ce: CompiledEntity, depth: int, names: Iterable[str] | None = None) -> bool:
+        """Whether a title join of `ce` (its references, or the reference title fields
+        `names` of a joined record, to `depth` levels) reads an entity the reader filters."""
+        references = ce.references()
+        for name in references if names is None else names:
+            target = self.entities.get(references.get(name, ""))
+            if target is None:
+                continue
+            if self.read_filter(target) is not None:
+                return True
+            nested = [n for n in target.title_fields if n in target.references()]
+            if depth > 1 and nested and self._joins_filtered(target, depth - 1, nested):
+                return True
+        return False
 
     def expression_conditions(self, ce: CompiledEntity, query: ListQuery) -> list[sa.ColumnElement[bool]]:
         """The query's rule-language filter as SQL, for every statement built from a list
@@ -255,7 +297,22 @@ class Reader:
         return [self.snapshot.rules.filter(ce.name, query.expression, RuleContext())]
 
     def list_conditions(self, ce: CompiledEntity, query: ListQuery) -> list[sa.ColumnElement[bool]]:
-        return [*self.expression_conditions(ce, query), *self.visible(ce)]
+        return [*self.expression_conditions(ce, query), *self.visible(ce), *self.search_seen(ce, query)]
+
+    def search_seen(self, ce: CompiledEntity, query: ListQuery) -> list[sa.ColumnElement[bool]]:
+        """A search index holds the words of every searchable field, hidden ones too: for a
+        reader who may not see some of them, each word must also be in a field it sees, or
+        a search would confirm what a hidden field holds."""
+        if not (query.search and self.snapshot.hides_searchable(ce.name)):
+            return []
+        try:
+            found = fulltext.words(query.search, SEARCH_WORDS_MAX)
+        except fulltext.SearchTooLong:
+            return []  # refused by the list query itself, naming `q`
+        if not ce.searchable:
+            return [sa.false()]
+        return [sa.or_(*(sa.func.lower(ce.table.c[column]).contains(word.lower(), autoescape=True)
+                         for column in ce.searchable)) for word in found]
 
     # --- records -----------------------------------------------------------------------------
     def get(self, entity: str, record_id: int) -> Record:
@@ -265,11 +322,13 @@ class Reader:
             raise RecordNotFound(entity, record_id)
         return found[0]
 
-    def fetch(self, ce: CompiledEntity, ids: Sequence[int]) -> list[Record]:
-        """The records with these ids that the reader may see, by id: one statement."""
+    def fetch(self, ce: CompiledEntity, ids: Sequence[int], *, filtered: bool = True) -> list[Record]:
+        """The records with these ids that the reader may see, by id: one statement.
+        `filtered=False`: these records whatever the filter (a write's read back: whether the
+        writer may write them is the pipeline's check), the titles they show still filtered."""
         shape = self.shape(ce)
         key = ce.table.c.id == ids[0] if len(ids) == 1 else member_of(self.conn, ce.table.c.id, ids)
-        select = shape.select.where(key, *self.visible(ce)).order_by(ce.table.c.id)
+        select = shape.select.where(key, *(self.visible(ce) if filtered else ())).order_by(ce.table.c.id)
         return [shape.record(row) for row in self.conn.execute(select).mappings()]
 
     def page(self, entity: str, query: ListQuery | None = None) -> Page:
@@ -390,7 +449,13 @@ class Reader:
         rows = self.conn.execute(select.order_by(h.c.version, h.c.id)).all()
         if not rows:
             raise RecordNotFound(entity, record_id)
-        return [HistoryEntry(r.version, r.action, r.changed_at, r.changed_by, r.changes,
+        shown = {*ce.fields, "owner"} if self.snapshot.restricted else None
+
+        def shown_only(changes: dict[str, Any]) -> dict[str, Any]:
+            """The changes of fields the reader may not see are left out."""
+            return changes if shown is None else {k: v for k, v in changes.items() if k in shown}
+
+        return [HistoryEntry(r.version, r.action, r.changed_at, r.changed_by, shown_only(r.changes),
                              None if r.token_id is None else TokenUsed(r.token_id, r.token_name or "?"))
                 for r in rows]
 
@@ -407,8 +472,9 @@ class Reader:
         rows = self.conn.execute(select).all()
         if not rows:
             raise RecordNotFound(entity, record_id)
+        shown = ce.pipelines if self.snapshot.restricted else None  # a hidden stage field's visits: none
         return [StageVisit(r.field, r.stage, r.entered_at, r.left_at, r.seconds) for r in rows
-                if r.field is not None]
+                if r.field is not None and (shown is None or r.field in shown)]
 
     # --- titles and names --------------------------------------------------------------------
     def names(self, titles: Mapping[str, Iterable[int]], people: Iterable[int | None] = ()
@@ -421,7 +487,7 @@ class Reader:
         sources: list[TitleSource | None] = []
         for name, ids in wanted.items():
             ce = self.entities[name]
-            joins = _TitleJoins(self.entities, self.visible)
+            joins = _TitleJoins(self.entities, self.visible, self.restricted)
             source: TitleSource | None
             source, from_, columns = joins.columns(ce, ce.table, "r__", ce.table, TITLE_DEPTH)
             selects.append(sa.select(*columns).select_from(from_)

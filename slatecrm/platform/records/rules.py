@@ -20,13 +20,22 @@ import sqlalchemy as sa
 
 from slatecrm.metamodel.fieldtypes import CoercionError, FieldTypeRegistry
 from slatecrm.metamodel.model import Metamodel, Stage, Validation
-from slatecrm.metamodel.rules import BOOLEAN, Closure, RuleContext, RuleError, Type, check, compile_python
+from slatecrm.metamodel.rules import (
+    BOOLEAN,
+    Checked,
+    Closure,
+    RuleContext,
+    RuleError,
+    Type,
+    check,
+    compile_python,
+)
 from slatecrm.metamodel.rules.definitions import formula_order
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 from slatecrm.metamodel.rules.types import field_type
 
 from ..storage.once import Once
-from .compiled import CompiledEntity
+from .compiled import SYSTEM_FIELDS, CompiledEntity
 from .errors import BadQuery
 from .rulesql import SqlCompiler
 
@@ -85,10 +94,15 @@ class RevisionRules:
     def condition(self, entity: str, text: str, *, changes: bool = False) -> Condition:
         """`text` checked on `entity` and compiled; `changes` allows is_new(), changed() and
         previous() (validation and workflow contexts), which have no SQL form."""
-        checked = check(text, self.metamodel, entity, expect=BOOLEAN, changes=changes,
-                        functions=self.functions, registry=self.registry)
+        checked = self.checked(entity, text, changes)
         sql = None if _reads_changes(checked.typed) else self.sql.condition(checked.typed, entity)
         return Condition(text, entity, compile_python(checked.typed), sql)
+
+    def checked(self, entity: str, text: str, changes: bool) -> Checked:
+        """`text` checked on `entity` (a restricted snapshot's rules also refuse paths into
+        records the reader may not see: records/restricted.py)."""
+        return check(text, self.metamodel, entity, expect=BOOLEAN, changes=changes, functions=self.functions,
+                     registry=self.registry)
 
     def filter(self, entity: str, text: str, context: RuleContext) -> sa.ColumnElement[bool]:
         """A list filter; BadQuery naming the position when the text is not a valid rule."""
@@ -159,7 +173,7 @@ def context_for(conn: sa.Connection, compiled: Mapping[str, CompiledEntity], use
             query = None if ce is None else ce.select.where(ce.table.c.id == key)
             row = None if query is None else conn.execute(query).mappings().first()
             seen[(entity, key)] = None if row is None or ce is None else {
-                "id": row["id"], **{n: f.from_row(row) for n, f in ce.fields.items()}}
+                **{k: row[k] for k in SYSTEM_FIELDS}, **{n: f.from_row(row) for n, f in ce.fields.items()}}
         return seen[(entity, key)]
 
     return RuleContext(user_id=user, previous=previous, lookup=lookup)

@@ -69,12 +69,41 @@ class SqlCompiler:
 
     def condition(self, node: t.T, entity: str) -> Condition:
         """The WHERE clause builder of a boolean rule on `entity`'s table."""
-        builder = self._compile(node, self.tables[entity])
+        builder = self._selecting(node, self.tables[entity])
 
         def where(context: RuleContext) -> sa.ColumnElement[bool]:
             expr = builder(context).expr
             return expr  # a boolean expression; null means "not selected", as in WHERE
         return where
+
+    def _selecting(self, node: t.T, base: sa.Table) -> Builder:
+        """A condition whose value only selects rows or not (the top of a WHERE, and the items
+        of AND / OR under it, never under NOT): there, a comparison of a field reached through
+        one reference with a value (`account.owner = current_user.id`, a sharing rule's usual
+        shape) becomes a semi-join, `account IN (SELECT id FROM account WHERE owner = :me)`,
+        which indexes serve, instead of a correlated subquery run for every row. It is true in
+        exactly the rows the subquery form is true in (a missing or blank target: not true in
+        either), which is all a WHERE asks."""
+        if isinstance(node, t.Logic) and not node.record_free:
+            items = [self._selecting(i, base) for i in node.items]
+            join = sa.and_ if node.op == "and" else sa.or_
+            return lambda context: Sql(join(*(i(context).expr for i in items)))
+        if isinstance(node, t.Compare) and node.order is None and node.op in ("=", "!="):
+            for path, value in ((node.left, node.right), (node.right, node.left)):
+                if isinstance(path, t.FieldRef) and len(path.hops) == 1 and path.value_of is None \
+                        and value.record_free and path.type.kind != "list":
+                    return self._semi_join(path, node.op, self._compile(value, base), base)
+        return self._compile(node, base)
+
+    def _semi_join(self, path: t.FieldRef, op: str, value: Builder, base: sa.Table) -> Builder:
+        target = self.tables[path.entity].alias()
+        column = self._column(target, path.field)
+        key = base.c[path.hops[0].field.name]
+
+        def semi(context: RuleContext) -> Sql:
+            (a, b), _ = self._align(column, value(context))
+            return Sql(key.in_(sa.select(target.c.id).where(_COMPARE[op](a, b))))
+        return semi
 
     # --- dispatch --------------------------------------------------------------------------
     def _compile(self, node: t.T, base: sa.Table) -> Builder:

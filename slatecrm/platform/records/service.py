@@ -19,6 +19,7 @@ from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .. import jsontext
+from ..identity.access import Access, role_access, role_key
 from ..identity.principal import SYSTEM, Principal
 from ..storage import statistics, system
 from ..storage.engine import text_in_code_point_order
@@ -26,12 +27,13 @@ from ..storage.runtime import RuntimeHolder
 from ..storage.secrets import DatabaseSecrets
 from . import rules as rule_hooks
 from .compiled import CompiledEntity, CompiledField
-from .errors import BatchTooLarge, RecordInUse, RecordNotFound, UnknownEntity, VersionConflict
+from .errors import BatchTooLarge, RecordInUse, RecordNotFound, UnknownEntity, VersionConflict, WriteRefused
 from .events import RecordEvents
 from .limits import DEFAULT, Limits
 from .listing import ListQuery
 from .pipeline import Hooks, WritePipeline, WriteRequest, check_version
 from .reading import Reader, ReadFilter, no_filter
+from .restricted import restricted_snapshot
 from .results import HistoryEntry, Page, Record, StageVisit
 from .scope import ReadScope
 from .snapshot import Snapshot, snapshot_of
@@ -69,6 +71,8 @@ class RecordsService:
         self.secrets = secrets or DatabaseSecrets(engine)
         #: Every write goes through it; permissions and workflows register on `pipeline.hooks`.
         self.pipeline = WritePipeline(self, hooks)
+        self._access: tuple[Snapshot, Access | None] | None = None
+        self._restricted: tuple[Snapshot, Snapshot] | None = None
         if hooks is None:
             self.events.register(self.pipeline.hooks)
 
@@ -87,11 +91,74 @@ class RecordsService:
             self.scope.close()
 
     # --- the revision's snapshot -----------------------------------------------------------
-    def snapshot(self) -> Snapshot:
+    def full_snapshot(self) -> Snapshot:
+        """The revision's snapshot with every entity and field: what the write pipeline
+        computes with (defaults and formulas fill fields the user cannot see)."""
         if self.scope is not None:
             return self.scope.snapshot()
         return snapshot_of(self.holder.current(), self.registry, self.engine.dialect.name, self.functions,
                            text_in_code_point_order(self.engine))
+
+    def snapshot(self) -> Snapshot:
+        """The snapshot as the principal sees it: without the entities it cannot read and the
+        fields it may not see (records/restricted.py), so that everything built from it lacks
+        them; the full one for the system and administrators."""
+        full = self.full_snapshot()
+        access = self.access(full)
+        if access is None or access.reads_everything:
+            return full
+        seen = self._restricted
+        if seen is not None and seen[0] is full:
+            return seen[1]
+        key = role_key(full.metamodel.roles, self.principal.roles)
+        restricted = restricted_snapshot(full, access.roles, key)
+        self._restricted = (full, restricted)
+        return restricted
+
+    def access(self, full: Snapshot | None = None) -> Access | None:
+        """The principal's access on the revision (identity/access.py); None for the system,
+        which nothing narrows (and which pays nothing for permissions)."""
+        if self.principal.unrestricted:
+            return None
+        full = full or self.full_snapshot()
+        cached = self._access
+        if cached is not None and cached[0] is full:
+            return cached[1]
+        key = role_key(full.metamodel.roles, self.principal.roles)
+        roles = full.derived(f"identity.access:{key}",
+                             lambda: role_access(full.metamodel.roles, self.principal.roles, full.rules))
+        access = Access(self.principal, roles, full.dialect)
+        self._access = (full, access)
+        return access
+
+    def require(self, entity: str, action: str) -> None:
+        """Refuse `action` on `entity` unless the principal's roles allow it: an entity it
+        cannot read is unknown (404, like a missing one), another action refused (403)."""
+        access = self.access()
+        if access is None:
+            return
+        if not access.readable(entity) or entity not in self.full_snapshot().entities:
+            raise UnknownEntity(entity)
+        if not access.may(entity, action):
+            raise WriteRefused(f"you may not {action} {entity} records")
+
+    def _sees_everything(self) -> bool:
+        access = self.access()
+        return access is None or access.reads_everything
+
+    def read_filter_of(self, access: Access | None) -> ReadFilter:
+        """The record-level filter of the read path: the service's own (tests inject one)
+        and the principal's reach (scope or sharing rules)."""
+        own = self.read_filter
+        if access is None or access.reads_everything:
+            return own
+        if own is no_filter:
+            return lambda ce: access.where(ce.name, ce.table)
+
+        def both(ce: CompiledEntity) -> sa.ColumnElement[bool] | None:
+            parts = [c for c in (own(ce), access.where(ce.name, ce.table)) if c is not None]
+            return sa.and_(*parts) if parts else None
+        return both
 
     def compiled(self) -> Mapping[str, CompiledEntity]:
         return self.snapshot().entities
@@ -112,10 +179,15 @@ class RecordsService:
         or, outside a request, on a scope of its own closed at the end."""
         key = self.secrets.cursor_key()
         if self.scope is not None:
-            yield Reader(self.scope.snapshot(), self.scope.connection(), self.read_filter, key, self.limits)
+            yield Reader(self.snapshot(), self.scope.connection(), self.read_filter_of(self.access()), key,
+                         self.limits)
             return
         with ReadScope(self.engine, self.holder, self.registry, functions=self.functions) as scope:
-            yield Reader(scope.snapshot(), scope.connection(), self.read_filter, key, self.limits)
+            full = scope.snapshot()
+            access = self.access(full)
+            snapshot = full if access is None or access.reads_everything else restricted_snapshot(
+                full, access.roles, role_key(full.metamodel.roles, self.principal.roles))
+            yield Reader(snapshot, scope.connection(), self.read_filter_of(access), key, self.limits)
 
     def _write(self) -> sa.Connection:
         """A connection whose transaction takes SQLite's write lock at BEGIN (a read lock
@@ -134,7 +206,10 @@ class RecordsService:
         may write is the write pipeline's permission check."""
         if not ids:
             return []
-        by_id = {r.id: r for r in Reader(self.snapshot(), conn).fetch(ce, ids)}
+        access = self.access()
+        shown = self.snapshot().entities.get(ce.name, ce)  # without the fields the writer may not see
+        reader = Reader(self.snapshot(), conn, self.read_filter_of(access))
+        by_id = {r.id: r for r in reader.fetch(shown, ids, filtered=False)}
         return [by_id[i] for i in ids]
 
     # --- writing: thin calls into the one write pipeline (records/pipeline.py) -------------
@@ -177,11 +252,13 @@ class RecordsService:
         rows = conn.execute(sa.select(system.history.c.changes).where(
             system.history.c.entity == ce.name, system.history.c.record_id == record_id,
             system.history.c.version > version)).scalars().all()
-        return sorted({name for changes in rows for name in changes})
+        shown = self.snapshot().entities.get(ce.name, ce).fields  # not the names of hidden fields
+        return sorted({name for changes in rows for name in changes if name in shown or name == "owner"})
 
     def delete(self, entity: str, record_id: int, *, version: int | None = None,
                user: int | None = None) -> None:
-        ce = self.entity(entity)
+        self.entity(entity)  # unknown, or not readable: 404
+        ce = self.full_snapshot().entities[entity]
         user = self.principal.user_id if user is None else user
         request = WriteRequest(ce.name, "delete", user, (record_id,), ({},), self.principal)
         self.pipeline.authorise(request)
@@ -191,6 +268,7 @@ class RecordsService:
             row = conn.execute(ce.select.where(ce.table.c.id == record_id)).mappings().first()
             if row is None:
                 raise RecordNotFound(entity, record_id)
+            self.pipeline.reach(conn, ce, record_id, "delete")
             if version is not None and row["version"] != version:
                 raise VersionConflict(entity, record_id, version, row["version"],
                                       self._changed_since(conn, ce, record_id, version))
@@ -241,9 +319,11 @@ class RecordsService:
         written.extend(deleted)
 
     def _referrers(self, entity: str) -> list[tuple[CompiledEntity, CompiledField]]:
-        compiled = self.compiled()
-        return [(compiled[other], compiled[other].fields[field])
-                for other, field in self.snapshot().referrers(entity)]
+        """Every reference to `entity`, seen or not by the principal: a delete carries out
+        each one's on_delete."""
+        full = self.full_snapshot()
+        return [(full.entities[other], full.entities[other].fields[field])
+                for other, field in full.referrers(entity)]
 
     def _check_restrictions(self, conn: sa.Connection, ce: CompiledEntity, record_ids: list[int]) -> None:
         blockers = []
@@ -255,7 +335,8 @@ class RecordsService:
             ).scalars().all()
             if ids:
                 shown = ", ".join(str(i) for i in ids[:5]) + (" …" if len(ids) > 5 else "")
-                blockers.append(f"{other.entity.label_plural.lower()} ({compiled.name}: ids {shown})")
+                shown = f"ids {shown}" if self._sees_everything() else "records not all yours to see"
+                blockers.append(f"{other.entity.label_plural.lower()} ({compiled.name}: {shown})")
         if blockers:
             subject = f"{ce.entity.label} {record_ids[0]}" if len(record_ids) == 1 else (
                 f"{ce.entity.label_plural} {', '.join(str(i) for i in record_ids[:5])}")

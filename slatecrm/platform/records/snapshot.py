@@ -27,14 +27,26 @@ T = TypeVar("T")
 
 
 class Snapshot:
+    #: Whether a principal's access narrowed it (see `RestrictedSnapshot`).
+    restricted = False
+
     def __init__(self, runtime: Runtime, registry: FieldTypeRegistry, dialect: str,
                  functions: RuleFunctions = NO_FUNCTIONS, code_point_text: bool | None = None):
         self.runtime = runtime
+        self.registry = registry
+        self.dialect = dialect
+        self.functions = functions
+        self.code_point_text = code_point_text
         #: Active entities by name, each compiled when first used.
         self.entities: Mapping[str, CompiledEntity] = CompiledEntities(
             runtime.metamodel.entities, runtime.tables, registry)
         self.rules = rule_hooks.RevisionRules(runtime.metamodel, runtime.tables, dialect, registry,
                                               functions, code_point_text)
+
+    def hides_searchable(self, entity: str) -> bool:
+        """Whether some searchable field of `entity` is not in this snapshot (a restricted
+        one's hidden field), while the search index holds its words."""
+        return False
 
     def referrers(self, entity: str) -> tuple[tuple[str, str], ...]:
         """(entity, field) of the active references to `entity`, in metamodel order. Read

@@ -186,8 +186,9 @@ async def _reference_options(records: RecordsService, ce: CompiledEntity, record
                              raw: dict[str, Any]) -> dict[str, list[tuple[int, str]]]:
     """The first records of each reference's target (and the chosen one) for its select."""
     out: dict[str, list[tuple[int, str]]] = {}
+    readable = await run_in_threadpool(records.compiled)  # an entity the user cannot read: no options
     wanted = {name: target for name, target in ce.references().items()
-              if name in ce.fields and ce.fields[name].type.writable}
+              if name in ce.fields and ce.fields[name].type.writable and target in readable}
     pages = await run_in_threadpool(records.first_pages, [(target, ListQuery(limit=OPTIONS_LIMIT))
                                                            for target in wanted.values()])
     for (name, target), page in zip(wanted.items(), pages, strict=True):
@@ -203,6 +204,9 @@ async def _reference_options(records: RecordsService, ce: CompiledEntity, record
                     title = f"#{chosen}"
             options.insert(0, (chosen, title))
         out[name] = options
+    for name, target in ce.references().items():
+        if target not in readable and name in ce.fields and ce.fields[name].type.writable:
+            out[name] = []
     return out
 
 

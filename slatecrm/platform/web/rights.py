@@ -2,40 +2,70 @@
 packs, manage users, view audit) that admin routes make before doing anything.
 
 Record permissions are not checked here: the read path and the write pipeline enforce them
-(docs/security.md). A right is held by a role (identity/access.py); until roles from packs
-are compiled, the built-in administrator role holds every right.
+(docs/security.md). A right is held by a role (identity/access.py): the built-in
+administrator holds every right, other roles those their definitions name; a token also
+needs its `admin` scope.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
+
 from starlette.requests import Request
 
-from ..identity.principal import ANONYMOUS, Principal
-from ..records.errors import WriteRefused
-from .pinning import PRINCIPAL_KEY
+from slatecrm.metamodel.roles import Role
 
-#: The role every installation has, holding every right (docs/security.md).
-ADMINISTRATOR = "administrator"
+from ..identity.access import ADMINISTRATOR, roles_of
+from ..identity.principal import SYSTEM, Principal
+from ..records.errors import WriteRefused
+from ..records.service import RecordsService
+from .pinning import PRINCIPAL_KEY, records_of
+
+__all__ = ["ADMINISTRATOR", "holds_right", "principal_of", "require_right"]
+
+
+#: The principal of a request no authentication saw: the same as web/pinning.py's, so that the
+#: records and the rights of a request never disagree (authentication puts one in every
+#: request's scope; when it changes pinning's default to ANONYMOUS, this follows).
+UNAUTHENTICATED = SYSTEM
 
 
 def principal_of(request: Request) -> Principal:
-    """The request's principal (web/authentication.py put it in the scope); anonymous if none."""
-    principal = request.scope.get(PRINCIPAL_KEY, ANONYMOUS)
+    """The request's principal (web/authentication.py put it in the scope)."""
+    principal = request.scope.get(PRINCIPAL_KEY, UNAUTHENTICATED)
     assert isinstance(principal, Principal)
     return principal
 
 
-def holds_right(principal: Principal, right: str) -> bool:
+def holds_right(principal: Principal, right: str, defined: Iterable[Role] = ()) -> bool:
+    """Whether `principal` holds `right`: the system always; a user through one of its roles
+    (`defined`: the revision's role definitions; the built-in administrator needs none) and,
+    for a token, its `admin` scope."""
     if principal.unrestricted:
         return True
     if not principal.allows("admin"):
         return False
-    return ADMINISTRATOR in principal.roles
+    return any(right in role.platform for role in roles_of(defined, principal.roles))
 
 
 def require_right(request: Request, right: str) -> Principal:
     """The principal, if it holds `right`; WriteRefused (403, naming the right) otherwise."""
     principal = principal_of(request)
-    if not holds_right(principal, right):
+    if not holds_right(principal, right, _defined_roles(records_of(request), principal)):
         raise WriteRefused(f"this needs the right to {right.replace('_', ' ')}, which your roles do not give")
     return principal
+
+
+def _defined_roles(records: RecordsService, principal: Principal) -> Iterable[Role]:
+    """The revision's role definitions, when the principal's rights depend on them: from the
+    request's pinned snapshot when it is pinned or may be (off the event loop), else from the
+    revision this process loaded last (a check made in a handler on the event loop)."""
+    if principal.unrestricted or not principal.allows("admin") or ADMINISTRATOR in principal.roles:
+        return ()
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return records.full_snapshot().metamodel.roles
+    runtime = getattr(records.holder, "_runtime", None)
+    return () if runtime is None else runtime.metamodel.roles
