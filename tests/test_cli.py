@@ -35,7 +35,7 @@ def test_init_installs_the_default_packs(db_url: str) -> None:
     assert "Installed crm-core, sales as revision 1" in result.output
     listed = run("pack", "list", "--json", database=db_url)
     assert [(p["name"], p["version"], p["revision"]) for p in json.loads(listed.output)] == [
-        ("crm-core", "0.1.0", 1), ("sales", "0.2.0", 1)]
+        ("crm-core", "0.1.0", 1), ("sales", "0.2.1", 1)]
     again = run("init", database=db_url)
     assert again.exit_code == 0 and "Already initialised" in again.output
     history = json.loads(run("revisions", "--json", database=db_url).output)

@@ -54,7 +54,7 @@ def test_the_stored_form_carries_its_format_and_reads_back(registry: FieldTypeRe
                 indexes=(CompositeKey(names[::-1], "crm-core"),)),
         *metamodel.entities[1:]))
     stored = json.loads(json.dumps(metamodel.as_dict()))
-    assert stored["format"] == FORMAT_VERSION == 2
+    assert stored["format"] == FORMAT_VERSION == 3
     assert stored["entities"][0]["unique"][0]["fields"] == list(names)
     assert Metamodel.from_dict(stored) == metamodel
 

@@ -511,6 +511,7 @@ if __name__ == "__main__":  # pragma: no cover
 
     registered()
 else:
-    # `slatecrm user …` lives in cli_users.py, which uses this module's helpers and adds its
-    # group to `main` when its import ends (whichever of the two modules is imported first).
-    from . import cli_users  # noqa: F401
+    # `slatecrm user …` lives in cli_users.py and `slatecrm team …` in cli_teams.py, which use
+    # this module's helpers and add their group to `main` when their import ends (whichever
+    # module is imported first).
+    from . import cli_teams, cli_users  # noqa: F401

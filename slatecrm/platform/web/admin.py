@@ -19,6 +19,7 @@ from ..records.errors import BadQuery
 from .api import body_object, call, service
 from .jsonresponse import JSONResponse
 from .problems import problem
+from .rights import require_right
 
 
 async def _edit(request: Request, summary: str, edit: Any) -> Response:
@@ -94,6 +95,16 @@ async def stage(request: Request) -> Response:
                        customisation.put_stage(name, pipeline_name, key, body))
 
 
+async def role(request: Request) -> Response:
+    """A role is metamodel: defining one (or replacing a pack's) is the right to manage it."""
+    require_right(request, "manage_metamodel")
+    name = request.path_params["role"]
+    if request.method == "DELETE":
+        return await _edit(request, f"remove role {name}", customisation.delete_role(name))
+    body = await body_object(request)
+    return await _edit(request, f"define role {name}", customisation.put_role(name, body))
+
+
 routes = [
     Route("/api/v1/admin/customisations", list_customisations, methods=["GET"]),
     Route("/api/v1/admin/entities/{entity}", entity, methods=["PUT", "DELETE"]),
@@ -101,4 +112,5 @@ routes = [
     Route("/api/v1/admin/entities/{entity}/pipelines/{pipeline}", pipeline, methods=["PUT"]),
     Route("/api/v1/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}", stage,
           methods=["PUT", "DELETE"]),
+    Route("/api/v1/admin/roles/{role}", role, methods=["PUT", "DELETE"]),
 ]
