@@ -441,12 +441,18 @@ def sample_data(database: str | None, count: int, seed: int, if_empty: bool, as_
             fail(EXIT_INVALID, f"generated data was refused: {error}", as_json)
     analyze(engine)  # a large load: the planner needs the new sizes (storage/statistics.py)
     if as_json:
-        out.print_json(json.dumps({"ok": True, "users": report.users, "created": report.created}))
+        out.print_json(json.dumps({"ok": True, "users": report.users, "created": report.created,
+                                   "logins": report.logins, "password": report.password}))
         return
     for name, made in report.created.items():
         out.print(f"{made:>6} {name}")
     out.print(f"Created {sum(report.created.values())} records" +
               (f" and {report.users} users" if report.users else ""))
+    if report.logins:
+        out.print(f"Sample users (password, shown this once: {escape(report.password or '')}):")
+        for login in report.logins:
+            out.print(f"  {escape(login['email'])}  {escape(login['role'] or 'no role')}, "
+                      f"team {escape(login['team'])}{' (manager)' if login['manager'] else ''}")
 
 
 @main.command("analyze")
