@@ -451,7 +451,7 @@ def sample_data(database: str | None, count: int, seed: int, if_empty: bool, as_
     if report.logins:
         out.print(f"Sample users (password, shown this once: {escape(report.password or '')}):")
         for login in report.logins:
-            out.print(f"  {escape(login['email'])}  {escape(login['role'] or 'no role')}, "
+            out.print(f"  {escape(login['login'])}  {escape(login['granted'] or 'no role')}, "
                       f"team {escape(login['team'])}{' (manager)' if login['manager'] else ''}")
 
 

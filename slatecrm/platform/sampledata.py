@@ -181,7 +181,7 @@ class Generator:
                 conn.execute(system.team_members.insert().values(team_id=team_id, user_id=user_id))
                 if role is not None:
                     conn.execute(system.user_roles.insert().values(user_id=user_id, role=role))
-                report.logins.append({"email": email, "role": role, "team": team_name,
+                report.logins.append({"login": email, "granted": role, "team": team_name,
                                       "manager": rank == 0})
         report.password = password
         return USERS
