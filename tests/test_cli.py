@@ -40,7 +40,7 @@ def test_init_installs_the_default_packs(db_url: str) -> None:
     assert again.exit_code == 0 and "Already initialised" in again.output
     history = json.loads(run("revisions", "--json", database=db_url).output)
     assert [r["id"] for r in history] == [1]
-    assert history[0]["summary"] == "5 × create table, 5 × add search index"
+    assert history[0]["summary"] == "5 × create table, 5 × add search index, 2 × add role"
 
 
 def test_plan_changes_nothing(db_url: str, tmp_path: Path) -> None:

@@ -192,3 +192,12 @@ def test_the_admin_api_plans_then_applies_a_role(client: TestClient) -> None:
     assert "fly" in bad.text
     gone = client.delete("/api/v1/admin/roles/reader", params={"confirm": done.json()["revision"]})
     assert gone.status_code == 200 and gone.json()["applied"] is True
+
+
+def test_a_role_change_is_planned_without_sql(engine: sa.Engine, registry: FieldTypeRegistry,
+                                              pack_templates: PackTemplates) -> None:
+    pack_templates.copy_to(engine, registry, "crm-core", "sales")
+    planned = customisation.plan_edit(engine, registry, "test", customisation.put_role(
+        "sales_rep", {"label": "Rep", "entities": {"lead": {"actions": ["read"]}}}))
+    assert [(c.action, c.summary, c.sql) for c in planned.plan.changes] == [
+        ("change role", "change role sales_rep (Rep)", ())]
