@@ -64,7 +64,7 @@ class Role:
     description: str = ""
     platform: frozenset[str] = frozenset()
     entities: tuple[EntityGrant, ...] = ()
-    #: The pack that defines it ("" for the organisation's own).
+    #: The pack that defines it ("organisation" for the organisation's own layer; "" if built in code).
     pack: str = ""
     source: Location = attribute(default_factory=Location, compare=False)
 
