@@ -21,6 +21,7 @@ from .fieldtypes import FieldTypeRegistry
 from .model import ChoiceOption, Entity, Field, Metamodel, PackRef, Pipeline
 from .names import suggest
 from .packs import Extension, Pack, PipelineExtension, Requirement
+from .rolechecks import ORGANISATION_LAYER, merge_roles
 from .rules.functions import NO_FUNCTIONS, RuleFunctions
 
 
@@ -164,7 +165,23 @@ def merge(packs: Sequence[Pack], registry: FieldTypeRegistry,
     problems.extend(check_metamodel(metamodel, registry, {p.name: p.origin for p in ordered}, functions))
     if problems:
         raise DefinitionError(problems)
-    return metamodel
+    return _with_roles(metamodel, ordered, by_name, registry, functions)
+
+
+def _with_roles(metamodel: Metamodel, ordered: Sequence[Pack], by_name: dict[str, Pack],
+                registry: FieldTypeRegistry, functions: RuleFunctions) -> Metamodel:
+    """The roles of every pack, then the organisation's (which may replace a pack's by name),
+    checked against the merged entities."""
+    def may_name(pack: str, other: str) -> bool:
+        if pack in (other, ORGANISATION_LAYER):
+            return True
+        return pack in by_name and _requires_transitively(by_name, pack, other)
+
+    roles, problems = merge_roles([(p.name, p.origin, p.roles) for p in ordered], metamodel, may_name,
+                                  registry, functions)
+    if problems:
+        raise DefinitionError(problems)
+    return replace(metamodel, roles=roles)
 
 
 def _extend(base: Entity, ext: Extension, pack: Pack, registry: FieldTypeRegistry,

@@ -18,11 +18,12 @@ from dataclasses import field as attribute
 from typing import Any, TypeVar
 
 from .errors import Location
-from .roles import Role
+from .roles import EntityGrant, Role, SharingRule
 
 #: The version of the stored form (as_dict). 1: the form before the number was stored;
-#: 2: entities gain composite `unique` and `indexes` (absent in format 1, read as none).
-FORMAT_VERSION = 2
+#: 2: entities gain composite `unique` and `indexes` (absent in format 1, read as none);
+#: 3: `roles` (absent in formats 1 and 2, read as none).
+FORMAT_VERSION = 3
 
 
 class MetamodelFormatError(ValueError):
@@ -205,6 +206,7 @@ class Metamodel:
             "format": FORMAT_VERSION,
             "packs": [vars(p).copy() for p in self.packs],
             "entities": [_entity_dict(e) for e in self.entities],
+            "roles": [_role_dict(r) for r in self.roles],
         }
 
     @classmethod
@@ -220,7 +222,11 @@ class Metamodel:
         return cls(
             entities=tuple(_entity_from(e) for e in data.get("entities", [])),
             packs=tuple(PackRef(**p) for p in data.get("packs", [])),
+            roles=tuple(_role_from(r) for r in data.get("roles", [])),
         )
+
+    def role(self, name: str) -> Role | None:
+        return next((r for r in self.roles if r.name == name), None)
 
 
 def _location_dict(location: Location) -> dict[str, Any] | None:
@@ -373,3 +379,37 @@ def _key_dict(k: CompositeKey) -> dict[str, Any]:
 def _key_from(d: Mapping[str, Any]) -> CompositeKey:
     return CompositeKey(fields=tuple(d["fields"]), pack=d.get("pack", ""),
                         source=_location_from(d.get("source")))
+
+
+def _role_dict(r: Role) -> dict[str, Any]:
+    return {
+        "name": r.name, "label": r.label, "description": r.description,
+        "platform": sorted(r.platform), "pack": r.pack, "source": _location_dict(r.source),
+        "entities": [
+            {"entity": g.entity, "actions": sorted(g.actions), "scope": g.scope,
+             "sharing": [{"condition": s.condition, "access": s.access, "source": _location_dict(s.source)}
+                         for s in g.sharing],
+             "fields": [list(pair) for pair in g.fields], "source": _location_dict(g.source),
+             "field_sources": {k: _location_dict(v) for k, v in g.field_sources.items()}}
+            for g in r.entities
+        ],
+    }
+
+
+def _role_from(d: Mapping[str, Any]) -> Role:
+    return Role(
+        name=d["name"], label=d["label"], description=d.get("description", ""),
+        platform=frozenset(d.get("platform", ())), pack=d.get("pack", ""),
+        source=_location_from(d.get("source")),
+        entities=tuple(
+            EntityGrant(
+                entity=g["entity"], actions=frozenset(g.get("actions", ())), scope=g.get("scope", "own"),
+                sharing=tuple(SharingRule(s["condition"], s.get("access", "read"),
+                                          _location_from(s.get("source"))) for s in g.get("sharing", ())),
+                fields=tuple((name, access) for name, access in g.get("fields", ())),
+                source=_location_from(g.get("source")),
+                field_sources={k: _location_from(v) for k, v in (g.get("field_sources") or {}).items()},
+            )
+            for g in d.get("entities", ())
+        ),
+    )

@@ -20,6 +20,7 @@ from .errors import DefinitionError, Location, Problem
 from .fieldtypes import FieldTypeRegistry
 from .model import ChoiceOption, CompositeKey, Entity, Field, Pipeline, Stage, Validation
 from .names import suggest
+from .roles import ACTIONS, ADMINISTRATOR, EntityGrant, Role, SharingRule
 from .schemas import pack_schema
 from .yamlsource import SourceDocument, parse_yaml
 
@@ -30,7 +31,7 @@ KINDS: Mapping[str, bool] = {
     "extension": True,
     "workflow": False,
     "view": False,
-    "role": False,
+    "role": True,
     "report": False,
     "seed": False,
 }
@@ -118,6 +119,8 @@ class Pack:
     #: The pack's files (path → text): stored with the installation so it can be re-read.
     files: Mapping[str, str] = attribute(compare=False)
     origin: str = attribute(default="", compare=False)
+    #: `kind: role` definitions.
+    roles: tuple[Role, ...] = ()
 
     @property
     def name(self) -> str:
@@ -240,16 +243,21 @@ class _PackReader:
         pack_name = manifest.name if manifest else ""
         entities: list[Entity] = []
         extensions: list[Extension] = []
+        roles: list[Role] = []
         for source in documents:
             kind = self.kind(source)
             if kind == "entity" and self.validate("entity", source):
                 entities.append(self.entity(source, pack_name))
             elif kind == "extension" and self.validate("extension", source):
                 extensions.append(self.extension(source, pack_name))
+            elif kind == "role" and self.validate("role", source):
+                roles.append(self.role(source, pack_name))
         self.check_duplicates(entities)
+        self.check_roles(roles)
         if self.problems or manifest is None:
             raise DefinitionError(self.problems)
-        return Pack(manifest, tuple(entities), tuple(extensions), dict(texts), self.origin)
+        return Pack(manifest, tuple(entities), tuple(extensions), dict(texts), self.origin,
+                    roles=tuple(roles))
 
     def parse(self, text: str, rel: str) -> SourceDocument | None:
         result = parse_yaml(text, rel)
@@ -426,6 +434,41 @@ class _PackReader:
             pipelines=pipelines, pack=pack,
             source=source.locate(["entity"]),
         )
+
+    def role(self, source: SourceDocument, pack: str) -> Role:
+        """A validated `kind: role` document; names it gives are checked against the
+        effective metamodel when the packs are merged (metamodel/rolechecks.py)."""
+        data = source.data
+        grants = []
+        for entity, doc in (data.get("entities") or {}).items():
+            path = ["entities", entity]
+            actions = ACTIONS if doc["actions"] == "all" else doc["actions"]
+            sharing = tuple(
+                SharingRule(rule["where"], rule.get("access", "read"),
+                            source.locate([*path, "sharing", i, "where"]))
+                for i, rule in enumerate(doc.get("sharing") or ()))
+            fields = doc.get("fields") or {}
+            grants.append(EntityGrant(
+                entity=entity, actions=frozenset(actions), scope=doc.get("scope", "own"),
+                sharing=sharing, fields=tuple(fields.items()), source=source.locate(path, key=True),
+                field_sources={name: source.locate([*path, "fields", name], key=True) for name in fields},
+            ))
+        return Role(
+            name=data["name"], label=data.get("label") or _label(data["name"]),
+            description=data.get("description", ""), platform=frozenset(data.get("platform") or ()),
+            entities=tuple(grants), pack=pack, source=source.locate(["name"]),
+        )
+
+    def check_roles(self, roles: list[Role]) -> None:
+        first: dict[str, Role] = {}
+        for role in roles:
+            if role.name == ADMINISTRATOR:
+                self.problem(f"{ADMINISTRATOR!r} is the built-in role (every right, every record); "
+                             "give this role another name", role.source)
+            elif role.name in first:
+                self.problem(f"role {role.name!r} is defined twice in this pack "
+                             f"(also at {first[role.name].source})", role.source)
+            first.setdefault(role.name, role)
 
     def check_duplicates(self, entities: list[Entity]) -> None:
         first: dict[str, Entity] = {}

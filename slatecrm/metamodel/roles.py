@@ -11,6 +11,7 @@ per user and revision). Nothing is granted that no role names.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as attribute
 
@@ -28,6 +29,9 @@ SHARING_ACCESS = ("read", "edit")
 PLATFORM_RIGHTS = ("manage_metamodel", "install_packs", "manage_users", "view_audit")
 #: The entity name of a grant that covers every entity not granted by name in the same role.
 EVERY_ENTITY = "*"
+#: The built-in role: every action on every entity, every record, every right. Defined by
+#: the platform, so no pack or organisation can redefine it or lock everyone out.
+ADMINISTRATOR = "administrator"
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class EntityGrant:
     #: field name → one of FIELD_ACCESS; fields not named are as the entity's actions say.
     fields: tuple[tuple[str, str], ...] = ()
     source: Location = attribute(default_factory=Location, compare=False)
+    #: Where each field of `fields` is named, for the problem of a field the entity lacks.
+    field_sources: Mapping[str, Location] = attribute(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class Role:
     description: str = ""
     platform: frozenset[str] = frozenset()
     entities: tuple[EntityGrant, ...] = ()
-    #: The pack that defines it ("" for the organisation's own).
+    #: The pack that defines it ("organisation" for the organisation's own layer; "" if built in code).
     pack: str = ""
     source: Location = attribute(default_factory=Location, compare=False)
 

@@ -171,7 +171,7 @@ def _validators_of(text: str) -> dict[str, Draft202012Validator]:
     Draft202012Validator.check_schema(document)
     defs = document["$defs"]
     out = {}
-    for name in ("manifest", "entity", "extension"):
+    for name in ("manifest", "entity", "extension", "role"):
         schema = {"$schema": document["$schema"], **_inline(defs[name], defs)}
         out[name] = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     return out
@@ -216,5 +216,5 @@ def _leaves(errors: Iterator[ValidationError]) -> Iterator[ValidationError]:
 def schema_for_docs(registry: FieldTypeRegistry) -> Mapping[str, Any]:
     """The complete schema (for editors and `slatecrm pack schema`): any pack file."""
     document = pack_schema(registry).document
-    kinds = ("manifest", "entity", "extension")
+    kinds = ("manifest", "entity", "extension", "role")
     return {**document, "anyOf": [{"$ref": f"#/$defs/{kind}"} for kind in kinds]}

@@ -441,12 +441,18 @@ def sample_data(database: str | None, count: int, seed: int, if_empty: bool, as_
             fail(EXIT_INVALID, f"generated data was refused: {error}", as_json)
     analyze(engine)  # a large load: the planner needs the new sizes (storage/statistics.py)
     if as_json:
-        out.print_json(json.dumps({"ok": True, "users": report.users, "created": report.created}))
+        out.print_json(json.dumps({"ok": True, "users": report.users, "created": report.created,
+                                   "logins": report.logins, "password": report.password}))
         return
     for name, made in report.created.items():
         out.print(f"{made:>6} {name}")
     out.print(f"Created {sum(report.created.values())} records" +
               (f" and {report.users} users" if report.users else ""))
+    if report.logins:
+        out.print(f"Sample users (password, shown this once: {escape(report.password or '')}):")
+        for login in report.logins:
+            out.print(f"  {escape(login['login'])}  {escape(login['granted'] or 'no role')}, "
+                      f"team {escape(login['team'])}{' (manager)' if login['manager'] else ''}")
 
 
 @main.command("analyze")
@@ -511,7 +517,7 @@ if __name__ == "__main__":  # pragma: no cover
 
     registered()
 else:
-    # `slatecrm user …`, `token …` and `audit` live in cli_users.py, cli_tokens.py and
-    # cli_audit.py, which use this module's helpers and add their commands to `main` when
-    # their import ends (whichever module is imported first).
-    from . import cli_audit, cli_tokens, cli_users  # noqa: F401
+    # `slatecrm user …`, `team …`, `token …` and `audit` live in cli_users.py, cli_teams.py,
+    # cli_tokens.py and cli_audit.py, which use this module's helpers and add their commands
+    # to `main` when their import ends (whichever module is imported first).
+    from . import cli_audit, cli_teams, cli_tokens, cli_users  # noqa: F401

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from .cli import EXIT_INVALID, EXIT_USAGE, database_option, engine_for, fail, json_option, main, out
 from .cli import reported as cli_reported
-from .identity import users
+from .identity import memberships, users
 from .identity.errors import IdentityError
 from .identity.passwords import Passwords
 
@@ -67,9 +67,8 @@ def show(user: users.User, verb: str, as_json: bool, **extra: Any) -> None:
 
 @click.group("user")
 def user() -> None:
-    """Add, list, disable and enable users; set and reset their passwords.
-
-    Login, sessions and permissions are not built yet (docs/security.md)."""
+    """Add, list, disable and enable users; set and reset their passwords; give them roles
+    and teams (`slatecrm team` makes teams)."""
 
 
 @user.command("add")
@@ -80,18 +79,25 @@ def user() -> None:
 @click.option("--manager", metavar="EMAIL", help="the user's manager")
 @click.option("--password-stdin", is_flag=True,
               help="read a password from the first line of standard input (else: no password yet)")
+@click.option("--role", "roles", multiple=True, metavar="ROLE",
+              help="a role to give (repeatable): administrator or a role a pack or the organisation defines")
+@click.option("--team", "teams", multiple=True, metavar="TEAM", help="a team to join (repeatable)")
 @database_option
 @json_option
 def user_add(email: str, name: str, time_zone: str, locale: str, manager: str | None,
-             password_stdin: bool, database: str | None, as_json: bool) -> None:
+             password_stdin: bool, roles: tuple[str, ...], teams: tuple[str, ...],
+             database: str | None, as_json: bool) -> None:
     """Add a user. Without --password-stdin it has no password, so it cannot sign in until
-    `user set-password`."""
+    `user set-password`; without --role it may sign in but reaches nothing."""
     with reported(as_json):
+        engine = engine_for(database)
+        memberships.check_names(engine, roles, teams)  # a typo is said before the user is made
         passwords = Passwords.from_environment()
         password = read_password(True, as_json) if password_stdin else None
-        made = users.add(engine_for(database), email, name, time_zone=time_zone, locale=locale,
+        made = users.add(engine, email, name, time_zone=time_zone, locale=locale,
                          manager=manager, password=password, passwords=passwords)
-    show(made, "Added", as_json)
+        held = memberships.change(engine, email, add_roles=roles, add_teams=teams)
+    show(made, "Added", as_json, **held.as_dict())
 
 
 @user.command("list")
@@ -100,9 +106,12 @@ def user_add(email: str, name: str, time_zone: str, locale: str, manager: str | 
 def user_list(database: str | None, as_json: bool) -> None:
     """Every user, disabled ones too (users made before e-mails existed have none)."""
     with reported(as_json):
-        found = users.list_users(engine_for(database))
+        engine = engine_for(database)
+        found = users.list_users(engine)
+        held = memberships.all_memberships(engine)
+    none = memberships.Memberships((), ())
     if as_json:
-        out.print_json(json.dumps([u.as_dict() for u in found]))
+        out.print_json(json.dumps([{**u.as_dict(), **held.get(u.id, none).as_dict()} for u in found]))
         return
     table = Table()
     table.add_column("e-mail", overflow="fold")
@@ -113,10 +122,14 @@ def user_list(database: str | None, as_json: bool) -> None:
     table.add_column("time zone", overflow="fold")
     table.add_column("locale", no_wrap=True)
     table.add_column("manager", overflow="fold")
+    table.add_column("roles", overflow="fold")
+    table.add_column("teams", overflow="fold")
     for u in found:
+        mine = held.get(u.id, none)
         table.add_row(escape(u.email or "—"), escape(u.name), "active" if u.active else "disabled",
                       "set" if u.has_password else "none", u.time_zone, u.locale,
-                      escape(u.manager_email or ""))
+                      escape(u.manager_email or ""), escape(", ".join(mine.roles)),
+                      escape(", ".join(mine.teams)))
     out.print(table)
 
 
@@ -127,19 +140,32 @@ def user_list(database: str | None, as_json: bool) -> None:
 @click.option("--locale", help="a language tag (en, fr, pt-BR)")
 @click.option("--manager", metavar="EMAIL", help="a new manager (refused if it makes a circle)")
 @click.option("--no-manager", is_flag=True, help="remove the manager")
+@click.option("--add-role", "add_roles", multiple=True, metavar="ROLE", help="give a role (repeatable)")
+@click.option("--remove-role", "remove_roles", multiple=True, metavar="ROLE",
+              help="take a role away (repeatable)")
+@click.option("--add-team", "add_teams", multiple=True, metavar="TEAM", help="join a team (repeatable)")
+@click.option("--remove-team", "remove_teams", multiple=True, metavar="TEAM",
+              help="leave a team (repeatable)")
 @database_option
 @json_option
 def user_update(email: str, name: str | None, time_zone: str | None, locale: str | None,
-                manager: str | None, no_manager: bool, database: str | None, as_json: bool) -> None:
-    """Change a user's name, time zone, locale or manager."""
+                manager: str | None, no_manager: bool, add_roles: tuple[str, ...],
+                remove_roles: tuple[str, ...], add_teams: tuple[str, ...], remove_teams: tuple[str, ...],
+                database: str | None, as_json: bool) -> None:
+    """Change a user's name, time zone, locale, manager, roles or teams."""
     if manager and no_manager:
         fail(EXIT_USAGE, "give --manager or --no-manager, not both", as_json)
     changes: dict[str, Any] = {"name": name, "time_zone": time_zone, "locale": locale}
     if manager or no_manager:
         changes["manager"] = manager
     with reported(as_json):
-        changed = users.update(engine_for(database), email, **changes)
-    show(changed, "Updated", as_json)
+        engine = engine_for(database)
+        users.get(engine, email)
+        memberships.check_names(engine, add_roles, [*add_teams, *remove_teams])
+        held = memberships.change(engine, email, add_roles=add_roles, remove_roles=remove_roles,
+                                  add_teams=add_teams, remove_teams=remove_teams)
+        changed = users.update(engine, email, **changes)
+    show(changed, "Updated", as_json, **held.as_dict())
 
 
 @user.command("disable")

@@ -1,7 +1,8 @@
 """The organisation's own layer: an admin's edits, stored in the database, merged on top.
 
 Each edit is a document in the form of a pack file (`kind: entity` for a custom object of
-the organisation, `kind: extension` for changes to a pack's entity), kept in
+the organisation, `kind: extension` for changes to a pack's entity, `kind: role` for a role
+of its own or one replacing a pack's role of the same name), kept in
 slate_customisation. At merge time the documents become one more pack, `organisation`,
 that requires every installed pack, so that the same schema, the same layering rules
 (base packs < dependent packs < organisation) and the same plan / apply serve admin edits
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 
 from slatecrm.metamodel.errors import DefinitionError, Location, Problem
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.metamodel.roles import ADMINISTRATOR
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .identity import audit
@@ -227,3 +229,27 @@ def _drop_empty(docs: Documents, entity: str) -> None:
     sections = ("fields", "field_overrides", "pipelines")
     if extension is not None and not any(extension.get(k) for k in sections):
         del docs[("extension", entity)]
+
+
+# --- roles: a metamodel change without DDL (a new revision) ------------------------------------
+def put_role(name: str, body: Mapping[str, Any]) -> Any:
+    """Define an organisation's role, or replace a pack's role of the same name (the pack's
+    comes back when this one is removed)."""
+    def edit(docs: Documents, current: Any) -> None:
+        if name == ADMINISTRATOR:
+            raise refuse(f"{ADMINISTRATOR!r} is the built-in role (every right, every record); it "
+                         "cannot be redefined", name)
+        docs[("role", name)] = {"kind": "role", **{k: v for k, v in body.items() if k != "kind"},
+                                "name": name}
+    return edit
+
+
+def delete_role(name: str) -> Any:
+    def edit(docs: Documents, current: Any) -> None:
+        if ("role", name) not in docs:
+            existing = current.role(name)
+            why = f"is defined by pack {existing.pack!r}" if existing else "does not exist"
+            raise refuse(f"role {name!r} {why}; only the organisation's own roles (and its "
+                         "replacements of a pack's) can be removed", name)
+        del docs[("role", name)]
+    return edit

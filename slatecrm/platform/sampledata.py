@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,9 @@ import sqlalchemy as sa
 from faker import Faker
 
 from slatecrm.metamodel.fieldtypes.base import SampleSource
+from slatecrm.metamodel.roles import RECORD_SCOPES, Role
 
+from .identity.passwords import Passwords
 from .records.compiled import CompiledEntity, CompiledField
 from .records.errors import ValidationFailed
 from .records.service import RecordsService
@@ -31,8 +34,12 @@ BATCH = 200
 REDRAWS = 20
 #: Tries to get a batch past the validation rules (half of them repairing, then remaking).
 ATTEMPTS = 10
-#: Sample users, who own records.
-USERS = 6
+#: Sample users, who own records: per team, a manager and reps reporting to them.
+TEAMS = ("North", "South")
+REPS_PER_TEAM = 2
+USERS = len(TEAMS) * (1 + REPS_PER_TEAM)
+#: Where sample users' e-mails are (a domain reserved for examples).
+DOMAIN = "example.com"
 
 #: (hint in a text field's name, what to make): first match wins.
 TEXT_HINTS: Sequence[tuple[str, Callable[[Faker], str]]] = (
@@ -77,6 +84,32 @@ def _refusals(errors: dict[str, list[str]], size: int) -> dict[int, set[str]]:
 class Report:
     users: int = 0
     created: dict[str, int] = field(default_factory=dict)
+    #: The sample users made (e-mail, roles, team), and the password they share (shown once).
+    logins: list[dict[str, Any]] = field(default_factory=list)
+    password: str | None = None
+
+
+def _breadth(role: Role) -> int:
+    """How far a role reaches: its widest record scope over the entities it may change (a
+    role that only reads everything is not a manager's)."""
+    changing = [g for g in role.entities if g.actions - {"read", "export"}]
+    return max((RECORD_SCOPES.index(g.scope) for g in changing), default=-1)
+
+
+def pick_roles(roles: Sequence[Role]) -> tuple[str | None, str | None]:
+    """(the managers' role, the reps' role) from the defined roles, knowing no role by name:
+    the one reaching furthest over records it changes, and the one reaching least."""
+    ranked = sorted(roles, key=lambda r: (_breadth(r), r.name))
+    if not ranked:
+        return None, None
+    return ranked[-1].name, ranked[0].name
+
+
+def sample_password(passwords: Passwords) -> str:
+    while True:
+        password = secrets.token_urlsafe(12)
+        if passwords.policy.problem(password) is None:
+            return password
 
 
 def entity_order(compiled: Mapping[str, CompiledEntity]) -> list[str]:
@@ -112,23 +145,46 @@ class Generator:
         self.serial = 0
 
     # --- users ------------------------------------------------------------------------------
-    def ensure_users(self) -> int:
-        """A few users to own records (made once; later runs reuse them)."""
+    def ensure_users(self, report: Report | None = None) -> int:
+        """A few users to own records (made once; later runs reuse them): in each team a
+        manager and reps who report to them, with the roles the metamodel defines (the
+        widest-reaching for managers, the narrowest for reps), able to sign in with one
+        generated password, which `report` gets to show once."""
         with self.records.engine.begin() as conn:
             existing = conn.execute(sa.select(system.users.c.id)).scalars().all()
             made = 0
             if not existing:
-                now = dt.datetime.now(dt.UTC)
-                rows = []
-                for _ in range(USERS):
-                    first, last = self.fake.unique.first_name(), self.fake.unique.last_name()
-                    rows.append({"username": f"{first}.{last}".lower(), "display_name": f"{first} {last}",
-                                 "created_at": now})
-                conn.execute(system.users.insert(), rows)
-                made = len(rows)
+                made = self._make_users(conn, report if report is not None else Report())
                 existing = conn.execute(sa.select(system.users.c.id)).scalars().all()
         self.users = list(existing)
         return made
+
+    def _make_users(self, conn: sa.Connection, report: Report) -> int:
+        now = dt.datetime.now(dt.UTC)
+        passwords = Passwords.from_environment()
+        password = sample_password(passwords)
+        manager_role, rep_role = pick_roles(self.records.snapshot().metamodel.roles)
+        for team_name in TEAMS:
+            team_id = conn.execute(system.teams.insert().values(name=team_name, created_at=now)
+                                   .returning(system.teams.c.id)).scalar_one()
+            manager: int | None = None
+            for rank in range(1 + REPS_PER_TEAM):
+                first, last = self.fake.unique.first_name(), self.fake.unique.last_name()
+                email = f"{first}.{last}@{DOMAIN}".lower()
+                role = manager_role if rank == 0 else rep_role
+                user_id = conn.execute(system.users.insert().values(
+                    username=email, display_name=f"{first} {last}", email=email, email_key=email,
+                    active=True, manager_id=manager, created_at=now, updated_at=now,
+                    password_hash=passwords.hash(password, context=[first, last, email]),
+                    password_changed_at=now).returning(system.users.c.id)).scalar_one()
+                manager = manager if rank else user_id
+                conn.execute(system.team_members.insert().values(team_id=team_id, user_id=user_id))
+                if role is not None:
+                    conn.execute(system.user_roles.insert().values(user_id=user_id, role=role))
+                report.logins.append({"login": email, "granted": role, "team": team_name,
+                                      "manager": rank == 0})
+        report.password = password
+        return USERS
 
     # --- values -------------------------------------------------------------------------------
     def text(self, ce: CompiledEntity, compiled: CompiledField) -> str:
@@ -239,7 +295,8 @@ class Generator:
         return {k: v for k, v in data.items() if k not in droppable}
 
     def run(self, count: int, *, progress: Callable[[str, int], None] | None = None) -> Report:
-        report = Report(users=self.ensure_users())
+        report = Report()
+        report.users = self.ensure_users(report)
         compiled = self.records.compiled()
         for name in entity_order(compiled):
             ce = compiled[name]

@@ -54,7 +54,8 @@ def test_every_construct_has_an_example() -> None:
     assert len(EXAMPLES) >= 70
     written = " ".join(e for _, e, _ in EXAMPLES)
     for construct in ("and", "or", "not", " in (", "not in", "is blank", "is not blank", "contains",
-                      "starts_with", "matches", "current_user.id", "current_user.roles", "company.parent",
+                      "starts_with", "matches", "current_user.id", "current_user.roles", "current_user.teams",
+                      "current_user.manager", "company.parent",
                       "@2026", "null", "true", "false", "+", "-", "*", "/", "=", "!=", "<", "<=", ">", ">=",
                       "#", "is_new(", "changed(", "previous(", *(f"{f}(" for f in (
                           "today", "now", "days_between", "add_days", "year", "month", "len", "lower",
@@ -76,7 +77,7 @@ def test_example(bench: Bench, kind: str, expression: str, expected: str) -> Non
         assert str(refused.value) == expected
         return
     records, companies = bench.python_view()
-    context = RuleContext(now=NOW, user_id=7, user_roles=("sales",),
+    context = RuleContext(now=NOW, user_id=7, user_roles=("sales",), user_teams=(2, 3), user_manager=4,
                           previous=BEFORE if kind == "rule-change" else None,
                           lookup=lambda entity, key: companies.get((entity, key)))
     checked = check(expression, bench.metamodel, "deal", expect=None, changes=kind == "rule-change")

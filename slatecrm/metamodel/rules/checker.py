@@ -27,6 +27,7 @@ from .types import (
     BOOLEAN,
     DATE,
     DATETIME,
+    ID_LIST,
     NULL,
     NUMBER,
     SYSTEM_FIELDS,
@@ -89,6 +90,11 @@ def _at(node: ast.Node) -> _Position:
     return {"line": node.line, "column": node.column}
 
 
+#: What a rule may read of the current user (records/rules.py fills them from the request's
+#: Principal): `teams` is the ids of the user's teams, `manager` the user id of their manager.
+USER_ATTRIBUTES: dict[str, Type] = {"id": NUMBER, "roles": TEXT_LIST, "teams": ID_LIST, "manager": NUMBER}
+
+
 class _Checker:
     def __init__(self, metamodel: Metamodel, entity: str, changes: bool, functions: RuleFunctions,
                  registry: FieldTypeRegistry | None = None):
@@ -116,11 +122,11 @@ class _Checker:
         assert isinstance(node, ast.Name)
         parts = node.parts
         if parts[0] == "current_user":
-            if len(parts) != 2 or parts[1] not in ("id", "roles"):
+            if len(parts) != 2 or parts[1] not in USER_ATTRIBUTES:
                 wrong = parts[1] if len(parts) > 1 else ""
-                raise RuleError(f"current_user has id and roles{suggest(wrong, ['id', 'roles'])}",
-                                **_at(node))
-            return t.UserRef(NUMBER if parts[1] == "id" else TEXT_LIST, parts[1])
+                raise RuleError("current_user has id, roles, teams and manager"
+                                f"{suggest(wrong, USER_ATTRIBUTES)}", **_at(node))
+            return t.UserRef(USER_ATTRIBUTES[parts[1]], parts[1])
         entity = self.entity
         hops: list[t.Hop] = []
         column = node.column
@@ -272,6 +278,10 @@ class _Checker:
             raise RuleError(f"'in' compares one value with a list of values, not a {operand.type}"
                             + ("; use 'contains' for a multi-choice" if operand.type.kind == "list" else ""),
                             **_at(node.operand))
+        if len(node.items) == 1:
+            whole = self.check(node.items[0])
+            if whole.type.kind in ("list", "ids"):
+                return self._in_list_value(node, operand, whole)
         items = []
         for item in node.items:
             typed = self.check(item)
@@ -282,6 +292,18 @@ class _Checker:
             self._known_options(node.operand, operand, item, typed)
             items.append(typed)
         return t.In(BOOLEAN, operand, tuple(items), node.negated)
+
+    def _in_list_value(self, node: ast.InList, operand: t.T, whole: t.T) -> t.T:
+        """`x in current_user.teams` (ids) or `"sales" in current_user.roles` (texts): one
+        list standing for the items, read from the current user, never from a record."""
+        if not isinstance(whole, t.UserRef):
+            raise RuleError("'in' takes a list of values in parentheses, or current_user.teams or "
+                            "current_user.roles; use 'contains' for a multi-choice", **_at(node.items[0]))
+        element = NUMBER if whole.type.kind == "ids" else TEXT
+        if not comparable(operand.type, element):
+            raise RuleError(f"cannot look for a {operand.type} in current_user.{whole.attribute}, "
+                            f"a list of {'ids' if element is NUMBER else 'texts'}", **_at(node.operand))
+        return t.In(BOOLEAN, operand, (whole,), node.negated)
 
     def _blank(self, node: ast.Node) -> t.T:
         assert isinstance(node, ast.Blank)

@@ -233,6 +233,10 @@ class _Build(Transformer[Token, Node]):
     def items(self, meta: Any, children: list[Node]) -> list[Node]:
         return children
 
+    def list_name(self, meta: Any, children: list[Token]) -> list[Node]:
+        """`x in current_user.teams` reads as `x in (current_user.teams)`: one item, a list."""
+        return [self.name(meta, children)]
+
     def or_expr(self, meta: Any, children: list[Node]) -> Node:
         return Logic("or", tuple(children), **_pos(meta))
 

@@ -50,6 +50,10 @@ class RuleContext:
     today: dt.date | None = None
     user_id: int | None = None
     user_roles: tuple[str, ...] = ()
+    #: The ids of the user's teams (`current_user.teams`).
+    user_teams: tuple[int, ...] = ()
+    #: The user id of the user's manager (`current_user.manager`).
+    user_manager: int | None = None
     previous: Mapping[str, Any] | None = None
     lookup: Callable[[str, int], Mapping[str, Any] | None] | None = None
 
@@ -132,7 +136,26 @@ def _field(node: t.FieldRef) -> Closure:
 def _user(node: t.UserRef) -> Closure:
     if node.attribute == "id":
         return lambda record, context: context.user_id
+    if node.attribute == "manager":
+        return lambda record, context: context.user_manager
+    if node.attribute == "teams":
+        return lambda record, context: list(context.user_teams)
     return lambda record, context: list(context.user_roles) or None
+
+
+def _in_list_value(node: t.In) -> Closure:
+    """`x in current_user.teams`: null when x is, else whether the list holds x (an empty
+    list holds nothing), as records/rulesql.py says in SQL."""
+    operand = _compile(node.operand)
+    whole = _compile(node.items[0])
+    negated = node.negated
+
+    def member(record: Mapping[str, Any], context: RuleContext) -> Any:
+        value = operand(record, context)
+        if value is None:
+            return None
+        return (value in (whole(record, context) or ())) is not negated
+    return member
 
 
 def _change(node: t.Change) -> Closure:
@@ -240,6 +263,8 @@ def _null_propagating(left: Closure, right: Closure, operation: Callable[[Any, A
 
 
 def _in(node: t.In) -> Closure:
+    if len(node.items) == 1 and node.items[0].type.kind in ("list", "ids"):
+        return _in_list_value(node)
     name = _plain_field(node.operand)
     if name is not None and all(isinstance(i, t.Const) for i in node.items):
         # the checker refuses null items, so a plain set answers

@@ -31,6 +31,8 @@ class Type:
             return "choice"
         if self.kind == "list":
             return "list of options"
+        if self.kind == "ids":
+            return "list of ids"
         if self.kind == "reference":
             return f"reference to {self.target}"
         return self.kind
@@ -47,6 +49,8 @@ DATE = Type("date")
 DATETIME = Type("datetime")
 NULL = Type("null")
 TEXT_LIST = Type("list")
+#: A list of record ids (`current_user.teams`): only ever the right side of `in`.
+ID_LIST = Type("ids")
 
 def _registry(registry: FieldTypeRegistry | None) -> FieldTypeRegistry:
     if registry is None:

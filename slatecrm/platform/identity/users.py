@@ -8,8 +8,8 @@ A user is found by e-mail, whatever its case: `email_key`, the e-mail lower-case
 the unique index (`ux_slate_user_email_key`) and every look-up compare. E-mail addresses are
 ASCII (the e-mail field type's pattern), so lower-casing them is unambiguous.
 
-Until roles exist (issue 12, later), an administrator is any active user with a password:
-`init --admin-email` and `make demo` make one only when there is none.
+An administrator is an active user holding the built-in `administrator` role (memberships.py):
+`init --admin-email` and `make demo` make one, with the role, only when there is none.
 """
 
 from __future__ import annotations
@@ -203,13 +203,17 @@ def list_users(engine: sa.Engine) -> list[User]:
 
 
 def administrators(engine: sa.Engine) -> list[str]:
-    """The e-mails of the users who are administrators until roles exist: the active ones
-    with a password."""
+    """The e-mails of the active users holding the built-in administrator role."""
+    from .memberships import active_administrators
+
     with engine.connect() as conn:
         _check_schema(conn)
-        return list(conn.execute(sa.select(users.c.email).where(
-            users.c.active.is_(True), users.c.password_hash.is_not(None), users.c.email.is_not(None))
-            .order_by(users.c.id)).scalars())
+        ids = active_administrators(conn)
+        if not ids:
+            return []
+        return list(conn.execute(sa.select(users.c.email)
+                                 .where(users.c.id.in_(ids), users.c.email.is_not(None))
+                                 .order_by(users.c.id)).scalars())
 
 
 # --- changing -----------------------------------------------------------------------------
@@ -334,6 +338,10 @@ def _action(values: dict[str, Any]) -> str:
 
 
 def _set_on(conn: sa.Connection, row: sa.Row[Any], actor: Principal, **values: Any) -> None:
+    if values.get("active") is False:
+        from .memberships import refuse_last_administrator
+
+        refuse_last_administrator(conn, int(row.id), "disabling them")
     conn.execute(users.update().where(users.c.id == row.id).values(**values, updated_at=_now()))
     detail: dict[str, Any] = {"changes": _changes(row, values)}
     if "password_changed_at" in values:
@@ -356,7 +364,7 @@ def _set(engine: sa.Engine, email: str, actor: Principal = SYSTEM, **values: Any
 
 def disable(engine: sa.Engine, email: str, *, actor: Principal = SYSTEM) -> User:
     """The user keeps its records, history and name (owners stay who they were) and will
-    not be able to sign in."""
+    not be able to sign in. The last active administrator cannot be disabled."""
     return _set(engine, email, actor, active=False)
 
 
@@ -442,4 +450,16 @@ def first_admin(engine: sa.Engine, email: str, name: str, password: str, *,
     existing = administrators(engine)
     if existing:
         return FirstAdmin(None, existing)
-    return FirstAdmin(add(engine, email, name, password=password, passwords=passwords))
+    try:
+        made = add(engine, email, name, password=password, passwords=passwords)
+    except DuplicateEmail:
+        # A database from before roles: its first user becomes the administrator it was.
+        made = set_password(engine, email, password, passwords=passwords)
+    roles = system.user_roles
+    with engine.begin() as conn:
+        held = conn.execute(sa.select(roles.c.role).where(roles.c.user_id == made.id,
+                                                          roles.c.role == "administrator")).first()
+        if held is None:
+            conn.execute(roles.insert().values(user_id=made.id, role="administrator"))
+        conn.execute(users.update().where(users.c.id == made.id).values(active=True))
+    return FirstAdmin(get(engine, email))

@@ -34,6 +34,7 @@ from slatecrm.metamodel.rules.definitions import formula_order
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 from slatecrm.metamodel.rules.types import field_type
 
+from ..identity.principal import Principal
 from ..storage.once import Once
 from .compiled import SYSTEM_FIELDS, CompiledEntity
 from .errors import BadQuery
@@ -162,9 +163,28 @@ def _reads_changes(node: Any) -> bool:
 
 
 # --- what the records service calls -------------------------------------------------------------
+def user_values(principal: Principal | None, user: int | None = None) -> dict[str, Any]:
+    """What rules read as `current_user` (id, roles, teams, manager), from the request's
+    Principal. `user` is the id a write is made as: when it is not the principal's (a
+    command writing for someone), only the id is known."""
+    if principal is None or (user is not None and principal.user_id != user):
+        return {"user_id": user}
+    return {"user_id": principal.user_id if user is None else user,
+            "user_roles": tuple(sorted(principal.roles)),
+            "user_teams": tuple(sorted(principal.teams)),
+            "user_manager": principal.manager_id}
+
+
+def principal_context(principal: Principal, **values: Any) -> RuleContext:
+    """A rule context for `principal` without record lookups: list filters and the
+    record-level sharing rules of the read path."""
+    return RuleContext(**user_values(principal), **values)
+
+
 def context_for(conn: sa.Connection, compiled: Mapping[str, CompiledEntity], user: int | None,
-                previous: Mapping[str, Any] | None) -> RuleContext:
-    """A rule context whose paths read other records through `conn` (each at most once)."""
+                previous: Mapping[str, Any] | None, principal: Principal | None = None) -> RuleContext:
+    """A rule context whose paths read other records through `conn` (each at most once);
+    `current_user` is `principal` when given (else only its id, `user`, is known)."""
     seen: dict[tuple[str, int], Mapping[str, Any] | None] = {}
 
     def lookup(entity: str, key: int) -> Mapping[str, Any] | None:
@@ -176,7 +196,7 @@ def context_for(conn: sa.Connection, compiled: Mapping[str, CompiledEntity], use
                 **{k: row[k] for k in SYSTEM_FIELDS}, **{n: f.from_row(row) for n, f in ce.fields.items()}}
         return seen[(entity, key)]
 
-    return RuleContext(user_id=user, previous=previous, lookup=lookup)
+    return RuleContext(**user_values(principal, user), previous=previous, lookup=lookup)
 
 
 def apply_defaults(rules: EntityRules, ce: CompiledEntity, values: dict[str, Any], given: Mapping[str, Any],

@@ -57,6 +57,13 @@ _SQL_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
 }
 
 
+#: The SQL type of a null of a rule type (a folded value that turned out null).
+_NULL_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
+    "number": sa.Numeric(), "reference": sa.BigInteger(), "text": sa.String(), "date": sa.Date(),
+    "datetime": sa.DateTime(),
+}
+
+
 class SqlCompiler:
     def __init__(self, tables: Mapping[str, sa.Table], dialect: str, registry: FieldTypeRegistry,
                  code_point_text: bool | None = None):
@@ -127,7 +134,10 @@ class SqlCompiler:
                 return Sql(sa.cast(sa.null(), sa.Boolean))
             return Sql(sa.true() if value else sa.false())
         if value is None:
-            return Sql(sa.null())
+            # Typed, so that `x = <a null value>` stays a comparison (null) rather than
+            # becoming SQLAlchemy's `x IS NULL`.
+            typed = _NULL_TYPES.get(kind)
+            return Sql(sa.null() if typed is None else sa.cast(sa.null(), typed))
         if kind == "number" or (kind in ("reference", "null") and isinstance(value, int | Decimal)):
             if self.sqlite:
                 number = Decimal(value)
@@ -219,6 +229,8 @@ class SqlCompiler:
         return compare
 
     def _in(self, node: t.In, base: sa.Table) -> Builder:
+        if len(node.items) == 1 and node.items[0].type.kind in ("list", "ids"):
+            return self._in_list_value(node, base)
         operand = self._compile(node.operand, base)
         items = [self._compile(i, base) for i in node.items]
 
@@ -227,6 +239,28 @@ class SqlCompiler:
             tests = []
             for item in items:
                 (a, b), _ = self._align(value, item(context))
+                tests.append(a == b)
+            found = sa.or_(*tests)
+            return Sql(sa.not_(found) if node.negated else found)
+        return member
+
+    def _in_list_value(self, node: t.In, base: sa.Table) -> Builder:
+        """`x in current_user.teams`: the list is the user's (one value for every record),
+        so its members become bound literals; an empty list holds nothing, and `x <> x`
+        says so with SQL's null for a null x (as the Python side does)."""
+        operand = self._compile(node.operand, base)
+        whole = compile_python(node.items[0])
+        element = "number" if node.items[0].type.kind == "ids" else "text"
+
+        def member(context: RuleContext) -> Sql:
+            value = operand(context)
+            members = whole({}, context) or []
+            if not members:
+                nothing = value.expr != value.expr
+                return Sql(sa.not_(nothing) if node.negated else nothing)
+            tests = []
+            for item in members:
+                (a, b), _ = self._align(value, self.literal(item, element))
                 tests.append(a == b)
             found = sa.or_(*tests)
             return Sql(sa.not_(found) if node.negated else found)

@@ -219,8 +219,23 @@ class Planner:
         target_state = replace(self.target, entities=tuple(state))
         self.index_changes(target_state)
         self.search_index_changes(target_state)
+        self.role_changes()
         return Plan(self.base_revision, self.dialect.name, self.current, target_state,
                     tuple(self._ordered()))
+
+    def role_changes(self) -> None:
+        """Roles are metamodel without tables: a change is shown (and makes a revision) but
+        runs nothing."""
+        current = {r.name: r for r in self.current.roles}
+        target = {r.name: r for r in self.target.roles}
+        for name, role in target.items():
+            if name not in current:
+                self.change("add role", "", None, f"add role {name} ({role.label})")
+            elif current[name] != role:
+                self.change("change role", "", None, f"change role {name} ({role.label})")
+        for name in current:
+            if name not in target:
+                self.change("remove role", "", None, f"remove role {name}")
 
     def _ordered(self) -> Iterator[Change]:
         order = ["create table", "drop search index", "suspend search index", "drop index",

@@ -106,6 +106,16 @@ async def stage(request: Request) -> Response:
                        customisation.put_stage(name, pipeline_name, key, body))
 
 
+async def role(request: Request) -> Response:
+    """Define an organisation's role, or replace a pack's role by name (a metamodel change:
+    a new revision, no DDL). Guarded like the other admin routes (manage_metamodel)."""
+    name = request.path_params["role"]
+    if request.method == "DELETE":
+        return await _edit(request, f"remove role {name}", customisation.delete_role(name))
+    body = await body_object(request)
+    return await _edit(request, f"define role {name}", customisation.put_role(name, body))
+
+
 routes = [
     Route("/api/v1/admin/customisations", list_customisations, methods=["GET"]),
     Route("/api/v1/admin/entities/{entity}", entity, methods=["PUT", "DELETE"]),
@@ -113,4 +123,5 @@ routes = [
     Route("/api/v1/admin/entities/{entity}/pipelines/{pipeline}", pipeline, methods=["PUT"]),
     Route("/api/v1/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}", stage,
           methods=["PUT", "DELETE"]),
+    Route("/api/v1/admin/roles/{role}", role, methods=["PUT", "DELETE"]),
 ]

@@ -1,0 +1,94 @@
+"""Roles merged across packs and checked against the effective metamodel.
+
+A role's names are only known to be right once every pack is merged: the entities it
+grants (which must be its own pack's or those of a pack it requires, so that removing a
+pack it does not know cannot break it), their fields, and its sharing conditions, which are
+rules on the entity. Every problem points at the place in the role's file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+from .errors import Problem
+from .fieldtypes import FieldTypeRegistry
+from .model import Metamodel
+from .names import suggest
+from .roles import EVERY_ENTITY, EntityGrant, Role
+from .rules import BOOLEAN, RuleError, check
+from .rules.definitions import rule_problem
+from .rules.functions import NO_FUNCTIONS, RuleFunctions
+
+#: The organisation's layer (platform/layers.py ORGANISATION): its roles replace a pack's
+#: role of the same name, where a pack's would clash.
+ORGANISATION_LAYER = "organisation"
+
+
+def merge_roles(packs: Sequence[tuple[str, str, Sequence[Role]]], metamodel: Metamodel,
+                may_name: Callable[[str, str], bool], registry: FieldTypeRegistry,
+                functions: RuleFunctions = NO_FUNCTIONS) -> tuple[tuple[Role, ...], list[Problem]]:
+    """The roles of `packs` ((pack, origin, roles), in dependency order) and their problems.
+
+    `may_name(pack, other)` says whether a role of `pack` may grant an entity of `other`.
+    """
+    merged: dict[str, Role] = {}
+    origins: dict[str, str] = {}
+    problems: list[Problem] = []
+    for pack, origin, roles in packs:
+        for role in roles:
+            first = merged.get(role.name)
+            if first is not None and pack != ORGANISATION_LAYER:
+                problems.append(Problem(
+                    f"role {role.name!r} is already defined by pack {first.pack!r} ({first.source}); "
+                    "give this one another name (the organisation may replace a pack's role, a "
+                    "pack may not)", role.source, origin))
+                continue
+            merged[role.name] = role
+            origins[role.name] = origin
+            problems.extend(_check_role(role, origin, metamodel, may_name, registry, functions))
+    return tuple(merged.values()), problems
+
+
+def _check_role(role: Role, origin: str, metamodel: Metamodel, may_name: Callable[[str, str], bool],
+                registry: FieldTypeRegistry, functions: RuleFunctions) -> Iterator[Problem]:
+    known = [e.name for e in metamodel.active_entities]
+    named = {g.entity for g in role.entities}
+    for grant in role.entities:
+        if grant.entity == EVERY_ENTITY:
+            if grant.fields:
+                yield Problem("fields: field access needs a named entity, not *", grant.source, origin)
+            others = [e for e in known if e not in named]
+            yield from _check_sharing(grant, others, origin, metamodel, registry, functions)
+            continue
+        entity = metamodel.entity(grant.entity)
+        if entity is None:
+            yield Problem(f"role {role.name!r} grants entity {grant.entity!r}, which no pack given, "
+                          f"installed or required defines{suggest(grant.entity, known)}",
+                          grant.source, origin)
+            continue
+        if not may_name(role.pack, entity.pack):
+            yield Problem(f"entity {grant.entity!r} is defined by pack {entity.pack!r}, which pack "
+                          f"{role.pack!r} does not require: add it to requires in pack.yaml",
+                          grant.source, origin)
+            continue
+        fields = [f.name for f in entity.active_fields]
+        for name, _access in grant.fields:
+            if name not in fields:
+                yield Problem(f"{grant.entity!r} has no field {name!r}{suggest(name, fields)}",
+                              grant.field_sources.get(name, grant.source), origin)
+        yield from _check_sharing(grant, [grant.entity], origin, metamodel, registry, functions)
+
+
+def _check_sharing(grant: EntityGrant, entities: list[str], origin: str, metamodel: Metamodel,
+                   registry: FieldTypeRegistry, functions: RuleFunctions) -> Iterator[Problem]:
+    """A sharing condition is a rule on the entity (on each entity `*` covers), without
+    is_new()/changed()/previous(): it selects stored records, in SQL."""
+    for rule in grant.sharing:
+        for entity in entities:
+            try:
+                check(rule.condition, metamodel, entity, expect=BOOLEAN, functions=functions,
+                      registry=registry)
+            except RuleError as error:
+                what = "sharing condition" + (f" (on {entity!r})" if grant.entity == EVERY_ENTITY else "")
+                yield rule_problem(error, what, rule.source, origin)
+                break
