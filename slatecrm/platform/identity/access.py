@@ -30,7 +30,7 @@ from slatecrm.metamodel.errors import DefinitionError
 from slatecrm.metamodel.roles import ACTIONS, PLATFORM_RIGHTS, EntityGrant, Role
 from slatecrm.metamodel.rules import RuleContext, RuleError
 
-from ..records.rules import Condition, RevisionRules
+from ..records.rules import Condition, RevisionRules, principal_context
 from .principal import Principal
 
 log = logging.getLogger(__name__)
@@ -192,8 +192,7 @@ class Access:
         return frozenset(ids)
 
     def context(self, lookup: Any = None) -> RuleContext:
-        return RuleContext(user_id=self.principal.user_id, user_roles=tuple(sorted(self.principal.roles)),
-                           lookup=lookup)
+        return principal_context(self.principal, lookup=lookup)
 
     def where(self, entity: str, table: sa.FromClause, purpose: Purpose = "read"
               ) -> sa.ColumnElement[bool] | None:
