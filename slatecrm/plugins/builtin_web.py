@@ -12,9 +12,9 @@ from .hookspecs import hookimpl
 
 @hookimpl
 def slatecrm_routes() -> list[BaseRoute]:
-    from slatecrm.platform.web import admin, api, ui
+    from slatecrm.platform.web import admin, api, login, ui
 
-    return [*admin.routes, *api.routes, *ui.routes]
+    return [*login.routes, *admin.routes, *api.routes, *ui.routes]
 
 
 @hookimpl
