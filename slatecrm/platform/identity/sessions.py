@@ -4,8 +4,10 @@ A login always starts a new session (and ends the one the browser came with), so
 planted before login is worthless after it (no session fixation). A session dies when it
 has been idle too long, when its absolute lifetime is over, when it is ended (log out, log
 out everywhere), when its user is disabled, and when the user's password is changed or
-reset after it started. Each check reads one row joined to its user; `last_seen_at` is
-written at most once a `LAST_SEEN_RESOLUTION`, not on every request.
+reset after it started. Each check reads one row joined to its user and writes nothing;
+`last_seen_at` is written (`touch`, in a transaction of its own) at most once a
+`LAST_SEEN_RESOLUTION`, not on every request: on SQLite a read transaction that turns into
+a write while another worker writes fails at once ("database is locked").
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ class Live:
 
     session_id: int
     user_id: int
+    #: `last_seen_at` is older than LAST_SEEN_RESOLUTION: `touch` it
+    stale: bool = False
 
 
 def start(conn: sa.Connection, user_id: int, now: dt.datetime, lifetimes: Lifetimes, *,
@@ -106,9 +110,13 @@ def find(conn: sa.Connection, token: str, now: dt.datetime, lifetimes: Lifetimes
         return None
     if row.password_changed_at is not None and row.created_at < row.password_changed_at:
         return None
-    if now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
-        conn.execute(sessions.update().where(sessions.c.id == row.id).values(last_seen_at=now))
-    return Live(int(row.id), int(row.user_id))
+    return Live(int(row.id), int(row.user_id), stale=now - row.last_seen_at >= LAST_SEEN_RESOLUTION)
+
+
+def touch(conn: sa.Connection, session_id: int, now: dt.datetime) -> None:
+    """Note the session's use (what the idle timeout counts from)."""
+    conn.execute(sessions.update().where(sessions.c.id == session_id, sessions.c.last_seen_at < now)
+                 .values(last_seen_at=now))
 
 
 def end(conn: sa.Connection, token: str, now: dt.datetime) -> bool:

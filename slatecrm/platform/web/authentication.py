@@ -113,19 +113,27 @@ class Authentication:
 
     def identify(self, engine: sa.Engine, bearer: str | None, cookie: str | None) -> Principal:
         now = self.settings.clock()
-        with engine.connect().execution_options(**{WORK_OPTION: "authentication"}) as conn, conn.begin():
-            if bearer is not None:
+        options: dict[str, str] = {WORK_OPTION: "authentication"}
+        if bearer is not None:
+            # tokens.authenticate may note the token's use: on SQLite, take the write lock at
+            # BEGIN (waiting for another worker's write) rather than fail when upgrading to it.
+            options["sqlite_begin"] = "IMMEDIATE"
+            with engine.connect().execution_options(**options) as conn, conn.begin():
                 match = tokens.authenticate(conn, bearer, now)
                 if match is None:
                     return ANONYMOUS
-                found = principals.load(conn, match.user_id, "token", token_id=match.token_id,
-                                        scopes=match.scopes)
-            else:
-                assert cookie is not None
-                live = sessions.find(conn, cookie, now, self.settings.lifetimes)
-                if live is None:
-                    return ANONYMOUS
-                found = principals.load(conn, live.user_id, "session", session_id=live.session_id)
+                return principals.load(conn, match.user_id, "token", token_id=match.token_id,
+                                       scopes=match.scopes) or ANONYMOUS
+        assert cookie is not None
+        with engine.connect().execution_options(**options) as conn, conn.begin():
+            live = sessions.find(conn, cookie, now, self.settings.lifetimes)
+            if live is None:
+                return ANONYMOUS
+            found = principals.load(conn, live.user_id, "session", session_id=live.session_id)
+        if found is not None and live.stale:  # at most once a minute per session
+            with engine.connect().execution_options(**options, sqlite_begin="IMMEDIATE") as conn, \
+                    conn.begin():
+                sessions.touch(conn, live.session_id, now)
         return found or ANONYMOUS
 
 

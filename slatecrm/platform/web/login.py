@@ -12,6 +12,8 @@ unknown users too), and counts against the e-mail tried and the client address
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -33,6 +35,14 @@ from .templating import environment_of
 #: E-mails longer than this are not a user's (and are cut in the audit log).
 EMAIL_MAX = 320
 WRONG = "The e-mail address or the password is not right."
+
+
+@contextmanager
+def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A transaction that writes: on SQLite it takes the write lock at BEGIN, waiting for
+    another worker's write, rather than failing when a read turns into a write."""
+    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+        yield conn
 
 
 def local_target(text: str | None) -> str:
@@ -83,14 +93,14 @@ def _attempt(request: Request, email: str, password: str) -> Outcome:
     address = _address(request)
     keys = [throttle.account_key(email), *filter(None, [throttle.address_key(address)])]
     now = settings.clock()
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         until = throttle.blocked_until(conn, keys, now)
         if until is not None:
             audit.record(conn, "login_throttled", address=address, detail={"email": email}, at=now)
             return Outcome(held_until=until)
     user = users.check_password(engine, email, password) if email and password else None
     now = settings.clock()
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         if user is None:
             throttle.failed(conn, keys, now, settings.throttling)
             audit.record(conn, "login_failed", address=address, detail={"email": email}, at=now)
@@ -150,7 +160,7 @@ async def logout(request: Request) -> Response:
 
     def end() -> None:
         now = _settings(request).clock()
-        with request.app.state.engine.begin() as conn:
+        with writing(request.app.state.engine) as conn:
             if token is not None and sessions.end(conn, token, now):
                 audit.record(conn, "logout", principal=principal, address=_address(request),
                              object_kind="session", object_id=principal.session_id, at=now)
@@ -165,7 +175,7 @@ async def logout_everywhere(request: Request) -> Response:
     def end_all() -> None:
         assert principal.user_id is not None  # authentication let only users through
         now = _settings(request).clock()
-        with request.app.state.engine.begin() as conn:
+        with writing(request.app.state.engine) as conn:
             ended = sessions.end_all(conn, principal.user_id, now)
             audit.record(conn, "logout_everywhere", principal=principal, address=_address(request),
                          object_kind="user", object_id=principal.user_id, detail={"sessions": ended}, at=now)
