@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
 from starlette.routing import Mount, Route
+from starlette.testclient import TestClient
 
+from slatecrm.platform.cli import main
 from slatecrm.platform.identity import users
+from slatecrm.platform.storage import system
 from slatecrm.platform.web.authsettings import SESSION_COOKIE
 
+from .defaults import make_app
 from .signin import PASSWORD, Site, add_user, audit_actions, form_token, login, site_fixture  # noqa: F401
 
 EMAIL = "pat@example.com"
@@ -131,3 +138,18 @@ def test_every_route_needs_a_login_but_the_public_ones(site: Site) -> None:
     health = http.get("/health")
     assert health.status_code == 200 and health.json() == {"status": "ok"}
     assert http.get("/login").status_code == 200
+
+
+def test_the_first_administrator_signs_in_with_the_administrator_role(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    made = CliRunner().invoke(main, ["init", "--no-default-packs", "--admin-email", "root@example.com",
+                                     "--database", url], input=PASSWORD + "\n", catch_exceptions=False)
+    assert made.exit_code == 0, made.output
+    app = make_app(url)
+    with TestClient(app, follow_redirects=False) as http:
+        assert login(http, "root@example.com").status_code == 303
+        assert "Signed in as" in http.get("/").text
+    with app.state.engine.connect() as conn:
+        roles = conn.execute(sa.select(system.user_roles.c.role)).scalars().all()
+    assert roles == ["administrator"]
+    app.state.engine.dispose()
