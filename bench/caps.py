@@ -22,7 +22,7 @@ from slatecrm.platform.web.app import create_app
 from slatecrm.plugins.manager import make_plugin_manager
 
 from . import dataset
-from .common import Sizes
+from .common import Sizes, authorization
 from .report import Figure
 
 TRIES = 3
@@ -85,7 +85,8 @@ def run(engine: sa.Engine, sizes: Sizes) -> list[Figure]:
     db = engine.dialect.name
     figures = []
     app = create_app(engine, make_plugin_manager())
-    with TestClient(app, raise_server_exceptions=False) as http:
+    with TestClient(app, raise_server_exceptions=False, base_url="http://localhost",
+                    headers=authorization(engine)) as http:
         for case in cases(sizes):
             worst, size, status = 0.0, 0, 0
             for _ in range(TRIES if case.method == "GET" else 1):

@@ -100,3 +100,28 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 def ms(seconds: float) -> float:
     return seconds * 1000.0
+
+
+#: The user the bench's HTTP requests are made as (an administrator: no record filter).
+BENCH_USER = "bench@example.com"
+
+
+def authorization(engine: sa.Engine) -> dict[str, str]:
+    """The `Authorization` header of a new API token of the bench's administrator (made on
+    first use): every page and endpoint needs a login (web/authentication.py)."""
+    import datetime as dt
+
+    from slatecrm.platform.identity import tokens, users
+    from slatecrm.platform.storage import system
+
+    with engine.connect() as conn:
+        found = conn.execute(sa.select(system.users.c.id)
+                             .where(system.users.c.email_key == BENCH_USER)).scalar()
+    if found is None:
+        found = users.add(engine, BENCH_USER, "Bench").id
+        with engine.begin() as conn:
+            conn.execute(system.user_roles.insert().values(user_id=found, role="administrator"))
+    with engine.begin() as conn:
+        _, secret = tokens.create(conn, int(found), "bench", ("read", "write", "admin"), expires_at=None,
+                                  now=dt.datetime.now(dt.UTC))
+    return {"Authorization": f"Bearer {secret}"}

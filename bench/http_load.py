@@ -34,12 +34,13 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from . import dataset
-from .common import Sizes, percentile
+from .common import Sizes, authorization, percentile
 from .report import Figure
 
 CLIENTS = 8
@@ -60,7 +61,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(command: list[str], port: int, log: Path, ready_path: str) -> Iterator[str]:
+def server(command: list[str], port: int, log: Path, ready_path: str,
+           headers: dict[str, str] | None = None) -> Iterator[str]:
     """The server `command` starts, once it answers `ready_path`; stopped on leaving."""
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=PACKAGE.parent,
@@ -70,7 +72,8 @@ def server(command: list[str], port: int, log: Path, ready_path: str) -> Iterato
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(base + ready_path, timeout=5):
+                with urllib.request.urlopen(urllib.request.Request(base + ready_path, headers=headers or {}),
+                                            timeout=5):
                     break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
@@ -86,11 +89,11 @@ def server(command: list[str], port: int, log: Path, ready_path: str) -> Iterato
             process.wait()
 
 
-def slatecrm(engine: sa.Engine, log: Path) -> AbstractContextManager[str]:
+def slatecrm(engine: sa.Engine, log: Path, headers: dict[str, str]) -> AbstractContextManager[str]:
     port = free_port()
     url = engine.url.render_as_string(hide_password=False)
     command = [sys.executable, "-m", "slatecrm.platform.cli", "serve", "--database", url, "--port", str(port)]
-    return server(command, port, log, "/api/v1/meta")
+    return server(command, port, log, "/api/v1/meta", headers)
 
 
 def baseline(engine: sa.Engine, log: Path) -> AbstractContextManager[str]:
@@ -111,12 +114,17 @@ class Round:
     lost: int = 0
 
 
-def wrk_round(base: str, paths: list[str], seconds: float) -> Round:
+#: The environment variable bench/loadgen.py reads its requests' Authorization header from.
+AUTHORIZATION_VARIABLE = "BENCH_AUTHORIZATION"
+
+
+def wrk_round(base: str, paths: list[str], seconds: float, headers: dict[str, str]) -> Round:
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as listing:
         listing.write("\n".join(paths) + "\n")
         listing.flush()
         done = subprocess.run(
             ["wrk", "-t2", f"-c{CLIENTS}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
+             *[arg for k, v in headers.items() for arg in ("-H", f"{k}: {v}")],
              "-s", str(PACKAGE / "wrk_paths.lua"), base, "--", listing.name],
             capture_output=True, text=True, check=True)
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
@@ -129,9 +137,10 @@ def wrk_round(base: str, paths: list[str], seconds: float) -> Round:
                  result["p95_us"] / 1e6, result["socket_errors"])
 
 
-def python_round(base: str, paths: list[str], seconds: float) -> Round:
+def python_round(base: str, paths: list[str], seconds: float, headers: dict[str, str]) -> Round:
     done = subprocess.run([sys.executable, "-m", "bench.loadgen", base, str(CLIENTS), str(seconds), *paths],
-                          capture_output=True, text=True, check=True, cwd=PACKAGE.parent)
+                          capture_output=True, text=True, check=True, cwd=PACKAGE.parent,
+                          env={**os.environ, AUTHORIZATION_VARIABLE: headers.get("Authorization", "")})
     result = json.loads(done.stdout)
     if result["failed"]:
         raise RuntimeError(f"{result['failed']} requests failed, e.g. {result['failures']}")
@@ -164,11 +173,12 @@ def workloads(sizes: Sizes, pick: random.Random) -> dict[str, list[str]]:
     }
 
 
-def same_shape(slate: str, hand: str, path: str) -> None:
+def same_shape(slate: str, hand: str, path: str, headers: dict[str, str]) -> None:
     """The baseline answers what SlateCRM answers (the same keys at both levels), or the
     comparison would be of different work."""
     def keys(base: str) -> tuple[list[str], list[str]]:
-        with urllib.request.urlopen(base + path, timeout=30) as response:
+        asked = urllib.request.Request(base + path, headers=headers)
+        with urllib.request.urlopen(asked, timeout=30) as response:
             body = json.loads(response.read())
         first = (body["data"] or [{}])[0] if "data" in body else body
         # `count_estimate` is there only when the count's time budget cut it (docs/api.md).
@@ -182,17 +192,19 @@ def run(engine: sa.Engine, sizes: Sizes, log_folder: Path | None = None, choice:
         ) -> list[Figure]:
     db = engine.dialect.name
     tool = loadgen(choice)
-    measure = wrk_round if tool == "wrk" else python_round
+    # Every request carries an administrator's API token (to both servers: the same bytes).
+    auth = authorization(engine)
+    measure = partial(wrk_round if tool == "wrk" else python_round, headers=auth)
     seconds = sizes.http_seconds
     warm_up = min(1.0, seconds)
     wanted = workloads(sizes, random.Random(5))
     folder = log_folder or Path("bench/results")
     folder.mkdir(parents=True, exist_ok=True)
     figures = []
-    with slatecrm(engine, folder / f"server-{db}.log") as slate, \
+    with slatecrm(engine, folder / f"server-{db}.log", auth) as slate, \
             baseline(engine, folder / f"baseline-{db}.log") as hand:
         for path in (wanted["list"][0], wanted[COUNTED][0], wanted["get"][0]):
-            same_shape(slate, hand, path)
+            same_shape(slate, hand, path, auth)
         for kind in ("list", COUNTED, "get"):
             paths = wanted[kind]
             measure(slate, paths, warm_up)

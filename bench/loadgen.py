@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import sys
 import threading
 import time
 from urllib.parse import urlsplit
+
+#: The Authorization header bench/http_load.py gives (an API token), if any.
+HEADERS = {"Authorization": os.environ["BENCH_AUTHORIZATION"]} if os.environ.get("BENCH_AUTHORIZATION") \
+    else {}
 
 
 def client(host: str, port: int, paths: list[str], deadline: float, out: list[float],
@@ -26,7 +31,7 @@ def client(host: str, port: int, paths: list[str], deadline: float, out: list[fl
         path = paths[i % len(paths)]
         i += 1
         started = time.perf_counter()
-        conn.request("GET", path)
+        conn.request("GET", path, headers=HEADERS)
         response = conn.getresponse()
         body = response.read()
         out.append(time.perf_counter() - started)

@@ -25,6 +25,7 @@ from slatecrm.platform.web.app import create_app
 from slatecrm.plugins.manager import field_types, make_plugin_manager
 
 from . import dataset
+from .common import authorization
 
 #: Words of the bench's deals by how many they match (a real vocabulary's rare word is
 #: absent here: its cost is that of `zzz`, a short index entry).
@@ -55,7 +56,8 @@ def main() -> None:
     sides: dict[str, Callable[..., Any]] = {"old": plain_walk, "new": searchwalk.walk_then_sort}
     real = searchwalk.walk_then_sort
     times: dict[tuple[str, str], list[float]] = {(s, c): [] for s in sides for c in CLASSES}
-    with TestClient(create_app(engine, make_plugin_manager())) as client:
+    with TestClient(create_app(engine, make_plugin_manager()), base_url="http://localhost",
+                    headers=authorization(engine)) as client:
         try:
             for number in range(args.rounds):
                 for side in (list(sides) if number % 2 == 0 else list(sides)[::-1]):

@@ -52,12 +52,17 @@ def free_port() -> int:
         return port
 
 
+#: The app each running test server serves, by its base URL (for `sign_in`).
+SERVED: dict[str, Any] = {}
+
+
 class ServerThread:
     """uvicorn serving `app` on 127.0.0.1 in a background thread."""
 
     def __init__(self, app: Any) -> None:
         import uvicorn
 
+        self.app = app
         self.port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                 lifespan="off", ws="none")
@@ -75,9 +80,11 @@ class ServerThread:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("the test server did not start")
             time.sleep(0.05)
+        SERVED[self.url] = self.app
         return self
 
     def __exit__(self, *exc: object) -> None:
+        SERVED.pop(self.url, None)
         self.server.should_exit = True
         self.thread.join(timeout=HUNG_MS / 1000)
 
@@ -115,6 +122,17 @@ def launch() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def sign_in(context: Any, url: str, email: str = "", *, roles: tuple[str, ...] = ("administrator",)) -> None:
+    """Sign a Playwright browser context in to the test server at `url`: the session and
+    CSRF cookies a login would leave (tests/defaults.py `session_for`; the login page itself
+    has a test of its own, tests/test_browser_login.py)."""
+    from .defaults import ADMIN_EMAIL, session_for
+
+    values = session_for(SERVED[url], email or ADMIN_EMAIL, roles=roles)
+    context.add_cookies([{"name": name, "value": value, "url": url}
+                         for name, value in values.items() if name != "x-csrftoken"])
 
 
 def screenshot(page: Any, name: str) -> Path:

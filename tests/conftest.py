@@ -31,7 +31,7 @@ from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.records.limits import Limits
 from slatecrm.platform.storage.engine import create_engine
 
-from .defaults import Client, field_types, make_app
+from .defaults import Client, field_types, make_app, signed_in
 from .pack_templates import PackTemplates
 from .postgres_drops import BackgroundDrops
 
@@ -70,6 +70,9 @@ _no_waiting_for_the_disk()
 #: The apps and servers of the tests get a roomy budget; tests/test_count_budget.py sets
 #: small ones where the budget itself is under test.
 os.environ.setdefault("SLATECRM_COUNT_BUDGET_MS", "60000")
+#: TestClient's requests say `Host: testserver`; apps answer only to the hosts on their list
+#: (web/hosts.py), so the tests' apps add it to the loopback names.
+os.environ.setdefault("SLATECRM_ALLOWED_HOSTS", "testserver localhost 127.0.0.1 [::1]")
 
 
 def postgres_required() -> bool:
@@ -180,10 +183,11 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
 @pytest.fixture
 def client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
            pack_templates: PackTemplates) -> Iterator[TestClient]:
-    """The app over a database with the default packs (crm-core, sales), in-process."""
+    """The app over a database with the default packs (crm-core, sales), in-process, signed in
+    as an administrator (tests/defaults.py `signed_in`; the same helper gives other users)."""
     pack_templates.copy_to(engine, registry, "crm-core", "sales")
     app = make_app(db_url, body_limit=64 * 1024)
-    with TestClient(app, raise_server_exceptions=False) as http:
+    with signed_in(app, raise_server_exceptions=False) as http:
         yield http
     app.state.engine.dispose()
 
@@ -197,7 +201,7 @@ def bounded(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
     opened: list[TestClient] = []
 
     def make(**limits: int) -> TestClient:
-        http = TestClient(make_app(db_url, limits=Limits(**limits)), raise_server_exceptions=False)
+        http = signed_in(make_app(db_url, limits=Limits(**limits)), raise_server_exceptions=False)
         opened.append(http.__enter__())
         return http
 

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from slatecrm.platform.storage.engine import create_engine
 
-from .defaults import field_types, make_app
+from .defaults import field_types, make_app, signed_in
 from .pack_templates import PackTemplates
 
 ENTITIES = ["account", "contact", "activity", "lead", "opportunity", "nothing"]
@@ -48,7 +48,7 @@ def client(pack_templates: PackTemplates) -> Iterator[TestClient]:
         pack_templates.copy_to(engine, field_types(), "crm-core", "sales")
         engine.dispose()
         app = make_app(url)
-        with TestClient(app, raise_server_exceptions=False) as http:
+        with signed_in(app, raise_server_exceptions=False) as http:
             http.post("/api/v1/account", json={"name": "Seed"})
             yield http
         app.state.engine.dispose()

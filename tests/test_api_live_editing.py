@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 
-from .defaults import make_app
+from .defaults import make_app, signed_in
 from .pack_templates import PackTemplates
 
 VEHICLE = {
@@ -39,7 +39,7 @@ def client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
            pack_templates: PackTemplates) -> Iterator[TestClient]:
     pack_templates.copy_to(engine, registry, "crm-core")
     app = make_app(db_url)
-    with TestClient(app, raise_server_exceptions=False) as http:
+    with signed_in(app, raise_server_exceptions=False) as http:
         yield http
     app.state.engine.dispose()
 
@@ -144,7 +144,7 @@ def test_an_admin_adds_and_changes_stages_one_by_one(engine: sa.Engine, db_url: 
                                                       pack_templates: PackTemplates) -> None:
     pack_templates.copy_to(engine, registry, "crm-core", "sales")
     app = make_app(db_url)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with signed_in(app, raise_server_exceptions=False) as client:
         confirmed(client, "PUT", "/api/v1/admin/entities/vehicle", VEHICLE)
         base = "/api/v1/admin/entities/vehicle/pipelines/lifecycle/stages"
         confirmed(client, "PUT", f"{base}/in_repair", {"label": "In repair", "after": "in_service"})

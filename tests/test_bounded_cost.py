@@ -18,7 +18,7 @@ from slatecrm.platform.records.limits import DEFAULT, VARIABLES, Limits
 from slatecrm.platform.records.listing import ListQuery
 from slatecrm.platform.web.app import app_from_environment
 
-from .defaults import Client
+from .defaults import Client, signed_in
 from .pack_templates import PackTemplates
 
 
@@ -60,7 +60,7 @@ def test_the_served_app_reads_its_limits_from_the_environment(
     monkeypatch.setenv("SLATECRM_MAX_SEARCH_TEXT", "5")
     app = app_from_environment()
     try:
-        with TestClient(app, raise_server_exceptions=False) as http:
+        with signed_in(app, raise_server_exceptions=False) as http:
             body = refused(http.get("/api/v1/account?q=abcdef"), 400)
             assert body["errors"] == {"q": ["is 6 characters long; a search is at most 5"]}
             assert http.get("/api/v1/account?q=abcde").status_code == 200

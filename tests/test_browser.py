@@ -21,7 +21,7 @@ from slatecrm.platform.sampledata import Generator
 from slatecrm.platform.storage.engine import create_engine
 from slatecrm.platform.storage.runtime import RuntimeHolder
 
-from .browser import HUNG_MS, ServerThread, require_browser, screenshot, watch
+from .browser import HUNG_MS, ServerThread, require_browser, screenshot, sign_in, watch
 from .defaults import field_types, make_app
 from .pack_templates import PackTemplates
 
@@ -70,9 +70,10 @@ def browser(site: Site, chromium: Any) -> Any:
 
 
 @pytest.fixture
-def context(browser: Any) -> Iterator[Any]:
+def context(site: Site, browser: Any) -> Iterator[Any]:
     ctx = browser.new_context(viewport={"width": 1360, "height": 900})
     ctx.set_default_timeout(HUNG_MS)  # a failure detector: actions wait on conditions
+    sign_in(ctx, site.url)
     yield ctx
     ctx.close()
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .browser import HUNG_MS, require_browser, serve_pack, watch
+from .browser import HUNG_MS, require_browser, serve_pack, sign_in, watch
 from .packs import write_pack
 from .test_write_pipeline import CUSTOMER, JOB, TASK
 
@@ -34,6 +34,7 @@ def test_the_form_shows_the_validation_rules_saving_applies(site: str, browser: 
 
     context = browser.new_context()
     context.set_default_timeout(HUNG_MS)  # a failure detector: actions wait on conditions
+    sign_in(context, site)
     page = context.new_page()
     watch(page)
     page.goto(f"{site}/e/job/new")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .browser import HUNG_MS, require_browser, screenshot, serve_pack, watch
+from .browser import HUNG_MS, require_browser, screenshot, serve_pack, sign_in, watch
 from .test_browser import expect, script_errors
 from .test_plugin_fieldtype import palette_pack
 
@@ -34,6 +34,7 @@ def paint_browser(paint_site: str, chromium: Any) -> Any:
 def test_a_plugin_type_in_form_list_record_search_and_filter(paint_site: str, paint_browser: Any) -> None:
     context = paint_browser.new_context(viewport={"width": 1200, "height": 800})
     context.set_default_timeout(HUNG_MS)  # a failure detector: actions wait on conditions
+    sign_in(context, paint_site)
     page = context.new_page()
     seen = watch(page)
     for name, shade in (("Sky", "87CEEB"), ("Grass", "#0f0")):

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.records.errors import ValidationFailed
@@ -20,7 +19,7 @@ from slatecrm.platform.records.pipeline import Draft, Saved, WriteRequest
 from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.storage.runtime import RuntimeHolder
 
-from .defaults import make_app
+from .defaults import make_app, signed_in
 from .packs import install, write_pack
 
 CLUB: dict[str, dict[str, Any]] = {
@@ -182,7 +181,7 @@ def test_the_api_creates_a_list_through_the_same_path(engine: sa.Engine, db_url:
                                                       registry: FieldTypeRegistry, tmp_path: Path) -> None:
     install(engine, registry, write_pack(tmp_path, "club", "1.0.0", CLUB))
     app = make_app(db_url)
-    with TestClient(app, raise_server_exceptions=False) as http:
+    with signed_in(app, raise_server_exceptions=False) as http:
         made = http.post("/api/v1/member", json=members(30))
         assert made.status_code == 201, made.text
         assert [m["code"] for m in made.json()["data"]] == [f"M-{i:04d}" for i in range(1, 31)]

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 
-from .defaults import make_app
+from .defaults import make_app, signed_in
 from .packs import install, plan, write_pack
 from .test_schema_engine import insert
 
@@ -48,7 +48,7 @@ def app_client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
     install(engine, registry, events(tmp_path, "1.0.0", unique=[["person", "event"]],
                                      indexes=[["event", "role"]]))
     app = make_app(db_url)
-    with TestClient(app, raise_server_exceptions=False) as http:
+    with signed_in(app, raise_server_exceptions=False) as http:
         yield http
     app.state.engine.dispose()
 

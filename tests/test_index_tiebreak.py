@@ -21,6 +21,7 @@ from slatecrm.platform.web.app import create_app
 from slatecrm.plugins.manager import make_plugin_manager
 
 from .dbstate import drift
+from .defaults import signed_in
 from .pack_templates import PackTemplates
 from .packs import install, write_pack
 
@@ -106,7 +107,7 @@ def test_a_page_over_a_run_of_blanks_reads_the_index_in_order_and_init_upgrades_
     with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE x_opportunity")
     path = "/api/v1/opportunity?sort=close_date&limit=50"
-    with TestClient(create_app(engine, make_plugin_manager())) as client:
+    with signed_in(create_app(engine, make_plugin_manager())) as client:
         ids, statement, parameters = list_statement(client, engine, path)
     assert len(ids) == 50 and ids == sorted(ids)  # within blanks, by id
     assert sorts_in_plan(engine, statement, parameters) == []
@@ -124,7 +125,7 @@ def test_a_page_over_a_run_of_blanks_reads_the_index_in_order_and_init_upgrades_
         _, metamodel = revisions.current_metamodel(conn)
         assert outdated_indexes(conn, wanted_indexes(metamodel, registry).values()) == {
             "ix_x_opportunity_close_date"}
-    with TestClient(create_app(engine, make_plugin_manager())) as client:  # serve does not refuse it
+    with signed_in(create_app(engine, make_plugin_manager())) as client:  # serve does not refuse it
         old_ids, statement, parameters = list_statement(client, engine, path)
     assert old_ids == ids
     assert sorts_in_plan(engine, statement, parameters) != []

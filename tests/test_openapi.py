@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.records.limits import Limits
 
-from .defaults import make_app
+from .defaults import make_app, signed_in
 from .pack_templates import PackTemplates
 from .test_api_live_editing import confirmed
 
@@ -152,7 +152,7 @@ def strict(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
            pack_templates: PackTemplates) -> Iterator[TestClient]:
     pack_templates.copy_to(engine, registry, "crm-core", "sales")
     limits = Limits.from_environment({"SLATECRM_MAX_JSON_DEPTH": "3", "SLATECRM_MAX_JSON_NUMBER_LENGTH": "5"})
-    with TestClient(make_app(db_url, limits=limits), raise_server_exceptions=False) as http:
+    with signed_in(make_app(db_url, limits=limits), raise_server_exceptions=False) as http:
         yield http
         http.app.state.engine.dispose()  # type: ignore[attr-defined]
 

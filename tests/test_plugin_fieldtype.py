@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 
-from .defaults import make_app, plugin_manager
+from .defaults import make_app, plugin_manager, signed_in
 from .packs import install, write_pack
 
 PALETTE = {
@@ -43,7 +43,7 @@ def paint(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
           tmp_path: Path) -> Iterator[TestClient]:
     install(engine, registry, palette_pack(tmp_path))
     app = make_app(db_url)
-    with TestClient(app, raise_server_exceptions=False) as http:
+    with signed_in(app, raise_server_exceptions=False) as http:
         yield http
     app.state.engine.dispose()
 

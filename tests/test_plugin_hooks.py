@@ -36,7 +36,7 @@ from slatecrm.platform.web.templating import render
 from slatecrm.plugins.hookspecs import hookimpl
 from slatecrm.plugins.manager import field_types, make_plugin_manager, rule_functions
 
-from .defaults import make_app
+from .defaults import make_app, signed_in
 from .packs import write_pack
 
 
@@ -167,7 +167,7 @@ def site(engine: sa.Engine, db_url: str, manager: pluggy.PluginManager,
         functions=rule_functions(manager))
     installer.install(engine, installation, author="test")
     app = make_app(db_url, manager)
-    with TestClient(app, raise_server_exceptions=False) as http:
+    with signed_in(app, raise_server_exceptions=False) as http:
         yield http
     app.state.engine.dispose()
 

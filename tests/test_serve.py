@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 
+from .defaults import bearer
 from .pack_templates import PackTemplates
 
 WORKERS = 2
@@ -39,9 +40,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+#: The API token every request of the test sends (made before the server starts).
+AUTH: dict[str, str] = {}
+
+
 def fresh_get(url: str) -> dict[str, Any]:
     """Each request on its own connection, so that any worker may take it."""
-    with httpx.Client(timeout=REQUEST_TIMEOUT) as http:
+    with httpx.Client(timeout=REQUEST_TIMEOUT, headers=AUTH) as http:
         response = http.get(url)
         response.raise_for_status()
         data: dict[str, Any] = response.json()
@@ -94,6 +99,7 @@ def test_a_change_through_one_worker_is_live_in_all(
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     engine = sa.create_engine(url)
     pack_templates.copy_to(engine, registry, "crm-core")
+    AUTH.update(bearer(engine))
     engine.dispose()
     server = Server(url, tmp_path)
     try:
@@ -114,7 +120,7 @@ def test_a_change_through_one_worker_is_live_in_all(
         server.wait_for("answer from each worker", everyone_answered(1))
         assert set(answered) == workers, (answered, workers)  # no one else answers
         entity = {"fields": {"name": {"type": "text"}}}
-        with httpx.Client(timeout=REQUEST_TIMEOUT) as http:
+        with httpx.Client(timeout=REQUEST_TIMEOUT, headers=AUTH) as http:
             dry = http.put(f"{server.base}/admin/entities/thing", json=entity).json()
             done = http.put(f"{server.base}/admin/entities/thing", json=entity,
                             params={"confirm": dry["base_revision"]})
@@ -127,8 +133,8 @@ def test_a_change_through_one_worker_is_live_in_all(
         after = meta_from_many(server.base)
         assert {(a["worker"], a["revision"]) for a in after} <= {(pid, 2) for pid in workers}
         with ThreadPoolExecutor(8) as pool:
-            statuses = list(pool.map(
-                lambda _: httpx.get(f"{server.base}/thing", timeout=REQUEST_TIMEOUT).status_code, range(16)))
+            statuses = list(pool.map(lambda _: httpx.get(f"{server.base}/thing", timeout=REQUEST_TIMEOUT,
+                                                         headers=AUTH).status_code, range(16)))
         assert statuses == [200] * 16
     finally:
         server.stop()

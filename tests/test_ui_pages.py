@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.web import templating
 
-from .defaults import make_app
+from .defaults import make_app, signed_in
 from .pack_templates import PackTemplates
 from .packs import install, write_pack
 
@@ -197,7 +197,7 @@ def test_a_custom_entity_gets_every_page(engine: sa.Engine, db_url: str, registr
     }})
     install(engine, registry, pack)
     app = make_app(db_url)
-    with TestClient(app) as http:
+    with signed_in(app) as http:
         made = http.post("/e/vehicle/new", data={"plate": "AB-123", "colour": ["red", "blue"]},
                          follow_redirects=False)
         assert made.status_code == 303
@@ -215,8 +215,9 @@ def test_owner_and_reference_picker(client: TestClient, engine: sa.Engine) -> No
     from slatecrm.platform.storage import system
 
     with engine.begin() as conn:
-        conn.execute(system.users.insert(), [{"username": "mo", "display_name": "Mo Owner",
-                                              "created_at": dt.datetime.now(dt.UTC)}])
+        mo = conn.execute(system.users.insert().values(username="mo", display_name="Mo Owner",
+                                                       created_at=dt.datetime.now(dt.UTC))
+                          .returning(system.users.c.id)).scalar_one()
     account = make(client, "account", name="Picker Corp")
     make(client, "account", name="Other Corp")
     form = client.get("/e/contact/new")
@@ -230,8 +231,8 @@ def test_owner_and_reference_picker(client: TestClient, engine: sa.Engine) -> No
     assert f'<option value="{account}" selected>Picker Corp</option>' in late.text
     assert "Other Corp" in late.text
     assert "selected" not in client.get("/e/account/options?keep=account&account=999999&q=Other").text
-    saved = client.post("/e/contact/new", data={"last_name": "Owned", "account": str(account), "owner": "1"},
-                        follow_redirects=False)
+    saved = client.post("/e/contact/new", follow_redirects=False,
+                        data={"last_name": "Owned", "account": str(account), "owner": str(mo)})
     page = client.get(saved.headers["location"])
     assert "Mo Owner" in page.text and "Picker Corp" in page.text
     refused = client.post("/e/contact/new", data={"last_name": "X", "owner": "99"})
@@ -258,7 +259,7 @@ def test_a_template_named_for_one_entity_overrides_its_page_only(
         '{% extends "record.html" %}{% block main %}<h1 id="custom">Custom {{ record.title }}</h1>'
         '{{ super() }}{% endblock %}')
     app = make_app(db_url, templates=str(tmp_path))
-    with TestClient(app) as http:
+    with signed_in(app) as http:
         account = http.post("/api/v1/account", json={"name": "<b>Bold</b>"}).json()["id"]
         contact = http.post("/api/v1/contact", json={"last_name": "Plain"}).json()["id"]
         page = http.get(f"/e/account/{account}").text

@@ -7,11 +7,10 @@ import shutil
 from pathlib import Path
 
 import sqlalchemy as sa
-from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 
-from .defaults import make_app
+from .defaults import make_app, signed_in
 from .packs import install
 
 CASE = Path(__file__).parent / "data" / "bad_packs" / "validation-unknown-field"
@@ -24,8 +23,9 @@ def test_a_validation_on_owner_reports_on_owner(engine: sa.Engine, db_url: str,
     visit.write_text(visit.read_text().split("  - name: has_site")[0])  # only the owner rule
     install(engine, registry, pack)
     app = make_app(db_url)
-    with TestClient(app, raise_server_exceptions=False) as http:
-        refused = http.post("/api/v1/visit", json={"site": "Depot"})
+    with signed_in(app, raise_server_exceptions=False) as http:
+        # Owner left blank on purpose (without it, the signed-in user would own the visit).
+        refused = http.post("/api/v1/visit", json={"site": "Depot", "owner": None})
         assert refused.status_code == 422, refused.text
         assert refused.json()["errors"] == {"owner": ["Every visit needs an owner"]}
     app.state.engine.dispose()

@@ -23,7 +23,7 @@ from slatecrm.platform.records.pipeline import STEPS, Draft, WriteRequest
 from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.storage.runtime import RuntimeHolder
 
-from .defaults import field_types
+from .defaults import field_types, signed_in
 from .packs import install, write_pack
 
 #: A job has a formula, a close date set by its pipeline and two validation rules.
@@ -72,7 +72,7 @@ def app_client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
 
     install(engine, registry, pack)
     app = make_app(db_url)
-    with TestClient(app, raise_server_exceptions=False) as http:
+    with signed_in(app, raise_server_exceptions=False) as http:
         yield http
     app.state.engine.dispose()
 

@@ -8,7 +8,6 @@ reachable, not initialised, or changed meanwhile; 5 applying failed and was roll
 from __future__ import annotations
 
 import getpass
-import ipaddress
 import json
 import os
 import sys
@@ -40,6 +39,7 @@ from .storage.engine import URL_VARIABLE, create_engine, database_url, ensure_da
 from .storage.plan import ConversionFailed, Plan, PlanError
 from .storage.revisions import NotInitialised
 from .storage.statistics import analyze, analyze_on
+from .web import hosts, proxies
 
 EXIT_INVALID, EXIT_USAGE, EXIT_REFUSED, EXIT_DATABASE, EXIT_APPLY = 1, 2, 3, 4, 5
 
@@ -473,42 +473,50 @@ def analyze_command(database: str | None, as_json: bool) -> None:
         out.print("Statistics gathered (ANALYZE)")
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 @main.command()
 @database_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on (0.0.0.0: every interface; every page and the API need a login)")
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="processes; a metamodel change made through one is live in all within a second")
-@click.option("--allow-open-api", is_flag=True,
-              help="listen on a non-loopback address although the API has no authentication yet")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME[:PORT]",
+              help="a host name this server answers to (repeat for more; default: the address it "
+                   f"listens on, localhost and 127.0.0.1 with its port; or ${hosts.VARIABLE})")
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="ADDRESS|CIDR",
+              help="a reverse proxy whose X-Forwarded-For/-Proto/-Host are believed (repeat for "
+                   f"more; default: none, or ${proxies.VARIABLE})")
+@click.option("--allow-open-api", is_flag=True, hidden=True,
+              help="deprecated, does nothing: every request needs a login now")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="a line per request on standard output (a tenth of a small request's time in the "
                    "server; leave it to the reverse proxy when one logs requests)")
-def serve(database: str | None, host: str, port: int, workers: int, allow_open_api: bool,
-          access_log: bool) -> None:
-    """Serve the web UI (at /) and the JSON API (at /api/v1) with uvicorn."""
+def serve(database: str | None, host: str, port: int, workers: int, allowed_hosts: tuple[str, ...],
+          trusted_proxies: tuple[str, ...], allow_open_api: bool, access_log: bool) -> None:
+    """Serve the web UI (at /) and the JSON API (at /api/v1) with uvicorn. Every page and
+    endpoint but /login, /static and /health needs a session or an API token
+    (docs/security.md); behind a reverse proxy with TLS, see the README."""
     import uvicorn
 
-    if not is_loopback(host) and not allow_open_api:
-        fail(EXIT_USAGE, f"refusing to listen on {host}: the API has no authentication yet, so it "
-                         "listens on 127.0.0.1 only; add --allow-open-api if everyone who can reach "
-                         "this address may read and change every record", False)
+    if allow_open_api:
+        err.print("--allow-open-api is deprecated and does nothing: every request needs a login now")
+    hosts_text = " ".join(allowed_hosts) or os.environ.get(hosts.VARIABLE, "") or \
+        " ".join(hosts.bound_to(host, port))
+    proxies_text = " ".join(trusted_proxies) or os.environ.get(proxies.VARIABLE, "")
+    try:  # refused here, by name, rather than in every worker
+        hosts.AllowedHosts.parse(hosts_text)
+        proxies.TrustedProxies.from_environment({proxies.VARIABLE: proxies_text})
+    except ValueError as error:
+        fail(EXIT_USAGE, str(error), False)
     url = database_url(database)
     with reported(False), engine_for(url).connect() as conn:
         revision_store.current(conn)
         upgrades.check_current(conn, field_types())  # an older SlateCRM's database: init first
-    os.environ[URL_VARIABLE] = url  # every worker builds its app from the environment
+    # Every worker builds its app from the environment.
+    os.environ.update({URL_VARIABLE: url, hosts.VARIABLE: hosts_text, proxies.VARIABLE: proxies_text})
+    # uvicorn's own X-Forwarded-* handling is off: web/proxies.py does it, from the trusted list only.
     uvicorn.run("slatecrm.platform.web.app:app_from_environment", factory=True, host=host, port=port,
-                workers=workers, log_level="info", access_log=access_log)
+                workers=workers, log_level="info", access_log=access_log, proxy_headers=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

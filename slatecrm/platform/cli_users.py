@@ -27,6 +27,7 @@ from .cli import reported as cli_reported
 from .identity import memberships, users
 from .identity.errors import IdentityError
 from .identity.passwords import Passwords
+from .storage import system
 
 
 @contextmanager
@@ -68,7 +69,9 @@ def show(user: users.User, verb: str, as_json: bool, **extra: Any) -> None:
 @click.group("user")
 def user() -> None:
     """Add, list, disable and enable users; set and reset their passwords; give them roles
-    and teams (`slatecrm team` makes teams)."""
+    and teams (`slatecrm team` makes teams).
+
+    Users sign in at /login with their e-mail and password (docs/security.md)."""
 
 
 @user.command("add")
@@ -236,6 +239,10 @@ def first_admin(engine: sa.Engine, email: str, name: str | None, generate: bool,
         made = users.first_admin(engine, email, name or "Administrator", password, passwords=passwords)
     if made.created is None:  # made by someone else meanwhile
         return {"email": made.existing[0], "created": False}
+    # The built-in role that holds every right (docs/security.md), so the first
+    # administrator can sign in and do what the name says.
+    with engine.begin() as conn:
+        conn.execute(system.user_roles.insert().values(user_id=made.created.id, role="administrator"))
     return {"email": made.created.email, "created": True,
             **({"password": password} if generate else {})}
 

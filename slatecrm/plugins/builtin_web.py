@@ -12,10 +12,20 @@ from .hookspecs import hookimpl
 
 @hookimpl
 def slatecrm_routes() -> list[BaseRoute]:
-    from slatecrm.platform.web import admin, api, audit_pages, me_api, me_pages, ui, users_api, users_pages
+    from slatecrm.platform.web import (
+        admin,
+        api,
+        audit_pages,
+        login,
+        me_api,
+        me_pages,
+        ui,
+        users_api,
+        users_pages,
+    )
 
-    return [*admin.routes, *audit_pages.routes, *me_api.routes, *users_api.routes, *api.routes, *ui.routes,
-            *me_pages.routes, *users_pages.routes]
+    return [*login.routes, *admin.routes, *audit_pages.routes, *me_api.routes, *users_api.routes,
+            *api.routes, *ui.routes, *me_pages.routes, *users_pages.routes]
 
 
 @hookimpl

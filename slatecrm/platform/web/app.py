@@ -27,11 +27,17 @@ from ..storage.engine import StatementTimedOut, bound_statements, create_engine,
 from ..storage.plan import ConversionFailed
 from ..storage.upgrades import check_current
 from . import ui
+from .authentication import Authentication
+from .authsettings import AuthSettings
 from .crosssite import CrossSiteGuard
+from .csrf import CsrfProtection, csrf_token
+from .hosts import AllowedHosts, HostAllowList
 from .limits import DEFAULT_LIMIT, BodySizeLimit
 from .pinning import PinnedRecords
 from .problems import definition_error, http_error, record_error, server_error, stale_error, timeout_error
+from .proxies import ProxyHeaders, TrustedProxies
 from .querytext import QueryText
+from .rights import principal_of
 from .templating import TEMPLATES_VARIABLE, JsonSuffix, make_environment
 from .ui_errors import ui_or_problem
 
@@ -40,13 +46,19 @@ BODY_LIMIT_VARIABLE = "SLATECRM_MAX_BODY_BYTES"
 
 def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: RecordsService | None = None,
                body_limit: int = DEFAULT_LIMIT, templates: str | Path | None = None,
-               limits: Limits = DEFAULT) -> Starlette:
+               limits: Limits = DEFAULT, auth: AuthSettings | None = None,
+               allowed_hosts: AllowedHosts | None = None,
+               trusted_proxies: TrustedProxies | None = None) -> Starlette:
     """The app over `engine`. Its routes and template folders come from the `plugins` (the
     built-in pages and API are plugins too); `records` defaults to a service with the
     plugins' field types, rule functions and record hooks. `templates` is a folder searched
     before every other, to override a page for one entity or for all. `limits`: the bounds
     every request keeps (records/limits.py); the statement timeout is set on `engine` here,
-    so the CLI's own engines are not bound by it."""
+    so the CLI's own engines are not bound by it. `auth`: session lifetimes, throttling
+    and the clock; `allowed_hosts` and `trusted_proxies` (web/hosts.py, web/proxies.py);
+    each defaults to what the environment sets."""
+
+    auth = auth or AuthSettings.from_environment(os.environ)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -55,11 +67,18 @@ def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: Rec
 
     app = Starlette(
         routes=plugin_manager.routes(plugins),
-        middleware=[Middleware(QueryText),  # raw non-UTF-8 bytes: refused before anything reads them
-                    Middleware(CrossSiteGuard), Middleware(BodySizeLimit, limit=body_limit),
-                    Middleware(ui.SecurityHeaders),
-                    Middleware(JsonSuffix),
-                    Middleware(PinnedRecords)],  # one revision and one read connection per request
+        middleware=[
+            # What a trusted reverse proxy says (client, scheme, Host), then the Host checked
+            # against the allow-list, before anything reads either.
+            Middleware(ProxyHeaders, trusted=trusted_proxies or TrustedProxies.from_environment(os.environ)),
+            Middleware(HostAllowList, allowed=allowed_hosts or AllowedHosts.from_environment(os.environ)),
+            Middleware(QueryText),  # raw non-UTF-8 bytes: refused before anything reads them
+            Middleware(CrossSiteGuard), Middleware(BodySizeLimit, limit=body_limit),
+            Middleware(ui.SecurityHeaders),
+            Middleware(JsonSuffix),
+            Middleware(Authentication, settings=auth),  # who: session, token or nobody; login required
+            Middleware(CsrfProtection),  # the per-browser token on unsafe requests with cookies
+            Middleware(PinnedRecords)],  # one revision and one read connection per request
         exception_handlers={RecordError: ui_or_problem(record_error),
                             HTTPException: ui_or_problem(http_error),
                             DefinitionError: definition_error, StaleSnapshot: stale_error,
@@ -72,6 +91,7 @@ def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: Rec
         check_current(conn, records.registry)
     bound_statements(engine, limits.statement_timeout_ms)
     app.state.engine = engine
+    app.state.auth = auth
     app.state.plugins = plugins
     app.state.records = records
     folders = [templates] if templates else []
@@ -79,6 +99,7 @@ def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: Rec
     # folders (the built-in one last).
     app.state.templates = make_environment([*folders, *app.state.records.registry.template_folders(),
                                             *plugin_manager.template_dirs(plugins)])
+    app.state.templates.globals.update(csrf_token=csrf_token, current_user=principal_of)
     return app
 
 

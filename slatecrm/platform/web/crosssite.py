@@ -5,6 +5,10 @@ which browsers send cross-site without asking), and the browser of someone who c
 it would obey. Browsers say where a request comes from: `Sec-Fetch-Site` (all current
 browsers) and `Origin`. A change is refused when either says another site; requests
 without them (scripts, curl, the CLI, older browsers' same-origin navigation) pass.
+An Origin is this site only with the same scheme too: `https://host:port` is another origin
+than `http://host:port` (the scheme is the request's own, or what a trusted proxy says,
+web/proxies.py). This guard is the first line; the CSRF token (web/csrf.py) is the second,
+for the browsers and paths that send neither header.
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ def cross_site(scope: Scope) -> bool:
     origin = headers.get("origin")
     if origin is None:
         return False
-    return origin == "null" or urlsplit(origin).netloc != headers.get("host", "")
+    if origin == "null":
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme != scope.get("scheme", "http") or parts.netloc != headers.get("host", "")
 
 
 class CrossSiteGuard:

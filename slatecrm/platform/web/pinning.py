@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..identity.principal import SYSTEM
+from ..identity.principal import ANONYMOUS
 from ..records.service import RecordsService
 
 STATE_KEY = "records"
@@ -29,8 +29,9 @@ class PinnedRecords:
             await self.app(scope, receive, send)
             return
         shared: RecordsService = scope["app"].state.records
-        # Authentication (web/authentication.py) puts the request's principal in the scope.
-        pinned = shared.pinned(scope.get(PRINCIPAL_KEY, SYSTEM))
+        # Authentication (web/authentication.py) puts the request's principal in the scope;
+        # without it (an app assembled without that middleware) the request is nobody's.
+        pinned = shared.pinned(scope.get(PRINCIPAL_KEY, ANONYMOUS))
         scope.setdefault("state", {})[STATE_KEY] = pinned
         try:
             await self.app(scope, receive, send)

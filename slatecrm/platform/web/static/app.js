@@ -18,6 +18,12 @@
     box.hidden = false;
   }
 
+  // The CSRF token of this page (web/csrf.py): every change the script posts carries it.
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
   function refreshTotals(board) {
     fetch(board.dataset.refresh, {headers: {"Accept": "application/json"}})
       .then(function (r) { return r.ok ? r.json() : null; })
@@ -56,7 +62,8 @@
                                           version: card.dataset.version});
           var url = "/e/" + board.dataset.entity + "/" + card.dataset.id + "/move";
           card.classList.add("moving");
-          fetch(url, {method: "POST", body: body, headers: {"Accept": "application/json"}})
+          fetch(url, {method: "POST", body: body,
+                      headers: {"Accept": "application/json", "x-csrftoken": csrfToken()}})
             .then(function (response) {
               return response.json().then(function (data) { return {ok: response.ok, data: data}; });
             })
