@@ -27,7 +27,6 @@ from .cli import reported as cli_reported
 from .identity import memberships, users
 from .identity.errors import IdentityError
 from .identity.passwords import Passwords
-from .storage import system
 
 
 @contextmanager
@@ -239,10 +238,7 @@ def first_admin(engine: sa.Engine, email: str, name: str | None, generate: bool,
         made = users.first_admin(engine, email, name or "Administrator", password, passwords=passwords)
     if made.created is None:  # made by someone else meanwhile
         return {"email": made.existing[0], "created": False}
-    # The built-in role that holds every right (docs/security.md), so the first
-    # administrator can sign in and do what the name says.
-    with engine.begin() as conn:
-        conn.execute(system.user_roles.insert().values(user_id=made.created.id, role="administrator"))
+    # (users.first_admin gave it the built-in administrator role, in the same transaction)
     return {"email": made.created.email, "created": True,
             **({"password": password} if generate else {})}
 
