@@ -10,6 +10,7 @@ own plugin objects registered, when they test a plugin.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 from collections.abc import Callable, Iterable
 from functools import cache
@@ -81,12 +82,17 @@ def session_for(app: Starlette, email: str = ADMIN_EMAIL, *, roles: Iterable[str
     return {SESSION_COOKIE: started.token, csrf.COOKIE: token, csrf.HEADER: token}
 
 
+#: Token names are unique among a user's live tokens.
+TOKEN_NUMBERS = itertools.count(1)
+
+
 def bearer(engine: sa.Engine, email: str = ADMIN_EMAIL, *, roles: Iterable[str] = ADMINISTRATOR,
            scopes: Iterable[str] = ("read", "write", "admin")) -> dict[str, str]:
     """The `Authorization` header of a new API token of `email` (for a server in another process)."""
     owner = user_id(engine, email, roles=roles)
     with engine.begin() as conn:
-        _, secret = tokens.create(conn, owner, "tests", scopes, expires_at=None, now=dt.datetime.now(dt.UTC))
+        _, secret = tokens.create(conn, owner, f"tests {next(TOKEN_NUMBERS)}", scopes, expires_at=None,
+                                  now=dt.datetime.now(dt.UTC))
     return {"Authorization": f"Bearer {secret}"}
 
 

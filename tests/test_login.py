@@ -98,6 +98,7 @@ def test_the_login_form_needs_its_csrf_token(site: Site) -> None:
 
 def test_a_disabled_user_cannot_sign_in_and_is_signed_out(site: Site) -> None:
     add_user(site.engine, EMAIL)
+    add_user(site.engine, "second.admin@example.com")  # the last administrator cannot be disabled
     http = site.anonymous()
     assert login(http, EMAIL).status_code == 303
     users.disable(site.engine, EMAIL)

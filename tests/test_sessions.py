@@ -102,6 +102,7 @@ def test_a_password_change_or_reset_ends_the_sessions_before_it(site: Site) -> N
 
 def test_a_disabled_users_sessions_and_tokens_stop_working(site: Site) -> None:
     add_user(site.engine, EMAIL)
+    add_user(site.engine, "second.admin@example.com")  # the last administrator cannot be disabled
     http = signed_in(site)
     token = bearer(site.engine, EMAIL)
     api = site.anonymous(headers=token)
