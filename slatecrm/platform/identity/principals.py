@@ -15,25 +15,38 @@ from .principal import SCOPES, Principal, Via
 def load(conn: sa.Connection, user_id: int, via: Via, *, session_id: int | None = None,
          token_id: int | None = None, scopes: frozenset[str] = frozenset(SCOPES)) -> Principal | None:
     """The principal of an active user, None for a disabled or deleted one."""
-    users, members, roles = system.users, system.team_members, system.user_roles
+    users = system.users
     user = conn.execute(sa.select(users.c.id, users.c.display_name, users.c.email, users.c.active,
                                   users.c.manager_id, users.c.time_zone, users.c.locale)
                         .where(users.c.id == user_id)).first()
     if user is None or not user.active:
         return None
-    role_names = conn.execute(sa.select(roles.c.role).where(roles.c.user_id == user_id)).scalars().all()
-    teams = conn.execute(sa.select(members.c.team_id).where(members.c.user_id == user_id)).scalars().all()
-    mates: list[Any] = []
-    if teams:
-        mates = list(conn.execute(sa.select(members.c.user_id).distinct()
-                                  .where(members.c.team_id.in_(teams))).scalars())
-    below = sa.select(users.c.id).where(users.c.manager_id == user_id).cte("below", recursive=True)
-    below = below.union(sa.select(users.c.id).where(users.c.manager_id == below.c.id))
-    subordinates = conn.execute(sa.select(below.c.id)).scalars().all()
+    roles, teams, mates, subordinates = memberships(conn, user_id)
     return Principal(
         user_id=int(user.id), name=user.display_name, via=via, email=user.email or "",
-        roles=frozenset(role_names), teams=frozenset(int(t) for t in teams),
-        team_members=frozenset(int(m) for m in mates) | {int(user.id)},
-        subordinates=frozenset(int(s) for s in subordinates) - {int(user.id)},
+        roles=frozenset(roles), teams=frozenset(teams), team_members=frozenset(mates) | {int(user.id)},
+        subordinates=frozenset(subordinates) - {int(user.id)},
         manager_id=user.manager_id, time_zone=user.time_zone, locale=user.locale,
         session_id=session_id, token_id=token_id, scopes=scopes)
+
+
+def memberships(conn: sa.Connection, user_id: int) -> tuple[list[str], list[int], list[int], list[int]]:
+    """The user's role names, team ids, the ids of their teams' members and of everyone below
+    them in the manager hierarchy: one statement (a request is authenticated with three)."""
+    users, members, roles = system.users, system.team_members, system.user_roles
+    below = sa.select(users.c.id).where(users.c.manager_id == user_id).cte("below", recursive=True)
+    below = below.union(sa.select(users.c.id).where(users.c.manager_id == below.c.id))
+    mate = members.alias("mate")
+    parts = sa.union_all(
+        sa.select(sa.literal("role").label("kind"), roles.c.role.label("name"),
+                  sa.cast(sa.null(), sa.BigInteger).label("number")).where(roles.c.user_id == user_id),
+        sa.select(sa.literal("team"), sa.cast(sa.null(), sa.String), members.c.team_id)
+        .where(members.c.user_id == user_id),
+        sa.select(sa.literal("mate"), sa.cast(sa.null(), sa.String), mate.c.user_id)
+        .join(members, members.c.team_id == mate.c.team_id).where(members.c.user_id == user_id),
+        sa.select(sa.literal("below"), sa.cast(sa.null(), sa.String), below.c.id),
+    ).subquery()
+    found: dict[str, list[Any]] = {"role": [], "team": [], "mate": [], "below": []}
+    for row in conn.execute(sa.select(parts.c.kind, parts.c.name, parts.c.number)):
+        found[row.kind].append(row.name if row.kind == "role" else int(row.number))
+    return found["role"], found["team"], found["mate"], found["below"]

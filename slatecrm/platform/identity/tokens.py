@@ -60,6 +60,8 @@ class TokenMatch:
     token_id: int
     user_id: int
     scopes: frozenset[str]
+    #: Its last use was noted more than LAST_USED_RESOLUTION ago (or never): `touch` it.
+    stale: bool = False
 
 
 def valid_scopes(scopes: Iterable[str]) -> frozenset[str]:
@@ -151,9 +153,10 @@ def create(conn: sa.Connection, user_id: int, name: str, scopes: Iterable[str], 
     return token_id, secret
 
 
-def authenticate(conn: sa.Connection, secret: str, now: dt.datetime) -> TokenMatch | None:
+def find(conn: sa.Connection, secret: str, now: dt.datetime) -> TokenMatch | None:
     """The token `secret` if it is valid now: not revoked, not expired, made after its user's
-    last password change or reset, of an active user. Notes when it was used."""
+    last password change or reset, of an active user. Reads only (a request's check must not
+    take SQLite's write lock): `touch` notes the use when `stale` says it is due."""
     users = system.users
     row = conn.execute(
         sa.select(tokens.c.id, tokens.c.user_id, tokens.c.scopes, tokens.c.created_at, tokens.c.last_used_at,
@@ -166,9 +169,21 @@ def authenticate(conn: sa.Connection, secret: str, now: dt.datetime) -> TokenMat
         return None
     if row.password_changed_at is not None and row.created_at < row.password_changed_at:
         return None
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        conn.execute(tokens.update().where(tokens.c.id == row.id).values(last_used_at=now))
-    return TokenMatch(int(row.id), int(row.user_id), frozenset(row.scopes))
+    stale = row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION
+    return TokenMatch(int(row.id), int(row.user_id), frozenset(row.scopes), stale)
+
+
+def touch(conn: sa.Connection, token_id: int, now: dt.datetime) -> None:
+    """Note the token's use (at most once a LAST_USED_RESOLUTION: `TokenMatch.stale`)."""
+    conn.execute(tokens.update().where(tokens.c.id == token_id).values(last_used_at=now))
+
+
+def authenticate(conn: sa.Connection, secret: str, now: dt.datetime) -> TokenMatch | None:
+    """`find`, then `touch` when due, on one connection (scripts and tests)."""
+    match = find(conn, secret, now)
+    if match is not None and match.stale:
+        touch(conn, match.token_id, now)
+    return match
 
 
 def revoke(conn: sa.Connection, token_id: int, now: dt.datetime, *, owner: int | None = None,

@@ -14,6 +14,7 @@ cookie is then ignored); a token without the `write` scope may only read (GET, H
 
 from __future__ import annotations
 
+from functools import partial
 from http.cookies import SimpleCookie
 from urllib.parse import quote
 
@@ -112,28 +113,28 @@ class Authentication:
         await self.app(scope, receive, send)
 
     def identify(self, engine: sa.Engine, bearer: str | None, cookie: str | None) -> Principal:
+        """The principal of the token or session, in one read transaction (a request's check
+        takes no write lock); the use is noted apart, at most once a minute per token or
+        session, with SQLite's write lock taken at BEGIN."""
         now = self.settings.clock()
         options: dict[str, str] = {WORK_OPTION: "authentication"}
-        if bearer is not None:
-            # tokens.authenticate may note the token's use: on SQLite, take the write lock at
-            # BEGIN (waiting for another worker's write) rather than fail when upgrading to it.
-            options["sqlite_begin"] = "IMMEDIATE"
-            with engine.connect().execution_options(**options) as conn, conn.begin():
-                match = tokens.authenticate(conn, bearer, now)
+        with engine.connect().execution_options(**options) as conn, conn.begin():
+            if bearer is not None:
+                match = tokens.find(conn, bearer, now)
                 if match is None:
                     return ANONYMOUS
-                return principals.load(conn, match.user_id, "token", token_id=match.token_id,
-                                       scopes=match.scopes) or ANONYMOUS
-        assert cookie is not None
-        with engine.connect().execution_options(**options) as conn, conn.begin():
-            live = sessions.find(conn, cookie, now, self.settings.lifetimes)
-            if live is None:
-                return ANONYMOUS
-            found = principals.load(conn, live.user_id, "session", session_id=live.session_id)
-        if found is not None and live.stale:  # at most once a minute per session
+                found = principals.load(conn, match.user_id, "token", token_id=match.token_id,
+                                        scopes=match.scopes)
+                touch, stale = partial(tokens.touch, token_id=match.token_id), match.stale
+            else:
+                assert cookie is not None
+                live = sessions.find(conn, cookie, now, self.settings.lifetimes)
+                if live is None:
+                    return ANONYMOUS
+                found = principals.load(conn, live.user_id, "session", session_id=live.session_id)
+                touch, stale = partial(sessions.touch, session_id=live.session_id), live.stale
+        if found is not None and stale:
             with engine.connect().execution_options(**options, sqlite_begin="IMMEDIATE") as conn, \
                     conn.begin():
-                sessions.touch(conn, live.session_id, now)
+                touch(conn, now=now)
         return found or ANONYMOUS
-
-
