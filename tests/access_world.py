@@ -6,7 +6,7 @@ so that a body holding a record out of a user's reach is found by a plain search
 Users (roles from the pack, plus the built-in administrator):
 - `admin`: administrator, every record.
 - `manager`: deal_manager, scope subordinates (the rep reports to them), view_audit.
-- `rep`: deal_rep, own records only, no delete or export; `deal.secret` and `client.codename`
+- `rep`: deal_rep, own records only, no delete; `deal.secret` and `client.codename`
   hidden.
 - `outsider`: client_reader, nothing at all on deals (and no clients of their own).
 - `other`: owns records nobody but the administrator reaches (signs in nowhere).
@@ -72,6 +72,7 @@ class World:
     ids: dict[str, int]  # "deal:rep", "client:other", ...
     counter: Iterator[int] = field(default_factory=itertools.count)
     target: str = "rep"  # whose records the matrix's record routes are called on
+    fresh_values: dict[str, Any] = field(default_factory=dict)  # given to every fresh deal
 
     def client(self, who: str) -> TestClient:
         """A new browser of `who` (signed in unless anonymous): no redirects followed, so a
@@ -93,7 +94,7 @@ class World:
         or deletes one."""
         made = self.records.create("deal", {
             "name": self.unique(f"Fresh deal of {owner}"), "client": self.ids[f"client:{owner}"],
-            "owner": self.user_ids[owner], **values})
+            "owner": self.user_ids[owner], **self.fresh_values, **values})
         return made.id
 
     def fresh_user(self) -> int:
@@ -117,7 +118,9 @@ def database_urls(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 
 def build(url: str, extra: dict[str, dict[str, Any]] | None = None) -> Iterator[World]:
     """The pack installed, the users and their records made, the app started; `extra`: more
-    values per owner for their deal (the sentinel test's hidden values)."""
+    values by record ("deal:rep", "client:other") and for every fresh deal ("fresh"): the
+    sentinel test's hidden values."""
+    extra = extra or {}
     engine = create_engine(url)
     install(engine, field_types(), PACK)
     engine.dispose()
@@ -135,14 +138,14 @@ def build(url: str, extra: dict[str, dict[str, Any]] | None = None) -> Iterator[
     ids: dict[str, int] = {}
     for owner in OWNERS:
         client = records.create("client", {"name": marker("client", owner), "city": f"City of {owner}",
-                                           "owner": user_ids[owner]})
+                                           "owner": user_ids[owner], **extra.get(f"client:{owner}", {})})
         ids[f"client:{owner}"] = client.id
         deal = records.create("deal", {"name": marker("deal", owner), "client": client.id, "amount": 10,
-                                       "owner": user_ids[owner], **(extra or {}).get(owner, {})})
+                                       "owner": user_ids[owner], **extra.get(f"deal:{owner}", {})})
         ids[f"deal:{owner}"] = deal.id
         # A change, so the deal has history (and a stage visit).
         records.update("deal", deal.id, {"note": f"noted by {secrets.token_hex(2)}", "status": "won"},
                        version=deal.version)
     with TestClient(app):  # the lifespan: plugins' startup hooks
-        yield World(app, records, user_ids, ids)
+        yield World(app, records, user_ids, ids, fresh_values=extra.get("fresh", {}))
     app.state.engine.dispose()

@@ -29,7 +29,7 @@ from .access_world import EMAILS, OWNERS, PASSWORD, REACH, World, build, databas
 
 WHO = ("anonymous", "outsider", "rep", "manager", "admin")
 #: The actions each role has on deals (the pack's roles); the administrator has all.
-ACTIONS = {"anonymous": set(), "outsider": set(), "rep": {"create", "read", "update"},
+ACTIONS = {"anonymous": set(), "outsider": set(), "rep": {"create", "read", "update", "export"},
            "manager": {"create", "read", "update", "delete", "export"},
            "admin": {"create", "read", "update", "delete", "export"}}
 RIGHTS = {"anonymous": set(), "outsider": set(), "rep": set(), "manager": {"view_audit"},
