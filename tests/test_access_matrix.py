@@ -24,8 +24,12 @@ from typing import Any
 
 import pytest
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.testclient import TestClient
+
+from slatecrm.platform.identity import users
 
 from .access_world import EMAILS, OWNERS, PASSWORD, REACH, World, build, database_urls, marker
+from .defaults import bearer
 
 WHO = ("anonymous", "outsider", "rep", "manager", "admin")
 #: The actions each role has on deals (the pack's roles); the administrator has all.
@@ -342,3 +346,22 @@ def test_the_markers_show_where_they_are_in_reach(world: World) -> None:
             body = http.get(listing).text
         for owner in OWNERS:
             assert (marker("deal", owner) in body) == (owner in REACH[who]), (who, listing, owner)
+
+
+def test_head_changes_nothing(world: World) -> None:
+    """HEAD is GET without the body, even on routes that also take POST: it once ran the
+    unsafe branch, past the CSRF check and a read-only token's scope (both let HEAD through)."""
+    target, someone = world.fresh_deal(), world.fresh_user()
+    engine = world.app.state.engine
+    before = users.get_by_id(engine, someone)
+    with world.client("admin") as http:
+        del http.headers["x-csrftoken"]  # as a cross-site HEAD would come
+        assert http.head(f"/e/deal/{target}/delete").status_code == 200
+        assert http.head(f"/e/deal/{target}/edit").status_code == 200
+        assert http.head(f"/admin/users/{someone}").status_code != 303  # the POST branch's answer
+    read_only = bearer(engine, EMAILS["admin"], scopes=("read", "admin"))
+    with TestClient(world.app, headers=read_only) as http:
+        assert http.head(f"/api/admin/users/{someone}").status_code == 200
+        assert http.head("/api/me/tokens").status_code == 200
+    assert world.records.get("deal", target).version == 1
+    assert users.get_by_id(engine, someone) == before
