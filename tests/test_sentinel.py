@@ -140,7 +140,8 @@ def _same_as_unknown(world: World, base: str, template: str) -> None:
     assert hidden == unknown, f"{base}{template}: the hidden field answers unlike an unknown one"
 
 
-@pytest.mark.parametrize("base", ["/api/v1/deal", "/e/deal", "/e/deal.json", "/e/deal/export.csv"])
+@pytest.mark.parametrize("base", ["/api/v1/deal", "/e/deal", "/e/deal.json", "/e/deal/export.csv",
+                                  "/e/deal/board/flow", "/e/deal/board/flow.json"])
 def test_filter_and_sort_on_a_hidden_field_confirm_nothing(world: World, base: str) -> None:
     _same_as_unknown(world, base, "?{field}={value}")
     _same_as_unknown(world, base, "?filter={field}%20%3D%20%27{value}%27")
@@ -148,6 +149,7 @@ def test_filter_and_sort_on_a_hidden_field_confirm_nothing(world: World, base: s
 
 
 SEARCHED = ["/api/v1/deal", "/e/deal", "/e/deal.json", "/e/deal/export.csv", "/search", "/search.json",
+            "/e/deal/board/flow.json",
             "/e/deal/options", "/e/client/options.json", "/api/v1/client"]
 
 
