@@ -293,6 +293,11 @@ class Integer(FieldType):
     def sample(self, field: Field, pick: SampleSource) -> Any:
         return int(pick.number(field, 1, 500))
 
+    def total(self, amount: Any, group: Mapping[str, Any], field: Field) -> Any:
+        # PostgreSQL's SUM of a BIGINT is a NUMERIC (a Decimal): a whole number again, so a
+        # board's JSON can hold it.
+        return int(amount)
+
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return sa.BigInteger()
 

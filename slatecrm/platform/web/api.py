@@ -32,6 +32,7 @@ from . import (
     jsonbody,
     openapi,
 )
+from .authentication import READ_METHODS
 from .jsonresponse import EncodedJSON
 from .pinning import records_of
 
@@ -150,7 +151,7 @@ async def meta(request: Request) -> Response:
 async def collection(request: Request) -> Response:
     records = service(request)
     entity = request.path_params["entity"]
-    if request.method == "GET":
+    if request.method in READ_METHODS:  # HEAD is a GET without the body
         query = list_query(request)
         return await answer(request, lambda: (
             page_json(records, records.page(entity, query), request, counted=query.counted), {}))

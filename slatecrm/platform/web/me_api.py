@@ -19,6 +19,7 @@ from ..identity import tokens, users
 from ..identity.principal import Principal
 from ..identity.writes import writing
 from ..records.errors import ValidationFailed, WriteRefused
+from .authentication import READ_METHODS
 from .identity_common import (
     TEXT,
     TEXT_OR_NULL,
@@ -115,7 +116,7 @@ async def me(request: Request) -> Response:
 async def my_tokens(request: Request) -> Response:
     principal = signed_in(request)
     assert principal.user_id is not None
-    if request.method == "GET":
+    if request.method in READ_METHODS:  # HEAD is a GET without the body
         return JSONResponse({"data": await run_in_threadpool(token_list, request, principal.user_id)})
     may_manage_tokens(principal)
     data = await strict_body(request, TOKEN_BODY, required=("name", "scopes"))

@@ -19,6 +19,7 @@ from ..records.errors import RecordInUse, RecordNotFound, ValidationFailed, Vers
 from ..records.listing import ListQuery
 from ..records.service import HistoryEntry, Page, Record, RecordsService, StageVisit
 from . import widgets
+from .authentication import READ_METHODS
 from .jsonresponse import JSONResponse
 from .pinning import records_of
 from .templating import render, render_fragment, wants_json
@@ -240,7 +241,7 @@ async def form_page(request: Request, ce: CompiledEntity, record: Record | None,
 async def new(request: Request) -> Response:
     records = records_of(request)
     ce = await run_in_threadpool(records.entity, request.path_params["entity"])
-    if request.method == "GET":
+    if request.method in READ_METHODS:  # HEAD is a GET without the body
         defaults = {k: v for k, v in request.query_params.items()
                     if (k in ce.fields or k == widgets.OWNER) and v}
         return await form_page(request, ce, None, _raw_from_record(ce, None, defaults))
@@ -259,7 +260,7 @@ async def edit(request: Request) -> Response:
     records = records_of(request)
     ce = await run_in_threadpool(records.entity, request.path_params["entity"])
     record = await run_in_threadpool(records.get, ce.name, _record_id(request))
-    if request.method == "GET":
+    if request.method in READ_METHODS:  # HEAD is a GET without the body
         return await form_page(request, ce, record, _raw_from_record(ce, record, {}))
     form = await request.form()
     data = widgets.read_form(ce, form, keep_blank=True)
@@ -331,9 +332,12 @@ async def delete(request: Request) -> Response:
     """GET asks "really?" (a page, so it works without JavaScript); POST deletes."""
     records = records_of(request)
     entity, record_id = request.path_params["entity"], _record_id(request)
-    if request.method == "GET":
+    if request.method in READ_METHODS:  # HEAD is a GET without the body
         ce = await run_in_threadpool(records.entity, entity)
         record = await run_in_threadpool(records.get, entity, record_id)
+        # Not "really?" for a delete the user may not make: 403 here, as the POST would be
+        # (the service's own check; an invisible record was 404 above).
+        await run_in_threadpool(records.require, entity, "delete")
         context = await base_context(request, entity=entity, title=f"Delete {record.title}?")
         return render(request, "delete", {**context, "ce": ce, "record": record},
                       twin=_record_twin(records, record), entity=entity)

@@ -19,6 +19,7 @@ from ..identity import users
 from ..identity.errors import IdentityError
 from ..identity.principal import Principal
 from ..records.errors import ValidationFailed
+from .authentication import READ_METHODS
 from .identity_common import (
     FLAG,
     NUL_REFUSED,
@@ -150,7 +151,7 @@ def listed(request: Request) -> list[dict[str, Any]]:
 @api
 async def collection(request: Request) -> Response:
     actor = administrator(request)
-    if request.method == "GET":
+    if request.method in READ_METHODS:  # HEAD is a GET without the body
         return JSONResponse({"data": await run_in_threadpool(listed, request)})
     data = await strict_body(request, NEW_USER, required=("email", "name"))
     made = await run_in_threadpool(add_user, request, actor, data)
@@ -160,7 +161,7 @@ async def collection(request: Request) -> Response:
 @api
 async def item(request: Request) -> Response:
     actor = administrator(request)
-    if request.method == "GET":
+    if request.method in READ_METHODS:  # HEAD is a GET without the body
         return JSONResponse(await run_in_threadpool(
             lambda: user_with_access(engine_of(request), find(request))))
     data = await strict_body(request, USER_CHANGE)

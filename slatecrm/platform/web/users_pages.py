@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from ..identity.principal import Principal
 from ..records.errors import ValidationFailed
+from .authentication import READ_METHODS
 from .identity_common import NotFound, NotSignedIn, engine_of, user_with_access
 from .me_api import revoke_token, token_list
 from .me_pages import to_login
@@ -79,7 +80,7 @@ async def _user_page(request: Request, user: dict[str, Any], *, errors: dict[str
 
 @admin_page
 async def user_page(request: Request, actor: Principal) -> Response:
-    if request.method == "GET":
+    if request.method in READ_METHODS:  # HEAD is a GET without the body
         user = await run_in_threadpool(lambda: user_with_access(engine_of(request), find(request)))
         return await _user_page(request, user)
     data = _form_values(await request.form(), ("name", "time_zone", "locale", "manager"))
