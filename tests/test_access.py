@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.roles import ACTIONS, EntityGrant, Role, SharingRule
-from slatecrm.platform.identity import users
+from slatecrm.platform.identity import memberships, principals, users
 from slatecrm.platform.identity.access import ADMINISTRATOR
 from slatecrm.platform.identity.principal import SYSTEM, Principal
 from slatecrm.platform.records import bulk
@@ -27,10 +26,10 @@ from slatecrm.platform.records.errors import RecordNotFound, UnknownEntity, Vali
 from slatecrm.platform.records.listing import ListQuery
 from slatecrm.platform.records.reading import RESTRICTED
 from slatecrm.platform.records.service import RecordsService
+from slatecrm.platform.storage import system as storage_system
 from slatecrm.platform.storage.runtime import build_runtime
-from slatecrm.platform.web.pinning import PRINCIPAL_KEY
 
-from .defaults import make_app
+from .defaults import make_app, signed_in, user_id
 from .pack_templates import PackTemplates
 
 #: A value only the hidden field holds: it must never appear in an answer to the rep.
@@ -58,18 +57,6 @@ ROLES = (
 )
 
 
-class AsPrincipal:
-    """Test-only ASGI wrapper: every request acts as `principal` (what authentication will do)."""
-
-    def __init__(self, app: ASGIApp, principal: Principal):
-        self.app = app
-        self.principal = principal
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope[PRINCIPAL_KEY] = self.principal
-        await self.app(scope, receive, send)
-
-
 @dataclass
 class World:
     records: RecordsService
@@ -89,8 +76,16 @@ class World:
         return pinned
 
 
-def _principal(user_id: int, name: str, roles: set[str], **more: Any) -> Principal:
-    return Principal(user_id=user_id, name=name, via="session", roles=frozenset(roles), **more)
+def _signed_in_principal(engine: sa.Engine, email: str) -> Principal:
+    """The principal authentication makes of `email`'s session (roles, team, manager from the tables)."""
+    with engine.connect() as conn:
+        loaded = principals.load(conn, user_id(engine, email), "session")
+    assert loaded is not None
+    return loaded
+
+
+def _principal(owner: int, name: str, roles: set[str], **more: Any) -> Principal:
+    return Principal(user_id=owner, name=name, via="session", roles=frozenset(roles), **more)
 
 
 @pytest.fixture
@@ -102,18 +97,21 @@ def world(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
     runtime = records.holder.current()
     records.holder._runtime = build_runtime(  # roles are not stored with revisions yet (helper "roles")
         runtime.revision, dataclasses.replace(runtime.metamodel, roles=ROLES), registry, engine.dialect.name)
-    boss = users.add(engine, "boss@example.com", "Boss").id
+    boss = user_id(engine, "boss@example.com", roles={"manager"})
     rep = users.add(engine, "rep@example.com", "Rep", manager="boss@example.com").id
-    peer = users.add(engine, "peer@example.com", "Peer").id
-    other = users.add(engine, "other@example.com", "Other").id
-    people = {
-        "rep": _principal(rep, "Rep", {"rep"}, manager_id=boss),
-        "boss": _principal(boss, "Boss", {"manager"}, subordinates=frozenset({rep})),
-        "lead": _principal(peer, "Peer", {"teamlead"}, team_members=frozenset({peer, rep})),
-        "outsider": _principal(other, "Other", {"outsider", "no such role"}),
-        "fake_admin": _principal(other, "Other", {"rep"}),
-        "admin": _principal(other, "Other", {ADMINISTRATOR}),
-    }
+    with engine.begin() as conn:
+        conn.execute(storage_system.user_roles.insert().values(user_id=rep, role="rep"))
+    peer = user_id(engine, "peer@example.com", roles={"teamlead"})
+    other = user_id(engine, "other@example.com", roles={"outsider", "no such role"})
+    user_id(engine, "fake.admin@example.com", roles={"rep"})
+    user_id(engine, "admin@example.com", roles={ADMINISTRATOR})
+    memberships.add_team(engine, "East")
+    for email in ("peer@example.com", "rep@example.com"):
+        memberships.change(engine, email, add_teams=["East"])
+    emails = {"rep": "rep@example.com", "boss": "boss@example.com", "lead": "peer@example.com",
+              "outsider": "other@example.com", "fake_admin": "fake.admin@example.com",
+              "admin": "admin@example.com"}
+    people = {who: _signed_in_principal(engine, email) for who, email in emails.items()}
     system = records  # the system: sample data, the CLI
     shared_co = system.create("account", {"name": "Shared Co",
                                           "annual_revenue": {"amount": "777", "currency": "USD"}})
@@ -133,8 +131,7 @@ def world(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
     ids = {"boss": boss, "rep": rep, "peer": peer, "other": other, "shared_co": shared_co.id,
            "acme": acme.id, "jane": jane.id, "mine": mine.id, "theirs": theirs.id, "shared": shared.id,
            "editable": editable.id, "activity": activity.id}
-    clients = {who: TestClient(AsPrincipal(app, p), raise_server_exceptions=False)
-               for who, p in people.items()}
+    clients = {who: signed_in(app, email, raise_server_exceptions=False) for who, email in emails.items()}
     with TestClient(app, raise_server_exceptions=False):
         made = World(records, app, ids, people, clients)
         yield made
