@@ -8,8 +8,10 @@ and writes checked before and after the change."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +33,7 @@ from slatecrm.platform.storage.runtime import build_runtime
 
 from .defaults import make_app, signed_in, user_id
 from .pack_templates import PackTemplates
+from .packs import install, write_pack
 
 #: A value only the hidden field holds: it must never appear in an answer to the rep.
 SENTINEL = "SENTINEL-7f3a9c-hidden"
@@ -378,3 +381,46 @@ def test_metamodel_routes_need_the_right(world: World) -> None:
     assert world.clients["boss"].get("/api/v1/admin/customisations").status_code == 403
     assert world.clients["admin"].get("/api/v1/admin/customisations").status_code == 200
 
+
+
+# --- write-time rules see the signed-in user ----------------------------------------------------------
+EXPENSE: dict[str, Any] = {
+    "label": "Expense", "title_field": "name",
+    "fields": {"name": {"type": "text", "required": True}, "amount": {"type": "integer"},
+               "approver": {"type": "integer", "default_expression": "current_user.manager"}},
+    "validations": [{"name": "limit", "field": "amount", "message": "only an approver spends 1000 or more",
+                     "condition": "amount < 1000 or \"approver\" in current_user.roles"}],
+}
+
+
+def test_validations_and_defaults_read_the_writers_roles_and_manager(
+        engine: sa.Engine, db_url: str, registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    folder = write_pack(tmp_path, "expenses", "1.0.0", {"expense": EXPENSE})
+    (folder / "roles").mkdir()
+    for name in ("clerk", "approver"):
+        (folder / "roles" / f"{name}.yaml").write_text(json.dumps(
+            {"kind": "role", "name": name, "entities": {"expense": {"actions": "all", "scope": "own"}}}))
+    install(engine, registry, folder)
+    app = make_app(db_url)
+    boss = user_id(engine, "boss@example.com", roles={"approver"})
+    users.add(engine, "clerk@example.com", "Clerk", manager="boss@example.com")
+    memberships.change(engine, "clerk@example.com", add_roles=["clerk"])
+    try:
+        clerk = signed_in(app, "clerk@example.com", raise_server_exceptions=False)
+        refused = clerk.post("/api/v1/expense", json={"name": "Car", "amount": 5000})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"] == {"amount": ["only an approver spends 1000 or more"]}
+        made = clerk.post("/api/v1/expense", json={"name": "Lunch", "amount": 20})
+        assert made.status_code == 201, made.text
+        assert made.json()["approver"] == boss  # the default read the clerk's manager
+        approver = signed_in(app, "boss@example.com", raise_server_exceptions=False)
+        allowed = approver.post("/api/v1/expense", json={"name": "Car", "amount": 5000})
+        assert allowed.status_code == 201, allowed.text
+        assert allowed.json()["approver"] is None  # the boss has no manager
+        changed = approver.patch(f"/api/v1/expense/{allowed.json()['id']}", json={"amount": 6000, "version": 1})
+        assert changed.status_code == 200, changed.text
+        mine = made.json()
+        over = clerk.patch(f"/api/v1/expense/{mine['id']}", json={"amount": 2000, "version": mine["version"]})
+        assert over.status_code == 422 and "only an approver" in over.text
+    finally:
+        app.state.engine.dispose()
