@@ -130,5 +130,6 @@ def authorization(engine: sa.Engine) -> dict[str, str]:
             system.api_tokens.c.revoked_at.is_(None))).scalars().all()
         for token_id in earlier:
             tokens.revoke(conn, int(token_id), now)
-        _, secret = tokens.create(conn, int(found), "bench", ("read", "write", "admin"), expires_at=None, now=now)
+        _, secret = tokens.create(conn, int(found), "bench", ("read", "write", "admin"),
+                                  expires_at=None, now=now)
     return {"Authorization": f"Bearer {secret}"}

@@ -8,6 +8,7 @@ and writes checked before and after the change."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.roles import ACTIONS, EntityGrant, Role, SharingRule
-from slatecrm.platform.identity import memberships, principals, users
+from slatecrm.platform.identity import memberships, principals, tokens, users
 from slatecrm.platform.identity.access import ADMINISTRATOR
 from slatecrm.platform.identity.principal import SYSTEM, Principal
 from slatecrm.platform.records import bulk
@@ -417,10 +418,68 @@ def test_validations_and_defaults_read_the_writers_roles_and_manager(
         allowed = approver.post("/api/v1/expense", json={"name": "Car", "amount": 5000})
         assert allowed.status_code == 201, allowed.text
         assert allowed.json()["approver"] is None  # the boss has no manager
-        changed = approver.patch(f"/api/v1/expense/{allowed.json()['id']}", json={"amount": 6000, "version": 1})
+        changed = approver.patch(f"/api/v1/expense/{allowed.json()['id']}",
+                                 json={"amount": 6000, "version": 1})
         assert changed.status_code == 200, changed.text
         mine = made.json()
         over = clerk.patch(f"/api/v1/expense/{mine['id']}", json={"amount": 2000, "version": mine["version"]})
         assert over.status_code == 422 and "only an approver" in over.text
     finally:
         app.state.engine.dispose()
+
+
+def test_role_definitions_need_the_manage_metamodel_right(world: World) -> None:
+    boss = world.clients["boss"]  # a manager: views the audit, but does not manage the metamodel
+    role = {"entities": {"contact": {"actions": ["read"]}}}
+    for answer in (boss.put("/api/v1/admin/roles/helper", json=role),
+                   boss.put("/api/v1/admin/roles/helper", content=b"{not json",
+                            headers={"content-type": "application/json"}),
+                   boss.delete("/api/v1/admin/roles/rep")):
+        assert answer.status_code == 403 and "manage metamodel" in answer.text, answer.text
+    planned = world.clients["admin"].put("/api/v1/admin/roles/helper",
+                                         json={"entities": {"contact": {"actions": ["read"]}}})
+    assert planned.status_code == 200 and planned.json()["applied"] is False, planned.text
+
+
+def _token(world: World, email: str, name: str, *scopes: str) -> dict[str, str]:
+    engine: sa.Engine = world.app.state.engine
+    with engine.begin() as conn:
+        _, secret = tokens.create(conn, user_id(engine, email), name, scopes, expires_at=None,
+                                  now=datetime.datetime.now(datetime.UTC))
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_a_token_without_the_admin_scope_cannot_administer_even_for_an_administrator(world: World) -> None:
+    http = TestClient(world.app, raise_server_exceptions=False)
+    writer = _token(world, "admin@example.com", "writer", "read", "write")
+    role = {"entities": {"contact": {"actions": ["read"]}}}
+    field = {"type": "text"}
+    for answer in (http.get("/api/v1/admin/customisations", headers=writer),
+                   http.put("/api/v1/admin/roles/helper", json=role, headers=writer),
+                   http.delete("/api/v1/admin/roles/rep", headers=writer),
+                   http.put("/api/v1/admin/entities/account/fields/x_note", json=field, headers=writer),
+                   http.get("/api/admin/users", headers=writer)):
+        assert answer.status_code == 403, (answer.request.url, answer.text)
+    # The same administrator's token with the admin scope may; records are written with `write`.
+    admin = _token(world, "admin@example.com", "admin", "read", "write", "admin")
+    assert http.get("/api/v1/admin/customisations", headers=admin).status_code == 200
+    assert http.put("/api/v1/admin/roles/helper", json=role, headers=admin).status_code == 200
+    mine = world.ids["mine"]
+    assert http.patch(f"/api/v1/opportunity/{mine}", json={"next_step": "w", "version": 1},
+                      headers=writer).status_code == 200
+
+
+def test_a_read_token_reads_but_writes_nothing(world: World) -> None:
+    http = TestClient(world.app, raise_server_exceptions=False)
+    reader = _token(world, "admin@example.com", "reader", "read", "admin")
+    mine = world.ids["mine"]
+    assert http.get(f"/api/v1/opportunity/{mine}", headers=reader).json()["name"] == "Mine deal"
+    change = {"name": "x", "version": 1}
+    for answer in (http.patch(f"/api/v1/opportunity/{mine}", json=change, headers=reader),
+                   http.put("/api/v1/admin/roles/helper", json={"entities": {}}, headers=reader),
+                   http.post("/api/v1/opportunity", json={"name": "y", "account": world.ids["acme"]},
+                             headers=reader)):
+        assert answer.status_code == 403 and "write scope" in answer.text, answer.text
+    assert world.records.get("opportunity", mine).values["name"] == "Mine deal"
+    rep = _token(world, "rep@example.com", "rep reader", "read")  # and the roles still narrow it
+    assert http.get(f"/api/v1/opportunity/{world.ids['theirs']}", headers=rep).status_code == 404
