@@ -483,3 +483,25 @@ def test_a_read_token_reads_but_writes_nothing(world: World) -> None:
     assert world.records.get("opportunity", mine).values["name"] == "Mine deal"
     rep = _token(world, "rep@example.com", "rep reader", "read")  # and the roles still narrow it
     assert http.get(f"/api/v1/opportunity/{world.ids['theirs']}", headers=rep).status_code == 404
+
+
+# --- forms ----------------------------------------------------------------------------------------------
+def test_forms_show_read_only_fields_as_text_and_leave_hidden_ones_out(world: World) -> None:
+    rep, admin = world.clients["rep"], world.clients["admin"]
+    mine = world.ids["mine"]
+    world.records.update("opportunity", mine, {"loss_reason": "price"}, version=1)
+    for path in (f"/e/opportunity/{mine}/edit", "/e/opportunity/new"):
+        page = rep.get(path).text
+        assert 'id="f-loss_reason"' in page and 'name="loss_reason"' not in page, path
+        assert 'name="_fields" value="loss_reason"' not in page, path
+        assert 'id="f-description"' not in page and SENTINEL not in page, path
+        assert 'name="next_step"' in page, path
+    assert "Price" in rep.get(f"/e/opportunity/{mine}/edit").text  # the value, shown as its label
+    assert 'name="loss_reason"' in admin.get(f"/e/opportunity/{mine}/edit").text
+    assert 'value="loss_reason"' not in rep.get("/e/opportunity").text  # no bulk edit of it
+    # A form sent with the read-only field anyway (by hand) changes only what the rep may change.
+    saved = rep.post(f"/e/opportunity/{mine}/edit", follow_redirects=False, data={
+        "version": "2", "_fields": ["next_step", "loss_reason"], "next_step": "demo", "loss_reason": "other"})
+    assert saved.status_code == 303, saved.text
+    stored = world.records.get("opportunity", mine).values
+    assert (stored["next_step"], stored["loss_reason"], stored["description"]) == ("demo", "price", SENTINEL)
