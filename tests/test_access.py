@@ -8,18 +8,20 @@ and writes checked before and after the change."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.roles import ACTIONS, EntityGrant, Role, SharingRule
-from slatecrm.platform.identity import users
+from slatecrm.platform.identity import memberships, principals, tokens, users
 from slatecrm.platform.identity.access import ADMINISTRATOR
 from slatecrm.platform.identity.principal import SYSTEM, Principal
 from slatecrm.platform.records import bulk
@@ -27,11 +29,12 @@ from slatecrm.platform.records.errors import RecordNotFound, UnknownEntity, Vali
 from slatecrm.platform.records.listing import ListQuery
 from slatecrm.platform.records.reading import RESTRICTED
 from slatecrm.platform.records.service import RecordsService
+from slatecrm.platform.storage import system as storage_system
 from slatecrm.platform.storage.runtime import build_runtime
-from slatecrm.platform.web.pinning import PRINCIPAL_KEY
 
-from .defaults import make_app
+from .defaults import make_app, signed_in, user_id
 from .pack_templates import PackTemplates
+from .packs import install, write_pack
 
 #: A value only the hidden field holds: it must never appear in an answer to the rep.
 SENTINEL = "SENTINEL-7f3a9c-hidden"
@@ -58,18 +61,6 @@ ROLES = (
 )
 
 
-class AsPrincipal:
-    """Test-only ASGI wrapper: every request acts as `principal` (what authentication will do)."""
-
-    def __init__(self, app: ASGIApp, principal: Principal):
-        self.app = app
-        self.principal = principal
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope[PRINCIPAL_KEY] = self.principal
-        await self.app(scope, receive, send)
-
-
 @dataclass
 class World:
     records: RecordsService
@@ -89,8 +80,16 @@ class World:
         return pinned
 
 
-def _principal(user_id: int, name: str, roles: set[str], **more: Any) -> Principal:
-    return Principal(user_id=user_id, name=name, via="session", roles=frozenset(roles), **more)
+def _signed_in_principal(engine: sa.Engine, email: str) -> Principal:
+    """The principal authentication makes of `email`'s session (roles, team, manager from the tables)."""
+    with engine.connect() as conn:
+        loaded = principals.load(conn, user_id(engine, email), "session")
+    assert loaded is not None
+    return loaded
+
+
+def _principal(owner: int, name: str, roles: set[str], **more: Any) -> Principal:
+    return Principal(user_id=owner, name=name, via="session", roles=frozenset(roles), **more)
 
 
 @pytest.fixture
@@ -102,18 +101,21 @@ def world(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
     runtime = records.holder.current()
     records.holder._runtime = build_runtime(  # roles are not stored with revisions yet (helper "roles")
         runtime.revision, dataclasses.replace(runtime.metamodel, roles=ROLES), registry, engine.dialect.name)
-    boss = users.add(engine, "boss@example.com", "Boss").id
+    boss = user_id(engine, "boss@example.com", roles={"manager"})
     rep = users.add(engine, "rep@example.com", "Rep", manager="boss@example.com").id
-    peer = users.add(engine, "peer@example.com", "Peer").id
-    other = users.add(engine, "other@example.com", "Other").id
-    people = {
-        "rep": _principal(rep, "Rep", {"rep"}, manager_id=boss),
-        "boss": _principal(boss, "Boss", {"manager"}, subordinates=frozenset({rep})),
-        "lead": _principal(peer, "Peer", {"teamlead"}, team_members=frozenset({peer, rep})),
-        "outsider": _principal(other, "Other", {"outsider", "no such role"}),
-        "fake_admin": _principal(other, "Other", {"rep"}),
-        "admin": _principal(other, "Other", {ADMINISTRATOR}),
-    }
+    with engine.begin() as conn:
+        conn.execute(storage_system.user_roles.insert().values(user_id=rep, role="rep"))
+    peer = user_id(engine, "peer@example.com", roles={"teamlead"})
+    other = user_id(engine, "other@example.com", roles={"outsider", "no such role"})
+    user_id(engine, "fake.admin@example.com", roles={"rep"})
+    user_id(engine, "admin@example.com", roles={ADMINISTRATOR})
+    memberships.add_team(engine, "East")
+    for email in ("peer@example.com", "rep@example.com"):
+        memberships.change(engine, email, add_teams=["East"])
+    emails = {"rep": "rep@example.com", "boss": "boss@example.com", "lead": "peer@example.com",
+              "outsider": "other@example.com", "fake_admin": "fake.admin@example.com",
+              "admin": "admin@example.com"}
+    people = {who: _signed_in_principal(engine, email) for who, email in emails.items()}
     system = records  # the system: sample data, the CLI
     shared_co = system.create("account", {"name": "Shared Co",
                                           "annual_revenue": {"amount": "777", "currency": "USD"}})
@@ -133,8 +135,7 @@ def world(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
     ids = {"boss": boss, "rep": rep, "peer": peer, "other": other, "shared_co": shared_co.id,
            "acme": acme.id, "jane": jane.id, "mine": mine.id, "theirs": theirs.id, "shared": shared.id,
            "editable": editable.id, "activity": activity.id}
-    clients = {who: TestClient(AsPrincipal(app, p), raise_server_exceptions=False)
-               for who, p in people.items()}
+    clients = {who: signed_in(app, email, raise_server_exceptions=False) for who, email in emails.items()}
     with TestClient(app, raise_server_exceptions=False):
         made = World(records, app, ids, people, clients)
         yield made
@@ -381,3 +382,126 @@ def test_metamodel_routes_need_the_right(world: World) -> None:
     assert world.clients["boss"].get("/api/v1/admin/customisations").status_code == 403
     assert world.clients["admin"].get("/api/v1/admin/customisations").status_code == 200
 
+
+
+# --- write-time rules see the signed-in user ----------------------------------------------------------
+EXPENSE: dict[str, Any] = {
+    "label": "Expense", "title_field": "name",
+    "fields": {"name": {"type": "text", "required": True}, "amount": {"type": "integer"},
+               "approver": {"type": "integer", "default_expression": "current_user.manager"}},
+    "validations": [{"name": "limit", "field": "amount", "message": "only an approver spends 1000 or more",
+                     "condition": "amount < 1000 or \"approver\" in current_user.roles"}],
+}
+
+
+def test_validations_and_defaults_read_the_writers_roles_and_manager(
+        engine: sa.Engine, db_url: str, registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    folder = write_pack(tmp_path, "expenses", "1.0.0", {"expense": EXPENSE})
+    (folder / "roles").mkdir()
+    for name in ("clerk", "approver"):
+        (folder / "roles" / f"{name}.yaml").write_text(json.dumps(
+            {"kind": "role", "name": name, "entities": {"expense": {"actions": "all", "scope": "own"}}}))
+    install(engine, registry, folder)
+    app = make_app(db_url)
+    boss = user_id(engine, "boss@example.com", roles={"approver"})
+    users.add(engine, "clerk@example.com", "Clerk", manager="boss@example.com")
+    memberships.change(engine, "clerk@example.com", add_roles=["clerk"])
+    try:
+        clerk = signed_in(app, "clerk@example.com", raise_server_exceptions=False)
+        refused = clerk.post("/api/v1/expense", json={"name": "Car", "amount": 5000})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"] == {"amount": ["only an approver spends 1000 or more"]}
+        made = clerk.post("/api/v1/expense", json={"name": "Lunch", "amount": 20})
+        assert made.status_code == 201, made.text
+        assert made.json()["approver"] == boss  # the default read the clerk's manager
+        approver = signed_in(app, "boss@example.com", raise_server_exceptions=False)
+        allowed = approver.post("/api/v1/expense", json={"name": "Car", "amount": 5000})
+        assert allowed.status_code == 201, allowed.text
+        assert allowed.json()["approver"] is None  # the boss has no manager
+        changed = approver.patch(f"/api/v1/expense/{allowed.json()['id']}",
+                                 json={"amount": 6000, "version": 1})
+        assert changed.status_code == 200, changed.text
+        mine = made.json()
+        over = clerk.patch(f"/api/v1/expense/{mine['id']}", json={"amount": 2000, "version": mine["version"]})
+        assert over.status_code == 422 and "only an approver" in over.text
+    finally:
+        app.state.engine.dispose()
+
+
+def test_role_definitions_need_the_manage_metamodel_right(world: World) -> None:
+    boss = world.clients["boss"]  # a manager: views the audit, but does not manage the metamodel
+    role = {"entities": {"contact": {"actions": ["read"]}}}
+    for answer in (boss.put("/api/v1/admin/roles/helper", json=role),
+                   boss.put("/api/v1/admin/roles/helper", content=b"{not json",
+                            headers={"content-type": "application/json"}),
+                   boss.delete("/api/v1/admin/roles/rep")):
+        assert answer.status_code == 403 and "manage metamodel" in answer.text, answer.text
+    planned = world.clients["admin"].put("/api/v1/admin/roles/helper",
+                                         json={"entities": {"contact": {"actions": ["read"]}}})
+    assert planned.status_code == 200 and planned.json()["applied"] is False, planned.text
+
+
+def _token(world: World, email: str, name: str, *scopes: str) -> dict[str, str]:
+    engine: sa.Engine = world.app.state.engine
+    with engine.begin() as conn:
+        _, secret = tokens.create(conn, user_id(engine, email), name, scopes, expires_at=None,
+                                  now=datetime.datetime.now(datetime.UTC))
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_a_token_without_the_admin_scope_cannot_administer_even_for_an_administrator(world: World) -> None:
+    http = TestClient(world.app, raise_server_exceptions=False)
+    writer = _token(world, "admin@example.com", "writer", "read", "write")
+    role = {"entities": {"contact": {"actions": ["read"]}}}
+    field = {"type": "text"}
+    for answer in (http.get("/api/v1/admin/customisations", headers=writer),
+                   http.put("/api/v1/admin/roles/helper", json=role, headers=writer),
+                   http.delete("/api/v1/admin/roles/rep", headers=writer),
+                   http.put("/api/v1/admin/entities/account/fields/x_note", json=field, headers=writer),
+                   http.get("/api/admin/users", headers=writer)):
+        assert answer.status_code == 403, (answer.request.url, answer.text)
+    # The same administrator's token with the admin scope may; records are written with `write`.
+    admin = _token(world, "admin@example.com", "admin", "read", "write", "admin")
+    assert http.get("/api/v1/admin/customisations", headers=admin).status_code == 200
+    assert http.put("/api/v1/admin/roles/helper", json=role, headers=admin).status_code == 200
+    mine = world.ids["mine"]
+    assert http.patch(f"/api/v1/opportunity/{mine}", json={"next_step": "w", "version": 1},
+                      headers=writer).status_code == 200
+
+
+def test_a_read_token_reads_but_writes_nothing(world: World) -> None:
+    http = TestClient(world.app, raise_server_exceptions=False)
+    reader = _token(world, "admin@example.com", "reader", "read", "admin")
+    mine = world.ids["mine"]
+    assert http.get(f"/api/v1/opportunity/{mine}", headers=reader).json()["name"] == "Mine deal"
+    change = {"name": "x", "version": 1}
+    for answer in (http.patch(f"/api/v1/opportunity/{mine}", json=change, headers=reader),
+                   http.put("/api/v1/admin/roles/helper", json={"entities": {}}, headers=reader),
+                   http.post("/api/v1/opportunity", json={"name": "y", "account": world.ids["acme"]},
+                             headers=reader)):
+        assert answer.status_code == 403 and "write scope" in answer.text, answer.text
+    assert world.records.get("opportunity", mine).values["name"] == "Mine deal"
+    rep = _token(world, "rep@example.com", "rep reader", "read")  # and the roles still narrow it
+    assert http.get(f"/api/v1/opportunity/{world.ids['theirs']}", headers=rep).status_code == 404
+
+
+# --- forms ----------------------------------------------------------------------------------------------
+def test_forms_show_read_only_fields_as_text_and_leave_hidden_ones_out(world: World) -> None:
+    rep, admin = world.clients["rep"], world.clients["admin"]
+    mine = world.ids["mine"]
+    world.records.update("opportunity", mine, {"loss_reason": "price"}, version=1)
+    for path in (f"/e/opportunity/{mine}/edit", "/e/opportunity/new"):
+        page = rep.get(path).text
+        assert 'id="f-loss_reason"' in page and 'name="loss_reason"' not in page, path
+        assert 'name="_fields" value="loss_reason"' not in page, path
+        assert 'id="f-description"' not in page and SENTINEL not in page, path
+        assert 'name="next_step"' in page, path
+    assert "Price" in rep.get(f"/e/opportunity/{mine}/edit").text  # the value, shown as its label
+    assert 'name="loss_reason"' in admin.get(f"/e/opportunity/{mine}/edit").text
+    assert 'value="loss_reason"' not in rep.get("/e/opportunity").text  # no bulk edit of it
+    # A form sent with the read-only field anyway (by hand) changes only what the rep may change.
+    saved = rep.post(f"/e/opportunity/{mine}/edit", follow_redirects=False, data={
+        "version": "2", "_fields": ["next_step", "loss_reason"], "next_step": "demo", "loss_reason": "other"})
+    assert saved.status_code == 303, saved.text
+    stored = world.records.get("opportunity", mine).values
+    assert (stored["next_step"], stored["loss_reason"], stored["description"]) == ("demo", "price", SENTINEL)

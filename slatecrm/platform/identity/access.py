@@ -138,6 +138,12 @@ def _names(grant: EntityGrant, kinds: tuple[str, ...]) -> frozenset[str]:
     return frozenset(name for name, kind in grant.fields if kind in kinds)
 
 
+def read_only_fields(access: Access | None, entity: str) -> frozenset[str]:
+    """The fields of `entity` a form shows but does not send for the principal of `access`
+    (None: the system, which may change every field)."""
+    return frozenset() if access is None else access.read_only(entity)
+
+
 def roles_of(defined: Iterable[Role], names: Iterable[str]) -> list[Role]:
     """The roles a user's role names give: the built-in administrator, and the defined roles
     of those names (a name no role has grants nothing)."""
@@ -183,6 +189,12 @@ class Access:
 
     def holds_right(self, right: str) -> bool:
         return self.principal.allows("admin") and right in self.roles.rights
+
+    # --- field level ---------------------------------------------------------------------------
+    def read_only(self, entity: str) -> frozenset[str]:
+        """The fields of `entity` the principal sees but may not set, on a new record or a
+        stored one (the write pipeline refuses them; forms show them as text)."""
+        return self.entity(entity).read_only
 
     # --- record level ------------------------------------------------------------------------
     def owners(self, entity: EntityAccess, purpose: Purpose) -> frozenset[int]:

@@ -164,7 +164,8 @@ class WritePipeline:
             return []
         now = _now()
         with self.service._write() as conn, conn.begin():
-            context = rule_hooks.context_for(conn, self._full().entities, user, None)
+            context = rule_hooks.context_for(conn, self._full().entities, user, None,
+                                                principal=self.service.principal)
             rules = self._full().rules.entity(ce.name)
             coercion = self._derived(ce, "coercion", EntityCoercion)
             drafts = [self._prepare(conn, request, Draft(ce, data), context, rules, now, coercion)
@@ -339,7 +340,8 @@ class WritePipeline:
 
     def _context(self, conn: sa.Connection, user: int | None, draft: Draft) -> RuleContext:
         previous = None if draft.before is None else {**draft.before, "id": draft.record_id}
-        return rule_hooks.context_for(conn, self._full().entities, user, previous)
+        return rule_hooks.context_for(conn, self._full().entities, user, previous,
+                                      principal=self.service.principal)
 
     def _prepare(self, conn: sa.Connection, request: WriteRequest, draft: Draft, context: RuleContext,
                  rules: rule_hooks.EntityRules, now: dt.datetime,

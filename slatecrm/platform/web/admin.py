@@ -108,7 +108,9 @@ async def stage(request: Request) -> Response:
 
 async def role(request: Request) -> Response:
     """Define an organisation's role, or replace a pack's role by name (a metamodel change:
-    a new revision, no DDL). Guarded like the other admin routes (manage_metamodel)."""
+    a new revision, no DDL). Guarded like the other admin routes (manage_metamodel), before
+    the body is read: a refused caller learns nothing from how its body was judged."""
+    require_right(request, MANAGE_METAMODEL)
     name = request.path_params["role"]
     if request.method == "DELETE":
         return await _edit(request, f"remove role {name}", customisation.delete_role(name))

@@ -21,6 +21,7 @@ from ..records.listing import ListQuery
 from ..records.service import Page
 from . import api, widgets
 from .pinning import records_of
+from .record_pages import locked_fields
 from .rights import principal_of
 from .templating import render
 from .uicontext import base_context
@@ -103,7 +104,7 @@ async def list_view(request: Request) -> Response:
     return render(request, "list", {
         **context, "ce": ce, "page": page, "columns": columns, "errors": errors, "sort": sort,
         "quick": quick, "params": request.query_params,
-        "bulk_fields": widgets.editable(ce),
+        "bulk_fields": widgets.editable(ce, await locked_fields(records, entity)),
     }, twin=twin, entity=entity, status=status)
 
 

@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from slatecrm.digits import RECORD_ID_MAX, VERSION_MAX, parse_digits
 
+from ..identity.access import read_only_fields
 from ..records import users
 from ..records.compiled import CompiledEntity, CompiledField
 from ..records.errors import RecordInUse, RecordNotFound, ValidationFailed, VersionConflict
@@ -154,7 +155,7 @@ async def show(request: Request) -> Response:
 
 def _raw_from_record(ce: CompiledEntity, record: Record | None, defaults: dict[str, str]) -> dict[str, Any]:
     raw: dict[str, Any] = {}
-    for compiled in widgets.editable(ce):
+    for compiled in widgets.form_fields(ce):
         if record is not None:
             value = record.values.get(compiled.name)
         else:
@@ -177,7 +178,7 @@ def _raw_from_record(ce: CompiledEntity, record: Record | None, defaults: dict[s
 
 def _raw_from_form(ce: CompiledEntity, form: FormData, prefix: str = "") -> dict[str, Any]:
     raw: dict[str, Any] = {}
-    for compiled in widgets.editable(ce):
+    for compiled in widgets.form_fields(ce):
         raw.update(widgets.submitted(form, compiled, prefix))
     raw[widgets.OWNER] = str(form.get(prefix + widgets.OWNER) or "")
     return raw
@@ -211,6 +212,12 @@ async def _reference_options(records: RecordsService, ce: CompiledEntity, record
     return out
 
 
+async def locked_fields(records: RecordsService, entity: str) -> frozenset[str]:
+    """The fields of `entity` the user's roles make read-only: shown in forms, never sent
+    (the write pipeline refuses changing them all the same; identity/access.py decides)."""
+    return await run_in_threadpool(lambda: read_only_fields(records.access(), entity))
+
+
 async def form_page(request: Request, ce: CompiledEntity, record: Record | None, raw: dict[str, Any], *,
                     errors: dict[str, list[str]] | None = None, conflict: VersionConflict | None = None,
                     version: int | None = None, was: dict[str, Any] | None = None,
@@ -218,6 +225,7 @@ async def form_page(request: Request, ce: CompiledEntity, record: Record | None,
     """`version` is the one the user's change is based on: kept across a re-shown form, so
     a save after a validation error still notices what others changed meanwhile."""
     records = records_of(request)
+    locked = await locked_fields(records, ce.name)
     title = f"Edit {record.title}" if record else f"New {ce.entity.label.lower()}"
     context = await base_context(request, entity=ce.name, title=title)
     options = await _reference_options(records, ce, record, raw)
@@ -232,7 +240,7 @@ async def form_page(request: Request, ce: CompiledEntity, record: Record | None,
                             "changed": conflict.changed}
     return render(request, "form", {
         **context, "ce": ce, "record": record, "raw": raw, "errors": errors or {},
-        "sections": widgets.sections(ce, widgets.editable(ce)), "options": options,
+        "sections": widgets.sections(ce, widgets.form_fields(ce)), "options": options, "locked": locked,
         "action": action, "validate": validate, "conflict": conflict, "version": version, "owners": owners,
         "was": (was if was is not None else raw) if record is not None else None,
     }, twin=twin, entity=ce.name, status=status)
@@ -246,7 +254,7 @@ async def new(request: Request) -> Response:
                     if (k in ce.fields or k == widgets.OWNER) and v}
         return await form_page(request, ce, None, _raw_from_record(ce, None, defaults))
     form = await request.form()
-    data = widgets.read_form(ce, form, keep_blank=False)
+    data = widgets.read_form(ce, form, keep_blank=False, locked=await locked_fields(records, ce.name))
     try:
         record = await run_in_threadpool(records.create, ce.name, data)
     except ValidationFailed as error:
@@ -263,7 +271,7 @@ async def edit(request: Request) -> Response:
     if request.method in READ_METHODS:  # HEAD is a GET without the body
         return await form_page(request, ce, record, _raw_from_record(ce, record, {}))
     form = await request.form()
-    data = widgets.read_form(ce, form, keep_blank=True)
+    data = widgets.read_form(ce, form, keep_blank=True, locked=await locked_fields(records, ce.name))
     reapply = str(form.get("reapply") or "")
     # "Re-apply my changes" after a conflict: the same changes, based on the current version.
     reapplied = parse_digits(reapply, VERSION_MAX)
@@ -288,7 +296,8 @@ async def validate(request: Request) -> Response:
     ce = await run_in_threadpool(records.entity, request.path_params["entity"])
     record_id = int(request.path_params["id"]) if "id" in request.path_params else None
     form = await request.form()
-    data = widgets.read_form(ce, form, keep_blank=record_id is not None)
+    data = widgets.read_form(ce, form, keep_blank=record_id is not None,
+                             locked=await locked_fields(records, ce.name))
     errors = await run_in_threadpool(lambda: records.check(ce.name, data, record_id=record_id))
     if wants_json(request):
         return JSONResponse({"errors": errors})

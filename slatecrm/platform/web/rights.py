@@ -17,7 +17,7 @@ from starlette.requests import Request
 from slatecrm.metamodel.roles import Role
 
 from ..identity.access import ADMINISTRATOR, roles_of
-from ..identity.principal import SYSTEM, Principal
+from ..identity.principal import ANONYMOUS, Principal
 from ..records.errors import WriteRefused
 from ..records.service import RecordsService
 from .pinning import PRINCIPAL_KEY, records_of
@@ -27,8 +27,8 @@ __all__ = ["ADMINISTRATOR", "holds_right", "principal_of", "require_right"]
 
 #: The principal of a request no authentication saw: the same as web/pinning.py's, so that the
 #: records and the rights of a request never disagree (authentication puts one in every
-#: request's scope; when it changes pinning's default to ANONYMOUS, this follows).
-UNAUTHENTICATED = SYSTEM
+#: request's scope; one it did not see holds nothing).
+UNAUTHENTICATED = ANONYMOUS
 
 
 def principal_of(request: Request) -> Principal:

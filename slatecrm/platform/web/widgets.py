@@ -8,7 +8,7 @@ several checkboxes), and this module only hands them the form: no type is named 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +20,17 @@ from ..records.compiled import CompiledEntity, CompiledField
 
 #: The widget of a field nobody may write (auto numbers, formulas' results are shown).
 READONLY_WIDGET = "widgets/readonly.html"
+#: The widget of a field the user's roles make read-only: its value as text, no input sent.
+LOCKED_WIDGET = "widgets/locked.html"
 
 
-def widget(compiled: CompiledField) -> str:
-    """The template that renders the field's label and inputs in a form."""
+def widget(compiled: CompiledField, locked: Container[str] = frozenset()) -> str:
+    """The template that renders the field's label and inputs in a form; `locked`: the
+    fields the user may see but not change (identity/access.py `read_only_fields`)."""
     if not compiled.type.writable:
         return READONLY_WIDGET
+    if compiled.name in locked:
+        return LOCKED_WIDGET
     return compiled.type.widget_template
 
 
@@ -50,8 +55,14 @@ def submitted(form: FormData, compiled: CompiledField, prefix: str = "") -> dict
     return out
 
 
-def editable(ce: CompiledEntity) -> list[CompiledField]:
+def form_fields(ce: CompiledEntity) -> list[CompiledField]:
+    """The fields a form shows: every field a user can write (some may be locked for them)."""
     return [f for f in ce.fields.values() if f.type.writable]
+
+
+def editable(ce: CompiledEntity, locked: Container[str] = frozenset()) -> list[CompiledField]:
+    """The fields a form sends: writable ones, less those the user's roles make read-only."""
+    return [f for f in form_fields(ce) if f.name not in locked]
 
 
 #: The system column a form may set besides the fields: who the record belongs to.
@@ -60,14 +71,17 @@ OWNER = "owner"
 WAS = "_was."
 
 
-def read_form(ce: CompiledEntity, form: FormData, *, keep_blank: bool) -> dict[str, Any]:
+def read_form(ce: CompiledEntity, form: FormData, *, keep_blank: bool,
+              locked: Container[str] = frozenset()) -> dict[str, Any]:
     """The service's input from a submitted form. Blank inputs clear a value on edit
     (`keep_blank`) and are left out on create, so defaults apply. An edit form sends only
     the fields the user changed (compared with the values it started from, kept in hidden
-    `_was.` inputs), so re-applying after a conflict never undoes someone else's change."""
+    `_was.` inputs), so re-applying after a conflict never undoes someone else's change.
+    `locked` fields are never read (the form shows them as text): a tampered form gets
+    no further than an untouched one."""
     data: dict[str, Any] = {}
     present = set(form.getlist("_fields")) or set(form.keys())
-    for compiled in editable(ce):
+    for compiled in editable(ce, locked):
         name = compiled.name
         if name not in present:
             continue
