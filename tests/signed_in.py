@@ -1,56 +1,29 @@
-"""Signed-in test clients for the identity routes, until web/authentication.py is merged.
+"""Test clients of an app over the default packs, signed in as its users through the real
+authentication path (tests/defaults.py): a session row with its cookie and CSRF token, or an
+API token sent as `Authorization: Bearer …`. Without either a client is anonymous.
 
-`SignedIn` wraps an app and does what the authentication middleware will do: it puts the
-request's `Principal` in the ASGI scope (PRINCIPAL_KEY), from a real API token
-(`Authorization: Bearer …`, checked by identity/tokens.authenticate) or, standing in for a
-session cookie, from the `x-test-user` header (a user id). Without either the request
-stays anonymous.
+Clients do not raise server exceptions and do not follow redirects, so tests see the status
+a browser or a script would see (a 303 to /login, a 500).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from starlette.datastructures import Headers
 from starlette.testclient import TestClient
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from slatecrm.platform.identity import principals, tokens, users
-from slatecrm.platform.identity.writes import writing
+from slatecrm.platform.identity import users
 from slatecrm.platform.storage import system
-from slatecrm.platform.web.pinning import PRINCIPAL_KEY
+from slatecrm.platform.web import csrf
+from slatecrm.platform.web.authsettings import SESSION_COOKIE
 
-from .defaults import make_app
+from .defaults import make_app, session_for
 from .pack_templates import PackTemplates
 
 PASSWORD = "violet staple orbit 42"
-
-
-class SignedIn:
-    def __init__(self, app: ASGIApp, engine: sa.Engine) -> None:
-        self.app, self.engine = app, engine
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = Headers(scope=scope)
-            bearer = headers.get("authorization", "")
-            principal = None
-            if bearer.startswith("Bearer "):
-                with writing(self.engine) as conn:
-                    match = tokens.authenticate(conn, bearer[len("Bearer "):], dt.datetime.now(dt.UTC))
-                    if match is not None:
-                        principal = principals.load(conn, match.user_id, "token", token_id=match.token_id,
-                                                    scopes=match.scopes)
-            elif user := headers.get("x-test-user"):
-                with self.engine.connect() as conn:
-                    principal = principals.load(conn, int(user), "session", session_id=1)
-            if principal is not None:
-                scope = {**scope, PRINCIPAL_KEY: principal}
-        await self.app(scope, receive, send)
 
 
 @dataclass
@@ -62,15 +35,23 @@ class Site:
     opened: list[TestClient] = field(default_factory=list)
 
     def client(self, user_id: int | None = None, *, token: str | None = None) -> TestClient:
-        headers = {}
+        """A client signed in as `user_id` (a new session of theirs), or sending `token`, or
+        anonymous."""
+        http = TestClient(self.app, raise_server_exceptions=False, follow_redirects=False)
         if user_id is not None:
-            headers["x-test-user"] = str(user_id)
+            signed = session_for(self.app, self.email(user_id))
+            http.cookies.set(SESSION_COOKIE, signed[SESSION_COOKIE])
+            http.cookies.set(csrf.COOKIE, signed[csrf.COOKIE])
+            http.headers[csrf.HEADER] = signed[csrf.HEADER]
         if token is not None:
-            headers["authorization"] = f"Bearer {token}"
-        http = TestClient(SignedIn(self.app, self.engine), raise_server_exceptions=False, headers=headers,
-                          follow_redirects=False)
+            http.headers["authorization"] = f"Bearer {token}"
         self.opened.append(http.__enter__())
         return http
+
+    def email(self, user_id: int) -> str:
+        with self.engine.connect() as conn:
+            return str(conn.execute(sa.select(system.users.c.email)
+                                    .where(system.users.c.id == user_id)).scalar_one())
 
     def user(self, email: str, name: str, *, roles: tuple[str, ...] = (), password: bool = True) -> int:
         made = users.add(self.engine, email, name, password=PASSWORD if password else None)

@@ -36,7 +36,7 @@ def test_every_admin_route_refuses_a_user_without_manage_users(web: Site) -> Non
     admin = web.user("root@example.com", "Root", roles=("administrator",))
     plain = web.client(web.user("ann@example.com", "Ann", roles=("sales_rep",)))
     anonymous = web.client()
-    admin_token = web.client(admin).post("/api/me/tokens", json={"name": "r", "scopes": ["read", "write"]})
+    admin_token = web.client(admin).post("/api/v1/me/tokens", json={"name": "r", "scopes": ["read", "write"]})
     narrow = web.client(token=admin_token.json()["secret"])  # an administrator's token without admin scope
     checked = 0
     for route in [*users_api.routes, *users_pages.routes]:
@@ -50,7 +50,7 @@ def test_every_admin_route_refuses_a_user_without_manage_users(web: Site) -> Non
                 assert "root@example.com" not in answer.text
             refused = anonymous.request(method, path, **body)
             if path.startswith("/api/"):
-                assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+                assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
             else:
                 assert refused.status_code == 303 and refused.headers["location"].startswith("/login?next=")
             checked += 1
@@ -61,72 +61,74 @@ def test_every_admin_route_refuses_a_user_without_manage_users(web: Site) -> Non
 def test_the_users_admin_api(web: Site) -> None:
     root = web.user("root@example.com", "Root", roles=("administrator",))
     admin = web.client(root)
-    made = admin.post("/api/admin/users", json={"email": "Ann@Example.com", "name": "  Ann   Lee ",
+    made = admin.post("/api/v1/admin/users", json={"email": "Ann@Example.com", "name": "  Ann   Lee ",
                                                 "time_zone": "Europe/Paris"})
     assert made.status_code == 201, made.text
     ann = made.json()
-    assert made.headers["location"] == f"/api/admin/users/{ann['id']}"
+    assert made.headers["location"] == f"/api/v1/admin/users/{ann['id']}"
     assert ann | {"created_at": "", "updated_at": "", "password_changed_at": ""} == {
         "id": ann["id"], "email": "Ann@example.com", "name": "Ann Lee", "active": True,
         "time_zone": "Europe/Paris", "locale": "en", "manager": None, "manager_id": None,
         "has_password": False, "roles": [], "teams": [], "created_at": "", "updated_at": "",
         "password_changed_at": ""}
     # An administrator does not choose someone else's password (`slatecrm user set-password`).
-    assert admin.post("/api/admin/users", json={"email": "p@example.com", "name": "P", "password": STRONG}) \
-        .json()["errors"] == {"password": ["unknown field; this body takes email, name, time_zone, locale, "
-                                           "manager"]}
+    assert admin.post("/api/v1/admin/users",
+                      json={"email": "p@example.com", "name": "P", "password": STRONG}).json()["errors"] == {
+        "password": ["unknown field; this body takes email, name, time_zone, locale, manager"]}
     users.set_password(web.engine, "ann@example.com", STRONG)
     # Every wrong value by field, at once; unknown keys refused.
-    wrong = admin.post("/api/admin/users", json={"email": "nope", "name": "", "time_zone": "Mars/Base",
+    wrong = admin.post("/api/v1/admin/users", json={"email": "nope", "name": "", "time_zone": "Mars/Base",
                                                  "locale": "english!!"})
     assert wrong.status_code == 422
     assert set(wrong.json()["errors"]) == {"email", "name", "time_zone", "locale"}
-    assert admin.post("/api/admin/users", json={"email": "x@example.com", "name": "X", "role": "boss"}) \
+    assert admin.post("/api/v1/admin/users", json={"email": "x@example.com", "name": "X", "role": "boss"}) \
         .json()["errors"] == {"role": ["unknown field; this body takes email, name, time_zone, locale, "
                                        "manager"]}
-    assert admin.post("/api/admin/users", json={"name": "X"}).json()["errors"] == {"email": ["is required"]}
-    taken = admin.post("/api/admin/users", json={"email": "ANN@example.com", "name": "Other"})
+    assert admin.post("/api/v1/admin/users", json={"name": "X"}).json()["errors"] == {
+        "email": ["is required"]}
+    taken = admin.post("/api/v1/admin/users", json={"email": "ANN@example.com", "name": "Other"})
     assert taken.status_code == 409 and set(taken.json()["errors"]) == {"email"}
-    nul = admin.post("/api/admin/users", json={"email": "n@example.com", "name": "N\u0000"})
+    nul = admin.post("/api/v1/admin/users", json={"email": "n@example.com", "name": "N\u0000"})
     assert nul.status_code == 422 and nul.json()["errors"] == {"name": ["must not hold the NUL character"]}
-    nobody = admin.post("/api/admin/users",
+    nobody = admin.post("/api/v1/admin/users",
                         json={"email": "m@example.com", "name": "M", "manager": "no@x.io"})
     assert nobody.status_code == 422 and set(nobody.json()["errors"]) == {"manager"}
     # Read, list with a filter, change.
-    assert admin.get(f"/api/admin/users/{ann['id']}").json()["name"] == "Ann Lee"
-    assert admin.get("/api/admin/users/999999").status_code == 404
-    names = [u["name"] for u in admin.get("/api/admin/users").json()["data"]]
+    assert admin.get(f"/api/v1/admin/users/{ann['id']}").json()["name"] == "Ann Lee"
+    assert admin.get("/api/v1/admin/users/999999").status_code == 404
+    names = [u["name"] for u in admin.get("/api/v1/admin/users").json()["data"]]
     assert names == ["Ann Lee", "Root"]
-    assert [u["name"] for u in admin.get("/api/admin/users?q=ANN").json()["data"]] == ["Ann Lee"]
-    assert admin.get("/api/admin/users?active=maybe").status_code == 422
-    changed = admin.patch(f"/api/admin/users/{ann['id']}",
+    assert [u["name"] for u in admin.get("/api/v1/admin/users?q=ANN").json()["data"]] == ["Ann Lee"]
+    assert admin.get("/api/v1/admin/users?active=maybe").status_code == 422
+    changed = admin.patch(f"/api/v1/admin/users/{ann['id']}",
                           json={"name": "Ann Smith", "locale": "fr", "manager": "root@example.com"})
     assert changed.status_code == 200, changed.text
     assert changed.json()["manager"] == "root@example.com" and changed.json()["manager_id"] == root
-    circle = admin.patch(f"/api/admin/users/{root}", json={"manager": "ann@example.com"})
+    circle = admin.patch(f"/api/v1/admin/users/{root}", json={"manager": "ann@example.com"})
     assert circle.status_code == 409 and "circle" in circle.json()["errors"]["manager"][0]
-    assert admin.patch(f"/api/admin/users/{ann['id']}", json={"email": "new@example.com"}).status_code == 422
-    assert admin.post(f"/api/admin/users/{root}/password-reset").status_code == 409
-    yourself = admin.patch(f"/api/admin/users/{root}", json={"active": False})
+    assert admin.patch(f"/api/v1/admin/users/{ann['id']}",
+                       json={"email": "new@example.com"}).status_code == 422
+    assert admin.post(f"/api/v1/admin/users/{root}/password-reset").status_code == 409
+    yourself = admin.patch(f"/api/v1/admin/users/{root}", json={"active": False})
     assert yourself.status_code == 409 and yourself.json()["errors"] == {
         "active": ["you cannot disable yourself: ask another administrator"]}
     # Disable, enable, reset: the user's sessions and tokens end with it.
-    own = web.client(ann["id"]).post("/api/me/tokens", json={"name": "s", "scopes": ["read"]}).json()
-    assert admin.get(f"/api/admin/users/{ann['id']}/tokens").json()["data"][0]["name"] == "s"
-    assert admin.patch(f"/api/admin/users/{ann['id']}", json={"active": False}).json()["active"] is False
-    assert web.client(token=own["secret"]).get("/api/me").status_code == 401
-    assert admin.patch(f"/api/admin/users/{ann['id']}", json={"active": True}).json()["active"] is True
-    assert web.client(token=own["secret"]).get("/api/me").status_code == 200
-    reset = admin.post(f"/api/admin/users/{ann['id']}/password-reset")
+    own = web.client(ann["id"]).post("/api/v1/me/tokens", json={"name": "s", "scopes": ["read"]}).json()
+    assert admin.get(f"/api/v1/admin/users/{ann['id']}/tokens").json()["data"][0]["name"] == "s"
+    assert admin.patch(f"/api/v1/admin/users/{ann['id']}", json={"active": False}).json()["active"] is False
+    assert web.client(token=own["secret"]).get("/api/v1/me").status_code == 401
+    assert admin.patch(f"/api/v1/admin/users/{ann['id']}", json={"active": True}).json()["active"] is True
+    assert web.client(token=own["secret"]).get("/api/v1/me").status_code == 200
+    reset = admin.post(f"/api/v1/admin/users/{ann['id']}/password-reset")
     assert reset.status_code == 200 and reset.json()["has_password"] is False
     assert reset.json()["password_changed_at"] > changed.json()["password_changed_at"]
-    assert web.client(token=own["secret"]).get("/api/me").status_code == 401
-    assert admin.get(f"/api/admin/users/{ann['id']}/tokens").json()["data"][0]["state"] == "superseded"
+    assert web.client(token=own["secret"]).get("/api/v1/me").status_code == 401
+    assert admin.get(f"/api/v1/admin/users/{ann['id']}/tokens").json()["data"][0]["state"] == "superseded"
     # An administrator revokes another user's token.
-    again = web.client(ann["id"]).post("/api/me/tokens", json={"name": "s", "scopes": ["read"]}).json()
-    assert admin.delete(f"/api/admin/users/{root}/tokens/{again['token']['id']}").status_code == 404
-    assert admin.delete(f"/api/admin/users/{ann['id']}/tokens/{again['token']['id']}").status_code == 204
-    assert web.client(token=again["secret"]).get("/api/me").status_code == 401
+    again = web.client(ann["id"]).post("/api/v1/me/tokens", json={"name": "s", "scopes": ["read"]}).json()
+    assert admin.delete(f"/api/v1/admin/users/{root}/tokens/{again['token']['id']}").status_code == 404
+    assert admin.delete(f"/api/v1/admin/users/{ann['id']}/tokens/{again['token']['id']}").status_code == 204
+    assert web.client(token=again["secret"]).get("/api/v1/me").status_code == 401
     # The audit log: who, what, before and after; never a password or its hash.
     updates = web.audit("user.update")
     assert updates[0].user_id == root and updates[0].object_id == str(ann["id"])

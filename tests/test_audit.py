@@ -3,8 +3,7 @@ PostgreSQL: the database refuses to change it, each source writes its event with
 record history names the token a change came through, and `slatecrm audit`, the admin API
 and the admin page find events by user, action, object and time.
 
-Until authentication is on main, a request's principal is set by `AsPrincipal`, a test-only
-ASGI wrapper, the way the authentication middleware will (scope["slatecrm.principal"]).
+Clients sign in through the real path (a session cookie or an API token; tests/signed_in.py).
 """
 
 from __future__ import annotations
@@ -17,38 +16,24 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from click.testing import CliRunner, Result
-from starlette.testclient import TestClient
-from starlette.types import ASGIApp, Receive, Scope, Send
 
+import slatecrm
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform import installer
 from slatecrm.platform.cli import main
-from slatecrm.platform.identity import audit, principals, tokens, users
-from slatecrm.platform.identity.principal import Principal
+from slatecrm.platform.identity import audit, tokens, users
 from slatecrm.platform.storage import system
 from slatecrm.platform.storage.engine import create_engine
-from slatecrm.platform.web.pinning import PRINCIPAL_KEY
 
-from .defaults import make_app
 from .pack_templates import PackTemplates
 from .packs import install, write_pack
+from .signed_in import Site, site
 from .test_api_live_editing import confirmed
 
+DEFAULT_CONFIG = Path(slatecrm.__file__).parent / "default_config"
 T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
-
-
-class AsPrincipal:
-    """Test-only: every request acts as `principal` (what authentication will put there)."""
-
-    def __init__(self, app: ASGIApp, principal: Principal) -> None:
-        self.app = app
-        self.principal = principal
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope = {**scope, PRINCIPAL_KEY: self.principal}
-        await self.app(scope, receive, send)
 
 
 def add_user(engine: sa.Engine, email: str, name: str, *roles: str) -> int:
@@ -59,30 +44,11 @@ def add_user(engine: sa.Engine, email: str, name: str, *roles: str) -> int:
     return user_id
 
 
-def load(engine: sa.Engine, user_id: int, **how: Any) -> Principal:
-    with engine.connect() as conn:
-        principal = principals.load(conn, user_id, how.pop("via", "session"), **how)
-    assert principal is not None
-    return principal
-
-
 @pytest.fixture
-def apps(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
-         pack_templates: PackTemplates) -> Iterator[Any]:
-    """Clients of the app over the default packs, each acting as the principal given."""
-    pack_templates.copy_to(engine, registry, "crm-core", "sales")
-    app = make_app(db_url)
-    opened: list[TestClient] = []
-
-    def as_(principal: Principal) -> TestClient:
-        http = TestClient(AsPrincipal(app, principal), raise_server_exceptions=False)
-        opened.append(http.__enter__())
-        return http
-
-    yield as_
-    for http in opened:
-        http.__exit__(None, None, None)
-    app.state.engine.dispose()
+def web(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
+        pack_templates: PackTemplates) -> Iterator[Site]:
+    """The app over the default packs, with clients signed in as its users."""
+    yield from site(engine, db_url, pack_templates, registry)
 
 
 def rows(engine: sa.Engine, action: str | None = None) -> list[Any]:
@@ -120,6 +86,13 @@ def run(*args: str, database: str) -> Result:
     return CliRunner().invoke(main, [*args, "--database", database], catch_exceptions=False)
 
 
+def shipped_version(pack: str) -> str:
+    """The version of a default pack as shipped (its pack.yaml), so a release of it changes
+    nothing here."""
+    manifest = yaml.safe_load((DEFAULT_CONFIG / pack / "pack.yaml").read_text(encoding="utf-8"))
+    return str(manifest["version"])
+
+
 def test_init_and_pack_installs_are_logged_with_their_revision(db_url: str, tmp_path: Path,
                                                                registry: FieldTypeRegistry) -> None:
     assert run("init", database=db_url).exit_code == 0
@@ -129,8 +102,8 @@ def test_init_and_pack_installs_are_logged_with_their_revision(db_url: str, tmp_
         assert init.detail["new"] is True and init.user_id is None and init.user_name
         installs = {e.object_id: e.detail for e in rows(engine, "pack.install")}
         assert installs == {
-            "crm-core": {"name": "crm-core", "version": "0.1.0", "previous_version": None, "revision": 1},
-            "sales": {"name": "sales", "version": "0.2.0", "previous_version": None, "revision": 1}}
+            name: {"name": name, "version": shipped_version(name), "previous_version": None, "revision": 1}
+            for name in ("crm-core", "sales")}
         fleet = {"vehicle": {"fields": {"plate": {"type": "text"}}}}
         needs = {"crm-core": "^0.1.0"}
         install(engine, registry, write_pack(tmp_path, "fleet", "1.0.0", fleet, requires=needs))
@@ -145,15 +118,15 @@ def test_init_and_pack_installs_are_logged_with_their_revision(db_url: str, tmp_
         engine.dispose()
 
 
-def test_a_metamodel_change_and_an_export_name_who_did_them(apps: Any, engine: sa.Engine) -> None:
-    admin = load(engine, add_user(engine, "ada@example.com", "Ada Admin", "administrator"))
-    http = apps(admin)
+def test_a_metamodel_change_and_an_export_name_who_did_them(web: Site, engine: sa.Engine) -> None:
+    admin = add_user(engine, "ada@example.com", "Ada Admin", "administrator")
+    http = web.client(admin)
     done = confirmed(http, "PUT", "/api/v1/admin/entities/vehicle",
                      {"label": "Vehicle", "fields": {"plate": {"type": "text", "required": True}}})
     assert not rows(engine, "metamodel.change")[:-1]  # the dry run logged nothing
     [change] = rows(engine, "metamodel.change")
     assert (change.user_id, change.user_name, change.object_kind, change.object_id) == (
-        admin.user_id, "Ada Admin", "revision", str(done["revision"]))
+        admin, "Ada Admin", "revision", str(done["revision"]))
     assert change.detail == {"summary": "define entity vehicle", "revision": done["revision"],
                              "changed": ["entity/vehicle"]}
 
@@ -162,19 +135,19 @@ def test_a_metamodel_change_and_an_export_name_who_did_them(apps: Any, engine: s
     exported = http.get("/e/account/export.csv?q=acme&columns=name")
     assert exported.status_code == 200 and len(exported.text.splitlines()) == 3
     [export] = rows(engine, "records.export")
-    assert (export.user_id, export.object_kind, export.object_id) == (admin.user_id, "entity", "account")
+    assert (export.user_id, export.object_kind, export.object_id) == (admin, "entity", "account")
     assert export.detail == {"entity": "account", "filter": {"q": ["acme"], "columns": ["name"]},
                              "rows": 2, "complete": True}
 
 
 # --- who changed a record, and through which token ----------------------------------------------
-def test_changes_made_with_a_token_say_so_in_the_history(apps: Any, engine: sa.Engine) -> None:
+def test_changes_made_with_a_token_say_so_in_the_history(web: Site, engine: sa.Engine) -> None:
     ann = add_user(engine, "ann@example.com", "Ann Lee", "administrator")
     with engine.begin() as conn:
-        token_id, _ = tokens.create(conn, ann, "nightly sync", ["read", "write"], expires_at=None,
-                                    now=dt.datetime.now(dt.UTC))
-    by_token = apps(load(engine, ann, via="token", token_id=token_id, scopes=frozenset({"read", "write"})))
-    by_session = apps(load(engine, ann))
+        token_id, secret = tokens.create(conn, ann, "nightly sync", ["read", "write"], expires_at=None,
+                                         now=dt.datetime.now(dt.UTC))
+    by_token = web.client(token=secret)
+    by_session = web.client(ann)
 
     made = by_token.post("/api/v1/account", json={"name": "Acme"}).json()
     batch = by_token.post("/api/v1/account", json=[{"name": "Initech"}, {"name": "Globex"}]).json()["data"]
@@ -258,13 +231,13 @@ def test_the_cli_filters_the_log(db_url: str, engine: sa.Engine) -> None:
     assert "there is no user with the id or e-mail 'nobody@example.com'" in unknown.output
 
 
-def test_the_cli_merges_record_changes_in(apps: Any, engine: sa.Engine, db_url: str) -> None:
+def test_the_cli_merges_record_changes_in(web: Site, engine: sa.Engine, db_url: str) -> None:
     ann = add_user(engine, "ann@example.com", "Ann Lee", "administrator")
     with engine.begin() as conn:
-        token_id, _ = tokens.create(conn, ann, "importer", ["write"], expires_at=None,
-                                    now=dt.datetime.now(dt.UTC))
+        token_id, secret = tokens.create(conn, ann, "importer", ["write"], expires_at=None,
+                                         now=dt.datetime.now(dt.UTC))
         audit.record(conn, "login", user_id=ann, user_name="Ann Lee")
-    http = apps(load(engine, ann, via="token", token_id=token_id, scopes=frozenset({"write"})))
+    http = web.client(token=secret)
     made = http.post("/api/v1/account", json={"name": "Acme", "industry": "finance"}).json()
     assert http.patch(f"/api/v1/account/{made['id']}", json={"name": "Acme Corp"},
                       headers={"If-Match": '"1"'}).status_code == 200
@@ -284,23 +257,23 @@ def test_the_cli_merges_record_changes_in(apps: Any, engine: sa.Engine, db_url: 
 
 
 # --- reading: the API and the page ---------------------------------------------------------------
-def test_the_api_filters_pages_and_refuses_bad_parameters(apps: Any, engine: sa.Engine) -> None:
+def test_the_api_filters_pages_and_refuses_bad_parameters(web: Site, engine: sa.Engine) -> None:
     who = seeded(engine)
     auditor = add_user(engine, "carol@example.com", "Carol Audit", "administrator")
-    http = apps(load(engine, auditor))
+    http = web.client(auditor)
 
     def days(url: str) -> list[int]:
         answer = http.get(url)
         assert answer.status_code == 200, answer.text
         return [e["detail"]["day"] for e in answer.json()["data"] if "day" in e["detail"]]
 
-    assert days("/api/admin/audit?action=login") == [3, 1, 0]
-    assert days(f"/api/admin/audit?user={who['ann']}") == [5, 0]
-    assert days("/api/admin/audit?user=bob@example.com&object=entity/lead") == [4]
-    assert days("/api/admin/audit?since=2026-03-03&until=2026-03-04") == [3, 2]
+    assert days("/api/v1/admin/audit?action=login") == [3, 1, 0]
+    assert days(f"/api/v1/admin/audit?user={who['ann']}") == [5, 0]
+    assert days("/api/v1/admin/audit?user=bob@example.com&object=entity/lead") == [4]
+    assert days("/api/v1/admin/audit?since=2026-03-03&until=2026-03-04") == [3, 2]
 
     seen: list[int] = []  # keyset pages of 2, through the `next` links
-    url: str | None = "/api/admin/audit?limit=2&until=2026-03-31"
+    url: str | None = "/api/v1/admin/audit?limit=2&until=2026-03-31"
     while url:
         page = http.get(url).json()
         assert len(page["data"]) <= 2
@@ -319,20 +292,20 @@ def test_the_api_filters_pages_and_refuses_bad_parameters(apps: Any, engine: sa.
         ("action=a&action=b", "action", "is given more than once"),
         ("user=nobody@example.com", "user", "there is no user with the id or e-mail"),
     ]:
-        refused = http.get(f"/api/admin/audit?{query}")
+        refused = http.get(f"/api/v1/admin/audit?{query}")
         assert refused.status_code == 422, query
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert any(message in m for m in refused.json()["errors"][parameter]), (query, refused.json())
 
 
-def test_only_holders_of_view_audit_see_the_log(apps: Any, engine: sa.Engine) -> None:
+def test_only_holders_of_view_audit_see_the_log(web: Site, engine: sa.Engine) -> None:
     seeded(engine)
-    nobody = apps(load(engine, add_user(engine, "dan@example.com", "Dan Sales", "sales_rep")))
-    for path in ("/api/admin/audit", "/admin/audit", "/admin/audit.json"):
+    nobody = web.client(add_user(engine, "dan@example.com", "Dan Sales", "sales_rep"))
+    for path in ("/api/v1/admin/audit", "/admin/audit", "/admin/audit.json"):
         refused = nobody.get(path)
         assert refused.status_code == 403, path
         assert "Ann Lee" not in refused.text and "view audit" in refused.text
-    auditor = apps(load(engine, add_user(engine, "carol@example.com", "Carol Audit", "administrator")))
+    auditor = web.client(add_user(engine, "carol@example.com", "Carol Audit", "administrator"))
     page = auditor.get("/admin/audit?action=login&user=ann@example.com&since=")
     assert page.status_code == 200
     assert "Ann Lee" in page.text and "Bob Stone" not in page.text and "Audit log" in page.text
@@ -340,7 +313,7 @@ def test_only_holders_of_view_audit_see_the_log(apps: Any, engine: sa.Engine) ->
     assert bad.status_code == 422 and "&#39;soon&#39; is not a date" in bad.text
     twin = auditor.get("/admin/audit.json?action=records.").json()
     assert [e["action"] for e in twin["data"]] == ["records.export"]
-    documented = auditor.get("/api/v1/openapi.json").json()["paths"]["/api/admin/audit"]["get"]
+    documented = auditor.get("/api/v1/openapi.json").json()["paths"]["/api/v1/admin/audit"]["get"]
     assert {"200", "403", "422"} <= set(documented["responses"])
     assert {p["name"] for p in documented["parameters"]} == {
         "user", "action", "object", "since", "until", "limit", "after"}

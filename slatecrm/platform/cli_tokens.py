@@ -1,6 +1,6 @@
 """`slatecrm token …`: personal API tokens from the command line, for an operator who sets up
 a script's access on the server (the user makes their own on the `/me` page or through
-`/api/me/tokens`).
+`/api/v1/me/tokens`).
 
 A new token is printed once and never again: only its SHA-256 is stored. These commands act
 as the system (whoever runs them holds the database) and are audited as such.

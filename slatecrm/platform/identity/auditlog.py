@@ -1,4 +1,4 @@
-"""Reading the audit log: the filters `slatecrm audit`, `GET /api/admin/audit` and the page
+"""Reading the audit log: the filters `slatecrm audit`, `GET /api/v1/admin/audit` and the page
 `/admin/audit` share, newest first, in keyset pages.
 
 One parser (`parse`) reads the filters from text, as a command line or a URL gives them, and

@@ -37,7 +37,7 @@ from .pinning import PinnedRecords
 from .problems import definition_error, http_error, record_error, server_error, stale_error, timeout_error
 from .proxies import ProxyHeaders, TrustedProxies
 from .querytext import QueryText
-from .rights import principal_of
+from .rights import may, principal_of
 from .templating import TEMPLATES_VARIABLE, JsonSuffix, make_environment
 from .ui_errors import ui_or_problem
 
@@ -99,7 +99,7 @@ def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: Rec
     # folders (the built-in one last).
     app.state.templates = make_environment([*folders, *app.state.records.registry.template_folders(),
                                             *plugin_manager.template_dirs(plugins)])
-    app.state.templates.globals.update(csrf_token=csrf_token, current_user=principal_of)
+    app.state.templates.globals.update(csrf_token=csrf_token, current_user=principal_of, may=may)
     return app
 
 

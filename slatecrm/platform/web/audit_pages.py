@@ -1,4 +1,4 @@
-"""The audit log over HTTP: `GET /api/admin/audit` (JSON, keyset pages with a `next` link,
+"""The audit log over HTTP: `GET /api/v1/admin/audit` (JSON, keyset pages with a `next` link,
 like the records lists) and the page `/admin/audit` (a table with the same filters). Both
 need the right to view the audit log (web/rights.py); the filters are those of
 `slatecrm audit` (identity/auditlog.py), strict: an unknown or bad parameter is a 422
@@ -75,6 +75,6 @@ async def audit_page(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/admin/audit", api_audit, methods=["GET"]),
+    Route("/api/v1/admin/audit", api_audit, methods=["GET"]),
     Route("/admin/audit", audit_page, methods=["GET"]),
 ]

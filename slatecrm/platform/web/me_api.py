@@ -1,4 +1,4 @@
-"""`/api/me`: the signed-in user, and their personal API tokens (list, create, revoke).
+"""`/api/v1/me`: the signed-in user, and their personal API tokens (list, create, revoke).
 
 A token acts with its user's roles, narrowed by its scopes; so a token never makes one
 wider than itself, and managing tokens with a token needs its `admin` scope (a leaked
@@ -135,7 +135,7 @@ async def my_token(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/me", me, methods=["GET"]),
-    Route("/api/me/tokens", my_tokens, methods=["GET", "POST"]),
-    Route("/api/me/tokens/{token_id:recordid}", my_token, methods=["DELETE"]),
+    Route("/api/v1/me", me, methods=["GET"]),
+    Route("/api/v1/me/tokens", my_tokens, methods=["GET", "POST"]),
+    Route("/api/v1/me/tokens/{token_id:recordid}", my_token, methods=["DELETE"]),
 ]

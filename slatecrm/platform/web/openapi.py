@@ -268,7 +268,7 @@ def _audit_paths() -> dict[str, Any]:
         {"name": "after", "in": "query", "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
          "description": "the `next_cursor` of the page before"},
     ]
-    return {"/api/admin/audit": {"get": {
+    return {"/api/v1/admin/audit": {"get": {
         "operationId": "list_audit_events", "tags": ["Audit"],
         "description": "the audit log, newest first; needs the right to view the audit log (403). "
                        "An unknown, repeated or unreadable parameter is refused (422, by parameter).",

@@ -1,4 +1,4 @@
-"""The OpenAPI paths and schemas of `/api/me` (web/me_api.py) and `/api/admin/users`
+"""The OpenAPI paths and schemas of `/api/v1/me` (web/me_api.py) and `/api/v1/admin/users`
 (web/users_api.py): the same for every revision, so built once."""
 
 from __future__ import annotations
@@ -108,20 +108,20 @@ def paths() -> dict[str, Any]:
     token_id = {"name": "token_id", "in": "path", "required": True, "schema": _ID}
     revoked = {"204": {"description": "revoked"}}
     return {
-        "/api/me": {"get": {"operationId": "me", "tags": tags,
+        "/api/v1/me": {"get": {"operationId": "me", "tags": tags,
                             "responses": _responses({"200": _json(_ref("Me"), "the signed-in user")})}},
-        "/api/me/tokens": {
+        "/api/v1/me/tokens": {
             "get": {"operationId": "list_my_tokens", "tags": tags,
                     "responses": _responses({"200": _json(_listed("Token"), "my tokens, newest first")})},
             "post": {"operationId": "issue_my_token", "tags": tags, "requestBody": _body("TokenInput"),
                      "description": "the secret is in this answer only",
                      "responses": _responses({"201": _json(_ref("NewToken"), "the token and its secret")},
                                              "409", *_BODY_REFUSALS)}},
-        "/api/me/tokens/{token_id}": {
+        "/api/v1/me/tokens/{token_id}": {
             "parameters": [token_id],
             "delete": {"operationId": "revoke_my_token", "tags": tags,
                        "responses": _responses(revoked, "404")}},
-        "/api/admin/users": {
+        "/api/v1/admin/users": {
             "get": {"operationId": "list_users", "tags": tags,
                     "parameters": [{"name": "q", "in": "query", "schema": _TEXT,
                                     "description": "name or e-mail holds this text"},
@@ -130,23 +130,23 @@ def paths() -> dict[str, Any]:
             "post": {"operationId": "add_user", "tags": tags, "requestBody": _body("UserInput"),
                      "responses": _responses({"201": {**_json(_ref("User"), "added"), "headers": {
                          "Location": {"schema": _TEXT}}}}, "409", *_BODY_REFUSALS)}},
-        "/api/admin/users/{user_id}": {
+        "/api/v1/admin/users/{user_id}": {
             "parameters": [user_id],
             "get": {"operationId": "get_user", "tags": tags,
                     "responses": _responses({"200": _json(_ref("User"), "the user")}, "404")},
             "patch": {"operationId": "update_user", "tags": tags, "requestBody": _body("UserPatch"),
                       "responses": _responses({"200": _json(_ref("User"), "changed")},
                                               "404", "409", *_BODY_REFUSALS)}},
-        "/api/admin/users/{user_id}/password-reset": {
+        "/api/v1/admin/users/{user_id}/password-reset": {
             "parameters": [user_id],
             "post": {"operationId": "reset_user_password", "tags": tags,
                      "description": "clears the password; ends the user's sessions and tokens made before",
                      "responses": _responses({"200": _json(_ref("User"), "reset")}, "404", "409")}},
-        "/api/admin/users/{user_id}/tokens": {
+        "/api/v1/admin/users/{user_id}/tokens": {
             "parameters": [user_id],
             "get": {"operationId": "list_user_tokens", "tags": tags,
                     "responses": _responses({"200": _json(_listed("Token"), "the user's tokens")}, "404")}},
-        "/api/admin/users/{user_id}/tokens/{token_id}": {
+        "/api/v1/admin/users/{user_id}/tokens/{token_id}": {
             "parameters": [user_id, token_id],
             "delete": {"operationId": "revoke_user_token", "tags": tags,
                        "responses": _responses(revoked, "404")}},

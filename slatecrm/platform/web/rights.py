@@ -22,7 +22,7 @@ from ..records.errors import WriteRefused
 from ..records.service import RecordsService
 from .pinning import PRINCIPAL_KEY, records_of
 
-__all__ = ["ADMINISTRATOR", "holds_right", "principal_of", "require_right"]
+__all__ = ["ADMINISTRATOR", "holds_right", "may", "principal_of", "require_right"]
 
 
 #: The principal of a request no authentication saw: the same as web/pinning.py's, so that the
@@ -47,6 +47,13 @@ def holds_right(principal: Principal, right: str, defined: Iterable[Role] = ()) 
     if not principal.allows("admin"):
         return False
     return any(right in role.platform for role in roles_of(defined, principal.roles))
+
+
+def may(request: Request, right: str) -> bool:
+    """Whether the request's principal holds `right`: the same answer `require_right` gives,
+    so a page offers a link (the header's admin links) only where following it is allowed."""
+    principal = principal_of(request)
+    return holds_right(principal, right, _defined_roles(records_of(request), principal))
 
 
 def require_right(request: Request, right: str) -> Principal:

@@ -1,4 +1,4 @@
-"""`/api/admin/users`: the users admin API (needs the manage_users right): list, add, read
+"""`/api/v1/admin/users`: the users admin API (needs the manage_users right): list, add, read
 and change users, reset a password, and see or revoke a user's API tokens.
 
 Every change is made by `identity/users.py` in one transaction with its audit entry, by the
@@ -155,7 +155,7 @@ async def collection(request: Request) -> Response:
         return JSONResponse({"data": await run_in_threadpool(listed, request)})
     data = await strict_body(request, NEW_USER, required=("email", "name"))
     made = await run_in_threadpool(add_user, request, actor, data)
-    return JSONResponse(made, status_code=201, headers={"Location": f"/api/admin/users/{made['id']}"})
+    return JSONResponse(made, status_code=201, headers={"Location": f"/api/v1/admin/users/{made['id']}"})
 
 
 @api
@@ -190,9 +190,10 @@ async def user_token(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/admin/users", collection, methods=["GET", "POST"]),
-    Route("/api/admin/users/{user_id:recordid}", item, methods=["GET", "PATCH"]),
-    Route("/api/admin/users/{user_id:recordid}/password-reset", password_reset, methods=["POST"]),
-    Route("/api/admin/users/{user_id:recordid}/tokens", user_tokens, methods=["GET"]),
-    Route("/api/admin/users/{user_id:recordid}/tokens/{token_id:recordid}", user_token, methods=["DELETE"]),
+    Route("/api/v1/admin/users", collection, methods=["GET", "POST"]),
+    Route("/api/v1/admin/users/{user_id:recordid}", item, methods=["GET", "PATCH"]),
+    Route("/api/v1/admin/users/{user_id:recordid}/password-reset", password_reset, methods=["POST"]),
+    Route("/api/v1/admin/users/{user_id:recordid}/tokens", user_tokens, methods=["GET"]),
+    Route("/api/v1/admin/users/{user_id:recordid}/tokens/{token_id:recordid}", user_token,
+          methods=["DELETE"]),
 ]
