@@ -18,6 +18,7 @@ from slatecrm.platform.web import users_api, users_pages
 
 from .pack_templates import PackTemplates
 from .signed_in import PASSWORD, Site, site
+from .test_api_live_editing import confirmed
 
 STRONG = "copper lantern violet 77"
 
@@ -205,3 +206,35 @@ def test_the_cli_user_commands_are_audited_too(db_url: str) -> None:
     detail = rows[1].detail if isinstance(rows[1].detail, dict) else json.loads(rows[1].detail)
     assert detail["changes"] == {"time_zone": ["UTC", "Europe/Paris"]}
     assert PASSWORD not in json.dumps([str(r.detail) for r in rows])
+
+
+def _header(html: str) -> str:
+    return html[html.index('<header class="top">'):html.index("</header>")]
+
+
+def test_the_header_links_to_your_profile_and_to_the_admin_pages_you_may_open(web: Site) -> None:
+    root = web.user("root@example.com", "Root", roles=("administrator",))
+    admin = web.client(root)
+    auditor_role = {"label": "Auditor", "entities": {"account": {"actions": ["read"], "scope": "own"}},
+                    "platform": ["view_audit"]}
+    confirmed(admin, "PUT", "/api/v1/admin/roles/auditor", auditor_role)
+    people = {"admin": admin, "plain": web.client(web.user("ann@example.com", "Ann", roles=("sales_rep",))),
+              "auditor": web.client(web.user("aud@example.com", "Aud", roles=("auditor",)))}
+    expected = {"admin": {"/admin/users", "/admin/audit"}, "plain": set(), "auditor": {"/admin/audit"}}
+    for who, http in people.items():
+        header = _header(http.get("/").text)
+        assert 'href="/me"' in header, who
+        shown = {path for path in ("/admin/users", "/admin/audit") if f'href="{path}"' in header}
+        assert shown == expected[who], who
+        for path in ("/admin/users", "/admin/audit"):  # a link shown opens; one not shown is refused
+            assert http.get(path).status_code == (200 if path in shown else 403), (who, path)
+    assert "/admin/" not in web.client().get("/login").text  # not signed in: no header links
+
+
+def test_an_entity_cannot_be_named_me(web: Site) -> None:
+    """`/api/v1/me` would shadow its collection."""
+    admin = web.client(web.user("root@example.com", "Root", roles=("administrator",)))
+    refused = admin.put("/api/v1/admin/entities/me", json={"label": "Me", "fields": {"x": {"type": "text"}}})
+    assert refused.status_code == 422
+    assert "'me' is reserved for a route of the web interface" in refused.text
+    assert admin.get("/api/v1/me").json()["email"] == "root@example.com"
