@@ -2,12 +2,16 @@
 
 For each database asked for, a new database with the default packs and sample data, a real
 `slatecrm serve` on a free loopback port, and `schemathesis run` with every check against
-its /api/v1/openapi.json. Then one line of figures per database, and a failure (exit 1) on:
-any 5xx, any response that breaks its schema (body, status, content type, headers), or any
-schema-valid request the server refused for its form (`document` refusals, see
-fuzz_hooks.py). Schema-valid requests refused for the data in the database (a reference
-to a record that does not exist) are counted apart; the other checks' findings are
-printed and kept in the report.
+its /api/v1/openapi.json. Every route needs a login, so the run signs in as an administrator
+the way a script would: `slatecrm init --admin-email` makes one, `slatecrm token create
+--json` gives it an API token with every scope, sent as `Authorization: Bearer …` (the hooks
+keep the run from revoking that token). Then one line of figures per database, and a failure
+(exit 1) on: any 5xx, any response that breaks its schema (body, status, content type,
+headers), any 401 or 403 (the administrator's token holds every right and scope, so a
+refusal means authentication or a right check is wrong), or any schema-valid request the
+server refused for its form (`document` refusals, see fuzz_hooks.py). Schema-valid requests
+refused for the data in the database (a reference to a record that does not exist) are
+counted apart; the other checks' findings are printed and kept in the report.
 
     python scripts/fuzz.py --database sqlite --database postgresql --max-examples 20
 """
@@ -47,8 +51,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def slatecrm(*args: str) -> None:
-    subprocess.run([str(BIN / "slatecrm"), *args], check=True, stdout=subprocess.DEVNULL)
+ADMIN_EMAIL = "fuzz-admin@example.com"
+
+
+def slatecrm(*args: str) -> str:
+    """Run a command; its standard output."""
+    done = subprocess.run([str(BIN / "slatecrm"), *args], check=True, stdout=subprocess.PIPE)
+    return done.stdout.decode()
+
+
+def admin_token(database: str) -> tuple[int, str]:
+    """The id and secret of a new API token of the run's administrator (every scope)."""
+    made = json.loads(slatecrm("token", "create", "--user", ADMIN_EMAIL, "--name", "fuzz", "--scope", "read",
+                               "--scope", "write", "--scope", "admin", "--expires", "never", "--json",
+                               "--database", database))
+    return int(made["token"]["id"]), str(made["secret"])
+
+
+def fetch_document(url: str, secret: str, into: Path) -> Path:
+    """The OpenAPI document as the administrator gets it (it needs a login too), in a file."""
+    asked = urllib.request.Request(url, headers={"Authorization": f"Bearer {secret}"})
+    with urllib.request.urlopen(asked, timeout=30) as answer:
+        into.write_bytes(answer.read())
+    return into
 
 
 def wait_until_up(url: str, server: subprocess.Popen[bytes], seconds: float = 60) -> None:
@@ -92,22 +117,25 @@ def run(kind: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     database = Database(kind, folder)
     report, refusals = folder / f"{kind}.json", folder / f"{kind}-refusals.jsonl"
     try:
-        slatecrm("init", "--database", database.url)
+        slatecrm("init", "--admin-email", ADMIN_EMAIL, "--generate-password", "--database", database.url)
         slatecrm("sample-data", "--count", "20", "--database", database.url)
+        token_id, secret = admin_token(database.url)
         port = free_port()
         server = subprocess.Popen([str(BIN / "slatecrm"), "serve", "--database", database.url,
                                    "--port", str(port)], stdout=subprocess.DEVNULL,
                                   stderr=open(folder / f"{kind}-server.log", "wb"))  # noqa: SIM115
         try:
             base = f"http://127.0.0.1:{port}"
-            wait_until_up(f"{base}/api/v1/meta", server)
-            command = [str(BIN / "schemathesis"), "run", f"{base}/api/v1/openapi.json", "--checks", "all",
+            wait_until_up(f"{base}/health", server)
+            document = fetch_document(f"{base}/api/v1/openapi.json", secret, folder / f"{kind}-openapi.json")
+            command = [str(BIN / "schemathesis"), "run", str(document), "--url", base, "--checks", "all",
+                       "--header", f"Authorization: Bearer {secret}",
                        "--phases", args.phases, "--max-time", str(args.max_time),
                        "--max-examples", str(args.max_examples), "--workers", "2", "--seed", str(args.seed),
                        "--generation-database", "none", "--no-color", "--suppress-health-check", "all",
                        "--report", "json", "--report-json-path", str(report)]
             env = {**os.environ, "SCHEMATHESIS_HOOKS": str(ROOT / "scripts" / "fuzz_hooks.py"),
-                   "SLATECRM_FUZZ_REFUSALS": str(refusals)}
+                   "SLATECRM_FUZZ_REFUSALS": str(refusals), "SLATECRM_FUZZ_TOKEN_ID": str(token_id)}
             log = folder / f"{kind}-schemathesis.log"
             with open(log, "wb") as out:
                 # In the run's folder: schemathesis keeps a cache where it runs.
@@ -137,9 +165,10 @@ def summarise(kind: str, report: Path, refusals: Path, log: Path, seconds: float
         "schema_violations": sum(n for t, n in findings.items() if FAILING.get(t) == "response schema"),
         "valid_refused": len(refused), "valid_refused_document": kinds["document"],
         "valid_refused_state": kinds["state"], "valid_refused_definition": kinds["definition"],
+        "refused_signed_in": kinds["signed_in"],
         "failing": failing, "other_findings": {t: n for t, n in findings.items() if t not in FAILING},
         "errors": len(data["errors"]), "seconds": round(seconds, 1), "log": str(log),
-        "refused_examples": [r for r in refused if r["kind"] == "document"][:5],
+        "refused_examples": [r for r in refused if r["kind"] in ("document", "signed_in")][:5],
     }
 
 
@@ -163,7 +192,8 @@ def main() -> int:
         print(json.dumps({k: v for k, v in result.items() if k != "refused_examples"}))
         for example in result["refused_examples"]:
             print("  refused, valid:", json.dumps(example)[:600])
-        ok = ok and not result["failing"] and not result["valid_refused_document"] and not result["errors"]
+        ok = ok and not result["failing"] and not result["valid_refused_document"] \
+            and not result["refused_signed_in"] and not result["errors"]
     print(f"fuzz: {'PASS' if ok else 'FAIL'} (reports in {folder})")
     return 0 if ok else 1
 

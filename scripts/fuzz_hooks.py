@@ -9,6 +9,12 @@ schema-valid request the server refuses is written down with why, for fuzz.py to
   tests/rules/ test both with values that are the server's).
 - `confirm` on the admin routes would apply a generated metamodel edit and change the
   document under the run; every case leaves it out, so edits are planned, never applied.
+- The run's own API token (SLATECRM_FUZZ_TOKEN_ID) is never the one a generated DELETE
+  names (`revoke_my_token`, `revoke_user_token`): revoking it would sign the run out. Such a
+  case names a token that does not exist instead (a 404), so both operations stay fuzzed.
+
+The run acts as an administrator whose token holds every scope: a 401 or 403, whatever the
+case, is written down as `signed_in` (fuzz.py fails on it).
 """
 
 from __future__ import annotations
@@ -25,14 +31,27 @@ OPAQUE = ("filter", "after")
 STATE = ("there is no ", "already has", "already used")
 STAGE = ("cannot move from", "is required to enter stage", "requires ")
 LOG = os.environ.get("SLATECRM_FUZZ_REFUSALS", "")
+OWN_TOKEN = os.environ.get("SLATECRM_FUZZ_TOKEN_ID", "")
+#: Admin routes that plan metamodel edits: their refusals are definitions checked beyond the
+#: schema. The users and audit admin are ordinary routes.
+DEFINITION_PREFIX = "/api/v1/admin/"
+NOT_DEFINITIONS = ("/api/v1/admin/users", "/api/v1/admin/audit")
 
 
 def _positive(case: Any) -> bool:
     return case.meta is not None and case.meta.generation.mode.is_positive
 
 
+def _spare_own_token(case: Any) -> None:
+    parameters = case.path_parameters if isinstance(case.path_parameters, dict) else None
+    if OWN_TOKEN and case.method.upper() == "DELETE" and parameters is not None \
+            and str(parameters.get("token_id")) == OWN_TOKEN:
+        parameters["token_id"] = int(OWN_TOKEN) + 1_000_000_000
+
+
 @schemathesis.hook
 def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
+    _spare_own_token(case)
     query = case.query if isinstance(case.query, dict) else None
     if query is None:
         return
@@ -43,10 +62,13 @@ def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
 
 
 def classify(method: str, path: str, status: int, body: Any) -> str:
-    """Why a schema-valid request was refused: `state` (the database's data), `definition`
-    (an admin edit's definition checked beyond its schema), or `document` (the document
-    admitted what the server refuses: a defect of the document or the server)."""
-    if path.startswith("/api/v1/admin/"):
+    """Why a request was refused: `signed_in` (a 401 or 403: the administrator's token
+    should pass everywhere), `state` (the database's data), `definition` (an admin edit's
+    definition checked beyond its schema), or `document` (the document admitted what the
+    server refuses: a defect of the document or the server)."""
+    if status in (401, 403):
+        return "signed_in"
+    if path.startswith(DEFINITION_PREFIX) and not path.startswith(NOT_DEFINITIONS):
         return "definition"
     errors = body.get("errors") if isinstance(body, dict) else None
     # A create's stage requirements are in its schema; a change's depend on the stored stage.
@@ -60,8 +82,9 @@ def classify(method: str, path: str, status: int, body: Any) -> str:
 
 @schemathesis.hook
 def after_call(ctx: Any, case: Any, response: Any) -> None:
-    if not LOG or not _positive(case) or not 400 <= response.status_code < 500 \
-            or response.status_code in (404, 409):
+    if not LOG or not 400 <= response.status_code < 500 or response.status_code in (404, 409):
+        return
+    if not _positive(case) and response.status_code not in (401, 403):
         return
     try:
         body = json.loads(response.content)
