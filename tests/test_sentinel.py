@@ -96,7 +96,7 @@ def _pages(world: World) -> list[str]:
         "/api/v1/deal", "/api/v1/client", f"/api/v1/deal/{deal}",
         f"/api/v1/deal/{deal}/history", f"/api/v1/deal/{deal}/stages", f"/api/v1/client/{client}",
         f"/api/v1/client/{client}/related/deal", f"/api/v1/client/{client}/history",
-        "/api/v1/meta", "/api/v1/openapi.json", "/me", "/api/me",
+        "/api/v1/meta", "/api/v1/openapi.json", "/me", "/api/v1/me",
     ]
 
 
