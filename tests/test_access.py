@@ -458,7 +458,7 @@ def test_a_token_without_the_admin_scope_cannot_administer_even_for_an_administr
                    http.put("/api/v1/admin/roles/helper", json=role, headers=writer),
                    http.delete("/api/v1/admin/roles/rep", headers=writer),
                    http.put("/api/v1/admin/entities/account/fields/x_note", json=field, headers=writer),
-                   http.get("/api/admin/users", headers=writer)):
+                   http.get("/api/v1/admin/users", headers=writer)):
         assert answer.status_code == 403, (answer.request.url, answer.text)
     # The same administrator's token with the admin scope may; records are written with `write`.
     admin = _token(world, "admin@example.com", "admin", "read", "write", "admin")
