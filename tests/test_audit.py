@@ -141,6 +141,24 @@ def test_a_metamodel_change_and_an_export_name_who_did_them(web: Site, engine: s
 
 
 # --- who changed a record, and through which token ----------------------------------------------
+def test_a_tokens_use_is_audited_once_a_minute_not_per_request(web: Site, engine: sa.Engine) -> None:
+    ann = add_user(engine, "ann@example.com", "Ann Lee", "administrator")
+    with engine.begin() as conn:
+        token_id, secret = tokens.create(conn, ann, "reports", ["read"], expires_at=None,
+                                         now=dt.datetime.now(dt.UTC))
+    by_token = web.client(token=secret)
+    for _ in range(3):
+        assert by_token.get("/api/v1/account").status_code == 200
+    with engine.connect() as conn:
+        log = system.audit.c
+        used = conn.execute(sa.select(log.user_id, log.token_id, log.object_id)
+                            .where(log.action == "token.use")).all()
+        last_used = conn.execute(sa.select(system.api_tokens.c.last_used_at)
+                                 .where(system.api_tokens.c.id == token_id)).scalar_one()
+    assert [tuple(row) for row in used] == [(ann, token_id, str(token_id))]
+    assert last_used is not None
+
+
 def test_changes_made_with_a_token_say_so_in_the_history(web: Site, engine: sa.Engine) -> None:
     ann = add_user(engine, "ann@example.com", "Ann Lee", "administrator")
     with engine.begin() as conn:
@@ -243,8 +261,9 @@ def test_the_cli_merges_record_changes_in(web: Site, engine: sa.Engine, db_url: 
                       headers={"If-Match": '"1"'}).status_code == 200
     merged = audit_json(db_url, "--records", "--user", "ann@example.com")
     account = f"account/{made['id']}"
-    assert [(e["action"], (e["object"] or {}).get("id")) for e in merged] == [
+    assert [(e["action"], (e["object"] or {}).get("id")) for e in merged if e["action"] != "token.use"] == [
         ("record.update", account), ("record.create", account), ("login", None)]
+    assert [e["object"]["id"] for e in merged if e["action"] == "token.use"] == [str(token_id)]
     assert merged[0]["detail"] == {"version": 2, "fields": ["name"]}
     assert {"industry", "name"} <= set(merged[1]["detail"]["fields"])
     assert merged[0]["token"] == {"id": token_id, "name": "importer"}

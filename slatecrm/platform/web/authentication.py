@@ -14,6 +14,7 @@ cookie is then ignored); a token without the `write` scope may only read (GET, H
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import partial
 from http.cookies import SimpleCookie
 from urllib.parse import quote
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..identity import principals, sessions, tokens
+from ..identity import audit, principals, sessions, tokens
 from ..identity.principal import ANONYMOUS, Principal
 from .asgiproblem import send_problem, send_redirect
 from .authsettings import SESSION_COOKIE, AuthSettings
@@ -82,6 +83,13 @@ def login_location(scope: Scope) -> str:
     return "/login?next=" + quote(target, safe="")
 
 
+def token_used(conn: sa.Connection, *, token_id: int, principal: Principal | None, address: str | None,
+               now: dt.datetime) -> None:
+    tokens.touch(conn, token_id, now)
+    audit.record(conn, "token.use", principal=principal, address=address, object_kind="token",
+                 object_id=token_id, at=now)
+
+
 class Authentication:
     def __init__(self, app: ASGIApp, settings: AuthSettings) -> None:
         self.app = app
@@ -95,7 +103,9 @@ class Authentication:
         principal = ANONYMOUS
         if bearer is not None or cookie is not None:
             engine: sa.Engine = scope["app"].state.engine
-            principal = await run_in_threadpool(self.identify, engine, bearer, cookie)
+            client = scope.get("client")
+            principal = await run_in_threadpool(self.identify, engine, bearer, cookie,
+                                                client[0] if client else None)
         scope[PRINCIPAL_KEY] = principal
         path: str = scope.get("path", "")
         if not principal.authenticated and not is_public(path):
@@ -112,10 +122,12 @@ class Authentication:
             return
         await self.app(scope, receive, send)
 
-    def identify(self, engine: sa.Engine, bearer: str | None, cookie: str | None) -> Principal:
+    def identify(self, engine: sa.Engine, bearer: str | None, cookie: str | None,
+                 address: str | None = None) -> Principal:
         """The principal of the token or session, in one read transaction (a request's check
         takes no write lock); the use is noted apart, at most once a minute per token or
-        session, with SQLite's write lock taken at BEGIN."""
+        session, with SQLite's write lock taken at BEGIN. A token's use is audited then too
+        ("token.use", at that resolution: not a row per request)."""
         now = self.settings.clock()
         options: dict[str, str] = {WORK_OPTION: "authentication"}
         with engine.connect().execution_options(**options) as conn, conn.begin():
@@ -125,7 +137,8 @@ class Authentication:
                     return ANONYMOUS
                 found = principals.load(conn, match.user_id, "token", token_id=match.token_id,
                                         scopes=match.scopes)
-                touch, stale = partial(tokens.touch, token_id=match.token_id), match.stale
+                touch, stale = partial(token_used, token_id=match.token_id, principal=found,
+                                       address=address), match.stale
             else:
                 assert cookie is not None
                 live = sessions.find(conn, cookie, now, self.settings.lifetimes)

@@ -21,6 +21,7 @@ from ..records.compiled import CompiledEntity
 from ..records.limits import DEFAULT, Limits
 from ..records.listing import OPERATORS, SORTABLE_SYSTEM
 from . import openapi_identity
+from .authsettings import SESSION_COOKIE
 from .openapi_records import RECORD_ID, entity_schemas, schema_name
 
 PROBLEM = {
@@ -35,6 +36,18 @@ PROBLEM = {
     },
 }
 #: What each refusal means, for every operation that can answer it.
+#: How a client signs in (web/authentication.py): a personal API token, or a browser's session
+#: (whose unsafe requests also need the CSRF token, docs/security.md).
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "a personal API token (slc_…), made on /me, POST /api/v1/me/tokens or "
+                              "`slatecrm token create`; its scopes (read, write, admin) narrow its "
+                              "user's roles"},
+    "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
+                "description": "the session cookie a browser gets at /login; unsafe requests also "
+                               "send the x-csrftoken header"},
+}
+
 WHY = {
     "400": "the request cannot be read: a body that is not JSON or not an object, a parameter "
            "over its limit or not readable by its field, a changed cursor, a bad version",
@@ -348,5 +361,7 @@ def document(revision: int, compiled: Mapping[str, CompiledEntity],
         "info": {"title": "SlateCRM API", "version": f"{__version__}+revision.{revision}",
                  "description": "Generated from the live metamodel; it changes when the metamodel does."},
         "paths": paths,
-        "components": {"schemas": schemas, "responses": responses},
+        "components": {"schemas": schemas, "responses": responses, "securitySchemes": SECURITY_SCHEMES},
+        # Every operation needs one of them (docs/security.md): the schemes are alternatives.
+        "security": [{"bearer": []}, {"session": []}],
     }
