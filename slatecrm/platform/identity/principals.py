@@ -12,13 +12,41 @@ from ..storage import system
 from .principal import SCOPES, Principal, Via
 
 
+def _user_statement() -> sa.Select[Any]:
+    users = system.users
+    return (sa.select(users.c.id, users.c.display_name, users.c.email, users.c.active, users.c.manager_id,
+                      users.c.time_zone, users.c.locale).where(users.c.id == sa.bindparam("user_id")))
+
+
+def _memberships_statement() -> sa.Select[Any]:
+    """Roles, teams, team members and everyone below, as (kind, name, number) rows."""
+    users, members, roles = system.users, system.team_members, system.user_roles
+    user_id: sa.BindParameter[int] = sa.bindparam("user_id")
+    below = sa.select(users.c.id).where(users.c.manager_id == user_id).cte("below", recursive=True)
+    below = below.union(sa.select(users.c.id).where(users.c.manager_id == below.c.id))
+    mate = members.alias("mate")
+    parts = sa.union_all(
+        sa.select(sa.literal("role").label("kind"), roles.c.role.label("name"),
+                  sa.cast(sa.null(), sa.BigInteger).label("number")).where(roles.c.user_id == user_id),
+        sa.select(sa.literal("team"), sa.cast(sa.null(), sa.String), members.c.team_id)
+        .where(members.c.user_id == user_id),
+        sa.select(sa.literal("mate"), sa.cast(sa.null(), sa.String), mate.c.user_id)
+        .join(members, members.c.team_id == mate.c.team_id).where(members.c.user_id == user_id),
+        sa.select(sa.literal("below"), sa.cast(sa.null(), sa.String), below.c.id),
+    ).subquery()
+    return sa.select(parts.c.kind, parts.c.name, parts.c.number)
+
+
+# Built once, run with the user's id as a parameter: every request is authenticated with them,
+# and building them (and their cache keys) cost more than running them.
+USER = _user_statement()
+MEMBERSHIPS = _memberships_statement()
+
+
 def load(conn: sa.Connection, user_id: int, via: Via, *, session_id: int | None = None,
          token_id: int | None = None, scopes: frozenset[str] = frozenset(SCOPES)) -> Principal | None:
     """The principal of an active user, None for a disabled or deleted one."""
-    users = system.users
-    user = conn.execute(sa.select(users.c.id, users.c.display_name, users.c.email, users.c.active,
-                                  users.c.manager_id, users.c.time_zone, users.c.locale)
-                        .where(users.c.id == user_id)).first()
+    user = conn.execute(USER, {"user_id": user_id}).first()
     if user is None or not user.active:
         return None
     roles, teams, mates, subordinates = memberships(conn, user_id)
@@ -33,20 +61,7 @@ def load(conn: sa.Connection, user_id: int, via: Via, *, session_id: int | None 
 def memberships(conn: sa.Connection, user_id: int) -> tuple[list[str], list[int], list[int], list[int]]:
     """The user's role names, team ids, the ids of their teams' members and of everyone below
     them in the manager hierarchy: one statement (a request is authenticated with three)."""
-    users, members, roles = system.users, system.team_members, system.user_roles
-    below = sa.select(users.c.id).where(users.c.manager_id == user_id).cte("below", recursive=True)
-    below = below.union(sa.select(users.c.id).where(users.c.manager_id == below.c.id))
-    mate = members.alias("mate")
-    parts = sa.union_all(
-        sa.select(sa.literal("role").label("kind"), roles.c.role.label("name"),
-                  sa.cast(sa.null(), sa.BigInteger).label("number")).where(roles.c.user_id == user_id),
-        sa.select(sa.literal("team"), sa.cast(sa.null(), sa.String), members.c.team_id)
-        .where(members.c.user_id == user_id),
-        sa.select(sa.literal("mate"), sa.cast(sa.null(), sa.String), mate.c.user_id)
-        .join(members, members.c.team_id == mate.c.team_id).where(members.c.user_id == user_id),
-        sa.select(sa.literal("below"), sa.cast(sa.null(), sa.String), below.c.id),
-    ).subquery()
     found: dict[str, list[Any]] = {"role": [], "team": [], "mate": [], "below": []}
-    for row in conn.execute(sa.select(parts.c.kind, parts.c.name, parts.c.number)):
+    for row in conn.execute(MEMBERSHIPS, {"user_id": user_id}):
         found[row.kind].append(row.name if row.kind == "role" else int(row.number))
     return found["role"], found["team"], found["mate"], found["below"]

@@ -95,15 +95,19 @@ def start(conn: sa.Connection, user_id: int, now: dt.datetime, lifetimes: Lifeti
     return Started(int(session_id), token, expires_at)
 
 
+#: A session by its token's hash, with what decides whether it is live (built once: every
+#: request with a session cookie runs it).
+FIND = (sa.select(sessions.c.id, sessions.c.user_id, sessions.c.created_at, sessions.c.last_seen_at,
+                  sessions.c.expires_at, sessions.c.revoked_at, system.users.c.active,
+                  system.users.c.password_changed_at)
+        .join(system.users, system.users.c.id == sessions.c.user_id)
+        .where(sessions.c.token_hash == sa.bindparam("token_hash")))
+
+
 def find(conn: sa.Connection, token: str, now: dt.datetime, lifetimes: Lifetimes) -> Live | None:
     """The live session of `token`, None if there is none (unknown, ended, idle too long,
     past its lifetime, its user disabled, or its user's password changed since it began)."""
-    users = system.users
-    row = conn.execute(
-        sa.select(sessions.c.id, sessions.c.user_id, sessions.c.created_at, sessions.c.last_seen_at,
-                  sessions.c.expires_at, sessions.c.revoked_at, users.c.active, users.c.password_changed_at)
-        .join(users, users.c.id == sessions.c.user_id)
-        .where(sessions.c.token_hash == stored_hash(token))).first()
+    row = conn.execute(FIND, {"token_hash": stored_hash(token)}).first()
     if row is None or row.revoked_at is not None or not row.active:
         return None
     if now >= row.expires_at or now - row.last_seen_at >= lifetimes.idle:

@@ -153,16 +153,19 @@ def create(conn: sa.Connection, user_id: int, name: str, scopes: Iterable[str], 
     return token_id, secret
 
 
+#: A token by its hash, with what decides whether it is live (built once: every API request runs it).
+FIND = (sa.select(tokens.c.id, tokens.c.user_id, tokens.c.scopes, tokens.c.created_at, tokens.c.last_used_at,
+                  tokens.c.expires_at, tokens.c.revoked_at, system.users.c.active,
+                  system.users.c.password_changed_at)
+        .join(system.users, system.users.c.id == tokens.c.user_id)
+        .where(tokens.c.token_hash == sa.bindparam("token_hash")))
+
+
 def find(conn: sa.Connection, secret: str, now: dt.datetime) -> TokenMatch | None:
     """The token `secret` if it is valid now: not revoked, not expired, made after its user's
     last password change or reset, of an active user. Reads only (a request's check must not
     take SQLite's write lock): `touch` notes the use when `stale` says it is due."""
-    users = system.users
-    row = conn.execute(
-        sa.select(tokens.c.id, tokens.c.user_id, tokens.c.scopes, tokens.c.created_at, tokens.c.last_used_at,
-                  tokens.c.expires_at, tokens.c.revoked_at, users.c.active, users.c.password_changed_at)
-        .join(users, users.c.id == tokens.c.user_id)
-        .where(tokens.c.token_hash == stored_hash(secret))).first()
+    row = conn.execute(FIND, {"token_hash": stored_hash(secret)}).first()
     if row is None or row.revoked_at is not None or not row.active:
         return None
     if row.expires_at is not None and row.expires_at <= now:
