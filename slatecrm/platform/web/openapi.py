@@ -160,7 +160,9 @@ def entity_paths(ce: CompiledEntity, related: list[tuple[CompiledEntity, str]],
     created_links = {
         "get": {"operationId": f"get_{entity}", "parameters": by_id},
         "update": {"operationId": f"update_{entity}",
-                   "parameters": {**by_id, "header.If-Match": "$response.body#/version"}},
+                   # The ETag header, a string like If-Match (the body's version is a number, and
+                   # a client that copies it into a header as it is sends a number: schemathesis did)
+                   "parameters": {**by_id, "header.If-Match": "$response.header.ETag"}},
         "delete": {"operationId": f"delete_{entity}", "parameters": by_id},
         "history": {"operationId": f"history_{entity}", "parameters": by_id},
     }
