@@ -6,24 +6,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from click.testing import CliRunner, Result
-
-from slatecrm.platform.cli import main
 from slatecrm.platform.identity import principals
-from slatecrm.platform.identity.passwords import PROFILE_VARIABLE
 from slatecrm.platform.storage.engine import create_engine
 
-PASSWORD = "violet staple orbit 42"
-
-
-@pytest.fixture(autouse=True)
-def _cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(PROFILE_VARIABLE, "CHEAPEST")
-
-
-def run(*args: str, database: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(main, [*args, "--database", database], input=input, catch_exceptions=False)
+from .test_cli_users import PASSWORD, _cheap_hashes, run  # noqa: F401  (_cheap_hashes: autouse)
 
 
 def ok(*args: str, database: str, input: str | None = None) -> str:

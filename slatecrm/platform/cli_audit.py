@@ -36,7 +36,7 @@ def _detail(event: auditlog.Event) -> str:
 @click.option("--action", metavar="PREFIX",
               help="actions starting with this (login, pack., metamodel.change)")
 @click.option("--object", "object_", metavar="KIND[/ID]",
-              help="what it was done to (pack/sales, entity/lead, record/lead/42)")
+              help="what it was done to (pack/<name>, entity/<name>, record/<entity>/<id>)")
 @click.option("--since", metavar="WHEN", help="from this date or ISO time (UTC unless it says)")
 @click.option("--until", metavar="WHEN", help="up to this date (the whole day) or ISO time")
 @click.option("--limit", default=str(auditlog.DEFAULT_LIMIT), show_default=True, metavar="N",

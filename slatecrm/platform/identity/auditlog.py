@@ -135,7 +135,8 @@ def parse(params: Iterable[tuple[str, str]], *, limit_max: int = LIMIT_MAX) -> A
     if given.get("object"):
         kind, _, object_id = given["object"].partition("/")
         if not kind:
-            errors.setdefault("object", []).append("write KIND or KIND/ID (record/lead/42, pack/sales)")
+            errors.setdefault("object", []).append(
+                "write KIND or KIND/ID (record/<entity>/<id>, pack/<name>)")
         values["object_kind"], values["object_id"] = kind, object_id or None
     for name in ("since", "until"):
         if given.get(name):

@@ -222,7 +222,7 @@ audit = sa.Table(
     sa.Column("user_name", sa.String, nullable=True),
     sa.Column("token_id", sa.BigInteger, nullable=True),
     sa.Column("address", sa.String, nullable=True),
-    #: what it was done to: ("user", "12"), ("record", "lead/42"), ("pack", "sales"), ...
+    #: what it was done to: ("user", "<id>"), ("record", "<entity>/<id>"), ("pack", "<name>"), ...
     sa.Column("object_kind", sa.String, nullable=True),
     sa.Column("object_id", sa.String, nullable=True),
     sa.Column("detail", sa.JSON, nullable=False),

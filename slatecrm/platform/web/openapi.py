@@ -273,7 +273,8 @@ def _audit_paths() -> dict[str, Any]:
         {"name": "action", "in": "query", "schema": text,
          "description": "actions starting with this: login, pack., metamodel.change, records.export"},
         {"name": "object", "in": "query", "schema": {**text, "pattern": "^\\s*[^/\\s\\u0000][^\\u0000]*$"},
-         "description": "KIND or KIND/ID: what the event was done to (pack/sales, entity/lead)"},
+         "description": "KIND or KIND/ID: what the event was done to "
+                        "(pack/<name>, entity/<name>, record/<entity>/<id>)"},
         {"name": "since", "in": "query", "schema": when, "description": "from this date or moment on"},
         {"name": "until", "in": "query", "schema": when,
          "description": "up to this moment, or to the end of this date"},
