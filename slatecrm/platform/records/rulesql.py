@@ -86,8 +86,8 @@ class SqlCompiler:
     def _selecting(self, node: t.T, base: sa.Table) -> Builder:
         """A condition whose value only selects rows or not (the top of a WHERE, and the items
         of AND / OR under it, never under NOT): there, a comparison of a field reached through
-        one reference with a value (`account.owner = current_user.id`, a sharing rule's usual
-        shape) becomes a semi-join, `account IN (SELECT id FROM account WHERE owner = :me)`,
+        one reference with a value (`<reference>.owner = current_user.id`, a sharing rule's usual
+        shape) becomes a semi-join, `<reference> IN (SELECT id FROM <target> WHERE owner = :me)`,
         which indexes serve, instead of a correlated subquery run for every row. It is true in
         exactly the rows the subquery form is true in (a missing or blank target: not true in
         either), which is all a WHERE asks."""
