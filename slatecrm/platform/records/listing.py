@@ -26,6 +26,7 @@ from slatecrm.metamodel.names import suggest
 
 from ..storage import fulltext
 from . import searchwalk
+from .alternatives import alternatives_of, distinct_count, union_count, union_page
 from .compiled import CompiledEntity, CompiledField
 from .errors import BadQuery
 from .keyset import (
@@ -270,14 +271,16 @@ class PageQuery:
 def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement[bool]] = (),
           cursor_key: bytes | None = None, *, base: sa.Select[Any] | None = None,
           limits: Limits = DEFAULT, nulls_largest: bool = True,
-          dialect: sa.engine.Dialect | None = None) -> PageQuery:
+          dialect: sa.engine.Dialect | None = None, reach: sa.ColumnElement[bool] | None = None) -> PageQuery:
     """The page's SELECT and its capped COUNT, or BadQuery naming each bad part; `extra`
     conditions (a compiled rule filter, the read filter) are added to the query's own.
     `cursor_key` checks the query's cursor and signs the next one (storage/secrets.py).
     `base` is the SELECT to narrow (the read path's, with reference titles joined).
     `nulls_largest`: where the database's indexes keep blanks (keyset.nulls_largest_on).
     `dialect`: the database's, which renders the conditions for the count's digest (a plugin
-    function may have SQL for some databases only)."""
+    function may have SQL for some databases only).
+    `reach`: the read filter, one of `extra`; when it is an OR of alternatives, the page reads
+    each alternative's first rows and sorts their union (records/alternatives.py)."""
     errors: dict[str, list[str]] = {}
     keys = sort_keys(ce, query.sort, errors, limits)
     where = [*conditions(ce, query.filters, query.search, errors, limits), *extra]
@@ -322,14 +325,30 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
             walk, fallback = searchwalk.walk_then_sort(
                 ce.table, select, descending=descending,
                 start=None if last is None else last.values[0], rows=query.limit + 1)
-        select = select.order_by(*ordering(ce.table, keys, nulls_largest=nulls_largest))
-    select = select.limit(query.limit + 1)
+        order = ordering(ce.table, keys, nulls_largest=nulls_largest)
+        branches = alternatives_of(reach) if walk is None else ()
+        if branches and reach is not None:  # limited already
+            bounded = [c for c in where if c is not reach]
+            if last is not None:
+                bounded.append(after(ce.table, keys, last.values, nulls_largest=nulls_largest))
+            select = union_page(ce.table, ce.select if base is None else base, bounded, reach, branches,
+                                order, [ce.table.c[k.column] for k in ordered], (tuple(keys), nulls_largest),
+                                query.limit + 1, dialect is not None and dialect.name == "postgresql")
+        else:
+            select = select.order_by(*order).limit(query.limit + 1)
+    if rank is not None or first is not None:
+        select = select.limit(query.limit + 1)
     matching = sa.select(sa.literal(1)).select_from(ce.table).where(*where)
     if index is not None:  # the capped count stops after COUNT_CAP matches of the index
         matching = (sa.select(sa.literal(1)).select_from(ce.table)
                     .join(index.table, index.rowid == ce.table.c.id).where(
                         *(c for c in where if not isinstance(c, fulltext.SearchMatch)), index.match))
     count = sa.select(sa.func.count()).select_from(matching.limit(COUNT_CAP + 1).subquery())
+    if index is None and rank is None and (branches := alternatives_of(reach)):
+        others = [c for c in where if c is not reach]
+        exact = (distinct_count(ce.table, others, branches, COUNT_CAP + 1)
+                 if dialect is not None and dialect.name == "postgresql" else count)
+        count = union_count(ce.table, others, branches, COUNT_CAP + 1, exact)
     if not query.counted:  # nothing to count: no digest either (only a count is tied to it)
         return PageQuery(select, count, keys, query.limit, cursor_key, None, "", last, rank is not None,
                          uncounted=True, matching=None, counting=False, walk=walk, fallback=fallback)
@@ -365,9 +384,33 @@ def conditions_digest(ce: CompiledEntity, where: Sequence[sa.ColumnElement[bool]
     """A digest of the rows a list selects (entity, conditions and their values, the read
     filter's included): a count carried in a cursor is used only for the query it counted.
     A cursor given to another query still pages; that query counts for itself."""
-    compiled = (sa.and_(*where) if where else sa.true()).compile(dialect=dialect)
-    text = f"{ce.name}\n{compiled.string}\n{sorted((k, repr(v)) for k, v in compiled.params.items())}"
+    # One condition (a user's read filter, the same object on each of their requests) keeps
+    # its cache key once generated; an AND of several is new each time.
+    clause = where[0] if len(where) == 1 else sa.and_(*where) if where else sa.true()
+    key = clause._generate_cache_key()
+    if key is None:  # a construct SQLAlchemy cannot cache: its SQL, compiled each time
+        compiled = clause.compile(dialect=dialect)
+        sql = compiled.string
+        values: list[Any] = sorted((k, repr(v)) for k, v in compiled.params.items())
+    else:  # the SQL of this shape of conditions once; the values in the order they appear
+        shape = (dialect.name if dialect is not None else "", key.key)
+        sql = _DIGEST_SQL.get(shape) or _remember(shape, clause.compile(dialect=dialect).string)
+        values = [repr(b.effective_value) for b in key.bindparams]
+    text = f"{ce.name}\n{sql}\n{values}"
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+#: The SQL of the shapes of conditions digested lately (compiling it was a fifth of a
+#: restricted list page's Python time).
+_DIGEST_SQL: dict[tuple[str, Any], str] = {}
+_DIGEST_SHAPES = 2_000
+
+
+def _remember(shape: tuple[str, Any], sql: str) -> str:
+    if len(_DIGEST_SQL) >= _DIGEST_SHAPES:
+        _DIGEST_SQL.pop(next(iter(_DIGEST_SQL), shape), None)
+    _DIGEST_SQL[shape] = sql
+    return sql
 
 
 def next_cursor(rows: Sequence[Any], page: PageQuery, count: int | None) -> str | None:

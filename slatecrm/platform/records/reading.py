@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from dataclasses import field as attribute
 from typing import Any
 
 import sqlalchemy as sa
@@ -132,6 +133,11 @@ class _TitleJoins:
         return self.columns(target, alias, f"t{number}__", from_, depth)
 
 
+#: The parameter of `RecordShape.by_id`, and how many read filters' statements a shape keeps.
+BY_ID = "slate_record_id"
+BY_ID_CACHED = 20_000
+
+
 @dataclass(frozen=True)
 class RecordShape:
     """An entity's SELECT with its references' titles joined, and how to read its rows."""
@@ -141,15 +147,34 @@ class RecordShape:
     references: dict[str, TitleSource]
     #: Whether the reader may not see every record (references not joined are "restricted").
     restricted: bool = False
+    #: The references into entities the reader cannot read at all: never joined, "restricted".
+    unreadable: tuple[str, ...] = ()
+    #: The statement reading one record by id, per read filter (`by_id`).
+    _by_id: dict[int, tuple[Any, sa.Select[Any]]] = attribute(default_factory=dict, compare=False, repr=False)
+
+    def by_id(self, visible: Sequence[sa.ColumnElement[bool]]) -> sa.Select[Any]:
+        """The record whose id is the parameter BY_ID, if `visible` lets it be read. Built
+        once per read filter (a user's is the same object on every request, identity/access.py):
+        building it and its cache key cost as much as running it."""
+        condition = visible[0] if visible else None
+        found = self._by_id.get(id(condition))
+        if found is not None and found[0] is condition:
+            return found[1]
+        table = self.ce.table
+        select = self.select.where(table.c.id == sa.bindparam(BY_ID, type_=table.c.id.type), *visible)
+        if len(self._by_id) >= BY_ID_CACHED:
+            self._by_id.clear()
+        self._by_id[id(condition)] = (condition, select)
+        return select
 
     def record(self, row: Mapping[Any, Any]) -> Record:
         ce = self.ce
         values = {name: f.from_row(row) for name, f in ce.fields.items()}
         titles = {name: source.title(row) or missing_title(values[name], self.restricted)
                   for name, source in self.references.items() if values.get(name) is not None}
-        if self.restricted:  # references into entities the reader cannot read at all
-            titles.update({name: RESTRICTED for name in ce.references()
-                           if name not in self.references and values.get(name) is not None})
+        for name in self.unreadable:
+            if values.get(name) is not None:
+                titles[name] = RESTRICTED
         return Record(ce.name, row["id"], row["version"], ce.title_of(values, row["id"], titles), values,
                       {k: row[k] for k in SYSTEM_FIELDS if k not in ("id", "version")}, titles)
 
@@ -167,7 +192,8 @@ def record_shape(ce: CompiledEntity, entities: Mapping[str, CompiledEntity],
                                              TITLE_DEPTH)
             references[name] = source
             columns += more
-    return RecordShape(ce, sa.select(*columns).select_from(from_), references, restricted)
+    unreadable = tuple(name for name in ce.references() if name not in references) if restricted else ()
+    return RecordShape(ce, sa.select(*columns).select_from(from_), references, restricted, unreadable)
 
 
 def stack(selects: Sequence[sa.Select[Any]]) -> sa.Select[Any] | sa.CompoundSelect[Any]:
@@ -296,8 +322,20 @@ class Reader:
             return []
         return [self.snapshot.rules.filter(ce.name, query.expression, RuleContext())]
 
-    def list_conditions(self, ce: CompiledEntity, query: ListQuery) -> list[sa.ColumnElement[bool]]:
-        return [*self.expression_conditions(ce, query), *self.visible(ce), *self.search_seen(ce, query)]
+    def list_conditions(self, ce: CompiledEntity, query: ListQuery,
+                        visible: list[sa.ColumnElement[bool]] | None = None) -> list[sa.ColumnElement[bool]]:
+        """Every condition of a list query's rows: its filter, the read filter (`visible`, when
+        the caller has it already) and what a search may not confirm."""
+        seen = self.visible(ce) if visible is None else visible
+        return [*self.expression_conditions(ce, query), *seen, *self.search_seen(ce, query)]
+
+    def _build(self, ce: CompiledEntity, query: ListQuery, base: sa.Select[Any]) -> listing.PageQuery:
+        """A page's statements, the read filter passed on as its `reach` too (a page read
+        as the union of the reach's alternatives, records/alternatives.py)."""
+        visible = self.visible(ce)
+        return listing.build(ce, query, self.list_conditions(ce, query, visible), self.cursor_key,
+                             base=base, limits=self.limits, nulls_largest=self.nulls_largest,
+                             dialect=self.conn.dialect, reach=visible[0] if visible else None)
 
     def search_seen(self, ce: CompiledEntity, query: ListQuery) -> list[sa.ColumnElement[bool]]:
         """A search index holds the words of every searchable field, hidden ones too: for a
@@ -327,17 +365,19 @@ class Reader:
         `filtered=False`: these records whatever the filter (a write's read back: whether the
         writer may write them is the pipeline's check), the titles they show still filtered."""
         shape = self.shape(ce)
-        key = ce.table.c.id == ids[0] if len(ids) == 1 else member_of(self.conn, ce.table.c.id, ids)
-        select = shape.select.where(key, *(self.visible(ce) if filtered else ())).order_by(ce.table.c.id)
+        visible = self.visible(ce) if filtered else []
+        if len(ids) == 1:
+            rows = self.conn.execute(shape.by_id(visible), {BY_ID: ids[0]}).mappings()
+            return [shape.record(row) for row in rows]
+        key = member_of(self.conn, ce.table.c.id, ids)
+        select = shape.select.where(key, *visible).order_by(ce.table.c.id)
         return [shape.record(row) for row in self.conn.execute(select).mappings()]
 
     def page(self, entity: str, query: ListQuery | None = None) -> Page:
         ce = self.entity(entity)
         query = query or ListQuery()
         shape = self.shape(ce)
-        built = listing.build(ce, query, self.list_conditions(ce, query), self.cursor_key,
-                              base=shape.select, limits=self.limits, nulls_largest=self.nulls_largest,
-                              dialect=self.conn.dialect)
+        built = self._build(ce, query, shape.select)
         estimate = None
         try:
             rows = self.conn.execute(built.statement).mappings().all()
@@ -412,9 +452,7 @@ class Reader:
                 raise ValueError("first_pages reads first pages; read a later page with page()")
             ce = self.entity(entity)
             shape = self.shape(ce)
-            page = listing.build(ce, query, self.list_conditions(ce, query), self.cursor_key,
-                                 base=shape.select, limits=self.limits,
-                                 nulls_largest=self.nulls_largest, dialect=self.conn.dialect)
+            page = self._build(ce, query, shape.select)
             shapes.append(shape)
             built.append(page)
             selects.append(page.select.add_columns(page.count.scalar_subquery().label(COUNT_LABEL)))
