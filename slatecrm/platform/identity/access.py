@@ -30,6 +30,7 @@ from slatecrm.metamodel.errors import DefinitionError
 from slatecrm.metamodel.roles import ACTIONS, PLATFORM_RIGHTS, EntityGrant, Role
 from slatecrm.metamodel.rules import RuleContext, RuleError
 
+from ..kept import keep
 from ..records.rules import Condition, RevisionRules, principal_context, user_values
 from .principal import Principal
 
@@ -100,8 +101,9 @@ class RoleAccess:
         #: Each user's read filters, by entity, purpose and what the filter reads of the
         #: user (`Access.reach_key`): built once, not per request, so that a restricted
         #: read costs what an unrestricted one does in Python (and SQLAlchemy finds the
-        #: statements built on them in its cache without rebuilding their keys).
-        self.reach: dict[tuple[Any, ...], sa.ColumnElement[bool] | None] = {}
+        #: statements built on them in its cache without rebuilding their keys); the read
+        #: path keeps what it builds on them here too (records/reading.py `UserFilter`).
+        self.reach: dict[Any, Any] = {}
 
     def entity(self, name: str) -> EntityAccess:
         found = self._entities.get(name)
@@ -233,15 +235,11 @@ class Access:
         The same object for every request of the same user on the same revision."""
         key = (entity, purpose, table, self.reach_key)
         cache = self.roles.reach
-        try:
-            return cache[key]
-        except KeyError:
-            pass
-        condition = self._where(entity, table, purpose)
-        if len(cache) >= REACH_CACHED:
-            cache.pop(next(iter(cache), key), None)  # the oldest: users come and go
-        cache[key] = condition
-        return condition
+        if key in cache:
+            found: sa.ColumnElement[bool] | None = cache[key]
+            return found
+        condition: sa.ColumnElement[bool] | None = self._where(entity, table, purpose)
+        return keep(cache, key, condition, REACH_CACHED)
 
     def _where(self, entity: str, table: sa.FromClause, purpose: Purpose) -> sa.ColumnElement[bool] | None:
         grant = self.entity(entity)

@@ -31,6 +31,8 @@ from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlalchemy.sql.util import ClauseAdapter
 
+from ..kept import keep
+
 
 def alternatives_of(condition: sa.ColumnElement[bool] | None) -> tuple[sa.ColumnElement[bool], ...]:
     """The alternatives of a read filter built as an OR (identity/access.py `Access.where`),
@@ -67,11 +69,7 @@ def union_page(table: sa.Table, base: sa.Select[Any], conditions: Sequence[sa.Co
     found = _FIRST_PAGES.get(key)
     if found is not None and found[0] is base and found[1] is reach:
         return found[2]
-    select = build()
-    if len(_FIRST_PAGES) >= FIRST_PAGES_CACHED:
-        _FIRST_PAGES.pop(next(iter(_FIRST_PAGES), key), None)
-    _FIRST_PAGES[key] = (base, reach, select)
-    return select
+    return keep(_FIRST_PAGES, key, (base, reach, build()), FIRST_PAGES_CACHED)[2]
 
 
 #: First pages built lately, by base, reach, order and size (`union_page`).

@@ -24,6 +24,7 @@ from slatecrm.digits import RECORD_ID_MAX, parse_digits
 from slatecrm.metamodel.fieldtypes import CoercionError
 from slatecrm.metamodel.names import suggest
 
+from ..kept import keep
 from ..storage import fulltext
 from . import searchwalk
 from .alternatives import alternatives_of, distinct_count, union_count, union_page
@@ -394,7 +395,8 @@ def conditions_digest(ce: CompiledEntity, where: Sequence[sa.ColumnElement[bool]
         values: list[Any] = sorted((k, repr(v)) for k, v in compiled.params.items())
     else:  # the SQL of this shape of conditions once; the values in the order they appear
         shape = (dialect.name if dialect is not None else "", key.key)
-        sql = _DIGEST_SQL.get(shape) or _remember(shape, clause.compile(dialect=dialect).string)
+        sql = _DIGEST_SQL.get(shape) or keep(_DIGEST_SQL, shape, clause.compile(dialect=dialect).string,
+                                             _DIGEST_SHAPES)
         values = [repr(b.effective_value) for b in key.bindparams]
     text = f"{ce.name}\n{sql}\n{values}"
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
@@ -405,12 +407,6 @@ def conditions_digest(ce: CompiledEntity, where: Sequence[sa.ColumnElement[bool]
 _DIGEST_SQL: dict[tuple[str, Any], str] = {}
 _DIGEST_SHAPES = 2_000
 
-
-def _remember(shape: tuple[str, Any], sql: str) -> str:
-    if len(_DIGEST_SQL) >= _DIGEST_SHAPES:
-        _DIGEST_SQL.pop(next(iter(_DIGEST_SQL), shape), None)
-    _DIGEST_SQL[shape] = sql
-    return sql
 
 
 def next_cursor(rows: Sequence[Any], page: PageQuery, count: int | None) -> str | None:

@@ -16,10 +16,10 @@ a record page, the titles named in its history) are stacked into one UNION ALL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from dataclasses import field as attribute
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.sql.util import ClauseAdapter
@@ -27,6 +27,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules import RuleContext
 
+from ..kept import keep
 from ..storage import fulltext, system
 from ..storage.engine import scalar_within_budget
 from ..storage.statistics import planner_rows
@@ -42,6 +43,7 @@ from .snapshot import Snapshot
 #: A record-level filter: the SQL condition a reader may see of an entity (on its table),
 #: or None for all of it.
 ReadFilter = Callable[[CompiledEntity], "sa.ColumnElement[bool] | None"]
+T = TypeVar("T")
 #: Levels of references followed to name a record (a title made of a reference).
 TITLE_DEPTH = 3
 COUNT_LABEL = "slate__count"
@@ -57,6 +59,32 @@ RESTRICTED = "(restricted)"
 def no_filter(entity: CompiledEntity) -> sa.ColumnElement[bool] | None:
     """The read filter of a process without record-level rules: everything is visible."""
     return None
+
+
+class UserFilter:
+    """A user's read filter (identity/access.py `Access.where`): the same conditions on every
+    request of theirs on one revision, so what the read path builds from them (the title
+    joins of a record's shape) is kept too, under `key`, in `kept` (a bounded dict that
+    lives as long as the revision's compiled roles)."""
+
+    def __init__(self, where: ReadFilter, key: Hashable, kept: dict[Any, Any]):
+        self.where, self.key, self.kept = where, key, kept
+
+    def __call__(self, entity: CompiledEntity) -> sa.ColumnElement[bool] | None:
+        return self.where(entity)
+
+    def keep(self, what: str, build: Callable[[], T]) -> T:
+        key = (what, self.key)
+        try:
+            found: T = self.kept[key]
+            return found
+        except KeyError:
+            pass
+        return keep(self.kept, key, build(), KEPT_MAX)
+
+
+#: What a revision's compiled roles keep for their users (filters and shapes) at most.
+KEPT_MAX = 20_000
 
 
 @dataclass(frozen=True)
@@ -162,10 +190,7 @@ class RecordShape:
             return found[1]
         table = self.ce.table
         select = self.select.where(table.c.id == sa.bindparam(BY_ID, type_=table.c.id.type), *visible)
-        if len(self._by_id) >= BY_ID_CACHED:
-            self._by_id.clear()
-        self._by_id[id(condition)] = (condition, select)
-        return select
+        return keep(self._by_id, id(condition), (condition, select), BY_ID_CACHED)[1]
 
     def record(self, row: Mapping[Any, Any]) -> Record:
         ce = self.ce
@@ -292,7 +317,16 @@ class Reader:
         """Built once per revision (and set of roles: the snapshot's) when no record it joins
         a title from is filtered; per reader otherwise, since the joins carry the reader's
         own filter (the record's own filter is added by each statement)."""
-        if self.read_filter is no_filter or not self._joins_filtered(ce, TITLE_DEPTH):
+        if self.read_filter is no_filter:
+            return self.snapshot.derived(
+                f"records.shape:{ce.name}",
+                lambda: record_shape(ce, self.entities, self.visible, self.restricted))
+        if isinstance(self.read_filter, UserFilter):  # the same for every request of the user
+            return self.read_filter.keep(f"records.shape:{ce.name}", lambda: self._shape(ce))
+        return self._shape(ce)
+
+    def _shape(self, ce: CompiledEntity) -> RecordShape:
+        if not self._joins_filtered(ce, TITLE_DEPTH):
             return self.snapshot.derived(
                 f"records.shape:{ce.name}",
                 lambda: record_shape(ce, self.entities, self.visible, self.restricted))

@@ -32,7 +32,7 @@ from .events import RecordEvents
 from .limits import DEFAULT, Limits
 from .listing import ListQuery
 from .pipeline import Hooks, WritePipeline, WriteRequest, check_version
-from .reading import Reader, ReadFilter, no_filter
+from .reading import Reader, ReadFilter, UserFilter, no_filter
 from .restricted import restricted_snapshot
 from .results import HistoryEntry, Page, Record, StageVisit
 from .scope import ReadScope
@@ -153,7 +153,8 @@ class RecordsService:
         if access is None or access.reads_everything:
             return own
         if own is no_filter:
-            return lambda ce: access.where(ce.name, ce.table)
+            return UserFilter(lambda ce: access.where(ce.name, ce.table), access.reach_key,
+                              access.roles.reach)
 
         def both(ce: CompiledEntity) -> sa.ColumnElement[bool] | None:
             parts = [c for c in (own(ce), access.where(ce.name, ce.table)) if c is not None]
