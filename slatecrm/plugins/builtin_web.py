@@ -20,7 +20,9 @@ def slatecrm_routes() -> list[BaseRoute]:
         me_api,
         me_pages,
         roles_api,
+        roles_pages,
         teams_api,
+        teams_pages,
         ui,
         users_api,
         users_pages,
@@ -28,7 +30,7 @@ def slatecrm_routes() -> list[BaseRoute]:
 
     return [*login.routes, *admin.routes, *roles_api.routes, *audit_pages.routes, *me_api.routes,
             *users_api.routes, *teams_api.routes, *api.routes, *ui.routes, *me_pages.routes,
-            *users_pages.routes]
+            *users_pages.routes, *roles_pages.routes, *teams_pages.routes]
 
 
 @hookimpl
