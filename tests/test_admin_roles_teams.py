@@ -352,3 +352,79 @@ def test_the_teams_pages(web: Site) -> None:
     assert admin.post(f"{team_path}/delete").status_code == 303
     assert admin.get(team_path).status_code == 404
     assert memberships.list_teams(web.engine) == []
+
+
+def test_an_organisation_role_defined_changed_and_removed_from_the_pages(web: Site) -> None:
+    root = web.user("root@example.com", "Root", roles=("administrator",))
+    admin = web.client(root)
+    form = admin.get("/admin/roles/new")
+    assert form.status_code == 200 and _csrf_field(form.text)
+    text = "label: Auditor\nplatform: [view_audit]\nentities:\n  account: {actions: [read], scope: all}\n"
+    # Errors next to their field, nothing changed.
+    bad_name = admin.post("/admin/roles/new", data={"name": "Auditor!", "definition": text})
+    assert bad_name.status_code == 422 and 'id="error-name" role="status">give a name' in bad_name.text
+    taken = admin.post("/admin/roles/new", data={"name": "sales_rep", "definition": text})
+    assert taken.status_code == 422 and "exists already" in taken.text
+    broken = admin.post("/admin/roles/new", data={"name": "auditor", "definition": "label: [x\n"})
+    assert broken.status_code == 422 and 'id="error-definition" role="status">' in broken.text
+    assert "YAML syntax error" in broken.text
+    wrong = admin.post("/admin/roles/new", data={"name": "auditor", "definition": text.replace("account",
+                                                                                              "acount")})
+    assert wrong.status_code == 422 and "acount" in wrong.text and "did you mean" in wrong.text
+    # The plan first (a dry run), then applied on confirmation.
+    planned = admin.post("/admin/roles/new", data={"name": "auditor", "definition": text})
+    assert planned.status_code == 200 and 'id="role-plan"' in planned.text
+    assert admin.get("/api/v1/admin/roles/auditor").status_code == 404
+    revision = re.search(r'name="confirm" value="(\d+)"', planned.text)
+    assert revision is not None
+    applied = admin.post("/admin/roles/new", data={"name": "auditor", "definition": text,
+                                                   "confirm": revision.group(1)})
+    assert applied.status_code == 303 and applied.headers["location"] == "/admin/roles/auditor"
+    shown = admin.get("/admin/roles/auditor").text
+    assert "Defined by the <strong>organisation</strong>" in shown and "view audit" in shown
+    # Changed from its own page: the form holds its definition as YAML.
+    assert "label: Auditor" in shown and "view_audit" in shown
+    changed_text = text.replace("scope: all", "scope: own")
+    planned = admin.post("/admin/roles/auditor", data={"definition": changed_text})
+    revision = re.search(r'name="confirm" value="(\d+)"', planned.text)
+    assert revision is not None
+    stale = admin.post("/admin/roles/auditor", data={"definition": changed_text, "confirm": "1"})
+    assert stale.status_code == 409 and "review the plan again" in stale.text
+    assert admin.post("/admin/roles/auditor", data={"definition": changed_text,
+                                                    "confirm": revision.group(1)}).status_code == 303
+    assert admin.get("/api/v1/admin/roles/auditor").json()["entities"][0]["scope"] == "own"
+    # Removed.
+    planned = admin.post("/admin/roles/auditor", data={"definition": changed_text, "remove": "1"})
+    revision = re.search(r'name="confirm" value="(\d+)"', planned.text)
+    assert revision is not None and "Remove the role" in planned.text
+    removed = admin.post("/admin/roles/auditor", data={"definition": changed_text, "remove": "1",
+                                                       "confirm": revision.group(1)})
+    assert removed.status_code == 303 and removed.headers["location"] == "/admin/roles"
+    assert admin.get("/api/v1/admin/roles/auditor").status_code == 404
+    # Each applied change is a metamodel change of the administrator's, in the audit log.
+    changes = [e for e in web.audit("metamodel.change") if "role auditor" in e.detail["summary"]]
+    assert [e.detail["summary"] for e in changes] == ["define role auditor", "define role auditor",
+                                                      "remove role auditor"]
+    assert all(e.user_id == root for e in changes)
+    # The built-in role cannot be edited; a user who may only assign roles sees no form.
+    assert 'id="role-form"' not in admin.get("/admin/roles/administrator").text
+    refused = admin.post("/admin/roles/administrator", data={"definition": text})
+    assert refused.status_code == 422 and "built-in role" in refused.text
+
+
+def test_the_new_routes_are_in_the_live_openapi_document(web: Site) -> None:
+    admin = web.client(web.user("root@example.com", "Root", roles=("administrator",)))
+    document = admin.get("/api/v1/openapi.json").json()
+    paths = document["paths"]
+    assert set(paths["/api/v1/admin/roles"]) == {"get"}
+    assert set(paths["/api/v1/admin/roles/{role}"]) == {"parameters", "get", "put", "delete"}
+    assert set(paths["/api/v1/admin/teams"]) == {"get", "post"}
+    assert set(paths["/api/v1/admin/teams/{team_id}"]) == {"parameters", "get", "patch", "delete"}
+    schemas = document["components"]["schemas"]
+    assert {"roles", "teams"} <= set(schemas["UserPatch"]["properties"]) & set(schemas["UserInput"]["properties"])
+    assert set(schemas["Role"]["required"]) >= {"name", "defined_by", "pack", "platform", "entities"}
+    # What the API answers matches the schema's required keys.
+    role = admin.get("/api/v1/admin/roles/sales_rep").json()
+    assert set(schemas["Role"]["required"]) == set(role)
+    team = admin.post("/api/v1/admin/teams", json={"name": "North"}).json()
+    assert set(schemas["Team"]["required"]) == set(team)

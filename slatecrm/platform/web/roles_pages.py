@@ -104,8 +104,9 @@ async def _role_page(request: Request, role: dict[str, Any], *, text: str | None
 @roles_page
 async def role_page(request: Request, actor: Principal) -> Response:
     name = request.path_params["role"]
+    role = await run_in_threadpool(one_role, request, name)  # a new one is defined at /admin/roles/new
     if request.method in READ_METHODS:
-        return await _role_page(request, await run_in_threadpool(one_role, request, name))
+        return await _role_page(request, role)
     return await _edit(request, name, new=False)
 
 
