@@ -91,6 +91,9 @@ def known_roles(conn: sa.Connection) -> list[str]:
 
 
 def _check_roles(conn: sa.Connection, names: Iterable[str]) -> None:
+    names = list(names)
+    if not names:  # the metamodel is not read for nothing
+        return
     known = known_roles(conn)
     for name in names:
         if name not in known:
@@ -293,6 +296,7 @@ def team(engine: sa.Engine, name: str) -> Team:
 
 
 def list_teams(engine: sa.Engine) -> list[Team]:
-    with engine.connect() as conn:
-        names = list(conn.execute(sa.select(teams.c.name).order_by(teams.c.name)).scalars())
-    return [team(engine, name) for name in names]
+    """Every team by name, with its members (identity/teams.py `every_team`: two queries)."""
+    from .teams import every_team
+
+    return every_team(engine)

@@ -84,6 +84,8 @@ def membership_errors(engine: Any, data: dict[str, Any], held: tuple[str, ...] =
     anything changes; a role the user holds already may stay (memberships.set_on)."""
     errors: dict[str, list[str]] = {}
     for key, roles, teams in (("roles", data.get("roles", ()), ()), ("teams", (), data.get("teams", ()))):
+        if key not in data or not isinstance(data[key], list):
+            continue
         try:
             memberships.check_names(engine, [r for r in roles if r not in held], teams)
         except IdentityError as error:
@@ -154,7 +156,8 @@ def add_user(request: Request, actor: Principal, data: dict[str, Any]) -> dict[s
 def change_user(request: Request, actor: Principal, data: dict[str, Any]) -> dict[str, Any]:
     user = find(request)
     engine = engine_of(request)
-    values = checked_with_memberships(engine, data, tuple(users.roles_and_teams(engine, user.id)[0]))
+    held = tuple(users.roles_and_teams(engine, user.id)[0]) if "roles" in data else ()
+    values = checked_with_memberships(engine, data, held)
     if values.get("active") is False and user.id == actor.user_id:
         raise Conflict({"active": ["you cannot disable yourself: ask another administrator"]})
     if (user.id == actor.user_id and "roles" in values and ADMINISTRATOR in actor.roles
