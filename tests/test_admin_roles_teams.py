@@ -429,3 +429,22 @@ def test_the_new_routes_are_in_the_live_openapi_document(web: Site) -> None:
     assert set(schemas["Role"]["required"]) == set(role)
     team = admin.post("/api/v1/admin/teams", json={"name": "North"}).json()
     assert set(schemas["Team"]["required"]) == set(team)
+
+
+def test_the_forms_post_from_a_plain_browser_with_their_csrf_field(web: Site) -> None:
+    """A form posted without htmx (no x-csrftoken header) passes with the page's hidden field,
+    and is refused without it."""
+    admin = web.client(web.user("root@example.com", "Root", roles=("administrator",)))
+    ann = web.user("ann@example.com", "Ann")
+    del admin.headers["x-csrftoken"]
+    page = admin.get("/admin/teams").text
+    token = re.search(r'name="csrftoken" value="([^"]+)"', page)
+    assert token is not None
+    assert admin.post("/admin/teams", data={"name": "North"}).status_code == 403
+    made = admin.post("/admin/teams", data={"name": "North", "csrftoken": token.group(1)})
+    assert made.status_code == 303, made.text
+    user_page = admin.get(f"/admin/users/{ann}").text
+    assert f'name="csrftoken" value="{token.group(1)}"' in user_page
+    saved = admin.post(f"/admin/users/{ann}", data={"name": "Ann", "memberships": "1", "teams": ["North"],
+                                                    "csrftoken": token.group(1)})
+    assert saved.status_code == 303 and roles_of(web, ann) == ([], ["North"])
