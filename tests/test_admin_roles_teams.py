@@ -5,6 +5,7 @@ audit log. On SQLite and PostgreSQL (the `web` fixture's database)."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 
@@ -297,6 +298,11 @@ def test_the_roles_pages(web: Site) -> None:
     for text in ("Auditor", "view audit", "name = &#39;x&#39;", "website", "hidden", "all records"):
         assert text in auditor, text
     assert "built in" in admin.get("/admin/roles/administrator").text.lower()
+    # The form holds the role's definition as YAML: posted back as it is, it is read and planned.
+    text = re.search(r'<textarea id="role-definition"[^>]*>([^<]*)</textarea>', page.text)
+    assert text is not None and "actions: [" in text.group(1)
+    planned = admin.post("/admin/roles/sales_rep", data={"definition": html.unescape(text.group(1))})
+    assert planned.status_code == 200 and 'id="role-plan"' in planned.text, planned.text
     missing = admin.get("/admin/roles/sales_rpe")
     assert missing.status_code == 404 and "did you mean" in missing.text
     assert 'href="/admin/roles"' in admin.get("/").text and 'href="/admin/teams"' in admin.get("/").text

@@ -37,6 +37,7 @@ from .api import call, service
 from .authentication import READ_METHODS
 from .identity_common import NotFound, NotSignedIn
 from .me_pages import to_login
+from .pinning import records_of
 from .rights import may, principal_of, require_right
 from .roles_api import all_roles, one_role, reader
 from .templating import render
@@ -83,7 +84,7 @@ def _yaml(definition: dict[str, Any] | None) -> str:
         return ""
     out = io.StringIO()
     dumper = YAML(typ="safe", pure=True)
-    dumper.default_flow_style = False
+    dumper.default_flow_style = None  # lists of names on one line: actions: [create, read]
     dumper.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
     dumper.dump(definition, out)
     return out.getvalue()
@@ -95,10 +96,17 @@ async def _role_page(request: Request, role: dict[str, Any], *, text: str | None
     editor = role["defined_by"] != "built-in" and await run_in_threadpool(may, request, MANAGE_METAMODEL)
     context = await base_context(request, title=role["label"])
     shown = _yaml(role["definition"]) if text is None else text
+    labels = await run_in_threadpool(_entity_labels, request)
     return render(request, "role", {**context, "role": role, "actions": ACTIONS, "scopes": SCOPES,
                                     "editor": editor, "text": shown, "errors": errors or {}, "plan": plan,
-                                    "new": False},
+                                    "new": False, "entity_labels": labels},
                   twin={"role": role, "errors": errors or {}, "plan": plan}, status=status)
+
+
+def _entity_labels(request: Request) -> dict[str, str]:
+    """Each entity's plural label by name, for the matrix's rows (the full metamodel: a role
+    may name entities the reader cannot read)."""
+    return {e.name: e.label_plural for e in records_of(request).full_snapshot().metamodel.active_entities}
 
 
 @roles_page
