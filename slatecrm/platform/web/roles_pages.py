@@ -98,7 +98,8 @@ async def _role_page(request: Request, role: dict[str, Any], *, text: str | None
     shown = _yaml(role["definition"]) if text is None else text
     labels = await run_in_threadpool(_entity_labels, request)
     return render(request, "role", {**context, "role": role, "actions": ACTIONS, "scopes": SCOPES,
-                                    "editor": editor, "text": shown, "errors": errors or {}, "plan": plan,
+                                    "editor": editor, "definition_text": shown, "errors": errors or {},
+                                    "plan": plan,
                                     "new": False, "entity_labels": labels},
                   twin={"role": role, "errors": errors or {}, "plan": plan}, status=status)
 
@@ -131,7 +132,8 @@ async def _new_page(request: Request, name: str, definition: dict[str, Any] | st
                     plan: dict[str, Any] | None, errors: dict[str, list[str]], status: int) -> Response:
     context = await base_context(request, title="New role")
     text = definition if isinstance(definition, str) else _yaml(definition)
-    return render(request, "role", {**context, "role": None, "name": name, "text": text, "errors": errors,
+    return render(request, "role", {**context, "role": None, "name": name, "definition_text": text,
+                                    "errors": errors,
                                     "plan": plan, "new": True, "editor": True, "actions": ACTIONS,
                                     "scopes": SCOPES},
                   twin={"errors": errors, "plan": plan}, status=status)
