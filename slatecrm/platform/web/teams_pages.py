@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from ..identity import users
 from ..identity.principal import Principal
 from ..records.errors import ValidationFailed
 from .authentication import READ_METHODS
@@ -66,8 +67,6 @@ async def _team_page(request: Request, team: dict[str, Any], *, errors: dict[str
 
 def _known_emails(request: Request) -> list[str]:
     """Every active user's e-mail, for the members field's suggestions."""
-    from ..identity import users
-
     return [u.email for u in users.list_users(engine_of(request)) if u.email and u.active]
 
 

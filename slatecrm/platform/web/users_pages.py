@@ -22,6 +22,8 @@ from .authentication import READ_METHODS
 from .identity_common import NotFound, NotSignedIn, engine_of, user_with_access
 from .me_api import revoke_token, token_list
 from .me_pages import to_login
+from .roles_api import all_roles
+from .teams_api import listed as teams
 from .templating import render
 from .uicontext import base_context
 from .users_api import add_user, administrator, change_user, find, listed, reset_password
@@ -74,9 +76,6 @@ def _memberships(form: Any) -> dict[str, Any]:
 def _choices(request: Request) -> dict[str, Any]:
     """The roles a user may be given (label and who defines it) and the teams, for the
     checkboxes."""
-    from .roles_api import all_roles
-    from .teams_api import listed as teams
-
     return {"role_choices": [{"name": r["name"], "label": r["label"], "defined_by": r["defined_by"],
                               "pack": r["pack"]} for r in all_roles(request)],
             "team_choices": [t["name"] for t in teams(request)]}
