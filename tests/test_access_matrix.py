@@ -26,7 +26,7 @@ import pytest
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.testclient import TestClient
 
-from slatecrm.platform.identity import users
+from slatecrm.platform.identity import memberships, users
 
 from .access_world import EMAILS, OWNERS, PASSWORD, REACH, World, build, database_urls, marker
 from .defaults import bearer
@@ -120,6 +120,13 @@ def with_json(params: Params, body: dict[str, Any]) -> Params:
     return make
 
 
+def fresh_team(world: World, who: str) -> dict[str, Any]:
+    return {"path": {"team_id": memberships.add_team(world.app.state.engine, world.unique("Team")).id}}
+
+
+#: A role's definition as the roles page's form posts it (planned only: a dry run).
+ROLE_FORM = {"definition": "label: Reader\nentities:\n  deal: {actions: [read], scope: own}\n"}
+
 GADGET = {"label": "Gadget", "title_field": "name", "fields": {"name": {"type": "text"}}}
 ROLE = {"label": "Auditor", "platform": ["view_audit"], "entities": {}}
 
@@ -155,6 +162,30 @@ TABLE: dict[tuple[str, str], Call] = {
                                                 params=with_json(admin_path(role="auditor"), ROLE)),
     ("/api/v1/admin/roles/{role}", "DELETE"): Call("right/manage_metamodel", 422,
                                                    params=admin_path(role="auditor")),
+    # Reading roles: manage_users or manage_metamodel (the administrator holds both, the others neither).
+    ("/api/v1/admin/roles", "GET"): Call("right/manage_users"),
+    ("/api/v1/admin/roles/{role}", "GET"): Call("right/manage_users", params=admin_path(role="deal_rep")),
+    ("/admin/roles", "GET"): Call("right/manage_users"),
+    ("/admin/roles/{role}", "GET"): Call("right/manage_users", params=admin_path(role="deal_rep")),
+    ("/admin/roles/{role}", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
+        "path": {"role": "deal_rep"}, "data": ROLE_FORM}),  # the plan, not applied
+    ("/admin/roles/new", "GET"): Call("right/manage_metamodel"),
+    ("/admin/roles/new", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
+        "data": {"name": "matrix_reader", **ROLE_FORM}}),
+    ("/api/v1/admin/teams", "GET"): Call("right/manage_users"),
+    ("/api/v1/admin/teams", "POST"): Call("right/manage_users", 201, lambda w, who: {
+        "json": {"name": w.unique("Api team"), "members": [EMAILS["rep"]]}}),
+    ("/api/v1/admin/teams/{team_id:recordid}", "GET"): Call("right/manage_users", params=fresh_team),
+    ("/api/v1/admin/teams/{team_id:recordid}", "PATCH"): Call(
+        "right/manage_users", params=lambda w, who: {**fresh_team(w, who), "json": {"description": "x"}}),
+    ("/api/v1/admin/teams/{team_id:recordid}", "DELETE"): Call("right/manage_users", 204, fresh_team),
+    ("/admin/teams", "GET"): Call("right/manage_users"),
+    ("/admin/teams", "POST"): Call("right/manage_users", 303, lambda w, who: {
+        "data": {"name": w.unique("Ui team")}}),
+    ("/admin/teams/{team_id:recordid}", "GET"): Call("right/manage_users", params=fresh_team),
+    ("/admin/teams/{team_id:recordid}", "POST"): Call("right/manage_users", 303, lambda w, who: {
+        **fresh_team(w, who), "data": {"name": w.unique("Renamed team"), "members": EMAILS["rep"]}}),
+    ("/admin/teams/{team_id:recordid}/delete", "POST"): Call("right/manage_users", 303, fresh_team),
     ("/api/v1/admin/audit", "GET"): Call("right/view_audit"),
     ("/admin/audit", "GET"): Call("right/view_audit"),
     ("/api/v1/me", "GET"): Call("signed"),

@@ -19,13 +19,18 @@ def slatecrm_routes() -> list[BaseRoute]:
         login,
         me_api,
         me_pages,
+        roles_api,
+        roles_pages,
+        teams_api,
+        teams_pages,
         ui,
         users_api,
         users_pages,
     )
 
-    return [*login.routes, *admin.routes, *audit_pages.routes, *me_api.routes, *users_api.routes,
-            *api.routes, *ui.routes, *me_pages.routes, *users_pages.routes]
+    return [*login.routes, *admin.routes, *roles_api.routes, *audit_pages.routes, *me_api.routes,
+            *users_api.routes, *teams_api.routes, *api.routes, *ui.routes, *me_pages.routes,
+            *users_pages.routes, *roles_pages.routes, *teams_pages.routes]
 
 
 @hookimpl

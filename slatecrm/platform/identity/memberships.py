@@ -7,7 +7,9 @@ platform data (slate_team), made and removed here. The last active administrator
 be disabled or lose the role: someone must always be able to manage users.
 
 Every function does its work in one transaction and raises an IdentityError subclass,
-changing nothing, when it refuses.
+changing nothing, when it refuses. Every change is in the audit log, in the same
+transaction: `user.roles` and `user.teams` (a user's roles or teams: before, after, added,
+removed), `team.add`, `team.update` and `team.remove`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.roles import ADMINISTRATOR
 
 from ..storage import revisions, system
+from . import audit
 from .errors import IdentityError
+from .principal import SYSTEM, Principal
 
 users, teams, members, user_roles = system.users, system.teams, system.team_members, system.user_roles
 
@@ -44,7 +48,12 @@ class DuplicateTeam(IdentityError):
 
 
 class LastAdministrator(IdentityError):
-    """The change would leave no active administrator."""
+    """The change would leave no active administrator; `field` is what it changed (`roles`,
+    or `active` for a disable), for an answer that names it."""
+
+    def __init__(self, message: str, field: str = "roles") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,9 @@ def known_roles(conn: sa.Connection) -> list[str]:
 
 
 def _check_roles(conn: sa.Connection, names: Iterable[str]) -> None:
+    names = list(names)
+    if not names:  # the metamodel is not read for nothing
+        return
     known = known_roles(conn)
     for name in names:
         if name not in known:
@@ -115,20 +127,25 @@ def active_administrators(conn: sa.Connection, *, lock: bool = False) -> list[in
     return [int(i) for i in conn.execute(query).scalars()]
 
 
-def refuse_last_administrator(conn: sa.Connection, user_id: int, what: str) -> None:
-    """LastAdministrator if `user_id` is the only active administrator (`what` the change)."""
+def refuse_last_administrator(conn: sa.Connection, user_id: int, what: str, field: str = "roles") -> None:
+    """LastAdministrator if `user_id` is the only active administrator (`what` the change,
+    `field` what it changes)."""
     admins = active_administrators(conn, lock=True)
     if admins == [user_id]:
         email = conn.execute(sa.select(users.c.email).where(users.c.id == user_id)).scalar()
         raise LastAdministrator(f"{email} is the last active administrator: {what} would leave no one "
-                                "able to manage users; give another user the administrator role first")
+                                "able to manage users; give another user the administrator role first",
+                                field)
 
 
 def change(engine: sa.Engine, email: str, *, add_roles: Sequence[str] = (), remove_roles: Sequence[str] = (),
-           add_teams: Sequence[str] = (), remove_teams: Sequence[str] = ()) -> Memberships:
-    """Give or take roles and team memberships; all of them or none."""
+           add_teams: Sequence[str] = (), remove_teams: Sequence[str] = (),
+           actor: Principal = SYSTEM) -> Memberships:
+    """Give or take roles and team memberships; all of them or none. Audited by `actor`
+    (the CLI: the system)."""
     with engine.begin() as conn:
         user_id = _user_id(conn, email, lock=True)
+        before = _memberships(conn, user_id)
         _check_roles(conn, add_roles)
         if ADMINISTRATOR in remove_roles and ADMINISTRATOR not in add_roles:
             refuse_last_administrator(conn, user_id, "taking the administrator role away")
@@ -150,7 +167,56 @@ def change(engine: sa.Engine, email: str, *, add_roles: Sequence[str] = (), remo
         for name in dict.fromkeys(add_teams):
             if team_ids[name] not in current:
                 conn.execute(members.insert().values(team_id=team_ids[name], user_id=user_id))
-        return _memberships(conn, user_id)
+        after = _memberships(conn, user_id)
+        audit_changes(conn, user_id, before, after, actor)
+        return after
+
+
+def set_on(conn: sa.Connection, user_id: int, *, roles: Sequence[str] | None = None,
+           team_names: Sequence[str] | None = None, actor: Principal = SYSTEM) -> Memberships:
+    """Make a user's roles and teams exactly these (None: unchanged), in the caller's
+    transaction (the admin API changes them with the user's other values, all or nothing).
+
+    A role must be known, unless the user holds it already (a role whose definition was
+    removed may stay where it is: it grants nothing). Taking the administrator role from
+    the last active administrator is refused. Audited by `actor`."""
+    before = _memberships(conn, user_id)
+    if roles is not None:
+        wanted = list(dict.fromkeys(roles))
+        _check_roles(conn, [r for r in wanted if r not in before.roles])
+        if ADMINISTRATOR in before.roles and ADMINISTRATOR not in wanted:
+            refuse_last_administrator(conn, user_id, "taking the administrator role away")
+        for name in set(before.roles) - set(wanted):
+            conn.execute(user_roles.delete().where(user_roles.c.user_id == user_id,
+                                                   user_roles.c.role == name))
+        for name in wanted:
+            if name not in before.roles:
+                conn.execute(user_roles.insert().values(user_id=user_id, role=name))
+    if team_names is not None:
+        team_ids = _team_ids(conn, team_names)
+        held = set(conn.execute(sa.select(members.c.team_id).where(members.c.user_id == user_id)).scalars())
+        gone = held - set(team_ids.values())
+        if gone:
+            conn.execute(members.delete().where(members.c.user_id == user_id, members.c.team_id.in_(gone)))
+        for team_id in dict.fromkeys(team_ids.values()):
+            if team_id not in held:
+                conn.execute(members.insert().values(team_id=team_id, user_id=user_id))
+    after = _memberships(conn, user_id)
+    audit_changes(conn, user_id, before, after, actor)
+    return after
+
+
+def audit_changes(conn: sa.Connection, user_id: int, before: Memberships, after: Memberships,
+                  actor: Principal) -> None:
+    """`user.roles` and `user.teams` events for what changed (nothing changed: no event)."""
+    email = conn.execute(sa.select(users.c.email).where(users.c.id == user_id)).scalar()
+    for action, old, new in (("user.roles", before.roles, after.roles),
+                             ("user.teams", before.teams, after.teams)):
+        if old != new:
+            audit.record(conn, action, principal=actor, object_kind="user", object_id=user_id,
+                         detail={"email": email, "before": list(old), "after": list(new),
+                                 "added": [n for n in new if n not in old],
+                                 "removed": [n for n in old if n not in new]})
 
 
 def of_user(conn: sa.Connection, user_id: int) -> Memberships:
@@ -204,26 +270,19 @@ def _team_ids(conn: sa.Connection, names: Iterable[str]) -> dict[str, int]:
     return found
 
 
-def add_team(engine: sa.Engine, name: str, description: str = "") -> Team:
-    name = valid_team_name(name)
-    with engine.begin() as conn:
-        if conn.execute(sa.select(teams.c.id).where(teams.c.name == name)).first() is not None:
-            raise DuplicateTeam(f"a team named {name!r} exists already")
-        try:
-            with conn.begin_nested():
-                conn.execute(teams.insert().values(name=name, description=description, created_at=_now()))
-        except sa.exc.IntegrityError:
-            raise DuplicateTeam(f"a team named {name!r} exists already") from None
-    return team(engine, name)
+def add_team(engine: sa.Engine, name: str, description: str = "", *, actor: Principal = SYSTEM) -> Team:
+    """A new team without members (identity/teams.py `create`), audited as `team.add`."""
+    from .teams import create
+
+    return create(engine, name, description, actor=actor)
 
 
-def remove_team(engine: sa.Engine, name: str) -> Team:
-    """Remove a team; its members stay users, they just are no longer in it."""
-    removed = team(engine, name)
-    with engine.begin() as conn:
-        conn.execute(members.delete().where(members.c.team_id == removed.id))
-        conn.execute(teams.delete().where(teams.c.id == removed.id))
-    return removed
+def remove_team(engine: sa.Engine, name: str, *, actor: Principal = SYSTEM) -> Team:
+    """Remove a team; its members stay users, they just are no longer in it (identity/teams.py
+    `remove`, audited as `team.remove` with the members it had)."""
+    from .teams import remove
+
+    return remove(engine, team(engine, name).id, actor=actor)
 
 
 def team(engine: sa.Engine, name: str) -> Team:
@@ -237,6 +296,7 @@ def team(engine: sa.Engine, name: str) -> Team:
 
 
 def list_teams(engine: sa.Engine) -> list[Team]:
-    with engine.connect() as conn:
-        names = list(conn.execute(sa.select(teams.c.name).order_by(teams.c.name)).scalars())
-    return [team(engine, name) for name in names]
+    """Every team by name, with its members (identity/teams.py `every_team`: two queries)."""
+    from .teams import every_team
+
+    return every_team(engine)

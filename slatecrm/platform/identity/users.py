@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -261,6 +261,10 @@ def _audit(conn: sa.Connection, action: str, row_id: int, email: str | None, act
 
 
 #: The audit log's names of the columns a change touches.
+#: More of a change, made in its transaction once the user row is written (the admin API sets
+#: roles and teams with the user's other values: all or nothing), given the user's id.
+Then = Callable[[sa.Connection, int], object]
+
 _AUDITED = {"display_name": "name", "time_zone": "time_zone", "locale": "locale",
             "manager_id": "manager_id", "active": "active"}
 
@@ -272,9 +276,9 @@ def _changes(row: sa.Row[Any], values: dict[str, Any]) -> dict[str, list[Any]]:
 
 def add(engine: sa.Engine, email: str, name: str, *, time_zone: str = "UTC", locale: str = "en",
         manager: str | None = None, password: str | None = None,
-        passwords: Passwords | None = None, actor: Principal = SYSTEM) -> User:
+        passwords: Passwords | None = None, actor: Principal = SYSTEM, then: Then | None = None) -> User:
     """A new user; without a password it cannot sign in until one is set. Audited as
-    `user.add` by `actor` (the CLI: the system)."""
+    `user.add` by `actor` (the CLI: the system); `then` runs in the same transaction."""
     email, name = valid_email(email), valid_name(name)
     time_zone, locale = valid_time_zone(time_zone), valid_locale(locale)
     password_hash = None
@@ -296,6 +300,8 @@ def add(engine: sa.Engine, email: str, name: str, *, time_zone: str = "UTC", loc
                {"after": {"name": name, "time_zone": time_zone, "locale": locale,
                           "manager_id": manager_id, "active": True,
                           "password": "set" if password_hash else None}})
+        if then is not None:
+            then(conn, int(made.id))
     return get(engine, email)
 
 
@@ -304,10 +310,11 @@ _UNCHANGED: Any = object()
 
 def update(engine: sa.Engine, email: str, *, name: str | None = None, time_zone: str | None = None,
            locale: str | None = None, manager: str | None = _UNCHANGED, active: bool | None = None,
-           actor: Principal = SYSTEM) -> User:
+           actor: Principal = SYSTEM, then: Then | None = None) -> User:
     """Change a user's name, time zone, locale, manager (`manager=None`: no manager) or
     active flag in one transaction. Audited by `actor`: `user.update` with each changed
-    field's before and after, and `user.disable` / `user.enable` when the flag changes."""
+    field's before and after, and `user.disable` / `user.enable` when the flag changes;
+    `then` runs in the same transaction."""
     values: dict[str, Any] = {}
     if name is not None:
         values["display_name"] = valid_name(name)
@@ -328,6 +335,8 @@ def update(engine: sa.Engine, email: str, *, name: str | None = None, time_zone:
             _audit(conn, "user.update", int(row.id), row.email, actor, {"changes": changes})
         if flag:
             _set_on(conn, row, actor, **flag)
+        if then is not None:
+            then(conn, int(row.id))
     return get(engine, email)
 
 
@@ -341,7 +350,7 @@ def _set_on(conn: sa.Connection, row: sa.Row[Any], actor: Principal, **values: A
     if values.get("active") is False:
         from .memberships import refuse_last_administrator
 
-        refuse_last_administrator(conn, int(row.id), "disabling them")
+        refuse_last_administrator(conn, int(row.id), "disabling them", "active")
     conn.execute(users.update().where(users.c.id == row.id).values(**values, updated_at=_now()))
     detail: dict[str, Any] = {"changes": _changes(row, values)}
     if "password_changed_at" in values:

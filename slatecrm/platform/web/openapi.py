@@ -256,6 +256,20 @@ def _admin_paths() -> dict[str, Any]:
         f"{base}/pipelines/{{pipeline}}/stages/{{stage}}": {
             "parameters": named("entity", "pipeline", "stage"), "put": edit("define_stage"),
             "delete": edit("remove_stage", body=False)},
+        # Reading roles (web/roles_api.py) needs manage_users or manage_metamodel; defining
+        # and removing one (web/admin.py) is a metamodel edit like the others.
+        "/api/v1/admin/roles": {"get": {
+            "operationId": "list_roles", "tags": ["Metamodel"],
+            "description": "every role a user can be given: the built-in administrator, the packs' "
+                           "roles, the organisation's",
+            "responses": _responses({"200": _json(_listed({"$ref": "#/components/schemas/Role"}), "roles")},
+                                    "401", "403", "503")}},
+        "/api/v1/admin/roles/{role}": {
+            "parameters": [{"name": "role", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": {"operationId": "get_role", "tags": ["Metamodel"],
+                    "responses": _responses({"200": _json({"$ref": "#/components/schemas/Role"}, "the role")},
+                                            "401", "403", "404", "503")},
+            "put": edit("define_role"), "delete": edit("remove_role", body=False)},
     }
 
 

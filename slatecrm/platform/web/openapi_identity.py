@@ -1,5 +1,7 @@
-"""The OpenAPI paths and schemas of `/api/v1/me` (web/me_api.py) and `/api/v1/admin/users`
-(web/users_api.py): the same for every revision, so built once."""
+"""The OpenAPI paths and schemas of `/api/v1/me` (web/me_api.py), `/api/v1/admin/users`
+(web/users_api.py) and `/api/v1/admin/teams` (web/teams_api.py), and the schema of a role
+(web/roles_api.py; its paths are with the metamodel editor's, web/openapi.py): the same for
+every revision, so built once."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from typing import Any
 
 from slatecrm.digits import RECORD_ID_MAX
 from slatecrm.metamodel.fieldtypes.builtin import _EMAIL as EMAIL  # the pattern users.valid_email checks
+from slatecrm.metamodel.roles import ACTIONS, PLATFORM_RIGHTS, RECORD_SCOPES
 
-from ..identity import users
+from ..identity import memberships, teams, users
 from ..identity.principal import SCOPES
 from ..identity.tokens import NAME_MAX
 
@@ -54,6 +57,33 @@ def _listed(name: str) -> dict[str, Any]:
             "properties": {"data": {"type": "array", "items": _ref(name)}}}
 
 
+_NAMES = {"type": "array", "items": _TEXT, "uniqueItems": True}
+_TEAM_NAME = {"type": "string", "minLength": 1, "maxLength": memberships.TEAM_NAME_MAX,
+              "pattern": _NAME_PATTERN}
+_DESCRIPTION = {"type": "string", "maxLength": teams.DESCRIPTION_MAX, "pattern": "^[^\\u0000]*$"}
+
+
+def _role_schema() -> dict[str, Any]:
+    required = ["entity", "actions", "scope", "sharing", "fields"]
+    grant = {"type": "object", "required": required, "properties": {
+        "entity": {"type": "string", "description": "an entity's name, or * for every entity not named"},
+        "actions": {"type": "array", "items": {"enum": list(ACTIONS)}},
+        "scope": {"enum": list(RECORD_SCOPES)},
+        "sharing": {"type": "array", "items": {"type": "object", "properties": {
+            "where": _TEXT, "access": {"enum": ["read", "edit"]}}}},
+        "fields": {"type": "object", "additionalProperties": {"enum": ["read_only", "hidden"]}}}}
+    properties = {
+        "name": _TEXT, "label": _TEXT, "description": _TEXT,
+        "defined_by": {"enum": ["built-in", "pack", "organisation"]},
+        "pack": {"type": ["string", "null"], "description": "the pack defining it (defined_by: pack)"},
+        "platform": {"type": "array", "items": {"enum": list(PLATFORM_RIGHTS)}},
+        "entities": {"type": "array", "items": grant},
+        "users": {"type": "integer", "minimum": 0, "description": "how many users hold it"},
+        "definition": {"type": ["object", "null"],
+                       "description": "the body PUT /api/v1/admin/roles/{role} takes (null: built in)"}}
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
 def schemas() -> dict[str, Any]:
     user_properties = {
         "id": _ID, "email": {"type": ["string", "null"]}, "name": _TEXT, "active": {"type": "boolean"},
@@ -93,11 +123,27 @@ def schemas() -> dict[str, Any]:
         "UserInput": {
             "type": "object", "additionalProperties": False, "required": ["email", "name"],
             "properties": {"email": _EMAIL, "name": _USER_NAME, "time_zone": _ref("TimeZone"),
-                           "locale": _LOCALE, "manager": _MAYBE_EMAIL}},
+                           "locale": _LOCALE, "manager": _MAYBE_EMAIL,
+                           "roles": {**_NAMES, "description": "the user's roles, the whole list"},
+                           "teams": {**_NAMES, "description": "the user's teams, the whole list"}}},
         "UserPatch": {
             "type": "object", "additionalProperties": False,
             "properties": {"name": _USER_NAME, "time_zone": _ref("TimeZone"), "locale": _LOCALE,
-                           "active": {"type": "boolean"}, "manager": _MAYBE_EMAIL}},
+                           "active": {"type": "boolean"}, "manager": _MAYBE_EMAIL,
+                           "roles": {**_NAMES, "description": "the user's roles become exactly these"},
+                           "teams": {**_NAMES, "description": "the user's teams become exactly these"}}},
+        "Role": _role_schema(),
+        "Team": {"type": "object", "required": ["id", "name", "description", "members"],
+                 "properties": {"id": _ID, "name": _TEXT, "description": _TEXT,
+                                "members": {"type": "array", "items": _TEXT,
+                                            "description": "the members' e-mails"}}},
+        "TeamInput": {"type": "object", "additionalProperties": False, "required": ["name"],
+                      "properties": {"name": _TEAM_NAME, "description": _DESCRIPTION,
+                                     "members": {"type": "array", "items": _EMAIL, "uniqueItems": True}}},
+        "TeamPatch": {"type": "object", "additionalProperties": False,
+                      "properties": {"name": _TEAM_NAME, "description": _DESCRIPTION,
+                                     "members": {"type": "array", "items": _EMAIL, "uniqueItems": True,
+                                                 "description": "the members become exactly these"}}},
     }
 
 
@@ -106,6 +152,7 @@ def paths() -> dict[str, Any]:
     tags = ["Identity"]
     user_id = {"name": "user_id", "in": "path", "required": True, "schema": _ID}
     token_id = {"name": "token_id", "in": "path", "required": True, "schema": _ID}
+    team_id = {"name": "team_id", "in": "path", "required": True, "schema": _ID}
     revoked = {"204": {"description": "revoked"}}
     return {
         "/api/v1/me": {"get": {"operationId": "me", "tags": tags,
@@ -150,4 +197,20 @@ def paths() -> dict[str, Any]:
             "parameters": [user_id, token_id],
             "delete": {"operationId": "revoke_user_token", "tags": tags,
                        "responses": _responses(revoked, "404")}},
+        "/api/v1/admin/teams": {
+            "get": {"operationId": "list_teams", "tags": tags,
+                    "responses": _responses({"200": _json(_listed("Team"), "teams, by name")})},
+            "post": {"operationId": "add_team", "tags": tags, "requestBody": _body("TeamInput"),
+                     "responses": _responses({"201": {**_json(_ref("Team"), "added"), "headers": {
+                         "Location": {"schema": _TEXT}}}}, "409", *_BODY_REFUSALS)}},
+        "/api/v1/admin/teams/{team_id}": {
+            "parameters": [team_id],
+            "get": {"operationId": "get_team", "tags": tags,
+                    "responses": _responses({"200": _json(_ref("Team"), "the team")}, "404")},
+            "patch": {"operationId": "update_team", "tags": tags, "requestBody": _body("TeamPatch"),
+                      "responses": _responses({"200": _json(_ref("Team"), "changed")},
+                                              "404", "409", *_BODY_REFUSALS)},
+            "delete": {"operationId": "remove_team", "tags": tags,
+                       "description": "its members stay users, outside it",
+                       "responses": _responses({"204": {"description": "removed"}}, "404")}},
     }

@@ -1,5 +1,6 @@
 """`/api/v1/admin/users`: the users admin API (needs the manage_users right): list, add, read
-and change users, reset a password, and see or revoke a user's API tokens.
+and change users (their roles and teams too), reset a password, and see or revoke a user's
+API tokens.
 
 Every change is made by `identity/users.py` in one transaction with its audit entry, by the
 signed-in administrator; no answer ever holds a password or its hash.
@@ -15,7 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..identity import users
+from slatecrm.metamodel.roles import ADMINISTRATOR
+
+from ..identity import memberships, users
 from ..identity.errors import IdentityError
 from ..identity.principal import Principal
 from ..records.errors import ValidationFailed
@@ -25,6 +28,7 @@ from .identity_common import (
     NUL_REFUSED,
     TEXT,
     TEXT_OR_NULL,
+    TEXTS,
     Conflict,
     NotFound,
     api,
@@ -43,8 +47,11 @@ from .rights import require_right
 MANAGE_USERS = "manage_users"
 #: No password: an administrator does not choose one for someone else (it would travel in a
 #: request and be known to two people); the user gets one from `slatecrm user set-password`.
-NEW_USER = {"email": TEXT, "name": TEXT, "time_zone": TEXT, "locale": TEXT, "manager": TEXT_OR_NULL}
-USER_CHANGE = {"name": TEXT, "time_zone": TEXT, "locale": TEXT, "manager": TEXT_OR_NULL, "active": FLAG}
+#: `roles` and `teams` are whole lists (the user's roles and teams become exactly these).
+NEW_USER = {"email": TEXT, "name": TEXT, "time_zone": TEXT, "locale": TEXT, "manager": TEXT_OR_NULL,
+            "roles": TEXTS, "teams": TEXTS}
+USER_CHANGE = {"name": TEXT, "time_zone": TEXT, "locale": TEXT, "manager": TEXT_OR_NULL, "active": FLAG,
+               "roles": TEXTS, "teams": TEXTS}
 #: Each value's own check, so every wrong value of a body is named at once.
 CHECKS: dict[str, Callable[[str], str]] = {"email": users.valid_email, "name": users.valid_name,
                                            "time_zone": users.valid_time_zone, "locale": users.valid_locale}
@@ -72,9 +79,48 @@ def checked_values(data: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def membership_errors(engine: Any, data: dict[str, Any], held: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """The `roles` and `teams` of a body that name nothing (with the known names), before
+    anything changes; a role the user holds already may stay (memberships.set_on)."""
+    errors: dict[str, list[str]] = {}
+    for key, roles, teams in (("roles", data.get("roles", ()), ()), ("teams", (), data.get("teams", ()))):
+        if key not in data or not isinstance(data[key], list):
+            continue
+        try:
+            memberships.check_names(engine, [r for r in roles if r not in held], teams)
+        except IdentityError as error:
+            errors[key] = [str(error)]
+    return errors
+
+
+def checked_with_memberships(engine: Any, data: dict[str, Any], held: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`checked_values`, with the errors of unknown roles and teams in the same answer."""
+    errors = membership_errors(engine, data, held)
+    try:
+        values = checked_values(data)
+    except ValidationFailed as error:
+        raise ValidationFailed({**error.errors, **errors}) from None
+    if errors:
+        raise ValidationFailed(errors)
+    return values
+
+
+def setting_memberships(values: dict[str, Any], actor: Principal) -> users.Then | None:
+    """What sets the body's roles and teams in the user change's own transaction."""
+    if "roles" not in values and "teams" not in values:
+        return None
+    return lambda conn, user_id: memberships.set_on(conn, user_id, roles=values.get("roles"),
+                                                    team_names=values.get("teams"), actor=actor)
+
+
 def as_refusal(error: IdentityError) -> ValidationFailed:
     """A refusal of users.py once each value was checked on its own: the e-mail taken (409),
-    a manager that would close a circle (409) or that does not exist (422)."""
+    a manager that would close a circle (409) or that does not exist (422); a role or team
+    that names nothing (422), the last administrator's role or flag (409)."""
+    if isinstance(error, memberships.LastAdministrator):
+        return refused(error.field, error, conflict=True)
+    if isinstance(error, (memberships.UnknownRole, memberships.UnknownTeam)):
+        return refused("roles" if isinstance(error, memberships.UnknownRole) else "teams", error)
     if isinstance(error, users.DuplicateEmail):
         return refused("email", error, conflict=True)
     return refused("manager", error, conflict=isinstance(error, users.InvalidUser))
@@ -96,27 +142,34 @@ def email_of(user: users.User) -> str:
 
 
 def add_user(request: Request, actor: Principal, data: dict[str, Any]) -> dict[str, Any]:
-    values = checked_values(data)
     engine = engine_of(request)
+    values = checked_with_memberships(engine, data)
     try:
         made = users.add(engine, values["email"], values["name"], time_zone=values.get("time_zone", "UTC"),
-                         locale=values.get("locale", "en"), manager=values.get("manager"), actor=actor)
+                         locale=values.get("locale", "en"), manager=values.get("manager"), actor=actor,
+                         then=setting_memberships(values, actor))
     except IdentityError as error:
         raise as_refusal(error) from None
     return user_with_access(engine, made)
 
 
 def change_user(request: Request, actor: Principal, data: dict[str, Any]) -> dict[str, Any]:
-    values = checked_values(data)
     user = find(request)
+    engine = engine_of(request)
+    held = tuple(users.roles_and_teams(engine, user.id)[0]) if "roles" in data else ()
+    values = checked_with_memberships(engine, data, held)
     if values.get("active") is False and user.id == actor.user_id:
         raise Conflict({"active": ["you cannot disable yourself: ask another administrator"]})
+    if (user.id == actor.user_id and "roles" in values and ADMINISTRATOR in actor.roles
+            and ADMINISTRATOR not in values["roles"]):
+        raise Conflict({"roles": ["you cannot take the administrator role from yourself: ask another "
+                                  "administrator"]})
     changes: dict[str, Any] = {k: values[k] for k in ("name", "time_zone", "locale", "active") if k in values}
     if "manager" in values:
         changes["manager"] = values["manager"]
-    engine = engine_of(request)
     try:
-        changed = users.update(engine, email_of(user), actor=actor, **changes)
+        changed = users.update(engine, email_of(user), actor=actor, then=setting_memberships(values, actor),
+                               **changes)
     except IdentityError as error:
         raise as_refusal(error) from None
     return user_with_access(engine, changed)

@@ -1,6 +1,7 @@
 """The users admin pages (need the manage_users right): `/admin/users` lists users with a
 filter; a user's page edits them, disables or enables them, resets their password and
-revokes their tokens; `/admin/users/new` adds one. Each change goes through the same
+revokes their tokens, and sets their roles and teams (checkboxes); `/admin/users/new` adds
+one. Each change goes through the same
 functions as the admin API (web/users_api.py), audited as the signed-in administrator.
 """
 
@@ -21,12 +22,15 @@ from .authentication import READ_METHODS
 from .identity_common import NotFound, NotSignedIn, engine_of, user_with_access
 from .me_api import revoke_token, token_list
 from .me_pages import to_login
+from .roles_api import all_roles
+from .teams_api import listed as teams
 from .templating import render
 from .uicontext import base_context
 from .users_api import add_user, administrator, change_user, find, listed, reset_password
 
 LABELS = {"email": "E-mail", "name": "Name", "time_zone": "Time zone", "locale": "Locale",
-          "manager": "Manager", "password": "Password", "active": "Active"}
+          "manager": "Manager", "password": "Password", "active": "Active", "roles": "Roles",
+          "teams": "Teams"}
 Page = Callable[[Request, Principal], Awaitable[Response]]
 
 
@@ -60,6 +64,23 @@ def _form_values(form: Any, keys: tuple[str, ...]) -> dict[str, Any]:
     return values
 
 
+def _memberships(form: Any) -> dict[str, Any]:
+    """The roles and teams checked on the form, when it showed the checkboxes (`memberships`
+    marks that: a form with none checked then means none)."""
+    if not form.get("memberships"):
+        return {}
+    return {"roles": [str(r) for r in form.getlist("roles")],
+            "teams": [str(t) for t in form.getlist("teams")]}
+
+
+def _choices(request: Request) -> dict[str, Any]:
+    """The roles a user may be given (label and who defines it) and the teams, for the
+    checkboxes."""
+    return {"role_choices": [{"name": r["name"], "label": r["label"], "defined_by": r["defined_by"],
+                              "pack": r["pack"]} for r in all_roles(request)],
+            "team_choices": [t["name"] for t in teams(request)]}
+
+
 @admin_page
 async def user_list(request: Request, actor: Principal) -> Response:
     found = await run_in_threadpool(listed, request)
@@ -73,8 +94,9 @@ async def _user_page(request: Request, user: dict[str, Any], *, errors: dict[str
                      form: dict[str, Any] | None = None, status: int = 200) -> Response:
     held = await run_in_threadpool(token_list, request, user["id"])
     context = await base_context(request, title=user["name"])
+    choices = await run_in_threadpool(_choices, request)
     return render(request, "user", {**context, "user": user, "tokens": held, "errors": errors or {},
-                                    "form": form or user, "labels": LABELS, "new": False},
+                                    "form": form or user, "labels": LABELS, "new": False, **choices},
                   twin={"user": user, "tokens": held, "errors": errors or {}}, status=status)
 
 
@@ -83,7 +105,8 @@ async def user_page(request: Request, actor: Principal) -> Response:
     if request.method in READ_METHODS:  # HEAD is a GET without the body
         user = await run_in_threadpool(lambda: user_with_access(engine_of(request), find(request)))
         return await _user_page(request, user)
-    data = _form_values(await request.form(), ("name", "time_zone", "locale", "manager"))
+    form = await request.form()
+    data = {**_form_values(form, ("name", "time_zone", "locale", "manager")), **_memberships(form)}
     try:
         await run_in_threadpool(change_user, request, actor, data)
     except ValidationFailed as error:
@@ -98,7 +121,9 @@ async def new_user(request: Request, actor: Principal) -> Response:
     errors: dict[str, list[str]] = {}
     data: dict[str, Any] = {"time_zone": "UTC", "locale": "en"}
     if request.method == "POST":
-        data = _form_values(await request.form(), ("email", "name", "time_zone", "locale", "manager"))
+        form = await request.form()
+        data = {**_form_values(form, ("email", "name", "time_zone", "locale", "manager")),
+                **_memberships(form)}
         for key in ("email", "name"):
             if key not in data:
                 errors[key] = ["is required"]
@@ -110,8 +135,9 @@ async def new_user(request: Request, actor: Principal) -> Response:
             else:
                 return RedirectResponse(f"/admin/users/{made['id']}", status_code=303)
     context = await base_context(request, title="New user")
+    choices = await run_in_threadpool(_choices, request)
     return render(request, "user", {**context, "user": None, "tokens": [], "errors": errors, "form": data,
-                                    "labels": LABELS, "new": True},
+                                    "labels": LABELS, "new": True, **choices},
                   twin={"errors": errors}, status=422 if errors else 200)
 
 
