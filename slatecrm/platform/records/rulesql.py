@@ -30,6 +30,7 @@ from slatecrm.metamodel.model import Field
 from slatecrm.metamodel.rules import typed as t
 from slatecrm.metamodel.rules.functions import RuleFunction
 from slatecrm.metamodel.rules.python import DIVISION_PLACES, MAX_DAYS, RuleContext, compile_python
+from slatecrm.metamodel.userattributes import NUMBER_SCALE
 
 Expr = sa.ColumnElement[Any]
 
@@ -61,6 +62,12 @@ _SQL_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
 _NULL_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
     "number": sa.Numeric(), "reference": sa.BigInteger(), "text": sa.String(), "date": sa.Date(),
     "datetime": sa.DateTime(),
+}
+
+
+#: The SQL type of a user attribute's parameter, by rule type (numbers apart: SQLite's scale).
+_BOUND_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
+    "text": sa.String(), "boolean": sa.Boolean(), "date": sa.Date(),
 }
 
 
@@ -114,6 +121,8 @@ class SqlCompiler:
 
     # --- dispatch --------------------------------------------------------------------------
     def _compile(self, node: t.T, base: sa.Table) -> Builder:
+        if isinstance(node, t.UserAttr):
+            return self._user_attr(node)
         if node.record_free:
             return self._folded(node)
         method: Callable[[Any, sa.Table], Builder] = getattr(self, f"_{type(node).__name__.lower()}")
@@ -127,6 +136,24 @@ class SqlCompiler:
         def constant(context: RuleContext) -> Sql:
             return self.literal(closure({}, context), kind)
         return constant
+
+    def _user_attr(self, node: t.UserAttr) -> Builder:
+        """`current_user.<attribute>`: always one bound parameter of the attribute's type, null
+        included, and a number always at the same scale, so the statement's text is the same
+        for every user (the compiled-statement cache serves all of them) and only the
+        parameter's value differs."""
+        read = compile_python(node)
+        kind = node.type.kind
+
+        def bound(context: RuleContext) -> Sql:
+            value = read({}, context)
+            if kind == "number":
+                if self.sqlite:
+                    scaled = None if value is None else int(Decimal(value).scaleb(NUMBER_SCALE))
+                    return Sql(sa.literal(scaled, sa.BigInteger), NUMBER_SCALE)
+                return Sql(sa.literal(value, sa.Numeric(asdecimal=True)))
+            return Sql(sa.literal(value, _BOUND_TYPES[kind]))
+        return bound
 
     def literal(self, value: Any, kind: str) -> Sql:
         if kind == "boolean" or isinstance(value, bool):
