@@ -15,12 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..identity import users
+from ..identity import userattributes, users
 from ..identity.errors import IdentityError
 from ..identity.principal import Principal
 from ..records.errors import ValidationFailed
 from .authentication import READ_METHODS
 from .identity_common import (
+    ATTRIBUTES,
     FLAG,
     NUL_REFUSED,
     TEXT,
@@ -43,8 +44,10 @@ from .rights import require_right
 MANAGE_USERS = "manage_users"
 #: No password: an administrator does not choose one for someone else (it would travel in a
 #: request and be known to two people); the user gets one from `slatecrm user set-password`.
-NEW_USER = {"email": TEXT, "name": TEXT, "time_zone": TEXT, "locale": TEXT, "manager": TEXT_OR_NULL}
-USER_CHANGE = {"name": TEXT, "time_zone": TEXT, "locale": TEXT, "manager": TEXT_OR_NULL, "active": FLAG}
+NEW_USER = {"email": TEXT, "name": TEXT, "time_zone": TEXT, "locale": TEXT, "manager": TEXT_OR_NULL,
+            "attributes": ATTRIBUTES}
+USER_CHANGE = {"name": TEXT, "time_zone": TEXT, "locale": TEXT, "manager": TEXT_OR_NULL, "active": FLAG,
+               "attributes": ATTRIBUTES}
 #: Each value's own check, so every wrong value of a body is named at once.
 CHECKS: dict[str, Callable[[str], str]] = {"email": users.valid_email, "name": users.valid_name,
                                            "time_zone": users.valid_time_zone, "locale": users.valid_locale}
@@ -72,6 +75,26 @@ def checked_values(data: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def checked_attributes(request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    """The body's `attributes` (name → value, null removes), each checked against its
+    definition before anything is changed: 422 naming `attributes.<name>` and why."""
+    changes: dict[str, Any] = data.get("attributes") or {}
+    try:
+        with engine_of(request).connect() as conn:
+            userattributes.checked(userattributes.definitions(conn), changes)
+    except userattributes.InvalidAttribute as error:
+        raise ValidationFailed({f"attributes.{k}": [v] for k, v in error.problems.items()}) from None
+    return changes
+
+
+def set_attributes(request: Request, actor: Principal, user: users.User, changes: dict[str, Any]) -> None:
+    if changes:
+        try:
+            userattributes.change(engine_of(request), user.id, user.email, changes, actor)
+        except userattributes.InvalidAttribute as error:  # a definition changed meanwhile
+            raise ValidationFailed({f"attributes.{k}": [v] for k, v in error.problems.items()}) from None
+
+
 def as_refusal(error: IdentityError) -> ValidationFailed:
     """A refusal of users.py once each value was checked on its own: the e-mail taken (409),
     a manager that would close a circle (409) or that does not exist (422)."""
@@ -97,17 +120,20 @@ def email_of(user: users.User) -> str:
 
 def add_user(request: Request, actor: Principal, data: dict[str, Any]) -> dict[str, Any]:
     values = checked_values(data)
+    attributes = checked_attributes(request, data)
     engine = engine_of(request)
     try:
         made = users.add(engine, values["email"], values["name"], time_zone=values.get("time_zone", "UTC"),
                          locale=values.get("locale", "en"), manager=values.get("manager"), actor=actor)
     except IdentityError as error:
         raise as_refusal(error) from None
+    set_attributes(request, actor, made, attributes)
     return user_with_access(engine, made)
 
 
 def change_user(request: Request, actor: Principal, data: dict[str, Any]) -> dict[str, Any]:
     values = checked_values(data)
+    attributes = checked_attributes(request, data)
     user = find(request)
     if values.get("active") is False and user.id == actor.user_id:
         raise Conflict({"active": ["you cannot disable yourself: ask another administrator"]})
@@ -119,6 +145,7 @@ def change_user(request: Request, actor: Principal, data: dict[str, Any]) -> dic
         changed = users.update(engine, email_of(user), actor=actor, **changes)
     except IdentityError as error:
         raise as_refusal(error) from None
+    set_attributes(request, actor, changed, attributes)
     return user_with_access(engine, changed)
 
 
@@ -145,7 +172,8 @@ def listed(request: Request) -> list[dict[str, Any]]:
              if (not text or text in u.name.lower() or text in (u.email or "").lower())
              and (active is None or u.active == (active == "true"))]
     access = users.access_of(engine, [u.id for u in found])
-    return [user_json(u, *access[u.id]) for u in found]
+    attributes = userattributes.of_users(engine, [u.id for u in found])
+    return [user_json(u, *access[u.id], attributes[u.id]) for u in found]
 
 
 @api

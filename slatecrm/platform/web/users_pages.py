@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from ..identity import userattributes
 from ..identity.principal import Principal
 from ..records.errors import ValidationFailed
 from .authentication import READ_METHODS
@@ -60,6 +61,28 @@ def _form_values(form: Any, keys: tuple[str, ...]) -> dict[str, Any]:
     return values
 
 
+#: The form fields of user attributes: `attribute.<name>` (identity/userattributes.py).
+ATTRIBUTE_FIELD = "attribute."
+
+
+def _attribute_definitions(request: Request) -> list[dict[str, Any]]:
+    """The user attributes a user's form shows: name, label, type, description, options."""
+    with engine_of(request).connect() as conn:
+        defined = userattributes.definitions(conn)
+    return [{"name": a.name, "label": a.label, "type": a.type, "description": a.description,
+             "options": [(o.key, o.label) for o in a.choices]} for a in defined]
+
+
+def _form_attributes(form: Any) -> dict[str, Any]:
+    """The attribute fields the form sent (a blank removes the value); none sent, none changed."""
+    return {key.removeprefix(ATTRIBUTE_FIELD): (str(value).strip() or None)
+            for key, value in form.items() if key.startswith(ATTRIBUTE_FIELD)}
+
+
+def _attribute_labels(definitions: list[dict[str, Any]]) -> dict[str, str]:
+    return {f"attributes.{d['name']}": d["label"] for d in definitions}
+
+
 @admin_page
 async def user_list(request: Request, actor: Principal) -> Response:
     found = await run_in_threadpool(listed, request)
@@ -72,9 +95,12 @@ async def user_list(request: Request, actor: Principal) -> Response:
 async def _user_page(request: Request, user: dict[str, Any], *, errors: dict[str, list[str]] | None = None,
                      form: dict[str, Any] | None = None, status: int = 200) -> Response:
     held = await run_in_threadpool(token_list, request, user["id"])
+    definitions = await run_in_threadpool(_attribute_definitions, request)
     context = await base_context(request, title=user["name"])
+    labels = {**LABELS, **_attribute_labels(definitions)}
     return render(request, "user", {**context, "user": user, "tokens": held, "errors": errors or {},
-                                    "form": form or user, "labels": LABELS, "new": False},
+                                    "form": form or user, "labels": labels, "new": False,
+                                    "user_attributes": definitions},
                   twin={"user": user, "tokens": held, "errors": errors or {}}, status=status)
 
 
@@ -83,7 +109,10 @@ async def user_page(request: Request, actor: Principal) -> Response:
     if request.method in READ_METHODS:  # HEAD is a GET without the body
         user = await run_in_threadpool(lambda: user_with_access(engine_of(request), find(request)))
         return await _user_page(request, user)
-    data = _form_values(await request.form(), ("name", "time_zone", "locale", "manager"))
+    form = await request.form()
+    data = _form_values(form, ("name", "time_zone", "locale", "manager"))
+    if attributes := _form_attributes(form):
+        data["attributes"] = attributes
     try:
         await run_in_threadpool(change_user, request, actor, data)
     except ValidationFailed as error:
@@ -97,8 +126,12 @@ async def user_page(request: Request, actor: Principal) -> Response:
 async def new_user(request: Request, actor: Principal) -> Response:
     errors: dict[str, list[str]] = {}
     data: dict[str, Any] = {"time_zone": "UTC", "locale": "en"}
+    definitions = await run_in_threadpool(_attribute_definitions, request)
     if request.method == "POST":
-        data = _form_values(await request.form(), ("email", "name", "time_zone", "locale", "manager"))
+        form = await request.form()
+        data = _form_values(form, ("email", "name", "time_zone", "locale", "manager"))
+        if attributes := {k: v for k, v in _form_attributes(form).items() if v is not None}:
+            data["attributes"] = attributes
         for key in ("email", "name"):
             if key not in data:
                 errors[key] = ["is required"]
@@ -111,7 +144,8 @@ async def new_user(request: Request, actor: Principal) -> Response:
                 return RedirectResponse(f"/admin/users/{made['id']}", status_code=303)
     context = await base_context(request, title="New user")
     return render(request, "user", {**context, "user": None, "tokens": [], "errors": errors, "form": data,
-                                    "labels": LABELS, "new": True},
+                                    "labels": {**LABELS, **_attribute_labels(definitions)}, "new": True,
+                                    "user_attributes": definitions},
                   twin={"errors": errors}, status=422 if errors else 200)
 
 
