@@ -65,6 +65,12 @@ _NULL_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
 }
 
 
+def _reads_user_attributes(node: t.T) -> bool:
+    """Whether a part reads a user attribute: such a part is compiled, not folded to one
+    value, so that its statement has the same text for every user (only parameters differ)."""
+    return isinstance(node, t.UserAttr) or any(_reads_user_attributes(c) for c in node.children())
+
+
 #: The SQL type of a user attribute's parameter, by rule type (numbers apart: SQLite's scale).
 _BOUND_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
     "text": sa.String(), "boolean": sa.Boolean(), "date": sa.Date(),
@@ -123,7 +129,7 @@ class SqlCompiler:
     def _compile(self, node: t.T, base: sa.Table) -> Builder:
         if isinstance(node, t.UserAttr):
             return self._user_attr(node)
-        if node.record_free:
+        if node.record_free and not _reads_user_attributes(node):
             return self._folded(node)
         method: Callable[[Any, sa.Table], Builder] = getattr(self, f"_{type(node).__name__.lower()}")
         return method(node, base)
@@ -151,8 +157,10 @@ class SqlCompiler:
                 if self.sqlite:
                     scaled = None if value is None else int(Decimal(value).scaleb(NUMBER_SCALE))
                     return Sql(sa.literal(scaled, sa.BigInteger), NUMBER_SCALE)
-                return Sql(sa.literal(value, sa.Numeric(asdecimal=True)))
-            return Sql(sa.literal(value, _BOUND_TYPES[kind]))
+                return Sql(sa.cast(sa.literal(value, sa.Numeric(asdecimal=True)), sa.Numeric(asdecimal=True)))
+            typed = _BOUND_TYPES[kind]
+            # PostgreSQL must know a parameter's type even when it is null (`? IS NULL`).
+            return Sql(sa.literal(value, typed) if self.sqlite else sa.cast(sa.literal(value, typed), typed))
         return bound
 
     def literal(self, value: Any, kind: str) -> Sql:
