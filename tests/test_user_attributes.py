@@ -370,3 +370,23 @@ def test_the_cli_sets_and_unsets_attributes(db_url: str, monkeypatch: pytest.Mon
                                                    {"region": ["apac", None]}]
     finally:
         engine.dispose()
+
+
+def test_the_admin_user_page_shows_and_edits_attributes(regional: Site) -> None:
+    root = regional.user("root@example.com", "Root", roles=("administrator",))
+    ann = regional.user("ann@example.com", "Ann")
+    admin = regional.client(root)
+    page = admin.get(f"/admin/users/{ann}")
+    assert page.status_code == 200
+    assert 'name="attribute.region"' in page.text and "Sales region" in page.text
+    assert 'name="attribute.since"' in page.text and 'type="date"' in page.text
+    refused = admin.post(f"/admin/users/{ann}", data={"name": "Ann", "attribute.region": "mars"})
+    assert refused.status_code == 422 and "is not an option; options: emea, americas, apac" in refused.text
+    saved = admin.post(f"/admin/users/{ann}", data={"name": "Ann", "attribute.region": "apac",
+                                                    "attribute.level": "4.25", "attribute.senior": ""})
+    assert saved.status_code == 303, saved.text
+    shown = admin.get(f"/admin/users/{ann}")
+    assert '<option value="apac" selected>' in shown.text and 'value="4.25"' in shown.text
+    # A form without the attribute fields changes none of them.
+    assert admin.post(f"/admin/users/{ann}", data={"name": "Ann Lee"}).status_code == 303
+    assert admin.get(f"/api/v1/admin/users/{ann}").json()["attributes"] == {"region": "apac", "level": "4.25"}
