@@ -21,6 +21,7 @@ NOT_FIELD_TYPES = {
     # a user's e-mail address (a column of the platform's own user table), not the field type
     "cli_users.py": {"email"},
     "identity/users.py": {"email"},
+    "identity/userattributes.py": {"email"},  # the audit entry names the user's e-mail
     "web/login.py": {"email"},  # the login form's e-mail input
     "web/templates/login.html": {"email"},
     "records/rulesql.py": {"boolean", "number", "reference", "text", "date", "datetime"},

@@ -53,3 +53,16 @@ class UserAttribute:
     @property
     def options(self) -> tuple[str, ...]:
         return tuple(o.key for o in self.choices)
+
+    @property
+    def form_options(self) -> tuple[tuple[str, str], ...]:
+        """The (value, label) pairs a form offers to pick from (a choice's options, yes or no),
+        or none for a typed value: forms ask this rather than branch on the type's name."""
+        if self.type == "boolean":
+            return (("true", "Yes"), ("false", "No"))
+        return tuple((o.key, o.label) for o in self.choices)
+
+    @property
+    def input_type(self) -> str:
+        """The HTML input type of a typed value."""
+        return "date" if self.type == "date" else "text"

@@ -154,14 +154,16 @@ def user_list(database: str | None, as_json: bool) -> None:
     table.add_column("manager", overflow="fold")
     table.add_column("roles", overflow="fold")
     table.add_column("teams", overflow="fold")
-    table.add_column("attributes", overflow="fold")
+    shown = any(attributes.values())  # a column only when some user has attributes
+    if shown:
+        table.add_column("attributes", overflow="fold")
     for u in found:
         mine = held.get(u.id, none)
+        values = [escape(", ".join(f"{k}={v}" for k, v in attributes[u.id].items()))] if shown else []
         table.add_row(escape(u.email or "—"), escape(u.name), "active" if u.active else "disabled",
                       "set" if u.has_password else "none", u.time_zone, u.locale,
                       escape(u.manager_email or ""), escape(", ".join(mine.roles)),
-                      escape(", ".join(mine.teams)),
-                      escape(", ".join(f"{k}={v}" for k, v in attributes[u.id].items())))
+                      escape(", ".join(mine.teams)), *values)
     out.print(table)
 
 

@@ -101,7 +101,7 @@ def team_attributes(defined: Sequence[UserAttribute], team: int) -> dict[str, st
     """The sample users' attribute values: for every choice attribute, the `team`-th option
     (cycling), so that each team stands in another region, unit, …: sharing rules that read
     them have something to tell apart. Other types are left unset."""
-    return {a.name: a.options[team % len(a.options)] for a in defined if a.type == "choice" and a.options}
+    return {a.name: a.options[team % len(a.options)] for a in defined if a.options}
 
 
 def pick_roles(roles: Sequence[Role]) -> tuple[str | None, str | None]:

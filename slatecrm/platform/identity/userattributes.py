@@ -66,7 +66,8 @@ def checked(defined: Iterable[UserAttribute], changes: Mapping[str, Any]) -> dic
         if value is None:
             out[name] = None
             continue
-        field, field_type = found.field, _REGISTRY[found.field.type]
+        field = found.field
+        field_type = _REGISTRY[field.type]
         try:
             coerced = field_type.coerce_given(value, field)
         except CoercionError as error:

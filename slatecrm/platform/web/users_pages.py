@@ -66,11 +66,12 @@ ATTRIBUTE_FIELD = "attribute."
 
 
 def _attribute_definitions(request: Request) -> list[dict[str, Any]]:
-    """The user attributes a user's form shows: name, label, type, description, options."""
+    """The user attributes a user's form shows: name, label, description, the options to pick
+    from (none: a typed value) and the input type."""
     with engine_of(request).connect() as conn:
         defined = userattributes.definitions(conn)
-    return [{"name": a.name, "label": a.label, "type": a.type, "description": a.description,
-             "options": [(o.key, o.label) for o in a.choices]} for a in defined]
+    return [{"name": a.name, "label": a.label, "description": a.description,
+             "options": list(a.form_options), "input_type": a.input_type} for a in defined]
 
 
 def _form_attributes(form: Any) -> dict[str, Any]:
