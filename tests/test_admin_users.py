@@ -70,13 +70,13 @@ def test_the_users_admin_api(web: Site) -> None:
     assert ann | {"created_at": "", "updated_at": "", "password_changed_at": ""} == {
         "id": ann["id"], "email": "Ann@example.com", "name": "Ann Lee", "active": True,
         "time_zone": "Europe/Paris", "locale": "en", "manager": None, "manager_id": None,
-        "has_password": False, "roles": [], "teams": [], "created_at": "", "updated_at": "",
-        "password_changed_at": ""}
+        "has_password": False, "roles": [], "teams": [], "attributes": {}, "created_at": "",
+        "updated_at": "", "password_changed_at": ""}
     # An administrator does not choose someone else's password (`slatecrm user set-password`).
     assert admin.post("/api/v1/admin/users",
                       json={"email": "p@example.com", "name": "P", "password": STRONG}).json()["errors"] == {
         "password": ["unknown field; this body takes email, name, time_zone, locale, manager, "
-                     "roles, teams"]}
+                     "roles, teams, attributes"]}
     users.set_password(web.engine, "ann@example.com", STRONG)
     # Every wrong value by field, at once; unknown keys refused.
     wrong = admin.post("/api/v1/admin/users", json={"email": "nope", "name": "", "time_zone": "Mars/Base",
@@ -85,7 +85,7 @@ def test_the_users_admin_api(web: Site) -> None:
     assert set(wrong.json()["errors"]) == {"email", "name", "time_zone", "locale"}
     assert admin.post("/api/v1/admin/users", json={"email": "x@example.com", "name": "X", "role": "boss"}) \
         .json()["errors"] == {"role": ["unknown field; this body takes email, name, time_zone, locale, "
-                                       "manager, roles, teams"]}
+                                       "manager, roles, teams, attributes"]}
     assert admin.post("/api/v1/admin/users", json={"name": "X"}).json()["errors"] == {
         "email": ["is required"]}
     taken = admin.post("/api/v1/admin/users", json={"email": "ANN@example.com", "name": "Other"})

@@ -22,6 +22,7 @@ NOT_FIELD_TYPES = {
     "cli_users.py": {"email"},
     "identity/users.py": {"email"},
     "identity/memberships.py": {"email"},  # the audit detail of a user's roles and teams
+    "identity/userattributes.py": {"email"},  # the audit entry names the user's e-mail
     "web/login.py": {"email"},  # the login form's e-mail input
     "web/templates/login.html": {"email"},
     "records/rulesql.py": {"boolean", "number", "reference", "text", "date", "datetime"},

@@ -54,7 +54,7 @@ def test_the_stored_form_carries_its_format_and_reads_back(registry: FieldTypeRe
                 indexes=(CompositeKey(names[::-1], "crm-core"),)),
         *metamodel.entities[1:]))
     stored = json.loads(json.dumps(metamodel.as_dict()))
-    assert stored["format"] == FORMAT_VERSION == 3
+    assert stored["format"] == FORMAT_VERSION == 4
     assert stored["entities"][0]["unique"][0]["fields"] == list(names)
     assert Metamodel.from_dict(stored) == metamodel
 
@@ -67,12 +67,14 @@ def test_a_revision_stored_before_the_format_version_reads_as_it_was(
     store(engine, old)
     with engine.connect() as conn:
         read = revisions.current(conn)
-    # Its entities as they were; roles came with format 3 (and sales 0.2.1 with them).
+    # Its entities as they were; roles came with format 3 (and sales 0.2.1 with them), user
+    # attributes with format 4 (and sales 0.2.2).
     assert read is not None and read.metamodel.entities == default_metamodel(registry).entities
-    assert read.metamodel.roles == ()
+    assert read.metamodel.roles == () and read.metamodel.user_attributes == ()
     # The next install plans against it: the same packs again change no table; only their
-    # roles, which format 1 did not store, are added.
-    assert [c.action for c in plan(engine, registry, "crm-core", "sales").plan.changes] == ["add role"] * 2
+    # roles and user attributes, which format 1 did not store, are added.
+    assert [c.action for c in plan(engine, registry, "crm-core", "sales").plan.changes] == [
+        "add role", "add role", "add user attribute"]
 
 
 @pytest.mark.parametrize("version", [FORMAT_VERSION + 1, "2", 0])

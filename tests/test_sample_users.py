@@ -23,6 +23,11 @@ def test_sample_users_show_permissions_at_work(db_url: str) -> None:
     assert [(x["granted"], x["team"], x["manager"]) for x in logins] == [
         ("sales_manager", "North", True), ("sales_rep", "North", False), ("sales_rep", "North", False),
         ("sales_manager", "South", True), ("sales_rep", "South", False), ("sales_rep", "South", False)]
+    # Each team stands in another region (the sales pack's user attribute): sharing rules
+    # reading current_user.region have something to tell apart.
+    assert [x["attributes"] for x in logins] == [{"region": "emea"}] * 3 + [{"region": "americas"}] * 3
+    listed = json.loads(CliRunner().invoke(main, ["user", "list", "--database", db_url, "--json"]).output)
+    assert {u["email"]: u["attributes"] for u in listed}[logins[3]["login"]] == {"region": "americas"}
     engine = sa.create_engine(db_url)
     try:
         rep = users.check_password(engine, logins[1]["login"], password,

@@ -1,7 +1,8 @@
 """The record-level filter in SQL (what the read path puts on every statement) and its Python
 form (what the write pipeline checks a record against, as it will be saved) select the same
 records, for generated roles (scopes and sharing rules from a small grammar), users and
-records, on SQLite and PostgreSQL."""
+records, on SQLite and PostgreSQL. The users have a region (the sales pack's user attribute),
+or none, or a value the definition no longer admits (read as null)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ from .defaults import make_app
 from .pack_templates import PackTemplates
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
-STEPS = ("call", "meet", "")
-ACCOUNTS = ("Acme", "Shared Co")
+STEPS = ("call", "meet", "", "emea")
+ACCOUNTS = ("Acme", "Shared Co", "apac")
+#: A user's stored region: an option's key, none, or an option since removed.
+REGIONS = ("emea", "americas", "apac", None, "antarctica")
 DAYS = (dt.date(2026, 1, 1), dt.date(2026, 3, 1), dt.date(2026, 6, 1))
 
 
@@ -58,6 +61,12 @@ def atoms(people: list[int]) -> st.SearchStrategy[str]:
         st.sampled_from(ACCOUNTS).map(lambda v: f"account.name = '{v}'"),
         st.just("account.owner = current_user.id"),
         st.sampled_from(people).map(lambda p: f"owner = {p}"),
+        st.just("next_step = current_user.region"),
+        st.just("current_user.region != next_step"),
+        st.just("account.name = current_user.region"),
+        st.just("current_user.region is blank"),
+        st.sampled_from(REGIONS[:3]).map(lambda v: f"current_user.region = '{v}'"),
+        st.just("current_user.region in ('emea', 'apac')"),
     )
 
 
@@ -95,8 +104,10 @@ def test_the_sql_filter_and_the_python_check_select_the_same_records(
     defined = [Role(f"r{i}", f"Role {i}", entities=(g,)) for i, g in enumerate(roles)]
     me = data.draw(st.sampled_from(people))
     others = st.frozensets(st.sampled_from(people))
+    region = data.draw(st.sampled_from(REGIONS))
     principal = Principal(user_id=me, name="me", via="session", roles=frozenset(r.name for r in defined),
-                          team_members=data.draw(others) | {me}, subordinates=data.draw(others) - {me})
+                          team_members=data.draw(others) | {me}, subordinates=data.draw(others) - {me},
+                          attributes=() if region is None else (("region", region),))
     full = records.full_snapshot()
     access = Access(principal, RoleAccess(roles_of(defined, principal.roles), full.rules), full.dialect)
     ce = full.entities["opportunity"]
@@ -110,7 +121,7 @@ def test_the_sql_filter_and_the_python_check_select_the_same_records(
                 created_at=NOW, updated_at=NOW, version=1))
     with records.engine.connect() as conn:
         stored = conn.execute(ce.select).mappings().all()
-        context = rule_hooks.context_for(conn, full.entities, me, None)
+        context = rule_hooks.context_for(conn, full.entities, me, None, principal)
         for purpose in ("read", "update"):
             where = access.where("opportunity", ce.table, purpose)
             selected = set(conn.execute(sa.select(ce.table.c.id).where(

@@ -94,7 +94,7 @@ def test_my_tokens_through_the_api(web: Site) -> None:
     assert profile.status_code == 200, profile.text
     assert profile.json() | {"roles": [], "teams": []} == {
         "id": ann, "name": "Ann Lee", "email": "ann@example.com", "time_zone": "UTC", "locale": "en",
-        "roles": [], "teams": [], "via": "session", "scopes": ["admin", "read", "write"]}
+        "roles": [], "teams": [], "attributes": {}, "via": "session", "scopes": ["admin", "read", "write"]}
     made = me.post("/api/v1/me/tokens", json={"name": "script", "scopes": ["read"]})
     assert made.status_code == 201, made.text
     secret, token = made.json()["secret"], made.json()["token"]

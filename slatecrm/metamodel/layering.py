@@ -23,6 +23,7 @@ from .names import suggest
 from .packs import Extension, Pack, PipelineExtension, Requirement
 from .rolechecks import ORGANISATION_LAYER, merge_roles
 from .rules.functions import NO_FUNCTIONS, RuleFunctions
+from .userattributes import UserAttribute
 
 
 def parse_range(spec: str) -> semantic_version.SimpleSpec | None:
@@ -158,14 +159,36 @@ def merge(packs: Sequence[Pack], registry: FieldTypeRegistry,
                 continue
             entities[extension.entity] = _extend(base, extension, pack, registry, problems)
     finished = tuple(_with_stage_fields(e, registry) for e in entities.values())
+    attributes, attribute_problems = merge_user_attributes(ordered)
+    problems.extend(attribute_problems)
     metamodel = Metamodel(
         entities=finished,
         packs=tuple(PackRef(p.name, p.version, p.manifest.namespace) for p in ordered),
+        user_attributes=attributes,
     )
     problems.extend(check_metamodel(metamodel, registry, {p.name: p.origin for p in ordered}, functions))
     if problems:
         raise DefinitionError(problems)
     return _with_roles(metamodel, ordered, by_name, registry, functions)
+
+
+def merge_user_attributes(ordered: Sequence[Pack]) -> tuple[tuple[UserAttribute, ...], list[Problem]]:
+    """The user attributes of every pack, then the organisation's, which may replace a pack's
+    of the same name (another type, other options); a pack may not, as with roles: two packs
+    giving one name two meanings would make one of them read the other's values."""
+    merged: dict[str, UserAttribute] = {}
+    problems: list[Problem] = []
+    for pack in ordered:
+        for found in pack.user_attributes:
+            first = merged.get(found.name)
+            if first is not None and pack.name != ORGANISATION_LAYER:
+                problems.append(Problem(
+                    f"user attribute {found.name!r} is already defined by pack {first.pack!r} "
+                    f"({first.source}); give this one another name (the organisation may replace a "
+                    "pack's user attribute, a pack may not)", found.source, pack.origin))
+                continue
+            merged[found.name] = found
+    return tuple(merged.values()), problems
 
 
 def _with_roles(metamodel: Metamodel, ordered: Sequence[Pack], by_name: dict[str, Pack],

@@ -19,11 +19,13 @@ from typing import Any, TypeVar
 
 from .errors import Location
 from .roles import EntityGrant, Role, SharingRule
+from .userattributes import UserAttribute
 
 #: The version of the stored form (as_dict). 1: the form before the number was stored;
 #: 2: entities gain composite `unique` and `indexes` (absent in format 1, read as none);
-#: 3: `roles` (absent in formats 1 and 2, read as none).
-FORMAT_VERSION = 3
+#: 3: `roles` (absent in formats 1 and 2, read as none);
+#: 4: `user_attributes` (absent before, read as none).
+FORMAT_VERSION = 4
 
 
 class MetamodelFormatError(ValueError):
@@ -186,6 +188,8 @@ class Metamodel:
     packs: tuple[PackRef, ...] = ()
     #: `kind: role` definitions (slatecrm.metamodel.roles), packs' and the organisation's.
     roles: tuple[Role, ...] = ()
+    #: `kind: user_attribute` definitions: what rules may read as current_user.<name>.
+    user_attributes: tuple[UserAttribute, ...] = ()
 
     @property
     def active_entities(self) -> tuple[Entity, ...]:
@@ -207,6 +211,7 @@ class Metamodel:
             "packs": [vars(p).copy() for p in self.packs],
             "entities": [_entity_dict(e) for e in self.entities],
             "roles": [_role_dict(r) for r in self.roles],
+            "user_attributes": [_user_attribute_dict(a) for a in self.user_attributes],
         }
 
     @classmethod
@@ -223,10 +228,14 @@ class Metamodel:
             entities=tuple(_entity_from(e) for e in data.get("entities", [])),
             packs=tuple(PackRef(**p) for p in data.get("packs", [])),
             roles=tuple(_role_from(r) for r in data.get("roles", [])),
+            user_attributes=tuple(_user_attribute_from(a) for a in data.get("user_attributes", [])),
         )
 
     def role(self, name: str) -> Role | None:
         return next((r for r in self.roles if r.name == name), None)
+
+    def user_attribute(self, name: str) -> UserAttribute | None:
+        return next((a for a in self.user_attributes if a.name == name), None)
 
 
 def _location_dict(location: Location) -> dict[str, Any] | None:
@@ -413,3 +422,16 @@ def _role_from(d: Mapping[str, Any]) -> Role:
             for g in d.get("entities", ())
         ),
     )
+
+
+def _user_attribute_dict(a: UserAttribute) -> dict[str, Any]:
+    return {"name": a.name, "label": a.label, "type": a.type, "description": a.description,
+            "choices": [vars(o).copy() for o in a.choices], "pack": a.pack,
+            "source": _location_dict(a.source)}
+
+
+def _user_attribute_from(d: Mapping[str, Any]) -> UserAttribute:
+    return UserAttribute(name=d["name"], label=d["label"], type=d["type"],
+                         description=d.get("description", ""),
+                         choices=tuple(ChoiceOption(**o) for o in d.get("choices", ())),
+                         pack=d.get("pack", ""), source=_location_from(d.get("source")))

@@ -19,9 +19,10 @@ import semantic_version
 from .errors import DefinitionError, Location, Problem
 from .fieldtypes import FieldTypeRegistry
 from .model import ChoiceOption, CompositeKey, Entity, Field, Pipeline, Stage, Validation
-from .names import suggest
+from .names import name_problem, suggest
 from .roles import ACTIONS, ADMINISTRATOR, EntityGrant, Role, SharingRule
 from .schemas import pack_schema
+from .userattributes import BUILT_IN, UserAttribute
 from .yamlsource import SourceDocument, parse_yaml
 
 MANIFEST = "pack.yaml"
@@ -32,6 +33,7 @@ KINDS: Mapping[str, bool] = {
     "workflow": False,
     "view": False,
     "role": True,
+    "user_attribute": True,
     "report": False,
     "seed": False,
 }
@@ -121,6 +123,8 @@ class Pack:
     origin: str = attribute(default="", compare=False)
     #: `kind: role` definitions.
     roles: tuple[Role, ...] = ()
+    #: `kind: user_attribute` definitions.
+    user_attributes: tuple[UserAttribute, ...] = ()
 
     @property
     def name(self) -> str:
@@ -244,6 +248,7 @@ class _PackReader:
         entities: list[Entity] = []
         extensions: list[Extension] = []
         roles: list[Role] = []
+        attributes: list[UserAttribute] = []
         for source in documents:
             kind = self.kind(source)
             if kind == "entity" and self.validate("entity", source):
@@ -252,12 +257,15 @@ class _PackReader:
                 extensions.append(self.extension(source, pack_name))
             elif kind == "role" and self.validate("role", source):
                 roles.append(self.role(source, pack_name))
+            elif kind == "user_attribute" and self.validate("user_attribute", source):
+                attributes.append(self.user_attribute(source, pack_name))
         self.check_duplicates(entities)
         self.check_roles(roles)
+        self.check_user_attributes(attributes)
         if self.problems or manifest is None:
             raise DefinitionError(self.problems)
         return Pack(manifest, tuple(entities), tuple(extensions), dict(texts), self.origin,
-                    roles=tuple(roles))
+                    roles=tuple(roles), user_attributes=tuple(attributes))
 
     def parse(self, text: str, rel: str) -> SourceDocument | None:
         result = parse_yaml(text, rel)
@@ -469,6 +477,38 @@ class _PackReader:
                 self.problem(f"role {role.name!r} is defined twice in this pack "
                              f"(also at {first[role.name].source})", role.source)
             first.setdefault(role.name, role)
+
+    def user_attribute(self, source: SourceDocument, pack: str) -> UserAttribute:
+        """A validated `kind: user_attribute` document."""
+        data = source.data
+        return UserAttribute(
+            name=data["name"], label=data.get("label") or _label(data["name"]), type=data["type"],
+            description=data.get("description", ""), choices=_choices(data.get("choices") or ()),
+            pack=pack, source=source.locate(["name"]))
+
+    def check_user_attributes(self, attributes: list[UserAttribute]) -> None:
+        """Names as a field's (they stand in rules), none of current_user's own, each once;
+        options exactly for a choice, each key once."""
+        first: dict[str, UserAttribute] = {}
+        for found in attributes:
+            problem = name_problem(found.name, "user attribute")
+            if problem is None and found.name in BUILT_IN:
+                problem = (f"{found.name!r} is already part of current_user ({', '.join(BUILT_IN)}); "
+                           "give the attribute another name")
+            if problem is not None:
+                self.problem(problem, found.source)
+            elif found.name in first:
+                self.problem(f"user attribute {found.name!r} is defined twice in this pack "
+                             f"(also at {first[found.name].source})", found.source)
+            first.setdefault(found.name, found)
+            if found.type == "choice" and not found.choices:
+                self.problem(f"user attribute {found.name!r} is a choice: give its choices", found.source)
+            elif found.type != "choice" and found.choices:
+                self.problem(f"user attribute {found.name!r} is a {found.type}: only a choice has choices",
+                             found.source)
+            keys = [o.key for o in found.choices]
+            for key in sorted({k for k in keys if keys.count(k) > 1}):
+                self.problem(f"user attribute {found.name!r} names choice {key!r} twice", found.source)
 
     def check_duplicates(self, entities: list[Entity]) -> None:
         first: dict[str, Entity] = {}

@@ -162,6 +162,10 @@ def pack_schema(registry: FieldTypeRegistry) -> PackSchema:
     return PackSchema(registry)
 
 
+#: The definitions a pack file may be: each has a validator (and a `$defs` entry).
+DEFINITIONS = ("manifest", "entity", "extension", "role", "user_attribute")
+
+
 @lru_cache(maxsize=16)
 def _validators_of(text: str) -> dict[str, Draft202012Validator]:
     """The validators of a complete schema, checked once per schema text: each command and
@@ -171,7 +175,7 @@ def _validators_of(text: str) -> dict[str, Draft202012Validator]:
     Draft202012Validator.check_schema(document)
     defs = document["$defs"]
     out = {}
-    for name in ("manifest", "entity", "extension", "role"):
+    for name in DEFINITIONS:
         schema = {"$schema": document["$schema"], **_inline(defs[name], defs)}
         out[name] = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     return out
@@ -216,5 +220,4 @@ def _leaves(errors: Iterator[ValidationError]) -> Iterator[ValidationError]:
 def schema_for_docs(registry: FieldTypeRegistry) -> Mapping[str, Any]:
     """The complete schema (for editors and `slatecrm pack schema`): any pack file."""
     document = pack_schema(registry).document
-    kinds = ("manifest", "entity", "extension", "role")
-    return {**document, "anyOf": [{"$ref": f"#/$defs/{kind}"} for kind in kinds]}
+    return {**document, "anyOf": [{"$ref": f"#/$defs/{kind}"} for kind in DEFINITIONS]}

@@ -452,7 +452,8 @@ def sample_data(database: str | None, count: int, seed: int, if_empty: bool, as_
         out.print(f"Sample users (password, shown this once: {escape(report.password or '')}):")
         for login in report.logins:
             out.print(f"  {escape(login['login'])}  {escape(login['granted'] or 'no role')}, "
-                      f"team {escape(login['team'])}{' (manager)' if login['manager'] else ''}")
+                      f"team {escape(login['team'])}{' (manager)' if login['manager'] else ''}"
+                      + "".join(f", {escape(k)} {escape(str(v))}" for k, v in login["attributes"].items()))
 
 
 @main.command("analyze")

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from .cli import EXIT_INVALID, EXIT_USAGE, database_option, engine_for, fail, json_option, main, out
 from .cli import reported as cli_reported
-from .identity import memberships, users
+from .identity import memberships, userattributes, users
 from .identity.errors import IdentityError
 from .identity.passwords import Passwords
 
@@ -65,6 +65,28 @@ def show(user: users.User, verb: str, as_json: bool, **extra: Any) -> None:
         out.print(f"{verb} {escape(user.email or user.name)}")
 
 
+def checked_attributes(engine: sa.Engine, assignments: tuple[str, ...],
+                       unset: tuple[str, ...]) -> dict[str, Any]:
+    """`--set NAME=VALUE` and `--unset NAME` as a change, every attribute and value checked
+    before anything is changed (InvalidAttribute names each wrong one)."""
+    given = userattributes.parse_assignments(assignments)
+    changes: dict[str, Any] = {**given, **dict.fromkeys(unset)}
+    both = sorted(set(given) & set(unset))
+    if both:
+        raise userattributes.InvalidAttribute({n: "given to --set and --unset: give one" for n in both})
+    with engine.connect() as conn:
+        userattributes.checked(userattributes.definitions(conn), changes)
+    return changes
+
+
+def set_attributes(engine: sa.Engine, user: users.User, changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply a checked change; the user's attribute values after it."""
+    if changes:
+        userattributes.change(engine, user.id, user.email, changes)
+    with engine.connect() as conn:
+        return userattributes.of_user(conn, user.id)
+
+
 @click.group("user")
 def user() -> None:
     """Add, list, disable and enable users; set and reset their passwords; give them roles
@@ -84,22 +106,26 @@ def user() -> None:
 @click.option("--role", "roles", multiple=True, metavar="ROLE",
               help="a role to give (repeatable): administrator or a role a pack or the organisation defines")
 @click.option("--team", "teams", multiple=True, metavar="TEAM", help="a team to join (repeatable)")
+@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="a user attribute's value (repeatable): kind: user_attribute in a pack defines them")
 @database_option
 @json_option
 def user_add(email: str, name: str, time_zone: str, locale: str, manager: str | None,
              password_stdin: bool, roles: tuple[str, ...], teams: tuple[str, ...],
-             database: str | None, as_json: bool) -> None:
+             assignments: tuple[str, ...], database: str | None, as_json: bool) -> None:
     """Add a user. Without --password-stdin it has no password, so it cannot sign in until
     `user set-password`; without --role it may sign in but reaches nothing."""
     with reported(as_json):
         engine = engine_for(database)
         memberships.check_names(engine, roles, teams)  # a typo is said before the user is made
+        attributes = checked_attributes(engine, assignments, ())
         passwords = Passwords.from_environment()
         password = read_password(True, as_json) if password_stdin else None
         made = users.add(engine, email, name, time_zone=time_zone, locale=locale,
                          manager=manager, password=password, passwords=passwords)
         held = memberships.change(engine, email, add_roles=roles, add_teams=teams)
-    show(made, "Added", as_json, **held.as_dict())
+        values = set_attributes(engine, made, attributes)
+    show(made, "Added", as_json, **held.as_dict(), attributes=values)
 
 
 @user.command("list")
@@ -111,9 +137,11 @@ def user_list(database: str | None, as_json: bool) -> None:
         engine = engine_for(database)
         found = users.list_users(engine)
         held = memberships.all_memberships(engine)
+        attributes = userattributes.of_users(engine, [u.id for u in found])
     none = memberships.Memberships((), ())
     if as_json:
-        out.print_json(json.dumps([{**u.as_dict(), **held.get(u.id, none).as_dict()} for u in found]))
+        out.print_json(json.dumps([{**u.as_dict(), **held.get(u.id, none).as_dict(),
+                                    "attributes": attributes[u.id]} for u in found]))
         return
     table = Table()
     table.add_column("e-mail", overflow="fold")
@@ -126,12 +154,16 @@ def user_list(database: str | None, as_json: bool) -> None:
     table.add_column("manager", overflow="fold")
     table.add_column("roles", overflow="fold")
     table.add_column("teams", overflow="fold")
+    shown = any(attributes.values())  # a column only when some user has attributes
+    if shown:
+        table.add_column("attributes", overflow="fold")
     for u in found:
         mine = held.get(u.id, none)
+        values = [escape(", ".join(f"{k}={v}" for k, v in attributes[u.id].items()))] if shown else []
         table.add_row(escape(u.email or "—"), escape(u.name), "active" if u.active else "disabled",
                       "set" if u.has_password else "none", u.time_zone, u.locale,
                       escape(u.manager_email or ""), escape(", ".join(mine.roles)),
-                      escape(", ".join(mine.teams)))
+                      escape(", ".join(mine.teams)), *values)
     out.print(table)
 
 
@@ -148,13 +180,18 @@ def user_list(database: str | None, as_json: bool) -> None:
 @click.option("--add-team", "add_teams", multiple=True, metavar="TEAM", help="join a team (repeatable)")
 @click.option("--remove-team", "remove_teams", multiple=True, metavar="TEAM",
               help="leave a team (repeatable)")
+@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="set a user attribute (repeatable)")
+@click.option("--unset", "unset", multiple=True, metavar="NAME",
+              help="remove a user attribute's value (repeatable)")
 @database_option
 @json_option
 def user_update(email: str, name: str | None, time_zone: str | None, locale: str | None,
                 manager: str | None, no_manager: bool, add_roles: tuple[str, ...],
                 remove_roles: tuple[str, ...], add_teams: tuple[str, ...], remove_teams: tuple[str, ...],
-                database: str | None, as_json: bool) -> None:
-    """Change a user's name, time zone, locale, manager, roles or teams."""
+                assignments: tuple[str, ...], unset: tuple[str, ...], database: str | None,
+                as_json: bool) -> None:
+    """Change a user's name, time zone, locale, manager, roles, teams or attributes."""
     if manager and no_manager:
         fail(EXIT_USAGE, "give --manager or --no-manager, not both", as_json)
     changes: dict[str, Any] = {"name": name, "time_zone": time_zone, "locale": locale}
@@ -164,10 +201,12 @@ def user_update(email: str, name: str | None, time_zone: str | None, locale: str
         engine = engine_for(database)
         users.get(engine, email)
         memberships.check_names(engine, add_roles, [*add_teams, *remove_teams])
+        attributes = checked_attributes(engine, assignments, unset)
         held = memberships.change(engine, email, add_roles=add_roles, remove_roles=remove_roles,
                                   add_teams=add_teams, remove_teams=remove_teams)
         changed = users.update(engine, email, **changes)
-    show(changed, "Updated", as_json, **held.as_dict())
+        values = set_attributes(engine, changed, attributes)
+    show(changed, "Updated", as_json, **held.as_dict(), attributes=values)
 
 
 @user.command("disable")

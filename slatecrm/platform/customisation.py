@@ -2,7 +2,7 @@
 
 Each edit is a document in the form of a pack file (`kind: entity` for a custom object of
 the organisation, `kind: extension` for changes to a pack's entity, `kind: role` for a role
-of its own or one replacing a pack's role of the same name), kept in
+of its own or one replacing a pack's role of the same name, `kind: user_attribute` likewise), kept in
 slate_customisation. At merge time the documents become one more pack, `organisation`,
 that requires every installed pack, so that the same schema, the same layering rules
 (base packs < dependent packs < organisation) and the same plan / apply serve admin edits
@@ -252,4 +252,27 @@ def delete_role(name: str) -> Any:
             raise refuse(f"role {name!r} {why}; only the organisation's own roles (and its "
                          "replacements of a pack's) can be removed", name)
         del docs[("role", name)]
+    return edit
+
+
+# --- user attributes: a metamodel change without DDL (a new revision) --------------------------
+def put_user_attribute(name: str, body: Mapping[str, Any]) -> Any:
+    """Define an organisation's user attribute, or replace a pack's of the same name (other
+    options, another type: users' stored values it no longer admits then read as null)."""
+    def edit(docs: Documents, current: Any) -> None:
+        docs[("user_attribute", name)] = {"kind": "user_attribute",
+                                          **{k: v for k, v in body.items() if k != "kind"}, "name": name}
+    return edit
+
+
+def delete_user_attribute(name: str) -> Any:
+    """Remove the organisation's user attribute (a pack's replaced one comes back); users'
+    values are kept, unused, until it is defined again."""
+    def edit(docs: Documents, current: Any) -> None:
+        if ("user_attribute", name) not in docs:
+            existing = current.user_attribute(name)
+            why = f"is defined by pack {existing.pack!r}" if existing else "does not exist"
+            raise refuse(f"user attribute {name!r} {why}; only the organisation's own user attributes "
+                         "(and its replacements of a pack's) can be removed", name)
+        del docs[("user_attribute", name)]
     return edit

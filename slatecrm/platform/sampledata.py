@@ -22,6 +22,7 @@ from faker import Faker
 
 from slatecrm.metamodel.fieldtypes.base import SampleSource
 from slatecrm.metamodel.roles import RECORD_SCOPES, Role
+from slatecrm.metamodel.userattributes import UserAttribute
 
 from .identity.passwords import Passwords
 from .records.compiled import CompiledEntity, CompiledField
@@ -96,6 +97,13 @@ def _breadth(role: Role) -> int:
     return max((RECORD_SCOPES.index(g.scope) for g in changing), default=-1)
 
 
+def team_attributes(defined: Sequence[UserAttribute], team: int) -> dict[str, str]:
+    """The sample users' attribute values: for every choice attribute, the `team`-th option
+    (cycling), so that each team stands in another region, unit, …: sharing rules that read
+    them have something to tell apart. Other types are left unset."""
+    return {a.name: a.options[team % len(a.options)] for a in defined if a.options}
+
+
 def pick_roles(roles: Sequence[Role]) -> tuple[str | None, str | None]:
     """(the managers' role, the reps' role) from the defined roles, knowing no role by name:
     the one reaching furthest over records it changes, and the one reaching least."""
@@ -163,8 +171,10 @@ class Generator:
         now = dt.datetime.now(dt.UTC)
         passwords = Passwords.from_environment()
         password = sample_password(passwords)
-        manager_role, rep_role = pick_roles(self.records.snapshot().metamodel.roles)
-        for team_name in TEAMS:
+        metamodel = self.records.snapshot().metamodel
+        manager_role, rep_role = pick_roles(metamodel.roles)
+        for index, team_name in enumerate(TEAMS):
+            attributes = team_attributes(metamodel.user_attributes, index)
             team_id = conn.execute(system.teams.insert().values(name=team_name, created_at=now)
                                    .returning(system.teams.c.id)).scalar_one()
             manager: int | None = None
@@ -181,8 +191,11 @@ class Generator:
                 conn.execute(system.team_members.insert().values(team_id=team_id, user_id=user_id))
                 if role is not None:
                     conn.execute(system.user_roles.insert().values(user_id=user_id, role=role))
+                for name, value in attributes.items():
+                    conn.execute(system.user_attributes.insert().values(user_id=user_id, name=name,
+                                                                        value=json.dumps(value)))
                 report.logins.append({"login": email, "granted": role, "team": team_name,
-                                      "manager": rank == 0})
+                                      "manager": rank == 0, "attributes": attributes})
         report.password = password
         return USERS
 

@@ -81,7 +81,8 @@ def test_in_a_list_value_prints_and_reads_back_alike() -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("current_user.team = 1", "current_user has id, roles, teams and manager (did you mean 'teams'?)"),
+    ("current_user.team = 1",
+     "current_user has no 'team' (did you mean 'teams'?); it has id, roles, teams, manager"),
     ("current_user.teams = 1", "cannot compare"),
     ('name in current_user.teams', "cannot look for a text in current_user.teams"),
     ("quantity in current_user.roles", "cannot look for a number in current_user.roles"),

@@ -37,6 +37,7 @@ from .types import (
     comparable,
     field_type,
     rule_reader,
+    stored_reader,
 )
 
 MAX_HOPS = 3
@@ -122,11 +123,7 @@ class _Checker:
         assert isinstance(node, ast.Name)
         parts = node.parts
         if parts[0] == "current_user":
-            if len(parts) != 2 or parts[1] not in USER_ATTRIBUTES:
-                wrong = parts[1] if len(parts) > 1 else ""
-                raise RuleError("current_user has id, roles, teams and manager"
-                                f"{suggest(wrong, USER_ATTRIBUTES)}", **_at(node))
-            return t.UserRef(USER_ATTRIBUTES[parts[1]], parts[1])
+            return self._current_user(node)
         entity = self.entity
         hops: list[t.Hop] = []
         column = node.column
@@ -154,6 +151,23 @@ class _Checker:
             entity = target
             column += len(part) + 1
         raise AssertionError("unreachable")
+
+    def _current_user(self, node: ast.Name) -> t.T:
+        """`current_user.id` (roles, teams, manager) or one of the user attributes the
+        metamodel defines (metamodel/userattributes.py), typed as its field type says."""
+        parts = node.parts
+        name = parts[1] if len(parts) > 1 else ""
+        if len(parts) == 2 and name in USER_ATTRIBUTES:
+            return t.UserRef(USER_ATTRIBUTES[name], name)
+        defined = self.metamodel.user_attribute(name) if len(parts) == 2 else None
+        if defined is not None:
+            field = defined.field
+            kind = field_type(field, self.registry)
+            if kind is not None:
+                return t.UserAttr(kind, name, stored_reader(field, self.registry))
+        known = [*USER_ATTRIBUTES, *(a.name for a in self.metamodel.user_attributes)]
+        what = f"current_user has no {'.'.join(parts[1:])!r}" if name else "current_user needs an attribute"
+        raise RuleError(f"{what}{suggest(name, known)}; it has {', '.join(known)}", **_at(node))
 
     def _unknown(self, entity: Entity, name: str, alone: bool) -> str:
         if alone and (name in FUNCTIONS or name in self.functions):

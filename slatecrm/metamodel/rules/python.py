@@ -54,6 +54,8 @@ class RuleContext:
     user_teams: tuple[int, ...] = ()
     #: The user id of the user's manager (`current_user.manager`).
     user_manager: int | None = None
+    #: The user's attribute values, by name, as stored (`current_user.<attribute>`).
+    user_attributes: Mapping[str, Any] = attribute(default_factory=dict)
     previous: Mapping[str, Any] | None = None
     lookup: Callable[[str, int], Mapping[str, Any] | None] | None = None
 
@@ -141,6 +143,16 @@ def _user(node: t.UserRef) -> Closure:
     if node.attribute == "teams":
         return lambda record, context: list(context.user_teams)
     return lambda record, context: list(context.user_roles) or None
+
+
+def _user_attr(node: t.UserAttr) -> Closure:
+    """The user's value of an attribute; null when they have none (records/rulesql.py binds
+    the same value as a parameter)."""
+    name, value_of = node.name, node.value_of
+
+    def value(record: Mapping[str, Any], context: RuleContext) -> Any:
+        return value_of(context.user_attributes.get(name))
+    return value
 
 
 def _in_list_value(node: t.In) -> Closure:
@@ -455,7 +467,8 @@ def _func(node: t.Func) -> Closure:
 
 
 _COMPILERS: dict[type, Callable[[Any], Closure]] = {
-    t.Const: _const, t.FieldRef: _field, t.UserRef: _user, t.Change: _change, t.Not: _not,
+    t.Const: _const, t.FieldRef: _field, t.UserRef: _user, t.UserAttr: _user_attr, t.Change: _change,
+    t.Not: _not,
     t.Logic: _logic, t.Compare: _compare, t.In: _in, t.IsBlank: _is_blank, t.TextTest: _text_test,
     t.Matches: _matches, t.Arith: _arith, t.Neg: _neg, t.Func: _func,
 }

@@ -58,7 +58,17 @@ class FieldRef(T):
 
 @dataclass(frozen=True)
 class UserRef(T):
-    attribute: str  # id or roles
+    attribute: str  # id, roles, teams or manager
+
+
+@dataclass(frozen=True)
+class UserAttr(T):
+    """`current_user.<name>` of a `kind: user_attribute` definition: the user's value, as
+    stored (JSON), through `value_of` (its field type's coercion: a value the definition no
+    longer admits, such as a removed option, reads as null)."""
+
+    name: str
+    value_of: Callable[[Any], Any] = attribute(compare=False, repr=False)
 
 
 @dataclass(frozen=True)

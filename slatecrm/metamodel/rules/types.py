@@ -83,6 +83,26 @@ def rule_reader(field: Field, registry: FieldTypeRegistry | None = None) -> Call
     return partial(field_type.rule_value, field=field)
 
 
+def stored_reader(field: Field, registry: FieldTypeRegistry | None = None) -> Callable[[Any], Any]:
+    """How rules read a value kept as JSON outside a record (a user attribute's): the field
+    type's coercion, then its `rule_value`; a value the field no longer admits (a removed
+    option, another type since) is null."""
+    registry = _registry(registry)
+    field_type = registry[field.type]
+    value_of = rule_reader(field, registry)
+    from ..fieldtypes.base import CoercionError
+
+    def read(value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            coerced = field_type.coerce(value, field)
+        except (CoercionError, ValueError, TypeError):
+            return None
+        return coerced if value_of is None else value_of(coerced)
+    return read
+
+
 def computable(field: Field, registry: FieldTypeRegistry | None = None) -> bool:
     """Whether a formula or default expression may give this field its value."""
     registry = _registry(registry)

@@ -10,7 +10,7 @@ whoever can run a command on the server already holds the database.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 #: What a personal API token may do. A session holds all three, as far as its roles allow.
 SCOPES = ("read", "write", "admin")
@@ -38,6 +38,9 @@ class Principal:
     #: Ids of the users below the user in the manager hierarchy, at any depth (not the user).
     subordinates: frozenset[int] = frozenset()
     manager_id: int | None = None
+    #: The user's attribute values (`kind: user_attribute`), as stored (JSON), sorted by
+    #: name; pairs rather than a dict so that the principal stays hashable.
+    attributes: tuple[tuple[str, Any], ...] = ()
     time_zone: str = "UTC"
     locale: str = "en"
     #: The session row the request came with (via == "session").
@@ -55,6 +58,11 @@ class Principal:
     def unrestricted(self) -> bool:
         """The system: the CLI, sample data, installs run on the server."""
         return self.via == "system"
+
+    @property
+    def attribute_values(self) -> dict[str, Any]:
+        """The user's attribute values by name (rules read them as current_user.<name>)."""
+        return dict(self.attributes)
 
     def allows(self, scope: str) -> bool:
         """Whether the token (or session) scope allows `scope` (SCOPES)."""

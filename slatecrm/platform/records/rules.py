@@ -164,7 +164,7 @@ def _reads_changes(node: Any) -> bool:
 
 # --- what the records service calls -------------------------------------------------------------
 def user_values(principal: Principal | None, user: int | None = None) -> dict[str, Any]:
-    """What rules read as `current_user` (id, roles, teams, manager), from the request's
+    """What rules read as `current_user` (id, roles, teams, manager, attributes), from the request's
     Principal. `user` is the id a write is made as: when it is not the principal's (a
     command writing for someone), only the id is known."""
     if principal is None or (user is not None and principal.user_id != user):
@@ -172,7 +172,8 @@ def user_values(principal: Principal | None, user: int | None = None) -> dict[st
     return {"user_id": principal.user_id if user is None else user,
             "user_roles": tuple(sorted(principal.roles)),
             "user_teams": tuple(sorted(principal.teams)),
-            "user_manager": principal.manager_id}
+            "user_manager": principal.manager_id,
+            "user_attributes": principal.attribute_values}
 
 
 def principal_context(principal: Principal, **values: Any) -> RuleContext:

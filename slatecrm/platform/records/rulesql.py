@@ -30,6 +30,7 @@ from slatecrm.metamodel.model import Field
 from slatecrm.metamodel.rules import typed as t
 from slatecrm.metamodel.rules.functions import RuleFunction
 from slatecrm.metamodel.rules.python import DIVISION_PLACES, MAX_DAYS, RuleContext, compile_python
+from slatecrm.metamodel.userattributes import NUMBER_SCALE
 
 Expr = sa.ColumnElement[Any]
 
@@ -61,6 +62,18 @@ _SQL_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
 _NULL_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
     "number": sa.Numeric(), "reference": sa.BigInteger(), "text": sa.String(), "date": sa.Date(),
     "datetime": sa.DateTime(),
+}
+
+
+def _reads_user_attributes(node: t.T) -> bool:
+    """Whether a part reads a user attribute: such a part is compiled, not folded to one
+    value, so that its statement has the same text for every user (only parameters differ)."""
+    return isinstance(node, t.UserAttr) or any(_reads_user_attributes(c) for c in node.children())
+
+
+#: The SQL type of a user attribute's parameter, by rule type (numbers apart: SQLite's scale).
+_BOUND_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
+    "text": sa.String(), "boolean": sa.Boolean(), "date": sa.Date(),
 }
 
 
@@ -114,7 +127,9 @@ class SqlCompiler:
 
     # --- dispatch --------------------------------------------------------------------------
     def _compile(self, node: t.T, base: sa.Table) -> Builder:
-        if node.record_free:
+        if isinstance(node, t.UserAttr):
+            return self._user_attr(node)
+        if node.record_free and not _reads_user_attributes(node):
             return self._folded(node)
         method: Callable[[Any, sa.Table], Builder] = getattr(self, f"_{type(node).__name__.lower()}")
         return method(node, base)
@@ -127,6 +142,26 @@ class SqlCompiler:
         def constant(context: RuleContext) -> Sql:
             return self.literal(closure({}, context), kind)
         return constant
+
+    def _user_attr(self, node: t.UserAttr) -> Builder:
+        """`current_user.<attribute>`: always one bound parameter of the attribute's type, null
+        included, and a number always at the same scale, so the statement's text is the same
+        for every user (the compiled-statement cache serves all of them) and only the
+        parameter's value differs."""
+        read = compile_python(node)
+        kind = node.type.kind
+
+        def bound(context: RuleContext) -> Sql:
+            value = read({}, context)
+            if kind == "number":
+                if self.sqlite:
+                    scaled = None if value is None else int(Decimal(value).scaleb(NUMBER_SCALE))
+                    return Sql(sa.literal(scaled, sa.BigInteger), NUMBER_SCALE)
+                return Sql(sa.cast(sa.literal(value, sa.Numeric(asdecimal=True)), sa.Numeric(asdecimal=True)))
+            typed = _BOUND_TYPES[kind]
+            # PostgreSQL must know a parameter's type even when it is null (`? IS NULL`).
+            return Sql(sa.literal(value, typed) if self.sqlite else sa.cast(sa.literal(value, typed), typed))
+        return bound
 
     def literal(self, value: Any, kind: str) -> Sql:
         if kind == "boolean" or isinstance(value, bool):

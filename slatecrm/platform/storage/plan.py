@@ -220,6 +220,7 @@ class Planner:
         self.index_changes(target_state)
         self.search_index_changes(target_state)
         self.role_changes()
+        self.user_attribute_changes()
         return Plan(self.base_revision, self.dialect.name, self.current, target_state,
                     tuple(self._ordered()))
 
@@ -236,6 +237,21 @@ class Planner:
         for name in current:
             if name not in target:
                 self.change("remove role", "", None, f"remove role {name}")
+
+    def user_attribute_changes(self) -> None:
+        """User attributes are metamodel without tables (their values are platform data, kept
+        when an attribute is removed): a change is shown (and makes a revision), runs nothing."""
+        current = {a.name: a for a in self.current.user_attributes}
+        target = {a.name: a for a in self.target.user_attributes}
+        for name, found in target.items():
+            if name not in current:
+                self.change("add user attribute", "", None, f"add user attribute {name} ({found.type})")
+            elif current[name] != found:
+                self.change("change user attribute", "", None, f"change user attribute {name} ({found.type})")
+        for name in current:
+            if name not in target:
+                self.change("remove user attribute", "", None,
+                            f"remove user attribute {name} (users' values are kept, unused)")
 
     def _ordered(self) -> Iterator[Change]:
         order = ["create table", "drop search index", "suspend search index", "drop index",

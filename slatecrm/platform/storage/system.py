@@ -167,6 +167,19 @@ user_roles = sa.Table(
     sa.Column("role", sa.String, primary_key=True),
 )
 
+user_attributes = sa.Table(
+    "slate_user_attribute", system_metadata,
+    sa.Column("user_id", record_id(), sa.ForeignKey("slate_user.id", ondelete="CASCADE"), primary_key=True),
+    #: the `name` of a `kind: user_attribute` definition (a value of one no longer defined is
+    #: kept, and ignored: defining it again brings it back)
+    sa.Column("name", sa.String, primary_key=True),
+    #: the value as JSON text (a string, number as a string, true/false, a date as text),
+    #: checked against the definition's type when set: the type is the metamodel's and may
+    #: change, so one text column serves every type on both databases, and the value is only
+    #: ever read for one user (a sharing rule binds it as a parameter, never joins this table)
+    sa.Column("value", sa.String, nullable=False),
+)
+
 sessions = sa.Table(
     "slate_session", system_metadata,
     sa.Column("id", record_id(), primary_key=True, autoincrement=True),

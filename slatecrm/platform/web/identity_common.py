@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..identity import users
+from ..identity import userattributes, users
 from ..identity.principal import Principal
 from ..records.errors import ValidationFailed
 from .api import body_object
@@ -84,6 +84,8 @@ TEXT: Kind = ((str,), "text")
 TEXT_OR_NULL: Kind = ((str, type(None)), "text or null")
 FLAG: Kind = ((bool,), "true or false")
 TEXTS: Kind = ((list,), "a list of text")
+#: User attribute values by name (null removes one): identity/userattributes.py checks each.
+ATTRIBUTES: Kind = ((dict,), "an object of user attribute values by name")
 
 
 def checked(data: Mapping[str, Any], known: Mapping[str, Kind],
@@ -134,11 +136,13 @@ def refused(field: str, error: Exception, *, conflict: bool = False) -> Validati
     return (Conflict if conflict else Refused)({field: [str(error)]})
 
 
-def user_json(user: users.User, roles: list[str], teams: list[str]) -> dict[str, Any]:
+def user_json(user: users.User, roles: list[str], teams: list[str],
+              attributes: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A user as the API answers it: never a password hash."""
-    return {**user.as_dict(), "manager_id": user.manager_id, "roles": roles, "teams": teams}
+    return {**user.as_dict(), "manager_id": user.manager_id, "roles": roles, "teams": teams,
+            "attributes": dict(attributes or {})}
 
 
 def user_with_access(engine: sa.Engine, user: users.User) -> dict[str, Any]:
     roles, teams = users.roles_and_teams(engine, user.id)
-    return user_json(user, roles, teams)
+    return user_json(user, roles, teams, userattributes.of_users(engine, [user.id])[user.id])

@@ -106,7 +106,7 @@ async def me(request: Request) -> Response:
             user = user_with_access(engine, users.get_by_id(engine, principal.user_id or 0))
         except users.UnknownUser:  # deleted since the request was authenticated
             raise NotSignedIn() from None
-        keep = ("id", "name", "email", "time_zone", "locale", "roles", "teams")
+        keep = ("id", "name", "email", "time_zone", "locale", "roles", "teams", "attributes")
         return {**{k: user[k] for k in keep}, "via": principal.via, "scopes": sorted(principal.scopes)}
 
     return JSONResponse(await run_in_threadpool(read))

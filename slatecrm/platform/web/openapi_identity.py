@@ -90,7 +90,13 @@ def schemas() -> dict[str, Any]:
         "time_zone": _TEXT, "locale": _TEXT, "manager": {"type": ["string", "null"]},
         "manager_id": {"anyOf": [_ID, {"type": "null"}]}, "has_password": {"type": "boolean"},
         "created_at": _MOMENT, "updated_at": _MAYBE_MOMENT, "password_changed_at": _MAYBE_MOMENT,
-        "roles": {"type": "array", "items": _TEXT}, "teams": {"type": "array", "items": _TEXT}}
+        "roles": {"type": "array", "items": _TEXT}, "teams": {"type": "array", "items": _TEXT},
+        "attributes": {"type": "object", "description": "the user's values of the user attributes "
+                                                        "the metamodel defines (kind: user_attribute)"}}
+    attribute_value = {"type": ["string", "number", "boolean", "null"]}
+    attribute_input = {"type": "object", "additionalProperties": attribute_value,
+                       "description": "user attribute values by name, each checked against its "
+                                      "definition; null removes a value"}
     token_properties = {
         "id": _ID, "user_id": _ID, "user": {"type": ["string", "null"]}, "name": _TEXT, "prefix": _TEXT,
         "scopes": {"type": "array", "items": {"enum": list(SCOPES)}}, "created_at": _MOMENT,
@@ -100,9 +106,10 @@ def schemas() -> dict[str, Any]:
     return {
         "User": {"type": "object", "required": list(user_properties), "properties": user_properties},
         "Me": {"type": "object",
-               "required": ["id", "name", "email", "time_zone", "locale", "roles", "teams", "via", "scopes"],
+               "required": ["id", "name", "email", "time_zone", "locale", "roles", "teams", "attributes",
+                            "via", "scopes"],
                "properties": {**{k: user_properties[k] for k in ("id", "name", "email", "time_zone", "locale",
-                                                                  "roles", "teams")},
+                                                                  "roles", "teams", "attributes")},
                               "via": {"enum": ["session", "token"]},
                               "scopes": {"type": "array", "items": {"enum": list(SCOPES)}}}},
         "Token": {"type": "object", "required": list(token_properties), "properties": token_properties},
@@ -125,13 +132,15 @@ def schemas() -> dict[str, Any]:
             "properties": {"email": _EMAIL, "name": _USER_NAME, "time_zone": _ref("TimeZone"),
                            "locale": _LOCALE, "manager": _MAYBE_EMAIL,
                            "roles": {**_NAMES, "description": "the user's roles, the whole list"},
-                           "teams": {**_NAMES, "description": "the user's teams, the whole list"}}},
+                           "teams": {**_NAMES, "description": "the user's teams, the whole list"},
+                           "attributes": attribute_input}},
         "UserPatch": {
             "type": "object", "additionalProperties": False,
             "properties": {"name": _USER_NAME, "time_zone": _ref("TimeZone"), "locale": _LOCALE,
                            "active": {"type": "boolean"}, "manager": _MAYBE_EMAIL,
                            "roles": {**_NAMES, "description": "the user's roles become exactly these"},
-                           "teams": {**_NAMES, "description": "the user's teams become exactly these"}}},
+                           "teams": {**_NAMES, "description": "the user's teams become exactly these"},
+                           "attributes": attribute_input}},
         "Role": _role_schema(),
         "Team": {"type": "object", "required": ["id", "name", "description", "members"],
                  "properties": {"id": _ID, "name": _TEXT, "description": _TEXT,

@@ -18,12 +18,13 @@ from starlette.routing import Route
 
 from slatecrm.metamodel.roles import ADMINISTRATOR
 
-from ..identity import memberships, users
+from ..identity import memberships, userattributes, users
 from ..identity.errors import IdentityError
 from ..identity.principal import Principal
 from ..records.errors import ValidationFailed
 from .authentication import READ_METHODS
 from .identity_common import (
+    ATTRIBUTES,
     FLAG,
     NUL_REFUSED,
     TEXT,
@@ -49,9 +50,9 @@ MANAGE_USERS = "manage_users"
 #: request and be known to two people); the user gets one from `slatecrm user set-password`.
 #: `roles` and `teams` are whole lists (the user's roles and teams become exactly these).
 NEW_USER = {"email": TEXT, "name": TEXT, "time_zone": TEXT, "locale": TEXT, "manager": TEXT_OR_NULL,
-            "roles": TEXTS, "teams": TEXTS}
+            "roles": TEXTS, "teams": TEXTS, "attributes": ATTRIBUTES}
 USER_CHANGE = {"name": TEXT, "time_zone": TEXT, "locale": TEXT, "manager": TEXT_OR_NULL, "active": FLAG,
-               "roles": TEXTS, "teams": TEXTS}
+               "roles": TEXTS, "teams": TEXTS, "attributes": ATTRIBUTES}
 #: Each value's own check, so every wrong value of a body is named at once.
 CHECKS: dict[str, Callable[[str], str]] = {"email": users.valid_email, "name": users.valid_name,
                                            "time_zone": users.valid_time_zone, "locale": users.valid_locale}
@@ -111,6 +112,24 @@ def setting_memberships(values: dict[str, Any], actor: Principal) -> users.Then 
         return None
     return lambda conn, user_id: memberships.set_on(conn, user_id, roles=values.get("roles"),
                                                     team_names=values.get("teams"), actor=actor)
+def checked_attributes(request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    """The body's `attributes` (name → value, null removes), each checked against its
+    definition before anything is changed: 422 naming `attributes.<name>` and why."""
+    changes: dict[str, Any] = data.get("attributes") or {}
+    try:
+        with engine_of(request).connect() as conn:
+            userattributes.checked(userattributes.definitions(conn), changes)
+    except userattributes.InvalidAttribute as error:
+        raise ValidationFailed({f"attributes.{k}": [v] for k, v in error.problems.items()}) from None
+    return changes
+
+
+def set_attributes(request: Request, actor: Principal, user: users.User, changes: dict[str, Any]) -> None:
+    if changes:
+        try:
+            userattributes.change(engine_of(request), user.id, user.email, changes, actor)
+        except userattributes.InvalidAttribute as error:  # a definition changed meanwhile
+            raise ValidationFailed({f"attributes.{k}": [v] for k, v in error.problems.items()}) from None
 
 
 def as_refusal(error: IdentityError) -> ValidationFailed:
@@ -144,12 +163,14 @@ def email_of(user: users.User) -> str:
 def add_user(request: Request, actor: Principal, data: dict[str, Any]) -> dict[str, Any]:
     engine = engine_of(request)
     values = checked_with_memberships(engine, data)
+    attributes = checked_attributes(request, data)
     try:
         made = users.add(engine, values["email"], values["name"], time_zone=values.get("time_zone", "UTC"),
                          locale=values.get("locale", "en"), manager=values.get("manager"), actor=actor,
                          then=setting_memberships(values, actor))
     except IdentityError as error:
         raise as_refusal(error) from None
+    set_attributes(request, actor, made, attributes)
     return user_with_access(engine, made)
 
 
@@ -158,6 +179,7 @@ def change_user(request: Request, actor: Principal, data: dict[str, Any]) -> dic
     engine = engine_of(request)
     held = tuple(users.roles_and_teams(engine, user.id)[0]) if "roles" in data else ()
     values = checked_with_memberships(engine, data, held)
+    attributes = checked_attributes(request, data)
     if values.get("active") is False and user.id == actor.user_id:
         raise Conflict({"active": ["you cannot disable yourself: ask another administrator"]})
     if (user.id == actor.user_id and "roles" in values and ADMINISTRATOR in actor.roles
@@ -172,6 +194,7 @@ def change_user(request: Request, actor: Principal, data: dict[str, Any]) -> dic
                                **changes)
     except IdentityError as error:
         raise as_refusal(error) from None
+    set_attributes(request, actor, changed, attributes)
     return user_with_access(engine, changed)
 
 
@@ -198,7 +221,8 @@ def listed(request: Request) -> list[dict[str, Any]]:
              if (not text or text in u.name.lower() or text in (u.email or "").lower())
              and (active is None or u.active == (active == "true"))]
     access = users.access_of(engine, [u.id for u in found])
-    return [user_json(u, *access[u.id]) for u in found]
+    attributes = userattributes.of_users(engine, [u.id for u in found])
+    return [user_json(u, *access[u.id], attributes[u.id]) for u in found]
 
 
 @api

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from ..identity import userattributes
 from ..identity.principal import Principal
 from ..records.errors import ValidationFailed
 from .authentication import READ_METHODS
@@ -79,6 +80,27 @@ def _choices(request: Request) -> dict[str, Any]:
     return {"role_choices": [{"name": r["name"], "label": r["label"], "defined_by": r["defined_by"],
                               "pack": r["pack"]} for r in all_roles(request)],
             "team_choices": [t["name"] for t in teams(request)]}
+#: The form fields of user attributes: `attribute.<name>` (identity/userattributes.py).
+ATTRIBUTE_FIELD = "attribute."
+
+
+def _attribute_definitions(request: Request) -> list[dict[str, Any]]:
+    """The user attributes a user's form shows: name, label, description, the options to pick
+    from (none: a typed value) and the input type."""
+    with engine_of(request).connect() as conn:
+        defined = userattributes.definitions(conn)
+    return [{"name": a.name, "label": a.label, "description": a.description,
+             "options": list(a.form_options), "input_type": a.input_type} for a in defined]
+
+
+def _form_attributes(form: Any) -> dict[str, Any]:
+    """The attribute fields the form sent (a blank removes the value); none sent, none changed."""
+    return {key.removeprefix(ATTRIBUTE_FIELD): (str(value).strip() or None)
+            for key, value in form.items() if key.startswith(ATTRIBUTE_FIELD)}
+
+
+def _attribute_labels(definitions: list[dict[str, Any]]) -> dict[str, str]:
+    return {f"attributes.{d['name']}": d["label"] for d in definitions}
 
 
 @admin_page
@@ -93,10 +115,13 @@ async def user_list(request: Request, actor: Principal) -> Response:
 async def _user_page(request: Request, user: dict[str, Any], *, errors: dict[str, list[str]] | None = None,
                      form: dict[str, Any] | None = None, status: int = 200) -> Response:
     held = await run_in_threadpool(token_list, request, user["id"])
+    definitions = await run_in_threadpool(_attribute_definitions, request)
     context = await base_context(request, title=user["name"])
     choices = await run_in_threadpool(_choices, request)
+    labels = {**LABELS, **_attribute_labels(definitions)}
     return render(request, "user", {**context, "user": user, "tokens": held, "errors": errors or {},
-                                    "form": form or user, "labels": LABELS, "new": False, **choices},
+                                    "form": form or user, "labels": labels, "new": False,
+                                    "user_attributes": definitions, **choices},
                   twin={"user": user, "tokens": held, "errors": errors or {}}, status=status)
 
 
@@ -107,6 +132,8 @@ async def user_page(request: Request, actor: Principal) -> Response:
         return await _user_page(request, user)
     form = await request.form()
     data = {**_form_values(form, ("name", "time_zone", "locale", "manager")), **_memberships(form)}
+    if attributes := _form_attributes(form):
+        data["attributes"] = attributes
     try:
         await run_in_threadpool(change_user, request, actor, data)
     except ValidationFailed as error:
@@ -120,10 +147,13 @@ async def user_page(request: Request, actor: Principal) -> Response:
 async def new_user(request: Request, actor: Principal) -> Response:
     errors: dict[str, list[str]] = {}
     data: dict[str, Any] = {"time_zone": "UTC", "locale": "en"}
+    definitions = await run_in_threadpool(_attribute_definitions, request)
     if request.method == "POST":
         form = await request.form()
         data = {**_form_values(form, ("email", "name", "time_zone", "locale", "manager")),
                 **_memberships(form)}
+        if attributes := {k: v for k, v in _form_attributes(form).items() if v is not None}:
+            data["attributes"] = attributes
         for key in ("email", "name"):
             if key not in data:
                 errors[key] = ["is required"]
@@ -137,7 +167,8 @@ async def new_user(request: Request, actor: Principal) -> Response:
     context = await base_context(request, title="New user")
     choices = await run_in_threadpool(_choices, request)
     return render(request, "user", {**context, "user": None, "tokens": [], "errors": errors, "form": data,
-                                    "labels": LABELS, "new": True, **choices},
+                                    "labels": {**LABELS, **_attribute_labels(definitions)}, "new": True,
+                                    "user_attributes": definitions, **choices},
                   twin={"errors": errors}, status=422 if errors else 200)
 
 
