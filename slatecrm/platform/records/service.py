@@ -76,11 +76,14 @@ class RecordsService:
         if hooks is None:
             self.events.register(self.pipeline.hooks)
 
-    def pinned(self, principal: Principal = SYSTEM) -> RecordsService:
+    def pinned(self, principal: Principal = SYSTEM,
+               connection: sa.Connection | None = None) -> RecordsService:
         """A copy for one request, acting as `principal`: its snapshot is pinned on first use
-        and its reads share one connection, until `close()`; its writes run through the same
-        pipeline hooks."""
-        scope = ReadScope(self.engine, self.holder, self.registry, functions=self.functions, guard=True)
+        and its reads share one connection (`connection`, when the request opened one
+        already: a `connect_for_reading` one), until `close()`; its writes run through the
+        same pipeline hooks."""
+        scope = ReadScope(self.engine, self.holder, self.registry, functions=self.functions, guard=True,
+                          connection=connection)
         return RecordsService(self.engine, self.holder, self.registry, functions=self.functions,
                               events=self.events, scope=scope, read_filter=self.read_filter,
                               secrets=self.secrets, hooks=self.pipeline.hooks,
