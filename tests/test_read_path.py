@@ -17,11 +17,11 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
+from slatecrm.platform.identity.principal import WORK_OPTION
 from slatecrm.platform.records import reading
 from slatecrm.platform.records.compiled import CompiledEntity
 from slatecrm.platform.records.scope import OnEventLoop
 from slatecrm.platform.records.service import RecordsService
-from slatecrm.platform.web.authentication import WORK_OPTION
 
 from .test_api_live_editing import confirmed
 
@@ -37,17 +37,25 @@ class Statements:
     texts: list[str] = field(default_factory=list)
     connections: set[int] = field(default_factory=set)
     polls: int = 0
+    #: What authentication read (web/authentication.py), counted apart from the page's work.
+    authentication: list[str] = field(default_factory=list)
 
 
 @contextmanager
 def counted(client: TestClient) -> Iterator[Statements]:
-    """The statements the app's engine runs meanwhile (and on how many connections)."""
+    """The statements the app's engine runs meanwhile (and on how many connections). A
+    session's use noted (a write, at most once a minute, on a connection of its own) is left out."""
     engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
     seen = Statements()
 
-    def before(conn: sa.Connection, cursor: Any, statement: str, *args: Any) -> None:
-        if conn.get_execution_options().get(WORK_OPTION) == "authentication":
-            return  # the session's check, before the read path (web/authentication.py)
+    def before(conn: sa.Connection, cursor: Any, statement: str, parameters: Any, context: Any,
+               executemany: bool) -> None:
+        options = context.execution_options if context is not None else conn.get_execution_options()
+        if options.get(WORK_OPTION) == "authentication":
+            if statement.lstrip().upper().startswith("SELECT"):
+                seen.authentication.append(statement)  # the session's check, before the read path
+                seen.connections.add(id(conn.connection.dbapi_connection))
+            return
         if POLL.search(statement):
             seen.polls += 1
         else:
@@ -95,6 +103,10 @@ def test_statement_counts_of_a_get_a_record_page_and_a_list(client: TestClient, 
     assert body["account"] == {"id": acme["id"], "title": "Acme"}
     assert body["primary_contact"]["title"] == "Jane Doe"
     assert len(get.texts) == 1, get.texts  # reference titles joined, no second round trip
+    # The session seen lately: its principal is cached, checked by the identity generation
+    # alone, on the connection the page then reads on (one checkout, one round trip).
+    assert len(get.authentication) == 1 and "slate_identity_generation" in get.authentication[0], \
+        get.authentication
     assert len(get.connections) == 1
 
     for path in (f"/e/account/{acme['id']}", f"/e/account/{acme['id']}.json"):
@@ -114,6 +126,7 @@ def test_statement_counts_of_a_get_a_record_page_and_a_list(client: TestClient, 
             assert client.get(path).status_code == 200
         # Seven opportunities, one short first page: its rows are its count, no COUNT runs.
         assert len(listed.texts) == 1, listed.texts
+        assert len(listed.authentication) == 1
         assert len(listed.connections) == 1
 
 

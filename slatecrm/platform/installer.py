@@ -23,6 +23,7 @@ from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 from .identity import audit
 from .identity.principal import SYSTEM, Principal
 from .layers import ORGANISATION, documents, installed_packs, plan_layers
+from .storage import identity_generation
 from .storage import revisions as revision_store
 from .storage.apply import apply
 from .storage.plan import Plan
@@ -185,6 +186,7 @@ def create_system_tables(engine: sa.Engine, *, audited_as: str | None = None) ->
         system_metadata.create_all(conn, checkfirst=True)
         upgraded = upgrade(conn)
         audit.protect(conn)
+        identity_generation.install(conn)
         if audited_as is not None:
             audit.record(conn, "platform.init", principal=SYSTEM, user_name=audited_as,
                          detail={"new": new, "upgraded": upgraded})

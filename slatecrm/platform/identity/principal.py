@@ -17,6 +17,11 @@ SCOPES = ("read", "write", "admin")
 #: Rights over the platform itself, granted by roles (`platform:` in a role file).
 PLATFORM_RIGHTS = ("manage_metamodel", "install_packs", "manage_users", "view_audit")
 
+#: The execution option tagging the statements that authenticate a request (statement counts of
+#: the read path, tests/test_read_path.py, count them apart).
+WORK_OPTION = "slatecrm_work"
+AUTHENTICATING = {WORK_OPTION: "authentication"}
+
 Via = Literal["session", "token", "system", "anonymous"]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..storage import system
-from .principal import SCOPES, Principal, Via
+from .principal import AUTHENTICATING, SCOPES, Principal, Via
 
 
 def _user_statement() -> sa.Select[Any]:
@@ -54,8 +54,8 @@ def _attribute_pairs(texts: list[str]) -> tuple[tuple[str, Any], ...]:
 
 # Built once, run with the user's id as a parameter: every request is authenticated with them,
 # and building them (and their cache keys) cost more than running them.
-USER = _user_statement()
-MEMBERSHIPS = _memberships_statement()
+USER = _user_statement().execution_options(**AUTHENTICATING)
+MEMBERSHIPS = _memberships_statement().execution_options(**AUTHENTICATING)
 
 
 def load(conn: sa.Connection, user_id: int, via: Via, *, session_id: int | None = None,

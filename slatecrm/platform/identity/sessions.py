@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..storage import system
+from .principal import AUTHENTICATING
 from .secrettokens import new_secret, stored_hash
 
 sessions = system.sessions
@@ -77,6 +78,10 @@ class Live:
     user_id: int
     #: `last_seen_at` is older than LAST_SEEN_RESOLUTION: `touch` it
     stale: bool = False
+    #: Its absolute end and its last noted use (what the idle timeout counts from): what a
+    #: cached session is checked against on later requests (web/authentication.py).
+    expires_at: dt.datetime | None = None
+    last_seen_at: dt.datetime | None = None
 
 
 def start(conn: sa.Connection, user_id: int, now: dt.datetime, lifetimes: Lifetimes, *,
@@ -101,7 +106,8 @@ FIND = (sa.select(sessions.c.id, sessions.c.user_id, sessions.c.created_at, sess
                   sessions.c.expires_at, sessions.c.revoked_at, system.users.c.active,
                   system.users.c.password_changed_at)
         .join(system.users, system.users.c.id == sessions.c.user_id)
-        .where(sessions.c.token_hash == sa.bindparam("token_hash")))
+        .where(sessions.c.token_hash == sa.bindparam("token_hash"))
+        .execution_options(**AUTHENTICATING))
 
 
 def find(conn: sa.Connection, token: str, now: dt.datetime, lifetimes: Lifetimes) -> Live | None:
@@ -114,7 +120,8 @@ def find(conn: sa.Connection, token: str, now: dt.datetime, lifetimes: Lifetimes
         return None
     if row.password_changed_at is not None and row.created_at < row.password_changed_at:
         return None
-    return Live(int(row.id), int(row.user_id), stale=now - row.last_seen_at >= LAST_SEEN_RESOLUTION)
+    return Live(int(row.id), int(row.user_id), stale=now - row.last_seen_at >= LAST_SEEN_RESOLUTION,
+                expires_at=row.expires_at, last_seen_at=row.last_seen_at)
 
 
 def touch(conn: sa.Connection, session_id: int, now: dt.datetime) -> None:

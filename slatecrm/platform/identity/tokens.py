@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from ..storage import system
 from . import audit
 from .errors import IdentityError
-from .principal import SCOPES, SYSTEM, Principal
+from .principal import AUTHENTICATING, SCOPES, SYSTEM, Principal
 from .secrettokens import new_secret, stored_hash
 
 tokens = system.api_tokens
@@ -62,6 +62,10 @@ class TokenMatch:
     scopes: frozenset[str]
     #: Its last use was noted more than LAST_USED_RESOLUTION ago (or never): `touch` it.
     stale: bool = False
+    #: When it stops being valid, whatever else happens (None: never); its last noted use.
+    #: What a cached match is checked against on later requests (web/authentication.py).
+    expires_at: dt.datetime | None = None
+    last_used_at: dt.datetime | None = None
 
 
 def valid_scopes(scopes: Iterable[str]) -> frozenset[str]:
@@ -158,7 +162,8 @@ FIND = (sa.select(tokens.c.id, tokens.c.user_id, tokens.c.scopes, tokens.c.creat
                   tokens.c.expires_at, tokens.c.revoked_at, system.users.c.active,
                   system.users.c.password_changed_at)
         .join(system.users, system.users.c.id == tokens.c.user_id)
-        .where(tokens.c.token_hash == sa.bindparam("token_hash")))
+        .where(tokens.c.token_hash == sa.bindparam("token_hash"))
+        .execution_options(**AUTHENTICATING))
 
 
 def find(conn: sa.Connection, secret: str, now: dt.datetime) -> TokenMatch | None:
@@ -172,13 +177,24 @@ def find(conn: sa.Connection, secret: str, now: dt.datetime) -> TokenMatch | Non
         return None
     if row.password_changed_at is not None and row.created_at < row.password_changed_at:
         return None
-    stale = row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION
-    return TokenMatch(int(row.id), int(row.user_id), frozenset(row.scopes), stale)
+    return TokenMatch(int(row.id), int(row.user_id), frozenset(row.scopes), due(row.last_used_at, now),
+                      row.expires_at, row.last_used_at)
 
 
-def touch(conn: sa.Connection, token_id: int, now: dt.datetime) -> None:
-    """Note the token's use (at most once a LAST_USED_RESOLUTION: `TokenMatch.stale`)."""
-    conn.execute(tokens.update().where(tokens.c.id == token_id).values(last_used_at=now))
+def due(last_used_at: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether a use at `now` is to be noted, the last one noted being `last_used_at`."""
+    return last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION
+
+
+def touch(conn: sa.Connection, token_id: int, now: dt.datetime) -> bool:
+    """Note the token's use, at most once a LAST_USED_RESOLUTION: True if this call noted
+    it, False if a use was noted less than that ago (by another worker or process, which
+    may have known of a later use than the caller did)."""
+    recent = now - LAST_USED_RESOLUTION
+    done = conn.execute(tokens.update().where(
+        tokens.c.id == token_id, sa.or_(tokens.c.last_used_at.is_(None), tokens.c.last_used_at <= recent))
+        .values(last_used_at=now))
+    return bool(done.rowcount)
 
 
 def authenticate(conn: sa.Connection, secret: str, now: dt.datetime) -> TokenMatch | None:

@@ -37,17 +37,21 @@ def off_event_loop(what: str) -> None:
 class ReadScope:
     """`guard`: refuse database work on an event loop's thread (a request's scope; a
     script or test driving the service from its own loop, as Playwright's sync API
-    does, makes unguarded scopes)."""
+    does, makes unguarded scopes). `connection`: the request's read connection, when
+    authentication opened it (one connection, one pool checkout per request)."""
 
     def __init__(self, engine: sa.Engine, holder: RuntimeHolder, registry: FieldTypeRegistry, *,
-                 functions: RuleFunctions = NO_FUNCTIONS, guard: bool = False):
+                 functions: RuleFunctions = NO_FUNCTIONS, guard: bool = False,
+                 connection: sa.Connection | None = None):
         self.engine = engine
         self.holder = holder
         self.registry = registry
         self.functions = functions
         self.guard = guard
         self._snapshot: Snapshot | None = None
-        self._conn: sa.Connection | None = None
+        #: A read connection (`connect_for_reading`) the request opened already, to authenticate
+        #: it (web/authentication.py): used instead of a second one, and closed here.
+        self._conn: sa.Connection | None = connection
         self._closed = False
 
     def snapshot(self) -> Snapshot:

@@ -76,11 +76,14 @@ class RecordsService:
         if hooks is None:
             self.events.register(self.pipeline.hooks)
 
-    def pinned(self, principal: Principal = SYSTEM) -> RecordsService:
+    def pinned(self, principal: Principal = SYSTEM,
+               connection: sa.Connection | None = None) -> RecordsService:
         """A copy for one request, acting as `principal`: its snapshot is pinned on first use
-        and its reads share one connection, until `close()`; its writes run through the same
-        pipeline hooks."""
-        scope = ReadScope(self.engine, self.holder, self.registry, functions=self.functions, guard=True)
+        and its reads share one connection (`connection`, when the request opened one
+        already: a `connect_for_reading` one), until `close()`; its writes run through the
+        same pipeline hooks."""
+        scope = ReadScope(self.engine, self.holder, self.registry, functions=self.functions, guard=True,
+                          connection=connection)
         return RecordsService(self.engine, self.holder, self.registry, functions=self.functions,
                               events=self.events, scope=scope, read_filter=self.read_filter,
                               secrets=self.secrets, hooks=self.pipeline.hooks,
@@ -104,16 +107,18 @@ class RecordsService:
         fields it may not see (records/restricted.py), so that everything built from it lacks
         them; the full one for the system and administrators."""
         full = self.full_snapshot()
-        access = self.access(full)
-        if access is None or access.reads_everything:
-            return full
+        # Asked for per record (`as_json`, `entity`): the answer for this revision is kept.
         seen = self._restricted
         if seen is not None and seen[0] is full:
             return seen[1]
-        key = role_key(full.metamodel.roles, self.principal.roles)
-        restricted = restricted_snapshot(full, access.roles, key)
-        self._restricted = (full, restricted)
-        return restricted
+        access = self.access(full)
+        if access is None or access.reads_everything:
+            shown = full
+        else:
+            key = role_key(full.metamodel.roles, self.principal.roles)
+            shown = restricted_snapshot(full, access.roles, key)
+        self._restricted = (full, shown)
+        return shown
 
     def access(self, full: Snapshot | None = None) -> Access | None:
         """The principal's access on the revision (identity/access.py); None for the system,

@@ -224,6 +224,15 @@ api_tokens = sa.Table(
     sa.Index("ix_slate_api_token_user", "user_id"),
 )
 
+#: One row: a number every change to who a session or token stands for raises, in the same
+#: transaction (triggers, storage/identity_generation.py), so a cached principal is checked
+#: with one indexed read per request (web/authentication.py).
+identity_generation = sa.Table(
+    "slate_identity_generation", system_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+)
+
 audit = sa.Table(
     "slate_audit", system_metadata,
     sa.Column("id", record_id(), primary_key=True, autoincrement=True),

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 
-from . import fulltext
+from . import fulltext, identity_generation
 from .revisions import NotInitialised, current_metamodel
 from .system import is_initialised, system_metadata
 
@@ -45,6 +45,8 @@ def outdated_parts(conn: sa.Connection, registry: FieldTypeRegistry) -> list[str
         missing = [c.name for c in table.columns if c.name not in held[table.name]]
         if missing:
             found.append(f"table {table.name} lacks {', '.join(missing)}")
+    found += [f"the identity generation's trigger {name} is missing"
+              for name in identity_generation.missing(conn)]
     _, metamodel = current_metamodel(conn)
     old = fulltext.outdated(conn, fulltext.wanted_search_indexes(metamodel, registry).values())
     found += [f"the search index of {entity} is in an earlier layout" for entity in sorted(old)]

@@ -16,6 +16,9 @@ from ..records.service import RecordsService
 STATE_KEY = "records"
 #: Where authentication leaves the request's `Principal` in the ASGI scope.
 PRINCIPAL_KEY = "slatecrm.principal"
+#: Where authentication leaves the read connection it opened (None: it opened none), which
+#: the pinned service reads on and closes.
+CONNECTION_KEY = "slatecrm.connection"
 
 
 class PinnedRecords:
@@ -31,7 +34,7 @@ class PinnedRecords:
         shared: RecordsService = scope["app"].state.records
         # Authentication (web/authentication.py) puts the request's principal in the scope;
         # without it (an app assembled without that middleware) the request is nobody's.
-        pinned = shared.pinned(scope.get(PRINCIPAL_KEY, ANONYMOUS))
+        pinned = shared.pinned(scope.get(PRINCIPAL_KEY, ANONYMOUS), scope.pop(CONNECTION_KEY, None))
         scope.setdefault("state", {})[STATE_KEY] = pinned
         try:
             await self.app(scope, receive, send)
