@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import random
 import time
+from functools import partial
 
 import sqlalchemy as sa
 
@@ -109,8 +110,8 @@ def run(engine: sa.Engine, records: RecordsService, sizes: Sizes) -> list[Figure
         for what, title in whats:
             for i in range(sizes.ops):  # each user's first request of the revision builds their filter
                 call(i, role, what)
-            a, b = interleaved(lambda i, r=role, w=what: call(i, r, w),
-                               lambda i, w=what: call(i, "all_deals", w), sizes.ops)
+            a, b = interleaved(partial(call, role=role, what=what),
+                               partial(call, role="all_deals", what=what), sizes.ops)
             measured, baseline = ms(median(a)), ms(median(b))
             figures.append(Figure(
                 f"record-level filter: {title}, {label} (records service)", db, sizes.rows,
@@ -120,7 +121,7 @@ def run(engine: sa.Engine, records: RecordsService, sizes: Sizes) -> list[Figure
                 "object- and field-level checks), after each user's first request (which builds their "
                 "filter, kept for the revision)"))
     for what, title in whats:  # what being a user costs at all, against the system: reported
-        a, b = interleaved(lambda i, w=what: call(i, "all_deals", w), lambda i, w=what: call(i, None, w),
+        a, b = interleaved(partial(call, role="all_deals", what=what), partial(call, role=None, what=what),
                            sizes.ops)
         figures.append(Figure(
             f"a user's roles without a record-level filter: {title} (records service)", db, sizes.rows,
