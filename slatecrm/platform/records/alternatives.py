@@ -72,8 +72,8 @@ def union_page(table: sa.Table, base: sa.Select[Any], conditions: Sequence[sa.Co
     return keep(_FIRST_PAGES, key, (base, reach, build()), FIRST_PAGES_CACHED)[2]
 
 
-#: First pages built lately, by base, reach, order and size (`union_page`).
-_FIRST_PAGES: dict[Hashable, tuple[sa.Select[Any], sa.ColumnElement[bool], sa.Select[Any]]] = {}
+#: First pages (`union_page`) and their counts (`reach_count`) built lately.
+_FIRST_PAGES: dict[Hashable, tuple[Any, sa.ColumnElement[bool], sa.Select[Any]]] = {}
 FIRST_PAGES_CACHED = 20_000
 
 
@@ -114,6 +114,26 @@ def _semi_join(table: sa.Table, condition: sa.ColumnElement[bool]
             and len(condition.right.element.selected_columns) == 1:
         return condition.left, condition.right.element
     return None
+
+
+def reach_count(table: sa.Table, conditions: Sequence[sa.ColumnElement[bool]], reach: sa.ColumnElement[bool],
+                alternatives: Sequence[sa.ColumnElement[bool]], cap: int, distinct: bool) -> sa.Select[Any]:
+    """The capped count of the rows meeting `conditions` and `reach` (the OR of `alternatives`):
+    `union_count`, whose exact count is `distinct_count` (`distinct`: PostgreSQL) or the OR's.
+    Without conditions (a user's list as it opens) built once per `reach`, like its page."""
+    def build() -> sa.Select[Any]:
+        matching = sa.select(sa.literal(1)).select_from(table).where(*conditions, reach).limit(cap)
+        exact = (distinct_count(table, conditions, alternatives, cap) if distinct else
+                 sa.select(sa.func.count()).select_from(matching.subquery()))
+        return union_count(table, conditions, alternatives, cap, exact)
+
+    if conditions:
+        return build()
+    key = ("count", id(table), id(reach), cap, distinct)
+    found = _FIRST_PAGES.get(key)
+    if found is not None and found[0] is table and found[1] is reach:
+        return found[2]
+    return keep(_FIRST_PAGES, key, (table, reach, build()), FIRST_PAGES_CACHED)[2]
 
 
 def union_count(table: sa.Table, conditions: Sequence[sa.ColumnElement[bool]],

@@ -27,7 +27,7 @@ from slatecrm.metamodel.names import suggest
 from ..kept import keep
 from ..storage import fulltext
 from . import searchwalk
-from .alternatives import alternatives_of, distinct_count, union_count, union_page
+from .alternatives import alternatives_of, reach_count, union_page
 from .compiled import CompiledEntity, CompiledField
 from .errors import BadQuery
 from .keyset import (
@@ -345,11 +345,9 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
                     .join(index.table, index.rowid == ce.table.c.id).where(
                         *(c for c in where if not isinstance(c, fulltext.SearchMatch)), index.match))
     count = sa.select(sa.func.count()).select_from(matching.limit(COUNT_CAP + 1).subquery())
-    if index is None and rank is None and (branches := alternatives_of(reach)):
-        others = [c for c in where if c is not reach]
-        exact = (distinct_count(ce.table, others, branches, COUNT_CAP + 1)
-                 if dialect is not None and dialect.name == "postgresql" else count)
-        count = union_count(ce.table, others, branches, COUNT_CAP + 1, exact)
+    if index is None and rank is None and reach is not None and (branches := alternatives_of(reach)):
+        count = reach_count(ce.table, [c for c in where if c is not reach], reach, branches, COUNT_CAP + 1,
+                            dialect is not None and dialect.name == "postgresql")
     if not query.counted:  # nothing to count: no digest either (only a count is tied to it)
         return PageQuery(select, count, keys, query.limit, cursor_key, None, "", last, rank is not None,
                          uncounted=True, matching=None, counting=False, walk=walk, fallback=fallback)
