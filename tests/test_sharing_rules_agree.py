@@ -94,6 +94,17 @@ def deals(people: list[int], accounts: list[int]) -> st.SearchStrategy[dict[str,
     })
 
 
+def store(records: RecordsService, ce: Any, rows: list[dict[str, Any]]) -> None:
+    """The generated records, and only them, in the entity's table."""
+    with records.engine.begin() as conn:
+        conn.execute(ce.table.delete())
+        for values in rows:
+            conn.execute(ce.table.insert().values(
+                name="deal", owner=values["owner"], created_by=values["created_by"],
+                next_step=values["next_step"], close_date=values["close_date"], account=values["account"],
+                created_at=NOW, updated_at=NOW, version=1))
+
+
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(data=st.data())
@@ -112,13 +123,7 @@ def test_the_sql_filter_and_the_python_check_select_the_same_records(
     access = Access(principal, RoleAccess(roles_of(defined, principal.roles), full.rules), full.dialect)
     ce = full.entities["opportunity"]
     rows = data.draw(st.lists(deals(people, accounts), min_size=1, max_size=8))
-    with records.engine.begin() as conn:
-        conn.execute(ce.table.delete())
-        for values in rows:
-            conn.execute(ce.table.insert().values(
-                name="deal", owner=values["owner"], created_by=values["created_by"],
-                next_step=values["next_step"], close_date=values["close_date"], account=values["account"],
-                created_at=NOW, updated_at=NOW, version=1))
+    store(records, ce, rows)
     with records.engine.connect() as conn:
         stored = conn.execute(ce.select).mappings().all()
         context = rule_hooks.context_for(conn, full.entities, me, None, principal)
@@ -179,13 +184,7 @@ def test_a_page_read_as_the_union_of_the_filters_alternatives_is_the_same_page(
     access = Access(principal, RoleAccess(roles_of(defined, principal.roles), full.rules), full.dialect)
     ce = full.entities["opportunity"]
     rows = data.draw(st.lists(deals(people, accounts), min_size=0, max_size=9))
-    with records.engine.begin() as conn:
-        conn.execute(ce.table.delete())
-        for values in rows:
-            conn.execute(ce.table.insert().values(
-                name="deal", owner=values["owner"], created_by=values["created_by"],
-                next_step=values["next_step"], close_date=values["close_date"], account=values["account"],
-                created_at=NOW, updated_at=NOW, version=1))
+    store(records, ce, rows)
     where = access.where("opportunity", ce.table)
     assert where is not None and alternatives_of(where), "the role reaches records in more than one way"
     sort = data.draw(st.sampled_from(SORTS))
