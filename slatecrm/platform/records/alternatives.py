@@ -1,7 +1,7 @@
 """A page whose rows meet one of several alternatives (a restricted reader's reach: their own
 records, OR the records a sharing rule selects), read as the union of each alternative's page.
 
-`WHERE owner = :me OR company IN (…) ORDER BY id DESC LIMIT 51` is one index range per
+`WHERE owner = :me OR <reference> IN (…) ORDER BY id DESC LIMIT 51` is one index range per
 alternative, but no database walks two ranges in the page's order at once: SQLite gathers
 every row either index gives (its MULTI-INDEX OR) and PostgreSQL ORs two bitmaps, and both
 then sort every match, thousands of full rows with their title joins, to keep 51 (61 ms
