@@ -118,7 +118,7 @@ def test_a_users_roles_and_teams_through_the_api(web: Site) -> None:
     assert wrong.status_code == 422, wrong.text
     errors = wrong.json()["errors"]
     assert set(errors) == {"roles", "teams", "time_zone"}
-    assert ("no role is named 'sales_rpe' (did you mean 'sales_rep'?); roles: administrator"
+    assert ("there is no role named 'sales_rpe' (did you mean 'sales_rep'?); roles: administrator"
             in errors["roles"][0])
     assert "there is no team 'Nort' (did you mean 'North'?); teams: North, South" in errors["teams"][0]
     assert admin.get(f"/api/v1/admin/users/{ann['id']}").json()["name"] == "Ann"

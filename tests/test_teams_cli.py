@@ -35,7 +35,7 @@ def test_teams_and_roles_from_the_command_line(db_url: str) -> None:
        "--role", "sales_rep", "--team", "North", "--team", "South", database=db_url)
     typo = run("user", "add", "sam@example.com", "--name", "Sam", "--role", "sales_rpe", database=db_url)
     assert typo.exit_code == 1
-    assert ("no role is named 'sales_rpe' (did you mean 'sales_rep'?); roles: administrator, "
+    assert ("there is no role named 'sales_rpe' (did you mean 'sales_rep'?); roles: administrator, "
             "sales_manager, sales_rep") in typo.output
     assert "sam@example.com" not in listed(db_url)  # refused before the user was made
     no_team = run("user", "update", "rob@example.com", "--add-team", "Nort", database=db_url)

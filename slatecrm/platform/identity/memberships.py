@@ -97,7 +97,8 @@ def _check_roles(conn: sa.Connection, names: Iterable[str]) -> None:
     known = known_roles(conn)
     for name in names:
         if name not in known:
-            raise UnknownRole(f"no role is named {name!r}{suggest(name, known)}; roles: {', '.join(known)}")
+            raise UnknownRole(f"there is no role named {name!r}{suggest(name, known)}; "
+                              f"roles: {', '.join(known)}")
 
 
 def check_names(engine: sa.Engine, roles: Iterable[str], team_names: Iterable[str]) -> None:

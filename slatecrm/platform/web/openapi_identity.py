@@ -57,7 +57,7 @@ def _listed(name: str) -> dict[str, Any]:
             "properties": {"data": {"type": "array", "items": _ref(name)}}}
 
 
-_NAMES = {"type": "array", "items": _TEXT, "uniqueItems": True}
+_NAMES = {"type": "array", "items": {"type": "string", "pattern": "^[^\\u0000]*$"}, "uniqueItems": True}
 _TEAM_NAME = {"type": "string", "minLength": 1, "maxLength": memberships.TEAM_NAME_MAX,
               "pattern": _NAME_PATTERN}
 _DESCRIPTION = {"type": "string", "maxLength": teams.DESCRIPTION_MAX, "pattern": "^[^\\u0000]*$"}
