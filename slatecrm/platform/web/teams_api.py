@@ -22,7 +22,7 @@ from ..records.errors import ValidationFailed
 from .authentication import READ_METHODS
 from .identity_common import TEXT, TEXTS, NotFound, api, engine_of, refused, strict_body
 from .jsonresponse import JSONResponse
-from .users_api import administrator
+from .users_api import administrator, checked_values
 
 NEW_TEAM = {"name": TEXT, "description": TEXT, "members": TEXTS}
 TEAM_CHANGE = NEW_TEAM
@@ -31,16 +31,7 @@ CHECKS = {"name": memberships.valid_team_name, "description": teams.valid_descri
 
 def checked_team(data: dict[str, Any]) -> dict[str, Any]:
     """The body's values, each checked on its own; every wrong one named at once (422)."""
-    values, errors = dict(data), {}
-    for key, check in CHECKS.items():
-        if key in data:
-            try:
-                values[key] = check(data[key])
-            except IdentityError as error:
-                errors[key] = [str(error)]
-    if errors:
-        raise ValidationFailed(errors)
-    return values
+    return checked_values(data, CHECKS)
 
 
 def as_refusal(error: IdentityError) -> ValidationFailed:

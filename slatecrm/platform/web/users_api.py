@@ -64,10 +64,12 @@ def administrator(request: Request) -> Principal:
     return require_right(request, MANAGE_USERS)
 
 
-def checked_values(data: dict[str, Any]) -> dict[str, Any]:
+def checked_values(data: dict[str, Any], checks: dict[str, Callable[[str], str]] = CHECKS) -> dict[str, Any]:
+    """A body's values, each checked by its `checks` entry (NUL refused in any text); every
+    wrong one named at once (422). The users and the teams API share it."""
     errors: dict[str, list[str]] = {k: [NUL_REFUSED] for k, v in data.items() if has_nul(v)}
     values = dict(data)
-    for key, check in CHECKS.items():
+    for key, check in checks.items():
         if key in errors:
             continue
         if key in data:
