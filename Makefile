@@ -5,8 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 DEMO_DB ?= sqlite:///demo.db
 PYTEST_ARGS ?=
-# `make test` leaves out the minutes-long `slow` tests; `make test TEST_MARKERS=` (as .ci/run does) runs all.
-TEST_MARKERS ?= not slow
+# `make test` runs the suite on SQLite, leaving out the minutes-long `slow` tests and the PostgreSQL
+# half (tests marked `postgres`); `make test TEST_MARKERS=` (as .ci/run does) runs all of them,
+# `make test TEST_MARKERS="not slow"` adds PostgreSQL only (docs/decisions.md, "The test suite").
+TEST_MARKERS ?= not slow and not postgres
 BENCH_ARGS ?=
 
 .PHONY: install vendor demo test lint bench fuzz fuzz-ci clean

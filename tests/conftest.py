@@ -73,6 +73,12 @@ os.environ.setdefault("SLATECRM_COUNT_BUDGET_MS", "60000")
 #: TestClient's requests say `Host: testserver`; apps answer only to the hosts on their list
 #: (web/hosts.py), so the tests' apps add it to the loopback names.
 os.environ.setdefault("SLATECRM_ALLOWED_HOSTS", "testserver localhost 127.0.0.1 [::1]")
+#: A password hashed with the default parameters (64 MiB, t=3) takes 0.14 s of a core here, and
+#: the tests make and check thousands of them (users of every access test, logins): a quarter of
+#: the suite's time. The tests' hashes take argon2-cffi's CHEAPEST parameters (a test setting,
+#: identity/passwords.py) in this process and the servers and commands it starts; the default
+#: parameters are checked where they are under test (test_identity.py).
+os.environ.setdefault("SLATECRM_PASSWORD_HASHING", "CHEAPEST")
 
 
 def postgres_required() -> bool:

@@ -52,7 +52,17 @@ def create_engine(url: str | URL, **kwargs: Any) -> Engine:
     else:
         engine = sa.create_engine(parsed, **{**pool_options(os.environ), "pool_pre_ping": True, **kwargs})
     _name_timeouts(engine)
+    engine.update_execution_options(**{KEEP_RESULT_COLUMNS: True})
     return engine
+
+
+#: SQLAlchemy's execution option (the one its ORM sets) that reads a cached statement's rows
+#: with the result columns of the statement first compiled, instead of re-keying them by the
+#: Column objects of each new statement object of the same shape. The engine reads rows by
+#: their labels only, never by Column object, and each user's read filter makes statement
+#: objects of their own (the same SQL with their id bound): re-keying a record's 40 columns
+#: for each of them cost 7% of a get by id (bench/findings.md).
+KEEP_RESULT_COLUMNS = "_result_disable_adapt_to_context"
 
 
 #: PostgreSQL connections one app worker keeps open, and the extra ones it may open at a
