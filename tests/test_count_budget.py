@@ -121,6 +121,23 @@ def test_a_statement_past_its_budget_leaves_the_connection_and_transaction_usabl
             conn.commit()
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_count_within_its_budget_keeps_the_connections_prepared_statements(engine: sa.Engine) -> None:
+    """A read connection's statements are prepared after a few runs (psycopg), so PostgreSQL
+    stops planning them on every request; psycopg forgets them all at a ROLLBACK, so the
+    budget's transaction on an autocommit connection commits, its setting ending with it."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        before = conn.exec_driver_sql("SHOW statement_timeout").scalar()
+        count = sa.select(sa.func.count()).select_from(sa.func.generate_series(1, 10).table_valued("n"))
+        for _ in range(6):
+            assert scalar_within_budget(conn, count, 1_000) == 10
+        prepared = conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements").scalars().all()
+        assert any("generate_series" in text for text in prepared), prepared
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == before
+
+
 def test_skewed_data_gets_right_statistics(engine: sa.Engine) -> None:
     """20,000 rows: 15,000 of one status (first in the index's order), 4,000 and 1,000 of the
     others. A sample of the index's first rows recorded ~1,000 rows per status."""

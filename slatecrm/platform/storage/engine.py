@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
@@ -313,14 +314,22 @@ def scalar_within_budget(conn: sa.Connection, statement: sa.Executable, budget_m
     such as a list's count, that must not cost more than the page it goes with).
     SQLite: the progress-handler deadline, shorter for this statement only. PostgreSQL:
     `SET LOCAL statement_timeout` in a transaction of its own on an autocommit connection,
-    or a SAVEPOINT inside the caller's, rolled back after either way, so a cancelled
-    statement neither aborts the caller's transaction nor leaves the setting behind."""
+    committed when the count ran (the setting ends with it), or a SAVEPOINT inside the
+    caller's, rolled back after (a released one would leave the setting to the caller), so a
+    cancelled statement neither aborts the caller's transaction nor leaves the setting behind.
+
+    Why commit, not roll back, a transaction that wrote nothing: psycopg forgets every
+    statement it has prepared on the connection at a ROLLBACK (a rolled-back DDL could have
+    changed what they refer to). A list's count on every request kept the read connections
+    from ever preparing one, so PostgreSQL planned each statement of each request again
+    (0.5 ms for a page read as a union, as long as running it; bench/findings.md)."""
     options = {BUDGET_MS: int(budget_ms)}
     try:
         if conn.dialect.name != "postgresql":
             return conn.execute(statement, execution_options=options).scalar_one()
         driver: Any = conn.connection.driver_connection
-        with driver.transaction(force_rollback=True):
+        outside = driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with driver.transaction(force_rollback=not outside):
             conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(budget_ms)}")
             return conn.execute(statement, execution_options=options).scalar_one()
     except OverBudget:
