@@ -68,7 +68,18 @@ def test_teams_and_roles_from_the_command_line(db_url: str) -> None:
     finally:
         engine.dispose()
 
-    ok("team", "remove", "North", database=db_url)
+    renamed = json.loads(ok("team", "update", "North", "--name", "Nordic", "--description", "the Nordics",
+                            "--json", database=db_url))["team"]
+    assert (renamed["name"], renamed["description"], renamed["members"]) == (
+        "Nordic", "the Nordics", ["mia@example.com", "rob@example.com"])
+    assert listed(db_url)["rob@example.com"]["teams"] == ["Nordic"]
+    clash = run("team", "update", "Nordic", "--name", "South", database=db_url)
+    assert clash.exit_code == 1 and "a team named 'South' exists already" in clash.output
+    unknown = run("team", "update", "North", "--name", "Elsewhere", database=db_url)
+    assert unknown.exit_code == 1 and "there is no team 'North'" in unknown.output
+    assert "teams: Nordic, South; nothing was changed" in unknown.output
+
+    ok("team", "remove", "Nordic", database=db_url)
     assert listed(db_url)["rob@example.com"]["teams"] == []
 
 

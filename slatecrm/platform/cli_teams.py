@@ -18,7 +18,7 @@ from .identity import memberships
 
 @click.group("team")
 def team() -> None:
-    """Add, list and remove teams; show a team's members."""
+    """Add, list, rename and remove teams; show a team's members."""
 
 
 def _show(made: memberships.Team, verb: str, as_json: bool) -> None:
@@ -38,6 +38,21 @@ def team_add(name: str, description: str, database: str | None, as_json: bool) -
     with reported(as_json):
         made = memberships.add_team(engine_for(database), name, description)
     _show(made, "Added", as_json)
+
+
+@team.command("update")
+@click.argument("name")
+@click.option("--name", "new_name", default=None, help="the team's new name")
+@click.option("--description", default=None, help="what the team is for")
+@database_option
+@json_option
+def team_update(name: str, new_name: str | None, description: str | None, database: str | None,
+                as_json: bool) -> None:
+    """Rename a team or change its description (members: `slatecrm user update --add-team`)."""
+    with reported(as_json):
+        changed = memberships.update_team(engine_for(database), name, new_name=new_name,
+                                          description=description)
+    _show(changed, "Updated", as_json)
 
 
 @team.command("list")

@@ -278,6 +278,15 @@ def add_team(engine: sa.Engine, name: str, description: str = "", *, actor: Prin
     return create(engine, name, description, actor=actor)
 
 
+def update_team(engine: sa.Engine, name: str, *, new_name: str | None = None, description: str | None = None,
+                actor: Principal = SYSTEM) -> Team:
+    """Rename or describe the team `name` (None: unchanged; identity/teams.py `update`, audited
+    as `team.update` with each value's before and after)."""
+    from .teams import update
+
+    return update(engine, team(engine, name).id, name=new_name, description=description, actor=actor)
+
+
 def remove_team(engine: sa.Engine, name: str, *, actor: Principal = SYSTEM) -> Team:
     """Remove a team; its members stay users, they just are no longer in it (identity/teams.py
     `remove`, audited as `team.remove` with the members it had)."""
