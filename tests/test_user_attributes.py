@@ -167,6 +167,30 @@ def test_a_rule_reading_an_unknown_attribute_is_refused_with_the_known_ones(
     assert "cannot compare" in typed[0] and "roles/regional_rep.yaml:7:" in typed[0]
 
 
+def test_a_rule_reading_an_attribute_of_a_pack_not_required_is_refused(
+        tmp_path: Path, registry: FieldTypeRegistry) -> None:
+    """As with entities: removing a pack a role does not know of must not break the role."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "pack.yaml").write_text(json.dumps({"name": "other", "namespace": "other", "version": "1.0.0",
+                                                 "title": "Other", "requires": {"crm-core": "^0.1.0"}}))
+    (other / "roles").mkdir()
+    (other / "roles" / "senior_reader.yaml").write_text(textwrap.dedent("""\
+        kind: role
+        name: senior_reader
+        entities:
+          account:
+            actions: [read]
+            sharing:
+              - where: "current_user.senior"
+        """))
+    found = problems(registry, write_pack(tmp_path, REGIONAL), other)
+    assert len(found) == 1, found
+    assert "roles/senior_reader.yaml:7:" in found[0]
+    assert ("sharing condition reads current_user.senior, a user attribute of pack 'regional', which "
+            "pack 'other' does not require: add it to requires in pack.yaml") in found[0]
+
+
 # --- SQL and Python agree, and the statement is the same for every user ----------------------------
 CONDITIONS = (
     "lead_region = current_user.region",

@@ -3,11 +3,14 @@
 A role's names are only known to be right once every pack is merged: the entities it
 grants (which must be its own pack's or those of a pack it requires, so that removing a
 pack it does not know cannot break it), their fields, and its sharing conditions, which are
-rules on the entity. Every problem points at the place in the role's file.
+rules on the entity. Every problem points at the place in the role's file. A sharing condition
+reads as `current_user.<name>` only the user attributes of its own pack and of the packs it
+requires, for the same reason.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 
 from .errors import Problem
@@ -51,6 +54,9 @@ def merge_roles(packs: Sequence[tuple[str, str, Sequence[Role]]], metamodel: Met
 
 def _check_role(role: Role, origin: str, metamodel: Metamodel, may_name: Callable[[str, str], bool],
                 registry: FieldTypeRegistry, functions: RuleFunctions) -> Iterator[Problem]:
+    foreign = {a.name: a.pack for a in metamodel.user_attributes if not may_name(role.pack, a.pack)}
+    if foreign:
+        yield from _attributes_not_required(role, origin, foreign)
     known = [e.name for e in metamodel.active_entities]
     named = {g.entity for g in role.entities}
     for grant in role.entities:
@@ -92,3 +98,15 @@ def _check_sharing(grant: EntityGrant, entities: list[str], origin: str, metamod
                 what = "sharing condition" + (f" (on {entity!r})" if grant.entity == EVERY_ENTITY else "")
                 yield rule_problem(error, what, rule.source, origin)
                 break
+
+
+def _attributes_not_required(role: Role, origin: str, others: dict[str, str]) -> Iterator[Problem]:
+    """The sharing conditions of `role` that read a user attribute (`current_user.<name>`) of
+    a pack its own does not require (`others`: name → pack)."""
+    for grant in role.entities:
+        for rule in grant.sharing:
+            for name in dict.fromkeys(re.findall(r"\bcurrent_user\.(\w+)", rule.condition)):
+                if name in others:
+                    yield Problem(f"sharing condition reads current_user.{name}, a user attribute of "
+                                  f"pack {others[name]!r}, which pack {role.pack!r} does not require: "
+                                  "add it to requires in pack.yaml", rule.source, origin)
