@@ -322,6 +322,34 @@ def test_the_admin_api_refuses_bad_values_and_changes_nothing(regional: Site) ->
                                       json={"attributes": {"region": "apac"}}).status_code == 403
 
 
+def test_a_user_and_its_attributes_are_stored_together_or_not_at_all(
+        regional: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value refused when it is stored (its definition changed since the request's check, made
+    here by failing the second check) leaves no user made and no other value changed."""
+    root = regional.user("root@example.com", "Root", roles=("administrator",))
+    admin = regional.client(root)
+    checks = []
+    really_checked = userattributes.checked
+
+    def changed_meanwhile(defined: Any, changes: Any) -> Any:
+        checks.append(changes)
+        if len(checks) % 2 == 0:  # the second check, in the user change's transaction
+            raise userattributes.InvalidAttribute({"region": "is no longer defined"})
+        return really_checked(defined, changes)
+
+    monkeypatch.setattr(userattributes, "checked", changed_meanwhile)
+    made = admin.post("/api/v1/admin/users", json={"email": "eve@example.com", "name": "Eve",
+                                                   "roles": ["sales_rep"], "attributes": {"region": "apac"}})
+    assert made.status_code == 422
+    assert made.json()["errors"] == {"attributes.region": ["is no longer defined"]}
+    assert "eve@example.com" not in [u["email"] for u in admin.get("/api/v1/admin/users").json()["data"]]
+    changed = admin.patch(f"/api/v1/admin/users/{root}", json={"name": "Root Renamed",
+                                                               "attributes": {"region": "emea"}})
+    assert changed.status_code == 422
+    assert admin.get(f"/api/v1/admin/users/{root}").json()["name"] == "Root"
+    assert len(checks) == 4
+
+
 def test_a_removed_attribute_keeps_its_values_unused_and_the_organisation_may_redefine_one(
         regional: Site, registry: FieldTypeRegistry) -> None:
     engine = regional.engine

@@ -54,7 +54,11 @@ def merge_roles(packs: Sequence[tuple[str, str, Sequence[Role]]], metamodel: Met
 
 def _check_role(role: Role, origin: str, metamodel: Metamodel, may_name: Callable[[str, str], bool],
                 registry: FieldTypeRegistry, functions: RuleFunctions) -> Iterator[Problem]:
-    foreign = {a.name: a.pack for a in metamodel.user_attributes if not may_name(role.pack, a.pack)}
+    # The organisation's definitions are readable by every pack's rules: they replace a pack's
+    # (the same name, what its rules were written for), and a change that would leave a rule
+    # without one is refused when it is planned.
+    foreign = {a.name: a.pack for a in metamodel.user_attributes
+               if a.pack != ORGANISATION_LAYER and not may_name(role.pack, a.pack)}
     if foreign:
         yield from _attributes_not_required(role, origin, foreign)
     known = [e.name for e in metamodel.active_entities]

@@ -79,10 +79,8 @@ def checked_attributes(engine: sa.Engine, assignments: tuple[str, ...],
     return changes
 
 
-def set_attributes(engine: sa.Engine, user: users.User, changes: dict[str, Any]) -> dict[str, Any]:
-    """Apply a checked change; the user's attribute values after it."""
-    if changes:
-        userattributes.change(engine, user.id, user.email, changes)
+def attribute_values(engine: sa.Engine, user: users.User) -> dict[str, Any]:
+    """The user's attribute values, as `user list` shows them."""
     with engine.connect() as conn:
         return userattributes.of_user(conn, user.id)
 
@@ -121,11 +119,14 @@ def user_add(email: str, name: str, time_zone: str, locale: str, manager: str | 
         attributes = checked_attributes(engine, assignments, ())
         passwords = Passwords.from_environment()
         password = read_password(True, as_json) if password_stdin else None
-        made = users.add(engine, email, name, time_zone=time_zone, locale=locale,
-                         manager=manager, password=password, passwords=passwords)
-        held = memberships.change(engine, email, add_roles=roles, add_teams=teams)
-        values = set_attributes(engine, made, attributes)
-    show(made, "Added", as_json, **held.as_dict(), attributes=values)
+        held: list[memberships.Memberships] = []
+        made = users.add(engine, email, name, time_zone=time_zone, locale=locale, manager=manager,
+                         password=password, passwords=passwords, then=users.steps(
+                             lambda conn, user_id: held.append(memberships.change_on(
+                                 conn, user_id, add_roles=roles, add_teams=teams)),
+                             userattributes.setting(attributes, email)))
+        values = attribute_values(engine, made)
+    show(made, "Added", as_json, **held[0].as_dict(), attributes=values)
 
 
 @user.command("list")
@@ -202,11 +203,14 @@ def user_update(email: str, name: str | None, time_zone: str | None, locale: str
         users.get(engine, email)
         memberships.check_names(engine, add_roles, [*add_teams, *remove_teams])
         attributes = checked_attributes(engine, assignments, unset)
-        held = memberships.change(engine, email, add_roles=add_roles, remove_roles=remove_roles,
-                                  add_teams=add_teams, remove_teams=remove_teams)
-        changed = users.update(engine, email, **changes)
-        values = set_attributes(engine, changed, attributes)
-    show(changed, "Updated", as_json, **held.as_dict(), attributes=values)
+        held: list[memberships.Memberships] = []
+        changed = users.update(engine, email, **changes, then=users.steps(
+            lambda conn, user_id: held.append(memberships.change_on(
+                conn, user_id, add_roles=add_roles, remove_roles=remove_roles, add_teams=add_teams,
+                remove_teams=remove_teams)),
+            userattributes.setting(attributes, email)))
+        values = attribute_values(engine, changed)
+    show(changed, "Updated", as_json, **held[0].as_dict(), attributes=values)
 
 
 @user.command("disable")

@@ -145,32 +145,40 @@ def change(engine: sa.Engine, email: str, *, add_roles: Sequence[str] = (), remo
     """Give or take roles and team memberships; all of them or none. Audited by `actor`
     (the CLI: the system)."""
     with engine.begin() as conn:
-        user_id = _user_id(conn, email, lock=True)
-        before = _memberships(conn, user_id)
-        _check_roles(conn, add_roles)
-        if ADMINISTRATOR in remove_roles and ADMINISTRATOR not in add_roles:
-            refuse_last_administrator(conn, user_id, "taking the administrator role away")
-        held = set(conn.execute(sa.select(user_roles.c.role)
-                                .where(user_roles.c.user_id == user_id)).scalars())
-        for name in remove_roles:
-            if name not in add_roles:
-                conn.execute(user_roles.delete().where(user_roles.c.user_id == user_id,
-                                                       user_roles.c.role == name))
-        for name in dict.fromkeys(add_roles):
-            if name not in held:
-                conn.execute(user_roles.insert().values(user_id=user_id, role=name))
-        team_ids = _team_ids(conn, [*add_teams, *remove_teams])
-        for name in remove_teams:
-            conn.execute(members.delete().where(members.c.team_id == team_ids[name],
-                                                members.c.user_id == user_id))
-        current = set(conn.execute(sa.select(members.c.team_id)
-                                   .where(members.c.user_id == user_id)).scalars())
-        for name in dict.fromkeys(add_teams):
-            if team_ids[name] not in current:
-                conn.execute(members.insert().values(team_id=team_ids[name], user_id=user_id))
-        after = _memberships(conn, user_id)
-        audit_changes(conn, user_id, before, after, actor)
-        return after
+        return change_on(conn, _user_id(conn, email, lock=True), add_roles=add_roles,
+                         remove_roles=remove_roles, add_teams=add_teams, remove_teams=remove_teams,
+                         actor=actor)
+
+
+def change_on(conn: sa.Connection, user_id: int, *, add_roles: Sequence[str] = (),
+              remove_roles: Sequence[str] = (), add_teams: Sequence[str] = (),
+              remove_teams: Sequence[str] = (), actor: Principal = SYSTEM) -> Memberships:
+    """`change` in the caller's transaction (a user change's, users.py `Then`)."""
+    before = _memberships(conn, user_id)
+    _check_roles(conn, add_roles)
+    if ADMINISTRATOR in remove_roles and ADMINISTRATOR not in add_roles:
+        refuse_last_administrator(conn, user_id, "taking the administrator role away")
+    held = set(conn.execute(sa.select(user_roles.c.role)
+                            .where(user_roles.c.user_id == user_id)).scalars())
+    for name in remove_roles:
+        if name not in add_roles:
+            conn.execute(user_roles.delete().where(user_roles.c.user_id == user_id,
+                                                   user_roles.c.role == name))
+    for name in dict.fromkeys(add_roles):
+        if name not in held:
+            conn.execute(user_roles.insert().values(user_id=user_id, role=name))
+    team_ids = _team_ids(conn, [*add_teams, *remove_teams])
+    for name in remove_teams:
+        conn.execute(members.delete().where(members.c.team_id == team_ids[name],
+                                            members.c.user_id == user_id))
+    current = set(conn.execute(sa.select(members.c.team_id)
+                               .where(members.c.user_id == user_id)).scalars())
+    for name in dict.fromkeys(add_teams):
+        if team_ids[name] not in current:
+            conn.execute(members.insert().values(team_id=team_ids[name], user_id=user_id))
+    after = _memberships(conn, user_id)
+    audit_changes(conn, user_id, before, after, actor)
+    return after
 
 
 def set_on(conn: sa.Connection, user_id: int, *, roles: Sequence[str] | None = None,

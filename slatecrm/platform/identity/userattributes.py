@@ -13,7 +13,7 @@ the attribute again brings it back. Every change is audited (`user.attributes`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -146,6 +146,16 @@ def apply(conn: sa.Connection, user_id: int, email: str | None, values: Mapping[
         audit.record(conn, "user.attributes", principal=actor, object_kind="user", object_id=user_id,
                      detail={"email": email, "changes": changes})
     return changes
+
+
+def setting(changes: Mapping[str, Any], email: str | None, actor: Principal = SYSTEM
+            ) -> Callable[[sa.Connection, int], object] | None:
+    """What checks and stores `changes` in a user change's own transaction (users.py `Then`):
+    a user is made or changed with its attributes, or not at all. Checked again there, against
+    the definitions of that moment."""
+    if not changes:
+        return None
+    return lambda conn, user_id: apply(conn, user_id, email, checked(definitions(conn), changes), actor)
 
 
 def change(engine: sa.Engine, user_id: int, email: str | None, changes: Mapping[str, Any],

@@ -265,6 +265,18 @@ def _audit(conn: sa.Connection, action: str, row_id: int, email: str | None, act
 #: roles and teams with the user's other values: all or nothing), given the user's id.
 Then = Callable[[sa.Connection, int], object]
 
+
+def steps(*thens: Then | None) -> Then | None:
+    """Several `then`s of one user change, run in order in its transaction (None: none given)."""
+    given = [then for then in thens if then is not None]
+    if not given:
+        return None
+
+    def run(conn: sa.Connection, user_id: int) -> None:
+        for then in given:
+            then(conn, user_id)
+    return run
+
 _AUDITED = {"display_name": "name", "time_zone": "time_zone", "locale": "locale",
             "manager_id": "manager_id", "active": "active"}
 

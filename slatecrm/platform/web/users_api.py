@@ -122,16 +122,13 @@ def checked_attributes(request: Request, data: dict[str, Any]) -> dict[str, Any]
         with engine_of(request).connect() as conn:
             userattributes.checked(userattributes.definitions(conn), changes)
     except userattributes.InvalidAttribute as error:
-        raise ValidationFailed({f"attributes.{k}": [v] for k, v in error.problems.items()}) from None
+        raise attribute_refusal(error) from None
     return changes
 
 
-def set_attributes(request: Request, actor: Principal, user: users.User, changes: dict[str, Any]) -> None:
-    if changes:
-        try:
-            userattributes.change(engine_of(request), user.id, user.email, changes, actor)
-        except userattributes.InvalidAttribute as error:  # a definition changed meanwhile
-            raise ValidationFailed({f"attributes.{k}": [v] for k, v in error.problems.items()}) from None
+def attribute_refusal(error: userattributes.InvalidAttribute) -> ValidationFailed:
+    """422 naming `attributes.<name>` and why, for each attribute or value refused."""
+    return ValidationFailed({f"attributes.{k}": [v] for k, v in error.problems.items()})
 
 
 def as_refusal(error: IdentityError) -> ValidationFailed:
@@ -169,10 +166,12 @@ def add_user(request: Request, actor: Principal, data: dict[str, Any]) -> dict[s
     try:
         made = users.add(engine, values["email"], values["name"], time_zone=values.get("time_zone", "UTC"),
                          locale=values.get("locale", "en"), manager=values.get("manager"), actor=actor,
-                         then=setting_memberships(values, actor))
+                         then=users.steps(setting_memberships(values, actor),
+                                          userattributes.setting(attributes, values["email"], actor)))
+    except userattributes.InvalidAttribute as error:  # a definition changed meanwhile
+        raise attribute_refusal(error) from None
     except IdentityError as error:
         raise as_refusal(error) from None
-    set_attributes(request, actor, made, attributes)
     return user_with_access(engine, made)
 
 
@@ -191,12 +190,15 @@ def change_user(request: Request, actor: Principal, data: dict[str, Any]) -> dic
     changes: dict[str, Any] = {k: values[k] for k in ("name", "time_zone", "locale", "active") if k in values}
     if "manager" in values:
         changes["manager"] = values["manager"]
+    email = email_of(user)
     try:
-        changed = users.update(engine, email_of(user), actor=actor, then=setting_memberships(values, actor),
-                               **changes)
+        changed = users.update(engine, email, actor=actor, **changes,
+                               then=users.steps(setting_memberships(values, actor),
+                                                userattributes.setting(attributes, email, actor)))
+    except userattributes.InvalidAttribute as error:  # a definition changed meanwhile
+        raise attribute_refusal(error) from None
     except IdentityError as error:
         raise as_refusal(error) from None
-    set_attributes(request, actor, changed, attributes)
     return user_with_access(engine, changed)
 
 
