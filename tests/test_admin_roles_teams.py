@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.identity import memberships, users
 
+from .defaults import make_app, signed_in
 from .pack_templates import PackTemplates
 from .signed_in import Site, site
 from .test_api_live_editing import confirmed
@@ -454,3 +455,23 @@ def test_the_forms_post_from_a_plain_browser_with_their_csrf_field(web: Site) ->
     saved = admin.post(f"/admin/users/{ann}", data={"name": "Ann", "memberships": "1", "teams": ["North"],
                                                     "csrftoken": token.group(1)})
     assert saved.status_code == 303 and roles_of(web, ann) == ([], ["North"])
+
+
+def test_a_right_taken_from_a_role_in_another_worker_counts_at_the_next_poll(web: Site, db_url: str) -> None:
+    """A route guarded by a right reads the role definitions of the request's own revision (off
+    the event loop), not the revision this worker loaded last, however long ago that was."""
+    root = web.user("root@example.com", "Root", roles=("administrator",))
+    reader = web.user("ann@example.com", "Ann", roles=("auditor",))
+    confirmed(web.client(root), "PUT", "/api/v1/admin/roles/auditor", AUDITOR)
+    ann = web.client(reader)
+    assert ann.get("/api/v1/admin/audit").status_code == 200
+    web.app.state.records.holder.poll_interval = 0  # this worker sees a new revision at once...
+    other = make_app(db_url)  # ...once it looks: the change is made by another worker
+    try:
+        with signed_in(other, "root@example.com", raise_server_exceptions=False) as elsewhere:
+            confirmed(elsewhere, "PUT", "/api/v1/admin/roles/auditor", {**AUDITOR, "platform": []})
+    finally:
+        other.state.engine.dispose()
+    refused = ann.get("/api/v1/admin/audit")
+    assert refused.status_code == 403, refused.text
+    assert "the right to view audit" in refused.text

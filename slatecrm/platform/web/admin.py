@@ -19,14 +19,14 @@ from ..records.errors import BadQuery
 from .api import body_object, call, service
 from .jsonresponse import JSONResponse
 from .problems import problem
-from .rights import principal_of, require_right
+from .rights import checked_right, principal_of
 
 #: Every route here changes or shows the metamodel's organisation layer.
 MANAGE_METAMODEL = "manage_metamodel"
 
 
 async def _edit(request: Request, summary: str, edit: Any) -> Response:
-    require_right(request, MANAGE_METAMODEL)
+    await checked_right(request, MANAGE_METAMODEL)
     records = service(request)
     engine = request.app.state.engine
     planned = await call(request, customisation.plan_edit, engine, records.registry, summary, edit,
@@ -50,7 +50,7 @@ async def _edit(request: Request, summary: str, edit: Any) -> Response:
 
 
 async def list_customisations(request: Request) -> Response:
-    require_right(request, MANAGE_METAMODEL)
+    await checked_right(request, MANAGE_METAMODEL)
     engine = request.app.state.engine
 
     def read() -> list[dict[str, Any]]:
@@ -62,7 +62,7 @@ async def list_customisations(request: Request) -> Response:
 
 
 async def entity(request: Request) -> Response:
-    require_right(request, MANAGE_METAMODEL)  # before the body is read
+    await checked_right(request, MANAGE_METAMODEL)  # before the body is read
     name = request.path_params["entity"]
     if request.method == "DELETE":
         return await _edit(request, f"remove entity {name}", customisation.delete_entity(name))
@@ -71,7 +71,7 @@ async def entity(request: Request) -> Response:
 
 
 async def field(request: Request) -> Response:
-    require_right(request, MANAGE_METAMODEL)
+    await checked_right(request, MANAGE_METAMODEL)
     name, field_name = request.path_params["entity"], request.path_params["field"]
     if request.method == "DELETE":
         return await _edit(request, f"retire field {name}.{field_name}",
@@ -84,7 +84,7 @@ async def field(request: Request) -> Response:
 
 
 async def pipeline(request: Request) -> Response:
-    require_right(request, MANAGE_METAMODEL)
+    await checked_right(request, MANAGE_METAMODEL)
     name, pipeline_name = request.path_params["entity"], request.path_params["pipeline"]
     body = await body_object(request)
     return await _edit(request, f"define pipeline {name}.{pipeline_name}",
@@ -92,7 +92,7 @@ async def pipeline(request: Request) -> Response:
 
 
 async def stage(request: Request) -> Response:
-    require_right(request, MANAGE_METAMODEL)
+    await checked_right(request, MANAGE_METAMODEL)
     name, pipeline_name = request.path_params["entity"], request.path_params["pipeline"]
     key = request.path_params["stage"]
     where = f"{name}.{pipeline_name}.{key}"
@@ -110,7 +110,7 @@ async def role(request: Request) -> Response:
     """Define an organisation's role, or replace a pack's role by name (a metamodel change:
     a new revision, no DDL). Guarded like the other admin routes (manage_metamodel), before
     the body is read: a refused caller learns nothing from how its body was judged."""
-    require_right(request, MANAGE_METAMODEL)
+    await checked_right(request, MANAGE_METAMODEL)
     name = request.path_params["role"]
     if request.method == "DELETE":
         return await _edit(request, f"remove role {name}", customisation.delete_role(name))

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from ..identity import auditlog
 from ..records.errors import ValidationFailed
 from .jsonresponse import JSONResponse
-from .rights import require_right
+from .rights import checked_right
 from .templating import render
 from .uicontext import base_context
 
@@ -49,7 +49,7 @@ async def _read(request: Request, params: list[tuple[str, str]], **defaults: Any
 
 
 async def api_audit(request: Request) -> Response:
-    require_right(request, RIGHT)
+    await checked_right(request, RIGHT)
     page = await _read(request, list(request.query_params.multi_items()))
     body: dict[str, Any] = {"data": [e.as_json() for e in page.events], "next": None}
     if page.next_cursor:
@@ -59,7 +59,7 @@ async def api_audit(request: Request) -> Response:
 
 
 async def audit_page(request: Request) -> Response:
-    require_right(request, RIGHT)
+    await checked_right(request, RIGHT)
     # An HTML form sends its empty inputs: they filter nothing.
     params = [(k, v) for k, v in request.query_params.multi_items() if v.strip()]
     context = await base_context(request, title="Audit log")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from slatecrm.metamodel.roles import Role
@@ -22,7 +23,7 @@ from ..records.errors import WriteRefused
 from ..records.service import RecordsService
 from .pinning import PRINCIPAL_KEY, records_of
 
-__all__ = ["ADMINISTRATOR", "holds_right", "may", "principal_of", "require_right"]
+__all__ = ["ADMINISTRATOR", "checked_right", "holds_right", "may", "principal_of", "require_right"]
 
 
 #: The principal of a request no authentication saw: the same as web/pinning.py's, so that the
@@ -57,22 +58,33 @@ def may(request: Request, right: str) -> bool:
 
 
 def require_right(request: Request, right: str) -> Principal:
-    """The principal, if it holds `right`; WriteRefused (403, naming the right) otherwise."""
+    """The principal, if it holds `right`; WriteRefused (403, naming the right) otherwise.
+    Off the event loop only (a handler awaits `checked_right`), where the request's own
+    revision is read: a role whose right was taken away a moment ago in another worker no
+    longer gives it."""
     principal = principal_of(request)
-    if not holds_right(principal, right, _defined_roles(records_of(request), principal)):
+    if not holds_right(principal, right, _defined_roles(records_of(request), principal, strict=True)):
         raise WriteRefused(f"this needs the right to {right.replace('_', ' ')}, which your roles do not give")
     return principal
 
 
-def _defined_roles(records: RecordsService, principal: Principal) -> Iterable[Role]:
+async def checked_right(request: Request, right: str) -> Principal:
+    """`require_right` for a handler on the event loop (one hop to the thread pool)."""
+    return await run_in_threadpool(require_right, request, right)
+
+
+def _defined_roles(records: RecordsService, principal: Principal, *, strict: bool = False) -> Iterable[Role]:
     """The revision's role definitions, when the principal's rights depend on them: from the
     request's pinned snapshot when it is pinned or may be (off the event loop), else from the
-    revision this process loaded last (a check made in a handler on the event loop)."""
+    revision this process loaded last (`may` on the event loop: which links a page offers).
+    `strict`: never the last loaded one (`require_right`, which guards the action itself)."""
     if principal.unrestricted or not principal.allows("admin") or ADMINISTRATOR in principal.roles:
         return ()
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return records.full_snapshot().metamodel.roles
+    if strict:
+        raise RuntimeError("require_right on the event loop: await checked_right(request, right)")
     runtime = getattr(records.holder, "_runtime", None)
     return () if runtime is None else runtime.metamodel.roles

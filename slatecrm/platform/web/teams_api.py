@@ -92,7 +92,7 @@ def listed(request: Request) -> list[dict[str, Any]]:
 
 @api
 async def collection(request: Request) -> Response:
-    actor = administrator(request)
+    actor = await administrator(request)
     if request.method in READ_METHODS:
         return JSONResponse({"data": await run_in_threadpool(listed, request)})
     data = await strict_body(request, NEW_TEAM, required=("name",))
@@ -102,7 +102,7 @@ async def collection(request: Request) -> Response:
 
 @api
 async def item(request: Request) -> Response:
-    actor = administrator(request)
+    actor = await administrator(request)
     if request.method in READ_METHODS:
         return JSONResponse((await run_in_threadpool(find, request)).as_dict())
     if request.method == "DELETE":

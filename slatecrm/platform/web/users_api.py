@@ -43,7 +43,7 @@ from .identity_common import (
 )
 from .jsonresponse import JSONResponse
 from .me_api import revoke_token, token_list
-from .rights import require_right
+from .rights import checked_right
 
 MANAGE_USERS = "manage_users"
 #: No password: an administrator does not choose one for someone else (it would travel in a
@@ -58,10 +58,10 @@ CHECKS: dict[str, Callable[[str], str]] = {"email": users.valid_email, "name": u
                                            "time_zone": users.valid_time_zone, "locale": users.valid_locale}
 
 
-def administrator(request: Request) -> Principal:
+async def administrator(request: Request) -> Principal:
     """The signed-in user (else 401), holding manage_users (else 403)."""
     signed_in(request)
-    return require_right(request, MANAGE_USERS)
+    return await checked_right(request, MANAGE_USERS)
 
 
 def checked_values(data: dict[str, Any], checks: dict[str, Callable[[str], str]] = CHECKS) -> dict[str, Any]:
@@ -231,7 +231,7 @@ def listed(request: Request) -> list[dict[str, Any]]:
 
 @api
 async def collection(request: Request) -> Response:
-    actor = administrator(request)
+    actor = await administrator(request)
     if request.method in READ_METHODS:  # HEAD is a GET without the body
         return JSONResponse({"data": await run_in_threadpool(listed, request)})
     data = await strict_body(request, NEW_USER, required=("email", "name"))
@@ -241,7 +241,7 @@ async def collection(request: Request) -> Response:
 
 @api
 async def item(request: Request) -> Response:
-    actor = administrator(request)
+    actor = await administrator(request)
     if request.method in READ_METHODS:  # HEAD is a GET without the body
         return JSONResponse(await run_in_threadpool(
             lambda: user_with_access(engine_of(request), find(request))))
@@ -251,20 +251,20 @@ async def item(request: Request) -> Response:
 
 @api
 async def password_reset(request: Request) -> Response:
-    actor = administrator(request)
+    actor = await administrator(request)
     return JSONResponse(await run_in_threadpool(reset_password, request, actor))
 
 
 @api
 async def user_tokens(request: Request) -> Response:
-    administrator(request)
+    await administrator(request)
     owner = await run_in_threadpool(find, request)
     return JSONResponse({"data": await run_in_threadpool(token_list, request, owner.id)})
 
 
 @api
 async def user_token(request: Request) -> Response:
-    actor = administrator(request)
+    actor = await administrator(request)
     owner = await run_in_threadpool(find, request)
     await run_in_threadpool(revoke_token, request, actor, owner.id, request.path_params["token_id"])
     return Response(status_code=204)

@@ -41,7 +41,7 @@ def admin_page(page: Page) -> Callable[[Request], Awaitable[Response]]:
     @functools.wraps(page)
     async def handle(request: Request) -> Response:
         try:
-            actor = administrator(request)
+            actor = await administrator(request)
             return await page(request, actor)
         except NotSignedIn:
             return to_login(request)
