@@ -363,6 +363,14 @@ trigger:
   timezone: Europe/Pariss
 """ + NOTE),
      7, "'Europe/Pariss' is not a time zone"),
+    ("time zone is a region", on("opportunity", """\
+trigger: {kind: schedule, cron: "0 8 * * 1", timezone: Europe}
+""" + NOTE),
+     4, "'Europe' is not a time zone"),
+    ("cron never comes", on("opportunity", """\
+trigger: {kind: schedule, cron: "0 0 30 2 *"}
+""" + NOTE),
+     4, "'0 0 30 2 *' never comes (no such day)"),
     ("schedule filter reads a change", on("opportunity", """\
 trigger:
   kind: schedule

@@ -10,11 +10,12 @@ problem points at the place in the workflow's file.
 
 from __future__ import annotations
 
+import datetime as dt
 import zoneinfo
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.meta import find_undeclared_variables
 from jinja2.sandbox import SandboxedEnvironment
@@ -174,10 +175,15 @@ class _Checks:
         if trigger.cron is not None and not croniter.is_valid(trigger.cron):
             yield self.problem(f"{trigger.cron!r} is not a cron expression (five fields: minute hour "
                                "day-of-month month day-of-week, like '0 9 * * 1')", trigger.locate("cron"))
+        elif trigger.cron is not None:
+            try:  # a date that never comes (30 February) parses, but would never run
+                croniter(trigger.cron, dt.datetime(2000, 1, 1)).get_next(dt.datetime)
+            except CroniterBadDateError:
+                yield self.problem(f"{trigger.cron!r} never comes (no such day)", trigger.locate("cron"))
         if trigger.timezone is not None:
             try:
                 zoneinfo.ZoneInfo(trigger.timezone)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe", a folder
                 yield self.problem(f"{trigger.timezone!r} is not a time zone (an IANA name like "
                                    "'Europe/Paris' or 'UTC')", trigger.locate("timezone"))
         if trigger.filter is not None:
