@@ -371,6 +371,41 @@ trigger: {kind: schedule, cron: "0 8 * * 1", timezone: Europe}
 trigger: {kind: schedule, cron: "0 0 30 2 *"}
 """ + NOTE),
      4, "'0 0 30 2 *' never comes (no such day)"),
+    ("update rule does not parse", on("opportunity", """\
+trigger: {kind: created}
+actions:
+  - kind: update
+    set: {next_step: "'a' +"}
+"""),
+     7, "next_step: the expression ends too early"),
+    ("stage trigger on an entity without pipelines", on("account", """\
+trigger: {kind: stage_entered}
+""" + NOTE),
+     4, "'account' has no pipeline, so no stages"),
+    ("assign user not an address", on("lead", """\
+trigger: {kind: created}
+actions:
+  - {kind: assign, user: nobody}
+"""),
+     6, "'nobody' is not an e-mail address"),
+    ("webhook timeout zero", on("lead", """\
+trigger: {kind: created}
+actions:
+  - {kind: webhook, url: "https://hooks.example.com", timeout: 0}
+"""),
+     6, "0 is not a timeout: give seconds, more than 0"),
+    ("template item of an unknown field", on("opportunity", """\
+trigger: {kind: created}
+actions:
+  - {kind: note, text: "{{ record['nme'] }}"}
+"""),
+     6, "the template reads record.nme, but 'opportunity' has no field 'nme' (did you mean 'name'?)"),
+    ("create link of an unknown field", on("opportunity", """\
+trigger: {kind: created}
+actions:
+  - {kind: create, entity: activity, link: opp}
+"""),
+     6, "'activity' has no field 'opp'"),
     ("schedule filter reads a change", on("opportunity", """\
 trigger:
   kind: schedule
