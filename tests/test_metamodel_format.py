@@ -54,7 +54,7 @@ def test_the_stored_form_carries_its_format_and_reads_back(registry: FieldTypeRe
                 indexes=(CompositeKey(names[::-1], "crm-core"),)),
         *metamodel.entities[1:]))
     stored = json.loads(json.dumps(metamodel.as_dict()))
-    assert stored["format"] == FORMAT_VERSION == 4
+    assert stored["format"] == FORMAT_VERSION == 5
     assert stored["entities"][0]["unique"][0]["fields"] == list(names)
     assert Metamodel.from_dict(stored) == metamodel
 
@@ -71,6 +71,7 @@ def test_a_revision_stored_before_the_format_version_reads_as_it_was(
     # attributes with format 4 (and sales 0.2.2).
     assert read is not None and read.metamodel.entities == default_metamodel(registry).entities
     assert read.metamodel.roles == () and read.metamodel.user_attributes == ()
+    assert read.metamodel.workflows == ()
     # The next install plans against it: the same packs again change no table; only their
     # roles and user attributes, which format 1 did not store, are added.
     assert [c.action for c in plan(engine, registry, "crm-core", "sales").plan.changes] == [

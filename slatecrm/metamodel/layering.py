@@ -24,6 +24,7 @@ from .packs import Extension, Pack, PipelineExtension, Requirement
 from .rolechecks import ORGANISATION_LAYER, merge_roles
 from .rules.functions import NO_FUNCTIONS, RuleFunctions
 from .userattributes import UserAttribute
+from .workflowchecks import merge_workflows
 
 
 def parse_range(spec: str) -> semantic_version.SimpleSpec | None:
@@ -193,8 +194,8 @@ def merge_user_attributes(ordered: Sequence[Pack]) -> tuple[tuple[UserAttribute,
 
 def _with_roles(metamodel: Metamodel, ordered: Sequence[Pack], by_name: dict[str, Pack],
                 registry: FieldTypeRegistry, functions: RuleFunctions) -> Metamodel:
-    """The roles of every pack, then the organisation's (which may replace a pack's by name),
-    checked against the merged entities."""
+    """The roles and workflows of every pack, then the organisation's (which may replace a
+    pack's by name), checked against the merged entities."""
     def may_name(pack: str, other: str) -> bool:
         if pack in (other, ORGANISATION_LAYER):
             return True
@@ -202,9 +203,12 @@ def _with_roles(metamodel: Metamodel, ordered: Sequence[Pack], by_name: dict[str
 
     roles, problems = merge_roles([(p.name, p.origin, p.roles) for p in ordered], metamodel, may_name,
                                   registry, functions)
+    workflows, workflow_problems = merge_workflows([(p.name, p.origin, p.workflows) for p in ordered],
+                                                   metamodel, may_name, registry, functions)
+    problems.extend(workflow_problems)
     if problems:
         raise DefinitionError(problems)
-    return replace(metamodel, roles=roles)
+    return replace(metamodel, roles=roles, workflows=workflows)
 
 
 def _extend(base: Entity, ext: Extension, pack: Pack, registry: FieldTypeRegistry,

@@ -20,12 +20,14 @@ from typing import Any, TypeVar
 from .errors import Location
 from .roles import EntityGrant, Role, SharingRule
 from .userattributes import UserAttribute
+from .workflows import Action, Trigger, Workflow
 
 #: The version of the stored form (as_dict). 1: the form before the number was stored;
 #: 2: entities gain composite `unique` and `indexes` (absent in format 1, read as none);
 #: 3: `roles` (absent in formats 1 and 2, read as none);
-#: 4: `user_attributes` (absent before, read as none).
-FORMAT_VERSION = 4
+#: 4: `user_attributes` (absent before, read as none);
+#: 5: `workflows` (absent before, read as none).
+FORMAT_VERSION = 5
 
 
 class MetamodelFormatError(ValueError):
@@ -190,6 +192,8 @@ class Metamodel:
     roles: tuple[Role, ...] = ()
     #: `kind: user_attribute` definitions: what rules may read as current_user.<name>.
     user_attributes: tuple[UserAttribute, ...] = ()
+    #: `kind: workflow` definitions (slatecrm.metamodel.workflows), packs' and the organisation's.
+    workflows: tuple[Workflow, ...] = ()
 
     @property
     def active_entities(self) -> tuple[Entity, ...]:
@@ -212,6 +216,7 @@ class Metamodel:
             "entities": [_entity_dict(e) for e in self.entities],
             "roles": [_role_dict(r) for r in self.roles],
             "user_attributes": [_user_attribute_dict(a) for a in self.user_attributes],
+            "workflows": [_workflow_dict(w) for w in self.workflows],
         }
 
     @classmethod
@@ -229,6 +234,7 @@ class Metamodel:
             packs=tuple(PackRef(**p) for p in data.get("packs", [])),
             roles=tuple(_role_from(r) for r in data.get("roles", [])),
             user_attributes=tuple(_user_attribute_from(a) for a in data.get("user_attributes", [])),
+            workflows=tuple(_workflow_from(w) for w in data.get("workflows", [])),
         )
 
     def role(self, name: str) -> Role | None:
@@ -236,6 +242,9 @@ class Metamodel:
 
     def user_attribute(self, name: str) -> UserAttribute | None:
         return next((a for a in self.user_attributes if a.name == name), None)
+
+    def workflow(self, name: str) -> Workflow | None:
+        return next((w for w in self.workflows if w.name == name), None)
 
 
 def _location_dict(location: Location) -> dict[str, Any] | None:
@@ -435,3 +444,61 @@ def _user_attribute_from(d: Mapping[str, Any]) -> UserAttribute:
                          description=d.get("description", ""),
                          choices=tuple(ChoiceOption(**o) for o in d.get("choices", ())),
                          pack=d.get("pack", ""), source=_location_from(d.get("source")))
+
+
+def _locations_dict(locations: Mapping[str, Location]) -> dict[str, Any]:
+    return {k: _location_dict(v) for k, v in locations.items()}
+
+
+def _locations_from(data: Mapping[str, Any] | None) -> dict[str, Location]:
+    return {k: _location_from(v) for k, v in (data or {}).items()}
+
+
+def _trigger_dict(t: Trigger) -> dict[str, Any]:
+    return {"kind": t.kind, "fields": list(t.fields), "pipeline": t.pipeline, "stage": t.stage,
+            "field": t.field, "offset": t.offset, "offset_minutes": t.offset_minutes, "cron": t.cron,
+            "timezone": t.timezone, "filter": t.filter, "mapping": [list(pair) for pair in t.mapping],
+            "idempotency_key": t.idempotency_key, "source": _location_dict(t.source),
+            "locations": _locations_dict(t.locations)}
+
+
+def _trigger_from(d: Mapping[str, Any]) -> Trigger:
+    return Trigger(**{k: v for k, v in d.items() if k not in ("fields", "mapping", "source", "locations")},
+                   fields=tuple(d.get("fields", ())),
+                   mapping=tuple((name, path) for name, path in d.get("mapping", ())),
+                   source=_location_from(d.get("source")), locations=_locations_from(d.get("locations")))
+
+
+def _action_dict(a: Action) -> dict[str, Any]:
+    data = {f.name: getattr(a, f.name) for f in dataclasses.fields(a)}
+    data["values"] = [list(pair) for pair in a.values]
+    data["params"] = dict(a.params)
+    data["source"] = _location_dict(a.source)
+    data["locations"] = _locations_dict(a.locations)
+    return data
+
+
+def _action_from(d: Mapping[str, Any]) -> Action:
+    return Action(**{k: v for k, v in d.items() if k not in ("values", "params", "source", "locations")},
+                  values=tuple((name, text) for name, text in d.get("values", ())),
+                  params=dict(d.get("params") or {}), source=_location_from(d.get("source")),
+                  locations=_locations_from(d.get("locations")))
+
+
+def _workflow_dict(w: Workflow) -> dict[str, Any]:
+    return {"name": w.name, "label": w.label, "entity": w.entity, "description": w.description,
+            "active": w.active, "pack": w.pack, "condition": w.condition,
+            "trigger": _trigger_dict(w.trigger), "actions": [_action_dict(a) for a in w.actions],
+            "source": _location_dict(w.source), "entity_source": _location_dict(w.entity_source),
+            "condition_source": _location_dict(w.condition_source)}
+
+
+def _workflow_from(d: Mapping[str, Any]) -> Workflow:
+    return Workflow(name=d["name"], label=d["label"], entity=d["entity"],
+                    description=d.get("description", ""), active=d.get("active", True),
+                    pack=d.get("pack", ""), condition=d.get("condition"),
+                    trigger=_trigger_from(d["trigger"]),
+                    actions=tuple(_action_from(a) for a in d.get("actions", ())),
+                    source=_location_from(d.get("source")),
+                    entity_source=_location_from(d.get("entity_source")),
+                    condition_source=_location_from(d.get("condition_source")))

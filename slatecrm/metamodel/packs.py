@@ -23,6 +23,7 @@ from .names import name_problem, suggest
 from .roles import ACTIONS, ADMINISTRATOR, EntityGrant, Role, SharingRule
 from .schemas import pack_schema
 from .userattributes import BUILT_IN, UserAttribute
+from .workflows import Action, Trigger, Workflow, offset_minutes
 from .yamlsource import SourceDocument, parse_yaml
 
 MANIFEST = "pack.yaml"
@@ -30,7 +31,7 @@ MANIFEST = "pack.yaml"
 KINDS: Mapping[str, bool] = {
     "entity": True,
     "extension": True,
-    "workflow": False,
+    "workflow": True,
     "view": False,
     "role": True,
     "user_attribute": True,
@@ -125,6 +126,8 @@ class Pack:
     roles: tuple[Role, ...] = ()
     #: `kind: user_attribute` definitions.
     user_attributes: tuple[UserAttribute, ...] = ()
+    #: `kind: workflow` definitions.
+    workflows: tuple[Workflow, ...] = ()
 
     @property
     def name(self) -> str:
@@ -249,6 +252,7 @@ class _PackReader:
         extensions: list[Extension] = []
         roles: list[Role] = []
         attributes: list[UserAttribute] = []
+        workflows: list[Workflow] = []
         for source in documents:
             kind = self.kind(source)
             if kind == "entity" and self.validate("entity", source):
@@ -259,13 +263,16 @@ class _PackReader:
                 roles.append(self.role(source, pack_name))
             elif kind == "user_attribute" and self.validate("user_attribute", source):
                 attributes.append(self.user_attribute(source, pack_name))
+            elif kind == "workflow" and self.validate("workflow", source):
+                workflows.append(self.workflow(source, pack_name))
         self.check_duplicates(entities)
         self.check_roles(roles)
         self.check_user_attributes(attributes)
+        self.check_workflows(workflows)
         if self.problems or manifest is None:
             raise DefinitionError(self.problems)
         return Pack(manifest, tuple(entities), tuple(extensions), dict(texts), self.origin,
-                    roles=tuple(roles), user_attributes=tuple(attributes))
+                    roles=tuple(roles), user_attributes=tuple(attributes), workflows=tuple(workflows))
 
     def parse(self, text: str, rel: str) -> SourceDocument | None:
         result = parse_yaml(text, rel)
@@ -509,6 +516,78 @@ class _PackReader:
             keys = [o.key for o in found.choices]
             for key in sorted({k for k in keys if keys.count(k) > 1}):
                 self.problem(f"user attribute {found.name!r} names choice {key!r} twice", found.source)
+
+    def workflow(self, source: SourceDocument, pack: str) -> Workflow:
+        """A validated `kind: workflow` document; the names it gives (entity, fields, stages)
+        and its rules and templates are checked against the effective metamodel when the packs
+        are merged (metamodel/workflowchecks.py)."""
+        data = source.data
+        return Workflow(
+            name=data["name"], label=data.get("label") or _label(data["name"]), entity=data["entity"],
+            trigger=self.trigger(source, data["trigger"]), condition=data.get("condition"),
+            actions=tuple(self.action(source, ["actions", i], doc) for i, doc in enumerate(data["actions"])),
+            description=data.get("description", ""), active=data.get("active", True), pack=pack,
+            source=source.locate(["name"]), entity_source=source.locate(["entity"]),
+            condition_source=source.locate(["condition" if "condition" in data else "name"]))
+
+    def trigger(self, source: SourceDocument, doc: dict[str, Any]) -> Trigger:
+        path: list[Any] = ["trigger"]
+        locations = {key: source.locate([*path, key]) for key in doc}
+        for name in doc.get("mapping") or {}:
+            locations[f"mapping.{name}"] = source.locate([*path, "mapping", name], key=True)
+        for i, name in enumerate(doc.get("fields") or ()):
+            locations[f"fields.{name}"] = source.locate([*path, "fields", i])
+        offset = doc.get("offset")
+        return Trigger(
+            kind=doc["kind"], fields=tuple(doc.get("fields") or ()), pipeline=doc.get("pipeline"),
+            stage=doc.get("stage"), field=doc.get("field"), offset=offset,
+            offset_minutes=(offset_minutes(offset) or 0) if offset is not None else 0,
+            cron=doc.get("cron"), timezone=doc.get("timezone", "UTC" if doc["kind"] == "schedule" else None),
+            filter=doc.get("filter"), mapping=tuple((doc.get("mapping") or {}).items()),
+            idempotency_key=doc.get("idempotency_key"), source=source.locate([*path, "kind"]),
+            locations=locations)
+
+    def action(self, source: SourceDocument, path: list[Any], doc: dict[str, Any]) -> Action:
+        locations = {key: source.locate([*path, key]) for key in doc}
+        for name in doc.get("set") or {}:
+            locations[f"set.{name}"] = source.locate([*path, "set", name])
+            locations[f"set.{name}:key"] = source.locate([*path, "set", name], key=True)
+        kind = doc["kind"]
+        strategy = doc.get("strategy", "fixed") if kind == "assign" else None
+        timeout = doc.get("timeout", 10) if kind == "webhook" else None
+        return Action(
+            kind=kind, values=tuple((doc.get("set") or {}).items()), entity=doc.get("entity"),
+            link=doc.get("link"), strategy=strategy, user=doc.get("user"), team=doc.get("team"),
+            pipeline=doc.get("pipeline"), stage=doc.get("stage"), to=doc.get("to"),
+            subject=doc.get("subject"), body=doc.get("body"), html=doc.get("html"), url=doc.get("url"),
+            secret=doc.get("secret"), timeout_seconds=float(timeout) if timeout is not None else None,
+            text=doc.get("text"), plugin=doc.get("name") if kind == "plugin" else None,
+            params=dict(doc.get("params") or {}), source=source.locate([*path, "kind"]),
+            locations=locations)
+
+    def check_workflows(self, workflows: list[Workflow]) -> None:
+        """Each name once in a pack; an assign action names the user or the team its strategy needs."""
+        first: dict[str, Workflow] = {}
+        for found in workflows:
+            if found.name in first:
+                self.problem(f"workflow {found.name!r} is defined twice in this pack "
+                             f"(also at {first[found.name].source})", found.source)
+            first.setdefault(found.name, found)
+            for action in found.actions:
+                if action.kind != "assign":
+                    continue
+                if action.strategy == "fixed" and action.user is None:
+                    self.problem("assign: give the user (an e-mail address) to assign, or a strategy "
+                                 "(round_robin, least_loaded) and a team", action.source)
+                elif action.strategy != "fixed" and action.team is None:
+                    self.problem(f"assign: strategy {action.strategy} picks a member of a team: "
+                                 "give the team", action.locate("strategy"))
+                if action.strategy == "fixed" and action.team is not None:
+                    self.problem("assign: a fixed user needs no team (the team is for round_robin and "
+                                 "least_loaded)", action.locate("team"))
+                elif action.strategy != "fixed" and action.user is not None:
+                    self.problem(f"assign: strategy {action.strategy} picks the user from the team; "
+                                 "leave out user", action.locate("user"))
 
     def check_duplicates(self, entities: list[Entity]) -> None:
         first: dict[str, Entity] = {}

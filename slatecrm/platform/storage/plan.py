@@ -221,6 +221,7 @@ class Planner:
         self.search_index_changes(target_state)
         self.role_changes()
         self.user_attribute_changes()
+        self.workflow_changes()
         return Plan(self.base_revision, self.dialect.name, self.current, target_state,
                     tuple(self._ordered()))
 
@@ -252,6 +253,21 @@ class Planner:
             if name not in target:
                 self.change("remove user attribute", "", None,
                             f"remove user attribute {name} (users' values are kept, unused)")
+
+    def workflow_changes(self) -> None:
+        """Workflows are metamodel without tables (nothing runs them yet): a change is shown
+        (and makes a revision) but runs nothing."""
+        current = {w.name: w for w in self.current.workflows}
+        target = {w.name: w for w in self.target.workflows}
+        for name, found in target.items():
+            if name not in current:
+                self.change("add workflow", "", None,
+                            f"add workflow {name} ({found.entity}, {found.trigger.kind})")
+            elif current[name] != found:
+                self.change("change workflow", "", None, f"change workflow {name} ({found.entity})")
+        for name in current:
+            if name not in target:
+                self.change("remove workflow", "", None, f"remove workflow {name}")
 
     def _ordered(self) -> Iterator[Change]:
         order = ["create table", "drop search index", "suspend search index", "drop index",
