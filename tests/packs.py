@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,21 @@ def write_pack(root: Path, name: str, version: str, entities: dict[str, dict[str
     for i, body in enumerate(extensions or []):
         (folder / "entities" / f"extension-{i}.yaml").write_text(
             json.dumps({"kind": "extension", **body}, indent=2))
+    return folder
+
+
+def write_files_pack(root: Path, files: dict[str, str], *, name: str,
+                     requires: dict[str, str] | None = None) -> Path:
+    """A pack directory `root/name` of version 1.0.0 with these files (path → YAML text,
+    dedented), requiring `requires` (default: the sales pack)."""
+    folder = root / name
+    manifest = {"name": name, "namespace": name.replace("-", "")[:16], "version": "1.0.0",
+                "title": name.title(), "requires": {"sales": "^0.2.0"} if requires is None else requires}
+    folder.mkdir(parents=True)
+    (folder / "pack.yaml").write_text(json.dumps(manifest))
+    for rel, text in files.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(textwrap.dedent(text))
     return folder
 
 

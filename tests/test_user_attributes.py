@@ -31,7 +31,7 @@ from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.storage import revisions, system
 
 from .pack_templates import PackTemplates
-from .packs import install
+from .packs import install, write_files_pack
 from .signed_in import Site, site
 
 #: A pack over sales: leads get a region, numbers, dates and flags; users get attributes of
@@ -83,15 +83,7 @@ REGIONAL: dict[str, str] = {
 
 
 def write_pack(root: Path, files: dict[str, str], *, name: str = "regional") -> Path:
-    folder = root / name
-    manifest = {"name": name, "namespace": name[:16], "version": "1.0.0", "title": name.title(),
-                "requires": {"sales": "^0.2.0"}}
-    folder.mkdir(parents=True)
-    (folder / "pack.yaml").write_text(json.dumps(manifest))
-    for rel, text in files.items():
-        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-        (folder / rel).write_text(textwrap.dedent(text))
-    return folder
+    return write_files_pack(root, files, name=name)
 
 
 def merged(registry: FieldTypeRegistry, *paths: Path) -> Metamodel:

@@ -6,7 +6,6 @@ workers, runs) is not built yet; these tests need no database."""
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,8 @@ from slatecrm.metamodel.model import FORMAT_VERSION, Metamodel
 from slatecrm.metamodel.packs import Pack
 from slatecrm.metamodel.workflows import TRIGGER_KINDS, offset_minutes
 from slatecrm.platform import installer
+
+from .packs import write_files_pack
 
 VALID = {
     "workflows/assign_new_leads.yaml": """\
@@ -149,15 +150,7 @@ VALID = {
 
 def write_pack(root: Path, files: dict[str, str], *, name: str = "automation",
                requires: dict[str, str] | None = None) -> Path:
-    folder = root / name
-    manifest = {"name": name, "namespace": name.replace("-", "")[:16], "version": "1.0.0",
-                "title": name.title(), "requires": requires if requires is not None else {"sales": "^0.2.0"}}
-    folder.mkdir(parents=True)
-    (folder / "pack.yaml").write_text(json.dumps(manifest))
-    for rel, text in files.items():
-        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-        (folder / rel).write_text(textwrap.dedent(text))
-    return folder
+    return write_files_pack(root, files, name=name, requires=requires)
 
 
 def packs(registry: FieldTypeRegistry, *paths: Path) -> list[Pack]:

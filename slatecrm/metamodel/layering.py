@@ -15,13 +15,14 @@ import semantic_version
 
 from slatecrm import __version__ as PLATFORM_VERSION
 
+from .byname import ORGANISATION_LAYER, merged_by_name
 from .checks import check_metamodel, default_problem
 from .errors import DefinitionError, Problem
 from .fieldtypes import FieldTypeRegistry
 from .model import ChoiceOption, Entity, Field, Metamodel, PackRef, Pipeline
 from .names import suggest
 from .packs import Extension, Pack, PipelineExtension, Requirement
-from .rolechecks import ORGANISATION_LAYER, merge_roles
+from .rolechecks import merge_roles
 from .rules.functions import NO_FUNCTIONS, RuleFunctions
 from .userattributes import UserAttribute
 from .workflowchecks import merge_workflows
@@ -179,16 +180,9 @@ def merge_user_attributes(ordered: Sequence[Pack]) -> tuple[tuple[UserAttribute,
     giving one name two meanings would make one of them read the other's values."""
     merged: dict[str, UserAttribute] = {}
     problems: list[Problem] = []
-    for pack in ordered:
-        for found in pack.user_attributes:
-            first = merged.get(found.name)
-            if first is not None and pack.name != ORGANISATION_LAYER:
-                problems.append(Problem(
-                    f"user attribute {found.name!r} is already defined by pack {first.pack!r} "
-                    f"({first.source}); give this one another name (the organisation may replace a "
-                    "pack's user attribute, a pack may not)", found.source, pack.origin))
-                continue
-            merged[found.name] = found
+    for _pack, _origin, found in merged_by_name([(p.name, p.origin, p.user_attributes) for p in ordered],
+                                                "user attribute", problems):
+        merged[found.name] = found
     return tuple(merged.values()), problems
 
 

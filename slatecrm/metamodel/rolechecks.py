@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 
+from .byname import ORGANISATION_LAYER, merged_by_name
 from .errors import Problem
 from .fieldtypes import FieldTypeRegistry
 from .model import Metamodel
@@ -21,10 +22,6 @@ from .roles import EVERY_ENTITY, EntityGrant, Role
 from .rules import BOOLEAN, RuleError, check
 from .rules.definitions import rule_problem
 from .rules.functions import NO_FUNCTIONS, RuleFunctions
-
-#: The organisation's layer (platform/layers.py ORGANISATION): its roles replace a pack's
-#: role of the same name, where a pack's would clash.
-ORGANISATION_LAYER = "organisation"
 
 
 def merge_roles(packs: Sequence[tuple[str, str, Sequence[Role]]], metamodel: Metamodel,
@@ -35,20 +32,10 @@ def merge_roles(packs: Sequence[tuple[str, str, Sequence[Role]]], metamodel: Met
     `may_name(pack, other)` says whether a role of `pack` may grant an entity of `other`.
     """
     merged: dict[str, Role] = {}
-    origins: dict[str, str] = {}
     problems: list[Problem] = []
-    for pack, origin, roles in packs:
-        for role in roles:
-            first = merged.get(role.name)
-            if first is not None and pack != ORGANISATION_LAYER:
-                problems.append(Problem(
-                    f"role {role.name!r} is already defined by pack {first.pack!r} ({first.source}); "
-                    "give this one another name (the organisation may replace a pack's role, a "
-                    "pack may not)", role.source, origin))
-                continue
-            merged[role.name] = role
-            origins[role.name] = origin
-            problems.extend(_check_role(role, origin, metamodel, may_name, registry, functions))
+    for _pack, origin, role in merged_by_name(packs, "role", problems):
+        merged[role.name] = role
+        problems.extend(_check_role(role, origin, metamodel, may_name, registry, functions))
     return tuple(merged.values()), problems
 
 

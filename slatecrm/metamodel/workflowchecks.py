@@ -20,11 +20,11 @@ from jinja2 import TemplateSyntaxError, nodes
 from jinja2.meta import find_undeclared_variables
 from jinja2.sandbox import SandboxedEnvironment
 
+from .byname import merged_by_name
 from .errors import Location, Problem
 from .fieldtypes import FieldTypeRegistry
 from .model import Entity, Field, Metamodel
 from .names import suggest
-from .rolechecks import ORGANISATION_LAYER
 from .rules import BOOLEAN, RuleError, Type, check
 from .rules.definitions import rule_problem
 from .rules.functions import NO_FUNCTIONS, RuleFunctions
@@ -47,18 +47,9 @@ def merge_workflows(packs: Sequence[tuple[str, str, Sequence[Workflow]]], metamo
     """
     merged: dict[str, Workflow] = {}
     problems: list[Problem] = []
-    for pack, origin, workflows in packs:
-        for workflow in workflows:
-            first = merged.get(workflow.name)
-            if first is not None and pack != ORGANISATION_LAYER:
-                problems.append(Problem(
-                    f"workflow {workflow.name!r} is already defined by pack {first.pack!r} "
-                    f"({first.source}); give this one another name (the organisation may replace a "
-                    "pack's workflow, a pack may not)", workflow.source, origin))
-                continue
-            merged[workflow.name] = workflow
-            checks = _Checks(workflow, origin, metamodel, may_name, registry, functions)
-            problems.extend(checks.all())
+    for _pack, origin, workflow in merged_by_name(packs, "workflow", problems):
+        merged[workflow.name] = workflow
+        problems.extend(_Checks(workflow, origin, metamodel, may_name, registry, functions).all())
     return tuple(merged.values()), problems
 
 
