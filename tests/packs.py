@@ -31,12 +31,12 @@ def write_pack(root: Path, name: str, version: str, entities: dict[str, dict[str
     return folder
 
 
-def write_files_pack(root: Path, files: dict[str, str], *, name: str,
+def write_files_pack(root: Path, files: dict[str, str], *, name: str, version: str = "1.0.0",
                      requires: dict[str, str] | None = None) -> Path:
-    """A pack directory `root/name` of version 1.0.0 with these files (path → YAML text,
-    dedented), requiring `requires` (default: the sales pack)."""
+    """A pack directory `root/name` with these files (path → YAML text, dedented), requiring
+    `requires` (default: the sales pack)."""
     folder = root / name
-    manifest = {"name": name, "namespace": name.replace("-", "")[:16], "version": "1.0.0",
+    manifest = {"name": name, "namespace": name.replace("-", "")[:16], "version": version,
                 "title": name.title(), "requires": {"sales": "^0.2.0"} if requires is None else requires}
     folder.mkdir(parents=True)
     (folder / "pack.yaml").write_text(json.dumps(manifest))

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from slatecrm.metamodel.errors import DefinitionError
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
@@ -17,6 +18,7 @@ from slatecrm.metamodel.model import FORMAT_VERSION, Metamodel
 from slatecrm.metamodel.packs import Pack
 from slatecrm.metamodel.workflows import TRIGGER_KINDS, offset_minutes
 from slatecrm.platform import installer
+from slatecrm.platform.storage import revisions
 
 from .packs import write_files_pack
 
@@ -148,9 +150,9 @@ VALID = {
 }
 
 
-def write_pack(root: Path, files: dict[str, str], *, name: str = "automation",
+def write_pack(root: Path, files: dict[str, str], *, name: str = "automation", version: str = "1.0.0",
                requires: dict[str, str] | None = None) -> Path:
-    return write_files_pack(root, files, name=name, requires=requires)
+    return write_files_pack(root, files, name=name, version=version, requires=requires)
 
 
 def packs(registry: FieldTypeRegistry, *paths: Path) -> list[Pack]:
@@ -574,3 +576,28 @@ def test_a_workflow_names_only_entities_of_packs_it_requires(tmp_path: Path,
     assert [p.split("/automation/")[1] for p in found] == [
         "workflows/w.yaml:7:13: actions[0].entity: workflow 'broken': entity 'lead' is defined by pack "
         "'sales', which pack 'automation' does not require: add it to requires in pack.yaml"]
+
+
+def test_an_install_plans_workflows_added_changed_and_removed(engine: sa.Engine, registry: FieldTypeRegistry,
+                                                              tmp_path: Path) -> None:
+    """A workflow is metamodel without a table: the plan names it, and installing it makes a
+    revision holding it (nothing runs it yet)."""
+    from .packs import install, plan
+
+    install(engine, registry, "crm-core", "sales")
+    note = VALID["workflows/lead_deleted.yaml"]
+    first = write_pack(tmp_path / "1", {"workflows/lead_deleted.yaml": note})
+    planned = plan(engine, registry, "crm-core", "sales", first)
+    assert [c.summary for c in planned.plan.changes] == ["add workflow lead_deleted (lead, deleted)"]
+    install(engine, registry, "crm-core", "sales", first)
+    with engine.connect() as conn:
+        stored = revisions.current_metamodel(conn)[1].workflow("lead_deleted")
+    assert stored is not None and stored.trigger.kind == "deleted" and stored.active is False
+    changed = write_pack(tmp_path / "2", {"workflows/lead_deleted.yaml": note.replace("active: false",
+                                                                                       "active: true")},
+                         version="1.1.0")
+    assert [c.summary for c in plan(engine, registry, "crm-core", "sales", changed).plan.changes] == [
+        "change workflow lead_deleted (lead)"]
+    emptied = write_pack(tmp_path / "3", {}, version="1.2.0")
+    assert [c.summary for c in plan(engine, registry, "crm-core", "sales", emptied).plan.changes] == [
+        "remove workflow lead_deleted"]
