@@ -10,7 +10,6 @@ requires, for the same reason.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Sequence
 
 from .byname import ORGANISATION_LAYER, merged_by_name
@@ -19,7 +18,7 @@ from .fieldtypes import FieldTypeRegistry
 from .model import Metamodel
 from .names import suggest
 from .roles import EVERY_ENTITY, EntityGrant, Role
-from .rules import BOOLEAN, RuleError, check
+from .rules import BOOLEAN, RuleError, check, typed
 from .rules.definitions import rule_problem
 from .rules.functions import NO_FUNCTIONS, RuleFunctions
 
@@ -46,8 +45,6 @@ def _check_role(role: Role, origin: str, metamodel: Metamodel, may_name: Callabl
     # without one is refused when it is planned.
     foreign = {a.name: a.pack for a in metamodel.user_attributes
                if a.pack != ORGANISATION_LAYER and not may_name(role.pack, a.pack)}
-    if foreign:
-        yield from _attributes_not_required(role, origin, foreign)
     known = [e.name for e in metamodel.active_entities]
     named = {g.entity for g in role.entities}
     for grant in role.entities:
@@ -55,7 +52,7 @@ def _check_role(role: Role, origin: str, metamodel: Metamodel, may_name: Callabl
             if grant.fields:
                 yield Problem("fields: field access needs a named entity, not *", grant.source, origin)
             others = [e for e in known if e not in named]
-            yield from _check_sharing(grant, others, origin, metamodel, registry, functions)
+            yield from _check_sharing(role, grant, others, origin, metamodel, foreign, registry, functions)
             continue
         entity = metamodel.entity(grant.entity)
         if entity is None:
@@ -73,31 +70,38 @@ def _check_role(role: Role, origin: str, metamodel: Metamodel, may_name: Callabl
             if name not in fields:
                 yield Problem(f"{grant.entity!r} has no field {name!r}{suggest(name, fields)}",
                               grant.field_sources.get(name, grant.source), origin)
-        yield from _check_sharing(grant, [grant.entity], origin, metamodel, registry, functions)
+        yield from _check_sharing(role, grant, [grant.entity], origin, metamodel, foreign, registry,
+                                  functions)
 
 
-def _check_sharing(grant: EntityGrant, entities: list[str], origin: str, metamodel: Metamodel,
-                   registry: FieldTypeRegistry, functions: RuleFunctions) -> Iterator[Problem]:
+def _check_sharing(role: Role, grant: EntityGrant, entities: list[str], origin: str, metamodel: Metamodel,
+                   foreign: dict[str, str], registry: FieldTypeRegistry,
+                   functions: RuleFunctions) -> Iterator[Problem]:
     """A sharing condition is a rule on the entity (on each entity `*` covers), without
-    is_new()/changed()/previous(): it selects stored records, in SQL."""
+    is_new()/changed()/previous(): it selects stored records, in SQL. It may read the user
+    attributes of the role's own pack and the packs it requires, not those in `foreign`
+    (name → pack)."""
     for rule in grant.sharing:
         for entity in entities:
             try:
-                check(rule.condition, metamodel, entity, expect=BOOLEAN, functions=functions,
-                      registry=registry)
+                checked = check(rule.condition, metamodel, entity, expect=BOOLEAN, functions=functions,
+                                registry=registry)
             except RuleError as error:
                 what = "sharing condition" + (f" (on {entity!r})" if grant.entity == EVERY_ENTITY else "")
                 yield rule_problem(error, what, rule.source, origin)
                 break
+            unrequired = [n for n in dict.fromkeys(_attributes_read(checked.typed)) if n in foreign]
+            for name in unrequired:
+                yield Problem(f"sharing condition reads current_user.{name}, a user attribute of "
+                              f"pack {foreign[name]!r}, which pack {role.pack!r} does not require: "
+                              "add it to requires in pack.yaml", rule.source, origin)
+            if unrequired:  # said once, not again for each entity `*` covers
+                break
 
 
-def _attributes_not_required(role: Role, origin: str, others: dict[str, str]) -> Iterator[Problem]:
-    """The sharing conditions of `role` that read a user attribute (`current_user.<name>`) of
-    a pack its own does not require (`others`: name → pack)."""
-    for grant in role.entities:
-        for rule in grant.sharing:
-            for name in dict.fromkeys(re.findall(r"\bcurrent_user\.(\w+)", rule.condition)):
-                if name in others:
-                    yield Problem(f"sharing condition reads current_user.{name}, a user attribute of "
-                                  f"pack {others[name]!r}, which pack {role.pack!r} does not require: "
-                                  "add it to requires in pack.yaml", rule.source, origin)
+def _attributes_read(node: typed.T) -> Iterator[str]:
+    """The user attributes (`current_user.<name>`) a checked rule reads."""
+    if isinstance(node, typed.UserAttr):
+        yield node.name
+    for child in node.children():
+        yield from _attributes_read(child)
