@@ -485,6 +485,11 @@ def _action_from(d: Mapping[str, Any]) -> Action:
                   locations=_locations_from(d.get("locations")))
 
 
+def workflow_dict(w: Workflow) -> dict[str, Any]:
+    """The stored form of a workflow (what a revision keeps)."""
+    return _workflow_dict(w)
+
+
 def _workflow_dict(w: Workflow) -> dict[str, Any]:
     return {"name": w.name, "label": w.label, "entity": w.entity, "description": w.description,
             "active": w.active, "pack": w.pack, "condition": w.condition,

@@ -12,6 +12,7 @@ from .records.events import RecordEvents
 from .records.limits import DEFAULT, Limits
 from .records.service import RecordsService
 from .storage.runtime import RuntimeHolder
+from .workflows.worker import install_outbox
 
 
 def records_service(engine: sa.Engine, plugins: pluggy.PluginManager,
@@ -19,5 +20,7 @@ def records_service(engine: sa.Engine, plugins: pluggy.PluginManager,
     """The records service with the plugins' field types, rule functions and record hooks,
     keeping `limits` (records/limits.py)."""
     registry = field_types(plugins)
-    return RecordsService(engine, RuntimeHolder(engine, registry), registry,
-                          functions=rule_functions(plugins), events=RecordEvents(plugins), limits=limits)
+    service = RecordsService(engine, RuntimeHolder(engine, registry), registry,
+                             functions=rule_functions(plugins), events=RecordEvents(plugins), limits=limits)
+    install_outbox(service)  # every write of every surface fires workflows (platform/workflows/)
+    return service

@@ -71,6 +71,9 @@ class WriteRequest:
     data: tuple[Mapping[str, Any], ...]
     #: Who asks (identity/principal.py): what the permission checks read.
     principal: Principal = SYSTEM
+    #: A silent write fires no workflows (an explicit, permitted option: records/service.py
+    #: `silently`); the workflows it silenced are written to their run log.
+    silent: bool = False
 
 
 @dataclass
@@ -122,6 +125,11 @@ class Saved:
 Authorise = Callable[[WriteRequest], None]
 BeforeSave = Callable[[sa.Connection, WriteRequest, Draft, RuleContext], None]
 AfterCommit = Callable[[Saved], None]
+#: (entity, record id) → the record's values as written (a delete: as they were), for the
+#: records whose full values the write had at hand.
+WrittenValues = Mapping[tuple[str, int], Mapping[str, Any]]
+Written = Callable[[sa.Connection, WriteRequest, Sequence[Mapping[str, Any]], WrittenValues], None]
+BeforeCommit = Callable[[sa.Connection], None]
 
 
 @dataclass
@@ -136,6 +144,13 @@ class Hooks:
     before_save: list[BeforeSave] = field(default_factory=list)
     #: Called once the write is committed (not for `check`).
     after_commit: list[AfterCommit] = field(default_factory=list)
+    #: Called in the write's transaction right after its rows and history rows are written,
+    #: with those history rows (cascades included) and the records' values: the workflow
+    #: outbox (platform/workflows/outbox.py) turns them into its events there.
+    written: list[Written] = field(default_factory=list)
+    #: Called last in a transaction the write owns, before COMMIT (a write made on a caller's
+    #: connection leaves this to the caller: records/service.py `bound`).
+    before_commit: list[BeforeCommit] = field(default_factory=list)
 
 
 def _now() -> dt.datetime:
@@ -158,12 +173,13 @@ class WritePipeline:
         ce = self._entity(entity)
         principal = self.service.principal
         user = principal.user_id if user is None else user
-        request = WriteRequest(ce.name, "create", user, (None,) * len(items), tuple(items), principal)
+        request = WriteRequest(ce.name, "create", user, (None,) * len(items), tuple(items), principal,
+                               self.service.silent)
         self.authorise(request)
         if not items:
             return []
         now = _now()
-        with self.service._write() as conn, conn.begin():
+        with self.service.transaction() as conn:
             context = rule_hooks.context_for(conn, self._full().entities, user, None,
                                                 principal=self.service.principal)
             rules = self._full().rules.entity(ce.name)
@@ -174,6 +190,8 @@ class WritePipeline:
             self._within_reach(request, drafts, context)
             self._refuse_if_any(drafts)
             records, history = self._insert(conn, ce, drafts, user, now)
+            self.written(conn, request, history,
+                         {(ce.name, r.id): d.values for r, d in zip(records, drafts, strict=True)})
         self.after_commit(request, records, [d.changed() for d in drafts], history)
         return records
 
@@ -184,13 +202,13 @@ class WritePipeline:
         ce = self._entity(entity)
         principal = self.service.principal
         user = principal.user_id if user is None else user
-        request = WriteRequest(ce.name, "update", user, (record_id,), (data,), principal)
+        request = WriteRequest(ce.name, "update", user, (record_id,), (data,), principal, self.service.silent)
         self.authorise(request)
         if version is None:
             raise ValidationFailed({"version": ["give the version this change is based on"]})
         check_version(version)
         now = _now()
-        with self.service._write() as conn, conn.begin():
+        with self.service.transaction() as conn:
             draft = self._load(conn, ce, record_id, data, lock=True)
             self.reach(conn, ce, record_id, "update")
             if draft.version != version:
@@ -203,6 +221,8 @@ class WritePipeline:
             self._refuse_if_any([draft])
             changed = draft.changed()
             record, history = self._update(conn, draft, version, changed, user, now)
+            if changed:
+                self.written(conn, request, history, {(ce.name, record_id): draft.values})
         if changed:
             self.after_commit(request, [record], [changed], history)
         return record
@@ -448,11 +468,26 @@ class WritePipeline:
                     stages.record_move(conn, ce, record_id, field_name, merged[field_name], now, user)
         return self.service._read_back(conn, ce, [record_id])[0], history
 
+    def written(self, conn: sa.Connection, request: WriteRequest, history: Sequence[Mapping[str, Any]],
+                values: WrittenValues) -> None:
+        """End of step 10, in the write's transaction: the `written` hooks (the outbox)."""
+        for hook in self.hooks.written:
+            hook(conn, request, history, values)
+
     def after_commit(self, request: WriteRequest, records: Sequence[Record],
                      changed: Sequence[Sequence[str]], history: Sequence[Mapping[str, Any]]) -> None:
         """Step 11: the write is committed; hooks learn what was saved. A hook that fails
         cannot undo the write, so its error is logged and the caller still hears of the
-        save (the outbox will make such work durable and retried)."""
+        save (durable work goes through the workflow outbox instead). A write made on a
+        caller's connection (`bound`) hands them to the caller, who calls them after its commit."""
+        deferred = self.service.deferred
+        if deferred is not None:
+            deferred.append(lambda: self.after_commit_now(request, records, changed, history))
+            return
+        self.after_commit_now(request, records, changed, history)
+
+    def after_commit_now(self, request: WriteRequest, records: Sequence[Record],
+                         changed: Sequence[Sequence[str]], history: Sequence[Mapping[str, Any]]) -> None:
         if self.hooks.after_commit:
             saved = Saved(request, records, changed, history)
             for hook in self.hooks.after_commit:

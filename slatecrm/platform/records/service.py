@@ -8,7 +8,7 @@ moves, and writes the change, its history and its stage history in one transacti
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -73,6 +73,14 @@ class RecordsService:
         self.pipeline = WritePipeline(self, hooks)
         self._access: tuple[Snapshot, Access | None] | None = None
         self._restricted: tuple[Snapshot, Snapshot] | None = None
+        #: Writes fire no workflows (`silently`).
+        self.silent = False
+        #: A caller's connection every write runs on, in a savepoint of the caller's
+        #: transaction (`bound`); None: each write has a transaction of its own.
+        self.connection: sa.Connection | None = None
+        #: With `connection`: the after-commit work of the writes, for the caller to run once
+        #: it has committed.
+        self.deferred: list[Callable[[], None]] | None = None
         if hooks is None:
             self.events.register(self.pipeline.hooks)
 
@@ -88,6 +96,44 @@ class RecordsService:
                               events=self.events, scope=scope, read_filter=self.read_filter,
                               secrets=self.secrets, hooks=self.pipeline.hooks,
                               limits=self.limits, principal=principal)
+
+    def bound(self, connection: sa.Connection, principal: Principal = SYSTEM) -> RecordsService:
+        """A copy whose writes run on `connection`, each in a savepoint of the transaction the
+        caller holds, seeing what it wrote: the workflow worker commits a run's record
+        changes with the run's own bookkeeping. The caller commits, then runs `deferred`, and
+        calls the `before_commit` hooks (the outbox's flush) before its COMMIT."""
+        copy = RecordsService(self.engine, self.holder, self.registry, functions=self.functions,
+                              events=self.events, read_filter=self.read_filter, secrets=self.secrets,
+                              hooks=self.pipeline.hooks, limits=self.limits, principal=principal)
+        copy.connection = connection
+        copy.deferred = []
+        copy.silent = self.silent
+        return copy
+
+    def silently(self) -> RecordsService:
+        """A copy whose writes fire no workflows: for imports and fixes an administrator
+        chooses to make quietly. Each workflow a write silences gets a `silenced` entry in
+        its run log, naming who wrote."""
+        copy = RecordsService(self.engine, self.holder, self.registry, functions=self.functions,
+                              events=self.events, scope=self.scope, read_filter=self.read_filter,
+                              secrets=self.secrets, hooks=self.pipeline.hooks, limits=self.limits,
+                              principal=self.principal)
+        copy.silent = True
+        copy.connection, copy.deferred = self.connection, self.deferred
+        return copy
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """The connection a write runs on, in a transaction: its own (committed at the end,
+        after the `before_commit` hooks), or a savepoint of the bound caller's."""
+        if self.connection is not None:
+            with self.connection.begin_nested():
+                yield self.connection
+            return
+        with self._write() as conn, conn.begin():
+            yield conn
+            for hook in self.pipeline.hooks.before_commit:
+                hook(conn)
 
     def close(self) -> None:
         if self.scope is not None:
@@ -266,11 +312,11 @@ class RecordsService:
         self.entity(entity)  # unknown, or not readable: 404
         ce = self.full_snapshot().entities[entity]
         user = self.principal.user_id if user is None else user
-        request = WriteRequest(ce.name, "delete", user, (record_id,), ({},), self.principal)
+        request = WriteRequest(ce.name, "delete", user, (record_id,), ({},), self.principal, self.silent)
         self.pipeline.authorise(request)
         if version is not None:
             check_version(version)
-        with self._write() as conn, conn.begin():
+        with self.transaction() as conn:
             row = conn.execute(ce.select.where(ce.table.c.id == record_id)).mappings().first()
             if row is None:
                 raise RecordNotFound(entity, record_id)
@@ -279,11 +325,14 @@ class RecordsService:
                 raise VersionConflict(entity, record_id, version, row["version"],
                                       self._changed_since(conn, ce, record_id, version))
             written: list[dict[str, Any]] = []
-            self._remove(conn, ce, [record_id], dt.datetime.now(dt.UTC), user, set(), written)
+            removed: dict[tuple[str, int], Mapping[str, Any]] = {}
+            self._remove(conn, ce, [record_id], dt.datetime.now(dt.UTC), user, set(), written, removed)
+            self.pipeline.written(conn, request, written, removed)
         self.pipeline.after_commit(request, (), (), written)
 
     def _remove(self, conn: sa.Connection, ce: CompiledEntity, ids: list[int], now: dt.datetime,
-                user: int | None, seen: set[tuple[str, int]], written: list[dict[str, Any]]) -> None:
+                user: int | None, seen: set[tuple[str, int]], written: list[dict[str, Any]],
+                removed: dict[tuple[str, int], Mapping[str, Any]]) -> None:
         """Delete records and carry out every reference's on_delete in the service, so that
         each record it touches gets its history and a new version (the database's own
         foreign-key actions stay as a safety net)."""
@@ -298,7 +347,7 @@ class RecordsService:
             if not rows:
                 continue
             if action == "cascade":
-                self._remove(conn, other, [r.id for r in rows], now, user, seen, written)
+                self._remove(conn, other, [r.id for r in rows], now, user, seen, written, removed)
             elif action == "set_null":
                 old = dict(conn.execute(sa.select(other.table.c.id, column).where(
                     other.table.c.id.in_([r.id for r in rows]))).all())
@@ -312,8 +361,12 @@ class RecordsService:
                     for r in rows]
                 conn.execute(system.history.insert(), nulled)
                 written.extend(nulled)
-        versions = dict(conn.execute(sa.select(ce.table.c.id, ce.table.c.version)
-                                     .where(ce.table.c.id.in_(ids))).all())
+        # The records as they were: the workflows a delete fires read them.
+        rows_before = conn.execute(ce.select.where(ce.table.c.id.in_(ids))).mappings().all()
+        versions = {row["id"]: row["version"] for row in rows_before}
+        for row in rows_before:
+            removed[(ce.name, row["id"])] = {"owner": row["owner"],
+                                             **{n: f.from_row(row) for n, f in ce.fields.items()}}
         try:
             conn.execute(ce.table.delete().where(ce.table.c.id.in_(ids)))
         except sa.exc.IntegrityError as error:

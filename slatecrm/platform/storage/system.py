@@ -258,6 +258,106 @@ def is_initialised(conn: sa.Connection) -> bool:
     return sa.inspect(conn).has_table(revisions.name)
 
 
+# --- workflows (platform/workflows/): the outbox and job queue, the run log, the schedules ---------
+#: One row per run a workflow owes: written by the write pipeline in the transaction of the
+#: change (the transactional outbox: no change without its event, no event without its
+#: change), by a schedule, a manual run or an inbound webhook; claimed by workers.
+workflow_jobs = sa.Table(
+    "slate_workflow_job", system_metadata,
+    sa.Column("id", record_id(), primary_key=True, autoincrement=True),
+    sa.Column("workflow", sa.String, nullable=False),
+    #: the fingerprint of the definition that made the job (platform/workflows/registry.py)
+    sa.Column("version", sa.String, nullable=False),
+    sa.Column("entity", sa.String, nullable=False),
+    sa.Column("record_id", sa.BigInteger, nullable=True),
+    #: what fired it: created, updated, deleted, stage_entered, stage_left, time, schedule,
+    #: manual, webhook
+    sa.Column("trigger", sa.String, nullable=False),
+    #: {"changes": {field: [from, to]}, "user": id, "values": {...} (deleted), ...}
+    sa.Column("event", sa.JSON, nullable=False),
+    #: pending → running → done | dead | cancelled (a failed attempt goes back to pending,
+    #: later, until its attempts are spent)
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("due_at", UTCDateTime(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    #: claims so far; the claim's number fences its commits (a worker whose lease expired and
+    #: was taken over cannot mark the job done)
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("lease_owner", sa.String, nullable=True),
+    sa.Column("lease_until", UTCDateTime(), nullable=True),
+    #: the actions done so far, by index: {"0": {...outcome}}; a retry skips them
+    sa.Column("progress", sa.JSON, nullable=False),
+    #: the workflows whose runs led to this one (loop protection), outermost first
+    sa.Column("chain", sa.JSON, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    #: a pending job's identity where there must be at most one (a time trigger's run of a
+    #: record, a schedule's firing of a record, an inbound delivery): unique while pending
+    sa.Column("dedupe_key", sa.String, nullable=True),
+    sa.Index("ix_slate_workflow_job_due", "status", "due_at"),
+    sa.Index("ix_slate_workflow_job_record", "entity", "record_id"),
+    sa.Index("ix_slate_workflow_job_workflow", "workflow", "status"),
+    sa.Index("ux_slate_workflow_job_dedupe", "dedupe_key", unique=True,
+             sqlite_where=sa.text("status = 'pending' AND dedupe_key IS NOT NULL"),
+             postgresql_where=sa.text("status = 'pending' AND dedupe_key IS NOT NULL")),
+)
+
+#: One row per attempt at a job (and per write that silenced workflows): what ran, how it went.
+workflow_runs = sa.Table(
+    "slate_workflow_run", system_metadata,
+    sa.Column("id", record_id(), primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.BigInteger, nullable=True),
+    sa.Column("workflow", sa.String, nullable=False),
+    sa.Column("version", sa.String, nullable=False),
+    sa.Column("entity", sa.String, nullable=False),
+    sa.Column("record_id", sa.BigInteger, nullable=True),
+    sa.Column("trigger", sa.String, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    #: done | failed (to be retried) | dead | skipped (condition false, record gone) | silenced
+    sa.Column("status", sa.String, nullable=False),
+    #: the condition's result: true, false, or null (none, or not reached)
+    sa.Column("condition", sa.Boolean, nullable=True),
+    #: [{"index", "kind", "status": done|failed|skipped|done-before, "ms", "detail"|"error"}]
+    sa.Column("actions", sa.JSON, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("worker", sa.String, nullable=True),
+    #: when the event happened (the job's creation) and when the attempt started and ended
+    sa.Column("triggered_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_slate_workflow_run_record", "entity", "record_id", "id"),
+    sa.Index("ix_slate_workflow_run_workflow", "workflow", "id"),
+)
+
+#: The live registration of each active schedule (cron) workflow's version: exactly one row
+#: per workflow; the worker that claims a due row fires it and moves `next_at` on.
+workflow_schedules = sa.Table(
+    "slate_workflow_schedule", system_metadata,
+    sa.Column("workflow", sa.String, primary_key=True),
+    sa.Column("version", sa.String, nullable=False),
+    sa.Column("next_at", UTCDateTime(), nullable=False),
+    sa.Column("last_at", UTCDateTime(), nullable=True),
+)
+
+#: Inbound webhook deliveries seen (their idempotency keys), for 24 hours.
+workflow_deliveries = sa.Table(
+    "slate_workflow_delivery", system_metadata,
+    sa.Column("workflow", sa.String, primary_key=True),
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("job_id", sa.BigInteger, nullable=True),
+    sa.Column("record_id", sa.BigInteger, nullable=True),
+)
+
+#: The workers alive: each notes itself every few seconds (the workflows' health page).
+workflow_workers = sa.Table(
+    "slate_workflow_worker", system_metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("seen_at", UTCDateTime(), nullable=False),
+    sa.Column("jobs_done", sa.BigInteger, nullable=False),
+)
+
 #: The columns of slate_user that identity added, in the order an upgrade adds them.
 USER_COLUMNS_ADDED = ("email", "email_key", "active", "time_zone", "locale", "manager_id", "password_hash",
                       "password_changed_at", "updated_at")

@@ -1,0 +1,346 @@
+"""Claiming jobs and running them: the guarantees of docs/workflows.md, "Execution".
+
+- **Claim**: a batch of due jobs is taken in one statement (`FOR UPDATE SKIP LOCKED` on
+  PostgreSQL, so workers on several machines never take the same job; SQLite's single writer
+  does the same), each with a lease. A job whose lease expired (its worker died) is due again.
+- **Fence**: every commit of a run checks that the job is still this claim's (`attempts`, the
+  claim's number, and `running`): a worker whose lease ran out and was taken over cannot
+  mark the job done, nor commit its record changes.
+- **Database actions commit with the done mark**: a run whose actions only write to the
+  database is one transaction (several such runs of a batch share it, each in a savepoint),
+  so they take effect exactly once. Before an external action (e-mail, webhook, plugin) the
+  work so far is committed with the job's progress; after it, its success is; a retry skips
+  the actions its progress lists, so an action that succeeded is never run again because a
+  later one failed.
+- **Retries** wait longer each time (`Backoff`), then the job is dead: kept, with its error,
+  for an administrator to replay.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from slatecrm.metamodel.workflows import CHANGE_TRIGGERS
+
+from ..records import rules as rule_hooks
+from ..records.service import RecordsService
+from ..storage import system
+from .actions import ACTIONS, ActionFailed, RunContext
+from .outbox import CHAIN, PENDING, Outbox
+from .registry import DATABASE_ACTIONS, CompiledWorkflow, active_workflows
+from .settings import ExecutionSettings
+
+log = logging.getLogger(__name__)
+
+jobs = system.workflow_jobs
+runs = system.workflow_runs
+
+#: The columns a claim returns.
+CLAIMED = (jobs.c.id, jobs.c.workflow, jobs.c.version, jobs.c.entity, jobs.c.record_id, jobs.c.trigger,
+           jobs.c.event, jobs.c.attempts, jobs.c.progress, jobs.c.chain, jobs.c.created_at)
+
+
+class LeaseLost(Exception):
+    """The job is no longer this claim's: another worker took it over after the lease ran out."""
+
+
+@dataclass
+class Claim:
+    id: int
+    workflow: str
+    version: str
+    entity: str
+    record_id: int | None
+    trigger: str
+    event: Mapping[str, Any]
+    attempt: int
+    progress: dict[str, Any]
+    chain: list[str]
+    created_at: dt.datetime
+    #: this attempt's outcome of each action, for the run log
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    condition: bool | None = None
+    started: dt.datetime | None = None
+    #: the progress as committed (what a failure keeps: actions done in a transaction that
+    #: was then rolled back are not done)
+    committed: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.committed = dict(self.progress)
+
+
+def claim(conn: sa.Connection, worker: str, now: dt.datetime, limit: int, lease_seconds: float) -> list[Claim]:
+    """Up to `limit` due jobs, oldest due first, leased to `worker` (committed by the caller)."""
+    due = sa.or_(sa.and_(jobs.c.status == "pending", jobs.c.due_at <= now),
+                 sa.and_(jobs.c.status == "running", jobs.c.lease_until < now))
+    chosen = sa.select(jobs.c.id).where(due).order_by(jobs.c.due_at, jobs.c.id).limit(limit)
+    if conn.dialect.name == "postgresql":
+        chosen = chosen.with_for_update(skip_locked=True)
+    statement = (jobs.update().where(jobs.c.id.in_(chosen.scalar_subquery()))
+                 .values(status="running", lease_owner=worker, attempts=jobs.c.attempts + 1,
+                         lease_until=now + dt.timedelta(seconds=lease_seconds))
+                 .returning(*CLAIMED))
+    rows = conn.execute(statement).all()
+    return sorted((Claim(r.id, r.workflow, r.version, r.entity, r.record_id, r.trigger, r.event or {},
+                         r.attempts, dict(r.progress or {}), list(r.chain or []), r.created_at) for r in rows),
+                  key=lambda c: c.id)
+
+
+def fence(conn: sa.Connection, job: Claim, **values: Any) -> None:
+    """Write `values` to the job if it is still this claim's; LeaseLost otherwise."""
+    done = conn.execute(jobs.update().where(jobs.c.id == job.id, jobs.c.attempts == job.attempt,
+                                            jobs.c.status == "running").values(**values))
+    if done.rowcount != 1:
+        raise LeaseLost(f"job {job.id} was taken over (its lease ran out)")
+
+
+class Runner:
+    """Runs claimed jobs on one connection at a time."""
+
+    def __init__(self, engine: sa.Engine, records: RecordsService, outbox: Outbox, settings: ExecutionSettings,
+                 worker: str):
+        self.engine = engine
+        self.records = records
+        self.outbox = outbox
+        self.settings = settings
+        self.worker = worker
+
+    def now(self) -> dt.datetime:
+        return self.settings.clock()
+
+    def connect(self) -> sa.Connection:
+        return self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+
+    # --- the batch ---------------------------------------------------------------------------
+    def claim(self, limit: int) -> list[Claim]:
+        with self.connect() as conn, conn.begin():
+            return claim(conn, self.worker, self.now(), limit, self.settings.lease_seconds)
+
+    def run_all(self, claims: Sequence[Claim]) -> None:
+        """Database-only runs together, in one transaction; the others one by one."""
+        snapshot = self.records.full_snapshot()
+        active = active_workflows(snapshot)
+        together: list[tuple[Claim, CompiledWorkflow | None]] = []
+        alone: list[tuple[Claim, CompiledWorkflow | None]] = []
+        for job in claims:
+            compiled = active.by_name.get(job.workflow)
+            remaining = [] if compiled is None else [a for a in compiled.actions if str(a.index) not in job.progress]
+            (together if all(a.kind in DATABASE_ACTIONS for a in remaining) else alone).append((job, compiled))
+        if together:
+            self._run_together(together)
+        for job, compiled in alone:
+            self._run_alone(job, compiled)
+
+    def _run_together(self, batch: Sequence[tuple[Claim, CompiledWorkflow | None]]) -> None:
+        failed: list[tuple[Claim, Exception]] = []
+        entries: list[dict[str, Any]] = []
+        deferred: list[Any] = []
+        try:
+            with self.connect() as conn, conn.begin():
+                for job, compiled in batch:
+                    job.started = self.now()
+                    try:
+                        with conn.begin_nested():
+                            status = self._perform(conn, job, compiled, deferred)
+                            self.outbox.flush(conn)
+                            fence(conn, job, status=status, finished_at=self.now(), lease_until=None,
+                                  progress=job.progress, last_error=None)
+                        entries.append(self._entry(job, status, job.started, None))
+                    except LeaseLost:
+                        log.warning("job %s: lease lost, not committed by this worker", job.id)
+                    except Exception as error:  # noqa: BLE001 - a run's failure is recorded, not raised
+                        conn.info.pop(PENDING, None)
+                        failed.append((job, error))
+                if entries:
+                    conn.execute(runs.insert(), entries)
+        except Exception:
+            log.exception("a batch of workflow runs could not be committed; its jobs are retried")
+            return
+        for call in deferred:
+            _quietly(call)
+        for job, error in failed:
+            self._fail(job, error)
+
+    def _run_alone(self, job: Claim, compiled: CompiledWorkflow | None) -> None:
+        started = job.started = self.now()
+        deferred: list[Any] = []
+        try:
+            with self.connect() as conn:
+                conn.begin()
+                try:
+                    status = self._perform(conn, job, compiled, deferred)
+                    self.outbox.flush(conn)
+                    fence(conn, job, status=status, finished_at=self.now(), lease_until=None,
+                          progress=job.progress, last_error=None)
+                    conn.execute(runs.insert().values(self._entry(job, status, started, None)))
+                    conn.commit()
+                finally:
+                    if conn.in_transaction():
+                        conn.rollback()
+        except LeaseLost:
+            log.warning("job %s: lease lost, not committed by this worker", job.id)
+            return
+        except Exception as error:  # noqa: BLE001
+            self._fail(job, error)
+            return
+        for call in deferred:
+            _quietly(call)
+
+    # --- one run -------------------------------------------------------------------------------
+    def _perform(self, conn: sa.Connection, job: Claim, compiled: CompiledWorkflow | None,
+                 deferred: list[Any]) -> str:
+        """The run's condition and actions on `conn` (in a transaction); its status."""
+        if compiled is None:
+            job.outcomes.append({"status": "cancelled", "detail": f"workflow {job.workflow!r} is not active"})
+            return "cancelled"
+        if job.trigger in ("time", "schedule") and job.version != compiled.version:
+            job.outcomes.append({"status": "cancelled",
+                                 "detail": f"scheduled by version {job.version}; version {compiled.version} is active"})
+            return "cancelled"
+        snapshot = self.records.full_snapshot()
+        ce = snapshot.entities.get(job.entity)
+        if ce is None:
+            job.outcomes.append({"status": "cancelled", "detail": f"entity {job.entity!r} is gone"})
+            return "cancelled"
+        record = self._record(conn, ce, job)
+        if record is None:
+            job.outcomes.append({"status": "skipped", "detail": f"{job.entity} {job.record_id} no longer exists"})
+            return "skipped"
+        previous = None
+        if job.trigger in CHANGE_TRIGGERS:
+            previous = {**record}
+            for name, (before, _after) in (job.event.get("changes") or {}).items():
+                previous[name] = _from_json(ce, name, before)
+        context = rule_hooks.context_for(conn, snapshot.entities, job.event.get("user"), previous)
+        if compiled.condition is not None:
+            job.condition = compiled.condition.holds(record, context)
+            if not job.condition:
+                return "skipped"
+        conn.info[CHAIN] = (*job.chain, compiled.name)
+        bound = self.records.bound(conn)
+        run = RunContext(conn, bound, compiled, ce, job.record_id, record, previous, context, job.id,
+                         job.trigger, job.event, self.now(), self.settings)
+        try:
+            for action in compiled.actions:
+                key = str(action.index)
+                if key in job.progress:
+                    job.outcomes.append({"index": action.index, "kind": action.kind, "status": "done-before"})
+                    continue
+                definition = compiled.workflow.actions[action.index]
+                external = action.kind not in DATABASE_ACTIONS
+                if external:
+                    # What is done so far is committed first (with the lease renewed), so a
+                    # failure of this action cannot undo it, nor make it run again.
+                    self.outbox.flush(conn)
+                    fence(conn, job, progress=job.progress,
+                          lease_until=self.now() + dt.timedelta(seconds=self.settings.lease_seconds))
+                    _commit_and_begin(conn)
+                    job.committed = dict(job.progress)
+                began = time.perf_counter()
+                try:
+                    if external:
+                        detail = ACTIONS[action.kind](run, action, definition)
+                    else:
+                        with conn.begin_nested():
+                            detail = ACTIONS[action.kind](run, action, definition)
+                except Exception as error:
+                    job.outcomes.append({"index": action.index, "kind": action.kind, "status": "failed",
+                                         "ms": _ms(began), "error": _message(error)})
+                    raise
+                outcome = {"index": action.index, "kind": action.kind, "status": "done", "ms": _ms(began),
+                           "detail": detail}
+                job.outcomes.append(outcome)
+                job.progress[key] = {"at": self.now().isoformat(), "attempt": job.attempt}
+                if external:
+                    fence(conn, job, progress=job.progress)
+                    _commit_and_begin(conn)
+                    job.committed = dict(job.progress)
+        finally:
+            conn.info.pop(CHAIN, None)
+        deferred.extend(bound.deferred or ())
+        return "done"
+
+    def _record(self, conn: sa.Connection, ce: Any, job: Claim) -> dict[str, Any] | None:
+        if job.trigger == "deleted":
+            values = job.event.get("values") or {}
+            record = {name: _from_json(ce, name, values.get(name)) for name in ce.fields}
+            record.update(id=job.record_id, owner=values.get("owner"), version=None)
+            return record
+        if job.record_id is None:
+            return None
+        row = conn.execute(ce.select.where(ce.table.c.id == job.record_id)).mappings().first()
+        if row is None:
+            return None
+        record = {name: compiled.from_row(row) for name, compiled in ce.fields.items()}
+        for name in ("id", "owner", "version", "created_at", "updated_at", "created_by", "updated_by"):
+            if name in row:
+                record[name] = row[name]
+        return record
+
+    # --- failures ----------------------------------------------------------------------------
+    def _fail(self, job: Claim, error: Exception) -> None:
+        """Back to pending, later; or dead when its attempts are spent or it cannot succeed."""
+        if isinstance(error, LeaseLost):
+            return
+        retryable = getattr(error, "retryable", True)
+        now = self.now()
+        dead = not retryable or job.attempt >= self.settings.backoff.attempts
+        message = _message(error)
+        if not isinstance(error, ActionFailed | LeaseLost) and not hasattr(error, "retryable"):
+            log.warning("workflow %s, job %s, attempt %s failed: %s", job.workflow, job.id, job.attempt, message)
+        values: dict[str, Any] = {"progress": job.committed, "last_error": message, "lease_until": None}
+        if dead:
+            values.update(status="dead", finished_at=now)
+        else:
+            values.update(status="pending", due_at=now + dt.timedelta(seconds=self.settings.backoff.delay(job.attempt)))
+        started = job.started or now
+        try:
+            with self.connect() as conn, conn.begin():
+                fence(conn, job, **values)
+                conn.execute(runs.insert().values(self._entry(job, "dead" if dead else "failed", started, message)))
+        except LeaseLost:
+            log.warning("job %s: lease lost before its failure was recorded", job.id)
+
+    def _entry(self, job: Claim, status: str, started: dt.datetime, error: str | None) -> dict[str, Any]:
+        return {"job_id": job.id, "workflow": job.workflow, "version": job.version, "entity": job.entity,
+                "record_id": job.record_id, "trigger": job.trigger, "attempt": job.attempt, "status": status,
+                "condition": job.condition, "actions": job.outcomes, "error": error, "worker": self.worker,
+                "triggered_at": job.created_at, "started_at": started, "finished_at": self.now()}
+
+
+def _commit_and_begin(conn: sa.Connection) -> None:
+    conn.commit()
+    conn.begin()
+
+
+def _from_json(ce: Any, name: str, value: Any) -> Any:
+    compiled = ce.fields.get(name)
+    if compiled is None or value is None:
+        return value
+    try:
+        return compiled.type.coerce(value, compiled.field)
+    except Exception:  # noqa: BLE001 - a value the type no longer takes reads as unknown
+        return None
+
+
+def _ms(began: float) -> float:
+    return round((time.perf_counter() - began) * 1000, 2)
+
+
+def _message(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text if len(text) <= 2000 else text[:2000] + "…"
+
+
+def _quietly(call: Any) -> None:
+    try:
+        call()
+    except Exception:
+        log.exception("after-commit work of a workflow run failed")

@@ -1,0 +1,297 @@
+"""The outbox: the write pipeline's changes turned into workflow jobs, in the transaction of
+the change (no change without its jobs, no job without its change).
+
+A write tells the outbox what it wrote (`written`, a hook of records/pipeline.py); the outbox
+keeps it on the connection, merged per record (the union of the changed fields, each from its
+first value to its last), and turns it into jobs once, right before COMMIT (`flush`, the
+pipeline's `before_commit` hook, or the worker's own before its commit): a record created and
+then changed by a before-save step, a formula or a workflow's two actions in one transaction
+gives each workflow one event, evaluated on the final state. Which triggers fire is decided
+there: created, updated (optionally only when given fields changed), deleted, stage entered
+and left; time triggers are scheduled, moved or cancelled there too.
+
+The condition of a job is evaluated by the worker that runs it, on the record as it is then
+(with `previous`, from the event's changes): so the write pays one multi-row INSERT per
+transaction for its asynchronous workflows, and the run log shows every condition's result.
+
+Loop protection: the worker puts the chain of workflows whose run is writing on the
+connection (`CHAIN`); a workflow in that chain is not fired again unless it says
+`retrigger: true`, and a chain longer than the configured depth makes a dead job naming it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from slatecrm.metamodel.workflows import Workflow
+
+from ..records import rules as rule_hooks
+from ..records.pipeline import Hooks, WriteRequest, WrittenValues
+from ..records.snapshot import Snapshot
+from ..storage import system
+from .registry import CompiledWorkflow, active_workflows
+
+log = logging.getLogger(__name__)
+
+#: conn.info keys: the records written in the transaction, and the chain of workflows whose
+#: run is writing (set by the worker).
+PENDING = "slatecrm.workflows.pending"
+CHAIN = "slatecrm.workflows.chain"
+#: How many workflows may start one another in a chain before it is stopped.
+DEPTH_VARIABLE = "SLATECRM_WORKFLOW_MAX_DEPTH"
+DEFAULT_DEPTH = 5
+
+jobs = system.workflow_jobs
+
+
+def max_depth(environ: Mapping[str, str] | None = None) -> int:
+    text = (os.environ if environ is None else environ).get(DEPTH_VARIABLE, "")
+    if not text:
+        return DEFAULT_DEPTH
+    try:
+        depth = int(text)
+    except ValueError:
+        raise ValueError(f"{DEPTH_VARIABLE}={text!r} is not a whole number") from None
+    if depth < 1:
+        raise ValueError(f"{DEPTH_VARIABLE}={text!r}: at least 1")
+    return depth
+
+
+@dataclass
+class PendingRecord:
+    """What a transaction did to one record so far."""
+
+    entity: str
+    record_id: int
+    created: bool = False
+    deleted: bool = False
+    #: field → [first value, last value] (JSON forms, as in the history table)
+    changes: dict[str, list[Any]] = field(default_factory=dict)
+    #: the record's values as last written (None when the write did not have them at hand)
+    values: Mapping[str, Any] | None = None
+    user: int | None = None
+
+    def add(self, action: str, changes: Mapping[str, Sequence[Any]], values: Mapping[str, Any] | None,
+            user: int | None) -> None:
+        self.user = user
+        if action == "create":
+            self.created = True
+        elif action == "delete":
+            self.deleted = True
+        for name, (before, after) in changes.items():
+            if name in self.changes:
+                self.changes[name][1] = after
+            else:
+                self.changes[name] = [before, after]
+        if values is not None:
+            self.values = values
+
+
+class Outbox:
+    """Registered on the write pipeline's hooks of the app's records service."""
+
+    def __init__(self, snapshot_of: Any, *, clock: Any = None, depth: int | None = None):
+        """`snapshot_of()`: the current revision's full snapshot (the records service's
+        `full_snapshot`); `clock()`: now, in UTC (tests give their own)."""
+        self.snapshot_of = snapshot_of
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.depth = max_depth() if depth is None else depth
+
+    def register(self, hooks: Hooks) -> None:
+        hooks.written.append(self.written)
+        hooks.before_commit.append(self.flush)
+
+    # --- in the write's transaction ----------------------------------------------------------
+    def written(self, conn: sa.Connection, request: WriteRequest, history: Sequence[Mapping[str, Any]],
+                values: WrittenValues) -> None:
+        active = active_workflows(self.snapshot_of())
+        entities = {row["entity"] for row in history}
+        if not any(active.any_on(e) for e in entities):
+            return
+        if request.silent:
+            self._silenced(conn, request, history, active)
+            return
+        pending: dict[tuple[str, int], PendingRecord] = conn.info.setdefault(PENDING, {})
+        for row in history:
+            key = (row["entity"], row["record_id"])
+            if not active.any_on(key[0]):
+                continue
+            entry = pending.get(key)
+            if entry is None:
+                entry = pending[key] = PendingRecord(*key)
+            entry.add(row["action"], row["changes"], values.get(key), row["changed_by"])
+
+    def flush(self, conn: sa.Connection) -> int:
+        """The transaction's pending records as jobs (and time triggers moved); how many jobs."""
+        pending: dict[tuple[str, int], PendingRecord] | None = conn.info.pop(PENDING, None)
+        if not pending:
+            return 0
+        snapshot = self.snapshot_of()
+        active = active_workflows(snapshot)
+        chain: tuple[str, ...] = conn.info.get(CHAIN, ())
+        now = self.clock()
+        rows: list[dict[str, Any]] = []
+        for entry in pending.values():
+            if entry.created and entry.deleted:
+                continue
+            for workflow, trigger in self._fired(snapshot, entry, active):
+                row = self._job(workflow, entry, trigger, chain, now)
+                if row is not None:
+                    rows.append(row)
+            if not entry.deleted and active.on(entry.entity, "time"):
+                rows.extend(self._schedule_times(conn, snapshot, entry, active.on(entry.entity, "time"), now))
+            elif entry.deleted:
+                conn.execute(jobs.update().where(
+                    jobs.c.entity == entry.entity, jobs.c.record_id == entry.record_id,
+                    jobs.c.status == "pending", jobs.c.trigger.in_(("time", "schedule"))
+                ).values(status="cancelled", finished_at=now, last_error="the record was deleted"))
+        if rows:
+            conn.execute(jobs.insert(), rows)
+        return len(rows)
+
+    def _fired(self, snapshot: Snapshot, entry: PendingRecord,
+               active: Any) -> list[tuple[CompiledWorkflow, str]]:
+        entity = entry.entity
+        fired: list[tuple[CompiledWorkflow, str]] = []
+        if entry.deleted:
+            return [(w, "deleted") for w in active.on(entity, "deleted")]
+        if entry.created:
+            fired += [(w, "created") for w in active.on(entity, "created")]
+        elif entry.changes:
+            changed = set(entry.changes)
+            fired += [(w, "updated") for w in active.on(entity, "updated")
+                      if not w.workflow.trigger.fields or changed.intersection(w.workflow.trigger.fields)]
+        ce = snapshot.entities.get(entity)
+        pipelines = {} if ce is None else ce.pipelines
+        for field_name in pipelines:
+            if field_name not in entry.changes:
+                continue
+            before, after = entry.changes[field_name]
+            if entry.created:
+                before = None
+            if before == after:
+                continue
+            for w in active.on(entity, "stage_entered"):
+                if _stage_matches(w.workflow, snapshot, entity, field_name, after):
+                    fired.append((w, "stage_entered"))
+            for w in active.on(entity, "stage_left"):
+                if before is not None and _stage_matches(w.workflow, snapshot, entity, field_name, before):
+                    fired.append((w, "stage_left"))
+        return fired
+
+    def _job(self, compiled: CompiledWorkflow, entry: PendingRecord, trigger: str, chain: tuple[str, ...],
+             now: dt.datetime, due: dt.datetime | None = None,
+             dedupe_key: str | None = None) -> dict[str, Any] | None:
+        workflow = compiled.workflow
+        if workflow.name in chain and not getattr(workflow, "retrigger", False):
+            return None  # its own writes do not fire it again (loop protection)
+        event: dict[str, Any] = {"changes": {} if entry.created else entry.changes, "user": entry.user}
+        if entry.deleted and entry.values is not None:
+            event["values"] = _json_values(self.snapshot_of(), entry.entity, entry.values)
+        row = {"workflow": workflow.name, "version": compiled.version, "entity": entry.entity,
+               "record_id": entry.record_id, "trigger": trigger, "event": event, "status": "pending",
+               "due_at": due or now, "created_at": now, "finished_at": None, "attempts": 0,
+               "lease_owner": None, "lease_until": None, "progress": {}, "chain": list(chain),
+               "last_error": None, "dedupe_key": dedupe_key}
+        if len(chain) >= self.depth:
+            row.update(status="dead", finished_at=now, last_error=(
+                f"stopped: a chain of {len(chain) + 1} workflows ({' → '.join([*chain, workflow.name])}) "
+                f"is deeper than {self.depth} ({DEPTH_VARIABLE})"))
+        return row
+
+    def _schedule_times(self, conn: sa.Connection, snapshot: Snapshot, entry: PendingRecord,
+                        workflows: Sequence[CompiledWorkflow], now: dt.datetime) -> list[dict[str, Any]]:
+        """Each time trigger of the record: scheduled at its moment, moved when the moment
+        moved, cancelled when the record no longer meets the condition or has no moment."""
+        values = entry.values
+        ce = snapshot.entities[entry.entity]
+        if values is None:
+            row = conn.execute(ce.select.where(ce.table.c.id == entry.record_id)).mappings().first()
+            if row is None:
+                return []
+            values = {"owner": row["owner"], **{n: f.from_row(row) for n, f in ce.fields.items()}}
+        context = rule_hooks.context_for(conn, snapshot.entities, entry.user, None)
+        record = {**values, "id": entry.record_id}
+        rows: list[dict[str, Any]] = []
+        for compiled in workflows:
+            due = time_due(compiled.workflow, record)
+            wanted = due is not None and (compiled.condition is None or compiled.condition.holds(record, context))
+            key = f"time:{compiled.name}:{compiled.version}:{entry.record_id}:{due.isoformat() if due else ''}"
+            others = [jobs.c.workflow == compiled.name, jobs.c.record_id == entry.record_id,
+                      jobs.c.entity == entry.entity, jobs.c.trigger == "time", jobs.c.status == "pending"]
+            if wanted:
+                others.append(jobs.c.dedupe_key != key)
+            conn.execute(jobs.update().where(*others).values(
+                status="cancelled", finished_at=now,
+                last_error="rescheduled: the moment moved" if wanted else
+                "cancelled: the record no longer meets the condition, or has no date"))
+            if not wanted or due is None:
+                continue
+            seen = conn.execute(sa.select(jobs.c.id).where(jobs.c.dedupe_key == key).limit(1)).first()
+            if seen is not None:
+                continue  # this moment is scheduled already (or has run)
+            row = self._job(compiled, PendingRecord(entry.entity, entry.record_id, user=entry.user), "time",
+                            conn.info.get(CHAIN, ()), now, due=due, dedupe_key=key)
+            if row is not None:
+                rows.append(row)
+        return rows
+
+    def _silenced(self, conn: sa.Connection, request: WriteRequest, history: Sequence[Mapping[str, Any]],
+                  active: Any) -> None:
+        """A silent write's run-log entries: one per workflow it kept from firing, per write."""
+        now = self.clock()
+        per_workflow: dict[str, tuple[CompiledWorkflow, list[int]]] = {}
+        for row in history:
+            for kind in ("created", "updated", "deleted", "stage_entered", "stage_left", "time"):
+                for w in active.on(row["entity"], kind):
+                    per_workflow.setdefault(w.name, (w, []))[1].append(row["record_id"])
+        entries = [{"job_id": None, "workflow": w.name, "version": w.version, "entity": w.workflow.entity,
+                    "record_id": ids[0], "trigger": request.action, "attempt": 0, "status": "silenced",
+                    "condition": None, "actions": [],
+                    "error": f"a silent {request.action} by user {request.user} of {len(set(ids))} record(s) "
+                             f"(ids {', '.join(str(i) for i in sorted(set(ids))[:10])}) did not fire it",
+                    "worker": None, "triggered_at": now, "started_at": now, "finished_at": now}
+                   for w, ids in per_workflow.values()]
+        if entries:
+            conn.execute(system.workflow_runs.insert(), entries)
+
+
+def _stage_matches(workflow: Workflow, snapshot: Snapshot, entity: str, field_name: str, stage: Any) -> bool:
+    trigger = workflow.trigger
+    if trigger.pipeline is not None:
+        found = snapshot.metamodel.entity(entity)
+        pipeline = next((p for p in found.pipelines if p.name == trigger.pipeline), None) if found else None
+        if pipeline is None or pipeline.field != field_name:
+            return False
+    return trigger.stage is None or trigger.stage == stage
+
+
+def time_due(workflow: Workflow, record: Mapping[str, Any]) -> dt.datetime | None:
+    """The moment a time trigger fires for `record`: its field's value moved by the offset
+    (a date counts from its midnight, UTC); None without a value."""
+    value = record.get(workflow.trigger.field or "")
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    else:
+        return None
+    return moment + dt.timedelta(minutes=workflow.trigger.offset_minutes)
+
+
+def _json_values(snapshot: Snapshot, entity: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    ce = snapshot.entities.get(entity)
+    if ce is None:
+        return {}
+    out = {name: compiled.to_json(values.get(name)) for name, compiled in ce.fields.items()}
+    out["owner"] = values.get("owner")
+    return out
