@@ -64,6 +64,8 @@ class Claim:
     progress: dict[str, Any]
     chain: list[str]
     created_at: dt.datetime
+    #: the worker holding the claim
+    worker: str = ""
     #: this attempt's outcome of each action, for the run log
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     condition: bool | None = None
@@ -89,14 +91,16 @@ def claim(conn: sa.Connection, worker: str, now: dt.datetime, limit: int, lease_
                  .returning(*CLAIMED))
     rows = conn.execute(statement).all()
     return sorted((Claim(r.id, r.workflow, r.version, r.entity, r.record_id, r.trigger, r.event or {},
-                         r.attempts, dict(r.progress or {}), list(r.chain or []), r.created_at) for r in rows),
+                         r.attempts, dict(r.progress or {}), list(r.chain or []), r.created_at, worker)
+                   for r in rows),
                   key=lambda c: c.id)
 
 
 def fence(conn: sa.Connection, job: Claim, **values: Any) -> None:
     """Write `values` to the job if it is still this claim's; LeaseLost otherwise."""
     done = conn.execute(jobs.update().where(jobs.c.id == job.id, jobs.c.attempts == job.attempt,
-                                            jobs.c.status == "running").values(**values))
+                                            jobs.c.lease_owner == job.worker, jobs.c.status == "running")
+                        .values(**values))
     if done.rowcount != 1:
         raise LeaseLost(f"job {job.id} was taken over (its lease ran out)")
 
@@ -344,3 +348,14 @@ def _quietly(call: Any) -> None:
         call()
     except Exception:
         log.exception("after-commit work of a workflow run failed")
+
+
+def replay(conn: sa.Connection, job_ids: Sequence[int], now: dt.datetime) -> int:
+    """Dead (or cancelled) jobs made due again, with fresh attempts; the actions their
+    progress lists as done stay done. How many were replayed."""
+    if not job_ids:
+        return 0
+    done = conn.execute(jobs.update().where(jobs.c.id.in_(list(job_ids)), jobs.c.status.in_(("dead", "cancelled")))
+                        .values(status="pending", due_at=now, attempts=0, finished_at=None, lease_owner=None,
+                                lease_until=None, dedupe_key=None))
+    return int(done.rowcount or 0)

@@ -295,3 +295,16 @@ def _json_values(snapshot: Snapshot, entity: str, values: Mapping[str, Any]) -> 
     out = {name: compiled.to_json(values.get(name)) for name, compiled in ce.fields.items()}
     out["owner"] = values.get("owner")
     return out
+
+
+def enqueue(conn: sa.Connection, compiled: CompiledWorkflow, record_ids: Sequence[int | None], trigger: str,
+            now: dt.datetime, *, user: int | None = None, extra: Mapping[str, Any] | None = None,
+            dedupe_key: str | None = None) -> list[int]:
+    """Jobs of `compiled` for these records, outside a write (a manual run, an inbound
+    webhook), in the caller's transaction; their ids."""
+    rows = [{"workflow": compiled.name, "version": compiled.version, "entity": compiled.workflow.entity,
+             "record_id": record_id, "trigger": trigger, "event": {"changes": {}, "user": user, **(extra or {})},
+             "status": "pending", "due_at": now, "created_at": now, "finished_at": None, "attempts": 0,
+             "lease_owner": None, "lease_until": None, "progress": {}, "chain": [], "last_error": None,
+             "dedupe_key": dedupe_key} for record_id in record_ids]
+    return [int(conn.execute(jobs.insert().values(row).returning(jobs.c.id)).scalar_one()) for row in rows]
