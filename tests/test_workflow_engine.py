@@ -57,3 +57,137 @@ def test_a_created_record_runs_its_workflow_once_with_its_condition(auto: Automa
     # not fire it again.
     assert auto.run() == 0
     assert len(auto.runs()) == 2
+
+
+STAGE_NOTES = """\
+    kind: workflow
+    name: {name}
+    entity: lead
+    trigger: {{kind: {kind}, pipeline: qualification, stage: suspect}}
+    actions:
+      - kind: note
+        text: "{kind} {{{{ previous.status }}}} → {{{{ record.status }}}}"
+    """
+
+RATING_CHANGED = """\
+    kind: workflow
+    name: rating_changed
+    entity: lead
+    trigger: {kind: updated, fields: [rating]}
+    condition: "previous(rating) = 'cold' and rating = 'hot'"
+    actions:
+      - kind: update
+        set:
+          job_title: "concat('warmed up from ', previous(rating))"
+    """
+
+
+def test_updated_fires_only_for_its_fields_and_reads_the_previous_value(auto: Automation) -> None:
+    auto.install({"workflows/rating.yaml": RATING_CHANGED})
+    record = auto.records.create("lead", {"last_name": "Doe", "company": "Acme", "rating": "cold"})
+    assert auto.jobs() == []  # created: not this workflow's trigger
+    record = auto.records.update("lead", record.id, {"phone": "+33 1 23 45 67 89"}, version=record.version)
+    assert auto.jobs() == []  # rating did not change
+    record = auto.records.update("lead", record.id, {"rating": "hot"}, version=record.version)
+    (job,) = auto.jobs()
+    assert job.event["changes"] == {"rating": ["cold", "hot"]}
+    assert auto.run() == 1
+    assert auto.records.get("lead", record.id).values["job_title"] == "warmed up from cold"
+    (run,) = auto.runs()
+    assert run.condition is True and run.status == "done"
+
+
+def test_stage_entered_and_left_fire_on_the_move_between_stages(auto: Automation) -> None:
+    auto.install({"workflows/entered.yaml": STAGE_NOTES.format(name="entered", kind="stage_entered"),
+                  "workflows/left.yaml": STAGE_NOTES.format(name="left", kind="stage_left")})
+    record = auto.records.create("lead", {"last_name": "Doe", "company": "Acme", "email": "d@example.com",
+                                         "source": "web"})
+    assert auto.jobs() == []
+    record = auto.records.update("lead", record.id, {"status": "suspect"}, version=record.version)
+    assert [j.workflow for j in auto.jobs()] == ["entered"]
+    record = auto.records.update("lead", record.id, {"status": "prospect"}, version=record.version)
+    assert [j.workflow for j in auto.jobs()] == ["entered", "left"]
+    assert auto.run() == 2
+    notes = sorted(h.changes["note"][1] for h in auto.records.history("lead", record.id) if h.action == "note")
+    # Each run reads the record as it is when it runs (prospect), and the previous value of
+    # its own event.
+    assert notes == ["stage_entered new → prospect", "stage_left suspect → prospect"]
+
+
+DELETED = """\
+    kind: workflow
+    name: on_delete
+    entity: lead
+    trigger: {kind: deleted}
+    condition: "company = 'Acme'"
+    actions:
+      - kind: create
+        entity: account
+        set:
+          name: "concat('Deleted lead of ', company)"
+    """
+
+
+def test_deleted_runs_on_the_values_the_record_had(auto: Automation) -> None:
+    auto.install({"workflows/deleted.yaml": DELETED})
+    record = auto.records.create("lead", {"last_name": "Doe", "company": "Acme"})
+    auto.records.delete("lead", record.id)
+    (job,) = auto.jobs()
+    assert job.trigger == "deleted" and job.event["values"]["company"] == "Acme"
+    assert auto.run() == 1
+    names = [r.values["name"] for r in auto.records.page("account").records]
+    assert "Deleted lead of Acme" in names
+
+
+def test_one_event_per_record_and_workflow_per_transaction(auto: Automation) -> None:
+    """Created and changed in one transaction: one job, evaluated on the final state."""
+    auto.install({"workflows/rate.yaml": RATE_HOT, "workflows/rating.yaml": RATING_CHANGED})
+    with auto.engine.connect() as conn:
+        conn.begin()
+        bound = auto.records.bound(conn)
+        made = bound.create("lead", {"last_name": "Doe", "company": "Acme", "source": "event", "rating": "cold"})
+        bound.update("lead", made.id, {"source": "web", "rating": "hot"}, version=made.version)
+        outbox = next(h.__self__ for h in auto.records.pipeline.hooks.before_commit)  # type: ignore[attr-defined]
+        outbox.flush(conn)
+        conn.commit()
+    # One created event (the update in the same transaction is part of the creation).
+    assert [(j.workflow, j.trigger) for j in auto.jobs()] == [("rate_web_leads", "created")]
+    assert auto.run() == 1
+    assert auto.records.get("lead", made.id).values["rating"] == "hot"
+    assert auto.runs()[0].condition is True  # source = 'web', the final state
+
+
+LOOP = """\
+    kind: workflow
+    name: {name}
+    entity: lead
+    trigger: {{kind: updated, fields: [{watch}]}}
+    actions:
+      - kind: update
+        set:
+          {field}: "concat({field}, '+')"
+    """
+
+
+def test_a_workflow_does_not_trigger_itself_and_a_chain_stops_at_its_depth(auto: Automation) -> None:
+    auto.install({"workflows/a.yaml": LOOP.format(name="a", watch="job_title", field="job_title")})
+    record = auto.records.create("lead", {"last_name": "Doe", "company": "Acme", "job_title": "x"})
+    auto.records.update("lead", record.id, {"job_title": "y"}, version=record.version)
+    assert auto.run() == 1
+    assert auto.records.get("lead", record.id).values["job_title"] == "y+"
+    assert auto.run() == 0  # its own update did not fire it again
+    # A chain of workflows each firing the next stops at the configured depth, visibly.
+    auto.outbox().depth = 3
+    auto.install({"workflows/w1.yaml": LOOP.format(name="w1", watch="first_name", field="need"),
+                  "workflows/w2.yaml": LOOP.format(name="w2", watch="need", field="job_title"),
+                  "workflows/w3.yaml": LOOP.format(name="w3", watch="job_title", field="company"),
+                  "workflows/w4.yaml": LOOP.format(name="w4", watch="company", field="last_name")})
+    record = auto.records.create("lead", {"last_name": "Roe", "company": "Acme", "first_name": "f", "need": "n",
+                                          "job_title": "j"})
+    auto.records.update("lead", record.id, {"first_name": "g"}, version=record.version)
+    assert auto.run() == 3
+    (dead,) = auto.jobs(status="dead")
+    assert dead.workflow == "w4"
+    assert "a chain of 4 workflows (w1 → w2 → w3 → w4) is deeper than 3" in dead.last_error
+    values = auto.records.get("lead", record.id).values
+    assert (values["need"], values["job_title"], values["company"], values["last_name"]) == ("n+", "j+", "Acme+", "Roe")

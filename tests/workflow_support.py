@@ -50,6 +50,10 @@ class Automation:
         version = f"1.{self.versions[0]}.0"
         folder = write_files_pack(self.root / version, files, name=name, version=version)
         install(self.engine, self.registry, "crm-core", "sales", folder)
+        self.records.holder.refresh()  # the new revision at once, not at the next poll
+
+    def outbox(self) -> Any:
+        return next(h.__self__ for h in self.records.pipeline.hooks.before_commit)  # type: ignore[attr-defined]
 
     def worker(self, name: str = "w1") -> Worker:
         return Worker(self.engine, self.records, self.settings, name=name)

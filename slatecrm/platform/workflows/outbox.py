@@ -77,6 +77,8 @@ class PendingRecord:
     #: the record's values as last written (None when the write did not have them at hand)
     values: Mapping[str, Any] | None = None
     user: int | None = None
+    #: the chain of workflows whose runs wrote it (empty: a person's or a program's write)
+    chain: tuple[str, ...] = ()
 
     def add(self, action: str, changes: Mapping[str, Sequence[Any]], values: Mapping[str, Any] | None,
             user: int | None) -> None:
@@ -125,7 +127,7 @@ class Outbox:
                 continue
             entry = pending.get(key)
             if entry is None:
-                entry = pending[key] = PendingRecord(*key)
+                entry = pending[key] = PendingRecord(*key, chain=conn.info.get(CHAIN, ()))
             entry.add(row["action"], row["changes"], values.get(key), row["changed_by"])
 
     def flush(self, conn: sa.Connection) -> int:
@@ -135,14 +137,13 @@ class Outbox:
             return 0
         snapshot = self.snapshot_of()
         active = active_workflows(snapshot)
-        chain: tuple[str, ...] = conn.info.get(CHAIN, ())
         now = self.clock()
         rows: list[dict[str, Any]] = []
         for entry in pending.values():
             if entry.created and entry.deleted:
                 continue
             for workflow, trigger in self._fired(snapshot, entry, active):
-                row = self._job(workflow, entry, trigger, chain, now)
+                row = self._job(workflow, entry, trigger, entry.chain, now)
                 if row is not None:
                     rows.append(row)
             if not entry.deleted and active.on(entry.entity, "time"):
@@ -238,7 +239,7 @@ class Outbox:
             if seen is not None:
                 continue  # this moment is scheduled already (or has run)
             row = self._job(compiled, PendingRecord(entry.entity, entry.record_id, user=entry.user), "time",
-                            conn.info.get(CHAIN, ()), now, due=due, dedupe_key=key)
+                            entry.chain, now, due=due, dedupe_key=key)
             if row is not None:
                 rows.append(row)
         return rows
