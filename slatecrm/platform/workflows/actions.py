@@ -56,6 +56,13 @@ class RunContext:
     def key(self, action: CompiledAction) -> str:
         return f"{self.job_id}:{action.index}"
 
+    def before_network(self) -> None:
+        """Called by an external action once it has read what it needs, before it waits on
+        the network: ends the read transaction, so no lock is held while a server answers
+        (on SQLite a transaction of this worker's holds the database's one write lock)."""
+        if self.conn.in_transaction():
+            self.conn.commit()
+
 
 def rule_value(ce: CompiledEntity, name: str, value: Any) -> Any:
     """A rule's value as the field's JSON form, what the write pipeline takes as given."""
@@ -188,6 +195,7 @@ def do_email(run: RunContext, action: CompiledAction, definition: Action) -> dic
     text = render(definition.body or "", record=view, previous=run.previous, workflow=workflow)
     html = (render(definition.html, record=view, previous=run.previous, workflow=workflow, html=True)
             if definition.html else None)
+    run.before_network()
     send_email(settings, to=[address], subject=subject.strip(), text=text, html=html,
                message_id=run.key(action).replace(":", "."))
     return {"to": address, "subject": subject.strip()[:200]}
@@ -218,10 +226,11 @@ def do_webhook(run: RunContext, action: CompiledAction, definition: Action) -> d
         | {"id": run.record_id, "owner": run.record.get("owner")},
         "changes": run.event.get("changes", {}),
     })
+    run.before_network()
     secret = run.records.secrets.get(f"webhook:{definition.secret}") if definition.secret else None
     result = post_webhook(definition.url or "", body, secret=secret, idempotency_key=run.key(action),
                           event=run.workflow.name, timeout=definition.timeout_seconds or 10.0)
-    return {"status": result.status, "ms": result.elapsed_ms}
+    return {"status": result.status_code, "ms": result.elapsed_ms}
 
 
 def do_plugin(run: RunContext, action: CompiledAction, definition: Action) -> dict[str, Any]:

@@ -245,7 +245,7 @@ class Runner:
                     self.outbox.flush(conn)
                     fence(conn, job, progress=job.progress,
                           lease_until=self.now() + dt.timedelta(seconds=self.settings.lease_seconds))
-                    _commit_and_begin(conn)
+                    conn.commit()
                     job.committed = dict(job.progress)
                 began = time.perf_counter()
                 try:
@@ -264,7 +264,7 @@ class Runner:
                 job.progress[key] = {"at": self.now().isoformat(), "attempt": job.attempt}
                 if external:
                     fence(conn, job, progress=job.progress)
-                    _commit_and_begin(conn)
+                    conn.commit()
                     job.committed = dict(job.progress)
         finally:
             conn.info.pop(CHAIN, None)
@@ -317,11 +317,6 @@ class Runner:
                 "record_id": job.record_id, "trigger": job.trigger, "attempt": job.attempt, "status": status,
                 "condition": job.condition, "actions": job.outcomes, "error": error, "worker": self.worker,
                 "triggered_at": job.created_at, "started_at": started, "finished_at": self.now()}
-
-
-def _commit_and_begin(conn: sa.Connection) -> None:
-    conn.commit()
-    conn.begin()
 
 
 def _from_json(ce: Any, name: str, value: Any) -> Any:
