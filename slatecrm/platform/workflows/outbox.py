@@ -213,11 +213,13 @@ class Outbox:
         moved, cancelled when the record no longer meets the condition or has no moment."""
         values = entry.values
         ce = snapshot.entities[entry.entity]
-        if values is None:
+        if values is None or any(w.workflow.trigger.field not in values for w in workflows):
+            # Not at hand (a cascade's change) or a system field (created_at): as written.
             row = conn.execute(ce.select.where(ce.table.c.id == entry.record_id)).mappings().first()
             if row is None:
                 return []
-            values = {"owner": row["owner"], **{n: f.from_row(row) for n, f in ce.fields.items()}}
+            values = {"owner": row["owner"], "created_at": row["created_at"], "updated_at": row["updated_at"],
+                      **{n: f.from_row(row) for n, f in ce.fields.items()}}
         context = rule_hooks.context_for(conn, snapshot.entities, entry.user, None)
         record = {**values, "id": entry.record_id}
         rows: list[dict[str, Any]] = []
@@ -235,7 +237,8 @@ class Outbox:
                 "cancelled: the record no longer meets the condition, or has no date"))
             if not wanted or due is None:
                 continue
-            seen = conn.execute(sa.select(jobs.c.id).where(jobs.c.dedupe_key == key).limit(1)).first()
+            seen = conn.execute(sa.select(jobs.c.id).where(jobs.c.dedupe_key == key, jobs.c.status != "cancelled")
+                                .limit(1)).first()
             if seen is not None:
                 continue  # this moment is scheduled already (or has run)
             row = self._job(compiled, PendingRecord(entry.entity, entry.record_id, user=entry.user), "time",

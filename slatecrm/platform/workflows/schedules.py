@@ -137,6 +137,12 @@ def _schedule_all(conn: sa.Connection, snapshot: Snapshot, compiled: CompiledWor
             batch.append(_job(compiled, ce.name, row["id"], "time", due, now,
                               f"time:{compiled.name}:{compiled.version}:{row['id']}:{due.isoformat()}"))
         if batch:
+            # A moment a save scheduled already (the outbox, before this registration) stays one job.
+            keys = [row["dedupe_key"] for row in batch]
+            known = set(conn.execute(sa.select(jobs.c.dedupe_key).where(
+                jobs.c.dedupe_key.in_(keys), jobs.c.status != "cancelled")).scalars())
+            batch = [row for row in batch if row["dedupe_key"] not in known]
+        if batch:
             conn.execute(jobs.insert(), batch)
             count += len(batch)
         after = rows[-1]["id"]
