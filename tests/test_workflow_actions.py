@@ -64,7 +64,8 @@ def test_emails_arrive_with_recipients_subject_and_fields(auto: Automation, smtp
     assert run.status == "done" and [a["status"] for a in run.actions] == ["done", "done"]
 
 
-def test_an_action_that_succeeded_is_not_sent_again_when_a_later_one_fails(auto: Automation, smtp) -> None:  # noqa: F811
+def test_an_action_that_succeeded_is_not_sent_again_when_a_later_one_fails(auto: Automation,
+                                                                           smtp) -> None:  # noqa: F811
     """The first e-mail is sent; the second's recipient (a user without an address) fails
     for good: the job is dead, and replaying it does not send the first again."""
     mailbox, settings = smtp
@@ -104,7 +105,8 @@ WEBHOOK = """\
     """
 
 
-def test_a_webhook_is_retried_with_back_off_and_one_idempotency_key(auto: Automation, receiver) -> None:  # noqa: F811
+def test_a_webhook_is_retried_with_back_off_and_one_idempotency_key(auto: Automation,
+                                                                    receiver) -> None:  # noqa: F811
     state, base = receiver
     auto.install({"workflows/hook.yaml": WEBHOOK.format(url=f"{base}/hook")})
     # The receiver verifies with the secret the database keeps under the secret's name.
@@ -136,7 +138,7 @@ def test_a_webhook_is_retried_with_back_off_and_one_idempotency_key(auto: Automa
 
 
 def test_attempts_spent_make_a_dead_job_with_its_error(auto: Automation, receiver) -> None:  # noqa: F811
-    state, base = receiver
+    _, base = receiver
     auto.install({"workflows/hook.yaml": WEBHOOK.format(url=f"{base}/status/503")})
     made = auto.records.create("lead", {"last_name": "Doe", "company": "Acme", "rating": "cold"})
     auto.records.update("lead", made.id, {"rating": "hot"}, version=made.version)

@@ -108,7 +108,8 @@ def test_stage_entered_and_left_fire_on_the_move_between_stages(auto: Automation
     record = auto.records.update("lead", record.id, {"status": "prospect"}, version=record.version)
     assert [j.workflow for j in auto.jobs()] == ["entered", "left"]
     assert auto.run() == 2
-    notes = sorted(h.changes["note"][1] for h in auto.records.history("lead", record.id) if h.action == "note")
+    notes = sorted(h.changes["note"][1] for h in auto.records.history("lead",
+                                                                      record.id) if h.action == "note")
     # Each run reads the record as it is when it runs (prospect), and the previous value of
     # its own event.
     assert notes == ["stage_entered new → prospect", "stage_left suspect → prospect"]
@@ -145,7 +146,8 @@ def test_one_event_per_record_and_workflow_per_transaction(auto: Automation) -> 
     with auto.engine.connect() as conn:
         conn.begin()
         bound = auto.records.bound(conn)
-        made = bound.create("lead", {"last_name": "Doe", "company": "Acme", "source": "event", "rating": "cold"})
+        made = bound.create("lead", {"last_name": "Doe", "company": "Acme", "source": "event",
+                                     "rating": "cold"})
         bound.update("lead", made.id, {"source": "web", "rating": "hot"}, version=made.version)
         outbox = next(h.__self__ for h in auto.records.pipeline.hooks.before_commit)  # type: ignore[attr-defined]
         outbox.flush(conn)
@@ -182,7 +184,8 @@ def test_a_workflow_does_not_trigger_itself_and_a_chain_stops_at_its_depth(auto:
                   "workflows/w2.yaml": LOOP.format(name="w2", watch="need", field="job_title"),
                   "workflows/w3.yaml": LOOP.format(name="w3", watch="job_title", field="company"),
                   "workflows/w4.yaml": LOOP.format(name="w4", watch="company", field="last_name")})
-    record = auto.records.create("lead", {"last_name": "Roe", "company": "Acme", "first_name": "f", "need": "n",
+    record = auto.records.create("lead", {"last_name": "Roe", "company": "Acme", "first_name": "f",
+                                          "need": "n",
                                           "job_title": "j"})
     auto.records.update("lead", record.id, {"first_name": "g"}, version=record.version)
     assert auto.run() == 3
@@ -190,4 +193,58 @@ def test_a_workflow_does_not_trigger_itself_and_a_chain_stops_at_its_depth(auto:
     assert dead.workflow == "w4"
     assert "a chain of 4 workflows (w1 → w2 → w3 → w4) is deeper than 3" in dead.last_error
     values = auto.records.get("lead", record.id).values
-    assert (values["need"], values["job_title"], values["company"], values["last_name"]) == ("n+", "j+", "Acme+", "Roe")
+    assert (values["need"], values["job_title"], values["company"], values["last_name"]) == ("n+", "j+",
+                                                                                             "Acme+", "Roe")
+
+
+def test_a_silent_write_fires_nothing_and_says_so_in_the_run_log(auto: Automation) -> None:
+    auto.install({"workflows/rate.yaml": RATE_HOT})
+    quiet = auto.records.silently()
+    made = quiet.create("lead", {"last_name": "Doe", "company": "Acme", "source": "web"})
+    assert auto.jobs() == []
+    (entry,) = auto.runs()
+    assert entry.status == "silenced" and entry.workflow == "rate_web_leads" and entry.record_id == made.id
+    assert "a silent create" in entry.error
+    assert auto.run() == 0
+    assert auto.records.get("lead", made.id).values["rating"] is None
+
+
+PLUGGED = """\
+    kind: workflow
+    name: plugged
+    entity: lead
+    trigger: {kind: created}
+    actions:
+      - kind: plugin
+        name: test.stamp
+        params: {prefix: "seen"}
+    """
+
+
+def test_a_plugins_action_runs_with_the_record_params_and_a_key(engine: sa.Engine,
+                                                                registry: FieldTypeRegistry,
+                                                                 tmp_path: Path) -> None:
+    from slatecrm.plugins.hookspecs import hookimpl
+    from slatecrm.plugins.manager import make_plugin_manager
+    from slatecrm.plugins.workflow_actions import WorkflowAction
+
+    calls: list[tuple[str, str, str]] = []
+
+    def stamp(record: dict[str, object], params: dict[str, object], connection: sa.Connection,
+              idempotency_key: str) -> dict[str, object]:
+        calls.append((str(params["prefix"]), str(record["company"]), idempotency_key))
+        return {"stamped": True}
+
+    class Plugin:
+        @hookimpl
+        def slatecrm_workflow_actions(self) -> list[WorkflowAction]:
+            return [WorkflowAction("test.stamp", stamp)]
+
+    auto = automation(engine, registry, tmp_path, plugins=make_plugin_manager(Plugin()))
+    auto.install({"workflows/plugged.yaml": PLUGGED})
+    made = auto.records.create("lead", {"last_name": "Doe", "company": "Acme"})
+    assert auto.run() == 1
+    (job,) = auto.jobs()
+    assert calls == [("seen", "Acme", f"{job.id}:0")]
+    (run,) = auto.runs()
+    assert run.status == "done" and run.actions[0]["detail"] == {"stamped": True} and run.record_id == made.id

@@ -13,7 +13,7 @@ from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.storage import system
 from slatecrm.platform.workflows import schedules
 
-from .workflow_support import START, Automation, automation
+from .workflow_support import Automation, automation
 
 
 @pytest.fixture
@@ -203,7 +203,8 @@ def test_deactivate_activate_upgrade_and_restarts_give_exactly_one_run(auto: Aut
         auto.records.update("lead", made.id, {"job_title": step}, version=current.version)
         ran = sum(auto.worker(f"{step}-{n}").run_until_idle() for n in range(2))
         assert ran == (1 if active else 0), step
-    assert [n for n in notes(auto, made.id) if n.startswith("title")] == ["title", "title", "title v2", "title v2"]
+    assert [n for n in notes(auto, made.id) if n.startswith("title")] == ["title", "title", "title v2",
+                                                                          "title v2"]
 
 
 def test_a_schedule_version_change_moves_its_registration(auto: Automation) -> None:

@@ -76,9 +76,9 @@ class Automation:
 
 def automation(engine: sa.Engine, registry: FieldTypeRegistry, root: Path, **settings: Any) -> Automation:
     clock = Clock()
-    records = records_service(engine, make_plugin_manager())
+    records = records_service(engine, settings.pop("plugins", None) or make_plugin_manager())
     made = ExecutionSettings(backoff=settings.pop("backoff", Backoff(attempts=3, base_seconds=60)),
                              clock=clock, environ=settings.pop("environ", {}), **settings)
     for outbox_hook in records.pipeline.hooks.before_commit:
-        getattr(outbox_hook, "__self__").clock = clock
+        outbox_hook.__self__.clock = clock
     return Automation(engine, registry, records, clock, root, made)

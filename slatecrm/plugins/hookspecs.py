@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from slatecrm.metamodel.fieldtypes import FieldType
     from slatecrm.metamodel.rules.functions import RuleFunction
 
+    from .workflow_actions import WorkflowAction
+
 hookspec = pluggy.HookspecMarker("slatecrm")
 hookimpl = pluggy.HookimplMarker("slatecrm")
 
@@ -55,6 +57,13 @@ def slatecrm_record_saved(entity: str, record_id: int, action: str, version: int
     """Called once for every record a write created, updated or deleted, after the
     transaction committed, with the changes history recorded ({field: [before, after]},
     JSON values). In process and at most once; an exception is logged, not raised."""
+
+
+@hookspec
+def slatecrm_workflow_actions() -> Sequence[WorkflowAction]:  # type: ignore[empty-body]
+    """Workflow actions this plugin adds: a workflow runs one with `kind: plugin` and
+    `name: <the action's name>`, in a worker, with the run's record and the action's `params`.
+    Each name must be new. See WorkflowAction (slatecrm/plugins/workflow_actions.py)."""
 
 
 @hookspec

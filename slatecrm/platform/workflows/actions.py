@@ -147,13 +147,13 @@ def _least_loaded(run: RunContext, ids: list[int]) -> int:
     """The member owning the fewest open records of the entity (records in a stage of a
     won or lost category do not count); the lowest id among equals."""
     table = run.ce.table
-    where = [table.c.owner.in_(ids)]
+    where: list[sa.ColumnElement[bool]] = [table.c.owner.in_(ids)]
     for field_name, pipeline in run.ce.pipelines.items():
         closed = [s.key for s in pipeline.stages if s.category != "open"]
         if closed:
             column = table.c[run.ce.fields[field_name].column]
             where.append(sa.or_(column.is_(None), column.not_in(closed)))
-    counts = dict(run.conn.execute(sa.select(table.c.owner, sa.func.count()).where(*where)
+    counts: dict[int, int] = dict(run.conn.execute(sa.select(table.c.owner, sa.func.count()).where(*where)
                                    .group_by(table.c.owner)).all())
     return min(ids, key=lambda i: (counts.get(i, 0), i))
 

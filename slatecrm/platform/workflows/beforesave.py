@@ -37,7 +37,8 @@ class Budget:
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Budget:
         environ = os.environ if environ is None else environ
         try:
-            return cls(int(environ.get(BUDGET_STATEMENTS) or 50), float(environ.get(BUDGET_MILLISECONDS) or 250))
+            return cls(int(environ.get(BUDGET_STATEMENTS) or 50),
+                       float(environ.get(BUDGET_MILLISECONDS) or 250))
         except ValueError:
             raise ValueError(f"{BUDGET_STATEMENTS} and {BUDGET_MILLISECONDS} must be numbers") from None
 
@@ -104,10 +105,11 @@ class BeforeSave:
                     if elapsed > budget.milliseconds:
                         raise OverBudget(f"more than {budget.milliseconds:g} ms ({BUDGET_MILLISECONDS})")
         except OverBudget as error:
-            raise ValidationFailed({"": [f"before-save workflow {compiled.name!r} went over its budget: {error}"]}) \
-                from None
-        except Exception as error:  # noqa: BLE001 - a value the field refuses, named with the workflow
-            raise ValidationFailed({"": [f"before-save workflow {compiled.name!r} failed: {error}"]}) from None
+            message = f"before-save workflow {compiled.name!r} went over its budget: {error}"
+            raise ValidationFailed({"": [message]}) from None
+        except Exception as error:
+            message = f"before-save workflow {compiled.name!r} failed: {error}"
+            raise ValidationFailed({"": [message]}) from None
 
 
 __all__ = ["BeforeSave", "Budget", "rule_value"]

@@ -78,7 +78,8 @@ class Claim:
         self.committed = dict(self.progress)
 
 
-def claim(conn: sa.Connection, worker: str, now: dt.datetime, limit: int, lease_seconds: float) -> list[Claim]:
+def claim(conn: sa.Connection, worker: str, now: dt.datetime, limit: int,
+          lease_seconds: float) -> list[Claim]:
     """Up to `limit` due jobs, oldest due first, leased to `worker` (committed by the caller)."""
     due = sa.or_(sa.and_(jobs.c.status == "pending", jobs.c.due_at <= now),
                  sa.and_(jobs.c.status == "running", jobs.c.lease_until < now))
@@ -108,7 +109,8 @@ def fence(conn: sa.Connection, job: Claim, **values: Any) -> None:
 class Runner:
     """Runs claimed jobs on one connection at a time."""
 
-    def __init__(self, engine: sa.Engine, records: RecordsService, outbox: Outbox, settings: ExecutionSettings,
+    def __init__(self, engine: sa.Engine, records: RecordsService, outbox: Outbox,
+                 settings: ExecutionSettings,
                  worker: str):
         self.engine = engine
         self.records = records
@@ -135,8 +137,10 @@ class Runner:
         alone: list[tuple[Claim, CompiledWorkflow | None]] = []
         for job in claims:
             compiled = active.by_name.get(job.workflow)
-            remaining = [] if compiled is None else [a for a in compiled.actions if str(a.index) not in job.progress]
-            (together if all(a.kind in DATABASE_ACTIONS for a in remaining) else alone).append((job, compiled))
+            remaining = [] if compiled is None else [
+                a for a in compiled.actions if str(a.index) not in job.progress]
+            (together if all(a.kind in DATABASE_ACTIONS for a in remaining) else alone).append((job,
+                                                                                                compiled))
         if together:
             self._run_together(together)
         for job, compiled in alone:
@@ -159,7 +163,7 @@ class Runner:
                         entries.append(self._entry(job, status, job.started, None))
                     except LeaseLost:
                         log.warning("job %s: lease lost, not committed by this worker", job.id)
-                    except Exception as error:  # noqa: BLE001 - a run's failure is recorded, not raised
+                    except Exception as error:
                         conn.info.pop(PENDING, None)
                         failed.append((job, error))
                 if entries:
@@ -169,8 +173,8 @@ class Runner:
             return
         for call in deferred:
             _quietly(call)
-        for job, error in failed:
-            self._fail(job, error)
+        for job, problem in failed:
+            self._fail(job, problem)
 
     def _run_alone(self, job: Claim, compiled: CompiledWorkflow | None) -> None:
         started = job.started = self.now()
@@ -191,7 +195,7 @@ class Runner:
         except LeaseLost:
             log.warning("job %s: lease lost, not committed by this worker", job.id)
             return
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             self._fail(job, error)
             return
         for call in deferred:
@@ -206,7 +210,8 @@ class Runner:
             return "cancelled"
         if job.trigger in ("time", "schedule") and job.version != compiled.version:
             job.outcomes.append({"status": "cancelled",
-                                 "detail": f"scheduled by version {job.version}; version {compiled.version} is active"})
+                                 "detail": f"scheduled by version {job.version}; "
+                                           f"version {compiled.version} is active"})
             return "cancelled"
         snapshot = self.records.full_snapshot()
         ce = snapshot.entities.get(job.entity)
@@ -215,7 +220,8 @@ class Runner:
             return "cancelled"
         record = self._record(conn, ce, job)
         if record is None:
-            job.outcomes.append({"status": "skipped", "detail": f"{job.entity} {job.record_id} no longer exists"})
+            job.outcomes.append({"status": "skipped",
+                                 "detail": f"{job.entity} {job.record_id} no longer exists"})
             return "skipped"
         previous = None
         if job.trigger in CHANGE_TRIGGERS:
@@ -298,17 +304,20 @@ class Runner:
         dead = not retryable or job.attempt >= self.settings.backoff.attempts
         message = _message(error)
         if not isinstance(error, ActionFailed | LeaseLost) and not hasattr(error, "retryable"):
-            log.warning("workflow %s, job %s, attempt %s failed: %s", job.workflow, job.id, job.attempt, message)
+            log.warning("workflow %s, job %s, attempt %s failed: %s", job.workflow, job.id, job.attempt,
+                        message)
         values: dict[str, Any] = {"progress": job.committed, "last_error": message, "lease_until": None}
         if dead:
             values.update(status="dead", finished_at=now)
         else:
-            values.update(status="pending", due_at=now + dt.timedelta(seconds=self.settings.backoff.delay(job.attempt)))
+            values.update(status="pending",
+                          due_at=now + dt.timedelta(seconds=self.settings.backoff.delay(job.attempt)))
         started = job.started or now
         try:
             with self.connect() as conn, conn.begin():
                 fence(conn, job, **values)
-                conn.execute(runs.insert().values(self._entry(job, "dead" if dead else "failed", started, message)))
+                conn.execute(runs.insert().values(self._entry(job, "dead" if dead else "failed", started,
+                                                              message)))
         except LeaseLost:
             log.warning("job %s: lease lost before its failure was recorded", job.id)
 
@@ -325,7 +334,7 @@ def _from_json(ce: Any, name: str, value: Any) -> Any:
         return value
     try:
         return compiled.type.coerce(value, compiled.field)
-    except Exception:  # noqa: BLE001 - a value the type no longer takes reads as unknown
+    except Exception:
         return None
 
 
@@ -350,7 +359,8 @@ def replay(conn: sa.Connection, job_ids: Sequence[int], now: dt.datetime) -> int
     progress lists as done stay done. How many were replayed."""
     if not job_ids:
         return 0
-    done = conn.execute(jobs.update().where(jobs.c.id.in_(list(job_ids)), jobs.c.status.in_(("dead", "cancelled")))
+    done = conn.execute(jobs.update().where(jobs.c.id.in_(list(job_ids)), jobs.c.status.in_(("dead",
+                                                                                             "cancelled")))
                         .values(status="pending", due_at=now, attempts=0, finished_at=None, lease_owner=None,
                                 lease_until=None, dedupe_key=None))
     return int(done.rowcount or 0)

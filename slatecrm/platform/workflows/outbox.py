@@ -130,11 +130,11 @@ class Outbox:
                 entry = pending[key] = PendingRecord(*key, chain=conn.info.get(CHAIN, ()))
             entry.add(row["action"], row["changes"], values.get(key), row["changed_by"])
 
-    def flush(self, conn: sa.Connection) -> int:
-        """The transaction's pending records as jobs (and time triggers moved); how many jobs."""
+    def flush(self, conn: sa.Connection) -> None:
+        """The transaction's pending records as jobs (and time triggers moved)."""
         pending: dict[tuple[str, int], PendingRecord] | None = conn.info.pop(PENDING, None)
         if not pending:
-            return 0
+            return
         snapshot = self.snapshot_of()
         active = active_workflows(snapshot)
         now = self.clock()
@@ -155,7 +155,6 @@ class Outbox:
                 ).values(status="cancelled", finished_at=now, last_error="the record was deleted"))
         if rows:
             conn.execute(jobs.insert(), rows)
-        return len(rows)
 
     def _fired(self, snapshot: Snapshot, entry: PendingRecord,
                active: Any) -> list[tuple[CompiledWorkflow, str]]:
@@ -225,8 +224,10 @@ class Outbox:
         rows: list[dict[str, Any]] = []
         for compiled in workflows:
             due = time_due(compiled.workflow, record)
-            wanted = due is not None and (compiled.condition is None or compiled.condition.holds(record, context))
-            key = f"time:{compiled.name}:{compiled.version}:{entry.record_id}:{due.isoformat() if due else ''}"
+            wanted = due is not None and (compiled.condition is None or compiled.condition.holds(record,
+                                                                                                 context))
+            moment = due.isoformat() if due else ""
+            key = f"time:{compiled.name}:{compiled.version}:{entry.record_id}:{moment}"
             others = [jobs.c.workflow == compiled.name, jobs.c.record_id == entry.record_id,
                       jobs.c.entity == entry.entity, jobs.c.trigger == "time", jobs.c.status == "pending"]
             if wanted:
@@ -237,14 +238,15 @@ class Outbox:
                 "cancelled: the record no longer meets the condition, or has no date"))
             if not wanted or due is None:
                 continue
-            seen = conn.execute(sa.select(jobs.c.id).where(jobs.c.dedupe_key == key, jobs.c.status != "cancelled")
+            seen = conn.execute(sa.select(jobs.c.id).where(jobs.c.dedupe_key == key,
+                                                           jobs.c.status != "cancelled")
                                 .limit(1)).first()
             if seen is not None:
                 continue  # this moment is scheduled already (or has run)
-            row = self._job(compiled, PendingRecord(entry.entity, entry.record_id, user=entry.user), "time",
-                            entry.chain, now, due=due, dedupe_key=key)
-            if row is not None:
-                rows.append(row)
+            made = self._job(compiled, PendingRecord(entry.entity, entry.record_id, user=entry.user), "time",
+                             entry.chain, now, due=due, dedupe_key=key)
+            if made is not None:
+                rows.append(made)
         return rows
 
     def _silenced(self, conn: sa.Connection, request: WriteRequest, history: Sequence[Mapping[str, Any]],
@@ -256,7 +258,8 @@ class Outbox:
             for kind in ("created", "updated", "deleted", "stage_entered", "stage_left", "time"):
                 for w in active.on(row["entity"], kind):
                     per_workflow.setdefault(w.name, (w, []))[1].append(row["record_id"])
-        entries = [{"job_id": None, "workflow": w.name, "version": w.version, "entity": w.workflow.entity,
+        entries: list[dict[str, Any]] = [
+                   {"job_id": None, "workflow": w.name, "version": w.version, "entity": w.workflow.entity,
                     "record_id": ids[0], "trigger": request.action, "attempt": 0, "status": "silenced",
                     "condition": None, "actions": [],
                     "error": f"a silent {request.action} by user {request.user} of {len(set(ids))} record(s) "
@@ -306,8 +309,10 @@ def enqueue(conn: sa.Connection, compiled: CompiledWorkflow, record_ids: Sequenc
             dedupe_key: str | None = None) -> list[int]:
     """Jobs of `compiled` for these records, outside a write (a manual run, an inbound
     webhook), in the caller's transaction; their ids."""
-    rows = [{"workflow": compiled.name, "version": compiled.version, "entity": compiled.workflow.entity,
-             "record_id": record_id, "trigger": trigger, "event": {"changes": {}, "user": user, **(extra or {})},
+    rows: list[dict[str, Any]] = [{"workflow": compiled.name, "version": compiled.version,
+                                   "entity": compiled.workflow.entity,
+             "record_id": record_id, "trigger": trigger, "event": {"changes": {}, "user": user,
+                                                                   **(extra or {})},
              "status": "pending", "due_at": now, "created_at": now, "finished_at": None, "attempts": 0,
              "lease_owner": None, "lease_until": None, "progress": {}, "chain": [], "last_error": None,
              "dedupe_key": dedupe_key} for record_id in record_ids]

@@ -132,7 +132,8 @@ def expression(snapshot: Snapshot, entity: str, target: str, field: str, text: s
     install by metamodel/workflowchecks.py; checked again here, against this revision)."""
     found = snapshot.metamodel.entity(target)
     assert found is not None
-    wanted = field_type(found.field(field), snapshot.registry) if found.field(field) else None
+    definition = found.field(field)
+    wanted = field_type(definition, snapshot.registry) if definition is not None else None
     checked = check(text, snapshot.metamodel, entity, expect=Type(wanted.kind) if wanted else None,
                     changes=changes, functions=snapshot.functions, registry=snapshot.registry)
     return compile_python(checked.typed)

@@ -29,6 +29,8 @@ from typing import Any
 import sqlalchemy as sa
 from croniter import croniter
 
+from slatecrm.metamodel.rules import RuleContext
+
 from ..records import rules as rule_hooks
 from ..records.snapshot import Snapshot
 from ..storage import system
@@ -98,21 +100,24 @@ def reconcile(conn: sa.Connection, snapshot: Snapshot, now: dt.datetime) -> list
             conn.execute(schedules.update().where(schedules.c.workflow == name)
                          .values(version=compiled.version, next_at=next_at))
         scheduled = _schedule_all(conn, snapshot, compiled, now) if kind == "time" else 0
-        changes.append(f"registered {name} version {compiled.version}"
-                       + (f" ({scheduled} moments scheduled" if kind == "time" else f" (next {next_at.isoformat()}")
-                       + (f", {cancelled} pending jobs of the former version cancelled)" if cancelled else ")"))
+        what = f"{scheduled} moments scheduled" if kind == "time" else f"next {next_at.isoformat()}"
+        former = f", {cancelled} pending jobs of the former version cancelled" if cancelled else ""
+        changes.append(f"registered {name} version {compiled.version} ({what}{former})")
     return changes
 
 
 def _cancel(conn: sa.Connection, workflow: str, keep_version: str | None, now: dt.datetime, why: str) -> int:
-    where = [jobs.c.workflow == workflow, jobs.c.status == "pending", jobs.c.trigger.in_(("time", "schedule"))]
+    where = [jobs.c.workflow == workflow, jobs.c.status == "pending", jobs.c.trigger.in_(("time",
+                                                                                          "schedule"))]
     if keep_version is not None:
         where.append(jobs.c.version != keep_version)
-    done = conn.execute(jobs.update().where(*where).values(status="cancelled", finished_at=now, last_error=why))
+    done = conn.execute(jobs.update().where(*where).values(status="cancelled", finished_at=now,
+                                                           last_error=why))
     return int(done.rowcount or 0)
 
 
-def _schedule_all(conn: sa.Connection, snapshot: Snapshot, compiled: CompiledWorkflow, now: dt.datetime) -> int:
+def _schedule_all(conn: sa.Connection, snapshot: Snapshot, compiled: CompiledWorkflow,
+                  now: dt.datetime) -> int:
     """The moments to come of every record of the entity meeting the condition."""
     ce = snapshot.entities.get(compiled.workflow.entity)
     if ce is None:
@@ -128,7 +133,8 @@ def _schedule_all(conn: sa.Connection, snapshot: Snapshot, compiled: CompiledWor
         batch = []
         for row in rows:
             record = {"id": row["id"], "owner": row["owner"], "created_at": row.get("created_at"),
-                      "updated_at": row.get("updated_at"), **{n: f.from_row(row) for n, f in ce.fields.items()}}
+                      "updated_at": row.get("updated_at"), **{n: f.from_row(row) for n,
+                                                              f in ce.fields.items()}}
             due = time_due(compiled.workflow, record)
             if due is None or due < now:
                 continue
@@ -166,7 +172,8 @@ def fire_due(conn: sa.Connection, snapshot: Snapshot, now: dt.datetime) -> int:
     made = 0
     for row in conn.execute(due).all():
         compiled = active.by_name.get(row.workflow)
-        if compiled is None or compiled.workflow.trigger.kind != "schedule" or compiled.version != row.version:
+        if compiled is None or compiled.workflow.trigger.kind != "schedule" \
+                or compiled.version != row.version:
             continue  # reconcile's business
         made += _fire(conn, snapshot, compiled, row.next_at, now)
         conn.execute(schedules.update().where(schedules.c.workflow == row.workflow)
@@ -181,10 +188,11 @@ def _fire(conn: sa.Connection, snapshot: Snapshot, compiled: CompiledWorkflow, m
         return 0
     where = []
     if compiled.filter is not None:
-        where.append(compiled.filter.where(rule_hooks.RuleContext(now=now)))
+        where.append(compiled.filter.where(RuleContext(now=now)))
     ids = conn.execute(sa.select(ce.table.c.id).where(*where).order_by(ce.table.c.id)).scalars().all()
     stamp = moment.isoformat()
-    rows = [_job(compiled, ce.name, i, "schedule", now, now, f"cron:{compiled.name}:{compiled.version}:{stamp}:{i}",
+    rows = [_job(compiled, ce.name, i, "schedule", now, now,
+                 f"cron:{compiled.name}:{compiled.version}:{stamp}:{i}",
                  {"changes": {}, "user": None, "moment": stamp}) for i in ids]
     for start in range(0, len(rows), CHUNK):
         conn.execute(jobs.insert(), rows[start:start + CHUNK])

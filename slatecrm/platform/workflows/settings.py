@@ -15,7 +15,8 @@ BACKOFF_MAX = "SLATECRM_WORKFLOW_BACKOFF_MAX"
 LEASE = "SLATECRM_WORKFLOW_LEASE"
 
 
-def _number(environ: Mapping[str, str], name: str, default: float, *, least: float, whole: bool = False) -> float:
+def _number(environ: Mapping[str, str], name: str, default: float, *, least: float,
+            whole: bool = False) -> float:
     text = environ.get(name, "").strip()
     if not text:
         return default
@@ -72,7 +73,8 @@ class ExecutionSettings:
     actions: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ExecutionSettings:
+    def from_environment(cls, environ: Mapping[str, str] | None = None,
+                         **overrides: Any) -> ExecutionSettings:
         environ = dict(os.environ if environ is None else environ)
         made = cls(backoff=Backoff.from_environment(environ),
                    lease_seconds=_number(environ, LEASE, 600.0, least=1), environ=environ)

@@ -18,6 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from slatecrm.plugins.workflow_actions import workflow_actions
+
 from ..records.service import RecordsService
 from ..storage import system
 from . import schedules
@@ -62,6 +64,9 @@ class Worker:
         self.engine = engine
         self.records = records
         self.settings = settings or ExecutionSettings.from_environment()
+        manager = records.events.manager
+        if not self.settings.actions and manager is not None:
+            self.settings.actions = workflow_actions(manager)
         self.name = name or worker_name()
         self.outbox = install_outbox(records, self.settings)
         self.runner = Runner(engine, records, self.outbox, self.settings, self.name)
