@@ -46,6 +46,9 @@ NOT_FIELD_TYPES = {
     "web/templates/widgets/reference.html": {"reference"},
     "sampledata.py": {"email", "phone"},
     "storage/system.py": {"stage", "email"},
+    # workflow action kinds (an e-mail action, a move to a stage), not field types
+    "workflows/actions.py": {"stage", "email"},
+    "workflows/registry.py": {"email"},
     # users' e-mails, JSON Schema types and HTML input types of the identity routes and pages
     "cli_tokens.py": {"email"},
     "web/identity_common.py": {"text"},
