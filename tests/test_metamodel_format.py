@@ -68,14 +68,14 @@ def test_a_revision_stored_before_the_format_version_reads_as_it_was(
     with engine.connect() as conn:
         read = revisions.current(conn)
     # Its entities as they were; roles came with format 3 (and sales 0.2.1 with them), user
-    # attributes with format 4 (and sales 0.2.2).
+    # attributes with format 4 (and sales 0.2.2), workflows with format 5 (and sales 0.2.3).
     assert read is not None and read.metamodel.entities == default_metamodel(registry).entities
     assert read.metamodel.roles == () and read.metamodel.user_attributes == ()
     assert read.metamodel.workflows == ()
     # The next install plans against it: the same packs again change no table; only their
-    # roles and user attributes, which format 1 did not store, are added.
+    # roles, user attributes and workflows, which format 1 did not store, are added.
     assert [c.action for c in plan(engine, registry, "crm-core", "sales").plan.changes] == [
-        "add role", "add role", "add user attribute"]
+        "add role", "add role", "add user attribute", *["add workflow"] * 8]
 
 
 @pytest.mark.parametrize("version", [FORMAT_VERSION + 1, "2", 0])

@@ -39,6 +39,7 @@ VALID = {
         kind: workflow
         name: rating_changed
         entity: lead
+        retrigger: true
         trigger:
           kind: updated
           fields: [rating, email]
@@ -62,9 +63,9 @@ VALID = {
             secret: crm_hooks
             timeout: 5
         """,
-    "workflows/proposal_follow_up.yaml": """\
+    "workflows/proposal_task.yaml": """\
         kind: workflow
-        name: proposal_follow_up
+        name: proposal_task
         entity: opportunity
         trigger:
           kind: stage_entered
@@ -94,9 +95,9 @@ VALID = {
             name: example.notify
             params: {channel: sales}
         """,
-    "workflows/close_date_reminder.yaml": """\
+    "workflows/closing_reminder.yaml": """\
         kind: workflow
-        name: close_date_reminder
+        name: closing_reminder
         entity: opportunity
         trigger: {kind: time, field: close_date, offset: 3 days before}
         condition: "stage not in ('closed_won', 'closed_lost')"
@@ -123,7 +124,7 @@ VALID = {
         kind: workflow
         name: qualify
         entity: lead
-        trigger: {kind: manual}
+        trigger: {kind: manual, roles: [sales_manager, administrator]}
         actions:
           - kind: assign
             user: anna@example.com
@@ -142,10 +143,22 @@ VALID = {
             company: $.company
             email: $.contact.emails[0]
           idempotency_key: $.submission_id
+          match: email
         actions:
           - kind: assign
             strategy: least_loaded
             team: Sales reps
+        """,
+    "workflows/tidy_next_step.yaml": """\
+        kind: workflow
+        name: tidy_next_step
+        entity: opportunity
+        timing: before_save
+        trigger: {kind: updated, fields: [next_step]}
+        actions:
+          - kind: update
+            set:
+              next_step: trim(next_step)
         """,
 }
 
@@ -173,26 +186,75 @@ def problems(registry: FieldTypeRegistry, *paths: Path) -> list[str]:
 def test_a_workflow_of_each_trigger_kind_loads_merges_and_is_stored(tmp_path: Path,
                                                                     registry: FieldTypeRegistry) -> None:
     metamodel = merged(registry, write_pack(tmp_path, VALID))
-    assert sorted(w.trigger.kind for w in metamodel.workflows) == sorted(TRIGGER_KINDS)
-    assert {w.pack for w in metamodel.workflows} == {"automation"}
-    reminder = metamodel.workflow("close_date_reminder")
+    ours = [w for w in metamodel.workflows if w.pack == "automation"]
+    assert {w.trigger.kind for w in ours} == set(TRIGGER_KINDS)
+    assert len(ours) == len(VALID)
+    reminder = metamodel.workflow("closing_reminder")
     assert reminder is not None and reminder.trigger.offset_minutes == -3 * 24 * 60
-    assert reminder.source.file == "workflows/close_date_reminder.yaml" and reminder.source.line == 2
+    assert reminder.source.file == "workflows/closing_reminder.yaml" and reminder.source.line == 2
+    assert (reminder.timing, reminder.retrigger) == ("after_save", False)  # the defaults
+    tidy = metamodel.workflow("tidy_next_step")
+    assert tidy is not None and tidy.timing == "before_save" and tidy.timing_source.line == 4
+    rating = metamodel.workflow("rating_changed")
+    assert rating is not None and rating.retrigger is True
+    qualify = metamodel.workflow("qualify")
+    assert qualify is not None and qualify.trigger.roles == ("sales_manager", "administrator")
     weekly = metamodel.workflow("weekly_stalled")
     assert weekly is not None and weekly.trigger.timezone == "Europe/Paris"
     deleted = metamodel.workflow("lead_deleted")
     assert deleted is not None and not deleted.active and deleted.actions[0].timeout_seconds == 5
-    follow_up = metamodel.workflow("proposal_follow_up")
+    follow_up = metamodel.workflow("proposal_task")
     assert follow_up is not None
     assert [a.kind for a in follow_up.actions] == ["create", "email"]
     assert dict(follow_up.actions[0].values) == {"subject": "concat('Follow up on ', name)",
                                                  "due_date": "now()"}
     web_form = metamodel.workflow("web_form")
     assert web_form is not None and dict(web_form.trigger.mapping)["email"] == "$.contact.emails[0]"
+    assert web_form.trigger.match == "email" and web_form.trigger.roles == ()
     stored = json.loads(json.dumps(metamodel.as_dict()))
     assert stored["format"] == FORMAT_VERSION == 5
     assert Metamodel.from_dict(stored) == metamodel
     assert Metamodel.from_dict(stored).as_dict() == stored
+    back = Metamodel.from_dict(stored)
+    for name in ("tidy_next_step", "rating_changed", "qualify", "web_form"):  # the fields that
+        before, after = metamodel.workflow(name), back.workflow(name)  # equality leaves out too
+        assert before is not None and after is not None
+        assert after.timing_source == before.timing_source
+        assert after.trigger.locations == before.trigger.locations
+
+
+def test_a_workflow_stored_before_timing_retrigger_match_and_roles_reads_them_as_defaults(
+        tmp_path: Path, registry: FieldTypeRegistry) -> None:
+    """Format 5 as first written had none of these keys: absent, they read as the defaults."""
+    metamodel = merged(registry, write_pack(tmp_path, VALID))
+    stored = json.loads(json.dumps(metamodel.as_dict()))
+    for workflow in stored["workflows"]:
+        for key in ("timing", "retrigger", "timing_source"):
+            del workflow[key]
+        for key in ("match", "roles"):
+            del workflow["trigger"][key]
+    read = Metamodel.from_dict(stored)
+    assert {(w.timing, w.retrigger, w.trigger.match, w.trigger.roles) for w in read.workflows} == {
+        ("after_save", False, None, ())}
+    web_form = read.workflow("web_form")
+    assert web_form is not None and web_form.trigger.idempotency_key == "$.submission_id"
+
+
+def test_the_sales_pack_defines_a_workflow_of_most_trigger_kinds(registry: FieldTypeRegistry) -> None:
+    """The default packs' workflows are checked like any pack's (merge raises on a problem)."""
+    metamodel = merge(packs(registry), registry)
+    by_name = {w.name: w for w in metamodel.workflows}
+    assert {w.pack for w in by_name.values()} == {"sales"}
+    assert {name: w.trigger.kind for name, w in by_name.items()} == {
+        "close_date_reminder": "time", "lead_manual_qualify": "manual", "lead_round_robin": "created",
+        "lead_web_form": "webhook", "proposal_follow_up": "stage_entered", "rating_note": "updated",
+        "stalled_digest": "schedule", "won_webhook": "stage_entered"}
+    assert [name for name, w in by_name.items() if not w.active] == ["won_webhook"]
+    assert by_name["won_webhook"].actions[0].secret == "won_webhook"
+    assert by_name["lead_round_robin"].actions[0].team == "North"
+    assert by_name["lead_web_form"].trigger.match == "email"
+    assert by_name["lead_manual_qualify"].trigger.roles == ("sales_manager", "sales_rep")
+    assert by_name["stalled_digest"].trigger.timezone == "Europe/Paris"
 
 
 def test_a_metamodel_stored_before_workflows_reads_as_having_none(registry: FieldTypeRegistry) -> None:
@@ -478,6 +540,64 @@ actions:
 """),
      7, "'ftp://files.example.com/in' is not a URL: an outgoing webhook calls an http:// or https:// "
          'address'),
+    ("before_save on a stage trigger", on("opportunity", """\
+timing: before_save
+trigger: {kind: stage_entered, stage: proposal}
+actions:
+  - kind: update
+    set: {next_step: "'Send it'"}
+"""),
+     4, "timing before_save runs inside the write of a record, so its trigger is created or updated, "
+         "not stage_entered (use after_save)"),
+    ("before_save with another action than update", on("opportunity", """\
+trigger: {kind: created}
+timing: before_save
+actions:
+  - kind: update
+    set: {next_step: "'Call'"}
+  - kind: note
+    text: hi
+"""),
+     9, "actions[1] (note): a before_save workflow may only update the record being saved; run note "
+         "actions in an after_save workflow"),
+    ("timing unknown", on("opportunity", """\
+timing: on_save
+trigger: {kind: created}
+""" + NOTE),
+     4, "'on_save' is not one of 'before_save'"),
+    ("retrigger not a boolean", on("opportunity", """\
+retrigger: sometimes
+trigger: {kind: created}
+""" + NOTE),
+     4, "retrigger: expected true or false, got text 'sometimes'"),
+    ("manual trigger unknown role", on("lead", """\
+trigger:
+  kind: manual
+  roles: [sales_manager, sales_mangr]
+""" + NOTE),
+     6, "role 'sales_mangr' is not defined by any pack given, installed or required (did you mean "
+         "'sales_manager'?)"),
+    ("roles on a trigger that is not manual", on("lead", """\
+trigger: {kind: created, roles: [sales_rep]}
+""" + NOTE),
+     4, "unknown key 'roles'"),
+    ("webhook match not mapped", on("lead", """\
+trigger:
+  kind: webhook
+  mapping:
+    last_name: $.name
+  match: email
+""" + NOTE),
+     8, "match: 'email' is not in the mapping (last_name): a delivery is matched on a field it gives, so "
+         "map it too"),
+    ("webhook match unknown field", on("lead", """\
+trigger:
+  kind: webhook
+  mapping:
+    last_name: $.name
+  match: emial
+""" + NOTE),
+     8, "'lead' has no field 'emial' (did you mean 'email'?)"),
     ("unknown action key", on("opportunity", """\
 trigger: {kind: created}
 actions:
@@ -553,13 +673,14 @@ def test_the_organisation_replaces_a_packs_workflow_by_name(tmp_path: Path,
                                                            registry: FieldTypeRegistry) -> None:
     text = VALID["workflows/qualify.yaml"]
     pack = write_pack(tmp_path, {"workflows/w.yaml": text})
-    replacement = text.replace("trigger: {kind: manual}", "trigger: {kind: created}")
+    replacement = text.replace("trigger: {kind: manual, roles: [sales_manager, administrator]}",
+                               "trigger: {kind: created}")
     organisation = write_pack(tmp_path, {"workflows/w.yaml": replacement}, name="organisation",
                               requires={"sales": "^0.2.0", "automation": "^1.0.0"})
     metamodel = merged(registry, pack, organisation)
     qualify = metamodel.workflow("qualify")
     assert qualify is not None and qualify.pack == "organisation" and qualify.trigger.kind == "created"
-    assert [w.name for w in metamodel.workflows] == ["qualify"]
+    assert [w.name for w in metamodel.workflows if w.pack != "sales"] == ["qualify"]
 
 
 def test_a_workflow_names_only_entities_of_packs_it_requires(tmp_path: Path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.platform.installer import default_config_dir
 from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.services import records_service
 from slatecrm.platform.storage import system
@@ -45,11 +47,12 @@ class Automation:
     versions: list[int] = field(default_factory=lambda: [0])
 
     def install(self, files: dict[str, str], name: str = "automation") -> None:
-        """The default packs and a pack of these workflow files (a new version each call)."""
+        """The default packs (the sales pack without its own workflows, so that only the test's
+        run) and a pack of these workflow files (a new version each call)."""
         self.versions[0] += 1
         version = f"1.{self.versions[0]}.0"
         folder = write_files_pack(self.root / version, files, name=name, version=version)
-        install(self.engine, self.registry, "crm-core", "sales", folder)
+        install(self.engine, self.registry, "crm-core", sales_without_workflows(self.root), folder)
         self.records.holder.refresh()  # the new revision at once, not at the next poll
 
     def outbox(self) -> Any:
@@ -72,6 +75,14 @@ class Automation:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(t).where(*[t.c[k] == v for k, v in where.items()])
                                      .order_by(t.c.id)).all())
+
+
+def sales_without_workflows(root: Path) -> Path:
+    """A copy of the default sales pack without its workflows/ (under `root`, made once)."""
+    copy = root / "default-sales" / "sales"
+    if not copy.exists():
+        shutil.copytree(default_config_dir() / "sales", copy, ignore=shutil.ignore_patterns("workflows"))
+    return copy
 
 
 def automation(engine: sa.Engine, registry: FieldTypeRegistry, root: Path, **settings: Any) -> Automation:

@@ -197,8 +197,10 @@ def _with_roles(metamodel: Metamodel, ordered: Sequence[Pack], by_name: dict[str
 
     roles, problems = merge_roles([(p.name, p.origin, p.roles) for p in ordered], metamodel, may_name,
                                   registry, functions)
+    # A manual trigger names roles: the workflows are checked against the merged roles too.
     workflows, workflow_problems = merge_workflows([(p.name, p.origin, p.workflows) for p in ordered],
-                                                   metamodel, may_name, registry, functions)
+                                                   replace(metamodel, roles=roles), may_name, registry,
+                                                   functions)
     problems.extend(workflow_problems)
     if problems:
         raise DefinitionError(problems)

@@ -26,7 +26,9 @@ from .workflows import Action, Trigger, Workflow
 #: 2: entities gain composite `unique` and `indexes` (absent in format 1, read as none);
 #: 3: `roles` (absent in formats 1 and 2, read as none);
 #: 4: `user_attributes` (absent before, read as none);
-#: 5: `workflows` (absent before, read as none).
+#: 5: `workflows` (absent before, read as none); a workflow's `timing`, `retrigger`,
+#: `timing_source` and a trigger's `match` and `roles` came later within format 5 and read
+#: as their defaults (after_save, false, none) when absent.
 FORMAT_VERSION = 5
 
 
@@ -458,13 +460,15 @@ def _trigger_dict(t: Trigger) -> dict[str, Any]:
     return {"kind": t.kind, "fields": list(t.fields), "pipeline": t.pipeline, "stage": t.stage,
             "field": t.field, "offset": t.offset, "offset_minutes": t.offset_minutes, "cron": t.cron,
             "timezone": t.timezone, "filter": t.filter, "mapping": [list(pair) for pair in t.mapping],
-            "idempotency_key": t.idempotency_key, "source": _location_dict(t.source),
+            "idempotency_key": t.idempotency_key, "match": t.match, "roles": list(t.roles),
+            "source": _location_dict(t.source),
             "locations": _locations_dict(t.locations)}
 
 
 def _trigger_from(d: Mapping[str, Any]) -> Trigger:
-    return Trigger(**{k: v for k, v in d.items() if k not in ("fields", "mapping", "source", "locations")},
-                   fields=tuple(d.get("fields", ())),
+    return Trigger(**{k: v for k, v in d.items()
+                      if k not in ("fields", "mapping", "roles", "source", "locations")},
+                   fields=tuple(d.get("fields", ())), roles=tuple(d.get("roles", ())),
                    mapping=tuple((name, path) for name, path in d.get("mapping", ())),
                    source=_location_from(d.get("source")), locations=_locations_from(d.get("locations")))
 
@@ -492,18 +496,22 @@ def workflow_dict(w: Workflow) -> dict[str, Any]:
 
 def _workflow_dict(w: Workflow) -> dict[str, Any]:
     return {"name": w.name, "label": w.label, "entity": w.entity, "description": w.description,
-            "active": w.active, "pack": w.pack, "condition": w.condition,
+            "active": w.active, "timing": w.timing, "retrigger": w.retrigger, "pack": w.pack,
+            "condition": w.condition,
             "trigger": _trigger_dict(w.trigger), "actions": [_action_dict(a) for a in w.actions],
             "source": _location_dict(w.source), "entity_source": _location_dict(w.entity_source),
-            "condition_source": _location_dict(w.condition_source)}
+            "condition_source": _location_dict(w.condition_source),
+            "timing_source": _location_dict(w.timing_source)}
 
 
 def _workflow_from(d: Mapping[str, Any]) -> Workflow:
     return Workflow(name=d["name"], label=d["label"], entity=d["entity"],
                     description=d.get("description", ""), active=d.get("active", True),
+                    timing=d.get("timing", "after_save"), retrigger=d.get("retrigger", False),
                     pack=d.get("pack", ""), condition=d.get("condition"),
                     trigger=_trigger_from(d["trigger"]),
                     actions=tuple(_action_from(a) for a in d.get("actions", ())),
                     source=_location_from(d.get("source")),
                     entity_source=_location_from(d.get("entity_source")),
-                    condition_source=_location_from(d.get("condition_source")))
+                    condition_source=_location_from(d.get("condition_source")),
+                    timing_source=_location_from(d.get("timing_source")))

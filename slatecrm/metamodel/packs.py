@@ -526,9 +526,11 @@ class _PackReader:
             name=data["name"], label=data.get("label") or _label(data["name"]), entity=data["entity"],
             trigger=self.trigger(source, data["trigger"]), condition=data.get("condition"),
             actions=tuple(self.action(source, ["actions", i], doc) for i, doc in enumerate(data["actions"])),
-            description=data.get("description", ""), active=data.get("active", True), pack=pack,
+            description=data.get("description", ""), active=data.get("active", True),
+            timing=data.get("timing", "after_save"), retrigger=data.get("retrigger", False), pack=pack,
             source=source.locate(["name"]), entity_source=source.locate(["entity"]),
-            condition_source=source.locate(["condition" if "condition" in data else "name"]))
+            condition_source=source.locate(["condition" if "condition" in data else "name"]),
+            timing_source=source.locate(["timing" if "timing" in data else "name"]))
 
     def trigger(self, source: SourceDocument, doc: dict[str, Any]) -> Trigger:
         path: list[Any] = ["trigger"]
@@ -537,6 +539,8 @@ class _PackReader:
             locations[f"mapping.{name}"] = source.locate([*path, "mapping", name], key=True)
         for i, name in enumerate(doc.get("fields") or ()):
             locations[f"fields.{name}"] = source.locate([*path, "fields", i])
+        for i, name in enumerate(doc.get("roles") or ()):
+            locations[f"roles.{name}"] = source.locate([*path, "roles", i])
         offset = doc.get("offset")
         return Trigger(
             kind=doc["kind"], fields=tuple(doc.get("fields") or ()), pipeline=doc.get("pipeline"),
@@ -544,7 +548,8 @@ class _PackReader:
             offset_minutes=(offset_minutes(offset) or 0) if offset is not None else 0,
             cron=doc.get("cron"), timezone=doc.get("timezone", "UTC" if doc["kind"] == "schedule" else None),
             filter=doc.get("filter"), mapping=tuple((doc.get("mapping") or {}).items()),
-            idempotency_key=doc.get("idempotency_key"), source=source.locate([*path, "kind"]),
+            idempotency_key=doc.get("idempotency_key"), match=doc.get("match"),
+            roles=tuple(doc.get("roles") or ()), source=source.locate([*path, "kind"]),
             locations=locations)
 
     def action(self, source: SourceDocument, path: list[Any], doc: dict[str, Any]) -> Action:

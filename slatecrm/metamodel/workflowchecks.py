@@ -25,11 +25,20 @@ from .errors import Location, Problem
 from .fieldtypes import FieldTypeRegistry
 from .model import Entity, Field, Metamodel
 from .names import suggest
+from .roles import ADMINISTRATOR
 from .rules import BOOLEAN, RuleError, Type, check
 from .rules.definitions import rule_problem
 from .rules.functions import NO_FUNCTIONS, RuleFunctions
 from .rules.types import SYSTEM_FIELDS, computable, field_type
-from .workflows import CHANGE_TRIGGERS, TEMPLATE_NAMES, Action, Trigger, Workflow
+from .workflows import (
+    BEFORE_SAVE_ACTIONS,
+    BEFORE_SAVE_TRIGGERS,
+    CHANGE_TRIGGERS,
+    TEMPLATE_NAMES,
+    Action,
+    Trigger,
+    Workflow,
+)
 
 #: Templates are parsed (and compiled, which finds unknown filters and tests) in the sandbox
 #: they will be rendered in.
@@ -70,6 +79,7 @@ class _Checks:
         if entity is None:
             return
         yield from self.trigger(entity, self.workflow.trigger)
+        yield from self.timing()
         if self.workflow.condition is not None:
             yield from self.rule(self.workflow.condition, entity, BOOLEAN, "condition",
                                  self.workflow.condition_source, changes=self.changes)
@@ -139,6 +149,23 @@ class _Checks:
         except RuleError as error:
             yield rule_problem(error, f"workflow {self.workflow.name!r}: {what}", where, self.origin)
 
+    # --- the timing ----------------------------------------------------------------------
+    def timing(self) -> Iterator[Problem]:
+        """A before_save workflow runs inside the write, before validation: it may only change
+        the record being written (update actions), of a write that creates or updates it."""
+        if self.workflow.timing != "before_save":
+            return
+        kind = self.workflow.trigger.kind
+        if kind not in BEFORE_SAVE_TRIGGERS:
+            yield self.problem(f"timing before_save runs inside the write of a record, so its trigger is "
+                               f"{' or '.join(BEFORE_SAVE_TRIGGERS)}, not {kind} (use after_save)",
+                               self.workflow.timing_source)
+        for index, action in enumerate(self.workflow.actions):
+            if action.kind not in BEFORE_SAVE_ACTIONS:
+                yield self.problem(f"actions[{index}] ({action.kind}): a before_save workflow may only "
+                                   f"{' or '.join(BEFORE_SAVE_ACTIONS)} the record being saved; run "
+                                   f"{action.kind} actions in an after_save workflow", action.source)
+
     # --- the trigger ---------------------------------------------------------------------
     def trigger(self, entity: Entity, trigger: Trigger) -> Iterator[Problem]:
         if trigger.kind == "updated":
@@ -161,6 +188,26 @@ class _Checks:
                 found = yield from self.field(entity, name, where)
                 if found is not None:
                     yield from self.writable(found, where, "an inbound webhook")
+            if trigger.match is not None:
+                yield from self.match(entity, trigger, trigger.match)
+        elif trigger.kind == "manual":
+            known = [ADMINISTRATOR, *(r.name for r in self.metamodel.roles)]
+            for name in trigger.roles:
+                if name not in known:
+                    yield self.problem(f"role {name!r} is not defined by any pack given, installed or "
+                                       f"required{suggest(name, known)}", trigger.locate(f"roles.{name}"))
+
+    def match(self, entity: Entity, trigger: Trigger, name: str) -> Iterator[Problem]:
+        """The field a webhook delivery is matched on: one the entity has, in the mapping (a
+        mapped field's own problems are found with the mapping)."""
+        mapped = [mapped for mapped, _path in trigger.mapping]
+        if name in mapped:
+            return
+        found = yield from self.field(entity, name, trigger.locate("match"), system=False)
+        if found is not None:
+            yield self.problem(f"match: {name!r} is not in the mapping ({', '.join(mapped)}): a "
+                               "delivery is matched on a field it gives, so map it too",
+                               trigger.locate("match"))
 
     def schedule(self, entity: Entity, trigger: Trigger) -> Iterator[Problem]:
         if trigger.cron is not None and not croniter.is_valid(trigger.cron):

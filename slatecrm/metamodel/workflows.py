@@ -29,6 +29,14 @@ TRIGGER_KINDS = ("created", "updated", "deleted", "stage_entered", "stage_left",
 #: Triggers fired by a change of a record, whose conditions may ask what changed
 #: (changed(), previous(), is_new()).
 CHANGE_TRIGGERS = ("updated", "stage_entered", "stage_left")
+#: When a workflow runs: `before_save` synchronously inside the write's transaction, before
+#: validation (so its updates are validated and saved with the write), or `after_save`, once
+#: the write is committed (the default).
+TIMINGS = ("before_save", "after_save")
+#: The triggers and actions a `before_save` workflow may have: it changes the record being
+#: written, and nothing else, before there is a committed record to act on.
+BEFORE_SAVE_TRIGGERS = ("created", "updated")
+BEFORE_SAVE_ACTIONS = ("update",)
 #: What a workflow may do, in order.
 ACTION_KINDS = ("update", "create", "assign", "move_stage", "email", "webhook", "note", "plugin")
 #: How an assign action picks the new owner: a named user, or one of a team's members in turn,
@@ -79,8 +87,14 @@ class Trigger:
     #: makes a repeated delivery count once.
     mapping: tuple[tuple[str, str], ...] = ()
     idempotency_key: str | None = None
+    #: webhook: the mapped field whose value finds the record a delivery updates (a delivery
+    #: whose value of it equals an existing record's updates that record; None: always create).
+    match: str | None = None
+    #: manual: the roles allowed to run it (none: anyone who may update the record).
+    roles: tuple[str, ...] = ()
     source: Location = attribute(default_factory=Location, compare=False)
-    #: Where each parameter stands (by key; a mapping's entries as "mapping.<field>").
+    #: Where each parameter stands (by key; a mapping's entries as "mapping.<field>", watched
+    #: fields as "fields.<field>", roles as "roles.<role>").
     locations: Mapping[str, Location] = attribute(default_factory=dict, compare=False)
 
     def locate(self, key: str) -> Location:
@@ -141,8 +155,14 @@ class Workflow:
     description: str = ""
     #: An inactive workflow is kept (and checked) but never runs.
     active: bool = True
+    #: One of TIMINGS.
+    timing: str = "after_save"
+    #: Whether the record updates of its own runs (and of the workflows they start) may trigger
+    #: it again; by default they do not, which keeps a workflow from looping on itself.
+    retrigger: bool = False
     #: The pack that defines it ("organisation" for the organisation's layer).
     pack: str = ""
     source: Location = attribute(default_factory=Location, compare=False)
     entity_source: Location = attribute(default_factory=Location, compare=False)
     condition_source: Location = attribute(default_factory=Location, compare=False)
+    timing_source: Location = attribute(default_factory=Location, compare=False)
