@@ -248,3 +248,51 @@ def test_a_plugins_action_runs_with_the_record_params_and_a_key(engine: sa.Engin
     assert calls == [("seen", "Acme", f"{job.id}:0")]
     (run,) = auto.runs()
     assert run.status == "done" and run.actions[0]["detail"] == {"stamped": True} and run.record_id == made.id
+
+
+BEFORE_SAVE = """\
+    kind: workflow
+    name: title_from_company
+    entity: lead
+    timing: before_save
+    trigger: {kind: updated, fields: [company]}
+    condition: "company != previous(company)"
+    actions:
+      - kind: update
+        set:
+          job_title: "concat('Buyer at ', company)"
+    """
+
+
+def test_a_before_save_workflow_changes_the_record_in_its_write(auto: Automation) -> None:
+    auto.install({"workflows/title.yaml": BEFORE_SAVE})
+    made = auto.records.create("lead", {"last_name": "Doe", "company": "Acme"})
+    assert made.values["job_title"] is None  # created: not its trigger
+    changed = auto.records.update("lead", made.id, {"company": "Initech"}, version=made.version)
+    # The saved record (and its one history entry) already has the change: no job, no second write.
+    assert changed.values["job_title"] == "Buyer at Initech" and changed.version == made.version + 1
+    assert auto.jobs() == []
+    (entry,) = [h for h in auto.records.history("lead", made.id) if h.action == "update"]
+    assert entry.changes["job_title"] == [None, "Buyer at Initech"]
+
+
+def test_a_before_save_workflow_over_its_budget_refuses_the_write_naming_it(auto: Automation) -> None:
+    from slatecrm.platform.records.errors import ValidationFailed
+    from slatecrm.platform.workflows.beforesave import BeforeSave, Budget
+
+    auto.install({"workflows/title.yaml": BEFORE_SAVE.replace(
+        "concat('Buyer at ', company)", "concat('Buyer at ', company, ' ', converted_account.name)")})
+    hook = next(h.__self__ for h in auto.records.pipeline.hooks.before_save  # type: ignore[attr-defined]
+                if isinstance(getattr(h, "__self__", None), BeforeSave))
+    hook.budget = Budget(statements=0)
+    account = auto.records.create("account", {"name": "Globex"}).id
+    made = auto.records.create("lead", {"last_name": "Doe", "company": "Acme", "converted_account": account})
+    with pytest.raises(ValidationFailed) as refused:
+        auto.records.update("lead", made.id, {"company": "Initech"}, version=made.version)
+    assert refused.value.errors == {"": [
+        "before-save workflow 'title_from_company' went over its budget: more than 0 look-ups "
+        "(SLATECRM_BEFORE_SAVE_STATEMENTS)"]}
+    assert auto.records.get("lead", made.id).values["company"] == "Acme"  # nothing written
+    hook.budget = Budget()
+    changed = auto.records.update("lead", made.id, {"company": "Initech"}, version=made.version)
+    assert changed.values["job_title"] == "Buyer at Initech Globex"

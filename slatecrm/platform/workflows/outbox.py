@@ -190,7 +190,7 @@ class Outbox:
              now: dt.datetime, due: dt.datetime | None = None,
              dedupe_key: str | None = None) -> dict[str, Any] | None:
         workflow = compiled.workflow
-        if workflow.name in chain and not getattr(workflow, "retrigger", False):
+        if workflow.name in chain and not workflow.retrigger:
             return None  # its own writes do not fire it again (loop protection)
         event: dict[str, Any] = {"changes": {} if entry.created else entry.changes, "user": entry.user}
         if entry.deleted and entry.values is not None:

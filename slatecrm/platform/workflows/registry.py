@@ -81,7 +81,7 @@ class ActiveWorkflows:
                 continue
             compiled = _compile(snapshot, workflow)
             self.by_name[workflow.name] = compiled
-            if getattr(workflow, "timing", "after_save") == "before_save":
+            if workflow.timing == "before_save":
                 self._before_save.setdefault(workflow.entity, []).append(compiled)
             else:
                 self._on.setdefault((workflow.entity, workflow.trigger.kind), []).append(compiled)
