@@ -78,6 +78,14 @@ def _settings(as_json: bool, **overrides: Any) -> ExecutionSettings:
         fail(EXIT_USAGE, str(error), as_json)
 
 
+def _table(*columns: str) -> Table:
+    """A table whose long names wrap rather than end in an ellipsis."""
+    table = Table()
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
 def _when(moment: dt.datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
@@ -176,7 +184,7 @@ def _print_health(found: workflow_health.Health, as_json: bool) -> None:
     for problem in found.problems:
         out.print(f"  [red]✗[/red] {escape(problem)}")
     if found.registrations:
-        table = Table("workflow", "trigger", "active version", "registered", "next")
+        table = _table("workflow", "trigger", "active version", "registered", "next")
         for r in found.registrations:
             table.add_row(escape(r.workflow), r.trigger, r.version,
                           ("✓ " if r.healthy else "✗ ") + (r.registered or "none"), _when(r.next_at))
@@ -241,7 +249,7 @@ def workflow_list(database: str | None, as_json: bool) -> None:
     if not items:
         out.print("No workflows.")
     else:
-        table = Table("workflow", "entity", "trigger", "health", "pending", "running", "dead", "pack")
+        table = _table("workflow", "entity", "trigger", "health", "pending", "running", "dead", "pack")
         for item in items:
             jobs = item["jobs"]
             state = item["health"]
@@ -288,7 +296,7 @@ def workflow_runs(database: str | None, name: str | None, status: str | None, re
     if not rows:
         out.print("No runs.")
         return
-    table = Table("run", "job", "workflow", "record", "trigger", "attempt", "status", "finished", "error")
+    table = _table("run", "job", "workflow", "record", "trigger", "attempt", "status", "finished", "error")
     for r in rows:
         table.add_row(str(r.id), str(r.job_id or ""), escape(r.workflow), f"{r.entity} {r.record_id or ''}",
                       r.trigger, str(r.attempt), r.status, _when(r.finished_at),
@@ -324,7 +332,7 @@ def workflow_dead(database: str | None, name: str | None, limit: int, as_json: b
     if not rows:
         out.print("No dead jobs.")
         return
-    table = Table("job", "workflow", "record", "trigger", "attempts", "died", "error")
+    table = _table("job", "workflow", "record", "trigger", "attempts", "died", "error")
     for r in rows:
         table.add_row(str(r.id), escape(r.workflow), f"{r.entity} {r.record_id or ''}", r.trigger,
                       str(r.attempts), _when(r.finished_at), escape((r.last_error or "")[:160]))
@@ -347,8 +355,8 @@ def workflow_retry(job_ids: Sequence[int], name: str | None, database: str | Non
     jobs = system.workflow_jobs
     with reported(as_json), \
             engine_for(database).connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
-        revision_store.current(conn)
         with conn.begin():
+            revision_store.current(conn)
             if name is not None:
                 ids = [int(i) for i in conn.execute(sa.select(jobs.c.id).where(
                     jobs.c.status == "dead", jobs.c.workflow == name).order_by(jobs.c.id)).scalars()]
