@@ -354,22 +354,21 @@ def workflow_retry(job_ids: Sequence[int], name: str | None, database: str | Non
         fail(EXIT_USAGE, "give job ids or --workflow NAME (one of the two)", as_json)
     jobs = system.workflow_jobs
     with reported(as_json), \
-            engine_for(database).connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
-        with conn.begin():
-            revision_store.current(conn)
-            if name is not None:
-                ids = [int(i) for i in conn.execute(sa.select(jobs.c.id).where(
-                    jobs.c.status == "dead", jobs.c.workflow == name).order_by(jobs.c.id)).scalars()]
-            else:
-                ids = sorted(set(job_ids))
-                found = dict(conn.execute(sa.select(jobs.c.id, jobs.c.status)
-                                          .where(jobs.c.id.in_(ids))).all())
-                wrong = [f"{i} ({found[i]})" if i in found else f"{i} (no such job)" for i in ids
-                         if found.get(i) not in ("dead", "cancelled")]
-                if wrong:
-                    fail(EXIT_INVALID, f"not dead or cancelled: {', '.join(wrong)}; nothing was replayed",
-                         as_json)
-            replayed = replay(conn, ids, _now())
+            engine_for(database).connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+        revision_store.current(conn)
+        if name is not None:
+            ids = [int(i) for i in conn.execute(sa.select(jobs.c.id).where(
+                jobs.c.status == "dead", jobs.c.workflow == name).order_by(jobs.c.id)).scalars()]
+        else:
+            ids = sorted(set(job_ids))
+            found = dict(conn.execute(sa.select(jobs.c.id, jobs.c.status)
+                                      .where(jobs.c.id.in_(ids))).all())
+            wrong = [f"{i} ({found[i]})" if i in found else f"{i} (no such job)" for i in ids
+                     if found.get(i) not in ("dead", "cancelled")]
+            if wrong:
+                fail(EXIT_INVALID, f"not dead or cancelled: {', '.join(wrong)}; nothing was replayed",
+                     as_json)
+        replayed = replay(conn, ids, _now())
     if as_json:
         out.print_json(json.dumps({"ok": True, "replayed": replayed, "ids": ids}))
     elif replayed:
