@@ -146,8 +146,32 @@ def test_a_replayed_delivery_is_answered_as_a_duplicate_and_runs_nothing(http: T
     assert repeated.status_code == 200 and repeated.json()["duplicate"] is True
     assert len(leads(http)) == 2
     assert len(rows(http, system.workflow_jobs, workflow="web_form")) == 2
-    assert {(d.key, d.record_id) for d in rows(http, system.workflow_deliveries)} == {
-        ("k-1", first.json()["record_id"]), ("s-2", by_body.json()["record_id"])}
+    assert {(d.key, d.record_id) for d in rows(http, system.workflow_deliveries)
+            if not d.key.startswith("signed:")} == {("k-1", first.json()["record_id"]),
+                                                    ("s-2", by_body.json()["record_id"])}
+
+
+def test_a_captured_request_sent_again_counts_once_whatever_its_key(http: TestClient) -> None:
+    """The Idempotency-Key header is not signed: the signed request itself is a key too."""
+    secret = http.app.state.records.secrets.get("workflow-inbound:web_form")  # type: ignore[attr-defined]
+    data = json.dumps(form(submission_id="s-9")).encode()
+    signed = {"Content-Type": "application/json",
+              **signature_headers(secret, data, "k-1", "web_form", int(time.time()))}
+    first = http.post("/hooks/workflows/web_form", content=data, headers=signed)
+    assert first.status_code == 202
+    replayed = http.post("/hooks/workflows/web_form", content=data,
+                         headers={**signed, "Idempotency-Key": "k-2"})
+    assert replayed.status_code == 200
+    assert replayed.json() == {"duplicate": True, "job_id": first.json()["job_id"],
+                               "record_id": first.json()["record_id"]}
+    keyless = {k: v for k, v in signed.items() if k != "Idempotency-Key"}
+    data_without = json.dumps({"contact": {"last_name": "Noether", "company": "Erlangen"}}).encode()
+    keyless.update(signature_headers(secret, data_without, "unused", "web_form", int(time.time())))
+    del keyless["Idempotency-Key"]
+    assert http.post("/hooks/workflows/web_form", content=data_without, headers=keyless).status_code == 202
+    again = http.post("/hooks/workflows/web_form", content=data_without, headers=keyless)
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert len(leads(http)) == 2
 
 
 def test_a_key_older_than_a_day_is_forgotten(http: TestClient) -> None:
@@ -157,7 +181,8 @@ def test_a_key_older_than_a_day_is_forgotten(http: TestClient) -> None:
             workflow="web_form", key="k-1", received_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=25),
             job_id=None, record_id=None))
     assert post(http, form()).status_code == 202
-    assert [d.job_id is not None for d in rows(http, system.workflow_deliveries)] == [True]
+    assert [(d.key, d.job_id is not None) for d in rows(http, system.workflow_deliveries)
+            if not d.key.startswith("signed:")] == [("k-1", True)]
 
 
 def test_match_updates_the_record_with_the_same_value(http: TestClient,

@@ -33,7 +33,7 @@ from ..records.service import RecordsService
 from ..storage import system
 from ..workflows import outbox as workflow_outbox
 from ..workflows.registry import CompiledWorkflow, active_workflows
-from ..workflows.signing import IDEMPOTENCY_HEADER, SignatureRefused, verify
+from ..workflows.signing import IDEMPOTENCY_HEADER, TIMESTAMP_HEADER, SignatureRefused, sign, verify
 from ..workflows.worker import install_outbox
 from .jsonbody import parse
 from .jsonresponse import JSONResponse
@@ -42,6 +42,8 @@ from .problems import problem
 PATH = "/hooks/workflows/{name}"
 #: The secret of workflow <name>'s inbound webhook (slate_secret).
 SECRET_NAME = "workflow-inbound:{}"
+#: The key of a signed request (its signature), kept besides its idempotency key.
+SIGNED_KEY = "signed:{}"
 #: How long a delivery's idempotency key is remembered.
 KEPT = dt.timedelta(hours=24)
 #: The longest idempotency key taken.
@@ -149,6 +151,10 @@ def _receive(request: Request, name: str, raw: bytes) -> Response:
         verify(secret, request.headers, raw, now=int(time.time()))
     except SignatureRefused as refused:
         return problem(401, f"the signature was refused: {refused.reason}", reason=refused.kind)
+    # The signed request itself, as a key: the Idempotency-Key header is not signed, so a
+    # request captured and sent again (within the timestamp's tolerance) with another key
+    # would otherwise count twice.
+    signed = SIGNED_KEY.format(sign(secret, int(request.headers[TIMESTAMP_HEADER].strip()), raw))
     try:
         body = parse(raw, records.limits)
     except ValidationFailed as error:
@@ -157,53 +163,48 @@ def _receive(request: Request, name: str, raw: bytes) -> Response:
         kind = "an empty body" if body is None else f"a JSON {type(body).__name__.replace('dict', 'object')}"
         return problem(400, f"the body must be a JSON object, not {kind}")
     key = idempotency_key(compiled, request, body)
+    keys = [signed] if key is None else [signed, key]
     try:
-        return _deliver(records, compiled, key, body, raw)
+        return _deliver(records, compiled, keys, body, raw)
     except _Duplicate:
-        return _duplicate_answer(records.engine, name, key)
+        return _duplicate_answer(records.engine, name, keys)
 
 
-def _deliver(records: RecordsService, compiled: CompiledWorkflow, key: str | None, body: dict[str, Any],
+def _deliver(records: RecordsService, compiled: CompiledWorkflow, keys: list[str], body: dict[str, Any],
              raw: bytes) -> Response:
+    """The record, its job and the delivery's `keys` (the signed request's, the idempotency
+    key if any) in one transaction; _Duplicate when a key was seen."""
     engine = records.engine
     outbox = install_outbox(records)
     now = dt.datetime.now(dt.UTC)
     values = mapped_values(compiled, body)
     entity = compiled.workflow.entity
-    bound: RecordsService | None = None
-    try:
-        with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin(), \
-                _forgetting_pending(conn):
-            conn.execute(deliveries.delete().where(deliveries.c.received_at < now - KEPT))
-            if key is not None:
-                seen = conn.execute(sa.select(deliveries.c.key).where(
-                    deliveries.c.workflow == compiled.name, deliveries.c.key == key)).first()
-                if seen is not None:
-                    raise _Duplicate
-                # First, so that a concurrent delivery of the key waits here (PostgreSQL: on the
-                # primary key) and then fails, before it writes anything.
-                conn.execute(deliveries.insert().values(workflow=compiled.name, key=key, received_at=now))
-            bound = records.bound(conn)
-            existing = _matching(conn, records, compiled, values)
-            try:
-                if existing is None:
-                    record = bound.create(entity, values, user=None)
-                else:
-                    record = bound.update(entity, existing[0], values, version=existing[1], user=None)
-            except RecordError as error:
-                raise _Refusal(_refused(error)) from None
-            [job_id] = workflow_outbox.enqueue(conn, compiled, [record.id], "webhook", now,
-                                               extra=event_body(raw, body))
-            if key is not None:
-                conn.execute(deliveries.update().where(deliveries.c.workflow == compiled.name,
-                                                       deliveries.c.key == key)
-                             .values(job_id=job_id, record_id=record.id))
-            outbox.flush(conn)
-    except sa.exc.IntegrityError:
-        if key is None:
-            raise
-        raise _Duplicate from None
-    assert bound is not None
+    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin(), \
+            _forgetting_pending(conn):
+        conn.execute(deliveries.delete().where(deliveries.c.received_at < now - KEPT))
+        mine = sa.and_(deliveries.c.workflow == compiled.name, deliveries.c.key.in_(keys))
+        if conn.execute(sa.select(deliveries.c.key).where(mine).limit(1)).first() is not None:
+            raise _Duplicate
+        # First, so that a concurrent delivery of a key waits here (PostgreSQL: on the
+        # primary key) and then fails, before it writes anything.
+        try:
+            conn.execute(deliveries.insert(), [{"workflow": compiled.name, "key": k, "received_at": now}
+                                               for k in keys])
+        except sa.exc.IntegrityError:
+            raise _Duplicate from None
+        bound = records.bound(conn)
+        existing = _matching(conn, records, compiled, values)
+        try:
+            if existing is None:
+                record = bound.create(entity, values, user=None)
+            else:
+                record = bound.update(entity, existing[0], values, version=existing[1], user=None)
+        except RecordError as error:
+            raise _Refusal(_refused(error)) from None
+        [job_id] = workflow_outbox.enqueue(conn, compiled, [record.id], "webhook", now,
+                                           extra=event_body(raw, body))
+        conn.execute(deliveries.update().where(mine).values(job_id=job_id, record_id=record.id))
+        outbox.flush(conn)
     for call in bound.deferred or ():
         call()
     return JSONResponse({"job_id": job_id, "record_id": record.id, "created": existing is None},
@@ -247,10 +248,11 @@ def _refused(error: RecordError) -> Response:
     return problem(error.status, f"the record was refused: {error}; nothing was kept", **extra)
 
 
-def _duplicate_answer(engine: sa.Engine, workflow: str, key: str | None) -> Response:
+def _duplicate_answer(engine: sa.Engine, workflow: str, keys: list[str]) -> Response:
     with engine.connect() as conn:
         row = conn.execute(sa.select(deliveries).where(deliveries.c.workflow == workflow,
-                                                       deliveries.c.key == key)).first()
+                                                       deliveries.c.key.in_(keys))
+                           .order_by(deliveries.c.job_id.is_(None), deliveries.c.key).limit(1)).first()
     return JSONResponse({"duplicate": True, "job_id": row.job_id if row else None,
                          "record_id": row.record_id if row else None}, status_code=200)
 
