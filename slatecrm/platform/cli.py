@@ -539,6 +539,10 @@ def serve(database: str | None, host: str, port: int, workers: int, allowed_host
     try:  # refused here, by name, rather than in every worker
         hosts.AllowedHosts.parse(hosts_text)
         proxies.TrustedProxies.from_environment({proxies.VARIABLE: proxies_text})
+        if embedded_worker:
+            from .workflows.settings import ExecutionSettings
+
+            ExecutionSettings.from_environment()  # SLATECRM_WORKFLOW_* that are not numbers
     except ValueError as error:
         fail(EXIT_USAGE, str(error), False)
     url = database_url(database)
