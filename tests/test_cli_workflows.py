@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -270,7 +271,7 @@ def test_the_app_runs_a_worker_in_a_thread_with_worker(tmp_path: Path) -> None:
     with TestClient(app):
         web = lead(records, source="web")
         wait_for("the embedded worker's run", lambda: records.get("lead", web).values["rating"] == "hot")
-        threads = [t for t in __import__("threading").enumerate() if t.name == "slatecrm-worker"]
+        threads = [t for t in threading.enumerate() if t.name == "slatecrm-worker"]
         assert len(threads) == 1
     assert not threads[0].is_alive()  # stopped at shutdown
     with app.state.engine.connect() as conn:

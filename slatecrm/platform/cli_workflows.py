@@ -217,12 +217,12 @@ def workflow() -> None:
 @json_option
 def workflow_list(database: str | None, as_json: bool) -> None:
     """Every workflow of the current revision, with its registration and its jobs."""
+    backoff = _settings(as_json).backoff
     with reported(as_json):
         engine, records = _service(database)
         snapshot = records.full_snapshot()
         active = active_workflows(snapshot)
         with engine.connect() as conn:
-            backoff = ExecutionSettings.from_environment().backoff
             found = workflow_health.health(conn, snapshot, _now(), backoff)
             counts = workflow_health.counts_by_workflow(conn)
     registered = {r.workflow: r for r in found.registrations}
