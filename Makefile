@@ -48,8 +48,8 @@ demo: $(STAMP) vendor
 	$(BIN)/slatecrm sample-data --if-empty --database $(DEMO_DB)
 	$(BIN)/slatecrm init --no-default-packs --database $(DEMO_DB) --admin-email admin@example.com \
 		--admin-name "Demo administrator" --generate-password
-	@echo "SlateCRM on http://127.0.0.1:8000/ (JSON API: /api/v1/meta, OpenAPI: /api/v1/openapi.json); Ctrl-C stops it"
-	$(BIN)/slatecrm serve --database $(DEMO_DB)
+	@echo "SlateCRM on http://127.0.0.1:8000/ (JSON API: /api/v1/meta, OpenAPI: /api/v1/openapi.json), with a workflow worker in the server (serve --worker); Ctrl-C stops both"
+	$(BIN)/slatecrm serve --worker --database $(DEMO_DB)
 
 # The API fuzz tests (tests/test_api_fuzz.py) send 1,500 generated requests per test in a full
 # run (`TEST_MARKERS=`, as .ci/run makes it) and 300 in `make test`, which leaves out the slow

@@ -172,6 +172,7 @@ def init(database: str | None, no_default_packs: bool, admin_email: str | None, 
                 functions=rule_functions())
             if not installation.is_empty:
                 revision = installer.install(engine, installation, author=author())
+        registered = reconcile_workflows(engine, as_json) if revision else []
     admin = (cli_users.first_admin(engine, admin_email, admin_name, generate_password, as_json)
              if admin_email else None)
     if as_json:
@@ -182,6 +183,7 @@ def init(database: str | None, no_default_packs: bool, admin_email: str | None, 
     out.print(f"{'Initialised' if new else 'Already initialised:'} {shown}")
     if revision:
         out.print(f"Installed {', '.join(installer.DEFAULT_PACKS)} as revision {revision}")
+        print_registered(registered)
     if admin:
         cli_users.print_first_admin(admin)
 
@@ -280,11 +282,37 @@ def confirm_and_apply(engine: sa.Engine, installation: installer.Installation, y
             fail(EXIT_USAGE, "not applied", as_json)
     with reported(as_json):
         revision = installer.install(engine, installation, author=author())
+        registered = reconcile_workflows(engine, as_json)
     if as_json:
         out.print_json(json.dumps({"ok": True, "revision": revision, **installation_json(installation)},
                                   default=str))
     else:
         out.print(f"[green]Applied as revision {revision}.[/green]")
+        print_registered(registered)
+
+
+def reconcile_workflows(engine: sa.Engine, as_json: bool) -> list[str]:
+    """After a revision is committed: the registrations of its time and schedule workflows
+    made to match it (platform/workflows/schedules.py), so they are registered at once, not
+    at a worker's next round. The revision stands whatever happens here: a failure is said
+    (a worker reconciles at its start and whenever it sees a new revision)."""
+    import datetime as dt
+
+    from .services import records_service
+    from .workflows.worker import reconcile
+
+    try:
+        return reconcile(engine, records_service(engine, plugins()), dt.datetime.now(dt.UTC))
+    except Exception as error:  # the install is committed: say it, go on
+        if not as_json:
+            err.print(f"[yellow]warning:[/yellow] the workflows' registrations were not brought up to date "
+                      f"({escape(str(error))}); a worker does it when it starts")
+        return []
+
+
+def print_registered(changes: Sequence[str]) -> None:
+    for change in changes:
+        out.print(f"Workflows: {escape(change)}")
 
 
 @pack.command("install")
@@ -492,8 +520,12 @@ def analyze_command(database: str | None, as_json: bool) -> None:
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="a line per request on standard output (a tenth of a small request's time in the "
                    "server; leave it to the reverse proxy when one logs requests)")
+@click.option("--worker/--no-worker", "embedded_worker", default=False, show_default=True,
+              help="run a workflow worker in a thread of each server process (small installations, "
+                   "the demo; else run `slatecrm worker` processes)")
 def serve(database: str | None, host: str, port: int, workers: int, allowed_hosts: tuple[str, ...],
-          trusted_proxies: tuple[str, ...], allow_open_api: bool, access_log: bool) -> None:
+          trusted_proxies: tuple[str, ...], allow_open_api: bool, access_log: bool,
+          embedded_worker: bool) -> None:
     """Serve the web UI (at /) and the JSON API (at /api/v1) with uvicorn. Every page and
     endpoint but /login, /static and /health needs a session or an API token
     (docs/security.md); behind a reverse proxy with TLS, see the README."""
@@ -507,6 +539,10 @@ def serve(database: str | None, host: str, port: int, workers: int, allowed_host
     try:  # refused here, by name, rather than in every worker
         hosts.AllowedHosts.parse(hosts_text)
         proxies.TrustedProxies.from_environment({proxies.VARIABLE: proxies_text})
+        if embedded_worker:
+            from .workflows.settings import ExecutionSettings
+
+            ExecutionSettings.from_environment()  # SLATECRM_WORKFLOW_* that are not numbers
     except ValueError as error:
         fail(EXIT_USAGE, str(error), False)
     url = database_url(database)
@@ -514,7 +550,10 @@ def serve(database: str | None, host: str, port: int, workers: int, allowed_host
         revision_store.current(conn)
         upgrades.check_current(conn, field_types())  # an older SlateCRM's database: init first
     # Every worker builds its app from the environment.
-    os.environ.update({URL_VARIABLE: url, hosts.VARIABLE: hosts_text, proxies.VARIABLE: proxies_text})
+    from .web.app import WORKER_VARIABLE
+
+    os.environ.update({URL_VARIABLE: url, hosts.VARIABLE: hosts_text, proxies.VARIABLE: proxies_text,
+                       WORKER_VARIABLE: "1" if embedded_worker else "0"})
     # uvicorn's own X-Forwarded-* handling is off: web/proxies.py does it, from the trusted list only.
     uvicorn.run("slatecrm.platform.web.app:app_from_environment", factory=True, host=host, port=port,
                 workers=workers, log_level="info", access_log=access_log, proxy_headers=False)
@@ -526,7 +565,8 @@ if __name__ == "__main__":  # pragma: no cover
 
     registered()
 else:
-    # `slatecrm user …`, `team …`, `token …` and `audit` live in cli_users.py, cli_teams.py,
-    # cli_tokens.py and cli_audit.py, which use this module's helpers and add their commands
-    # to `main` when their import ends (whichever module is imported first).
-    from . import cli_audit, cli_teams, cli_tokens, cli_users  # noqa: F401
+    # `slatecrm user …`, `team …`, `token …`, `audit`, `worker` and `workflow …` live in
+    # cli_users.py, cli_teams.py, cli_tokens.py, cli_audit.py and cli_workflows.py, which use
+    # this module's helpers and add their commands to `main` when their import ends
+    # (whichever module is imported first).
+    from . import cli_audit, cli_teams, cli_tokens, cli_users, cli_workflows  # noqa: F401

@@ -26,11 +26,12 @@ def slatecrm_routes() -> list[BaseRoute]:
         ui,
         users_api,
         users_pages,
+        workflow_hooks,
     )
 
     return [*login.routes, *admin.routes, *roles_api.routes, *audit_pages.routes, *me_api.routes,
             *users_api.routes, *teams_api.routes, *api.routes, *ui.routes, *me_pages.routes,
-            *users_pages.routes, *roles_pages.routes, *teams_pages.routes]
+            *users_pages.routes, *roles_pages.routes, *teams_pages.routes, *workflow_hooks.routes]
 
 
 @hookimpl

@@ -4,6 +4,8 @@ records service. Nothing here is global: two apps in one process (tests) share n
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +14,7 @@ from pathlib import Path
 import pluggy
 import sqlalchemy as sa
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
@@ -42,13 +45,20 @@ from .templating import TEMPLATES_VARIABLE, JsonSuffix, make_environment
 from .ui_errors import ui_or_problem
 
 BODY_LIMIT_VARIABLE = "SLATECRM_MAX_BODY_BYTES"
+#: "1": `app_from_environment` runs a workflow worker in a thread of each server process
+#: (`slatecrm serve --worker` sets it).
+WORKER_VARIABLE = "SLATECRM_EMBEDDED_WORKER"
+#: How long shutdown waits for the embedded worker to finish its batch.
+WORKER_STOP_SECONDS = 30.0
+
+log = logging.getLogger(__name__)
 
 
 def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: RecordsService | None = None,
                body_limit: int = DEFAULT_LIMIT, templates: str | Path | None = None,
                limits: Limits = DEFAULT, auth: AuthSettings | None = None,
                allowed_hosts: AllowedHosts | None = None,
-               trusted_proxies: TrustedProxies | None = None) -> Starlette:
+               trusted_proxies: TrustedProxies | None = None, worker: bool = False) -> Starlette:
     """The app over `engine`. Its routes and template folders come from the `plugins` (the
     built-in pages and API are plugins too); `records` defaults to a service with the
     plugins' field types, rule functions and record hooks. `templates` is a folder searched
@@ -56,14 +66,33 @@ def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: Rec
     every request keeps (records/limits.py); the statement timeout is set on `engine` here,
     so the CLI's own engines are not bound by it. `auth`: session lifetimes, throttling
     and the clock; `allowed_hosts` and `trusted_proxies` (web/hosts.py, web/proxies.py);
-    each defaults to what the environment sets."""
+    each defaults to what the environment sets. At startup the registrations of the time
+    and schedule workflows are reconciled with the current revision; with `worker`, a
+    workflow worker runs in a thread of this process until shutdown (`serve --worker`),
+    on the app's own records service, so its writes go through the same pipeline hooks
+    and outbox as the requests'."""
 
     auth = auth or AuthSettings.from_environment(os.environ)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         plugins.hook.slatecrm_startup(app=app)
-        yield
+        await run_in_threadpool(_reconcile, app.state.engine, app.state.records)
+        embedded = None
+        if worker:
+            from ..workflows.settings import ExecutionSettings
+            from ..workflows.worker import start_in_thread
+
+            embedded = start_in_thread(app.state.engine, app.state.records,
+                                       ExecutionSettings.from_environment())
+            log.info("workflow worker started in this process")
+        try:
+            yield
+        finally:
+            if embedded is not None:
+                thread, stop = embedded
+                stop.set()  # it finishes its batch and signs off
+                await run_in_threadpool(thread.join, WORKER_STOP_SECONDS)
 
     app = Starlette(
         routes=plugin_manager.routes(plugins),
@@ -103,11 +132,24 @@ def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: Rec
     return app
 
 
+def _reconcile(engine: sa.Engine, records: RecordsService) -> None:
+    """The workflows' registrations made to match the revision; a failure is logged, and the
+    app starts anyway (every worker reconciles at its start too)."""
+    from ..workflows.worker import reconcile
+
+    try:
+        reconcile(engine, records, dt.datetime.now(dt.UTC))
+    except Exception:
+        log.exception("the workflows' registrations could not be reconciled at startup")
+
+
 def app_from_environment() -> Starlette:
     """The factory `slatecrm serve` gives uvicorn (each worker builds its own app): the
-    database of $SLATECRM_DATABASE_URL, the installed plugins, $SLATECRM_MAX_BODY_BYTES and
-    the override templates of $SLATECRM_TEMPLATES."""
+    database of $SLATECRM_DATABASE_URL, the installed plugins, $SLATECRM_MAX_BODY_BYTES,
+    the override templates of $SLATECRM_TEMPLATES and, with $SLATECRM_EMBEDDED_WORKER=1, a
+    workflow worker in a thread."""
     return create_app(create_engine(database_url(None)), plugin_manager.make_plugin_manager(),
                       body_limit=int(os.environ.get(BODY_LIMIT_VARIABLE, DEFAULT_LIMIT)),
                       templates=os.environ.get(TEMPLATES_VARIABLE) or None,
-                      limits=Limits.from_environment(os.environ))
+                      limits=Limits.from_environment(os.environ),
+                      worker=os.environ.get(WORKER_VARIABLE) == "1")

@@ -39,9 +39,10 @@ from .pinning import CONNECTION_KEY, PRINCIPAL_KEY
 
 #: Methods a read-only token may use (OPTIONS is not routed).
 READ_METHODS = frozenset({"GET", "HEAD"})
-#: Paths anyone may fetch: the login page, the static files, the health check.
+#: Paths anyone may fetch: the login page, the static files, the health check, and the
+#: inbound webhooks (web/workflow_hooks.py), which are signed instead.
 PUBLIC = frozenset({"/login", "/health"})
-PUBLIC_PREFIXES = ("/static/",)
+PUBLIC_PREFIXES = ("/static/", "/hooks/workflows/")
 
 
 def is_public(path: str) -> bool:

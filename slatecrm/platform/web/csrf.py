@@ -34,6 +34,8 @@ COOKIE = "csrftoken"
 HEADER = "x-csrftoken"
 #: Paths checked even when the request has no cookie (the login form: login CSRF).
 ALWAYS = frozenset({"/login"})
+#: Paths never checked: signed inbound webhooks (they act on no session).
+HOOKS = "/hooks/workflows/"
 
 REASONS = {
     Errors.FORM_URLENCODED_MISMATCH: "the form's CSRF token is missing or does not match this browser's",
@@ -73,7 +75,7 @@ class CsrfProtection:
         return self._protected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _by_token(scope):
+        if scope["type"] != "http" or _by_token(scope) or _signed_hook(scope):
             await self.app(scope, receive, send)
             return
         if scope["method"] not in SAFE_METHODS and _malformed_multipart(scope):
@@ -91,6 +93,13 @@ def _by_token(scope: Scope) -> bool:
     reads. Its pages' forms get none (`csrf_token` is empty): a script posts with its token."""
     principal = scope.get(PRINCIPAL_KEY)
     return principal is not None and principal.via == "token"
+
+
+def _signed_hook(scope: Scope) -> bool:
+    """An inbound webhook (web/workflow_hooks.py): its signature, made with a secret no
+    browser holds, is its proof; a cookie its sender happens to keep must not refuse it."""
+    path: str = scope.get("path", "")
+    return path.startswith(HOOKS)
 
 
 def _malformed_multipart(scope: Scope) -> bool:
