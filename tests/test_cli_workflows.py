@@ -123,18 +123,23 @@ def test_worker_once_runs_the_pending_jobs_and_check_tells_the_health(installed:
         assert healthy.exit_code == 0, healthy.output
         report = as_json(healthy)
         assert report["healthy"] is True and report["problems"] == []
-        assert [(r["workflow"], r["trigger"], r["healthy"]) for r in report["registrations"]] == [
+        # The test pack's schedule, and the default sales pack's time and schedule workflows.
+        assert sorted((r["workflow"], r["trigger"], r["healthy"]) for r in report["registrations"]) == [
+            ("close_date_reminder", "time", True), ("stalled_digest", "schedule", True),
             ("weekly_review", "schedule", True)]
         assert report["backoff"]["total_seconds"] > 0 and report["workers"] == []
 
         web = lead(records, source="web")
         waiting = run("worker", "--check", database=installed)
         assert waiting.exit_code == 1
-        assert "unhealthy" in waiting.output and "2 job(s) due and no worker alive" in waiting.output
+        # This pack's two workflows on created leads, and the sales pack's round robin.
+        assert "unhealthy" in waiting.output and "3 job(s) due and no worker alive" in waiting.output
 
         ran = run("worker", "--once", database=installed)
         assert ran.exit_code == 0, ran.output
-        assert "Ran 2 job(s)" in ran.output  # its condition skips one
+        # A condition skips one; the round robin has no team; the rating this pack's workflow
+        # sets fires the sales pack's rating note, run in the same --once.
+        assert "Ran 4 job(s)" in ran.output
         assert records.get("lead", web).values["rating"] == "hot"
         assert run("worker", "--once", "--json", database=installed).output.count('"jobs": 0') == 1
         assert run("worker", "--check", database=installed).exit_code == 0  # and it signed off
@@ -146,10 +151,11 @@ def test_worker_once_runs_the_pending_jobs_and_check_tells_the_health(installed:
                 workflow="retired", version="x", next_at=sa.func.current_timestamp()))
         broken = run("worker", "--check", "--json", database=installed)
         assert broken.exit_code == 1
-        assert as_json(broken)["problems"] == ["schedule workflow weekly_review (version "
-                                               f"{as_json(broken)['registrations'][0]['version']}) "
-                                               "is not registered",
-                                               "workflow retired is registered but not active"]
+        versions = {r["workflow"]: r["version"] for r in as_json(broken)["registrations"]}
+        assert sorted(as_json(broken)["problems"]) == sorted([
+            f"{kind} workflow {name} (version {versions[name]}) is not registered"
+            for kind, name in (("schedule", "weekly_review"), ("time", "close_date_reminder"),
+                               ("schedule", "stalled_digest"))] + ["workflow retired is registered but not active"])
         listed = as_json(run("workflow", "list", "--json", database=installed))
         by_name = {w["name"]: w for w in listed["workflows"]}
         assert by_name["weekly_review"]["health"] == "not registered"
@@ -161,9 +167,12 @@ def test_worker_once_runs_the_pending_jobs_and_check_tells_the_health(installed:
         assert run("worker", "--check", database=installed).exit_code == 0
         runs = as_json(run("workflow", "runs", "--json", "--workflow", "rate_web_leads", database=installed))
         assert [(r["record_id"], r["status"], r["trigger"]) for r in runs] == [(web, "done", "created")]
-        assert as_json(run("workflow", "runs", "--json", "--status", "dead", database=installed)) == []
+        # The sales pack's round robin: its team (North) is not in this database.
+        dead = as_json(run("workflow", "runs", "--json", "--status", "dead", database=installed))
+        assert [(r["workflow"], r["error"]) for r in dead] == [("lead_round_robin", "there is no team 'North'")]
         on_record = as_json(run("workflow", "runs", "--json", "--record", str(web), database=installed))
-        assert {r["workflow"] for r in on_record} == {"rate_web_leads", "assign_event_leads"}
+        assert {r["workflow"] for r in on_record} == {"rate_web_leads", "assign_event_leads", "lead_round_robin",
+                                                      "rating_note"}
         assert run("workflow", "runs", "--record", str(web), database=installed).exit_code == 0
         assert run("workflow", "list", database=installed).exit_code == 0
     finally:
@@ -176,7 +185,9 @@ def test_workflow_retry_replays_dead_jobs(installed: str) -> None:
         first = lead(records, source="event")
         second = lead(records, source="event")
         assert run("worker", "--once", database=installed).exit_code == 0
-        dead = as_json(run("workflow", "dead", "--json", database=installed))
+        # (The sales pack's round robin dies too: its team is not in this database.)
+        dead = [d for d in as_json(run("workflow", "dead", "--json", database=installed))
+                if d["workflow"] != "lead_round_robin"]
         assert [(d["record_id"], d["workflow"]) for d in dead] == [(first, "assign_event_leads"),
                                                                    (second, "assign_event_leads")]
         assert "no active user" in dead[0]["error"]
@@ -247,6 +258,9 @@ def test_the_worker_runs_until_sigterm_and_finishes_cleanly(tmp_path: Path) -> N
             assert "schedule workflow weekly_review version" in output and "registered ✓" in output
             web = lead(records, source="web")
             wait_for("the run", lambda: records.get("lead", web).values["rating"] == "hot", process)
+            # Every job, the sales pack's too (its rating note follows the rating), has run.
+            wait_for("every run", lambda: all(j.status not in ("pending", "running") for j in jobs(engine)),
+                     process)
             health = as_json(run("worker", "--check", "--json", database=url))
             assert len(health["workers"]) == 1
             process.send_signal(signal.SIGTERM)
@@ -257,7 +271,7 @@ def test_the_worker_runs_until_sigterm_and_finishes_cleanly(tmp_path: Path) -> N
             engine.dispose()
     output = log_path.read_text()
     assert "SIGTERM: stopping after the current batch" in output
-    assert "stopped after 2 job(s)" in output and "Traceback" not in output
+    assert "stopped after 4 job(s)" in output and "Traceback" not in output
     assert as_json(run("worker", "--check", "--json", database=url))["workers"] == []  # signed off
 
 

@@ -16,13 +16,13 @@ from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.storage import system
-from slatecrm.platform.web import workflow_hooks
 from slatecrm.platform.workflows.settings import ExecutionSettings
 from slatecrm.platform.workflows.signing import signature_headers
 from slatecrm.platform.workflows.worker import Worker
 
 from .defaults import make_app
 from .packs import install, write_files_pack
+from .workflow_support import sales_without_workflows
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -60,7 +60,7 @@ RATE = """\
 def http(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry, tmp_path: Path) -> Iterator[TestClient]:
     pack = write_files_pack(tmp_path, {"workflows/web_form.yaml": WEB_FORM, "workflows/rate.yaml": RATE},
                             name="hooks")
-    install(engine, registry, "crm-core", "sales", pack)
+    install(engine, registry, "crm-core", sales_without_workflows(tmp_path), pack)  # only the test's run
     app = make_app(db_url)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
@@ -185,10 +185,15 @@ def test_a_key_older_than_a_day_is_forgotten(http: TestClient) -> None:
             if not d.key.startswith("signed:")] == [("k-1", True)]
 
 
-def test_match_updates_the_record_with_the_same_value(http: TestClient,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    # The trigger's `match: email` (read with getattr until the definitions have the key).
-    monkeypatch.setattr(workflow_hooks, "match_field", lambda compiled: "email")
+def test_match_updates_the_record_with_the_same_value(http: TestClient, registry: FieldTypeRegistry,
+                                                      tmp_path: Path) -> None:
+    matching = WEB_FORM.replace("idempotency_key: $.submission_id",
+                                "idempotency_key: $.submission_id\n      match: email")
+    files = {"workflows/web_form.yaml": matching, "workflows/rate.yaml": RATE}
+    pack = write_files_pack(tmp_path / "2", files, name="hooks", version="1.1.0")
+    install(http.app.state.engine, registry, "crm-core", sales_without_workflows(tmp_path),  # type: ignore[attr-defined]
+            pack)
+    http.app.state.records.holder.refresh()  # type: ignore[attr-defined]
     first = post(http, form(last_name="Byron"))
     assert first.status_code == 202 and first.json()["created"] is True
     second = post(http, form(last_name="Lovelace"), key="k-2")
