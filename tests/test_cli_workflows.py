@@ -152,10 +152,10 @@ def test_worker_once_runs_the_pending_jobs_and_check_tells_the_health(installed:
         broken = run("worker", "--check", "--json", database=installed)
         assert broken.exit_code == 1
         versions = {r["workflow"]: r["version"] for r in as_json(broken)["registrations"]}
-        assert sorted(as_json(broken)["problems"]) == sorted([
-            f"{kind} workflow {name} (version {versions[name]}) is not registered"
-            for kind, name in (("schedule", "weekly_review"), ("time", "close_date_reminder"),
-                               ("schedule", "stalled_digest"))] + ["workflow retired is registered but not active"])
+        lost = (("schedule", "weekly_review"), ("time", "close_date_reminder"), ("schedule", "stalled_digest"))
+        assert sorted(as_json(broken)["problems"]) == sorted(
+            [f"{kind} workflow {name} (version {versions[name]}) is not registered" for kind, name in lost]
+            + ["workflow retired is registered but not active"])
         listed = as_json(run("workflow", "list", "--json", database=installed))
         by_name = {w["name"]: w for w in listed["workflows"]}
         assert by_name["weekly_review"]["health"] == "not registered"
@@ -169,9 +169,11 @@ def test_worker_once_runs_the_pending_jobs_and_check_tells_the_health(installed:
         assert [(r["record_id"], r["status"], r["trigger"]) for r in runs] == [(web, "done", "created")]
         # The sales pack's round robin: its team (North) is not in this database.
         dead = as_json(run("workflow", "runs", "--json", "--status", "dead", database=installed))
-        assert [(r["workflow"], r["error"]) for r in dead] == [("lead_round_robin", "there is no team 'North'")]
+        assert [(r["workflow"], r["error"]) for r in dead] == [("lead_round_robin",
+                                                                "there is no team 'North'")]
         on_record = as_json(run("workflow", "runs", "--json", "--record", str(web), database=installed))
-        assert {r["workflow"] for r in on_record} == {"rate_web_leads", "assign_event_leads", "lead_round_robin",
+        assert {r["workflow"] for r in on_record} == {"rate_web_leads", "assign_event_leads",
+                                                      "lead_round_robin",
                                                       "rating_note"}
         assert run("workflow", "runs", "--record", str(web), database=installed).exit_code == 0
         assert run("workflow", "list", database=installed).exit_code == 0
