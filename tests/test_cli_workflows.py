@@ -152,7 +152,8 @@ def test_worker_once_runs_the_pending_jobs_and_check_tells_the_health(installed:
         broken = run("worker", "--check", "--json", database=installed)
         assert broken.exit_code == 1
         versions = {r["workflow"]: r["version"] for r in as_json(broken)["registrations"]}
-        lost = (("schedule", "weekly_review"), ("time", "close_date_reminder"), ("schedule", "stalled_digest"))
+        lost = (("schedule", "weekly_review"), ("time", "close_date_reminder"), ("schedule",
+                                                                                 "stalled_digest"))
         assert sorted(as_json(broken)["problems"]) == sorted(
             [f"{kind} workflow {name} (version {versions[name]}) is not registered" for kind, name in lost]
             + ["workflow retired is registered but not active"])
