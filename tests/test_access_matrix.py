@@ -129,6 +129,7 @@ ROLE_FORM = {"definition": "label: Reader\nentities:\n  deal: {actions: [read], 
 
 GADGET = {"label": "Gadget", "title_field": "name", "fields": {"name": {"type": "text"}}}
 ROLE = {"label": "Auditor", "platform": ["view_audit"], "entities": {}}
+WORKFLOW = {"entity": "deal", "trigger": {"kind": "created"}, "actions": [{"kind": "note", "text": "new"}]}
 
 #: (path as the route table has it, method) -> how to call it.
 TABLE: dict[tuple[str, str], Call] = {
@@ -166,6 +167,10 @@ TABLE: dict[tuple[str, str], Call] = {
                                                 params=with_json(admin_path(role="auditor"), ROLE)),
     ("/api/v1/admin/roles/{role}", "DELETE"): Call("right/manage_metamodel", 422,
                                                    params=admin_path(role="auditor")),
+    ("/api/v1/admin/workflows/{workflow}", "PUT"): Call("right/manage_metamodel",
+                                                        params=with_json(admin_path(workflow="noted"), WORKFLOW)),
+    ("/api/v1/admin/workflows/{workflow}", "DELETE"): Call("right/manage_metamodel", 422,
+                                                           params=admin_path(workflow="noted")),
     # Reading roles: manage_users or manage_metamodel (the administrator holds both, the others neither).
     ("/api/v1/admin/roles", "GET"): Call("right/manage_users"),
     ("/api/v1/admin/roles/{role}", "GET"): Call("right/manage_users", params=admin_path(role="deal_rep")),

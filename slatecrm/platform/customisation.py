@@ -276,3 +276,25 @@ def delete_user_attribute(name: str) -> Any:
                          "(and its replacements of a pack's) can be removed", name)
         del docs[("user_attribute", name)]
     return edit
+
+
+# --- workflows: a metamodel change without DDL (a new revision) --------------------------------
+def put_workflow(name: str, body: Mapping[str, Any]) -> Any:
+    """Define an organisation's workflow, or replace a pack's of the same name (to change it,
+    or to deactivate it with `active: false`; the pack's comes back when this one is
+    removed). Checked like a pack's workflow, against the merged metamodel."""
+    def edit(docs: Documents, current: Any) -> None:
+        docs[("workflow", name)] = {"kind": "workflow", **{k: v for k, v in body.items() if k != "kind"},
+                                    "name": name}
+    return edit
+
+
+def delete_workflow(name: str) -> Any:
+    def edit(docs: Documents, current: Any) -> None:
+        if ("workflow", name) not in docs:
+            existing = current.workflow(name)
+            why = f"is defined by pack {existing.pack!r}" if existing else "does not exist"
+            raise refuse(f"workflow {name!r} {why}; only the organisation's own workflows (and its "
+                         "replacements of a pack's) can be removed", name)
+        del docs[("workflow", name)]
+    return edit

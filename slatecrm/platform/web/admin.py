@@ -8,6 +8,7 @@ is applied.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from starlette.requests import Request
@@ -15,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import customisation, layers
+from ..workflows.worker import reconcile
 from ..records.errors import BadQuery
 from .api import body_object, call, service
 from .jsonresponse import JSONResponse
@@ -46,6 +48,8 @@ async def _edit(request: Request, summary: str, edit: Any) -> Response:
     revision = await call(request, customisation.apply_edit, engine, planned, author="api",
                           principal=principal, address=request.client.host if request.client else None)
     records.holder.refresh()
+    # Time and schedule workflows registered for the new revision now, not at a worker's next round.
+    await call(request, reconcile, engine, records, dt.datetime.now(dt.UTC))
     return JSONResponse({**body, "applied": True, "revision": revision})
 
 
@@ -118,6 +122,16 @@ async def role(request: Request) -> Response:
     return await _edit(request, f"define role {name}", customisation.put_role(name, body))
 
 
+async def workflow(request: Request) -> Response:
+    """Define an organisation's workflow, or replace (change, deactivate) a pack's by name."""
+    await checked_right(request, MANAGE_METAMODEL)
+    name = request.path_params["workflow"]
+    if request.method == "DELETE":
+        return await _edit(request, f"remove workflow {name}", customisation.delete_workflow(name))
+    body = await body_object(request)
+    return await _edit(request, f"define workflow {name}", customisation.put_workflow(name, body))
+
+
 routes = [
     Route("/api/v1/admin/customisations", list_customisations, methods=["GET"]),
     Route("/api/v1/admin/entities/{entity}", entity, methods=["PUT", "DELETE"]),
@@ -126,4 +140,5 @@ routes = [
     Route("/api/v1/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}", stage,
           methods=["PUT", "DELETE"]),
     Route("/api/v1/admin/roles/{role}", role, methods=["PUT", "DELETE"]),
+    Route("/api/v1/admin/workflows/{workflow}", workflow, methods=["PUT", "DELETE"]),
 ]

@@ -270,6 +270,10 @@ def _admin_paths() -> dict[str, Any]:
                     "responses": _responses({"200": _json({"$ref": "#/components/schemas/Role"}, "the role")},
                                             "401", "403", "404", "503")},
             "put": edit("define_role"), "delete": edit("remove_role", body=False)},
+        # An organisation's workflow, or its replacement of a pack's (docs/workflows.md).
+        "/api/v1/admin/workflows/{workflow}": {
+            "parameters": [{"name": "workflow", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "put": edit("define_workflow"), "delete": edit("remove_workflow", body=False)},
     }
 
 

@@ -1,0 +1,58 @@
+"""The organisation's workflows through the admin API: plan, then confirm, like every other
+metamodel edit; a pack's workflow replaced (deactivated) by name and given back (SQLite and
+PostgreSQL)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from starlette.testclient import TestClient
+
+from slatecrm.platform.storage import system
+
+from .test_api_live_editing import confirmed
+
+NOTE_ON_CREATE = {"entity": "lead", "trigger": {"kind": "created"},
+                  "actions": [{"kind": "note", "text": "Welcome {{ record.company }}"}]}
+
+
+def test_an_admin_defines_a_workflow_plan_first_then_confirmed(client: TestClient) -> None:
+    dry = client.put("/api/v1/admin/workflows/welcome_note", json=NOTE_ON_CREATE)
+    assert dry.status_code == 200, dry.text
+    assert [c["summary"] for c in dry.json()["plan"]["changes"]] == ["add workflow welcome_note (lead, created)"]
+    created = client.post("/api/v1/lead", json={"last_name": "Doe", "company": "Acme"})
+    engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        before = conn.execute(sa.select(system.workflow_jobs.c.workflow)).scalars().all()
+    assert "welcome_note" not in before  # a dry run changes nothing
+    confirmed(client, "PUT", "/api/v1/admin/workflows/welcome_note", NOTE_ON_CREATE)
+    made = client.post("/api/v1/lead", json={"last_name": "Roe", "company": "Initech"})
+    assert created.status_code == made.status_code == 201
+    with engine.connect() as conn:
+        jobs = conn.execute(sa.select(system.workflow_jobs.c.workflow, system.workflow_jobs.c.record_id)
+                            .where(system.workflow_jobs.c.workflow == "welcome_note")).all()
+    assert [tuple(j) for j in jobs] == [("welcome_note", made.json()["id"])]
+
+
+def test_a_broken_workflow_is_refused_naming_the_place(client: TestClient) -> None:
+    broken = {**NOTE_ON_CREATE, "actions": [{"kind": "update", "set": {"no_such_field": "1"}}]}
+    answer = client.put("/api/v1/admin/workflows/broken", json=broken)
+    assert answer.status_code == 422, answer.text
+    assert "no_such_field" in answer.text and "broken" in answer.text
+
+
+def test_a_packs_workflow_is_deactivated_by_name_and_given_back(client: TestClient) -> None:
+    engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
+    customised = {"entity": "lead", "active": False, "trigger": {"kind": "created"},
+                  "actions": [{"kind": "assign", "strategy": "round_robin", "team": "North"}]}
+    confirmed(client, "PUT", "/api/v1/admin/workflows/lead_round_robin", customised)
+    client.post("/api/v1/lead", json={"last_name": "Doe", "company": "Acme"})
+    with engine.connect() as conn:
+        names = conn.execute(sa.select(system.workflow_jobs.c.workflow)).scalars().all()
+    assert "lead_round_robin" not in names
+    confirmed(client, "DELETE", "/api/v1/admin/workflows/lead_round_robin", None)
+    client.post("/api/v1/lead", json={"last_name": "Roe", "company": "Acme"})
+    with engine.connect() as conn:
+        names = conn.execute(sa.select(system.workflow_jobs.c.workflow)).scalars().all()
+    assert names.count("lead_round_robin") == 1
+    refused = client.delete("/api/v1/admin/workflows/lead_round_robin")
+    assert refused.status_code == 422 and "is defined by pack 'sales'" in refused.text
