@@ -16,8 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import customisation, layers
-from ..workflows.worker import reconcile
 from ..records.errors import BadQuery
+from ..workflows.worker import reconcile
 from .api import body_object, call, service
 from .jsonresponse import JSONResponse
 from .problems import problem
