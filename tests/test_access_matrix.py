@@ -168,7 +168,8 @@ TABLE: dict[tuple[str, str], Call] = {
     ("/api/v1/admin/roles/{role}", "DELETE"): Call("right/manage_metamodel", 422,
                                                    params=admin_path(role="auditor")),
     ("/api/v1/admin/workflows/{workflow}", "PUT"): Call("right/manage_metamodel",
-                                                        params=with_json(admin_path(workflow="noted"), WORKFLOW)),
+                                                        params=with_json(admin_path(workflow="noted"),
+                                                                         WORKFLOW)),
     ("/api/v1/admin/workflows/{workflow}", "DELETE"): Call("right/manage_metamodel", 422,
                                                            params=admin_path(workflow="noted")),
     # Reading roles: manage_users or manage_metamodel (the administrator holds both, the others neither).

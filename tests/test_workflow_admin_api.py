@@ -18,7 +18,8 @@ NOTE_ON_CREATE = {"entity": "lead", "trigger": {"kind": "created"},
 def test_an_admin_defines_a_workflow_plan_first_then_confirmed(client: TestClient) -> None:
     dry = client.put("/api/v1/admin/workflows/welcome_note", json=NOTE_ON_CREATE)
     assert dry.status_code == 200, dry.text
-    assert [c["summary"] for c in dry.json()["plan"]["changes"]] == ["add workflow welcome_note (lead, created)"]
+    changes = dry.json()["plan"]["changes"]
+    assert [c["summary"] for c in changes] == ["add workflow welcome_note (lead, created)"]
     created = client.post("/api/v1/lead", json={"last_name": "Doe", "company": "Acme"})
     engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
     with engine.connect() as conn:

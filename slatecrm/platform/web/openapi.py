@@ -272,7 +272,8 @@ def _admin_paths() -> dict[str, Any]:
             "put": edit("define_role"), "delete": edit("remove_role", body=False)},
         # An organisation's workflow, or its replacement of a pack's (docs/workflows.md).
         "/api/v1/admin/workflows/{workflow}": {
-            "parameters": [{"name": "workflow", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "parameters": [{"name": "workflow", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
             "put": edit("define_workflow"), "delete": edit("remove_workflow", body=False)},
     }
 
