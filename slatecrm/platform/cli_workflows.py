@@ -1,5 +1,5 @@
 """`slatecrm worker` and `slatecrm workflow …`: running workflows' jobs, their health, their
-run log, their dead jobs and their secrets (docs/workflows-running.md).
+run log, their dead jobs and their secrets (docs/workflows.md).
 
 `slatecrm worker` runs a worker (platform/workflows/worker.py) until SIGTERM or SIGINT: the
 signal sets its stop event, the batch it is running is finished, and it signs off. Any

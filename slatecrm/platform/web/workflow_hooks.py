@@ -1,5 +1,5 @@
 """Inbound webhooks: `POST /hooks/workflows/{name}` runs the active workflow `name` whose trigger
-is `webhook` (docs/workflows-running.md, "Inbound webhooks").
+is `webhook` (docs/workflows.md, "Inbound webhooks").
 
 No session, no token, no CSRF token: the request is signed (workflows/signing.py) with the
 workflow's own secret (`workflow-inbound:<name>` in slate_secret, printed by `slatecrm
