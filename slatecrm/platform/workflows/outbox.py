@@ -195,11 +195,8 @@ class Outbox:
         event: dict[str, Any] = {"changes": {} if entry.created else entry.changes, "user": entry.user}
         if entry.deleted and entry.values is not None:
             event["values"] = _json_values(self.snapshot_of(), entry.entity, entry.values)
-        row = {"workflow": workflow.name, "version": compiled.version, "entity": entry.entity,
-               "record_id": entry.record_id, "trigger": trigger, "event": event, "status": "pending",
-               "due_at": due or now, "created_at": now, "finished_at": None, "attempts": 0,
-               "lease_owner": None, "lease_until": None, "progress": {}, "chain": list(chain),
-               "last_error": None, "dedupe_key": dedupe_key}
+        row = job_row(compiled, entry.record_id, trigger, now, due=due, event=event, chain=chain,
+                      dedupe_key=dedupe_key)
         if len(chain) >= self.depth:
             row.update(status="dead", finished_at=now, last_error=(
                 f"stopped: a chain of {len(chain) + 1} workflows ({' → '.join([*chain, workflow.name])}) "
@@ -226,8 +223,7 @@ class Outbox:
             due = time_due(compiled.workflow, record)
             wanted = due is not None and (compiled.condition is None or compiled.condition.holds(record,
                                                                                                  context))
-            moment = due.isoformat() if due else ""
-            key = f"time:{compiled.name}:{compiled.version}:{entry.record_id}:{moment}"
+            key = time_key(compiled, entry.record_id, due)
             others = [jobs.c.workflow == compiled.name, jobs.c.record_id == entry.record_id,
                       jobs.c.entity == entry.entity, jobs.c.trigger == "time", jobs.c.status == "pending"]
             if wanted:
@@ -309,11 +305,25 @@ def enqueue(conn: sa.Connection, compiled: CompiledWorkflow, record_ids: Sequenc
             dedupe_key: str | None = None) -> list[int]:
     """Jobs of `compiled` for these records, outside a write (a manual run, an inbound
     webhook), in the caller's transaction; their ids."""
-    rows: list[dict[str, Any]] = [{"workflow": compiled.name, "version": compiled.version,
-                                   "entity": compiled.workflow.entity,
-             "record_id": record_id, "trigger": trigger, "event": {"changes": {}, "user": user,
-                                                                   **(extra or {})},
-             "status": "pending", "due_at": now, "created_at": now, "finished_at": None, "attempts": 0,
-             "lease_owner": None, "lease_until": None, "progress": {}, "chain": [], "last_error": None,
-             "dedupe_key": dedupe_key} for record_id in record_ids]
+    rows = [job_row(compiled, record_id, trigger, now, event={"changes": {}, "user": user, **(extra or {})},
+                    dedupe_key=dedupe_key) for record_id in record_ids]
     return [int(conn.execute(jobs.insert().values(row).returning(jobs.c.id)).scalar_one()) for row in rows]
+
+
+def job_row(compiled: CompiledWorkflow, record_id: int | None, trigger: str, now: dt.datetime, *,
+            due: dt.datetime | None = None, event: Mapping[str, Any] | None = None,
+            chain: Sequence[str] = (), dedupe_key: str | None = None) -> dict[str, Any]:
+    """A pending job of `compiled` on the record, due at `due` (now when not given): the one
+    shape every producer (the outbox, registrations, schedules, manual runs, inbound
+    webhooks) writes."""
+    return {"workflow": compiled.name, "version": compiled.version, "entity": compiled.workflow.entity,
+            "record_id": record_id, "trigger": trigger, "event": dict(event or {"changes": {}, "user": None}),
+            "status": "pending", "due_at": due or now, "created_at": now, "finished_at": None, "attempts": 0,
+            "lease_owner": None, "lease_until": None, "progress": {}, "chain": list(chain), "last_error": None,
+            "dedupe_key": dedupe_key}
+
+
+def time_key(compiled: CompiledWorkflow, record_id: int, due: dt.datetime | None) -> str:
+    """A time trigger's moment of a record: one job at most (scheduled by a save or by the
+    registration, whichever comes first)."""
+    return f"time:{compiled.name}:{compiled.version}:{record_id}:{due.isoformat() if due else ''}"

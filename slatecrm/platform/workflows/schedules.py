@@ -34,7 +34,7 @@ from slatecrm.metamodel.rules import RuleContext
 from ..records import rules as rule_hooks
 from ..records.snapshot import Snapshot
 from ..storage import system
-from .outbox import time_due
+from .outbox import job_row, time_due, time_key
 from .registry import CompiledWorkflow, active_workflows
 
 jobs, schedules = system.workflow_jobs, system.workflow_schedules
@@ -140,8 +140,8 @@ def _schedule_all(conn: sa.Connection, snapshot: Snapshot, compiled: CompiledWor
                 continue
             if compiled.condition is not None and not compiled.condition.holds(record, context):
                 continue
-            batch.append(_job(compiled, ce.name, row["id"], "time", due, now,
-                              f"time:{compiled.name}:{compiled.version}:{row['id']}:{due.isoformat()}"))
+            batch.append(job_row(compiled, row["id"], "time", now, due=due,
+                                 dedupe_key=time_key(compiled, row["id"], due)))
         if batch:
             # A moment a save scheduled already (the outbox, before this registration) stays one job.
             keys = [row["dedupe_key"] for row in batch]
@@ -152,14 +152,6 @@ def _schedule_all(conn: sa.Connection, snapshot: Snapshot, compiled: CompiledWor
             conn.execute(jobs.insert(), batch)
             count += len(batch)
         after = rows[-1]["id"]
-
-
-def _job(compiled: CompiledWorkflow, entity: str, record_id: int | None, trigger: str, due: dt.datetime,
-         now: dt.datetime, key: str | None, event: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"workflow": compiled.name, "version": compiled.version, "entity": entity, "record_id": record_id,
-            "trigger": trigger, "event": event or {"changes": {}, "user": None}, "status": "pending",
-            "due_at": due, "created_at": now, "finished_at": None, "attempts": 0, "lease_owner": None,
-            "lease_until": None, "progress": {}, "chain": [], "last_error": None, "dedupe_key": key}
 
 
 def fire_due(conn: sa.Connection, snapshot: Snapshot, now: dt.datetime) -> int:
@@ -191,9 +183,8 @@ def _fire(conn: sa.Connection, snapshot: Snapshot, compiled: CompiledWorkflow, m
         where.append(compiled.filter.where(RuleContext(now=now)))
     ids = conn.execute(sa.select(ce.table.c.id).where(*where).order_by(ce.table.c.id)).scalars().all()
     stamp = moment.isoformat()
-    rows = [_job(compiled, ce.name, i, "schedule", now, now,
-                 f"cron:{compiled.name}:{compiled.version}:{stamp}:{i}",
-                 {"changes": {}, "user": None, "moment": stamp}) for i in ids]
+    rows = [job_row(compiled, i, "schedule", now, event={"changes": {}, "user": None, "moment": stamp},
+                    dedupe_key=f"cron:{compiled.name}:{compiled.version}:{stamp}:{i}") for i in ids]
     for start in range(0, len(rows), CHUNK):
         conn.execute(jobs.insert(), rows[start:start + CHUNK])
     return len(rows)
