@@ -319,8 +319,8 @@ def job_row(compiled: CompiledWorkflow, record_id: int | None, trigger: str, now
     return {"workflow": compiled.name, "version": compiled.version, "entity": compiled.workflow.entity,
             "record_id": record_id, "trigger": trigger, "event": dict(event or {"changes": {}, "user": None}),
             "status": "pending", "due_at": due or now, "created_at": now, "finished_at": None, "attempts": 0,
-            "lease_owner": None, "lease_until": None, "progress": {}, "chain": list(chain), "last_error": None,
-            "dedupe_key": dedupe_key}
+            "lease_owner": None, "lease_until": None, "progress": {}, "chain": list(chain),
+            "last_error": None, "dedupe_key": dedupe_key}
 
 
 def time_key(compiled: CompiledWorkflow, record_id: int, due: dt.datetime | None) -> str:
