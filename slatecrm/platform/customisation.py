@@ -231,70 +231,63 @@ def _drop_empty(docs: Documents, entity: str) -> None:
         del docs[("extension", entity)]
 
 
-# --- roles: a metamodel change without DDL (a new revision) ------------------------------------
-def put_role(name: str, body: Mapping[str, Any]) -> Any:
-    """Define an organisation's role, or replace a pack's role of the same name (the pack's
-    comes back when this one is removed)."""
+# --- definitions by name (roles, user attributes, workflows): a new revision, no DDL ------------
+def _put_named(kind: str, name: str, body: Mapping[str, Any]) -> Any:
+    """The organisation's definition of `kind` named `name`: its own, or its replacement of a
+    pack's of the same name (the pack's comes back when this one is removed)."""
     def edit(docs: Documents, current: Any) -> None:
+        docs[(kind, name)] = {"kind": kind, **{k: v for k, v in body.items() if k != "kind"}, "name": name}
+    return edit
+
+
+def _delete_named(kind: str, name: str) -> Any:
+    """Remove the organisation's definition (only its own, or its replacement of a pack's)."""
+    what = kind.replace("_", " ")
+
+    def edit(docs: Documents, current: Any) -> None:
+        if (kind, name) not in docs:
+            existing = getattr(current, kind)(name)
+            why = f"is defined by pack {existing.pack!r}" if existing else "does not exist"
+            raise refuse(f"{what} {name!r} {why}; only the organisation's own {what}s (and its "
+                         "replacements of a pack's) can be removed", name)
+        del docs[(kind, name)]
+    return edit
+
+
+def put_role(name: str, body: Mapping[str, Any]) -> Any:
+    """Define an organisation's role, or replace a pack's role of the same name."""
+    edit = _put_named("role", name, body)
+
+    def guarded(docs: Documents, current: Any) -> None:
         if name == ADMINISTRATOR:
             raise refuse(f"{ADMINISTRATOR!r} is the built-in role (every right, every record); it "
                          "cannot be redefined", name)
-        docs[("role", name)] = {"kind": "role", **{k: v for k, v in body.items() if k != "kind"},
-                                "name": name}
-    return edit
+        edit(docs, current)
+    return guarded
 
 
 def delete_role(name: str) -> Any:
-    def edit(docs: Documents, current: Any) -> None:
-        if ("role", name) not in docs:
-            existing = current.role(name)
-            why = f"is defined by pack {existing.pack!r}" if existing else "does not exist"
-            raise refuse(f"role {name!r} {why}; only the organisation's own roles (and its "
-                         "replacements of a pack's) can be removed", name)
-        del docs[("role", name)]
-    return edit
+    return _delete_named("role", name)
 
 
-# --- user attributes: a metamodel change without DDL (a new revision) --------------------------
 def put_user_attribute(name: str, body: Mapping[str, Any]) -> Any:
     """Define an organisation's user attribute, or replace a pack's of the same name (other
     options, another type: users' stored values it no longer admits then read as null)."""
-    def edit(docs: Documents, current: Any) -> None:
-        docs[("user_attribute", name)] = {"kind": "user_attribute",
-                                          **{k: v for k, v in body.items() if k != "kind"}, "name": name}
-    return edit
+    return _put_named("user_attribute", name, body)
 
 
 def delete_user_attribute(name: str) -> Any:
     """Remove the organisation's user attribute (a pack's replaced one comes back); users'
     values are kept, unused, until it is defined again."""
-    def edit(docs: Documents, current: Any) -> None:
-        if ("user_attribute", name) not in docs:
-            existing = current.user_attribute(name)
-            why = f"is defined by pack {existing.pack!r}" if existing else "does not exist"
-            raise refuse(f"user attribute {name!r} {why}; only the organisation's own user attributes "
-                         "(and its replacements of a pack's) can be removed", name)
-        del docs[("user_attribute", name)]
-    return edit
+    return _delete_named("user_attribute", name)
 
 
-# --- workflows: a metamodel change without DDL (a new revision) --------------------------------
 def put_workflow(name: str, body: Mapping[str, Any]) -> Any:
     """Define an organisation's workflow, or replace a pack's of the same name (to change it,
-    or to deactivate it with `active: false`; the pack's comes back when this one is
-    removed). Checked like a pack's workflow, against the merged metamodel."""
-    def edit(docs: Documents, current: Any) -> None:
-        docs[("workflow", name)] = {"kind": "workflow", **{k: v for k, v in body.items() if k != "kind"},
-                                    "name": name}
-    return edit
+    or to deactivate it with `active: false`). Checked like a pack's workflow, against the
+    merged metamodel."""
+    return _put_named("workflow", name, body)
 
 
 def delete_workflow(name: str) -> Any:
-    def edit(docs: Documents, current: Any) -> None:
-        if ("workflow", name) not in docs:
-            existing = current.workflow(name)
-            why = f"is defined by pack {existing.pack!r}" if existing else "does not exist"
-            raise refuse(f"workflow {name!r} {why}; only the organisation's own workflows (and its "
-                         "replacements of a pack's) can be removed", name)
-        del docs[("workflow", name)]
-    return edit
+    return _delete_named("workflow", name)
