@@ -81,9 +81,7 @@ class Claim:
 def claim(conn: sa.Connection, worker: str, now: dt.datetime, limit: int,
           lease_seconds: float) -> list[Claim]:
     """Up to `limit` due jobs, oldest due first, leased to `worker` (committed by the caller)."""
-    due = sa.or_(sa.and_(jobs.c.status == "pending", jobs.c.due_at <= now),
-                 sa.and_(jobs.c.status == "running", jobs.c.lease_until < now))
-    chosen = sa.select(jobs.c.id).where(due).order_by(jobs.c.due_at, jobs.c.id).limit(limit)
+    chosen = sa.select(jobs.c.id).where(due(now)).order_by(jobs.c.due_at, jobs.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
         chosen = chosen.with_for_update(skip_locked=True)
     statement = (jobs.update().where(jobs.c.id.in_(chosen.scalar_subquery()))
@@ -95,6 +93,12 @@ def claim(conn: sa.Connection, worker: str, now: dt.datetime, limit: int,
                          r.attempts, dict(r.progress or {}), list(r.chain or []), r.created_at, worker)
                    for r in rows),
                   key=lambda c: c.id)
+
+
+def due(now: dt.datetime) -> sa.ColumnElement[bool]:
+    """A job to run: pending and due, or running with a lease that ran out (its worker died)."""
+    return sa.or_(sa.and_(jobs.c.status == "pending", jobs.c.due_at <= now),
+                  sa.and_(jobs.c.status == "running", jobs.c.lease_until < now))
 
 
 def fence(conn: sa.Connection, job: Claim, **values: Any) -> None:
@@ -126,8 +130,23 @@ class Runner:
 
     # --- the batch ---------------------------------------------------------------------------
     def claim(self, limit: int) -> list[Claim]:
+        """Due jobs claimed; an idle worker only reads (one indexed query), so its polls do not
+        take SQLite's write lock from the requests."""
+        now = self.now()
+        with self.engine.connect() as conn:
+            if conn.execute(sa.select(jobs.c.id).where(due(now)).limit(1)).first() is None:
+                return []
         with self.connect() as conn, conn.begin():
-            return claim(conn, self.worker, self.now(), limit, self.settings.lease_seconds)
+            return claim(conn, self.worker, now, limit, self.settings.lease_seconds)
+
+    def release(self, claims: Sequence[Claim]) -> None:
+        """Claims handed back untouched (their batch could not be committed): due again now,
+        not when their lease runs out."""
+        with self.connect() as conn, conn.begin():
+            for job in claims:
+                conn.execute(jobs.update().where(jobs.c.id == job.id, jobs.c.attempts == job.attempt,
+                                                 jobs.c.lease_owner == job.worker, jobs.c.status == "running")
+                             .values(status="pending", lease_until=None))
 
     def run_all(self, claims: Sequence[Claim]) -> None:
         """Database-only runs together, in one transaction; the others one by one."""
@@ -170,6 +189,10 @@ class Runner:
                     conn.execute(runs.insert(), entries)
         except Exception:
             log.exception("a batch of workflow runs could not be committed; its jobs are retried")
+            try:
+                self.release([job for job, _ in batch])
+            except Exception:
+                log.exception("the claims could not be released either: they are due when their lease ends")
             return
         for call in deferred:
             _quietly(call)

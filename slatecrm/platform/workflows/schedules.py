@@ -154,6 +154,13 @@ def _schedule_all(conn: sa.Connection, snapshot: Snapshot, compiled: CompiledWor
         after = rows[-1]["id"]
 
 
+def any_due(engine: sa.Engine, now: dt.datetime) -> bool:
+    """Whether a schedule's moment came (a read: an idle worker takes no write lock)."""
+    with engine.connect() as conn:
+        found = conn.execute(sa.select(schedules.c.workflow).where(schedules.c.next_at <= now).limit(1))
+        return found.first() is not None
+
+
 def fire_due(conn: sa.Connection, snapshot: Snapshot, now: dt.datetime) -> int:
     """Fire every schedule whose moment came (each once, whatever the number of workers);
     how many jobs were made."""

@@ -81,8 +81,10 @@ class Worker:
         if snapshot.runtime is not self._revision:
             reconcile(self.engine, self.records, now)
             self._revision = snapshot.runtime
-        with self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
-            fired = schedules.fire_due(conn, snapshot, now)
+        fired = 0
+        if schedules.any_due(self.engine, now):
+            with self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+                fired = schedules.fire_due(conn, snapshot, now)
         if fired:
             log.info("workflows: %d scheduled runs made", fired)
         claims = self.runner.claim(self.settings.batch)
