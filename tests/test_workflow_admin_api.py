@@ -57,3 +57,29 @@ def test_a_packs_workflow_is_deactivated_by_name_and_given_back(client: TestClie
     assert names.count("lead_round_robin") == 1
     refused = client.delete("/api/v1/admin/workflows/lead_round_robin")
     assert refused.status_code == 422 and "is defined by pack 'sales'" in refused.text
+
+
+def _jobs(client: TestClient, workflow: str) -> list[tuple[str, int, str]]:
+    engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
+    t = system.workflow_jobs
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.select(t.c.trigger, t.c.record_id, t.c.entity)
+                                               .where(t.c.workflow == workflow).order_by(t.c.id))]
+
+
+def test_every_surface_fires_workflows_form_api_and_bulk_edit(client: TestClient) -> None:
+    confirmed(client, "PUT", "/api/v1/admin/workflows/account_watch",
+              {"entity": "account", "trigger": {"kind": "updated", "fields": ["industry"]},
+               "actions": [{"kind": "note", "text": "industry now {{ record.industry }}"}]})
+    confirmed(client, "PUT", "/api/v1/admin/workflows/account_new",
+              {"entity": "account", "trigger": {"kind": "created"}, "actions": [{"kind": "note",
+                                                                                 "text": "new"}]})
+    by_form = client.post("/e/account/new", data={"name": "Form Co"}, follow_redirects=False)
+    assert by_form.status_code == 303, by_form.text
+    by_api = client.post("/api/v1/account", json={"name": "Api Co"}).json()
+    ids = [r[1] for r in _jobs(client, "account_new")]
+    assert len(ids) == 2 and by_api["id"] in ids
+    edited = client.post("/e/account/bulk", data={"ids": [str(i) for i in ids], "action": "set",
+                                                  "field": "industry", "value": "technology"})
+    assert edited.status_code == 200, edited.text
+    assert sorted(r[1] for r in _jobs(client, "account_watch")) == sorted(ids)
