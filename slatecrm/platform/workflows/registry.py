@@ -10,9 +10,7 @@ pack's own version number says.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
@@ -23,9 +21,6 @@ from slatecrm.metamodel.workflows import CHANGE_TRIGGERS, Workflow
 
 from ..records.rules import Condition
 from ..records.snapshot import Snapshot
-
-#: Triggers a record's save (or delete) fires, looked up by the outbox.
-WRITE_TRIGGERS = ("created", "updated", "deleted", "stage_entered", "stage_left")
 
 
 def fingerprint(workflow: Workflow) -> str:
@@ -138,6 +133,3 @@ def expression(snapshot: Snapshot, entity: str, target: str, field: str, text: s
                     changes=changes, functions=snapshot.functions, registry=snapshot.registry)
     return compile_python(checked.typed)
 
-
-def json_ready(values: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(values)
