@@ -29,7 +29,7 @@ RULE_WORDS = frozenset(
 #: Path segments of the web and API routes that an entity name would shadow.
 ROUTE_WORDS = frozenset(
     {"api", "meta", "openapi", "admin", "static", "search", "login", "logout", "settings",
-     "health", "docs", "assets", "me"}
+     "health", "docs", "assets", "me", "workflows"}
 )
 
 SQL_KEYWORDS = frozenset(w.lower() for w in (_SQL_RESERVED | _PG_RESERVED))

@@ -27,11 +27,14 @@ def slatecrm_routes() -> list[BaseRoute]:
         users_api,
         users_pages,
         workflow_hooks,
+        workflows_api,
+        workflows_pages,
     )
 
     return [*login.routes, *admin.routes, *roles_api.routes, *audit_pages.routes, *me_api.routes,
-            *users_api.routes, *teams_api.routes, *api.routes, *ui.routes, *me_pages.routes,
-            *users_pages.routes, *roles_pages.routes, *teams_pages.routes, *workflow_hooks.routes]
+            *users_api.routes, *teams_api.routes, *workflows_api.routes, *api.routes, *ui.routes,
+            *me_pages.routes, *users_pages.routes, *roles_pages.routes, *teams_pages.routes,
+            *workflow_hooks.routes, *workflows_pages.routes]
 
 
 @hookimpl

@@ -28,10 +28,10 @@ register_url_convertor("recordid", RecordId())
 
 class CollectionName(Convertor[str]):
     """An entity's name as the last segment of an API path: any segment but the API's own
-    fixed routes (`meta`, `openapi.json`, names no entity may take), so that a POST to one
+    fixed routes (`meta`, `openapi.json`, `workflows`: names no entity may take), so that a POST to one
     of them is their 405 with `Allow`, not a create that finds no JSON (415)."""
 
-    regex = r"(?!(?:meta|openapi\.json)$)[^/]+"
+    regex = r"(?!(?:meta|openapi\.json|workflows)$)[^/]+"
 
     def convert(self, value: str) -> str:
         return value

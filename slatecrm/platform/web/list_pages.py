@@ -19,12 +19,14 @@ from ..records import bulk, export
 from ..records.errors import BadQuery, ValidationFailed
 from ..records.listing import ListQuery
 from ..records.service import Page
+from ..workflows import console
 from . import api, widgets
 from .pinning import records_of
 from .record_pages import locked_fields
 from .rights import principal_of
 from .templating import render
 from .uicontext import base_context
+from .workflows_api import now
 
 SEARCH_LIMIT = 5
 #: Fields of a bulk-edit form Starlette will parse (its default is 1,000, below the batch
@@ -105,6 +107,7 @@ async def list_view(request: Request) -> Response:
         **context, "ce": ce, "page": page, "columns": columns, "errors": errors, "sort": sort,
         "quick": quick, "params": request.query_params,
         "bulk_fields": widgets.editable(ce, await locked_fields(records, entity)),
+        "bulk_workflows": await run_in_threadpool(console.runnable, records, entity),
     }, twin=twin, entity=entity, status=status)
 
 
@@ -184,12 +187,28 @@ async def bulk_edit(request: Request) -> Response:
         # Text as typed: the service coerces it with the field's type (a multi-choice
         # reads "a, b"), and refuses a bad value per record.
         result = await run_in_threadpool(bulk.update_many, records, entity, ids, {name: value})
+    elif action == "workflow":
+        # A manual workflow queued for every selected record, or for none (one transaction).
+        name = str(form.get("workflow") or "")
+        await run_in_threadpool(console.start, records, entity, name, ids, now(request))
+        workflow = next(w for w in console.manual_workflows(records.full_snapshot(), entity)
+                        if w.name == name)
+        result = bulk.BulkResult(done=list(dict.fromkeys(ids)))
+        title = f"{ce.entity.label_plural}: {workflow.workflow.label} queued"
+        context = await base_context(request, entity=entity, title=title)
+        twin = {"action": action, "workflow": name, "done": result.done, "refused": {}}
+        return render(request, "bulk", {**context, "ce": ce, "result": result, "action": action,
+                                        "back": _back(form, entity), "workflow": workflow.workflow},
+                      twin=twin, entity=entity)
     else:
-        raise ValidationFailed({"action": ["choose 'set' (one field) or 'delete'"]})
-    back = str(form.get("back") or f"/e/{entity}")
-    if not back.startswith("/e/"):
-        back = f"/e/{entity}"
+        raise ValidationFailed({"action": ["choose 'set' (one field), 'delete' or 'workflow'"]})
+    back = _back(form, entity)
     context = await base_context(request, entity=entity, title=f"{ce.entity.label_plural}: bulk {action}")
     twin = {"action": action, "done": result.done, "refused": {str(k): v for k, v in result.refused.items()}}
-    return render(request, "bulk", {**context, "ce": ce, "result": result, "action": action, "back": back},
-                  twin=twin, entity=entity)
+    return render(request, "bulk", {**context, "ce": ce, "result": result, "action": action, "back": back,
+                                    "workflow": None}, twin=twin, entity=entity)
+
+
+def _back(form: Any, entity: str) -> str:
+    back = str(form.get("back") or f"/e/{entity}")
+    return back if back.startswith("/e/") else f"/e/{entity}"

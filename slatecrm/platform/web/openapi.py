@@ -20,7 +20,7 @@ from ..identity import auditlog
 from ..records.compiled import CompiledEntity
 from ..records.limits import DEFAULT, Limits
 from ..records.listing import OPERATORS, SORTABLE_SYSTEM
-from . import openapi_identity
+from . import openapi_identity, openapi_workflows
 from .authsettings import SESSION_COOKIE
 from .openapi_records import RECORD_ID, entity_schemas, schema_name
 
@@ -373,6 +373,8 @@ def document(revision: int, compiled: Mapping[str, CompiledEntity],
     paths.update(_audit_paths())
     paths.update(openapi_identity.paths())
     schemas.update(openapi_identity.schemas())
+    paths.update(openapi_workflows.paths())
+    schemas.update(openapi_workflows.schemas())
     responses = {f"Problem{status}": {
         "description": why,
         "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},

@@ -25,6 +25,7 @@ from .jsonresponse import JSONResponse
 from .pinning import records_of
 from .templating import render, render_fragment, wants_json
 from .uicontext import base_context
+from .workflows_pages import automation
 
 RELATED_LIMIT = 10
 OPTIONS_LIMIT = 50
@@ -133,7 +134,10 @@ async def record_page(request: Request, *, errors: dict[str, list[str]] | None =
     view = await run_in_threadpool(read_record_view, records, entity, record_id)
     ce, record = view.ce, view.record
     context = await base_context(request, entity=entity, title=record.title)
-    twin = _record_twin(records, record, errors=errors or {}, message=message,
+    panel = await run_in_threadpool(automation, records, entity, record_id)
+    queued = request.query_params.get("queued", "")
+    panel["queued"] = next((b["label"] for b in panel["buttons"] if b["name"] == queued), None)
+    twin = _record_twin(records, record, errors=errors or {}, message=message, automation=panel,
                         related={f"{r.ce.name}.{r.field.name}": {
                             "count": r.page.count, "ids": [x.id for x in r.page.records]}
                             for r in view.related},
@@ -145,7 +149,7 @@ async def record_page(request: Request, *, errors: dict[str, list[str]] | None =
         **context, "ce": ce, "record": record, "sections": widgets.sections(ce), "related": view.related,
         "paths": stage_paths(ce, record), "history": list(reversed(view.history)), "visits": view.visits,
         "errors": errors or {}, "message": message, "people": view.people,
-        "history_titles": view.history_titles,
+        "history_titles": view.history_titles, "automation": panel,
     }, twin=twin, entity=entity, status=status)
 
 
