@@ -92,6 +92,11 @@ def new_deal_form(world: World, who: str) -> dict[str, Any]:
                      "status": "open"}}
 
 
+def manual_run(world: World, who: str) -> dict[str, Any]:
+    """The access pack's manual workflow on the target's deal (queued only: no worker runs)."""
+    return {"path": {**deal(world, who)["path"], "name": "touch_deal"}}
+
+
 def own_token(world: World, who: str) -> dict[str, Any]:
     return {"path": {"token_id": world.fresh_token("admin" if who == "anonymous" else who)}}
 
@@ -197,6 +202,24 @@ TABLE: dict[tuple[str, str], Call] = {
         **fresh_team(w, who), "data": {"name": w.unique("Renamed team"), "members": EMAILS["rep"]}}),
     ("/admin/teams/{team_id:recordid}/delete", "POST"): Call("right/manage_users", 303, fresh_team),
     ("/api/v1/admin/audit", "GET"): Call("right/view_audit"),
+    # Workflows: the admin's views and retries need manage_metamodel; a record's runs are its
+    # readers', a manual run is for those who may update the record.
+    ("/api/v1/workflows", "GET"): Call("right/manage_metamodel"),
+    ("/api/v1/workflow-runs", "GET"): Call("right/manage_metamodel", query="workflow=touch_deal"),
+    ("/api/v1/workflow-jobs", "GET"): Call("right/manage_metamodel", query="status=dead"),
+    ("/api/v1/workflow-jobs/retry", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
+        "json": {"workflow": "touch_deal"}}),
+    ("/api/v1/records/{entity}/{id:recordid}/workflow-runs", "GET"): Call("entity/read", params=deal),
+    ("/api/v1/records/{entity}/{id:recordid}/workflows/{name}/run", "POST"): Call(
+        "entity/update", 202, params=manual_run),
+    ("/api/v1/records/{entity}/workflows/{name}/run", "POST"): Call("entity/update", 202, lambda w, who: {
+        "path": {"entity": "deal", "name": "touch_deal"}, "json": {"ids": [w.ids[f"deal:{w.target}"]]}}),
+    ("/e/{entity}/{id:recordid}/workflows/{name}/run", "POST"): Call("entity/update", 303, params=manual_run),
+    ("/admin/workflows", "GET"): Call("right/manage_metamodel"),
+    ("/admin/workflows/runs", "GET"): Call("right/manage_metamodel", query="status=done"),
+    ("/admin/workflows/dead", "GET"): Call("right/manage_metamodel"),
+    ("/admin/workflows/dead/retry", "POST"): Call("right/manage_metamodel", 303, lambda w, who: {
+        "data": {"workflow": "touch_deal", "all": "1"}}),
     ("/admin/audit", "GET"): Call("right/view_audit"),
     ("/api/v1/me", "GET"): Call("signed"),
     ("/api/v1/me/tokens", "GET"): Call("signed"),
