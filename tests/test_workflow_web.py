@@ -354,6 +354,8 @@ def test_the_record_page_runs_a_manual_workflow_and_shows_its_run(web: Web) -> N
     assert [b["name"] for b in twin["buttons"]] == ["mail_from_name", "mark_hot"]  # by label
     refused = web.http.post(f"/e/lead/{lead}/workflows/on_need/run", follow_redirects=False)
     assert refused.status_code == 409 and "text/html" in refused.headers["content-type"]
+    error = refused.text.split('id="automation"')[1].split("</section>")[0]  # shown in the panel
+    assert 'id="automation-error"' in error and "not run by hand" in error
 
 
 def test_the_panel_offers_buttons_only_to_who_may_update(web: Web) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -16,15 +17,24 @@ from slatecrm.digits import RECORD_ID_MAX, VERSION_MAX, parse_digits
 from ..identity.access import read_only_fields
 from ..records import users
 from ..records.compiled import CompiledEntity, CompiledField
-from ..records.errors import RecordInUse, RecordNotFound, ValidationFailed, VersionConflict
+from ..records.errors import (
+    RecordError,
+    RecordInUse,
+    RecordNotFound,
+    UnknownEntity,
+    ValidationFailed,
+    VersionConflict,
+)
 from ..records.listing import ListQuery
 from ..records.service import HistoryEntry, Page, Record, RecordsService, StageVisit
+from ..workflows import console
 from . import widgets
 from .authentication import READ_METHODS
 from .jsonresponse import JSONResponse
 from .pinning import records_of
 from .templating import render, render_fragment, wants_json
 from .uicontext import base_context
+from .workflows_api import now
 from .workflows_pages import automation
 
 RELATED_LIMIT = 10
@@ -128,7 +138,7 @@ def history_references(ce: CompiledEntity, history: list[HistoryEntry]) -> dict[
 
 
 async def record_page(request: Request, *, errors: dict[str, list[str]] | None = None,
-                      message: str = "", status: int = 200) -> Response:
+                      message: str = "", status: int = 200, workflow_error: str = "") -> Response:
     records = records_of(request)
     entity, record_id = request.path_params["entity"], _record_id(request)
     view = await run_in_threadpool(read_record_view, records, entity, record_id)
@@ -137,6 +147,7 @@ async def record_page(request: Request, *, errors: dict[str, list[str]] | None =
     panel = await run_in_threadpool(automation, records, entity, record_id)
     queued = request.query_params.get("queued", "")
     panel["queued"] = next((b["label"] for b in panel["buttons"] if b["name"] == queued), None)
+    panel["error"] = workflow_error
     twin = _record_twin(records, record, errors=errors or {}, message=message, automation=panel,
                         related={f"{r.ce.name}.{r.field.name}": {
                             "count": r.page.count, "ids": [x.id for x in r.page.records]}
@@ -364,6 +375,30 @@ async def delete(request: Request) -> Response:
     if wants_json(request):
         return Response(status_code=204)
     return RedirectResponse(f"/e/{entity}", status_code=303)
+
+
+async def run_workflow(request: Request) -> Response:
+    """A manual workflow queued for this record (the Automation panel's buttons: a plain POST
+    form, so it works without JavaScript; htmx swaps the panel only), then back to the record's
+    page, whose panel says so. A refusal (the workflow is not runnable by hand, the user may
+    not update the record) is shown in the panel; a record out of reach is 404."""
+    records = records_of(request)
+    entity, record_id = request.path_params["entity"], _record_id(request)
+    name = request.path_params["name"]
+    await request.form()  # the CSRF token was checked by the middleware; nothing else is read
+    try:
+        job_ids = await run_in_threadpool(console.start, records, entity, name, [record_id], now(request))
+    except (RecordNotFound, UnknownEntity):
+        raise
+    except RecordError as error:
+        if wants_json(request):
+            raise
+        return await record_page(request, workflow_error=str(error), status=error.status)
+    if wants_json(request):
+        return JSONResponse({"workflow": name, "entity": entity, "record_ids": [record_id],
+                             "job_ids": job_ids}, status_code=202)
+    back = f"/e/{entity}/{record_id}?{urlencode({'queued': name})}#automation"
+    return RedirectResponse(back, status_code=303)
 
 
 async def options(request: Request) -> Response:

@@ -1,9 +1,9 @@
 """Workflow pages: the administrator's `/admin/workflows` (each workflow's health and the
 workers), `/admin/workflows/runs` (the run log with filters, keyset pages) and
 `/admin/workflows/dead` (dead jobs, retried one by one, selected or all of a workflow), all
-needing the right of web/workflows_api.py; and a record's manual run (the record page's
-Automation panel posts it: a plain form, so it works without JavaScript; htmx swaps the
-panel only). The JSON twins hold what the pages show."""
+needing the right of web/workflows_api.py; and what a record page's Automation panel shows
+(its manual run is posted to web/record_pages.py `run_workflow`). The JSON twins hold what
+the pages show."""
 
 from __future__ import annotations
 
@@ -51,22 +51,6 @@ def automation(records: RecordsService, entity: str, record_id: int) -> dict[str
             "more": page.next_cursor is not None, "buttons": buttons}
 
 
-async def run_on_record(request: Request) -> Response:
-    """POST from the record page: the workflow queued for this record, then back to its page
-    (which says so in the panel)."""
-    records = records_of(request)
-    entity, record_id, name = (request.path_params["entity"], int(request.path_params["id"]),
-                               request.path_params["name"])
-    await request.form()  # the CSRF token was checked by the middleware; nothing else is read
-    at = now(request)
-    job_ids = await run_in_threadpool(console.start, records, entity, name, [record_id], at)
-    if wants_json(request):
-        return JSONResponse({"workflow": name, "entity": entity, "record_ids": [record_id],
-                             "job_ids": job_ids}, status_code=202)
-    back = f"/e/{entity}/{record_id}?{urlencode({'queued': name})}#automation"
-    return RedirectResponse(back, status_code=303)
-
-
 def _filters(request: Request) -> list[tuple[str, str]]:
     # An HTML form sends its empty inputs: they filter nothing.
     return [(k, v) for k, v in request.query_params.multi_items() if v.strip() and k not in FLASH]
@@ -104,8 +88,9 @@ async def _listing(request: Request, statuses: tuple[str, ...], *, title: str, p
         labels = console.labels(records.full_snapshot())
         if query is None:
             return console.Rows([], None), labels
+        listed = console.jobs if page_name == "workflow_dead" else console.runs
         with records.reading() as reader:
-            return (console.jobs if page_name == "workflow_dead" else console.runs)(reader.conn, query), labels
+            return listed(reader.conn, query), labels
 
     rows, labels = await run_in_threadpool(read)
     shown = [{**r, "label": labels.get(r["workflow"], r["workflow"])} for r in rows.rows]
@@ -167,5 +152,4 @@ routes = [
     Route("/admin/workflows/runs", runs_page, methods=["GET"]),
     Route("/admin/workflows/dead", dead_page, methods=["GET"]),
     Route("/admin/workflows/dead/retry", retry_dead, methods=["POST"]),
-    Route("/e/{entity}/{id:recordid}/workflows/{name}/run", run_on_record, methods=["POST"]),
 ]
