@@ -330,6 +330,38 @@ def test_the_openapi_document_describes_the_workflow_routes(web: Web) -> None:
     assert "WorkflowRun" in document["components"]["schemas"]
 
 
+def test_hostile_input_is_a_4xx_never_a_5xx(web: Web) -> None:
+    lead = web.lead()
+    calls: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", "/api/v1/workflow-runs", {"params": {"workflow": "a\x00b"}}),
+        ("GET", "/api/v1/workflow-runs", {"params": {"entity": "x" * 500}}),
+        ("GET", "/api/v1/workflow-jobs", {"params": {"record_id": "9" * 30}}),
+        ("GET", "/api/v1/workflow-jobs", {"params": {"limit": "100000"}}),
+        ("GET", "/api/v1/workflow-jobs", {"params": {"after": "0"}}),
+        ("POST", "/api/v1/workflow-jobs/retry", {"json": {"workflow": "a\x00b"}}),
+        ("POST", "/api/v1/workflow-jobs/retry", {"json": {"ids": [2**70]}}),
+        ("POST", "/api/v1/workflow-jobs/retry", {"json": {"ids": list(range(1, 10_002))}}),
+        ("POST", "/api/v1/workflow-jobs/retry",
+         {"content": b"not json", "headers": {"content-type": "application/json"}}),
+        ("POST", "/api/v1/workflow-jobs/retry", {"content": b"{}"}),
+        ("POST", f"/api/v1/records/lead/{lead}/workflows/a%00b/run", {}),
+        ("POST", "/api/v1/records/a%00b/workflows/mark_hot/run", {"json": {"ids": [lead]}}),
+        ("GET", "/api/v1/records/a%00b/1/workflow-runs", {}),
+        ("POST", "/api/v1/records/lead/workflows/mark_hot/run", {"json": {"ids": [2**63]}}),
+        ("POST", "/api/v1/records/lead/workflows/mark_hot/run", {"json": [1, 2]}),
+        ("GET", "/admin/workflows/runs", {"params": {"workflow": "a\x00b", "record_id": "-3"}}),
+        ("GET", "/admin/workflows/dead", {"params": {"after": "x", "retried": "zz"}}),
+        ("POST", "/admin/workflows/dead/retry", {"data": {"workflow": "a\x00b", "all": "1"}}),
+        ("POST", "/admin/workflows/dead/retry", {"data": {"job": "1" * 40}}),
+        ("POST", "/admin/workflows/dead/retry", {"data": {"ids": ["1", "x"]}}),
+        ("POST", f"/e/lead/{lead}/workflows/a%00b/run", {}),
+        ("POST", "/e/lead/bulk", {"data": {"ids": str(lead), "action": "workflow", "workflow": "a\x00b"}}),
+    ]
+    for method, path, options in calls:
+        answer = web.http.request(method, path, **options)
+        assert 400 <= answer.status_code < 500, (method, path, answer.status_code, answer.text[:300])
+
+
 # --- pages ------------------------------------------------------------------------------------
 def test_the_record_page_runs_a_manual_workflow_and_shows_its_run(web: Web) -> None:
     lead = web.lead(company="Hooli")

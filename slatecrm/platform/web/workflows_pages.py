@@ -126,7 +126,7 @@ async def retry_dead(request: Request) -> Response:
     elif form.get("all"):
         raw = []
         workflow = str(form.get("workflow") or "").strip() or None
-        if workflow is None:
+        if workflow is None or "\x00" in workflow:
             raise ValidationFailed({"workflow": ["choose the workflow whose dead jobs to retry"]})
     else:
         raw = [str(v).strip() for v in form.getlist("ids")]
