@@ -39,7 +39,8 @@ NOTE = """
             text: "Marked hot by hand: {{ record.company }}"
 """
 #: A manual workflow (an update and a note), one that fails on a bad last name (its e-mail
-#: is refused: a dead job at once), one fired by a change of `need`, and an inactive manual one.
+#: is refused: a dead job at once), one fired by a change of `need`, a weekly schedule (its
+#: next firing is days away: it registers, never fires here), and an inactive manual one.
 FILES = {
     "workflows/mark_hot.yaml": """\
         kind: workflow
@@ -74,6 +75,20 @@ FILES = {
           - kind: update
             set:
               rating: "'warm'"
+        """,
+    "workflows/weekly.yaml": """\
+        kind: workflow
+        name: weekly_cooling
+        label: Weekly cooling
+        entity: lead
+        trigger:
+          kind: schedule
+          cron: "0 8 * * 1"
+          filter: "rating = 'warm'"
+        actions:
+          - kind: update
+            set:
+              rating: "'cold'"
         """,
     "workflows/dormant.yaml": """\
         kind: workflow
@@ -181,6 +196,25 @@ def test_a_manual_run_is_queued_and_a_worker_round_runs_it(web: Web) -> None:
     assert listed["dormant"]["active"] is False
 
 
+def test_a_schedule_is_healthy_once_a_worker_registered_its_version(web: Web) -> None:
+    def weekly() -> dict[str, Any]:
+        listed = {w["name"]: w for w in web.http.get("/api/v1/workflows").json()["data"]}
+        found: dict[str, Any] = listed["weekly_cooling"]
+        return found
+
+    before = weekly()
+    assert before["trigger"] == "schedule" and before["healthy"] is False
+    assert before["registration"]["registered_version"] is None
+    assert before["registration"]["active_version"] == before["version"]
+    assert "not registered" in web.http.get("/admin/workflows").text.split('id="workflow-weekly_cooling"')[1]
+    web.work()  # a worker reconciles the registrations with the revision first
+    after = weekly()
+    assert after["healthy"] is True and after["registration"]["registered_version"] == after["version"]
+    assert after["registration"]["next_at"]
+    row = web.http.get("/admin/workflows").text.split('id="workflow-weekly_cooling"')[1].split("</tr>")[0]
+    assert "registered" in row and "not registered" not in row and "health-ok" in row
+
+
 def test_a_bulk_manual_run_queues_one_job_per_record_or_none(web: Web) -> None:
     first, second = web.lead(last_name="One"), web.lead(last_name="Two")
     answer = web.http.post("/api/v1/records/lead/workflows/mark_hot/run",
@@ -275,7 +309,8 @@ def test_dead_jobs_are_listed_and_a_bulk_retry_replays_them(web: Web) -> None:
     assert dead["data"][0]["label"] == "E-mail from the last name"
     failed = web.http.get("/api/v1/workflow-runs", params={"status": "dead"}).json()["data"]
     assert {r["record_id"] for r in failed} == {bad, other}
-    assert web.http.get("/api/v1/workflows").json()["data"][1]["jobs"]["dead"] == 2  # mail_from_name
+    counts = {w["name"]: w["jobs"] for w in web.http.get("/api/v1/workflows").json()["data"]}
+    assert counts["mail_from_name"]["dead"] == 2 and counts["mail_from_name"]["done"] == 0
 
     web.fix(bad, last_name="fixed")
     web.fix(other, last_name="mended")
