@@ -16,9 +16,8 @@ from slatecrm.platform.workflows.worker import Worker
 
 from .browser import HUNG_MS, ServerThread, require_browser, screenshot, sign_in, watch
 from .defaults import field_types, make_app
-from .pack_templates import PackTemplates
-from .packs import install, write_files_pack
-from .test_workflow_web import FILES
+from .packs import install
+from .test_workflow_web import handwork
 
 pytestmark = pytest.mark.browser
 
@@ -30,14 +29,13 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, pack_templates: PackTemplates) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     require_browser()
     root = tmp_path_factory.mktemp("workflows-ui")
     url = f"sqlite:///{root / 'ui.db'}"
     engine = create_engine(url)
     registry = field_types()
-    pack_templates.copy_to(engine, registry, "crm-core", "sales")
-    install(engine, registry, "crm-core", "sales", write_files_pack(root / "packs", FILES, name="handwork"))
+    install(engine, registry, handwork(root / "packs"))
     engine.dispose()
     app = make_app(url)
     with ServerThread(app) as server:
@@ -62,26 +60,27 @@ def expect(target: Any) -> Any:
 
 def test_the_manual_button_runs_a_workflow_and_the_panel_shows_its_run(site: Site, context: Any) -> None:
     records = site.app.state.records
-    lead = records.create("lead", {"last_name": "Bluth", "company": "Bluth Company"}).id
+    ticket = records.create("ticket", {"requester": "Bluth", "subject": "Bluth Company"}).id
     page = context.new_page()
     seen = watch(page)
-    page.goto(f"{site.url}/e/lead/{lead}")
+    page.goto(f"{site.url}/e/ticket/{ticket}")
     panel = page.locator("#automation")
     expect(panel).to_contain_text("No workflow has run on this record yet")
-    page.get_by_role("button", name="Mark as hot").click()
-    expect(panel).to_contain_text("“Mark as hot” queued")  # the panel swapped in place
+    page.get_by_role("button", name="Escalate").click()
+    expect(panel).to_contain_text("“Escalate” queued")  # the panel swapped in place
 
     # The worker, as `slatecrm worker` would run it, against the same database.
     assert Worker(site.app.state.engine, records, name="browser-worker").run_until_idle() == 1
     page.reload()
     panel = page.locator("#automation")
     run = panel.locator("li.run").first
-    expect(run).to_contain_text("Mark as hot")
+    expect(run).to_contain_text("Escalate")
     expect(run).to_contain_text("manual")
     expect(run.locator(".status").first).to_have_text("done")
     expect(run).to_contain_text("update: done")
-    expect(page.locator("main")).to_contain_text("Hot")  # the update it made
-    assert records.get("lead", lead).values["rating"] == "hot"
+    expect(page.locator("main")).to_contain_text("High")  # the update it made
+    expect(page.locator("main")).to_contain_text("Escalated by hand: Bluth Company")  # its note
+    assert records.get("ticket", ticket).values["priority"] == "high"
     screenshot(page, "automation-panel")
     assert seen.console_errors == [] and seen.dialogs == []
 

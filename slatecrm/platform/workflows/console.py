@@ -279,7 +279,7 @@ def manual_workflows(snapshot: Snapshot, entity: str) -> list[CompiledWorkflow]:
 def may_start(records: RecordsService, compiled: CompiledWorkflow) -> bool:
     """Whether the principal holds a role the trigger names (none named: anyone who may
     update the records; administrators and the system always)."""
-    wanted = tuple(getattr(compiled.workflow.trigger, "roles", ()) or ())
+    wanted = compiled.workflow.trigger.roles
     principal = records.principal
     if not wanted or principal.unrestricted or ADMINISTRATOR in principal.roles:
         return True
@@ -314,7 +314,7 @@ def check_manual(records: RecordsService, entity: str, name: str) -> CompiledWor
         raise NotRunnable(f"workflow {name!r} is not active")
     if not may_start(records, compiled):
         raise WriteRefused(f"workflow {name!r} may be run by the roles "
-                           f"{', '.join(getattr(compiled.workflow.trigger, 'roles', ()))} only")
+                           f"{', '.join(compiled.workflow.trigger.roles)} only")
     return compiled
 
 
