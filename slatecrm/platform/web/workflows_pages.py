@@ -34,6 +34,14 @@ PAGE_SIZE = 50
 FLASH = ("retried",)
 
 
+def shown_run(run: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    """A run as the pages show it: with its workflow's label, and its error only when no action
+    says it already (a failed action's error is the run's, most of the time)."""
+    said = {a.get("error") for a in run.get("actions") or [] if isinstance(a, dict)}
+    return {**run, "label": labels.get(run["workflow"], run["workflow"]),
+            "own_error": run.get("error") if run.get("error") not in said else None}
+
+
 def automation(records: RecordsService, entity: str, record_id: int) -> dict[str, Any]:
     """What a record page's Automation panel shows: the record's latest runs (actions'
     details only for a user who sees every field) and the manual workflows the user may run.
@@ -47,7 +55,7 @@ def automation(records: RecordsService, entity: str, record_id: int) -> dict[str
         rows = [console.without_details(r) for r in rows]
     buttons = [{"name": w.name, "label": w.workflow.label, "description": w.workflow.description}
                for w in console.runnable(records, entity)]
-    return {"runs": [{**r, "label": labels.get(r["workflow"], r["workflow"])} for r in rows],
+    return {"runs": [shown_run(r, labels) for r in rows],
             "more": page.next_cursor is not None, "buttons": buttons}
 
 
@@ -93,7 +101,8 @@ async def _listing(request: Request, statuses: tuple[str, ...], *, title: str, p
             return listed(reader.conn, query), labels
 
     rows, labels = await run_in_threadpool(read)
-    shown = [{**r, "label": labels.get(r["workflow"], r["workflow"])} for r in rows.rows]
+    shown = [shown_run(r, labels) if page_name == "workflow_runs" else
+             {**r, "label": labels.get(r["workflow"], r["workflow"])} for r in rows.rows]
     context = await base_context(request, title=title)
     twin = {"data": shown, "next_cursor": rows.next_cursor, "errors": errors}
     names = sorted(labels)
