@@ -296,3 +296,25 @@ def test_a_before_save_workflow_over_its_budget_refuses_the_write_naming_it(auto
     hook.budget = Budget()
     changed = auto.records.update("lead", made.id, {"company": "Initech"}, version=made.version)
     assert changed.values["job_title"] == "Buyer at Initech Globex"
+
+
+def test_finished_jobs_and_runs_are_kept_for_their_days_dead_ones_until_replayed(auto: Automation) -> None:
+    auto.install({"workflows/rate.yaml": RATE_HOT, "workflows/assign.yaml": """\
+        kind: workflow
+        name: assign_nobody
+        entity: lead
+        trigger: {kind: created}
+        actions:
+          - kind: assign
+            user: nobody@example.com
+        """})
+    lead(auto, source="web")
+    auto.run()
+    assert sorted(j.status for j in auto.jobs()) == ["dead", "done"]
+    auto.clock.advance(days=29)
+    auto.run()
+    assert len(auto.jobs()) == 2 and len(auto.runs()) == 2
+    auto.clock.advance(days=2)
+    auto.run()  # a new worker purges at its first round
+    assert [j.status for j in auto.jobs()] == ["dead"]
+    assert auto.runs() == []

@@ -27,7 +27,7 @@ from ..records.errors import RecordError, RecordNotFound, ValidationFailed, Writ
 from ..records.service import RecordsService
 from ..records.snapshot import Snapshot
 from ..storage import system
-from . import outbox
+from . import health, outbox
 from .jobs import replay
 from .registry import CompiledWorkflow, active_workflows, fingerprint
 from .schedules import registrations
@@ -39,8 +39,9 @@ JOB_STATUSES = ("pending", "running", "done", "skipped", "cancelled", "dead")
 #: A page of runs or jobs: the default and the most one may ask for.
 DEFAULT_LIMIT = 50
 LIMIT_MAX = 500
-#: A worker seen within this long is shown alive.
-ALIVE_SECONDS = 30
+#: A worker seen within this long is shown alive (the health check's measure: a worker notes
+#: itself every 5 s).
+ALIVE_SECONDS = health.ALIVE_SECONDS
 #: What `retry` replays at most in one call (a whole workflow's dead jobs included).
 RETRY_MAX = 10_000
 

@@ -387,3 +387,14 @@ def replay(conn: sa.Connection, job_ids: Sequence[int], now: dt.datetime) -> int
                         .values(status="pending", due_at=now, attempts=0, finished_at=None, lease_owner=None,
                                 lease_until=None, dedupe_key=None))
     return int(done.rowcount or 0)
+
+
+def purge(conn: sa.Connection, now: dt.datetime, keep_days: float) -> tuple[int, int]:
+    """Finished jobs (done, skipped, cancelled) and runs older than `keep_days` deleted: the
+    queue and the log do not grow without end. Dead jobs (and their runs' jobs) stay until an
+    administrator replays them. How many jobs and runs went."""
+    before = now - dt.timedelta(days=keep_days)
+    gone_jobs = conn.execute(jobs.delete().where(jobs.c.status.in_(("done", "skipped", "cancelled")),
+                                                 jobs.c.finished_at < before))
+    gone_runs = conn.execute(runs.delete().where(runs.c.finished_at < before))
+    return int(gone_jobs.rowcount or 0), int(gone_runs.rowcount or 0)

@@ -13,6 +13,7 @@ ATTEMPTS = "SLATECRM_WORKFLOW_ATTEMPTS"
 BACKOFF = "SLATECRM_WORKFLOW_BACKOFF"
 BACKOFF_MAX = "SLATECRM_WORKFLOW_BACKOFF_MAX"
 LEASE = "SLATECRM_WORKFLOW_LEASE"
+KEEP_DAYS = "SLATECRM_WORKFLOW_KEEP_DAYS"
 
 
 def _number(environ: Mapping[str, str], name: str, default: float, *, least: float,
@@ -71,13 +72,17 @@ class ExecutionSettings:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     #: The plugins' workflow actions, by name (plugins/manager.py `workflow_actions`).
     actions: Mapping[str, Any] = field(default_factory=dict)
+    #: How long finished jobs (done, skipped, cancelled) and runs are kept; dead jobs stay
+    #: until replayed.
+    keep_days: float = 30.0
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None,
                          **overrides: Any) -> ExecutionSettings:
         environ = dict(os.environ if environ is None else environ)
         made = cls(backoff=Backoff.from_environment(environ),
-                   lease_seconds=_number(environ, LEASE, 600.0, least=1), environ=environ)
+                   lease_seconds=_number(environ, LEASE, 600.0, least=1), environ=environ,
+                   keep_days=_number(environ, KEEP_DAYS, 30.0, least=1))
         for key, value in overrides.items():
             setattr(made, key, value)
         return made

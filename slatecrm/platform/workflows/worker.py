@@ -24,11 +24,14 @@ from ..records.service import RecordsService
 from ..storage import system
 from . import schedules
 from .beforesave import BeforeSave
-from .jobs import Runner
+from .jobs import Runner, purge
 from .outbox import Outbox
 from .settings import ExecutionSettings
 
 log = logging.getLogger(__name__)
+
+#: How often a worker deletes finished jobs and runs past their keeping time.
+PURGE_EVERY = dt.timedelta(minutes=10)
 
 
 def worker_name() -> str:
@@ -71,6 +74,7 @@ class Worker:
         self.outbox = install_outbox(records, self.settings)
         self.runner = Runner(engine, records, self.outbox, self.settings, self.name)
         self._revision: Any = None
+        self._purged: dt.datetime | None = None
         self.done = 0
         self.started = self.settings.clock()
 
@@ -87,6 +91,13 @@ class Worker:
                 fired = schedules.fire_due(conn, snapshot, now)
         if fired:
             log.info("workflows: %d scheduled runs made", fired)
+        if self._purged is None or now - self._purged > PURGE_EVERY:
+            with self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+                purged = purge(conn, now, self.settings.keep_days)
+            if any(purged):
+                log.info("workflows: %d finished jobs and %d runs older than %g days deleted",
+                         *purged, self.settings.keep_days)
+            self._purged = now
         claims = self.runner.claim(self.settings.batch)
         if claims:
             self.runner.run_all(claims)
