@@ -54,6 +54,7 @@ NOT_FIELD_TYPES = {
     "web/identity_common.py": {"text"},
     "web/me_api.py": {"email"},
     "web/openapi_identity.py": {"boolean", "email", "integer"},
+    "web/openapi_workflows.py": {"boolean", "integer"},
     "web/templates/me.html": {"text"},
     "web/templates/user.html": {"email"},
     "web/users_api.py": {"email"},
