@@ -38,12 +38,14 @@ from . import (
     rule_eval,
     runtime_build,
     schema_change,
+    workflows,
 )
 from .common import Sizes
 
 POSTGRES = os.environ.get("SLATECRM_BENCH_POSTGRES_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-SCENARIOS = ("crud", "lists", "layouts", "http", "caps", "access", "bulk", "schema", "runtime", "rules")
+SCENARIOS = ("crud", "lists", "layouts", "http", "caps", "access", "bulk", "schema", "runtime", "rules",
+             "workflows")
 #: The scenarios on the shared CRM data set, in the order they run (bulk last: it adds rows;
 #: access after the others: it gives the deals owners).
 SHARED_SCENARIOS = ("crud", "lists", "layouts", "http", "caps", "access", "bulk")
@@ -112,6 +114,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ops", type=int, help="calls per single-record figure (default 200)")
     p.add_argument("--entities", type=int, help="entities of the runtime-build metamodel (default 200)")
     p.add_argument("--fields", type=int, help="fields per entity of that metamodel (default 50)")
+    p.add_argument("--workflow-writes", type=int,
+                   help="single-record creates and updates per side of the workflows' write cost (default 2,000)")
+    p.add_argument("--workflow-jobs", type=int,
+                   help="jobs the workflow workers run on PostgreSQL, a quarter on SQLite (default 20,000)")
+    p.add_argument("--workflow-pings", type=int, help="records of the trigger-to-start latency (default 40)")
     p.add_argument("--databases", default="sqlite,postgresql")
     p.add_argument("--only", help=f"comma-separated scenarios out of {', '.join(SCENARIOS)}")
     p.add_argument("--out", default="bench/results", help="folder of report.md and report.json")
@@ -155,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
             with database(kind) as engine:
                 log(f"{kind}: runtime build, {sizes.entities} entities × {sizes.fields} fields")
                 figures += runtime_build.run(engine, registry, sizes)
+        if "workflows" in only:
+            with database(kind) as engine:
+                log(f"{kind}: workflows, {sizes.workflow_writes:,} writes a side, "
+                    f"{sizes.workflow_jobs if kind == 'postgresql' else sizes.workflow_jobs // 4:,} jobs")
+                figures += workflows.run(engine, registry, sizes)
     if "rules" in only:
         log("rule evaluation")
         figures += rule_eval.run(args.quick)

@@ -31,12 +31,18 @@ class Sizes:
     ops: int
     entities: int
     fields: int
+    #: Single-record creates (and as many updates) per side of the workflows' write cost.
+    workflow_writes: int = 2_000
+    #: Jobs run by the worker processes (PostgreSQL; SQLite a quarter).
+    workflow_jobs: int = 20_000
+    #: Records created one at a time for the trigger-to-start latency.
+    workflow_pings: int = 40
 
     @classmethod
     def default(cls, quick: bool) -> Sizes:
         if quick:
             return cls(rows=20_000, small_rows=1_000, bulk_rows=2_000, http_seconds=1, http_rounds=2, ops=40,
-                       entities=40, fields=50)
+                       entities=40, fields=50, workflow_writes=100, workflow_jobs=1_000, workflow_pings=8)
         return cls(rows=1_000_000, small_rows=1_000, bulk_rows=50_000, http_seconds=4, http_rounds=3, ops=200,
                    entities=200, fields=50)
 
