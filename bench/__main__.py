@@ -115,7 +115,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--entities", type=int, help="entities of the runtime-build metamodel (default 200)")
     p.add_argument("--fields", type=int, help="fields per entity of that metamodel (default 50)")
     p.add_argument("--workflow-writes", type=int,
-                   help="single-record creates and updates per side of the workflows' write cost (default 2,000)")
+                   help="single-record creates and updates per side of the workflows' write cost "
+                   "(default 2,000)")
     p.add_argument("--workflow-jobs", type=int,
                    help="jobs the workflow workers run on PostgreSQL, a quarter on SQLite (default 20,000)")
     p.add_argument("--workflow-pings", type=int, help="records of the trigger-to-start latency (default 40)")

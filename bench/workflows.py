@@ -83,7 +83,8 @@ def pack_files() -> dict[str, str]:
                                                            {"score": f"{i}"})
     files["workflows/count_job.yaml"] = _workflow("count_job", "job_item", "created",
                                                   {"counter": "counter + 1"})
-    files["workflows/count_ping.yaml"] = _workflow("count_ping", "ping", "created", {"counter": "counter + 1"})
+    files["workflows/count_ping.yaml"] = _workflow("count_ping", "ping", "created",
+                                                   {"counter": "counter + 1"})
     return files
 
 
@@ -254,7 +255,8 @@ def latency(engine: sa.Engine, records: Any, sizes: Sizes, workers: Workers) -> 
                 .where(jobs.c.workflow == "count_ping", jobs.c.record_id == record.id)).one()
         samples.append((_aware(started) - _aware(created)).total_seconds())
     p95 = percentile(samples, 95)
-    return Figure("workflow trigger-to-start latency p95, one idle worker", db, len(samples), ms(p95), 0, "ms",
+    return Figure("workflow trigger-to-start latency p95, one idle worker", db, len(samples), ms(p95), 0,
+                  "ms",
                   f"≤ {LATENCY_GOAL_SECONDS * 1000:,.0f} ms", p95 <= LATENCY_GOAL_SECONDS,
                   f"{len(samples)} records created one at a time, 0.05–0.4 s apart; the job's created_at "
                   f"(the write) to its run's started_at; one worker polling every 0.2 s (the default); "
@@ -282,7 +284,8 @@ def worker_main(url: str) -> int:
 
     engine = create_engine(url)
     records = records_service(engine, make_plugin_manager())
-    settings = ExecutionSettings.from_environment(batch=int(os.environ.get("SLATECRM_BENCH_WORKER_BATCH", "50")))
+    batch = int(os.environ.get("SLATECRM_BENCH_WORKER_BATCH", "50"))
+    settings = ExecutionSettings.from_environment(batch=batch)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     Worker(engine, records, settings, name=f"bench:{os.getpid()}").run_forever(stop)
