@@ -123,23 +123,37 @@ def write_cost(engine: sa.Engine, records: Any, sizes: Sizes) -> list[Figure]:
     db = engine.dialect.name
     count = sizes.workflow_writes
     made: dict[str, list[tuple[int, int]]] = {"watched": [], "plain": []}
+    cpu: dict[str, list[float]] = {"watched": [], "plain": []}
+
+    def on_cpu(entity: str, write: Callable[[int], object]) -> Callable[[int], object]:
+        """The write, its process CPU time noted (a busy machine's wall clock counts waits)."""
+        def one(i: int) -> object:
+            used = time.process_time()
+            done = write(i)
+            cpu[entity].append(time.process_time() - used)
+            return done
+        return one
 
     def create(entity: str) -> Callable[[int], object]:
         def one(i: int) -> object:
             record = records.create(entity, {"name": f"{entity} {i}", "counter": 0, "score": 0})
             made[entity].append((record.id, record.version))
             return record
-        return one
+        return on_cpu(entity, one)
 
     figures = []
 
     def figure(label: str, a: list[float], b: list[float]) -> None:
         measured, baseline = ms(median(a)), ms(median(b))
+        cpu_a, cpu_b = ms(median(cpu["watched"])), ms(median(cpu["plain"]))
         figures.append(Figure(label, db, count, measured, baseline, "ms", f"≤ {WRITE_GOAL}×",
                               measured <= WRITE_GOAL * baseline,
                               f"p50 of {len(a)} single-record writes each, alternating rounds; baseline: the "
                               f"same writes to an identical entity with no workflow (p95 "
-                              f"{ms(percentile(a, 95)):.2f} vs {ms(percentile(b, 95)):.2f} ms)"))
+                              f"{ms(percentile(a, 95)):.2f} vs {ms(percentile(b, 95)):.2f} ms; the process's "
+                              f"CPU time p50 {cpu_a:.2f} vs {cpu_b:.2f} ms, {cpu_a / cpu_b:.2f}×)"))
+        for side in cpu.values():
+            side.clear()
 
     a, b = interleaved(create("watched"), create("plain"), count)
     figure(f"create with {WATCHED} matching workflows (records service)", a, b)
@@ -155,7 +169,7 @@ def write_cost(engine: sa.Engine, records: Any, sizes: Sizes) -> list[Figure]:
                                   version=versions[entity][record_id])
             versions[entity][record_id] = done.version
             return done
-        return one
+        return on_cpu(entity, one)
 
     a, b = interleaved(update("watched"), update("plain"), count)
     figure(f"update with {WATCHED} matching workflows (records service)", a, b)
@@ -193,6 +207,11 @@ class Workers:
             raise RuntimeError(f"a bench worker process ended (exit codes {dead})")
 
 
+def _count(engine: sa.Engine, query: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
 def _open_jobs(engine: sa.Engine, workflow: str) -> int:
     jobs = system.workflow_jobs
     with engine.connect() as conn:
@@ -209,15 +228,53 @@ def _wait(condition: Callable[[], bool], seconds: float, what: str, workers: Wor
         time.sleep(0.1)
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes of this machine, so far (0 for one gone)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _backends(engine: sa.Engine) -> list[int]:
+    """The PostgreSQL server processes of the database's other connections (the workers')."""
+    if engine.dialect.name != "postgresql":
+        return []
+    with engine.connect() as conn:
+        return [int(p) for p in conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).scalars()]
+
+
 def throughput(engine: sa.Engine, records: Any, sizes: Sizes, workers: Workers) -> Figure:
     db = engine.dialect.name
     count = sizes.workflow_jobs if db == "postgresql" else max(1, sizes.workflow_jobs // SQLITE_SHARE)
     for start in range(0, count, 1_000):
         records.create_many("job_item", [{"name": f"job {i}", "counter": 0, "score": 0}
                                          for i in range(start, min(count, start + 1_000))])
+    jobs = system.workflow_jobs
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    with engine.begin() as conn:  # held back until every worker is up (their start is not measured)
+        conn.execute(jobs.update().where(jobs.c.workflow == "count_job").values(due_at=later))
     processes = WORKERS[db]
+    engine.dispose()  # this process's connections are not the workers'
     workers.start(processes)
+    seen = system.workflow_workers
+    _wait(lambda: _count(engine, sa.select(sa.func.count()).select_from(seen)) >= processes, 120,
+          "the workers up", workers)
+    pids, backends = [p.pid for p in workers.alive], _backends(engine)
+    cpu_before, backend_before = _cpu_seconds(pids), _cpu_seconds(backends)
+    with engine.begin() as conn:
+        conn.execute(jobs.update().where(jobs.c.workflow == "count_job")
+                     .values(due_at=dt.datetime.now(dt.UTC)))
     _wait(lambda: _open_jobs(engine, "count_job") == 0, 60 + count / 20, f"{count:,} jobs run", workers)
+    cpu_workers, cpu_backends = _cpu_seconds(pids) - cpu_before, _cpu_seconds(backends) - backend_before
+    cpu = cpu_workers + cpu_backends
     runs = system.workflow_runs
     with engine.connect() as conn:
         first, last, done, runs_made = conn.execute(
@@ -230,12 +287,19 @@ def throughput(engine: sa.Engine, records: Any, sizes: Sizes, workers: Workers) 
     seconds = max((last - first).total_seconds(), 1e-6)
     rate = done / seconds
     goal = THROUGHPUT_GOAL if db == "postgresql" else None
+    where = (f"the worker processes ({ms(cpu_workers / max(done, 1)):.2f} ms) and their PostgreSQL server "
+             f"processes ({ms(cpu_backends / max(done, 1)):.2f} ms)") if db == "postgresql" else \
+        "the worker processes (SQLite's work included)"
+    per_job = cpu / max(done, 1)
+    cores = os.cpu_count() or 1
     return Figure(f"workflow jobs run by {processes} worker processes", db, count, rate, 0, "jobs/s",
                   f"≥ {goal:,} jobs/s" if goal else "— (reported)", rate >= goal if goal else None,
                   f"{count:,} jobs (each an `update` action: counter + 1) made by bulk creates, run by "
                   f"{processes} worker processes with batches of 50; {done:,} done runs of {runs_made:,}, "
                   f"{counted:,} records counted once; from the first run's start to the last run's end "
-                  f"({seconds:.1f} s)")
+                  f"({seconds:.1f} s). CPU: {ms(per_job):.2f} ms a job in {where} "
+                  f"({cpu:.1f} s in all), so at most {cores / max(per_job, 1e-9):,.0f} jobs/s "
+                  f"if the machine's {cores} cores ran nothing else")
 
 
 def latency(engine: sa.Engine, records: Any, sizes: Sizes, workers: Workers) -> Figure:

@@ -110,6 +110,17 @@ def fence(conn: sa.Connection, job: Claim, **values: Any) -> None:
         raise LeaseLost(f"job {job.id} was taken over (its lease ran out)")
 
 
+#: The fence of `fence`, for many jobs in one executemany: each row's done mark is written
+#: only if the job is still that claim's (rowcount tells how many were).
+FENCED_DONE = (jobs.update()
+               .where(jobs.c.id == sa.bindparam("b_id"), jobs.c.attempts == sa.bindparam("b_attempt"),
+                      jobs.c.lease_owner == sa.bindparam("b_owner"), jobs.c.status == "running")
+               .values(status=sa.bindparam("b_status"),
+                       finished_at=sa.bindparam("b_finished", type_=jobs.c.finished_at.type),
+                       progress=sa.bindparam("b_progress", type_=jobs.c.progress.type),
+                       lease_until=None, last_error=None))
+
+
 class Runner:
     """Runs claimed jobs on one connection at a time."""
 
@@ -166,6 +177,49 @@ class Runner:
             self._run_alone(job, compiled)
 
     def _run_together(self, batch: Sequence[tuple[Claim, CompiledWorkflow | None]]) -> None:
+        if len(batch) > 1 and self._run_at_once(batch):
+            return
+        self._run_each_in_a_savepoint(batch)
+
+    def _run_at_once(self, batch: Sequence[tuple[Claim, CompiledWorkflow | None]]) -> bool:
+        """The batch's runs in one transaction, without a savepoint each, their done marks
+        written by one fenced executemany (FENCED_DONE) and their run log by one INSERT:
+        whether it committed. Any failure — an action's, a lost lease (a fenced row not
+        written), a database error — rolls all of it back and leaves the jobs as claimed, for
+        `_run_each_in_a_savepoint` to run again, which records each run's own outcome. (Failures
+        are rare; a savepoint per run costs two round trips each time.)"""
+        deferred: list[Any] = []
+        try:
+            with self.connect() as conn:
+                try:
+                    with conn.begin():
+                        marks: list[dict[str, Any]] = []
+                        entries: list[dict[str, Any]] = []
+                        for job, compiled in batch:
+                            job.started = self.now()
+                            status = self._perform(conn, job, compiled, deferred)
+                            self.outbox.flush(conn)
+                            marks.append({"b_id": job.id, "b_attempt": job.attempt, "b_owner": job.worker,
+                                          "b_status": status, "b_finished": self.now(),
+                                          "b_progress": job.progress})
+                            entries.append(self._entry(job, status, job.started, None))
+                        written = conn.execute(FENCED_DONE, marks).rowcount
+                        if written != len(marks):
+                            raise LeaseLost(f"{len(marks) - written} jobs of the batch were taken over")
+                        conn.execute(runs.insert(), entries)
+                except Exception:
+                    conn.info.pop(PENDING, None)
+                    raise
+        except Exception as error:  # noqa: BLE001 - run again one savepoint each, which records it
+            log.debug("a batch of %d workflow runs is run again one by one: %s", len(batch), error)
+            for job, _compiled in batch:
+                job.progress, job.outcomes, job.condition, job.started = dict(job.committed), [], None, None
+            return False
+        for call in deferred:
+            _quietly(call)
+        return True
+
+    def _run_each_in_a_savepoint(self, batch: Sequence[tuple[Claim, CompiledWorkflow | None]]) -> None:
         failed: list[tuple[Claim, Exception]] = []
         entries: list[dict[str, Any]] = []
         deferred: list[Any] = []
@@ -278,11 +332,10 @@ class Runner:
                     job.committed = dict(job.progress)
                 began = time.perf_counter()
                 try:
-                    if external:
-                        detail = ACTIONS[action.kind](run, action, definition)
-                    else:
-                        with conn.begin_nested():
-                            detail = ACTIONS[action.kind](run, action, definition)
+                    # A database action needs no savepoint of its own: its writes through the
+                    # records service are each in one (service.py `transaction`), and a failure
+                    # ends the run, whose transaction (or savepoint) is then rolled back whole.
+                    detail = ACTIONS[action.kind](run, action, definition)
                 except Exception as error:
                     job.outcomes.append({"index": action.index, "kind": action.kind, "status": "failed",
                                          "ms": _ms(began), "error": _message(error)})
