@@ -118,8 +118,8 @@ def parser() -> argparse.ArgumentParser:
                    help="single-record creates and updates per side of the workflows' write cost "
                    "(default 2,000)")
     p.add_argument("--workflow-jobs", type=int,
-                   help="jobs the workflow workers run on PostgreSQL, a quarter on SQLite (default 20,000)")
-    p.add_argument("--workflow-pings", type=int, help="records of the trigger-to-start latency (default 40)")
+                   help="jobs the workflow workers run on PostgreSQL, a quarter on SQLite (default 10,000)")
+    p.add_argument("--workflow-pings", type=int, help="records of the trigger-to-start latency (default 30)")
     p.add_argument("--databases", default="sqlite,postgresql")
     p.add_argument("--only", help=f"comma-separated scenarios out of {', '.join(SCENARIOS)}")
     p.add_argument("--out", default="bench/results", help="folder of report.md and report.json")

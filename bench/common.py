@@ -34,9 +34,9 @@ class Sizes:
     #: Single-record creates (and as many updates) per side of the workflows' write cost.
     workflow_writes: int = 2_000
     #: Jobs run by the worker processes (PostgreSQL; SQLite a quarter).
-    workflow_jobs: int = 20_000
+    workflow_jobs: int = 10_000
     #: Records created one at a time for the trigger-to-start latency.
-    workflow_pings: int = 40
+    workflow_pings: int = 30
 
     @classmethod
     def default(cls, quick: bool) -> Sizes:

@@ -16,7 +16,8 @@ from tests.conftest import POSTGRES_URL
 
 TINY = ["--quick", "--rows", "400", "--small-rows", "40", "--bulk-rows", "50", "--ops", "10",
         "--http-seconds", "0.2", "--http-rounds", "1", "--loadgen", "python",
-        "--entities", "3", "--fields", "12"]
+        "--entities", "3", "--fields", "12", "--workflow-writes", "10", "--workflow-jobs", "40",
+        "--workflow-pings", "2"]
 
 
 def test_every_scenario_runs_and_reports(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch,
@@ -28,7 +29,10 @@ def test_every_scenario_runs_and_reports(tmp_path: Path, db_url: str, monkeypatc
     scenarios = {f["scenario"].split(" (")[0].split(":")[0] for f in report["figures"]}
     assert {"get by id", "list page of 50, filter + sort", "create", "update", "filter + sort",
             "group-by status", "bulk create with full validation", "add a nullable field",
-            "add a field with a constant default", "runtime build, 3 entities × 12 fields"} <= scenarios
+            "add a field with a constant default", "runtime build, 3 entities × 12 fields",
+            "create with 5 matching workflows", "update with 5 matching workflows",
+            "workflow trigger-to-start latency p95, one idle worker"} <= scenarios
+    assert any(s.startswith("workflow jobs run by") for s in scenarios)
     assert any(s.startswith("HTTP list") for s in scenarios)
     assert {f["database"] for f in report["figures"]} <= {database, "python"}
     assert report["machine"]["cpu"] and report["machine"]["sqlite"]
