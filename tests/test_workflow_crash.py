@@ -31,7 +31,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections import Counter
@@ -220,7 +219,7 @@ def counts(engine: sa.Engine) -> Counter[str]:
 def crash_run(url: str, registry: FieldTypeRegistry, tmp_path: Path, plan: Plan, name: str) -> dict[str, Any]:
     note = importlib.util.find_spec("slatecrm.platform.workflows.templates") is not None
     files = {"entities/crash_item.yaml": ENTITY, "entities/crash_log.yaml": LOG_ENTITY,
-             "workflows/count_once.yaml": COUNT_ONCE + (textwrap.dedent(NOTE) if note else "")}
+             "workflows/count_once.yaml": COUNT_ONCE.rstrip() + "\n" + (NOTE if note else "")}
     if plan.mail:
         files["workflows/mail_once.yaml"] = MAIL_ONCE
     engine = create_engine(url)
