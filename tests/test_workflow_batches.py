@@ -1,9 +1,11 @@
 """A batch of database-only runs: committed at once when all of them succeed, and run again one
 savepoint each when one fails or was taken over (jobs.py `_run_at_once`), so each run's own
-outcome is recorded and none is done twice (SQLite and PostgreSQL)."""
+outcome is recorded and none is done twice; and the outbox's INSERT of several jobs (SQLite
+and PostgreSQL)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,9 @@ import sqlalchemy as sa
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform.storage import system
+from slatecrm.platform.workflows.outbox import insert_jobs
 
-from .workflow_support import Automation, automation
+from .workflow_support import START, Automation, automation
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -93,3 +96,26 @@ def test_a_batch_that_succeeds_is_one_commit_with_every_run_logged(auto: Automat
     assert [j.status for j in auto.jobs()] == ["done"] * 4
     assert [(r.record_id, r.status, r.attempt) for r in auto.runs()] == [(i, "done", 1) for i in ids]
     assert auto.run() == 0
+
+
+def test_jobs_inserted_together_read_back_as_given(auto: Automation) -> None:
+    """The outbox's INSERT of several jobs (on PostgreSQL one JSON parameter expanded by
+    json_populate_recordset) stores each value as its column's type: times in UTC, JSON as
+    JSON (nested, unicode, nulls), NULLs as NULL."""
+    paris = dt.timezone(dt.timedelta(hours=1))
+    base = {"workflow": "count", "version": "v1", "entity": "batch_item", "trigger": "created",
+            "status": "pending", "finished_at": None, "attempts": 0, "lease_owner": None, "lease_until": None,
+            "progress": {}, "chain": ["a", "b"], "last_error": None, "dedupe_key": None}
+    rows = [{**base, "record_id": 7, "event": {"changes": {"name": ["Zoë", "Zoé “quoted”"]}, "user": None},
+             "due_at": dt.datetime(2026, 3, 2, 10, 30, tzinfo=paris), "created_at": START},
+            {**base, "record_id": None, "event": {"changes": {}, "user": 3, "n": [1, 2.5, True, None]},
+             "due_at": START, "created_at": START, "dedupe_key": "time:x:1"}]
+    with auto.engine.begin() as conn:
+        insert_jobs(conn, rows)
+    stored = auto.jobs()
+    assert [(j.record_id, j.event, j.due_at, j.created_at, j.chain, j.progress, j.dedupe_key, j.status,
+             j.attempts, j.lease_until) for j in stored] == [
+        (7, rows[0]["event"], dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC), START, ["a", "b"], {}, None,
+         "pending", 0, None),
+        (None, rows[1]["event"], START, START, ["a", "b"], {}, "time:x:1", "pending", 0, None)]
+    assert stored[0].id < stored[1].id

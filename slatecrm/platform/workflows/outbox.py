@@ -22,6 +22,7 @@ connection (`CHAIN`); a workflow in that chain is not fired again unless it says
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -154,7 +155,7 @@ class Outbox:
                     jobs.c.status == "pending", jobs.c.trigger.in_(("time", "schedule"))
                 ).values(status="cancelled", finished_at=now, last_error="the record was deleted"))
         if rows:
-            conn.execute(jobs.insert(), rows)
+            insert_jobs(conn, rows)
 
     def _fired(self, snapshot: Snapshot, entry: PendingRecord,
                active: Any) -> list[tuple[CompiledWorkflow, str]]:
@@ -264,6 +265,40 @@ class Outbox:
                    for w, ids in per_workflow.values()]
         if entries:
             conn.execute(system.workflow_runs.insert(), entries)
+
+
+#: PostgreSQL's INSERT of jobs, by the columns given: the rows are one parameter, a JSON array
+#: that json_populate_recordset expands to the table's row type (see `insert_jobs`).
+_FROM_JSON: dict[tuple[str, ...], sa.TextClause] = {}
+
+
+def insert_jobs(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Jobs (rows of the same columns) inserted in the caller's transaction.
+
+    On PostgreSQL, with several rows, as one statement with one parameter: the rows as a JSON
+    array (json_populate_recordset gives each value its column's type, the JSON columns keep
+    theirs as JSON). An executemany of them (SQLAlchemy's batched VALUES) adapted each of the
+    ~90 parameters of a write's 5 jobs one by one, which made it most of what the outbox
+    cost a write (bench/findings.md, "Workflows"). Elsewhere, and for one row, the INSERT as
+    SQLAlchemy writes it."""
+    if conn.dialect.name != "postgresql" or len(rows) < 2 or any(r.keys() != rows[0].keys() for r in rows):
+        conn.execute(jobs.insert(), list(rows))
+        return
+    names = tuple(rows[0])
+    statement = _FROM_JSON.get(names)
+    if statement is None:
+        columns = ", ".join(f'"{jobs.c[n].name}"' for n in names)
+        statement = _FROM_JSON[names] = sa.text(
+            f'INSERT INTO "{jobs.name}" ({columns}) SELECT {columns} '
+            f'FROM json_populate_recordset(NULL::"{jobs.name}", CAST(:rows AS json))')
+    conn.execute(statement, {"rows": json.dumps([{k: _json_moment(v) for k, v in r.items()} for r in rows])})
+
+
+def _json_moment(value: Any) -> Any:
+    """A datetime as ISO 8601 in UTC (a naive one is UTC, as UTCDateTime takes it); others as they are."""
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC).isoformat()
+    return value
 
 
 def _stage_matches(workflow: Workflow, snapshot: Snapshot, entity: str, field_name: str, stage: Any) -> bool:
