@@ -165,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                 figures += runtime_build.run(engine, registry, sizes)
         if "workflows" in only:
             with database(kind) as engine:
+                if kind == "postgresql" and not postgres_version:
+                    with engine.connect() as conn:
+                        postgres_version = str(conn.exec_driver_sql("SHOW server_version").scalar())
                 log(f"{kind}: workflows, {sizes.workflow_writes:,} writes a side, "
                     f"{sizes.workflow_jobs if kind == 'postgresql' else sizes.workflow_jobs // 4:,} jobs")
                 figures += workflows.run(engine, registry, sizes)
