@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from slatecrm.metamodel.workflows import Workflow
 
 from ..records import rules as rule_hooks
+from ..records.inserts import TableWriter
 from ..records.pipeline import Hooks, WriteRequest, WrittenValues
 from ..records.snapshot import Snapshot
 from ..storage import system
@@ -267,6 +268,8 @@ class Outbox:
             conn.execute(system.workflow_runs.insert(), entries)
 
 
+#: SQLite's writer of jobs, by the columns given (see `insert_jobs`).
+_SQLITE_WRITERS: dict[tuple[str, ...], TableWriter] = {}
 #: PostgreSQL's INSERT of jobs, by the columns given: the rows are one parameter, a JSON array
 #: that json_populate_recordset expands to the table's row type (see `insert_jobs`).
 _FROM_JSON: dict[tuple[str, ...], sa.TextClause] = {}
@@ -281,7 +284,20 @@ def insert_jobs(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     ~90 parameters of a write's 5 jobs one by one, which made it most of what the outbox
     cost a write (bench/findings.md, "Workflows"). Elsewhere, and for one row, the INSERT as
     SQLAlchemy writes it."""
-    if conn.dialect.name != "postgresql" or len(rows) < 2 or any(r.keys() != rows[0].keys() for r in rows):
+    if any(r.keys() != rows[0].keys() for r in rows):
+        conn.execute(jobs.insert(), list(rows))
+        return
+    if conn.dialect.name == "sqlite":
+        # The records' bulk path (records/inserts.py): encoded once by the columns' own bind
+        # processors, and one INSERT … VALUES (…), (…) run by the driver, without SQLAlchemy's
+        # work per parameter (it was most of what 5 jobs cost a write).
+        names = tuple(rows[0])
+        writer = _SQLITE_WRITERS.get(names)
+        if writer is None:
+            writer = _SQLITE_WRITERS[names] = TableWriter(jobs, names, conn.dialect)
+        writer.write(conn, [[r[n] for n in names] for r in rows])
+        return
+    if len(rows) < 2:
         conn.execute(jobs.insert(), list(rows))
         return
     names = tuple(rows[0])
