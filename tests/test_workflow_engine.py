@@ -318,3 +318,19 @@ def test_finished_jobs_and_runs_are_kept_for_their_days_dead_ones_until_replayed
     auto.run()  # a new worker purges at its first round
     assert [j.status for j in auto.jobs()] == ["dead"]
     assert auto.runs() == []
+
+
+def test_a_rolled_back_write_leaves_no_job_for_the_connections_next_transaction(auto: Automation) -> None:
+    """What a transaction told the outbox and then rolled back is not flushed by the next
+    transaction of the same pooled connection."""
+    auto.install({"workflows/rate.yaml": RATE_HOT})
+    with auto.engine.connect() as conn:
+        conn.begin()
+        auto.records.bound(conn).create("lead", {"last_name": "Gone", "company": "Acme", "source": "web"})
+        conn.rollback()
+        conn.begin()
+        kept = auto.records.bound(conn).create("lead", {"last_name": "Kept", "company": "Acme",
+                                                        "source": "web"})
+        auto.outbox().flush(conn)
+        conn.commit()
+    assert [j.record_id for j in auto.jobs()] == [kept.id]

@@ -451,9 +451,12 @@ class WritePipeline:
                     update["owner"] = merged["owner"]
                 else:
                     update.update(ce.fields[name].to_row(merged[name]))
+            columns = sorted(update)
+            statement = self._derived(ce, "update:" + ",".join(columns), lambda ce: _UpdateStatement(ce,
+                                                                                                     columns))
             try:
-                done = conn.execute(ce.table.update().where(
-                    ce.table.c.id == record_id, ce.table.c.version == version).values(update))
+                done = conn.execute(statement.statement,
+                                    {**update, "slate__id": record_id, "slate__version": version})
             except sa.exc.IntegrityError as error:
                 raise ValidationFailed(integrity_errors(ce, error)) from None
             if done.rowcount != 1:  # a concurrent writer won between our read and write
@@ -462,7 +465,7 @@ class WritePipeline:
                             "action": "update", "changed_at": now, "changed_by": user,
                             "token_id": self.service.principal.token_id, "changes": {
                                 n: [_json(ce, n, before.get(n)), _json(ce, n, merged[n])] for n in changed}})
-            conn.execute(system.history.insert().values(history[0]))
+            conn.execute(HISTORY_INSERT, history[0])
             for field_name in ce.pipelines:
                 if field_name in changed:
                     stages.record_move(conn, ce, record_id, field_name, merged[field_name], now, user)
@@ -592,6 +595,23 @@ def validate_fields(draft: Draft, index: int, changed: set[str], required: Seque
     owner = values.get("owner")
     if "owner" in changed and owner is not None and (not _is_id(owner) or owner not in owners):
         draft.refuse("owner", f"there is no user with id {owner}")
+
+
+#: One statement for every history row a change writes (its parameters vary, not its shape).
+HISTORY_INSERT = system.history.insert()
+
+
+class _UpdateStatement:
+    """`UPDATE … SET <columns> WHERE id = :slate__id AND version = :slate__version`, built
+    once per entity and set of columns (kept with the revision by `_derived`), so a change
+    does not build and cache-key a new statement each time."""
+
+    def __init__(self, ce: CompiledEntity, columns: Sequence[str]):
+        self.ce = ce
+        table = ce.table
+        self.statement = table.update().where(
+            table.c.id == sa.bindparam("slate__id"), table.c.version == sa.bindparam("slate__version")
+        ).values({name: sa.bindparam(name) for name in columns})
 
 
 def _is_id(value: Any) -> bool:

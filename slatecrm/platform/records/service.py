@@ -78,6 +78,8 @@ class RecordsService:
         #: A caller's connection every write runs on, in a savepoint of the caller's
         #: transaction (`bound`); None: each write has a transaction of its own.
         self.connection: sa.Connection | None = None
+        #: With `connection`: whether each write has a savepoint of its own.
+        self.savepoints = True
         #: With `connection`: the after-commit work of the writes, for the caller to run once
         #: it has committed.
         self.deferred: list[Callable[[], None]] | None = None
@@ -97,15 +99,19 @@ class RecordsService:
                               secrets=self.secrets, hooks=self.pipeline.hooks,
                               limits=self.limits, principal=principal)
 
-    def bound(self, connection: sa.Connection, principal: Principal = SYSTEM) -> RecordsService:
+    def bound(self, connection: sa.Connection, principal: Principal = SYSTEM, *,
+              savepoints: bool = True) -> RecordsService:
         """A copy whose writes run on `connection`, each in a savepoint of the transaction the
         caller holds, seeing what it wrote: the workflow worker commits a run's record
         changes with the run's own bookkeeping. The caller commits, then runs `deferred`, and
-        calls the `before_commit` hooks (the outbox's flush) before its COMMIT."""
+        calls the `before_commit` hooks (the outbox's flush) before its COMMIT.
+        `savepoints=False`: no savepoint of their own (two round trips each), for a caller that
+        rolls back all it did whenever a write fails (the worker's runs)."""
         copy = RecordsService(self.engine, self.holder, self.registry, functions=self.functions,
                               events=self.events, read_filter=self.read_filter, secrets=self.secrets,
                               hooks=self.pipeline.hooks, limits=self.limits, principal=principal)
         copy.connection = connection
+        copy.savepoints = savepoints
         copy.deferred = []
         copy.silent = self.silent
         return copy
@@ -119,7 +125,7 @@ class RecordsService:
                               secrets=self.secrets, hooks=self.pipeline.hooks, limits=self.limits,
                               principal=self.principal)
         copy.silent = True
-        copy.connection, copy.deferred = self.connection, self.deferred
+        copy.connection, copy.deferred, copy.savepoints = self.connection, self.deferred, self.savepoints
         return copy
 
     @contextmanager
@@ -127,6 +133,9 @@ class RecordsService:
         """The connection a write runs on, in a transaction: its own (committed at the end,
         after the `before_commit` hooks), or a savepoint of the bound caller's."""
         if self.connection is not None:
+            if not self.savepoints:
+                yield self.connection
+                return
             with self.connection.begin_nested():
                 yield self.connection
             return

@@ -311,7 +311,9 @@ class Runner:
             if not job.condition:
                 return "skipped"
         conn.info[CHAIN] = (*job.chain, compiled.name)
-        bound = self.records.bound(conn)
+        # No savepoint per write: a failing action ends the run, and what the run wrote since
+        # its last commit is rolled back whole (its savepoint, or the batch's transaction).
+        bound = self.records.bound(conn, savepoints=False)
         run = RunContext(conn, bound, compiled, ce, job.record_id, record, previous, context, job.id,
                          job.trigger, job.event, self.now(), self.settings)
         try:

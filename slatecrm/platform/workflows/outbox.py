@@ -122,7 +122,8 @@ class Outbox:
         if request.silent:
             self._silenced(conn, request, history, active)
             return
-        pending: dict[tuple[str, int], PendingRecord] = conn.info.setdefault(PENDING, {})
+        pending = _pending(conn, create=True)
+        assert pending is not None
         for row in history:
             key = (row["entity"], row["record_id"])
             if not active.any_on(key[0]):
@@ -134,7 +135,8 @@ class Outbox:
 
     def flush(self, conn: sa.Connection) -> None:
         """The transaction's pending records as jobs (and time triggers moved)."""
-        pending: dict[tuple[str, int], PendingRecord] | None = conn.info.pop(PENDING, None)
+        pending = _pending(conn)
+        conn.info.pop(PENDING, None)
         if not pending:
             return
         snapshot = self.snapshot_of()
@@ -378,3 +380,18 @@ def time_key(compiled: CompiledWorkflow, record_id: int, due: dt.datetime | None
     """A time trigger's moment of a record: one job at most (scheduled by a save or by the
     registration, whichever comes first)."""
     return f"time:{compiled.name}:{compiled.version}:{record_id}:{due.isoformat() if due else ''}"
+
+
+def _pending(conn: sa.Connection, *, create: bool = False) -> dict[tuple[str, int], PendingRecord] | None:
+    """The records the connection's current transaction wrote so far. Kept with that
+    transaction: `conn.info` outlives it (it is the pooled DBAPI connection's), so what a
+    transaction that was rolled back left there is never taken for another's."""
+    transaction = conn.get_transaction()
+    kept = conn.info.get(PENDING)
+    if kept is not None and kept[0] is transaction and transaction is not None:
+        return kept[1]  # type: ignore[no-any-return]
+    if not create:
+        return None
+    fresh: dict[tuple[str, int], PendingRecord] = {}
+    conn.info[PENDING] = (transaction, fresh)
+    return fresh
