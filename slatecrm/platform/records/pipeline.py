@@ -469,6 +469,9 @@ class WritePipeline:
             for field_name in ce.pipelines:
                 if field_name in changed:
                     stages.record_move(conn, ce, record_id, field_name, merged[field_name], now, user)
+        if not self.service.read_back:
+            return _as_written(ce, record_id, version + (1 if changed else 0), merged, draft, now,
+                               user), history
         return self.service._read_back(conn, ce, [record_id])[0], history
 
     def written(self, conn: sa.Connection, request: WriteRequest, history: Sequence[Mapping[str, Any]],
@@ -595,6 +598,17 @@ def validate_fields(draft: Draft, index: int, changed: set[str], required: Seque
     owner = values.get("owner")
     if "owner" in changed and owner is not None and (not _is_id(owner) or owner not in owners):
         draft.refuse("owner", f"there is no user with id {owner}")
+
+
+def _as_written(ce: CompiledEntity, record_id: int, version: int, values: Mapping[str, Any], draft: Draft,
+                now: dt.datetime, user: int | None) -> Record:
+    """The changed record from what was written, without reading it back (`read_back=False`:
+    a workflow's action needs its values, version and owner, not the titles of its references)."""
+    from .results import Record
+
+    system_values = {**draft.system, "owner": values.get("owner", draft.system.get("owner")),
+                     "updated_at": now, "updated_by": user}
+    return Record(ce.name, record_id, version, "", {n: values.get(n) for n in ce.fields}, system_values, {})
 
 
 #: One statement for every history row a change writes (its parameters vary, not its shape).

@@ -78,8 +78,10 @@ class RecordsService:
         #: A caller's connection every write runs on, in a savepoint of the caller's
         #: transaction (`bound`); None: each write has a transaction of its own.
         self.connection: sa.Connection | None = None
-        #: With `connection`: whether each write has a savepoint of its own.
+        #: With `connection`: whether each write has a savepoint of its own, and whether an
+        #: update reads its record back.
         self.savepoints = True
+        self.read_back = True
         #: With `connection`: the after-commit work of the writes, for the caller to run once
         #: it has committed.
         self.deferred: list[Callable[[], None]] | None = None
@@ -100,18 +102,20 @@ class RecordsService:
                               limits=self.limits, principal=principal)
 
     def bound(self, connection: sa.Connection, principal: Principal = SYSTEM, *,
-              savepoints: bool = True) -> RecordsService:
+              savepoints: bool = True, read_back: bool = True) -> RecordsService:
         """A copy whose writes run on `connection`, each in a savepoint of the transaction the
         caller holds, seeing what it wrote: the workflow worker commits a run's record
         changes with the run's own bookkeeping. The caller commits, then runs `deferred`, and
         calls the `before_commit` hooks (the outbox's flush) before its COMMIT.
         `savepoints=False`: no savepoint of their own (two round trips each), for a caller that
-        rolls back all it did whenever a write fails (the worker's runs)."""
+        rolls back all it did whenever a write fails (the worker's runs). `read_back=False`: an
+        update answers the record from what it wrote, without reading it back (no titles)."""
         copy = RecordsService(self.engine, self.holder, self.registry, functions=self.functions,
                               events=self.events, read_filter=self.read_filter, secrets=self.secrets,
                               hooks=self.pipeline.hooks, limits=self.limits, principal=principal)
         copy.connection = connection
         copy.savepoints = savepoints
+        copy.read_back = read_back
         copy.deferred = []
         copy.silent = self.silent
         return copy
@@ -126,6 +130,7 @@ class RecordsService:
                               principal=self.principal)
         copy.silent = True
         copy.connection, copy.deferred, copy.savepoints = self.connection, self.deferred, self.savepoints
+        copy.read_back = self.read_back
         return copy
 
     @contextmanager

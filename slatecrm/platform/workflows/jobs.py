@@ -313,7 +313,7 @@ class Runner:
         conn.info[CHAIN] = (*job.chain, compiled.name)
         # No savepoint per write: a failing action ends the run, and what the run wrote since
         # its last commit is rolled back whole (its savepoint, or the batch's transaction).
-        bound = self.records.bound(conn, savepoints=False)
+        bound = self.records.bound(conn, savepoints=False, read_back=False)
         run = RunContext(conn, bound, compiled, ce, job.record_id, record, previous, context, job.id,
                          job.trigger, job.event, self.now(), self.settings)
         try:
