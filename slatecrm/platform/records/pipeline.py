@@ -175,6 +175,7 @@ class WritePipeline:
         user = principal.user_id if user is None else user
         request = WriteRequest(ce.name, "create", user, (None,) * len(items), tuple(items), principal,
                                self.service.silent)
+        self.service.preloaded.clear()  # a write may change what was read before it
         self.authorise(request)
         if not items:
             return []
@@ -345,11 +346,13 @@ class WritePipeline:
 
     def _load(self, conn: sa.Connection, ce: CompiledEntity, record_id: int, data: Mapping[str, Any], *,
               lock: bool) -> Draft:
-        """Step 2 (updates): the stored record, locked for the write on PostgreSQL."""
-        query = ce.select.where(ce.table.c.id == record_id)
-        if lock and conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = conn.execute(query).mappings().first()
+        """Step 2 (updates): the stored record, locked for the write on PostgreSQL (or the row
+        the bound caller read and locked already in this transaction: `preloaded`)."""
+        row = self.service.preloaded.pop((ce.name, record_id), None) if lock else None
+        if row is None:
+            statements = self._derived(ce, "load", _LoadStatements)
+            query = statements.locked if lock and conn.dialect.name == "postgresql" else statements.plain
+            row = conn.execute(query, {"slate__id": record_id}).mappings().first()
         if row is None:
             raise RecordNotFound(ce.name, record_id)
         before = {name: f.from_row(row) for name, f in ce.fields.items()}
@@ -613,6 +616,15 @@ def _as_written(ce: CompiledEntity, record_id: int, version: int, values: Mappin
 
 #: One statement for every history row a change writes (its parameters vary, not its shape).
 HISTORY_INSERT = system.history.insert()
+
+
+class _LoadStatements:
+    """The SELECT of one record by id, plain and FOR UPDATE, built once per entity."""
+
+    def __init__(self, ce: CompiledEntity):
+        self.ce = ce
+        self.plain = ce.select.where(ce.table.c.id == sa.bindparam("slate__id"))
+        self.locked = self.plain.with_for_update()
 
 
 class _UpdateStatement:

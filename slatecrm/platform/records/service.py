@@ -82,6 +82,10 @@ class RecordsService:
         #: update reads its record back.
         self.savepoints = True
         self.read_back = True
+        #: With `connection`: records the caller read FOR UPDATE in its transaction, by
+        #: (entity, id): the next update of one uses that row instead of reading it again
+        #: (the workflow worker reads a run's record for its condition).
+        self.preloaded: dict[tuple[str, int], Any] = {}
         #: With `connection`: the after-commit work of the writes, for the caller to run once
         #: it has committed.
         self.deferred: list[Callable[[], None]] | None = None
@@ -327,6 +331,7 @@ class RecordsService:
         ce = self.full_snapshot().entities[entity]
         user = self.principal.user_id if user is None else user
         request = WriteRequest(ce.name, "delete", user, (record_id,), ({},), self.principal, self.silent)
+        self.preloaded.clear()
         self.pipeline.authorise(request)
         if version is not None:
             check_version(version)

@@ -70,6 +70,8 @@ class Claim:
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     condition: bool | None = None
     started: dt.datetime | None = None
+    #: the run's record as read (and locked) for its condition
+    row: Any = None
     #: the progress as committed (what a failure keeps: actions done in a transaction that
     #: was then rolled back are not done)
     committed: dict[str, Any] = field(default_factory=dict)
@@ -314,6 +316,8 @@ class Runner:
         # No savepoint per write: a failing action ends the run, and what the run wrote since
         # its last commit is rolled back whole (its savepoint, or the batch's transaction).
         bound = self.records.bound(conn, savepoints=False, read_back=False)
+        if job.row is not None:  # locked on PostgreSQL; SQLite's transaction holds the write lock
+            bound.preloaded[(ce.name, job.record_id)] = job.row  # type: ignore[index]
         run = RunContext(conn, bound, compiled, ce, job.record_id, record, previous, context, job.id,
                          job.trigger, job.event, self.now(), self.settings)
         try:
@@ -363,9 +367,13 @@ class Runner:
             return record
         if job.record_id is None:
             return None
-        row = conn.execute(_record_by_id(ce), {"b_record_id": job.record_id}).mappings().first()
+        # Locked (PostgreSQL) for the update its actions are likely to make, which then uses
+        # this row instead of reading it again (`preloaded`).
+        query = _record_by_id(ce, locked=conn.dialect.name == "postgresql")
+        row = conn.execute(query, {"b_record_id": job.record_id}).mappings().first()
         if row is None:
             return None
+        job.row = row
         record = {name: compiled.from_row(row) for name, compiled in ce.fields.items()}
         for name in ("id", "owner", "version", "created_at", "updated_at", "created_by", "updated_by"):
             if name in row:
@@ -408,16 +416,17 @@ class Runner:
 
 #: A compiled entity's "the record with this id" statement (by the entity's identity; a new
 #: revision compiles new entities): built once, not at each run, whose cost it was a tenth of.
-_BY_ID: dict[int, tuple[Any, sa.Select[Any]]] = {}
+_BY_ID: dict[int, tuple[Any, sa.Select[Any], sa.Select[Any]]] = {}
 
 
-def _record_by_id(ce: Any) -> sa.Select[Any]:
+def _record_by_id(ce: Any, *, locked: bool) -> sa.Select[Any]:
     found = _BY_ID.get(id(ce))
     if found is None or found[0] is not ce:
         if len(_BY_ID) >= 512:
             _BY_ID.clear()
-        found = _BY_ID[id(ce)] = (ce, ce.select.where(ce.table.c.id == sa.bindparam("b_record_id")))
-    return found[1]
+        plain = ce.select.where(ce.table.c.id == sa.bindparam("b_record_id"))
+        found = _BY_ID[id(ce)] = (ce, plain, plain.with_for_update())
+    return found[2] if locked else found[1]
 
 
 def _from_json(ce: Any, name: str, value: Any) -> Any:
