@@ -59,27 +59,22 @@ async def list_workflows(request: Request) -> Response:
 
 
 async def list_runs(request: Request) -> Response:
-    await checked_right(request, RIGHT)
-    records = service(request)
-    query = console.parse(request.query_params.multi_items(), console.RUN_STATUSES)
-
-    def work() -> Answer:
-        with records.reading() as reader:
-            page = console.runs(reader.conn, query)
-        labels = console.labels(records.full_snapshot())
-        return {"data": _with_labels(page.rows, labels), **_next(request, page)}, {}
-
-    return await answer(request, work)
+    return await _listing(request, console.RUN_STATUSES, console.runs)
 
 
 async def list_jobs(request: Request) -> Response:
+    return await _listing(request, console.JOB_STATUSES, console.jobs)
+
+
+async def _listing(request: Request, statuses: Sequence[str], read: Any) -> Response:
+    """A page of runs or jobs (`read(conn, query)`), filtered by the query's parameters."""
     await checked_right(request, RIGHT)
     records = service(request)
-    query = console.parse(request.query_params.multi_items(), console.JOB_STATUSES)
+    query = console.parse(request.query_params.multi_items(), statuses)
 
     def work() -> Answer:
         with records.reading() as reader:
-            page = console.jobs(reader.conn, query)
+            page = read(reader.conn, query)
         labels = console.labels(records.full_snapshot())
         return {"data": _with_labels(page.rows, labels), **_next(request, page)}, {}
 
