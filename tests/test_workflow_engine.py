@@ -334,3 +334,41 @@ def test_a_rolled_back_write_leaves_no_job_for_the_connections_next_transaction(
         auto.outbox().flush(conn)
         conn.commit()
     assert [j.record_id for j in auto.jobs()] == [kept.id]
+
+
+CREATE_TASK = """\
+    kind: workflow
+    name: rate_and_follow_up
+    entity: lead
+    trigger: {kind: created}
+    actions:
+      - kind: update
+        set:
+          rating: "'warm'"
+      - kind: create
+        entity: activity
+        set:
+          subject: "concat('Call ', company)"
+    """
+
+
+def test_plugins_hear_of_a_runs_writes_once_it_commits(engine: sa.Engine, registry: FieldTypeRegistry,
+                                                       tmp_path: Path) -> None:
+    """`slatecrm_record_saved` is called for what a workflow's actions wrote, after the run's
+    transaction committed (not for writes a rolled-back run made, nor before)."""
+    from slatecrm.plugins.hookspecs import hookimpl
+    from slatecrm.plugins.manager import make_plugin_manager
+
+    heard: list[tuple[str, str, int]] = []
+
+    class Listener:
+        @hookimpl
+        def slatecrm_record_saved(self, entity: str, record_id: int, action: str, version: int) -> None:
+            heard.append((entity, action, version))
+
+    auto = automation(engine, registry, tmp_path, plugins=make_plugin_manager(Listener()))
+    auto.install({"workflows/follow.yaml": CREATE_TASK})
+    auto.records.create("lead", {"last_name": "Doe", "company": "Acme"})
+    assert heard == [("lead", "create", 1)]
+    assert auto.run() == 1
+    assert heard[1:] == [("lead", "update", 2), ("activity", "create", 1)]

@@ -39,6 +39,8 @@ class RunContext:
     """What an action is given."""
 
     conn: sa.Connection
+    #: bound to `conn` (RecordsService.bound): the run's writes are in its transaction, and
+    #: their after-commit work is the worker's to call once that commits
     records: RecordsService
     workflow: CompiledWorkflow
     ce: CompiledEntity
@@ -80,9 +82,8 @@ def _refused(error: RecordError) -> ActionFailed:
 def _update(run: RunContext, values: Mapping[str, Any]) -> dict[str, Any]:
     if run.record_id is None:
         raise ActionFailed("there is no record to change", retryable=False)
-    bound = run.records.bound(run.conn)
     try:
-        saved = bound.update(run.ce.name, run.record_id, values, version=run.record["version"], user=None)
+        saved = run.records.update(run.ce.name, run.record_id, values, version=run.record["version"], user=None)
     except RecordError as error:
         raise _refused(error) from None
     run.record.update(saved.values)
@@ -107,7 +108,7 @@ def do_create(run: RunContext, action: CompiledAction, definition: Action) -> di
     if run.record.get("owner") is not None:
         data.setdefault("owner", run.record["owner"])
     try:
-        created = run.records.bound(run.conn).create(target.name, data, user=None)
+        created = run.records.create(target.name, data, user=None)
     except RecordError as error:
         raise _refused(error) from None
     return {"entity": target.name, "id": created.id}
