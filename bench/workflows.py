@@ -3,13 +3,14 @@
 - **Write cost**: single-record creates and updates through the records service of an entity
   with 5 matching asynchronous workflows (5 on `created`, 5 on `updated`, each an `update`
   action) against the same writes to an identical entity that has none, in alternating
-  rounds; p50 per write, goal ≤ 1.2× (the outbox adds one multi-row INSERT of the jobs to the
-  write's transaction).
+  rounds; p50 per write, goal ≤ 1.2× (the outbox adds one row, its jobs as one JSON text, to
+  the write's transaction).
 - **Worker throughput**: N records created in bulk, each making one job (an `update` action
   incrementing a counter), run by worker processes (4 on PostgreSQL, 2 on SQLite) started
   for the purpose (`python -m bench.workflows worker URL`); jobs/s from the first run's start
-  to the last run's end, read from the run log. Goal ≥ 1,000 jobs/s on PostgreSQL; SQLite
-  reported only.
+  to the last run's end, read from the run log, with the time the jobs took to move from the
+  outbox into the queue (done beforehand, so that they can be held back) added. Goal ≥ 1,000
+  jobs/s on PostgreSQL; SQLite reported only.
 - **Trigger-to-start latency**: one idle worker (polling every 0.2 s, the default), records
   created one at a time at uneven intervals; each job's `created_at` (the write) to its run's
   `started_at`; p95, goal ≤ 1 s.
@@ -39,6 +40,7 @@ from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.platform import installer
 from slatecrm.platform.services import records_service
 from slatecrm.platform.storage import system
+from slatecrm.platform.workflows.outbox import fan_out
 from slatecrm.plugins.manager import make_plugin_manager
 
 from .common import Sizes, interleaved, median, ms, percentile
@@ -109,6 +111,7 @@ def run(engine: sa.Engine, registry: FieldTypeRegistry, sizes: Sizes) -> list[Fi
     figures = write_cost(engine, records, sizes)
     with engine.begin() as conn:  # the write figures' jobs are not the workers' to run
         conn.execute(system.workflow_jobs.delete())
+        conn.execute(system.workflow_events.delete())
     url = engine.url.render_as_string(hide_password=False)
     workers = Workers(url)
     try:
@@ -260,6 +263,18 @@ def throughput(engine: sa.Engine, records: Any, sizes: Sizes, workers: Workers) 
                                          for i in range(start, min(count, start + 1_000))])
     jobs = system.workflow_jobs
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    # The outbox's events moved into the queue here, as a worker's round does first, and
+    # timed: that part of a worker's work is added to the measured seconds (`moving`).
+    with engine.connect() as conn:
+        moving = time.perf_counter()
+        moved = 0
+        while True:
+            with conn.begin():
+                made = fan_out(conn)
+            if not made:
+                break
+            moved += made
+        moving = time.perf_counter() - moving
     with engine.begin() as conn:  # held back until every worker is up (their start is not measured)
         conn.execute(jobs.update().where(jobs.c.workflow == "count_job").values(due_at=later))
     processes = WORKERS[db]
@@ -285,7 +300,8 @@ def throughput(engine: sa.Engine, records: Any, sizes: Sizes, workers: Workers) 
         table = records.holder.current().tables["job_item"]
         counted = conn.execute(sa.select(sa.func.count()).where(table.c.counter == 1)).scalar_one()
     first, last = _aware(first), _aware(last)
-    seconds = max((last - first).total_seconds(), 1e-6)
+    running = max((last - first).total_seconds(), 1e-6)
+    seconds = running + moving
     rate = done / seconds
     goal = THROUGHPUT_GOAL if db == "postgresql" else None
     where = (f"the worker processes ({ms(cpu_workers / max(done, 1)):.2f} ms) and their PostgreSQL server "
@@ -297,8 +313,9 @@ def throughput(engine: sa.Engine, records: Any, sizes: Sizes, workers: Workers) 
                   f"≥ {goal:,} jobs/s" if goal else "— (reported)", rate >= goal if goal else None,
                   f"{count:,} jobs (each an `update` action: counter + 1) made by bulk creates, run by "
                   f"{processes} worker processes with batches of 50; {done:,} done runs of {runs_made:,}, "
-                  f"{counted:,} records counted once; from the first run's start to the last run's end "
-                  f"({seconds:.1f} s). CPU: {ms(per_job):.2f} ms a job in {where} "
+                  f"{counted:,} records counted once; {running:.2f} s from the first run's start to the last "
+                  f"run's end, plus {moving:.2f} s moving the {moved:,} jobs from the outbox into the queue "
+                  f"beforehand (a worker's work too). CPU: {ms(per_job):.2f} ms a job in {where} "
                   f"({cpu:.1f} s in all), so at most {cores / max(per_job, 1e-9):,.0f} jobs/s "
                   f"if the machine's {cores} cores ran nothing else")
 
@@ -330,15 +347,12 @@ def latency(engine: sa.Engine, records: Any, sizes: Sizes, workers: Workers) -> 
 
 
 def _ran(engine: sa.Engine, record_id: int) -> bool:
-    return _open_jobs_of(engine, record_id) == 0
-
-
-def _open_jobs_of(engine: sa.Engine, record_id: int) -> int:
-    jobs = system.workflow_jobs
+    """Whether the ping's job has started (its run is logged)."""
+    runs = system.workflow_runs
     with engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).where(
-            jobs.c.workflow == "count_ping", jobs.c.record_id == record_id,
-            jobs.c.status.in_(("pending", "running")))).scalar_one())
+        started = conn.execute(sa.select(runs.c.id).where(runs.c.workflow == "count_ping",
+                                                          runs.c.record_id == record_id).limit(1)).first()
+    return started is not None
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:

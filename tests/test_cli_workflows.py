@@ -28,6 +28,7 @@ from slatecrm.platform.storage.secrets import DatabaseSecrets
 
 from .defaults import make_app, plugin_manager
 from .packs import write_files_pack
+from .workflow_support import job_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -110,10 +111,7 @@ def lead(records: RecordsService, **values: Any) -> int:
 
 
 def jobs(engine: sa.Engine, **where: Any) -> list[Any]:
-    t = system.workflow_jobs
-    with engine.connect() as conn:
-        return list(conn.execute(sa.select(t).where(*[t.c[k] == v for k, v in where.items()])
-                                 .order_by(t.c.id)))
+    return job_rows(engine, **where)
 
 
 def test_worker_once_runs_the_pending_jobs_and_check_tells_the_health(installed: str) -> None:

@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 from slatecrm.platform.storage import system
 
 from .test_api_live_editing import confirmed
+from .workflow_support import job_rows
 
 NOTE_ON_CREATE = {"entity": "lead", "trigger": {"kind": "created"},
                   "actions": [{"kind": "note", "text": "Welcome {{ record.company }}"}]}
@@ -22,15 +23,13 @@ def test_an_admin_defines_a_workflow_plan_first_then_confirmed(client: TestClien
     assert [c["summary"] for c in changes] == ["add workflow welcome_note (lead, created)"]
     created = client.post("/api/v1/lead", json={"last_name": "Doe", "company": "Acme"})
     engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
-    with engine.connect() as conn:
-        before = conn.execute(sa.select(system.workflow_jobs.c.workflow)).scalars().all()
+    before = [j.workflow for j in job_rows(engine)]
     assert "welcome_note" not in before  # a dry run changes nothing
     confirmed(client, "PUT", "/api/v1/admin/workflows/welcome_note", NOTE_ON_CREATE)
     made = client.post("/api/v1/lead", json={"last_name": "Roe", "company": "Initech"})
     assert created.status_code == made.status_code == 201
-    with engine.connect() as conn:
-        jobs = conn.execute(sa.select(system.workflow_jobs.c.workflow, system.workflow_jobs.c.record_id)
-                            .where(system.workflow_jobs.c.workflow == "welcome_note")).all()
+    jobs = job_rows(engine, system.workflow_jobs.c.workflow, system.workflow_jobs.c.record_id,
+                    workflow="welcome_note")
     assert [tuple(j) for j in jobs] == [("welcome_note", made.json()["id"])]
 
 
@@ -47,24 +46,20 @@ def test_a_packs_workflow_is_deactivated_by_name_and_given_back(client: TestClie
                   "actions": [{"kind": "assign", "strategy": "round_robin", "team": "North"}]}
     confirmed(client, "PUT", "/api/v1/admin/workflows/lead_round_robin", customised)
     client.post("/api/v1/lead", json={"last_name": "Doe", "company": "Acme"})
-    with engine.connect() as conn:
-        names = conn.execute(sa.select(system.workflow_jobs.c.workflow)).scalars().all()
+    names = [j.workflow for j in job_rows(engine)]
     assert "lead_round_robin" not in names
     confirmed(client, "DELETE", "/api/v1/admin/workflows/lead_round_robin", None)
     client.post("/api/v1/lead", json={"last_name": "Roe", "company": "Acme"})
-    with engine.connect() as conn:
-        names = conn.execute(sa.select(system.workflow_jobs.c.workflow)).scalars().all()
+    names = [j.workflow for j in job_rows(engine)]
     assert names.count("lead_round_robin") == 1
     refused = client.delete("/api/v1/admin/workflows/lead_round_robin")
     assert refused.status_code == 422 and "is defined by pack 'sales'" in refused.text
 
 
 def _jobs(client: TestClient, workflow: str) -> list[tuple[str, int, str]]:
-    engine: sa.Engine = client.app.state.engine  # type: ignore[attr-defined]
     t = system.workflow_jobs
-    with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(sa.select(t.c.trigger, t.c.record_id, t.c.entity)
-                                               .where(t.c.workflow == workflow).order_by(t.c.id))]
+    return [tuple(r) for r in job_rows(client.app.state.engine,  # type: ignore[attr-defined]
+                                       t.c.trigger, t.c.record_id, t.c.entity, workflow=workflow)]
 
 
 def test_every_surface_fires_workflows_form_api_and_bulk_edit(client: TestClient) -> None:

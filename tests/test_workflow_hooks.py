@@ -22,7 +22,7 @@ from slatecrm.platform.workflows.worker import Worker
 
 from .defaults import make_app
 from .packs import install, write_files_pack
-from .workflow_support import sales_without_workflows
+from .workflow_support import job_rows, sales_without_workflows
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -86,6 +86,8 @@ def form(email: str = "ada@example.com", last_name: str = "Lovelace", **extra: A
 
 def rows(http: TestClient, table: sa.Table, **where: Any) -> list[Any]:
     engine: sa.Engine = http.app.state.engine  # type: ignore[attr-defined]
+    if table is system.workflow_jobs:
+        return job_rows(engine, **where)
     with engine.connect() as conn:
         return list(conn.execute(sa.select(table).where(*[table.c[k] == v for k, v in where.items()])
                                  .order_by(*table.primary_key.columns)).all())

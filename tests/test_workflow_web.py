@@ -27,6 +27,7 @@ from slatecrm.platform.workflows.worker import Worker
 
 from .defaults import make_app, signed_in, user_id
 from .packs import install, write_files_pack
+from .workflow_support import job_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -196,10 +197,7 @@ class Web:
         self.records.update("ticket", ticket, values, version=self.records.get("ticket", ticket).version)
 
     def jobs(self, **where: Any) -> list[Any]:
-        t = system.workflow_jobs
-        with self.app.state.engine.connect() as conn:
-            return list(conn.execute(sa.select(t).where(*[t.c[k] == v for k, v in where.items()])
-                                     .order_by(t.c.id)).all())
+        return job_rows(self.app.state.engine, **where)
 
 
 def handwork(root: Path) -> Path:

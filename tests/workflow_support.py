@@ -15,6 +15,7 @@ from slatecrm.platform.installer import default_config_dir
 from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.services import records_service
 from slatecrm.platform.storage import system
+from slatecrm.platform.workflows.outbox import fan_out
 from slatecrm.platform.workflows.settings import Backoff, ExecutionSettings
 from slatecrm.platform.workflows.worker import Worker
 from slatecrm.plugins.manager import make_plugin_manager
@@ -65,16 +66,25 @@ class Automation:
         return self.worker().run_until_idle()
 
     def jobs(self, **where: Any) -> list[Any]:
-        t = system.workflow_jobs
-        with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(t).where(*[t.c[k] == v for k, v in where.items()])
-                                     .order_by(t.c.id)).all())
+        return job_rows(self.engine, **where)
 
     def runs(self, **where: Any) -> list[Any]:
         t = system.workflow_runs
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(t).where(*[t.c[k] == v for k, v in where.items()])
                                      .order_by(t.c.id)).all())
+
+
+def job_rows(engine: sa.Engine, *columns: Any, **where: Any) -> list[Any]:
+    """The queue's jobs (whole, or these columns) where the columns have these values, in
+    order, once the outbox's events are moved into the queue (as a worker's next round does
+    first: a write's jobs wait in the outbox until then)."""
+    t = system.workflow_jobs
+    with engine.begin() as conn:
+        while fan_out(conn):
+            pass
+        return list(conn.execute(sa.select(*(columns or (t,))).where(*[t.c[k] == v for k, v in where.items()])
+                                 .order_by(t.c.id)).all())
 
 
 def sales_without_workflows(root: Path) -> Path:

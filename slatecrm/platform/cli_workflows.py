@@ -199,7 +199,8 @@ def _print_health(found: workflow_health.Health, as_json: bool) -> None:
     if found.gone:
         out.print(f"Workers not seen for {workflow_health.ALIVE_SECONDS:g} s: "
                   f"{escape(', '.join(w.name for w in found.gone))}")
-    out.print(f"Jobs: {found.pending} pending ({found.due} due), {found.dead} dead")
+    out.print(f"Jobs: {found.pending} pending ({found.due} due, {found.in_outbox} of them in the outbox), "
+              f"{found.dead} dead")
     b = found.backoff
     out.print(f"Back-off: {b.attempts} attempts, {b.base_seconds:g} s doubling up to {b.max_seconds:g} s: "
               f"a failing job is retried for {b.total_seconds():g} s ({b.total_seconds() / 3600:.1f} h) "

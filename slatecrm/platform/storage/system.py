@@ -259,9 +259,23 @@ def is_initialised(conn: sa.Connection) -> bool:
 
 
 # --- workflows (platform/workflows/): the outbox and job queue, the run log, the schedules ---------
-#: One row per run a workflow owes: written by the write pipeline in the transaction of the
-#: change (the transactional outbox: no change without its event, no event without its
-#: change), by a schedule, a manual run or an inbound webhook; claimed by workers.
+#: The transactional outbox: one row per write transaction that fired workflows, written in
+#: that transaction (no change without its event, no event without its change), holding the
+#: jobs it owes as one JSON array. A worker moves them to `slate_workflow_job` and deletes the
+#: row in one transaction (workflows/outbox.py `fan_out`): a write pays one narrow row into a
+#: table with no index but its key, not a row per job into the indexed queue.
+workflow_events = sa.Table(
+    "slate_workflow_event", system_metadata,
+    sa.Column("id", record_id(), primary_key=True, autoincrement=True),
+    #: {"at": when, "records": [{"entity", "record_id", "event", "chain"}, ...],
+    #: "jobs": [[workflow, version, trigger, index of its record], ...]} (JSON text, encoded once
+    #: by the writer)
+    sa.Column("jobs", sa.Text, nullable=False),
+)
+
+#: One row per run a workflow owes: moved from the outbox by a worker, or written directly
+#: by a schedule, a time trigger's registration, a manual run or an inbound webhook; claimed
+#: by workers.
 workflow_jobs = sa.Table(
     "slate_workflow_job", system_metadata,
     sa.Column("id", record_id(), primary_key=True, autoincrement=True),

@@ -83,7 +83,8 @@ def _update(run: RunContext, values: Mapping[str, Any]) -> dict[str, Any]:
     if run.record_id is None:
         raise ActionFailed("there is no record to change", retryable=False)
     try:
-        saved = run.records.update(run.ce.name, run.record_id, values, version=run.record["version"], user=None)
+        saved = run.records.update(run.ce.name, run.record_id, values, version=run.record["version"],
+                                   user=None)
     except RecordError as error:
         raise _refused(error) from None
     run.record.update(saved.values)

@@ -1,6 +1,7 @@
 """The workflows' health, as `slatecrm worker --check` and `slatecrm workflow list` show it:
 the registrations of the time and schedule workflows (schedules.py), the stray ones, the
-workers alive, the queue (pending, due, dead jobs) and the back-off's total.
+workers alive, the queue (pending, due, dead jobs; those still in the outbox count as pending
+and due) and the back-off's total.
 
 Unhealthy: a time or schedule workflow whose registration is missing or names another
 version, a registration of a workflow that is not active, or jobs due with no worker alive
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 
 from ..records.snapshot import Snapshot
 from ..storage import system
-from . import schedules
+from . import outbox, schedules
 from .settings import Backoff
 
 jobs, workers = system.workflow_jobs, system.workflow_workers
@@ -50,6 +51,8 @@ class Health:
     due: int
     dead: int
     backoff: Backoff
+    #: of `pending` and `due`, the jobs still in the outbox (a worker moves them to the queue)
+    in_outbox: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -66,7 +69,8 @@ class Health:
             "stray": self.stray,
             "workers": [w.as_dict() for w in self.workers],
             "gone_workers": [w.as_dict() for w in self.gone],
-            "jobs": {"pending": self.pending, "due": self.due, "dead": self.dead},
+            "jobs": {"pending": self.pending, "due": self.due, "dead": self.dead,
+                     "in_outbox": self.in_outbox},
             "backoff": {"attempts": self.backoff.attempts, "base_seconds": self.backoff.base_seconds,
                         "factor": self.backoff.factor, "max_seconds": self.backoff.max_seconds,
                         "total_seconds": self.backoff.total_seconds()},
@@ -86,8 +90,9 @@ def health(conn: sa.Connection, snapshot: Snapshot, now: dt.datetime, backoff: B
         .group_by(jobs.c.status)).all())
     due = int(conn.execute(sa.select(sa.func.count()).select_from(jobs).where(
         jobs.c.status == "pending", jobs.c.due_at <= now)).scalar_one())
-    found = Health(registrations, stray, alive, gone, int(counts.get("pending", 0)), due,
-                   int(counts.get("dead", 0)), backoff)
+    queued = outbox.waiting(conn)  # in the outbox: pending and due, not yet in the queue
+    found = Health(registrations, stray, alive, gone, int(counts.get("pending", 0)) + queued, due + queued,
+                   int(counts.get("dead", 0)), backoff, queued)
     found.problems = _problems(found)
     return found
 

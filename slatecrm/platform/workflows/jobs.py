@@ -33,7 +33,7 @@ from ..records import rules as rule_hooks
 from ..records.service import RecordsService
 from ..storage import system
 from .actions import ACTIONS, ActionFailed, RunContext
-from .outbox import CHAIN, PENDING, Outbox
+from .outbox import CHAIN, PENDING, Outbox, fan_out
 from .registry import DATABASE_ACTIONS, CompiledWorkflow, active_workflows
 from .settings import ExecutionSettings
 
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 jobs = system.workflow_jobs
 runs = system.workflow_runs
+events = system.workflow_events
 
 #: The columns a claim returns.
 CLAIMED = (jobs.c.id, jobs.c.workflow, jobs.c.version, jobs.c.entity, jobs.c.record_id, jobs.c.trigger,
@@ -143,13 +144,19 @@ class Runner:
 
     # --- the batch ---------------------------------------------------------------------------
     def claim(self, limit: int) -> list[Claim]:
-        """Due jobs claimed; an idle worker only reads (one indexed query), so its polls do not
-        take SQLite's write lock from the requests."""
+        """The outbox's events moved into the queue, and due jobs claimed, in one transaction.
+        An idle worker only reads (one query of two indexed look-ups), so its polls do not take
+        SQLite's write lock from the requests."""
         now = self.now()
         with self.engine.connect() as conn:
-            if conn.execute(sa.select(jobs.c.id).where(due(now)).limit(1)).first() is None:
-                return []
+            waiting, ready = conn.execute(sa.select(
+                sa.select(events.c.id).limit(1).scalar_subquery(),
+                sa.select(jobs.c.id).where(due(now)).limit(1).scalar_subquery())).one()
+        if waiting is None and ready is None:
+            return []
         with self.connect() as conn, conn.begin():
+            if waiting is not None:
+                fan_out(conn)
             return claim(conn, self.worker, now, limit, self.settings.lease_seconds)
 
     def release(self, claims: Sequence[Claim]) -> None:
