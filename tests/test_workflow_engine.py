@@ -372,3 +372,35 @@ def test_plugins_hear_of_a_runs_writes_once_it_commits(engine: sa.Engine, regist
     assert heard == [("lead", "create", 1)]
     assert auto.run() == 1
     assert heard[1:] == [("lead", "update", 2), ("activity", "create", 1)]
+
+
+def test_a_writes_jobs_wait_in_the_outbox_until_a_worker_moves_them_once(auto: Automation) -> None:
+    """A write transaction adds one outbox row, whatever it fired; a worker's round moves it
+    into the queue once (on PostgreSQL two workers moving at once skip each other's events)."""
+    from slatecrm.platform.storage import system
+    from slatecrm.platform.workflows.outbox import fan_out, waiting
+
+    auto.install({"workflows/rate.yaml": RATE_HOT})
+    web = lead(auto, source="web")
+    many = [r.id for r in auto.records.create_many("lead", [{"last_name": f"L{i}", "company": "Acme"}
+                                                            for i in range(3)])]
+    queue, events = system.workflow_jobs, system.workflow_events
+    with auto.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one() == 2
+        assert conn.execute(sa.select(sa.func.count()).select_from(queue)).scalar_one() == 0
+        assert waiting(conn) == 4
+    if auto.engine.dialect.name == "postgresql":
+        with auto.engine.connect() as first, auto.engine.connect() as second:
+            first.begin()
+            assert fan_out(first, limit=1) == 1  # the first write's event, locked until commit
+            second.begin()
+            assert fan_out(second) == 3  # the other one, without waiting for the first
+            first.commit()
+            second.commit()
+    assert sorted(j.record_id for j in auto.jobs()) == sorted([web, *many])
+    with auto.engine.connect() as conn:
+        assert waiting(conn) == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one() == 0
+    assert auto.run() == 4
+    assert auto.run() == 0
+    assert len(auto.runs()) == 4
