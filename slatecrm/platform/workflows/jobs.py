@@ -71,8 +71,6 @@ class Claim:
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     condition: bool | None = None
     started: dt.datetime | None = None
-    #: the run's record as read (and locked) for its condition
-    row: Any = None
     #: the progress as committed (what a failure keeps: actions done in a transaction that
     #: was then rolled back are not done)
     committed: dict[str, Any] = field(default_factory=dict)
@@ -204,9 +202,10 @@ class Runner:
                     with conn.begin():
                         marks: list[dict[str, Any]] = []
                         entries: list[dict[str, Any]] = []
+                        rows = self._read_records(conn, batch)
                         for job, compiled in batch:
                             job.started = self.now()
-                            status = self._perform(conn, job, compiled, deferred)
+                            status = self._perform(conn, job, compiled, deferred, rows)
                             self.outbox.flush(conn)
                             marks.append({"b_id": job.id, "b_attempt": job.attempt, "b_owner": job.worker,
                                           "b_status": status, "b_finished": self.now(),
@@ -289,8 +288,11 @@ class Runner:
 
     # --- one run -------------------------------------------------------------------------------
     def _perform(self, conn: sa.Connection, job: Claim, compiled: CompiledWorkflow | None,
-                 deferred: list[Any]) -> str:
-        """The run's condition and actions on `conn` (in a transaction); its status."""
+                 deferred: list[Any], rows: dict[tuple[str, int], Any] | None = None) -> str:
+        """The run's condition and actions on `conn` (in a transaction); its status. `rows`:
+        the records read (and locked) for the runs of the transaction so far, by entity and
+        id, shared with the writes of its runs (records service `preloaded`: an update takes
+        its record's row from there, which it then leaves; a create or delete empties it)."""
         if compiled is None:
             job.outcomes.append({"status": "cancelled", "detail": f"workflow {job.workflow!r} is not active"})
             return "cancelled"
@@ -304,7 +306,8 @@ class Runner:
         if ce is None:
             job.outcomes.append({"status": "cancelled", "detail": f"entity {job.entity!r} is gone"})
             return "cancelled"
-        record = self._record(conn, ce, job)
+        rows = {} if rows is None else rows
+        record = self._record(conn, ce, job, rows)
         if record is None:
             job.outcomes.append({"status": "skipped",
                                  "detail": f"{job.entity} {job.record_id} no longer exists"})
@@ -323,8 +326,7 @@ class Runner:
         # No savepoint per write: a failing action ends the run, and what the run wrote since
         # its last commit is rolled back whole (its savepoint, or the batch's transaction).
         bound = self.records.bound(conn, savepoints=False, read_back=False)
-        if job.row is not None:  # locked on PostgreSQL; SQLite's transaction holds the write lock
-            bound.preloaded[(ce.name, job.record_id)] = job.row  # type: ignore[index]
+        bound.preloaded = rows  # locked on PostgreSQL; SQLite's transaction holds the write lock
         run = RunContext(conn, bound, compiled, ce, job.record_id, record, previous, context, job.id,
                          job.trigger, job.event, self.now(), self.settings)
         try:
@@ -366,7 +368,8 @@ class Runner:
         deferred.extend(bound.deferred or ())
         return "done"
 
-    def _record(self, conn: sa.Connection, ce: Any, job: Claim) -> dict[str, Any] | None:
+    def _record(self, conn: sa.Connection, ce: Any, job: Claim,
+                rows: dict[tuple[str, int], Any]) -> dict[str, Any] | None:
         if job.trigger == "deleted":
             values = job.event.get("values") or {}
             record = {name: _from_json(ce, name, values.get(name)) for name in ce.fields}
@@ -375,17 +378,38 @@ class Runner:
         if job.record_id is None:
             return None
         # Locked (PostgreSQL) for the update its actions are likely to make, which then uses
-        # this row instead of reading it again (`preloaded`).
-        query = _record_by_id(ce, locked=conn.dialect.name == "postgresql")
-        row = conn.execute(query, {"b_record_id": job.record_id}).mappings().first()
+        # this row instead of reading it again (`rows` is the bound service's `preloaded`).
+        row = rows.get((ce.name, job.record_id))
         if row is None:
-            return None
-        job.row = row
+            query = _record_by_id(ce, locked=conn.dialect.name == "postgresql")
+            row = conn.execute(query, {"b_record_id": job.record_id}).mappings().first()
+            if row is None:
+                return None
+            rows[(ce.name, job.record_id)] = row
         record = {name: compiled.from_row(row) for name, compiled in ce.fields.items()}
         for name in ("id", "owner", "version", "created_at", "updated_at", "created_by", "updated_by"):
             if name in row:
                 record[name] = row[name]
         return record
+
+    def _read_records(self, conn: sa.Connection, batch: Sequence[tuple[Claim, CompiledWorkflow | None]]
+                      ) -> dict[tuple[str, int], Any]:
+        """The records of a batch's runs, read (and locked on PostgreSQL, in id order) with one
+        statement per entity instead of one per run."""
+        snapshot = self.records.full_snapshot()
+        wanted: dict[str, set[int]] = {}
+        for job, compiled in batch:
+            if compiled is not None and job.record_id is not None and job.trigger != "deleted":
+                wanted.setdefault(job.entity, set()).add(job.record_id)
+        rows: dict[tuple[str, int], Any] = {}
+        for entity, ids in wanted.items():
+            ce = snapshot.entities.get(entity)
+            if ce is None:
+                continue
+            query = _records_by_ids(ce, locked=conn.dialect.name == "postgresql")
+            for row in conn.execute(query, {"b_record_ids": sorted(ids)}).mappings():
+                rows[(entity, row["id"])] = row
+        return rows
 
     # --- failures ----------------------------------------------------------------------------
     def _fail(self, job: Claim, error: Exception) -> None:
@@ -421,19 +445,30 @@ class Runner:
                 "triggered_at": job.created_at, "started_at": started, "finished_at": self.now()}
 
 
-#: A compiled entity's "the record with this id" statement (by the entity's identity; a new
-#: revision compiles new entities): built once, not at each run, whose cost it was a tenth of.
-_BY_ID: dict[int, tuple[Any, sa.Select[Any], sa.Select[Any]]] = {}
+#: A compiled entity's "the record with this id" and "the records with these ids" statements
+#: (by the entity's identity; a new revision compiles new entities): built once, not at each
+#: run, whose cost it was a tenth of.
+_BY_ID: dict[int, tuple[Any, sa.Select[Any], sa.Select[Any], sa.Select[Any], sa.Select[Any]]] = {}
 
 
-def _record_by_id(ce: Any, *, locked: bool) -> sa.Select[Any]:
+def _statements(ce: Any) -> tuple[Any, sa.Select[Any], sa.Select[Any], sa.Select[Any], sa.Select[Any]]:
     found = _BY_ID.get(id(ce))
     if found is None or found[0] is not ce:
         if len(_BY_ID) >= 512:
             _BY_ID.clear()
-        plain = ce.select.where(ce.table.c.id == sa.bindparam("b_record_id"))
-        found = _BY_ID[id(ce)] = (ce, plain, plain.with_for_update())
-    return found[2] if locked else found[1]
+        one = ce.select.where(ce.table.c.id == sa.bindparam("b_record_id"))
+        many = ce.select.where(ce.table.c.id.in_(sa.bindparam("b_record_ids", expanding=True))
+                               ).order_by(ce.table.c.id)
+        found = _BY_ID[id(ce)] = (ce, one, one.with_for_update(), many, many.with_for_update())
+    return found
+
+
+def _record_by_id(ce: Any, *, locked: bool) -> sa.Select[Any]:
+    return _statements(ce)[2 if locked else 1]
+
+
+def _records_by_ids(ce: Any, *, locked: bool) -> sa.Select[Any]:
+    return _statements(ce)[4 if locked else 3]
 
 
 def _from_json(ce: Any, name: str, value: Any) -> Any:
