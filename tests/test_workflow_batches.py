@@ -1,7 +1,7 @@
 """A batch of database-only runs: committed at once when all of them succeed, and run again one
 savepoint each when one fails or was taken over (jobs.py `_run_at_once`), so each run's own
-outcome is recorded and none is done twice; and the outbox's INSERT of several jobs (SQLite
-and PostgreSQL)."""
+outcome is recorded and none is done twice; a batch's records read at once, as its earlier
+runs left them; and the INSERT of several jobs (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -119,3 +119,45 @@ def test_jobs_inserted_together_read_back_as_given(auto: Automation) -> None:
          "pending", 0, None),
         (None, rows[1]["event"], START, START, ["a", "b"], {}, "time:x:1", "pending", 0, None)]
     assert stored[0].id < stored[1].id
+
+
+STEPS = {
+    "workflows/a_first.yaml": """\
+        kind: workflow
+        name: a_first
+        entity: batch_item
+        trigger: {kind: created}
+        condition: "counter = 0"
+        actions:
+          - kind: update
+            set:
+              counter: "counter + 1"
+        """,
+    "workflows/b_second.yaml": """\
+        kind: workflow
+        name: b_second
+        entity: batch_item
+        trigger: {kind: created}
+        condition: "counter = 1"
+        actions:
+          - kind: update
+            set:
+              counter: "counter + 10"
+        """,
+}
+
+
+def test_a_run_reads_its_record_as_the_batchs_earlier_runs_left_it(engine: sa.Engine,
+                                                                   registry: FieldTypeRegistry,
+                                                                   tmp_path: Path) -> None:
+    """The batch reads its records at once, but a run whose record an earlier run of the batch
+    changed reads it again: the second workflow's condition sees the first one's update."""
+    auto = automation(engine, registry, tmp_path)
+    auto.install({"entities/batch_item.yaml": FILES["entities/batch_item.yaml"], **STEPS})
+    ids = [auto.records.create("batch_item", {"name": f"item {i}", "counter": 0}).id for i in range(3)]
+    assert [(j.workflow, j.record_id) for j in auto.jobs()] == [
+        (w, i) for i in ids for w in ("a_first", "b_second")]
+    assert auto.run() == 6
+    assert set(counters(auto, ids).values()) == {11}
+    assert {(r.workflow, r.status, r.condition) for r in auto.runs()} == {("a_first", "done", True),
+                                                                          ("b_second", "done", True)}
