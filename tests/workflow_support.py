@@ -80,7 +80,9 @@ def job_rows(engine: sa.Engine, *columns: Any, **where: Any) -> list[Any]:
     order, once the outbox's events are moved into the queue (as a worker's next round does
     first: a write's jobs wait in the outbox until then)."""
     t = system.workflow_jobs
-    with engine.begin() as conn:
+    # IMMEDIATE: SQLite's write lock taken at BEGIN (a read upgraded to a write fails at once
+    # when a worker committed in between).
+    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
         while fan_out(conn):
             pass
         return list(conn.execute(sa.select(*(columns or (t,))).where(*[t.c[k] == v for k, v in where.items()])
