@@ -28,7 +28,9 @@ from .workflows import Action, Trigger, Workflow
 #: 4: `user_attributes` (absent before, read as none);
 #: 5: `workflows` (absent before, read as none); a workflow's `timing`, `retrigger`,
 #: `timing_source` and a trigger's `match` and `roles` came later within format 5 and read
-#: as their defaults (after_save, false, none) when absent.
+#: as their defaults (after_save, false, none) when absent; a field's `read_only` and
+#: `read_only_after_create` too, stored only when true (absent: false), so that a revision
+#: without them is stored exactly as before.
 FORMAT_VERSION = 5
 
 
@@ -68,6 +70,12 @@ class Field:
     default_expression: str | None = None
     #: Where `formula` and `default_expression` stand in the pack, by key.
     rule_sources: Mapping[str, Location] = attribute(default_factory=dict, compare=False)
+    #: Shown to people but never set by them (API, forms, bulk edits); the system (workflows,
+    #: sample data, the CLI, imports) sets it. Enforced with the roles' read-only fields
+    #: (identity/access.py), so that one check refuses both.
+    read_only: bool = False
+    #: Given by a person on a new record only; after that as `read_only`.
+    read_only_after_create: bool = False
 
     @property
     def target(self) -> str | None:
@@ -314,7 +322,17 @@ def _field_dict(f: Field) -> dict[str, Any]:
         "source": _location_dict(f.source), "formula": f.formula,
         "default_expression": f.default_expression,
         "rule_sources": {k: _location_dict(v) for k, v in f.rule_sources.items()},
+        **_true_flags(f, _SPARSE_FLAGS),
     }
+
+
+#: Field flags stored only when true (they came later within format 5; absent reads as false).
+_SPARSE_FLAGS = ("read_only", "read_only_after_create")
+
+
+def _true_flags(f: Field, names: tuple[str, ...]) -> dict[str, bool]:
+    """The flags of `f` among `names` that are set: a revision without any stays as it was."""
+    return {name: True for name in names if getattr(f, name)}
 
 
 def _field_from(d: Mapping[str, Any]) -> Field:

@@ -41,6 +41,8 @@ KINDS: Mapping[str, bool] = {
 #: Files a pack may carry besides its definitions.
 DOCUMENTATION_FILES = ("README.md", "README", "LICENSE", "LICENSE.md", "CHANGELOG.md")
 MAX_FILE_BYTES = 2 * 1024 * 1024
+#: A field's options keeping people (not the system) from setting it.
+READ_ONLY_OPTIONS = ("read_only", "read_only_after_create")
 
 
 @dataclass(frozen=True)
@@ -347,10 +349,13 @@ class _PackReader:
         settings = {k: v for k, v in doc.items()
                     if k in field_type.settings_schema and k != "options"}
         choices = _choices(doc.get("options", ()))
+        self.check_read_only(source, [*path, name], doc, field_type.writable)
         return Field(
             name=name, type=doc["type"], label=doc.get("label") or _label(name),
             help=doc.get("help", ""), required=doc.get("required", False),
             unique=doc.get("unique", False), indexed=doc.get("indexed", False),
+            read_only=doc.get("read_only", False),
+            read_only_after_create=doc.get("read_only_after_create", False),
             default=doc.get("default"), settings=settings, choices=choices,
             renamed_from=doc.get("renamed_from"), pack=pack,
             source=source.locate([*path, name], key=True),
@@ -358,6 +363,25 @@ class _PackReader:
             rule_sources={key: source.locate([*path, name, key])
                           for key in ("formula", "default_expression") if key in doc},
         )
+
+    def check_read_only(self, source: SourceDocument, path: list[Any], doc: dict[str, Any],
+                        writable: bool) -> None:
+        """`read_only` and `read_only_after_create` only where they add something, reported at
+        the option's line: both at once say the same as `read_only` alone, and a field the
+        system sets (its type) or computes (a formula) is read-only for everyone already."""
+        given = [key for key in READ_ONLY_OPTIONS if doc.get(key) is True]
+        if len(given) == 2:
+            self.problem("read_only already keeps people from setting the field, on a new record "
+                         "too: leave out read_only_after_create",
+                         source.locate([*path, "read_only_after_create"], key=True))
+        if not writable:
+            why = f"a field of type {doc['type']} is set by the system, never by people"
+        elif "formula" in doc:
+            why = "a field with a formula is computed, never set by people"
+        else:
+            return
+        for key in given:
+            self.problem(f"{key}: {why}; leave it out", source.locate([*path, key], key=True))
 
     def fields(self, source: SourceDocument, data: dict[str, Any], pack: str) -> tuple[Field, ...]:
         return tuple(self.field(source, ["fields"], name, doc, pack)

@@ -6,7 +6,9 @@ Roles add up, like permission sets: an action is allowed when any role allows it
 reached are the union of every granting role's scope and sharing rules; a field is hidden only
 when every role granting read hides it, read-only only when every role able to update makes it
 read-only or hidden. Role names that no definition has grant nothing; the built-in
-`administrator` cannot be redefined by a pack.
+`administrator` cannot be redefined by a pack. A field defined `read_only` (or
+`read_only_after_create`, once the record exists) is read-only for every role, the
+administrator's too: only the system, which has no `Access`, sets it.
 
 The part that depends on the roles only (`RoleAccess`: grants, compiled sharing rules) is
 built once per revision and set of role names; the part that depends on the user (their id,
@@ -65,7 +67,16 @@ class EntityAccess:
     read_sharing: tuple[Condition, ...]
     edit_sharing: tuple[Condition, ...]
     hidden: frozenset[str]
+    #: Fields seen but not set on a new record: the roles' read-only and hidden fields, and
+    #: those the entity defines `read_only`.
     read_only: frozenset[str]
+    #: Fields seen but not changed on a stored record: `read_only`, and those the entity
+    #: defines `read_only_after_create`.
+    read_only_on_update: frozenset[str]
+
+    def read_only_for(self, *, new_record: bool) -> frozenset[str]:
+        """The fields a write may not set on a new record, or change on a stored one."""
+        return self.read_only if new_record else self.read_only_on_update
 
     def may(self, action: str) -> bool:
         if action == "update":
@@ -84,7 +95,7 @@ class EntityAccess:
         return ()
 
 
-NOTHING = EntityAccess("", frozenset(), {}, (), (), frozenset(), frozenset())
+NOTHING = EntityAccess("", frozenset(), {}, (), (), frozenset(), frozenset(), frozenset())
 
 
 class RoleAccess:
@@ -127,7 +138,21 @@ class RoleAccess:
         updating = [g for g in reading if "update" in g.actions or any(s.access == "edit" for s in g.sharing)]
         read_only = (frozenset.intersection(*[_names(g, ("hidden", "read_only")) for g in updating])
                      if updating else frozenset()) | hidden
-        return EntityAccess(name, actions, scopes, read_sharing, edit_sharing, hidden, read_only)
+        defined_read_only, fixed_after_create = self._read_only_by_definition(name)
+        read_only |= defined_read_only
+        return EntityAccess(name, actions, scopes, read_sharing, edit_sharing, hidden, read_only,
+                            read_only | fixed_after_create)
+
+    def _read_only_by_definition(self, name: str) -> tuple[frozenset[str], frozenset[str]]:
+        """The fields of entity `name` defined `read_only`, and those defined
+        `read_only_after_create`: read-only whatever the roles say, so that the roles'
+        read-only fields and these are refused by the same checks (records/pipeline.py)."""
+        entity = self.rules.metamodel.entity(name)
+        if entity is None:
+            return frozenset(), frozenset()
+        fields = entity.active_fields
+        return (frozenset(f.name for f in fields if f.read_only),
+                frozenset(f.name for f in fields if f.read_only_after_create))
 
     def _sharing(self, entity: str, grant: EntityGrant, access: str) -> list[Condition]:
         out = []
@@ -148,10 +173,10 @@ def _names(grant: EntityGrant, kinds: tuple[str, ...]) -> frozenset[str]:
     return frozenset(name for name, kind in grant.fields if kind in kinds)
 
 
-def read_only_fields(access: Access | None, entity: str) -> frozenset[str]:
-    """The fields of `entity` a form shows but does not send for the principal of `access`
-    (None: the system, which may change every field)."""
-    return frozenset() if access is None else access.read_only(entity)
+def read_only_fields(access: Access | None, entity: str, *, new_record: bool) -> frozenset[str]:
+    """The fields of `entity` a form for a new record (or for a stored one) shows but does not
+    send for the principal of `access` (None: the system, which may change every field)."""
+    return frozenset() if access is None else access.read_only(entity, new_record=new_record)
 
 
 def roles_of(defined: Iterable[Role], names: Iterable[str]) -> list[Role]:
@@ -202,10 +227,10 @@ class Access:
         return self.principal.allows("admin") and right in self.roles.rights
 
     # --- field level ---------------------------------------------------------------------------
-    def read_only(self, entity: str) -> frozenset[str]:
-        """The fields of `entity` the principal sees but may not set, on a new record or a
-        stored one (the write pipeline refuses them; forms show them as text)."""
-        return self.entity(entity).read_only
+    def read_only(self, entity: str, *, new_record: bool) -> frozenset[str]:
+        """The fields of `entity` the principal sees but may not set on a new record, or
+        change on a stored one (the write pipeline refuses them; forms show them as text)."""
+        return self.entity(entity).read_only_for(new_record=new_record)
 
     # --- record level ------------------------------------------------------------------------
     def owners(self, entity: EntityAccess, purpose: Purpose) -> frozenset[int]:

@@ -42,7 +42,7 @@ from .errors import BadQuery, RecordNotFound, ValidationFailed, VersionConflict,
 from .inserts import EntityInsert
 
 if TYPE_CHECKING:
-    from ..identity.access import Access
+    from ..identity.access import Access, EntityAccess
     from .service import Record, RecordsService
     from .snapshot import Snapshot
 
@@ -308,12 +308,12 @@ class WritePipeline:
             return
         entity = request.entity
         purpose = "update" if access.may(entity, "update") else "read"
-        read_only = access.entity(entity).read_only
+        grant = access.entity(entity)
         for draft in drafts:
             if draft.before is not None:
-                for name in read_only.intersection(draft.given):
+                for name in grant.read_only_on_update.intersection(draft.given):
                     if draft.values.get(name) != draft.before.get(name):
-                        draft.refuse(name, "is read-only for you")
+                        draft.refuse(name, read_only_refusal(grant, name))
             record = {**draft.system, **draft.values, "id": draft.record_id}
             if not access.within(entity, record, purpose, context.lookup):
                 raise WriteRefused(f"the change would take the {entity} record out of your reach "
@@ -552,7 +552,9 @@ def authorise_fields(access: Access, request: WriteRequest, ce: CompiledEntity) 
     """The object-level and field-level part of `authorise`, before anything is read: the
     action (403), and no value given for a hidden field (refused whatever the value, so the
     refusal confirms nothing) nor for a read-only one on a new record (an update may send a
-    read-only field unchanged: that is checked once the record is loaded)."""
+    read-only field unchanged: that is checked once the record is loaded). Read-only: the
+    roles' and the fields defined `read_only` (identity/access.py); a field defined
+    `read_only_after_create` may be given here."""
     action = request.action
     if action == "check":
         action = "create" if request.record_ids[0] is None else "update"
@@ -573,6 +575,14 @@ def authorise_fields(access: Access, request: WriteRequest, ce: CompiledEntity) 
                 errors[prefix + name] = ["is read-only for you"]
     if errors:
         raise ValidationFailed(errors)
+
+
+def read_only_refusal(grant: EntityAccess, name: str) -> str:
+    """Why a stored record's field may not be changed: read-only for the principal (its roles
+    or the field's `read_only`), or fixed once the record exists (`read_only_after_create`)."""
+    if name in grant.read_only:
+        return "is read-only for you"
+    return "is set when the record is created and cannot be changed afterwards"
 
 
 def validate_fields(draft: Draft, index: int, changed: set[str], required: Sequence[str],

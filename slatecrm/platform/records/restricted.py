@@ -10,7 +10,8 @@ hidden field is "no field x", which confirms nothing. Built once per revision an
 roles and kept with the revision.
 
 The write pipeline works on the full snapshot (defaults and formulas still fill hidden
-fields) and checks what the user gave against `EntityAccess.read_only`.
+fields) and checks what the user gave against `EntityAccess.read_only` (a new record) and
+`EntityAccess.read_only_on_update` (a stored one).
 """
 
 from __future__ import annotations

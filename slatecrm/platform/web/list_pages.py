@@ -106,7 +106,7 @@ async def list_view(request: Request) -> Response:
     return render(request, "list", {
         **context, "ce": ce, "page": page, "columns": columns, "errors": errors, "sort": sort,
         "quick": quick, "params": request.query_params,
-        "bulk_fields": widgets.editable(ce, await locked_fields(records, entity)),
+        "bulk_fields": widgets.editable(ce, await locked_fields(records, entity, new_record=False)),
         "bulk_workflows": await run_in_threadpool(console.runnable, records, entity),
     }, twin=twin, entity=entity, status=status)
 

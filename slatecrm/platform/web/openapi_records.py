@@ -6,9 +6,11 @@ Each field's part comes from its field type (`output_schema`, `input_schema`,
 pipeline decides for every type alike: which fields a create must give (required, with no
 default, stage or expression to fill them), that a required field may not be sent blank,
 that a record created in a stage must give what the stage requires, and that a PATCH says
-the version it is based on. A request the document calls valid is then refused only for
-what no schema can see: a referenced record or owner that does not exist, a value another
-record holds, a stage move or rule the stored record does not allow.
+the version it is based on. A field defined `read_only` is `readOnly` in all three (people
+never set it; the system does), one defined `read_only_after_create` in the PATCH only. A
+request the document calls valid is then refused only for what no schema can see: a
+referenced record or owner that does not exist, a value another record holds, a stage move
+or rule the stored record does not allow.
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ def _writable(compiled: CompiledField) -> bool:
     return compiled.type.writable and compiled.field.formula is None
 
 
+def _read_only(schema: dict[str, Any], read_only: bool) -> dict[str, Any]:
+    """`schema`, marked `readOnly` when a person's request may not set the value (the write
+    pipeline refuses it, 422; a blank on a new record or the stored value unchanged pass)."""
+    return {**schema, "readOnly": True} if read_only else schema
+
+
 def _filled_when_left_out(ce: CompiledEntity, compiled: CompiledField) -> bool:
     """A field a new record gets without the client giving it (pipeline `defaults`)."""
     field = compiled.field
@@ -79,7 +87,7 @@ def output_schema(ce: CompiledEntity) -> dict[str, Any]:
             value = {"type": "object", "required": ["id", "title"], "properties": {
                 "id": value, "title": {"type": "string"}}}
         described = _described(compiled, nullable(value))
-        properties[name] = described if _writable(compiled) else {**described, "readOnly": True}
+        properties[name] = _read_only(described, not _writable(compiled) or compiled.field.read_only)
     return {"type": "object", "title": ce.entity.label, "description": ce.entity.description,
             "required": list(properties), "properties": properties}
 
@@ -108,19 +116,23 @@ def _stage_requirements(ce: CompiledEntity) -> list[dict[str, Any]]:
 
 def input_schemas(ce: CompiledEntity) -> tuple[dict[str, Any], dict[str, Any]]:
     """(create, PATCH) schemas of the entity's writable fields."""
-    properties: dict[str, Any] = {"owner": OWNER_INPUT}
+    created: dict[str, Any] = {"owner": OWNER_INPUT}
+    changed: dict[str, Any] = {"owner": OWNER_INPUT}
     required: list[str] = []
     for name, compiled in ce.fields.items():
         if not _writable(compiled):
             continue
-        properties[name] = _input(compiled)
-        if compiled.field.required and not _filled_when_left_out(ce, compiled):
+        field = compiled.field
+        schema = _input(compiled)
+        created[name] = _read_only(schema, field.read_only)
+        changed[name] = _read_only(schema, field.read_only or field.read_only_after_create)
+        if field.required and not _filled_when_left_out(ce, compiled):
             required.append(name)
-    create: dict[str, Any] = {"type": "object", "properties": properties, "required": required,
+    create: dict[str, Any] = {"type": "object", "properties": created, "required": required,
                               "additionalProperties": False}
     if gates := _stage_requirements(ce):
         create["allOf"] = gates
-    patch = {"type": "object", "properties": {**properties, "version": VERSION}, "required": ["version"],
+    patch = {"type": "object", "properties": {**changed, "version": VERSION}, "required": ["version"],
              "additionalProperties": False,
              "description": "the fields to change; a stage move must be one the stored record's stage allows"}
     return create, patch

@@ -227,10 +227,12 @@ async def _reference_options(records: RecordsService, ce: CompiledEntity, record
     return out
 
 
-async def locked_fields(records: RecordsService, entity: str) -> frozenset[str]:
-    """The fields of `entity` the user's roles make read-only: shown in forms, never sent
-    (the write pipeline refuses changing them all the same; identity/access.py decides)."""
-    return await run_in_threadpool(lambda: read_only_fields(records.access(), entity))
+async def locked_fields(records: RecordsService, entity: str, *, new_record: bool) -> frozenset[str]:
+    """The fields of `entity` read-only for the user on a new record (or a stored one): the
+    roles' and those the entity defines read-only (a `read_only_after_create` field only on a
+    stored record). Shown in forms, never sent (the write pipeline refuses changing them all
+    the same; identity/access.py decides)."""
+    return await run_in_threadpool(lambda: read_only_fields(records.access(), entity, new_record=new_record))
 
 
 async def form_page(request: Request, ce: CompiledEntity, record: Record | None, raw: dict[str, Any], *,
@@ -240,7 +242,7 @@ async def form_page(request: Request, ce: CompiledEntity, record: Record | None,
     """`version` is the one the user's change is based on: kept across a re-shown form, so
     a save after a validation error still notices what others changed meanwhile."""
     records = records_of(request)
-    locked = await locked_fields(records, ce.name)
+    locked = await locked_fields(records, ce.name, new_record=record is None)
     title = f"Edit {record.title}" if record else f"New {ce.entity.label.lower()}"
     context = await base_context(request, entity=ce.name, title=title)
     options = await _reference_options(records, ce, record, raw)
@@ -269,7 +271,8 @@ async def new(request: Request) -> Response:
                     if (k in ce.fields or k == widgets.OWNER) and v}
         return await form_page(request, ce, None, _raw_from_record(ce, None, defaults))
     form = await request.form()
-    data = widgets.read_form(ce, form, keep_blank=False, locked=await locked_fields(records, ce.name))
+    data = widgets.read_form(ce, form, keep_blank=False,
+                             locked=await locked_fields(records, ce.name, new_record=True))
     try:
         record = await run_in_threadpool(records.create, ce.name, data)
     except ValidationFailed as error:
@@ -286,7 +289,8 @@ async def edit(request: Request) -> Response:
     if request.method in READ_METHODS:  # HEAD is a GET without the body
         return await form_page(request, ce, record, _raw_from_record(ce, record, {}))
     form = await request.form()
-    data = widgets.read_form(ce, form, keep_blank=True, locked=await locked_fields(records, ce.name))
+    data = widgets.read_form(ce, form, keep_blank=True,
+                             locked=await locked_fields(records, ce.name, new_record=False))
     reapply = str(form.get("reapply") or "")
     # "Re-apply my changes" after a conflict: the same changes, based on the current version.
     reapplied = parse_digits(reapply, VERSION_MAX)
@@ -312,7 +316,7 @@ async def validate(request: Request) -> Response:
     record_id = int(request.path_params["id"]) if "id" in request.path_params else None
     form = await request.form()
     data = widgets.read_form(ce, form, keep_blank=record_id is not None,
-                             locked=await locked_fields(records, ce.name))
+                             locked=await locked_fields(records, ce.name, new_record=record_id is None))
     errors = await run_in_threadpool(lambda: records.check(ce.name, data, record_id=record_id))
     if wants_json(request):
         return JSONResponse({"errors": errors})
