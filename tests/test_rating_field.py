@@ -180,6 +180,17 @@ def test_api_round_trip_and_refusals_name_the_field(critics: TestClient) -> None
     assert deep.status_code == 422 and "11 is not a rating from 1 to 10" in deep.json()["errors"]["depth"][0]
 
 
+@pytest.mark.parametrize("value", [True, 2**70, -(2**70), 40_000, "1e400", "NaN", "３", [3], {"n": 3},
+                                   3.0001], ids=repr)
+def test_hostile_values_are_refused_never_a_server_error(critics: TestClient, value: object) -> None:
+    """A value no small integer column could hold never reaches the database."""
+    refused = critics.post("/api/v1/review", json={"title": "Odd", "score": value})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"]["score"]
+    listed = critics.get("/api/v1/review", params={"score__gte": str(value)})
+    assert 400 <= listed.status_code < 500, listed.text
+
+
 def test_openapi_describes_an_integer_with_its_bounds(critics: TestClient) -> None:
     schemas = critics.get("/api/v1/openapi.json").json()["components"]["schemas"]
     for name in ("Review", "ReviewInput", "ReviewPatch"):  # what the API gives and takes
