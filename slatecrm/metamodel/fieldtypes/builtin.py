@@ -272,6 +272,31 @@ class Url(_Textual):
         return {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9+.-]*://[^ ]+$"}
 
 
+def whole_number(value: Any) -> int:
+    """A whole number within signed 64 bits from JSON or text (`"1_000"`, `1.0`), or
+    CoercionError: what the integer and rating types read before their own range checks."""
+    if isinstance(value, bool):
+        raise CoercionError("expected a whole number, got true/false")
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
+            raise CoercionError(f"{value!r} is not a whole number")
+        if len(text.lstrip("+-0")) > len(str(INT64)):  # int() refuses > 4300 digits
+            raise CoercionError("is too large for a whole number field")
+        number = int(text)
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float | Decimal):
+        if not Decimal(value).is_finite() or Decimal(value) != Decimal(value).to_integral_value():
+            raise CoercionError(f"{value} is not a whole number")
+        number = int(value)
+    else:
+        raise CoercionError(f"expected a whole number, got {_kind(value)}")
+    if not -INT64 - 1 <= number <= INT64:  # a signed 64-bit column
+        raise CoercionError("is too large for a whole number field")
+    return number
+
+
 class Integer(FieldType):
     name = "integer"
     label = "Whole number"
@@ -302,25 +327,7 @@ class Integer(FieldType):
         return sa.BigInteger()
 
     def convert(self, value: Any, field: Field) -> int:
-        if isinstance(value, bool):
-            raise CoercionError("expected a whole number, got true/false")
-        if isinstance(value, str):
-            text = value.strip().replace("_", "")
-            if not re.fullmatch(r"[+-]?[0-9]+", text):
-                raise CoercionError(f"{value!r} is not a whole number")
-            if len(text.lstrip("+-0")) > len(str(INT64)):  # int() refuses > 4300 digits
-                raise CoercionError("is too large for a whole number field")
-            number = int(text)
-        elif isinstance(value, int):
-            number = value
-        elif isinstance(value, float | Decimal):
-            if not Decimal(value).is_finite() or Decimal(value) != Decimal(value).to_integral_value():
-                raise CoercionError(f"{value} is not a whole number")
-            number = int(value)
-        else:
-            raise CoercionError(f"expected a whole number, got {_kind(value)}")
-        if not -INT64 - 1 <= number <= INT64:  # a signed 64-bit column
-            raise CoercionError("is too large for a whole number field")
+        number = whole_number(value)
         _check_range(number, field)
         return number
 
@@ -629,6 +636,69 @@ class Currency(DecimalType):
             return {"type": "string", "enum": [str(whole["minimum"]), str(whole["maximum"])]}
         codes = "|".join(self.codes(field))
         return {"type": "string", "pattern": f"{pattern[:-1]}(?: (?:{codes}))?$"}
+
+
+RATING_SCALE = {"max": {"type": "integer", "minimum": 3, "maximum": 10,
+                         "description": "the highest rating (default 5); the lowest is 1"}}
+FULL_STAR, EMPTY_STAR = "\u2605", "\u2606"
+
+
+class Rating(FieldType):
+    """A score from 1 to `max` (default 5), or blank: a small integer column, compared like
+    a number in rules, shown as stars in lists and on record pages (the number stays the
+    value in the API, CSV and history, where stars would have to be parsed back)."""
+
+    name = "rating"
+    label = "Rating"
+    settings_schema = RATING_SCALE
+    constraint_settings = ("max",)
+    widget_template = "widgets/rating.html"
+    value_template = "values/rating.html"
+    list_rank: ClassVar[int | None] = 6
+    default_top: ClassVar[int] = 5
+
+    def top(self, field: Field) -> int:
+        """The highest rating the field allows."""
+        return int(field.settings.get("max", self.default_top))
+
+    def choices(self, field: Field) -> list[int]:
+        """Every rating a person may pick, lowest first (the form's radio buttons)."""
+        return list(range(1, self.top(field) + 1))
+
+    def stars(self, value: int, field: Field) -> str:
+        """`value` full stars then empty ones up to the top: ★★★☆☆ for 3 of 5."""
+        return FULL_STAR * value + EMPTY_STAR * max(0, self.top(field) - value)
+
+    def spoken(self, value: int, field: Field) -> str:
+        """The stars as words, for screen readers: "3 of 5"."""
+        return f"{value} of {self.top(field)}"
+
+    def rule_type(self, field: Field) -> Type | None:
+        return NUMBER
+
+    def from_rule_value(self, value: Any, field: Field) -> Any:
+        if isinstance(value, int | Decimal) and not isinstance(value, bool):
+            return int(round_half_up(value, 0))
+        return value
+
+    def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
+        return sa.SmallInteger()
+
+    def convert(self, value: Any, field: Field) -> int:
+        try:
+            number = whole_number(value)
+        except CoercionError as problem:
+            raise CoercionError(f"{problem}; a rating is a whole number from 1 to {self.top(field)}") \
+                from None
+        if not 1 <= number <= self.top(field):
+            raise CoercionError(f"{number} is not a rating from 1 to {self.top(field)}")
+        return number
+
+    def sample(self, field: Field, pick: SampleSource) -> Any:
+        return pick.random.randint(1, self.top(field))
+
+    def value_schema(self, field: Field) -> dict[str, Any]:
+        return {"type": "integer", "minimum": 1, "maximum": self.top(field)}
 
 
 class Boolean(FieldType):
@@ -1031,5 +1101,5 @@ def _kind(value: Any) -> str:
 BUILTIN_TYPES: tuple[FieldType, ...] = (
     Text(), LongText(), Integer(), DecimalType(), Currency(), Percent(), Boolean(), Date(),
     DateTime(), Choice(), MultiChoice(), Email(), Phone(), Url(), Reference(), AutoNumber(),
-    Stage(),
+    Stage(), Rating(),
 )
