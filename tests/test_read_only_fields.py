@@ -310,3 +310,62 @@ def test_changing_the_options_is_a_field_change_applied_without_ddl(engine: sa.E
             assert refused.status_code == 422 and refused.json()["errors"] == {"reference": [FIXED_REFUSED]}
     finally:
         app.state.engine.dispose()
+
+
+# --- another pack's field, made read-only by an extension ------------------------------------------
+LOCK_NOTE = """\
+    kind: extension
+    entity: ticket
+    field_overrides:
+      note:
+        read_only: true
+      reference:
+        read_only_after_create: false
+    """
+
+
+def test_an_extension_makes_another_packs_field_read_only_or_lifts_it(engine: sa.Engine, db_url: str,
+                                                                      registry: FieldTypeRegistry,
+                                                                      tmp_path: Path) -> None:
+    """`field_overrides` sets the options on a field a required pack defined (here `note`
+    locked, `reference` made editable again): the organisation's own read-only fields."""
+    extension = write_files_pack(tmp_path / "ext", {"extensions/ticket.yaml": LOCK_NOTE}, name="desk-rules",
+                                 requires={"helpdesk": "^1.0.0"})
+    install(engine, registry, ticket_pack(tmp_path), extension)
+    app = make_app(db_url)
+    try:
+        with signed_in(app, raise_server_exceptions=False) as http:
+            refused = http.post("/api/v1/ticket", json={"subject": "Printer", "note": "mine"})
+            assert refused.status_code == 422, refused.text
+            assert READ_ONLY_REFUSED in str(refused.json()["errors"]["note"])
+            made = http.post("/api/v1/ticket", json={"subject": "Printer", "reference": "T-1"})
+            assert made.status_code == 201, made.text
+            record = made.json()
+            changed = http.patch(f"/api/v1/ticket/{record['id']}",
+                                 json={"version": record["version"], "reference": "T-2"})
+            assert changed.status_code == 200, changed.text
+        system: RecordsService = app.state.records
+        assert system.update("ticket", record["id"], {"note": "set by the system"},
+                             version=changed.json()["version"]).values["note"] == "set by the system"
+    finally:
+        app.state.engine.dispose()
+
+
+@pytest.mark.parametrize(("override", "line", "message"), [
+    ("  reference:\n    read_only: true\n", 5, "give only one of read_only and read_only_after_create"),
+    ("  total:\n    read_only_after_create: true\n", 5, "a field with a formula is computed"),
+    ("  note:\n    read_only: maybe\n", 5, "expected true or false"),
+])
+def test_a_read_only_override_is_checked_at_its_line(engine: sa.Engine, registry: FieldTypeRegistry,
+                                                     tmp_path: Path, override: str, line: int,
+                                                     message: str) -> None:
+    base = READ_ONLY_TICKET.replace("      note:\n", "      total:\n        type: integer\n"
+                                                    "        formula: '1 + 1'\n      note:\n")
+    text = "kind: extension\nentity: ticket\nfield_overrides:\n" + override
+    extension = write_files_pack(tmp_path / "ext", {"extensions/ticket.yaml": text}, name="desk-rules",
+                                 requires={"helpdesk": "^1.0.0"})
+    with pytest.raises(DefinitionError) as refused:
+        plan(engine, registry, ticket_pack(tmp_path, base), extension)
+    found = [(p.location.file, p.location.line, p.message) for p in refused.value.problems]
+    at_lines = [(file, at) for file, at, said in found if message in said]
+    assert at_lines == [("extensions/ticket.yaml", line)], found

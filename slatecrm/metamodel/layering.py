@@ -21,7 +21,7 @@ from .errors import DefinitionError, Problem
 from .fieldtypes import FieldTypeRegistry
 from .model import ChoiceOption, Entity, Field, Metamodel, PackRef, Pipeline
 from .names import suggest
-from .packs import Extension, Pack, PipelineExtension, Requirement
+from .packs import READ_ONLY_OPTIONS, Extension, FieldOverride, Pack, PipelineExtension, Requirement
 from .rolechecks import merge_roles
 from .rules.functions import NO_FUNCTIONS, RuleFunctions
 from .userattributes import UserAttribute
@@ -239,7 +239,12 @@ def _extend(base: Entity, ext: Extension, pack: Pack, registry: FieldTypeRegistr
                                         "and has no options", override.source, pack.origin))
             else:
                 changes["choices"] = _merge_choices(current.choices, override.options)
+        for key in READ_ONLY_OPTIONS:
+            given = getattr(override, key)
+            if given is not None:
+                changes[key] = given
         changed = replace(current, **changes)  # type: ignore[arg-type]
+        _check_read_only_override(changed, override, registry, pack, problems)
         if override.has_default and changed.type != "stage":  # a stage's options come later
             reason = default_problem(changed, registry)
             if reason:
@@ -289,6 +294,31 @@ def _merge_choices(current: tuple[ChoiceOption, ...],
             top += 1
             merged[option.key] = replace(option, order=top)
     return tuple(sorted(merged.values(), key=lambda o: o.order))
+
+
+def _check_read_only_override(changed: Field, override: FieldOverride, registry: FieldTypeRegistry,
+                              pack: Pack, problems: list[Problem]) -> None:
+    """A field made `read_only` or `read_only_after_create` by another pack or the organisation:
+    the same rules as in its definition (packs.py `check_read_only`), reported at the
+    override's option."""
+    made = [key for key in READ_ONLY_OPTIONS if getattr(override, key) is True]
+    if not made:
+        return
+    where = override.option_sources
+    if changed.read_only and changed.read_only_after_create:
+        key = "read_only_after_create" if "read_only_after_create" in made else made[0]
+        problems.append(Problem("read_only already keeps people from setting the field, on a new record "
+                                "too: give only one of read_only and read_only_after_create",
+                                where.get(key, override.source), pack.origin))
+    field_type = registry[changed.type] if changed.type in registry.names() else None
+    if field_type is not None and not field_type.writable:
+        why = f"a field of type {changed.type} is set by the system, never by people"
+    elif changed.formula is not None:
+        why = "a field with a formula is computed, never set by people"
+    else:
+        return
+    for key in made:
+        problems.append(Problem(f"{key}: {why}; leave it out", where.get(key, override.source), pack.origin))
 
 
 def _extend_pipeline(base: Pipeline, pext: PipelineExtension, pack: Pack,

@@ -80,7 +80,12 @@ class FieldOverride:
     has_default: bool = False
     default: Any = None
     options: tuple[ChoiceOption, ...] = ()
+    #: `read_only` / `read_only_after_create` set (true) or lifted (false); None: as defined
+    read_only: bool | None = None
+    read_only_after_create: bool | None = None
     source: Location = attribute(default_factory=Location, compare=False)
+    #: where each option given stands, by key
+    option_sources: Mapping[str, Location] = attribute(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -448,7 +453,10 @@ class _PackReader:
                 field=name, label=doc.get("label"), help=doc.get("help"),
                 has_default="default" in doc, default=doc.get("default"),
                 options=_choices(doc.get("options", ())),
+                read_only=doc.get("read_only"), read_only_after_create=doc.get("read_only_after_create"),
                 source=source.locate(["field_overrides", name], key=True),
+                option_sources={key: source.locate(["field_overrides", name, key], key=True)
+                                for key in READ_ONLY_OPTIONS if key in doc},
             )
             for name, doc in (data.get("field_overrides") or {}).items()
         )
