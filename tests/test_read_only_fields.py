@@ -369,3 +369,18 @@ def test_a_read_only_override_is_checked_at_its_line(engine: sa.Engine, registry
     found = [(p.location.file, p.location.line, p.message) for p in refused.value.problems]
     at_lines = [(file, at) for file, at, said in found if message in said]
     assert at_lines == [("extensions/ticket.yaml", line)], found
+
+
+def test_an_administrator_locks_a_packs_field_through_the_admin_api(client: TestClient) -> None:
+    """The organisation's layer: plan → confirm of `read_only` on a field the crm-core pack
+    defines; people are then refused, and the lock is lifted the same way."""
+    from .test_api_live_editing import confirmed
+
+    locked = confirmed(client, "PUT", "/api/v1/admin/entities/account/fields/website", {"read_only": True})
+    assert [c["action"] for c in locked["plan"]["changes"]] == ["change field"]
+    refused = client.post("/api/v1/account", json={"name": "Acme", "website": "https://acme.example"})
+    assert refused.status_code == 422, refused.text
+    assert READ_ONLY_REFUSED in str(refused.json()["errors"]["website"])
+    confirmed(client, "PUT", "/api/v1/admin/entities/account/fields/website", {"read_only": False})
+    made = client.post("/api/v1/account", json={"name": "Acme", "website": "https://acme.example"})
+    assert made.status_code == 201, made.text

@@ -33,7 +33,7 @@ from .storage.plan import Plan
 from .storage.system import customisations
 
 #: What an extension may change on a field a pack defines.
-OVERRIDABLE = frozenset({"label", "help", "default", "options"})
+OVERRIDABLE = frozenset({"label", "help", "default", "options", "read_only", "read_only_after_create"})
 
 
 @dataclass(frozen=True)
