@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 
 from slatecrm.metamodel.errors import DefinitionError
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.metamodel.model import Entity, Metamodel, SortOrder
 
 from .defaults import make_app, signed_in
 from .packs import install, plan, write_files_pack
@@ -150,3 +151,14 @@ def test_an_extension_replaces_the_default(engine: sa.Engine, db_url: str, regis
             assert client.post("/api/v1/deal", json={"name": name, "close_date": close}).status_code == 201
         assert names(client) == sorted((n for n, _ in DEALS), reverse=True)
     app.state.engine.dispose()
+
+
+def test_stored_with_the_revision_only_when_given() -> None:
+    """A revision without a default_sort is stored exactly as before (format 5 unchanged)."""
+    plain = Entity(name="deal", label="Deal", label_plural="Deals")
+    ordered = Metamodel(entities=(Entity(name="deal", label="Deal", label_plural="Deals",
+                                         default_sort=SortOrder(("-close_date", "name"), "deals")),))
+    assert "default_sort" not in Metamodel(entities=(plain,)).as_dict()["entities"][0]
+    stored = ordered.as_dict()
+    assert stored["entities"][0]["default_sort"]["keys"] == ["-close_date", "name"]
+    assert Metamodel.from_dict(stored) == ordered

@@ -30,7 +30,8 @@ from .workflows import Action, Trigger, Workflow
 #: `timing_source` and a trigger's `match` and `roles` came later within format 5 and read
 #: as their defaults (after_save, false, none) when absent; a field's `read_only` and
 #: `read_only_after_create` too, stored only when true (absent: false), so that a revision
-#: without them is stored exactly as before.
+#: without them is stored exactly as before; an entity's `default_sort` likewise, stored
+#: only when given (absent: none).
 FORMAT_VERSION = 5
 
 
@@ -404,7 +405,7 @@ def _entity_dict(e: Entity) -> dict[str, Any]:
                          "field_source": _location_dict(v.field_source)} for v in e.validations],
         "unique": [_key_dict(k) for k in e.unique],
         "indexes": [_key_dict(k) for k in e.indexes],
-        "default_sort": None if e.default_sort is None else _sort_dict(e.default_sort),
+        **({} if e.default_sort is None else {"default_sort": _sort_dict(e.default_sort)}),
         "pipelines": [
             {"name": p.name, "label": p.label, "field": p.field, "pack": p.pack,
              "close_date_field": p.close_date_field,
