@@ -146,11 +146,14 @@ def test_an_extension_replaces_the_default(engine: sa.Engine, db_url: str, regis
     """}, name="deal-order", requires={"deals": "^1.0.0"})
     install(engine, registry, deal_pack(tmp_path, "[-close_date, name]"), extension)
     app = make_app(db_url)
-    with signed_in(app, raise_server_exceptions=False) as client:
-        for name, close in DEALS:
-            assert client.post("/api/v1/deal", json={"name": name, "close_date": close}).status_code == 201
-        assert names(client) == sorted((n for n, _ in DEALS), reverse=True)
-    app.state.engine.dispose()
+    try:
+        with signed_in(app, raise_server_exceptions=False) as client:
+            for name, close in DEALS:
+                made = client.post("/api/v1/deal", json={"name": name, "close_date": close})
+                assert made.status_code == 201, made.text
+            assert names(client) == sorted((n for n, _ in DEALS), reverse=True)
+    finally:
+        app.state.engine.dispose()
 
 
 def test_stored_with_the_revision_only_when_given() -> None:
@@ -162,3 +165,40 @@ def test_stored_with_the_revision_only_when_given() -> None:
     stored = ordered.as_dict()
     assert stored["entities"][0]["default_sort"]["keys"] == ["-close_date", "name"]
     assert Metamodel.from_dict(stored) == ordered
+
+
+TICKET = """\
+    kind: entity
+    name: ticket
+    title_field: name
+    default_sort: [name]
+    fields:
+      name: {type: text, required: true}
+    pipelines:
+      flow:
+        field: state
+        stages:
+          - {key: open}
+          - {key: done}
+"""
+
+
+def test_a_board_follows_the_default_and_an_explicit_sort_wins(
+        engine: sa.Engine, db_url: str, registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    """Without a default_sort a board shows the latest changed first; with one, its order."""
+    install(engine, registry, write_files_pack(tmp_path, {"entities/ticket.yaml": TICKET},
+                                               name="tickets", requires={}))
+    app = make_app(db_url)
+    try:
+        with signed_in(app, raise_server_exceptions=False) as client:
+            for name in ("Bravo", "Charlie", "Alpha"):
+                assert client.post("/api/v1/ticket", json={"name": name}).status_code == 201
+
+            def column(query: str = "") -> list[str]:
+                board = client.get(f"/e/ticket/board/flow.json{query}").json()
+                return [r["name"] for r in board["columns"][0]["records"]]
+
+            assert column() == ["Alpha", "Bravo", "Charlie"]
+            assert column("?sort=-name") == ["Charlie", "Bravo", "Alpha"]
+    finally:
+        app.state.engine.dispose()
