@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from .errors import Problem
 from .fieldtypes import CoercionError, FieldTypeRegistry
-from .model import Entity, Field, Metamodel
+from .model import SORTABLE_SYSTEM, Entity, Field, Metamodel, unsortable
 from .names import MAX_IDENTIFIER, name_problem, suggest
 from .rules.functions import NO_FUNCTIONS, RuleFunctions
 from .titles import TemplateError, template_fields
@@ -100,6 +100,28 @@ def _check_entity(ctx: _Context, entity: Entity) -> Iterator[Problem]:
         if field.type == "stage" and field.name not in stage_fields:
             yield ctx.problem(f"field {field.name!r} has type stage but no pipeline runs on it", field)
     yield from _check_composite_keys(ctx, entity, names)
+    yield from _check_default_sort(ctx, entity, names)
+
+
+def _check_default_sort(ctx: _Context, entity: Entity, names: list[str]) -> Iterator[Problem]:
+    """`default_sort` names system fields or active, sortable fields of the entity, each
+    once: what a request's `sort` accepts (records/listing.py), checked at install rather
+    than when a list is first read."""
+    order = entity.default_sort
+    if order is None:
+        return
+    for name in order.names:
+        field = entity.field(name)
+        if name in SORTABLE_SYSTEM:
+            continue
+        if field is None:
+            yield ctx.problem(f"default_sort: {entity.name!r} has no field {name!r}"
+                              f"{suggest(name, [*names, *SORTABLE_SYSTEM])}", order)
+        elif field.type in ctx.registry and not ctx.registry[field.type].sortable:
+            yield ctx.problem(f"default_sort: {unsortable(name)}", order)
+    repeated = sorted({n for n in order.names if order.names.count(n) > 1})
+    for name in repeated:
+        yield ctx.problem(f"default_sort: {name!r} is named more than once", order)
 
 
 def _check_composite_keys(ctx: _Context, entity: Entity, names: list[str]) -> Iterator[Problem]:

@@ -278,6 +278,7 @@ def _extend(base: Entity, ext: Extension, pack: Pack, registry: FieldTypeRegistr
         validations=(*base.validations, *ext.validations),
         unique=(*base.unique, *ext.unique),
         indexes=(*base.indexes, *ext.indexes),
+        default_sort=ext.default_sort or base.default_sort,
         extended_by=(*base.extended_by, pack.name),
     )
 

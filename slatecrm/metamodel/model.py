@@ -30,7 +30,8 @@ from .workflows import Action, Trigger, Workflow
 #: `timing_source` and a trigger's `match` and `roles` came later within format 5 and read
 #: as their defaults (after_save, false, none) when absent; a field's `read_only` and
 #: `read_only_after_create` too, stored only when true (absent: false), so that a revision
-#: without them is stored exactly as before.
+#: without them is stored exactly as before; an entity's `default_sort` likewise, stored
+#: only when given (absent: none).
 FORMAT_VERSION = 5
 
 
@@ -143,6 +144,32 @@ class CompositeKey:
     source: Location = attribute(default_factory=Location, compare=False)
 
 
+#: The system fields a list may sort on (besides the entity's sortable fields).
+SORTABLE_SYSTEM = ("id", "created_at", "updated_at", "owner", "version")
+
+
+def unsortable(name: str) -> str:
+    """Why a field whose type is not `sortable` cannot order a list: the same words for a
+    request's `sort` and for a pack's `default_sort`."""
+    return f"{name!r} holds several options and cannot be sorted on"
+
+
+@dataclass(frozen=True)
+class SortOrder:
+    """An entity's `default_sort`: the order of its lists when a request gives no sort.
+    Each key is a field name, `-` first for descending; the id always ends the order
+    (records/keyset.py), so the keys need not be unique."""
+
+    keys: tuple[str, ...]
+    pack: str = ""
+    source: Location = attribute(default_factory=Location, compare=False)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The field names, without the `-` of a descending key."""
+        return tuple(key.lstrip("-") for key in self.keys)
+
+
 @dataclass(frozen=True)
 class Entity:
     name: str
@@ -159,6 +186,8 @@ class Entity:
     #: Combinations of fields that must be unique together, and composite indexes.
     unique: tuple[CompositeKey, ...] = ()
     indexes: tuple[CompositeKey, ...] = ()
+    #: The order of the entity's lists when a request gives none; None: by id.
+    default_sort: SortOrder | None = None
     #: The pack that defines the entity, and those that extend it, in merge order.
     pack: str = ""
     extended_by: tuple[str, ...] = ()
@@ -376,6 +405,7 @@ def _entity_dict(e: Entity) -> dict[str, Any]:
                          "field_source": _location_dict(v.field_source)} for v in e.validations],
         "unique": [_key_dict(k) for k in e.unique],
         "indexes": [_key_dict(k) for k in e.indexes],
+        **({} if e.default_sort is None else {"default_sort": _sort_dict(e.default_sort)}),
         "pipelines": [
             {"name": p.name, "label": p.label, "field": p.field, "pack": p.pack,
              "close_date_field": p.close_date_field,
@@ -389,7 +419,8 @@ def _entity_from(d: Mapping[str, Any]) -> Entity:
     return Entity(
         **{k: v for k, v in d.items()
            if k not in ("fields", "pipelines", "extended_by", "source", "validations", "unique",
-                        "indexes")},
+                        "indexes", "default_sort")},
+        default_sort=_sort_from(d.get("default_sort")),
         unique=tuple(_key_from(k) for k in d.get("unique", ())),
         indexes=tuple(_key_from(k) for k in d.get("indexes", ())),
         extended_by=tuple(d.get("extended_by", ())),
@@ -408,6 +439,17 @@ def _entity_from(d: Mapping[str, Any]) -> Entity:
             for p in d.get("pipelines", [])
         ),
     )
+
+
+def _sort_dict(order: SortOrder) -> dict[str, Any]:
+    return {"keys": list(order.keys), "pack": order.pack, "source": _location_dict(order.source)}
+
+
+def _sort_from(d: Mapping[str, Any] | None) -> SortOrder | None:
+    """A stored default_sort; revisions stored before there was one have none."""
+    if not d:
+        return None
+    return SortOrder(keys=tuple(d["keys"]), pack=d.get("pack", ""), source=_location_from(d.get("source")))
 
 
 def _key_dict(k: CompositeKey) -> dict[str, Any]:

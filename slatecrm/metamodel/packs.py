@@ -18,7 +18,7 @@ import semantic_version
 
 from .errors import DefinitionError, Location, Problem
 from .fieldtypes import FieldTypeRegistry
-from .model import ChoiceOption, CompositeKey, Entity, Field, Pipeline, Stage, Validation
+from .model import ChoiceOption, CompositeKey, Entity, Field, Pipeline, SortOrder, Stage, Validation
 from .names import name_problem, suggest
 from .roles import ACTIONS, ADMINISTRATOR, EntityGrant, Role, SharingRule
 from .schemas import pack_schema
@@ -115,6 +115,8 @@ class Extension:
     validations: tuple[Validation, ...] = ()
     unique: tuple[CompositeKey, ...] = ()
     indexes: tuple[CompositeKey, ...] = ()
+    #: Replaces the entity's default_sort when given.
+    default_sort: SortOrder | None = None
     field_overrides: tuple[FieldOverride, ...] = ()
     pipelines: tuple[PipelineExtension, ...] = ()
     pack: str = ""
@@ -418,6 +420,13 @@ class _PackReader:
         return tuple(CompositeKey(fields=tuple(names), pack=pack, source=source.locate([key, i]))
                      for i, names in enumerate(data.get(key) or ()))
 
+    def sort_order(self, source: SourceDocument, data: dict[str, Any], pack: str) -> SortOrder | None:
+        """The file's `default_sort`, located at its line (checked against the merged
+        entity's fields in checks.py, where extensions have added theirs)."""
+        if not data.get("default_sort"):
+            return None
+        return SortOrder(keys=tuple(data["default_sort"]), pack=pack, source=source.locate(["default_sort"]))
+
     def entity(self, source: SourceDocument, pack: str) -> Entity:
         data = source.data
         label = data.get("label") or _label(data["name"])
@@ -443,6 +452,7 @@ class _PackReader:
             validations=self.validations(source, data, pack),
             unique=self.composite_keys(source, data, "unique", pack),
             indexes=self.composite_keys(source, data, "indexes", pack),
+            default_sort=self.sort_order(source, data, pack),
             pack=pack, source=source.locate(["name"]),
         )
 
@@ -478,6 +488,7 @@ class _PackReader:
             validations=self.validations(source, data, pack), field_overrides=overrides,
             unique=self.composite_keys(source, data, "unique", pack),
             indexes=self.composite_keys(source, data, "indexes", pack),
+            default_sort=self.sort_order(source, data, pack),
             pipelines=pipelines, pack=pack,
             source=source.locate(["entity"]),
         )

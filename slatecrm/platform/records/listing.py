@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from slatecrm.digits import RECORD_ID_MAX, parse_digits
 from slatecrm.metamodel.fieldtypes import CoercionError
+from slatecrm.metamodel.model import SORTABLE_SYSTEM, unsortable
 from slatecrm.metamodel.names import suggest
 
 from ..kept import keep
@@ -47,7 +48,6 @@ OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "blank")
 #: What `field__blank=` takes ("" is `?field__blank`, asking for blanks); anything else is a
 #: 400, not silently "has a value".
 BLANK_ANSWERS = {"true": True, "1": True, "yes": True, "": True, "false": False, "0": False, "no": False}
-SORTABLE_SYSTEM = ("id", "created_at", "updated_at", "owner", "version")
 #: The default page-size bound (limits.py); an app's own is `Limits.page_size_max`.
 MAX_LIMIT = PAGE_SIZE_MAX
 COUNT_CAP = 2_000
@@ -86,6 +86,32 @@ class ListQuery:
     counted: bool = True
 
 
+def chosen_sort(ce: CompiledEntity, query: ListQuery, limits: Limits = DEFAULT) -> tuple[str, ...]:
+    """What the list sorts by: the request's `sort`; without one, the entity's `default_sort`
+    read as if the request had given it (the same keys, cursors, blanks and indexes).
+    A search that asks for relevance keeps it (a picker's best match first). Keys on
+    fields the reader cannot see are left out: an order on them would leak their values."""
+    order = ce.entity.default_sort
+    if query.sort or order is None or (query.rank and query.search):
+        return query.sort
+    seen = [key for key, name in zip(order.keys, order.names, strict=True)
+            if name in SORTABLE_SYSTEM or name in ce.fields]
+    return tuple(seen[: limits.sort_keys_max])
+
+
+#: The order of a board's cards and a record's related lists, for an entity without a default_sort.
+RECENT_FIRST = ("-updated_at",)
+
+
+def sort_or(ce: CompiledEntity, sort: tuple[str, ...], fallback: tuple[str, ...]) -> tuple[str, ...]:
+    """The `sort` of a list whose caller has its own default order (a board's, a record's
+    related lists: the latest changed first): `sort` if given, else nothing when the entity
+    has a `default_sort` (chosen_sort then applies it), else `fallback`."""
+    if sort or ce.entity.default_sort is not None:
+        return sort
+    return fallback
+
+
 def sort_keys(ce: CompiledEntity, sort: Sequence[str], errors: dict[str, list[str]],
               limits: Limits = DEFAULT) -> list[SortKey]:
     keys: list[SortKey] = []
@@ -102,7 +128,7 @@ def sort_keys(ce: CompiledEntity, sort: Sequence[str], errors: dict[str, list[st
             errors.setdefault("sort", []).append(
                 f"{ce.name} has no field {name!r}{suggest(name, [*ce.fields, *SORTABLE_SYSTEM])}")
         elif not field.type.sortable:
-            errors.setdefault("sort", []).append(f"{name!r} holds several options and cannot be sorted on")
+            errors.setdefault("sort", []).append(unsortable(name))
         else:
             # A type may order by several columns (an amount within its currency); its
             # companion columns sort ascending, so a descending sort stays grouped the same.
@@ -283,7 +309,7 @@ def build(ce: CompiledEntity, query: ListQuery, extra: Sequence[sa.ColumnElement
     `reach`: the read filter, one of `extra`; when it is an OR of alternatives, the page reads
     each alternative's first rows and sorts their union (records/alternatives.py)."""
     errors: dict[str, list[str]] = {}
-    keys = sort_keys(ce, query.sort, errors, limits)
+    keys = sort_keys(ce, chosen_sort(ce, query, limits), errors, limits)
     where = [*conditions(ce, query.filters, query.search, errors, limits), *extra]
     if not 1 <= query.limit <= limits.page_size_max:
         errors.setdefault("limit", []).append(f"must be between 1 and {limits.page_size_max}")

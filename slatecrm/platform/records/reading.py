@@ -36,7 +36,7 @@ from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField
 from .constraints import member_of
 from .errors import BadQuery, RecordNotFound, UnknownEntity
 from .limits import DEFAULT, SEARCH_WORDS_MAX, Limits
-from .listing import ListQuery
+from .listing import RECENT_FIRST, ListQuery
 from .results import HistoryEntry, Page, Record, StageVisit, TokenUsed
 from .snapshot import Snapshot
 
@@ -465,12 +465,15 @@ class Reader:
                                                        listing.Filter(field, "eq", (str(record_id),)))))
 
     def related_lists(self, record_id: int, relations: Sequence[tuple[str, str]], *, limit: int,
-                      sort: tuple[str, ...] = ("-updated_at",)) -> list[Page]:
+                      sort: tuple[str, ...] = ()) -> list[Page]:
         """The first records of several relations of one record (already read), with
-        their counts, in one statement."""
+        their counts, in one statement: in `sort`, else each entity's default_sort, else
+        the latest changed first."""
         scoped = [(other, listing.Filter(field, "eq", (str(record_id),))) for other, field in relations]
-        return self.first_pages([(other, ListQuery(sort=sort, limit=limit, filters=(where,)))
-                                 for other, where in scoped])
+        return self.first_pages([
+            (other, ListQuery(sort=listing.sort_or(self.entity(other), sort, RECENT_FIRST), limit=limit,
+                              filters=(where,)))
+            for other, where in scoped])
 
     def first_pages(self, queries: Sequence[tuple[str, ListQuery]]) -> list[Page]:
         """The first page of several list queries (of any entities), each with its

@@ -361,7 +361,19 @@ class Planner:
                             f"retire field {target.name}.{old.name} (its column and data are kept, "
                             "hidden, until purged; adding the field again brings them back)")
             fields.append(replace(old, retired=True))
+        self.default_sort_change(current, target)
         return replace(target, fields=tuple(fields))
+
+    def default_sort_change(self, current: Entity, target: Entity) -> None:
+        """A new default_sort changes how lists read, not the table: shown (and making a
+        revision) with no DDL. No index is made for it: `indexes` in the pack does that,
+        as for any list sorted on several fields."""
+        before = current.default_sort.keys if current.default_sort else ()
+        after = target.default_sort.keys if target.default_sort else ()
+        if before != after:
+            self.change("change entity", target.name, None,
+                        f"default sort of {target.name}: {_sort_text(before)} → {_sort_text(after)} "
+                        "(lists only; no schema change)")
 
     def rename(self, entity: Entity, old: Field, new: Field) -> None:
         steps = []
@@ -625,6 +637,10 @@ class PlanError(Exception):
 
 
 # --- DDL steps (Alembic operations) ------------------------------------------------------
+def _sort_text(keys: Sequence[str]) -> str:
+    return ", ".join(keys) if keys else "by id"
+
+
 def _entity_of(table: str) -> str:
     return table.removeprefix("x_")
 

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from ...metamodel.model import Stage
 from ..records import aggregates
 from ..records.compiled import CompiledEntity
-from ..records.listing import Filter, ListQuery
+from ..records.listing import RECENT_FIRST, Filter, ListQuery, sort_or
 from ..records.service import Page
 from .list_pages import list_query
 from .pinning import records_of
@@ -67,7 +67,8 @@ async def board(request: Request) -> Response:
     base = list_query(request)
     adding = sum_field(ce, request.query_params.get("sum"))
     totals = await run_in_threadpool(aggregates.group_totals, records, entity, pipeline.field, adding, base)
-    scoped = [(entity, ListQuery(sort=("-updated_at",), limit=CARDS_PER_COLUMN, search=base.search,
+    cards = sort_or(ce, base.sort, RECENT_FIRST)
+    scoped = [(entity, ListQuery(sort=cards, limit=CARDS_PER_COLUMN, search=base.search,
                                  expression=base.expression,
                                  filters=(*[f for f in base.filters if f.field != pipeline.field],
                                           Filter(pipeline.field, "eq", (stage.key,)))))

@@ -16,8 +16,9 @@ from slatecrm.digits import RECORD_ID_MAX, parse_digits
 from ...metamodel.model import Entity
 from ..identity import audit
 from ..records import bulk, export
+from ..records.compiled import CompiledEntity
 from ..records.errors import BadQuery, ValidationFailed
-from ..records.listing import ListQuery
+from ..records.listing import ListQuery, chosen_sort
 from ..records.service import Page
 from ..workflows import console
 from . import api, widgets
@@ -99,7 +100,7 @@ async def list_view(request: Request) -> Response:
         errors, status = error.errors, 400
         page = Page([], None, 0, False)
     columns = [ce.fields[c] for c in (wanted or widgets.default_columns(ce))]
-    sort = request.query_params.get("sort", "")
+    sort = sorted_by(ce, request.query_params.get("sort", ""))
     quick = [f for f in ce.fields.values() if f.type.groupable]
     twin = {**api.page_json(records, page, request, counted=True), "errors": errors,
             "columns": [c.name for c in columns]}
@@ -109,6 +110,13 @@ async def list_view(request: Request) -> Response:
         "bulk_fields": widgets.editable(ce, await locked_fields(records, entity, new_record=False)),
         "bulk_workflows": await run_in_threadpool(console.runnable, records, entity),
     }, twin=twin, entity=entity, status=status)
+
+
+def sorted_by(ce: CompiledEntity, given: str) -> str:
+    """The key whose column header shows the order (▲ or ▼): the first of the request's
+    `sort`, else of the entity's default_sort, which the list then follows."""
+    keys = [k.strip() for k in given.split(",") if k.strip()] or list(chosen_sort(ce, ListQuery()))
+    return keys[0] if keys else ""
 
 
 def chosen_columns(request: Request, entity: str, known: Sequence[str], cap: int) -> list[str]:

@@ -14,12 +14,13 @@ from typing import Any
 
 from slatecrm import __version__
 from slatecrm.digits import RECORD_ID_MAX
+from slatecrm.metamodel.model import SORTABLE_SYSTEM
 from slatecrm.metamodel.names import NAME_PATTERN
 
 from ..identity import auditlog
 from ..records.compiled import CompiledEntity
 from ..records.limits import DEFAULT, Limits
-from ..records.listing import OPERATORS, SORTABLE_SYSTEM
+from ..records.listing import OPERATORS, ListQuery, chosen_sort
 from . import openapi_identity, openapi_workflows
 from .authsettings import SESSION_COOKIE
 from .openapi_records import RECORD_ID, entity_schemas, schema_name
@@ -89,6 +90,13 @@ def _listed(items: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": items}}}
 
 
+def _without_sort(ce: CompiledEntity) -> str:
+    """What a list without `sort` follows: the entity's default_sort (as this reader sees
+    it: keys on hidden fields are left out), else the id; the id ends every order."""
+    keys = chosen_sort(ce, ListQuery())
+    return f"without it: {','.join(keys)}, then id" if keys else "without it: by id"
+
+
 def list_parameters(ce: CompiledEntity, limits: Limits) -> list[dict[str, Any]]:
     """The list query of one entity: paging, search, sort and each field's filters, with
     the bounds the list enforces (records/listing.py)."""
@@ -98,7 +106,7 @@ def list_parameters(ce: CompiledEntity, limits: Limits) -> list[dict[str, Any]]:
         {"name": "sort", "in": "query", "schema": {
             "type": "string", "pattern": f"^(?:{key}(?:,{key}){{0,{limits.sort_keys_max - 1}}})?$"},
          "description": f"fields, comma-separated, '-' before one for descending; at most "
-                        f"{limits.sort_keys_max}"},
+                        f"{limits.sort_keys_max}; {_without_sort(ce)}"},
         {"name": "limit", "in": "query",
          "schema": {"type": "integer", "minimum": 1, "maximum": limits.page_size_max}},
         {"name": "after", "in": "query", "schema": {"type": "string", "minLength": 1},
