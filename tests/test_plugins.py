@@ -24,10 +24,11 @@ from .packs import write_pack
 
 
 class Rating(FieldType):
-    """A plugin's field type: a number of stars, at most `stars` (default 5)."""
+    """A plugin's field type: a number of stars, at most `stars` (default 5). (Not the built-in
+    `rating`: a plugin may not take a built-in's name.)"""
 
-    name = "rating"
-    label = "Rating"
+    name = "star_score"
+    label = "Star score"
     settings_schema = {"stars": {"type": "integer", "minimum": 1, "maximum": 10}}
 
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
@@ -75,33 +76,33 @@ def rating_pack(root: Path, **rating: Any) -> Path:
     return write_pack(root, "reviews", "0.1.0", {
         "review": {"fields": {
             "title": {"type": "text", "required": True},
-            "score": {"type": "rating", "label": "Score", **rating},
+            "score": {"type": "star_score", "label": "Score", **rating},
         }},
     })
 
 
 def test_plugin_type_follows_the_built_ins() -> None:
     registry = registry_with(RatingPlugin())
-    assert registry.names() == [*(t.name for t in BUILTIN_TYPES), "rating"]
-    assert isinstance(registry["rating"], Rating)
-    assert "rating" in registry and "stars" not in registry
+    assert registry.names() == [*(t.name for t in BUILTIN_TYPES), "star_score"]
+    assert isinstance(registry["star_score"], Rating)
+    assert "star_score" in registry and "stars" not in registry
 
 
 def test_plugin_type_is_in_the_pack_schema() -> None:
     document = PackSchema(registry_with(RatingPlugin())).document
     field_def = document["$defs"]["field"]
-    assert "rating" in field_def["properties"]["type"]["enum"]
+    assert "star_score" in field_def["properties"]["type"]["enum"]
     [rule] = [rule for rule in field_def["allOf"]
-              if rule["if"]["properties"]["type"] == {"const": "rating"}]
-    assert rule["then"] == {"$ref": "#/$defs/field_rating"}
-    closed = document["$defs"]["field_rating"]
+              if rule["if"]["properties"]["type"] == {"const": "star_score"}]
+    assert rule["then"] == {"$ref": "#/$defs/field_star_score"}
+    closed = document["$defs"]["field_star_score"]
     assert closed["properties"]["stars"] == {"type": "integer", "minimum": 1, "maximum": 10}
     assert {"label", "help", "required", "default"} <= set(closed["properties"])
     assert closed["additionalProperties"] is False
     # Another manager's registry is untouched: its schema knows no rating.
     plain = builtin_registry()
-    assert "rating" not in PackSchema(plain).document["$defs"]["field"]["properties"]["type"]["enum"]
-    assert "rating" not in plain
+    assert "star_score" not in PackSchema(plain).document["$defs"]["field"]["properties"]["type"]["enum"]
+    assert "star_score" not in plain
 
 
 def test_pack_using_the_plugin_type_loads(tmp_path: Path) -> None:
@@ -109,11 +110,11 @@ def test_pack_using_the_plugin_type_loads(tmp_path: Path) -> None:
     pack = load_pack(rating_pack(tmp_path, stars=10), registry)
     [entity] = pack.entities
     score = next(f for f in entity.fields if f.name == "score")
-    assert (score.type, score.label, dict(score.settings)) == ("rating", "Score", {"stars": 10})
+    assert (score.type, score.label, dict(score.settings)) == ("star_score", "Score", {"stars": 10})
     # The loaded definition drives the plugin's own coercion.
-    assert registry["rating"].coerce(" 9 ", score) == 9
+    assert registry["star_score"].coerce(" 9 ", score) == 9
     with pytest.raises(CoercionError, match="is not a rating from 1 to 10"):
-        registry["rating"].coerce(11, score)
+        registry["star_score"].coerce(11, score)
 
 
 @pytest.mark.parametrize(("rating", "message"), [
@@ -134,18 +135,18 @@ def test_without_the_plugin_the_type_is_unknown(tmp_path: Path) -> None:
     with pytest.raises(DefinitionError) as caught:
         load_pack(rating_pack(tmp_path), builtin_registry())
     [problem] = caught.value.problems
-    assert "'rating' is not a field type; known types: text, long_text" in problem.message
+    assert "'star_score' is not a field type; known types: text, long_text" in problem.message
 
 
 def test_registering_a_name_twice_is_refused() -> None:
     with pytest.raises(ValueError, match="field type 'text' is registered twice"):
         registry_with(ClashingPlugin())
-    with pytest.raises(ValueError, match="field type 'rating' is registered twice"):
+    with pytest.raises(ValueError, match="field type 'star_score' is registered twice"):
         registry_with(RatingPlugin(), RatingPlugin())
     registry = FieldTypeRegistry([Rating()])
     with pytest.raises(ValueError, match="registered twice"):
         registry.register(Rating())
-    assert registry.names() == ["rating"]
+    assert registry.names() == ["star_score"]
 
 
 def test_each_manager_builds_its_own_registry() -> None:
@@ -153,7 +154,7 @@ def test_each_manager_builds_its_own_registry() -> None:
     first, second = builtin_registry(), registry_with(RatingPlugin())
     assert first.names() == [t.name for t in BUILTIN_TYPES]
     assert first is not builtin_registry()
-    assert "rating" in second and "rating" not in first
+    assert "star_score" in second and "star_score" not in first
 
 
 def test_the_default_manager_has_the_built_ins_then_installed_plugins() -> None:
