@@ -297,15 +297,9 @@ def whole_number(value: Any) -> int:
     return number
 
 
-class Integer(FieldType):
-    name = "integer"
-    label = "Whole number"
-    settings_schema = _INT_RANGE
-    constraint_settings = ("min", "max")
-    widget_template = "widgets/number.html"
-    summable = True
-    sum_rank: ClassVar[int | None] = 2
-    list_rank: ClassVar[int | None] = 5
+class _WholeNumberInRules(FieldType):
+    """A type rules compare as a number, whose value from a rule is rounded half up to a
+    whole number (the integer and rating types)."""
 
     def rule_type(self, field: Field) -> Type | None:
         return NUMBER
@@ -314,6 +308,17 @@ class Integer(FieldType):
         if isinstance(value, int | Decimal) and not isinstance(value, bool):
             return int(round_half_up(value, 0))
         return value
+
+
+class Integer(_WholeNumberInRules):
+    name = "integer"
+    label = "Whole number"
+    settings_schema = _INT_RANGE
+    constraint_settings = ("min", "max")
+    widget_template = "widgets/number.html"
+    summable = True
+    sum_rank: ClassVar[int | None] = 2
+    list_rank: ClassVar[int | None] = 5
 
     def sample(self, field: Field, pick: SampleSource) -> Any:
         return int(pick.number(field, 1, 500))
@@ -643,7 +648,7 @@ RATING_SCALE = {"max": {"type": "integer", "minimum": 3, "maximum": 10,
 FULL_STAR, EMPTY_STAR = "\u2605", "\u2606"
 
 
-class Rating(FieldType):
+class Rating(_WholeNumberInRules):
     """A score from 1 to `max` (default 5), or blank: a small integer column, compared like
     a number in rules, shown as stars in lists and on record pages (the number stays the
     value in the API, CSV and history, where stars would have to be parsed back)."""
@@ -672,14 +677,6 @@ class Rating(FieldType):
     def spoken(self, value: int, field: Field) -> str:
         """The stars as words, for screen readers: "3 of 5"."""
         return f"{value} of {self.top(field)}"
-
-    def rule_type(self, field: Field) -> Type | None:
-        return NUMBER
-
-    def from_rule_value(self, value: Any, field: Field) -> Any:
-        if isinstance(value, int | Decimal) and not isinstance(value, bool):
-            return int(round_half_up(value, 0))
-        return value
 
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return sa.SmallInteger()
