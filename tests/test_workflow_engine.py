@@ -374,6 +374,21 @@ def test_plugins_hear_of_a_runs_writes_once_it_commits(engine: sa.Engine, regist
     assert heard[1:] == [("lead", "update", 2), ("activity", "create", 1)]
 
 
+def test_a_bound_records_service_refuses_to_be_bound_again(auto: Automation) -> None:
+    """Binding a bound copy again would make a copy with default settings whose after-commit
+    list nobody runs (plugins never heard of a run's writes that way): it refuses, and the
+    bound copy still writes."""
+    auto.install({"workflows/rate.yaml": RATE_HOT})
+    with auto.engine.connect() as conn:
+        conn.begin()
+        bound = auto.records.bound(conn, savepoints=False)
+        with pytest.raises(RuntimeError, match="already bound"):
+            bound.bound(conn)
+        record = bound.create("lead", {"last_name": "Once", "company": "Acme"})
+        conn.commit()
+    assert auto.records.get("lead", record.id).values["last_name"] == "Once"
+
+
 def test_a_writes_jobs_wait_in_the_outbox_until_a_worker_moves_them_once(auto: Automation) -> None:
     """A write transaction adds one outbox row, whatever it fired; a worker's round moves it
     into the queue once (on PostgreSQL two workers moving at once skip each other's events)."""

@@ -113,7 +113,12 @@ class RecordsService:
         calls the `before_commit` hooks (the outbox's flush) before its COMMIT.
         `savepoints=False`: no savepoint of their own (two round trips each), for a caller that
         rolls back all it did whenever a write fails (the worker's runs). `read_back=False`: an
-        update answers the record from what it wrote, without reading it back (no titles)."""
+        update answers the record from what it wrote, without reading it back (no titles).
+        A copy that is already bound refuses: binding it again would make a fresh copy with
+        the default settings and an after-commit list nobody runs (plugins would never hear
+        of its writes); use the bound copy itself."""
+        if self.connection is not None:
+            raise RuntimeError("this records service is already bound to a connection: use it directly")
         copy = RecordsService(self.engine, self.holder, self.registry, functions=self.functions,
                               events=self.events, read_filter=self.read_filter, secrets=self.secrets,
                               hooks=self.pipeline.hooks, limits=self.limits, principal=principal)
