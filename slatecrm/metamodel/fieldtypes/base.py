@@ -53,6 +53,12 @@ class ApartStore(Protocol):
     @property
     def conn(self) -> sa.Connection: ...
 
+    @property
+    def titled(self) -> bool:
+        """Whether the values are read to be shown (a read: give linked records' titles) or
+        only to be compared with a write's (a write's stored value: no titles needed)."""
+        ...
+
     def table(self, entity: str) -> sa.Table:
         """The table of an entity of the revision (retired fields' columns included)."""
         ...

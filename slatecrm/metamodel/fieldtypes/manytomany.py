@@ -139,6 +139,8 @@ class ManyToMany(FieldType):
         linked: dict[int, list[int]] = {}
         for source, target in rows:
             linked.setdefault(source, []).append(target)
+        if not store.titled:  # a write's stored value: compared, never shown
+            return {source: Links(targets) for source, targets in linked.items()}
         titles = store.titles(str(field.settings["target"]), {t for _, t in rows})
         return {source: Links(targets, {t: titles.get(t, RESTRICTED) for t in targets})
                 for source, targets in linked.items()}

@@ -1,0 +1,174 @@
+"""The `many_to_many` field type in every layer, on SQLite and PostgreSQL: the junction
+table (plan / apply / retire / purge), the API (ids in, ids with titles out, add / remove,
+related lists on both sides, refusals naming the field and the id), forms and pages, CSV
+export and the OpenAPI document."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.platform import installer
+from slatecrm.platform.cli import main
+
+from .defaults import make_app, signed_in
+from .packs import install, plan, write_files_pack, write_pack
+
+JUNCTION = "x_deal__people"
+
+
+def entities(**deal_fields: Any) -> dict[str, Any]:
+    """Deals and people; a deal links people (`people`, shown on a person as `deals`)."""
+    return {
+        "person": {"label": "Person", "label_plural": "People", "title_field": "name",
+                   "fields": {"name": {"type": "text", "required": True}}},
+        "deal": {"label": "Deal", "label_plural": "Deals", "title_field": "name",
+                 "fields": {"name": {"type": "text", "required": True},
+                            **({"people": {"type": "many_to_many", "target": "person", "inverse": "deals"}}
+                               if "people" not in deal_fields else {}),
+                            **{k: v for k, v in deal_fields.items() if v is not None}}},
+    }
+
+
+def deals_pack(root: Path, version: str = "1.0.0", **deal_fields: Any) -> Path:
+    return write_pack(root, "sales", version, entities(**deal_fields))
+
+
+# --- plan, apply, retire, purge --------------------------------------------------------------
+def junction_rows(engine: sa.Engine) -> list[tuple[int, int]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(
+            f"SELECT source_id, target_id FROM {JUNCTION} ORDER BY source_id, target_id"))]
+
+
+def test_install_makes_a_junction_table_with_keys_that_cascade(engine: sa.Engine, registry: FieldTypeRegistry,
+                                                               tmp_path: Path) -> None:
+    installation = plan(engine, registry, deals_pack(tmp_path))
+    assert not installation.plan.blocked
+    created = [c for c in installation.plan.changes if c.action == "create apart table"]
+    assert [c.summary for c in created] == [
+        f"create table {JUNCTION} for many_to_many field deal.people"]
+    assert any("CREATE TABLE" in s and JUNCTION in s for s in created[0].sql)
+    installer.install(engine, installation, author="test")
+    inspector = sa.inspect(engine)
+    assert "people" not in {c["name"] for c in inspector.get_columns("x_deal")}  # no column
+    assert inspector.get_pk_constraint(JUNCTION)["constrained_columns"] == ["source_id", "target_id"]
+    keys = {fk["constrained_columns"][0]: fk for fk in inspector.get_foreign_keys(JUNCTION)}
+    assert keys["source_id"]["referred_table"] == "x_deal"
+    assert keys["target_id"]["referred_table"] == "x_person"
+    assert all(fk["options"].get("ondelete") == "CASCADE" for fk in keys.values())
+
+
+
+# --- API, forms, pages, CSV, OpenAPI --------------------------------------------------------
+@pytest.fixture
+def sales(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
+          tmp_path: Path) -> Iterator[TestClient]:
+    install(engine, registry, deals_pack(tmp_path))
+    app = make_app(db_url)
+    with signed_in(app, raise_server_exceptions=False) as http:
+        yield http
+    app.state.engine.dispose()
+
+
+def make(client: TestClient, entity: str, **values: object) -> int:
+    response = client.post(f"/api/v1/{entity}", json=values)
+    assert response.status_code == 201, response.text
+    made: int = response.json()["id"]
+    return made
+
+
+def patch(client: TestClient, record: int, **values: object) -> Any:
+    """A PATCH of the deal's current version."""
+    version = client.get(f"/api/v1/deal/{record}").json()["version"]
+    return client.patch(f"/api/v1/deal/{record}", json={**values, "version": version})
+
+
+def linked(client: TestClient, record: int) -> list[int]:
+    return [p["id"] for p in client.get(f"/api/v1/deal/{record}").json()["people"]]
+
+
+def test_api_round_trip_add_remove_and_titles(sales: TestClient) -> None:
+    ann, bob, cy = (make(sales, "person", name=n) for n in ("Ann", "Bob", "Cy"))
+    deal = sales.post("/api/v1/deal", json={"name": "Big", "people": [bob, {"id": ann}]})
+    assert deal.status_code == 201, deal.text
+    assert deal.json()["people"] == [{"id": ann, "title": "Ann"}, {"id": bob, "title": "Bob"}]
+    made = deal.json()["id"]
+    changed = patch(sales, made, people={"add": [cy], "remove": [ann]})
+    assert changed.status_code == 200, changed.text
+    assert [p["title"] for p in changed.json()["people"]] == ["Bob", "Cy"]
+    assert changed.json()["version"] == 2
+    assert patch(sales, made, people=[ann]).json()["people"] == [{"id": ann, "title": "Ann"}]
+    assert patch(sales, made, people=None).json()["people"] == []
+    assert patch(sales, made, people={"add": [ann, bob]}).status_code == 200
+    assert linked(sales, made) == [ann, bob]
+    history = sales.get(f"/api/v1/deal/{made}/history").json()["data"]
+    assert [e["version"] for e in history] == [1, 2, 3, 4, 5]  # each change of the links is versioned
+    assert [link["id"] for link in history[-1]["changes"]["people"][1]] == [ann, bob]
+    listed = sales.get("/api/v1/deal").json()["data"]
+    assert [p["title"] for p in listed[0]["people"]] == ["Ann", "Bob"]
+
+
+def test_links_to_missing_records_are_refused_naming_the_field_and_id(sales: TestClient) -> None:
+    ann = make(sales, "person", name="Ann")
+    refused = sales.post("/api/v1/deal", json={"name": "Big", "people": [ann, 9999]})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"]["people"] == ["there is no person with id 9999"]
+    made = make(sales, "deal", name="Small", people=[ann])
+    refused = patch(sales, made, people={"add": [8888]})
+    assert refused.status_code == 422 and "there is no person with id 8888" in refused.json()["errors"]["people"]
+    assert linked(sales, made) == [ann]  # nothing refused was kept
+
+
+@pytest.mark.parametrize("value", [True, 2**70, -1, 0, "x", [True], [1.5], {"add": 3}, {"drop": [1]},
+                                   {"add": [1], "remove": [1]}, [[1]], {"n": 3}, list(range(1, 1200))],
+                         ids=lambda v: repr(v)[:30])
+def test_hostile_values_are_refused_never_a_server_error(sales: TestClient, value: object) -> None:
+    refused = sales.post("/api/v1/deal", json={"name": "Odd", "people": value})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"]["people"]
+
+
+def test_deleting_either_side_removes_the_links(sales: TestClient, engine: sa.Engine) -> None:
+    ann, bob = make(sales, "person", name="Ann"), make(sales, "person", name="Bob")
+    one, two = make(sales, "deal", name="One", people=[ann, bob]), make(sales, "deal", name="Two", people=[bob])
+    assert len(junction_rows(engine)) == 3
+    version = sales.get(f"/api/v1/person/{bob}").json()["version"]
+    assert sales.delete(f"/api/v1/person/{bob}", headers={"If-Match": str(version)}).status_code == 204
+    assert junction_rows(engine) == [(one, ann)]
+    assert linked(sales, two) == []
+    version = sales.get(f"/api/v1/deal/{one}").json()["version"]
+    assert sales.delete(f"/api/v1/deal/{one}", headers={"If-Match": str(version)}).status_code == 204
+    assert junction_rows(engine) == []
+
+
+def test_related_lists_page_both_sides(sales: TestClient) -> None:
+    people = [make(sales, "person", name=f"P{i}") for i in range(5)]
+    big = make(sales, "deal", name="Big", people=people)
+    small = make(sales, "deal", name="Small", people=people[:1])
+    make(sales, "deal", name="None")
+
+    def titles(url: str, **params: str) -> tuple[list[str], Any]:
+        response = sales.get(url, params=params)
+        assert response.status_code == 200, response.text
+        return [r["_title"] for r in response.json()["data"]], response.json()
+
+    first, body = titles(f"/api/v1/deal/{big}/related/people", sort="name", limit="2", count="true")
+    assert first == ["P0", "P1"] and body["count"] == 5
+    rest, _ = titles(f"/api/v1/deal/{big}/related/people", sort="name", limit="10", after=body["next_cursor"])
+    assert rest == ["P2", "P3", "P4"]
+    assert titles(f"/api/v1/person/{people[0]}/related/deals", sort="name")[0] == ["Big", "Small"]
+    assert titles(f"/api/v1/person/{people[4]}/related/deals")[0] == ["Big"]
+    assert titles(f"/api/v1/deal/{small}/related/people", filter='name = "P0"')[0] == ["P0"]
+    unknown = sales.get(f"/api/v1/person/{people[0]}/related/nothing")
+    assert unknown.status_code == 400 and "deals" in unknown.text
+    assert sales.get(f"/api/v1/deal/99999/related/people").status_code == 404
