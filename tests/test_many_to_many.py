@@ -22,6 +22,7 @@ from slatecrm.platform.cli import main
 
 from .defaults import make_app, signed_in
 from .packs import install, plan, write_files_pack, write_pack
+from .rules.strategies import NOW
 
 JUNCTION = "x_deal__people"
 
@@ -41,6 +42,63 @@ def entities(**deal_fields: Any) -> dict[str, Any]:
 
 def deals_pack(root: Path, version: str = "1.0.0", **deal_fields: Any) -> Path:
     return write_pack(root, "sales", version, entities(**deal_fields))
+
+
+# --- pack validation ------------------------------------------------------------------------
+BAD = """\
+kind: entity
+name: deal
+fields:
+  name:
+    type: text
+  people:
+    type: many_to_many
+    target: persn
+  owners:
+    type: many_to_many
+    target: person
+    inverse: name
+  helpers:
+    type: many_to_many
+    target: person
+    inverse: deals
+  advisers:
+    type: many_to_many
+    target: person
+    inverse: deals
+  tagged:
+    type: many_to_many
+    target: person
+    unique: true
+    default: [1]
+"""
+PERSON = """\
+kind: entity
+name: person
+fields:
+  name:
+    type: text
+"""
+
+
+def test_bad_definitions_are_refused_at_their_file_and_line(tmp_path: Path) -> None:
+    pack = write_files_pack(tmp_path, {"entities/deal.yaml": BAD, "entities/person.yaml": PERSON},
+                            name="sales", requires={})
+    result = CliRunner().invoke(main, ["pack", "validate", str(pack)], catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    where = "entities/deal.yaml"
+    assert f"{where}:6:3: fields.people: target 'persn' is not an entity (did you mean 'person'?)" \
+        in result.output
+    assert f"{where}:9:3: fields.owners: inverse: 'name' is already a field of person" in result.output
+    assert f"{where}:17:3: fields.advisers: inverse: 'deals' is already the inverse name of deal.helpers " \
+        "on person" in result.output
+    assert f"{where}:21:3: fields.tagged: a many_to_many field is kept in a table of its own" in result.output
+    assert f"{where}:21:3: fields.tagged: default: a many_to_many field has no default" in result.output
+    loose = write_files_pack(tmp_path / "loose", {"entities/deal.yaml": BAD.split("  people:")[0] + (
+        "  loose:\n    type: many_to_many\n")}, name="sales", requires={})
+    result = CliRunner().invoke(main, ["pack", "validate", str(loose)], catch_exceptions=False)
+    assert f"{where}:6:3: fields.loose: missing required key 'target'" in result.output
 
 
 # --- plan, apply, retire, purge --------------------------------------------------------------
@@ -67,6 +125,59 @@ def test_install_makes_a_junction_table_with_keys_that_cascade(engine: sa.Engine
     assert keys["target_id"]["referred_table"] == "x_person"
     assert all(fk["options"].get("ondelete") == "CASCADE" for fk in keys.values())
 
+
+
+
+def seed(engine: sa.Engine) -> None:
+    """Two people and a deal linking both, written straight into the tables."""
+    now = NOW
+    with engine.begin() as conn:
+        for table, rows in (("x_person", [{"id": 1, "name": "Ann"}, {"id": 2, "name": "Bob"}]),
+                            ("x_deal", [{"id": 1, "name": "Big"}])):
+            conn.execute(sa.table(table, sa.column("id"), sa.column("name"), sa.column("created_at"),
+                                  sa.column("updated_at")).insert(),
+                         [{**r, "created_at": now, "updated_at": now} for r in rows])
+        conn.execute(sa.text(f"INSERT INTO {JUNCTION} (source_id, target_id) VALUES (1, 1), (1, 2)"))
+
+
+def test_retire_keeps_the_links_restore_brings_them_back_purge_drops_them(
+        engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    install(engine, registry, deals_pack(tmp_path))
+    seed(engine)
+    retired = plan(engine, registry, deals_pack(tmp_path, "2.0.0", people=None))
+    [change] = [c for c in retired.plan.changes if c.field == "people"]
+    assert change.action == "retire column" and "its table and data are kept" in change.summary
+    assert not change.sql
+    installer.install(engine, retired, author="test")
+    assert junction_rows(engine) == [(1, 1), (1, 2)]
+    restored = plan(engine, registry, deals_pack(tmp_path, "3.0.0"))
+    assert [c.action for c in restored.plan.changes if c.field == "people"] == ["restore column"]
+    installer.install(engine, restored, author="test")
+    assert junction_rows(engine) == [(1, 1), (1, 2)]
+    install(engine, registry, deals_pack(tmp_path, "4.0.0", people=None))
+    purged = plan(engine, registry, deals_pack(tmp_path, "5.0.0", people=None), purge=(("deal", "people"),))
+    [change] = [c for c in purged.plan.changes if c.field == "people"]
+    assert change.action == "drop apart table" and any(f"DROP TABLE {JUNCTION}" in s for s in change.sql)
+    assert change.risks[0].message == f"purge deletes the 2 rows of {JUNCTION} for good"
+    installer.install(engine, purged, author="test")
+    assert not sa.inspect(engine).has_table(JUNCTION)
+
+
+def test_rename_moves_the_table_and_a_new_target_is_refused_while_links_exist(
+        engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    install(engine, registry, deals_pack(tmp_path))
+    seed(engine)
+    renamed = {"type": "many_to_many", "target": "person", "renamed_from": "people"}
+    install(engine, registry, deals_pack(tmp_path, "2.0.0", people=None, team=renamed))
+    assert not sa.inspect(engine).has_table(JUNCTION)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM x_deal__team")).scalar_one() == 2
+    other = write_pack(tmp_path / "v3", "sales", "3.0.0", {
+        **entities(people=None, team={"type": "many_to_many", "target": "deal"})})
+    refused = plan(engine, registry, other)
+    assert refused.plan.blocked
+    [change] = [c for c in refused.plan.changes if c.field == "team"]
+    assert "cannot convert its 2 stored rows" in change.risks[0].message
 
 
 # --- API, forms, pages, CSV, OpenAPI --------------------------------------------------------

@@ -244,8 +244,5 @@ class ManyToMany(FieldType):
     def check_definition(self, field: Field) -> Any:
         if field.default is not None:
             yield ("default", "a many_to_many field has no default")
-        if field.unique or field.indexed:
-            yield ("unique" if field.unique else "indexed",
-                   "a many_to_many field is kept in a table of its own, which is indexed already")
         if field.formula is not None or field.default_expression is not None:
             yield ("formula", "a many_to_many field cannot be computed")
