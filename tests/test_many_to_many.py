@@ -283,3 +283,23 @@ def test_related_lists_page_both_sides(sales: TestClient) -> None:
     unknown = sales.get(f"/api/v1/person/{people[0]}/related/nothing")
     assert unknown.status_code == 400 and "deals" in unknown.text
     assert sales.get(f"/api/v1/deal/99999/related/people").status_code == 404
+
+
+def test_openapi_describes_the_links_and_both_related_lists(sales: TestClient) -> None:
+    document = sales.get("/api/v1/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    shown = schemas["Deal"]["properties"]["people"]
+    assert {"type": "array", "items": {"type": "object", "required": ["id", "title"], "properties": {
+        "id": {"type": "integer", "minimum": 1}, "title": {"type": "string"}}}} in shown["anyOf"]
+    given = next(s for s in schemas["DealInput"]["properties"]["people"]["anyOf"] if s.get("anyOf"))
+    assert {"type": "object", "additionalProperties": False, "minProperties": 1,
+            "properties": {"add": {"type": "array", "items": {"type": "integer", "minimum": 1,
+                                                               "maximum": 2**63 - 1},
+                                   "maxItems": 1000, "uniqueItems": True},
+                           "remove": {"type": "array", "items": {"type": "integer", "minimum": 1,
+                                                                  "maximum": 2**63 - 1},
+                                      "maxItems": 1000, "uniqueItems": True}},
+            "description": "links to add and to remove, the others kept"} in given["anyOf"]
+    assert "/api/v1/deal/{id}/related/people" in document["paths"]
+    assert "/api/v1/person/{id}/related/deals" in document["paths"]
+    assert "/api/v1/person/{id}/related/deal.people" not in document["paths"]
