@@ -303,3 +303,62 @@ def test_openapi_describes_the_links_and_both_related_lists(sales: TestClient) -
     assert "/api/v1/deal/{id}/related/people" in document["paths"]
     assert "/api/v1/person/{id}/related/deals" in document["paths"]
     assert "/api/v1/person/{id}/related/deal.people" not in document["paths"]
+
+
+def test_form_multi_select_saves_and_pages_show_linked_lists_on_both_sides(sales: TestClient) -> None:
+    ann, bob, cy = (make(sales, "person", name=n) for n in ("Ann", "Bob", "Cy"))
+    form = sales.get("/e/deal/new").text
+    assert 'name="people" aria-describedby="error-people"' in form and "multiple" in form
+    assert f'<option value="{ann}">Ann</option>' in form
+    made = sales.post("/e/deal/new", data={"name": "Big", "people": [str(ann), str(cy)]},
+                      follow_redirects=False)
+    assert made.status_code == 303, made.text
+    deal = int(made.headers["location"].rsplit("/", 1)[1])
+    assert linked(sales, deal) == [ann, cy]
+    page = sales.get(f"/e/deal/{deal}").text
+    assert f'<a href="/e/person/{ann}">Ann</a>, <a href="/e/person/{cy}">Cy</a>' in page  # the value
+    assert 'id="linked-people"' in page and 'aria-label="Unlink Cy"' in page
+    edit = sales.get(f"/e/deal/{deal}/edit").text
+    assert f'<option value="{ann}" selected>Ann</option>' in edit
+    assert f'<option value="{bob}">Bob</option>' in edit
+    changed = sales.post(f"/e/deal/{deal}/edit", data={
+        "name": "Big", "people": [str(bob)], "_was.people": [str(ann), str(cy)], "_was.name": "Big",
+        "version": "1"}, follow_redirects=False)
+    assert changed.status_code == 303, changed.text
+    assert linked(sales, deal) == [bob]
+    # link and unlink from the person's page (the inverse side) and from the deal's
+    person_page = sales.get(f"/e/person/{ann}").text
+    assert 'id="linked-deals"' in person_page and f'<option value="{deal}">Big</option>' in person_page
+    done = sales.post(f"/e/person/{ann}/links/deals", data={"action": "link", "other": str(deal)},
+                      follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == f"/e/person/{ann}#linked-deals"
+    assert linked(sales, deal) == [ann, bob]
+    assert sales.post(f"/e/deal/{deal}/links/people", data={"action": "unlink", "other": str(bob)},
+                      follow_redirects=False).status_code == 303
+    assert linked(sales, deal) == [ann]
+    refused = sales.post(f"/e/deal/{deal}/links/people", data={"action": "link", "other": "9999"})
+    assert refused.status_code == 422 and "there is no person with id 9999" in refused.text
+    refused = sales.post(f"/e/person/{ann}/links/deals", data={"action": "link", "other": "9999"})
+    assert refused.status_code == 422 and "there is no deal with id 9999" in refused.text
+    refused = sales.post(f"/e/deal/{deal}/links/people", data={"action": "link", "other": str(deal + 100)},
+                         headers={"HX-Request": "true"})
+    assert refused.status_code == 422
+    assert linked(sales, deal) == [ann]
+
+
+def test_search_keeps_the_chosen_records_of_a_multi_select(sales: TestClient) -> None:
+    ann, bob = make(sales, "person", name="Ann Lee"), make(sales, "person", name="Bob Ray")
+    found = sales.get("/e/person/options", params=[("q", "Bob"), ("keep", "people"), ("multiple", "1"),
+                                                   ("people", str(ann))])
+    assert found.status_code == 200
+    assert f'<option value="{ann}" selected>Ann Lee</option>' in found.text
+    assert f'<option value="{bob}">Bob Ray</option>' in found.text
+
+
+def test_csv_export_shows_the_linked_titles(sales: TestClient) -> None:
+    ann, bob = make(sales, "person", name="Ann"), make(sales, "person", name="Bob")
+    make(sales, "deal", name="Big", people=[bob, ann])
+    make(sales, "deal", name="None")
+    rows = list(csv.reader(io.StringIO(sales.get("/e/deal/export.csv?sort=name").text)))
+    assert rows[0] == ["id", "Name", "People"]
+    assert [r[1:] for r in rows[1:]] == [["Big", "Ann, Bob"], ["None", ""]]
