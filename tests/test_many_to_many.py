@@ -14,11 +14,18 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.metamodel.rules import RuleContext, RuleError, check, compile_python
 from slatecrm.platform import installer
 from slatecrm.platform.cli import main
+from slatecrm.platform.records.compiled import compile_entities
+from slatecrm.platform.records.rulesql import SqlCompiler
+from slatecrm.platform.storage import revisions
+from slatecrm.platform.storage.runtime import build_runtime
 
 from .defaults import make_app, signed_in
 from .packs import install, plan, write_files_pack, write_pack
@@ -31,7 +38,7 @@ def entities(**deal_fields: Any) -> dict[str, Any]:
     """Deals and people; a deal links people (`people`, shown on a person as `deals`)."""
     return {
         "person": {"label": "Person", "label_plural": "People", "title_field": "name",
-                   "fields": {"name": {"type": "text", "required": True}}},
+                   "fields": {"name": {"type": "text", "required": True}, "role": {"type": "text"}}},
         "deal": {"label": "Deal", "label_plural": "Deals", "title_field": "name",
                  "fields": {"name": {"type": "text", "required": True},
                             **({"people": {"type": "many_to_many", "target": "person", "inverse": "deals"}}
@@ -364,3 +371,102 @@ def test_csv_export_shows_the_linked_titles(sales: TestClient) -> None:
     rows = list(csv.reader(io.StringIO(sales.get("/e/deal/export.csv?sort=name").text)))
     assert rows[0] == ["id", "Name", "People"]
     assert [r[1:] for r in rows[1:]] == [["Big", "Ann, Bob"], ["None", ""]]
+
+
+
+# --- the rule language ------------------------------------------------------------------------
+def test_rules_check_the_links_and_refuse_what_they_cannot_mean(engine: sa.Engine, registry: FieldTypeRegistry,
+                                                                tmp_path: Path) -> None:
+    install(engine, registry, deals_pack(tmp_path))
+    with engine.connect() as conn:
+        _, metamodel = revisions.current_metamodel(conn)
+    for good in ("3 in people", "id not in people", "count(people) > 2", "people is blank",
+                 'any(p in people: p.role = "buyer" and p.name starts_with "A")'):
+        check(good, metamodel, "deal", registry=registry)
+    for bad, message in (
+            ('people = 3', "'people' is a list of links to person: use 'x in people'"),
+            ('people.name = "x"', "'people' is a list of links to person"),
+            ('"x" in people', "cannot look for a text among links to person"),
+            ("count(name)", "count() counts the links of a many-to-many field"),
+            ('any(p in name: p.role = "x")', "'name' is not one"),
+            ('any(p in people: role = "x")', "name the linked record's fields as p.<field> (a person)"),
+            ('any(p in people: p.nothing = "x")', "unknown field 'nothing' on person"),
+            ("any(p in people: p.name)", "any() needs a condition")):
+        with pytest.raises(RuleError) as refused:
+            check(bad, metamodel, "deal", registry=registry)
+        assert message in str(refused.value), (bad, str(refused.value))
+
+
+ROLES = ("buyer", "user", None)
+link_sets = st.lists(st.lists(st.integers(1, 4), max_size=4, unique=True), min_size=1, max_size=6)
+rules = st.one_of(
+    st.builds("{} in people".format, st.integers(1, 5)),
+    st.builds("{} not in people".format, st.integers(1, 5)),
+    st.just("id in people"),
+    st.builds("count(people) {} {}".format, st.sampled_from(["=", "!=", "<", ">=", ">"]), st.integers(0, 4)),
+    st.just("people is blank"), st.just("people is not blank"),
+    st.builds('any(p in people: p.role = "{}")'.format, st.sampled_from(["buyer", "user"])),
+    st.just('any(p in people: p.role is blank)'),
+    st.just('any(p in people: p.role != "buyer") and count(people) < 3'),
+)
+
+
+@settings(max_examples=50, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(links=link_sets, rule=rules, negate=st.booleans())
+def test_rule_filters_select_the_same_records_in_sql_and_python(
+        engine: sa.Engine, registry: FieldTypeRegistry, tmp_path_factory: pytest.TempPathFactory,
+        links: list[list[int]], rule: str, negate: bool) -> None:
+    if not sa.inspect(engine).has_table(JUNCTION):  # once per database, not per example
+        install(engine, registry, deals_pack(tmp_path_factory.mktemp("sales")))
+    with engine.connect() as conn:
+        number, metamodel = revisions.current_metamodel(conn)
+    runtime = build_runtime(number, metamodel, registry)
+    entities = compile_entities(metamodel.entities, runtime.tables, registry)
+    deal, person = entities["deal"], entities["person"]
+    junction = runtime.tables.apart("deal", "people")
+    people = {i: {"id": i, "name": f"P{i}", "role": ROLES[i % 3]} for i in range(1, 5)}
+    with engine.begin() as conn:
+        conn.execute(junction.delete())
+        conn.execute(deal.table.delete())
+        conn.execute(person.table.delete())
+        conn.execute(person.table.insert(), [{**p, "created_at": NOW, "updated_at": NOW, "version": 1}
+                                             for p in people.values()])
+        conn.execute(deal.table.insert(), [{"id": i, "name": f"D{i}", "created_at": NOW, "updated_at": NOW,
+                                            "version": 1} for i in range(1, len(links) + 1)])
+        rows = [{"source_id": i, "target_id": t} for i, targets in enumerate(links, start=1) for t in targets]
+        if rows:
+            conn.execute(junction.insert(), rows)
+    text = f"not ({rule})" if negate else rule
+    checked = check(text, metamodel, "deal", registry=registry)
+    closure = compile_python(checked.typed)
+    context = RuleContext(now=NOW, lookup=lambda entity, key: people.get(key) if entity == "person" else None)
+    records = [{"id": i, "name": f"D{i}", "people": tuple(sorted(targets))}
+               for i, targets in enumerate(links, start=1)]
+    with engine.connect() as conn:
+        where = SqlCompiler(runtime.tables, engine.dialect.name, registry).condition(checked.typed, "deal")
+        in_sql = set(conn.execute(sa.select(deal.table.c.id).where(where(context))).scalars())
+    in_python = {r["id"] for r in records if closure(r, context) is True}
+    assert in_python == in_sql, f"{text}: Python {sorted(in_python)}, SQL {sorted(in_sql)}"
+    if text == 'any(p in people: p.role = "buyer")':
+        assert in_sql == {i for i, targets in enumerate(links, start=1) if any(t % 3 == 0 for t in targets)}
+
+
+def test_list_filters_by_links(sales: TestClient) -> None:
+    ann = make(sales, "person", name="Ann", role="buyer")
+    bob = make(sales, "person", name="Bob", role="user")
+    both = make(sales, "deal", name="Both", people=[ann, bob])
+    one = make(sales, "deal", name="One", people=[bob])
+    none = make(sales, "deal", name="None")
+
+    def ids(rule: str) -> list[int]:
+        response = sales.get("/api/v1/deal", params={"filter": rule})
+        assert response.status_code == 200, response.text
+        return sorted(r["id"] for r in response.json()["data"])
+    assert ids(f"{ann} in people") == [both]
+    assert ids("count(people) >= 1") == sorted([both, one])
+    assert ids("people is blank") == [none]
+    assert ids('any(p in people: p.role = "buyer")') == [both]
+    assert ids('not any(p in people: p.role = "buyer")') == sorted([one, none])
+    refused = sales.get("/api/v1/deal", params={"filter": "people = 1"})
+    assert refused.status_code == 400 and "is a list of links" in refused.text

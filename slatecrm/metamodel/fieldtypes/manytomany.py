@@ -30,6 +30,7 @@ from .sqltypes import record_id
 
 if TYPE_CHECKING:
     from ..model import Field
+    from ..rules.types import Type
 
 INT64 = 2**63 - 1
 #: Links one value may hold (and one change may add or remove) at most.
@@ -179,6 +180,12 @@ class ManyToMany(FieldType):
         return ApartRelation(field.name, entity, str(field.settings["target"]),
                              apart_table_name(entity, field.name), SOURCE, TARGET,
                              str(inverse) if inverse else None)
+
+    def rule_type(self, field: Field) -> Type | None:
+        """A list of links: rules ask `x in f`, `count(f)`, `any(x in f: …)`, `f is blank`."""
+        from ..rules.types import Type
+
+        return Type("links", target=str(field.settings["target"]))
 
     # --- values ----------------------------------------------------------------------
     def coerce(self, value: Any, field: Field) -> Any:
