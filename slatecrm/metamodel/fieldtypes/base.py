@@ -410,6 +410,11 @@ class FieldTypeRegistry:
     def __getitem__(self, name: str) -> FieldType:
         return self._types[name]
 
+    def of(self, field: Field) -> FieldType | None:
+        """The type of `field`, or None when no registered type has its name (a stored
+        revision naming a plugin's type that is not installed)."""
+        return self._types.get(field.type)
+
     def __contains__(self, name: object) -> bool:
         return name in self._types
 

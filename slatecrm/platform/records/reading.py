@@ -485,9 +485,10 @@ class Reader:
             registry = self.snapshot.registry
             for other in self.snapshot.metamodel.active_entities:
                 for field in other.active_fields:
-                    if field.type not in registry.names() or not registry[field.type].stored_apart:
+                    field_type = registry.of(field)
+                    if field_type is None or not field_type.stored_apart:
                         continue
-                    found = registry[field.type].apart_related(field, other.name)
+                    found = field_type.apart_related(field, other.name)
                     if found is None:
                         continue
                     out.setdefault(found.source, {})[field.name] = (found, False)
