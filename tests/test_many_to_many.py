@@ -470,3 +470,79 @@ def test_list_filters_by_links(sales: TestClient) -> None:
     assert ids('not any(p in people: p.role = "buyer")') == sorted([one, none])
     refused = sales.get("/api/v1/deal", params={"filter": "people = 1"})
     assert refused.status_code == 400 and "is a list of links" in refused.text
+
+
+# --- link attributes: `through` a link entity ---------------------------------------------------
+def roles_pack(root: Path, version: str = "1.0.0", **link: Any) -> Path:
+    """Deals link people through `deal_person` records, each with the person's role on the deal."""
+    defined = entities(people=None, contacts={"type": "many_to_many", "target": "person",
+                                              "through": "deal_person", "inverse": "deal_links"})
+    defined["deal_person"] = {
+        "label": "Deal person", "label_plural": "Deal people",
+        "fields": {"deal": {"type": "reference", "target": "deal", "required": True, "on_delete": "cascade"},
+                   "person": {"type": "reference", "target": "person", "required": True,
+                              "on_delete": "cascade"},
+                   "role": {"type": "choice", "options": [{"key": "buyer"}, {"key": "user"}]}},
+        "unique": [["deal", "person"]], **link}
+    return write_pack(root, "sales", version, defined)
+
+
+@pytest.fixture
+def roles(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
+          tmp_path: Path) -> Iterator[TestClient]:
+    install(engine, registry, roles_pack(tmp_path))
+    app = make_app(db_url)
+    with signed_in(app, raise_server_exceptions=False) as http:
+        yield http
+    app.state.engine.dispose()
+
+
+def test_links_with_attributes_are_link_records(roles: TestClient, engine: sa.Engine) -> None:
+    assert not sa.inspect(engine).has_table("x_deal__contacts")  # the link entity's table holds them
+    ann, bob = make(roles, "person", name="Ann"), make(roles, "person", name="Bob")
+    deal = make(roles, "deal", name="Big")
+    make(roles, "deal_person", deal=deal, person=ann, role="buyer")
+    link = make(roles, "deal_person", deal=deal, person=bob, role="user")
+    assert roles.get(f"/api/v1/deal/{deal}").json()["contacts"] == [{"id": ann, "title": "Ann"},
+                                                                   {"id": bob, "title": "Bob"}]
+    twice = roles.post("/api/v1/deal_person", json={"deal": deal, "person": ann, "role": "user"})
+    assert twice.status_code == 422, twice.text  # one link per pair
+    refused = patch(roles, deal, contacts={"add": [bob]})
+    assert refused.status_code == 422
+    assert "links with attributes are deal_person records" in refused.json()["errors"]["contacts"][0]
+    # the link's attribute is edited on the link record; the related lists read the links
+    version = roles.get(f"/api/v1/deal_person/{link}").json()["version"]
+    assert roles.patch(f"/api/v1/deal_person/{link}", json={"role": "buyer", "version": version}
+                       ).status_code == 200
+    assert [r["_title"] for r in roles.get(f"/api/v1/deal/{deal}/related/contacts").json()["data"]] \
+        == ["Ann", "Bob"]
+    assert [r["_title"] for r in roles.get(f"/api/v1/person/{ann}/related/deal_links").json()["data"]] \
+        == ["Big"]
+    buyers = roles.get(f"/api/v1/deal/{deal}/related/deal_person.deal", params={"filter": 'role = "buyer"'})
+    assert sorted(r["person"]["id"] for r in buyers.json()["data"]) == [ann, bob]
+    assert [r["id"] for r in roles.get("/api/v1/deal", params={
+        "filter": 'any(c in contacts: c.name = "Bob") and count(contacts) = 2'}).json()["data"]] == [deal]
+    page = roles.get(f"/e/deal/{deal}").text
+    assert 'id="linked-contacts"' in page and "Unlink" not in page and 'class="link-form"' not in page
+    assert "Add deal person" in page  # the link entity's related list, with its role column
+    form = roles.get(f"/e/deal/{deal}/edit").text
+    assert '<p id="f-contacts" class="readonly">Ann, Bob</p>' in form
+    saved = roles.post(f"/e/deal/{deal}/edit", data={"name": "Bigger", "_was.name": "Big", "version": "1"},
+                       follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    version = roles.get(f"/api/v1/person/{bob}").json()["version"]
+    assert roles.delete(f"/api/v1/person/{bob}", headers={"If-Match": str(version)}).status_code == 204
+    contacts = roles.get(f"/api/v1/deal/{deal}").json()["contacts"]
+    assert [c["id"] for c in contacts] == [ann]  # the link record went with the person (cascade)
+
+
+def test_a_link_entity_must_hold_the_pair_once(engine: sa.Engine, registry: FieldTypeRegistry,
+                                               tmp_path: Path) -> None:
+    def problems(**link: Any) -> str:
+        pack = roles_pack(tmp_path / str(len(link)) / next(iter(link), "x"), **link)
+        return CliRunner().invoke(main, ["pack", "validate", str(pack)], catch_exceptions=False).output
+    assert "through: deal_person must keep one link per pair: add `unique: [[deal, person]]` to it" \
+        in problems(unique=[])
+    missing = problems(fields={"deal": {"type": "reference", "target": "deal"}, "who": {"type": "text"}},
+                       unique=[])
+    assert "through: deal_person needs a reference field 'person' to person" in missing

@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from .errors import Problem
-from .fieldtypes import CoercionError, FieldTypeRegistry
-from .model import SORTABLE_SYSTEM, Entity, Field, Metamodel, unsortable
+from .fieldtypes import ApartRelation, CoercionError, FieldTypeRegistry
+from .model import ENTITY_TABLE_PREFIX, SORTABLE_SYSTEM, Entity, Field, Metamodel, unsortable
 from .names import MAX_IDENTIFIER, name_problem, suggest
 from .rules.functions import NO_FUNCTIONS, RuleFunctions
 from .titles import TemplateError, template_fields
@@ -195,6 +195,8 @@ def _check_apart(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
         yield ctx.problem(f"target {relation.target!r} is not an entity{suggest(relation.target, known)}",
                           field)
         return
+    if not relation.editable:  # `through`: a link entity's records are the links
+        yield from _check_through(ctx, entity, field, relation)
     inverse = relation.inverse
     if inverse is None:
         return
@@ -218,6 +220,31 @@ def _check_apart(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
                 if found is not None and found.target == target.name and found.inverse == inverse:
                     yield ctx.problem(f"inverse: {inverse!r} is already the inverse name of "
                                       f"{other.name}.{each.name} on {target.name}", field)
+
+
+def _check_through(ctx: _Context, entity: Entity, field: Field, relation: ApartRelation) -> Iterator[Problem]:
+    """The link entity of a many-to-many `through` one: an entity with a reference to each
+    side (`through_fields`), the pair unique together (one link per pair of records)."""
+    link_name = relation.table.removeprefix(ENTITY_TABLE_PREFIX)
+    link = ctx.metamodel.entity(link_name)
+    if link is None:
+        known = [e.name for e in ctx.metamodel.active_entities]
+        yield ctx.problem(f"through: {link_name!r} is not an entity{suggest(link_name, known)}", field)
+        return
+    pair = (relation.source_column, relation.target_column)
+    for name, wanted in zip(pair, (entity.name, relation.target), strict=True):
+        found = link.field(name)
+        if found is None or found.type not in ctx.registry or not ctx.registry[found.type].links_records \
+                or found.target != wanted:
+            yield ctx.problem(f"through: {link_name} needs a reference field {name!r} to {wanted} "
+                              "(name the pair with through_fields: [to_this, to_target])", field)
+            return
+    if pair[0] == pair[1]:
+        yield ctx.problem("through_fields: name two different reference fields", field)
+        return
+    if not any(set(key.fields) == set(pair) for key in link.unique):
+        yield ctx.problem(f"through: {link_name} must keep one link per pair: add "
+                          f"`unique: [[{pair[0]}, {pair[1]}]]` to it", field)
 
 
 def index_refusal(field: Field, registry: FieldTypeRegistry) -> str | None:

@@ -365,6 +365,9 @@ class ApartRelation:
     source_column: str
     target_column: str
     inverse: str | None = None
+    #: Whether links are made and removed through the field (False: they are records of a
+    #: link entity, made through its own API and forms; the field only reads them).
+    editable: bool = True
 
 
 class SampleSource:

@@ -366,10 +366,14 @@ class _Checker:
         return ref
 
     def _links_node(self, ref: t.FieldRef, kind: str, result: Type, **more: Any) -> t.Links:
-        from ..fieldtypes.base import apart_table_name
+        from ..fieldtypes.base import FieldTypeRegistry
+        from ..fieldtypes.builtin import BUILTIN_TYPES
 
-        return t.Links(result, kind, ref.entity, ref.field, ref.type.target or "",
-                       apart_table_name(ref.entity, ref.field.name), **more)
+        registry = self.registry or FieldTypeRegistry(BUILTIN_TYPES)
+        relation = registry[ref.field.type].apart_related(ref.field, ref.entity)
+        assert relation is not None
+        return t.Links(result, kind, ref.entity, ref.field, relation.target, relation.table,
+                       relation.source_column, relation.target_column, **more)
 
     def _any(self, node: ast.Node) -> t.T:
         assert isinstance(node, ast.Any)

@@ -196,6 +196,9 @@ class Links(T):
     field: Field
     target: str
     table: str
+    #: The table's columns holding the record's id and the linked record's.
+    source_column: str
+    target_column: str
     operand: T | None = None
     condition: T | None = None
     negated: bool = False

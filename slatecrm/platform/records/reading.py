@@ -501,7 +501,7 @@ class Reader:
                query: ListQuery | None = None) -> Page:
         """The records a field stored apart links to this (visible) record, a page of them."""
         self.get(entity, record_id)
-        table = self.snapshot.tables.apart(relation.source, relation.field)  # type: ignore[attr-defined]
+        table = sa.table(relation.table, sa.column(relation.source_column), sa.column(relation.target_column))
         mine, theirs = ((relation.target_column, relation.source_column) if inverse
                         else (relation.source_column, relation.target_column))
         other = relation.source if inverse else relation.target

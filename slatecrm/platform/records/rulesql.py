@@ -205,8 +205,9 @@ class SqlCompiler:
         """A many-to-many field's links, through its junction table: `count` a correlated
         COUNT, `has` an EXISTS (null when the id looked for is), `any` an EXISTS joining the
         linked records, with the condition compiled on them."""
-        junction = sa.table(node.table, sa.column("source_id"), sa.column("target_id"))
-        mine = junction.c.source_id == base.c.id
+        junction = sa.table(node.table, sa.column(node.source_column), sa.column(node.target_column))
+        mine = sa.and_(junction.c[node.source_column] == base.c.id,
+                       junction.c[node.target_column].isnot(None))
         if node.kind == "count":
             counted = Sql(sa.select(sa.func.count()).select_from(junction).where(mine)
                           .correlate(base).scalar_subquery())
@@ -219,7 +220,8 @@ class SqlCompiler:
             def has(context: RuleContext) -> Sql:
                 value = operand(context)
                 (key,), _ = self._align(value)
-                found = sa.exists().where(mine, junction.c.target_id == self._plain(value)).correlate(base)
+                found = sa.exists().where(mine, junction.c[node.target_column] == self._plain(value)
+                                          ).correlate(base)
                 test = sa.not_(found) if negated else found
                 return Sql(sa.case((key.is_(None), sa.null()), else_=test))
             return has
@@ -228,7 +230,7 @@ class SqlCompiler:
         condition = self._compile(node.condition, linked)  # type: ignore[arg-type]
 
         def any_of(context: RuleContext) -> Sql:
-            return Sql(sa.exists().where(mine, linked.c.id == junction.c.target_id,
+            return Sql(sa.exists().where(mine, linked.c.id == junction.c[node.target_column],
                                          condition(context).expr).correlate(base))
         return any_of
 

@@ -64,6 +64,8 @@ class Linked:
     columns: list[CompiledField]
     #: The first records the link form offers (id, title); a search finds others.
     options: list[tuple[int, str]]
+    #: Whether the page links and unlinks (not when the links are a link entity's records).
+    editable: bool = True
 
 
 def _record_id(request: Request) -> int:
@@ -147,10 +149,11 @@ def read_record_view(records: RecordsService, entity: str, record_id: int) -> Re
             other_ce = reader.entity(other)
             page = reader.linked(entity, record_id, relation, inverse,
                                  ListQuery(limit=RELATED_LIMIT, counted=True))
-            offered = reader.page(other, ListQuery(limit=OPTIONS_LIMIT))
+            offered = reader.page(other, ListQuery(limit=OPTIONS_LIMIT)) if relation.editable else None
             linked.append(Linked(other_ce, name, page,
                                  [other_ce.fields[c] for c in widgets.default_columns(other_ce, 3)],
-                                 [(r.id, r.title) for r in offered.records]))
+                                 [(r.id, r.title) for r in offered.records] if offered else [],
+                                 relation.editable))
     return RecordView(ce, record, related, history, visits, people, titles, linked)
 
 
@@ -435,6 +438,9 @@ def change_link(records: RecordsService, entity: str, record_id: int, relation: 
     if relation not in relations:
         raise ValidationFailed({"": [f"{entity} has no linked list {relation!r}"]})
     found, inverse = relations[relation]
+    if not found.editable:
+        raise ValidationFailed({relation: [f"these links are {found.table.removeprefix('x_')} records: "
+                                           "add or delete those"]})
     if other is None:
         raise ValidationFailed({relation: ["choose a record"]})
     if action not in ("link", "unlink"):
