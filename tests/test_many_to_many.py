@@ -375,8 +375,8 @@ def test_csv_export_shows_the_linked_titles(sales: TestClient) -> None:
 
 
 # --- the rule language ------------------------------------------------------------------------
-def test_rules_check_the_links_and_refuse_what_they_cannot_mean(engine: sa.Engine, registry: FieldTypeRegistry,
-                                                                tmp_path: Path) -> None:
+def test_rules_check_the_links_and_refuse_what_they_cannot_mean(
+        engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path) -> None:
     install(engine, registry, deals_pack(tmp_path))
     with engine.connect() as conn:
         _, metamodel = revisions.current_metamodel(conn)
