@@ -546,3 +546,18 @@ def test_a_link_entity_must_hold_the_pair_once(engine: sa.Engine, registry: Fiel
     missing = problems(fields={"deal": {"type": "reference", "target": "deal"}, "who": {"type": "text"}},
                        unique=[])
     assert "through: deal_person needs a reference field 'person' to person" in missing
+
+
+def test_sample_data_links_records(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
+                                   tmp_path: Path) -> None:
+    from slatecrm.platform.records.service import RecordsService
+    from slatecrm.platform.sampledata import Generator
+    from slatecrm.platform.storage.runtime import RuntimeHolder
+
+    install(engine, registry, deals_pack(tmp_path))
+    records = RecordsService(engine, RuntimeHolder(engine, registry), registry)
+    report = Generator(records, seed=4).run(12)
+    assert report.created == {"person": 12, "deal": 12}
+    deals = records.page("deal").records
+    assert sum(1 for d in deals if d.values["people"]) >= 6
+    assert all(1 <= len(d.values["people"]) <= 3 for d in deals if d.values["people"])
