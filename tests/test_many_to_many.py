@@ -561,3 +561,46 @@ def test_sample_data_links_records(engine: sa.Engine, db_url: str, registry: Fie
     deals = records.page("deal").records
     assert sum(1 for d in deals if d.values["people"]) >= 6
     assert all(1 <= len(d.values["people"]) <= 3 for d in deals if d.values["people"])
+
+
+ROLE = {"kind": "role", "name": "rep", "entities": {
+    "deal": {"actions": "all", "scope": "all"}, "person": {"actions": ["read"], "scope": "own"}}}
+
+
+def test_links_respect_what_the_user_may_read(engine: sa.Engine, registry: FieldTypeRegistry,
+                                              tmp_path: Path) -> None:
+    import json
+
+    from slatecrm.platform.identity import users
+    from slatecrm.platform.identity.principal import Principal
+    from slatecrm.platform.records.errors import BadQuery, ValidationFailed
+    from slatecrm.platform.records.listing import ListQuery
+    from slatecrm.platform.records.service import RecordsService
+    from slatecrm.platform.storage.runtime import RuntimeHolder
+
+    pack = deals_pack(tmp_path)
+    (pack / "roles").mkdir()
+    (pack / "roles" / "rep.yaml").write_text(json.dumps(ROLE))
+    install(engine, registry, pack)
+    me, other = (users.add(engine, f"{n}@example.com", n).id for n in ("me", "other"))
+    system = RecordsService(engine, RuntimeHolder(engine, registry), registry)
+    mine = system.create("person", {"name": "Ann", "owner": me}).id
+    theirs = system.create("person", {"name": "Bob", "owner": other}).id
+    both = system.create("deal", {"name": "Both", "people": [mine, theirs]}).id
+    rep = system.pinned(Principal(user_id=me, name="me", via="session", roles=frozenset({"rep"})))
+    try:
+        assert rep.create("deal", {"name": "Mine", "people": [mine]}).values["people"] == (mine,)
+        with pytest.raises(ValidationFailed) as refused:
+            rep.create("deal", {"name": "Theirs", "people": [theirs]})
+        assert refused.value.errors == {"people": [f"there is no person with id {theirs}"]}
+        shown = rep.get("deal", both).values["people"]
+        assert [shown.title(i) for i in shown] == ["Ann", "(restricted)"]
+        assert sorted(r.title for r in rep.related("person", mine, "deals").records) == ["Both", "Mine"]
+        assert [r.title for r in rep.related("deal", both, "people").records] == ["Ann"]
+        with pytest.raises(BadQuery) as filtered:
+            rep.page("deal", ListQuery(expression='any(p in people: p.name = "Bob")'))
+        assert "cannot look into the person records" in str(filtered.value.errors)
+        assert [r.title for r in rep.page("deal", ListQuery(expression=f"{theirs} in people")).records] \
+            == ["Both"]
+    finally:
+        rep.close()
