@@ -7,7 +7,7 @@ cascades on delete. The field's value is the sorted tuple of linked ids (`Links`
 also carries the titles the read path found); a client may send the whole list, or
 `{"add": [...], "remove": [...]}` to change it without rewriting it.
 
-With `through: <entity>` the links have attributes (a contact's role on an opportunity):
+With `through: <entity>` the links have attributes (a person's role on a deal):
 they are the records of that link entity, whose two reference fields (`through_fields`,
 by default the fields named like the two entities) hold the pair, unique together. The
 field then has no table of its own; it reads the link entity's table, and its links are
