@@ -97,6 +97,12 @@ class FieldType:
     #: created (auto numbers); it then asks `format` for each number's value.
     numbered: ClassVar[bool] = False
 
+    #: Whether values hold uploaded files (platform/files/): the records service checks that
+    #: each file given was uploaded by the writer and is free, fills in its name and type
+    #: (`with_files`), attaches it to the record, and deletes it once a committed write
+    #: removed it from the record.
+    holds_files: ClassVar[bool] = False
+
     @classmethod
     def template_folders(cls) -> Sequence[Path]:
         """Folders of templates this type ships (its widget): searched after a deployment's
@@ -239,6 +245,19 @@ class FieldType:
     def check_definition(self, field: Field) -> Iterator[tuple[str, str]]:
         """Problems of a definition that a schema cannot see: (settings path, message)."""
         return iter(())
+
+    # --- uploaded files (types with `holds_files`) ------------------------------------------
+    def file_ids(self, value: Any, field: Field) -> list[int]:
+        """The ids of the uploaded files a (coerced) value holds, in order."""
+        return []
+
+    def with_files(self, value: Any, files: Mapping[int, Mapping[str, Any]], field: Field) -> Any:
+        """`value` with what the file table knows of each file (`files`: its rows by id)."""
+        return value
+
+    def check_file(self, info: Mapping[str, Any], field: Field) -> str | None:
+        """Why an uploaded file (its row in the file table) may not be in this field, or None."""
+        return None
 
 
 class SampleSource:
