@@ -284,23 +284,24 @@ class Files(File):
                 for item in value]
 
     def columns(self, field: Field) -> list[ColumnSpec]:
-        return [ColumnSpec("", json_list()), ColumnSpec("ids", json_list()), ColumnSpec("types", json_list())]
+        # The companions have a file's suffixes (lists here), so a retype file ⇄ files keeps them.
+        return [ColumnSpec("", json_list()), ColumnSpec("id", json_list()), ColumnSpec("type", json_list())]
 
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return json_list()
 
     def to_columns(self, value: Any, field: Field) -> dict[str, Any]:
         if not value:
-            return {"": None, "ids": None, "types": None}
-        return {"": [item["name"] for item in value], "ids": [item["id"] for item in value],
-                "types": [item["content_type"] for item in value]}
+            return {"": None, "id": None, "type": None}
+        return {"": [item["name"] for item in value], "id": [item["id"] for item in value],
+                "type": [item["content_type"] for item in value]}
 
     def from_columns(self, values: Mapping[str, Any], field: Field) -> Any:
-        ids = values.get("ids")
+        ids = values.get("id")
         if not ids:
             return None
         names = list(values.get("") or [])
-        types = list(values.get("types") or [])
+        types = list(values.get("type") or [])
         return [file_value(int(file_id), names[i] if i < len(names) else None,
                            types[i] if i < len(types) else None) for i, file_id in enumerate(ids)]
 

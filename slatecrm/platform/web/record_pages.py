@@ -314,7 +314,7 @@ async def validate(request: Request) -> Response:
     records = records_of(request)
     ce = await run_in_threadpool(records.entity, request.path_params["entity"])
     record_id = int(request.path_params["id"]) if "id" in request.path_params else None
-    form = await request.form()
+    form = await uploads.without_files(await uploads.parsed_form(request))
     data = widgets.read_form(ce, form, keep_blank=record_id is not None,
                              locked=await locked_fields(records, ce.name, new_record=record_id is None))
     errors = await run_in_threadpool(lambda: records.check(ce.name, data, record_id=record_id))

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+from starlette._utils import AwaitableOrContextManager
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
@@ -37,9 +38,9 @@ UPLOAD_PART = "file"
 #: Files one request may carry (a record form's file fields, several files each).
 MAX_FILES = 100
 
-#: What every answer holding a stored file's bytes says besides its type.
-SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'",
-                "Cache-Control": "private, no-cache"}
+#: What every answer holding a stored file's bytes says besides its type (and besides
+#: `X-Content-Type-Options: nosniff`, which ui.SecurityHeaders puts on every answer).
+SAFE_HEADERS = {"Content-Security-Policy": "sandbox; default-src 'none'", "Cache-Control": "private, no-cache"}
 
 
 def disposition(kind: str, name: str) -> str:
@@ -48,20 +49,20 @@ def disposition(kind: str, name: str) -> str:
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-async def _parsed(request: Request) -> FormData:
+def _parsed(request: Request) -> AwaitableOrContextManager[FormData]:
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise HTTPException(415, "send the file as multipart/form-data, in a part named \"file\"")
-    return await request.form(max_files=MAX_FILES, max_fields=1000)
+    return request.form(max_files=MAX_FILES, max_fields=1000)
 
 
 async def upload(request: Request) -> Response:
     """POST /api/v1/_files: one file, in the multipart part `file`; answers its id (201)."""
     records = records_of(request)
-    form = await _parsed(request)
-    part = form.get(UPLOAD_PART)
-    if not isinstance(part, UploadFile):
-        raise BadQuery({UPLOAD_PART: ["send the file in a multipart part named \"file\" (with a file name)"]})
-    stored = await run_in_threadpool(records.upload, part.file, part.filename)
+    async with _parsed(request) as form:
+        part = form.get(UPLOAD_PART)
+        if not isinstance(part, UploadFile):
+            raise BadQuery({UPLOAD_PART: ["send the file in a multipart part named \"file\" (with a file name)"]})
+        stored = await run_in_threadpool(records.upload, part.file, part.filename)
     return JSONResponse(_json(stored), 201, {"Location": f"/api/v1/_files/{stored.id}"})
 
 
@@ -113,16 +114,27 @@ async def store_form_files(records: RecordsService, ce: CompiledEntity, form: Fo
     the principal's) and replaced by its id, which the field type's `read_form` reads. An
     empty file input (no file chosen) is left out."""
     inputs = {name for name, compiled in ce.fields.items() if compiled.type.holds_files}
-    if not inputs or not any(isinstance(v, UploadFile) for _, v in form.multi_items()):
+    if not any(isinstance(v, UploadFile) for _, v in form.multi_items()):
         return form
     items: list[tuple[str, str | UploadFile]] = []
-    for key, value in form.multi_items():
-        if not isinstance(value, UploadFile):
-            items.append((key, value))
-        elif key in inputs and value.filename:
-            stored = await run_in_threadpool(records.upload, value.file, value.filename)
-            items.append((key, str(stored.id)))
+    try:
+        for key, value in form.multi_items():
+            if not isinstance(value, UploadFile):
+                items.append((key, value))
+            elif key in inputs and value.filename:
+                stored = await run_in_threadpool(records.upload, value.file, value.filename)
+                items.append((key, str(stored.id)))
+    finally:
+        await form.close()
     return FormData(items)
+
+
+async def without_files(form: FormData) -> FormData:
+    """A form's texts, its files (which validation on change does not store) closed and left out."""
+    if not any(isinstance(v, UploadFile) for _, v in form.multi_items()):
+        return form
+    await form.close()
+    return FormData([(k, v) for k, v in form.multi_items() if isinstance(v, str)])
 
 
 async def parsed_form(request: Request) -> FormData:
