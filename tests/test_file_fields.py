@@ -114,7 +114,8 @@ def test_bad_settings_are_refused_at_their_file_and_line(tmp_path: Path) -> None
 
 
 def test_good_settings_validate(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["pack", "validate", str(dossiers_pack(tmp_path))], catch_exceptions=False)
+    pack = dossiers_pack(tmp_path)
+    result = CliRunner().invoke(main, ["pack", "validate", str(pack)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
 
 
@@ -129,7 +130,8 @@ def insert(engine: sa.Engine, registry: FieldTypeRegistry, values: list[dict[str
 
 def rows(engine: sa.Engine, *columns: str) -> list[tuple[Any, ...]]:
     with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(sa.text(f"SELECT {', '.join(columns)} FROM x_dossier ORDER BY id"))]
+        query = sa.text(f"SELECT {', '.join(columns)} FROM x_dossier ORDER BY id")
+        return [tuple(r) for r in conn.execute(query)]
 
 
 def test_install_makes_the_columns_and_retypes_are_checked(engine: sa.Engine, registry: FieldTypeRegistry,
@@ -173,7 +175,8 @@ def test_install_makes_the_columns_and_retypes_are_checked(engine: sa.Engine, re
         c for c in single.plan.changes if c.field == "papers").risks[0].message
 
     # One file → a list of files: every value kept, in the new columns.
-    install(engine, registry, dossiers_pack(tmp_path, "3.0.0", note={"type": "text"}, attachment={"type": "files"}))
+    install(engine, registry, dossiers_pack(tmp_path, "3.0.0", note={"type": "text"},
+                                            attachment={"type": "files"}))
     found = [tuple(json.loads(v) if isinstance(v, str) and v.startswith("[") else v for v in row)
              for row in rows(engine, "title", "attachment", "attachment__id")]
     assert found == [("A", ["a.pdf"], [1]), ("B", ["b.txt"], [2]), ("C", None, None)]
@@ -250,12 +253,14 @@ def test_api_round_trip_upload_attach_download_replace(archive: TestClient, engi
     assert pdf["content_type"] == "application/pdf" and pdf["size"] == len(PDF) and not pdf["attached"]
     assert pdf["url"] == f"/api/v1/_files/{pdf['id']}/content"
     picture = upload(archive, png(), "../../etc/face.PNG")
-    assert picture["name"] == "face.PNG" and picture["image"] and (picture["width"], picture["height"]) == (300, 200)
+    assert picture["name"] == "face.PNG" and picture["image"]
+    assert (picture["width"], picture["height"]) == (300, 200)
     note = upload(archive, b"plain words\n", "note.txt")
     made = make(archive, attachment=pdf["id"], photo={"id": picture["id"], "name": "lies.exe"},
                 papers=[note["id"]])
     assert made["attachment"] == {"id": pdf["id"], "name": "offer.pdf", "content_type": "application/pdf"}
-    assert made["photo"] == {"id": picture["id"], "name": "face.PNG", "content_type": "image/png"}  # not "lies"
+    # The name and type are the file table's, not what the client said.
+    assert made["photo"] == {"id": picture["id"], "name": "face.PNG", "content_type": "image/png"}
     assert made["papers"] == [{"id": note["id"], "name": "note.txt", "content_type": "text/plain"}]
     assert archive.get(f"/api/v1/_files/{pdf['id']}").json()["attached"] is True
 
@@ -290,7 +295,8 @@ def test_api_round_trip_upload_attach_download_replace(archive: TestClient, engi
     assert len(kept_bytes(storage)) == 2
     # Deleting the record deletes its files.
     version = archive.get(f"/api/v1/dossier/{made['id']}").json()["version"]
-    assert archive.delete(f"/api/v1/dossier/{made['id']}", headers={"If-Match": str(version)}).status_code == 204
+    deleted = archive.delete(f"/api/v1/dossier/{made['id']}", headers={"If-Match": str(version)})
+    assert deleted.status_code == 204
     assert stored(engine) == {} and kept_bytes(storage) == []
 
 
@@ -330,7 +336,8 @@ def test_downloads_follow_the_records_access_rules(archive: TestClient, db_url: 
         assert ann.get(f"/files/{mine['id']}").content == PDF
         # Bob cannot read Ann's record (scope: own), so not its file either: 404, as if none.
         assert bob.get(f"/api/v1/dossier/{made['id']}").status_code == 404
-        for path in (f"/files/{mine['id']}", f"/api/v1/_files/{mine['id']}/content", f"/api/v1/_files/{mine['id']}"):
+        for path in (f"/files/{mine['id']}", f"/api/v1/_files/{mine['id']}/content",
+                     f"/api/v1/_files/{mine['id']}", f"/files/{mine['id']}/thumbnail"):
             assert bob.get(path).status_code == 404, path
         # An administrator reads every record, and so its files.
         assert archive.get(f"/api/v1/_files/{mine['id']}/content").content == PDF
@@ -344,17 +351,19 @@ def test_an_html_file_named_png_is_never_served_as_html(archive: TestClient) -> 
     evil = upload(archive, HTML, "cat.png")
     assert evil["content_type"] == "text/html" and not evil["image"]
     refused = archive.post("/api/v1/dossier", json={"title": "X", "photo": evil["id"]})
-    assert refused.status_code == 422 and "cat.png is not an image (text/html)" in refused.json()["errors"]["photo"][0]
+    assert refused.status_code == 422
+    assert "cat.png is not an image (text/html)" in refused.json()["errors"]["photo"][0]
     made = make(archive, attachment=evil["id"])
     got = archive.get(f"/files/{evil['id']}")
     assert got.status_code == 200 and got.content == HTML
-    assert "html" not in got.headers["content-type"] and got.headers["content-type"] == "application/octet-stream"
+    assert got.headers["content-type"] == "application/octet-stream"  # never text/html
     assert got.headers["content-disposition"].startswith("attachment;")
     assert got.headers["x-content-type-options"] == "nosniff"
     assert "sandbox" in got.headers["content-security-policy"]
     assert archive.get(f"/files/{evil['id']}/thumbnail").status_code == 404
     page = archive.get(f"/e/dossier/{made['id']}").text
-    assert f'href="/files/{evil["id"]}"' in page and "<img" not in page.split("<main", 1)[1].split("cat.png")[0][-200:]
+    assert f'href="/files/{evil["id"]}" download>cat.png</a>' in page
+    assert f'src="/files/{evil["id"]}' not in page  # shown as a link, never inline
 
 
 def test_size_limits_and_accepted_types(archive: TestClient) -> None:
@@ -388,13 +397,14 @@ def test_hostile_values_are_refused_naming_the_field(archive: TestClient, value:
     assert 400 <= archive.get("/api/v1/dossier", params={"attachment": str(value)}).status_code < 500
 
 
-def test_form_uploads_without_javascript_and_pages_show_thumbnails(archive: TestClient, engine: sa.Engine) -> None:
+def test_form_uploads_without_javascript_and_pages_show_thumbnails(archive: TestClient,
+                                                                   engine: sa.Engine) -> None:
     form = archive.get("/e/dossier/new").text
     assert 'enctype="multipart/form-data"' in form
     assert 'type="file"' in form and 'accept="image/png,image/jpeg,image/gif,image/webp"' in form
     assert 'name="papers" type="file" multiple' in form
-    made = archive.post("/e/dossier/new", data={"title": "Scanned", "_fields": ["title", "attachment", "photo",
-                                                                               "papers"]},
+    fields = ["title", "attachment", "photo", "papers"]
+    made = archive.post("/e/dossier/new", data={"title": "Scanned", "_fields": fields},
                         files=[("photo", ("me.png", png(), "image/png")), ("attachment", ("", b"", "")),
                                ("papers", ("a.pdf", PDF, "application/pdf")),
                                ("papers", ("b.txt", b"two words", "text/plain"))], follow_redirects=False)
@@ -414,7 +424,6 @@ def test_form_uploads_without_javascript_and_pages_show_thumbnails(archive: Test
     # refused by the field (an HTML page as the photo) is an error on the field, nothing lost.
     edit = archive.get(location + "/edit").text
     assert f'name="photo__keep" value="{photo}"' in edit and 'name="photo__remove"' in edit
-    fields = ["title", "attachment", "photo", "papers"]
     was = {"_was.title": "Scanned", "_was.attachment": "", "_was.attachment__keep": "",
            "_was.attachment__remove": "", "_was.photo": "", "_was.photo__keep": str(photo),
            "_was.photo__remove": "", "_was.papers": "",
@@ -439,6 +448,29 @@ def test_form_uploads_without_javascript_and_pages_show_thumbnails(archive: Test
     assert removed.status_code == 303, removed.text
     assert archive.get("/api/v1/dossier/" + location.rsplit("/", 1)[1]).json()["photo"] is None
     assert photo not in stored(engine)
+
+
+def test_a_form_with_files_carries_its_csrf_token_before_the_files(archive: TestClient) -> None:
+    """A browser without JavaScript sends the token as the form's first field (no header)."""
+    token = archive.headers.pop("x-csrftoken")
+    try:
+        photo = ("photo", ("me.png", png(), "image/png"))
+        good = archive.post("/e/dossier/new", files=[photo], follow_redirects=False,
+                            data={"csrftoken": token, "title": "T", "_fields": ["title", "photo"]})
+        assert good.status_code == 303, good.text
+        for data in ({"csrftoken": "forged", "title": "T"}, {"title": "T"}):
+            refused = archive.post("/e/dossier/new", data=data, files=[photo], follow_redirects=False)
+            assert refused.status_code == 403 and "CSRF token" in refused.json()["detail"]
+        # The token after a file: refused, as asgi-csrf refuses it.
+        body = (b"--b\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"a.png\"\r\n\r\nxx\r\n"
+                b"--b\r\nContent-Disposition: form-data; name=\"csrftoken\"\r\n\r\n" + token.encode()
+                + b"\r\n--b--\r\n")
+        late = archive.post("/e/dossier/new", content=body,
+                            headers={"content-type": "multipart/form-data; boundary=b"})
+        assert late.status_code == 403 and "before its files" in late.json()["detail"]
+    finally:
+        archive.headers["x-csrftoken"] = token
+    assert archive.get("/api/v1/dossier").json()["data"][0]["photo"]["name"] == "me.png"
 
 
 def test_csv_export_lists_the_file_names(archive: TestClient) -> None:
@@ -518,6 +550,9 @@ def test_rule_filters_select_the_same_records_in_sql_and_python(
     entity = compile_entities(metamodel.entities, runtime.tables, registry)["dossier"]
     count = max(len(attachments), len(papers))
 
+    def at(values: list[Any], i: int) -> Any:
+        return values[i - 1] if i <= len(values) else None
+
     def file(index: int, name: str | None) -> dict[str, Any] | None:
         return None if name is None else {"id": index, "name": name, "content_type": "text/plain"}
     with engine.begin() as conn:
@@ -525,10 +560,9 @@ def test_rule_filters_select_the_same_records_in_sql_and_python(
         conn.execute(entity.table.insert(), [
             {"id": i, "created_at": NOW, "updated_at": NOW, "version": 1,
              **entity.fields["title"].to_row(f"R{i}"),
-             **entity.fields["attachment"].to_row(file(i, attachments[i - 1] if i <= len(attachments) else None)),
+             **entity.fields["attachment"].to_row(file(i, at(attachments, i))),
              **entity.fields["papers"].to_row(
-                 [file(100 * i + k, n) for k, n in enumerate(papers[i - 1])] if i <= len(papers) and papers[i - 1]
-                 else None)}
+                 [file(100 * i + k, n) for k, n in enumerate(at(papers, i) or [])] or None)}
             for i in range(1, count + 1)])
     checked = check(rule, metamodel, "dossier")
     closure = compile_python(checked.typed)
@@ -540,4 +574,4 @@ def test_rule_filters_select_the_same_records_in_sql_and_python(
     in_python = {r["id"] for r in records if closure(r, CONTEXT) is True}
     assert in_python == in_sql, f"{rule}: Python {sorted(in_python)}, SQL {sorted(in_sql)}"
     if rule == "attachment is blank":
-        assert in_sql == {i for i in range(1, count + 1) if i > len(attachments) or attachments[i - 1] is None}
+        assert in_sql == {i for i in range(1, count + 1) if at(attachments, i) is None}

@@ -109,9 +109,10 @@ class FileStore:
             key = f"{secrets.token_hex(1)}/{secrets.token_hex(16)}"
             spool.seek(0)
             self.backend.put(key, spool)  # type: ignore[arg-type]
-        row: dict[str, Any] = {"storage_key": key, "name": clean_name(name), "size": size, "content_type": found.content_type,
-               "sha256": digest.hexdigest(), "image": found.image, "width": found.width,
-               "height": found.height, "created_at": dt.datetime.now(dt.UTC), "created_by": user}
+        row: dict[str, Any] = {
+            "storage_key": key, "name": clean_name(name), "size": size, "content_type": found.content_type,
+            "sha256": digest.hexdigest(), "image": found.image, "width": found.width, "height": found.height,
+            "created_at": dt.datetime.now(dt.UTC), "created_by": user}
         try:
             with self.engine.begin() as conn:
                 file_id = conn.execute(file_table.insert().values(row).returning(file_table.c.id)

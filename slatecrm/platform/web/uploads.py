@@ -40,7 +40,8 @@ MAX_FILES = 100
 
 #: What every answer holding a stored file's bytes says besides its type (and besides
 #: `X-Content-Type-Options: nosniff`, which ui.SecurityHeaders puts on every answer).
-SAFE_HEADERS = {"Content-Security-Policy": "sandbox; default-src 'none'", "Cache-Control": "private, no-cache"}
+SAFE_HEADERS = {"Content-Security-Policy": "sandbox; default-src 'none'",
+                "Cache-Control": "private, no-cache"}
 
 
 def disposition(kind: str, name: str) -> str:
@@ -61,7 +62,8 @@ async def upload(request: Request) -> Response:
     async with _parsed(request) as form:
         part = form.get(UPLOAD_PART)
         if not isinstance(part, UploadFile):
-            raise BadQuery({UPLOAD_PART: ["send the file in a multipart part named \"file\" (with a file name)"]})
+            raise BadQuery({UPLOAD_PART: ["send the file in a multipart part named \"file\" "
+                                          "(with a file name)"]})
         stored = await run_in_threadpool(records.upload, part.file, part.filename)
     return JSONResponse(_json(stored), 201, {"Location": f"/api/v1/_files/{stored.id}"})
 
