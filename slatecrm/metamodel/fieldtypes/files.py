@@ -150,7 +150,7 @@ class File(FieldType):
     def coerce(self, value: Any, field: Field) -> Any:
         """Values the platform converts (a stored value, a retype's): a file with its name. A
         bare number is not a file, so an integer field is not retyped into dangling files."""
-        if value is None or value == "" or value == []:
+        if value is None or value == [] or (isinstance(value, str) and not value.strip()):
             return None
         if isinstance(value, list | tuple):
             if len(value) != 1:
@@ -312,7 +312,7 @@ class Files(File):
         return items or None
 
     def coerce(self, value: Any, field: Field) -> Any:
-        if value is None or value == "" or value == []:
+        if value is None or value == [] or (isinstance(value, str) and not value.strip()):
             return None
         items = value if isinstance(value, list | tuple) else [value]
         files: list[dict[str, Any]] = []
