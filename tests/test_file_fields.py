@@ -575,3 +575,58 @@ def test_rule_filters_select_the_same_records_in_sql_and_python(
     assert in_python == in_sql, f"{rule}: Python {sorted(in_python)}, SQL {sorted(in_sql)}"
     if rule == "attachment is blank":
         assert in_sql == {i for i in range(1, count + 1) if at(attachments, i) is None}
+
+
+# --- storage backends ----------------------------------------------------------------------
+class MemoryFiles:
+    """A backend a plugin could give (an S3-compatible one is the same four methods)."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, bytes] = {}
+
+    def put(self, key: str, data: Any) -> None:
+        self.kept[key] = data.read()
+
+    def open(self, key: str) -> Any:
+        if key not in self.kept:
+            raise FileNotFoundError(key)
+        return io.BytesIO(self.kept[key])
+
+    def delete(self, key: str) -> None:
+        self.kept.pop(key, None)
+
+    def exists(self, key: str) -> bool:
+        return key in self.kept
+
+
+def test_a_plugin_stores_files_at_its_own_urls(tmp_path: Path) -> None:
+    from slatecrm.platform.files.backends import LocalDirectory, StorageSettingError
+    from slatecrm.platform.files.settings import files_from_environment
+    from slatecrm.plugins.hookspecs import hookimpl
+
+    from .defaults import plugin_manager
+
+    memory = MemoryFiles()
+
+    class Plugin:
+        @hookimpl
+        def slatecrm_file_storage(self, url: str) -> Any:
+            return memory if url.startswith("mem://") else None
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'crm.db'}")
+    plugins = plugin_manager()
+    plugins.register(Plugin())
+    store = files_from_environment(engine, plugins, {STORAGE_VARIABLE: "mem://bucket"})
+    assert store.backend is memory
+    # Unset: a folder beside the SQLite database; a folder or a file: URL: the local backend.
+    default = files_from_environment(engine, plugins, {}).backend
+    assert isinstance(default, LocalDirectory) and default.root == tmp_path / "crm.db-files"
+    named = files_from_environment(engine, plugins, {STORAGE_VARIABLE: f"file://{tmp_path}/kept"}).backend
+    assert isinstance(named, LocalDirectory) and named.root == tmp_path / "kept"
+    with pytest.raises(StorageSettingError, match="SLATECRM_FILE_STORAGE='s3://b': no installed plugin"):
+        files_from_environment(engine, plugins, {STORAGE_VARIABLE: "s3://b"})
+    with pytest.raises(StorageSettingError, match="SLATECRM_MAX_UPLOAD_BYTES='ten'"):
+        files_from_environment(engine, plugins, {"SLATECRM_MAX_UPLOAD_BYTES": "ten"})
+    with pytest.raises(ValueError, match="is not a storage key"):
+        LocalDirectory(tmp_path).put("../escape", io.BytesIO(b"x"))
+    engine.dispose()
