@@ -33,10 +33,22 @@ if TYPE_CHECKING:
     from ..records.pipeline import Draft, Hooks, Saved, WriteRequest
 
 
+#: The file fields of recently seen compiled entities, by identity (a bulk create asks once
+#: per record; a compiled entity is frozen, so its fields never change).
+_FIELDS: dict[int, tuple[Any, list[tuple[str, CompiledField]]]] = {}
+
+
 def file_fields(ce: CompiledEntity | None) -> list[tuple[str, CompiledField]]:
     if ce is None:
         return []
-    return [(name, compiled) for name, compiled in ce.fields.items() if compiled.type.holds_files]
+    seen = _FIELDS.get(id(ce))
+    if seen is not None and seen[0] is ce:
+        return seen[1]
+    found = [(name, compiled) for name, compiled in ce.fields.items() if compiled.type.holds_files]
+    if len(_FIELDS) > 256:
+        _FIELDS.clear()
+    _FIELDS[id(ce)] = (ce, found)
+    return found
 
 
 def _ids_of_json(value: Any) -> list[int]:
