@@ -206,12 +206,25 @@ entities:
 """
 
 
+VIEWER = """\
+kind: role
+name: viewer
+entities:
+  dossier:
+    actions: [read]
+    scope: all
+    fields:
+      photo: hidden
+"""
+
+
 @pytest.fixture
 def archive(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry, tmp_path: Path,
             storage: Path) -> Iterator[TestClient]:
     pack = dossiers_pack(tmp_path)
     (pack / "roles").mkdir()
     (pack / "roles" / "clerk.yaml").write_text(ROLE)
+    (pack / "roles" / "viewer.yaml").write_text(VIEWER)
     install(engine, registry, pack)
     app = make_app(db_url)
     with signed_in(app, raise_server_exceptions=False) as http:
@@ -345,6 +358,13 @@ def test_downloads_follow_the_records_access_rules(archive: TestClient, db_url: 
         again = make(archive, title="Admin's")
         taken = patch(archive, again["id"], attachment=mine["id"])
         assert taken.status_code == 422 and "attachment" in taken.json()["errors"]
+    # A field hidden from a role hides its files too, on records the role reads.
+    photo = upload(archive, png(), "face.png")
+    shown = make(archive, title="Both", attachment=upload(archive, PDF, "both.pdf")["id"], photo=photo["id"])
+    with signed_in(app, "vic@example.com", roles=["viewer"], raise_server_exceptions=False) as vic:  # type: ignore[arg-type]
+        assert vic.get(f"/files/{shown['attachment']['id']}").content == PDF
+        assert vic.get(f"/files/{photo['id']}").status_code == 404
+        assert vic.get(f"/files/{photo['id']}/thumbnail").status_code == 404
 
 
 def test_an_html_file_named_png_is_never_served_as_html(archive: TestClient) -> None:
