@@ -365,6 +365,9 @@ def test_downloads_follow_the_records_access_rules(archive: TestClient, db_url: 
         assert vic.get(f"/files/{shown['attachment']['id']}").content == PDF
         assert vic.get(f"/files/{photo['id']}").status_code == 404
         assert vic.get(f"/files/{photo['id']}/thumbnail").status_code == 404
+        # A role that writes no record with a file field may not upload.
+        refused = vic.post("/api/v1/_files", files={"file": ("x.pdf", PDF, "application/pdf")})
+        assert refused.status_code == 403 and "may not upload files" in refused.json()["detail"]
 
 
 def test_an_html_file_named_png_is_never_served_as_html(archive: TestClient) -> None:

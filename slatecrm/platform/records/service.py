@@ -19,7 +19,7 @@ from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .. import jsontext
-from ..files.attachments import FileAttachments
+from ..files.attachments import FileAttachments, file_fields
 from ..files.settings import files_from_environment
 from ..files.store import FileStore, StoredFile
 from ..identity.access import Access, role_access, role_key
@@ -433,7 +433,15 @@ class RecordsService:
     # --- uploaded files (platform/files/) ----------------------------------------------------
     def upload(self, data: BinaryIO, name: str | None) -> StoredFile:
         """Store an uploaded file for the principal: free until a write of theirs puts it
-        in a record's file field (refused past SLATECRM_MAX_UPLOAD_BYTES: 413)."""
+        in a record's file field (refused past SLATECRM_MAX_UPLOAD_BYTES: 413). Only a
+        principal that may create or update records of an entity with a file field it can
+        see may upload (403 otherwise): nobody else could attach the file."""
+        access = self.access()
+        if access is not None and not any(
+                access.may(name, action) for name, ce in self.snapshot().entities.items() if file_fields(ce)
+                for action in ("create", "update")):
+            raise WriteRefused("you may not upload files: none of your roles may create or update records "
+                               "with a file field")
         return self.files.upload(data, name, user=self.principal.user_id)
 
     def stored_file(self, file_id: int) -> StoredFile:

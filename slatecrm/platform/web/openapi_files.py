@@ -45,7 +45,7 @@ def paths(responses: Any, problem: Any) -> dict[str, Any]:
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"],
                 "properties": {"file": {"type": "string", "format": "binary"}}}}}},
-            "responses": responses({"201": stored}, "400", "413", "415", "422", "503")}},
+            "responses": responses({"201": stored}, "400", "403", "413", "415", "422", "503")}},
         "/api/v1/_files/{id}": {"get": {
             "operationId": "get_file", "tags": ["Files"], "parameters": [FILE_ID],
             "description": "What is known of a file: readable by whoever may read the record holding it "
