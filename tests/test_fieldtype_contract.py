@@ -45,7 +45,7 @@ NOT_FIELD_TYPES = {
     "web/templates/widgets/currency.html": {"currency", "decimal"},
     "web/templates/widgets/reference.html": {"reference"},
     "sampledata.py": {"email", "phone"},
-    "storage/system.py": {"stage", "email"},
+    "storage/system.py": {"stage", "email", "files", "image"},  # + a pack's files, slate_file.image
     # workflow action kinds (an e-mail action, a move to a stage), not field types
     "workflows/actions.py": {"stage", "email"},
     "workflows/registry.py": {"email"},
@@ -58,6 +58,17 @@ NOT_FIELD_TYPES = {
     "web/templates/me.html": {"text"},
     "web/templates/user.html": {"email"},
     "web/users_api.py": {"email"},
+    # uploaded files (platform/files/): the `file:` URL scheme, a stored file's `image` flag and
+    # default name, the 404 that names a file, the upload's part and HTML input type "file",
+    # JSON Schema types; htmx's own words
+    "files/backends.py": {"file"},
+    "files/store.py": {"file", "image"},
+    "records/service.py": {"file"},
+    "web/uploads.py": {"file", "url"},
+    "web/openapi_files.py": {"boolean", "file", "image", "integer", "url"},
+    "web/templates/widgets/file.html": {"file"},
+    "web/templates/widgets/files.html": {"file"},
+    "web/static/vendor/htmx.min.js": {"file", "image"},
     "web/users_pages.py": {"email"},
 }
 BRANCH = re.compile(r"field\.type\s*(==|!=|\bin\b|\bnot in\b)|\.field\.type\b")

@@ -82,7 +82,7 @@ def test_every_builtin_type_is_registered_in_order() -> None:
     assert {"text", "long_text", "integer", "decimal", "currency", "percent", "boolean", "date",
             "datetime", "choice", "multi_choice", "email", "phone", "url", "reference",
             "auto_number", "stage", "rating",
-            "many_to_many"} == set(builtin)
+            "many_to_many", "file", "files", "image"} == set(builtin)
 
 
 # --- accepted inputs and their canonical values ---------------------------------------

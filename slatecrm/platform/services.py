@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from slatecrm.plugins.manager import field_types, rule_functions
 
+from .files.settings import files_from_environment
 from .records.events import RecordEvents
 from .records.limits import DEFAULT, Limits
 from .records.service import RecordsService
@@ -21,6 +22,7 @@ def records_service(engine: sa.Engine, plugins: pluggy.PluginManager,
     keeping `limits` (records/limits.py)."""
     registry = field_types(plugins)
     service = RecordsService(engine, RuntimeHolder(engine, registry), registry,
-                             functions=rule_functions(plugins), events=RecordEvents(plugins), limits=limits)
+                             functions=rule_functions(plugins), events=RecordEvents(plugins), limits=limits,
+                             files=files_from_environment(engine, plugins))
     install_outbox(service)  # every write of every surface fires workflows (platform/workflows/)
     return service

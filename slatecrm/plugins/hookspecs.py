@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from slatecrm.metamodel.fieldtypes import FieldType
     from slatecrm.metamodel.rules.functions import RuleFunction
+    from slatecrm.platform.files.backends import FileBackend
 
     from .workflow_actions import WorkflowAction
 
@@ -84,3 +85,12 @@ def slatecrm_startup(app: Starlette) -> None:
     """Called once when the app starts serving (the ASGI lifespan startup), with the app:
     for checks of a plugin's configuration and for warming what it needs. An exception
     stops the start-up."""
+
+
+@hookspec(firstresult=True)
+def slatecrm_file_storage(url: str) -> FileBackend | None:
+    """Called once when a process builds its records service, with the value of
+    `SLATECRM_FILE_STORAGE` when it is a URL that is not a folder (`s3://bucket/prefix`):
+    answer a backend with put / open / delete / exists by key (FileBackend, in
+    slatecrm/platform/files/backends.py) for a scheme this plugin stores files at, or None.
+    The first answer is used; no answer stops the start-up, naming the setting."""

@@ -160,6 +160,12 @@ class FieldType:
     #: validation refuses those flags (metamodel/checks.py).
     stored_apart: ClassVar[bool] = False
 
+    #: Whether values hold uploaded files (platform/files/): the records service checks that
+    #: each file given was uploaded by the writer and is free, fills in its name and type
+    #: (`with_files`), attaches it to the record, and deletes it once a committed write
+    #: removed it from the record.
+    holds_files: ClassVar[bool] = False
+
     @classmethod
     def template_folders(cls) -> Sequence[Path]:
         """Folders of templates this type ships (its widget): searched after a deployment's
@@ -368,6 +374,19 @@ class ApartRelation:
     #: Whether links are made and removed through the field (False: they are records of a
     #: link entity, made through its own API and forms; the field only reads them).
     editable: bool = True
+
+    # --- uploaded files (types with `holds_files`) ------------------------------------------
+    def file_ids(self, value: Any, field: Field) -> list[int]:
+        """The ids of the uploaded files a (coerced) value holds, in order."""
+        return []
+
+    def with_files(self, value: Any, files: Mapping[int, Mapping[str, Any]], field: Field) -> Any:
+        """`value` with what the file table knows of each file (`files`: its rows by id)."""
+        return value
+
+    def check_file(self, info: Mapping[str, Any], field: Field) -> str | None:
+        """Why an uploaded file (its row in the file table) may not be in this field, or None."""
+        return None
 
 
 class SampleSource:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
@@ -19,6 +19,9 @@ from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .. import jsontext
+from ..files.attachments import FileAttachments, file_fields
+from ..files.settings import files_from_environment
+from ..files.store import FileStore, StoredFile
 from ..identity.access import Access, role_access, role_key
 from ..identity.principal import SYSTEM, Principal
 from ..storage import statistics, system
@@ -52,10 +55,14 @@ class RecordsService:
                  functions: RuleFunctions = NO_FUNCTIONS, events: RecordEvents | None = None,
                  scope: ReadScope | None = None, read_filter: ReadFilter = no_filter,
                  secrets: DatabaseSecrets | None = None, hooks: Hooks | None = None,
-                 limits: Limits = DEFAULT, principal: Principal = SYSTEM):
+                 limits: Limits = DEFAULT, principal: Principal = SYSTEM, files: FileStore | None = None):
         """`functions`: the plugins' rule functions; `events`: the plugins' record hooks;
-        `limits`: the bounds every list query and bulk request keeps (records/limits.py)."""
+        `limits`: the bounds every list query and bulk request keeps (records/limits.py);
+        `files`: where uploaded files are kept (platform/files/; by default as the
+        environment says)."""
         self.engine = engine
+        #: The uploaded files of file fields (platform/files/store.py).
+        self.files = files if files is not None else files_from_environment(engine)
         self.limits = limits
         #: Who the calls act as: a request's signed-in user (web/pinning.py), or the system.
         #: Writes without an explicit `user` are made by `principal.user_id`.
@@ -91,6 +98,8 @@ class RecordsService:
         self.deferred: list[Callable[[], None]] | None = None
         if hooks is None:
             self.events.register(self.pipeline.hooks)
+            attachments = FileAttachments(lambda: self.files, lambda: self.full_snapshot().entities)
+            attachments.register(self.pipeline.hooks)
 
     def pinned(self, principal: Principal = SYSTEM,
                connection: sa.Connection | None = None) -> RecordsService:
@@ -103,7 +112,7 @@ class RecordsService:
         return RecordsService(self.engine, self.holder, self.registry, functions=self.functions,
                               events=self.events, scope=scope, read_filter=self.read_filter,
                               secrets=self.secrets, hooks=self.pipeline.hooks,
-                              limits=self.limits, principal=principal)
+                              limits=self.limits, principal=principal, files=self.files)
 
     def bound(self, connection: sa.Connection, principal: Principal = SYSTEM, *,
               savepoints: bool = True, read_back: bool = True) -> RecordsService:
@@ -121,7 +130,8 @@ class RecordsService:
             raise RuntimeError("this records service is already bound to a connection: use it directly")
         copy = RecordsService(self.engine, self.holder, self.registry, functions=self.functions,
                               events=self.events, read_filter=self.read_filter, secrets=self.secrets,
-                              hooks=self.pipeline.hooks, limits=self.limits, principal=principal)
+                              hooks=self.pipeline.hooks, limits=self.limits, principal=principal,
+                              files=self.files)
         copy.connection = connection
         copy.savepoints = savepoints
         copy.read_back = read_back
@@ -136,7 +146,7 @@ class RecordsService:
         copy = RecordsService(self.engine, self.holder, self.registry, functions=self.functions,
                               events=self.events, scope=self.scope, read_filter=self.read_filter,
                               secrets=self.secrets, hooks=self.pipeline.hooks, limits=self.limits,
-                              principal=self.principal)
+                              principal=self.principal, files=self.files)
         copy.silent = True
         copy.connection, copy.deferred, copy.savepoints = self.connection, self.deferred, self.savepoints
         copy.read_back = self.read_back
@@ -424,6 +434,45 @@ class RecordsService:
             subject = f"{ce.entity.label} {record_ids[0]}" if len(record_ids) == 1 else (
                 f"{ce.entity.label_plural} {', '.join(str(i) for i in record_ids[:5])}")
             raise RecordInUse(f"{subject} cannot be deleted while these refer to it: " + "; ".join(blockers))
+
+    # --- uploaded files (platform/files/) ----------------------------------------------------
+    def upload(self, data: BinaryIO, name: str | None) -> StoredFile:
+        """Store an uploaded file for the principal: free until a write of theirs puts it
+        in a record's file field (refused past SLATECRM_MAX_UPLOAD_BYTES: 413). Only a
+        principal that may create or update records of an entity with a file field it can
+        see may upload (403 otherwise): nobody else could attach the file."""
+        access = self.access()
+        if access is not None and not any(
+                access.may(name, action) for name, ce in self.snapshot().entities.items() if file_fields(ce)
+                for action in ("create", "update")):
+            raise WriteRefused("you may not upload files: none of your roles may create or update records "
+                               "with a file field")
+        return self.files.upload(data, name, user=self.principal.user_id)
+
+    def stored_file(self, file_id: int) -> StoredFile:
+        """A stored file the principal may download: one held by a record field it can
+        read (the read path's access rules: a record or field it cannot see is as if the
+        file did not exist, 404), or an upload of its own not attached yet."""
+        with self.engine.connect() as conn:
+            found = self.files.info(conn, file_id)
+        if found is None or found.released_at is not None:
+            raise RecordNotFound("file", file_id)
+        if found.entity is None or found.record_id is None or found.field is None:
+            if self.principal.unrestricted or (found.created_by is not None
+                                               and found.created_by == self.principal.user_id):
+                return found
+            raise RecordNotFound("file", file_id)
+        shown = self.snapshot().entities.get(found.entity)
+        compiled = shown.fields.get(found.field) if shown is not None else None
+        if compiled is None:
+            raise RecordNotFound("file", file_id)
+        try:
+            record = self.get(found.entity, found.record_id)
+        except (RecordNotFound, UnknownEntity):
+            raise RecordNotFound("file", file_id) from None
+        if file_id not in compiled.type.file_ids(record.values.get(found.field), compiled.field):
+            raise RecordNotFound("file", file_id)
+        return found
 
     # --- lists --------------------------------------------------------------------------------
     def page(self, entity: str, query: ListQuery | None = None) -> Page:

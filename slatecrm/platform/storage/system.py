@@ -254,6 +254,38 @@ audit = sa.Table(
 )
 
 
+# --- uploaded files (platform/files/): the metadata of each stored file -----------------------------
+
+files = sa.Table(
+    "slate_file", system_metadata,
+    sa.Column("id", record_id(), primary_key=True, autoincrement=True),
+    #: where the storage backend keeps the bytes (a random name, never the uploaded one)
+    sa.Column("storage_key", sa.String, nullable=False, unique=True),
+    #: the file's name as uploaded (its folders and control characters removed)
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    #: detected from the content (platform/files/detect.py), never taken from the name or
+    #: from what the client said
+    sa.Column("content_type", sa.String, nullable=False),
+    sa.Column("sha256", sa.String, nullable=False),
+    #: Pillow opened and verified it: an image, with its size in pixels
+    sa.Column("image", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("width", sa.Integer, nullable=True),
+    sa.Column("height", sa.Integer, nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("created_by", sa.BigInteger, nullable=True),
+    #: the record field holding it (entity, record id, field); None until a write attaches it
+    sa.Column("entity", sa.String, nullable=True),
+    sa.Column("record_id", sa.BigInteger, nullable=True),
+    sa.Column("field", sa.String, nullable=True),
+    #: set, in the write's transaction, when a write removed it from its record (or deleted the
+    #: record): the bytes and this row are deleted once that write has committed
+    sa.Column("released_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_slate_file_record", "entity", "record_id"),
+    sa.Index("ix_slate_file_released_at", "released_at"),
+)
+
+
 def is_initialised(conn: sa.Connection) -> bool:
     return sa.inspect(conn).has_table(revisions.name)
 

@@ -31,6 +31,7 @@ from . import (
     convertors,  # noqa: F401  (registers the `recordid` and `collection` path convertors)
     jsonbody,
     openapi,
+    uploads,
 )
 from .authentication import READ_METHODS
 from .jsonresponse import EncodedJSON
@@ -241,6 +242,7 @@ async def openapi_document(request: Request) -> Response:
     return await answer(request, work)
 
 routes = [
+    *uploads.api_routes,  # before the entity routes: `_files` is no entity's name
     Route("/api/v1/meta", meta, methods=["GET"]),
     Route("/api/v1/openapi.json", openapi_document, methods=["GET"]),
     Route("/api/v1/{entity:collection}", collection, methods=["GET", "POST"]),

@@ -35,7 +35,7 @@ from .authsettings import AuthSettings
 from .crosssite import CrossSiteGuard
 from .csrf import CsrfProtection, csrf_token
 from .hosts import AllowedHosts, HostAllowList
-from .limits import DEFAULT_LIMIT, BodySizeLimit
+from .limits import DEFAULT_LIMIT, MULTIPART_OVERHEAD, BodySizeLimit
 from .pinning import PinnedRecords
 from .problems import definition_error, http_error, record_error, server_error, stale_error, timeout_error
 from .proxies import ProxyHeaders, TrustedProxies
@@ -94,6 +94,7 @@ def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: Rec
                 stop.set()  # it finishes its batch and signs off
                 await run_in_threadpool(thread.join, WORKER_STOP_SECONDS)
 
+    records = records or records_service(engine, plugins, limits)
     app = Starlette(
         routes=plugin_manager.routes(plugins),
         middleware=[
@@ -102,7 +103,9 @@ def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: Rec
             Middleware(ProxyHeaders, trusted=trusted_proxies or TrustedProxies.from_environment(os.environ)),
             Middleware(HostAllowList, allowed=allowed_hosts or AllowedHosts.from_environment(os.environ)),
             Middleware(QueryText),  # raw non-UTF-8 bytes: refused before anything reads them
-            Middleware(CrossSiteGuard), Middleware(BodySizeLimit, limit=body_limit),
+            Middleware(CrossSiteGuard),
+            Middleware(BodySizeLimit, limit=body_limit,
+                       multipart_limit=records.files.max_upload + MULTIPART_OVERHEAD),
             Middleware(ui.SecurityHeaders),
             Middleware(JsonSuffix),
             Middleware(Authentication, settings=auth),  # who: session, token or nobody; login required
@@ -115,7 +118,6 @@ def create_app(engine: sa.Engine, plugins: pluggy.PluginManager, *, records: Rec
                             Exception: ui_or_problem(server_error)},
         lifespan=lifespan,
     )
-    records = records or records_service(engine, plugins, limits)
     with engine.connect() as conn:  # an older SlateCRM's database: refuse to start (storage/upgrades.py)
         check_current(conn, records.registry)
     bound_statements(engine, limits.statement_timeout_ms)

@@ -18,9 +18,10 @@ their forms with the template function `csrf_token(request)`; htmx sends it as a
 from __future__ import annotations
 
 from collections.abc import Callable
+from hmac import compare_digest
 from typing import Any
 
-from asgi_csrf import Errors, asgi_csrf_decorator
+from asgi_csrf import Errors, asgi_csrf_decorator, cookies_from_scope
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -71,7 +72,7 @@ class CsrfProtection:
             key: bytes = await run_in_threadpool(secrets.get, SECRET_NAME)
             self._protected = asgi_csrf_decorator(
                 cookie_name=COOKIE, http_header=HEADER, signing_secret=key.hex(),
-                always_protect=ALWAYS, send_csrf_failed=_refused)(self.app)
+                always_protect=ALWAYS, send_csrf_failed=_refused)(_MultipartRestored(self.app))
         return self._protected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,6 +85,24 @@ class CsrfProtection:
         protected = await self._inner(scope)
         if scope.get("scheme") == "https":
             send = _secure_cookie(send)
+        if scope["method"] not in SAFE_METHODS and _multipart_without_header(scope):
+            try:
+                token, receive = await multipart_token(scope, receive)
+            except _FileBeforeToken:
+                await _refused(scope, send, Errors.FILE_BEFORE_TOKEN)
+                return
+            cookie = cookies_from_scope(scope).get(COOKIE, "")
+            if token is None or not cookie or not compare_digest(token.encode("latin-1"),
+                                                                 cookie.encode("latin-1")):
+                await _refused(scope, send, Errors.MULTIPART_MISMATCH)
+                return
+            # The form's token, checked by asgi-csrf as if a script had sent it as the header
+            # (with the body's type hidden from it, so that it never reaches its multipart
+            # parser: `_MultipartRestored` gives the app the real one back).
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
+            scope = {**scope, MULTIPART_KEY: dict(scope["headers"]).get(b"content-type", b""),
+                     "headers": [*headers, (b"content-type", HIDDEN_MULTIPART),
+                                 (HEADER.encode(), token.encode("latin-1"))]}
         await protected(scope, receive, send)
 
 
@@ -130,3 +149,113 @@ def new_token(key: bytes) -> str:
     from itsdangerous.url_safe import URLSafeSerializer
 
     return URLSafeSerializer(key.hex()).dumps(make_secret(16), DEFAULT_SIGNING_NAMESPACE)
+
+
+# --- multipart forms (a record form with files): the token before the files -------------------------
+# asgi-csrf 0.11 reads a multipart body's token with python-multipart's FormParser(FileClass=…),
+# which python-multipart 0.0.26 removed (simonw/asgi-csrf#38, fix pending in #39; the older
+# python-multipart has CVE-2026-40347): a form with files failed with a 500. Until a release
+# fixes it, the token is read here with python-multipart's current MultipartParser, the way
+# asgi-csrf does it (the body up to the `csrftoken` field, a file before it refused), and is
+# handed to asgi-csrf as the header, whose check it then passes or fails.
+#: The longest token field read (asgi-csrf's tokens are under 100 characters).
+TOKEN_FIELD_MAX = 1024
+
+
+#: Where a multipart body's Content-Type waits while asgi-csrf checks its token, and what
+#: asgi-csrf is shown instead (a type it does not parse: a mismatch is refused, not parsed).
+MULTIPART_KEY = "slatecrm.multipart_content_type"
+HIDDEN_MULTIPART = b"application/x-slatecrm-checked-multipart"
+
+
+class _MultipartRestored:
+    """Gives the app a multipart body's real Content-Type back, once asgi-csrf has passed it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        original = scope.get(MULTIPART_KEY)
+        if original is not None:
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
+            scope = {**scope, "headers": [*headers, (b"content-type", original)]}
+        await self.app(scope, receive, send)
+
+
+class _FileBeforeToken(Exception):
+    pass
+
+
+class _TokenFound(Exception):
+    pass
+
+
+def _multipart_without_header(scope: Scope) -> bool:
+    headers = dict(scope.get("headers") or [])
+    content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    has_cookie = bool(headers.get(b"cookie")) or scope.get("path") in ALWAYS
+    return content_type == b"multipart/form-data" and HEADER.encode() not in headers and has_cookie
+
+
+async def multipart_token(scope: Scope, receive: Receive) -> tuple[str | None, Receive]:
+    """The `csrftoken` field of a multipart body, read up to it (None if the body has none),
+    and a `receive` that replays what was read; _FileBeforeToken when a file comes first."""
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    _, options = parse_options_header(dict(scope["headers"]).get(b"content-type", b""))
+    messages: list[Message] = []
+    part: dict[str, Any] = {}
+
+    def begin() -> None:
+        part.clear()
+        part.update(header=b"", value=b"", disposition=b"", data=b"")
+
+    def header_field(data: bytes, start: int, end: int) -> None:
+        part["header"] += data[start:end]
+
+    def header_value(data: bytes, start: int, end: int) -> None:
+        part["value"] += data[start:end]
+
+    def header_end() -> None:
+        if part["header"].lower() == b"content-disposition":
+            part["disposition"] = part["value"]
+        part["header"], part["value"] = b"", b""
+
+    def headers_finished() -> None:
+        _, params = parse_options_header(part["disposition"])
+        if b"filename" in params:
+            raise _FileBeforeToken
+        part["name"] = params.get(b"name", b"")
+
+    def part_data(data: bytes, start: int, end: int) -> None:
+        if part.get("name") == b"csrftoken" and len(part["data"]) < TOKEN_FIELD_MAX:
+            part["data"] += data[start:end]
+
+    def part_end() -> None:
+        if part.get("name") == b"csrftoken":
+            raise _TokenFound(part["data"].decode("latin-1"))
+
+    parser = MultipartParser(options.get(b"boundary", b""), {
+        "on_part_begin": begin, "on_header_field": header_field, "on_header_value": header_value,
+        "on_header_end": header_end, "on_headers_finished": headers_finished, "on_part_data": part_data,
+        "on_part_end": part_end})
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    more = True
+    try:
+        while more:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            parser.write(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+    except _TokenFound as found:
+        return str(found.args[0]), replay
+    except _FileBeforeToken:
+        raise
+    except Exception:
+        return None, replay
+    return None, replay

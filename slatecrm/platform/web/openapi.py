@@ -21,7 +21,7 @@ from ..identity import auditlog
 from ..records.compiled import CompiledEntity
 from ..records.limits import DEFAULT, Limits
 from ..records.listing import OPERATORS, ListQuery, chosen_sort
-from . import openapi_identity, openapi_workflows
+from . import openapi_files, openapi_identity, openapi_workflows
 from .authsettings import SESSION_COOKIE
 from .openapi_records import RECORD_ID, entity_schemas, schema_name
 
@@ -407,6 +407,8 @@ def document(revision: int, compiled: Mapping[str, CompiledEntity],
     schemas.update(openapi_identity.schemas())
     paths.update(openapi_workflows.paths())
     schemas.update(openapi_workflows.schemas())
+    paths.update(openapi_files.paths(_responses, _problem))
+    schemas.update(openapi_files.schemas())
     responses = {f"Problem{status}": {
         "description": why,
         "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},

@@ -28,7 +28,7 @@ from ..records.errors import (
 from ..records.listing import ListQuery
 from ..records.service import HistoryEntry, Page, Record, RecordsService, StageVisit
 from ..workflows import console
-from . import widgets
+from . import uploads, widgets
 from .authentication import READ_METHODS
 from .jsonresponse import JSONResponse
 from .pinning import records_of
@@ -341,7 +341,7 @@ async def new(request: Request) -> Response:
         defaults = {k: v for k, v in request.query_params.items()
                     if (k in ce.fields or k == widgets.OWNER) and v}
         return await form_page(request, ce, None, _raw_from_record(ce, None, defaults))
-    form = await request.form()
+    form = await uploads.store_form_files(records, ce, await uploads.parsed_form(request))
     data = widgets.read_form(ce, form, keep_blank=False,
                              locked=await locked_fields(records, ce.name, new_record=True))
     try:
@@ -359,7 +359,7 @@ async def edit(request: Request) -> Response:
     record = await run_in_threadpool(records.get, ce.name, _record_id(request))
     if request.method in READ_METHODS:  # HEAD is a GET without the body
         return await form_page(request, ce, record, _raw_from_record(ce, record, {}))
-    form = await request.form()
+    form = await uploads.store_form_files(records, ce, await uploads.parsed_form(request))
     data = widgets.read_form(ce, form, keep_blank=True,
                              locked=await locked_fields(records, ce.name, new_record=False))
     reapply = str(form.get("reapply") or "")
@@ -385,7 +385,7 @@ async def validate(request: Request) -> Response:
     records = records_of(request)
     ce = await run_in_threadpool(records.entity, request.path_params["entity"])
     record_id = int(request.path_params["id"]) if "id" in request.path_params else None
-    form = await request.form()
+    form = await uploads.without_files(await uploads.parsed_form(request))
     data = widgets.read_form(ce, form, keep_blank=record_id is not None,
                              locked=await locked_fields(records, ce.name, new_record=record_id is None))
     errors = await run_in_threadpool(lambda: records.check(ce.name, data, record_id=record_id))

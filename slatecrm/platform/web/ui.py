@@ -14,6 +14,7 @@ from . import (
     convertors,  # noqa: F401  (registers the `recordid` path convertor)
     list_pages,
     record_pages,
+    uploads,
 )
 from .templating import STATIC
 
@@ -29,6 +30,7 @@ async def favicon(request: Request) -> Response:
 
 
 routes = [
+    *uploads.ui_routes,
     Route("/", list_pages.home, methods=["GET"]),
     Route("/favicon.ico", favicon, methods=["GET"]),
     Route("/search", list_pages.search, methods=["GET"]),
