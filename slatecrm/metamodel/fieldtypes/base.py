@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import sqlalchemy as sa
 
 if TYPE_CHECKING:
-    from ..model import Field
+    from ..model import Entity, Field, Metamodel
     from ..rules.types import Type
 
 #: Form inputs of one field, by suffix ("" is the main input, named like the field; a
@@ -238,6 +238,19 @@ class FieldType:
 
     def check_definition(self, field: Field) -> Iterator[tuple[str, str]]:
         """Problems of a definition that a schema cannot see: (settings path, message)."""
+        return iter(())
+
+    # --- definitions that depend on other entities (roll-ups) ---------------------------------
+    def complete(self, field: Field, entity: Entity, metamodel: Metamodel) -> Field:
+        """The definition completed from the rest of the effective metamodel (a roll-up's
+        result type comes from the child field it aggregates); called for every field when
+        packs are merged, before they are checked."""
+        return field
+
+    def check_in(self, field: Field, entity: Entity, metamodel: Metamodel,
+                 registry: FieldTypeRegistry) -> Iterator[str]:
+        """Problems of a definition against the rest of the metamodel (another entity it
+        names), each message starting with the setting it is about."""
         return iter(())
 
 

@@ -1095,8 +1095,11 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+from .rollup import Rollup  # noqa: E402  (it builds on the number and date types above)
+
 BUILTIN_TYPES: tuple[FieldType, ...] = (
     Text(), LongText(), Integer(), DecimalType(), Currency(), Percent(), Boolean(), Date(),
     DateTime(), Choice(), MultiChoice(), Email(), Phone(), Url(), Reference(), AutoNumber(),
     Stage(), Rating(),
+    Rollup(),
 )

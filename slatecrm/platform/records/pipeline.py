@@ -40,6 +40,7 @@ from .compiled import CompiledEntity, is_blank
 from .constraints import UniqueValues, composite_unique_errors, existing_ids, member_of
 from .errors import BadQuery, RecordNotFound, ValidationFailed, VersionConflict, WriteRefused
 from .inserts import EntityInsert
+from .rollups import rollups_of
 
 if TYPE_CHECKING:
     from ..identity.access import Access, EntityAccess
@@ -437,6 +438,9 @@ class WritePipeline:
             ids, history = writer.write(conn, prepared, user, now, self.service.principal.token_id)
         except sa.exc.IntegrityError as error:
             raise ValidationFailed(integrity_errors(ce, error)) from None
+        rollups = rollups_of(self._full())
+        rollups.created(conn, ce.name, ids)
+        rollups.children_written(conn, ce.name, [(None, values) for values in prepared])
         return self.service._read_back(conn, ce, ids), history
 
     def _update(self, conn: sa.Connection, draft: Draft, version: int, changed: Sequence[str],
@@ -472,6 +476,7 @@ class WritePipeline:
             for field_name in ce.pipelines:
                 if field_name in changed:
                     stages.record_move(conn, ce, record_id, field_name, merged[field_name], now, user)
+            rollups_of(self._full()).children_written(conn, ce.name, [(before, merged)], changed)
         if not self.service.read_back:
             return _as_written(ce, record_id, version + (1 if changed else 0), merged, draft, now,
                                user), history
