@@ -44,6 +44,20 @@ class ColumnSpec:
         return field_name if not self.suffix else f"{field_name}__{self.suffix}"
 
 
+@dataclass(frozen=True)
+class Aggregate:
+    """A field's value as an aggregate of child records: `function` (count, sum, min, max,
+    avg) of the child field `of` (None for count) over the records of `child` whose
+    reference `via` points to the record, only those `filter` (a rule over the child) holds
+    for."""
+
+    child: str
+    via: str
+    function: str
+    of: str | None = None
+    filter: str | None = None
+
+
 class FieldType:
     """Base class of field types. Subclasses set the class attributes and override hooks."""
 
@@ -246,6 +260,11 @@ class FieldType:
         result type comes from the child field it aggregates); called for every field when
         packs are merged, before they are checked."""
         return field
+
+    def aggregates(self, field: Field) -> Aggregate | None:
+        """What a field's values are computed from when they are an aggregate of child
+        records (a roll-up): the engine keeps them exact on every write of a child."""
+        return None
 
     def check_in(self, field: Field, entity: Entity, metamodel: Metamodel,
                  registry: FieldTypeRegistry) -> Iterator[str]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 
-from .base import ColumnSpec, FieldType, FormInputs
+from .base import Aggregate, ColumnSpec, FieldType, FormInputs
 from .builtin import Currency, Date, DateTime, DecimalType, Integer, Percent, Rating
 
 if TYPE_CHECKING:
@@ -90,6 +90,15 @@ class Rollup(FieldType):
         if result is not None:
             settings["result"] = result
         return replace(field, settings=settings)
+
+    def aggregates(self, field: Field) -> Aggregate | None:
+        over = parse_over(field.settings.get("over"))
+        function = field.settings.get("function")
+        if over is None or function not in FUNCTIONS:
+            return None
+        of, text = field.settings.get("field"), field.settings.get("filter")
+        return Aggregate(over[0], over[1], str(function), str(of) if of else None,
+                         str(text) if text else None)
 
     def check_in(self, field: Field, entity: Entity, metamodel: Metamodel,
                  registry: FieldTypeRegistry) -> Iterator[str]:

@@ -33,8 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.util import ClauseAdapter
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
-from slatecrm.metamodel.fieldtypes.rollup import Rollup as RollupType
-from slatecrm.metamodel.fieldtypes.rollup import filter_fields, parse_over
+from slatecrm.metamodel.fieldtypes.rollup import filter_fields
 from slatecrm.metamodel.model import Metamodel
 from slatecrm.metamodel.rules.python import RuleContext
 
@@ -64,18 +63,17 @@ def rollups_in(metamodel: Metamodel, registry: FieldTypeRegistry) -> tuple[Rollu
     found: list[Rollup] = []
     for entity in metamodel.active_entities:
         for field in entity.active_fields:
-            if field.type not in registry or not isinstance(registry[field.type], RollupType):
+            try:
+                aggregate = registry[field.type].aggregates(field)
+            except KeyError:  # a plugin's type that is not installed here
                 continue
-            over = parse_over(field.settings.get("over"))
-            if over is None:
+            if aggregate is None:
                 continue
-            text = field.settings.get("filter")
-            of = field.settings.get("field")
-            reads = {over[1], *([str(of)] if of else [])}
-            if text:
-                reads |= filter_fields(str(text), over[0], metamodel, registry)
-            found.append(Rollup(entity.name, field.name, over[0], over[1], str(field.settings["function"]),
-                                str(of) if of else None, str(text) if text else None, frozenset(reads)))
+            reads = {aggregate.via, *([aggregate.of] if aggregate.of else [])}
+            if aggregate.filter:
+                reads |= filter_fields(aggregate.filter, aggregate.child, metamodel, registry)
+            found.append(Rollup(entity.name, field.name, aggregate.child, aggregate.via, aggregate.function,
+                                aggregate.of, aggregate.filter, frozenset(reads)))
     return tuple(found)
 
 
