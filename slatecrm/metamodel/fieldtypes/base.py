@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import sqlalchemy as sa
 
@@ -56,6 +56,50 @@ class Aggregate:
     function: str
     of: str | None = None
     filter: str | None = None
+
+
+class ApartStore(Protocol):
+    """What the platform hands the hooks of a type `stored_apart` (records/apart.py builds
+    it): the write's or the read's connection, the tables, and the principal's view of
+    other entities. A type never opens a connection or a transaction of its own: whatever
+    it reads or writes is part of the request's read or of the write's one transaction."""
+
+    @property
+    def conn(self) -> sa.Connection: ...
+
+    def table(self, entity: str) -> sa.Table:
+        """The table of an entity of the revision (retired fields' columns included)."""
+        ...
+
+    def apart_table(self, entity: str, field: str, part: str = "") -> sa.Table:
+        """One of the tables a field keeps its values in (`FieldType.apart_tables`, by part)."""
+        ...
+
+    def visible_ids(self, entity: str, ids: Iterable[int]) -> set[int]:
+        """Which of `ids` are records of `entity` the principal may read: a link to one it
+        may not read is refused as if there were none (its existence is not confirmed)."""
+        ...
+
+    def titles(self, entity: str, ids: Iterable[int]) -> dict[int, str]:
+        """The titles of the records of `entity` the principal may read (others: absent)."""
+        ...
+
+
+def apart_table_name(entity: str, field: str, part: str = "") -> str:
+    """The name of a table a field of `entity` keeps its values in: `x_<entity>__<field>`
+    (and `__<part>` for a second one). `__` never occurs in an entity or field name, so it
+    never meets an entity's table; names longer than databases allow are shortened with a
+    hash (the schema engine uses the same function, storage/tables.py)."""
+    from ..model import ENTITY_TABLE_PREFIX
+    from ..names import MAX_IDENTIFIER
+
+    name = f"{ENTITY_TABLE_PREFIX}{entity}__{field}" + (f"__{part}" if part else "")
+    if len(name) <= MAX_IDENTIFIER:
+        return name
+    import hashlib
+
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{name[: MAX_IDENTIFIER - 9]}_{digest}"
 
 
 class FieldType:
@@ -110,6 +154,19 @@ class FieldType:
     #: Whether the engine hands out the values from a per-field sequence when a record is
     #: created (auto numbers); it then asks `format` for each number's value.
     numbered: ClassVar[bool] = False
+    #: Whether values are kept OUTSIDE the entity's table (a many-to-many junction table,
+    #: child records saved with their parent): `columns` is empty, and the platform asks
+    #: the "stored apart" hooks below instead of reading and writing columns. Why a flag
+    #: and hooks rather than columns: such a value is a set of rows, so a page of records
+    #: must load all its values in ONE query per field (`load_apart`, never one per record),
+    #: and a write must save them in the write's own transaction (`save_apart`), after the
+    #: record's row exists (a new record's id is known only then). The value itself still
+    #: travels with the record like any other (`Record.values`, the API, forms, history):
+    #: its canonical form must compare equal when nothing changed (a sorted tuple, say),
+    #: since the write pipeline writes and versions only changed fields. Such a type is
+    #: neither sortable, nor unique, nor indexed, nor searchable as a column; pack
+    #: validation refuses those flags (metamodel/checks.py).
+    stored_apart: ClassVar[bool] = False
 
     @classmethod
     def template_folders(cls) -> Sequence[Path]:
@@ -271,6 +328,69 @@ class FieldType:
         """Problems of a definition against the rest of the metamodel (another entity it
         names), each message starting with the setting it is about."""
         return iter(())
+
+    # --- stored apart (only for `stored_apart` types; see that flag) --------------------
+    def apart_tables(self, field: Field, entity: str, metadata: sa.MetaData) -> list[sa.Table]:
+        """The tables a field of `entity` keeps its values in, built in `metadata` (which
+        holds the entities' tables, so foreign keys to them resolve). The schema engine
+        creates them with the field (or its entity), keeps them when the field is retired
+        (data kept, like a retired column), and drops them only when the field is purged.
+        Name them with `apart_table_name(entity, field.name, part)`; a table's `info["part"]`
+        is its part ("" for the first). Empty for a type whose values live in other
+        entities' tables (child records)."""
+        return []
+
+    def load_apart(self, store: ApartStore, field: Field, entity: str,
+                   ids: Sequence[int]) -> dict[int, Any]:
+        """The values of the field for the records `ids` of `entity` (a page, a record read
+        back after a write), by record id: ONE query for all of them. A record left out
+        has the blank value (`apart_blank`)."""
+        return {}
+
+    def apart_blank(self, field: Field) -> Any:
+        """The value of a record that has nothing stored apart (an empty tuple)."""
+        return None
+
+    def merge_apart(self, before: Any, given: Any, field: Field) -> Any:
+        """The value to save when a client sends `given` (already through `coerce_given`)
+        for a stored value `before` (the blank value for a new record): `given` replaces
+        it, unless the type takes changes relative to it (a many-to-many's add / remove)."""
+        return given
+
+    def check_apart(self, store: ApartStore, field: Field, entity: str,
+                    values: Sequence[Any]) -> list[list[str]]:
+        """Problems of each value of a batch about to be saved (links to records that do
+        not exist or the principal may not read), one list of messages per value, found
+        with one query for the whole batch. The messages name what is wrong (an id), the
+        platform names the field."""
+        return [[] for _ in values]
+
+    def save_apart(self, store: ApartStore, field: Field, entity: str, record_id: int,
+                   before: Any, after: Any) -> None:
+        """Store `after` for the record (`before`: what was stored, the blank value for a
+        new record) in the write's transaction, after the record's row is written; called
+        only when the value changed."""
+
+    def apart_related(self, field: Field, entity: str) -> ApartRelation | None:
+        """How a related list pages the records the field links to (None: it has none)."""
+        return None
+
+
+@dataclass(frozen=True)
+class ApartRelation:
+    """A relation a stored-apart field makes between two entities, for related lists on
+    both sides: from a record of `source` (the field's entity) its records of `target` are
+    the `target_column` of the rows of `table` whose `source_column` is its id; the
+    inverse side reads the same table the other way round. `inverse` is the name the
+    relation has on the target's side (None: no name, shown as `<source>.<field>`)."""
+
+    field: str
+    source: str
+    target: str
+    table: str
+    source_column: str
+    target_column: str
+    inverse: str | None = None
 
 
 class SampleSource:

@@ -16,6 +16,7 @@ from babel.numbers import format_currency, format_decimal, list_currencies
 from ..rules.python import round_half_up
 from ..rules.types import BOOLEAN, DATE, DATETIME, NUMBER, TEXT, Type
 from .base import CoercionError, ColumnSpec, FieldType, FormInputs, SampleSource
+from .manytomany import ManyToMany
 from .sqltypes import UTCDateTime, exact_decimal, json_list, record_id
 
 if TYPE_CHECKING:
@@ -1102,4 +1103,5 @@ BUILTIN_TYPES: tuple[FieldType, ...] = (
     DateTime(), Choice(), MultiChoice(), Email(), Phone(), Url(), Reference(), AutoNumber(),
     Stage(), Rating(),
     Rollup(),
+    ManyToMany(),
 )

@@ -150,5 +150,6 @@ class CompiledEntities(LazyMapping[str, CompiledEntity]):
 
 
 def is_blank(value: Any) -> bool:
-    """No value, as required fields and stage requirements see it: None, "" or an empty list."""
-    return value is None or value == [] or value == ""
+    """No value, as required fields and stage requirements see it: None, "", an empty list
+    or tuple (a field stored apart with nothing linked)."""
+    return value is None or value == [] or value == () or value == ""

@@ -33,8 +33,8 @@ from slatecrm.metamodel.rules import RuleContext
 
 from ..identity.principal import SYSTEM, Principal
 from ..storage import sequences, system
+from . import apart, stages
 from . import rules as rule_hooks
-from . import stages
 from .coercion import READ_ONLY, EntityCoercion
 from .compiled import CompiledEntity, is_blank
 from .constraints import UniqueValues, composite_unique_errors, existing_ids, member_of
@@ -357,10 +357,23 @@ class WritePipeline:
         if row is None:
             raise RecordNotFound(ce.name, record_id)
         before = {name: f.from_row(row) for name, f in ce.fields.items()}
+        if apart.apart_fields(ce):
+            before.update(apart.load_values(self._apart_store(conn), ce, record_id))
         before["owner"] = row["owner"]
         draft = Draft(ce, data, record_id, before, row["version"], dict(before))
         draft.system = {k: row[k] for k in ("created_at", "updated_at", "created_by", "updated_by")}
         return draft
+
+    def _apart_store(self, conn: sa.Connection) -> apart.Store:
+        """The store of the hooks of fields stored apart, on the write's connection: links are
+        checked against what the principal may read (a record it may not read is refused as
+        if there were none)."""
+        access = self.service.access()
+
+        def where(target: CompiledEntity) -> sa.ColumnElement[bool] | None:
+            return None if access is None else access.where(target.name, target.table, "read")
+        full = self._full()
+        return apart.Store(conn, full.tables, apart.visible_in(conn, full.entities, where))
 
     def _context(self, conn: sa.Connection, user: int | None, draft: Draft) -> RuleContext:
         previous = None if draft.before is None else {**draft.before, "id": draft.record_id}
@@ -379,6 +392,8 @@ class WritePipeline:
             coercion.defaults(draft.values)
             draft.values.setdefault("owner", request.user)  # rules read the owner it will have
             rule_hooks.apply_defaults(rules, ce, draft.values, draft.given, context, draft.errors)
+        if apart.apart_fields(ce):
+            apart.merge(ce, draft.before, draft.given, draft.values, draft.errors)
         stages.close_dates(ce, draft.before, draft.values, now)
         formula_errors: dict[str, list[str]] = {}
         rule_hooks.compute(rules, ce, draft.values, context, formula_errors)
@@ -407,6 +422,8 @@ class WritePipeline:
         unique = UniqueValues(conn, ce, [(d.values, c) for d, c in zip(drafts, changes, strict=True)])
         references = ce.references()
         required = [name for name, each in ce.fields.items() if each.field.required and each.type.writable]
+        if apart.apart_fields(ce):
+            apart.check(self._apart_store(conn), ce, drafts, changes)
         for index, (draft, changed) in enumerate(zip(drafts, changes, strict=True)):
             validate_fields(draft, index, changed, required, references, existing, owners, unique)
             for field_name, pipeline in ce.pipelines.items():
@@ -438,8 +455,12 @@ class WritePipeline:
             ids, history = writer.write(conn, prepared, user, now, self.service.principal.token_id)
         except sa.exc.IntegrityError as error:
             raise ValidationFailed(integrity_errors(ce, error)) from None
+        if apart.apart_fields(ce):
+            store = self._apart_store(conn)
+            for record_id, draft in zip(ids, drafts, strict=True):
+                apart.save(store, ce, record_id, None, draft.values, draft.values)
         rollups = rollups_of(self._full())
-        rollups.created(conn, ce.name, ids)
+        rollups.recompute_own(conn, ce.name, ids)
         rollups.children_written(conn, ce.name, [(None, values) for values in prepared])
         return self.service._read_back(conn, ce, ids), history
 
@@ -468,6 +489,8 @@ class WritePipeline:
                 raise ValidationFailed(integrity_errors(ce, error)) from None
             if done.rowcount != 1:  # a concurrent writer won between our read and write
                 raise VersionConflict(ce.name, record_id, version, version + 1, [])
+            if apart.apart_fields(ce):
+                apart.save(self._apart_store(conn), ce, record_id, before, merged, changed)
             history.append({"entity": ce.name, "record_id": record_id, "version": version + 1,
                             "action": "update", "changed_at": now, "changed_by": user,
                             "token_id": self.service.principal.token_id, "changes": {
@@ -476,7 +499,10 @@ class WritePipeline:
             for field_name in ce.pipelines:
                 if field_name in changed:
                     stages.record_move(conn, ce, record_id, field_name, merged[field_name], now, user)
-            rollups_of(self._full()).children_written(conn, ce.name, [(before, merged)], changed)
+            rollups = rollups_of(self._full())
+            rollups.children_written(conn, ce.name, [(before, merged)], changed)
+            if any(f.name in changed for f in apart.apart_fields(ce)):
+                rollups.recompute_own(conn, ce.name, [record_id])  # over children saved with it (lines)
         if not self.service.read_back:
             return _as_written(ce, record_id, version + (1 if changed else 0), merged, draft, now,
                                user), history

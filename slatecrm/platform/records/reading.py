@@ -31,7 +31,7 @@ from ..kept import keep
 from ..storage import fulltext, system
 from ..storage.engine import scalar_within_budget
 from ..storage.statistics import planner_rows
-from . import keyset, listing
+from . import apart, keyset, listing
 from .compiled import SYSTEM_FIELDS, CompiledEntity, CompiledField
 from .constraints import member_of
 from .errors import BadQuery, RecordNotFound, UnknownEntity
@@ -402,10 +402,25 @@ class Reader:
         visible = self.visible(ce) if filtered else []
         if len(ids) == 1:
             rows = self.conn.execute(shape.by_id(visible), {BY_ID: ids[0]}).mappings()
-            return [shape.record(row) for row in rows]
+            return self.with_apart(ce, [shape.record(row) for row in rows])
         key = member_of(self.conn, ce.table.c.id, ids)
         select = shape.select.where(key, *visible).order_by(ce.table.c.id)
-        return [shape.record(row) for row in self.conn.execute(select).mappings()]
+        return self.with_apart(ce, [shape.record(row) for row in self.conn.execute(select).mappings()])
+
+    # --- fields stored apart (records/apart.py) ----------------------------------------------
+    def apart_store(self) -> apart.Store:
+        """The store the hooks of fields stored apart read through: this reader's connection,
+        its read filter on the records they link to, and their titles as it may see them."""
+        def titles(entity: str, ids: set[int]) -> dict[int, str]:
+            return self.names({entity: ids})[0].get(entity, {})
+        return apart.Store(self.conn, self.snapshot.tables,
+                           apart.visible_in(self.conn, self.entities, self.read_filter), titles)
+
+    def with_apart(self, ce: CompiledEntity, records: list[Record]) -> list[Record]:
+        """`records` with the values of their fields stored apart: one load per field for all."""
+        if records and apart.apart_fields(ce):
+            apart.load_into(self.apart_store(), ce, records)
+        return records
 
     def page(self, entity: str, query: ListQuery | None = None) -> Page:
         ce = self.entity(entity)
@@ -429,7 +444,8 @@ class Reader:
             if not query.expression:
                 raise
             raise BadQuery({"filter": [f"the filter cannot be computed: {error.orig}"]}) from None
-        return Page([shape.record(r) for r in rows[: built.limit]], listing.next_cursor(rows, built, count),
+        return Page(self.with_apart(ce, [shape.record(r) for r in rows[: built.limit]]),
+                    listing.next_cursor(rows, built, count),
                     None if count is None else min(count, listing.COUNT_CAP),
                     count is not None and count > listing.COUNT_CAP, estimate)
 
@@ -502,7 +518,7 @@ class Reader:
         pages = []
         for shape, page, rows in zip(shapes, built, branches, strict=True):
             count = rows[0][COUNT_LABEL] if rows else 0  # no rows: nothing matched (no cursor)
-            pages.append(Page([shape.record(r) for r in rows[: page.limit]],
+            pages.append(Page(self.with_apart(shape.ce, [shape.record(r) for r in rows[: page.limit]]),
                               listing.next_cursor(rows, page, count),
                               min(count, listing.COUNT_CAP), count > listing.COUNT_CAP))
         return pages

@@ -235,8 +235,9 @@ class Rollups:
         for rollup, parents in by_rollup.items():
             self.recompute(conn, rollup, parents)
 
-    def created(self, conn: sa.Connection, entity: str, ids: Sequence[int]) -> None:
-        """New records of `entity`: their own roll-ups (a count of no children is 0, not blank)."""
+    def recompute_own(self, conn: sa.Connection, entity: str, ids: Sequence[int]) -> None:
+        """The roll-ups of records of `entity` themselves: new ones (a count of no children is 0,
+        not blank), or ones whose children were saved with them (line items)."""
         for rollup in self.on(entity):
             self.recompute(conn, rollup, ids)
 

@@ -35,6 +35,7 @@ from .fulltext import (
 from .tables import (
     ON_DELETE_SQL,
     IndexSpec,
+    apart_tables_of,
     entity_columns,
     field_column,
     fk_name,
@@ -304,8 +305,9 @@ class Planner:
 
     def _ordered(self) -> Iterator[Change]:
         order = ["create table", "drop search index", "suspend search index", "drop index",
-                 "rename column", "restore column", "add column",
-                 "retype column", "change field", "retire column", "purge column", "restore table",
+                 "rename column", "restore column", "add column", "create apart table",
+                 "retype column", "change field", "retire column", "purge column", "drop apart table",
+                 "restore table",
                  "retire table", "add index", "redefine search index", "add search index"]
         yield from sorted(self.changes, key=lambda c: order.index(c.action) if c.action in order else 99)
 
@@ -334,6 +336,9 @@ class Planner:
             later = {t for t in _targets(entity) if t in names and t not in done and t != entity.name}
             self._create_table(entity, later, deferred)
             done.add(entity.name)
+        for entity in entities:
+            for f in entity.active_fields:
+                self.add_apart(entity, f)
         for entity, f in deferred:
             self.change("add column", entity.name, f.name,
                         f"add foreign key {entity.name}.{f.name} → {f.target}",
@@ -343,7 +348,8 @@ class Planner:
     def _create_table(self, entity: Entity, later: set[str],
                       deferred: list[tuple[Entity, Field]]) -> None:
         skip_fk = frozenset(later) if self.dialect.name != "sqlite" else frozenset()
-        deferred.extend((entity, f) for f in entity.fields if f.target in skip_fk)
+        deferred.extend((entity, f) for f in entity.fields if f.target in skip_fk
+                        and not self.ftype(f).stored_apart)
         registry = self.registry
         indexes = list(indexes_of(entity, registry))
         dialect = self.dialect.name
@@ -390,8 +396,9 @@ class Planner:
                 self.purge_field(target, old)
                 continue
             if not old.retired:
+                kept = "table" if self.ftype(old).stored_apart else "column"
                 self.change("retire column", target.name, old.name,
-                            f"retire field {target.name}.{old.name} (its column and data are kept, "
+                            f"retire field {target.name}.{old.name} (its {kept} and data are kept, "
                             "hidden, until purged; adding the field again brings them back)")
             fields.append(replace(old, retired=True))
         self.default_sort_change(current, target)
@@ -410,6 +417,13 @@ class Planner:
 
     def rename(self, entity: Entity, old: Field, new: Field) -> None:
         steps = []
+        if self.ftype(old).stored_apart:
+            tables_before = apart_tables_of(entity, self.registry, sa.MetaData(), [old])
+            tables_after = apart_tables_of(entity, self.registry, sa.MetaData(), [new])
+            for key, table in tables_before.items():
+                if (new.name, key[1]) in tables_after:
+                    steps.append(Step(f"rename table {table.name}", ddl=_rename_table(
+                        table.name, tables_after[(new.name, key[1])].name)))
         for spec in self.ftype(old).columns(old):
             before, after = spec.column_name(old.name), spec.column_name(new.name)
             self._renamed[(entity.table_name, after)] = before
@@ -417,9 +431,19 @@ class Planner:
         self.change("rename column", entity.name, new.name,
                     f"rename field {entity.name}.{old.name} → {new.name} (data kept)", steps)
 
+    def add_apart(self, entity: Entity, new: Field) -> None:
+        """The tables of a field stored apart (FieldType.apart_tables), created with it."""
+        for table in apart_tables_of(entity, self.registry, sa.MetaData(), [new]).values():
+            self.change("create apart table", entity.name, new.name,
+                        f"create table {table.name} for {new.type} field {entity.name}.{new.name}",
+                        [Step("create table", ddl=_create_apart(table))])
+
     def add(self, entity: Entity, new: Field) -> None:
         table = entity.table_name
         field_type = self.ftype(new)
+        if field_type.stored_apart:
+            self.add_apart(entity, new)
+            return
         steps = []
         backfill = None
         # A constant default fills the new column without a rewrite; a JSON list has no
@@ -449,6 +473,15 @@ class Planner:
 
     def purge_field(self, entity: Entity, old: Field) -> None:
         table = entity.table_name
+        if self.ftype(old).stored_apart:
+            for apart in apart_tables_of(entity, self.registry, sa.MetaData(), [old]).values():
+                rows = self.rows(apart.name) if sa.inspect(self.conn).has_table(apart.name) else 0
+                risk = DataRisk(f"purge deletes the {rows:,} rows of {apart.name} for good",
+                                False, rows, rows)
+                self.change("drop apart table", entity.name, old.name,
+                            f"purge retired field {entity.name}.{old.name}: drop table {apart.name}",
+                            [Step("drop table", ddl=_drop_table(apart.name))], [risk] if rows else [])
+            return
         specs = self.ftype(old).columns(old)
         t = sa.table(table, sa.column("id"), *[sa.column(s.column_name(old.name)) for s in specs])
         used = self.conn.execute(sa.select(sa.func.count()).select_from(t).where(
@@ -462,6 +495,9 @@ class Planner:
                     rewrites_table=self.dialect.name == "sqlite" and any(s.references for s in specs))
 
     def compare(self, entity: Entity, old: Field, new: Field) -> None:
+        if self.ftype(old).stored_apart or self.ftype(new).stored_apart:
+            self.compare_apart(entity, old, new)
+            return
         old_specs = {s.suffix: s for s in self.ftype(old).columns(old)}
         new_specs = {s.suffix: s for s in self.ftype(new).columns(new)}
         same_storage = old_specs.keys() == new_specs.keys() and all(
@@ -474,6 +510,35 @@ class Planner:
             self.change("change field", entity.name, new.name,
                         f"change definition of {entity.name}.{new.name} (no schema change)", (),
                         list(self.validity_risks(entity, old, new)))
+
+    def compare_apart(self, entity: Entity, old: Field, new: Field) -> None:
+        """A field stored apart keeps its tables; a change of type or of the tables' shape
+        (another target) is refused while they hold rows: nothing converts them."""
+        before = apart_tables_of(entity, self.registry, sa.MetaData(), [old])
+        after = apart_tables_of(entity, self.registry, sa.MetaData(), [new])
+        same = old.type == new.type and before.keys() == after.keys() and all(
+            _table_signature(before[k]) == _table_signature(after[k]) for k in before)
+        if same:
+            if _definition_differs(old, new):
+                self.change("change field", entity.name, new.name,
+                            f"change definition of {entity.name}.{new.name} (no schema change)")
+            return
+        held = sum(self.rows(t.name) for t in before.values() if sa.inspect(self.conn).has_table(t.name))
+        risks = [DataRisk(f"{new.name}: {old.type} → {new.type} with other storage cannot convert its "
+                          f"{held:,} stored rows; give the new definition another field name (the old "
+                          "field is retired with its data)", True, held, held)] if held else []
+        steps: list[Step] = []
+        if not held:
+            steps = [Step("drop table", ddl=_drop_table(t.name)) for t in before.values()
+                     if sa.inspect(self.conn).has_table(t.name)]
+            steps += [Step("create table", ddl=_create_apart(t)) for t in after.values()]
+            # a field gaining columns gets them from `add` semantics
+            for spec in self.ftype(new).columns(new):
+                steps.append(Step(f"add column {spec.column_name(new.name)}", ddl=_add_column(
+                    entity.table_name, field_column(spec, new, entity.table_name), spec, None,
+                    self.dialect.name)))
+        self.change("retype column", entity.name, new.name,
+                    f"retype {entity.name}.{new.name} {old.type} → {new.type} (new storage)", steps, risks)
 
     def retype_in_place(self, entity: Entity, old: Field, new: Field) -> None:
         """A type change that keeps the column (text → email, text → choice): every value must
@@ -680,6 +745,41 @@ def _entity_of(table: str) -> str:
 
 def _targets(entity: Entity) -> set[str]:
     return {f.target for f in entity.fields if f.target}
+
+
+def _create_apart(table: sa.Table) -> Callable[[Operations], None]:
+    """CREATE TABLE for a table of a field stored apart, with its keys and indexes."""
+    def ddl(ops: Operations) -> None:
+        columns = [sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+                   for c in table.columns]
+        constraints: list[sa.Constraint] = [
+            sa.ForeignKeyConstraint([c.name for c in fk.columns], [e.target_fullname for e in fk.elements],
+                                    name=fk.name, ondelete=fk.ondelete)
+            for fk in sorted(table.foreign_key_constraints, key=lambda k: str(k.name))]
+        constraints += [sa.UniqueConstraint(*[c.name for c in u.columns], name=u.name)
+                        for u in table.constraints if isinstance(u, sa.UniqueConstraint)]
+        ops.create_table(table.name, *columns, *constraints)
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            ops.create_index(str(index.name), table.name, [c.name for c in index.columns],
+                             unique=bool(index.unique))
+    return ddl
+
+
+def _drop_table(table: str) -> Callable[[Operations], None]:
+    def ddl(ops: Operations) -> None:
+        ops.drop_table(table)
+    return ddl
+
+
+def _rename_table(before: str, after: str) -> Callable[[Operations], None]:
+    def ddl(ops: Operations) -> None:
+        ops.rename_table(before, after)
+    return ddl
+
+
+def _table_signature(table: sa.Table) -> tuple[Any, ...]:
+    return (table.name, tuple((c.name, repr(c.type), tuple(sorted(f.target_fullname for f in c.foreign_keys)))
+                              for c in table.columns))
 
 
 def _rename(table: str, before: str, after: str) -> Callable[[Operations], None]:

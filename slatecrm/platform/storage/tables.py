@@ -178,6 +178,20 @@ def entity_table(entity: Entity, metadata: sa.MetaData, registry: FieldTypeRegis
     return table
 
 
+def apart_tables_of(entity: Entity, registry: FieldTypeRegistry, metadata: sa.MetaData,
+                    fields: Iterable[Field] | None = None) -> dict[tuple[str, str], sa.Table]:
+    """The tables the fields stored apart of `entity` keep their values in (FieldType.
+    apart_tables), retired fields' too (they hold data), by (field, part)."""
+    out: dict[tuple[str, str], sa.Table] = {}
+    for field in entity.fields if fields is None else fields:
+        field_type = registry[field.type] if field.type in registry.names() else None
+        if field_type is None or not field_type.stored_apart:
+            continue
+        for table in field_type.apart_tables(field, entity.name, metadata):
+            out[(field.name, str(table.info.get("part", "")))] = table
+    return out
+
+
 class EntityTables(LazyMapping[str, sa.Table]):
     """The tables of one revision's entities (retired ones too), by entity name, each built
     when first asked for: a request needs a few of hundreds, and building one costs
@@ -198,10 +212,19 @@ class EntityTables(LazyMapping[str, sa.Table]):
         self._metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
         users.to_metadata(self._metadata)
         self._adding = threading.Lock()
+        self._apart: dict[tuple[str, str, str], sa.Table] = {}
 
     def _add(self, entity: Entity) -> sa.Table:
         with self._adding:
-            return entity_table(entity, self._metadata, self.registry, self.dialect)
+            table = entity_table(entity, self._metadata, self.registry, self.dialect)
+            self._apart.update({(entity.name, *key): t for key, t in
+                                apart_tables_of(entity, self.registry, self._metadata).items()})
+            return table
+
+    def apart(self, entity: str, field: str, part: str = "") -> sa.Table:
+        """A table a field of `entity` keeps its values in (FieldType.apart_tables)."""
+        self[entity]
+        return self._apart[(entity, field, part)]
 
     def complete(self) -> sa.MetaData:
         """The `MetaData` with every entity's table in it."""
