@@ -84,6 +84,19 @@ class ApartStore(Protocol):
         """The titles of the records of `entity` the principal may read (others: absent)."""
         ...
 
+    def entity(self, name: str) -> Any:
+        """The compiled entity `name` as the reader may see it (records/compiled.py
+        `CompiledEntity`: its table, select and fields), or None: for a type whose values
+        are records of another entity (lines)."""
+        ...
+
+    def writer(self) -> Any:
+        """The records service writing in the write's own transaction, as the same principal
+        (writes only): a type whose values are records of another entity (lines) writes them
+        through that entity's write pipeline. A refusal (its `errors` by field) refuses the
+        whole write."""
+        ...
+
 
 def apart_table_name(entity: str, field: str, part: str = "") -> str:
     """The name of a table a field of `entity` keeps its values in: `x_<entity>__<field>`

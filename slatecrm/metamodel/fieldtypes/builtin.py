@@ -1096,6 +1096,7 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+from .lines import Lines  # noqa: E402
 from .rollup import Rollup  # noqa: E402  (it builds on the number and date types above)
 
 BUILTIN_TYPES: tuple[FieldType, ...] = (
@@ -1103,5 +1104,6 @@ BUILTIN_TYPES: tuple[FieldType, ...] = (
     DateTime(), Choice(), MultiChoice(), Email(), Phone(), Url(), Reference(), AutoNumber(),
     Stage(), Rating(),
     Rollup(),
+    Lines(),
     ManyToMany(),
 )

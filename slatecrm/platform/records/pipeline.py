@@ -373,7 +373,16 @@ class WritePipeline:
         def where(target: CompiledEntity) -> sa.ColumnElement[bool] | None:
             return None if access is None else access.where(target.name, target.table, "read")
         full = self._full()
-        return apart.Store(conn, full.tables, apart.visible_in(conn, full.entities, where))
+        service = self.service
+
+        def writer() -> RecordsService:
+            bound = service.bound(conn, service.principal, savepoints=False)
+            bound.silent = service.silent
+            if service.deferred is not None:
+                bound.deferred = service.deferred  # a bound caller runs them after its commit
+            return bound
+        return apart.Store(conn, full.tables, apart.visible_in(conn, full.entities, where),
+                           entities=full.entities, writer=writer)
 
     def _context(self, conn: sa.Connection, user: int | None, draft: Draft) -> RuleContext:
         previous = None if draft.before is None else {**draft.before, "id": draft.record_id}
