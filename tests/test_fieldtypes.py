@@ -82,7 +82,7 @@ def test_every_builtin_type_is_registered_in_order() -> None:
     assert {"text", "long_text", "integer", "decimal", "currency", "percent", "boolean", "date",
             "datetime", "choice", "multi_choice", "email", "phone", "url", "reference",
             "auto_number", "stage", "rating",
-            "rollup"} == set(builtin)
+            "rollup", "many_to_many", "lines"} == set(builtin)
 
 
 # --- accepted inputs and their canonical values ---------------------------------------
