@@ -226,7 +226,7 @@ def test_form_without_javascript_adds_reorders_and_removes_lines(http: TestClien
         "items__1__unit_price": "1.50"}, follow_redirects=False)
     assert made.status_code == 303, made.text
     page = http.get(made.headers["location"]).text
-    assert page.index("Lamp") < page.index("Desk") and "<table class=\"lines\">" in page
+    assert page.index("Lamp") < page.index("Desk") and "<table class=\"line-items\">" in page
     quote = int(made.headers["location"].rstrip("/").split("/")[-1])
     record = http.get(f"/api/v1/quote/{quote}").json()
     lamp, desk = (line["id"] for line in record["items"])

@@ -125,10 +125,6 @@ class Lines(FieldType):
     def apart_blank(self, field: Field) -> Any:
         return ()
 
-    def coerce(self, value: Any, field: Field) -> Any:
-        if value is None or value == "":
-            return None
-        return self.convert(value, field)
 
     def convert(self, value: Any, field: Field) -> Any:
         if isinstance(value, Mapping | str | bytes) or not isinstance(value, Sequence):
