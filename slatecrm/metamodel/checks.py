@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from .errors import Problem
-from .fieldtypes import CoercionError, FieldTypeRegistry
-from .model import SORTABLE_SYSTEM, Entity, Field, Metamodel, unsortable
+from .fieldtypes import ApartRelation, CoercionError, FieldTypeRegistry
+from .model import ENTITY_TABLE_PREFIX, SORTABLE_SYSTEM, Entity, Field, Metamodel, unsortable
 from .names import MAX_IDENTIFIER, name_problem, suggest
 from .rules.functions import NO_FUNCTIONS, RuleFunctions
 from .titles import TemplateError, template_fields
@@ -175,6 +175,8 @@ def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
                               field)
         if field.settings.get("on_delete") == "set_null" and field.required:
             yield ctx.problem("on_delete: set_null cannot apply to a required field", field)
+    if field_type.stored_apart:
+        yield from _check_apart(ctx, entity, field)
     if (field.unique or field.indexed) and (reason := index_refusal(field, ctx.registry)) is not None:
         yield ctx.problem(reason, field)
     reason = default_problem(field, ctx.registry)
@@ -182,11 +184,78 @@ def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
         yield ctx.problem(reason, field)
 
 
+def _check_apart(ctx: _Context, entity: Entity, field: Field) -> Iterator[Problem]:
+    """A field stored apart that relates two entities (a many-to-many): its target is an
+    entity, and the name the relation has on the target's side (`inverse`) is neither a
+    field of the target nor the inverse name of another such field there."""
+    relation = ctx.registry[field.type].apart_related(field, entity.name)
+    if relation is None:
+        return
+    target = ctx.metamodel.entity(relation.target)
+    if target is None:
+        known = [e.name for e in ctx.metamodel.active_entities]
+        yield ctx.problem(f"target {relation.target!r} is not an entity{suggest(relation.target, known)}",
+                          field)
+        return
+    if not relation.editable:  # `through`: a link entity's records are the links
+        yield from _check_through(ctx, entity, field, relation)
+    inverse = relation.inverse
+    if inverse is None:
+        return
+    if (reason := name_problem(inverse, "inverse")) is not None:
+        yield ctx.problem(f"inverse: {reason}", field)
+    elif target.field(inverse) is not None:
+        yield ctx.problem(f"inverse: {inverse!r} is already a field of {target.name}; "
+                          "give the links another name on that side", field)
+    elif target.name == entity.name and inverse == field.name:
+        yield ctx.problem(f"inverse: {inverse!r} is the field's own name", field)
+    else:
+        earlier = True  # only a field defined before this one: the clash is reported once
+        for other in ctx.metamodel.active_entities:
+            for each in other.active_fields:
+                if other.name == entity.name and each.name == field.name:
+                    earlier = False
+                if not earlier or each.type not in ctx.registry:
+                    continue
+                found = ctx.registry[each.type].apart_related(each, other.name) \
+                    if ctx.registry[each.type].stored_apart else None
+                if found is not None and found.target == target.name and found.inverse == inverse:
+                    yield ctx.problem(f"inverse: {inverse!r} is already the inverse name of "
+                                      f"{other.name}.{each.name} on {target.name}", field)
+
+
+def _check_through(ctx: _Context, entity: Entity, field: Field, relation: ApartRelation) -> Iterator[Problem]:
+    """The link entity of a many-to-many `through` one: an entity with a reference to each
+    side (`through_fields`), the pair unique together (one link per pair of records)."""
+    link_name = relation.table.removeprefix(ENTITY_TABLE_PREFIX)
+    link = ctx.metamodel.entity(link_name)
+    if link is None:
+        known = [e.name for e in ctx.metamodel.active_entities]
+        yield ctx.problem(f"through: {link_name!r} is not an entity{suggest(link_name, known)}", field)
+        return
+    pair = (relation.source_column, relation.target_column)
+    for name, wanted in zip(pair, (entity.name, relation.target), strict=True):
+        found = link.field(name)
+        if found is None or found.type not in ctx.registry or not ctx.registry[found.type].links_records \
+                or found.target != wanted:
+            yield ctx.problem(f"through: {link_name} needs a reference field {name!r} to {wanted} "
+                              "(name the pair with through_fields: [to_this, to_target])", field)
+            return
+    if pair[0] == pair[1]:
+        yield ctx.problem("through_fields: name two different reference fields", field)
+        return
+    if not any(set(key.fields) == set(pair) for key in link.unique):
+        yield ctx.problem(f"through: {link_name} must keep one link per pair: add "
+                          f"`unique: [[{pair[0]}, {pair[1]}]]` to it", field)
+
+
 def index_refusal(field: Field, registry: FieldTypeRegistry) -> str | None:
     """Why `field` cannot be part of a unique constraint or an index, or None: a JSON column
     (a list of options) has no equality an index or a unique constraint could use."""
     if field.type not in registry:
         return None
+    if registry[field.type].stored_apart:
+        return f"a {field.type} field is kept in a table of its own (indexed already), not a column"
     if any(isinstance(c.type, sa.JSON) for c in registry[field.type].columns(field)):
         return f"a {field.type} field cannot be unique or indexed"
     return None

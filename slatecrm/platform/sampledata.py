@@ -121,8 +121,9 @@ def sample_password(passwords: Passwords) -> str:
 
 
 def entity_order(compiled: Mapping[str, CompiledEntity]) -> list[str]:
-    """Targets of references before the entities that point to them (cycles broken in
-    definition order: such references are filled only when the target exists)."""
+    """Targets of references (and of many-to-many links) before the entities that point to
+    them (cycles broken in definition order: such references are filled only when the
+    target exists)."""
     order: list[str] = []
     visiting: set[str] = set()
 
@@ -130,7 +131,10 @@ def entity_order(compiled: Mapping[str, CompiledEntity]) -> list[str]:
         if name in order or name in visiting:
             return
         visiting.add(name)
-        for target in compiled[name].references().values():
+        ce = compiled[name]
+        linked = [relation.target for f in ce.fields.values() if f.type.stored_apart
+                  and (relation := f.type.apart_related(f.field, name)) is not None]
+        for target in [*ce.references().values(), *linked]:
             if target in compiled and target != name:
                 visit(target)
         visiting.discard(name)
@@ -232,6 +236,12 @@ class Generator:
         if compiled.type.links_records:
             targets = self.ids.get(compiled.field.target or "")
             return self.random.choice(targets) if targets else None
+        if compiled.type.stored_apart:  # links to one to three records made before, if any
+            relation = compiled.type.apart_related(compiled.field, ce.name)
+            targets = self.ids.get(relation.target, []) if relation is not None and relation.editable else []
+            if not targets:
+                return None
+            return self.random.sample(targets, min(len(targets), self.random.randint(1, 3)))
         if compiled.type.sample_by_name:
             return self.text(ce, compiled)
         return compiled.type.sample(compiled.field, SampleSource(self.random, self.fake, self.today))

@@ -67,6 +67,12 @@ class ApartStore(Protocol):
     @property
     def conn(self) -> sa.Connection: ...
 
+    @property
+    def titled(self) -> bool:
+        """Whether the values are read to be shown (a read: give linked records' titles) or
+        only to be compared with a write's (a write's stored value: no titles needed)."""
+        ...
+
     def table(self, entity: str) -> sa.Table:
         """The table of an entity of the revision (retired fields' columns included)."""
         ...
@@ -404,6 +410,9 @@ class ApartRelation:
     source_column: str
     target_column: str
     inverse: str | None = None
+    #: Whether links are made and removed through the field (False: they are records of a
+    #: link entity, made through its own API and forms; the field only reads them).
+    editable: bool = True
 
 
 class SampleSource:
@@ -448,6 +457,11 @@ class FieldTypeRegistry:
 
     def __getitem__(self, name: str) -> FieldType:
         return self._types[name]
+
+    def of(self, field: Field) -> FieldType | None:
+        """The type of `field`, or None when no registered type has its name (a stored
+        revision naming a plugin's type that is not installed)."""
+        return self._types.get(field.type)
 
     def __contains__(self, name: object) -> bool:
         return name in self._types

@@ -6,6 +6,13 @@ column; its values are the rows (record id, linked id) of the junction table
 cascades on delete. The field's value is the sorted tuple of linked ids (`Links`, which
 also carries the titles the read path found); a client may send the whole list, or
 `{"add": [...], "remove": [...]}` to change it without rewriting it.
+
+With `through: <entity>` the links have attributes (a contact's role on an opportunity):
+they are the records of that link entity, whose two reference fields (`through_fields`,
+by default the fields named like the two entities) hold the pair, unique together. The
+field then has no table of its own; it reads the link entity's table, and its links are
+made, changed and removed as link records (their own API, forms and related lists), never
+through the field, which is read-only.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from .sqltypes import record_id
 
 if TYPE_CHECKING:
     from ..model import Field
+    from ..rules.types import Type
 
 INT64 = 2**63 - 1
 #: Links one value may hold (and one change may add or remove) at most.
@@ -92,6 +100,11 @@ class ManyToMany(FieldType):
         "target": {"$ref": "#/$defs/name"},
         #: The name the links have on the target's side (its related list, its API path).
         "inverse": {"$ref": "#/$defs/name"},
+        #: A link entity whose records are the links (link attributes).
+        "through": {"$ref": "#/$defs/name"},
+        #: Its reference fields to this entity and to the target (default: named like them).
+        "through_fields": {"type": "array", "items": {"$ref": "#/$defs/name"},
+                           "minItems": 2, "maxItems": 2},
     }
     required_settings = ("target",)
     stored_apart = True
@@ -107,6 +120,8 @@ class ManyToMany(FieldType):
         return []
 
     def apart_tables(self, field: Field, entity: str, metadata: sa.MetaData) -> list[sa.Table]:
+        if field.settings.get("through"):
+            return []  # the link entity's own table holds the links
         name = apart_table_name(entity, field.name)
         if name in metadata.tables:
             return [metadata.tables[name]]
@@ -129,24 +144,31 @@ class ManyToMany(FieldType):
     def apart_blank(self, field: Field) -> Links:
         return Links()
 
+    def _pair(self, store: ApartStore, field: Field, entity: str) -> tuple[Any, Any]:
+        """The columns (record, linked record) of the table that holds the links."""
+        relation = self.apart_related(field, entity)
+        assert relation is not None
+        if field.settings.get("through"):
+            table = store.table(str(field.settings["through"]))
+        else:
+            table = store.apart_table(entity, field.name)
+        return table.c[relation.source_column], table.c[relation.target_column]
+
     def load_apart(self, store: ApartStore, field: Field, entity: str,
                    ids: Sequence[int]) -> dict[int, Any]:
-        junction = store.apart_table(entity, field.name)
+        source, target = self._pair(store, field, entity)
         rows = store.conn.execute(
-            sa.select(junction.c[SOURCE], junction.c[TARGET])
-            .where(junction.c[SOURCE].in_(sorted(set(ids))))
-            .order_by(junction.c[SOURCE], junction.c[TARGET])).all()
+            sa.select(source, target).distinct()
+            .where(source.in_(sorted(set(ids))), target.isnot(None))
+            .order_by(source, target)).all()
         linked: dict[int, list[int]] = {}
         for source, target in rows:
             linked.setdefault(source, []).append(target)
+        if not store.titled:  # a write's stored value: compared, never shown
+            return {source: Links(targets) for source, targets in linked.items()}
         titles = store.titles(str(field.settings["target"]), {t for _, t in rows})
         return {source: Links(targets, {t: titles.get(t, RESTRICTED) for t in targets})
                 for source, targets in linked.items()}
-
-    def merge_apart(self, before: Any, given: Any, field: Field) -> Any:
-        if isinstance(given, LinkChange):
-            return Links((set(before or ()) - set(given.remove)) | set(given.add))
-        return Links(given or ())
 
     def check_apart(self, store: ApartStore, field: Field, entity: str,
                     values: Sequence[Any]) -> list[list[str]]:
@@ -164,6 +186,8 @@ class ManyToMany(FieldType):
 
     def save_apart(self, store: ApartStore, field: Field, entity: str, record_id: int,
                    before: Any, after: Any) -> None:
+        if field.settings.get("through"):
+            return  # read-only: never changed through the field
         junction = store.apart_table(entity, field.name)
         old, new = set(before or ()), set(after or ())
         if old - new:
@@ -174,9 +198,43 @@ class ManyToMany(FieldType):
 
     def apart_related(self, field: Field, entity: str) -> ApartRelation | None:
         inverse = field.settings.get("inverse")
-        return ApartRelation(field.name, entity, str(field.settings["target"]),
-                             apart_table_name(entity, field.name), SOURCE, TARGET,
+        target = str(field.settings["target"])
+        through = field.settings.get("through")
+        if through:
+            source_field, target_field = self.through_fields(field, entity)
+            return ApartRelation(field.name, entity, target, ENTITY_TABLE_PREFIX + str(through),
+                                 source_field, target_field, str(inverse) if inverse else None,
+                                 editable=False)
+        return ApartRelation(field.name, entity, target, apart_table_name(entity, field.name), SOURCE, TARGET,
                              str(inverse) if inverse else None)
+
+    @staticmethod
+    def through_fields(field: Field, entity: str) -> tuple[str, str]:
+        """The link entity's reference fields to `entity` and to the target."""
+        given = field.settings.get("through_fields")
+        if given:
+            return str(given[0]), str(given[1])
+        return entity, str(field.settings["target"])
+
+    def coerce_given(self, value: Any, field: Field) -> Any:
+        through = field.settings.get("through")
+        if through and value is not None:
+            raise CoercionError(f"links with attributes are {through} records: create, change or delete "
+                                f"those (POST /api/v1/{through})")
+        return self.coerce(value, field)
+
+    def merge_apart(self, before: Any, given: Any, field: Field) -> Any:
+        if field.settings.get("through"):
+            return before  # read-only: the link records are the links
+        if isinstance(given, LinkChange):
+            return Links((set(before or ()) - set(given.remove)) | set(given.add))
+        return Links(given or ())
+
+    def rule_type(self, field: Field) -> Type | None:
+        """A list of links: rules ask `x in f`, `count(f)`, `any(x in f: …)`, `f is blank`."""
+        from ..rules.types import Type
+
+        return Type("links", target=str(field.settings["target"]))
 
     # --- values ----------------------------------------------------------------------
     def coerce(self, value: Any, field: Field) -> Any:
@@ -219,6 +277,8 @@ class ManyToMany(FieldType):
             "properties": {"id": {"type": "integer", "minimum": 1}, "title": {"type": "string"}}}}
 
     def input_schema(self, field: Field, *, required: bool) -> dict[str, Any]:
+        if field.settings.get("through"):
+            return {"not": {}, "description": f"read-only: the links are {field.settings['through']} records"}
         record = {"type": "integer", "minimum": 1, "maximum": INT64}
         item = {"anyOf": [record, {"type": "object", "required": ["id"], "properties": {"id": record}}]}
         ids = {"type": "array", "items": record, "maxItems": MAX_LINKS, "uniqueItems": True}
@@ -234,6 +294,8 @@ class ManyToMany(FieldType):
         return {"": [str(i) for i in (value or ())]}
 
     def read_form(self, inputs: FormInputs, field: Field) -> Any:
+        if field.settings.get("through"):
+            return None  # shown, never sent: its links are the link entity's records
         return [t for t in inputs("") if t.strip()]
 
     def link(self, value: Any, field: Field) -> str | None:
@@ -242,8 +304,5 @@ class ManyToMany(FieldType):
     def check_definition(self, field: Field) -> Any:
         if field.default is not None:
             yield ("default", "a many_to_many field has no default")
-        if field.unique or field.indexed:
-            yield ("unique" if field.unique else "indexed",
-                   "a many_to_many field is kept in a table of its own, which is indexed already")
         if field.formula is not None or field.default_expression is not None:
             yield ("formula", "a many_to_many field cannot be computed")

@@ -105,5 +105,18 @@ class Blank(Node):
         return (self.operand,)
 
 
+@dataclass(frozen=True)
+class Any(Node):
+    """`any(x in links: condition)`: whether some record a many-to-many field links holds
+    the condition, in which `x.<field>` names the linked record's fields."""
+
+    variable: str
+    collection: str
+    condition: Node
+
+    def children(self) -> tuple[Node, ...]:
+        return (self.condition,)
+
+
 ARITHMETIC = ("+", "-", "*", "/")
 COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..model import Entity, Metamodel
 from ..names import suggest
@@ -107,6 +107,9 @@ class _Checker:
             raise RuleError(f"there is no entity {entity!r}", 1, 1)
         self.entity: Entity = found
         self.changes = changes
+        #: Inside `any(x in links: …)`: the variable naming the linked record (its fields are
+        #: `x.<field>`), and the entity the `any` is on (for messages).
+        self.variable: str | None = None
 
     def check(self, node: ast.Node) -> t.T:
         method: Callable[[ast.Node], t.T] = getattr(self, f"_{type(node).__name__.lower()}")
@@ -119,14 +122,22 @@ class _Checker:
                  "null": NULL}
         return t.Const(kinds[node.kind], node.value)
 
-    def _name(self, node: ast.Node) -> t.T:
+    def _name(self, node: ast.Node, links: bool = False) -> t.T:
+        """A field or a path; `links`: the caller takes a many-to-many field's links (any
+        other place refuses them: a list of links is no value to compare)."""
         assert isinstance(node, ast.Name)
         parts = node.parts
         if parts[0] == "current_user":
             return self._current_user(node)
+        column = node.column
+        if self.variable is not None:
+            if parts[0] != self.variable or len(parts) == 1:
+                raise RuleError(f"inside any(), name the linked record's fields as {self.variable}.<field> "
+                                f"(a {self.entity.name}); {node.dotted!r} is not one", node.line, column)
+            parts = parts[1:]
+            column += len(self.variable) + 1
         entity = self.entity
         hops: list[t.Hop] = []
-        column = node.column
         for index, part in enumerate(parts):
             field = entity.field(part) or SYSTEM_FIELDS.get(part)
             if field is None:
@@ -135,6 +146,10 @@ class _Checker:
             kind = field_type(field, self.registry)
             if kind is None:
                 raise RuleError(f"field {part!r} is a {field.type} field, which rules cannot read",
+                                node.line, column)
+            if kind.kind == "links" and not (links and index == 0 and len(parts) == 1):
+                raise RuleError(f"{part!r} is a list of links to {kind.target}: use 'x in {part}', "
+                                f"'count({part})', 'any(x in {part}: x.<field> …)' or '{part} is blank'",
                                 node.line, column)
             if index == len(parts) - 1:
                 return t.FieldRef(kind, entity.name, field, tuple(hops), rule_reader(field, self.registry))
@@ -293,6 +308,13 @@ class _Checker:
                             + ("; use 'contains' for a multi-choice" if operand.type.kind == "list" else ""),
                             **_at(node.operand))
         if len(node.items) == 1:
+            links = self._links(node.items[0])
+            if links is not None:
+                if operand.type.kind not in ("number", "reference", "null") or (
+                        operand.type.kind == "reference" and operand.type.target != links.type.target):
+                    raise RuleError(f"cannot look for a {operand.type} among links to {links.type.target} "
+                                    "(record ids)", **_at(node.operand))
+                return self._links_node(links, "has", BOOLEAN, operand=operand, negated=node.negated)
             whole = self.check(node.items[0])
             if whole.type.kind in ("list", "ids"):
                 return self._in_list_value(node, operand, whole)
@@ -321,7 +343,52 @@ class _Checker:
 
     def _blank(self, node: ast.Node) -> t.T:
         assert isinstance(node, ast.Blank)
+        links = self._links(node.operand)
+        if links is not None:  # no links: a count of 0
+            counted = self._links_node(links, "count", NUMBER)
+            return t.Compare(BOOLEAN, "!=" if node.negated else "=", counted, t.Const(NUMBER, 0))
         return t.IsBlank(BOOLEAN, self.check(node.operand), node.negated)
+
+    # --- many-to-many links ------------------------------------------------------------------
+    def _links(self, node: ast.Node) -> t.FieldRef | None:
+        """The many-to-many field `node` names (`people`, or `x.people` inside any()), or None
+        when it names something else."""
+        if not isinstance(node, ast.Name) or node.parts[0] == "current_user":
+            return None
+        parts = node.parts[1:] if self.variable is not None and node.parts[0] == self.variable \
+            else node.parts
+        field = self.entity.field(parts[0]) if len(parts) == 1 else None
+        kind = field_type(field, self.registry) if field is not None else None
+        if kind is None or kind.kind != "links":
+            return None
+        ref = self._name(node, links=True)
+        assert isinstance(ref, t.FieldRef)
+        return ref
+
+    def _links_node(self, ref: t.FieldRef, kind: str, result: Type, **more: Any) -> t.Links:
+        from ..fieldtypes.base import FieldTypeRegistry
+        from ..fieldtypes.builtin import BUILTIN_TYPES
+
+        registry = self.registry or FieldTypeRegistry(BUILTIN_TYPES)
+        relation = registry[ref.field.type].apart_related(ref.field, ref.entity)
+        assert relation is not None
+        return t.Links(result, kind, ref.entity, ref.field, relation.target, relation.table,
+                       relation.source_column, relation.target_column, **more)
+
+    def _any(self, node: ast.Node) -> t.T:
+        assert isinstance(node, ast.Any)
+        if self.variable is not None:
+            raise RuleError("any() cannot be nested in another any()", **_at(node))
+        links = self._links(ast.Name((node.collection,), line=node.line, column=node.column))
+        if links is None:
+            raise RuleError(f"any() goes through a many-to-many field of {self.entity.name}; "
+                            f"{node.collection!r} is not one", **_at(node))
+        inner = _Checker(self.metamodel, links.type.target or "", self.changes and False, self.functions,
+                         self.registry)
+        inner.variable = node.variable
+        condition = inner.check(node.condition)
+        self._want(node.condition, condition, "boolean", "any() needs a condition")
+        return self._links_node(links, "any", BOOLEAN, condition=condition)
 
     # --- functions -------------------------------------------------------------------------
     def _call(self, node: ast.Node) -> t.T:
@@ -329,6 +396,12 @@ class _Checker:
         name = node.function
         if name in self.functions:
             return self._plugin_call(node)
+        if name == "count":
+            self._arity(node, 1, 1)
+            links = self._links(node.args[0])
+            if links is None:
+                raise RuleError("count() counts the links of a many-to-many field", **_at(node.args[0]))
+            return self._links_node(links, "count", NUMBER)
         if name not in FUNCTIONS:
             known = [*FUNCTIONS, *self.functions]
             raise RuleError(f"unknown function {name!r}{suggest(name, known)}", **_at(node))

@@ -15,6 +15,7 @@ from typing import Any, TypedDict
 import lark
 from lark import Lark, Token, Transformer, Tree, v_args
 
+from .ast import Any as AnyOf
 from .ast import Binary, Blank, Call, InList, Literal, Logic, Name, Node, Unary
 from .errors import RuleError
 
@@ -225,6 +226,9 @@ class _Build(Transformer[Token, Node]):
 
     def name(self, meta: Any, children: list[Token]) -> Node:
         return Name(tuple(str(c) for c in children), **_token_pos(children[0]))
+
+    def any_(self, meta: Any, children: list[Any]) -> Node:
+        return AnyOf(str(children[0]), str(children[1]), children[2], **_pos(meta))
 
     def call(self, meta: Any, children: list[Any]) -> Node:
         args = tuple(children[1]) if children[1] is not None else ()

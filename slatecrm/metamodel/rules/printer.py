@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from .ast import Any as AnyOf
 from .ast import Binary, Blank, Call, InList, Literal, Logic, Name, Node, Unary
 
 _OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _ATOM = range(1, 9)
@@ -68,6 +69,8 @@ def _print(node: Node) -> str:
         return node.dotted
     if isinstance(node, Call):
         return f"{node.function}({', '.join(_print(a) for a in node.args)})"
+    if isinstance(node, AnyOf):
+        return f"any({node.variable} in {node.collection}: {_print(node.condition)})"
     if isinstance(node, Unary):
         if node.op == "not":
             return f"not {_wrap(node.operand, _NOT)}"

@@ -466,11 +466,44 @@ def _func(node: t.Func) -> Closure:
     return lambda record, context: function(*(a(record, context) for a in args))
 
 
+def _links(node: t.Links) -> Closure:
+    """Questions about a many-to-many field's links (the record's value: the linked ids).
+    `any` reads each linked record through `context.lookup`, true when one holds the
+    condition, else false (never null, as SQL's EXISTS); `x in links` is null when x is."""
+    name = node.field.name
+    if node.kind == "count":
+        return lambda record, context: len(record.get(name) or ())
+    if node.kind == "has":
+        assert node.operand is not None
+        operand = _compile(node.operand)
+        negated = node.negated
+
+        def has(record: Mapping[str, Any], context: RuleContext) -> Any:
+            value = operand(record, context)
+            if value is None:
+                return None
+            return (value in (record.get(name) or ())) is not negated
+        return has
+    assert node.condition is not None
+    condition = _compile(node.condition)
+    target = node.target
+
+    def any_of(record: Mapping[str, Any], context: RuleContext) -> bool:
+        if context.lookup is None:
+            return False
+        for linked in record.get(name) or ():
+            values = context.lookup(target, linked)
+            if values is not None and condition(values, context) is True:
+                return True
+        return False
+    return any_of
+
+
 _COMPILERS: dict[type, Callable[[Any], Closure]] = {
     t.Const: _const, t.FieldRef: _field, t.UserRef: _user, t.UserAttr: _user_attr, t.Change: _change,
     t.Not: _not,
     t.Logic: _logic, t.Compare: _compare, t.In: _in, t.IsBlank: _is_blank, t.TextTest: _text_test,
-    t.Matches: _matches, t.Arith: _arith, t.Neg: _neg, t.Func: _func,
+    t.Matches: _matches, t.Arith: _arith, t.Neg: _neg, t.Func: _func, t.Links: _links,
 }
 
 __all__ = ["DIVISION_PLACES", "ROUND_DOWN", "Closure", "RuleContext", "compile_python"]

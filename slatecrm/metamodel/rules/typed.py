@@ -181,3 +181,31 @@ class Matches(T):
 
     def children(self) -> tuple[T, ...]:
         return (self.operand,)
+
+
+@dataclass(frozen=True)
+class Links(T):
+    """A question about the records a many-to-many field of the record links (`field` of
+    `entity`, linking `target` records, kept in the junction table `table`): `count` (how
+    many: a number), `has` (whether `operand`, an id, is one of them: null when it is null)
+    or `any` (whether one of them holds `condition`, checked on the `target` entity: never
+    null, as SQL's EXISTS)."""
+
+    kind: str
+    entity: str
+    field: Field
+    target: str
+    table: str
+    #: The table's columns holding the record's id and the linked record's.
+    source_column: str
+    target_column: str
+    operand: T | None = None
+    condition: T | None = None
+    negated: bool = False
+
+    def children(self) -> tuple[T, ...]:
+        return tuple(c for c in (self.operand,) if c is not None)
+
+    @property
+    def record_free(self) -> bool:
+        return False

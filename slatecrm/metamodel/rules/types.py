@@ -35,6 +35,8 @@ class Type:
             return "list of ids"
         if self.kind == "reference":
             return f"reference to {self.target}"
+        if self.kind == "links":
+            return f"list of links to {self.target}"
         return self.kind
 
     @property

@@ -51,6 +51,10 @@ class Store(ApartStore):
     def conn(self) -> sa.Connection:
         return self._conn
 
+    @property
+    def titled(self) -> bool:
+        return self._titles is not None
+
     def table(self, entity: str) -> sa.Table:
         found: sa.Table = self._tables[entity]
         return found

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.sql.util import ClauseAdapter
 
+from slatecrm.metamodel.fieldtypes import ApartRelation
 from slatecrm.metamodel.names import suggest
 from slatecrm.metamodel.rules import RuleContext
 
@@ -363,11 +364,13 @@ class Reader:
         seen = self.visible(ce) if visible is None else visible
         return [*self.expression_conditions(ce, query), *seen, *self.search_seen(ce, query)]
 
-    def _build(self, ce: CompiledEntity, query: ListQuery, base: sa.Select[Any]) -> listing.PageQuery:
+    def _build(self, ce: CompiledEntity, query: ListQuery, base: sa.Select[Any],
+               within: Sequence[sa.ColumnElement[bool]] = ()) -> listing.PageQuery:
         """A page's statements, the read filter passed on as its `reach` too (a page read
-        as the union of the reach's alternatives, records/alternatives.py)."""
+        as the union of the reach's alternatives, records/alternatives.py). `within`: more
+        conditions the rows must meet (the records a many-to-many field links)."""
         visible = self.visible(ce)
-        return listing.build(ce, query, self.list_conditions(ce, query, visible), self.cursor_key,
+        return listing.build(ce, query, [*self.list_conditions(ce, query, visible), *within], self.cursor_key,
                              base=base, limits=self.limits, nulls_largest=self.nulls_largest,
                              dialect=self.conn.dialect, reach=visible[0] if visible else None)
 
@@ -423,11 +426,12 @@ class Reader:
             apart.load_into(self.apart_store(), ce, records)
         return records
 
-    def page(self, entity: str, query: ListQuery | None = None) -> Page:
+    def page(self, entity: str, query: ListQuery | None = None,
+             within: Sequence[sa.ColumnElement[bool]] = ()) -> Page:
         ce = self.entity(entity)
         query = query or ListQuery()
         shape = self.shape(ce)
-        built = self._build(ce, query, shape.select)
+        built = self._build(ce, query, shape.select, within)
         estimate = None
         try:
             rows = self.conn.execute(built.statement).mappings().all()
@@ -469,12 +473,49 @@ class Reader:
         candidates = [(e, f) for e, f in known if e == other and (not field or f == field)]
         if len(candidates) != 1:
             why = "is ambiguous; name the field" if candidates else "is not a reference to it"
-            shown = ", ".join(f"{e}.{f}" for e, f in known) or "none"
+            shown = ", ".join([f"{e}.{f}" for e, f in known] + list(self.apart_relations(entity))) or "none"
             raise BadQuery({"relation": [f"{relation!r} {why}; references to {entity}: {shown}"]})
         return candidates[0]
 
+    def apart_relations(self, entity: str) -> dict[str, tuple[ApartRelation, bool]]:
+        """The relations fields stored apart make with `entity`, by the name they have on its
+        side: a field's name on its own entity, its `inverse` name (or `other.field`) on the
+        target's; with whether `entity` is the target's side (True) or the field's (False)."""
+        def build() -> dict[str, dict[str, tuple[ApartRelation, bool]]]:
+            out: dict[str, dict[str, tuple[ApartRelation, bool]]] = {}
+            registry = self.snapshot.registry
+            for other in self.snapshot.metamodel.active_entities:
+                for field in other.active_fields:
+                    field_type = registry.of(field)
+                    if field_type is None or not field_type.stored_apart:
+                        continue
+                    found = field_type.apart_related(field, other.name)
+                    if found is None:
+                        continue
+                    out.setdefault(found.source, {})[field.name] = (found, False)
+                    inverse = found.inverse or f"{other.name}.{field.name}"
+                    out.setdefault(found.target, {})[inverse] = (found, True)
+            return out
+        return self.snapshot.derived("records.apart_relations", build).get(entity, {})
+
+    def linked(self, entity: str, record_id: int, relation: ApartRelation, inverse: bool,
+               query: ListQuery | None = None) -> Page:
+        """The records a field stored apart links to this (visible) record, a page of them."""
+        self.get(entity, record_id)
+        table = sa.table(relation.table, sa.column(relation.source_column), sa.column(relation.target_column))
+        mine, theirs = ((relation.target_column, relation.source_column) if inverse
+                        else (relation.source_column, relation.target_column))
+        other = relation.source if inverse else relation.target
+        ce = self.entity(other)
+        condition = ce.table.c.id.in_(sa.select(table.c[theirs]).where(table.c[mine] == record_id))
+        return self.page(other, query, [condition])
+
     def related(self, entity: str, record_id: int, relation: str, query: ListQuery | None = None) -> Page:
-        """Records of another entity that refer to this (visible) record."""
+        """Records of another entity that refer to this (visible) record, or that a field
+        stored apart links to it (`relation`: the field's name, or its inverse name)."""
+        links = self.apart_relations(entity)
+        if relation in links:
+            return self.linked(entity, record_id, *links[relation], query)
         self.get(entity, record_id)
         other, field = self.relation(entity, relation)
         base = query or ListQuery()

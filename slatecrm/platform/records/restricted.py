@@ -92,6 +92,12 @@ class RestrictedRules(RevisionRules):
                         raise RuleError(f"a filter of yours cannot follow {hop.field.name!r} into {target} "
                                         "records (some of them are not yours to see); filter on the "
                                         "reference itself", 1, 1)
+            if isinstance(node, t.Links) and node.condition is not None:
+                if node.target not in self.open_entities:
+                    raise RuleError(f"a filter of yours cannot look into the {node.target} records "
+                                    f"{node.field.name!r} links (some of them are not yours to see); "
+                                    f"ask 'x in {node.field.name}' or count({node.field.name})", 1, 1)
+                stack.append(node.condition)
             stack.extend(node.children())
         return checked
 

@@ -201,6 +201,39 @@ class SqlCompiler:
             return Sql(sa.type_coerce(column, sa.BigInteger), scale)
         return Sql(column)
 
+    def _links(self, node: t.Links, base: sa.Table) -> Builder:
+        """A many-to-many field's links, through its junction table: `count` a correlated
+        COUNT, `has` an EXISTS (null when the id looked for is), `any` an EXISTS joining the
+        linked records, with the condition compiled on them."""
+        junction = sa.table(node.table, sa.column(node.source_column), sa.column(node.target_column))
+        mine = sa.and_(junction.c[node.source_column] == base.c.id,
+                       junction.c[node.target_column].isnot(None))
+        if node.kind == "count":
+            counted = Sql(sa.select(sa.func.count()).select_from(junction).where(mine)
+                          .correlate(base).scalar_subquery())
+            return lambda context: counted
+        if node.kind == "has":
+            assert node.operand is not None
+            operand = self._compile(node.operand, base)
+            negated = node.negated
+
+            def has(context: RuleContext) -> Sql:
+                value = operand(context)
+                (key,), _ = self._align(value)
+                found = sa.exists().where(mine, junction.c[node.target_column] == self._plain(value)
+                                          ).correlate(base)
+                test = sa.not_(found) if negated else found
+                return Sql(sa.case((key.is_(None), sa.null()), else_=test))
+            return has
+        assert node.condition is not None
+        linked = self.tables[node.target].alias()
+        condition = self._compile(node.condition, linked)  # type: ignore[arg-type]
+
+        def any_of(context: RuleContext) -> Sql:
+            return Sql(sa.exists().where(mine, linked.c.id == junction.c[node.target_column],
+                                         condition(context).expr).correlate(base))
+        return any_of
+
     def _fieldref(self, node: t.FieldRef, base: sa.Table) -> Builder:
         if not node.hops:
             value = self._column(base, node.field)

@@ -58,7 +58,8 @@ class Snapshot:
         index: dict[str, list[tuple[str, str]]] = {}
         for other in self.metamodel.active_entities:
             for field in other.active_fields:
-                stored_apart = field.type in self.registry and self.registry[field.type].stored_apart
+                field_type = self.registry.of(field)
+                stored_apart = field_type is not None and field_type.stored_apart
                 if field.target is not None and not stored_apart:  # a column that references
                     index.setdefault(field.target, []).append((other.name, field.name))
         return {target: tuple(pairs) for target, pairs in index.items()}

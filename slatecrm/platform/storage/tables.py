@@ -184,7 +184,7 @@ def apart_tables_of(entity: Entity, registry: FieldTypeRegistry, metadata: sa.Me
     apart_tables), retired fields' too (they hold data), by (field, part)."""
     out: dict[tuple[str, str], sa.Table] = {}
     for field in entity.fields if fields is None else fields:
-        field_type = registry[field.type] if field.type in registry.names() else None
+        field_type = registry.of(field)
         if field_type is None or not field_type.stored_apart:
             continue
         for table in field_type.apart_tables(field, entity.name, metadata):

@@ -9,7 +9,7 @@ bounds in records/limits.py.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from slatecrm import __version__
@@ -153,10 +153,32 @@ def page_schema(record: dict[str, Any]) -> dict[str, Any]:
         "next_cursor": {"type": "string"}}}
 
 
+def linked_lists(ce: CompiledEntity, compiled: Mapping[str, CompiledEntity]
+                 ) -> list[tuple[CompiledEntity, str, str]]:
+    """The related lists fields stored apart give `ce` (records/reading.py `apart_relations`):
+    (the listed entity, the relation's name on `ce`'s side, what it lists)."""
+    out = []
+    for other in compiled.values():
+        for name, c in other.fields.items():
+            relation = c.type.apart_related(c.field, other.name) if c.type.stored_apart else None
+            if relation is None:
+                continue
+            if relation.source == ce.name and relation.target in compiled:
+                target = compiled[relation.target]
+                plural = target.entity.label_plural.lower()
+                out.append((target, name, f"the {plural} this record's {name} links"))
+            if relation.target == ce.name:
+                out.append((other, relation.inverse or f"{other.name}.{name}",
+                            f"the {other.entity.label_plural.lower()} whose {name} links this record"))
+    return out
+
+
 def entity_paths(ce: CompiledEntity, related: list[tuple[CompiledEntity, str]],
-                 limits: Limits = DEFAULT) -> dict[str, dict[str, Any]]:
+                 limits: Limits = DEFAULT, linked: Sequence[tuple[CompiledEntity, str, str]] = ()
+                 ) -> dict[str, dict[str, Any]]:
     """The routes of one entity; `related`: the (entity, reference field) pairs that
-    refer to it, each a related list of its own."""
+    refer to it, each a related list of its own; `linked`: those of fields stored apart
+    (`linked_lists`)."""
     name, entity, tags = schema_name(ce.name), ce.name, [ce.entity.label_plural]
     record = {"$ref": f"#/components/schemas/{name}"}
     identified = [{"name": "id", "in": "path", "required": True, "schema": RECORD_ID}]
@@ -213,11 +235,13 @@ def entity_paths(ce: CompiledEntity, related: list[tuple[CompiledEntity, str]],
             "get": {"operationId": f"stages_{entity}", "tags": tags,
                     "responses": _responses({"200": _json(
                         _listed({"$ref": "#/components/schemas/StageVisit"}), "each stage visit")}, *READ)}}
-    for other, field in related:
-        paths[f"/api/v1/{entity}/{{id}}/related/{other.name}.{field}"] = {
+    lists = [(other, f"{other.name}.{field}", f"the {other.entity.label_plural.lower()} whose {field} is "
+              "this record") for other, field in related] + list(linked)
+    for other, relation, description in lists:
+        paths[f"/api/v1/{entity}/{{id}}/related/{relation}"] = {
             "parameters": identified,
-            "get": {"operationId": f"related_{entity}_{other.name}_{field}", "tags": tags,
-                    "description": f"the {other.entity.label_plural.lower()} whose {field} is this record",
+            "get": {"operationId": f"related_{entity}_{relation.replace('.', '_')}", "tags": tags,
+                    "description": description,
                     "parameters": list_parameters(other, limits),
                     "responses": _responses({"200": _json(page_schema(
                         {"$ref": f"#/components/schemas/{schema_name(other.name)}"}), "a page")}, *READ)}}
@@ -375,8 +399,8 @@ def document(revision: int, compiled: Mapping[str, CompiledEntity],
     for ce in compiled.values():
         schemas.update(entity_schemas(ce))
         related = [(other, name) for other in compiled.values()
-                   for name, c in other.fields.items() if c.field.target == ce.name]
-        paths.update(entity_paths(ce, related, limits))
+                   for name, c in other.fields.items() if c.field.target == ce.name and c.type.links_records]
+        paths.update(entity_paths(ce, related, limits, linked_lists(ce, compiled)))
     paths.update(_admin_paths())
     paths.update(_audit_paths())
     paths.update(openapi_identity.paths())

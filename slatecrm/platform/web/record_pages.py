@@ -51,6 +51,23 @@ class Related:
     columns: list[CompiledField]
 
 
+@dataclass(frozen=True)
+class Linked:
+    """A linked list: the records of `ce` a field stored apart links to this record (a
+    many-to-many's own field, or its inverse on the target's side), with what the link
+    form offers."""
+
+    ce: CompiledEntity
+    #: The relation's name on this record's side (the API's related list is named so too).
+    name: str
+    page: Page
+    columns: list[CompiledField]
+    #: The first records the link form offers (id, title); a search finds others.
+    options: list[tuple[int, str]]
+    #: Whether the page links and unlinks (not when the links are a link entity's records).
+    editable: bool = True
+
+
 def _record_id(request: Request) -> int:
     return int(request.path_params["id"])
 
@@ -104,6 +121,8 @@ class RecordView:
     people: dict[int, str]
     #: Titles of the records history entries refer to, by entity and id.
     history_titles: dict[str, dict[int, str]]
+    #: The lists of records fields stored apart link to it (both sides of a many-to-many).
+    linked: list[Linked]
 
 
 def read_record_view(records: RecordsService, entity: str, record_id: int) -> RecordView:
@@ -122,7 +141,20 @@ def read_record_view(records: RecordsService, entity: str, record_id: int) -> Re
         titles, people = reader.names(history_references(ce, history), [
             record.system.get("owner"), record.system.get("created_by"), record.system.get("updated_by"),
             *(h.changed_by for h in history)])
-    return RecordView(ce, record, related, history, visits, people, titles)
+        linked = []
+        for name, (relation, inverse) in reader.apart_relations(entity).items():
+            other = relation.source if inverse else relation.target
+            if other not in reader.entities:  # an entity the user cannot read: no list
+                continue
+            other_ce = reader.entity(other)
+            page = reader.linked(entity, record_id, relation, inverse,
+                                 ListQuery(limit=RELATED_LIMIT, counted=True))
+            offered = reader.page(other, ListQuery(limit=OPTIONS_LIMIT)) if relation.editable else None
+            linked.append(Linked(other_ce, name, page,
+                                 [other_ce.fields[c] for c in widgets.default_columns(other_ce, 3)],
+                                 [(r.id, r.title) for r in offered.records] if offered else [],
+                                 relation.editable))
+    return RecordView(ce, record, related, history, visits, people, titles, linked)
 
 
 def history_references(ce: CompiledEntity, history: list[HistoryEntry]) -> dict[str, set[int]]:
@@ -152,6 +184,8 @@ async def record_page(request: Request, *, errors: dict[str, list[str]] | None =
                         related={f"{r.ce.name}.{r.field.name}": {
                             "count": r.page.count, "ids": [x.id for x in r.page.records]}
                             for r in view.related},
+                        linked={r.name: {"count": r.page.count, "ids": [x.id for x in r.page.records]}
+                                for r in view.linked},
                         history=[{"version": h.version, "action": h.action,
                                   "changed_at": h.changed_at, "changes": h.changes,
                                   **({"token": h.token.name} if h.token else {})}
@@ -160,7 +194,7 @@ async def record_page(request: Request, *, errors: dict[str, list[str]] | None =
         **context, "ce": ce, "record": record, "sections": widgets.sections(ce), "related": view.related,
         "paths": stage_paths(ce, record), "history": list(reversed(view.history)), "visits": view.visits,
         "errors": errors or {}, "message": message, "people": view.people,
-        "history_titles": view.history_titles, "automation": panel,
+        "history_titles": view.history_titles, "automation": panel, "linked": view.linked,
     }, twin=twin, entity=entity, status=status)
 
 
@@ -224,6 +258,43 @@ async def _reference_options(records: RecordsService, ce: CompiledEntity, record
     for name, target in ce.references().items():
         if target not in readable and name in ce.fields and ce.fields[name].type.writable:
             out[name] = []
+    out.update(await _linked_options(records, ce, record, raw, readable))
+    return out
+
+
+async def _linked_options(records: RecordsService, ce: CompiledEntity, record: Record | None,
+                          raw: dict[str, Any], readable: Any) -> dict[str, list[tuple[int, str]]]:
+    """The options of each field stored apart that links records (a many-to-many's
+    multi-select): the first records of its target, and those chosen, with their titles."""
+    wanted: dict[str, str] = {}
+    for name, compiled in ce.fields.items():
+        if not (compiled.type.stored_apart and compiled.type.writable):
+            continue
+        relation = compiled.type.apart_related(compiled.field, ce.name)
+        if relation is not None:
+            wanted[name] = relation.target
+    if not wanted:
+        return {}
+    readable_targets = {n: t for n, t in wanted.items() if t in readable}
+    pages = await run_in_threadpool(records.first_pages, [(t, ListQuery(limit=OPTIONS_LIMIT))
+                                                           for t in readable_targets.values()])
+    out: dict[str, list[tuple[int, str]]] = {name: [] for name in wanted}
+    for (name, target), page in zip(readable_targets.items(), pages, strict=True):
+        options = [(r.id, r.title) for r in page.records]
+        shown = {i for i, _ in options}
+        stored = record.values.get(name) if record is not None else None
+        titles = getattr(stored, "titles", {})
+        chosen = [i for t in (raw.get(name) or []) if (i := parse_digits(str(t), RECORD_ID_MAX)) is not None]
+        missing = [i for i in chosen if i not in shown]
+        for chosen_id in missing:
+            title = titles.get(chosen_id, "")
+            if not title:
+                try:
+                    title = (await run_in_threadpool(records.get, target, chosen_id)).title
+                except RecordError:
+                    title = f"#{chosen_id}"
+            options.insert(0, (chosen_id, title))
+        out[name] = options
     return out
 
 
@@ -356,6 +427,54 @@ async def move(request: Request) -> Response:
     return RedirectResponse(_back(form, f"/e/{entity}/{record_id}"), status_code=303)
 
 
+def change_link(records: RecordsService, entity: str, record_id: int, relation: str, action: str,
+                other: int | None) -> None:
+    """Link `other` to the record through `relation` (a field stored apart of this entity, or
+    its inverse name), or unlink it: a change of the field on whichever record holds it
+    (this one, or `other` on the inverse side), based on that record's current version."""
+    with records.reading() as reader:
+        reader.get(entity, record_id)  # this record must be visible
+        relations = reader.apart_relations(entity)
+    if relation not in relations:
+        raise ValidationFailed({"": [f"{entity} has no linked list {relation!r}"]})
+    found, inverse = relations[relation]
+    if not found.editable:
+        raise ValidationFailed({relation: [f"these links are {found.table.removeprefix('x_')} records: "
+                                           "add or delete those"]})
+    if other is None:
+        raise ValidationFailed({relation: ["choose a record"]})
+    if action not in ("link", "unlink"):
+        raise ValidationFailed({relation: [f"{action[:20]!r} is neither link nor unlink"]})
+    change = {"add" if action == "link" else "remove": [record_id if inverse else other]}
+    holder, held_by = (found.source, other) if inverse else (entity, record_id)
+    try:
+        current = records.get(holder, held_by)
+    except RecordNotFound:
+        raise ValidationFailed({relation: [f"there is no {holder} with id {other}"]}) from None
+    records.update(holder, held_by, {found.field: change}, version=current.version)
+
+
+async def link(request: Request) -> Response:
+    """The record page's link / unlink buttons of a linked list (works without JavaScript)."""
+    records = records_of(request)
+    entity, record_id = request.path_params["entity"], _record_id(request)
+    relation = request.path_params["relation"]
+    form = await request.form()
+    other = parse_digits(str(form.get("other") or "").strip(), RECORD_ID_MAX)
+    try:
+        await run_in_threadpool(change_link, records, entity, record_id, relation,
+                                str(form.get("action") or "link"), other)
+    except (ValidationFailed, VersionConflict) as error:
+        if wants_json(request):
+            raise
+        errors = error.errors if isinstance(error, ValidationFailed) else {relation: [str(error)]}
+        messages = [m for each in errors.values() for m in each]
+        return await record_page(request, errors={relation: messages}, status=error.status)
+    if wants_json(request):
+        return Response(status_code=204)
+    return RedirectResponse(f"/e/{entity}/{record_id}#linked-{relation}", status_code=303)
+
+
 async def delete(request: Request) -> Response:
     """GET asks "really?" (a page, so it works without JavaScript); POST deletes."""
     records = records_of(request)
@@ -415,8 +534,29 @@ async def options(request: Request) -> Response:
     choices = [(r.id, r.title) for r in page.records]
     if wants_json(request):
         return JSONResponse({"data": [{"id": i, "title": t} for i, t in choices]})
+    if request.query_params.get("multiple"):  # a multi-select: every chosen record stays chosen
+        kept = await run_in_threadpool(_still_chosen_all, records, entity, request.query_params, choices)
+        return HTMLResponse(render_fragment(request, "_options_multiple.html",
+                                            {"choices": choices, "chosen": kept}))
     chosen = await run_in_threadpool(_still_chosen, records, entity, request.query_params, choices)
     return HTMLResponse(render_fragment(request, "_options.html", {"choices": choices, "chosen": chosen}))
+
+
+def _still_chosen_all(records: RecordsService, entity: str, params: Any,
+                      choices: list[tuple[int, str]]) -> set[int]:
+    """The records a multi-select (named by `keep`, sent along) has chosen, kept among the
+    new options: a search must not undo the choices made before it."""
+    keep = params.get("keep", "")
+    texts = params.getlist(keep) if keep and keep != "q" else []
+    chosen = [i for t in texts[:OPTIONS_LIMIT] if (i := parse_digits(t, RECORD_ID_MAX))]
+    shown = {i for i, _ in choices}
+    for chosen_id in reversed(chosen):
+        if chosen_id not in shown:
+            try:
+                choices.insert(0, (chosen_id, records.get(entity, chosen_id).title))
+            except RecordNotFound:
+                continue
+    return {i for i, _ in choices if i in set(chosen)}
 
 
 def _still_chosen(records: RecordsService, entity: str, params: Any,

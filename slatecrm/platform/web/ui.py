@@ -43,6 +43,7 @@ routes = [
     Route("/e/{entity}/{id:recordid}/edit", record_pages.edit, methods=["GET", "POST"]),
     Route("/e/{entity}/{id:recordid}/validate", record_pages.validate, methods=["POST"]),
     Route("/e/{entity}/{id:recordid}/move", record_pages.move, methods=["POST"]),
+    Route("/e/{entity}/{id:recordid}/links/{relation}", record_pages.link, methods=["POST"]),
     Route("/e/{entity}/{id:recordid}/delete", record_pages.delete, methods=["GET", "POST"]),
     Route("/e/{entity}/{id:recordid}/workflows/{name}/run", record_pages.run_workflow, methods=["POST"]),
     Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
