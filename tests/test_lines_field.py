@@ -245,3 +245,22 @@ def test_form_without_javascript_adds_reorders_and_removes_lines(http: TestClien
     after = http.get(f"/api/v1/quote/{quote}").json()
     assert [(line["product"], line["qty"]) for line in after["items"]] == [("Desk", 3), ("Rug", 1)]
     assert after["items"][0]["id"] == desk and after["total"] == "30.00" and after["line_count"] == 2
+
+
+@pytest.mark.parametrize("items", [
+    "x", 12, True, {"product": "x"}, [1], [[]], [{"id": True}], [{"id": -1}], [{"id": 2**70}],
+    [{"id": "1e3"}], [{"qty": 2**70, "product": "x"}], [{"product": "x", "nothing": 1}],
+    [{"product": "x", "qty": "NaN"}], [{"product": None}], [{"quote": 1, "product": "x"}],
+    [{"product": "x"}] * 501,
+], ids=lambda v: repr(v)[:40])
+def test_hostile_lines_are_refused_naming_the_field(http: TestClient, items: Any) -> None:
+    refused = http.post("/api/v1/quote", json={"name": "Odd", "items": items})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"]["items"]
+    assert http.get("/api/v1/quote_line").json()["data"] == []  # nothing of the document was kept
+
+
+@pytest.mark.parametrize("value", [1, "1", {"amount": 1}, [1], None])
+def test_rollups_are_never_written_through_the_api(http: TestClient, value: Any) -> None:
+    refused = http.post("/api/v1/quote", json={"name": "Q", "total": value})
+    assert refused.status_code == 422 and refused.json()["errors"]["total"]
