@@ -57,6 +57,8 @@ class Lines(FieldType):
     searchable = False
     section = "related"
     widget_template = "widgets/lines.html"
+    #: The rows a form holds (for the template).
+    form_rows = FORM_ROWS
     value_template = "values/lines.html"
 
     # --- the definition -----------------------------------------------------------------------
