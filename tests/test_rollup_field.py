@@ -468,3 +468,20 @@ def test_random_child_changes_keep_stored_rollups_equal_to_a_fresh_aggregate(
     with engine.begin() as conn:  # the next example starts from nothing
         for table in ("x_purchase", "x_customer", "x_campaign"):
             conn.execute(sa.text(f"DELETE FROM {table}"))
+
+
+def test_a_redefined_rollup_gets_its_new_column_type_and_is_computed_again(
+        engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    install(engine, registry, shop_pack(tmp_path, figure=ROLLUPS["orders"]))
+    records = records_service(engine, plugin_manager())
+    ann = records.create("customer", {"name": "Ann"}).id
+    records.create_many("purchase", [{"customer": ann, "amount": "3.25"}, {"customer": ann, "amount": "4"}])
+    assert values(records, ann)["figure"] == 2
+    redefined = plan(engine, registry, shop_pack(tmp_path, "2.0.0", figure=ROLLUPS["total"]))
+    assert not redefined.plan.blocked
+    assert any(c.action == "compute rollup" and c.field == "figure" for c in redefined.plan.changes)
+    install(engine, registry, shop_pack(tmp_path, "2.0.0", figure=ROLLUPS["total"]))
+    records = records_service(engine, plugin_manager())
+    assert values(records, ann)["figure"] == Decimal("7.25")
+    records.create("purchase", {"customer": ann, "amount": "1"})
+    assert values(records, ann)["figure"] == Decimal("8.25")
