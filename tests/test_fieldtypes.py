@@ -82,7 +82,7 @@ def test_every_builtin_type_is_registered_in_order() -> None:
     assert {"text", "long_text", "integer", "decimal", "currency", "percent", "boolean", "date",
             "datetime", "choice", "multi_choice", "email", "phone", "url", "reference",
             "auto_number", "stage", "rating",
-            "many_to_many", "file", "files", "image"} == set(builtin)
+            "many_to_many", "file", "files", "image", "rollup", "lines"} == set(builtin)
 
 
 # --- accepted inputs and their canonical values ---------------------------------------
@@ -436,7 +436,7 @@ def test_auto_number_format_and_writability() -> None:
     assert auto.format(42, field("auto_number", prefix="INV-", digits=6)) == "INV-000042"
     assert auto.format(7, field("auto_number")) == "00007"
     assert not auto.writable
-    assert all(t.writable for t in BUILTIN_TYPES if t.name != "auto_number")
+    assert all(t.writable for t in BUILTIN_TYPES if t.name not in ("auto_number", "rollup"))
 
 
 # --- definitions (what a pack author reads) ---------------------------------------------

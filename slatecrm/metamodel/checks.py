@@ -158,6 +158,8 @@ def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
                               f"{column.column_name(field.name)!r}", field)
     for setting, message in field_type.check_definition(field):
         yield ctx.problem(f"{setting}: {message}", field)
+    for message in field_type.check_in(field, entity, ctx.metamodel, ctx.registry):
+        yield ctx.problem(message, field)
     # A stage field's options are its pipeline's stages: a repeated stage is reported there.
     keys = [o.key for o in field.choices] if field.type != "stage" else []
     for key in sorted({k for k in keys if keys.count(k) > 1}):

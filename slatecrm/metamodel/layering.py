@@ -160,7 +160,7 @@ def merge(packs: Sequence[Pack], registry: FieldTypeRegistry,
                     f"{base.pack!r}: add it to requires in pack.yaml", extension.source, pack.origin))
                 continue
             entities[extension.entity] = _extend(base, extension, pack, registry, problems)
-    finished = tuple(_with_stage_fields(e, registry) for e in entities.values())
+    finished = _completed(tuple(_with_stage_fields(e, registry) for e in entities.values()), registry)
     attributes, attribute_problems = merge_user_attributes(ordered)
     problems.extend(attribute_problems)
     metamodel = Metamodel(
@@ -342,6 +342,14 @@ def _extend_pipeline(base: Pipeline, pext: PipelineExtension, pack: Pack,
             problems.append(Problem(f"after: pipeline {base.name!r} has no stage "
                                     f"{addition.after!r}", addition.stage.source, pack.origin))
     return replace(base, label=pext.label or base.label, stages=tuple(stages))
+
+
+def _completed(entities: tuple[Entity, ...], registry: FieldTypeRegistry) -> tuple[Entity, ...]:
+    """Each field completed by its type from the rest of the metamodel (`FieldType.complete`)."""
+    whole = Metamodel(entities=entities)
+    return tuple(replace(e, fields=tuple(
+        registry[f.type].complete(f, e, whole) if f.type in registry else f for f in e.fields))
+        for e in entities)
 
 
 def _with_stage_fields(entity: Entity, registry: FieldTypeRegistry) -> Entity:

@@ -438,6 +438,39 @@ def purge(fields: Sequence[str], database: str | None, yes: bool, as_json: bool)
     confirm_and_apply(engine, installation, yes, as_json)
 
 
+@main.command("recompute")
+@click.argument("fields", nargs=-1, required=True, metavar="ENTITY.FIELD...")
+@database_option
+@json_option
+def recompute(fields: Sequence[str], database: str | None, as_json: bool) -> None:
+    """Compute roll-up fields again from the child records, for every record (after a restore,
+    or SQL of your own that bypassed the records service); reports how many changed."""
+    from .records.rollups import rollups_of
+    from .services import records_service
+
+    with reported(as_json):
+        engine = engine_for(database)
+        records = records_service(engine, plugins())
+        rollups = rollups_of(records.full_snapshot())
+        wanted = []
+        for item in fields:
+            entity, _, name = item.partition(".")
+            rollup = rollups.find(entity, name)
+            if rollup is None:
+                known = ", ".join(f"{r.parent}.{r.field}" for r in rollups.all) or "none"
+                fail(EXIT_USAGE, f"{item!r} is not a roll-up field (roll-ups: {known})", as_json)
+            wanted.append(rollup)
+        changed: dict[str, int] = {}
+        with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+            for rollup in wanted:
+                changed[f"{rollup.parent}.{rollup.field}"] = rollups.recompute_all(conn, rollup)
+    if as_json:
+        out.print_json(json.dumps({"ok": True, "changed": changed}))
+        return
+    for name, count in changed.items():
+        out.print(f"{name}: {count} record(s) changed")
+
+
 @main.command("sample-data")
 @database_option
 @click.option("--count", default=300, show_default=True, type=click.IntRange(1, 100_000),

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import sqlalchemy as sa
 
 if TYPE_CHECKING:
-    from ..model import Field
+    from ..model import Entity, Field, Metamodel
     from ..rules.types import Type
 
 #: Form inputs of one field, by suffix ("" is the main input, named like the field; a
@@ -44,6 +44,20 @@ class ColumnSpec:
         return field_name if not self.suffix else f"{field_name}__{self.suffix}"
 
 
+@dataclass(frozen=True)
+class Aggregate:
+    """A field's value as an aggregate of child records: `function` (count, sum, min, max,
+    avg) of the child field `of` (None for count) over the records of `child` whose
+    reference `via` points to the record, only those `filter` (a rule over the child) holds
+    for."""
+
+    child: str
+    via: str
+    function: str
+    of: str | None = None
+    filter: str | None = None
+
+
 class ApartStore(Protocol):
     """What the platform hands the hooks of a type `stored_apart` (records/apart.py builds
     it): the write's or the read's connection, the tables, and the principal's view of
@@ -74,6 +88,19 @@ class ApartStore(Protocol):
 
     def titles(self, entity: str, ids: Iterable[int]) -> dict[int, str]:
         """The titles of the records of `entity` the principal may read (others: absent)."""
+        ...
+
+    def entity(self, name: str) -> Any:
+        """The compiled entity `name` as the reader may see it (records/compiled.py
+        `CompiledEntity`: its table, select and fields), or None: for a type whose values
+        are records of another entity (lines)."""
+        ...
+
+    def writer(self) -> Any:
+        """The records service writing in the write's own transaction, as the same principal
+        (writes only): a type whose values are records of another entity (lines) writes them
+        through that entity's write pipeline. A refusal (its `errors` by field) refuses the
+        whole write."""
         ...
 
 
@@ -307,6 +334,24 @@ class FieldType:
 
     def check_definition(self, field: Field) -> Iterator[tuple[str, str]]:
         """Problems of a definition that a schema cannot see: (settings path, message)."""
+        return iter(())
+
+    # --- definitions that depend on other entities (roll-ups) ---------------------------------
+    def complete(self, field: Field, entity: Entity, metamodel: Metamodel) -> Field:
+        """The definition completed from the rest of the effective metamodel (a roll-up's
+        result type comes from the child field it aggregates); called for every field when
+        packs are merged, before they are checked."""
+        return field
+
+    def aggregates(self, field: Field) -> Aggregate | None:
+        """What a field's values are computed from when they are an aggregate of child
+        records (a roll-up): the engine keeps them exact on every write of a child."""
+        return None
+
+    def check_in(self, field: Field, entity: Entity, metamodel: Metamodel,
+                 registry: FieldTypeRegistry) -> Iterator[str]:
+        """Problems of a definition against the rest of the metamodel (another entity it
+        names), each message starting with the setting it is about."""
         return iter(())
 
     # --- stored apart (only for `stored_apart` types; see that flag) --------------------

@@ -1097,10 +1097,15 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+from .lines import Lines  # noqa: E402
+from .rollup import Rollup  # noqa: E402  (it builds on the number and date types above)
+
 BUILTIN_TYPES: tuple[FieldType, ...] = (
     Text(), LongText(), Integer(), DecimalType(), Currency(), Percent(), Boolean(), Date(),
     DateTime(), Choice(), MultiChoice(), Email(), Phone(), Url(), Reference(), AutoNumber(),
     Stage(), Rating(),
+    Rollup(),
+    Lines(),
     ManyToMany(),
     *FILE_TYPES,
 )

@@ -18,10 +18,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from slatecrm.metamodel.fieldtypes import ApartStore
+from slatecrm.metamodel.fieldtypes import ApartStore, CoercionError
 
 from .compiled import CompiledEntity, CompiledField
 from .constraints import existing_ids, member_of
+from .errors import ValidationFailed
 from .results import Record
 
 __all__ = ["Store", "apart_fields", "check", "load_into", "merge", "save"]
@@ -36,11 +37,15 @@ class Store(ApartStore):
     """The `ApartStore` the hooks get: `tables` are the revision's (storage/tables.py
     EntityTables: entity tables by name, and `apart(entity, field, part)`)."""
 
-    def __init__(self, conn: sa.Connection, tables: Any, visible: Visible, titles: Titles | None = None):
+    def __init__(self, conn: sa.Connection, tables: Any, visible: Visible, titles: Titles | None = None,
+                 entities: Mapping[str, CompiledEntity] | None = None,
+                 writer: Callable[[], Any] | None = None):
         self._conn = conn
         self._tables = tables
         self._visible = visible
         self._titles = titles
+        self._entities = entities or {}
+        self._writer = writer
 
     @property
     def conn(self) -> sa.Connection:
@@ -67,6 +72,15 @@ class Store(ApartStore):
         if not wanted or self._titles is None:
             return {}
         return self._titles(entity, wanted)
+
+
+    def entity(self, name: str) -> CompiledEntity | None:
+        return self._entities.get(name)
+
+    def writer(self) -> Any:
+        if self._writer is None:
+            raise RuntimeError("this store reads; it has no writer")
+        return self._writer()
 
 
 def apart_fields(ce: CompiledEntity) -> list[CompiledField]:
@@ -137,7 +151,11 @@ def save(store: Store, ce: CompiledEntity, record_id: int, before: Mapping[str, 
             continue
         blank = compiled.type.apart_blank(compiled.field)
         old = blank if before is None else before.get(compiled.name, blank)
-        compiled.type.save_apart(store, compiled.field, ce.name, record_id, old, values.get(compiled.name))
+        try:
+            compiled.type.save_apart(store, compiled.field, ce.name, record_id, old,
+                                     values.get(compiled.name))
+        except CoercionError as refused:  # a hook refuses the value (a line the child refused)
+            raise ValidationFailed({compiled.name: [str(refused)]}) from None
 
 
 def visible_in(conn: sa.Connection, entities: Mapping[str, CompiledEntity],

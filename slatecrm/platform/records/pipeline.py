@@ -40,6 +40,7 @@ from .compiled import CompiledEntity, is_blank
 from .constraints import UniqueValues, composite_unique_errors, existing_ids, member_of
 from .errors import BadQuery, RecordNotFound, ValidationFailed, VersionConflict, WriteRefused
 from .inserts import EntityInsert
+from .rollups import rollups_of
 
 if TYPE_CHECKING:
     from ..identity.access import Access, EntityAccess
@@ -372,7 +373,16 @@ class WritePipeline:
         def where(target: CompiledEntity) -> sa.ColumnElement[bool] | None:
             return None if access is None else access.where(target.name, target.table, "read")
         full = self._full()
-        return apart.Store(conn, full.tables, apart.visible_in(conn, full.entities, where))
+        service = self.service
+
+        def writer() -> RecordsService:
+            bound = service.bound(conn, service.principal, savepoints=False)
+            bound.silent = service.silent
+            if service.deferred is not None:
+                bound.deferred = service.deferred  # a bound caller runs them after its commit
+            return bound
+        return apart.Store(conn, full.tables, apart.visible_in(conn, full.entities, where),
+                           entities=full.entities, writer=writer)
 
     def _context(self, conn: sa.Connection, user: int | None, draft: Draft) -> RuleContext:
         previous = None if draft.before is None else {**draft.before, "id": draft.record_id}
@@ -458,6 +468,9 @@ class WritePipeline:
             store = self._apart_store(conn)
             for record_id, draft in zip(ids, drafts, strict=True):
                 apart.save(store, ce, record_id, None, draft.values, draft.values)
+        rollups = rollups_of(self._full())
+        rollups.recompute_own(conn, ce.name, ids)
+        rollups.children_written(conn, ce.name, [(None, values) for values in prepared])
         return self.service._read_back(conn, ce, ids), history
 
     def _update(self, conn: sa.Connection, draft: Draft, version: int, changed: Sequence[str],
@@ -495,6 +508,10 @@ class WritePipeline:
             for field_name in ce.pipelines:
                 if field_name in changed:
                     stages.record_move(conn, ce, record_id, field_name, merged[field_name], now, user)
+            rollups = rollups_of(self._full())
+            rollups.children_written(conn, ce.name, [(before, merged)], changed)
+            if any(f.name in changed for f in apart.apart_fields(ce)):
+                rollups.recompute_own(conn, ce.name, [record_id])  # over children saved with it (lines)
         if not self.service.read_back:
             return _as_written(ce, record_id, version + (1 if changed else 0), merged, draft, now,
                                user), history

@@ -417,7 +417,8 @@ class Reader:
         def titles(entity: str, ids: set[int]) -> dict[int, str]:
             return self.names({entity: ids})[0].get(entity, {})
         return apart.Store(self.conn, self.snapshot.tables,
-                           apart.visible_in(self.conn, self.entities, self.read_filter), titles)
+                           apart.visible_in(self.conn, self.entities, self.read_filter), titles,
+                           entities=self.entities)
 
     def with_apart(self, ce: CompiledEntity, records: list[Record]) -> list[Record]:
         """`records` with the values of their fields stored apart: one load per field for all."""

@@ -38,6 +38,7 @@ from .pipeline import Hooks, WritePipeline, WriteRequest, check_version
 from .reading import Reader, ReadFilter, UserFilter, no_filter
 from .restricted import restricted_snapshot
 from .results import HistoryEntry, Page, Record, StageVisit
+from .rollups import rollups_of
 from .scope import ReadScope
 from .snapshot import Snapshot, snapshot_of
 
@@ -372,6 +373,7 @@ class RecordsService:
         foreign-key actions stay as a safety net)."""
         seen.update((ce.name, i) for i in ids)
         self._check_restrictions(conn, ce, ids)
+        rollups = rollups_of(self.full_snapshot())
         for other, compiled in self._referrers(ce.name):
             action = compiled.field.settings.get("on_delete", "restrict")
             column = other.table.c[compiled.column]
@@ -385,9 +387,11 @@ class RecordsService:
             elif action == "set_null":
                 old = dict(conn.execute(sa.select(other.table.c.id, column).where(
                     other.table.c.id.in_([r.id for r in rows]))).all())
+                moved = rollups.children_by_id(conn, other.name, [r.id for r in rows], {compiled.name})
                 conn.execute(other.table.update().where(other.table.c.id.in_([r.id for r in rows])).values(
                     {compiled.column: None, "version": other.table.c.version + 1, "updated_at": now,
                      "updated_by": user}))
+                rollups.recompute_pairs(conn, moved)
                 nulled = [
                     {"entity": other.name, "record_id": r.id, "version": r.version + 1, "action": "update",
                      "changed_at": now, "changed_by": user, "token_id": self.principal.token_id,
@@ -401,10 +405,12 @@ class RecordsService:
         for row in rows_before:
             removed[(ce.name, row["id"])] = {"owner": row["owner"],
                                              **{n: f.from_row(row) for n, f in ce.fields.items()}}
+        parents = rollups.children_by_id(conn, ce.name, ids)
         try:
             conn.execute(ce.table.delete().where(ce.table.c.id.in_(ids)))
         except sa.exc.IntegrityError as error:
             raise RecordInUse(f"{ce.name} {ids[0]} is still referenced: {error.orig}") from None
+        rollups.recompute_pairs(conn, parents)
         deleted = [{"entity": ce.name, "record_id": i, "version": versions[i] + 1, "action": "delete",
                     "changed_at": now, "changed_by": user, "token_id": self.principal.token_id, "changes": {}}
                    for i in ids if i in versions]

@@ -218,6 +218,7 @@ class Planner:
             if current.retired and self.target.any_entity(current.name) is None:
                 state.append(current)
         target_state = replace(self.target, entities=tuple(state))
+        self.rollup_computations(target_state, {e.name for e in created})
         self.index_changes(target_state)
         self.search_index_changes(target_state)
         self.role_changes()
@@ -225,6 +226,38 @@ class Planner:
         self.workflow_changes()
         return Plan(self.base_revision, self.dialect.name, self.current, target_state,
                     tuple(self._ordered()))
+
+    def rollup_computations(self, target_state: Metamodel, created: set[str]) -> None:
+        """A roll-up added (or defined anew) on an existing entity is computed for every
+        record at apply, from the children there are (in the apply's transaction, after
+        every table and column exists): a count added today counts yesterday's children."""
+        from ..records.rollups import Rollups, rollups_in
+
+        dialect, registry = self.dialect.name, self.registry
+        for rollup in rollups_in(target_state, registry):
+            if rollup.parent in created:
+                continue  # a new table: no records yet
+            current = self.current.entity(rollup.parent)
+            old = current.field(rollup.field) if current is not None else None
+            new = target_state.entity(rollup.parent)
+            assert new is not None
+            wanted = new.field(rollup.field)
+            if old is not None and wanted is not None and old.type == wanted.type \
+                    and old.settings == wanted.settings:
+                continue
+
+            def compute(conn: sa.Connection, rollup: Any = rollup) -> None:
+                from ..records.rules import RevisionRules
+                from .tables import EntityTables
+
+                tables = EntityTables(target_state, registry, dialect)
+                rules = RevisionRules(target_state, tables, dialect, registry)
+                Rollups(target_state, tables, dialect, registry, rules).recompute_all(conn, rollup)
+            table = new.table_name
+            self.change("compute rollup", rollup.parent, rollup.field,
+                        f"compute roll-up {rollup.parent}.{rollup.field} ({rollup.function} over "
+                        f"{rollup.child}.{rollup.via}) for the {self.rows(table):,} existing records",
+                        [Step(f"compute {rollup.field} from the {rollup.child} records", data=compute)])
 
     def role_changes(self) -> None:
         """Roles are metamodel without tables: a change is shown (and makes a revision) but

@@ -117,9 +117,29 @@
     }
   });
 
+  // Line items: the form holds hidden blank rows; "Add a line" (shown only when a script
+  // runs: without one the form offers a few blank rows) reveals the next one.
+  function showLineButtons() {
+    document.querySelectorAll("button[data-lines-add]").forEach(function (button) {
+      var more = document.querySelector("#f-" + button.dataset.linesAdd + " tr.line[hidden]");
+      button.hidden = !more;
+    });
+  }
+  document.addEventListener("click", function (evt) {
+    var button = evt.target && evt.target.closest ? evt.target.closest("button[data-lines-add]") : null;
+    if (!button) return;
+    var row = document.querySelector("#f-" + button.dataset.linesAdd + " tr.line[hidden]");
+    if (!row) return;
+    row.hidden = false;
+    var first = row.querySelector("input:not([type=hidden]):not([type=number])");
+    if (first) first.focus();
+    showLineButtons();
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     var board = document.getElementById("board");
     if (board) setUpBoard(board);
     showSelectAll();
+    showLineButtons();
   });
 })();
