@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from .errors import Problem
 from .fieldtypes import CoercionError, FieldTypeRegistry
-from .model import SORTABLE_SYSTEM, Entity, Field, Metamodel, unsortable
+from .model import SORTABLE_SYSTEM, Entity, Field, Metamodel, renamed_note, unsortable
 from .names import MAX_IDENTIFIER, name_problem, suggest
 from .rules.functions import NO_FUNCTIONS, RuleFunctions
 from .titles import TemplateError, template_fields
@@ -50,6 +50,7 @@ def _check_entity(ctx: _Context, entity: Entity) -> Iterator[Problem]:
     if len(entity.table_name) > MAX_IDENTIFIER:
         yield ctx.problem(f"entity name {entity.name!r} is too long: its table name "
                           f"{entity.table_name!r} has more than {MAX_IDENTIFIER} characters", entity)
+    yield from _check_renamed_from(ctx, entity)
     names = [f.name for f in entity.active_fields]
     if entity.title_field and entity.title_field not in names:
         yield ctx.problem(f"title_field: {entity.name!r} has no field {entity.title_field!r}"
@@ -101,6 +102,25 @@ def _check_entity(ctx: _Context, entity: Entity) -> Iterator[Problem]:
             yield ctx.problem(f"field {field.name!r} has type stage but no pipeline runs on it", field)
     yield from _check_composite_keys(ctx, entity, names)
     yield from _check_default_sort(ctx, entity, names)
+
+
+def _check_renamed_from(ctx: _Context, entity: Entity) -> Iterator[Problem]:
+    """An entity's `renamed_from` names a name no other entity has now, once."""
+    old = entity.renamed_from
+    if old is None:
+        return
+    if old == entity.name:
+        yield ctx.problem(f"renamed_from: {old!r} is the entity's own name; leave renamed_from out", entity)
+        return
+    still = ctx.metamodel.entity(old)
+    if still is not None:
+        yield ctx.problem(f"renamed_from: entity {old!r} is still defined (at {still.source}): an "
+                          "entity renamed takes the place of its old name; remove or rename the other",
+                          entity)
+    first = next(e for e in ctx.metamodel.active_entities if e.renamed_from == old)
+    if first is not entity:
+        yield ctx.problem(f"renamed_from: entity {first.name!r} is renamed from {old!r} already "
+                          f"(at {first.source}); an entity is renamed to one name", entity)
 
 
 def _check_default_sort(ctx: _Context, entity: Entity, names: list[str]) -> Iterator[Problem]:
@@ -169,8 +189,8 @@ def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
         target = field.target or ""
         if ctx.metamodel.entity(target) is None:
             known = [e.name for e in ctx.metamodel.active_entities]
-            yield ctx.problem(f"reference target {target!r} is not an entity{suggest(target, known)}",
-                              field)
+            hint = renamed_note(target, ctx.metamodel.active_entities) or suggest(target, known)
+            yield ctx.problem(f"reference target {target!r} is not an entity{hint}", field)
         if field.settings.get("on_delete") == "set_null" and field.required:
             yield ctx.problem("on_delete: set_null cannot apply to a required field", field)
     if (field.unique or field.indexed) and (reason := index_refusal(field, ctx.registry)) is not None:

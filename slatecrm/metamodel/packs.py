@@ -453,6 +453,7 @@ class _PackReader:
             unique=self.composite_keys(source, data, "unique", pack),
             indexes=self.composite_keys(source, data, "indexes", pack),
             default_sort=self.sort_order(source, data, pack),
+            renamed_from=data.get("renamed_from"),
             pack=pack, source=source.locate(["name"]),
         )
 

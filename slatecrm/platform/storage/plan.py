@@ -23,12 +23,14 @@ from alembic.operations import Operations
 from slatecrm.metamodel.fieldtypes import CoercionError, ColumnSpec, FieldType, FieldTypeRegistry
 from slatecrm.metamodel.model import Entity, Field, Metamodel
 
+from .entityrename import described, entity_renames, rename_rows, renamed_metamodel
 from .fulltext import (
     SearchIndex,
     create_index,
     drop_index,
     outdated,
     redefine_index,
+    search_index_of,
     suspend_index,
     wanted_search_indexes,
 )
@@ -40,6 +42,7 @@ from .tables import (
     fk_name,
     indexes_of,
     outdated_indexes,
+    short_name,
     table_name,
     wanted_indexes,
 )
@@ -174,6 +177,12 @@ class Planner:
         self._row_counts: dict[str, int] = {}
         #: (table, column after this plan) → its name in the database now, for renamed columns.
         self._renamed: dict[tuple[str, str], str] = {}
+        #: The metamodel as it was, before `current` took the new names of renamed entities.
+        self.original = current
+        #: Old name → new name of the entities this plan renames (entity `renamed_from`).
+        self.renames: dict[str, str] = {}
+        #: table after this plan → its name in the database now, for renamed entities.
+        self._tables_now: dict[str, str] = {}
 
     # --- helpers ---------------------------------------------------------------------
     def change(self, action: str, entity: str, field: str | None, summary: str,
@@ -182,10 +191,14 @@ class Planner:
         self.changes.append(Change(action, entity, field, summary, render_sql(steps, self.dialect),
                                    tuple(risks), rewrites_table, tuple(steps)))
 
+    def now(self, table: str) -> str:
+        """The name `table` has in the database while planning (a renamed entity's old one)."""
+        return self._tables_now.get(table, table)
+
     def rows(self, table: str) -> int:
         if table not in self._row_counts:
             self._row_counts[table] = self.conn.execute(
-                sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one()
+                sa.select(sa.func.count()).select_from(sa.table(self.now(table)))).scalar_one()
         return self._row_counts[table]
 
     def ftype(self, f: Field) -> FieldType:
@@ -193,6 +206,10 @@ class Planner:
 
     # --- the plan ----------------------------------------------------------------------
     def plan(self) -> Plan:
+        self.renames = entity_renames(self.current, self.target)
+        for old, new in self.renames.items():
+            self.rename_entity(old, new)
+        self.current = renamed_metamodel(self.current, self.renames)
         unknown = [(e, f) for e, f in self.purge if not self._retired_field(e, f)]
         if unknown:
             raise PlanError("; ".join(
@@ -222,7 +239,7 @@ class Planner:
         self.role_changes()
         self.user_attribute_changes()
         self.workflow_changes()
-        return Plan(self.base_revision, self.dialect.name, self.current, target_state,
+        return Plan(self.base_revision, self.dialect.name, self.original, target_state,
                     tuple(self._ordered()))
 
     def role_changes(self) -> None:
@@ -270,7 +287,7 @@ class Planner:
                 self.change("remove workflow", "", None, f"remove workflow {name}")
 
     def _ordered(self) -> Iterator[Change]:
-        order = ["create table", "drop search index", "suspend search index", "drop index",
+        order = ["rename table", "create table", "drop search index", "suspend search index", "drop index",
                  "rename column", "restore column", "add column",
                  "retype column", "change field", "retire column", "purge column", "restore table",
                  "retire table", "add index", "redefine search index", "add search index"]
@@ -324,6 +341,67 @@ class Planner:
         self.change("create table", entity.name, None,
                     f"create table {entity.table_name} for entity {entity.name} "
                     f"({len(entity.active_fields)} fields)", [Step("create table", ddl=ddl)])
+
+    # --- renamed entities ---------------------------------------------------------------
+    def rename_entity(self, old: str, new: str) -> None:
+        """One change, first of the plan, renaming entity `old` to `new` with its rows: the
+        table, its indexes (PostgreSQL renames them, its key, foreign keys and id sequence
+        too; SQLite, which cannot rename an index, makes them again), the platform's rows
+        naming the entity (entityrename.py); its search index is made again last, under the
+        new name. Foreign keys pointing to the table follow it on both databases (SQLite
+        rewrites them with `legacy_alter_table` off, the default since 3.26)."""
+        entity = self.original.any_entity(old)
+        renamed = renamed_metamodel(self.original, self.renames).any_entity(new)
+        assert entity is not None and renamed is not None
+        before, after = entity.table_name, renamed.table_name
+        self._tables_now[after] = before
+        dialect = self.dialect.name
+        steps: list[Step] = []
+        search = None if entity.retired else search_index_of(entity, self.registry)
+        if search is not None:
+            steps.append(Step(f"drop the search index of {old} (made again for {new} last)",
+                              ddl=drop_index(search, dialect, keep_column=True)))
+        old_indexes = [] if entity.retired else list(indexes_of(entity, self.registry))
+        new_indexes = [] if entity.retired else list(indexes_of(renamed, self.registry))
+        if dialect == "sqlite":
+            steps += [Step(f"drop index {i.name}", ddl=_drop_index(i)) for i in old_indexes]
+        steps.append(Step(f"rename table {before} → {after}", ddl=_rename_table(before, after, dialect)))
+        if dialect == "sqlite":
+            steps += [Step(f"create index {i.name}", ddl=_create_index(i, dialect)) for i in new_indexes]
+        else:
+            pairs = [("index", a.name, b.name) for a, b in zip(old_indexes, new_indexes, strict=True)]
+            pairs += self._pg_objects(before, after)
+            steps += [Step(f"rename {kind} {a} → {b}", ddl=_rename_pg_object(kind, a, b, after))
+                      for kind, a, b in pairs if a != b]
+        steps.append(Step(described(old, new), data=rename_rows(old, new)))
+        pointing = sorted(f"{e.name}.{f.name}" for e in self.target.active_entities
+                          for f in e.active_fields if f.target == new and e.name != new)
+        follow = f"; the references of {', '.join(pointing)} follow it" if pointing else ""
+        self.change("rename table", new, None,
+                    f"rename entity {old} → {new}: table {before} → {after} with its "
+                    f"{self.rows(after):,} rows (data kept), its indexes and auto numbers{follow}", steps)
+
+    def _pg_objects(self, before: str, after: str) -> list[tuple[str, str, str]]:
+        """PostgreSQL's names that hold the table's name: its constraints (key, foreign keys)
+        and the id's sequence, as (kind, name now, name after), so that the renamed table
+        is named as a table made under the new name would be."""
+        found: list[tuple[str, str, str]] = []
+        rows = self.conn.execute(sa.text(
+            "SELECT c.conname, c.contype, a.attname FROM pg_constraint c "
+            "LEFT JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+            "WHERE c.conrelid = CAST(:t AS regclass) ORDER BY c.conname"), {"t": before}).all()
+        for name, kind, column in rows:
+            if kind == "f" and column is not None and name == fk_name(before, column):
+                found.append(("constraint", name, fk_name(after, column)))
+            elif name.startswith(before):
+                found.append(("constraint", name, short_name(after + name[len(before):])))
+        sequence = self.conn.execute(sa.text("SELECT pg_get_serial_sequence(:t, 'id')"),
+                                     {"t": before}).scalar()
+        if sequence:
+            name = sequence.rsplit(".", 1)[-1].strip('"')
+            if name.startswith(before):
+                found.append(("sequence", name, short_name(after + name[len(before):])))
+        return found
 
     # --- changes to an existing entity -------------------------------------------------
     def entity_changes(self, current: Entity, target: Entity) -> Entity:
@@ -417,7 +495,7 @@ class Planner:
     def purge_field(self, entity: Entity, old: Field) -> None:
         table = entity.table_name
         specs = self.ftype(old).columns(old)
-        t = sa.table(table, sa.column("id"), *[sa.column(s.column_name(old.name)) for s in specs])
+        t = sa.table(self.now(table), sa.column("id"), *[sa.column(s.column_name(old.name)) for s in specs])
         used = self.conn.execute(sa.select(sa.func.count()).select_from(t).where(
             sa.or_(*[t.c[s.column_name(old.name)].isnot(None) for s in specs]))).scalar_one()
         steps = [_drop_column(table, s.column_name(old.name), bool(s.references), self.dialect.name)
@@ -448,7 +526,7 @@ class Planner:
         e-mail's domain in capitals) are rewritten."""
         table = entity.table_name
         old_type, new_type = self.ftype(old), self.ftype(new)
-        scan = scan_values(self.conn, table, old, old_type, new, new_type)
+        scan = scan_values(self.conn, self.now(table), old, old_type, new, new_type)
         risks = [DataRisk.found(
             f"retype {new.name} {old.type} → {new.type}: {scan.bad.count:,} of {scan.total:,} rows do "
             f"not convert ({scan.example})", scan.bad, scan.total, blocking=True)] if scan.bad.count else []
@@ -469,14 +547,14 @@ class Planner:
         """Existing values that the changed definition no longer accepts (kept as they are)."""
         table = entity.table_name
         if not scanned and _constraints_changed(old, new, self.registry):
-            scan = scan_values(self.conn, table, old, self.ftype(old), new, self.ftype(new))
+            scan = scan_values(self.conn, self.now(table), old, self.ftype(old), new, self.ftype(new))
             if scan.bad.count:
                 yield DataRisk.found(
                     f"{new.name}: {scan.bad.count:,} of {scan.total:,} rows hold values the new definition "
                     f"refuses ({scan.example}); they are kept and must be corrected on their next edit",
                     scan.bad, scan.total, blocking=False)
         if new.required and not old.required:
-            missing = _null_ids(self.conn, table, new.name)
+            missing = _null_ids(self.conn, self.now(table), new.name)
             if missing.count:
                 yield DataRisk.found(f"{new.name} becomes required: {missing.count:,} rows have no value",
                                      missing, self.rows(table), blocking=False)
@@ -486,7 +564,7 @@ class Planner:
                new_specs: Mapping[str, ColumnSpec]) -> None:
         table = entity.table_name
         old_type, new_type = self.ftype(old), self.ftype(new)
-        scan = scan_values(self.conn, table, old, old_type, new, new_type)
+        scan = scan_values(self.conn, self.now(table), old, old_type, new, new_type)
         risks: list[DataRisk] = []
         what = f"{old.type} → {new.type}" if old.type != new.type else f"{old.type} (new storage)"
         if scan.bad.count:
@@ -494,14 +572,14 @@ class Planner:
                 f"retype {new.name} {what}: {scan.bad.count:,} of {scan.total:,} rows do not convert "
                 f"({scan.example})", scan.bad, scan.total, blocking=True))
         if new.target and (old.target != new.target):
-            orphans = _orphan_ids(self.conn, table, new.name, table_name(new.target))
+            orphans = _orphan_ids(self.conn, self.now(table), new.name, self.now(table_name(new.target)))
             if orphans.count:
                 risks.append(DataRisk.found(
                     f"{new.name} now points to {new.target}, but {orphans.count:,} rows hold ids that "
                     f"are not {new.target} records", orphans, self.rows(table), blocking=True))
         for suffix in old_specs.keys() - new_specs.keys():
             column = old_specs[suffix].column_name(old.name)
-            kept = _null_ids(self.conn, table, column, negate=True)
+            kept = _null_ids(self.conn, self.now(table), column, negate=True)
             if kept.count:
                 risks.append(DataRisk.found(
                     f"retype {new.name} {what} drops column {column}, which holds values in "
@@ -539,7 +617,9 @@ class Planner:
         without their trailing id (tables.outdated_indexes), re-created with it."""
         before = wanted_indexes(self.current, self.registry)
         after = wanted_indexes(target_state, self.registry)
-        old_layout = outdated_indexes(self.conn, before.values())
+        # A renamed table's indexes have their new names from the plan's first change on.
+        old_layout = outdated_indexes(self.conn, [i for i in before.values()
+                                                  if i.table not in self._tables_now])
         created_tables = {e.table_name for e in target_state.entities
                           if self.current.any_entity(e.name) is None}
         retyped = {(table_name(c.entity), c.field) for c in self.changes if c.action == "retype column"}
@@ -560,7 +640,7 @@ class Planner:
                 risks = []
                 if index.unique and not touches(index, added):
                     now_named = [self._renamed.get((index.table, c), c) for c in index.columns]
-                    dupes = _duplicate_ids(self.conn, index.table, now_named)
+                    dupes = _duplicate_ids(self.conn, self.now(index.table), now_named)
                     if dupes.count:
                         what = (f"{index.label} becomes unique" if len(index.fields) == 1
                                 else f"{index.label} become unique together")
@@ -583,7 +663,9 @@ class Planner:
         leaves, comes with values (a default, a restored or retyped field), is retyped, or
         its table is rebuilt (a SQLite rebuild loses the table's triggers), and when the
         database holds the index in an earlier layout."""
-        before = wanted_search_indexes(self.current, self.registry)
+        # A renamed entity's index was dropped by its rename (rename_entity): made again here.
+        held = wanted_search_indexes(self.current, self.registry)
+        before = {entity: index for entity, index in held.items() if entity not in self.renames.values()}
         after = wanted_search_indexes(target_state, self.registry)
         dialect = self.dialect.name
         old_layout = outdated(self.conn, before.values())
@@ -652,6 +734,27 @@ def _targets(entity: Entity) -> set[str]:
 def _rename(table: str, before: str, after: str) -> Callable[[Operations], None]:
     def ddl(ops: Operations) -> None:
         ops.alter_column(table, before, new_column_name=after)
+    return ddl
+
+
+def _rename_table(before: str, after: str, dialect: str) -> Callable[[Operations], None]:
+    def ddl(ops: Operations) -> None:
+        if dialect == "sqlite":
+            # Off (the default since SQLite 3.26), the rename rewrites the REFERENCES of the
+            # other tables' foreign keys to the new name; on, they would point to nothing.
+            ops.execute("PRAGMA legacy_alter_table = OFF")
+        ops.rename_table(before, after)
+    return ddl
+
+
+def _rename_pg_object(kind: str, before: str, after: str, table: str) -> Callable[[Operations], None]:
+    """ALTER INDEX / SEQUENCE … RENAME, or a constraint of `table` (PostgreSQL)."""
+    def ddl(ops: Operations) -> None:
+        quote = ops.get_context().dialect.identifier_preparer.quote
+        if kind == "constraint":
+            ops.execute(f"ALTER TABLE {quote(table)} RENAME CONSTRAINT {quote(before)} TO {quote(after)}")
+        else:
+            ops.execute(f"ALTER {kind.upper()} {quote(before)} RENAME TO {quote(after)}")
     return ddl
 
 
