@@ -214,3 +214,67 @@ def test_the_organisations_customisations_follow_the_rename(
         site = conn.execute(sa.text("SELECT site FROM x_case_file WHERE id = 1")).scalar()
     assert site == "Paris"
     assert "ticket" not in json.dumps(list(stored.values()))
+
+
+def test_rename_with_a_renamed_field_an_added_field_and_a_changed_index_in_one_plan(
+        app_client: TestClient, engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    fill(app_client)
+    pack = support(tmp_path, "2.0.0", renamed=True)
+    entity = pack / "entities" / "case_file.yaml"
+    doc = json.loads(entity.read_text())
+    doc["fields"]["title"] = {**doc["fields"].pop("subject"), "renamed_from": "subject"}
+    doc["fields"]["due"] = {"type": "date"}
+    doc["title_field"] = "title"
+    doc["indexes"] = [["status", "due"]]
+    entity.write_text(json.dumps(doc))
+    planned = plan(engine, registry, pack).plan
+    assert [c.action for c in planned.changes][:2] == ["rename table", "drop index"]
+    assert ("rename column", "title") in [(c.action, c.field) for c in planned.changes]
+    install(engine, registry, pack)
+    assert drift(engine) == []
+    assert plan(engine, registry, pack).plan.is_empty
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, title, number FROM x_case_file ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [(1, "Printer jammed", "T-001"), (2, "Toner empty", "T-002")]
+
+
+def test_the_cli_shows_each_step_of_the_rename(db_url: str, engine: sa.Engine, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from slatecrm.platform.cli import main
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(main, [*args, "--database", db_url], catch_exceptions=False)
+
+    assert run("init").exit_code == 0
+    assert run("pack", "install", str(support(tmp_path, "1.0.0")), "--yes").exit_code == 0
+    shown = run("pack", "plan", str(support(tmp_path, "2.0.0", renamed=True)))
+    assert shown.exit_code == 0, shown.output
+    assert "rename entity ticket → case_file: table x_ticket → x_case_file with its 0 rows" in shown.output
+    assert "ALTER TABLE x_ticket RENAME TO x_case_file" in shown.output
+    assert "-- rename entity ticket → case_file in the platform's rows (slate_sequence," in shown.output
+    done = run("pack", "install", str(support(tmp_path, "2.0.0", renamed=True)), "--yes")
+    assert done.exit_code == 0, done.output
+    assert "x_case_file" in sa.inspect(engine).get_table_names()
+
+
+def test_the_admin_api_renames_an_entity_of_the_organisation(
+        app_client: TestClient, engine: sa.Engine) -> None:
+    admin(app_client, "/api/v1/admin/entities/site", {
+        "title_field": "name", "fields": {"name": {"type": "text"}}})
+    admin(app_client, "/api/v1/admin/entities/visit", {
+        "fields": {"place": {"type": "reference", "target": "site"}}})
+    assert app_client.post("/api/v1/site", json={"name": "Paris"}).status_code == 201
+    assert app_client.post("/api/v1/visit", json={"place": 1}).status_code == 201
+    planned = admin(app_client, "/api/v1/admin/entities/location", {
+        "renamed_from": "site", "title_field": "name", "fields": {"name": {"type": "text"}}})
+    assert [c["action"] for c in planned["plan"]["changes"]] == ["rename table", "add search index"]
+    assert app_client.get("/api/v1/location/1").json()["name"] == "Paris"
+    assert app_client.get("/api/v1/visit/1").json()["place"]["title"] == "Paris"
+    with engine.connect() as conn:
+        names = set(conn.execute(sa.select(customisations.c.kind, customisations.c.name)).all())
+        visit = conn.execute(sa.select(customisations.c.document)
+                             .where(customisations.c.name == "visit")).scalar_one()
+    assert names == {("entity", "location"), ("entity", "visit")}
+    assert visit["fields"]["place"]["target"] == "location"
+    assert drift(engine) == []
