@@ -23,8 +23,10 @@ from alembic.operations import Operations
 from slatecrm.metamodel.fieldtypes import CoercionError, ColumnSpec, FieldType, FieldTypeRegistry
 from slatecrm.metamodel.model import Entity, Field, Metamodel
 
+from .capacity import TableSize, problems, row_bytes
 from .entityrename import described, entity_renames, rename_rows, renamed_metamodel
 from .fulltext import (
+    SEARCH_COLUMN,
     SearchIndex,
     create_index,
     drop_index,
@@ -43,6 +45,7 @@ from .tables import (
     indexes_of,
     outdated_indexes,
     short_name,
+    system_columns,
     table_name,
     wanted_indexes,
 )
@@ -183,6 +186,8 @@ class Planner:
         self.renames: dict[str, str] = {}
         #: table after this plan → its name in the database now, for renamed entities.
         self._tables_now: dict[str, str] = {}
+        #: table → columns this plan adds to it (fields added, a retype's new columns).
+        self._added: dict[str, int] = {}
 
     # --- helpers ---------------------------------------------------------------------
     def change(self, action: str, entity: str, field: str | None, summary: str,
@@ -239,6 +244,7 @@ class Planner:
         self.role_changes()
         self.user_attribute_changes()
         self.workflow_changes()
+        self.capacity_changes(target_state)
         return Plan(self.base_revision, self.dialect.name, self.original, target_state,
                     tuple(self._ordered()))
 
@@ -481,6 +487,7 @@ class Planner:
             steps.append(Step(f"add column {column.name}",
                               ddl=_add_column(table, column, spec, str(default) if default else None,
                                               self.dialect.name)))
+        self._added[table] = self._added.get(table, 0) + len(single)
         existing = self.rows(table)
         note = ""
         if backfill is not None and existing:
@@ -585,6 +592,7 @@ class Planner:
                     f"retype {new.name} {what} drops column {column}, which holds values in "
                     f"{kept.count:,} rows", kept, self.rows(table), blocking=True))
         steps: list[Step] = []
+        self._added[table] = self._added.get(table, 0) + len(new_specs)
         moved: list[tuple[str, str]] = []  # (tmp column, final name)
         rebuild = False
         for spec in new_specs.values():
@@ -610,6 +618,47 @@ class Planner:
         self.change("retype column", entity.name, new.name,
                     f"retype {entity.name}.{new.name} {what}: {scan.total:,} values to convert",
                     steps, risks, rewrites_table=rebuild)
+
+    # --- what the databases take -------------------------------------------------------
+    def capacity_changes(self, target_state: Metamodel) -> None:
+        """The columns (and on PostgreSQL the row width) of each table this plan changes,
+        against what the database takes (capacity.py): a warning from 80% of a limit, a
+        refusal beyond one, as a change of its own (no DDL)."""
+        touched = {c.entity for c in self.changes if c.entity}
+        dialect = self.dialect.name
+        searched = wanted_search_indexes(target_state, self.registry)
+        for entity in target_state.active_entities:
+            if entity.name not in touched:
+                continue
+            table = entity.table_name
+            fields = companions = retired = 0
+            columns = entity_columns(entity, self.registry)
+            for f in entity.fields:
+                for spec in self.ftype(f).columns(f):
+                    if f.retired:
+                        retired += 1
+                    elif spec.suffix:
+                        companions += 1
+                    else:
+                        fields += 1
+            platform = int(dialect == "postgresql" and entity.name in searched)
+            live = len(system_columns()) + fields + companions + retired + platform
+            dropped = 0
+            if dialect == "postgresql" and self.current.any_entity(entity.name) is not None:
+                held, has_search = self.conn.execute(sa.text(
+                    "SELECT count(*), coalesce(bool_or(attname = :search AND NOT attisdropped), false) "
+                    "FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attnum > 0"),
+                    {"t": self.now(table), "search": SEARCH_COLUMN}).one()
+                added = self._added.get(table, 0) + (platform and not has_search)
+                dropped = max(0, held + added - live)
+            fixed, widest = row_bytes(columns, extra_variable=platform)
+            size = TableSize(len(system_columns()), fields, companions, retired, platform, dropped,
+                             fixed, widest)
+            found = problems(entity.name, table, size, dialect)
+            if found:
+                self.change("check table size", entity.name, None,
+                            f"table {table} of {entity.name}: {size.columns:,} columns",
+                            risks=[DataRisk(message, refused, 0, 0) for message, refused in found])
 
     # --- indexes -----------------------------------------------------------------------
     def index_changes(self, target_state: Metamodel) -> None:
