@@ -168,7 +168,7 @@ def test_a_pack_still_naming_the_old_entity_is_refused_at_its_line(
     assert str(problem.location).startswith("entities/comment.yaml:")
     assert problem.message == (
         "reference target 'ticket' is not an entity; entity 'ticket' was renamed to 'case_file' "
-        "(renamed_from at entities/case_file.yaml:3:11): name 'case_file' instead")
+        "(at entities/case_file.yaml:3:11): name 'case_file' instead")
 
 
 def test_renamed_from_an_entity_still_defined_is_refused(registry: FieldTypeRegistry,

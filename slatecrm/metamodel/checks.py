@@ -205,6 +205,9 @@ def index_refusal(field: Field, registry: FieldTypeRegistry) -> str | None:
     (a list of options) has no equality an index or a unique constraint could use."""
     if field.type not in registry:
         return None
+    if not registry[field.type].columns(field):
+        return (f"a {field.type} field has no column in the entity's table (its values are kept "
+                "elsewhere) and cannot be unique or indexed")
     if any(isinstance(c.type, sa.JSON) for c in registry[field.type].columns(field)):
         return f"a {field.type} field cannot be unique or indexed"
     return None

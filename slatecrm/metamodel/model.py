@@ -217,7 +217,7 @@ def renamed_note(name: str, entities: Iterable[Entity]) -> str:
     `renamed_from` `name`, else '': what a pack that still names the old entity is told."""
     for entity in entities:
         if entity.renamed_from == name and not entity.retired:
-            return (f"; entity {name!r} was renamed to {entity.name!r} (renamed_from at "
+            return (f"; entity {name!r} was renamed to {entity.name!r} (at "
                     f"{entity.source}): name {entity.name!r} instead")
     return ""
 

@@ -693,10 +693,13 @@ class Planner:
                     if dupes.count:
                         what = (f"{index.label} becomes unique" if len(index.fields) == 1
                                 else f"{index.label} become unique together")
-                        risks.append(DataRisk.found(
+                        shared = _duplicate_values(self.conn, self.now(index.table), now_named,
+                                                   list(index.columns))
+                        risks.append(DataRisk(
                             f"{what}, but {dupes.count:,} rows share "
                             f"{'a value' if len(index.fields) == 1 else 'their values'} "
-                            "with another row", dupes, self.rows(index.table), blocking=True))
+                            f"with another row: ids {dupes.ids()}; {shared}", True, dupes.count,
+                            self.rows(index.table), dupes.sample))
                 self.change("add index", _entity_of(index.table), index.label,
                             f"add {'unique ' if index.unique else ''}index {name}",
                             [Step("create index", ddl=_create_index(index, self.dialect.name))],
@@ -1004,6 +1007,31 @@ def _duplicate_ids(conn: sa.Connection, table: str, columns: Sequence[str]) -> R
     condition = sa.exists(sa.select(sa.literal(1)).select_from(shared)
                           .where(*(shared.c[c] == t.c[c] for c in columns)))
     return _rows_where(conn, t, condition)
+
+
+#: How many of the values a unique index would refuse the plan names.
+SAMPLE_VALUES = 3
+
+
+def _duplicate_values(conn: sa.Connection, table: str, columns: Sequence[str],
+                      names: Sequence[str]) -> str:
+    """Which values rows share, the most repeated first: `duplicated: (person 1, event 1)
+    in 3 rows, …` (columns named by `names`, their names after the plan)."""
+    t = sa.table(table, *(sa.column(c) for c in columns))
+    keys = [t.c[c] for c in columns]
+    shared = (sa.select(*keys, sa.func.count().label("n")).where(*(k.isnot(None) for k in keys))
+              .group_by(*keys).having(sa.func.count() > 1))
+    groups = conn.execute(sa.select(sa.func.count()).select_from(shared.subquery())).scalar_one()
+    found = conn.execute(shared.order_by(sa.desc("n"), *keys).limit(SAMPLE_VALUES)).all()
+
+    def shown(value: Any) -> str:
+        text = repr(value) if isinstance(value, str) else str(value)
+        return text if len(text) <= 40 else text[:39] + "…"
+
+    listed = ", ".join("(" + ", ".join(f"{name} {shown(v)}" for name, v in zip(names, row[:-1], strict=True))
+                       + f") in {row[-1]:,} rows" for row in found)
+    rest = groups - len(found)
+    return f"duplicated: {listed}" + (f" and {rest:,} more values" if rest > 0 else "")
 
 
 def _orphan_ids(conn: sa.Connection, table: str, column: str, target: str) -> Rows:
