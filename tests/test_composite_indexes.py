@@ -101,3 +101,59 @@ def test_a_field_without_a_column_cannot_be_indexed(registry: FieldTypeRegistry,
     assert len(found) == 2 and all(p.endswith(reason) for p in found), found
     located = re.compile(r"/entities/task\.yaml:[0-9]+:[0-9]+: (unique|indexes)\[0\]: ")
     assert all(located.search(p) for p in found), found
+
+
+def descending_columns(engine: sa.Engine, index: str) -> list[str]:
+    """The columns `index` holds descending, as the database says."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            found = {i["name"]: i for i in sa.inspect(conn).get_indexes("x_task")}[index]
+            return sorted(c for c, how in (found.get("column_sorting") or {}).items() if "desc" in how)
+        sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = :n"),
+                           {"n": index}).scalar_one()
+    return sorted(re.findall(r'"?(\w+)"? DESC', sql))
+
+
+def test_a_descending_column_serves_a_list_sorted_both_ways(
+        engine: sa.Engine, db_url: str, registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    from .defaults import make_app, signed_in
+
+    install(engine, registry, desk(tmp_path, "1.0.0", indexes=[["status", "-due"]]))
+    assert descending_columns(engine, "ix_x_task_status__due__desc") == ["due"]
+    assert drift(engine) == []
+    app = make_app(db_url)
+    try:
+        with signed_in(app, raise_server_exceptions=False) as http:
+            for subject, due in (("a", "2026-01-02"), ("b", "2026-03-04"), ("c", "2026-02-03")):
+                assert http.post("/api/v1/task", json={"subject": subject, "status": "open",
+                                                       "due": due}).status_code == 201
+            listed = http.get("/api/v1/task", params={"sort": "status,-due", "limit": 2})
+            first = [r["subject"] for r in listed.json()["data"]]
+            after = listed.json()["next_cursor"]
+            rest = http.get("/api/v1/task", params={"sort": "status,-due", "after": after}).json()["data"]
+            assert first + [r["subject"] for r in rest] == ["b", "c", "a"]
+    finally:
+        app.state.engine.dispose()
+    # Another direction is another index: the old one dropped, the new one made.
+    changed = plan(engine, registry, desk(tmp_path, "1.1.0", indexes=[["status", "due"]])).plan
+    assert [(c.action, c.field) for c in changed.changes] == [
+        ("drop index", "status, -due"), ("add index", "status, due")]
+    install(engine, registry, desk(tmp_path, "1.1.0", indexes=[["status", "due"]]))
+    assert descending_columns(engine, "ix_x_task_status__due") == []
+    assert plan(engine, registry, desk(tmp_path, "1.1.0", indexes=[["status", "due"]])).plan.is_empty
+
+
+def test_a_field_named_twice_in_an_index_is_refused(registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    def problems(**options: Any) -> list[str]:
+        pack = desk(tmp_path / str(len(options) + len(str(options))), "1.0.0", **options)
+        with pytest.raises(DefinitionError) as refused:
+            merge(installer.load_packs([str(pack)], registry), registry)
+        return [str(p) for p in refused.value.problems]
+
+    [twice] = problems(indexes=[["due", "-due"]])
+    assert re.search(r"entities/task\.yaml:[0-9]+:[0-9]+: indexes\[0\]: \[due, due\] names field 'due' "
+                     "twice$", twice), twice
+    # A unique combination has no direction (it is the same constraint either way).
+    [signed] = problems(unique=[["subject", "-status"]])
+    assert re.search(r"entities/task\.yaml:[0-9]+:[0-9]+: unique\[0\]\[1\]: '-status' is not a valid name",
+                     signed), signed

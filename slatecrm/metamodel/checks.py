@@ -153,6 +153,8 @@ def _check_composite_keys(ctx: _Context, entity: Entity, names: list[str]) -> It
             if composite.fields in seen:
                 yield ctx.problem(f"[{listed}] is listed twice in {key}", composite)
             seen.add(composite.fields)
+            for name in sorted({n for n in composite.fields if composite.fields.count(n) > 1}):
+                yield ctx.problem(f"[{listed}] names field {name!r} twice", composite)
             for name in composite.fields:
                 field = entity.field(name)
                 if field is None:

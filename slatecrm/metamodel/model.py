@@ -31,7 +31,8 @@ from .workflows import Action, Trigger, Workflow
 #: as their defaults (after_save, false, none) when absent; a field's `read_only` and
 #: `read_only_after_create` too, stored only when true (absent: false), so that a revision
 #: without them is stored exactly as before; an entity's `default_sort` likewise, stored
-#: only when given (absent: none), and its `renamed_from` (absent: none).
+#: only when given (absent: none), and its `renamed_from` (absent: none); a composite
+#: index's `descending` fields likewise (absent: none).
 FORMAT_VERSION = 5
 
 
@@ -142,6 +143,8 @@ class CompositeKey:
     fields: tuple[str, ...]
     pack: str = ""
     source: Location = attribute(default_factory=Location, compare=False)
+    #: The fields of `fields` whose columns an index holds descending (`-field` in `indexes`).
+    descending: tuple[str, ...] = ()
 
 
 #: The system fields a list may sort on (besides the entity's sortable fields).
@@ -467,12 +470,14 @@ def _sort_from(d: Mapping[str, Any] | None) -> SortOrder | None:
 
 
 def _key_dict(k: CompositeKey) -> dict[str, Any]:
-    return {"fields": list(k.fields), "pack": k.pack, "source": _location_dict(k.source)}
+    return {"fields": list(k.fields), "pack": k.pack, "source": _location_dict(k.source),
+            **({"descending": list(k.descending)} if k.descending else {})}
 
 
 def _key_from(d: Mapping[str, Any]) -> CompositeKey:
     return CompositeKey(fields=tuple(d["fields"]), pack=d.get("pack", ""),
-                        source=_location_from(d.get("source")))
+                        source=_location_from(d.get("source")),
+                        descending=tuple(d.get("descending", ())))
 
 
 def _role_dict(r: Role) -> dict[str, Any]:

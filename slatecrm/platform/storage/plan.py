@@ -341,7 +341,7 @@ class Planner:
         def ddl(ops: Operations) -> None:
             ops.create_table(entity.table_name, *entity_columns(entity, registry, skip_fk))
             for index in indexes:
-                ops.create_index(index.name, index.table, list(index.columns_on(dialect)),
+                ops.create_index(index.name, index.table, index.keys_on(dialect),
                                  unique=index.unique)
 
         self.change("create table", entity.name, None,
@@ -885,7 +885,7 @@ def reflect_sqlite_table(conn: sa.Connection, table: str) -> sa.Table:
 
 def _create_index(index: IndexSpec, dialect: str) -> Callable[[Operations], None]:
     def ddl(ops: Operations) -> None:
-        ops.create_index(index.name, index.table, list(index.columns_on(dialect)), unique=index.unique)
+        ops.create_index(index.name, index.table, index.keys_on(dialect), unique=index.unique)
     return ddl
 
 
