@@ -115,7 +115,7 @@ def test_adding_a_composite_unique_over_duplicate_pairs_is_refused_by_id(
     assert refused.plan.blocked
     risks = [r.message for c in refused.plan.changes for r in c.risks]
     assert risks == ["person, event become unique together, but 3 rows share their values with "
-                     "another row: ids 1, 3, 5"]
+                     "another row: ids 1, 3, 5; duplicated: (person 1, event 1) in 3 rows"]
     with engine.begin() as conn:
         conn.execute(sa.delete(sa.table(JUNCTION, sa.column("id"))).where(sa.column("id").in_([3, 5])))
     install(engine, registry, events(tmp_path, "1.1.0", unique=[["person", "event"]]))

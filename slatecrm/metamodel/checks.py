@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from .errors import Problem
 from .fieldtypes import ApartRelation, CoercionError, FieldTypeRegistry
-from .model import ENTITY_TABLE_PREFIX, SORTABLE_SYSTEM, Entity, Field, Metamodel, unsortable
+from .model import ENTITY_TABLE_PREFIX, SORTABLE_SYSTEM, Entity, Field, Metamodel, renamed_note, unsortable
 from .names import MAX_IDENTIFIER, name_problem, suggest
 from .rules.functions import NO_FUNCTIONS, RuleFunctions
 from .titles import TemplateError, template_fields
@@ -50,6 +50,7 @@ def _check_entity(ctx: _Context, entity: Entity) -> Iterator[Problem]:
     if len(entity.table_name) > MAX_IDENTIFIER:
         yield ctx.problem(f"entity name {entity.name!r} is too long: its table name "
                           f"{entity.table_name!r} has more than {MAX_IDENTIFIER} characters", entity)
+    yield from _check_renamed_from(ctx, entity)
     names = [f.name for f in entity.active_fields]
     if entity.title_field and entity.title_field not in names:
         yield ctx.problem(f"title_field: {entity.name!r} has no field {entity.title_field!r}"
@@ -103,6 +104,25 @@ def _check_entity(ctx: _Context, entity: Entity) -> Iterator[Problem]:
     yield from _check_default_sort(ctx, entity, names)
 
 
+def _check_renamed_from(ctx: _Context, entity: Entity) -> Iterator[Problem]:
+    """An entity's `renamed_from` names a name no other entity has now, once."""
+    old = entity.renamed_from
+    if old is None:
+        return
+    if old == entity.name:
+        yield ctx.problem(f"renamed_from: {old!r} is the entity's own name; leave renamed_from out", entity)
+        return
+    still = ctx.metamodel.entity(old)
+    if still is not None:
+        yield ctx.problem(f"renamed_from: entity {old!r} is still defined (at {still.source}): an "
+                          "entity renamed takes the place of its old name; remove or rename the other",
+                          entity)
+    first = next(e for e in ctx.metamodel.active_entities if e.renamed_from == old)
+    if first is not entity:
+        yield ctx.problem(f"renamed_from: entity {first.name!r} is renamed from {old!r} already "
+                          f"(at {first.source}); an entity is renamed to one name", entity)
+
+
 def _check_default_sort(ctx: _Context, entity: Entity, names: list[str]) -> Iterator[Problem]:
     """`default_sort` names system fields or active, sortable fields of the entity, each
     once: what a request's `sort` accepts (records/listing.py), checked at install rather
@@ -133,6 +153,8 @@ def _check_composite_keys(ctx: _Context, entity: Entity, names: list[str]) -> It
             if composite.fields in seen:
                 yield ctx.problem(f"[{listed}] is listed twice in {key}", composite)
             seen.add(composite.fields)
+            for name in sorted({n for n in composite.fields if composite.fields.count(n) > 1}):
+                yield ctx.problem(f"[{listed}] names field {name!r} twice", composite)
             for name in composite.fields:
                 field = entity.field(name)
                 if field is None:
@@ -171,8 +193,8 @@ def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
         target = field.target or ""
         if ctx.metamodel.entity(target) is None:
             known = [e.name for e in ctx.metamodel.active_entities]
-            yield ctx.problem(f"reference target {target!r} is not an entity{suggest(target, known)}",
-                              field)
+            hint = renamed_note(target, ctx.metamodel.active_entities) or suggest(target, known)
+            yield ctx.problem(f"reference target {target!r} is not an entity{hint}", field)
         if field.settings.get("on_delete") == "set_null" and field.required:
             yield ctx.problem("on_delete: set_null cannot apply to a required field", field)
     if field_type.stored_apart:
@@ -256,6 +278,9 @@ def index_refusal(field: Field, registry: FieldTypeRegistry) -> str | None:
         return None
     if registry[field.type].stored_apart:
         return f"a {field.type} field is kept in a table of its own (indexed already), not a column"
+    if not registry[field.type].columns(field):
+        return (f"a {field.type} field has no column in the entity's table (its values are kept "
+                "elsewhere) and cannot be unique or indexed")
     if any(isinstance(c.type, sa.JSON) for c in registry[field.type].columns(field)):
         return f"a {field.type} field cannot be unique or indexed"
     return None

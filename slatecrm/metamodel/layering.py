@@ -19,7 +19,7 @@ from .byname import ORGANISATION_LAYER, merged_by_name
 from .checks import check_metamodel, default_problem
 from .errors import DefinitionError, Problem
 from .fieldtypes import FieldTypeRegistry
-from .model import ChoiceOption, Entity, Field, Metamodel, PackRef, Pipeline
+from .model import ChoiceOption, Entity, Field, Metamodel, PackRef, Pipeline, renamed_note
 from .names import suggest
 from .packs import READ_ONLY_OPTIONS, Extension, FieldOverride, Pack, PipelineExtension, Requirement
 from .rolechecks import merge_roles
@@ -150,8 +150,10 @@ def merge(packs: Sequence[Pack], registry: FieldTypeRegistry,
         for extension in pack.extensions:
             base = entities.get(extension.entity)
             if base is None:
+                hint = (renamed_note(extension.entity, entities.values())
+                        or suggest(extension.entity, entities))
                 problems.append(Problem(f"extends entity {extension.entity!r}, which no pack given, "
-                                        f"installed or required defines{suggest(extension.entity, entities)}",
+                                        f"installed or required defines{hint}",
                                         extension.source, pack.origin))
                 continue
             if base.pack != pack.name and not _requires_transitively(by_name, pack.name, base.pack):

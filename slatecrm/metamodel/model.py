@@ -12,7 +12,7 @@ is refused with a clear error rather than half-read.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from dataclasses import field as attribute
 from typing import Any, TypeVar
@@ -31,7 +31,8 @@ from .workflows import Action, Trigger, Workflow
 #: as their defaults (after_save, false, none) when absent; a field's `read_only` and
 #: `read_only_after_create` too, stored only when true (absent: false), so that a revision
 #: without them is stored exactly as before; an entity's `default_sort` likewise, stored
-#: only when given (absent: none).
+#: only when given (absent: none), and its `renamed_from` (absent: none); a composite
+#: index's `descending` fields likewise (absent: none).
 FORMAT_VERSION = 5
 
 
@@ -142,6 +143,8 @@ class CompositeKey:
     fields: tuple[str, ...]
     pack: str = ""
     source: Location = attribute(default_factory=Location, compare=False)
+    #: The fields of `fields` whose columns an index holds descending (`-field` in `indexes`).
+    descending: tuple[str, ...] = ()
 
 
 #: The system fields a list may sort on (besides the entity's sortable fields).
@@ -188,6 +191,9 @@ class Entity:
     indexes: tuple[CompositeKey, ...] = ()
     #: The order of the entity's lists when a request gives none; None: by id.
     default_sort: SortOrder | None = None
+    #: The entity's name before: the schema planner renames its table and everything that
+    #: names it (storage/plan.py) instead of retiring one entity and creating another.
+    renamed_from: str | None = None
     #: The pack that defines the entity, and those that extend it, in merge order.
     pack: str = ""
     extended_by: tuple[str, ...] = ()
@@ -207,6 +213,16 @@ class Entity:
     def any_field(self, name: str) -> Field | None:
         """A field by name, retired or not."""
         return next((f for f in self.fields if f.name == name), None)
+
+
+def renamed_note(name: str, entities: Iterable[Entity]) -> str:
+    """'; entity X was renamed to Y (at file:line): name Y' when an entity of `entities` is
+    `renamed_from` `name`, else '': what a pack that still names the old entity is told."""
+    for entity in entities:
+        if entity.renamed_from == name and not entity.retired:
+            return (f"; entity {name!r} was renamed to {entity.name!r} (at "
+                    f"{entity.source}): name {entity.name!r} instead")
+    return ""
 
 
 #: Entity tables are `x_<name>`; system tables are `slate_<name>`. Entity names may not
@@ -406,6 +422,7 @@ def _entity_dict(e: Entity) -> dict[str, Any]:
         "unique": [_key_dict(k) for k in e.unique],
         "indexes": [_key_dict(k) for k in e.indexes],
         **({} if e.default_sort is None else {"default_sort": _sort_dict(e.default_sort)}),
+        **({} if e.renamed_from is None else {"renamed_from": e.renamed_from}),
         "pipelines": [
             {"name": p.name, "label": p.label, "field": p.field, "pack": p.pack,
              "close_date_field": p.close_date_field,
@@ -453,12 +470,14 @@ def _sort_from(d: Mapping[str, Any] | None) -> SortOrder | None:
 
 
 def _key_dict(k: CompositeKey) -> dict[str, Any]:
-    return {"fields": list(k.fields), "pack": k.pack, "source": _location_dict(k.source)}
+    return {"fields": list(k.fields), "pack": k.pack, "source": _location_dict(k.source),
+            **({"descending": list(k.descending)} if k.descending else {})}
 
 
 def _key_from(d: Mapping[str, Any]) -> CompositeKey:
     return CompositeKey(fields=tuple(d["fields"]), pack=d.get("pack", ""),
-                        source=_location_from(d.get("source")))
+                        source=_location_from(d.get("source")),
+                        descending=tuple(d.get("descending", ())))
 
 
 def _role_dict(r: Role) -> dict[str, Any]:

@@ -417,7 +417,9 @@ class _PackReader:
 
     def composite_keys(self, source: SourceDocument, data: dict[str, Any], key: str,
                        pack: str) -> tuple[CompositeKey, ...]:
-        return tuple(CompositeKey(fields=tuple(names), pack=pack, source=source.locate([key, i]))
+        return tuple(CompositeKey(fields=tuple(n.lstrip("-") for n in names), pack=pack,
+                                  source=source.locate([key, i]),
+                                  descending=tuple(n[1:] for n in names if n.startswith("-")))
                      for i, names in enumerate(data.get(key) or ()))
 
     def sort_order(self, source: SourceDocument, data: dict[str, Any], pack: str) -> SortOrder | None:
@@ -453,6 +455,7 @@ class _PackReader:
             unique=self.composite_keys(source, data, "unique", pack),
             indexes=self.composite_keys(source, data, "indexes", pack),
             default_sort=self.sort_order(source, data, pack),
+            renamed_from=data.get("renamed_from"),
             pack=pack, source=source.locate(["name"]),
         )
 

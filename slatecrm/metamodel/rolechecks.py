@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from .byname import ORGANISATION_LAYER, merged_by_name
 from .errors import Problem
 from .fieldtypes import FieldTypeRegistry
-from .model import Metamodel
+from .model import Metamodel, renamed_note
 from .names import suggest
 from .roles import EVERY_ENTITY, EntityGrant, Role
 from .rules import BOOLEAN, RuleError, check, typed
@@ -56,8 +56,9 @@ def _check_role(role: Role, origin: str, metamodel: Metamodel, may_name: Callabl
             continue
         entity = metamodel.entity(grant.entity)
         if entity is None:
+            hint = renamed_note(grant.entity, metamodel.active_entities) or suggest(grant.entity, known)
             yield Problem(f"role {role.name!r} grants entity {grant.entity!r}, which no pack given, "
-                          f"installed or required defines{suggest(grant.entity, known)}",
+                          f"installed or required defines{hint}",
                           grant.source, origin)
             continue
         if not may_name(role.pack, entity.pack):

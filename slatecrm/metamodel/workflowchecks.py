@@ -23,7 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from .byname import merged_by_name
 from .errors import Location, Problem
 from .fieldtypes import FieldTypeRegistry
-from .model import Entity, Field, Metamodel
+from .model import Entity, Field, Metamodel, renamed_note
 from .names import suggest
 from .roles import ADMINISTRATOR
 from .rules import BOOLEAN, RuleError, Type, check
@@ -97,8 +97,9 @@ class _Checks:
         entity = self.metamodel.entity(name)
         if entity is None:
             known = [e.name for e in self.metamodel.active_entities]
+            hint = renamed_note(name, self.metamodel.active_entities) or suggest(name, known)
             yield self.problem(f"entity {name!r} is not defined by any pack given, installed or "
-                               f"required{suggest(name, known)}", where)
+                               f"required{hint}", where)
             return None
         if not self.may_name(self.workflow.pack, entity.pack):
             yield self.problem(f"entity {name!r} is defined by pack {entity.pack!r}, which pack "

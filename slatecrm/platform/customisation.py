@@ -29,6 +29,7 @@ from .identity.principal import SYSTEM, Principal
 from .layers import ORGANISATION, Documents, documents, installed_packs, plan_layers
 from .storage import revisions as revision_store
 from .storage.apply import apply
+from .storage.entityrename import rename_in_documents
 from .storage.plan import Plan
 from .storage.system import customisations
 
@@ -93,6 +94,13 @@ def put_entity(name: str, body: Mapping[str, Any]) -> Any:
         if existing is not None and existing.pack != ORGANISATION:
             raise refuse(f"entity {name!r} is defined by pack {existing.pack!r}; change its fields, "
                          "pipelines and labels one by one instead", name)
+        old = body.get("renamed_from")
+        if isinstance(old, str) and old != name and ("entity", old) in docs:
+            # The organisation's entity takes its new name; its documents naming it follow.
+            del docs[("entity", old)]
+            renamed = rename_in_documents(docs, {old: name})
+            docs.clear()
+            docs.update(renamed)
         docs[("entity", name)] = {"kind": "entity", **{k: v for k, v in body.items() if k != "kind"},
                                   "name": name}
     return edit

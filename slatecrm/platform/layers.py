@@ -21,6 +21,7 @@ from slatecrm.metamodel.model import Metamodel
 from slatecrm.metamodel.packs import Pack, pack_from_texts
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
+from .storage.entityrename import entity_renames, rename_in_documents
 from .storage.plan import Plan, Planner
 from .storage.system import customisations
 from .storage.system import packs as pack_table
@@ -70,7 +71,16 @@ def plan_layers(conn: sa.Connection, registry: FieldTypeRegistry, packs: Sequenc
                 functions: RuleFunctions = NO_FUNCTIONS) -> Plan:
     """Merge `packs` with the organisation's layer made of `docs` and plan the change from
     `current` (revision `base`) to the result. `new` names the packs being installed now
-    (merge reports a clash with an installed pack in them)."""
+    (merge reports a clash with an installed pack in them).
+
+    The documents follow the packs' entity renames (`renamed_from`): changed in place, so
+    that an admin's edit stores them so; the plan renames the stored ones too
+    (storage/entityrename.py)."""
+    renames = entity_renames(current, Metamodel(entities=tuple(e for p in packs for e in p.entities)))
+    if renames and docs:
+        renamed = rename_in_documents(docs, renames)
+        docs.clear()
+        docs.update(renamed)
     organisation = layer_pack(docs, packs, registry)
     target = merge([*packs, *([organisation] if organisation else [])], registry, new, functions=functions)
     return Planner(conn, registry, current, target, base, purge).plan()

@@ -81,7 +81,7 @@ def apply(engine: sa.Engine, plan: Plan, *, source: str, author: str,
 #: table rebuilt, values converted. Adding or retiring a column leaves every index as it
 #: was, and reading a large table's indexes whole (statistics.py) would cost seconds.
 STALE_AFTER = frozenset({"create table", "add index", "add search index", "retype column",
-                         "restore table", "restore column"})
+                         "restore table", "restore column", "rename table"})
 
 
 def touched_tables(plan: Plan) -> list[str]:

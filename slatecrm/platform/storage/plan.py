@@ -23,12 +23,16 @@ from alembic.operations import Operations
 from slatecrm.metamodel.fieldtypes import CoercionError, ColumnSpec, FieldType, FieldTypeRegistry
 from slatecrm.metamodel.model import Entity, Field, Metamodel
 
+from .capacity import TableSize, problems, row_bytes
+from .entityrename import described, entity_renames, rename_rows, renamed_metamodel
 from .fulltext import (
+    SEARCH_COLUMN,
     SearchIndex,
     create_index,
     drop_index,
     outdated,
     redefine_index,
+    search_index_of,
     suspend_index,
     wanted_search_indexes,
 )
@@ -41,6 +45,8 @@ from .tables import (
     fk_name,
     indexes_of,
     outdated_indexes,
+    short_name,
+    system_columns,
     table_name,
     wanted_indexes,
 )
@@ -175,6 +181,14 @@ class Planner:
         self._row_counts: dict[str, int] = {}
         #: (table, column after this plan) → its name in the database now, for renamed columns.
         self._renamed: dict[tuple[str, str], str] = {}
+        #: The metamodel as it was, before `current` took the new names of renamed entities.
+        self.original = current
+        #: Old name → new name of the entities this plan renames (entity `renamed_from`).
+        self.renames: dict[str, str] = {}
+        #: table after this plan → its name in the database now, for renamed entities.
+        self._tables_now: dict[str, str] = {}
+        #: table → columns this plan adds to it (fields added, a retype's new columns).
+        self._added: dict[str, int] = {}
 
     # --- helpers ---------------------------------------------------------------------
     def change(self, action: str, entity: str, field: str | None, summary: str,
@@ -183,10 +197,14 @@ class Planner:
         self.changes.append(Change(action, entity, field, summary, render_sql(steps, self.dialect),
                                    tuple(risks), rewrites_table, tuple(steps)))
 
+    def now(self, table: str) -> str:
+        """The name `table` has in the database while planning (a renamed entity's old one)."""
+        return self._tables_now.get(table, table)
+
     def rows(self, table: str) -> int:
         if table not in self._row_counts:
             self._row_counts[table] = self.conn.execute(
-                sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one()
+                sa.select(sa.func.count()).select_from(sa.table(self.now(table)))).scalar_one()
         return self._row_counts[table]
 
     def ftype(self, f: Field) -> FieldType:
@@ -194,6 +212,10 @@ class Planner:
 
     # --- the plan ----------------------------------------------------------------------
     def plan(self) -> Plan:
+        self.renames = entity_renames(self.current, self.target)
+        for old, new in self.renames.items():
+            self.rename_entity(old, new)
+        self.current = renamed_metamodel(self.current, self.renames)
         unknown = [(e, f) for e, f in self.purge if not self._retired_field(e, f)]
         if unknown:
             raise PlanError("; ".join(
@@ -224,7 +246,8 @@ class Planner:
         self.role_changes()
         self.user_attribute_changes()
         self.workflow_changes()
-        return Plan(self.base_revision, self.dialect.name, self.current, target_state,
+        self.capacity_changes(target_state)
+        return Plan(self.base_revision, self.dialect.name, self.original, target_state,
                     tuple(self._ordered()))
 
     def rollup_computations(self, target_state: Metamodel, created: set[str]) -> None:
@@ -304,7 +327,7 @@ class Planner:
                 self.change("remove workflow", "", None, f"remove workflow {name}")
 
     def _ordered(self) -> Iterator[Change]:
-        order = ["create table", "drop search index", "suspend search index", "drop index",
+        order = ["rename table", "create table", "drop search index", "suspend search index", "drop index",
                  "rename column", "restore column", "add column", "create apart table",
                  "retype column", "change field", "retire column", "purge column", "drop apart table",
                  "restore table",
@@ -357,12 +380,112 @@ class Planner:
         def ddl(ops: Operations) -> None:
             ops.create_table(entity.table_name, *entity_columns(entity, registry, skip_fk))
             for index in indexes:
-                ops.create_index(index.name, index.table, list(index.columns_on(dialect)),
+                ops.create_index(index.name, index.table, index.keys_on(dialect),
                                  unique=index.unique)
 
         self.change("create table", entity.name, None,
                     f"create table {entity.table_name} for entity {entity.name} "
                     f"({len(entity.active_fields)} fields)", [Step("create table", ddl=ddl)])
+
+    # --- renamed entities ---------------------------------------------------------------
+    def rename_entity(self, old: str, new: str) -> None:
+        """One change, first of the plan, renaming entity `old` to `new` with its rows: the
+        table, its indexes (PostgreSQL renames them, its key, foreign keys and id sequence
+        too; SQLite, which cannot rename an index, makes them again), the platform's rows
+        naming the entity (entityrename.py); its search index is made again last, under the
+        new name. Foreign keys pointing to the table follow it on both databases (SQLite
+        rewrites them with `legacy_alter_table` off, the default since 3.26)."""
+        entity = self.original.any_entity(old)
+        renamed = renamed_metamodel(self.original, self.renames).any_entity(new)
+        assert entity is not None and renamed is not None
+        before, after = entity.table_name, renamed.table_name
+        self._tables_now[after] = before
+        dialect = self.dialect.name
+        steps: list[Step] = []
+        search = None if entity.retired else search_index_of(entity, self.registry)
+        if search is not None:
+            steps.append(Step(f"drop the search index of {old} (made again for {new} last)",
+                              ddl=drop_index(search, dialect, keep_column=True)))
+        old_indexes = [] if entity.retired else list(indexes_of(entity, self.registry))
+        new_indexes = [] if entity.retired else list(indexes_of(renamed, self.registry))
+        if dialect == "sqlite":
+            steps += [Step(f"drop index {i.name}", ddl=_drop_index(i)) for i in old_indexes]
+        steps.append(Step(f"rename table {before} → {after}", ddl=_rename_table(before, after, dialect)))
+        if dialect == "sqlite":
+            steps += [Step(f"create index {i.name}", ddl=_create_index(i, dialect)) for i in new_indexes]
+        else:
+            pairs = [("index", a.name, b.name) for a, b in zip(old_indexes, new_indexes, strict=True)]
+            pairs += self._pg_objects(before, after)
+            steps += [Step(f"rename {kind} {a} → {b}", ddl=_rename_pg_object(kind, a, b, after))
+                      for kind, a, b in pairs if a != b]
+        steps += self._rename_apart_tables(entity, renamed)
+        steps.append(Step(described(old, new), data=rename_rows(old, new)))
+        pointing = sorted(f"{e.name}.{f.name}" for e in self.target.active_entities
+                          for f in e.active_fields if f.target == new and e.name != new)
+        follow = f"; the references of {', '.join(pointing)} follow it" if pointing else ""
+        self.change("rename table", new, None,
+                    f"rename entity {old} → {new}: table {before} → {after} with its "
+                    f"{self.rows(after):,} rows (data kept), its indexes and auto numbers{follow}", steps)
+
+    def _rename_apart_tables(self, entity: Entity, renamed: Entity) -> list[Step]:
+        """The tables of the entity's fields stored apart (a junction table `x_<entity>__<field>`)
+        are named after the entity: they follow it with their rows, and their indexes and keys
+        take the names a table made under the new name would have (SQLite, which cannot rename
+        an index, makes it again; its keys keep their names inside the table's definition)."""
+        before = apart_tables_of(entity, self.registry, sa.MetaData())
+        after = apart_tables_of(renamed, self.registry, sa.MetaData())
+        steps: list[Step] = []
+        for key, old_table in before.items():
+            new_table = after.get(key)
+            if new_table is None or new_table.name == old_table.name:
+                continue
+            old_indexes = sorted(old_table.indexes, key=lambda i: str(i.name))
+            new_indexes = sorted(new_table.indexes, key=lambda i: str(i.name))
+            if self.dialect.name == "sqlite":
+                steps += [Step(f"drop index {i.name}", ddl=_drop_sa_index(str(i.name), old_table.name))
+                          for i in old_indexes]
+            steps.append(Step(f"rename table {old_table.name} → {new_table.name}",
+                              ddl=_rename_table(old_table.name, new_table.name, self.dialect.name)))
+            if self.dialect.name == "sqlite":
+                steps += [Step(f"create index {i.name}", ddl=_create_sa_index(i)) for i in new_indexes]
+                continue
+            pairs = [("index", str(a.name), str(b.name))
+                     for a, b in zip(old_indexes, new_indexes, strict=True)]
+            old_keys = sorted(old_table.foreign_keys, key=lambda k: k.parent.name)
+            new_keys = sorted(new_table.foreign_keys, key=lambda k: k.parent.name)
+            pairs += [("constraint", str(a.constraint.name), str(b.constraint.name))
+                      for a, b in zip(old_keys, new_keys, strict=True)
+                      if a.constraint is not None and b.constraint is not None]
+            primary = self.conn.execute(sa.text(
+                "SELECT conname FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) AND contype = 'p'"),
+                {"t": old_table.name}).scalar()
+            if primary == f"{old_table.name}_pkey":
+                pairs.append(("constraint", primary, short_name(f"{new_table.name}_pkey")))
+            steps += [Step(f"rename {kind} {a} → {b}", ddl=_rename_pg_object(kind, a, b, new_table.name))
+                      for kind, a, b in pairs if a != b]
+        return steps
+
+    def _pg_objects(self, before: str, after: str) -> list[tuple[str, str, str]]:
+        """PostgreSQL's names that hold the table's name: its constraints (key, foreign keys)
+        and the id's sequence, as (kind, name now, name after), so that the renamed table
+        is named as a table made under the new name would be."""
+        found: list[tuple[str, str, str]] = []
+        rows = self.conn.execute(sa.text(
+            "SELECT c.conname, c.contype, a.attname FROM pg_constraint c "
+            "LEFT JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+            "WHERE c.conrelid = CAST(:t AS regclass) ORDER BY c.conname"), {"t": before}).all()
+        for name, kind, column in rows:
+            if kind == "f" and column is not None and name == fk_name(before, column):
+                found.append(("constraint", name, fk_name(after, column)))
+            elif name.startswith(before):
+                found.append(("constraint", name, short_name(after + name[len(before):])))
+        sequence = self.conn.execute(sa.text("SELECT pg_get_serial_sequence(:t, 'id')"),
+                                     {"t": before}).scalar()
+        if sequence:
+            name = sequence.rsplit(".", 1)[-1].strip('"')
+            if name.startswith(before):
+                found.append(("sequence", name, short_name(after + name[len(before):])))
+        return found
 
     # --- changes to an existing entity -------------------------------------------------
     def entity_changes(self, current: Entity, target: Entity) -> Entity:
@@ -460,6 +583,7 @@ class Planner:
             steps.append(Step(f"add column {column.name}",
                               ddl=_add_column(table, column, spec, str(default) if default else None,
                                               self.dialect.name)))
+        self._added[table] = self._added.get(table, 0) + len(single)
         existing = self.rows(table)
         note = ""
         if backfill is not None and existing:
@@ -483,7 +607,7 @@ class Planner:
                             [Step("drop table", ddl=_drop_table(apart.name))], [risk] if rows else [])
             return
         specs = self.ftype(old).columns(old)
-        t = sa.table(table, sa.column("id"), *[sa.column(s.column_name(old.name)) for s in specs])
+        t = sa.table(self.now(table), sa.column("id"), *[sa.column(s.column_name(old.name)) for s in specs])
         used = self.conn.execute(sa.select(sa.func.count()).select_from(t).where(
             sa.or_(*[t.c[s.column_name(old.name)].isnot(None) for s in specs]))).scalar_one()
         steps = [_drop_column(table, s.column_name(old.name), bool(s.references), self.dialect.name)
@@ -546,7 +670,7 @@ class Planner:
         e-mail's domain in capitals) are rewritten."""
         table = entity.table_name
         old_type, new_type = self.ftype(old), self.ftype(new)
-        scan = scan_values(self.conn, table, old, old_type, new, new_type)
+        scan = scan_values(self.conn, self.now(table), old, old_type, new, new_type)
         risks = [DataRisk.found(
             f"retype {new.name} {old.type} → {new.type}: {scan.bad.count:,} of {scan.total:,} rows do "
             f"not convert ({scan.example})", scan.bad, scan.total, blocking=True)] if scan.bad.count else []
@@ -567,14 +691,14 @@ class Planner:
         """Existing values that the changed definition no longer accepts (kept as they are)."""
         table = entity.table_name
         if not scanned and _constraints_changed(old, new, self.registry):
-            scan = scan_values(self.conn, table, old, self.ftype(old), new, self.ftype(new))
+            scan = scan_values(self.conn, self.now(table), old, self.ftype(old), new, self.ftype(new))
             if scan.bad.count:
                 yield DataRisk.found(
                     f"{new.name}: {scan.bad.count:,} of {scan.total:,} rows hold values the new definition "
                     f"refuses ({scan.example}); they are kept and must be corrected on their next edit",
                     scan.bad, scan.total, blocking=False)
         if new.required and not old.required:
-            missing = _null_ids(self.conn, table, new.name)
+            missing = _null_ids(self.conn, self.now(table), new.name)
             if missing.count:
                 yield DataRisk.found(f"{new.name} becomes required: {missing.count:,} rows have no value",
                                      missing, self.rows(table), blocking=False)
@@ -584,7 +708,7 @@ class Planner:
                new_specs: Mapping[str, ColumnSpec]) -> None:
         table = entity.table_name
         old_type, new_type = self.ftype(old), self.ftype(new)
-        scan = scan_values(self.conn, table, old, old_type, new, new_type)
+        scan = scan_values(self.conn, self.now(table), old, old_type, new, new_type)
         risks: list[DataRisk] = []
         what = f"{old.type} → {new.type}" if old.type != new.type else f"{old.type} (new storage)"
         if scan.bad.count:
@@ -592,19 +716,20 @@ class Planner:
                 f"retype {new.name} {what}: {scan.bad.count:,} of {scan.total:,} rows do not convert "
                 f"({scan.example})", scan.bad, scan.total, blocking=True))
         if new.target and (old.target != new.target):
-            orphans = _orphan_ids(self.conn, table, new.name, table_name(new.target))
+            orphans = _orphan_ids(self.conn, self.now(table), new.name, self.now(table_name(new.target)))
             if orphans.count:
                 risks.append(DataRisk.found(
                     f"{new.name} now points to {new.target}, but {orphans.count:,} rows hold ids that "
                     f"are not {new.target} records", orphans, self.rows(table), blocking=True))
         for suffix in old_specs.keys() - new_specs.keys():
             column = old_specs[suffix].column_name(old.name)
-            kept = _null_ids(self.conn, table, column, negate=True)
+            kept = _null_ids(self.conn, self.now(table), column, negate=True)
             if kept.count:
                 risks.append(DataRisk.found(
                     f"retype {new.name} {what} drops column {column}, which holds values in "
                     f"{kept.count:,} rows", kept, self.rows(table), blocking=True))
         steps: list[Step] = []
+        self._added[table] = self._added.get(table, 0) + len(new_specs)
         moved: list[tuple[str, str]] = []  # (tmp column, final name)
         rebuild = False
         for spec in new_specs.values():
@@ -631,13 +756,56 @@ class Planner:
                     f"retype {entity.name}.{new.name} {what}: {scan.total:,} values to convert",
                     steps, risks, rewrites_table=rebuild)
 
+    # --- what the databases take -------------------------------------------------------
+    def capacity_changes(self, target_state: Metamodel) -> None:
+        """The columns (and on PostgreSQL the row width) of each table this plan changes,
+        against what the database takes (capacity.py): a warning from 80% of a limit, a
+        refusal beyond one, as a change of its own (no DDL)."""
+        touched = {c.entity for c in self.changes if c.entity}
+        dialect = self.dialect.name
+        searched = wanted_search_indexes(target_state, self.registry)
+        for entity in target_state.active_entities:
+            if entity.name not in touched:
+                continue
+            table = entity.table_name
+            fields = companions = retired = 0
+            columns = entity_columns(entity, self.registry)
+            for f in entity.fields:
+                for spec in self.ftype(f).columns(f):
+                    if f.retired:
+                        retired += 1
+                    elif spec.suffix:
+                        companions += 1
+                    else:
+                        fields += 1
+            platform = int(dialect == "postgresql" and entity.name in searched)
+            live = len(system_columns()) + fields + companions + retired + platform
+            dropped = 0
+            if dialect == "postgresql" and self.current.any_entity(entity.name) is not None:
+                held, has_search = self.conn.execute(sa.text(
+                    "SELECT count(*), coalesce(bool_or(attname = :search AND NOT attisdropped), false) "
+                    "FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attnum > 0"),
+                    {"t": self.now(table), "search": SEARCH_COLUMN}).one()
+                added = self._added.get(table, 0) + (platform and not has_search)
+                dropped = max(0, held + added - live)
+            fixed, widest = row_bytes(columns, extra_variable=platform)
+            size = TableSize(len(system_columns()), fields, companions, retired, platform, dropped,
+                             fixed, widest)
+            found = problems(entity.name, table, size, dialect)
+            if found:
+                self.change("check table size", entity.name, None,
+                            f"table {table} of {entity.name}: {size.columns:,} columns",
+                            risks=[DataRisk(message, refused, 0, 0) for message, refused in found])
+
     # --- indexes -----------------------------------------------------------------------
     def index_changes(self, target_state: Metamodel) -> None:
         """Indexes the metamodels' difference adds or drops, and those the database holds
         without their trailing id (tables.outdated_indexes), re-created with it."""
         before = wanted_indexes(self.current, self.registry)
         after = wanted_indexes(target_state, self.registry)
-        old_layout = outdated_indexes(self.conn, before.values())
+        # A renamed table's indexes have their new names from the plan's first change on.
+        old_layout = outdated_indexes(self.conn, [i for i in before.values()
+                                                  if i.table not in self._tables_now])
         created_tables = {e.table_name for e in target_state.entities
                           if self.current.any_entity(e.name) is None}
         retyped = {(table_name(c.entity), c.field) for c in self.changes if c.action == "retype column"}
@@ -658,14 +826,17 @@ class Planner:
                 risks = []
                 if index.unique and not touches(index, added):
                     now_named = [self._renamed.get((index.table, c), c) for c in index.columns]
-                    dupes = _duplicate_ids(self.conn, index.table, now_named)
+                    dupes = _duplicate_ids(self.conn, self.now(index.table), now_named)
                     if dupes.count:
                         what = (f"{index.label} becomes unique" if len(index.fields) == 1
                                 else f"{index.label} become unique together")
-                        risks.append(DataRisk.found(
+                        shared = _duplicate_values(self.conn, self.now(index.table), now_named,
+                                                   list(index.columns))
+                        risks.append(DataRisk(
                             f"{what}, but {dupes.count:,} rows share "
                             f"{'a value' if len(index.fields) == 1 else 'their values'} "
-                            "with another row", dupes, self.rows(index.table), blocking=True))
+                            f"with another row: ids {dupes.ids()}; {shared}", True, dupes.count,
+                            self.rows(index.table), dupes.sample))
                 self.change("add index", _entity_of(index.table), index.label,
                             f"add {'unique ' if index.unique else ''}index {name}",
                             [Step("create index", ddl=_create_index(index, self.dialect.name))],
@@ -681,7 +852,9 @@ class Planner:
         leaves, comes with values (a default, a restored or retyped field), is retyped, or
         its table is rebuilt (a SQLite rebuild loses the table's triggers), and when the
         database holds the index in an earlier layout."""
-        before = wanted_search_indexes(self.current, self.registry)
+        # A renamed entity's index was dropped by its rename (rename_entity): made again here.
+        held = wanted_search_indexes(self.current, self.registry)
+        before = {entity: index for entity, index in held.items() if entity not in self.renames.values()}
         after = wanted_search_indexes(target_state, self.registry)
         dialect = self.dialect.name
         old_layout = outdated(self.conn, before.values())
@@ -788,6 +961,27 @@ def _rename(table: str, before: str, after: str) -> Callable[[Operations], None]
     return ddl
 
 
+def _rename_table(before: str, after: str, dialect: str) -> Callable[[Operations], None]:
+    def ddl(ops: Operations) -> None:
+        if dialect == "sqlite":
+            # Off (the default since SQLite 3.26), the rename rewrites the REFERENCES of the
+            # other tables' foreign keys to the new name; on, they would point to nothing.
+            ops.execute("PRAGMA legacy_alter_table = OFF")
+        ops.rename_table(before, after)
+    return ddl
+
+
+def _rename_pg_object(kind: str, before: str, after: str, table: str) -> Callable[[Operations], None]:
+    """ALTER INDEX / SEQUENCE … RENAME, or a constraint of `table` (PostgreSQL)."""
+    def ddl(ops: Operations) -> None:
+        quote = ops.get_context().dialect.identifier_preparer.quote
+        if kind == "constraint":
+            ops.execute(f"ALTER TABLE {quote(table)} RENAME CONSTRAINT {quote(before)} TO {quote(after)}")
+        else:
+            ops.execute(f"ALTER {kind.upper()} {quote(before)} RENAME TO {quote(after)}")
+    return ddl
+
+
 def _add_column(table: str, column: sa.Column[Any], spec: ColumnSpec, default_sql: str | None,
                 dialect: str, constraint: str | None = None) -> Callable[[Operations], None]:
     """`constraint` names an inline SQLite key (SQLite lets two keys share a name, so a
@@ -863,7 +1057,20 @@ def reflect_sqlite_table(conn: sa.Connection, table: str) -> sa.Table:
 
 def _create_index(index: IndexSpec, dialect: str) -> Callable[[Operations], None]:
     def ddl(ops: Operations) -> None:
-        ops.create_index(index.name, index.table, list(index.columns_on(dialect)), unique=index.unique)
+        ops.create_index(index.name, index.table, index.keys_on(dialect), unique=index.unique)
+    return ddl
+
+
+def _create_sa_index(index: sa.Index) -> Callable[[Operations], None]:
+    def ddl(ops: Operations) -> None:
+        assert index.table is not None
+        ops.create_index(str(index.name), index.table.name, [c.name for c in index.columns])
+    return ddl
+
+
+def _drop_sa_index(name: str, table: str) -> Callable[[Operations], None]:
+    def ddl(ops: Operations) -> None:
+        ops.drop_index(name, table_name=table)
     return ddl
 
 
@@ -985,6 +1192,31 @@ def _duplicate_ids(conn: sa.Connection, table: str, columns: Sequence[str]) -> R
     condition = sa.exists(sa.select(sa.literal(1)).select_from(shared)
                           .where(*(shared.c[c] == t.c[c] for c in columns)))
     return _rows_where(conn, t, condition)
+
+
+#: How many of the values a unique index would refuse the plan names.
+SAMPLE_VALUES = 3
+
+
+def _duplicate_values(conn: sa.Connection, table: str, columns: Sequence[str],
+                      names: Sequence[str]) -> str:
+    """Which values rows share, the most repeated first: `duplicated: (person 1, event 1)
+    in 3 rows, …` (columns named by `names`, their names after the plan)."""
+    t = sa.table(table, *(sa.column(c) for c in columns))
+    keys = [t.c[c] for c in columns]
+    shared = (sa.select(*keys, sa.func.count().label("n")).where(*(k.isnot(None) for k in keys))
+              .group_by(*keys).having(sa.func.count() > 1))
+    groups = conn.execute(sa.select(sa.func.count()).select_from(shared.subquery())).scalar_one()
+    found = conn.execute(shared.order_by(sa.desc("n"), *keys).limit(SAMPLE_VALUES)).all()
+
+    def shown(value: Any) -> str:
+        text = repr(value) if isinstance(value, str) else str(value)
+        return text if len(text) <= 40 else text[:39] + "…"
+
+    listed = ", ".join("(" + ", ".join(f"{name} {shown(v)}" for name, v in zip(names, row[:-1], strict=True))
+                       + f") in {row[-1]:,} rows" for row in found)
+    rest = groups - len(found)
+    return f"duplicated: {listed}" + (f" and {rest:,} more values" if rest > 0 else "")
 
 
 def _orphan_ids(conn: sa.Connection, table: str, column: str, target: str) -> Rows:

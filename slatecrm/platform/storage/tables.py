@@ -41,10 +41,13 @@ def fk_name(table: str, column: str) -> str:
     return short_name(f"fk_{table}_{column}")
 
 
-def composite_index_name(table: str, fields: Sequence[str], *, unique: bool) -> str:
+def composite_index_name(table: str, fields: Sequence[str], *, unique: bool,
+                         descending: Sequence[str] = ()) -> str:
     """The name of a composite unique constraint (`ux_`) or index (`ix_`). Fields are joined
-    with `__`, which no field name contains, so it never meets a single field's index."""
-    return short_name(f"{'ux' if unique else 'ix'}_{table}_{'__'.join(fields)}")
+    with `__`, which no field name contains, so it never meets a single field's index; a
+    descending field is followed by `__desc` (an SQL keyword: no field's name)."""
+    keys = [f"{f}__desc" if f in descending else f for f in fields]
+    return short_name(f"{'ux' if unique else 'ix'}_{table}_{'__'.join(keys)}")
 
 
 #: The column every list orders by last (records/keyset.py), and the dialect whose
@@ -63,10 +66,20 @@ class IndexSpec:
     unique: bool
     #: The entity's fields (or system columns) the index is over, in order.
     fields: tuple[str, ...]
+    #: The columns of `columns` held descending.
+    descending: frozenset[str] = frozenset()
 
     @property
     def label(self) -> str:
-        return ", ".join(self.fields)
+        return ", ".join(f"-{f}" if f in self.descending_fields else f for f in self.fields)
+
+    @property
+    def descending_fields(self) -> frozenset[str]:
+        return frozenset(f for f in self.fields if f in self.descending)
+
+    def keys_on(self, dialect: str) -> list[Any]:
+        """`columns_on(dialect)` for CREATE INDEX: names, or `name DESC` for a descending column."""
+        return [sa.text(f'"{c}" DESC') if c in self.descending else c for c in self.columns_on(dialect)]
 
     def columns_on(self, dialect: str) -> tuple[str, ...]:
         """The columns the database's index holds: on PostgreSQL a non-unique index ends
@@ -139,8 +152,12 @@ def indexes_of(entity: Entity, registry: FieldTypeRegistry) -> Iterator[IndexSpe
             fields = [entity.field(name) for name in composite.fields]
             columns = tuple(spec.column_name(f.name) for f in fields if f is not None
                             for spec in registry[f.type].columns(f))
-            yield IndexSpec(composite_index_name(table, composite.fields, unique=prefix == "ux"),
-                            table, columns, prefix == "ux", composite.fields)
+            descending = frozenset(spec.column_name(f.name) for f in fields
+                                   if f is not None and f.name in composite.descending
+                                   for spec in registry[f.type].columns(f))
+            yield IndexSpec(composite_index_name(table, composite.fields, unique=prefix == "ux",
+                                                 descending=composite.descending),
+                            table, columns, prefix == "ux", composite.fields, descending)
 
 
 def wanted_indexes(metamodel: Metamodel, registry: FieldTypeRegistry) -> dict[str, IndexSpec]:
@@ -174,7 +191,8 @@ def entity_table(entity: Entity, metadata: sa.MetaData, registry: FieldTypeRegis
     if not entity.retired:
         for index in indexes_of(entity, registry):
             columns = index.columns_on(dialect) if dialect else index.columns
-            sa.Index(index.name, *(table.c[c] for c in columns), unique=index.unique)
+            sa.Index(index.name, *(table.c[c].desc() if c in index.descending else table.c[c]
+                                   for c in columns), unique=index.unique)
     return table
 
 
