@@ -96,6 +96,11 @@ class FieldType:
     #: Whether the engine hands out the values from a per-field sequence when a record is
     #: created (auto numbers); it then asks `format` for each number's value.
     numbered: ClassVar[bool] = False
+    #: Scripts (paths under /static) a form loads when it shows this type's widget: an
+    #: enhancement of a widget that works without them (the rich text editor).
+    widget_scripts: ClassVar[tuple[str, ...]] = ()
+    #: Whether a form suggests values already used on the field (`suggestions`: free tags).
+    suggests: ClassVar[bool] = False
 
     @classmethod
     def template_folders(cls) -> Sequence[Path]:
@@ -235,6 +240,11 @@ class FieldType:
     def sample(self, field: Field, pick: SampleSource) -> Any:
         """A made-up value for sample data, or None for none."""
         return None
+
+    def suggestions(self, values: Iterable[Any], field: Field, limit: int = 50) -> list[str]:
+        """For a type that `suggests`: the texts a form offers, from `values` (the field's
+        values in the records the user may read, most recently changed first), at most `limit`."""
+        return []
 
     def check_definition(self, field: Field) -> Iterator[tuple[str, str]]:
         """Problems of a definition that a schema cannot see: (settings path, message)."""

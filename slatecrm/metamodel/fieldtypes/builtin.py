@@ -16,7 +16,10 @@ from babel.numbers import format_currency, format_decimal, list_currencies
 from ..rules.python import round_half_up
 from ..rules.types import BOOLEAN, DATE, DATETIME, NUMBER, TEXT, Type
 from .base import CoercionError, ColumnSpec, FieldType, FormInputs, SampleSource
+from .jsonvalue import JsonValue
+from .richtext import RichText
 from .sqltypes import UTCDateTime, exact_decimal, json_list, record_id
+from .tags import Tags
 
 if TYPE_CHECKING:
     from ..model import Field
@@ -1099,4 +1102,5 @@ BUILTIN_TYPES: tuple[FieldType, ...] = (
     Text(), LongText(), Integer(), DecimalType(), Currency(), Percent(), Boolean(), Date(),
     DateTime(), Choice(), MultiChoice(), Email(), Phone(), Url(), Reference(), AutoNumber(),
     Stage(), Rating(),
+    RichText(), JsonValue(), Tags(),
 )
