@@ -116,6 +116,11 @@ class Tags(FieldType):
         count = pick.random.randint(0, min(3, self.most(field)))
         return pick.random.sample(SAMPLE_TAGS, count) or None
 
+    def rule_selecting(self, tag: str, field: Field) -> str:
+        """The rule that selects the records with `tag` (a shown tag links to the list filtered by it)."""
+        quoted = tag.replace("\\", "\\\\").replace('"', '\\"')
+        return f'{field.name} contains "{quoted}"'
+
     def suggestions(self, values: Iterable[Any], field: Field, limit: int = 50) -> list[str]:
         """The distinct tags among `values` (the field's values in recent records), most used
         first, at most `limit` (the form's suggestions)."""
