@@ -101,6 +101,7 @@ class RichText(FieldType):
     section = "notes"
     searchable = True
     computable = False  # a formula gives plain text, not a document
+    widget_scripts = ("/static/vendor/squire.js", "/static/richtext.js")
     list_rank: ClassVar[int | None] = None
 
     # --- storage: the plain text in the main column, the HTML beside it -------------------------
@@ -128,9 +129,8 @@ class RichText(FieldType):
         those rows instead of dropping what they hold."""
         text = self._text(value)
         html = self._clean(text, field)
-        if html is None:
-            return None
-        before, after = plain_text(text if _TAG.search(text) else html), plain_text(html)
+        after = plain_text(html or "")
+        before = plain_text(text) if _TAG.search(text) else after
         if " ".join(before.split()) != " ".join(after.split()):
             raise CoercionError(f"sanitising the HTML drops text (the value reads {_shortened(before)!r}, "
                                 f"would read {_shortened(after)!r})")
