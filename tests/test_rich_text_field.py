@@ -142,7 +142,7 @@ def test_retype_long_text_to_rich_text_reports_text_sanitising_would_drop(
     assert back.plan.blocked
     assert (
         "retype notes rich_text → long_text drops column notes__html, which holds values in 3 rows"
-        in [r.message for c in back.plan.changes for r in c.risks][0]
+        in next(r.message for c in back.plan.changes for r in c.risks)
     )
 
 
