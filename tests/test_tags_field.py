@@ -200,6 +200,7 @@ def test_list_search_and_rule_filter_find_a_tag(press: TestClient) -> None:
     assert ids(filter='labels contains "vip"') == [vip]
     assert ids(filter='not (labels contains "cold")') == [vip]  # a blank list is not "not cold"
     assert ids(filter="labels is blank") == [plain]
+    assert ids(filter="len(labels) = 2") == [vip]
     assert ids(q="partner") == [vip]
     refused = press.get("/api/v1/article", params={"labels": "vip"})
     assert refused.status_code == 400  # not a value filter: a rule says what "has the tag" means
