@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openapi_spec_validator import validate
 from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
@@ -231,12 +232,26 @@ def test_csv_export_gives_compact_json(press: TestClient) -> None:
 
 
 def test_openapi_gives_the_fields_schema(press: TestClient) -> None:
-    schemas = press.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    document = press.get("/api/v1/openapi.json").json()
+    validate(document)  # the document holding the three new types is a valid OpenAPI 3.1 one
+    schemas = document["components"]["schemas"]
     for name in ("Article", "ArticleInput", "ArticlePatch"):
         assert SPECS_SCHEMA in schemas[name]["properties"]["specs"]["anyOf"]
     parameters = press.get("/api/v1/openapi.json").json()["paths"]["/api/v1/article"]["get"]["parameters"]
     assert "specs" not in {p["name"] for p in parameters}  # neither filtered nor sorted by value
     assert press.get("/api/v1/article", params={"sort": "specs"}).status_code == 400
+
+
+def test_a_schema_with_references_checks_values_and_is_described_in_words(press: TestClient) -> None:
+    made = make(press, parts=["wheel", "axle"])
+    assert press.get(f"/api/v1/article/{made}").json()["parts"] == ["wheel", "axle"]
+    refused = patch(press, made, parts=["wheel", 7])
+    assert refused.status_code == 422
+    assert refused.json()["errors"]["parts"] == ["at $[1]: 7 is not of type 'string'"]
+    schemas = press.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    assert {"description": "a JSON value valid against the field's JSON Schema"} in schemas["ArticleInput"][
+        "properties"
+    ]["parts"]["anyOf"]
 
 
 def test_rules_only_test_blank(press: TestClient) -> None:

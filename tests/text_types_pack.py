@@ -30,6 +30,10 @@ SPECS_SCHEMA: dict[str, Any] = {
     },
 }
 
+#: A schema with a reference (which the API's document cannot hold as it is).
+PARTS_SCHEMA: dict[str, Any] = {"$defs": {"part": {"type": "string", "minLength": 1}},
+                                "type": "array", "items": {"$ref": "#/$defs/part"}}
+
 
 def article(**fields: Any) -> dict[str, Any]:
     return {"label": "Article", "label_plural": "Articles", "title_field": "title",
@@ -37,6 +41,7 @@ def article(**fields: Any) -> dict[str, Any]:
                        "body": {"type": "rich_text", "label": "Body"},
                        "specs": {"type": "json", "label": "Specs", "schema": SPECS_SCHEMA},
                        "labels": {"type": "tags", "label": "Labels", "max_items": 5, "max_length": 20},
+                       "parts": {"type": "json", "schema": PARTS_SCHEMA},
                        **fields}}
 
 
