@@ -223,6 +223,21 @@ def test_form_takes_json_text_and_the_page_shows_it_indented(press: TestClient) 
         assert message in refused.text
 
 
+def test_a_bulk_set_reads_the_typed_text_as_json(press: TestClient) -> None:
+    first, second = make(press, title="A"), make(press, title="B")
+    done = press.post(
+        "/e/article/bulk",
+        data={"ids": [str(first), str(second)], "action": "set", "field": "specs", "value": '{"size": 5}'},
+    )
+    assert done.status_code == 200, done.text
+    assert [press.get(f"/api/v1/article/{i}").json()["specs"] for i in (first, second)] == [{"size": 5}] * 2
+    refused = press.post(
+        "/e/article/bulk",
+        data={"ids": [str(first)], "action": "set", "field": "specs", "value": '{"size": -1}'},
+    )
+    assert "at $.size: -1 is less than the minimum of 1" in refused.text
+
+
 def test_csv_export_gives_compact_json(press: TestClient) -> None:
     make(press, title="A", specs={"size": 2, "colours": ["red", "é"]})
     make(press, title="B")

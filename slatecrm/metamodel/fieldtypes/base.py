@@ -23,6 +23,14 @@ FormInputs = Callable[[str], list[str]]
 SECTIONS = ("details", "related", "notes")
 
 
+class TypedText(str):
+    """Text a person typed into a form's input (a record form, a list's bulk "set field to"),
+    as opposed to a value of a JSON body: a type whose JSON values are not all text (json)
+    reads it as the text form of a value, as `parse_text` does; every other type sees a str."""
+
+    __slots__ = ()
+
+
 class CoercionError(ValueError):
     """A value that cannot become a value of the field's type; the message is for people."""
 

@@ -19,7 +19,7 @@ from jsonschema.exceptions import SchemaError, ValidationError, best_match
 from sqlalchemy.dialects.postgresql import JSONB
 
 from ..rules.types import Type
-from .base import CoercionError, FieldType, FormInputs, SampleSource
+from .base import CoercionError, FieldType, FormInputs, SampleSource, TypedText
 
 if TYPE_CHECKING:
     from ..model import Field
@@ -30,12 +30,6 @@ JSON_RULE_TYPE = Type("json")
 MAX_DEPTH = 32
 #: The longest value, as compact JSON text.
 MAX_CHARACTERS = 100_000
-
-
-class JsonText(str):
-    """Text that holds a JSON document (a form's textarea, a CSV cell), not a JSON string."""
-
-    __slots__ = ()
 
 
 def _path(parts: Any) -> str:
@@ -135,9 +129,10 @@ class JsonValue(FieldType):
         return self.coerce_given(value, field)
 
     def coerce_given(self, value: Any, field: Field) -> Any:
-        """A JSON body's value is the value itself (a string is a JSON string), except the
-        text of a form's textarea (JsonText), which is parsed."""
-        if isinstance(value, JsonText):
+        """A JSON body's value is the value itself (a string is a JSON string), except text
+        typed into a form (TypedText: the record form's textarea, a bulk "set field to"),
+        which is parsed as JSON."""
+        if isinstance(value, TypedText):
             return self.parse_text(value, field)
         if value is None or value == "":
             return None
@@ -184,7 +179,7 @@ class JsonValue(FieldType):
 
     def read_form(self, inputs: FormInputs, field: Field) -> Any:
         texts = inputs("")
-        return JsonText(texts[0]) if texts else None
+        return TypedText(texts[0]) if texts else None
 
     def sample(self, field: Field, pick: SampleSource) -> Any:
         schema = field.settings.get("schema")
