@@ -86,12 +86,15 @@
       textarea.dispatchEvent(new Event("change", { bubbles: true }));  // the live validation
     });
 
+    var toggles = [];
     BUTTONS.forEach(function (spec) {
       var button = document.createElement("button");
       button.type = "button";
       button.className = "small";
       button.textContent = spec[0];
       button.setAttribute("aria-label", spec[1]);
+      button.setAttribute("aria-pressed", "false");
+      toggles.push([button, spec[2]]);
       button.addEventListener("click", function () {
         var on = editor.hasFormat(spec[2]);
         editor[on ? spec[4] : spec[3]]();
@@ -99,6 +102,12 @@
         editor.focus();
       });
       toolbar.appendChild(button);
+    });
+    // Each button says whether the selection has its format (bold here, in a list…).
+    editor.addEventListener("pathChange", function () {
+      toggles.forEach(function (toggle) {
+        toggle[0].setAttribute("aria-pressed", editor.hasFormat(toggle[1]) ? "true" : "false");
+      });
     });
     var link = document.createElement("button");
     link.type = "button";
