@@ -286,9 +286,11 @@ def test_rules_only_test_blank(press: TestClient) -> None:
 
 
 CONTEXT = RuleContext(now=NOW, user_id=1, user_roles=("sales",))
+#: Texts a JSON value may hold (NUL is refused, and tested apart).
+TEXT = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10, 10) | st.text(max_size=3),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner, max_size=2),
+    st.none() | st.booleans() | st.integers(-10, 10) | st.text(TEXT, max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(TEXT, max_size=2), inner, max_size=2),
     max_leaves=5,
 )
 
@@ -300,7 +302,7 @@ json_values = st.recursive(
 )
 @given(
     stored=st.lists(
-        st.one_of(st.none(), json_values.filter(lambda v: "\x00" not in json.dumps(v))),
+        st.one_of(st.none(), json_values),
         min_size=1,
         max_size=8,
     ),
