@@ -1,4 +1,4 @@
-"""Fetch the pinned browser scripts (htmx, Sortable.js) from npm and check their sha256.
+"""Fetch the pinned browser scripts (htmx, Sortable.js, the Squire editor) from npm and check their sha256.
 
 Run by `make install`. Each entry of slatecrm/platform/web/static/vendor.lock.json names an
 npm package, its exact version, the file inside the package tarball and the sha256 that

@@ -16,9 +16,10 @@ from .base import (
     ColumnSpec,
     FieldType,
     FieldTypeRegistry,
+    TypedText,
     apart_table_name,
 )
 from .builtin import BUILTIN_TYPES
 
 __all__ = ["BUILTIN_TYPES", "ApartRelation", "ApartStore", "CoercionError", "ColumnSpec", "FieldType",
-           "FieldTypeRegistry", "apart_table_name"]
+           "FieldTypeRegistry", "TypedText", "apart_table_name"]

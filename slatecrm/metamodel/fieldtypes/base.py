@@ -23,6 +23,14 @@ FormInputs = Callable[[str], list[str]]
 SECTIONS = ("details", "related", "notes")
 
 
+class TypedText(str):
+    """Text a person typed into a form's input (a record form, a list's bulk "set field to"),
+    as opposed to a value of a JSON body: a type whose JSON values are not all text (json)
+    reads it as the text form of a value, as `parse_text` does; every other type sees a str."""
+
+    __slots__ = ()
+
+
 class CoercionError(ValueError):
     """A value that cannot become a value of the field's type; the message is for people."""
 
@@ -192,6 +200,11 @@ class FieldType:
     #: (`with_files`), attaches it to the record, and deletes it once a committed write
     #: removed it from the record.
     holds_files: ClassVar[bool] = False
+    #: Scripts (paths under /static) a form loads when it shows this type's widget: an
+    #: enhancement of a widget that works without them (the rich text editor).
+    widget_scripts: ClassVar[tuple[str, ...]] = ()
+    #: Whether a form suggests values already used on the field (`suggestions`: free tags).
+    suggests: ClassVar[bool] = False
 
     @classmethod
     def template_folders(cls) -> Sequence[Path]:
@@ -331,6 +344,11 @@ class FieldType:
     def sample(self, field: Field, pick: SampleSource) -> Any:
         """A made-up value for sample data, or None for none."""
         return None
+
+    def suggestions(self, values: Iterable[Any], field: Field, limit: int = 50) -> list[str]:
+        """For a type that `suggests`: the texts a form offers, from `values` (the field's
+        values in the records the user may read, most recently changed first), at most `limit`."""
+        return []
 
     def check_definition(self, field: Field) -> Iterator[tuple[str, str]]:
         """Problems of a definition that a schema cannot see: (settings path, message)."""

@@ -17,8 +17,11 @@ from ..rules.python import round_half_up
 from ..rules.types import BOOLEAN, DATE, DATETIME, NUMBER, TEXT, Type
 from .base import CoercionError, ColumnSpec, FieldType, FormInputs, SampleSource
 from .files import FILE_TYPES
+from .jsonvalue import JsonValue
 from .manytomany import ManyToMany
+from .richtext import RichText
 from .sqltypes import UTCDateTime, exact_decimal, json_list, record_id
+from .tags import Tags
 
 if TYPE_CHECKING:
     from ..model import Field
@@ -1108,4 +1111,5 @@ BUILTIN_TYPES: tuple[FieldType, ...] = (
     Lines(),
     ManyToMany(),
     *FILE_TYPES,
+    RichText(), JsonValue(), Tags(),
 )

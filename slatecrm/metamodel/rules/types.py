@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Type:
     """`kind` is number, text, boolean, date, datetime, list (of option keys), reference
-    (a record id, with `target`) or null. `options` are a choice's keys, in order; `ordered`
+    (a record id, with `target`), json (a json field's value, which rules only test with
+    `is blank`) or null. `options` are a choice's keys, in order; `ordered`
     marks a stage field, whose values compare by their order in the pipeline."""
 
     kind: str
@@ -114,6 +115,8 @@ def computable(field: Field, registry: FieldTypeRegistry | None = None) -> bool:
 def comparable(a: Type, b: Type) -> bool:
     def base(t: Type) -> str:
         return "number" if t.kind == "reference" else t.kind
+    if "json" in (a.kind, b.kind):  # a json field's value: rules only test `is blank`
+        return False
     return base(a) == base(b) or "null" in (a.kind, b.kind)
 
 

@@ -154,8 +154,9 @@ def outdated(conn: sa.Connection, indexes: Iterable[SearchIndex]) -> set[str]:
 
 # --- DDL -----------------------------------------------------------------------------------
 def _joined(columns: Sequence[str], row: str = "") -> str:
-    """The searched text of a row: its columns' values joined by spaces (a NULL adds none)."""
-    return " || ' ' || ".join(f"coalesce({row}{c}, '')" for c in columns)
+    """The searched text of a row: its columns' values joined by spaces (a NULL adds none);
+    a column that is not text (a JSON list of tags) is searched as its text."""
+    return " || ' ' || ".join(f"coalesce(CAST({row}{c} AS TEXT), '')" for c in columns)
 
 
 def _tsvector_sql(columns: Sequence[str], row: str = "") -> str:

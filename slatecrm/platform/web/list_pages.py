@@ -13,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 
 from slatecrm.digits import RECORD_ID_MAX, parse_digits
 
+from ...metamodel.fieldtypes import TypedText
 from ...metamodel.model import Entity
 from ..identity import audit
 from ..records import bulk, export
@@ -191,9 +192,10 @@ async def bulk_edit(request: Request) -> Response:
         name = str(form.get("field") or "")
         if name not in ce.fields or not ce.fields[name].type.writable:
             raise ValidationFailed({"field": [f"{ce.entity.label} has no field {name!r} to set"]})
-        value: Any = str(form.get("value") or "").strip() or None
+        typed = str(form.get("value") or "").strip()
+        value: Any = TypedText(typed) if typed else None
         # Text as typed: the service coerces it with the field's type (a multi-choice
-        # reads "a, b"), and refuses a bad value per record.
+        # reads "a, b", a json field parses it), and refuses a bad value per record.
         result = await run_in_threadpool(bulk.update_many, records, entity, ids, {name: value})
     elif action == "workflow":
         # A manual workflow queued for every selected record, or for none (one transaction).

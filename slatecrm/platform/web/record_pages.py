@@ -18,6 +18,7 @@ from ..identity.access import read_only_fields
 from ..records import users
 from ..records.compiled import CompiledEntity, CompiledField
 from ..records.errors import (
+    BadQuery,
     RecordError,
     RecordInUse,
     RecordNotFound,
@@ -298,6 +299,27 @@ async def _linked_options(records: RecordsService, ce: CompiledEntity, record: R
     return out
 
 
+#: How many records (the most recently changed of those the user may read that have a value)
+#: a form reads for a field's suggestions: a bounded read through the records service, the
+#: same on every database, that never shows a value from a record the user cannot read.
+SUGGESTION_RECORDS = 200
+
+
+def _suggestions(records: RecordsService, ce: CompiledEntity) -> dict[str, list[str]]:
+    """The values each field that `suggests` offers in a form (tags used already)."""
+    out: dict[str, list[str]] = {}
+    for name, compiled in ce.fields.items():
+        if not (compiled.type.suggests and compiled.type.writable):
+            continue
+        try:
+            page = records.page(ce.name, ListQuery(expression=f"{name} is not blank", sort=("-updated_at",),
+                                                   limit=SUGGESTION_RECORDS, counted=False))
+        except BadQuery:  # a field the user may not read: nothing to suggest
+            continue
+        out[name] = compiled.type.suggestions((r.values.get(name) for r in page.records), compiled.field)
+    return out
+
+
 async def locked_fields(records: RecordsService, entity: str, *, new_record: bool) -> frozenset[str]:
     """The fields of `entity` read-only for the user on a new record (or a stored one): the
     roles' and those the entity defines read-only (a `read_only_after_create` field only on a
@@ -317,6 +339,7 @@ async def form_page(request: Request, ce: CompiledEntity, record: Record | None,
     title = f"Edit {record.title}" if record else f"New {ce.entity.label.lower()}"
     context = await base_context(request, entity=ce.name, title=title)
     options = await _reference_options(records, ce, record, raw)
+    suggestions = await run_in_threadpool(_suggestions, records, ce)
     owners = await run_in_threadpool(users.everyone, records)
     action = f"/e/{ce.name}/{record.id}/edit" if record else f"/e/{ce.name}/new"
     validate = f"/e/{ce.name}/{record.id}/validate" if record else f"/e/{ce.name}/validate"
@@ -329,7 +352,8 @@ async def form_page(request: Request, ce: CompiledEntity, record: Record | None,
     return render(request, "form", {
         **context, "ce": ce, "record": record, "raw": raw, "errors": errors or {},
         "sections": widgets.sections(ce, widgets.form_fields(ce)), "options": options, "locked": locked,
-        "action": action, "validate": validate, "conflict": conflict, "version": version, "owners": owners,
+        "suggestions": suggestions, "action": action, "validate": validate, "conflict": conflict,
+        "version": version, "owners": owners,
         "was": (was if was is not None else raw) if record is not None else None,
     }, twin=twin, entity=ce.name, status=status)
 

@@ -142,6 +142,7 @@ class UI:
     widget = staticmethod(widgets.widget)
     value_template = staticmethod(lambda compiled: compiled.type.value_template)
     input_names = staticmethod(lambda compiled: list(widgets.raw_inputs(compiled, None)))
+    widget_scripts = staticmethod(widgets.widget_scripts)
     when = staticmethod(when)
     query_with = staticmethod(query_with)
     history_value = staticmethod(history_value)

@@ -34,6 +34,12 @@ def widget(compiled: CompiledField, locked: Container[str] = frozenset()) -> str
     return compiled.type.widget_template
 
 
+def widget_scripts(ce: CompiledEntity) -> list[str]:
+    """The scripts the widgets of a form of `ce` load (each once, in field order)."""
+    scripts = [s for f in form_fields(ce) for s in f.type.widget_scripts]
+    return list(dict.fromkeys(scripts))
+
+
 def raw_inputs(compiled: CompiledField, value: Any) -> dict[str, Any]:
     """The texts a form's inputs show for a coerced value, by input name (`<field>` and
     `<field>__<suffix>` for a companion input)."""
