@@ -9,7 +9,7 @@ so a plugin that registers a type gets all of them at once.
 
 from __future__ import annotations
 
-from .base import CoercionError, ColumnSpec, FieldType, FieldTypeRegistry
+from .base import CoercionError, ColumnSpec, FieldType, FieldTypeRegistry, Part
 from .builtin import BUILTIN_TYPES
 
-__all__ = ["BUILTIN_TYPES", "CoercionError", "ColumnSpec", "FieldType", "FieldTypeRegistry"]
+__all__ = ["BUILTIN_TYPES", "CoercionError", "ColumnSpec", "FieldType", "FieldTypeRegistry", "Part"]

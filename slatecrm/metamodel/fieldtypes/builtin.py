@@ -16,6 +16,8 @@ from babel.numbers import format_currency, format_decimal, list_currencies
 from ..rules.python import round_half_up
 from ..rules.types import BOOLEAN, DATE, DATETIME, NUMBER, TEXT, Type
 from .base import CoercionError, ColumnSpec, FieldType, FormInputs, SampleSource
+from .composite import Address, PersonName
+from .multivalue import Emails, Phones
 from .sqltypes import UTCDateTime, exact_decimal, json_list, record_id
 
 if TYPE_CHECKING:
@@ -1099,4 +1101,5 @@ BUILTIN_TYPES: tuple[FieldType, ...] = (
     Text(), LongText(), Integer(), DecimalType(), Currency(), Percent(), Boolean(), Date(),
     DateTime(), Choice(), MultiChoice(), Email(), Phone(), Url(), Reference(), AutoNumber(),
     Stage(), Rating(),
+    Address(), PersonName(), Emails(), Phones(),  # composite.py, multivalue.py
 )
