@@ -66,6 +66,10 @@ class _Composite(FieldType):
         """The keys a part may take (a salutation, a country), or None for free text."""
         return None
 
+    def option_label(self, part: str, option: str) -> str:
+        """How a form's select shows one of a part's options."""
+        return option
+
     def parts(self, field: Field) -> tuple[Part, ...]:
         return tuple(Part(name, self.suffix(name), label, self.options(name, field))
                      for name, label in self.part_names)
@@ -221,12 +225,16 @@ class Address(_Composite):
     }
     constraint_settings = ("countries",)
     list_rank: ClassVar[int | None] = 15
+    value_template: ClassVar[str | None] = "values/lines.html"
 
     def countries(self, field: Field) -> tuple[str, ...]:
         return tuple(field.settings.get("countries") or sorted(COUNTRIES))
 
     def options(self, part: str, field: Field) -> tuple[str, ...] | None:
         return self.countries(field) if part == "country" else None
+
+    def option_label(self, part: str, option: str) -> str:
+        return f"{self.country_name(option)} ({option})" if part == "country" else option
 
     def country_name(self, code: str) -> str:
         return COUNTRIES.get(code, code)
