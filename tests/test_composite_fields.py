@@ -34,11 +34,17 @@ from .rules.strategies import NOW
 
 def person(**fields: Any) -> dict[str, Any]:
     """A person entity named by a person_name, with an address, and `fields`."""
-    return {"label": "Person", "label_plural": "People", "title_field": "name",
-            "fields": {"name": {"type": "person_name", "label": "Name"},
-                       "home": {"type": "address", "label": "Home", "default_country": "FR"},
-                       "note": {"type": "text"},
-                       **fields}}
+    return {
+        "label": "Person",
+        "label_plural": "People",
+        "title_field": "name",
+        "fields": {
+            "name": {"type": "person_name", "label": "Name"},
+            "home": {"type": "address", "label": "Home", "default_country": "FR"},
+            "note": {"type": "text"},
+            **fields,
+        },
+    }
 
 
 def people_pack(root: Path, version: str = "1.0.0", **fields: Any) -> Path:
@@ -73,14 +79,27 @@ fields:
 """
 
 
-@pytest.mark.parametrize("text, expected", [
-    (BAD_SETTINGS, [":6:18: fields.name.salutations: must not be empty",
-                    ":9:22: fields.home.default_country: "]),
-    (BAD_DEFINITIONS, [":4:3: fields.home: default_country: 'XX' is not an ISO 3166-1 alpha-2 country code",
-                       ":7:3: fields.work: countries: 'QQ' is not an ISO 3166-1 alpha-2 country code",
-                       ":10:3: fields.other: unique: a person_name field cannot be unique"]),
-], ids=["schema", "definitions"])
-def test_bad_settings_are_refused_at_their_file_and_line(tmp_path: Path, text: str, expected: list[str]) -> None:
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            BAD_SETTINGS,
+            [":6:18: fields.name.salutations: must not be empty", ":9:22: fields.home.default_country: "],
+        ),
+        (
+            BAD_DEFINITIONS,
+            [
+                ":4:3: fields.home: default_country: 'XX' is not an ISO 3166-1 alpha-2 country code",
+                ":7:3: fields.work: countries: 'QQ' is not an ISO 3166-1 alpha-2 country code",
+                ":10:3: fields.other: unique: a person_name field cannot be unique",
+            ],
+        ),
+    ],
+    ids=["schema", "definitions"],
+)
+def test_bad_settings_are_refused_at_their_file_and_line(
+    tmp_path: Path, text: str, expected: list[str]
+) -> None:
     pack = write_files_pack(tmp_path, {"entities/person.yaml": text}, name="folk", requires={})
     result = CliRunner().invoke(main, ["pack", "validate", str(pack)], catch_exceptions=False)
     assert result.exit_code == 1, result.output
@@ -90,54 +109,101 @@ def test_bad_settings_are_refused_at_their_file_and_line(tmp_path: Path, text: s
 
 
 def test_good_settings_validate(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["pack", "validate", str(people_pack(tmp_path))], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["pack", "validate", str(people_pack(tmp_path))], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
 
 
 # --- plan, apply, retype -------------------------------------------------------------------
 def rows(engine: sa.Engine, *columns: str) -> list[tuple[Any, ...]]:
     with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(sa.text(f"SELECT {', '.join(columns)} FROM x_person ORDER BY id"))]
+        return [
+            tuple(r) for r in conn.execute(sa.text(f"SELECT {', '.join(columns)} FROM x_person ORDER BY id"))
+        ]
 
 
-def test_install_makes_a_text_column_per_part(engine: sa.Engine, registry: FieldTypeRegistry,
-                                             tmp_path: Path) -> None:
+def test_install_makes_a_text_column_per_part(
+    engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path
+) -> None:
     install(engine, registry, people_pack(tmp_path))
     columns = {c["name"] for c in sa.inspect(engine).get_columns("x_person")}
-    assert {"home", "home__city", "home__region", "home__postal_code", "home__country",
-            "name", "name__salutation", "name__first", "name__middle"} <= columns
+    assert {
+        "home",
+        "home__city",
+        "home__region",
+        "home__postal_code",
+        "home__country",
+        "name",
+        "name__salutation",
+        "name__first",
+        "name__middle",
+    } <= columns
 
 
-def test_retype_text_to_address_and_person_name_keeps_the_values(engine: sa.Engine, registry: FieldTypeRegistry,
-                                                                  tmp_path: Path) -> None:
+def test_retype_text_to_address_and_person_name_keeps_the_values(
+    engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path
+) -> None:
     install(engine, registry, people_pack(tmp_path, street={"type": "text"}, fullname={"type": "text"}))
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO x_person (created_at, updated_at, version, street, fullname) "
-                             "VALUES (:t, :t, 1, '1 Rue de Rivoli', 'Dr. Ada King Lovelace'), "
-                             "(:t, :t, 1, NULL, 'Turing')"), {"t": NOW})
-    install(engine, registry, people_pack(tmp_path, "2.0.0", street={"type": "address"},
-                                          fullname={"type": "person_name"}))
-    assert rows(engine, "street", "street__city", "fullname", "fullname__salutation", "fullname__first", "fullname__middle") == [
-        ("1 Rue de Rivoli", None, "Lovelace", "Dr.", "Ada", "King"), (None, None, "Turing", None, None, None)]
+        conn.execute(
+            sa.text(
+                "INSERT INTO x_person (created_at, updated_at, version, street, fullname) "
+                "VALUES (:t, :t, 1, '1 Rue de Rivoli', 'Dr. Ada King Lovelace'), "
+                "(:t, :t, 1, NULL, 'Turing')"
+            ),
+            {"t": NOW},
+        )
+    install(
+        engine,
+        registry,
+        people_pack(tmp_path, "2.0.0", street={"type": "address"}, fullname={"type": "person_name"}),
+    )
+    assert rows(
+        engine,
+        "street",
+        "street__city",
+        "fullname",
+        "fullname__salutation",
+        "fullname__first",
+        "fullname__middle",
+    ) == [
+        ("1 Rue de Rivoli", None, "Lovelace", "Dr.", "Ada", "King"),
+        (None, None, "Turing", None, None, None),
+    ]
     # address → text would drop the city and country columns: reported before anything changes.
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE x_person SET street__city = 'Paris' WHERE id = 1"))
-    back = plan(engine, registry, people_pack(tmp_path, "3.0.0", street={"type": "text"}, fullname={"type": "person_name"}))
+    back = plan(
+        engine,
+        registry,
+        people_pack(tmp_path, "3.0.0", street={"type": "text"}, fullname={"type": "person_name"}),
+    )
     assert back.plan.blocked
     [change] = [c for c in back.plan.changes if c.field == "street"]
-    assert any("do not convert" in r.message and "expected text, got an object" in r.message for r in change.risks)
+    assert any(
+        "do not convert" in r.message and "expected text, got an object" in r.message for r in change.risks
+    )
     with pytest.raises(Exception):  # noqa: B017 - apply re-checks every value itself
         installer.install(engine, back, author="test")
     assert rows(engine, "street", "street__city") == [("1 Rue de Rivoli", "Paris"), (None, None)]
 
 
-def test_narrowing_the_countries_reports_stored_values(engine: sa.Engine, registry: FieldTypeRegistry,
-                                                       tmp_path: Path) -> None:
+def test_narrowing_the_countries_reports_stored_values(
+    engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path
+) -> None:
     install(engine, registry, people_pack(tmp_path))
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO x_person (created_at, updated_at, version, home__city, home__country) "
-                             "VALUES (:t, :t, 1, 'Bonn', 'DE')"), {"t": NOW})
-    narrowed = plan(engine, registry, people_pack(tmp_path, "2.0.0", home={"type": "address", "countries": ["FR"]}))
+        conn.execute(
+            sa.text(
+                "INSERT INTO x_person (created_at, updated_at, version, home__city, home__country) "
+                "VALUES (:t, :t, 1, 'Bonn', 'DE')"
+            ),
+            {"t": NOW},
+        )
+    narrowed = plan(
+        engine, registry, people_pack(tmp_path, "2.0.0", home={"type": "address", "countries": ["FR"]})
+    )
     [change] = [c for c in narrowed.plan.changes if c.field == "home"]
     assert not narrowed.plan.blocked
     assert "1 of 1 rows hold values the new definition refuses" in change.risks[0].message
@@ -169,34 +235,62 @@ def test_api_round_trip_title_and_refusals_name_the_field_and_part(folk: TestCli
     made = make(folk, name=ADA, home=RIVOLI)
     record = folk.get(f"/api/v1/person/{made}").json()
     assert record["name"] == {"salutation": "Dr.", "first": "Ada", "last": "Lovelace"}
-    assert record["home"] == {"street": "1 Rue de Rivoli\n3e étage", "city": "Paris", "postal_code": "75001",
-                              "country": "FR"}
+    assert record["home"] == {
+        "street": "1 Rue de Rivoli\n3e étage",
+        "city": "Paris",
+        "postal_code": "75001",
+        "country": "FR",
+    }
     assert record["_title"] == "Dr. Ada Lovelace"
     version = record["version"]
-    changed = folk.patch(f"/api/v1/person/{made}", json={"home": {"city": "Lyon", "country": "France"},
-                                                         "version": version})
+    changed = folk.patch(
+        f"/api/v1/person/{made}", json={"home": {"city": "Lyon", "country": "France"}, "version": version}
+    )
     assert changed.status_code == 200, changed.text
     assert changed.json()["home"] == {"city": "Lyon", "country": "FR"}  # the object is the whole value
     for field, bad, message in (
-            ("home", {"country": "Atlantis"}, "country: 'Atlantis' is not an ISO 3166 country code"),
-            ("home", {"town": "Paris"}, "unknown part 'town'"),
-            ("home", {"city": 12}, "city: expected text, got a number"),
-            ("home", {"city": "Paris\nLyon"}, "city: must be a single line"),
-            ("home", "1 Main Street", "expected an object of street, city, region, postal_code, country, got text"),
-            ("name", {"salutation": "Sir", "last": "Newton"}, "salutation: 'Sir' is not one of Mr., Ms., Mx., Dr."),
-            ("name", {"last": "x" * 501}, "last: is 501 characters long"),
-            ("name", {"first": "A\x00"}, "first: contains a NUL character"),
-            ("name", [1, 2], "got a list")):
+        ("home", {"country": "Atlantis"}, "country: 'Atlantis' is not an ISO 3166 country code"),
+        ("home", {"town": "Paris"}, "unknown part 'town'"),
+        ("home", {"city": 12}, "city: expected text, got a number"),
+        ("home", {"city": "Paris\nLyon"}, "city: must be a single line"),
+        (
+            "home",
+            "1 Main Street",
+            "expected an object of street, city, region, postal_code, country, got text",
+        ),
+        (
+            "name",
+            {"salutation": "Sir", "last": "Newton"},
+            "salutation: 'Sir' is not one of Mr., Ms., Mx., Dr.",
+        ),
+        ("name", {"last": "x" * 501}, "last: is 501 characters long"),
+        ("name", {"first": "A\x00"}, "first: contains a NUL character"),
+        ("name", [1, 2], "got a list"),
+    ):
         refused = folk.post("/api/v1/person", json={field: bad})
         assert refused.status_code == 422, refused.text
         assert message in refused.json()["errors"][field][0], refused.json()
     cleared = folk.get(f"/api/v1/person/{made}").json()
-    cleared = folk.patch(f"/api/v1/person/{made}", json={"home": {"city": " "}, "version": cleared["version"]})
+    cleared = folk.patch(
+        f"/api/v1/person/{made}", json={"home": {"city": " "}, "version": cleared["version"]}
+    )
     assert cleared.status_code == 200 and cleared.json()["home"] is None
 
 
-@pytest.mark.parametrize("value", [True, 2**70, "１", [{"city": "x"}], {"city": {"a": 1}}, {"country": ["FR"]},
-                                   {"": "x"}, {"city": "x" * 100_000}], ids=repr)
+@pytest.mark.parametrize(
+    "value",
+    [
+        True,
+        2**70,
+        "１",
+        [{"city": "x"}],
+        {"city": {"a": 1}},
+        {"country": ["FR"]},
+        {"": "x"},
+        {"city": "x" * 100_000},
+    ],
+    ids=repr,
+)
 def test_hostile_values_are_refused_never_a_server_error(folk: TestClient, value: object) -> None:
     refused = folk.post("/api/v1/person", json={"home": value})
     assert refused.status_code == 422, refused.text
@@ -215,6 +309,7 @@ def test_list_filters_sorts_and_searches_by_part(folk: TestClient) -> None:
         response = folk.get("/api/v1/person", params=params)
         assert response.status_code == 200, response.text
         return [r["id"] for r in response.json()["data"]]
+
     assert ids(**{"home.city": "Paris"}) == [paris]
     assert sorted(ids(**{"home.country": "FR"})) == sorted([paris, lyon])
     assert ids(**{"home.city__blank": "true"}) == [nobody]
@@ -245,19 +340,33 @@ def test_form_widget_saves_and_pages_show_the_formatted_value(folk: TestClient) 
     assert '<option value="FR" selected>France (FR)</option>' in form  # the default country
     assert '<option value="Dr.">Dr.</option>' in form
     fields = {"_fields": ["name", "home", "note"]}
-    made = folk.post("/e/person/new", data={**fields, "name__first": "Ada", "name": "Lovelace", "name__salutation": "Dr.",
-                                            "home": "1 Rue de Rivoli", "home__city": "Paris",
-                                            "home__country": "FR"}, follow_redirects=False)
+    made = folk.post(
+        "/e/person/new",
+        data={
+            **fields,
+            "name__first": "Ada",
+            "name": "Lovelace",
+            "name__salutation": "Dr.",
+            "home": "1 Rue de Rivoli",
+            "home__city": "Paris",
+            "home__country": "FR",
+        },
+        follow_redirects=False,
+    )
     assert made.status_code == 303, made.text
     page = folk.get(made.headers["location"]).text
     assert "Dr. Ada Lovelace" in page and "1 Rue de Rivoli<br>Paris<br>France" in page
     edit = folk.get(made.headers["location"] + "/edit").text
     assert 'name="home__city" type="text" value="Paris"' in edit
-    bare = folk.post("/e/person/new", data={**fields, "note": "x", "home__country": "FR"}, follow_redirects=False)
+    bare = folk.post(
+        "/e/person/new", data={**fields, "note": "x", "home__country": "FR"}, follow_redirects=False
+    )
     assert bare.status_code == 303  # the default country alone is no address
     assert folk.get(bare.headers["location"].replace("/e/", "/api/v1/")).json()["home"] is None
     refused = folk.post("/e/person/new", data={**fields, "home__country": "ZZ", "home__city": "Nowhere"})
-    assert refused.status_code == 422 and "country: &#39;ZZ&#39; is not an ISO 3166 country code" in refused.text
+    assert (
+        refused.status_code == 422 and "country: &#39;ZZ&#39; is not an ISO 3166 country code" in refused.text
+    )
 
 
 def test_csv_export_writes_the_formatted_value(folk: TestClient) -> None:
@@ -274,34 +383,77 @@ def test_openapi_describes_the_parts(folk: TestClient) -> None:
     assert set(given_["properties"]) == {"street", "city", "region", "postal_code", "country"}
     assert "FR" in given_["properties"]["country"]["anyOf"][0]["enum"]
     shown = schemas["Person"]["properties"]["name"]["anyOf"][0]
-    assert shown["properties"]["salutation"] == {"type": "string", "enum": ["Mr.", "Ms.", "Mx.", "Dr.", "Prof."]}
+    assert shown["properties"]["salutation"] == {
+        "type": "string",
+        "enum": ["Mr.", "Ms.", "Mx.", "Dr.", "Prof."],
+    }
 
 
 # --- the rule language: SQL and Python agree ------------------------------------------------
 CONTEXT = RuleContext(now=NOW, user_id=1, user_roles=("sales",))
 CITIES = ["Paris", "Lyon", "paris", "Bonn", "Zürich"]
-addresses = st.one_of(st.none(), st.fixed_dictionaries({}, optional={
-    "city": st.sampled_from(CITIES), "country": st.sampled_from(["FR", "DE", "CH"]),
-    "postal_code": st.sampled_from(["75001", "69001", "53111"])}))
-names = st.one_of(st.none(), st.fixed_dictionaries({}, optional={
-    "salutation": st.sampled_from(["Dr.", "Ms."]), "first": st.sampled_from(["Ada", "Alan", "ada"]),
-    "last": st.sampled_from(["Lovelace", "Turing", "Curie"])}))
+addresses = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "city": st.sampled_from(CITIES),
+            "country": st.sampled_from(["FR", "DE", "CH"]),
+            "postal_code": st.sampled_from(["75001", "69001", "53111"]),
+        },
+    ),
+)
+names = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "salutation": st.sampled_from(["Dr.", "Ms."]),
+            "first": st.sampled_from(["Ada", "Alan", "ada"]),
+            "last": st.sampled_from(["Lovelace", "Turing", "Curie"]),
+        },
+    ),
+)
 conditions = st.one_of(
-    st.builds(lambda op, city: f'home.city {op} "{city}"', st.sampled_from(["=", "!=", "<", ">="]),
-              st.sampled_from(CITIES)),
+    st.builds(
+        lambda op, city: f'home.city {op} "{city}"',
+        st.sampled_from(["=", "!=", "<", ">="]),
+        st.sampled_from(CITIES),
+    ),
     st.builds(lambda country: f'home.country in ("{country}", "CH")', st.sampled_from(["FR", "DE"])),
-    st.sampled_from(["home.postal_code is blank", "name.salutation = \"Dr.\"", 'name.first starts_with "A"',
-                     'name.last contains "r"', "len(name.last) > 5", 'lower(name.first) = "ada"',
-                     'name.middle is not blank', 'home.city matches "^[PL]"']))
+    st.sampled_from(
+        [
+            "home.postal_code is blank",
+            'name.salutation = "Dr."',
+            'name.first starts_with "A"',
+            'name.last contains "r"',
+            "len(name.last) > 5",
+            'lower(name.first) = "ada"',
+            "name.middle is not blank",
+            'home.city matches "^[PL]"',
+        ]
+    ),
+)
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(values=st.lists(st.tuples(addresses, names), min_size=1, max_size=10), condition=conditions,
-       negate=st.booleans())
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    values=st.lists(st.tuples(addresses, names), min_size=1, max_size=10),
+    condition=conditions,
+    negate=st.booleans(),
+)
 def test_rule_filters_on_parts_select_the_same_records_in_sql_and_python(
-        engine: sa.Engine, registry: FieldTypeRegistry, tmp_path_factory: pytest.TempPathFactory,
-        values: list[tuple[Any, Any]], condition: str, negate: bool) -> None:
+    engine: sa.Engine,
+    registry: FieldTypeRegistry,
+    tmp_path_factory: pytest.TempPathFactory,
+    values: list[tuple[Any, Any]],
+    condition: str,
+    negate: bool,
+) -> None:
     if not sa.inspect(engine).has_table("x_person"):  # once per database, not per example
         install(engine, registry, people_pack(tmp_path_factory.mktemp("folk")))
     with engine.connect() as conn:
@@ -311,28 +463,54 @@ def test_rule_filters_on_parts_select_the_same_records_in_sql_and_python(
     home, name = entity.fields["home"], entity.fields["name"]
     with engine.begin() as conn:
         conn.execute(entity.table.delete())
-        conn.execute(entity.table.insert(), [
-            {"id": i, "created_at": NOW, "updated_at": NOW, "version": 1,
-             **home.to_row(home.type.coerce(a, home.field)), **name.to_row(name.type.coerce(n, name.field))}
-            for i, (a, n) in enumerate(values, start=1)])
+        conn.execute(
+            entity.table.insert(),
+            [
+                {
+                    "id": i,
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                    "version": 1,
+                    **home.to_row(home.type.coerce(a, home.field)),
+                    **name.to_row(name.type.coerce(n, name.field)),
+                }
+                for i, (a, n) in enumerate(values, start=1)
+            ],
+        )
     text = f"not ({condition})" if negate else condition
     checked = check(text, metamodel, "person")
     closure = compile_python(checked.typed)
     with engine.connect() as conn:
-        records = [{"id": r["id"], **{n: f.from_row(r) for n, f in entity.fields.items()}}
-                   for r in conn.execute(entity.select.order_by(entity.table.c.id)).mappings()]
+        records = [
+            {"id": r["id"], **{n: f.from_row(r) for n, f in entity.fields.items()}}
+            for r in conn.execute(entity.select.order_by(entity.table.c.id)).mappings()
+        ]
         where = SqlCompiler(runtime.tables, engine.dialect.name, registry).condition(checked.typed, "person")
         in_sql = set(conn.execute(sa.select(entity.table.c.id).where(where(CONTEXT))).scalars())
     in_python = {r["id"] for r in records if closure(r, CONTEXT) is True}
     assert in_python == in_sql, f"{text}: Python {sorted(in_python)}, SQL {sorted(in_sql)}"
 
 
-def test_paths_through_a_reference_reach_a_part(engine: sa.Engine, registry: FieldTypeRegistry,
-                                               tmp_path: Path) -> None:
-    pack = write_pack(tmp_path, "folk", "1.0.0", {
-        "person": person(), "letter": {"label": "Letter", "label_plural": "Letters", "title_field": "subject",
-                                       "fields": {"subject": {"type": "text"},
-                                                  "recipient": {"type": "reference", "target": "person"}}}})
+def test_paths_through_a_reference_reach_a_part(
+    engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path
+) -> None:
+    pack = write_pack(
+        tmp_path,
+        "folk",
+        "1.0.0",
+        {
+            "person": person(),
+            "letter": {
+                "label": "Letter",
+                "label_plural": "Letters",
+                "title_field": "subject",
+                "fields": {
+                    "subject": {"type": "text"},
+                    "recipient": {"type": "reference", "target": "person"},
+                },
+            },
+        },
+    )
     install(engine, registry, pack)
     with engine.connect() as conn:
         _, metamodel = revisions.current_metamodel(conn)
