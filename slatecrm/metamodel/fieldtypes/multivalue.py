@@ -63,6 +63,7 @@ class _Several(FieldType):
     input_type: ClassVar[str] = "text"
     #: What one item is called in messages ("e-mail address").
     noun: ClassVar[str] = "value"
+    nouns: ClassVar[str] = "values"
     link_scheme: ClassVar[str] = ""
     constraint_settings: ClassVar[tuple[str, ...]] = ("labels", "max_items")
     list_rank: ClassVar[int | None] = 9
@@ -112,7 +113,7 @@ class _Several(FieldType):
         if isinstance(value, str):  # "a@b.com; c@d.org": a CSV cell, a retype from one value
             value = [part for part in _SPLIT.split(value) if part.strip()]
         if not isinstance(value, list | tuple):
-            raise CoercionError(f"expected a list of {self.noun}s, got {_kind(value)}")
+            raise CoercionError(f"expected a list of {self.nouns}, got {_kind(value)}")
         labels = self.labels(field)
         items: list[dict[str, Any]] = []
         for index, given in enumerate(value, start=1):
@@ -147,23 +148,23 @@ class _Several(FieldType):
                 if not isinstance(answer, bool):
                     raise CoercionError(f"{where}: {flag}: expected true or false, got {_kind(answer)}")
                 flags[flag] = answer
-            if any(item["value"] == normal for item in items):
+            if any(item["value"].casefold() == normal.casefold() for item in items):
                 raise CoercionError(f"{where}: {normal} is given twice")
             items.append({"value": normal, "label": label, **flags})
         if not items:
             return None
         if len(items) > self.max_items(field):
-            raise CoercionError(f"has {len(items)} {self.noun}s; at most {self.max_items(field)} are allowed")
+            raise CoercionError(f"has {len(items)} {self.nouns}; at most {self.max_items(field)} are allowed")
         primaries = [i for i, item in enumerate(items) if item["primary"]]
         if len(primaries) > 1:
-            raise CoercionError(f"{len(primaries)} {self.noun}s are marked primary; mark one")
+            raise CoercionError(f"{len(primaries)} {self.nouns} are marked primary; mark one")
         first = primaries[0] if primaries else 0
         items[first]["primary"] = True
         return [items[first], *items[:first], *items[first + 1:]]  # the primary first
 
     def coerce_given(self, value: Any, field: Field) -> Any:
         if isinstance(value, str) and value.strip():
-            raise CoercionError(f"expected a list of {self.noun}s, got text: send [{{\"value\": …}}]")
+            raise CoercionError(f"expected a list of {self.nouns}, got text: send [{{\"value\": …}}]")
         return self.coerce(value, field)
 
     def to_json(self, value: Any, field: Field) -> Any:
@@ -272,6 +273,7 @@ class Emails(_Several):
     name = "emails"
     label = "E-mail addresses"
     noun = "e-mail address"
+    nouns = "e-mail addresses"
     link_scheme = "mailto:"
     input_type = "email"
     def normalise(self, text: str, field: Field) -> str:
@@ -292,6 +294,7 @@ class Phones(_Several):
     name = "phones"
     label = "Phone numbers"
     noun = "phone number"
+    nouns = "phone numbers"
     link_scheme = "tel:"
     input_type = "tel"
     list_rank = 10
