@@ -30,7 +30,7 @@ NOT_FIELD_TYPES = {
     "records/pipeline.py": {"stage"},
     "records/inserts.py": {"stage"},
     "records/keyset.py": {"date"},
-    "web/openapi.py": {"integer", "boolean", "stage"},
+    "web/openapi.py": {"integer", "boolean", "stage", "address"},  # the audit entry's IP address
     "web/openapi_records.py": {"integer"},
     "web/board_pages.py": {"stage"},
     "web/api.py": {"stage"},
@@ -38,14 +38,15 @@ NOT_FIELD_TYPES = {
     "web/record_pages.py": {"stage"},
     "web/templates/record.html": {"stage"},
     "web/templates/widgets/text.html": {"text"},
+    "web/templates/widgets/parts.html": {"text"},
     "web/templates/widgets/email.html": {"email"},
     "web/templates/widgets/url.html": {"url"},
     "web/templates/widgets/date.html": {"date"},
     "web/templates/widgets/number.html": {"decimal"},
     "web/templates/widgets/currency.html": {"currency", "decimal"},
     "web/templates/widgets/reference.html": {"reference"},
-    "sampledata.py": {"email", "phone"},
-    "storage/system.py": {"stage", "email"},
+    "sampledata.py": {"email", "phone", "address"},  # name hints of text fields
+    "storage/system.py": {"stage", "email", "address"},  # the audit log's IP address column
     # workflow action kinds (an e-mail action, a move to a stage), not field types
     "workflows/actions.py": {"stage", "email"},
     "workflows/registry.py": {"email"},
@@ -59,6 +60,8 @@ NOT_FIELD_TYPES = {
     "web/templates/user.html": {"email"},
     "web/users_api.py": {"email"},
     "web/users_pages.py": {"email"},
+    "identity/auditlog.py": {"address"},  # a request's IP address
+    "web/teams_pages.py": {"emails"},  # a team page's list of members' e-mails
 }
 BRANCH = re.compile(r"field\.type\s*(==|!=|\bin\b|\bnot in\b)|\.field\.type\b")
 

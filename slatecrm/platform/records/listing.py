@@ -218,7 +218,7 @@ def _part_column(ce: CompiledEntity, path: str) -> tuple[sa.ColumnElement[Any], 
         return f"{ce.name} has no field {name!r} to filter on{suggest(name, ce.fields)}"
     parts = {p.name: p for p in compiled.type.parts(compiled.field)}
     if not parts:
-        return f"{name} is a {compiled.field.type} field, which has no parts"
+        return f"{name} is a {compiled.type.name} field, which has no parts"
     part = parts.get(wanted)
     if part is None:
         return f"{name} has no part {wanted!r}{suggest(wanted, parts)}; parts: {', '.join(parts)}"
