@@ -518,3 +518,26 @@ def test_paths_through_a_reference_reach_a_part(
     assert checked.typed is not None
     with pytest.raises(RuleError, match="'home' has no part 'cty'"):
         check('recipient.home.cty = "Paris"', metamodel, "letter")
+
+
+def test_a_renamed_street_field_becomes_an_address_keeping_its_text(
+    engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path
+) -> None:
+    """The default packs' move from `billing_street` (text) to `billing_address`: an upgrade
+    renames the field, the next retypes it, and the street is kept. (Renaming and retyping
+    to another storage in one upgrade is not planned yet: the plan scans the column under its
+    new name before the rename is applied.)"""
+    install(engine, registry, people_pack(tmp_path, billing_street={"type": "text"}))
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO x_person (created_at, updated_at, version, billing_street) VALUES (:t, :t, 1, 'Quai 1')"
+            ),
+            {"t": NOW},
+        )
+    renamed = people_pack(
+        tmp_path, "2.0.0", billing_address={"type": "text", "renamed_from": "billing_street"}
+    )
+    install(engine, registry, renamed)
+    install(engine, registry, people_pack(tmp_path, "3.0.0", billing_address={"type": "address"}))
+    assert rows(engine, "billing_address", "billing_address__city") == [("Quai 1", None)]
