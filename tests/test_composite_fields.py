@@ -377,6 +377,9 @@ def test_csv_export_writes_the_formatted_value(folk: TestClient) -> None:
 
 
 def test_openapi_describes_the_parts(folk: TestClient) -> None:
+    from openapi_spec_validator import validate
+
+    validate(folk.get("/api/v1/openapi.json").json())  # a valid OpenAPI document
     schemas = folk.get("/api/v1/openapi.json").json()["components"]["schemas"]
     given_ = schemas["PersonInput"]["properties"]["home"]["anyOf"][0]
     assert given_["type"] == "object" and given_["additionalProperties"] is False
@@ -530,9 +533,8 @@ def test_a_renamed_street_field_becomes_an_address_keeping_its_text(
     install(engine, registry, people_pack(tmp_path, billing_street={"type": "text"}))
     with engine.begin() as conn:
         conn.execute(
-            sa.text(
-                "INSERT INTO x_person (created_at, updated_at, version, billing_street) VALUES (:t, :t, 1, 'Quai 1')"
-            ),
+            sa.text("INSERT INTO x_person (created_at, updated_at, version, billing_street) "
+                    "VALUES (:t, :t, 1, 'Quai 1')"),
             {"t": NOW},
         )
     renamed = people_pack(
@@ -541,3 +543,25 @@ def test_a_renamed_street_field_becomes_an_address_keeping_its_text(
     install(engine, registry, renamed)
     install(engine, registry, people_pack(tmp_path, "3.0.0", billing_address={"type": "address"}))
     assert rows(engine, "billing_address", "billing_address__city") == [("Quai 1", None)]
+
+
+@pytest.mark.parametrize("kind", ["address", "person_name", "emails", "phones"])
+def test_sample_values_are_values_of_the_type(registry: FieldTypeRegistry, kind: str) -> None:
+    """What `slatecrm sample-data` makes up for a field is a value the field accepts."""
+    import datetime as dt
+    import random
+
+    from faker import Faker
+
+    from slatecrm.metamodel.fieldtypes.base import SampleSource
+    from slatecrm.metamodel.model import Field
+
+    settings_ = {"phones": {"default_region": "GB"}, "address": {"countries": ["FR", "DE"]}}.get(kind, {})
+    field = Field(name="x", type=kind, label="X", settings=settings_)
+    field_type = registry[kind]
+    for seed in range(30):
+        pick = SampleSource(random.Random(seed), Faker(), dt.date(2026, 1, 1))
+        made = field_type.sample(field, pick)
+        assert made is not None and field_type.coerce_given(made, field) is not None
+        if kind == "address":
+            assert field_type.coerce(made, field)["country"] in ("FR", "DE")
