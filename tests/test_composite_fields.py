@@ -171,6 +171,14 @@ def test_retype_text_to_address_and_person_name_keeps_the_values(
         ("1 Rue de Rivoli", None, "Lovelace", "Dr.", "Ada", "King"),
         (None, None, "Turing", None, None, None),
     ]
+    # The text search reads the new part columns (its index follows the retype).
+    from slatecrm.platform.records.listing import ListQuery
+    from slatecrm.platform.records.service import RecordsService
+    from slatecrm.platform.storage.runtime import RuntimeHolder
+
+    records = RecordsService(engine, RuntimeHolder(engine, registry), registry)
+    assert [r.id for r in records.page("person", ListQuery(search="rivoli")).records] == [1]
+    assert [r.id for r in records.page("person", ListQuery(search="lovelace")).records] == [1]
     # address → text would drop the city and country columns: reported before anything changes.
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE x_person SET street__city = 'Paris' WHERE id = 1"))

@@ -162,7 +162,7 @@ class _Composite(FieldType):
         return {"type": "string", "maxLength": PART_MAX, "pattern": f"^[^{forbidden}]*$"}
 
     def value_schema(self, field: Field) -> dict[str, Any]:
-        return self.input_schema(field, required=False)
+        return self.output_schema(field)
 
     def output_schema(self, field: Field) -> dict[str, Any]:
         return {"type": "object", "additionalProperties": False, "minProperties": 1,

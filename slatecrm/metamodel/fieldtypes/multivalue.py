@@ -210,7 +210,7 @@ class _Several(FieldType):
         return schema
 
     def value_schema(self, field: Field) -> dict[str, Any]:
-        return self.input_schema(field, required=False)
+        return self.output_schema(field)
 
     def output_schema(self, field: Field) -> dict[str, Any]:
         return {"type": "array", "minItems": 1, "maxItems": self.max_items(field),
