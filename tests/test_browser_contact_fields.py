@@ -64,6 +64,7 @@ def test_the_widgets_save_and_the_page_shows_formatted_values(folk_site: str, ch
     page = context.new_page()
     seen = watch(page)
     page.goto(f"{folk_site}/e/person/new")
+    screenshot(page, "contact-fields-form")
     fill_and_save(page)
     main = page.locator("main")
     expect(main.get_by_role("heading", name="Dr. Ada Lovelace")).to_be_visible()

@@ -339,6 +339,10 @@ class PersonName(_Composite):
     #: The order people read a name in (the columns keep the last name first: it sorts).
     shown_order: ClassVar[tuple[str, ...]] = ("salutation", "first", "middle", "last")
 
+    def parts(self, field: Field) -> tuple[Part, ...]:
+        by_name = {part.name: part for part in super().parts(field)}
+        return tuple(by_name[name] for name in self.shown_order)  # the form's order too
+
     def salutations(self, field: Field) -> tuple[str, ...]:
         return tuple(field.settings.get("salutations") or DEFAULT_SALUTATIONS)
 
