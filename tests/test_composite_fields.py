@@ -566,25 +566,39 @@ def test_paths_through_a_reference_reach_a_part(
 def test_a_renamed_street_field_becomes_an_address_keeping_its_text(
     engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path
 ) -> None:
-    """The default packs' move from `billing_street` (text) to `billing_address`: an upgrade
-    renames the field, the next retypes it, and the street is kept. (Renaming and retyping
-    to another storage in one upgrade is not planned yet: the plan scans the column under its
-    new name before the rename is applied.)"""
-    install(engine, registry, people_pack(tmp_path, billing_street={"type": "text"}))
+    """The default packs' move from `billing_street` (text) to `billing_address`: one upgrade
+    renames and retypes the field (the plan reads the values under the former name), and the
+    street is kept; a value that does not convert is reported under the new name."""
+    install(engine, registry, people_pack(tmp_path, billing_street={"type": "text"}, tel={"type": "text"}))
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "INSERT INTO x_person (created_at, updated_at, version, billing_street) "
-                "VALUES (:t, :t, 1, 'Quai 1')"
+                "INSERT INTO x_person (created_at, updated_at, version, billing_street, tel) "
+                "VALUES (:t, :t, 1, 'Quai 1', '12')"
             ),
             {"t": NOW},
         )
-    renamed = people_pack(
-        tmp_path, "2.0.0", billing_address={"type": "text", "renamed_from": "billing_street"}
+    blocked = plan(
+        engine,
+        registry,
+        people_pack(
+            tmp_path,
+            "2.0.0",
+            billing_address={"type": "address", "renamed_from": "billing_street"},
+            phones={"type": "phones", "renamed_from": "tel"},
+        ),
     )
-    install(engine, registry, renamed)
-    install(engine, registry, people_pack(tmp_path, "3.0.0", billing_address={"type": "address"}))
-    assert rows(engine, "billing_address", "billing_address__city") == [("Quai 1", None)]
+    assert blocked.plan.blocked
+    [change] = [c for c in blocked.plan.changes if c.field == "phones" and c.action == "retype column"]
+    assert "retype phones text → phones: 1 of 1 rows do not convert" in change.risks[0].message
+    moved = people_pack(
+        tmp_path,
+        "3.0.0",
+        billing_address={"type": "address", "renamed_from": "billing_street"},
+        tel={"type": "text"},
+    )
+    install(engine, registry, moved)
+    assert rows(engine, "billing_address", "billing_address__city", "tel") == [("Quai 1", None, "12")]
 
 
 @pytest.mark.parametrize("kind", ["address", "person_name", "emails", "phones"])
