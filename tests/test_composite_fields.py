@@ -340,6 +340,11 @@ def test_list_filters_sorts_and_searches_by_part(folk: TestClient) -> None:
     assert [i for i in ids(sort="home,id") if i != nobody] == [bonn, lyon, paris]  # country, then city
     assert sorted(ids(q="curie")) == sorted([paris, nobody])
     assert ids(q="lyon") == [lyon]
+    # The list page and the CSV export take the same part filters.
+    page = folk.get("/e/person", params={"home.city": "Lyon"})
+    assert page.status_code == 200 and "Lovelace" in page.text and "Curie" not in page.text
+    exported = folk.get("/e/person/export.csv", params={"home.country": "DE"}).text
+    assert "Beethoven" in exported and "Curie" not in exported
     refused = folk.get("/api/v1/person", params={"home.town": "Paris"})
     assert refused.status_code == 400 and "home has no part 'town'" in refused.text
 
