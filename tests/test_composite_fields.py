@@ -256,6 +256,16 @@ def test_api_round_trip_title_and_refusals_name_the_field_and_part(folk: TestCli
     )
     assert changed.status_code == 200, changed.text
     assert changed.json()["home"] == {"city": "Lyon", "country": "FR"}  # the object is the whole value
+    for typed, code in (
+        ("fra", "FR"),
+        ("Russia", "RU"),
+        ("british virgin islands", "VG"),
+        ("Korea, Republic of", "KR"),
+    ):  # names from ISO 3166 and CLDR, any case
+        named = folk.post("/api/v1/person", json={"home": {"country": typed}})
+        assert named.status_code == 201 and named.json()["home"] == {"country": code}, named.text
+    ambiguous = folk.post("/api/v1/person", json={"home": {"country": "Korea"}})  # two countries: no guess
+    assert ambiguous.status_code == 422
     for field, bad, message in (
         ("home", {"country": "Atlantis"}, "country: 'Atlantis' is not an ISO 3166 country code"),
         ("home", {"town": "Paris"}, "unknown part 'town'"),

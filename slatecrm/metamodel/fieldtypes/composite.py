@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pycountry
 import sqlalchemy as sa
+from babel import Locale
 
 from ..rules.types import TEXT, Type
 from .base import CoercionError, ColumnSpec, FieldType, FormInputs, Part, SampleSource
@@ -32,6 +33,39 @@ COUNTRIES: dict[str, str] = {c.alpha_2: getattr(c, "common_name", c.name) for c 
 PART_MAX = 500
 #: A part's text may not hold these (a one-line part: no line breaks either).
 _NUL = "\x00"
+
+
+#: English country names from Unicode CLDR (babel): "Russia", "South Korea", "Czechia".
+_CLDR_NAMES: dict[str, str] = dict(Locale("en").territories)
+
+
+def _names(country: Any) -> Iterator[str]:
+    """The names a person may call a country by: its short, common and official names, its
+    English name in CLDR, and
+    a short name with its qualifier first ("Virgin Islands, British" → "British Virgin
+    Islands", "Korea, Republic of" → "Republic of Korea")."""
+    for name in (country.name, getattr(country, "common_name", ""), getattr(country, "official_name", ""),
+                 _CLDR_NAMES.get(country.alpha_2, "")):
+        if name:
+            yield name.casefold()
+            if ", " in name:
+                head, _, qualifier = name.partition(", ")
+                yield f"{qualifier} {head}".casefold()
+
+
+#: Each country by every name `_names` gives (a name of two countries is left out).
+_BY_NAME: dict[str, str] = {}
+for _country in pycountry.countries:
+    for _name in _names(_country):
+        _known = _BY_NAME.get(_name, _country.alpha_2)
+        _BY_NAME[_name] = _country.alpha_2 if _known == _country.alpha_2 else ""
+
+
+def country_by_name(text: str) -> str | None:
+    """The code of the country a person named ("France", "Bolivia", "British Virgin
+    Islands"), any case; None when no country, or several, have that name. No guessing
+    ("Korea" is two countries): an unknown name is refused, and the person picks."""
+    return _BY_NAME.get(" ".join(text.split()).casefold()) or None
 
 
 def _kind(value: Any) -> str:
@@ -245,16 +279,12 @@ class Address(_Composite):
             return cleaned
         code = cleaned.upper()
         if code not in COUNTRIES:
-            found = pycountry.countries.get(alpha_3=code) if len(code) == 3 else None
-            if found is None:
-                for key, name in COUNTRIES.items():  # a person may type the name
-                    if name.casefold() == cleaned.casefold():
-                        found = pycountry.countries.get(alpha_2=key)
-                        break
-            if found is None:
+            by_code = pycountry.countries.get(alpha_3=code) if len(code) == 3 else None
+            named = by_code.alpha_2 if by_code is not None else country_by_name(cleaned)
+            if named is None:
                 raise CoercionError(f"country: {cleaned[:40]!r} is not an ISO 3166 country code "
                                     "(like FR or US)")
-            code = found.alpha_2
+            code = named
         allowed = field.settings.get("countries")
         if allowed and code not in allowed:
             raise CoercionError(f"country: {code} is not allowed; allowed: {', '.join(allowed)}")

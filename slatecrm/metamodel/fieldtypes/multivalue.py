@@ -320,8 +320,16 @@ class Phones(_Several):
             raise CoercionError(f"{typed!r} is not a phone number{hint}") from None
         if number.extension:
             raise CoercionError(f"{typed!r} has an extension, which E.164 cannot keep")
-        if not phonenumbers.is_valid_number(number):
-            raise CoercionError(f"{typed!r} is not a valid phone number")
+        # A possible number (its length fits its country's plan), not only an assigned one:
+        # numbering plans change faster than a CRM's stored numbers.
+        reason = phonenumbers.is_possible_number_with_reason(number)
+        if reason not in (phonenumbers.ValidationResult.IS_POSSIBLE,
+                          phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY):
+            why = {phonenumbers.ValidationResult.TOO_SHORT: "too short",
+                   phonenumbers.ValidationResult.TOO_LONG: "too long",
+                   phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "no such country code"}.get(
+                reason, "a wrong length")
+            raise CoercionError(f"{typed!r} is not a valid phone number ({why} for its country)")
         return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
     def shown(self, value: str) -> str:
