@@ -30,8 +30,8 @@ NOT_FIELD_TYPES = {
     "records/pipeline.py": {"stage"},
     "records/inserts.py": {"stage"},
     "records/keyset.py": {"date"},
-    # OpenAPI's operation "tags" (how a document groups its operations), not the field type
-    "web/openapi.py": {"integer", "boolean", "stage", "tags"},
+    # OpenAPI's operation "tags" and the audit entry's IP address, not field types
+    "web/openapi.py": {"integer", "boolean", "stage", "tags", "address"},
     "web/openapi_records.py": {"integer"},
     "web/board_pages.py": {"stage"},
     "web/api.py": {"stage"},
@@ -40,14 +40,16 @@ NOT_FIELD_TYPES = {
     "web/templates/record.html": {"stage"},
     "web/templates/widgets/text.html": {"text"},
     "web/templates/widgets/tags.html": {"text"},  # the HTML input type of the box that adds tags
+    "web/templates/widgets/parts.html": {"text"},
     "web/templates/widgets/email.html": {"email"},
     "web/templates/widgets/url.html": {"url"},
     "web/templates/widgets/date.html": {"date"},
     "web/templates/widgets/number.html": {"decimal"},
     "web/templates/widgets/currency.html": {"currency", "decimal"},
     "web/templates/widgets/reference.html": {"reference"},
-    "sampledata.py": {"email", "phone"},
-    "storage/system.py": {"stage", "email", "files", "image"},  # + a pack's files, slate_file.image
+    "sampledata.py": {"email", "phone", "address"},  # name hints of text fields
+    # a pack's files, slate_file.image, the audit log's IP address column
+    "storage/system.py": {"stage", "email", "files", "image", "address"},
     # workflow action kinds (an e-mail action, a move to a stage), not field types
     "workflows/actions.py": {"stage", "email"},
     "workflows/registry.py": {"email"},
@@ -72,6 +74,8 @@ NOT_FIELD_TYPES = {
     "web/templates/widgets/files.html": {"file"},
     "web/static/vendor/htmx.min.js": {"file", "image"},
     "web/users_pages.py": {"email"},
+    "identity/auditlog.py": {"address"},  # a request's IP address
+    "web/teams_pages.py": {"emails"},  # a team page's list of members' e-mails
 }
 BRANCH = re.compile(r"field\.type\s*(==|!=|\bin\b|\bnot in\b)|\.field\.type\b")
 

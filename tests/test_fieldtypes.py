@@ -82,7 +82,8 @@ def test_every_builtin_type_is_registered_in_order() -> None:
     assert {"text", "long_text", "integer", "decimal", "currency", "percent", "boolean", "date",
             "datetime", "choice", "multi_choice", "email", "phone", "url", "reference",
             "auto_number", "stage", "rating", "rich_text", "json", "tags",
-            "many_to_many", "file", "files", "image", "rollup", "lines"} == set(builtin)
+            "many_to_many", "file", "files", "image", "rollup", "lines",
+            "address", "person_name", "emails", "phones"} == set(builtin)
 
 
 # --- accepted inputs and their canonical values ---------------------------------------

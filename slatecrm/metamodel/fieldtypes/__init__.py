@@ -16,10 +16,11 @@ from .base import (
     ColumnSpec,
     FieldType,
     FieldTypeRegistry,
+    Part,
     TypedText,
     apart_table_name,
 )
 from .builtin import BUILTIN_TYPES
 
 __all__ = ["BUILTIN_TYPES", "ApartRelation", "ApartStore", "CoercionError", "ColumnSpec", "FieldType",
-           "FieldTypeRegistry", "TypedText", "apart_table_name"]
+           "FieldTypeRegistry", "Part", "TypedText", "apart_table_name"]

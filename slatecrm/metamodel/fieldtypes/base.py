@@ -129,6 +129,19 @@ def apart_table_name(entity: str, field: str, part: str = "") -> str:
     return f"{name[: MAX_IDENTIFIER - 9]}_{digest}"
 
 
+@dataclass(frozen=True)
+class Part:
+    """A named part of a composite value kept in a column of its own (an address's city):
+    readable in rules as `<field>.<name>` and filterable in lists as `<field>.<name>=…`.
+    `options`: the keys a part may take (a person's salutation), or None for free text."""
+
+    name: str
+    #: The part's column (by suffix, "" for the main column).
+    suffix: str
+    label: str
+    options: tuple[str, ...] | None = None
+
+
 class FieldType:
     """Base class of field types. Subclasses set the class attributes and override hooks."""
 
@@ -310,6 +323,21 @@ class FieldType:
     def sort_columns(self, field: Field) -> tuple[str, ...]:
         """The columns (by suffix) a sort on this field orders by, most significant first."""
         return ("",)
+
+    def sort_follows_direction(self, suffix: str, field: Field) -> bool:
+        """Whether a descending sort reverses this sort column (by suffix): the main column
+        does; a currency's code stays ascending, so amounts stay grouped by currency."""
+        return suffix == ""
+
+    def search_columns(self, field: Field) -> tuple[str, ...]:
+        """The text columns (by suffix) the list's text search reads, for a `searchable`
+        type: the main column, or every text part of a composite value."""
+        return ("",)
+
+    def parts(self, field: Field) -> tuple[Part, ...]:
+        """The parts of a composite value, each in its own text column (rules read them as
+        `<field>.<part>`, lists filter on them); () for a value that is one thing."""
+        return ()
 
     def sum_groups(self, field: Field) -> tuple[str, ...]:
         """Companion columns (by suffix) whose values may not be added together: a board

@@ -16,9 +16,11 @@ from babel.numbers import format_currency, format_decimal, list_currencies
 from ..rules.python import round_half_up
 from ..rules.types import BOOLEAN, DATE, DATETIME, NUMBER, TEXT, Type
 from .base import CoercionError, ColumnSpec, FieldType, FormInputs, SampleSource
+from .composite import Address, PersonName
 from .files import FILE_TYPES
 from .jsonvalue import JsonValue
 from .manytomany import ManyToMany
+from .multivalue import Emails, Phones
 from .richtext import RichText
 from .sqltypes import UTCDateTime, exact_decimal, json_list, record_id
 from .tags import Tags
@@ -1112,4 +1114,5 @@ BUILTIN_TYPES: tuple[FieldType, ...] = (
     ManyToMany(),
     *FILE_TYPES,
     RichText(), JsonValue(), Tags(),
+    Address(), PersonName(), Emails(), Phones(),  # composite.py, multivalue.py
 )

@@ -35,6 +35,7 @@ from .types import (
     TEXT_LIST,
     Type,
     comparable,
+    field_parts,
     field_type,
     rule_reader,
     stored_reader,
@@ -143,9 +144,19 @@ class _Checker:
             if field is None:
                 alone = index == 0 and len(parts) == 1
                 raise RuleError(self._unknown(entity, part, alone), node.line, column)
+            composite = field_parts(field, self.registry)
+            if composite and index == len(parts) - 2:
+                wanted = parts[index + 1]
+                if wanted not in composite:
+                    raise RuleError(f"{part!r} has no part {wanted!r}{suggest(wanted, list(composite))}; "
+                                    f"parts: {', '.join(composite)}", node.line, column + len(part) + 1)
+                part_type, suffix, reader = composite[wanted]
+                return t.FieldRef(part_type, entity.name, field, tuple(hops), reader, part=suffix)
             kind = field_type(field, self.registry)
             if kind is None:
-                raise RuleError(f"field {part!r} is a {field.type} field, which rules cannot read",
+                hint = f"; read one of its parts: {', '.join(f'{part}.{p}' for p in composite)}" \
+                    if composite else ""
+                raise RuleError(f"field {part!r} is a {field.type} field, which rules cannot read{hint}",
                                 node.line, column)
             if kind.kind == "links" and not (links and index == 0 and len(parts) == 1):
                 raise RuleError(f"{part!r} is a list of links to {kind.target}: use 'x in {part}', "
@@ -331,7 +342,13 @@ class _Checker:
 
     def _in_list_value(self, node: ast.InList, operand: t.T, whole: t.T) -> t.T:
         """`x in current_user.teams` (ids) or `"sales" in current_user.roles` (texts): one
-        list standing for the items, read from the current user, never from a record."""
+        list standing for the items, read from the current user, never from a record; or
+        `"ada@example.com" in emails`, a list of values of the record: `emails contains …`."""
+        if isinstance(whole, t.FieldRef) and whole.type.item_key is not None:
+            self._want(node.operand, operand, "text", f"'in' looks for a text in a {whole.type}")
+            self._no_null(node.operand, operand)
+            found = t.TextTest(BOOLEAN, "list_contains", whole, operand)
+            return t.Not(BOOLEAN, found) if node.negated else found
         if not isinstance(whole, t.UserRef):
             raise RuleError("'in' takes a list of values in parentheses, or current_user.teams or "
                             "current_user.roles; use 'contains' for a multi-choice", **_at(node.items[0]))

@@ -50,6 +50,9 @@ class FieldRef(T):
     #: The field type's `rule_value` (a currency's amount), or None when rules see the
     #: stored value itself (most types: such reads are inlined).
     value_of: Callable[[Any], Any] | None = attribute(default=None, compare=False, repr=False)
+    #: A part of a composite value (`billing_address.city`): the column suffix that keeps
+    #: it (`value_of` reads it from the value); None for the whole value.
+    part: str | None = None
 
     @property
     def record_free(self) -> bool:

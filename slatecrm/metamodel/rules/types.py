@@ -24,6 +24,9 @@ class Type:
     options: tuple[str, ...] | None = None
     ordered: bool = False
     target: str | None = None
+    #: A list of objects (several e-mails): the member of each that rules read (`value`);
+    #: None for a list of plain values.
+    item_key: str | None = None
 
     def __str__(self) -> str:
         if self.ordered:
@@ -31,7 +34,7 @@ class Type:
         if self.options is not None and self.kind == "text":
             return "choice"
         if self.kind == "list":
-            return "list of options"
+            return "list of values" if self.item_key else "list of options"
         if self.kind == "ids":
             return "list of ids"
         if self.kind == "reference":
@@ -104,6 +107,24 @@ def stored_reader(field: Field, registry: FieldTypeRegistry | None = None) -> Ca
             return None
         return coerced if value_of is None else value_of(coerced)
     return read
+
+
+def field_parts(field: Field, registry: FieldTypeRegistry | None = None
+                ) -> dict[str, tuple[Type, str, Callable[[Any], Any]]]:
+    """The parts of a composite field that rules read as `<field>.<part>` (an address's
+    city), by name: (rule type, column suffix, reader of the part from the field's value)."""
+    registry = _registry(registry)
+    if field.type not in registry:
+        return {}
+    found: dict[str, tuple[Type, str, Callable[[Any], Any]]] = {}
+    for part in registry[field.type].parts(field):
+        kind = TEXT if part.options is None else Type("text", part.options)
+        found[part.name] = (kind, part.suffix, partial(_part_of, part=part.name))
+    return found
+
+
+def _part_of(value: Any, part: str) -> Any:
+    return None if value is None else value.get(part)
 
 
 def computable(field: Field, registry: FieldTypeRegistry | None = None) -> bool:

@@ -121,7 +121,8 @@ def compile_entity(entity: Entity, table: sa.Table, registry: FieldTypeRegistry)
         fields[field.name] = CompiledField(field, field_type, columns)
     wanted = [table.c[name] for name in SYSTEM_FIELDS]
     wanted += [table.c[column] for f in fields.values() for _, column in f.columns]
-    searchable = tuple(f.column for f in fields.values() if f.type.searchable)
+    searchable = tuple(f.column_of(suffix) for f in fields.values() if f.type.searchable
+                       for suffix in f.type.search_columns(f.field))
     if entity.title_template:
         title_names = tuple(n for n in template_fields(entity.title_template) if n in fields)
     else:

@@ -133,7 +133,8 @@ def sort_keys(ce: CompiledEntity, sort: Sequence[str], errors: dict[str, list[st
             # A type may order by several columns (an amount within its currency); its
             # companion columns sort ascending, so a descending sort stays grouped the same.
             for suffix in field.type.sort_columns(field.field):
-                keys.append(SortKey(field.column_of(suffix), item.startswith("-") and suffix == ""))
+                keys.append(SortKey(field.column_of(suffix), item.startswith("-")
+                                    and field.type.sort_follows_direction(suffix, field.field)))
     return keys
 
 
@@ -150,6 +151,12 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
         if item.field == "id":
             column: sa.ColumnElement[Any] = table.c.id
             parse = _parse_id
+        elif "." in item.field:  # a part of a composite value: `billing_address.city=Paris`
+            part = _part_column(ce, item.field)
+            if isinstance(part, str):
+                errors.setdefault(key, []).append(part)
+                continue
+            column, parse = part
         elif item.field in ce.fields and ce.fields[item.field].type.filterable:
             compiled = ce.fields[item.field]
             column = table.c[compiled.column]
@@ -200,6 +207,30 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
             out.append(fulltext.SearchMatch(ce.name, table, found)
                        if ce.searchable else sa.false())
     return out
+
+
+def _part_column(ce: CompiledEntity, path: str) -> tuple[sa.ColumnElement[Any], Any] | str:
+    """The column and text parser of `<field>.<part>` (a part of a composite value, kept in
+    its own text column), or the problem with the path."""
+    name, _, wanted = path.partition(".")
+    compiled = ce.fields.get(name)
+    if compiled is None:
+        return f"{ce.name} has no field {name!r} to filter on{suggest(name, ce.fields)}"
+    parts = {p.name: p for p in compiled.type.parts(compiled.field)}
+    if not parts:
+        return f"{name} is a {compiled.type.name} field, which has no parts"
+    part = parts.get(wanted)
+    if part is None:
+        return f"{name} has no part {wanted!r}{suggest(wanted, parts)}; parts: {', '.join(parts)}"
+
+    def parse(text: str) -> str:
+        value = text.strip()
+        if not value:
+            raise CoercionError("give a value (or use __blank=true)")
+        if "\x00" in value:
+            raise CoercionError("contains a NUL character, which no text holds")
+        return value
+    return ce.table.c[compiled.column_of(part.suffix)], parse
 
 
 def _parse_id(text: str) -> int:

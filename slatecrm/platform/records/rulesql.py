@@ -188,7 +188,9 @@ class SqlCompiler:
         return Sql(sa.literal(str(value), sa.String))
 
     # --- values ------------------------------------------------------------------------------
-    def _column(self, table: sa.FromClause, field: Field) -> Sql:
+    def _column(self, table: sa.FromClause, field: Field, part: str | None = None) -> Sql:
+        if part is not None:  # a part of a composite value: a text column of its own
+            return Sql(table.c[f"{field.name}__{part}" if part else field.name])
         column: Expr = table.c[field.name]
         rule_type = self.registry[field.type].rule_type(field)
         if rule_type is not None and rule_type.kind == "list":
@@ -236,7 +238,7 @@ class SqlCompiler:
 
     def _fieldref(self, node: t.FieldRef, base: sa.Table) -> Builder:
         if not node.hops:
-            value = self._column(base, node.field)
+            value = self._column(base, node.field, node.part)
             return lambda context: value
         key: Expr = base.c[node.hops[0].field.name]
         for hop in node.hops[1:]:
@@ -244,7 +246,7 @@ class SqlCompiler:
             step = sa.select(alias.c[hop.field.name]).where(alias.c.id == key)
             key = step.correlate(base).scalar_subquery()
         final = self.tables[node.entity].alias()
-        column = self._column(final, node.field)
+        column = self._column(final, node.field, node.part)
         value = Sql(sa.select(column.expr).where(final.c.id == key).correlate(base).scalar_subquery(),
                     column.scale)
         return lambda context: value
@@ -367,11 +369,15 @@ class SqlCompiler:
             if op == "starts_with":
                 exact = sa.func.substr(a, 1, sa.func.length(b)) == b
                 return Sql(sa.and_(*self._prefix_range(node, a), exact))
+            key = node.left.type.item_key  # a list of objects: their `key` member (emails)
             if self.sqlite:
                 items = sa.func.json_each(a).table_valued("value")
-                found: Expr = sa.exists().where(items.c.value == b)
+                member: Expr = items.c.value if key is None else \
+                    sa.func.json_extract(items.c.value, sa.literal(f"$.{key}", sa.String))
+                found: Expr = sa.exists().where(member == b)
             else:
-                found = sa.type_coerce(a, JSONB).contains(sa.func.jsonb_build_array(b))
+                wanted: Expr = b if key is None else sa.func.jsonb_build_object(sa.literal(key, sa.String), b)
+                found = sa.type_coerce(a, JSONB).contains(sa.func.jsonb_build_array(wanted))
             return Sql(sa.case((sa.or_(a.is_(None), b.is_(None)), sa.cast(sa.null(), sa.Boolean)),
                                else_=found))
         return test

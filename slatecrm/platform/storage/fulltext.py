@@ -122,7 +122,7 @@ def search_columns(names: Sequence[str]) -> tuple[str, ...]:
 
 def search_index_of(entity: Entity, registry: FieldTypeRegistry) -> SearchIndex | None:
     columns = [spec.column_name(f.name) for f in entity.active_fields if registry[f.type].searchable
-               for spec in registry[f.type].columns(f) if spec.suffix == ""]
+               for spec in registry[f.type].columns(f) if spec.suffix in registry[f.type].search_columns(f)]
     if not columns:
         return None
     return SearchIndex(entity.name, entity.table_name, search_columns(columns))

@@ -664,13 +664,19 @@ class Planner:
         self.change("retype column", entity.name, new.name,
                     f"retype {entity.name}.{new.name} {old.type} → {new.type} (new storage)", steps, risks)
 
+    def as_stored(self, table: str, f: Field) -> Field:
+        """`f` under the name its columns have in the database while planning: a field renamed
+        by this plan is read under its former name (the rename is applied with the plan)."""
+        before = self._renamed.get((table, f.name))
+        return f if before is None else replace(f, name=before)
+
     def retype_in_place(self, entity: Entity, old: Field, new: Field) -> None:
         """A type change that keeps the column (text → email, text → choice): every value must
         convert, and those whose canonical form differs (a choice's label → its key, an
         e-mail's domain in capitals) are rewritten."""
         table = entity.table_name
         old_type, new_type = self.ftype(old), self.ftype(new)
-        scan = scan_values(self.conn, self.now(table), old, old_type, new, new_type)
+        scan = scan_values(self.conn, self.now(table), self.as_stored(table, old), old_type, new, new_type)
         risks = [DataRisk.found(
             f"retype {new.name} {old.type} → {new.type}: {scan.bad.count:,} of {scan.total:,} rows do "
             f"not convert ({scan.example})", scan.bad, scan.total, blocking=True)] if scan.bad.count else []
@@ -691,14 +697,15 @@ class Planner:
         """Existing values that the changed definition no longer accepts (kept as they are)."""
         table = entity.table_name
         if not scanned and _constraints_changed(old, new, self.registry):
-            scan = scan_values(self.conn, self.now(table), old, self.ftype(old), new, self.ftype(new))
+            scan = scan_values(self.conn, self.now(table), self.as_stored(table, old), self.ftype(old),
+                               new, self.ftype(new))
             if scan.bad.count:
                 yield DataRisk.found(
                     f"{new.name}: {scan.bad.count:,} of {scan.total:,} rows hold values the new definition "
                     f"refuses ({scan.example}); they are kept and must be corrected on their next edit",
                     scan.bad, scan.total, blocking=False)
         if new.required and not old.required:
-            missing = _null_ids(self.conn, self.now(table), new.name)
+            missing = _null_ids(self.conn, self.now(table), self.as_stored(table, new).name)
             if missing.count:
                 yield DataRisk.found(f"{new.name} becomes required: {missing.count:,} rows have no value",
                                      missing, self.rows(table), blocking=False)
@@ -708,7 +715,7 @@ class Planner:
                new_specs: Mapping[str, ColumnSpec]) -> None:
         table = entity.table_name
         old_type, new_type = self.ftype(old), self.ftype(new)
-        scan = scan_values(self.conn, self.now(table), old, old_type, new, new_type)
+        scan = scan_values(self.conn, self.now(table), self.as_stored(table, old), old_type, new, new_type)
         risks: list[DataRisk] = []
         what = f"{old.type} → {new.type}" if old.type != new.type else f"{old.type} (new storage)"
         if scan.bad.count:

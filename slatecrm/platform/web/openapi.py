@@ -14,6 +14,7 @@ from typing import Any
 
 from slatecrm import __version__
 from slatecrm.digits import RECORD_ID_MAX
+from slatecrm.metamodel.fieldtypes.builtin import text_pattern
 from slatecrm.metamodel.model import SORTABLE_SYSTEM
 from slatecrm.metamodel.names import NAME_PATTERN
 
@@ -127,6 +128,10 @@ def list_parameters(ce: CompiledEntity, limits: Limits) -> list[dict[str, Any]]:
     fields = [("id", "id", {"type": "integer", "minimum": 1, "maximum": RECORD_ID_MAX})]
     fields += [(name, c.field.label, c.type.filter_schema(c.field))
                for name, c in ce.fields.items() if c.type.filterable]
+    # A composite value's parts (an address's city): `<field>.<part>`, compared as text.
+    fields += [(f"{name}.{part.name}", f"{c.field.label}: {part.label}",
+                {"type": "string", "pattern": text_pattern("\\u0000", required=True)})
+               for name, c in ce.fields.items() for part in c.type.parts(c.field)]
     for name, label, schema in fields:
         for op in OPERATORS:
             parameters.append({
