@@ -446,6 +446,19 @@ class FieldType:
         """How a related list pages the records the field links to (None: it has none)."""
         return None
 
+    # --- uploaded files (types with `holds_files`) ------------------------------------------
+    def file_ids(self, value: Any, field: Field) -> list[int]:
+        """The ids of the uploaded files a (coerced) value holds, in order."""
+        return []
+
+    def with_files(self, value: Any, files: Mapping[int, Mapping[str, Any]], field: Field) -> Any:
+        """`value` with what the file table knows of each file (`files`: its rows by id)."""
+        return value
+
+    def check_file(self, info: Mapping[str, Any], field: Field) -> str | None:
+        """Why an uploaded file (its row in the file table) may not be in this field, or None."""
+        return None
+
 
 @dataclass(frozen=True)
 class ApartRelation:
@@ -465,19 +478,6 @@ class ApartRelation:
     #: Whether links are made and removed through the field (False: they are records of a
     #: link entity, made through its own API and forms; the field only reads them).
     editable: bool = True
-
-    # --- uploaded files (types with `holds_files`) ------------------------------------------
-    def file_ids(self, value: Any, field: Field) -> list[int]:
-        """The ids of the uploaded files a (coerced) value holds, in order."""
-        return []
-
-    def with_files(self, value: Any, files: Mapping[int, Mapping[str, Any]], field: Field) -> Any:
-        """`value` with what the file table knows of each file (`files`: its rows by id)."""
-        return value
-
-    def check_file(self, info: Mapping[str, Any], field: Field) -> str | None:
-        """Why an uploaded file (its row in the file table) may not be in this field, or None."""
-        return None
 
 
 class SampleSource:

@@ -546,7 +546,7 @@ class Planner:
             for key, table in tables_before.items():
                 if (new.name, key[1]) in tables_after:
                     steps.append(Step(f"rename table {table.name}", ddl=_rename_table(
-                        table.name, tables_after[(new.name, key[1])].name)))
+                        table.name, tables_after[(new.name, key[1])].name, self.dialect.name)))
         for spec in self.ftype(old).columns(old):
             before, after = spec.column_name(old.name), spec.column_name(new.name)
             self._renamed[(entity.table_name, after)] = before
@@ -948,12 +948,6 @@ def _create_apart(table: sa.Table) -> Callable[[Operations], None]:
 def _drop_table(table: str) -> Callable[[Operations], None]:
     def ddl(ops: Operations) -> None:
         ops.drop_table(table)
-    return ddl
-
-
-def _rename_table(before: str, after: str) -> Callable[[Operations], None]:
-    def ddl(ops: Operations) -> None:
-        ops.rename_table(before, after)
     return ddl
 
 
