@@ -43,6 +43,7 @@ def test_a_day_a_time_and_a_duration_entered_in_the_form(diary_site: str, chromi
     starts.get_by_label("All day").check()
     page.get_by_label("At", exact=True).fill("14:30")
     page.locator("#f-length").fill("1h 30m")
+    screenshot(page, "temporal-form")
     page.get_by_role("button", name="Save").click()
     expect(page).to_have_url(re.compile(r"/e/event/\d+$"))
     main = page.locator("main")
