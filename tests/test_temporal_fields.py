@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from slatecrm.metamodel.fieldtypes import CoercionError, FieldTypeRegistry
+from slatecrm.metamodel.fieldtypes import BUILTIN_TYPES, CoercionError, FieldTypeRegistry
 from slatecrm.metamodel.fieldtypes.base import SampleSource
 from slatecrm.metamodel.fieldtypes.temporal import format_duration, parse_duration
 from slatecrm.metamodel.model import Field
@@ -503,3 +503,49 @@ def test_rule_filters_select_the_same_records_in_sql_and_python(
     assert [(r["at"], r["length"], r["starts"]) for r in records] == rows  # stored as given
     in_python = {r["id"] for r in records if closure(r, CONTEXT) is True}
     assert in_python == in_sql, f"{text}: Python {sorted(in_python)}, SQL {sorted(in_sql)}"
+
+
+# --- the API's contract: what the document admits is accepted, what is given fits it ---------
+CONTRACT_FIELDS = [Field(name="x", type="time", label="X"),
+                   Field(name="x", type="time", label="X", settings={"step": 15}),
+                   Field(name="x", type="time", label="X", settings={"step": 7}),
+                   Field(name="x", type="time", label="X", settings={"step": 1}),
+                   Field(name="x", type="duration", label="X"),
+                   Field(name="x", type="duration", label="X", settings={"min": "5m", "max": 3600}),
+                   Field(name="x", type="date_or_datetime", label="X")]
+MOMENT_TEXTS = st.datetimes(dt.datetime(2, 1, 1), dt.datetime(9998, 12, 31), timezones=st.just(dt.UTC)).map(
+    lambda m: m.replace(microsecond=0).isoformat().replace("+00:00", "Z"))
+
+
+def admitted(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Values a JSON Schema of these types admits (the shapes they use: anyOf, enum, a
+    bounded integer, a string by pattern or by format)."""
+    if "anyOf" in schema:
+        return st.one_of([admitted({**schema, **part, "anyOf": None} if "type" not in part else part)
+                          for part in schema["anyOf"]])
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"])
+    if schema.get("type") == "integer":
+        return st.integers(schema.get("minimum"), schema.get("maximum"))
+    if schema.get("format") == "date":
+        return st.dates().map(dt.date.isoformat)
+    if schema.get("format") == "date-time":
+        return MOMENT_TEXTS
+    return st.from_regex(schema["pattern"], fullmatch=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_what_the_openapi_document_admits_is_accepted(data: st.DataObject) -> None:
+    import jsonschema
+
+    registry = FieldTypeRegistry(BUILTIN_TYPES)
+    for field in CONTRACT_FIELDS:
+        kind = registry[field.type]
+        given_value = data.draw(admitted(kind.input_schema(field, required=True)), label=str(field.settings))
+        value = kind.coerce_given(given_value, field)
+        assert value is not None
+        jsonschema.validate(kind.to_json(value, field), kind.output_schema(field))
+        jsonschema.validate(kind.to_json(value, field), kind.value_schema(field))
+        filtered = data.draw(admitted(kind.filter_schema(field)), label="filter")
+        assert kind.parse_text(str(filtered), field) is not None
