@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 
-from ..rules.types import DATETIME, NUMBER, TIME, Type
+from ..rules.types import DATETIME, TIME, Type
 from .base import CoercionError, ColumnSpec, FieldType, FormInputs, SampleSource
-from .builtin import DateTime, _bounded_integer, _kind, whole_number
+from .builtin import DateTime, _bounded_integer, _kind, _WholeNumberInRules, whole_number
 from .sqltypes import UTCDateTime
 
 if TYPE_CHECKING:
@@ -189,7 +189,7 @@ def format_duration(seconds: int) -> str:
     return sign + " ".join(parts)
 
 
-class Duration(FieldType):
+class Duration(_WholeNumberInRules):
     """A length of time: whole seconds in an integer column, written and shown as 1h 30m.
     The API gives the seconds as an integer and takes an integer or a duration's text; rules
     read the seconds (a number); boards add durations up."""
@@ -203,13 +203,7 @@ class Duration(FieldType):
     sum_rank: ClassVar[int | None] = None  # added up when a board is asked to (?sum=)
     list_rank: ClassVar[int | None] = 6
 
-    def rule_type(self, field: Field) -> Type | None:
-        return NUMBER
-
-    def from_rule_value(self, value: Any, field: Field) -> Any:
-        if isinstance(value, int | Decimal) and not isinstance(value, bool):
-            return int(value.to_integral_value() if isinstance(value, Decimal) else value)
-        return value
+    # Rules read the seconds as a number; a formula's result is rounded half up to a second.
 
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return sa.BigInteger()
