@@ -424,6 +424,24 @@ def test_lists_sort_and_filter_by_rule_and_by_value(diary: TestClient) -> None:
     assert refused.status_code == 400 and "cannot compare a time with a number" in refused.text
 
 
+@pytest.mark.parametrize("sort", ["at", "-at", "starts", "-starts", "length", "-length"])
+def test_pages_sorted_by_each_type_follow_on(diary: TestClient, sort: str) -> None:
+    """A keyset cursor keeps a time of day, a moment and seconds: every record once."""
+    made = {make(diary, title=f"E{i}", at=f"{9 + i % 3}:{15 * (i % 4):02d}", length=f"{i % 5}h",
+                 starts=f"2026-12-0{1 + i % 3}" if i % 2 else f"2026-12-0{1 + i % 3}T09:00:00Z")
+            for i in range(9)}
+    made.add(make(diary, title="Blank"))
+    seen: list[int] = []
+    page = diary.get("/api/v1/event", params={"sort": sort, "limit": "2"})
+    while True:
+        assert page.status_code == 200, page.text
+        seen += [r["id"] for r in page.json()["data"]]
+        if not page.json()["next"]:
+            break
+        page = diary.get(page.json()["next"])
+    assert sorted(seen) == sorted(made)
+
+
 def test_sample_values_are_values_of_the_type(registry: FieldTypeRegistry) -> None:
     pick = SampleSource(random.Random(7), Faker(), dt.date(2026, 12, 7))
     for name, settings_ in (("time", {}), ("time", {"step": 30}), ("duration", {}),
