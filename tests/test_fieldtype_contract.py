@@ -25,11 +25,11 @@ NOT_FIELD_TYPES = {
     "identity/userattributes.py": {"email"},  # the audit entry names the user's e-mail
     "web/login.py": {"email"},  # the login form's e-mail input
     "web/templates/login.html": {"email"},
-    "records/rulesql.py": {"boolean", "number", "reference", "text", "date", "datetime"},
+    "records/rulesql.py": {"boolean", "number", "reference", "text", "date", "datetime", "time"},
     "records/stages.py": {"datetime"},
     "records/pipeline.py": {"stage"},
     "records/inserts.py": {"stage"},
-    "records/keyset.py": {"date"},
+    "records/keyset.py": {"date", "time"},  # cursor tags of values, not field types
     # OpenAPI's operation "tags" and the audit entry's IP address, not field types
     "web/openapi.py": {"integer", "boolean", "stage", "tags", "address"},
     "web/openapi_records.py": {"integer"},
@@ -44,6 +44,13 @@ NOT_FIELD_TYPES = {
     "web/templates/widgets/email.html": {"email"},
     "web/templates/widgets/url.html": {"url"},
     "web/templates/widgets/date.html": {"date"},
+    "web/templates/widgets/time.html": {"time"},  # HTML input types
+    "web/templates/widgets/date_or_datetime.html": {"date", "time"},
+    # a workflow's trigger kind (at a time relative to a date field), not the field type
+    "workflows/console.py": {"time"},
+    "workflows/jobs.py": {"time"},
+    "workflows/outbox.py": {"time"},
+    "workflows/schedules.py": {"time"},
     "web/templates/widgets/number.html": {"decimal"},
     "web/templates/widgets/currency.html": {"currency", "decimal"},
     "web/templates/widgets/reference.html": {"reference"},

@@ -81,9 +81,9 @@ def test_every_builtin_type_is_registered_in_order() -> None:
     assert field_types().names()[:len(builtin)] == builtin  # then installed plugins' (color)
     assert {"text", "long_text", "integer", "decimal", "currency", "percent", "boolean", "date",
             "datetime", "choice", "multi_choice", "email", "phone", "url", "reference",
-            "auto_number", "stage", "rating", "rich_text", "json", "tags",
-            "many_to_many", "file", "files", "image", "rollup", "lines",
-            "address", "person_name", "emails", "phones"} == set(builtin)
+            "auto_number", "stage", "rating", "time", "duration", "date_or_datetime",
+            "rich_text", "json", "tags", "address", "person_name", "emails", "phones",
+            "many_to_many", "rollup", "lines", "file", "files", "image"} == set(builtin)
 
 
 # --- accepted inputs and their canonical values ---------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import sqlalchemy as sa
 
@@ -187,7 +187,7 @@ def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
     for key in sorted({k for k in keys if keys.count(k) > 1}):
         yield ctx.problem(f"option {key!r} appears more than once", field)
     low, high = field.settings.get("min"), field.settings.get("max")
-    if low is not None and high is not None and low > high:
+    if _number(low) and _number(high) and low > high:  # a duration's "1h" is its type's to check
         yield ctx.problem(f"min {low} is larger than max {high}", field)
     if field_type.links_records:
         target = field.target or ""
@@ -269,6 +269,10 @@ def _check_through(ctx: _Context, entity: Entity, field: Field, relation: ApartR
     if not any(set(key.fields) == set(pair) for key in link.unique):
         yield ctx.problem(f"through: {link_name} must keep one link per pair: add "
                           f"`unique: [[{pair[0]}, {pair[1]}]]` to it", field)
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def index_refusal(field: Field, registry: FieldTypeRegistry) -> str | None:

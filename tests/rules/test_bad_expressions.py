@@ -86,7 +86,7 @@ CASES = [
     ('close_date - 3 < today()', "'-' works on numbers; for dates use add_days(date, n) and days_between(a, b)", 1, 1),
     ('upper(name) = 5', 'cannot compare a text with a number', 1, 1),
     ('price.amount > 5', "'price' is a number field, not a reference: it has no field 'amount'", 1, 6),
-    ('amount in ()', "unexpected ')'; expected '(', '-', a date (@2024-01-31), a date and time (@2024-01-31T09:00:00Z), a field or function name, a number or a text in quotes", 1, 12),
+    ('amount in ()', "unexpected ')'; expected '(', '-', a date (@2024-01-31), a date and time (@2024-01-31T09:00:00Z), a field or function name, a number, a text in quotes or a time of day (@14:30)", 1, 12),
     ('amount ? 5', "unexpected character '?'", 1, 8),
     ('stage >= kind', 'a stage compares by order only with a stage key in quotes or a field of the same pipeline', 1, 10),
     ('name < 5 or', 'the expression ends too early; expected an operator, a value or a closing parenthesis', 1, 12),

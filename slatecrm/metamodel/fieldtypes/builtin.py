@@ -107,6 +107,8 @@ class _Textual(FieldType):
         return sa.String()
 
     def convert(self, value: Any, field: Field) -> Any:
+        if isinstance(value, dt.time):  # a retype from a time of day: 14:30, 14:30:15
+            value = value.strftime("%H:%M:%S" if value.second else "%H:%M")
         if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
             raise CoercionError(f"expected text, got {_kind(value)}")
         text = value if isinstance(value, str) else str(value)
@@ -1105,14 +1107,16 @@ def _kind(value: Any) -> str:
 from .lines import Lines  # noqa: E402
 from .rollup import Rollup  # noqa: E402  (it builds on the number and date types above)
 
+# Types in their own modules build on the ones above (imported last: no import cycle).
+from .temporal import DateOrDateTime, Duration, TimeOfDay  # noqa: E402
+
 BUILTIN_TYPES: tuple[FieldType, ...] = (
     Text(), LongText(), Integer(), DecimalType(), Currency(), Percent(), Boolean(), Date(),
     DateTime(), Choice(), MultiChoice(), Email(), Phone(), Url(), Reference(), AutoNumber(),
     Stage(), Rating(),
-    Rollup(),
-    Lines(),
-    ManyToMany(),
-    *FILE_TYPES,
-    RichText(), JsonValue(), Tags(),
+    TimeOfDay(), Duration(), DateOrDateTime(),  # temporal.py
+    RichText(), JsonValue(), Tags(),  # richtext.py, jsonvalue.py, tags.py
     Address(), PersonName(), Emails(), Phones(),  # composite.py, multivalue.py
+    ManyToMany(), Rollup(), Lines(),  # manytomany.py, rollup.py, lines.py
+    *FILE_TYPES,  # files.py
 )

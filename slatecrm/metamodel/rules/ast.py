@@ -23,10 +23,10 @@ class Node:
 
 @dataclass(frozen=True)
 class Literal(Node):
-    """number (int or Decimal), text, boolean, date, datetime or null (value None)."""
+    """number (int or Decimal), text, boolean, date, datetime, time or null (value None)."""
 
     kind: str
-    value: int | Decimal | str | bool | dt.date | dt.datetime | None
+    value: int | Decimal | str | bool | dt.date | dt.datetime | dt.time | None
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from .types import (
     SYSTEM_FIELDS,
     TEXT,
     TEXT_LIST,
+    TIME,
     Type,
     comparable,
     field_parts,
@@ -120,7 +121,7 @@ class _Checker:
     def _literal(self, node: ast.Node) -> t.T:
         assert isinstance(node, ast.Literal)
         kinds = {"number": NUMBER, "text": TEXT, "boolean": BOOLEAN, "date": DATE, "datetime": DATETIME,
-                 "null": NULL}
+                 "time": TIME, "null": NULL}
         return t.Const(kinds[node.kind], node.value)
 
     def _name(self, node: ast.Node, links: bool = False) -> t.T:
@@ -234,6 +235,8 @@ class _Checker:
         if node.op in ast.ARITHMETIC:
             if node.op == "+" and TEXT.kind in (left.type.kind, right.type.kind):
                 raise RuleError("'+' adds numbers; join texts with concat(a, b)", **_at(node))
+            if "time" in (left.type.kind, right.type.kind):
+                raise RuleError(f"'{node.op}' works on numbers, not on times of day", **_at(node))
             if "date" in (left.type.kind, right.type.kind):
                 raise RuleError(f"'{node.op}' works on numbers; for dates use add_days(date, n) and "
                                 "days_between(a, b)", **_at(node))

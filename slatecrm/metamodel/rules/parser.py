@@ -27,6 +27,7 @@ MAX_NODES = 400
 _WORDS = {
     "NAME": "a field or function name", "NUMBER": "a number", "STRING": "a text in quotes",
     "DATE": "a date (@2024-01-31)", "DATETIME": "a date and time (@2024-01-31T09:00:00Z)",
+    "TIME": "a time of day (@14:30)",
     "$END": "the end of the expression",
 }
 _COMPARISON_TOKENS = ("=", "==", "!=", "<>", "<", "<=", ">", ">=", "in", "is", "contains",
@@ -104,7 +105,8 @@ def _unexpected_character(text: str, error: lark.exceptions.UnexpectedCharacters
     if char in "\"'":
         return "a text is not closed: add the closing quote on the same line"
     if char == "@":
-        return "a date is written @YYYY-MM-DD, a date and time @YYYY-MM-DDTHH:MM:SSZ"
+        return ("a date is written @YYYY-MM-DD, a date and time @YYYY-MM-DDTHH:MM:SSZ, "
+                "a time of day @HH:MM")
     if char == "&":
         return "unexpected '&': write 'and'"
     if char == "|":
@@ -204,6 +206,15 @@ class _Build(Transformer[Token, Node]):
         except ValueError:
             raise RuleError(f"{str(children[0])[1:]!r} is not a date", **_token_pos(children[0])) from None
         return Literal("date", value, **_token_pos(children[0]))
+
+    def time(self, meta: Any, children: list[Token]) -> Node:
+        text = str(children[0])[1:]
+        try:
+            value = dt.time.fromisoformat(text)
+        except ValueError:
+            raise RuleError(f"{text!r} is not a time of day (00:00 to 23:59:59)",
+                            **_token_pos(children[0])) from None
+        return Literal("time", value, **_token_pos(children[0]))
 
     def datetime(self, meta: Any, children: list[Token]) -> Node:
         text = str(children[0])[1:]

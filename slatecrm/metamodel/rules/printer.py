@@ -56,6 +56,9 @@ def _literal(node: Literal) -> str:
     if node.kind == "datetime":
         assert isinstance(value, dt.datetime)
         return "@" + value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if node.kind == "time":
+        assert isinstance(value, dt.time)
+        return "@" + value.strftime("%H:%M:%S" if value.second else "%H:%M")
     if node.kind == "date":
         assert isinstance(value, dt.date)
         return "@" + value.isoformat()

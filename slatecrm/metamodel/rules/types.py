@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Type:
-    """`kind` is number, text, boolean, date, datetime, list (of option keys), reference
+    """`kind` is number, text, boolean, date, datetime, time, list (of option keys), reference
     (a record id, with `target`), json (a json field's value, which rules only test with
     `is blank`) or null. `options` are a choice's keys, in order; `ordered`
     marks a stage field, whose values compare by their order in the pipeline."""
@@ -53,6 +53,8 @@ TEXT = Type("text")
 BOOLEAN = Type("boolean")
 DATE = Type("date")
 DATETIME = Type("datetime")
+#: A time of day (a `time` field, a literal @14:30).
+TIME = Type("time")
 NULL = Type("null")
 TEXT_LIST = Type("list")
 #: A list of record ids (`current_user.teams`): only ever the right side of `in`.

@@ -53,7 +53,7 @@ _PURPOSE = b"slatecrm list cursor v1:"
 
 # Values JSON has no type for travel as one-key objects, so a cursor is readable without
 # the table, and a value of the wrong kind is noticed rather than silently converted.
-_DECIMAL, _DATE, _DATETIME = "d", "date", "dt"
+_DECIMAL, _DATE, _DATETIME, _TIME = "d", "date", "dt", "time"
 
 
 class InvalidCursor(ValueError):
@@ -267,6 +267,8 @@ def _tag(value: Any) -> Any:
         return {_DATETIME: value.isoformat()}
     if isinstance(value, dt.date):
         return {_DATE: value.isoformat()}
+    if isinstance(value, dt.time):  # a time of day (a `time` field's column)
+        return {_TIME: value.isoformat()}
     raise TypeError(f"a {type(value).__name__} value cannot be kept in a cursor")
 
 
@@ -288,6 +290,8 @@ def _untag(item: Any) -> Any:
                 return dt.datetime.fromisoformat(text)
             if tag == _DATE:
                 return dt.date.fromisoformat(text)
+            if tag == _TIME:
+                return dt.time.fromisoformat(text)
     _invalid(f"unreadable value {item!r}")
 
 

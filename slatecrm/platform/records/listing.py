@@ -161,7 +161,9 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
             compiled = ce.fields[item.field]
             column = table.c[compiled.column]
             parse = _field_parser(compiled)
-            several = compiled if len(compiled.columns) > 1 else None
+            # Compared within its companions' values only when they keep values apart (an
+            # amount per currency); an all-day flag does not (a day is its midnight).
+            several = compiled if compiled.type.sum_groups(compiled.field) else None
         else:
             hint = suggest(item.field, ce.fields)
             errors.setdefault(key, []).append(f"{ce.name} has no field {item.field!r} to filter on{hint}")
@@ -261,7 +263,8 @@ def _whole_values(table: sa.Table, compiled: CompiledField, op: str,
     matches = []
     for text in texts:
         row = compiled.to_row(compiled.type.parse_text(text, compiled.field))
-        same = [table.c[name] == row[name] for suffix, name in compiled.columns if suffix]
+        groups = compiled.type.sum_groups(compiled.field)
+        same = [table.c[name] == row[name] for suffix, name in compiled.columns if suffix in groups]
         matches.append(sa.and_(compare(row[compiled.column]), *same))
     if op == "ne":
         return sa.or_(sa.not_(sa.or_(*matches)), main.is_(None))

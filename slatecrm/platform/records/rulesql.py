@@ -61,7 +61,7 @@ _SQL_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
 #: The SQL type of a null of a rule type (a folded value that turned out null).
 _NULL_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
     "number": sa.Numeric(), "reference": sa.BigInteger(), "text": sa.String(), "date": sa.Date(),
-    "datetime": sa.DateTime(),
+    "datetime": sa.DateTime(), "time": sa.Time(),
 }
 
 
@@ -73,7 +73,7 @@ def _reads_user_attributes(node: t.T) -> bool:
 
 #: The SQL type of a user attribute's parameter, by rule type (numbers apart: SQLite's scale).
 _BOUND_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
-    "text": sa.String(), "boolean": sa.Boolean(), "date": sa.Date(),
+    "text": sa.String(), "boolean": sa.Boolean(), "date": sa.Date(), "time": sa.Time(),
 }
 
 
@@ -185,6 +185,8 @@ class SqlCompiler:
             return Sql(sa.literal(value, UTCDateTime()))
         if isinstance(value, dt.date):
             return Sql(sa.literal(value, sa.Date))
+        if isinstance(value, dt.time):
+            return Sql(sa.literal(value, sa.Time))
         return Sql(sa.literal(str(value), sa.String))
 
     # --- values ------------------------------------------------------------------------------

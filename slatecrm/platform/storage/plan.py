@@ -730,11 +730,13 @@ class Planner:
                     f"are not {new.target} records", orphans, self.rows(table), blocking=True))
         for suffix in old_specs.keys() - new_specs.keys():
             column = old_specs[suffix].column_name(old.name)
-            kept = _null_ids(self.conn, self.now(table), column, negate=True)
+            kept = _lost_ids(self.conn, self.now(table), self.as_stored(table, old), old_type, new, new_type,
+                             suffix)
             if kept.count:
                 risks.append(DataRisk.found(
                     f"retype {new.name} {what} drops column {column}, which holds values in "
-                    f"{kept.count:,} rows", kept, self.rows(table), blocking=True))
+                    f"{kept.count:,} rows that a {new.type} value cannot keep", kept, self.rows(table),
+                    blocking=True))
         steps: list[Step] = []
         self._added[table] = self._added.get(table, 0) + len(new_specs)
         moved: list[tuple[str, str]] = []  # (tmp column, final name)
@@ -1137,6 +1139,31 @@ def scan_values(conn: sa.Connection, table: str, old: Field, old_type: FieldType
                 continue
             changed += _stored(row, old, old_type) != new_type.to_columns(value, new)
     return Scan(total, Rows(bad, tuple(samples)), example, changed)
+
+
+def _lost_ids(conn: sa.Connection, table: str, old: Field, old_type: FieldType, new: Field,
+              new_type: FieldType, suffix: str) -> Rows:
+    """Rows whose companion column `suffix` holds a value the retype would lose: the value
+    converted to the new type, then back, is not the value stored (an all-day date kept as a
+    date loses nothing; a currency code dropped with its amount, or an all-day flag turned
+    into midnight, does). A value that does not convert counts as lost."""
+    count = 0
+    samples: list[int] = []
+    for rows in _batches(conn, table, old, old_type):
+        for row in rows:
+            stored = _stored(row, old, old_type)
+            if stored.get(suffix) is None:
+                continue
+            try:
+                back = old_type.coerce(new_type.coerce(_read(row, old, old_type), new), old)
+                kept = old_type.to_columns(back, old) == stored
+            except (CoercionError, ValueError, TypeError):
+                kept = False
+            if not kept:
+                count += 1
+                if len(samples) < SAMPLE_IDS:
+                    samples.append(row[0])
+    return Rows(count, tuple(samples))
 
 
 def _stored(row: Any, f: Field, field_type: FieldType) -> dict[str, Any]:

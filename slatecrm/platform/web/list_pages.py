@@ -42,11 +42,15 @@ class SearchResult:
     page: Page
 
 
+#: Parameters of a list or board page itself, not filters: its columns, a board's sum field.
+PAGE_PARAMETERS = ("columns", "sum")
+
+
 def list_query(request: Request) -> ListQuery:
     """The list's query from its URL, through the API's own parsing (`api.list_query`),
     without the empty inputs a plain HTML form sends and the page's own parameters. It
     always counts: people read "1–50 of N" (an API list counts only when asked)."""
-    kept = [(k, v) for k, v in request.query_params.multi_items() if v.strip() and k != "columns"]
+    kept = [(k, v) for k, v in request.query_params.multi_items() if v.strip() and k not in PAGE_PARAMETERS]
     scope = {**request.scope, "query_string": urlencode(kept).encode()}
     return replace(api.list_query(Request(scope)), counted=True)
 
