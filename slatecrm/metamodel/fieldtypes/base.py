@@ -32,13 +32,19 @@ class ColumnSpec:
     """One physical column of a field. `suffix` is "" for the main column.
 
     Companion columns (a currency's code) get `__<suffix>`; `references` names the
-    target entity of a foreign key.
+    target entity of a foreign key, `references_table` a platform table (`slate_user`)
+    the foreign key points to instead of an entity's.
     """
 
     suffix: str
     type: sa.types.TypeEngine[Any]
     references: str | None = None
     on_delete: str | None = None
+    references_table: str | None = None
+
+    @property
+    def has_foreign_key(self) -> bool:
+        return bool(self.references or self.references_table)
 
     def column_name(self, field_name: str) -> str:
         return field_name if not self.suffix else f"{field_name}__{self.suffix}"
@@ -80,6 +86,9 @@ class FieldType:
     groupable: ClassVar[bool] = False
     #: Whether values are ids of another entity's records, shown by that record's title.
     links_records: ClassVar[bool] = False
+    #: Whether values are ids of the platform's users (like a record's owner): the write
+    #: pipeline checks that each exists, reads show the user's name (`record.titles`).
+    links_users: ClassVar[bool] = False
     #: The section of record pages and forms: details, related (links), notes (long texts).
     section: ClassVar[str] = "details"
     #: Rank among a list's default columns (lower first); None: never a default column.

@@ -17,6 +17,7 @@ from ..rules.python import round_half_up
 from ..rules.types import BOOLEAN, DATE, DATETIME, NUMBER, TEXT, Type
 from .base import CoercionError, ColumnSpec, FieldType, FormInputs, SampleSource
 from .sqltypes import UTCDateTime, exact_decimal, json_list, record_id
+from .users import UserField
 
 if TYPE_CHECKING:
     from ..model import Field
@@ -1099,4 +1100,5 @@ BUILTIN_TYPES: tuple[FieldType, ...] = (
     Text(), LongText(), Integer(), DecimalType(), Currency(), Percent(), Boolean(), Date(),
     DateTime(), Choice(), MultiChoice(), Email(), Phone(), Url(), Reference(), AutoNumber(),
     Stage(), Rating(),
+    UserField(),
 )

@@ -402,7 +402,7 @@ class WritePipeline:
         rules = self._full().rules.entity(ce.name)
         changes = [set(d.changed()) for d in drafts]
         existing = self._existing_references(conn, ce, drafts, changes)
-        owners = self._existing_owners(conn, drafts, changes)
+        owners = self._existing_owners(conn, ce, drafts, changes)
         unique = UniqueValues(conn, ce, [(d.values, c) for d, c in zip(drafts, changes, strict=True)])
         references = ce.references()
         required = [name for name, each in ce.fields.items() if each.field.required and each.type.writable]
@@ -525,10 +525,13 @@ class WritePipeline:
         return {name: found[target_name] for name, target_name in references.items()}
 
     @staticmethod
-    def _existing_owners(conn: sa.Connection, drafts: Sequence[Draft],
+    def _existing_owners(conn: sa.Connection, ce: CompiledEntity, drafts: Sequence[Draft],
                          changes: Sequence[set[str]]) -> set[int]:
-        ids = {d.values["owner"] for d, changed in zip(drafts, changes, strict=True)
-               if "owner" in changed and _is_id(d.values.get("owner"))}
+        """Which of the user ids the changed owners and user fields (`links_users`) name
+        exist: one query for the batch."""
+        names = ["owner", *(name for name, f in ce.fields.items() if f.type.links_users)]
+        ids = {d.values[name] for d, changed in zip(drafts, changes, strict=True)
+               for name in names if name in changed and _is_id(d.values.get(name))}
         return existing_ids(conn, system.users, ids) if ids else set()
 
     def _derived(self, ce: CompiledEntity, kind: str, build: Callable[[CompiledEntity], T]) -> T:
@@ -590,7 +593,7 @@ def validate_fields(draft: Draft, index: int, changed: set[str], required: Seque
                     unique: UniqueValues) -> None:
     """Required fields, references that exist (`existing`: the ids found, by reference field),
     unique values and combinations (`unique`: looked up for the batch; `index`: the draft's
-    place in it) and the owner."""
+    place in it), and the owner and user fields (`owners`: the user ids found)."""
     ce, values = draft.entity, draft.values
     for name in required:
         # A value refused by its type is not also "required" (it was given, just not valid).
@@ -603,6 +606,8 @@ def validate_fields(draft: Draft, index: int, changed: set[str], required: Seque
             continue
         if name in references and value not in existing.get(name, ()):
             draft.refuse(name, f"there is no {references[name]} with id {value}")
+        if compiled.type.links_users and (not _is_id(value) or value not in owners):
+            draft.refuse(name, f"there is no user with id {value}")
         if compiled.field.unique and (clash := unique.field_clash(index, draft.record_id, name, value)):
             draft.refuse(name, clash)
     for name, messages in unique.combination_clashes(index, draft.record_id, values, changed).items():

@@ -177,6 +177,8 @@ class RecordShape:
     restricted: bool = False
     #: The references into entities the reader cannot read at all: never joined, "restricted".
     unreadable: tuple[str, ...] = ()
+    #: The user fields (`links_users`), by name: the label of the joined user's name.
+    user_names: Mapping[str, str] = attribute(default_factory=dict)
     #: The statement reading one record by id, per read filter (`by_id`).
     _by_id: dict[int, tuple[Any, sa.Select[Any]]] = attribute(default_factory=dict, compare=False, repr=False)
 
@@ -200,6 +202,9 @@ class RecordShape:
         for name in self.unreadable:
             if values.get(name) is not None:
                 titles[name] = RESTRICTED
+        for name, label in self.user_names.items():
+            if values.get(name) is not None:
+                titles[name] = row[label] or f"#{values[name]}"
         return Record(ce.name, row["id"], row["version"], ce.title_of(values, row["id"], titles), values,
                       {k: row[k] for k in SYSTEM_FIELDS if k not in ("id", "version")}, titles)
 
@@ -218,7 +223,15 @@ def record_shape(ce: CompiledEntity, entities: Mapping[str, CompiledEntity],
             references[name] = source
             columns += more
     unreadable = tuple(name for name in ce.references() if name not in references) if restricted else ()
-    return RecordShape(ce, sa.select(*columns).select_from(from_), references, restricted, unreadable)
+    user_names: dict[str, str] = {}
+    for number, (name, compiled) in enumerate((n, f) for n, f in ce.fields.items() if f.type.links_users):
+        # A user field shows the user's name, as the owner does: everyone may see it.
+        alias = system.users.alias(f"slate_u{number}")
+        from_ = from_.outerjoin(alias, alias.c.id == ce.table.c[compiled.column])
+        user_names[name] = f"u{number}__name"
+        columns.append(alias.c.display_name.label(user_names[name]))
+    return RecordShape(ce, sa.select(*columns).select_from(from_), references, restricted, unreadable,
+                       user_names)
 
 
 def stack(selects: Sequence[sa.Select[Any]]) -> sa.Select[Any] | sa.CompoundSelect[Any]:

@@ -450,7 +450,8 @@ class RecordsService:
         return list(self.snapshot().referrers(entity))
 
     def as_json(self, record: Record) -> dict[str, Any]:
-        """The record as the API shows it: references with the title of what they point to."""
+        """The record as the API shows it: references with the title of what they point to,
+        user fields with the user's name."""
         ce = self.entity(record.entity)
         out: dict[str, Any] = {"id": record.id, "version": record.version, "_title": record.title}
         for key, value in record.system.items():
@@ -459,6 +460,8 @@ class RecordsService:
             value = record.values.get(name)
             if compiled.type.links_records and value is not None:
                 out[name] = {"id": value, "title": record.titles.get(name, "")}
+            elif compiled.type.links_users and value is not None:
+                out[name] = {"id": value, "name": record.titles.get(name, "")}
             else:
                 out[name] = compiled.to_json(value)
         return out

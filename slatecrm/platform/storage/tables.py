@@ -37,6 +37,13 @@ def table_name(entity: str) -> str:
     return ENTITY_TABLE_PREFIX + entity
 
 
+def foreign_table(spec: ColumnSpec) -> str | None:
+    """The table a column's foreign key points to: an entity's, or a platform table's."""
+    if spec.references_table:
+        return spec.references_table
+    return table_name(spec.references) if spec.references else None
+
+
 def fk_name(table: str, column: str) -> str:
     return short_name(f"fk_{table}_{column}")
 
@@ -102,8 +109,8 @@ def field_column(spec: ColumnSpec, field: Field, table: str, *, name: str | None
     (account ⇄ contact) and are never used to create tables.
     """
     name = name or spec.column_name(field.name)
-    if spec.references and with_fk:
-        target = table_name(spec.references)
+    target = foreign_table(spec)
+    if target is not None and with_fk:
         return sa.Column(name, spec.type, sa.ForeignKey(
             f"{target}.id", ondelete=ON_DELETE_SQL[spec.on_delete or "restrict"],
             name=fk_name(table, name), use_alter=use_alter), nullable=True)

@@ -65,7 +65,7 @@ async def base_context(request: Request, *, entity: str | None = None, title: st
 
 def field_display(compiled: CompiledField, record: Record) -> str:
     value = record.values.get(compiled.name)
-    if compiled.type.links_records:
+    if compiled.type.links_records or compiled.type.links_users:
         return record.titles.get(compiled.name, "") if value is not None else ""
     return compiled.type.display(value, compiled.field)
 
