@@ -166,11 +166,11 @@ def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
     if low is not None and high is not None and low > high:
         yield ctx.problem(f"min {low} is larger than max {high}", field)
     if field_type.links_records:
-        target = field.target or ""
-        if ctx.metamodel.entity(target) is None:
-            known = [e.name for e in ctx.metamodel.active_entities]
-            yield ctx.problem(f"reference target {target!r} is not an entity{suggest(target, known)}",
-                              field)
+        for target in dict.fromkeys(field.targets):
+            if ctx.metamodel.entity(target) is None:
+                known = [e.name for e in ctx.metamodel.active_entities]
+                yield ctx.problem(f"reference target {target!r} is not an entity{suggest(target, known)}",
+                                  field)
         if field.settings.get("on_delete") == "set_null" and field.required:
             yield ctx.problem("on_delete: set_null cannot apply to a required field", field)
     if (field.unique or field.indexed) and (reason := index_refusal(field, ctx.registry)) is not None:

@@ -249,6 +249,27 @@ class FieldType:
         """Problems of a definition that a schema cannot see: (settings path, message)."""
         return iter(())
 
+    def rule_parts(self, field: Field) -> Mapping[str, Type]:
+        """Companion columns (by suffix) rules may read as `<field>.<suffix>`, with their
+        rule types (a polymorphic reference's `entity`)."""
+        return {}
+
+    def retyped(self, value: Any, old: Field, new: Field) -> Any:
+        """A stored value of `old` as this type's coercer should see it when a field is
+        retyped (a single reference's id → the pair of a polymorphic one); by default as is."""
+        return value
+
+    # --- references (`links_records`) --------------------------------------------------
+    def reference_text(self, entity: str, record_id: int, field: Field) -> str:
+        """The text of a list filter selecting the records whose value points to
+        `record_id` of `entity` (a record page's related lists)."""
+        return str(record_id)
+
+    def refers_to(self, columns: Mapping[str, Any], entity: str, ids: Any, field: Field) -> Any:
+        """The SQL condition (over the field's columns, by suffix) of the rows pointing to
+        one of `ids` of `entity`: a delete carries out `on_delete` for them."""
+        return columns[""].in_(ids)
+
 
 class SampleSource:
     """What a type may use to make up a sample value (sample data, demos)."""

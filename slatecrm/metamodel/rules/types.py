@@ -35,6 +35,8 @@ class Type:
             return "list of ids"
         if self.kind == "reference":
             return f"reference to {self.target}"
+        if self.kind == "polymorphic":
+            return f"reference to one of {', '.join(self.options or ())}"
         return self.kind
 
     @property
@@ -67,6 +69,15 @@ def field_type(field: Field, registry: FieldTypeRegistry | None = None) -> Type 
     if field.type not in registry:
         return None
     return registry[field.type].rule_type(field)
+
+
+def rule_parts(field: Field, registry: FieldTypeRegistry | None = None) -> dict[str, Type]:
+    """The parts of a field's value rules may read as `<field>.<part>` (a polymorphic
+    reference's `entity`), with their types, as its field type says."""
+    registry = _registry(registry)
+    if field.type not in registry:
+        return {}
+    return dict(registry[field.type].rule_parts(field))
 
 
 def rule_reader(field: Field, registry: FieldTypeRegistry | None = None) -> Callable[[Any], Any] | None:

@@ -92,6 +92,12 @@ class RestrictedRules(RevisionRules):
                         raise RuleError(f"a filter of yours cannot follow {hop.field.name!r} into {target} "
                                         "records (some of them are not yours to see); filter on the "
                                         "reference itself", 1, 1)
+            if isinstance(node, t.AnyPath):
+                for target, _, _ in node.targets:
+                    if target not in self.open_entities:
+                        raise RuleError(f"a filter of yours cannot follow {node.field.name!r} into {target} "
+                                        "records (some of them are not yours to see); filter on "
+                                        f"{node.field.name}.entity or the reference itself", 1, 1)
             stack.extend(node.children())
         return checked
 

@@ -58,8 +58,8 @@ class Snapshot:
         index: dict[str, list[tuple[str, str]]] = {}
         for other in self.metamodel.active_entities:
             for field in other.active_fields:
-                if field.target is not None:
-                    index.setdefault(field.target, []).append((other.name, field.name))
+                for target in dict.fromkeys(field.targets):  # a polymorphic one: each of its targets
+                    index.setdefault(target, []).append((other.name, field.name))
         return {target: tuple(pairs) for target, pairs in index.items()}
 
     @property

@@ -800,7 +800,7 @@ def scan_values(conn: sa.Connection, table: str, old: Field, old_type: FieldType
         for row in rows:
             total += 1
             try:
-                value = new_type.coerce(_read(row, old, old_type), new)
+                value = new_type.coerce(new_type.retyped(_read(row, old, old_type), old, new), new)
             except CoercionError as error:
                 bad += 1
                 if len(samples) < SAMPLE_IDS:
@@ -827,7 +827,7 @@ def _converter(table: str, old: Field, old_type: FieldType, new: Field, new_type
             params = []
             for row in rows:
                 try:
-                    value = new_type.coerce(_read(row, old, old_type), new)
+                    value = new_type.coerce(new_type.retyped(_read(row, old, old_type), old, new), new)
                 except CoercionError as error:
                     raise ConversionFailed(f"{table} id {row[0]}: {new.name}: {error}") from None
                 columns = new_type.to_columns(value, new)
