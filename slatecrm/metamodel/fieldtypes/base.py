@@ -254,6 +254,12 @@ class FieldType:
         rule types (a polymorphic reference's `entity`)."""
         return {}
 
+    def value_carries_companions(self, field: Field) -> bool:
+        """Whether a value (`from_columns`) holds everything its companion columns keep, so
+        that a retype dropping them loses nothing the new type's coercer accepted (a
+        polymorphic reference's entity; not a currency's code, which a number drops)."""
+        return False
+
     def retyped(self, value: Any, old: Field, new: Field) -> Any:
         """A stored value of `old` as this type's coercer should see it when a field is
         retyped (a single reference's id → the pair of a polymorphic one); by default as is."""

@@ -1059,6 +1059,9 @@ class Reference(FieldType):
     def retyped(self, value: Any, old: Field, new: Field) -> Any:
         return poly.retyped(value, old, new) if poly.polymorphic(new) else value
 
+    def value_carries_companions(self, field: Field) -> bool:
+        return poly.polymorphic(field)  # {entity, id}: a single reference refuses another entity
+
     def display(self, value: Any, field: Field) -> str:
         return poly.display(value) if poly.polymorphic(field) else super().display(value, field)
 

@@ -512,7 +512,10 @@ class Planner:
                     risks.append(DataRisk.found(
                         f"{new.name} now holds ids of {spec.references_table}, but {orphans.count:,} rows "
                         f"hold ids that are not in it", orphans, self.rows(table), blocking=True))
-        for suffix in old_specs.keys() - new_specs.keys():
+        # A value that carries its companions (a polymorphic reference's entity) lost nothing
+        # when the new coercer accepted it: the scan above reports those it refused.
+        dropped = set() if old_type.value_carries_companions(old) else old_specs.keys() - new_specs.keys()
+        for suffix in dropped:
             column = old_specs[suffix].column_name(old.name)
             kept = _null_ids(self.conn, table, column, negate=True)
             if kept.count:

@@ -139,7 +139,14 @@ def indexes_of(entity: Entity, registry: FieldTypeRegistry) -> Iterator[IndexSpe
         field_type = registry[field.type]
         if field.unique or field.indexed or field_type.index_by_default:
             prefix = "ux" if field.unique else "ix"
-            yield IndexSpec(short_name(f"{prefix}_{table}_{field.name}"), table, (field.name,),
+            columns: tuple[str, ...] = (field.name,)
+            specs = {spec.suffix: spec for spec in field_type.columns(field)}
+            if field_type.index_by_default and len(specs) > 1:
+                # A value kept in several columns that always wants an index (a polymorphic
+                # reference's entity and id): one index over them, in their sort order.
+                columns = tuple(specs[suffix].column_name(field.name)
+                                for suffix in field_type.sort_columns(field))
+            yield IndexSpec(short_name(f"{prefix}_{table}_{field.name}"), table, columns,
                             field.unique, (field.name,))
     for prefix, composites in (("ux", entity.unique), ("ix", entity.indexes)):
         for composite in composites:

@@ -272,7 +272,7 @@ async def field_options(request: Request) -> Response:
     records = records_of(request)
     entity, name = request.path_params["entity"], request.path_params["field"]
     try:
-        ce = records.entity(entity)
+        ce = await run_in_threadpool(records.entity, entity)
     except UnknownEntity:
         return HTMLResponse("", status_code=404)
     compiled = ce.fields.get(name)
