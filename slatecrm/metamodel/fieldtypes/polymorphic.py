@@ -29,7 +29,7 @@ INT64 = 2**63 - 1
 ENTITY = "entity"
 #: Entity names are at most this long (metamodel/names.py keeps them shorter still).
 ENTITY_LENGTH = 63
-#: The text form of a value: `account:3` (forms, CSV cells, list filters).
+#: The text form of a value: `company:3` (forms, CSV cells, list filters).
 _TEXT = re.compile(r"\s*([a-z][a-z0-9_]*)\s*:\s*([0-9]{1,19})\s*")
 
 
@@ -56,8 +56,8 @@ def from_columns(values: Mapping[str, Any]) -> Any:
 
 
 def convert(value: Any, field: Field) -> dict[str, Any]:
-    """{"entity": "account", "id": 3} (what the API gives and takes; a `title` is ignored)
-    or the text `account:3`."""
+    """{"entity": "company", "id": 3} (what the API gives and takes; a `title` is ignored)
+    or the text `company:3`."""
     targets = field.targets
     if isinstance(value, str):
         found = _TEXT.fullmatch(value)
@@ -80,7 +80,7 @@ def convert(value: Any, field: Field) -> dict[str, Any]:
 
 
 def display(value: Any) -> str:
-    """The text form (`account:3`): what CSV export writes and a form or import reads."""
+    """The text form (`company:3`): what CSV export writes and a form or import reads."""
     return "" if value is None else f"{value['entity']}:{value['id']}"
 
 
@@ -109,7 +109,7 @@ def output_schema(field: Field) -> dict[str, Any]:
 def filter_schema(field: Field) -> dict[str, Any]:
     names = "|".join(re.escape(t) for t in field.targets)
     return {"type": "string", "pattern": f"^({names}):[0-9]{{1,18}}$",
-            "description": "entity:id, as account:12"}
+            "description": "entity:id, as company:12"}
 
 
 def rule_type(field: Field) -> Type:

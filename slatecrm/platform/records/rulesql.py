@@ -218,16 +218,18 @@ class SqlCompiler:
 
     def _partref(self, node: t.PartRef, base: sa.Table) -> Builder:
         """A companion column (`<field>__<part>`): a polymorphic reference's entity."""
-        spec = next(s for s in self.registry[node.field.type].columns(node.field) if s.suffix == node.part)
-        value = Sql(base.c[spec.column_name(node.field.name)])
+        field = node.field
+        spec = next(s for s in self.registry[field.type].columns(field) if s.suffix == node.part)
+        value = Sql(base.c[spec.column_name(field.name)])
         return lambda context: value
 
     def _anypath(self, node: t.AnyPath, base: sa.Table) -> Builder:
         """COALESCE((SELECT f FROM x_a WHERE <the reference points to it>), …): the field of
         the record the reference points to, whichever of its targets it is (only the
         subquery of that target finds a row)."""
-        compiled = self.registry[node.field.type]
-        stored = {s.suffix: base.c[s.column_name(node.field.name)] for s in compiled.columns(node.field)}
+        reference = node.field
+        compiled = self.registry[reference.type]
+        stored = {s.suffix: base.c[s.column_name(reference.name)] for s in compiled.columns(reference)}
         reads = []
         for entity, field, _ in node.targets:
             final = self.tables[entity].alias()
