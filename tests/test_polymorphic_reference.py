@@ -25,6 +25,7 @@ from slatecrm.metamodel.rules import RuleError, check, compile_python
 from slatecrm.platform import installer
 from slatecrm.platform.cli import main
 from slatecrm.platform.records.compiled import compile_entities
+from slatecrm.platform.records.listing import ListQuery
 from slatecrm.platform.records.rules import context_for
 from slatecrm.platform.records.rulesql import SqlCompiler
 from slatecrm.platform.storage import revisions
@@ -33,6 +34,7 @@ from slatecrm.platform.storage.runtime import build_runtime
 from .defaults import make_app, signed_in
 from .packs import install, plan, write_files_pack, write_pack
 from .rules.strategies import NOW
+from .workflow_support import automation
 
 TARGETS = ["account", "contact", "deal"]
 
@@ -408,3 +410,43 @@ def test_rule_filters_select_the_same_records_in_sql_and_python(
     assert in_python == in_sql, f"{text}: Python {sorted(in_python)}, SQL {sorted(in_sql)}"
     if text == 'related_to.entity = "account"':
         assert in_sql == {i for i, p in enumerate(pointing, start=1) if p and p[0] == "account"}
+
+
+# --- workflows ------------------------------------------------------------------------------
+RELATED_TO = """\
+    kind: extension
+    entity: activity
+    fields:
+      related_to:
+        type: reference
+        label: Related to
+        targets: [account, opportunity]
+        on_delete: cascade
+    """
+
+FOLLOW_UP = """\
+    kind: workflow
+    name: follow_up
+    entity: opportunity
+    trigger: {kind: created}
+    actions:
+      - kind: create
+        entity: activity
+        link: related_to
+        set:
+          subject: "concat('Follow up on ', name)"
+    """
+
+
+def test_a_workflow_creates_a_record_linked_through_a_polymorphic_reference(
+        engine: sa.Engine, registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    auto = automation(engine, registry, tmp_path)
+    auto.install({"entities/activity.yaml": RELATED_TO, "workflows/follow_up.yaml": FOLLOW_UP})
+    account = auto.records.create("account", {"name": "Acme"}).id
+    deal = auto.records.create("opportunity", {"name": "Renewal", "account": account}).id
+    auto.run()
+    [made] = auto.records.page("activity", ListQuery()).records
+    assert made.values["related_to"] == {"entity": "opportunity", "id": deal}
+    assert made.titles["related_to"] == "Renewal"
+    auto.records.delete("opportunity", deal)  # cascade, for every target
+    assert auto.records.page("activity", ListQuery()).records == []
