@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openapi_spec_validator import validate
 from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
@@ -276,7 +278,9 @@ def test_on_delete_is_carried_out_for_every_target(crm: TestClient, engine: sa.E
 
 
 def test_openapi_describes_a_discriminated_record(crm: TestClient) -> None:
-    schemas = crm.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    document = crm.get("/api/v1/openapi.json").json()
+    validate(document)  # raises on an invalid document
+    schemas = document["components"]["schemas"]
     out = next(s for s in schemas["Activity"]["properties"]["related_to"]["anyOf"] if "oneOf" in s)
     assert out["discriminator"] == {"propertyName": "entity"}
     assert [b["properties"]["entity"]["const"] for b in out["oneOf"]] == TARGETS
@@ -450,3 +454,26 @@ def test_a_workflow_creates_a_record_linked_through_a_polymorphic_reference(
     assert made.titles["related_to"] == "Renewal"
     auto.records.delete("opportunity", deal)  # cascade, for every target
     assert auto.records.page("activity", ListQuery()).records == []
+
+
+hostile = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False) | st.text(max_size=20)
+    | st.sampled_from(["account:1", "deal:0", "account:99999999999999999999", "ACCOUNT:1", " contact : 1 ",
+                       "account:１", "account:1:2", "x" * 300]),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from(["entity", "id", "title", "x"]), children, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(value=hostile)
+def test_any_value_is_stored_or_refused_naming_the_field_never_a_server_error(crm: TestClient,
+                                                                             value: Any) -> None:
+    answer = crm.post("/api/v1/activity", json={"name": "Fuzz", "related_to": value})
+    assert answer.status_code in (201, 422), answer.text
+    if answer.status_code == 422:
+        assert list(answer.json()["errors"]) == ["related_to"], answer.text
+    listed = crm.get("/api/v1/activity", params={"related_to": json.dumps(value)[:200]})
+    assert listed.status_code < 500, listed.text

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openapi_spec_validator import validate
 from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
@@ -236,7 +237,9 @@ def test_a_user_who_does_not_exist_is_refused(desk: TestClient) -> None:
 
 
 def test_openapi_describes_an_id_in_and_the_user_out(desk: TestClient) -> None:
-    schemas = desk.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    document = desk.get("/api/v1/openapi.json").json()
+    validate(document)  # raises on an invalid document
+    schemas = document["components"]["schemas"]
     out = schemas["Task"]["properties"]["assigned_to"]
     assert {"type": "object", "required": ["id", "name"], "properties": {
         "id": {"type": "integer", "minimum": 1}, "name": {"type": "string"}}} in out["anyOf"]
