@@ -214,6 +214,26 @@ def test_api_round_trip_with_the_title(crm: TestClient) -> None:
     assert patch(crm, "activity", call, related_to=None).json()["related_to"] is None
 
 
+def test_lists_sort_by_entity_then_id_and_page_through(crm: TestClient) -> None:
+    acme, ann = make(crm, "account", name="Acme"), make(crm, "contact", name="Ann")
+    deal = make(crm, "deal", name="Apex")
+    made = [make(crm, "activity", name=str(i), related_to=value) for i, value in enumerate(
+        [{"entity": "deal", "id": deal}, {"entity": "account", "id": acme}, None,
+         {"entity": "contact", "id": ann}, {"entity": "account", "id": acme}])]
+    seen: list[int] = []
+    after = None
+    while True:
+        params = {"sort": "related_to", "limit": "2", **({"after": after} if after else {})}
+        page = crm.get("/api/v1/activity", params=params)
+        assert page.status_code == 200, page.text
+        seen += [r["id"] for r in page.json()["data"]]
+        after = page.json().get("next_cursor")
+        if after is None:
+            break
+    by_target = [made[1], made[4], made[3], made[0]]  # account, account, contact, deal
+    assert [i for i in seen if i != made[2]] == by_target and len(seen) == 5
+
+
 @pytest.mark.parametrize("value, message", [
     ({"entity": "lead", "id": 1},
      "'lead' is not one of the entities it may point to: account, contact, deal"),

@@ -214,6 +214,10 @@ def test_api_round_trip_with_the_users_name(desk: TestClient, engine: sa.Engine)
     assert patch(desk, made, assigned_to=None).json()["assigned_to"] is None
     listed = desk.get("/api/v1/task", params={"reviewed_by": str(bob)}).json()["data"]
     assert [r["id"] for r in listed] == [made]
+    hers, his = make(desk, title="Hers", assigned_to=ann), make(desk, title="His", assigned_to=bob)
+    ordered = desk.get("/api/v1/task", params={"sort": "-assigned_to", "assigned_to__blank": "false"})
+    assert ordered.status_code == 200, ordered.text
+    assert [r["id"] for r in ordered.json()["data"]] == [his, hers]  # by user id
 
 
 @pytest.mark.parametrize("value", [True, 0, -1, 2**70, "1e3", "NaN", "３", [3], {"name": "x"}, 3.5,
