@@ -156,6 +156,13 @@ def test_retype_a_single_reference_into_a_polymorphic_one_keeps_its_values(
     installer.install(engine, retyped, author="test")
     assert rows(engine, "x_activity", "regarding", "regarding__entity") == [(2, "account"), (None, None)]
 
+    # A target taken out: the plan reports the values that point to it (kept, to correct).
+    fewer = {**polymorphic, "targets": ["contact", "deal"]}
+    reported = plan(engine, registry, crm_pack(tmp_path, "2.1.0", regarding=fewer))
+    [risk] = [r for c in reported.plan.changes if c.field == "regarding" for r in c.risks]
+    assert risk.message.startswith("regarding: 1 of 1 rows hold values the new definition refuses")
+    assert "'account' is not one of the entities it may point to: contact, deal" in risk.message
+
     # Back to one target: the values of that target convert, others are reported and block.
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO x_contact (name, created_at, updated_at) VALUES ('Ann', :t, :t)"),

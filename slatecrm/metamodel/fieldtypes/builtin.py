@@ -1005,6 +1005,8 @@ class Reference(FieldType):
         "on_delete": {"enum": ["restrict", "set_null", "cascade"]},
     }
     index_by_default = True
+    #: A target taken out of `targets`: the plan reports the values pointing to it.
+    constraint_settings = ("targets",)
     widget_template = "widgets/reference.html"
     value_template = "values/reference.html"
     links_records = True
