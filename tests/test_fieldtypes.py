@@ -81,7 +81,7 @@ def test_every_builtin_type_is_registered_in_order() -> None:
     assert field_types().names()[:len(builtin)] == builtin  # then installed plugins' (color)
     assert {"text", "long_text", "integer", "decimal", "currency", "percent", "boolean", "date",
             "datetime", "choice", "multi_choice", "email", "phone", "url", "reference",
-            "auto_number", "stage", "rating", "time", "duration", "date_or_datetime",
+            "auto_number", "stage", "rating", "user", "time", "duration", "date_or_datetime",
             "rich_text", "json", "tags", "address", "person_name", "emails", "phones",
             "many_to_many", "rollup", "lines", "file", "files", "image"} == set(builtin)
 

@@ -190,11 +190,11 @@ def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
     if _number(low) and _number(high) and low > high:  # a duration's "1h" is its type's to check
         yield ctx.problem(f"min {low} is larger than max {high}", field)
     if field_type.links_records:
-        target = field.target or ""
-        if ctx.metamodel.entity(target) is None:
-            known = [e.name for e in ctx.metamodel.active_entities]
-            hint = renamed_note(target, ctx.metamodel.active_entities) or suggest(target, known)
-            yield ctx.problem(f"reference target {target!r} is not an entity{hint}", field)
+        for target in dict.fromkeys(field.targets):
+            if ctx.metamodel.entity(target) is None:
+                known = [e.name for e in ctx.metamodel.active_entities]
+                hint = renamed_note(target, ctx.metamodel.active_entities) or suggest(target, known)
+                yield ctx.problem(f"reference target {target!r} is not an entity{hint}", field)
         if field.settings.get("on_delete") == "set_null" and field.required:
             yield ctx.problem("on_delete: set_null cannot apply to a required field", field)
     if field_type.stored_apart:

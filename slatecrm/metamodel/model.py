@@ -81,9 +81,18 @@ class Field:
 
     @property
     def target(self) -> str | None:
-        """The entity a reference points to."""
+        """The entity a reference points to (None for a polymorphic one: see `targets`)."""
         target = self.settings.get("target")
         return str(target) if target is not None else None
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Every entity a reference may point to: its `target`, or the `targets` of a
+        polymorphic reference ("related to" one of several entities)."""
+        if self.target is not None:
+            return (self.target,)
+        targets = self.settings.get("targets")
+        return tuple(str(t) for t in targets) if isinstance(targets, list | tuple) else ()
 
 
 @dataclass(frozen=True)

@@ -239,10 +239,11 @@ class _Checks:
             yield from self.values(target, entity, action, what)
             if action.link is not None:
                 found = yield from self.field(target, action.link, action.locate("link"), system=False)
-                if found is not None and found.target != entity.name:
+                if found is not None and entity.name not in found.targets:  # one target, or among several
+                    shown = found.target or ", ".join(found.targets)
                     yield self.problem(f"{what}: link {action.link!r} must be a reference of {target.name!r} "
                                        f"to {entity.name!r}; it is a {found.type} field"
-                                       + (f" to {found.target!r}" if found.target else ""),
+                                       + (f" to {shown!r}" if shown else ""),
                                        action.locate("link"))
         elif action.kind == "move_stage":
             pipeline = action.pipeline

@@ -233,6 +233,10 @@ class Generator:
     def value(self, ce: CompiledEntity, compiled: CompiledField) -> Any:
         """A value from the field's type (`FieldType.sample`); plain text by a hint in the
         field's name, references to records made before."""
+        if compiled.type.links_records and not compiled.field.target:  # polymorphic: any target's
+            pairs = [(t, i) for t in compiled.field.targets for i in self.ids.get(t, [])]
+            entity, record = self.random.choice(pairs) if pairs else (None, None)
+            return {"entity": entity, "id": record} if entity is not None else None
         if compiled.type.links_records:
             targets = self.ids.get(compiled.field.target or "")
             return self.random.choice(targets) if targets else None

@@ -40,13 +40,19 @@ class ColumnSpec:
     """One physical column of a field. `suffix` is "" for the main column.
 
     Companion columns (a currency's code) get `__<suffix>`; `references` names the
-    target entity of a foreign key.
+    target entity of a foreign key, `references_table` a platform table (`slate_user`)
+    the foreign key points to instead of an entity's.
     """
 
     suffix: str
     type: sa.types.TypeEngine[Any]
     references: str | None = None
     on_delete: str | None = None
+    references_table: str | None = None
+
+    @property
+    def has_foreign_key(self) -> bool:
+        return bool(self.references or self.references_table)
 
     def column_name(self, field_name: str) -> str:
         return field_name if not self.suffix else f"{field_name}__{self.suffix}"
@@ -178,6 +184,9 @@ class FieldType:
     groupable: ClassVar[bool] = False
     #: Whether values are ids of another entity's records, shown by that record's title.
     links_records: ClassVar[bool] = False
+    #: Whether values are ids of the platform's users (like a record's owner): the write
+    #: pipeline checks that each exists, reads show the user's name (`record.titles`).
+    links_users: ClassVar[bool] = False
     #: The section of record pages and forms: details, related (links), notes (long texts).
     section: ClassVar[str] = "details"
     #: Rank among a list's default columns (lower first); None: never a default column.
@@ -381,6 +390,33 @@ class FieldType:
     def check_definition(self, field: Field) -> Iterator[tuple[str, str]]:
         """Problems of a definition that a schema cannot see: (settings path, message)."""
         return iter(())
+
+    def rule_parts(self, field: Field) -> Mapping[str, Type]:
+        """Companion columns (by suffix) rules may read as `<field>.<suffix>`, with their
+        rule types (a polymorphic reference's `entity`)."""
+        return {}
+
+    def value_carries_companions(self, field: Field) -> bool:
+        """Whether a value (`from_columns`) holds everything its companion columns keep, so
+        that a retype dropping them loses nothing the new type's coercer accepted (a
+        polymorphic reference's entity; not a currency's code, which a number drops)."""
+        return False
+
+    def retyped(self, value: Any, old: Field, new: Field) -> Any:
+        """A stored value of `old` as this type's coercer should see it when a field is
+        retyped (a single reference's id → the pair of a polymorphic one); by default as is."""
+        return value
+
+    # --- references (`links_records`) --------------------------------------------------
+    def reference_text(self, entity: str, record_id: int, field: Field) -> str:
+        """The text of a list filter selecting the records whose value points to
+        `record_id` of `entity` (a record page's related lists)."""
+        return str(record_id)
+
+    def refers_to(self, columns: Mapping[str, Any], entity: str, ids: Any, field: Field) -> Any:
+        """The SQL condition (over the field's columns, by suffix) of the rows pointing to
+        one of `ids` of `entity`: a delete carries out `on_delete` for them."""
+        return columns[""].in_(ids)
 
     # --- definitions that depend on other entities (roll-ups) ---------------------------------
     def complete(self, field: Field, entity: Entity, metamodel: Metamodel) -> Field:

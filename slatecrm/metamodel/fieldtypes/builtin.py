@@ -15,6 +15,7 @@ from babel.numbers import format_currency, format_decimal, list_currencies
 
 from ..rules.python import round_half_up
 from ..rules.types import BOOLEAN, DATE, DATETIME, NUMBER, TEXT, Type
+from . import polymorphic as poly
 from .base import CoercionError, ColumnSpec, FieldType, FormInputs, SampleSource
 from .composite import Address, PersonName
 from .files import FILE_TYPES
@@ -24,6 +25,7 @@ from .multivalue import Emails, Phones
 from .richtext import RichText
 from .sqltypes import UTCDateTime, exact_decimal, json_list, record_id
 from .tags import Tags
+from .users import UserField
 
 if TYPE_CHECKING:
     from ..model import Field
@@ -998,37 +1000,63 @@ class MultiChoice(Choice):
 
 
 class Reference(FieldType):
-    """A many-to-one link to another entity's record, kept as a foreign key."""
+    """A many-to-one link to another entity's record, kept as a foreign key; with `targets`
+    instead of `target`, a polymorphic link to a record of one of several entities
+    (fieldtypes/polymorphic.py)."""
 
     name = "reference"
     label = "Reference"
     computable = False
     settings_schema = {
         "target": {"$ref": "#/$defs/name"},
+        "targets": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/name"},
+                    "description": "several entities: a polymorphic reference (related to)"},
         "on_delete": {"enum": ["restrict", "set_null", "cascade"]},
     }
-    required_settings = ("target",)
     index_by_default = True
+    #: A target taken out of `targets`: the plan reports the values pointing to it.
+    constraint_settings = ("targets",)
     widget_template = "widgets/reference.html"
+    value_template = "values/reference.html"
     links_records = True
     section = "related"
     list_rank = 2
 
     def rule_type(self, field: Field) -> Type | None:
+        if poly.polymorphic(field):
+            return poly.rule_type(field)
         return Type("reference", target=field.target)
 
+    def rule_parts(self, field: Field) -> Mapping[str, Type]:
+        return poly.rule_parts(field) if poly.polymorphic(field) else {}
+
     def link(self, value: Any, field: Field) -> str | None:
+        if poly.polymorphic(field):
+            return poly.link(value)
         return None if value is None else f"/e/{field.settings['target']}/{value}"
 
     def sql_type(self, field: Field) -> sa.types.TypeEngine[Any]:
         return record_id()
 
     def columns(self, field: Field) -> list[ColumnSpec]:
-        return [ColumnSpec("", record_id(), references=field.settings["target"],
+        if poly.polymorphic(field):
+            return poly.columns(field)
+        return [ColumnSpec("", record_id(), references=field.settings.get("target"),
                            on_delete=field.settings.get("on_delete", "restrict"))]
 
-    def convert(self, value: Any, field: Field) -> int:
+    def to_columns(self, value: Any, field: Field) -> dict[str, Any]:
+        return poly.to_columns(value) if poly.polymorphic(field) else {"": value}
+
+    def from_columns(self, values: Mapping[str, Any], field: Field) -> Any:
+        return poly.from_columns(values) if poly.polymorphic(field) else values.get("")
+
+    def convert(self, value: Any, field: Field) -> Any:
+        if poly.polymorphic(field):
+            return poly.convert(value, field)
         if isinstance(value, Mapping) and "id" in value:
+            if "entity" in value and value["entity"] != field.target:  # a polymorphic value
+                raise CoercionError(f"{str(value['entity'])[:40]!r} is not {field.target}: "
+                                    f"it points to {field.target} records only")
             value = value["id"]
         if isinstance(value, bool):
             raise CoercionError("expected a record id, got true/false")
@@ -1039,16 +1067,53 @@ class Reference(FieldType):
             raise CoercionError(f"{value!r} is not a record id")
         return value
 
+    def retyped(self, value: Any, old: Field, new: Field) -> Any:
+        return poly.retyped(value, old, new) if poly.polymorphic(new) else value
+
+    def value_carries_companions(self, field: Field) -> bool:
+        return poly.polymorphic(field)  # {entity, id}: a single reference refuses another entity
+
+    def display(self, value: Any, field: Field) -> str:
+        return poly.display(value) if poly.polymorphic(field) else super().display(value, field)
+
+    def form_inputs(self, value: Any, field: Field) -> dict[str, Any]:
+        return {"": poly.display(value)} if poly.polymorphic(field) else super().form_inputs(value, field)
+
     def value_schema(self, field: Field) -> dict[str, Any]:
+        if poly.polymorphic(field):
+            return poly.value_schema(field)
         return {"type": "integer", "minimum": 1}
 
+    def output_schema(self, field: Field) -> dict[str, Any]:
+        return poly.output_schema(field) if poly.polymorphic(field) else self.value_schema(field)
+
     def input_schema(self, field: Field, *, required: bool) -> dict[str, Any]:
+        if poly.polymorphic(field):
+            return poly.value_schema(field)
         # An id, or a record as the API gives it ({"id": …, "title": …}: the title is ignored).
         record_id = {"type": "integer", "minimum": 1, "maximum": INT64}
         return {"anyOf": [record_id, {"type": "object", "required": ["id"], "properties": {"id": record_id}}]}
 
     def filter_schema(self, field: Field) -> dict[str, Any]:
+        if poly.polymorphic(field):
+            return poly.filter_schema(field)
         return {"type": "integer", "minimum": 1, "maximum": INT64}
+
+    def sort_columns(self, field: Field) -> tuple[str, ...]:
+        return (poly.ENTITY, "") if poly.polymorphic(field) else ("",)
+
+    def reference_text(self, entity: str, record_id: int, field: Field) -> str:
+        return poly.reference_text(entity, record_id) if poly.polymorphic(field) else str(record_id)
+
+    def refers_to(self, columns: Mapping[str, Any], entity: str, ids: Any, field: Field) -> Any:
+        if poly.polymorphic(field):
+            return poly.refers_to(columns, entity, ids)
+        return columns[""].in_(ids)
+
+    def check_definition(self, field: Field) -> Iterator[tuple[str, str]]:
+        if "target" not in field.settings and "targets" not in field.settings:
+            yield ("target", "a reference needs a target (one entity) or targets (several)")
+        yield from poly.check_definition(field)
 
 
 class AutoNumber(FieldType):
@@ -1114,6 +1179,7 @@ BUILTIN_TYPES: tuple[FieldType, ...] = (
     Text(), LongText(), Integer(), DecimalType(), Currency(), Percent(), Boolean(), Date(),
     DateTime(), Choice(), MultiChoice(), Email(), Phone(), Url(), Reference(), AutoNumber(),
     Stage(), Rating(),
+    UserField(),  # users.py
     TimeOfDay(), Duration(), DateOrDateTime(),  # temporal.py
     RichText(), JsonValue(), Tags(),  # richtext.py, jsonvalue.py, tags.py
     Address(), PersonName(), Emails(), Phones(),  # composite.py, multivalue.py

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from ..model import Entity, Metamodel
+from ..model import Entity, Field, Metamodel
 from ..names import suggest
 from . import ast, regexes
 from . import typed as t
@@ -38,6 +38,7 @@ from .types import (
     comparable,
     field_parts,
     field_type,
+    rule_parts,
     rule_reader,
     stored_reader,
 )
@@ -165,6 +166,8 @@ class _Checker:
                                 node.line, column)
             if index == len(parts) - 1:
                 return t.FieldRef(kind, entity.name, field, tuple(hops), rule_reader(field, self.registry))
+            if kind.kind == "polymorphic":
+                return self._polymorphic(node, entity, field, bool(hops), index, column + len(part) + 1)
             if kind.kind != "reference":
                 raise RuleError(f"{part!r} is a {kind} field, not a reference: it has no field "
                                 f"{parts[index + 1]!r}", node.line, column + len(part))
@@ -178,6 +181,42 @@ class _Checker:
             entity = target
             column += len(part) + 1
         raise AssertionError("unreachable")
+
+    def _polymorphic(self, node: ast.Name, entity: Entity, field: Field, after_hops: bool, index: int,
+                     column: int) -> t.T:
+        """`<reference>.entity` (which entity a polymorphic reference points to) or
+        `<reference>.<field>`: a field every target has, with one type (docs/rules.md)."""
+        parts = node.parts
+        name = parts[index + 1]
+        if after_hops:
+            raise RuleError(f"{field.name!r} points to one of several entities: a path may go through it "
+                            "only from the record itself", node.line, column)
+        companions = rule_parts(field, self.registry)
+        if name in companions and len(parts) == index + 2:
+            return t.PartRef(companions[name], entity.name, field, name)
+        if len(parts) > index + 2:
+            raise RuleError(f"a path through {field.name!r}, which points to one of several entities, "
+                            "ends at a field of its target", node.line, column + len(name) + 1)
+        found: list[tuple[str, Field, Callable[[Any], Any] | None]] = []
+        kinds: list[Type] = []
+        for target_name in field.targets:
+            target = self.metamodel.entity(target_name)
+            reached = (target.field(name) if target is not None else None) or SYSTEM_FIELDS.get(name)
+            if target is None or reached is None:
+                raise RuleError(f"{field.name}.{name}: {target_name} has no field {name!r} (a path through "
+                                f"{field.name!r} reads a field every one of {', '.join(field.targets)} has, "
+                                f"or {field.name}.entity)", node.line, column)
+            kind = field_type(reached, self.registry)
+            if kind is None or kind.kind in ("reference", "polymorphic", "list"):
+                raise RuleError(f"{field.name}.{name}: {target_name}'s {name!r} is a {reached.type} field, "
+                                "which a path through several entities cannot read", node.line, column)
+            found.append((target_name, reached, rule_reader(reached, self.registry)))
+            kinds.append(kind.plain)
+        if any(k != kinds[0] for k in kinds):
+            shown = ", ".join(f"{target}'s is {k}" for (target, _, _), k in zip(found, kinds, strict=True))
+            raise RuleError(f"{field.name}.{name}: the targets' {name!r} fields differ in type ({shown})",
+                            node.line, column)
+        return t.AnyPath(kinds[0], entity.name, field, tuple(found))
 
     def _current_user(self, node: ast.Name) -> t.T:
         """`current_user.id` (roles, teams, manager) or one of the user attributes the

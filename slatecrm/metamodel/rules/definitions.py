@@ -102,6 +102,8 @@ def formula_inputs(checked: t.T) -> set[str]:
         node = stack.pop()
         if isinstance(node, t.FieldRef):
             found.add(node.hops[0].field.name if node.hops else node.field.name)
+        if isinstance(node, t.PartRef | t.AnyPath):
+            found.add(node.field.name)
         if isinstance(node, t.Change) and node.field is not None:
             found.add(node.field.name)
         stack.extend(node.children())

@@ -135,6 +135,30 @@ def _field(node: t.FieldRef) -> Closure:
     return path
 
 
+def _part(node: t.PartRef) -> Closure:
+    """A part of a value (a polymorphic reference's entity): its key in the value."""
+    name, part = node.field.name, node.part
+
+    def part_of(record: Mapping[str, Any], context: RuleContext) -> Any:
+        value = record.get(name)
+        return value.get(part) if isinstance(value, Mapping) else None
+    return part_of
+
+
+def _any_path(node: t.AnyPath) -> Closure:
+    """A field of the record a polymorphic reference points to, read through the lookup."""
+    name = node.field.name
+    readers = {entity: _reader(field.name, value_of) for entity, field, value_of in node.targets}
+
+    def through(record: Mapping[str, Any], context: RuleContext) -> Any:
+        value = record.get(name)
+        if not isinstance(value, Mapping) or context.lookup is None or value.get("entity") not in readers:
+            return None
+        values = context.lookup(value["entity"], value["id"])
+        return readers[value["entity"]](values) if values is not None else None
+    return through
+
+
 def _user(node: t.UserRef) -> Closure:
     if node.attribute == "id":
         return lambda record, context: context.user_id
@@ -500,7 +524,8 @@ def _links(node: t.Links) -> Closure:
 
 
 _COMPILERS: dict[type, Callable[[Any], Closure]] = {
-    t.Const: _const, t.FieldRef: _field, t.UserRef: _user, t.UserAttr: _user_attr, t.Change: _change,
+    t.Const: _const, t.FieldRef: _field, t.PartRef: _part, t.AnyPath: _any_path, t.UserRef: _user,
+    t.UserAttr: _user_attr, t.Change: _change,
     t.Not: _not,
     t.Logic: _logic, t.Compare: _compare, t.In: _in, t.IsBlank: _is_blank, t.TextTest: _text_test,
     t.Matches: _matches, t.Arith: _arith, t.Neg: _neg, t.Func: _func, t.Links: _links,

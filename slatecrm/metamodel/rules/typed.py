@@ -60,6 +60,35 @@ class FieldRef(T):
 
 
 @dataclass(frozen=True)
+class PartRef(T):
+    """A part of a field's value kept in a companion column (`<field>__<part>`): a
+    polymorphic reference's `entity`. Python reads the part's key of the field's value."""
+
+    entity: str
+    field: Field
+    part: str
+
+    @property
+    def record_free(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class AnyPath(T):
+    """A field of the record a polymorphic reference (`field`, of the record itself) points
+    to: `targets` gives that field on each target entity, with its type's `rule_value`
+    (None when read as stored). Null when the reference is blank or the record is gone."""
+
+    entity: str
+    field: Field
+    targets: tuple[tuple[str, Field, Callable[[Any], Any] | None], ...] = attribute(compare=False)
+
+    @property
+    def record_free(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
 class UserRef(T):
     attribute: str  # id, roles, teams or manager
 

@@ -41,6 +41,8 @@ class Type:
             return f"reference to {self.target}"
         if self.kind == "links":
             return f"list of links to {self.target}"
+        if self.kind == "polymorphic":
+            return f"reference to one of {', '.join(self.options or ())}"
         return self.kind
 
     @property
@@ -75,6 +77,15 @@ def field_type(field: Field, registry: FieldTypeRegistry | None = None) -> Type 
     if field.type not in registry:
         return None
     return registry[field.type].rule_type(field)
+
+
+def rule_parts(field: Field, registry: FieldTypeRegistry | None = None) -> dict[str, Type]:
+    """The parts of a field's value rules may read as `<field>.<part>` (a polymorphic
+    reference's `entity`), with their types, as its field type says."""
+    registry = _registry(registry)
+    if field.type not in registry:
+        return {}
+    return dict(registry[field.type].rule_parts(field))
 
 
 def rule_reader(field: Field, registry: FieldTypeRegistry | None = None) -> Callable[[Any], Any] | None:

@@ -110,7 +110,14 @@ class CompiledEntity:
         return compiled.type.display(value, compiled.field)
 
     def references(self) -> dict[str, str]:
-        return {name: f.field.target or "" for name, f in self.fields.items() if f.type.links_records}
+        """The references to one entity (`target`), by field: their target."""
+        return {name: f.field.target for name, f in self.fields.items()
+                if f.type.links_records and f.field.target}
+
+    def polymorphic_references(self) -> dict[str, tuple[str, ...]]:
+        """The references to one of several entities (`targets`), by field: their targets."""
+        return {name: f.field.targets for name, f in self.fields.items()
+                if f.type.links_records and not f.field.target}
 
 
 def compile_entity(entity: Entity, table: sa.Table, registry: FieldTypeRegistry) -> CompiledEntity:

@@ -59,7 +59,7 @@ def _rows(records: RecordsService, entity: str, page_query: ListQuery, page: Pag
             cells: list[str] = [str(record.id)]
             for f in fields:
                 value = record.values.get(f.name)
-                if f.type.links_records:
+                if (f.type.links_records and f.field.target) or f.type.links_users:  # a title, a name
                     cells.append(record.titles.get(f.name, "") if value is not None else "")
                 else:
                     cells.append(f.type.display(value, f.field))

@@ -427,7 +427,7 @@ class WritePipeline:
         rules = self._full().rules.entity(ce.name)
         changes = [set(d.changed()) for d in drafts]
         existing = self._existing_references(conn, ce, drafts, changes)
-        owners = self._existing_owners(conn, drafts, changes)
+        owners = self._existing_owners(conn, ce, drafts, changes)
         unique = UniqueValues(conn, ce, [(d.values, c) for d, c in zip(drafts, changes, strict=True)])
         references = ce.references()
         required = [name for name, each in ce.fields.items() if each.field.required and each.type.writable]
@@ -548,27 +548,40 @@ class WritePipeline:
 
     # --- batch look-ups --------------------------------------------------------------------
     def _existing_references(self, conn: sa.Connection, ce: CompiledEntity, drafts: Sequence[Draft],
-                             changes: Sequence[set[str]]) -> dict[str, set[int]]:
-        """Which of the ids the changed references point to exist, by reference field: one
-        query per referenced entity (and few thousand ids), not one per record."""
+                             changes: Sequence[set[str]]) -> dict[str, set[Any]]:
+        """Which of the ids the changed references point to exist, by reference field (the
+        (entity, id) pairs of a polymorphic one): one query per referenced entity (and few
+        thousand ids), not one per record."""
         compiled = self._full().entities
         access = self.service.access()
         references = ce.references()
+        several = ce.polymorphic_references()
         wanted: dict[str, set[int]] = {}
         for name, target_name in references.items():
             wanted.setdefault(target_name, set()).update(
                 d.values[name] for d, changed in zip(drafts, changes, strict=True)
                 if name in changed and isinstance(d.values.get(name), int))
+        for name in several:  # {entity, id}: the ids wanted of each entity
+            for d, changed in zip(drafts, changes, strict=True):
+                value = d.values.get(name)
+                if name in changed and isinstance(value, Mapping):
+                    wanted.setdefault(value["entity"], set()).add(value["id"])
         found = {target_name: self._visible_ids(conn, access, target, ids)
                  if (target := compiled.get(target_name)) is not None and ids else set()
                  for target_name, ids in wanted.items()}
-        return {name: found[target_name] for name, target_name in references.items()}
+        out: dict[str, set[Any]] = {name: found[target_name] for name, target_name in references.items()}
+        for name, targets in several.items():
+            out[name] = {(target, i) for target in targets for i in found.get(target, ())}
+        return out
 
     @staticmethod
-    def _existing_owners(conn: sa.Connection, drafts: Sequence[Draft],
+    def _existing_owners(conn: sa.Connection, ce: CompiledEntity, drafts: Sequence[Draft],
                          changes: Sequence[set[str]]) -> set[int]:
-        ids = {d.values["owner"] for d, changed in zip(drafts, changes, strict=True)
-               if "owner" in changed and _is_id(d.values.get("owner"))}
+        """Which of the user ids the changed owners and user fields (`links_users`) name
+        exist: one query for the batch."""
+        names = ["owner", *(name for name, f in ce.fields.items() if f.type.links_users)]
+        ids = {d.values[name] for d, changed in zip(drafts, changes, strict=True)
+               for name in names if name in changed and _is_id(d.values.get(name))}
         return existing_ids(conn, system.users, ids) if ids else set()
 
     def _derived(self, ce: CompiledEntity, kind: str, build: Callable[[CompiledEntity], T]) -> T:
@@ -626,11 +639,11 @@ def read_only_refusal(grant: EntityAccess, name: str) -> str:
 
 
 def validate_fields(draft: Draft, index: int, changed: set[str], required: Sequence[str],
-                    references: Mapping[str, str], existing: Mapping[str, set[int]], owners: set[int],
+                    references: Mapping[str, str], existing: Mapping[str, set[Any]], owners: set[int],
                     unique: UniqueValues) -> None:
     """Required fields, references that exist (`existing`: the ids found, by reference field),
     unique values and combinations (`unique`: looked up for the batch; `index`: the draft's
-    place in it) and the owner."""
+    place in it), and the owner and user fields (`owners`: the user ids found)."""
     ce, values = draft.entity, draft.values
     for name in required:
         # A value refused by its type is not also "required" (it was given, just not valid).
@@ -643,6 +656,11 @@ def validate_fields(draft: Draft, index: int, changed: set[str], required: Seque
             continue
         if name in references and value not in existing.get(name, ()):
             draft.refuse(name, f"there is no {references[name]} with id {value}")
+        elif compiled.type.links_records and isinstance(value, Mapping) \
+                and (value["entity"], value["id"]) not in existing.get(name, ()):
+            draft.refuse(name, f"there is no {value['entity']} with id {value['id']}")
+        if compiled.type.links_users and (not _is_id(value) or value not in owners):
+            draft.refuse(name, f"there is no user with id {value}")
         if compiled.field.unique and (clash := unique.field_clash(index, draft.record_id, name, value)):
             draft.refuse(name, clash)
     for name, messages in unique.combination_clashes(index, draft.record_id, values, changed).items():

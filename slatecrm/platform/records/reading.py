@@ -153,12 +153,16 @@ class _TitleJoins:
                 columns += more
         return TitleSource(ce, prefix + "id", labels, nested, self.restricted), from_, columns
 
-    def join(self, target: CompiledEntity, on: sa.ColumnElement[Any], from_: sa.FromClause,
+    def join(self, target: CompiledEntity, on: sa.ColumnElement[Any] | Callable[[sa.FromClause], Any],
+             from_: sa.FromClause,
              depth: int) -> tuple[TitleSource, sa.FromClause, list[sa.ColumnElement[Any]]]:
+        """`on`: the column holding the target's id, or the join condition given the
+        target's alias (a polymorphic reference's: its entity column names the target)."""
         number = self.joined
         self.joined += 1
         alias = target.table.alias(f"slate_t{number}")
-        from_ = from_.outerjoin(alias, sa.and_(alias.c.id == on, *self.visible(target, alias)))
+        condition = on(alias) if callable(on) else alias.c.id == on
+        from_ = from_.outerjoin(alias, sa.and_(condition, *self.visible(target, alias)))
         return self.columns(target, alias, f"t{number}__", from_, depth)
 
 
@@ -178,6 +182,10 @@ class RecordShape:
     restricted: bool = False
     #: The references into entities the reader cannot read at all: never joined, "restricted".
     unreadable: tuple[str, ...] = ()
+    #: The user fields (`links_users`), by name: the label of the joined user's name.
+    user_names: Mapping[str, str] = attribute(default_factory=dict)
+    #: The polymorphic references, by name: the title of each target's joined record.
+    several: Mapping[str, Mapping[str, TitleSource]] = attribute(default_factory=dict)
     #: The statement reading one record by id, per read filter (`by_id`).
     _by_id: dict[int, tuple[Any, sa.Select[Any]]] = attribute(default_factory=dict, compare=False, repr=False)
 
@@ -201,8 +209,20 @@ class RecordShape:
         for name in self.unreadable:
             if values.get(name) is not None:
                 titles[name] = RESTRICTED
+        for name, label in self.user_names.items():
+            if values.get(name) is not None:
+                titles[name] = row[label] or f"#{values[name]}"
+        labels: dict[str, str] = {}
+        for name, sources in self.several.items():
+            value = values.get(name)
+            if value is None:
+                continue
+            source = sources.get(value["entity"])
+            titles[name] = (source.title(row) if source is not None else None) or \
+                missing_title(value["id"], self.restricted or source is None)
+            labels[name] = source.ce.entity.label if source is not None else value["entity"]
         return Record(ce.name, row["id"], row["version"], ce.title_of(values, row["id"], titles), values,
-                      {k: row[k] for k in SYSTEM_FIELDS if k not in ("id", "version")}, titles)
+                      {k: row[k] for k in SYSTEM_FIELDS if k not in ("id", "version")}, titles, labels)
 
 
 def record_shape(ce: CompiledEntity, entities: Mapping[str, CompiledEntity],
@@ -219,7 +239,30 @@ def record_shape(ce: CompiledEntity, entities: Mapping[str, CompiledEntity],
             references[name] = source
             columns += more
     unreadable = tuple(name for name in ce.references() if name not in references) if restricted else ()
-    return RecordShape(ce, sa.select(*columns).select_from(from_), references, restricted, unreadable)
+    several: dict[str, dict[str, TitleSource]] = {}
+    for name, targets in ce.polymorphic_references().items():
+        compiled = ce.fields[name]
+        stored = {suffix: ce.table.c[column] for suffix, column in compiled.columns}
+        several[name] = {}
+        for target in targets:
+            if target not in entities:  # an entity the reader cannot read: "restricted"
+                continue
+
+            def on(alias: sa.FromClause, target: str = target, compiled: CompiledField = compiled,
+                   stored: dict[str, Any] = stored) -> Any:
+                return compiled.type.refers_to(stored, target, [alias.c.id], compiled.field)
+            source, from_, more = joins.join(entities[target], on, from_, TITLE_DEPTH)
+            several[name][target] = source
+            columns += more
+    user_names: dict[str, str] = {}
+    for number, (name, compiled) in enumerate((n, f) for n, f in ce.fields.items() if f.type.links_users):
+        # A user field shows the user's name, as the owner does: everyone may see it.
+        alias = system.users.alias(f"slate_u{number}")
+        from_ = from_.outerjoin(alias, alias.c.id == ce.table.c[compiled.column])
+        user_names[name] = f"u{number}__name"
+        columns.append(alias.c.display_name.label(user_names[name]))
+    return RecordShape(ce, sa.select(*columns).select_from(from_), references, restricted, unreadable,
+                       user_names, several)
 
 
 def stack(selects: Sequence[sa.Select[Any]]) -> sa.Select[Any] | sa.CompoundSelect[Any]:
@@ -520,14 +563,19 @@ class Reader:
         other, field = self.relation(entity, relation)
         base = query or ListQuery()
         return self.page(other, replace(base, filters=(*base.filters,
-                                                       listing.Filter(field, "eq", (str(record_id),)))))
+                                                       self._pointing(entity, record_id, other, field))))
 
-    def related_lists(self, record_id: int, relations: Sequence[tuple[str, str]], *, limit: int,
+    def _pointing(self, entity: str, record_id: int, other: str, field: str) -> listing.Filter:
+        """The list filter of `other`'s records whose `field` points to `record_id` of `entity`."""
+        compiled = self.entity(other).fields[field]
+        return listing.Filter(field, "eq", (compiled.type.reference_text(entity, record_id, compiled.field),))
+
+    def related_lists(self, entity: str, record_id: int, relations: Sequence[tuple[str, str]], *, limit: int,
                       sort: tuple[str, ...] = ()) -> list[Page]:
         """The first records of several relations of one record (already read), with
         their counts, in one statement: in `sort`, else each entity's default_sort, else
         the latest changed first."""
-        scoped = [(other, listing.Filter(field, "eq", (str(record_id),))) for other, field in relations]
+        scoped = [(other, self._pointing(entity, record_id, other, field)) for other, field in relations]
         return self.first_pages([
             (other, ListQuery(sort=listing.sort_or(self.entity(other), sort, RECENT_FIRST), limit=limit,
                               filters=(where,)))

@@ -98,6 +98,12 @@ class RestrictedRules(RevisionRules):
                                     f"{node.field.name!r} links (some of them are not yours to see); "
                                     f"ask 'x in {node.field.name}' or count({node.field.name})", 1, 1)
                 stack.append(node.condition)
+            if isinstance(node, t.AnyPath):
+                for target, _, _ in node.targets:
+                    if target not in self.open_entities:
+                        raise RuleError(f"a filter of yours cannot follow {node.field.name!r} into {target} "
+                                        "records (some of them are not yours to see); filter on "
+                                        f"{node.field.name}.entity or the reference itself", 1, 1)
             stack.extend(node.children())
         return checked
 

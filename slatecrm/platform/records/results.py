@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from dataclasses import field as attribute
 from typing import Any
 
 
@@ -17,6 +18,8 @@ class Record:
     system: dict[str, Any]
     #: The titles of the records its references point to, by field.
     titles: dict[str, str]
+    #: The entity label of the record each polymorphic reference points to, by field.
+    labels: dict[str, str] = attribute(default_factory=dict)
 
 
 @dataclass(frozen=True)

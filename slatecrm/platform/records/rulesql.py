@@ -253,6 +253,31 @@ class SqlCompiler:
                     column.scale)
         return lambda context: value
 
+    def _partref(self, node: t.PartRef, base: sa.Table) -> Builder:
+        """A companion column (`<field>__<part>`): a polymorphic reference's entity."""
+        field = node.field
+        spec = next(s for s in self.registry[field.type].columns(field) if s.suffix == node.part)
+        value = Sql(base.c[spec.column_name(field.name)])
+        return lambda context: value
+
+    def _anypath(self, node: t.AnyPath, base: sa.Table) -> Builder:
+        """COALESCE((SELECT f FROM x_a WHERE <the reference points to it>), …): the field of
+        the record the reference points to, whichever of its targets it is (only the
+        subquery of that target finds a row)."""
+        reference = node.field
+        compiled = self.registry[reference.type]
+        stored = {s.suffix: base.c[s.column_name(reference.name)] for s in compiled.columns(reference)}
+        reads = []
+        for entity, field, _ in node.targets:
+            final = self.tables[entity].alias()
+            column = self._column(final, field)
+            pointing = compiled.refers_to(stored, entity, [final.c.id], node.field)
+            reads.append(Sql(sa.select(column.expr).where(pointing).correlate(base).scalar_subquery(),
+                             column.scale))
+        aligned, scale = self._align(*reads)
+        value = Sql(sa.func.coalesce(*aligned, type_=aligned[0].type), scale)
+        return lambda context: value
+
     # --- numbers on SQLite ------------------------------------------------------------------------
     def _align(self, *values: Sql) -> tuple[list[Expr], int]:
         if not self.sqlite:

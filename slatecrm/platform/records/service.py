@@ -376,20 +376,21 @@ class RecordsService:
         rollups = rollups_of(self.full_snapshot())
         for other, compiled in self._referrers(ce.name):
             action = compiled.field.settings.get("on_delete", "restrict")
-            column = other.table.c[compiled.column]
+            pointing = _refers_to(other, compiled, ce.name, ids)
             rows = conn.execute(sa.select(other.table.c.id, other.table.c.version)
-                                .where(column.in_(ids)).order_by(other.table.c.id)).all()
+                                .where(pointing).order_by(other.table.c.id)).all()
             rows = [r for r in rows if (other.name, r.id) not in seen]
             if not rows:
                 continue
             if action == "cascade":
                 self._remove(conn, other, [r.id for r in rows], now, user, seen, written, removed)
             elif action == "set_null":
-                old = dict(conn.execute(sa.select(other.table.c.id, column).where(
-                    other.table.c.id.in_([r.id for r in rows]))).all())
+                stored = [other.table.c[c] for _, c in compiled.columns]
+                old = {row.id: compiled.to_json(compiled.from_row(row._mapping)) for row in conn.execute(
+                    sa.select(other.table.c.id, *stored).where(other.table.c.id.in_([r.id for r in rows])))}
                 moved = rollups.children_by_id(conn, other.name, [r.id for r in rows], {compiled.name})
                 conn.execute(other.table.update().where(other.table.c.id.in_([r.id for r in rows])).values(
-                    {compiled.column: None, "version": other.table.c.version + 1, "updated_at": now,
+                    {**compiled.to_row(None), "version": other.table.c.version + 1, "updated_at": now,
                      "updated_by": user}))
                 rollups.recompute_pairs(conn, moved)
                 nulled = [
@@ -430,7 +431,7 @@ class RecordsService:
             if compiled.field.settings.get("on_delete", "restrict") != "restrict":
                 continue
             ids = conn.execute(sa.select(other.table.c.id).where(
-                other.table.c[compiled.column].in_(record_ids)).order_by(other.table.c.id).limit(6)
+                _refers_to(other, compiled, ce.name, record_ids)).order_by(other.table.c.id).limit(6)
             ).scalars().all()
             if ids:
                 shown = ", ".join(str(i) for i in ids[:5]) + (" …" if len(ids) > 5 else "")
@@ -510,17 +511,27 @@ class RecordsService:
         return list(self.snapshot().referrers(entity))
 
     def as_json(self, record: Record) -> dict[str, Any]:
-        """The record as the API shows it: references with the title of what they point to."""
+        """The record as the API shows it: references with the title of what they point to,
+        user fields with the user's name."""
         ce = self.entity(record.entity)
         out: dict[str, Any] = {"id": record.id, "version": record.version, "_title": record.title}
         for key, value in record.system.items():
             out[key] = jsontext.moment(value) if isinstance(value, dt.datetime) else value
         for name, compiled in ce.fields.items():
             value = record.values.get(name)
-            if compiled.type.links_records and value is not None:
+            if compiled.type.links_records and value is not None and not compiled.field.target:
+                out[name] = {**value, "title": record.titles.get(name, "")}  # {entity, id, title}
+            elif compiled.type.links_records and value is not None:
                 out[name] = {"id": value, "title": record.titles.get(name, "")}
+            elif compiled.type.links_users and value is not None:
+                out[name] = {"id": value, "name": record.titles.get(name, "")}
             else:
                 out[name] = compiled.to_json(value)
         return out
 
 
+def _refers_to(other: CompiledEntity, compiled: CompiledField, entity: str, ids: Sequence[int]) -> Any:
+    """The rows of `other` whose reference `compiled` points to one of `ids` of `entity` (a
+    polymorphic reference: to `entity`'s records among its several targets)."""
+    columns = {suffix: other.table.c[column] for suffix, column in compiled.columns}
+    return compiled.type.refers_to(columns, entity, list(ids), compiled.field)

@@ -59,9 +59,10 @@ class Snapshot:
         for other in self.metamodel.active_entities:
             for field in other.active_fields:
                 field_type = self.registry.of(field)
-                stored_apart = field_type is not None and field_type.stored_apart
-                if field.target is not None and not stored_apart:  # a column that references
-                    index.setdefault(field.target, []).append((other.name, field.name))
+                if field_type is not None and field_type.stored_apart:
+                    continue  # no column that references (a junction table's keys cascade)
+                for target in dict.fromkeys(field.targets):  # a polymorphic one: each of its targets
+                    index.setdefault(target, []).append((other.name, field.name))
         return {target: tuple(pairs) for target, pairs in index.items()}
 
     @property

@@ -43,6 +43,7 @@ from .tables import (
     entity_columns,
     field_column,
     fk_name,
+    foreign_table,
     indexes_of,
     outdated_indexes,
     short_name,
@@ -160,7 +161,7 @@ def render_sql(steps: Iterable[Step], dialect: sa.Dialect) -> tuple[str, ...]:
 
 
 def _signature(spec: ColumnSpec) -> tuple[Any, ...]:
-    return (repr(spec.type), spec.references, spec.on_delete)
+    return (repr(spec.type), spec.references, spec.on_delete, spec.references_table)
 
 
 def _tmp_column(table: str, column: str) -> str:
@@ -610,13 +611,13 @@ class Planner:
         t = sa.table(self.now(table), sa.column("id"), *[sa.column(s.column_name(old.name)) for s in specs])
         used = self.conn.execute(sa.select(sa.func.count()).select_from(t).where(
             sa.or_(*[t.c[s.column_name(old.name)].isnot(None) for s in specs]))).scalar_one()
-        steps = [_drop_column(table, s.column_name(old.name), bool(s.references), self.dialect.name)
+        steps = [_drop_column(table, s.column_name(old.name), s.has_foreign_key, self.dialect.name)
                  for s in specs]
         risk = DataRisk(f"purge deletes the values of {old.name} in {used:,} rows for good",
                         False, used, self.rows(table))
         self.change("purge column", entity.name, old.name,
                     f"purge retired field {entity.name}.{old.name}", steps, [risk] if used else [],
-                    rewrites_table=self.dialect.name == "sqlite" and any(s.references for s in specs))
+                    rewrites_table=self.dialect.name == "sqlite" and any(s.has_foreign_key for s in specs))
 
     def compare(self, entity: Entity, old: Field, new: Field) -> None:
         if self.ftype(old).stored_apart or self.ftype(new).stored_apart:
@@ -728,7 +729,22 @@ class Planner:
                 risks.append(DataRisk.found(
                     f"{new.name} now points to {new.target}, but {orphans.count:,} rows hold ids that "
                     f"are not {new.target} records", orphans, self.rows(table), blocking=True))
-        for suffix in old_specs.keys() - new_specs.keys():
+        for suffix, spec in new_specs.items():
+            old_spec = old_specs.get(suffix)
+            was = old_specs.get("")
+            now_users = old_spec is None or old_spec.references_table != spec.references_table
+            if spec.references_table and now_users and was is not None and isinstance(was.type, sa.Integer):
+                # A platform table (the users): ids not in it would break the foreign key
+                # (values of other types are the coercer's to refuse, in the scan above).
+                orphans = _orphan_ids(self.conn, table, new.name, spec.references_table)
+                if orphans.count:
+                    risks.append(DataRisk.found(
+                        f"{new.name} now holds ids of {spec.references_table}, but {orphans.count:,} rows "
+                        f"hold ids that are not in it", orphans, self.rows(table), blocking=True))
+        # A value that carries its companions (a polymorphic reference's entity) lost nothing
+        # when the new coercer accepted it: the scan above reports those it refused.
+        dropped = set() if old_type.value_carries_companions(old) else old_specs.keys() - new_specs.keys()
+        for suffix in dropped:
             column = old_specs[suffix].column_name(old.name)
             kept = _lost_ids(self.conn, self.now(table), self.as_stored(table, old), old_type, new, new_type,
                              suffix)
@@ -755,11 +771,11 @@ class Planner:
                                                                   zip(moved, new_specs, strict=True)})))
         for spec in old_specs.values():
             name = spec.column_name(old.name)
-            rebuild = rebuild or (bool(spec.references) and self.dialect.name == "sqlite")
-            steps.append(_drop_column(table, name, bool(spec.references), self.dialect.name))
+            rebuild = rebuild or (spec.has_foreign_key and self.dialect.name == "sqlite")
+            steps.append(_drop_column(table, name, spec.has_foreign_key, self.dialect.name))
         for (tmp, final), spec in zip(moved, new_specs.values(), strict=True):
             steps.append(Step(f"rename {tmp} → {final}", ddl=_rename(table, tmp, final)))
-            if spec.references and self.dialect.name != "sqlite":
+            if spec.has_foreign_key and self.dialect.name != "sqlite":
                 steps.append(Step("rename the foreign key", ddl=_rename_fk(table, tmp, final)))
         self.change("retype column", entity.name, new.name,
                     f"retype {entity.name}.{new.name} {what}: {scan.total:,} values to convert",
@@ -990,7 +1006,7 @@ def _add_column(table: str, column: sa.Column[Any], spec: ColumnSpec, default_sq
     """`constraint` names an inline SQLite key (SQLite lets two keys share a name, so a
     retype's temporary column can carry the final name from the start)."""
     def ddl(ops: Operations) -> None:
-        if spec.references and dialect == "sqlite":
+        if spec.has_foreign_key and dialect == "sqlite":
             # SQLite cannot add a constraint to a table, but may add a column carrying one.
             preparer = ops.get_context().dialect.identifier_preparer
             coltype = column.type.compile(ops.get_context().dialect)
@@ -998,7 +1014,7 @@ def _add_column(table: str, column: sa.Column[Any], spec: ColumnSpec, default_sq
                 f"ALTER TABLE {preparer.quote(table)} ADD COLUMN {preparer.quote(column.name)} "
                 f"{coltype} CONSTRAINT {preparer.quote(constraint or fk_name(table, column.name))} "
                 "REFERENCES "
-                f"{preparer.quote(table_name(spec.references))} (id) "
+                f"{preparer.quote(foreign_table(spec) or '')} (id) "
                 f"ON DELETE {ON_DELETE_SQL[spec.on_delete or 'restrict']}")
             return
         server_default = sa.text(default_sql) if default_sql is not None else None
@@ -1130,7 +1146,7 @@ def scan_values(conn: sa.Connection, table: str, old: Field, old_type: FieldType
         for row in rows:
             total += 1
             try:
-                value = new_type.coerce(_read(row, old, old_type), new)
+                value = new_type.coerce(new_type.retyped(_read(row, old, old_type), old, new), new)
             except CoercionError as error:
                 bad += 1
                 if len(samples) < SAMPLE_IDS:
@@ -1182,7 +1198,7 @@ def _converter(table: str, old: Field, old_type: FieldType, new: Field, new_type
             params = []
             for row in rows:
                 try:
-                    value = new_type.coerce(_read(row, old, old_type), new)
+                    value = new_type.coerce(new_type.retyped(_read(row, old, old_type), old, new), new)
                 except CoercionError as error:
                     raise ConversionFailed(f"{table} id {row[0]}: {new.name}: {error}") from None
                 columns = new_type.to_columns(value, new)

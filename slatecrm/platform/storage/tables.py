@@ -37,6 +37,13 @@ def table_name(entity: str) -> str:
     return ENTITY_TABLE_PREFIX + entity
 
 
+def foreign_table(spec: ColumnSpec) -> str | None:
+    """The table a column's foreign key points to: an entity's, or a platform table's."""
+    if spec.references_table:
+        return spec.references_table
+    return table_name(spec.references) if spec.references else None
+
+
 def fk_name(table: str, column: str) -> str:
     return short_name(f"fk_{table}_{column}")
 
@@ -115,8 +122,8 @@ def field_column(spec: ColumnSpec, field: Field, table: str, *, name: str | None
     (account ⇄ contact) and are never used to create tables.
     """
     name = name or spec.column_name(field.name)
-    if spec.references and with_fk:
-        target = table_name(spec.references)
+    target = foreign_table(spec)
+    if target is not None and with_fk:
         return sa.Column(name, spec.type, sa.ForeignKey(
             f"{target}.id", ondelete=ON_DELETE_SQL[spec.on_delete or "restrict"],
             name=fk_name(table, name), use_alter=use_alter), nullable=True)
@@ -145,7 +152,14 @@ def indexes_of(entity: Entity, registry: FieldTypeRegistry) -> Iterator[IndexSpe
         field_type = registry[field.type]
         if field.unique or field.indexed or field_type.index_by_default:
             prefix = "ux" if field.unique else "ix"
-            yield IndexSpec(short_name(f"{prefix}_{table}_{field.name}"), table, (field.name,),
+            columns: tuple[str, ...] = (field.name,)
+            specs = {spec.suffix: spec for spec in field_type.columns(field)}
+            if field_type.index_by_default and len(specs) > 1:
+                # A value kept in several columns that always wants an index (a polymorphic
+                # reference's entity and id): one index over them, in their sort order.
+                columns = tuple(specs[suffix].column_name(field.name)
+                                for suffix in field_type.sort_columns(field))
+            yield IndexSpec(short_name(f"{prefix}_{table}_{field.name}"), table, columns,
                             field.unique, (field.name,))
     for prefix, composites in (("ux", entity.unique), ("ix", entity.indexes)):
         for composite in composites:

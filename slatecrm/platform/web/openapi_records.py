@@ -83,7 +83,7 @@ def output_schema(ce: CompiledEntity) -> dict[str, Any]:
     properties: dict[str, Any] = dict(SYSTEM_OUTPUT)
     for name, compiled in ce.fields.items():
         value = compiled.type.output_schema(compiled.field)
-        if compiled.type.links_records:  # records/service.py `as_json`: the id and its title
+        if compiled.type.links_records and compiled.field.target:  # service.py `as_json`: id and title
             value = {"type": "object", "required": ["id", "title"], "properties": {
                 "id": value, "title": {"type": "string"}}}
         described = _described(compiled, nullable(value))

@@ -3,6 +3,7 @@ edit forms with validation on change, stage moves, deletion and reference option
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -131,7 +132,7 @@ def read_record_view(records: RecordsService, entity: str, record_id: int) -> Re
         ce = reader.entity(entity)
         record = reader.get(entity, record_id)
         relations = reader.reverse_references(entity)
-        pages = reader.related_lists(record_id, relations, limit=RELATED_LIMIT)
+        pages = reader.related_lists(entity, record_id, relations, limit=RELATED_LIMIT)
         related = []
         for (other, field), page in zip(relations, pages, strict=True):
             other_ce = reader.entity(other)
@@ -237,7 +238,7 @@ def _raw_from_form(ce: CompiledEntity, form: FormData, prefix: str = "") -> dict
 async def _reference_options(records: RecordsService, ce: CompiledEntity, record: Record | None,
                              raw: dict[str, Any]) -> dict[str, list[tuple[int, str]]]:
     """The first records of each reference's target (and the chosen one) for its select."""
-    out: dict[str, list[tuple[int, str]]] = {}
+    out: dict[str, list[Any]] = {}
     readable = await run_in_threadpool(records.compiled)  # an entity the user cannot read: no options
     wanted = {name: target for name, target in ce.references().items()
               if name in ce.fields and ce.fields[name].type.writable and target in readable}
@@ -259,6 +260,10 @@ async def _reference_options(records: RecordsService, ce: CompiledEntity, record
     for name, target in ce.references().items():
         if target not in readable and name in ce.fields and ce.fields[name].type.writable:
             out[name] = []
+    for name, targets in ce.polymorphic_references().items():
+        if ce.fields[name].type.writable:
+            out[name] = await _grouped_options(records, ce, name, targets, readable, None,
+                                               str(raw.get(name) or ""), record)
     out.update(await _linked_options(records, ce, record, raw, readable))
     return out
 
@@ -318,6 +323,62 @@ def _suggestions(records: RecordsService, ce: CompiledEntity) -> dict[str, list[
             continue
         out[name] = compiled.type.suggestions((r.values.get(name) for r in page.records), compiled.field)
     return out
+
+
+async def _grouped_options(records: RecordsService, ce: CompiledEntity, name: str, targets: Sequence[str],
+                           readable: Mapping[str, Any], search: str | None, chosen: str,
+                           record: Record | None) -> list[tuple[str, list[tuple[str, str]]]]:
+    """A polymorphic reference's options: the first records of each target the user may
+    read (matching `search`), grouped by the entity's label; the `chosen` value is kept."""
+    compiled = ce.fields[name]
+    wanted = [t for t in targets if t in readable]
+    pages = await run_in_threadpool(records.first_pages, [
+        (target, ListQuery(search=search, rank=bool(search), limit=OPTIONS_LIMIT)) for target in wanted])
+    groups = []
+    for target, page in zip(wanted, pages, strict=True):
+        choices = [(compiled.type.reference_text(target, r.id, compiled.field), r.title)
+                   for r in page.records]
+        groups.append((readable[target].entity.label, choices))
+    if chosen and all(value != chosen for _, group in groups for value, _ in group):
+        try:
+            value = compiled.type.coerce(chosen, compiled.field)
+        except ValueError:
+            value = None
+        if value is not None and value["entity"] in wanted:
+            same = record is not None and record.values.get(name) == value
+            title = record.titles.get(name, "") if record is not None and same else ""
+            if not title:
+                try:
+                    title = (await run_in_threadpool(records.get, value["entity"], value["id"])).title
+                except Exception:  # a dangling value typed by hand: shown; the service refuses it
+                    title = chosen
+            for index, target in enumerate(wanted):
+                if target == value["entity"]:
+                    label, group = groups[index]
+                    groups[index] = (label, [(chosen, title), *group])
+    return groups
+
+
+async def field_options(request: Request) -> Response:
+    """The records a polymorphic reference may point to, matching `q`, across its targets:
+    <optgroup>s of <option>s for its picker."""
+    records = records_of(request)
+    entity, name = request.path_params["entity"], request.path_params["field"]
+    try:
+        ce = await run_in_threadpool(records.entity, entity)
+    except UnknownEntity:
+        return HTMLResponse("", status_code=404)
+    compiled = ce.fields.get(name)
+    if compiled is None or not compiled.type.links_records or compiled.field.target:
+        return HTMLResponse(f"{entity} has no polymorphic reference {name[:60]!r}", status_code=404)
+    readable = await run_in_threadpool(records.compiled)
+    text = request.query_params.get("q", "").strip()
+    keep = request.query_params.get("keep", "")
+    chosen = str(request.query_params.get(keep) or "") if keep and keep != "q" else ""
+    groups = await _grouped_options(records, ce, name, compiled.field.targets, readable, text or None,
+                                    chosen, None)
+    return HTMLResponse(render_fragment(request, "_grouped_options.html",
+                                        {"groups": groups, "chosen": chosen}))
 
 
 async def locked_fields(records: RecordsService, entity: str, *, new_record: bool) -> frozenset[str]:

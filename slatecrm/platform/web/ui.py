@@ -40,6 +40,7 @@ routes = [
     Route("/e/{entity}/new", record_pages.new, methods=["GET", "POST"]),
     Route("/e/{entity}/validate", record_pages.validate, methods=["POST"]),
     Route("/e/{entity}/options", record_pages.options, methods=["GET"]),
+    Route("/e/{entity}/fields/{field}/options", record_pages.field_options, methods=["GET"]),
     Route("/e/{entity}/board/{pipeline}", board_pages.board, methods=["GET"]),
     Route("/e/{entity}/{id:recordid}", record_pages.show, methods=["GET"]),
     Route("/e/{entity}/{id:recordid}/edit", record_pages.edit, methods=["GET", "POST"]),

@@ -65,7 +65,7 @@ async def base_context(request: Request, *, entity: str | None = None, title: st
 
 def field_display(compiled: CompiledField, record: Record) -> str:
     value = record.values.get(compiled.name)
-    if compiled.type.links_records:
+    if compiled.type.links_records or compiled.type.links_users:
         return record.titles.get(compiled.name, "") if value is not None else ""
     return compiled.type.display(value, compiled.field)
 
@@ -111,8 +111,8 @@ def history_value(ce: CompiledEntity, name: str, value: Any,
         return ""
     if compiled is None:
         return str(value)
-    if compiled.type.links_records:
-        known = (titles or {}).get(compiled.field.target or "", {})
+    if compiled.type.links_records and compiled.field.target:
+        known = (titles or {}).get(compiled.field.target, {})
         return (known.get(value) if isinstance(value, int) else None) or f"#{value}"
     try:
         return compiled.type.display(compiled.type.coerce(value, compiled.field), compiled.field)
@@ -133,9 +133,16 @@ def when(moment: Any) -> str:
     return "" if moment is None else str(moment)
 
 
+def pointing(compiled: CompiledField, entity: str, record_id: int) -> str:
+    """The value of `compiled` (a reference) pointing to `record_id` of `entity`, as a list
+    filter and a new record's form read it: the id, or `entity:id` for a polymorphic one."""
+    return compiled.type.reference_text(entity, record_id, compiled.field)
+
+
 class UI:
     """Helpers handed to every template (as `ui`)."""
 
+    pointing = staticmethod(pointing)
     display = staticmethod(field_display)
     link = staticmethod(link_of)
     colour = staticmethod(colour_of)

@@ -105,7 +105,9 @@ def do_create(run: RunContext, action: CompiledAction, definition: Action) -> di
     data: dict[str, Any] = {name: rule_value(target, name, closure(run.record, run.rule_context))
                             for name, closure in action.values}
     if definition.link is not None and run.record_id is not None:
-        data[definition.link] = run.record_id
+        # The reference's value pointing to the record (`entity:id` for a polymorphic one).
+        linked = target.fields[definition.link]
+        data[definition.link] = linked.type.reference_text(run.ce.name, run.record_id, linked.field)
     if run.record.get("owner") is not None:
         data.setdefault("owner", run.record["owner"])
     try:
