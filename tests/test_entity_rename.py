@@ -322,3 +322,49 @@ def test_a_renamed_entity_keeps_its_many_to_many_links(engine: sa.Engine, db_url
             assert [r["subject"] for r in linked] == ["Jammed"]
     finally:
         app.state.engine.dispose()
+
+
+def test_a_polymorphic_reference_follows_a_renamed_target(
+        engine: sa.Engine, db_url: str, registry: FieldTypeRegistry, tmp_path: Path) -> None:
+    """A polymorphic reference keeps the target's entity name beside the id: the rename
+    rewrites those values in the same change, so the note still points to its record."""
+    def pack(version: str, renamed: bool) -> Path:
+        name = "case_file" if renamed else "ticket"
+        entities = {
+            name: {"title_field": "subject", **({"renamed_from": "ticket"} if renamed else {}),
+                   "fields": {"subject": {"type": "text", "required": True}}},
+            "customer": {"title_field": "name", "fields": {"name": {"type": "text", "required": True}}},
+            "note": {"title_field": "body", "fields": {
+                "body": {"type": "text", "required": True},
+                "about": {"type": "reference", "targets": [name, "customer"], "on_delete": "cascade"}}},
+        }
+        return write_pack(tmp_path / version, "support", version, entities)
+
+    install(engine, registry, pack("1.0.0", False))
+    app = make_app(db_url)
+    try:
+        with signed_in(app, raise_server_exceptions=False) as http:
+            assert http.post("/api/v1/ticket", json={"subject": "Jammed"}).status_code == 201
+            assert http.post("/api/v1/customer", json={"name": "Acme"}).status_code == 201
+            for about in ({"entity": "ticket", "id": 1}, {"entity": "customer", "id": 1}):
+                made = http.post("/api/v1/note", json={"body": "x", "about": about})
+                assert made.status_code == 201, made.text
+    finally:
+        app.state.engine.dispose()
+    planned = plan(engine, registry, pack("2.0.0", True)).plan
+    assert not planned.blocked
+    [rename] = [c for c in planned.changes if c.action == "rename table"]
+    assert any("x_note.about__entity" in s for s in rename.sql), rename.sql
+    install(engine, registry, pack("2.0.0", True))
+    assert plan(engine, registry, pack("2.0.0", True)).plan.is_empty
+    app = make_app(db_url)
+    try:
+        with signed_in(app, raise_server_exceptions=False) as http:
+            notes = http.get("/api/v1/note", params={"sort": "id"}).json()["data"]
+            assert [(n["about"]["entity"], n["about"]["title"]) for n in notes] == [
+                ("case_file", "Jammed"), ("customer", "Acme")]
+            # on_delete still reaches it under the new name
+            assert http.delete("/api/v1/case_file/1", params={"version": 1}).status_code == 204
+            assert [n["id"] for n in http.get("/api/v1/note").json()["data"]] == [2]
+    finally:
+        app.state.engine.dispose()

@@ -413,6 +413,11 @@ class FieldType:
         `record_id` of `entity` (a record page's related lists)."""
         return str(record_id)
 
+    def entity_name_columns(self, field: Field) -> tuple[str, ...]:
+        """Companion columns (by suffix) whose values are entity names (a polymorphic
+        reference's `entity`): an entity's rename rewrites them in the same change."""
+        return ()
+
     def refers_to(self, columns: Mapping[str, Any], entity: str, ids: Any, field: Field) -> Any:
         """The SQL condition (over the field's columns, by suffix) of the rows pointing to
         one of `ids` of `entity`: a delete carries out `on_delete` for them."""

@@ -1030,6 +1030,9 @@ class Reference(FieldType):
     def rule_parts(self, field: Field) -> Mapping[str, Type]:
         return poly.rule_parts(field) if poly.polymorphic(field) else {}
 
+    def entity_name_columns(self, field: Field) -> tuple[str, ...]:
+        return (poly.ENTITY,) if poly.polymorphic(field) else ()
+
     def link(self, value: Any, field: Field) -> str | None:
         if poly.polymorphic(field):
             return poly.link(value)

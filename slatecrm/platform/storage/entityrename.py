@@ -7,9 +7,12 @@ it:
 - the metamodel itself: the entity, every reference field whose `target` names it, role
   grants and workflows (`renamed_metamodel`, what the planner compares the target with:
   a rename is not a retired entity and a new one);
+- the records' columns that hold entity names (`rename_values`: a polymorphic reference's
+  entity, FieldType.entity_name_columns);
 - the platform's rows that name entities (`rename_rows`, a data step of the change): auto
   numbers (slate_sequence), record history and stage history, the workflows' outbox, job
-  queue and run log, and the organisation's customisations (slate_customisation), whose
+  queue and run log, uploaded files (slate_file), and the organisation's customisations
+  (slate_customisation), whose
   documents follow a pack's rename (`rename_in_document`: an extension of the entity, a
   reference to it, a role's grant of it, a workflow on it). A pack that still names the old
   entity is refused at its file:line instead (metamodel/model.py `renamed_note`): a pack's
@@ -36,6 +39,7 @@ from slatecrm.metamodel.workflows import Workflow
 
 from .system import (
     customisations,
+    files,
     history,
     sequences,
     stage_history,
@@ -45,7 +49,7 @@ from .system import (
 )
 
 #: The platform's tables with an `entity` column naming an entity, in the order updated.
-ENTITY_COLUMNS = (sequences, history, stage_history, workflow_jobs, workflow_runs)
+ENTITY_COLUMNS = (sequences, history, stage_history, workflow_jobs, workflow_runs, files)
 
 
 def entity_renames(current: Metamodel, target: Metamodel) -> dict[str, str]:
@@ -63,7 +67,9 @@ def entity_renames(current: Metamodel, target: Metamodel) -> dict[str, str]:
 
 
 def _field(f: Field, renames: Mapping[str, str]) -> Field:
-    target = f.target
+    target, targets = f.target, f.settings.get("targets")
+    if isinstance(targets, list | tuple) and any(t in renames for t in targets):
+        return replace(f, settings={**f.settings, "targets": [renames.get(t, t) for t in targets]})
     if target is None or target not in renames:
         return f
     return replace(f, settings={**f.settings, "target": renames[target]})
@@ -106,6 +112,8 @@ def rename_in_document(kind: str, name: str, document: Mapping[str, Any],
     for field in (doc.get("fields") or {}).values():
         if isinstance(field, dict) and field.get("target") in renames:
             field["target"] = renames[field["target"]]
+        if isinstance(field, dict) and isinstance(field.get("targets"), list):
+            field["targets"] = [renames.get(t, t) for t in field["targets"]]
     if kind == "role" and isinstance(doc.get("entities"), dict):
         doc["entities"] = {renames.get(k, k): v for k, v in doc["entities"].items()}
     if kind == "workflow":
@@ -150,6 +158,20 @@ def rename_rows(old: str, new: str) -> Callable[[sa.Connection], None]:
                 continue
             key = (customisations.c.kind == row.kind) & (customisations.c.name == row.name)
             conn.execute(customisations.update().where(key).values(kind=kind, name=name, document=doc))
+    return run
+
+
+def rename_values(old: str, new: str,
+                  columns: list[tuple[str, str, str]]) -> Callable[[sa.Connection], None]:
+    """The data step renaming `old` to `new` in the records' own columns that hold entity
+    names (a polymorphic reference's entity: `columns` as (table now, table after, column));
+    a table renamed by a later change of the same plan is found under its name of the moment."""
+    def run(conn: sa.Connection) -> None:
+        present = set(sa.inspect(conn).get_table_names())
+        for now, after, column in columns:
+            name = after if after in present else now
+            table = sa.table(name, sa.column(column))
+            conn.execute(table.update().where(table.c[column] == old).values({column: new}))
     return run
 
 

@@ -24,7 +24,7 @@ from slatecrm.metamodel.fieldtypes import CoercionError, ColumnSpec, FieldType, 
 from slatecrm.metamodel.model import Entity, Field, Metamodel
 
 from .capacity import TableSize, problems, row_bytes
-from .entityrename import described, entity_renames, rename_rows, renamed_metamodel
+from .entityrename import described, entity_renames, rename_rows, rename_values, renamed_metamodel
 from .fulltext import (
     SEARCH_COLUMN,
     SearchIndex,
@@ -420,6 +420,13 @@ class Planner:
             steps += [Step(f"rename {kind} {a} → {b}", ddl=_rename_pg_object(kind, a, b, after))
                       for kind, a, b in pairs if a != b]
         steps += self._rename_apart_tables(entity, renamed)
+        named = [(self.now(e.table_name), e.table_name, spec.column_name(f.name))
+                 for e in self.target.entities for f in e.fields if new in f.targets
+                 for spec in self.ftype(f).columns(f) if spec.suffix in self.ftype(f).entity_name_columns(f)]
+        if named:
+            steps.append(Step(f"rename entity {old} → {new} in "
+                              + ", ".join(sorted({f"{t}.{c}" for _, t, c in named})),
+                              data=rename_values(old, new, named)))
         steps.append(Step(described(old, new), data=rename_rows(old, new)))
         pointing = sorted(f"{e.name}.{f.name}" for e in self.target.active_entities
                           for f in e.active_fields if f.target == new and e.name != new)
