@@ -25,7 +25,8 @@ def run(*args: str) -> dict[str, object]:
 def test_sample_data_fills_every_entity_and_spreads_stages(db_url: str) -> None:
     run("init", "--database", db_url)
     report = run("sample-data", "--database", db_url, "--count", "60", "--seed", "3")
-    assert report["created"] == {"account": 60, "contact": 60, "lead": 60, "opportunity": 60, "activity": 60}
+    assert report["created"] == {"account": 60, "contact": 60, "lead": 60, "opportunity": 60, "activity": 60,
+                                 "opportunity_contact": 60}
     assert report["users"] == 6
     engine = sa.create_engine(db_url)
     registry = field_types()

@@ -69,7 +69,7 @@ def test_default_packs_create_their_tables(engine: sa.Engine, registry: FieldTyp
     assert drift(engine) == []
     with engine.connect() as conn:
         history = revisions.history(conn)
-    assert [r.source for r in history] == ["install crm-core 0.1.0, install sales 0.2.3"]
+    assert [r.source for r in history] == ["install crm-core 0.1.1, install sales 0.2.4"]
 
 
 def test_adding_fields_to_100000_rows_keeps_them_and_does_not_rebuild(
@@ -237,7 +237,8 @@ def test_purge_drops_a_retired_field_for_good(engine: sa.Engine, registry: Field
     (trimmed / "entities" / "activity.yaml").write_text(text.replace("  contact:\n    type: reference\n"
                                                                      "    target: contact\n"
                                                                      "    on_delete: set_null\n", ""))
-    (trimmed / "pack.yaml").write_text((trimmed / "pack.yaml").read_text().replace("0.1.0", "0.1.1", 1))
+    pack_file = trimmed / "pack.yaml"
+    pack_file.write_text(pack_file.read_text().replace("version: 0.1.1", "version: 0.1.2", 1))
     install(engine, registry, trimmed)
     with pytest.raises(Exception, match="not a retired field"):
         plan(engine, registry, purge=(("activity", "subject"),))
@@ -270,7 +271,8 @@ def test_rebuilding_a_parent_table_does_not_cascade(engine: sa.Engine, registry:
     account = core / "entities" / "account.yaml"
     account.write_text(account.read_text().replace(
         "    target: account\n    on_delete: set_null", "    target: account\n    on_delete: cascade"))
-    (core / "pack.yaml").write_text((core / "pack.yaml").read_text().replace("0.1.0", "0.2.0", 1))
+    pack_file = core / "pack.yaml"
+    pack_file.write_text(pack_file.read_text().replace("version: 0.1.1", "version: 0.2.0", 1))
     installation = plan(engine, registry, core)
     retype = ["drop index", "retype column", "add index"]
     assert [c.action for c in installation.plan.changes] == (  # a rebuild loses the triggers
