@@ -145,6 +145,22 @@ def test_lines_are_saved_changed_reordered_and_removed_with_their_parent(quotes:
     assert any("items" in entry.changes for entry in records.history("quote", made.id))
 
 
+def test_a_caller_holding_the_transaction_saves_lines_in_it(quotes: RecordsService) -> None:
+    """A service bound to a caller's connection (a workflow's run) writes the lines on that
+    connection, in the caller's transaction: rolled back with it, committed with it."""
+    with quotes.engine.connect() as conn:
+        conn.begin()
+        quotes.bound(conn, savepoints=False).create("quote", {"name": "Gone", "items": [
+            {"product": "Desk", "qty": 1, "unit_price": "10"}]})
+        conn.rollback()
+        conn.begin()
+        kept = quotes.bound(conn, savepoints=False).create("quote", {"name": "Kept", "items": [
+            {"product": "Chair", "qty": 2, "unit_price": "5"}]})
+        conn.commit()
+    assert [r.values["name"] for r in quotes.page("quote").records] == ["Kept"]
+    assert products(quotes, kept.id) == [("Chair", 2, "10.00")]
+
+
 def test_one_version_check_for_the_whole_document(quotes: RecordsService) -> None:
     records = quotes
     made = records.create("quote", {"name": "Q", "items": [{"product": "Desk", "qty": 1, "unit_price": "1"}]})

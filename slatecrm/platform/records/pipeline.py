@@ -376,6 +376,8 @@ class WritePipeline:
         service = self.service
 
         def writer() -> RecordsService:
+            if service.connection is not None:
+                return service  # bound already (a workflow's run): its writes are on `conn`
             bound = service.bound(conn, service.principal, savepoints=False)
             bound.silent = service.silent
             if service.deferred is not None:
