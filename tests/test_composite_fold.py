@@ -117,6 +117,13 @@ def test_fold_keeps_every_value_as_a_part(http: TestClient, engine: sa.Engine, d
     assert not [c for c in planned.changes if c.action in ("retire column", "add column")], \
         [(c.action, c.summary) for c in planned.changes]
     assert any(c.action == "drop index" and c.field == "billing_city" for c in planned.changes)
+    # Each step: the renames, the added part columns, the conversion, the dropped former column.
+    sql = folds["billing_address"].sql
+    assert any("billing_street" in line and "RENAME" in line.upper() for line in sql), sql
+    assert any("ADD COLUMN billing_address__postal_code" in line for line in sql), sql
+    assert any("ADD COLUMN billing_address__region" in line for line in sql), sql
+    assert any(line.startswith("-- convert the 2 values of billing_address") for line in sql), sql
+    assert "DROP COLUMN billing_postal_code" in sql[-1], sql
     install(engine, registry, v2(tmp_path))
 
     assert drift(engine) == []
@@ -258,6 +265,19 @@ def test_bad_fold_definitions_are_refused_at_their_file_and_line(tmp_path: Path)
         "entities/account.yaml:25:5: indexes[0]: 'account' has no field 'billing_city'",
     ]:
         assert expected in output, output
+
+
+def test_a_renamed_from_of_another_shape_is_refused_by_the_pack_schema(tmp_path: Path) -> None:
+    text = ("kind: entity\nname: account\nfields:\n  name:\n    type: text\n  addr:\n    type: address\n"
+            "    renamed_from: 5\n  other:\n    type: address\n    renamed_from: {city: 7}\n")
+    pack = write_files_pack(tmp_path, {"entities/account.yaml": text}, name="crm", requires={})
+    result = CliRunner().invoke(main, ["pack", "validate", str(pack)], catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert "entities/account.yaml:8:19: fields.addr.renamed_from: expected text, got the number 5" in output
+    assert "entities/account.yaml:11:26: fields.other.renamed_from.city: expected text, got the number 7" \
+        in output
+    assert "2 problem(s)" in output, output
 
 
 def test_a_fold_in_the_stored_form_reads_back_the_same(registry: FieldTypeRegistry, tmp_path: Path) -> None:
