@@ -60,7 +60,7 @@ def v2(root: Path, version: str = "2.0.0") -> Path:
             "phone": {"type": "text"},
         }},
         "contact": {"title_field": "name", "fields": {
-            "name": {"type": "person_name", "renamed_from": FOLDED_NAME},
+            "name": {"type": "person_name", "required": True, "renamed_from": FOLDED_NAME},
             "email": {"type": "email"},
         }},
     })
@@ -114,6 +114,9 @@ def test_fold_keeps_every_value_as_a_part(http: TestClient, engine: sa.Engine, d
         "contact.name: salutation ← salutation (column renamed); first ← first_name (column renamed); "
         "last ← last_name (column renamed)"), folds["name"].summary
     # The former fields are not retired: their data moves; the others stay as they are.
+    # A required name: the contacts without a last name are told (a warning: kept as they are).
+    assert [(r.message, r.blocking) for r in folds["name"].risks] == [
+        ("name is required: 1 rows have no last: ids 2", False)]
     assert not [c for c in planned.changes if c.action in ("retire column", "add column")], \
         [(c.action, c.summary) for c in planned.changes]
     assert any(c.action == "drop index" and c.field == "billing_city" for c in planned.changes)

@@ -640,6 +640,15 @@ class Planner:
         risks = [DataRisk.found(
             f"fold into {new.name}: {scan.bad.count:,} of {scan.total:,} rows do not convert "
             f"({scan.example})", scan.bad, scan.total, blocking=True)] if scan.bad.count else []
+        if new.required:
+            main = next(p.name for p in new_type.parts(new) if p.suffix == "")
+            held = [s for s in now if s.part == main and len(s.names) == 1]
+            missing = _null_ids(self.conn, self.now(table), next(iter(held[0].names.values()))) if held else \
+                Rows(self.rows(table), ())
+            if missing.count:
+                risks.append(DataRisk.found(
+                    f"{new.name} is required: {missing.count:,} rows have no {main}", missing,
+                    self.rows(table), blocking=False))
         formers = ", ".join(f"{entity.name}.{source.name}" for _, source in sources)
         self.change("fold fields", entity.name, new.name,
                     f"fold fields {formers} into {new.type} field {entity.name}.{new.name}: "
