@@ -296,3 +296,37 @@ def test_a_fold_in_the_stored_form_reads_back_the_same(registry: FieldTypeRegist
     assert account is not None
     assert account.field("billing_address").renamed_from == FOLDED_ADDRESS  # type: ignore[union-attr]
     assert account.field("phone").renamed_from is None  # type: ignore[union-attr]
+
+
+def test_an_admin_folds_fields_of_an_own_entity_live(
+        engine: sa.Engine, db_url: str, registry: FieldTypeRegistry, pack_templates: Any) -> None:
+    """Through the admin API: a field defined with a `renamed_from` mapping replaces the former
+    fields in the organisation's own entity, and the fold keeps their values."""
+    pack_templates.copy_to(engine, registry, "crm-core")
+    app = make_app(db_url)
+    try:
+        with signed_in(app, raise_server_exceptions=False) as client:
+            venue = {"label": "Venue", "title_field": "title", "fields": {
+                "title": {"type": "text", "required": True},
+                "street": {"type": "text"}, "town": {"type": "text"}, "land": {"type": "text"}}}
+            confirm(client, "/api/v1/admin/entities/venue", venue)
+            post(client, "venue", {"title": "Hall", "street": "Rue 1", "town": "Paris", "land": "France"})
+            body = {"type": "address",
+                    "renamed_from": {"street": "street", "city": "town", "country": "land"}}
+            done = confirm(client, "/api/v1/admin/entities/venue/fields/place", body)
+            assert "fold fields" in [c["action"] for c in done["plan"]["changes"]], done["plan"]
+            hall = client.get("/api/v1/venue/1").json()
+            assert hall["place"] == {"street": "Rue 1", "city": "Paris", "country": "FR"}
+            assert not {"street", "town", "land"} & set(hall), hall
+    finally:
+        app.state.engine.dispose()
+
+
+def confirm(client: TestClient, url: str, body: Any) -> dict[str, Any]:
+    dry = client.put(url, json=body)
+    assert dry.status_code == 200, dry.text
+    done = client.put(url, json=body, params={"confirm": dry.json()["base_revision"]})
+    assert done.status_code == 200, done.text
+    result: dict[str, Any] = done.json()
+    assert result["applied"] is True, result
+    return result
