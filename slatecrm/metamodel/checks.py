@@ -164,6 +164,45 @@ def _check_composite_keys(ctx: _Context, entity: Entity, names: list[str]) -> It
                     yield ctx.problem(f"field {name!r}: {reason}", composite)
 
 
+def former_fields(field: Field) -> tuple[str, ...]:
+    """The former fields whose data `field` takes: its `renamed_from`, or each field a
+    composite field's parts are folded from."""
+    if isinstance(field.renamed_from, Mapping):
+        return tuple(field.renamed_from.values())
+    return (field.renamed_from,) if field.renamed_from else ()
+
+
+def _check_fold(ctx: _Context, entity: Entity, field: Field) -> Iterator[Problem]:
+    """`renamed_from: {part: former field, …}`: only for a type with parts, each part known,
+    each former field gone from the entity and taken by this field alone."""
+    folded = field.renamed_from
+    if not isinstance(folded, Mapping):
+        return
+    parts = [p.name for p in ctx.registry[field.type].parts(field)]
+    if not parts:
+        yield ctx.problem(f"renamed_from: a {field.type} field has no parts, so it cannot be made "
+                          "from several fields; give the one former field's name", field)
+        return
+    for part, former in folded.items():
+        if part not in parts:
+            yield ctx.problem(f"renamed_from: {part!r} is not a part; the parts of {field.type} fields: "
+                              f"{', '.join(parts)}{suggest(part, parts)}", field)
+        still = entity.field(former)
+        if still is not None:
+            yield ctx.problem(f"renamed_from: field {former!r} (for part {part!r}) is still defined "
+                              f"(at line {still.source.line}); remove it: its data moves into "
+                              f"{field.name!r}", field)
+    values = list(folded.values())
+    for former in sorted({v for v in values if values.count(v) > 1}):
+        yield ctx.problem(f"renamed_from: field {former!r} is folded into more than one part", field)
+    for other in entity.active_fields:  # the later of two fields taking one former field is told
+        if other is field or other.name == field.name:
+            break
+        for former in sorted(set(former_fields(other)) & set(values)):
+            yield ctx.problem(f"renamed_from: field {former!r} is taken by field {other.name!r} "
+                              f"(at line {other.source.line}) already", field)
+
+
 def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Problem]:
     reason = name_problem(field.name, "field")
     if reason:
@@ -178,6 +217,7 @@ def _check_field(ctx: _Context, entity: Entity, field: Field) -> Iterator[Proble
         if len(column.column_name(field.name)) > MAX_IDENTIFIER:
             yield ctx.problem(f"field name {field.name!r} is too long for its column "
                               f"{column.column_name(field.name)!r}", field)
+    yield from _check_fold(ctx, entity, field)
     for setting, message in field_type.check_definition(field):
         yield ctx.problem(f"{setting}: {message}", field)
     for message in field_type.check_in(field, entity, ctx.metamodel, ctx.registry):

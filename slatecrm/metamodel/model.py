@@ -32,7 +32,8 @@ from .workflows import Action, Trigger, Workflow
 #: `read_only_after_create` too, stored only when true (absent: false), so that a revision
 #: without them is stored exactly as before; an entity's `default_sort` likewise, stored
 #: only when given (absent: none), and its `renamed_from` (absent: none); a composite
-#: index's `descending` fields likewise (absent: none).
+#: index's `descending` fields likewise (absent: none). A field's `renamed_from` may be an
+#: object (part → former field, a fold into a composite field) within format 5 too.
 FORMAT_VERSION = 5
 
 
@@ -61,7 +62,9 @@ class Field:
     #: Type-specific settings (max_length, min, max, precision, scale, target, …).
     settings: Mapping[str, Any] = attribute(default_factory=dict)
     choices: tuple[ChoiceOption, ...] = ()
-    renamed_from: str | None = None
+    #: The field's former name (its column is renamed), or, for a type with parts (address,
+    #: person name), part → former field: several fields folded into this one's parts.
+    renamed_from: str | Mapping[str, str] | None = None
     #: A retired field keeps its column (and data) but is hidden until re-added or purged.
     retired: bool = False
     pack: str = ""
@@ -372,7 +375,8 @@ def _field_dict(f: Field) -> dict[str, Any]:
         "name": f.name, "type": f.type, "label": f.label, "help": f.help,
         "required": f.required, "unique": f.unique, "indexed": f.indexed, "default": f.default,
         "settings": dict(f.settings), "choices": [vars(c).copy() for c in f.choices],
-        "renamed_from": f.renamed_from, "retired": f.retired, "pack": f.pack,
+        "renamed_from": f.renamed_from if not isinstance(f.renamed_from, Mapping) else dict(f.renamed_from),
+        "retired": f.retired, "pack": f.pack,
         "source": _location_dict(f.source), "formula": f.formula,
         "default_expression": f.default_expression,
         "rule_sources": {k: _location_dict(v) for k, v in f.rule_sources.items()},
@@ -396,6 +400,7 @@ def _field_from(d: Mapping[str, Any]) -> Field:
         "rule_sources": {k: _location_from(v) for k, v in (d.get("rule_sources") or {}).items()},
         "choices": tuple(_restored(ChoiceOption, c) for c in d.get("choices", [])),
         "source": _location_from(d.get("source")),
+        **({"renamed_from": dict(d["renamed_from"])} if isinstance(d.get("renamed_from"), Mapping) else {}),
     })
 
 

@@ -127,8 +127,9 @@ def put_field(entity: str, field: str, body: Mapping[str, Any]) -> Any:
         if ("entity", entity) in docs:
             fields = docs[("entity", entity)].setdefault("fields", {})
             renamed = body.get("renamed_from")
-            if renamed and renamed in fields and renamed != field:
-                del fields[renamed]
+            for former in (renamed.values() if isinstance(renamed, Mapping) else [renamed]):
+                if isinstance(former, str) and former in fields and former != field:
+                    del fields[former]
             fields[field] = dict(body)
             return
         extension = docs.setdefault(("extension", entity), {"kind": "extension", "entity": entity})

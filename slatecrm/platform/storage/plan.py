@@ -20,8 +20,10 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
+from slatecrm.metamodel.errors import DefinitionError, Problem
 from slatecrm.metamodel.fieldtypes import CoercionError, ColumnSpec, FieldType, FieldTypeRegistry
 from slatecrm.metamodel.model import Entity, Field, Metamodel
+from slatecrm.metamodel.names import suggest
 
 from .capacity import TableSize, problems, row_bytes
 from .entityrename import described, entity_renames, rename_rows, rename_values, renamed_metamodel
@@ -329,7 +331,7 @@ class Planner:
 
     def _ordered(self) -> Iterator[Change]:
         order = ["rename table", "create table", "drop search index", "suspend search index", "drop index",
-                 "rename column", "restore column", "add column", "create apart table",
+                 "rename column", "fold fields", "restore column", "add column", "create apart table",
                  "retype column", "change field", "retire column", "purge column", "drop apart table",
                  "restore table",
                  "retire table", "add index", "redefine search index", "add search index"]
@@ -505,7 +507,13 @@ class Planner:
         consumed: set[str] = set()
         for new in target.active_fields:
             old = current.any_field(new.name)
-            if old is None and new.renamed_from:
+            if old is None and isinstance(new.renamed_from, Mapping):
+                sources = self.fold_sources(current, target, new)
+                self.fold(target, new, sources)
+                consumed.update(source.name for _, source in sources)
+                fields.append(replace(new, retired=False))
+                continue
+            if old is None and isinstance(new.renamed_from, str):
                 source = current.any_field(new.renamed_from)
                 if source is not None and target.field(new.renamed_from) is None:
                     self.rename(target, source, new)
@@ -561,6 +569,99 @@ class Planner:
             steps.append(Step(f"rename {before}", ddl=_rename(entity.table_name, before, after)))
         self.change("rename column", entity.name, new.name,
                     f"rename field {entity.name}.{old.name} → {new.name} (data kept)", steps)
+
+    def fold_sources(self, current: Entity, target: Entity, new: Field) -> list[tuple[str, Field]]:
+        """(part, former field) of a field folded from several (`renamed_from: {part: field}`):
+        each former field must be a field of the entity now, in columns of its own."""
+        assert isinstance(new.renamed_from, Mapping)
+        found: list[tuple[str, Field]] = []
+        problems: list[Problem] = []
+        for part, former in new.renamed_from.items():
+            source = current.any_field(former)
+            known = [f.name for f in current.active_fields  # the fields this one could take
+                     if f.name not in new.renamed_from.values() and target.field(f.name) is None]
+            if source is None:
+                problems.append(Problem(
+                    f"renamed_from: {current.name!r} has no field {former!r} to fold into part {part!r} "
+                    f"of {new.name!r}{suggest(former, known)}", new.source, new.pack))
+            elif self.ftype(source).stored_apart:
+                problems.append(Problem(
+                    f"renamed_from: field {former!r} is a {source.type} field, kept in a table of its "
+                    f"own: it cannot be folded into part {part!r} of {new.name!r}", new.source, new.pack))
+            else:
+                found.append((part, source))
+        if problems:
+            raise DefinitionError(problems)
+        return found
+
+    def fold(self, entity: Entity, new: Field, sources: Sequence[tuple[str, Field]]) -> None:
+        """Several fields made the parts of one composite field (an address from a street, a
+        city, …), in one change: a former field's column becomes its part's column (renamed
+        when the types match, else added and dropped after the copy), and every value is
+        converted by the composite type's own coercion of its part (a country's name → its
+        code); a value that does not convert blocks the plan with its record's id."""
+        table = entity.table_name
+        new_type = self.ftype(new)
+        by_part = {p.name: p for p in new_type.parts(new)}
+        specs = {s.suffix: s for s in new_type.columns(new)}
+        steps: list[Step] = []
+        drops: list[Step] = []
+        notes: list[str] = []
+        now: list[_FoldSource] = []    # how to read the values while planning
+        later: list[_FoldSource] = []  # and in the data step, after the renames
+        taken: set[str] = set()
+        for part, source in sources:
+            spec = specs[by_part[part].suffix]
+            column = spec.column_name(new.name)
+            taken.add(spec.suffix)
+            source_type = self.ftype(source)
+            source_specs = source_type.columns(source)
+            names = {s.suffix: s.column_name(source.name) for s in source_specs}
+            now.append(_FoldSource(part, source, source_type, names))
+            if len(source_specs) == 1 and not source_specs[0].references \
+                    and _signature(source_specs[0]) == _signature(spec):
+                self._renamed[(table, column)] = names[""]
+                steps.append(Step(f"rename {names['']} → {column}", ddl=_rename(table, names[""], column)))
+                later.append(_FoldSource(part, source, source_type, {"": column}))
+                notes.append(f"{part} ← {source.name} (column renamed)")
+            else:
+                steps.append(Step(f"add column {column}", ddl=_add_column(
+                    table, field_column(spec, new, table), spec, None, self.dialect.name)))
+                self._added[table] = self._added.get(table, 0) + 1
+                later.append(_FoldSource(part, source, source_type, names))
+                drops += [_drop_column(table, n, bool(s.references), self.dialect.name)
+                          for n, s in zip(names.values(), source_specs, strict=True)]
+                notes.append(f"{part} ← {source.name} (copied)")
+        for suffix, spec in specs.items():
+            if suffix not in taken:
+                steps.append(Step(f"add column {spec.column_name(new.name)}", ddl=_add_column(
+                    table, field_column(spec, new, table), spec, None, self.dialect.name)))
+                self._added[table] = self._added.get(table, 0) + 1
+        scan = _scan_fold(self.conn, self.now(table), now, new, new_type)
+        columns = {s: spec.column_name(new.name) for s, spec in specs.items()}
+        steps.append(Step(
+            f"convert the {scan.total:,} values of {new.name} with the {new.type} coercion of each part "
+            f"(UPDATE {table} SET … WHERE id = …, in batches of {BATCH})",
+            data=_fold_converter(table, later, new, new_type, columns)))
+        steps += drops
+        rebuild = self.dialect.name == "sqlite" and any(s.describe.startswith("rebuild") for s in drops)
+        risks = [DataRisk.found(
+            f"fold into {new.name}: {scan.bad.count:,} of {scan.total:,} rows do not convert "
+            f"({scan.example})", scan.bad, scan.total, blocking=True)] if scan.bad.count else []
+        if new.required:
+            main = next(p.name for p in new_type.parts(new) if p.suffix == "")
+            held = [s for s in now if s.part == main and len(s.names) == 1]
+            missing = _null_ids(self.conn, self.now(table), next(iter(held[0].names.values()))) if held else \
+                Rows(self.rows(table), ())
+            if missing.count:
+                risks.append(DataRisk.found(
+                    f"{new.name} is required: {missing.count:,} rows have no {main}", missing,
+                    self.rows(table), blocking=False))
+        formers = ", ".join(f"{entity.name}.{source.name}" for _, source in sources)
+        self.change("fold fields", entity.name, new.name,
+                    f"fold fields {formers} into {new.type} field {entity.name}.{new.name}: "
+                    f"{'; '.join(notes)}; {scan.total:,} values to convert", steps, risks,
+                    rewrites_table=rebuild)
 
     def add_apart(self, entity: Entity, new: Field) -> None:
         """The tables of a field stored apart (FieldType.apart_tables), created with it."""
@@ -893,7 +994,7 @@ class Planner:
 
         def rebuilt(old: SearchIndex, new: SearchIndex) -> bool:
             return old.entity in old_layout or any(c.entity == old.entity and (
-                c.rewrites_table or (c.action == "retype column" and (
+                c.rewrites_table or (c.action in ("retype column", "fold fields") and (
                     c.field in old.columns or c.field in new.columns))) for c in self.changes)
 
         for entity, old in before.items():
@@ -1212,6 +1313,89 @@ def _converter(table: str, old: Field, old_type: FieldType, new: Field, new_type
                 if only_changed and columns == _stored(row, old, old_type):
                     continue
                 params.append({"_id": row[0], **{tmp_names[k]: v for k, v in columns.items()}})
+            if params:
+                conn.execute(update, params)
+    return run
+
+
+@dataclass(frozen=True)
+class _FoldSource:
+    """A former field folded into `part` of a composite field, read from `names` (by suffix)."""
+
+    part: str
+    field: Field
+    field_type: FieldType
+    names: Mapping[str, str]
+
+
+def _fold_batches(conn: sa.Connection, table: str,
+                  sources: Sequence[_FoldSource]) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """(id, part → the former field's value as text) of each row holding any of them."""
+    wanted = [(s, suffix, name) for s in sources for suffix, name in s.names.items()]
+    t = sa.table(table, sa.column("id", sa.BigInteger),
+                 *[sa.column(name, spec.type) for s in sources for spec in s.field_type.columns(s.field)
+                   for name in [s.names[spec.suffix]]])
+    columns = [t.c[name] for _, _, name in wanted]
+    last = 0
+    while True:
+        rows = conn.execute(sa.select(t.c.id, *columns)
+                            .where(t.c.id > last, sa.or_(*[c.isnot(None) for c in columns]))
+                            .order_by(t.c.id).limit(BATCH)).all()
+        if not rows:
+            return
+        batch = []
+        for row in rows:
+            stored: dict[int, dict[str, Any]] = {}
+            for (source, suffix, _), value in zip(wanted, row[1:], strict=True):
+                stored.setdefault(id(source), {})[suffix] = value
+            parts: dict[str, Any] = {}
+            for source in sources:
+                value = source.field_type.from_columns(stored[id(source)], source.field)
+                if value is None:
+                    continue
+                parts[source.part] = value if isinstance(value, str) else \
+                    source.field_type.display(value, source.field)
+            batch.append((row[0], parts))
+        yield batch
+        last = rows[-1][0]
+
+
+def _scan_fold(conn: sa.Connection, table: str, sources: Sequence[_FoldSource], new: Field,
+               new_type: FieldType) -> Scan:
+    """Run every row's former values through the composite type's coercion of their parts."""
+    total = bad = 0
+    samples: list[int] = []
+    example = ""
+    for rows in _fold_batches(conn, table, sources):
+        for key, parts in rows:
+            total += 1
+            try:
+                new_type.coerce(parts, new)
+            except CoercionError as error:
+                bad += 1
+                if len(samples) < SAMPLE_IDS:
+                    samples.append(key)
+                example = example or f"id {key}: {error}"
+    return Scan(total, Rows(bad, tuple(samples)), example)
+
+
+def _fold_converter(table: str, sources: Sequence[_FoldSource], new: Field, new_type: FieldType,
+                    columns: Mapping[str, str]) -> Callable[[sa.Connection], None]:
+    """Write each row's converted parts into the composite field's columns (by suffix)."""
+    def run(conn: sa.Connection) -> None:
+        target = sa.table(table, sa.column("id", sa.BigInteger),
+                          *[sa.column(columns[s.suffix], s.type) for s in new_type.columns(new)])
+        update = target.update().where(target.c.id == sa.bindparam("_id")).values(
+            {name: sa.bindparam(name) for name in columns.values()})
+        for rows in _fold_batches(conn, table, sources):
+            params = []
+            for key, parts in rows:
+                try:
+                    value = new_type.coerce(parts, new)
+                except CoercionError as error:
+                    raise ConversionFailed(f"{table} id {key}: {new.name}: {error}") from None
+                stored = new_type.to_columns(value, new)
+                params.append({"_id": key, **{columns[k]: v for k, v in stored.items()}})
             if params:
                 conn.execute(update, params)
     return run
