@@ -17,8 +17,10 @@ change records made for them (`World.fresh_deal`), so the cells do not depend on
 
 from __future__ import annotations
 
+import io
 import itertools
 import secrets
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from slatecrm.platform.files.backends import STORAGE_VARIABLE
 from slatecrm.platform.identity import memberships, tokens, users
 from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.storage.engine import create_engine
@@ -39,6 +42,18 @@ from .packs import install
 
 PACK = Path(__file__).parent / "data" / "access-pack"
 PASSWORD = "matrix-correct-horse-battery"
+
+
+def _picture() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 40, 40)).save(out, "PNG")
+    return out.getvalue()
+
+
+#: The image each deal's papers hold (and the matrix uploads).
+PICTURE = _picture()
 
 #: Who signs in, and with which roles (`anonymous` does not).
 ROLES: dict[str, tuple[str, ...]] = {
@@ -69,7 +84,7 @@ class World:
     app: Starlette
     records: RecordsService
     user_ids: dict[str, int]
-    ids: dict[str, int]  # "deal:rep", "client:other", ...
+    ids: dict[str, int]  # "deal:rep", "client:other", "file:rep" (the deal's papers), ...
     counter: Iterator[int] = field(default_factory=itertools.count)
     target: str = "rep"  # whose records the matrix's record routes are called on
     fresh_values: dict[str, Any] = field(default_factory=dict)  # given to every fresh deal
@@ -124,7 +139,12 @@ def build(url: str, extra: dict[str, dict[str, Any]] | None = None) -> Iterator[
     engine = create_engine(url)
     install(engine, field_types(), PACK)
     engine.dispose()
-    app = make_app(url, body_limit=64 * 1024)
+    # The deals' files in a folder of the world's own (on PostgreSQL the default would be
+    # ./slatecrm-files, in the directory the tests run from).
+    folder = tempfile.TemporaryDirectory(prefix="access-files-")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(STORAGE_VARIABLE, folder.name)
+        app = make_app(url, body_limit=64 * 1024)
     engine = app.state.engine
     memberships.add_team(engine, "north")
     user_ids: dict[str, int] = {}
@@ -140,8 +160,13 @@ def build(url: str, extra: dict[str, dict[str, Any]] | None = None) -> Iterator[
         client = records.create("client", {"name": marker("client", owner), "city": f"City of {owner}",
                                            "owner": user_ids[owner], **extra.get(f"client:{owner}", {})})
         ids[f"client:{owner}"] = client.id
+        # A picture in the deal's papers, named with the deal's marker: its download (whose
+        # Content-Disposition names it) and its thumbnail are as far in reach as the deal.
+        paper = records.upload(io.BytesIO(PICTURE), f"{marker('deal', owner)}.png")
+        ids[f"file:{owner}"] = paper.id
         deal = records.create("deal", {"name": marker("deal", owner), "client": client.id, "amount": 10,
-                                       "owner": user_ids[owner], **extra.get(f"deal:{owner}", {})})
+                                       "owner": user_ids[owner], "papers": [paper.id],
+                                       **extra.get(f"deal:{owner}", {})})
         ids[f"deal:{owner}"] = deal.id
         # A change, so the deal has history (and a stage visit).
         records.update("deal", deal.id, {"note": f"noted by {secrets.token_hex(2)}", "status": "won"},
@@ -149,3 +174,4 @@ def build(url: str, extra: dict[str, dict[str, Any]] | None = None) -> Iterator[
     with TestClient(app):  # the lifespan: plugins' startup hooks
         yield World(app, records, user_ids, ids, fresh_values=extra.get("fresh", {}))
     app.state.engine.dispose()
+    folder.cleanup()

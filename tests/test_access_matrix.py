@@ -28,7 +28,7 @@ from starlette.testclient import TestClient
 
 from slatecrm.platform.identity import memberships, users
 
-from .access_world import EMAILS, OWNERS, PASSWORD, REACH, World, build, database_urls, marker
+from .access_world import EMAILS, OWNERS, PASSWORD, PICTURE, REACH, World, build, database_urls, marker
 from .defaults import bearer
 
 WHO = ("anonymous", "outsider", "rep", "manager", "admin")
@@ -51,7 +51,8 @@ class Call:
     """How a route is called and what it answers to a user allowed to call it."""
     kind: str
     ok: int = 200
-    params: Params = none  # path parameters and the body, made per call: {"path": {...}, "json"|"data": ...}
+    #: path parameters and the body, made per call: {"path": {...}, "json"|"data"|"files": ...}
+    params: Params = none
     query: str = ""
     expect: dict[str, int] = field(default_factory=dict)  # exceptions to the kind's rule, by user
     xfail: dict[str, str] = field(default_factory=dict)  # a known bug, by user
@@ -95,6 +96,18 @@ def new_deal_form(world: World, who: str) -> dict[str, Any]:
 def manual_run(world: World, who: str) -> dict[str, Any]:
     """The access pack's manual workflow on the target's deal (queued only: no worker runs)."""
     return {"path": {**deal(world, who)["path"], "name": "touch_deal"}}
+
+
+def paper(world: World, who: str) -> dict[str, Any]:
+    """The picture in the papers of the target's deal (tests/access_world.py)."""
+    return {"path": {"id": world.ids[f"file:{world.target}"]}}
+
+
+def link_partner(world: World, who: str) -> dict[str, Any]:
+    """A new deal of the target's linked to the target's client through its many-to-many."""
+    made = world.fresh_deal(world.target)
+    return {"path": {"entity": "deal", "id": made, "relation": "partners"},
+            "data": {"other": str(world.ids[f"client:{world.target}"]), "action": "link"}}
 
 
 def own_token(world: World, who: str) -> dict[str, Any]:
@@ -250,7 +263,18 @@ TABLE: dict[tuple[str, str], Call] = {
     ("/api/v1/{entity}/{id:recordid}/stages", "GET"): Call("entity/read", params=deal),
     ("/api/v1/{entity}/{id:recordid}/related/{relation}", "GET"): Call(
         "entity/read", params=lambda w, who: {"path": {"entity": "client", "id": w.ids[f"client:{w.target}"],
-                                                       "relation": "deal"}}),
+                                                       "relation": "deal.client"}}),
+    # Uploads: whoever may create or update records of an entity with a file field (deals);
+    # the outsider, who only reads clients, may not (403: no record is hidden by saying so).
+    ("/api/v1/_files", "POST"): Call("signed", 201, lambda w, who: {
+        "files": {"file": ("upload.png", PICTURE, "image/png")}}, expect={"outsider": 403}),
+    # A stored file is as far in reach as the record holding it (a deal's papers): whoever
+    # cannot read the deal gets 404, as for a file that does not exist.
+    ("/api/v1/_files/{id:recordid}", "GET"): Call("entity/read", params=paper),
+    ("/api/v1/_files/{id:recordid}/content", "GET"): Call("entity/read", params=paper),
+    ("/api/v1/_files/{id:recordid}/thumbnail", "GET"): Call("entity/read", params=paper),
+    ("/files/{id:recordid}", "GET"): Call("entity/read", params=paper),
+    ("/files/{id:recordid}/thumbnail", "GET"): Call("entity/read", params=paper),
     ("/", "GET"): Call("signed"),
     ("/favicon.ico", "GET"): Call("signed", 204),
     ("/search", "GET"): Call("signed", query="q=MK"),
@@ -263,6 +287,9 @@ TABLE: dict[tuple[str, str], Call] = {
     ("/e/{entity}/new", "POST"): Call("entity/create", 303, new_deal_form),
     ("/e/{entity}/validate", "POST"): Call("entity/create", params=new_deal_form),
     ("/e/{entity}/options", "GET"): Call("entity/read", params=admin_path(entity="deal"), query="q=MK"),
+    # The picker of a polymorphic reference: the records of its targets the user may read.
+    ("/e/{entity}/fields/{field}/options", "GET"): Call(
+        "entity/read", params=admin_path(entity="deal", field="about"), query="q=MK"),
     ("/e/{entity}/board/{pipeline}", "GET"): Call("entity/read",
                                                   params=admin_path(entity="deal", pipeline="flow")),
     ("/e/{entity}/{id:recordid}", "GET"): Call("entity/read", params=deal),
@@ -274,6 +301,8 @@ TABLE: dict[tuple[str, str], Call] = {
         lambda w, made: {"data": {"name": "Checked"}})),
     ("/e/{entity}/{id:recordid}/move", "POST"): Call("entity/update", 303, fresh(lambda w, made: {"data": {
         "field": "status", "stage": "won", "version": "1"}})),
+    # Linking through a many-to-many changes the record holding the field: an update.
+    ("/e/{entity}/{id:recordid}/links/{relation}", "POST"): Call("entity/update", 303, link_partner),
     ("/e/{entity}/{id:recordid}/delete", "GET"): Call("entity/delete", params=deal),
     ("/e/{entity}/{id:recordid}/delete", "POST"): Call("entity/delete", 303, fresh(lambda w, made: {"data": {
         "version": "1"}})),
@@ -356,7 +385,8 @@ def test_cell(request: pytest.FixtureRequest, world: World, route: str, method: 
     url = fill(route, spec.get("path", {})) + (f"?{call.query}" if call.query else "")
     api = url.startswith("/api/")
     with world.client(who) as http:
-        answer = http.request(method, url, json=spec.get("json"), data=spec.get("data"))
+        answer = http.request(method, url, json=spec.get("json"), data=spec.get("data"),
+                                  files=spec.get("files"))
     expected = call.status(who, api)
     assert answer.status_code == expected, (
         f"{method} {url} as {who}: {answer.status_code}, expected {expected}: {answer.text[:300]}")
@@ -391,7 +421,8 @@ def test_records_out_of_reach_are_not_found(world: World, route: str, method: st
             spec = call.params(world, who)
             url = fill(route, spec.get("path", {}))
             with world.client(who) as http:
-                answer = http.request(method, url, json=spec.get("json"), data=spec.get("data"))
+                answer = http.request(method, url, json=spec.get("json"), data=spec.get("data"),
+                                  files=spec.get("files"))
             assert answer.status_code == 404, f"{method} {url} as {who}: {answer.status_code}"
             assert "OTHER" not in answer.text, f"{method} {url} as {who} shows: {answer.text[:300]}"
     finally:

@@ -76,7 +76,8 @@ NOT_FIELD_TYPES = {
     "files/store.py": {"file", "image"},
     "records/service.py": {"file"},
     "web/uploads.py": {"file", "url"},
-    "web/openapi_files.py": {"boolean", "file", "image", "integer", "url"},
+    # ... and OpenAPI's operation "tags" (the group "Files" of the upload routes)
+    "web/openapi_files.py": {"boolean", "file", "image", "integer", "url", "tags"},
     "web/templates/widgets/file.html": {"file"},
     "web/templates/widgets/files.html": {"file"},
     "web/static/vendor/htmx.min.js": {"file", "image"},

@@ -402,6 +402,16 @@ class FieldType:
         polymorphic reference's entity; not a currency's code, which a number drops)."""
         return False
 
+    def companions_convert(self, field: Field) -> bool:
+        """Whether a retype to a type without some of this type's companion columns may
+        convert what they hold into the new type's value, so that the plan blocks only on
+        the rows whose value would not come back (an all-day flag turned into midnight, a
+        currency's code dropped with its amount). False: a dropped companion column that
+        holds values blocks the retype, whatever the new type's coercer accepts (rich
+        text's HTML, which a text type would keep as markup in place of the text a reader
+        sees)."""
+        return True
+
     def retyped(self, value: Any, old: Field, new: Field) -> Any:
         """A stored value of `old` as this type's coercer should see it when a field is
         retyped (a single reference's id → the pair of a polymorphic one); by default as is."""

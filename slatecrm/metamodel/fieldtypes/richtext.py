@@ -122,6 +122,12 @@ class RichText(FieldType):
             return nh3.escape(str(values[""])).replace("\n", "<br>")
         return html
 
+    def companions_convert(self, field: Field) -> bool:
+        """The HTML column is the value itself: a text type would take it as markup in place
+        of the text the main column holds, so a retype dropping it is blocked while it holds
+        values (the planner never drops a column with data; export the notes first)."""
+        return False
+
     # --- values -------------------------------------------------------------------------------
     def convert(self, value: Any, field: Field) -> Any:
         """A value the platform converts (a retype's stored text, a pack's default): refused

@@ -854,8 +854,12 @@ class Planner:
         dropped = set() if old_type.value_carries_companions(old) else old_specs.keys() - new_specs.keys()
         for suffix in dropped:
             column = old_specs[suffix].column_name(old.name)
-            kept = _lost_ids(self.conn, self.now(table), self.as_stored(table, old), old_type, new, new_type,
-                             suffix)
+            if old_type.companions_convert(old):
+                kept = _lost_ids(self.conn, self.now(table), self.as_stored(table, old), old_type, new,
+                                 new_type, suffix)
+            else:
+                kept = _null_ids(self.conn, self.now(table),
+                                 old_specs[suffix].column_name(self.as_stored(table, old).name), negate=True)
             if kept.count:
                 risks.append(DataRisk.found(
                     f"retype {new.name} {what} drops column {column}, which holds values in "
