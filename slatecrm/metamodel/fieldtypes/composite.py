@@ -212,7 +212,8 @@ class _Composite(FieldType):
         if required:  # at least one part that is not blank: the main one, documented simply
             main = self.part_names[0][0]
             schema["required"] = [main]
-            properties[main] = {"type": "string", "maxLength": PART_MAX, "pattern": "[^\\s]"}
+            properties[main] = {"allOf": [self.part_schema(main, field, output=False),
+                                          {"type": "string", "pattern": "[^\\s]"}]}
         return schema
 
     def filter_schema(self, field: Field) -> dict[str, Any]:

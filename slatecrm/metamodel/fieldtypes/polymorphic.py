@@ -108,7 +108,7 @@ def output_schema(field: Field) -> dict[str, Any]:
 
 def filter_schema(field: Field) -> dict[str, Any]:
     names = "|".join(re.escape(t) for t in field.targets)
-    return {"type": "string", "pattern": f"^({names}):[0-9]{{1,18}}$",
+    return {"type": "string", "pattern": f"^({names}):[1-9][0-9]{{0,17}}$",
             "description": "entity:id, as company:12"}
 
 
