@@ -26,7 +26,7 @@ def records(engine: sa.Engine, registry: FieldTypeRegistry,
 def test_a_batch_with_good_references_is_created_with_their_titles(records: RecordsService) -> None:
     accounts = records.create_many("account", [{"name": f"Account {i}"} for i in range(3)])
     made = records.create_many("contact", [
-        {"last_name": f"Doe {i}", "account": accounts[i % 3].id} for i in range(2500)])
+        {"name": {"last": f"Doe {i}"}, "account": accounts[i % 3].id} for i in range(2500)])
     assert len(made) == 2500
     assert {m.titles["account"] for m in made} == {"Account 0", "Account 1", "Account 2"}
 
@@ -36,10 +36,10 @@ def test_every_record_pointing_nowhere_is_named(records: RecordsService,
     acme = records.create("account", {"name": "Acme"})
     with pytest.raises(ValidationFailed) as refused:
         records.create_many("contact", [
-            {"last_name": "A", "account": acme.id},
-            {"last_name": "B", "account": 999},
-            {"last_name": "C"},
-            {"last_name": "D", "account": 998},
+            {"name": {"last": "A"}, "account": acme.id},
+            {"name": {"last": "B"}, "account": 999},
+            {"name": {"last": "C"}},
+            {"name": {"last": "D"}, "account": 998},
         ])
     assert refused.value.errors == {"[1].account": ["there is no account with id 999"],
                                     "[3].account": ["there is no account with id 998"]}

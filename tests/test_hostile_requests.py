@@ -278,7 +278,7 @@ def test_duplicate_keys_are_refused_naming_the_key(client: TestClient, acme: int
 
 def test_a_json_number_for_a_text_field_is_refused_naming_it(client: TestClient, acme: int) -> None:
     for field, value in (("name", 5), ("website", 2.4e32), ("website", 12), ("phone", 5550100),
-                         ("description", 1.5)):
+                         ("email", 12), ("description", 1.5)):
         message = f"expected text, got a number ({value!r}): send text as a JSON string"
         body = refused(client.post("/api/v1/account", json={"name": "N", field: value}), 422)
         assert body["errors"] == {field: [message]}
@@ -286,8 +286,11 @@ def test_a_json_number_for_a_text_field_is_refused_naming_it(client: TestClient,
         assert change["errors"] == {field: [message]}
     assert account_count(client) == 1
     assert client.get(f"/api/v1/account/{acme}").json()["version"] == 1
-    contact = refused(client.post("/api/v1/contact", json={"last_name": "Doe", "email": 12}), 422)
-    assert contact["errors"] == {"email": ["expected text, got a number (12): send text as a JSON string"]}
+    contact = refused(client.post("/api/v1/contact", json={"name": {"last": "Doe"}, "job_title": 12,
+                                                           "emails": [12]}), 422)
+    assert contact["errors"] == {
+        "job_title": ["expected text, got a number (12): send text as a JSON string"],
+        "emails": ["item 1: expected a e-mail address or an object, got a number"]}
 
 
 def test_numbers_written_as_text_are_still_text(client: TestClient) -> None:

@@ -4,7 +4,6 @@ found stay fixed. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,6 +41,17 @@ def test_the_document_is_valid_openapi_with_every_route(document: dict[str, Any]
     assert "application/problem+json" in document["components"]["responses"]["Problem422"]["content"]
 
 
+def accepts_null(schema: dict[str, Any]) -> bool:
+    """Whether a value schema lets JSON null through (the parts of an object value may be blank;
+    the value itself may not)."""
+    kind = schema.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind) or schema.get("const", 0) is None:
+        return True
+    if None in schema.get("enum", ()):
+        return True
+    return any(accepts_null(branch) for key in ("anyOf", "oneOf") for branch in schema.get(key, ()))
+
+
 def test_create_schemas_require_what_the_service_requires(client: TestClient,
                                                           document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
@@ -58,7 +68,7 @@ def test_create_schemas_require_what_the_service_requires(client: TestClient,
         assert required == set(schemas[f"{name}Input"]["required"]), entity
         # a required field may not be sent blank, even one the service fills when left out
         for field in schemas[f"{name}Input"]["required"]:
-            assert "null" not in json.dumps(schemas[f"{name}Input"]["properties"][field]), (entity, field)
+            assert not accepts_null(schemas[f"{name}Input"]["properties"][field]), (entity, field)
 
 
 def test_a_create_in_a_stage_must_give_what_the_stage_requires(client: TestClient,
@@ -110,7 +120,8 @@ def test_a_field_named_like_a_list_parameter_is_filtered_with_eq(client: TestCli
 
 def test_a_range_filter_on_a_yes_no_field_is_no_500(client: TestClient) -> None:
     client.post("/api/v1/account", json={"name": "Acme"})
-    contact = client.post("/api/v1/contact", json={"last_name": "Ada", "account": 1, "do_not_call": True})
+    contact = client.post("/api/v1/contact", json={"name": {"last": "Ada"}, "account": 1,
+                                                   "do_not_call": True})
     assert contact.status_code == 201, contact.text
     for op, found in (("lt", 0), ("lte", 1), ("gt", 0), ("gte", 1)):
         page = client.get(f"/api/v1/contact?do_not_call__{op}=true&count=true")
@@ -129,7 +140,7 @@ def test_a_blank_filter_takes_true_or_false_only(client: TestClient) -> None:
 
 def test_a_whole_number_written_with_a_fraction_is_a_whole_number(client: TestClient) -> None:
     account = client.post("/api/v1/account", json={"name": "Acme"}).json()
-    contact = client.post("/api/v1/contact", json={"last_name": "Ada", "account": 1.0})
+    contact = client.post("/api/v1/contact", json={"name": {"last": "Ada"}, "account": 1.0})
     assert contact.status_code == 201, contact.text  # JSON Schema's integer: 1.0 is one
     changed = client.patch(f"/api/v1/account/{account['id']}", json={"employees": 2e1, "version": 1.0})
     assert changed.status_code == 200, changed.text

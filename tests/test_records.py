@@ -48,17 +48,29 @@ def test_create_and_get_with_defaults_titles_and_auto_numbers(records: RecordsSe
 
 
 def test_every_problem_of_a_record_at_once(records: RecordsService) -> None:
-    records.create("contact", {"last_name": "Doe", "email": "jane@example.com"})
+    jane = records.create("contact", {"name": {"last": "Doe"}, "emails": ["jane@example.com"]})
     with pytest.raises(ValidationFailed) as refused:
-        records.create("contact", {"first_name": "x" * 101, "email": "jane@EXAMPLE.com", "account": 999,
-                                   "birthdate": "2024-02-30", "nickname": "JD"})
+        records.create("contact", {"tags": [f"t{i}" for i in range(21)], "emails": ["jane@"],
+                                   "account": 999, "birthdate": "2024-02-30", "nickname": "JD"})
     errors = refused.value.errors
-    assert errors["last_name"] == ["is required"]
-    assert errors["first_name"] == ["is 101 characters long; at most 100 are allowed"]
-    assert errors["email"] == ["is already used by contact 1"]
+    assert errors["name"] == ["is required"]
+    assert errors["tags"] == ["has more than 20 tags; at most 20 are allowed"]
+    assert errors["emails"] == ["item 1: value: 'jane@' is not an e-mail address"]
     assert errors["account"] == ["there is no account with id 999"]
     assert errors["birthdate"][0].startswith("'2024-02-30' is not a date")
     assert errors["nickname"][0].startswith("contact has no field 'nickname'")
+    # a record breaking a unique rule is told so together with its other problems
+    acme = records.create("account", {"name": "Acme"})
+    deal = records.create("opportunity", {"name": "Deal", "account": acme.id})
+    records.create("opportunity_contact", {"opportunity": deal.id, "contact": jane.id})
+    with pytest.raises(ValidationFailed) as twice:
+        records.create("opportunity_contact", {"opportunity": deal.id, "contact": jane.id, "role": "boss",
+                                               "nickname": "JD"})
+    errors = twice.value.errors
+    assert errors["contact"] == errors["opportunity"] == [
+        "opportunity_contact 1 already has this combination of Opportunity and Contact"]
+    assert errors["role"][0].startswith("'boss' is not an option")
+    assert errors["nickname"][0].startswith("opportunity_contact has no field 'nickname'")
     with pytest.raises(UnknownEntity, match="did you mean 'contact'"):
         records.create("contacts", {})
 
@@ -89,7 +101,7 @@ def test_stage_moves_are_gated_and_recorded(records: RecordsService) -> None:
     errors = refused.value.errors
     assert errors["stage"] == ["stage 'Proposal' requires Primary contact, Amount, Close date"]
     assert errors["amount"] == ["is required to enter stage 'Proposal'"]
-    jane = records.create("contact", {"last_name": "Doe", "account": acme.id})
+    jane = records.create("contact", {"name": {"last": "Doe"}, "account": acme.id})
     moved = records.update("opportunity", deal.id, {"stage": "proposal", "primary_contact": jane.id,
                                                     "amount": 5000, "close_date": "2027-03-01"}, version=1)
     assert moved.values["stage"] == "proposal"

@@ -119,7 +119,7 @@ def test_api_filter_in_the_rule_language(client: TestClient) -> None:
     globex = client.post("/api/v1/account", json={"name": "Globex", "industry": "retail"}).json()
     deals = [("Small", "500", "prospecting", acme), ("Big", "5000", "proposal", acme),
              ("Huge", "90000", "negotiation", globex), ("Other", "2000", "qualification", globex)]
-    contact = client.post("/api/v1/contact", json={"last_name": "Doe", "account": acme["id"]}).json()
+    contact = client.post("/api/v1/contact", json={"name": {"last": "Doe"}, "account": acme["id"]}).json()
     for name, amount, stage, account in deals:
         made = client.post("/api/v1/opportunity", json={
             "name": name, "amount": amount, "account": account["id"], "primary_contact": contact["id"],
