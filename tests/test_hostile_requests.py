@@ -290,7 +290,7 @@ def test_a_json_number_for_a_text_field_is_refused_naming_it(client: TestClient,
                                                            "emails": [12]}), 422)
     assert contact["errors"] == {
         "job_title": ["expected text, got a number (12): send text as a JSON string"],
-        "emails": ["item 1: expected a e-mail address or an object, got a number"]}
+        "emails": ["item 1: expected an e-mail address or an object, got a number"]}
 
 
 def test_numbers_written_as_text_are_still_text(client: TestClient) -> None:

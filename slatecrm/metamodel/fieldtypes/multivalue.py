@@ -121,7 +121,9 @@ class _Several(FieldType):
             if isinstance(given, str):
                 given = {"value": given}
             if not isinstance(given, Mapping):
-                raise CoercionError(f"{where}: expected a {self.noun} or an object, got {_kind(given)}")
+                article = "an" if self.noun[:1] in "aeiou" else "a"
+                raise CoercionError(f"{where}: expected {article} {self.noun} or an object, "
+                                    f"got {_kind(given)}")
             unknown = [k for k in given if k not in _ITEM_KEYS]
             if unknown:
                 raise CoercionError(f"{where}: unknown key {str(unknown[0])[:40]!r}; "
