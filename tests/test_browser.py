@@ -106,7 +106,8 @@ def test_create_through_the_form_with_an_invalid_value(site: Site, context: Any)
     email = page.locator("#f-emails")
     email.fill("ada at example")
     email.press("Tab")  # a change: the server's own validator answers inline
-    expect(page.locator("#error-emails")).to_have_text("item 1: value: 'ada at example' is not an e-mail address")
+    expect(page.locator("#error-emails")).to_have_text(
+        "item 1: value: 'ada at example' is not an e-mail address")
     screenshot(page, "form")
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#form-errors")).to_contain_text("E-mail")

@@ -180,7 +180,8 @@ def test_writes_keep_the_index_right(client: TestClient) -> None:
     other = client.patch(f"/api/v1/account/{acme}", json={"employees": 12, "version": 2})
     assert other.status_code == 200  # a field that is not searched: the words stay
     assert names(client, "initech") == ["Initech"]
-    blanked = client.patch(f"/api/v1/account/{acme}", json={"billing_address": {"city": "Springfield"}, "version": 3})
+    blanked = client.patch(f"/api/v1/account/{acme}",
+                           json={"billing_address": {"city": "Springfield"}, "version": 3})
     assert blanked.status_code == 200 and names(client, "spring initech") == ["Initech"]
     assert client.delete(f"/api/v1/account/{acme}").status_code == 204
     assert names(client, "initech") == [] and names(client, "spring") == []

@@ -31,7 +31,8 @@ def test_navigation_groups_entities_by_pack(client: TestClient) -> None:
     assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
     twin = client.get("/", headers={"Accept": "application/json"}).json()
     assert [g["pack"] for g in twin["groups"]] == ["crm-core", "sales"]
-    assert [e["name"] for e in twin["groups"][1]["entities"]] == ["lead", "opportunity", "opportunity_contact"]
+    assert [e["name"] for e in twin["groups"][1]["entities"]] == ["lead", "opportunity",
+                                                                  "opportunity_contact"]
     assert twin["groups"][1]["entities"][1]["boards"] == ["sales"]
     assert "Sales stage board" in home.text and "script-src 'self'" in home.headers["content-security-policy"]
 
@@ -60,7 +61,8 @@ def test_validation_on_change_answers_the_changed_field_only(client: TestClient)
     assert response.status_code == 200
     filled = re.findall(r'id="error-(\w*)" hx-swap-oob="true" role="status">([^<]+)<', response.text)
     assert filled == [("emails", "item 1: value: &#39;x&#39; is not an e-mail address")]
-    as_json = client.post("/e/contact/validate", data={"emails__0": "x"}, headers={"Accept": "application/json"})
+    as_json = client.post("/e/contact/validate", data={"emails__0": "x"},
+                          headers={"Accept": "application/json"})
     assert set(as_json.json()["errors"]) == {"emails", "name"}
 
 

@@ -88,7 +88,7 @@ def read_form(ce: CompiledEntity, form: FormData, *, keep_blank: bool,
     data: dict[str, Any] = {}
     # A form without `_fields` (a script's plain POST) names a field by any of its inputs: a
     # composite's or a list's inputs may all be `<field>__<part>`.
-    present = set(form.getlist("_fields")) or {key.split("__")[0] for key in form.keys()}
+    present = set(form.getlist("_fields")) or {key.split("__")[0] for key in form}
     for compiled in editable(ce, locked):
         name = compiled.name
         if name not in present:
