@@ -180,7 +180,8 @@ def test_writes_keep_the_index_right(client: TestClient) -> None:
     other = client.patch(f"/api/v1/account/{acme}", json={"employees": 12, "version": 2})
     assert other.status_code == 200  # a field that is not searched: the words stay
     assert names(client, "initech") == ["Initech"]
-    blanked = client.patch(f"/api/v1/account/{acme}", json={"billing_city": "Springfield", "version": 3})
+    blanked = client.patch(f"/api/v1/account/{acme}",
+                           json={"billing_address": {"city": "Springfield"}, "version": 3})
     assert blanked.status_code == 200 and names(client, "spring initech") == ["Initech"]
     assert client.delete(f"/api/v1/account/{acme}").status_code == 204
     assert names(client, "initech") == [] and names(client, "spring") == []
@@ -253,8 +254,9 @@ def test_hostile_search_text_is_words_never_syntax(client: TestClient) -> None:
 def test_pickers_and_the_global_search_rank_best_first(client: TestClient) -> None:
     """A list without a sort keeps its order (by id) and its cursor; the picker and the
     global search put the best match first."""
-    weak = create(client, name="Acme", billing_street="One very long street name with many other words")
-    strong = create(client, name="Acme", billing_city="Acme", billing_street="Acme")
+    weak = create(client, name="Acme",
+                  billing_address={"street": "One very long street name with many other words"})
+    strong = create(client, name="Acme", billing_address={"city": "Acme", "street": "Acme"})
     assert [r["id"] for r in client.get("/api/v1/account?q=acme").json()["data"]] == [weak, strong]
     json = {"accept": "application/json"}
     picked = client.get("/e/account/options", params={"q": "acme"}, headers=json).json()["data"]
@@ -262,7 +264,7 @@ def test_pickers_and_the_global_search_rank_best_first(client: TestClient) -> No
     found = client.get("/search", params={"q": "acme"}, headers=json).json()["results"]
     accounts = next(r for r in found if r["entity"] == "account")
     assert [r["id"] for r in accounts["records"]] == [strong, weak] and accounts["count"] == 2
-    contact = create(client, "contact", last_name="Acmeson", account=strong)
+    contact = create(client, "contact", name={"last": "Acmeson"}, account=strong)
     found = client.get("/search", params={"q": "acme"}, headers=json).json()["results"]
     assert {r["entity"]: [x["id"] for x in r["records"]] for r in found}["contact"] == [contact]
 

@@ -86,7 +86,9 @@ def read_form(ce: CompiledEntity, form: FormData, *, keep_blank: bool,
     `locked` fields are never read (the form shows them as text): a tampered form gets
     no further than an untouched one."""
     data: dict[str, Any] = {}
-    present = set(form.getlist("_fields")) or set(form.keys())
+    # A form without `_fields` (a script's plain POST) names a field by any of its inputs: a
+    # composite's or a list's inputs may all be `<field>__<part>`.
+    present = set(form.getlist("_fields")) or {key.split("__")[0] for key in form}
     for compiled in editable(ce, locked):
         name = compiled.name
         if name not in present:
