@@ -42,7 +42,7 @@ def test_default_configuration(registry: FieldTypeRegistry) -> None:
         ("closed_won", 100), ("closed_lost", 0)]
     activity = metamodel.entity("activity")
     assert activity is not None and activity.extended_by == ("sales",)
-    assert [f.name for f in activity.fields][-2:] == ["lead", "opportunity"]
+    assert [f.name for f in activity.fields][-3:] == ["lead", "opportunity", "related_to"]
 
 
 def test_metamodel_survives_its_storage_form(registry: FieldTypeRegistry) -> None:

@@ -64,8 +64,11 @@ def test_default_packs_create_their_tables(engine: sa.Engine, registry: FieldTyp
     index_columns = {i[1] for i in snapshot["x_opportunity"]["indexes"]}
     tie = ("id",) if engine.dialect.name == "postgresql" else ()  # tables.IndexSpec.columns_on
     assert {("stage", *tie), ("account", *tie), ("close_date", *tie), ("owner", *tie)} <= index_columns
-    unique = [i for i in snapshot["x_contact"]["indexes"] if i[2]]
-    assert [i[1] for i in unique] == [("email",)]
+    # A contact's e-mails are no longer unique (crm-core 0.1.1); a contact's role on an
+    # opportunity is: one link per (opportunity, contact).
+    assert [i for i in snapshot["x_contact"]["indexes"] if i[2]] == []
+    unique = [i for i in snapshot["x_opportunity_contact"]["indexes"] if i[2]]
+    assert [i[1] for i in unique] == [("opportunity", "contact")]
     assert drift(engine) == []
     with engine.connect() as conn:
         history = revisions.history(conn)

@@ -353,6 +353,12 @@ class FieldType:
         sums per value of these (an amount per currency)."""
         return ()
 
+    def compared_companions(self, field: Field) -> tuple[str, ...]:
+        """Companion columns (by suffix) a list filter compares along with the main column:
+        values that differ in them are different values (an amount's currency, a
+        polymorphic reference's entity; not an all-day flag, a day being its midnight)."""
+        return self.sum_groups(field)
+
     def total(self, amount: Any, group: Mapping[str, Any], field: Field) -> Any:
         """The field value that stands for a sum (`group`: the companion values it was
         summed for), shown with `display_total`."""

@@ -1108,6 +1108,9 @@ class Reference(FieldType):
     def reference_text(self, entity: str, record_id: int, field: Field) -> str:
         return poly.reference_text(entity, record_id) if poly.polymorphic(field) else str(record_id)
 
+    def compared_companions(self, field: Field) -> tuple[str, ...]:
+        return (poly.ENTITY,) if poly.polymorphic(field) else ()
+
     def refers_to(self, columns: Mapping[str, Any], entity: str, ids: Any, field: Field) -> Any:
         if poly.polymorphic(field):
             return poly.refers_to(columns, entity, ids)

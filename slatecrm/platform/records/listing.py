@@ -162,8 +162,9 @@ def conditions(ce: CompiledEntity, filters: Sequence[Filter], search: str | None
             column = table.c[compiled.column]
             parse = _field_parser(compiled)
             # Compared within its companions' values only when they keep values apart (an
-            # amount per currency); an all-day flag does not (a day is its midnight).
-            several = compiled if compiled.type.sum_groups(compiled.field) else None
+            # amount per currency, a reference's entity); an all-day flag does not (a day is
+            # its midnight).
+            several = compiled if compiled.type.compared_companions(compiled.field) else None
         else:
             hint = suggest(item.field, ce.fields)
             errors.setdefault(key, []).append(f"{ce.name} has no field {item.field!r} to filter on{hint}")
@@ -263,8 +264,8 @@ def _whole_values(table: sa.Table, compiled: CompiledField, op: str,
     matches = []
     for text in texts:
         row = compiled.to_row(compiled.type.parse_text(text, compiled.field))
-        groups = compiled.type.sum_groups(compiled.field)
-        same = [table.c[name] == row[name] for suffix, name in compiled.columns if suffix in groups]
+        compared = compiled.type.compared_companions(compiled.field)
+        same = [table.c[name] == row[name] for suffix, name in compiled.columns if suffix in compared]
         matches.append(sa.and_(compare(row[compiled.column]), *same))
     if op == "ne":
         return sa.or_(sa.not_(sa.or_(*matches)), main.is_(None))
