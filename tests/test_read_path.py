@@ -83,7 +83,7 @@ def crm(client: TestClient) -> dict[str, Any]:
     parent = made(client, "account", name="Acme Holdings")
     assert client.patch(f"/api/v1/account/{acme['id']}",
                         json={"parent_account": parent["id"], "version": 1}).status_code == 200
-    jane = made(client, "contact", last_name="Doe", full_name="Jane Doe", account=acme["id"])
+    jane = made(client, "contact", name={"first": "Jane", "last": "Doe"}, account=acme["id"])
     deal = made(client, "opportunity", name="Big deal", account=acme["id"], primary_contact=jane["id"],
                 amount={"amount": "1200", "currency": "USD"})
     assert client.patch(f"/api/v1/opportunity/{deal['id']}",
@@ -196,7 +196,7 @@ def test_a_filter_at_the_one_place_reaches_every_surface(client: TestClient) -> 
     can fail) and once with a filter injected at the read path's one place."""
     visible = made(client, "account", name="Visible Co")
     hidden = made(client, "account", name=f"{SECRET} Corp")
-    carl = made(client, "contact", last_name="Carl", account=hidden["id"])  # visible, refers to a hidden one
+    carl = made(client, "contact", name={"last": "Carl"}, account=hidden["id"])  # visible, refers to hidden
     shown = made(client, "opportunity", name="Open deal", account=visible["id"],
                  amount={"amount": "100", "currency": "USD"})
     covert = made(client, "opportunity", name=f"{SECRET} deal", account=visible["id"],
@@ -337,13 +337,13 @@ def test_a_list_not_asked_for_its_count_runs_no_count_and_answers_none(client: T
     API list is its page only, one statement, on every page, and on a related list too."""
     account = made(client, "account", name="Acme")["id"]
     for number in range(5):
-        made(client, "contact", last_name=f"Doe {number}", account=account)
+        made(client, "contact", name={"last": f"Doe {number}"}, account=account)
     client.get("/api/v1/contact")  # the revision's snapshot is built by a first request
     count_keys = {"count", "count_capped", "count_estimate"}
     # (path, parameters, statements per page: a related list reads its record first)
-    pages = [("/api/v1/contact", {"sort": "last_name", "limit": 2}, 1),
-             ("/api/v1/contact", {"sort": "last_name", "limit": 2, "count": "false"}, 1),
-             (f"/api/v1/account/{account}/related/contact", {"sort": "last_name", "limit": 2}, 2)]
+    pages = [("/api/v1/contact", {"sort": "name", "limit": 2}, 1),
+             ("/api/v1/contact", {"sort": "name", "limit": 2, "count": "false"}, 1),
+             (f"/api/v1/account/{account}/related/contact", {"sort": "name", "limit": 2}, 2)]
     for path, params, statements in pages:
         names: list[str] = []
         url: str | None = path
@@ -353,16 +353,16 @@ def test_a_list_not_asked_for_its_count_runs_no_count_and_answers_none(client: T
             assert len(seen.texts) == statements, seen.texts  # no COUNT, no estimate, no time budget
             assert not any("count(" in text.lower() for text in seen.texts), seen.texts
             assert not count_keys & set(body), body
-            names += [r["last_name"] for r in body["data"]]
+            names += [r["name"]["last"] for r in body["data"]]
             url = body["next"]
             assert url is None or "count=" not in url or "count=false" in url
         assert names == [f"Doe {n}" for n in range(5)], path  # every record once, in order
     # A cursor of a list that did not count, given with count=true, counts that list.
-    first = client.get("/api/v1/contact", params={"sort": "last_name", "limit": 2}).json()
-    later = client.get("/api/v1/contact", params={"sort": "last_name", "limit": 2, "count": "true",
+    first = client.get("/api/v1/contact", params={"sort": "name", "limit": 2}).json()
+    later = client.get("/api/v1/contact", params={"sort": "name", "limit": 2, "count": "true",
                                                   "after": first["next_cursor"]}).json()
     assert (later["count"], later["count_capped"]) == (5, False)
-    assert [r["last_name"] for r in later["data"]] == ["Doe 2", "Doe 3"]
+    assert [r["name"]["last"] for r in later["data"]] == ["Doe 2", "Doe 3"]
 
 
 def test_blanks_sort_where_the_database_keeps_them_and_pages_see_each_record_once(

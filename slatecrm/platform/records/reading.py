@@ -62,6 +62,12 @@ def no_filter(entity: CompiledEntity) -> sa.ColumnElement[bool] | None:
     return None
 
 
+def _as_text(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """A searchable column as text: one that is not (a JSON list of tags) is read as its
+    text, as the search index reads it (storage/fulltext.py); PostgreSQL has no lower(jsonb)."""
+    return column if isinstance(column.type, sa.String) else sa.cast(column, sa.Text)
+
+
 class UserFilter:
     """A user's read filter (identity/access.py `Access.where`): the same conditions on every
     request of theirs on one revision, so what the read path builds from them (the title
@@ -429,7 +435,7 @@ class Reader:
             return []  # refused by the list query itself, naming `q`
         if not ce.searchable:
             return [sa.false()]
-        return [sa.or_(*(sa.func.lower(ce.table.c[column]).contains(word.lower(), autoescape=True)
+        return [sa.or_(*(sa.func.lower(_as_text(ce.table.c[column])).contains(word.lower(), autoescape=True)
                          for column in ce.searchable)) for word in found]
 
     # --- records -----------------------------------------------------------------------------
