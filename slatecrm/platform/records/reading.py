@@ -612,11 +612,15 @@ class Reader:
                 raise
             raise BadQuery({"filter": [f"the filter cannot be computed: {error.orig}"]}) from None
         pages = []
+        of_entity: dict[str, tuple[CompiledEntity, list[Record]]] = {}
         for shape, page, rows in zip(shapes, built, branches, strict=True):
             count = rows[0][COUNT_LABEL] if rows else 0  # no rows: nothing matched (no cursor)
-            pages.append(Page(self.with_apart(shape.ce, [shape.record(r) for r in rows[: page.limit]]),
-                              listing.next_cursor(rows, page, count),
+            records = [shape.record(r) for r in rows[: page.limit]]
+            of_entity.setdefault(shape.ce.name, (shape.ce, []))[1].extend(records)
+            pages.append(Page(records, listing.next_cursor(rows, page, count),
                               min(count, listing.COUNT_CAP), count > listing.COUNT_CAP))
+        for ce, records in of_entity.values():  # one load per field stored apart for every page
+            self.with_apart(ce, records)
         return pages
 
     # --- history -----------------------------------------------------------------------------
