@@ -169,7 +169,7 @@ def test_changes_made_with_a_token_say_so_in_the_history(web: Site, engine: sa.E
 
     made = by_token.post("/api/v1/account", json={"name": "Acme"}).json()
     batch = by_token.post("/api/v1/account", json=[{"name": "Initech"}, {"name": "Globex"}]).json()["data"]
-    contact = by_token.post("/api/v1/contact", json={"first_name": "Joe", "last_name": "Bloggs",
+    contact = by_token.post("/api/v1/contact", json={"name": {"first": "Joe", "last": "Bloggs"},
                                                      "account": batch[0]["id"]})
     assert contact.status_code == 201, contact.text
     changed = by_session.patch(f"/api/v1/account/{made['id']}", json={"name": "Acme Corp"},

@@ -212,7 +212,7 @@ def test_a_bulk_create_stopped_during_its_copy_is_a_503(bounded: Client, engine:
     made = http.post("/api/v1/account", json={"name": "Acme"})
     assert made.status_code == 201
     account = made.json()["id"]
-    contacts = [{"first_name": f"Ann {i}", "last_name": "Lee", "account": account} for i in range(20)]
+    contacts = [{"name": {"first": f"Ann {i}", "last": "Lee"}, "account": account} for i in range(20)]
     table = http.app.state.records.entity("account").table  # type: ignore[attr-defined]
     with engine.connect() as holder:
         holder.exec_driver_sql(f'SELECT id FROM "{table.name}" WHERE id = {int(account)} FOR UPDATE')

@@ -27,7 +27,7 @@ def test_a_request_builds_only_the_entities_it_reads(
     pack_templates.copy_to(engine, registry, "crm-core", "sales")
     writer = RecordsService(engine, RuntimeHolder(engine, registry), registry)
     acme = writer.create("account", {"name": "Acme"})
-    ada = writer.create("contact", {"last_name": "Lovelace", "full_name": "Ada Lovelace", "account": acme.id})
+    ada = writer.create("contact", {"name": {"first": "Ada", "last": "Lovelace"}, "account": acme.id})
 
     holder = RuntimeHolder(engine, registry)
     records = RecordsService(engine, holder, registry)
@@ -37,7 +37,7 @@ def test_a_request_builds_only_the_entities_it_reads(
     assert [name for name in runtime.tables if runtime.tables.is_built(name)] == []
 
     read = records.get("contact", ada.id)
-    assert read.titles["account"] == "Acme" and read.values["last_name"] == "Lovelace"
+    assert read.titles["account"] == "Acme" and read.values["name"]["last"] == "Lovelace"
     contact = runtime.metamodel.entity("contact")
     assert contact is not None
     wanted = {"contact"} | {f.target for f in contact.active_fields if f.target}

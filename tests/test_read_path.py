@@ -83,7 +83,7 @@ def crm(client: TestClient) -> dict[str, Any]:
     parent = made(client, "account", name="Acme Holdings")
     assert client.patch(f"/api/v1/account/{acme['id']}",
                         json={"parent_account": parent["id"], "version": 1}).status_code == 200
-    jane = made(client, "contact", last_name="Doe", full_name="Jane Doe", account=acme["id"])
+    jane = made(client, "contact", name={"first": "Jane", "last": "Doe"}, account=acme["id"])
     deal = made(client, "opportunity", name="Big deal", account=acme["id"], primary_contact=jane["id"],
                 amount={"amount": "1200", "currency": "USD"})
     assert client.patch(f"/api/v1/opportunity/{deal['id']}",
@@ -102,7 +102,10 @@ def test_statement_counts_of_a_get_a_record_page_and_a_list(client: TestClient, 
         body = client.get(f"/api/v1/opportunity/{deal['id']}").json()
     assert body["account"] == {"id": acme["id"], "title": "Acme"}
     assert body["primary_contact"]["title"] == "Jane Doe"
-    assert len(get.texts) == 1, get.texts  # reference titles joined, no second round trip
+    # Reference titles joined, no second round trip; a field stored apart (the opportunity's
+    # many-to-many `contacts`) is one more statement, its links, never one per reference.
+    assert len(get.texts) == 2, get.texts
+    assert "x_opportunity_contact" not in get.texts[0] and "FROM x_opportunity_contact" in get.texts[1]
     # The session seen lately: its principal is cached, checked by the identity generation
     # alone, on the connection the page then reads on (one checkout, one round trip).
     assert len(get.authentication) == 1 and "slate_identity_generation" in get.authentication[0], \
@@ -113,7 +116,9 @@ def test_statement_counts_of_a_get_a_record_page_and_a_list(client: TestClient, 
         with counted(client) as page:
             response = client.get(path)
         assert response.status_code == 200
-        assert len(page.texts) <= 6, "\n\n".join(page.texts)
+        # ... and one for the links of the related opportunities' many-to-many `contacts`, all at once.
+        assert len(page.texts) <= 7, "\n\n".join(page.texts)
+        assert sum("FROM x_opportunity_contact" in text for text in page.texts) == 1, page.texts
         assert len(page.connections) == 1
     html = client.get(f"/e/account/{acme['id']}").text
     for related in ("Big deal", "Jane", "Call Jane", "Roe", "Deal 2"):
@@ -124,8 +129,10 @@ def test_statement_counts_of_a_get_a_record_page_and_a_list(client: TestClient, 
     for path in ("/e/opportunity", "/e/opportunity.json", "/api/v1/opportunity"):
         with counted(client) as listed:
             assert client.get(path).status_code == 200
-        # Seven opportunities, one short first page: its rows are its count, no COUNT runs.
-        assert len(listed.texts) == 1, listed.texts
+        # Seven opportunities, one short first page: its rows are its count, no COUNT runs;
+        # the links of the many-to-many `contacts` of every row in one more statement.
+        assert len(listed.texts) == 2, listed.texts
+        assert "FROM x_opportunity_contact" in listed.texts[1], listed.texts
         assert len(listed.authentication) == 1
         assert len(listed.connections) == 1
 
@@ -196,7 +203,7 @@ def test_a_filter_at_the_one_place_reaches_every_surface(client: TestClient) -> 
     can fail) and once with a filter injected at the read path's one place."""
     visible = made(client, "account", name="Visible Co")
     hidden = made(client, "account", name=f"{SECRET} Corp")
-    carl = made(client, "contact", last_name="Carl", account=hidden["id"])  # visible, refers to a hidden one
+    carl = made(client, "contact", name={"last": "Carl"}, account=hidden["id"])  # visible, refers to hidden
     shown = made(client, "opportunity", name="Open deal", account=visible["id"],
                  amount={"amount": "100", "currency": "USD"})
     covert = made(client, "opportunity", name=f"{SECRET} deal", account=visible["id"],
@@ -277,7 +284,9 @@ def test_a_board_reads_its_columns_in_one_statement_and_wide_stacks_are_split(
     client.get("/e/opportunity/board/sales")
     with counted(client) as board:
         columns = client.get("/e/opportunity/board/sales.json").json()["columns"]
-    assert len(board.texts) == 2, board.texts  # the totals, and every column's cards
+    # The totals, every column's cards, and the many-to-many `contacts` of all cards at once.
+    assert len(board.texts) == 3, board.texts
+    assert "FROM x_opportunity_contact" in board.texts[2], board.texts
     cards = {c["stage"]: [r["_title"] for r in c["records"]] for c in columns}
     assert cards["qualification"] == ["Big deal"]
     assert sorted(cards["prospecting"]) == ["Deal 0", "Deal 1", "Deal 2"]
@@ -337,13 +346,13 @@ def test_a_list_not_asked_for_its_count_runs_no_count_and_answers_none(client: T
     API list is its page only, one statement, on every page, and on a related list too."""
     account = made(client, "account", name="Acme")["id"]
     for number in range(5):
-        made(client, "contact", last_name=f"Doe {number}", account=account)
+        made(client, "contact", name={"last": f"Doe {number}"}, account=account)
     client.get("/api/v1/contact")  # the revision's snapshot is built by a first request
     count_keys = {"count", "count_capped", "count_estimate"}
     # (path, parameters, statements per page: a related list reads its record first)
-    pages = [("/api/v1/contact", {"sort": "last_name", "limit": 2}, 1),
-             ("/api/v1/contact", {"sort": "last_name", "limit": 2, "count": "false"}, 1),
-             (f"/api/v1/account/{account}/related/contact", {"sort": "last_name", "limit": 2}, 2)]
+    pages = [("/api/v1/contact", {"sort": "name", "limit": 2}, 1),
+             ("/api/v1/contact", {"sort": "name", "limit": 2, "count": "false"}, 1),
+             (f"/api/v1/account/{account}/related/contact", {"sort": "name", "limit": 2}, 2)]
     for path, params, statements in pages:
         names: list[str] = []
         url: str | None = path
@@ -353,16 +362,16 @@ def test_a_list_not_asked_for_its_count_runs_no_count_and_answers_none(client: T
             assert len(seen.texts) == statements, seen.texts  # no COUNT, no estimate, no time budget
             assert not any("count(" in text.lower() for text in seen.texts), seen.texts
             assert not count_keys & set(body), body
-            names += [r["last_name"] for r in body["data"]]
+            names += [r["name"]["last"] for r in body["data"]]
             url = body["next"]
             assert url is None or "count=" not in url or "count=false" in url
         assert names == [f"Doe {n}" for n in range(5)], path  # every record once, in order
     # A cursor of a list that did not count, given with count=true, counts that list.
-    first = client.get("/api/v1/contact", params={"sort": "last_name", "limit": 2}).json()
-    later = client.get("/api/v1/contact", params={"sort": "last_name", "limit": 2, "count": "true",
+    first = client.get("/api/v1/contact", params={"sort": "name", "limit": 2}).json()
+    later = client.get("/api/v1/contact", params={"sort": "name", "limit": 2, "count": "true",
                                                   "after": first["next_cursor"]}).json()
     assert (later["count"], later["count_capped"]) == (5, False)
-    assert [r["last_name"] for r in later["data"]] == ["Doe 2", "Doe 3"]
+    assert [r["name"]["last"] for r in later["data"]] == ["Doe 2", "Doe 3"]
 
 
 def test_blanks_sort_where_the_database_keeps_them_and_pages_see_each_record_once(

@@ -62,6 +62,12 @@ def no_filter(entity: CompiledEntity) -> sa.ColumnElement[bool] | None:
     return None
 
 
+def _as_text(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """A searchable column as text: one that is not (a JSON list of tags) is read as its
+    text, as the search index reads it (storage/fulltext.py); PostgreSQL has no lower(jsonb)."""
+    return column if isinstance(column.type, sa.String) else sa.cast(column, sa.Text)
+
+
 class UserFilter:
     """A user's read filter (identity/access.py `Access.where`): the same conditions on every
     request of theirs on one revision, so what the read path builds from them (the title
@@ -429,7 +435,7 @@ class Reader:
             return []  # refused by the list query itself, naming `q`
         if not ce.searchable:
             return [sa.false()]
-        return [sa.or_(*(sa.func.lower(ce.table.c[column]).contains(word.lower(), autoescape=True)
+        return [sa.or_(*(sa.func.lower(_as_text(ce.table.c[column])).contains(word.lower(), autoescape=True)
                          for column in ce.searchable)) for word in found]
 
     # --- records -----------------------------------------------------------------------------
@@ -606,11 +612,15 @@ class Reader:
                 raise
             raise BadQuery({"filter": [f"the filter cannot be computed: {error.orig}"]}) from None
         pages = []
+        of_entity: dict[str, tuple[CompiledEntity, list[Record]]] = {}
         for shape, page, rows in zip(shapes, built, branches, strict=True):
             count = rows[0][COUNT_LABEL] if rows else 0  # no rows: nothing matched (no cursor)
-            pages.append(Page(self.with_apart(shape.ce, [shape.record(r) for r in rows[: page.limit]]),
-                              listing.next_cursor(rows, page, count),
+            records = [shape.record(r) for r in rows[: page.limit]]
+            of_entity.setdefault(shape.ce.name, (shape.ce, []))[1].extend(records)
+            pages.append(Page(records, listing.next_cursor(rows, page, count),
                               min(count, listing.COUNT_CAP), count > listing.COUNT_CAP))
+        for ce, records in of_entity.values():  # one load per field stored apart for every page
+            self.with_apart(ce, records)
         return pages
 
     # --- history -----------------------------------------------------------------------------
