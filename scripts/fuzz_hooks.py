@@ -28,7 +28,9 @@ import schemathesis
 OPAQUE = ("filter", "after")
 #: Refusals that depend on the data in the database, not on the request's form: records
 #: that do not exist, values others hold; for a change, also the stored record's stage.
-STATE = ("there is no ", "already has", "already used")
+STATE = ("there is no ", "already has", "already used",
+         # an uploaded file's stored content (its detected type, its size), not the request's form
+         "the uploaded file ")
 STAGE = ("cannot move from", "is required to enter stage", "requires ")
 LOG = os.environ.get("SLATECRM_FUZZ_REFUSALS", "")
 OWN_TOKEN = os.environ.get("SLATECRM_FUZZ_TOKEN_ID", "")

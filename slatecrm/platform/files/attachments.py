@@ -99,7 +99,7 @@ class FileAttachments:
                     problems.append(f"there is no file with id {file_id} to attach (upload it first; "
                                     "a file belongs to one record)")
                 elif (problem := compiled.type.check_file(row, compiled.field)) is not None:
-                    problems.append(problem)
+                    problems.append(f"the uploaded file {file_id} does not fit this field: {problem}")
             if problems:
                 for problem in problems:
                     draft.refuse(name, problem)
