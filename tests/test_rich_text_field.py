@@ -236,6 +236,27 @@ def test_search_rules_and_csv_read_the_plain_text(press: TestClient) -> None:
     assert [r[body] for r in rows[1:]] == ["Quarterly review\nbudget", "strong opinions"]
 
 
+def test_list_filters_compare_the_plain_text_taken_as_typed(press: TestClient) -> None:
+    """A filter's value is text to find: markup in it is never sanitised away or refused
+    (the API fuzz found `notes__ne=<W…` refused as if it were a value to store)."""
+    review = make(press, title="Review", body="<p><strong>Quarterly</strong> review</p>")
+    angle = make(press, title="Angle", body="a &lt;W b")
+    blank = make(press, title="Blank")
+
+    def ids(**params: str) -> list[int]:
+        response = press.get("/api/v1/article", params=params)
+        assert response.status_code == 200, response.text
+        return sorted(r["id"] for r in response.json()["data"])
+
+    assert ids(body="Quarterly review") == [review]
+    assert ids(body="a <W b") == [angle]
+    assert ids(body__ne="<W") == [review, angle, blank]
+    assert ids(body__ne="a <W b") == [review, blank]
+    assert ids(body="<script>x</script>") == []
+    refused = press.get("/api/v1/article", params={"body": "a\x00b"})
+    assert refused.status_code == 400 and "NUL" in refused.text
+
+
 def test_openapi_describes_html_text(press: TestClient) -> None:
     schemas = press.get("/api/v1/openapi.json").json()["components"]["schemas"]
     [shown] = [s for s in schemas["Article"]["properties"]["body"]["anyOf"] if s.get("type") == "string"]

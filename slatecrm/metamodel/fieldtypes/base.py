@@ -23,6 +23,22 @@ FormInputs = Callable[[str], list[str]]
 SECTIONS = ("details", "related", "notes")
 
 
+
+# --- JSON Schema patterns of the API's input (input_schema) -------------------------------------
+#: What str.strip() removes, spelled as \uXXXX so that a pattern reads the same in ECMA-262
+#: (JSON Schema) and Python's re: a text of only these is blank.
+SPACE = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x10000)) if c.isspace())
+
+
+def text_pattern(forbidden: str, *, required: bool) -> str:
+    """A text holding none of the `forbidden` characters (a regex class body); a required
+    one holds more than spaces, an optional one may be blank (spaces only, any of them)."""
+    body = f"[^{forbidden}]*"
+    if required:
+        return f"^{body}[^{forbidden}{SPACE}]{body}$"
+    return f"^(?:[{SPACE}]*|{body})$"
+
+
 class TypedText(str):
     """Text a person typed into a form's input (a record form, a list's bulk "set field to"),
     as opposed to a value of a JSON body: a type whose JSON values are not all text (json)

@@ -16,7 +16,7 @@ from babel.numbers import format_currency, format_decimal, list_currencies
 from ..rules.python import round_half_up
 from ..rules.types import BOOLEAN, DATE, DATETIME, NUMBER, TEXT, Type
 from . import polymorphic as poly
-from .base import CoercionError, ColumnSpec, FieldType, FormInputs, SampleSource
+from .base import CoercionError, ColumnSpec, FieldType, FormInputs, SampleSource, text_pattern
 from .composite import Address, PersonName
 from .files import FILE_TYPES
 from .jsonvalue import JsonValue
@@ -73,20 +73,6 @@ def _is_number(value: Any) -> bool:
 
 
 # --- JSON Schema patterns of the API's input (input_schema) -------------------------------------
-#: What str.strip() removes, spelled as \uXXXX so that a pattern reads the same in ECMA-262
-#: (JSON Schema) and Python's re: a text of only these is blank.
-SPACE = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x10000)) if c.isspace())
-
-
-def text_pattern(forbidden: str, *, required: bool) -> str:
-    """A text holding none of the `forbidden` characters (a regex class body); a required
-    one holds more than spaces, an optional one may be blank (spaces only, any of them)."""
-    body = f"[^{forbidden}]*"
-    if required:
-        return f"^{body}[^{forbidden}{SPACE}]{body}$"
-    return f"^(?:[{SPACE}]*|{body})$"
-
-
 def _bounded_integer(low: Any, high: Any, limit: int) -> dict[str, Any]:
     """Whole numbers within the field's min / max and `limit` either side."""
     low = -limit if low is None else max(-limit, math.ceil(low))

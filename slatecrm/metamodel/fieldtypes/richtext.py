@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from markupsafe import Markup
 
 from ..rules.types import TEXT, Type
-from .base import CoercionError, ColumnSpec, FieldType, SampleSource
+from .base import CoercionError, ColumnSpec, FieldType, SampleSource, text_pattern
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -206,7 +206,17 @@ class RichText(FieldType):
         return schema
 
     def filter_schema(self, field: Field) -> dict[str, Any]:
-        return {"type": "string", "pattern": SOME_TEXT}
+        return {"type": "string", "pattern": text_pattern("\\u0000", required=True)}
+
+    def parse_text(self, text: str, field: Field) -> Any:
+        """A list filter's value is the plain text to compare, taken as typed: markup in
+        it is text to find, never sanitised away (`notes__ne=a <b` means those characters),
+        so no filter value the document admits is refused. Given back as the HTML whose
+        plain text it is, which the main column is compared with."""
+        text = self._text(text)
+        if not text.strip():
+            return None
+        return nh3.escape("\n".join(text.splitlines())).replace("\n", "<br>")
 
     # --- rules: the plain text ---------------------------------------------------------------
     def rule_type(self, field: Field) -> Type | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from slatecrm import __version__
 from slatecrm.digits import RECORD_ID_MAX
-from slatecrm.metamodel.fieldtypes.builtin import text_pattern
+from slatecrm.metamodel.fieldtypes.base import text_pattern
 from slatecrm.metamodel.model import SORTABLE_SYSTEM
 from slatecrm.metamodel.names import NAME_PATTERN
 
