@@ -109,6 +109,10 @@ def test_a_good_pack_is_planned_then_installed(client: TestClient, tmp_path: Pat
     assert again["name"] == "Sprocket" and "colour_name" in again
     same = upload(client, pack_zip(tmp_path / "again", GADGET_V2, "1.1.0"))
     assert "nothing to do" in same.text and 'name="confirm"' not in same.text
+    older = upload(client, pack_zip(tmp_path / "older", GADGET, "1.0.0"))
+    assert older.status_code == 422, older.text
+    assert "downgrades are refused" in older.text
+    assert "gadgets.zip/pack.yaml" in older.text and "/tmp" not in older.text
 
 
 def test_a_broken_pack_shows_its_problems_at_file_and_line(client: TestClient, tmp_path: Path) -> None:

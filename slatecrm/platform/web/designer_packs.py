@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from slatecrm.metamodel.errors import DefinitionError
+from slatecrm.metamodel.errors import DefinitionError, Problem
 from slatecrm.metamodel.packs import Pack, load_pack
 
 from .. import installer
@@ -99,9 +99,14 @@ def read_upload(data: bytes, name: str, limit: int, registry: Any) -> Pack:
         try:
             return load_pack(path, registry)
         except DefinitionError as error:
-            raise Refused([{"where": f"{name}/{p.location}" if p.location.file else name,
-                            "path": p.location.path, "message": p.message}
-                           for p in error.problems]) from None
+            raise Refused([_placed(p, str(path), name) for p in error.problems]) from None
+
+
+def _placed(problem: Problem, origin: str, name: str) -> dict[str, Any]:
+    """A problem at its place: in the upload, `name/file:line`; else in the pack it names."""
+    source = name if problem.pack == origin else problem.pack
+    where = f"{source}/{problem.location}" if problem.location.file else source or str(problem.location)
+    return {"where": where, "path": problem.location.path, "message": problem.message}
 
 
 def _defines(pack: Pack) -> dict[str, list[str]]:
@@ -182,9 +187,8 @@ async def _planned(request: Request, data: bytes, name: str, *, confirm: str | N
     except Refused as refused:
         return await _packs_page(request, problems=refused.problems, status=422)
     except DefinitionError as error:
-        return await _packs_page(request, problems=[
-            {"where": f"{p.pack}/{p.location}" if p.location.file else str(p.location),
-             "path": p.location.path, "message": p.message} for p in error.problems], status=422)
+        return await _packs_page(request, problems=[_placed(p, pack.origin, name) for p in error.problems],
+                                 status=422)
     plan = installation.plan
     fresh = confirm is not None and confirm == str(plan.base_revision)
     if installation.is_empty or plan.blocked or not fresh:
