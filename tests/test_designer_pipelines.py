@@ -242,3 +242,15 @@ def test_only_metamodel_managers_and_csrf(client: TestClient, engine: sa.Engine)
     del client.headers["x-csrftoken"]
     assert client.post(PAGE + "/order", data={"order": "sold"}).status_code == 403
     assert client.get("/admin/entities/vehicle/pipelines/nope").status_code == 404
+
+
+def test_retiring_a_stage_that_holds_records_shows_them_in_the_plan(client: TestClient) -> None:
+    made = client.post("/api/v1/vehicle", json={"plate": "EF-1", "status": "sold"})
+    assert made.status_code == 201, made.text
+    plan = client.post(PAGE + "/stages/sold/remove", data={})
+    assert plan.status_code == 200, plan.text
+    assert "1 of 1 rows hold values the new definition refuses" in plan.text
+    client.post(PAGE + "/stages/sold/remove", data={"confirm": confirm_of(plan.text)})
+    assert board_order(client) == ["ordered", "in_service"]
+    kept = client.get(f"/api/v1/vehicle/{made.json()['id']}")
+    assert kept.status_code == 200 and kept.json()["status"] == "sold"  # the data is kept
