@@ -191,7 +191,7 @@ def init(database: str | None, no_default_packs: bool, admin_email: str | None, 
 # --- packs --------------------------------------------------------------------------------
 @main.group()
 def pack() -> None:
-    """Validate, plan, install and list configuration packs."""
+    """Validate, plan, install, list, export, diff and uninstall configuration packs."""
 
 
 @pack.command("validate")
