@@ -268,3 +268,28 @@ def test_uninstall_is_refused_while_the_organisation_extends_the_pack(
     result = run("pack", "uninstall", "fleet", "--yes", database=db_url)
     assert result.exit_code == 1
     assert "customisations extension/vehicle extend entities of pack 'fleet'" in result.output
+
+
+def test_purge_drops_linked_tables_whatever_their_order(
+        engine: sa.Engine, db_url: str, registry: FieldTypeRegistry, pack_templates: PackTemplates,
+        tmp_path: Path) -> None:
+    """A pack entity referencing another (garage ← vehicle), and links to another pack's entity
+    stored in a table apart: PostgreSQL drops none of them while something references it."""
+    pack_templates.copy_to(engine, registry, "crm-core", "sales")
+    path = write_pack(tmp_path, "depots", "1.0.0", {
+        "garage": {"fields": {"name": {"type": "text"}}},
+        "vehicle": {"fields": {"plate": {"type": "text"},
+                               "garage": {"type": "reference", "target": "garage"},
+                               "drivers": {"type": "many_to_many", "target": "contact"}}}},
+        requires={"crm-core": "^0.1.0"})
+    assert run("pack", "install", str(path), "--yes", database=db_url).exit_code == 0
+    records = records_service(engine, plugin_manager())
+    garage = records.create("garage", {"name": "North"})
+    driver = records.create("contact", {"name": {"first": "Ann", "last": "Lee"}})
+    records.create("vehicle", {"plate": "AB-1", "garage": garage.id, "drivers": [driver.id]})
+    result = run("pack", "uninstall", "depots", "--purge", "--confirm-rows", "3", database=db_url)
+    assert result.exit_code == 0, result.output
+    engine.dispose()
+    tables = set(sa.inspect(engine).get_table_names())
+    assert not {t for t in tables if t.startswith(("x_garage", "x_vehicle"))}
+    assert records_service(engine, plugin_manager()).get("contact", driver.id).values["name"]["last"] == "Lee"
