@@ -45,6 +45,9 @@ def customise(engine: sa.Engine, registry: FieldTypeRegistry) -> None:
                                                          "probability": 60}),
         org.put_role("auditor", {"label": "Auditor", "entities": {
             "account": {"actions": ["read"], "scope": "all"}}}),
+        org.put_workflow("tier_note", {"label": "Note tier changes", "entity": "account",
+                                       "trigger": {"kind": "updated", "fields": ["tier"]},
+                                       "actions": [{"kind": "note", "text": "Tier: {{ record.tier }}"}]}),
     ]
     for edit in edits:
         org.apply_edit(engine, org.plan_edit(engine, registry, "test", edit), author="test")
@@ -76,7 +79,7 @@ def test_the_organisation_layer_exports_and_installs_with_the_same_metamodel(
     assert "requires crm-core ^0.1.1, sales ^0.2.4" in exported.output
     files = sorted(p.relative_to(tmp_path / "acme").as_posix() for p in (tmp_path / "acme").rglob("*.yaml"))
     assert files == ["entities/project.yaml", "extensions/account.yaml", "extensions/opportunity.yaml",
-                     "pack.yaml", "roles/auditor.yaml"]
+                     "pack.yaml", "roles/auditor.yaml", "workflows/tier_note.yaml"]
     assert run("init", database=other_db_url).exit_code == 0
     installed = run("pack", "install", str(tmp_path / "acme"), "--yes", database=other_db_url)
     assert installed.exit_code == 0, installed.output
@@ -85,6 +88,8 @@ def test_the_organisation_layer_exports_and_installs_with_the_same_metamodel(
     stages = list(target["entities"]["opportunity"]["pipelines"]["sales"]["stages"])
     assert stages[2:4] == ["proposal", "review"]
     assert target["entities"]["account"]["fields"]["name"]["label"] == "Company name"
+    assert list(target["entities"]["account"]["fields"]["tier"]["choices"]) == ["gold", "silver"]
+    assert "auditor" in target["roles"] and "tier_note" in target["workflows"]
     listed = json.loads(run("pack", "list", "--json", database=other_db_url).output)
     assert [p["name"] for p in listed] == ["acme", "crm-core", "sales"]
 
