@@ -138,7 +138,7 @@ def test_apply_after_a_change_made_meanwhile_offers_the_new_plan(site: str, chro
     b.locator("#apply").click()
     expect(b.locator("#field-wheels")).to_be_visible()
     a.locator("#apply").click()
-    expect(a.locator("#form-errors")).to_contain_text("the metamodel changed since this plan was shown")
+    expect(a.locator("#plan-notice")).to_contain_text("the metamodel changed since this plan was shown")
     expect(a.locator("#plan-revision")).to_have_text(str(shown + 1))
     docs_picture(a, "stale")
     a.locator("#apply").click()
@@ -159,6 +159,7 @@ def test_a_formula_is_checked_as_it_is_typed(site: str, chromium: Any) -> None:
     expect(caret).to_contain_text("plate + + 1")
     mark = caret.inner_text().split("\n")[1]
     assert mark.strip() == "^" and len(mark) > 1
+    caret.scroll_into_view_if_needed()
     docs_picture(page, "rule-check")
     formula.fill("plate")
     expect(page.locator("#check-formula")).to_contain_text("valid")

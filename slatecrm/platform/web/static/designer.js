@@ -1,4 +1,4 @@
-// The designer's field form: a choice's options are rows dragged to reorder (Sortable.js),
+// The designer's pages. A page showing a plan scrolls to it. The field form: a choice's options are rows dragged to reorder (Sortable.js),
 // added and removed, each with a colour picker writing into the row's posted colour. The
 // order the rows have when the form is posted is the options' order. Rule inputs are
 // checked by the server through htmx (no rule engine here).
@@ -40,6 +40,11 @@
       posted.value = target.value;
     }
   });
-  document.addEventListener("DOMContentLoaded", function () { setUp(document); });
+  document.addEventListener("DOMContentLoaded", function () {
+    setUp(document);
+    // A reviewed change: the plan (or its refusal) is what to read next.
+    var plan = document.getElementById("plan");
+    if (plan) plan.scrollIntoView({block: "start"});
+  });
   document.addEventListener("htmx:after:swap", function () { setUp(document); });
 })();
