@@ -96,13 +96,12 @@ def test_a_field_added_in_the_designer_appears_in_the_form(site: str, chromium: 
 
 def test_a_type_change_that_loses_data_is_refused(site: str, chromium: Any) -> None:
     with signed_in(SERVED[site], raise_server_exceptions=False) as api:
-        dry = api.put("/api/v1/admin/entities/truck",
-                      json={"label": "Truck", "title_field": "name",
-                            "fields": {"name": {"type": "text", "required": True}, "load": {"type": "text"}}})
+        truck = {"label": "Truck", "title_field": "name",
+                 "fields": {"name": {"type": "text", "required": True}, "load": {"type": "text"}}}
+        dry = api.put("/api/v1/admin/entities/truck", json=truck)
         assert dry.status_code == 200, dry.text
         done = api.put("/api/v1/admin/entities/truck", params={"confirm": dry.json()["base_revision"]},
-                       json={"label": "Truck", "title_field": "name",
-                             "fields": {"name": {"type": "text", "required": True}, "load": {"type": "text"}}})
+                       json=truck)
         assert done.status_code == 200, done.text
         made = api.post("/api/v1/truck", json=[{"name": "A", "load": "heavy"}, {"name": "B", "load": "2"}])
         assert made.status_code in (200, 201), made.text
