@@ -21,7 +21,7 @@ from slatecrm.metamodel.rules.types import computable, field_type
 
 from .admin import MANAGE_METAMODEL
 from .pinning import records_of
-from .rights import require_right
+from .rights import checked_right, require_right
 from .templating import render
 
 #: The rule inputs, and whether each is a condition (true or false, may ask what changed).
@@ -61,6 +61,7 @@ def _refused(message: str) -> dict[str, Any]:
 
 
 async def check_rule(request: Request) -> Response:
+    await checked_right(request, MANAGE_METAMODEL)  # before the body is read
     form = await request.form()
     rule = request.query_params.get("rule", "")
     found = await run_in_threadpool(verdict, request, request.path_params["entity"], rule,

@@ -26,6 +26,7 @@ from slatecrm.metamodel.names import NAME_PATTERN
 from .. import customisation, layers
 from ..layers import ORGANISATION
 from .admin import MANAGE_METAMODEL
+from .authentication import READ_METHODS
 from .designer_flow import Outcome, review
 from .designer_forms import (
     FLAGS,
@@ -82,7 +83,7 @@ async def entity_list(request: Request) -> Response:
 # --- /admin/entities/new ----------------------------------------------------------------------
 async def new_entity(request: Request) -> Response:
     await checked_right(request, MANAGE_METAMODEL)
-    if request.method == "GET":
+    if request.method in READ_METHODS:
         return await _new_entity_page(request, {"name": "", "label": "", "label_plural": "",
                                                 "title_field": "name"}, Outcome(None, {}, 200))
     form = await request.form()
@@ -124,7 +125,7 @@ async def entity_page(request: Request) -> Response:
     entity = await run_in_threadpool(lambda: _metamodel(request).entity(name))
     if entity is None:
         return await not_found(request, f"there is no entity {name!r}")
-    if request.method == "GET":
+    if request.method in READ_METHODS:
         return await _entity_page(request, entity, "", {}, Outcome(None, {}, 200))
     form = await request.form()
     op = str(form.get("op") or "")
@@ -199,7 +200,7 @@ async def field_page(request: Request) -> Response:
     if not new and existing is None:
         return await not_found(request, f"{entity_name!r} has no field {request.path_params['field']!r}")
     owned = existing is None or existing.pack == ORGANISATION
-    if request.method == "GET":
+    if request.method in READ_METHODS:
         if "type" in request.query_params:  # the type changed: the form again, with that type's settings
             values = posted(request.query_params)
         elif existing is not None:
