@@ -286,3 +286,23 @@ def test_a_reference_field_and_an_entity_retired_with_its_data(admin: TestClient
     retired = re.search(r'<section class="card" id="retired-entities">.*?</section>', listed, re.S)
     assert retired and "vessel" in retired.group(0)
     assert admin.get("/admin/entities/vessel").status_code == 404
+
+
+def test_bad_input_is_refused_naming_the_input_never_a_500(admin: TestClient) -> None:
+    url = "/admin/entities/account/fields/new"
+    cases = [({"type": "gadget"}, "'gadget' is not a field type"),
+             ({"type": "integer", "setting.min": "abc"}, "min: give a number"),
+             ({"type": "text", "more": "[unclosed"}, "Other settings"),
+             ({"type": "text", "more": "- a list"}, "give the other settings as a YAML mapping"),
+             ({"type": "choice", "option_key": ["Bad Key"], "option_label": [""], "option_colour": [""]},
+              "Bad Key"),
+             ({"type": "text", "max_length": "x", "setting.max_length": "-3"}, "max_length")]
+    for extra, said in cases:
+        answer = admin.post(url, data={"op": "save", "name": "probe", **extra})
+        assert answer.status_code == 422, (extra, answer.status_code)
+        assert said in text_of(answer.text), (extra, text_of(answer.text)[-600:])
+        assert 'id="apply"' not in answer.text
+    unknown = admin.post("/admin/entities/account", data={"op": "explode"})
+    assert unknown.status_code == 422 and "there is no change 'explode'" in text_of(unknown.text)
+    assert admin.get("/admin/entities/account/fields/nope").status_code == 404
+    assert admin.get("/admin/history?before=abc").status_code == 200
