@@ -18,6 +18,8 @@ answer as GET does.
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,6 +132,16 @@ def admin_path(**path: str) -> Params:
     def make(world: World, who: str) -> dict[str, Any]:
         return {"path": path}
     return make
+
+
+def tiny_pack_zip() -> bytes:
+    """A pack of one entity, zipped, as the packs page takes it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("pack.yaml", "name: tiny\nnamespace: tiny\nversion: 1.0.0\ntitle: Tiny\n")
+        archive.writestr("entities/gadget.yaml",
+                         "kind: entity\nname: gadget\nfields:\n  name:\n    type: text\n")
+    return buffer.getvalue()
 
 
 def with_json(params: Params, body: dict[str, Any]) -> Params:
@@ -256,6 +268,31 @@ TABLE: dict[tuple[str, str], Call] = {
     ("/admin/entities/{entity}/check", "POST"): Call(
         "right/manage_metamodel", query="rule=condition",
         params=lambda w, who: {"path": {"entity": "deal"}, "data": {"condition": "name != ''"}}),
+    # The designer's pipeline pages: a POST answers with the plan (a review): nothing changes.
+    # A pack's own stages are shown, not changed (422 naming why): the right is checked first.
+    ("/admin/entities/{entity}/pipelines/{pipeline}", "GET"): Call(
+        "right/manage_metamodel", params=admin_path(entity="deal", pipeline="flow")),
+    ("/admin/entities/{entity}/pipelines/{pipeline}/order", "POST"): Call(
+        "right/manage_metamodel", 422, params=lambda w, who: {
+            "path": {"entity": "deal", "pipeline": "flow"}, "data": {"move": "lost:up"}}),
+    ("/admin/entities/{entity}/pipelines/{pipeline}/stages", "POST"): Call(
+        "right/manage_metamodel", params=lambda w, who: {
+            "path": {"entity": "deal", "pipeline": "flow"}, "data": {"key": "maybe", "label": "Maybe"}}),
+    ("/admin/entities/{entity}/pipelines/{pipeline}/check", "POST"): Call(
+        "right/manage_metamodel", params=lambda w, who: {
+            "path": {"entity": "deal", "pipeline": "flow"}, "data": {"condition": "amount > 0"}}),
+    ("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}", "GET"): Call(
+        "right/manage_metamodel", params=admin_path(entity="deal", pipeline="flow", stage="lost")),
+    ("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}", "POST"): Call(
+        "right/manage_metamodel", 422, params=lambda w, who: {
+            "path": {"entity": "deal", "pipeline": "flow", "stage": "lost"}, "data": {"label": "Lost deal"}}),
+    ("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}/remove", "POST"): Call(
+        "right/manage_metamodel", 422, params=admin_path(entity="deal", pipeline="flow", stage="lost")),
+    ("/admin/packs", "GET"): Call("right/manage_metamodel"),
+    ("/admin/packs/upload", "POST"): Call("right/install_packs", params=lambda w, who: {
+        "files": {"pack": ("tiny.zip", tiny_pack_zip(), "application/zip")}}),
+    ("/admin/packs/install", "POST"): Call("right/install_packs", 422, params=lambda w, who: {
+        "data": {"archive": "", "filename": "tiny.zip"}}),
     ("/admin/history", "GET"): Call("right/manage_metamodel"),
     ("/admin/history/{number:recordid}", "GET"): Call("right/manage_metamodel",
                                                       params=admin_path(number="1")),

@@ -31,6 +31,7 @@ from slatecrm.metamodel.rules.types import BOOLEAN
 from .. import customisation, pipeline_edits
 from ..layers import ORGANISATION
 from .admin import MANAGE_METAMODEL
+from .authentication import READ_METHODS
 from .designer_plans import plan_or_apply
 from .pinning import records_of
 from .rights import checked_right
@@ -174,7 +175,7 @@ def _stage_of(view: dict[str, Any], key: str) -> dict[str, Any]:
 async def stage_page(request: Request) -> Response:
     view = await _view(request)
     stage = _stage_of(view, request.path_params["stage"])
-    if request.method == "GET":
+    if request.method in READ_METHODS:
         return await _stage_page(request, view, stage)
     form = await request.form()
     body, errors = stage_body(form)
