@@ -66,10 +66,12 @@ def changes(ce: CompiledEntity, values: Mapping[str, Any], field: str, end_field
         raise ValidationFailed({field: ["has no value: open the record to give it one"]})
     new = moved(current, day, hour, holds_moments=kind == "datetime")
     out: dict[str, Any] = {field: new}
-    if end_field and end_field in ce.fields and values.get(end_field) is not None:
-        if date_kind(ce.fields[end_field]) is None:
-            raise ValidationFailed({"end": [f"{ce.entity.label} has no date field {end_field[:60]!r}"]})
-        out[end_field] = _shifted(values[end_field], current, new)
+    if end_field:
+        if end_field == field or end_field not in ce.fields or date_kind(ce.fields[end_field]) is None:
+            raise ValidationFailed({"end": [f"{end_field[:60]!r} is not another date field of "
+                                            f"{ce.entity.label}"]})
+        if values.get(end_field) is not None:
+            out[end_field] = _shifted(values[end_field], current, new)
     return out
 
 
