@@ -17,7 +17,6 @@ from starlette.responses import Response
 
 from slatecrm.digits import VERSION_MAX, parse_digits
 
-from ..records.compiled import CompiledEntity
 from ..records.errors import ValidationFailed
 from ..records.listing import Filter, ListQuery
 from ..records.service import Page, Record, RecordsService
@@ -76,7 +75,7 @@ def day_queries(spec: CalendarSpec, shown: Window, search: str | None,
     return out
 
 
-def item_of(ce: CompiledEntity, spec: CalendarSpec, record: Record) -> Item:
+def item_of(spec: CalendarSpec, record: Record) -> Item:
     value = record.values.get(spec.field)
     if not isinstance(value, dt.datetime):
         return Item(record, False, 0, "", "")
@@ -95,10 +94,10 @@ def item_of(ce: CompiledEntity, spec: CalendarSpec, record: Record) -> Item:
     return Item(record, True, moment.hour, moment.strftime("%H:%M"), ends)
 
 
-def read_days(records: RecordsService, ce: CompiledEntity, spec: CalendarSpec, shown: Window,
-              search: str | None, expression: str | None) -> list[Day]:
+def read_days(records: RecordsService, spec: CalendarSpec, shown: Window, search: str | None,
+              expression: str | None) -> list[Day]:
     pages: Sequence[Page] = records.first_pages(day_queries(spec, shown, search, expression))
-    return [Day(day, [item_of(ce, spec, r) for r in page.records], page.count or 0, page.count_capped)
+    return [Day(day, [item_of(spec, r) for r in page.records], page.count or 0, page.count_capped)
             for day, page in zip(shown.days, pages, strict=True)]
 
 
@@ -123,7 +122,7 @@ async def calendar(request: Request) -> Response:
     today = now(request).astimezone(dt.UTC).date()
     shown = window(spec.mode, day_from(request.query_params.get("date", ""), today))
     search, expression = narrowing(request.query_params)
-    days = await run_in_threadpool(read_days, records, ce, spec, shown, search, expression)
+    days = await run_in_threadpool(read_days, records, spec, shown, search, expression)
     locked = await locked_fields(records, entity, new_record=False)
     movable = ce.fields[spec.field].type.writable and not ({spec.field, spec.end_field} & locked)
     title = f"{ce.entity.label_plural}: calendar"
