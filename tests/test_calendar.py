@@ -267,3 +267,15 @@ def test_windows_and_moves() -> None:
     assert moved(moment, dt.date(2026, 12, 1), None, holds_moments=True) == dt.datetime(
         2026, 12, 1, 23, 30, tzinfo=dt.UTC)
     assert moved(dt.date(2026, 12, 7), dt.date(2026, 12, 1), 8, holds_moments=False) == dt.date(2026, 12, 1)
+
+
+def test_a_month_is_read_in_one_statement(http: TestClient) -> None:
+    from .test_read_path import counted
+
+    for day in range(1, 29):
+        add(http, f"Daily {day}", starts=f"2026-02-{day:02d}T08:00:00Z")
+    http.get("/e/event/calendar.json?field=starts&date=2026-02-01")  # the metamodel read and cached
+    with counted(http) as month:
+        data = page(http, "field=starts&date=2026-02-01")
+    assert len(month.texts) == 1, month.texts  # the 28 visible days, each with its count
+    assert sum(d["count"] for d in data["days"]) == 28
