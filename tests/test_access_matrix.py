@@ -354,6 +354,8 @@ TABLE: dict[tuple[str, str], Call] = {
         "entity/read", params=admin_path(entity="deal", field="about"), query="q=MK"),
     ("/e/{entity}/board/{pipeline}", "GET"): Call("entity/read",
                                                   params=admin_path(entity="deal", pipeline="flow")),
+    ("/e/{entity}/calendar", "GET"): Call("entity/read", params=admin_path(entity="deal"),
+                                          query="field=closes&date=2026-12-01"),
     ("/e/{entity}/{id:recordid}", "GET"): Call("entity/read", params=deal),
     ("/e/{entity}/{id:recordid}/edit", "GET"): Call("entity/update", params=deal),
     ("/e/{entity}/{id:recordid}/edit", "POST"): Call("entity/update", 303, fresh(lambda w, made: {"data": {
@@ -363,6 +365,8 @@ TABLE: dict[tuple[str, str], Call] = {
         lambda w, made: {"data": {"name": "Checked"}})),
     ("/e/{entity}/{id:recordid}/move", "POST"): Call("entity/update", 303, fresh(lambda w, made: {"data": {
         "field": "status", "stage": "won", "version": "1"}})),
+    ("/e/{entity}/{id:recordid}/reschedule", "PATCH"): Call("entity/update", params=fresh(
+        lambda w, made: {"data": {"field": "closes", "date": "2026-12-20", "version": "1"}})),
     # Linking through a many-to-many changes the record holding the field: an update.
     ("/e/{entity}/{id:recordid}/links/{relation}", "POST"): Call("entity/update", 303, link_partner),
     ("/e/{entity}/{id:recordid}/delete", "GET"): Call("entity/delete", params=deal),
@@ -494,7 +498,8 @@ def test_records_out_of_reach_are_not_found(world: World, route: str, method: st
 def test_the_markers_show_where_they_are_in_reach(world: World) -> None:
     """The matrix's leak check can fire: the markers it looks for are in the pages of the
     users who may see them."""
-    for who, listing in (("admin", "/e/deal"), ("manager", "/api/v1/deal"), ("rep", "/search?q=MK")):
+    for who, listing in (("admin", "/e/deal"), ("manager", "/api/v1/deal"), ("rep", "/search?q=MK"),
+                         ("manager", "/e/deal/calendar?field=closes&mode=day&date=2026-12-15")):
         with world.client(who) as http:
             body = http.get(listing).text
         for owner in OWNERS:
