@@ -96,7 +96,8 @@ def renamed_metamodel(metamodel: Metamodel, renames: Mapping[str, str]) -> Metam
         return metamodel
     return replace(metamodel, entities=tuple(_entity(e, renames) for e in metamodel.entities),
                    roles=tuple(_role(r, renames) for r in metamodel.roles),
-                   workflows=tuple(_workflow(w, renames) for w in metamodel.workflows))
+                   workflows=tuple(_workflow(w, renames) for w in metamodel.workflows),
+                   views=tuple(replace(v, entity=renames.get(v.entity, v.entity)) for v in metamodel.views))
 
 
 # --- the organisation's documents (pack files, as JSON) ----------------------------------------
@@ -116,6 +117,8 @@ def rename_in_document(kind: str, name: str, document: Mapping[str, Any],
             field["targets"] = [renames.get(t, t) for t in field["targets"]]
     if kind == "role" and isinstance(doc.get("entities"), dict):
         doc["entities"] = {renames.get(k, k): v for k, v in doc["entities"].items()}
+    if kind == "view" and doc.get("entity") in renames:
+        doc["entity"] = renames[doc["entity"]]
     if kind == "workflow":
         if doc.get("entity") in renames:
             doc["entity"] = renames[doc["entity"]]
