@@ -41,6 +41,7 @@ from .system import (
     customisations,
     files,
     history,
+    saved_views,
     sequences,
     stage_history,
     workflow_events,
@@ -49,7 +50,7 @@ from .system import (
 )
 
 #: The platform's tables with an `entity` column naming an entity, in the order updated.
-ENTITY_COLUMNS = (sequences, history, stage_history, workflow_jobs, workflow_runs, files)
+ENTITY_COLUMNS = (sequences, history, stage_history, workflow_jobs, workflow_runs, files, saved_views)
 
 
 def entity_renames(current: Metamodel, target: Metamodel) -> dict[str, str]:
