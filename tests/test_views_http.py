@@ -220,3 +220,23 @@ def test_a_view_that_cannot_be_read_is_not_saved(world: dict[str, Any]) -> None:
     assert save(admin, "Odd columns", columns="name,amont").status_code == 400
     assert save(admin, "Odd sort", sort="amont").status_code == 400
     assert admin.get("/e/opportunity.json").json()["own_views"] == []
+
+
+def test_the_organisation_replaces_a_packs_view_through_plan_and_confirm(world: dict[str, Any]) -> None:
+    admin = world["admin"]
+    body = {"entity": "opportunity", "label": "Big deals", "columns": ["name", "amount", "stage"],
+            "filter": "amount >= 4000", "sort": ["amount"]}
+    planned = admin.put("/api/v1/admin/views/big_deals", json=body)
+    assert planned.status_code == 200, planned.text
+    assert [c["summary"] for c in planned.json()["plan"]["changes"]] == [
+        "change view big_deals (opportunity, list)"]
+    assert names(admin.get("/api/v1/opportunity?view=big_deals").json())[0] == "Admin won"  # not applied yet
+    base = planned.json()["base_revision"]
+    assert admin.put(f"/api/v1/admin/views/big_deals?confirm={base}", json=body).json()["applied"] is True
+    assert names(admin.get("/api/v1/opportunity?view=big_deals").json()) == ["Admin late", "Admin won"]
+    bad = admin.put("/api/v1/admin/views/odd", json={"entity": "opportunity", "columns": ["amont"]})
+    assert bad.status_code == 422 and "has no field 'amont'" in bad.text
+    assert world["rep"].put("/api/v1/admin/views/odd", json=body).status_code == 403
+    removed = admin.delete("/api/v1/admin/views/big_deals")
+    assert [c["summary"] for c in removed.json()["plan"]["changes"]] == [
+        "change view big_deals (opportunity, list)"]  # the pack's comes back

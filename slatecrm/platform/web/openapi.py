@@ -323,6 +323,10 @@ def _admin_paths() -> dict[str, Any]:
             "parameters": [{"name": "workflow", "in": "path", "required": True,
                             "schema": {"type": "string"}}],
             "put": edit("define_workflow"), "delete": edit("remove_workflow", body=False)},
+        # An organisation's view, or its replacement of a pack's (docs/packs.md, "Views").
+        "/api/v1/admin/views/{view}": {
+            "parameters": [{"name": "view", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "put": edit("define_view"), "delete": edit("remove_view", body=False)},
     }
 
 
