@@ -240,3 +240,17 @@ def test_the_organisation_replaces_a_packs_view_through_plan_and_confirm(world: 
     removed = admin.delete("/api/v1/admin/views/big_deals")
     assert [c["summary"] for c in removed.json()["plan"]["changes"]] == [
         "change view big_deals (opportunity, list)"]  # the pack's comes back
+
+
+def test_a_views_filter_on_a_field_hidden_from_the_reader_is_refused_as_a_filter_would_be(
+        world: dict[str, Any]) -> None:
+    blind, admin = world["blind"], world["admin"]
+    direct = blind.get("/api/v1/opportunity", params={"filter": "amount >= 1000"})
+    through_view = blind.get("/api/v1/opportunity?view=big_deals")
+    # The field does not exist for this reader: selecting by it would tell its values.
+    assert direct.status_code == through_view.status_code == 400
+    assert "unknown field 'amount'" in through_view.json()["errors"]["filter"][0]
+    exported = admin.get("/e/opportunity/export.csv?view=big_deals")
+    assert exported.status_code == 200
+    lines = exported.text.strip().splitlines()
+    assert lines[0] == "id,Name,Amount" and len(lines) == 5  # the view's columns and records
