@@ -52,6 +52,13 @@ VIEWS = {
         totals: amount
         filter: "amount >= 1000"
         """,
+    "views/hot_leads.yaml": """\
+        kind: view
+        name: hot_leads
+        entity: lead
+        columns: [last_name, company, rating]
+        filter: "rating = 'hot'"
+        """,
     "roles/viewer.yaml": """\
         kind: role
         name: amount_blind
@@ -169,6 +176,10 @@ def test_a_view_never_shows_a_field_or_record_the_reader_may_not_read(world: dic
     assert "amount" not in page["columns"] and page["columns"] == ["name", "close_date", "stage"]
     listed = blind.get("/api/v1/opportunity?view=my_open_opportunities").json()
     assert all("amount" not in r for r in listed["data"])
+    # /meta shows the views of the entities the reader can list, and only those.
+    assert "hot_leads" in [v["name"] for v in world["admin"].get("/api/v1/meta").json()["views"]]
+    assert "hot_leads" not in [v["name"] for v in blind.get("/api/v1/meta").json()["views"]]
+    assert blind.get("/api/v1/lead?view=hot_leads").status_code == blind.get("/api/v1/lead").status_code
 
 
 def save(http: TestClient, name: str, **fields: str) -> Any:

@@ -73,6 +73,7 @@ def choose(request: Request, records: RecordsService, entity: str, type: str = "
     key = request.query_params.get(PARAMETER, "").strip()
     if not key:
         return None
+    records.entity(entity)  # an entity the reader cannot list is refused as without a view
     views = metamodel_views(records, entity, type)
     found = next((v for v in views if v.key == key), None)
     if found is not None:
