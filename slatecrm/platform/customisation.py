@@ -279,7 +279,7 @@ def _drop_empty(docs: Documents, entity: str) -> None:
         del docs[("extension", entity)]
 
 
-# --- definitions by name (roles, user attributes, workflows): a new revision, no DDL ------------
+# --- definitions by name (roles, user attributes, workflows, views): a new revision, no DDL -----
 def _put_named(kind: str, name: str, body: Mapping[str, Any]) -> Any:
     """The organisation's definition of `kind` named `name`: its own, or its replacement of a
     pack's of the same name (the pack's comes back when this one is removed)."""
@@ -339,3 +339,14 @@ def put_workflow(name: str, body: Mapping[str, Any]) -> Any:
 
 def delete_workflow(name: str) -> Any:
     return _delete_named("workflow", name)
+
+
+def put_view(name: str, body: Mapping[str, Any]) -> Any:
+    """Define an organisation's view, or replace a pack's of the same name (other columns, another
+    filter). Checked like a pack's view, against the merged metamodel; no DDL."""
+    return _put_named("view", name, body)
+
+
+def delete_view(name: str) -> Any:
+    """Remove the organisation's view (a pack's it replaced comes back)."""
+    return _delete_named("view", name)

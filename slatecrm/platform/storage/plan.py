@@ -259,6 +259,7 @@ class Planner:
         self.role_changes()
         self.user_attribute_changes()
         self.workflow_changes()
+        self.view_changes()
         self.capacity_changes(target_state)
         return Plan(self.base_revision, self.dialect.name, self.original, target_state,
                     tuple(self._ordered()))
@@ -338,6 +339,20 @@ class Planner:
         for name in current:
             if name not in target:
                 self.change("remove workflow", "", None, f"remove workflow {name}")
+
+    def view_changes(self) -> None:
+        """Views are metamodel without tables (they choose among what the read path gives): a
+        change is shown (and makes a revision) but runs nothing."""
+        current = {v.name: v for v in self.current.views}
+        target = {v.name: v for v in self.target.views}
+        for name, found in target.items():
+            if name not in current:
+                self.change("add view", "", None, f"add view {name} ({found.entity}, {found.type})")
+            elif current[name] != found:
+                self.change("change view", "", None, f"change view {name} ({found.entity}, {found.type})")
+        for name, found in current.items():
+            if name not in target:
+                self.change("remove view", "", None, f"remove view {name} ({found.entity})")
 
     def _ordered(self) -> Iterator[Change]:
         order = ["rename table", "create table", "drop search index", "suspend search index", "drop index",

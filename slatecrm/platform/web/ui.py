@@ -15,6 +15,7 @@ from . import (
     convertors,  # noqa: F401  (registers the `recordid` path convertor)
     list_pages,
     record_pages,
+    saved_view_pages,
     uploads,
 )
 from .templating import STATIC
@@ -38,6 +39,7 @@ routes = [
     Route("/e/{entity}", list_pages.list_view, methods=["GET"]),
     Route("/e/{entity}/export.csv", list_pages.export_csv, methods=["GET"]),
     Route("/e/{entity}/bulk", list_pages.bulk_edit, methods=["POST"]),
+    *saved_view_pages.routes,
     Route("/e/{entity}/new", record_pages.new, methods=["GET", "POST"]),
     Route("/e/{entity}/validate", record_pages.validate, methods=["POST"]),
     Route("/e/{entity}/options", record_pages.options, methods=["GET"]),
