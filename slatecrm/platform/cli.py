@@ -598,8 +598,8 @@ if __name__ == "__main__":  # pragma: no cover
 
     registered()
 else:
-    # `slatecrm user …`, `team …`, `token …`, `audit`, `worker` and `workflow …` live in
-    # cli_users.py, cli_teams.py, cli_tokens.py, cli_audit.py and cli_workflows.py, which use
-    # this module's helpers and add their commands to `main` when their import ends
-    # (whichever module is imported first).
-    from . import cli_audit, cli_teams, cli_tokens, cli_users, cli_workflows  # noqa: F401
+    # `slatecrm user …`, `team …`, `token …`, `audit`, `worker`, `workflow …` and `pack upgrade`
+    # live in cli_users.py, cli_teams.py, cli_tokens.py, cli_audit.py, cli_workflows.py and
+    # cli_upgrade.py, which use this module's helpers and add their commands to `main` when
+    # their import ends (whichever module is imported first).
+    from . import cli_audit, cli_teams, cli_tokens, cli_upgrade, cli_users, cli_workflows  # noqa: F401

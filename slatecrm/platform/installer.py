@@ -7,7 +7,7 @@ installed packs again from exactly what was installed (not from whatever is on d
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -148,10 +148,12 @@ def plan_install(engine: sa.Engine, new: Sequence[Pack], registry: FieldTypeRegi
 
 
 def install(engine: sa.Engine, installation: Installation, *, author: str,
-            principal: Principal = SYSTEM) -> int:
+            principal: Principal = SYSTEM,
+            also: Callable[[sa.Connection, int], None] | None = None) -> int:
     """Apply the installation; each pack installed or upgraded (and each purge) is an audit
     event of `principal` in the same transaction (for the system: named by `author`, the
-    account that ran the command)."""
+    account that ran the command). `also(conn, revision)` joins that transaction too (a
+    pack upgrade stores the organisation's documents it edited there)."""
     user_name = author if principal.unrestricted else None
 
     def store(conn: sa.Connection, revision: int) -> None:
@@ -172,6 +174,8 @@ def install(engine: sa.Engine, installation: Installation, *, author: str,
                          object_kind="revision", object_id=revision, at=now,
                          detail={"fields": [f"{e}.{f}" for e, f in installation.purged],
                                  "revision": revision})
+        if also is not None:
+            also(conn, revision)
 
     return apply(engine, installation.plan, source=installation.source, author=author, also=store)
 
