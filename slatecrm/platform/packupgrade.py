@@ -120,7 +120,7 @@ def plan_upgrade(engine: sa.Engine, pack: Pack, registry: FieldTypeRegistry,
         kept_mine = {leaf.path for leaf, how in resolved if how == MINE}
         remaining = leaves(docs, before, after, pack.name)
         conflicts = tuple(leaf for leaf in remaining if leaf.conflicting and leaf.path not in kept_mine)
-        kept = tuple(leaf for leaf in remaining if not leaf.conflicting or leaf.path in kept_mine)
+        kept = tuple(leaf for leaf in remaining if not leaf.conflicting)  # resolved ones: `resolved`
         plan = None
         if not conflicts:
             plan = plan_layers(conn, registry, upgraded, docs, current, base, new={pack.name},
