@@ -175,6 +175,13 @@ def test_a_conflict_refuses_the_upgrade_until_resolved(customer: Customer) -> No
     assert "1 conflict(s)" in text and "nothing was changed" in text
     assert customer.installed() == [("fleet", "1.0.0")]
 
+    # `pack install` of the new version would hide it under the organisation's: refused too.
+    installed = run("pack", "install", v2, "--yes", database=customer.url)
+    assert installed.exit_code == 1
+    assert ("the organisation's customisations conflict with fleet 1.1.0 at vehicle.notes.label (the "
+            "organisation and the new version both changed it, differently): upgrade it with `slatecrm pack "
+            "upgrade`") in " ".join(installed.output.split())
+
     as_json = json.loads(run("pack", "upgrade", v2, "--json", database=customer.url).output)
     assert as_json["ok"] is False and as_json["plan"] is None
     assert [(c["path"], c["installed"], c["new"], c["organisation"], c["resolutions"])

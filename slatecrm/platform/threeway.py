@@ -22,11 +22,16 @@ Pure: metamodels and documents in, leaves out; nothing here reads the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from slatecrm.metamodel.errors import DefinitionError
+from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.metamodel.layering import merge
 from slatecrm.metamodel.model import Entity, Field, Metamodel, Pipeline
+from slatecrm.metamodel.packs import Pack
+from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .layers import Documents
 
@@ -116,6 +121,23 @@ def leaves(docs: Documents, before: Metamodel, after: Metamodel, pack: str) -> l
             if pack in (getattr(old_named, "pack", None), getattr(new_named, "pack", None)):
                 found.append(_named(kind, name, old_named, new_named))
     return found
+
+
+def conflicts(installed: Sequence[Pack], upgraded: Sequence[Pack], docs: Documents, names: Sequence[str],
+              registry: FieldTypeRegistry, *,
+              functions: RuleFunctions = NO_FUNCTIONS) -> list[tuple[str, Leaf]]:
+    """The conflicts (pack name, leaf) of `docs` with the packs `names` going from `installed` to `upgraded`
+    (every installed pack, before and after): what `pack install` of a newer version checks,
+    so that it never silently hides a change under a customisation. Empty when either
+    side does not merge (the install's own merge reports why)."""
+    if not docs or not names:
+        return []
+    try:
+        before = merge(installed, registry, functions=functions)
+        after = merge(upgraded, registry, set(names), functions=functions)
+    except DefinitionError:
+        return []
+    return [(name, leaf) for name in names for leaf in leaves(docs, before, after, name) if leaf.conflicting]
 
 
 def _touches(entity: Entity | None, pack: str) -> bool:
