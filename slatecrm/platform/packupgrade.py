@@ -34,7 +34,7 @@ from .identity.principal import SYSTEM, Principal
 from .layers import Documents, documents, installed_packs, plan_layers
 from .storage import revisions as revision_store
 from .storage.plan import Plan
-from .threeway import MINE, NEW, Leaf, leaves, take_new
+from .threeway import MINE, NEW, Leaf, followed, leaves, take_new
 from .upgradechanges import version_changes
 
 
@@ -111,9 +111,8 @@ def plan_upgrade(engine: sa.Engine, pack: Pack, registry: FieldTypeRegistry,
         before = merge(installed, registry, functions=functions)
         after = merge(upgraded, registry, {pack.name}, functions=functions)
         stored = documents(conn)
-        found = leaves(stored, before, after, pack.name)
-        resolved = _resolved(found, resolutions, pack)
-        docs = copy.deepcopy(stored)
+        docs = followed(copy.deepcopy(stored), before, after)
+        resolved = _resolved(leaves(docs, before, after, pack.name), resolutions, pack)
         for leaf, how in resolved:
             if how == NEW:
                 take_new(docs, leaf)

@@ -34,6 +34,7 @@ from slatecrm.metamodel.packs import Pack
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .layers import Documents
+from .storage.entityrename import entity_renames, rename_in_documents
 
 #: A step into a document: a mapping key, or ("key", k) for the item of a list whose key is k.
 Step = str | tuple[str, str]
@@ -104,11 +105,13 @@ def leaves(docs: Documents, before: Metamodel, after: Metamodel, pack: str) -> l
     """Every customisation of `docs` touching what `pack` defines or extends, compared
     between `before` and `after` (the installed packs' merged metamodels without the
     organisation's layer, before and after the upgrade)."""
+    renames = entity_renames(before, after)
+    former = {new: old for old, new in renames.items()}
     found: list[Leaf] = []
-    for (kind, name), document in sorted(docs.items()):
+    for (kind, name), document in sorted(followed(docs, before, after).items()):
         if kind == "extension":
             entity = str(document.get("entity", name))
-            old, new = before.entity(entity), after.entity(entity)
+            old, new = before.entity(former.get(entity, entity)), after.entity(entity)
             if _touches(old, pack) or _touches(new, pack):
                 found.extend(_extension(document, (kind, name), entity, old, new))
         elif kind == "entity":
@@ -121,6 +124,13 @@ def leaves(docs: Documents, before: Metamodel, after: Metamodel, pack: str) -> l
             if pack in (getattr(old_named, "pack", None), getattr(new_named, "pack", None)):
                 found.append(_named(kind, name, old_named, new_named))
     return found
+
+
+def followed(docs: Documents, before: Metamodel, after: Metamodel) -> Documents:
+    """`docs` following the entities the new version renames (`renamed_from`), as the merge
+    will have them (layers.py): compared, and resolved, under the new names."""
+    renames = entity_renames(before, after)
+    return rename_in_documents(docs, renames) if renames else docs
 
 
 def conflicts(installed: Sequence[Pack], upgraded: Sequence[Pack], docs: Documents, names: Sequence[str],
