@@ -234,6 +234,31 @@ TABLE: dict[tuple[str, str], Call] = {
     ("/admin/workflows/dead/retry", "POST"): Call("right/manage_metamodel", 303, lambda w, who: {
         "data": {"workflow": "touch_deal", "all": "1"}}),
     ("/admin/audit", "GET"): Call("right/view_audit"),
+    # The designer's pages (issue 15): its POSTs answer with the plan (a review): nothing changes.
+    ("/admin/entities", "GET"): Call("right/manage_metamodel"),
+    ("/admin/entities/new", "GET"): Call("right/manage_metamodel"),
+    ("/admin/entities/new", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
+        "data": {"name": "gizmo", "label": "Gizmo", "title_field": "name"}}),
+    ("/admin/entities/{entity}", "GET"): Call("right/manage_metamodel", params=admin_path(entity="deal")),
+    ("/admin/entities/{entity}", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
+        "path": {"entity": "deal"},
+        "data": {"op": "relabel", "label": "Bargain", "label_plural": "Bargains"}}),
+    ("/admin/entities/{entity}/fields/new", "GET"): Call("right/manage_metamodel",
+                                                         params=admin_path(entity="deal")),
+    ("/admin/entities/{entity}/fields/new", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
+        "path": {"entity": "deal"}, "data": {"op": "save", "name": "extra", "type": "text"}}),
+    ("/admin/entities/{entity}/fields/{field}", "GET"): Call("right/manage_metamodel",
+                                                             params=admin_path(entity="deal", field="name")),
+    ("/admin/entities/{entity}/fields/{field}", "POST"): Call(
+        "right/manage_metamodel", params=lambda w, who: {
+            "path": {"entity": "deal", "field": "name"},
+            "data": {"op": "save", "type": "text", "label": "Title"}}),
+    ("/admin/entities/{entity}/check", "POST"): Call(
+        "right/manage_metamodel", query="rule=condition",
+        params=lambda w, who: {"path": {"entity": "deal"}, "data": {"condition": "name != ''"}}),
+    ("/admin/history", "GET"): Call("right/manage_metamodel"),
+    ("/admin/history/{number:recordid}", "GET"): Call("right/manage_metamodel",
+                                                      params=admin_path(number="1")),
     ("/api/v1/me", "GET"): Call("signed"),
     ("/api/v1/me/tokens", "GET"): Call("signed"),
     ("/api/v1/me/tokens", "POST"): Call("signed", 201, lambda w, who: {

@@ -41,6 +41,9 @@ KINDS: Mapping[str, bool] = {
 #: Files a pack may carry besides its definitions.
 DOCUMENTATION_FILES = ("README.md", "README", "LICENSE", "LICENSE.md", "CHANGELOG.md")
 MAX_FILE_BYTES = 2 * 1024 * 1024
+#: What a zipped pack may hold: files, and bytes once unpacked.
+MAX_ZIP_FILES = 2000
+MAX_ZIP_BYTES = 64 * 1024 * 1024
 #: A field's options keeping people (not the system) from setting it.
 READ_ONLY_OPTIONS = ("read_only", "read_only_after_create")
 
@@ -188,18 +191,45 @@ def read_pack_files(path: Path) -> tuple[dict[str, bytes], str]:
 
 
 def _read_zip(path: Path) -> dict[str, bytes]:
+    """The archive's files, read into memory (nothing is extracted to disk). An archive
+    naming a file outside itself (an absolute path, `..`, a drive), holding more than
+    MAX_ZIP_FILES files or unpacking to more than MAX_ZIP_BYTES is refused whole: a pack
+    is a few hundred small text files, anything else is a mistake or an attack. Each file
+    is read up to one byte past MAX_FILE_BYTES whatever its header claims, so a file
+    larger than allowed is reported as such by load_pack."""
     files: dict[str, bytes] = {}
     with zipfile.ZipFile(path) as archive:
-        names = [n for n in archive.namelist() if not n.endswith("/") and not _hidden(n)]
+        entries = [i for i in archive.infolist() if not i.is_dir()]
+        unsafe = [i.filename for i in entries if _unsafe(i.filename)]
+        if unsafe:
+            raise DefinitionError([Problem(f"the archive names a file outside the pack ({name}): "
+                                           "refused", Location(str(path))) for name in unsafe[:10]])
+        if len(entries) > MAX_ZIP_FILES:
+            raise DefinitionError([Problem(f"the archive holds {len(entries)} files; a pack may hold "
+                                           f"at most {MAX_ZIP_FILES}", Location(str(path)))])
+        if sum(i.file_size for i in entries) > MAX_ZIP_BYTES:
+            raise DefinitionError([Problem(f"the archive unpacks to more than {MAX_ZIP_BYTES} bytes; "
+                                           "refused", Location(str(path)))])
+        names = [i.filename for i in entries if not _hidden(i.filename)]
         tops = {n.split("/", 1)[0] for n in names}
         strip = len(tops) == 1 and all("/" in n for n in names)
+        total = 0
         for name in names:
             rel = name.split("/", 1)[1] if strip else name
-            if ".." in PurePosixPath(rel).parts or rel.startswith("/"):
-                continue
             with archive.open(name) as handle:
                 files[rel] = handle.read(MAX_FILE_BYTES + 1)
+            total += len(files[rel])
+            if total > MAX_ZIP_BYTES:  # the headers understated the sizes
+                raise DefinitionError([Problem(f"the archive unpacks to more than {MAX_ZIP_BYTES} bytes; "
+                                               "refused", Location(str(path)))])
     return files
+
+
+def _unsafe(name: str) -> bool:
+    """A name that would leave the pack's folder if extracted."""
+    posix = name.replace("\\", "/")
+    return (posix.startswith("/") or ".." in PurePosixPath(posix).parts
+            or (len(posix) > 1 and posix[1] == ":"))
 
 
 def load_pack(path: Path | str, registry: FieldTypeRegistry) -> Pack:
