@@ -59,8 +59,9 @@ def _entity(old: Entity, new: Entity) -> Iterator[str]:
         yield f"{new.name}.{name}: new {new_fields[name].type} field"
     for name in sorted(old_fields.keys() - new_fields.keys()):
         yield f"{new.name}.{name}: removed (retired, its data kept)"
+    staged = {p.field for p in new.pipelines}  # their options are the stages, reported with them
     for name in sorted(old_fields.keys() & new_fields.keys()):
-        yield from _field(f"{new.name}.{name}", old_fields[name], new_fields[name])
+        yield from _field(f"{new.name}.{name}", old_fields[name], new_fields[name], name not in staged)
     old_pipes = {p.name: p for p in old.pipelines}
     for pipeline in new.pipelines:
         before = old_pipes.pop(pipeline.name, None)
@@ -72,11 +73,11 @@ def _entity(old: Entity, new: Entity) -> Iterator[str]:
         yield f"{new.name}.pipelines.{name}: removed"
 
 
-def _field(path: str, old: Field, new: Field) -> Iterator[str]:
+def _field(path: str, old: Field, new: Field, options: bool) -> Iterator[str]:
     for key in FIELD_KEYS:
         if getattr(old, key) != getattr(new, key):
             yield f"{path}.{key}: {_text(getattr(old, key))} → {_text(getattr(new, key))}"
-    if new.type != "stage":  # a stage field's options are its pipeline's stages, reported there
+    if options:
         yield from _options(f"{path}.options", old.choices, new.choices)
 
 
