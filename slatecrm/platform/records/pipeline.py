@@ -445,6 +445,13 @@ class WritePipeline:
                         draft.refuse(where, message)
             record = draft.values if draft.record_id is None else {**draft.values, "id": draft.record_id}
             rule_hooks.validate(rules, ce, record, changed, context, draft.errors)
+            if rules.logic.fields:  # form logic binds every write; hidden / read-only: people's
+                people = not self.service.principal.unrestricted
+                refused = rules.logic.refusals(record, context, given=draft.given, before=draft.before,
+                                               changed=changed, people=people)
+                for name, messages in refused.items():
+                    if name not in draft.errors:
+                        draft.errors[name] = messages
 
     @staticmethod
     def _refuse_if_any(drafts: Sequence[Draft]) -> None:
