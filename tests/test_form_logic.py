@@ -7,6 +7,7 @@ target outside the filter is refused, each with a 422 naming the field and the r
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -239,3 +240,66 @@ def test_options_if_refuses_a_reference_target_outside_the_filter(deals: Deals) 
     assert deal["contact"]["id"] == ann["id"]
     moved = deals.patch(deal, company=other["id"])
     assert moved.status_code == 422 and "contact" in moved.json()["errors"]
+
+
+# --- the form, through the server -------------------------------------------------------------------
+def row(html: str, name: str) -> str:
+    """The form row of field `name` in a page or an htmx answer ('' when absent)."""
+    found = re.search(rf'<div class="form-row[^"]*" id="row-{name}"[^>]*>.*?'
+                      r'(?=<div class="form-row|</fieldset>|$)', html, re.S)
+    return found.group(0) if found else ""
+
+
+def test_the_form_hides_a_field_until_the_logic_shows_it_and_then_requires_it(deals: Deals) -> None:
+    form = deals.http.get("/e/deal/new")
+    assert 'id="row-loss_reason" hidden' in form.text and 'name="loss_reason"' not in form.text
+    assert 'value="expedite"' not in row(form.text, "shipping")  # no amount yet: not offered
+    # Changing the status asks the server, which answers the rows the logic decides about.
+    answer = deals.http.post("/e/deal/validate", data={"name": "Big", "status": "lost"},
+                             headers={"HX-Source": "select#f-status"})
+    shown = row(answer.text, "loss_reason")
+    assert 'hx-swap-oob="true"' in shown and 'name="loss_reason"' in shown
+    assert 'aria-label="required"' in shown
+    assert 'name="_fields" value="loss_reason"' in shown  # sent with the form from now on
+    assert row(answer.text, "status") == ""  # the changed input itself is left alone
+    bigger = deals.http.post("/e/deal/validate", data={"name": "Big", "amount": "5000"},
+                             headers={"HX-Source": "input#f-amount"})
+    assert 'value="expedite"' in row(bigger.text, "shipping")
+    plain = deals.http.post("/e/deal/validate", data={"name": "Big"}, headers={"HX-Source": "input#f-name"})
+    assert "row-" not in plain.text  # no rule reads the name: only error slots
+    # Without JavaScript: the save is refused, the field shown with its error; then it saves.
+    refused = deals.http.post("/e/deal/new", data={"name": "Big", "status": "lost"})
+    assert refused.status_code == 422
+    assert "is required when status = &#39;lost&#39;" in row(refused.text, "loss_reason")
+    saved = deals.http.post("/e/deal/new", data={"name": "Big", "status": "lost", "loss_reason": "Price"},
+                            follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    page = deals.http.get(saved.headers["location"])
+    assert "<dt>Loss reason</dt>" in page.text and "Price" in page.text
+
+
+def test_the_record_page_hides_a_field_hidden_by_logic(deals: Deals) -> None:
+    deal = deals.system.create("deal", {"name": "Old", "loss_reason": "Kept from before"})
+    page = deals.http.get(f"/e/deal/{deal.id}")
+    assert "<dt>Name</dt>" in page.text and "<dt>Loss reason</dt>" not in page.text  # the fields shown
+    assert deals.http.get(f"/api/v1/deal/{deal.id}").json()["loss_reason"] == "Kept from before"
+
+
+def test_a_read_only_field_is_locked_and_a_picker_offers_only_allowed_records(deals: Deals) -> None:
+    acme, other = deals.made("company", name="Acme"), deals.made("company", name="Other")
+    deals.made("person", name="Ann", company=acme["id"])
+    deals.made("person", name="Bob", company=other["id"])
+    opened = deals.made("deal", name="Won", amount=10, company=acme["id"])
+    won = deals.patch(opened, status="won").json()
+    form = deals.http.get(f"/e/deal/{won['id']}/edit")
+    assert 'name="amount"' not in form.text and "(read-only)" in row(form.text, "amount")
+    contact = row(form.text, "contact")
+    assert ">Ann</option>" in contact and ">Bob</option>" not in contact
+    twin = deals.http.get(f"/e/deal/{won['id']}/edit.json").json()
+    assert twin["logic"]["read_only"] == ["amount"] and twin["logic"]["hidden"] == ["loss_reason"]
+    moved = deals.http.post(f"/e/deal/{won['id']}/validate",
+                            data={"company": str(other["id"]), "_fields": ["company"],
+                                  "_was.company": str(acme["id"])},
+                            headers={"HX-Source": "select#f-company"})
+    contact = row(moved.text, "contact")
+    assert ">Bob</option>" in contact and ">Ann</option>" not in contact

@@ -72,6 +72,10 @@ class FormState:
     offered: Mapping[str, frozenset[int]] = field(default_factory=dict)
 
 
+#: The state of a record whose entity has no form logic.
+NO_STATE = FormState()
+
+
 @dataclass(frozen=True)
 class EntityLogic:
     fields: tuple[FieldLogic, ...] = ()
