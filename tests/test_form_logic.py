@@ -303,3 +303,18 @@ def test_a_read_only_field_is_locked_and_a_picker_offers_only_allowed_records(de
                             headers={"HX-Source": "select#f-company"})
     contact = row(moved.text, "contact")
     assert ">Bob</option>" in contact and ">Ann</option>" not in contact
+
+
+def test_the_openapi_document_describes_the_rules(deals: Deals) -> None:
+    schemas = deals.http.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    reason = schemas["DealInput"]["properties"]["loss_reason"]
+    assert reason["x-slatecrm-visible-if"] == "status = 'lost'"
+    assert reason["x-slatecrm-required-if"] == "status = 'lost'"
+    assert "required when status = 'lost'" in reason["description"]
+    shipping = schemas["Deal"]["properties"]["shipping"]
+    assert shipping["x-slatecrm-options-if"] == {"expedite": "amount >= 1000"}
+    assert schemas["DealPatch"]["properties"]["amount"]["x-slatecrm-read-only-if"] == "status = 'won'"
+    assert "x-slatecrm-visible-if" not in schemas["DealInput"]["properties"]["name"]
+    meta = deals.http.get("/api/v1/meta").json()
+    fields = {f["name"]: f for e in meta["entities"] if e["name"] == "deal" for f in e["fields"]}
+    assert fields["contact"]["options_if"] == "contact.company = company"
