@@ -303,6 +303,11 @@ def test_a_read_only_field_is_locked_and_a_picker_offers_only_allowed_records(de
                             headers={"HX-Source": "select#f-company"})
     contact = row(moved.text, "contact")
     assert ">Bob</option>" in contact and ">Ann</option>" not in contact
+    # The picker's search sends the form along: it finds only the records the rule offers.
+    searched = deals.http.get("/e/deal/fields/contact/options",
+                              params={"q": "", "company": str(other["id"]), "record": str(won["id"])})
+    assert ">Bob</option>" in searched.text and ">Ann</option>" not in searched.text
+    assert 'hx-get="/e/deal/fields/contact/options?record=' in form.text
 
 
 def test_the_openapi_document_describes_the_rules(deals: Deals) -> None:

@@ -372,6 +372,8 @@ async def field_options(request: Request) -> Response:
     except UnknownEntity:
         return HTMLResponse("", status_code=404)
     compiled = ce.fields.get(name)
+    if compiled is not None and compiled.type.links_records and isinstance(compiled.field.options_if, str):
+        return await _offered_options(request, ce, compiled)
     if compiled is None or not compiled.type.links_records or compiled.field.target:
         return HTMLResponse(f"{entity} has no polymorphic reference {name[:60]!r}", status_code=404)
     readable = await run_in_threadpool(records.compiled)
@@ -382,6 +384,28 @@ async def field_options(request: Request) -> Response:
                                     chosen, None)
     return HTMLResponse(render_fragment(request, "_grouped_options.html",
                                         {"groups": groups, "chosen": chosen}))
+
+
+async def _offered_options(request: Request, ce: CompiledEntity, compiled: CompiledField) -> Response:
+    """The picker's search of a reference whose `options_if` filters the records offered:
+    the records of its target matching `q` that the rule offers for the form's values (the
+    form is sent along; `record`: the id of the record edited), as <option>s."""
+    records = records_of(request)
+    name, target = compiled.name, compiled.field.target or ""
+    params = request.query_params
+    text = params.get("q", "").strip()
+    page = await run_in_threadpool(records.page, target, ListQuery(search=text or None, limit=OPTIONS_LIMIT,
+                                                                       rank=True))
+    choices = [(r.id, r.title) for r in page.records]
+    record_id = parse_digits(params.get("record"), RECORD_ID_MAX)
+    record = await run_in_threadpool(records.get, ce.name, record_id) if record_id is not None else None
+    raw = _raw_from_form(ce, params)  # type: ignore[arg-type]  # the same get / getlist as a form
+    locked = await locked_fields(records, ce.name, new_record=record is None)
+    state = await _logic_state(records, ce, record, raw, locked, {name: choices})
+    choices = form_logic.offered({name: choices}, state, raw)[name]
+    chosen = await run_in_threadpool(_still_chosen, records, target, {"keep": name, name: raw.get(name)},
+                                     choices)
+    return HTMLResponse(render_fragment(request, "_options.html", {"choices": choices, "chosen": chosen}))
 
 
 async def locked_fields(records: RecordsService, entity: str, *, new_record: bool) -> frozenset[str]:
