@@ -204,6 +204,22 @@ def test_a_field_hidden_by_logic_is_not_writable(deals: Deals) -> None:
     assert imported.values["loss_reason"] == "Old"
 
 
+def test_bulk_writes_meet_the_same_logic(deals: Deals) -> None:
+    """A bulk create refuses the batch naming the record and field; a bulk edit from a list
+    refuses each record the logic forbids and says why."""
+    refused = deals.http.post("/api/v1/deal", json=[{"name": "A"}, {"name": "B", "status": "lost"}])
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == {"[1].loss_reason": ["is required when status = 'lost'"]}
+    open_deal = deals.made("deal", name="Open")
+    lost = deals.made("deal", name="Lost", status="lost", loss_reason="Price")
+    edited = deals.http.post("/e/deal/bulk", data={"ids": [str(open_deal["id"]), str(lost["id"])],
+                                                   "action": "set", "field": "loss_reason", "value": "Budget"},
+                             headers={"Accept": "application/json"})
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["done"] == [lost["id"]]
+    assert "is hidden by the form's logic" in edited.json()["refused"][str(open_deal["id"])]
+
+
 def test_read_only_if_refuses_a_change(deals: Deals) -> None:
     deal = deals.made("deal", name="Big", amount=500)
     won = deals.patch(deal, status="won")
