@@ -66,9 +66,16 @@ def test_a_field_appears_becomes_required_and_is_enforced_on_save(deals_site: st
     expect(page.locator("#f-loss_reason")).to_have_value("Price")
     page.locator("#f-status").select_option("open")
     expect(page.locator("#f-loss_reason")).to_have_count(0)
+    page.locator("#f-status").select_option("lost")
+    expect(page.locator("#f-loss_reason")).to_have_value("Price")  # shown again as it was
+    page.locator("#f-status").select_option("open")
+    expect(page.locator("#f-loss_reason")).to_have_count(0)
     page.get_by_role("button", name="Save").click()
     expect(page).to_have_url(re.compile(r"/e/deal/\d+$"))
     expect(page.locator("main dl.fields").first).not_to_contain_text("Loss reason")
+    page.goto(page.url + "/edit")
+    page.locator("#f-status").select_option("lost")
+    expect(page.locator("#f-loss_reason")).to_have_value("Price")  # the stored value was kept
     assert script_errors(seen) == [] and seen.dialogs == []
     context.close()
 

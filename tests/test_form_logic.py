@@ -212,9 +212,9 @@ def test_bulk_writes_meet_the_same_logic(deals: Deals) -> None:
     assert refused.json()["errors"] == {"[1].loss_reason": ["is required when status = 'lost'"]}
     open_deal = deals.made("deal", name="Open")
     lost = deals.made("deal", name="Lost", status="lost", loss_reason="Price")
-    edited = deals.http.post("/e/deal/bulk", data={"ids": [str(open_deal["id"]), str(lost["id"])],
-                                                   "action": "set", "field": "loss_reason", "value": "Budget"},
-                             headers={"Accept": "application/json"})
+    form = {"ids": [str(open_deal["id"]), str(lost["id"])], "action": "set", "field": "loss_reason",
+            "value": "Budget"}
+    edited = deals.http.post("/e/deal/bulk", data=form, headers={"Accept": "application/json"})
     assert edited.status_code == 200, edited.text
     assert edited.json()["done"] == [lost["id"]]
     assert "is hidden by the form's logic" in edited.json()["refused"][str(open_deal["id"])]

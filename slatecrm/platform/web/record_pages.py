@@ -583,6 +583,11 @@ async def _logic_rows(request: Request, ce: CompiledEntity, record_id: int | Non
         return {}
     record = await run_in_threadpool(records.get, ce.name, record_id) if record_id is not None else None
     raw = _raw_from_form(ce, form)
+    if record is not None:  # a row hidden so far sent nothing: it comes back with what it started from
+        sent, was = set(form.getlist("_fields")), _raw_from_form(ce, form, widgets.WAS)
+        for compiled in widgets.form_fields(ce):
+            if compiled.name not in sent:
+                raw.update({key: was[key] for key in widgets.raw_inputs(compiled, None) if key in was})
     context, _ = await _form_context(request, ce, record, raw, {})
     fields = {f.name: f for section in context["sections"] for f in section.fields}
     rows = {}
