@@ -117,10 +117,11 @@ class EntityLogic:
 
     def refusals(self, record: Mapping[str, Any], context: RuleContext, *, given: Mapping[str, Any],
                  before: Mapping[str, Any] | None, changed: set[str], people: bool) -> dict[str, list[str]]:
-        """What a write breaks: a value given for a hidden field or a change to a read-only
-        one (by people: `people`; the system sets what it must), a required field left
-        blank, an option or a record not offered. Given values equal to the stored ones are
-        an echo, not a change (a client sending back the record it read)."""
+        """What a write breaks: a required field left blank (every write), and, when people
+        write (`people`), a value given for a hidden field, a change to a read-only one, an
+        option or a record not offered: the system (the CLI, sample data, imports) sets
+        what it must, as it sets a `read_only` field. Given values equal to the stored ones
+        are an echo, not a change (a client sending back the record it read)."""
         errors: dict[str, list[str]] = {}
         for logic in self.fields:
             name = logic.name
@@ -135,7 +136,7 @@ class EntityLogic:
                 errors.setdefault(name, []).append(f"is read-only when {logic.read_only.text}")
             if logic.required is not None and is_blank(value) and logic.required.holds(record, context):
                 errors.setdefault(name, []).append(f"is required when {logic.required.text}")
-            if is_blank(value):
+            if is_blank(value) or not people:
                 continue
             rules = [logic.candidates] if logic.candidates is not None else list(logic.options.values())
             if not (name in changed or any(changed & r.reads for r in rules)):
