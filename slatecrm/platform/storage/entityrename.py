@@ -41,6 +41,7 @@ from .system import (
     customisations,
     files,
     history,
+    saved_views,
     sequences,
     stage_history,
     workflow_events,
@@ -49,7 +50,7 @@ from .system import (
 )
 
 #: The platform's tables with an `entity` column naming an entity, in the order updated.
-ENTITY_COLUMNS = (sequences, history, stage_history, workflow_jobs, workflow_runs, files)
+ENTITY_COLUMNS = (sequences, history, stage_history, workflow_jobs, workflow_runs, files, saved_views)
 
 
 def entity_renames(current: Metamodel, target: Metamodel) -> dict[str, str]:
@@ -96,7 +97,8 @@ def renamed_metamodel(metamodel: Metamodel, renames: Mapping[str, str]) -> Metam
         return metamodel
     return replace(metamodel, entities=tuple(_entity(e, renames) for e in metamodel.entities),
                    roles=tuple(_role(r, renames) for r in metamodel.roles),
-                   workflows=tuple(_workflow(w, renames) for w in metamodel.workflows))
+                   workflows=tuple(_workflow(w, renames) for w in metamodel.workflows),
+                   views=tuple(replace(v, entity=renames.get(v.entity, v.entity)) for v in metamodel.views))
 
 
 # --- the organisation's documents (pack files, as JSON) ----------------------------------------
@@ -116,6 +118,8 @@ def rename_in_document(kind: str, name: str, document: Mapping[str, Any],
             field["targets"] = [renames.get(t, t) for t in field["targets"]]
     if kind == "role" and isinstance(doc.get("entities"), dict):
         doc["entities"] = {renames.get(k, k): v for k, v in doc["entities"].items()}
+    if kind == "view" and doc.get("entity") in renames:
+        doc["entity"] = renames[doc["entity"]]
     if kind == "workflow":
         if doc.get("entity") in renames:
             doc["entity"] = renames[doc["entity"]]
