@@ -342,3 +342,20 @@ def test_the_openapi_document_describes_the_rules(deals: Deals) -> None:
     meta = deals.http.get("/api/v1/meta").json()
     fields = {f["name"]: f for e in meta["entities"] if e["name"] == "deal" for f in e["fields"]}
     assert fields["contact"]["options_if"] == "contact.company = company"
+
+
+def test_the_organisation_layer_overrides_form_logic_through_the_admin_api(deals: Deals) -> None:
+    url = "/api/v1/admin/entities/deal/fields/loss_reason"
+    bad = deals.http.put(url, json={"type": "text", "visible_if": "status = 'gone'"})
+    assert bad.status_code == 422 and "visible_if" in bad.text, bad.text
+    change = {"type": "text", "visible_if": "status != 'open'"}
+    planned = deals.http.put(url, json=change)
+    assert planned.status_code == 200, planned.text
+    applied = deals.http.put(url, params={"confirm": planned.json()["base_revision"]}, json=change)
+    assert applied.status_code == 200, applied.text
+    won = deals.made("deal", name="Won", status="won", loss_reason="Kept for the record")
+    assert won["loss_reason"] == "Kept for the record"
+    refused = deals.post("deal", name="Open", loss_reason="No")
+    assert refused.status_code == 422 and "status != 'open'" in refused.json()["errors"]["loss_reason"][0]
+    lost = deals.post("deal", name="Lost", status="lost")  # the pack's required_if stays
+    assert lost.json()["errors"] == {"loss_reason": ["is required when status = 'lost'"]}
