@@ -7,6 +7,7 @@ target outside the filter is refused, each with a 422 naming the field and the r
 
 from __future__ import annotations
 
+import html
 import re
 import textwrap
 from collections.abc import Iterator
@@ -359,3 +360,30 @@ def test_the_organisation_layer_overrides_form_logic_through_the_admin_api(deals
     assert refused.status_code == 422 and "status != 'open'" in refused.json()["errors"]["loss_reason"][0]
     lost = deals.post("deal", name="Lost", status="lost")  # the pack's required_if stays
     assert lost.json()["errors"] == {"loss_reason": ["is required when status = 'lost'"]}
+
+
+def test_the_designer_keeps_form_logic_when_it_edits_a_field(deals: Deals) -> None:
+    """The designer's page of an organisation's field shows its rules (as YAML under "Other
+    settings") and posts them back; relabelling a pack's field keeps the pack's rules."""
+    from .test_designer import reviewed
+
+    def applied(url: str, form: dict[str, str]) -> None:
+        _, confirm = reviewed(deals.http, url, form)
+        assert deals.http.post(url, data=confirm, follow_redirects=False).status_code == 303
+
+    body = {"type": "text", "visible_if": "status = 'won'"}
+    planned = deals.http.put("/api/v1/admin/entities/deal/fields/win_note", json=body)
+    confirmed = deals.http.put("/api/v1/admin/entities/deal/fields/win_note",
+                               params={"confirm": planned.json()["base_revision"]}, json=body)
+    assert confirmed.status_code == 200, confirmed.text
+    url = "/admin/entities/deal/fields/win_note"
+    page = deals.http.get(url)
+    more = re.search(r'<textarea id="f-more" name="more"[^>]*>([^<]*)</textarea>', page.text, re.S)
+    assert more is not None and "visible_if" in html.unescape(more.group(1)), page.text
+    applied(url, {"op": "save", "type": "text", "label": "Why we won", "more": html.unescape(more.group(1))})
+    applied("/admin/entities/deal/fields/loss_reason", {"op": "save", "type": "text", "label": "Why we lost"})
+    meta = deals.http.get("/api/v1/meta").json()
+    fields = {f["name"]: f for e in meta["entities"] if e["name"] == "deal" for f in e["fields"]}
+    assert (fields["win_note"]["label"], fields["win_note"]["visible_if"]) == ("Why we won", "status = 'won'")
+    reason = fields["loss_reason"]
+    assert (reason["label"], reason["visible_if"]) == ("Why we lost", "status = 'lost'")
