@@ -249,6 +249,10 @@ def _extend(base: Entity, ext: Extension, pack: Pack, registry: FieldTypeRegistr
             given = getattr(override, key)
             if given is not None:
                 changes[key] = given
+        if override.logic:  # a rule given replaces the field's own; reported in this pack
+            changes.update(override.logic)
+            changes["rule_sources"] = {**current.rule_sources, **override.logic_sources}
+            changes["rule_packs"] = {**current.rule_packs, **{key: pack.name for key in override.logic}}
         changed = replace(current, **changes)  # type: ignore[arg-type]
         _check_read_only_override(changed, override, registry, pack, problems)
         if override.has_default and changed.type != "stage":  # a stage's options come later

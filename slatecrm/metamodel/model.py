@@ -35,8 +35,14 @@ from .workflows import Action, Trigger, Workflow
 #: only when given (absent: none), and its `renamed_from` (absent: none); a composite
 #: index's `descending` fields likewise (absent: none). A field's `renamed_from` may be an
 #: object (part → former field, a fold into a composite field) within format 5 too; `views`
-#: likewise, stored only when there are some (absent: none).
+#: likewise, stored only when there are some (absent: none). A field's form logic
+#: (`visible_if`, `required_if`, `read_only_if`, `options_if`, `rule_packs`) likewise,
+#: stored only when given (absent: none).
 FORMAT_VERSION = 5
+
+
+#: A field's form-logic options (model.Field), in the order they are checked and documented.
+LOGIC_KEYS = ("visible_if", "required_if", "read_only_if", "options_if")
 
 
 class MetamodelFormatError(ValueError):
@@ -83,6 +89,25 @@ class Field:
     read_only: bool = False
     #: Given by a person on a new record only; after that as `read_only`.
     read_only_after_create: bool = False
+    #: Form logic (docs/packs.md, "Form logic"): rules over the record as it will be saved.
+    #: Shown to people, and writable by them, only while `visible_if` is true.
+    visible_if: str | None = None
+    #: Required (API writes too) while true.
+    required_if: str | None = None
+    #: Not changeable by people while true.
+    read_only_if: str | None = None
+    #: Which options people may pick: for a choice, option key → rule (an option without a
+    #: rule is always offered); for a reference, one rule in which the field stands for
+    #: the candidate record (`contact.account = account`).
+    options_if: str | Mapping[str, str] | None = None
+    #: The pack that wrote a form-logic rule, by key, when another pack's (or the
+    #: organisation's) `field_overrides` gave it: a problem with it is reported there.
+    rule_packs: Mapping[str, str] = attribute(default_factory=dict, compare=False)
+
+    @property
+    def has_logic(self) -> bool:
+        """Whether any form-logic rule decides about the field."""
+        return any(getattr(self, key) is not None for key in LOGIC_KEYS)
 
     @property
     def target(self) -> str | None:
@@ -396,7 +421,17 @@ def _field_dict(f: Field) -> dict[str, Any]:
         "default_expression": f.default_expression,
         "rule_sources": {k: _location_dict(v) for k, v in f.rule_sources.items()},
         **_true_flags(f, _SPARSE_FLAGS),
+        **_logic_dict(f),
     }
+
+
+def _logic_dict(f: Field) -> dict[str, Any]:
+    """The field's form logic, stored only when given (a revision without any stays as it was)."""
+    data: dict[str, Any] = {key: (dict(value) if isinstance(value, Mapping) else value)
+                            for key in LOGIC_KEYS if (value := getattr(f, key)) is not None}
+    if f.rule_packs:
+        data["rule_packs"] = dict(f.rule_packs)
+    return data
 
 
 #: Field flags stored only when true (they came later within format 5; absent reads as false).
@@ -416,6 +451,8 @@ def _field_from(d: Mapping[str, Any]) -> Field:
         "choices": tuple(_restored(ChoiceOption, c) for c in d.get("choices", [])),
         "source": _location_from(d.get("source")),
         **({"renamed_from": dict(d["renamed_from"])} if isinstance(d.get("renamed_from"), Mapping) else {}),
+        **({"options_if": dict(d["options_if"])} if isinstance(d.get("options_if"), Mapping) else {}),
+        **({"rule_packs": dict(d["rule_packs"])} if d.get("rule_packs") else {}),
     })
 
 

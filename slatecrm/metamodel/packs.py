@@ -18,7 +18,17 @@ import semantic_version
 
 from .errors import DefinitionError, Location, Problem
 from .fieldtypes import FieldTypeRegistry
-from .model import ChoiceOption, CompositeKey, Entity, Field, Pipeline, SortOrder, Stage, Validation
+from .model import (
+    LOGIC_KEYS,
+    ChoiceOption,
+    CompositeKey,
+    Entity,
+    Field,
+    Pipeline,
+    SortOrder,
+    Stage,
+    Validation,
+)
 from .names import name_problem, suggest
 from .roles import ACTIONS, ADMINISTRATOR, EntityGrant, Role, SharingRule
 from .schemas import pack_schema
@@ -90,6 +100,10 @@ class FieldOverride:
     source: Location = attribute(default_factory=Location, compare=False)
     #: where each option given stands, by key
     option_sources: Mapping[str, Location] = attribute(default_factory=dict, compare=False)
+    #: Form-logic rules given (model.LOGIC_KEYS), replacing the field's own, and where each
+    #: stands (`rule_sources`' keys: `options_if.<option>` for one option's rule).
+    logic: Mapping[str, Any] = attribute(default_factory=dict)
+    logic_sources: Mapping[str, Location] = attribute(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -417,8 +431,10 @@ class _PackReader:
             renamed_from=doc.get("renamed_from"), pack=pack,
             source=source.locate([*path, name], key=True),
             formula=doc.get("formula"), default_expression=doc.get("default_expression"),
-            rule_sources={key: source.locate([*path, name, key])
-                          for key in ("formula", "default_expression") if key in doc},
+            rule_sources={**{key: source.locate([*path, name, key])
+                             for key in ("formula", "default_expression") if key in doc},
+                          **logic_sources(source, [*path, name], doc)},
+            **{key: doc[key] for key in LOGIC_KEYS if key in doc},
         )
 
     def check_read_only(self, source: SourceDocument, path: list[Any], doc: dict[str, Any],
@@ -520,6 +536,8 @@ class _PackReader:
                 source=source.locate(["field_overrides", name], key=True),
                 option_sources={key: source.locate(["field_overrides", name, key], key=True)
                                 for key in READ_ONLY_OPTIONS if key in doc},
+                logic={key: doc[key] for key in LOGIC_KEYS if key in doc},
+                logic_sources=logic_sources(source, ["field_overrides", name], doc),
             )
             for name, doc in (data.get("field_overrides") or {}).items()
         )
@@ -739,6 +757,16 @@ class _PackReader:
                 self.problem(f"entity {entity.name!r} is defined twice in this pack "
                              f"(also at {other})", entity.source)
             first.setdefault(entity.name, entity)
+
+
+def logic_sources(source: SourceDocument, path: list[Any], doc: Mapping[str, Any]) -> dict[str, Location]:
+    """Where each form-logic rule of a field's document stands: `options_if.<option>` for
+    one option's rule of a choice, so that a problem with it points at its own line."""
+    found = {key: source.locate([*path, key]) for key in LOGIC_KEYS if key in doc}
+    if isinstance(doc.get("options_if"), Mapping):
+        found.update({f"options_if.{option}": source.locate([*path, "options_if", option])
+                      for option in doc["options_if"]})
+    return found
 
 
 def _label(name: str) -> str:

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from slatecrm.metamodel.errors import DefinitionError, Location, Problem
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.metamodel.model import LOGIC_KEYS
 from slatecrm.metamodel.roles import ADMINISTRATOR
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
@@ -34,7 +35,8 @@ from .storage.plan import Plan
 from .storage.system import customisations
 
 #: What an extension may change on a field a pack defines.
-OVERRIDABLE = frozenset({"label", "help", "default", "options", "read_only", "read_only_after_create"})
+OVERRIDABLE = frozenset({"label", "help", "default", "options", "read_only", "read_only_after_create",
+                         *LOGIC_KEYS})
 #: What the organisation may change on a stage a pack defines (how it reads, not its rules).
 STAGE_OVERRIDABLE = frozenset({"label", "colour"})
 
@@ -127,7 +129,8 @@ def delete_entity(name: str) -> Any:
 
 def put_field(entity: str, field: str, body: Mapping[str, Any]) -> Any:
     """Add or change a field: in the organisation's own entity, or through an extension of
-    a pack's entity (where a pack's own field only takes label, help, default, options)."""
+    a pack's entity (where a pack's own field takes only OVERRIDABLE: label, help, default,
+    options, the read-only flags and its form logic)."""
     def edit(docs: Documents, current: Any) -> None:
         target = current.entity(entity)
         if target is None:
