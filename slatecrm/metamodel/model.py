@@ -18,6 +18,7 @@ from dataclasses import field as attribute
 from typing import Any, TypeVar
 
 from .errors import Location
+from .layouts import Layout, layout_dict, layout_from
 from .roles import EntityGrant, Role, SharingRule
 from .userattributes import UserAttribute
 from .workflows import Action, Trigger, Workflow
@@ -33,7 +34,8 @@ from .workflows import Action, Trigger, Workflow
 #: without them is stored exactly as before; an entity's `default_sort` likewise, stored
 #: only when given (absent: none), and its `renamed_from` (absent: none); a composite
 #: index's `descending` fields likewise (absent: none). A field's `renamed_from` may be an
-#: object (part → former field, a fold into a composite field) within format 5 too.
+#: object (part → former field, a fold into a composite field) within format 5 too; and
+#: `layouts`, stored only when there are some (absent: none).
 FORMAT_VERSION = 5
 
 
@@ -261,6 +263,8 @@ class Metamodel:
     user_attributes: tuple[UserAttribute, ...] = ()
     #: `kind: workflow` definitions (slatecrm.metamodel.workflows), packs' and the organisation's.
     workflows: tuple[Workflow, ...] = ()
+    #: `kind: layout` definitions (slatecrm.metamodel.layouts), at most one per entity.
+    layouts: tuple[Layout, ...] = ()
 
     @property
     def active_entities(self) -> tuple[Entity, ...]:
@@ -284,6 +288,7 @@ class Metamodel:
             "roles": [_role_dict(r) for r in self.roles],
             "user_attributes": [_user_attribute_dict(a) for a in self.user_attributes],
             "workflows": [_workflow_dict(w) for w in self.workflows],
+            **({"layouts": [layout_dict(layout) for layout in self.layouts]} if self.layouts else {}),
         }
 
     @classmethod
@@ -302,6 +307,7 @@ class Metamodel:
             roles=tuple(_role_from(r) for r in data.get("roles", [])),
             user_attributes=tuple(_user_attribute_from(a) for a in data.get("user_attributes", [])),
             workflows=tuple(_workflow_from(w) for w in data.get("workflows", [])),
+            layouts=tuple(layout_from(layout) for layout in data.get("layouts", [])),
         )
 
     def role(self, name: str) -> Role | None:
@@ -312,6 +318,13 @@ class Metamodel:
 
     def workflow(self, name: str) -> Workflow | None:
         return next((w for w in self.workflows if w.name == name), None)
+
+    def layout(self, name: str) -> Layout | None:
+        return next((layout for layout in self.layouts if layout.name == name), None)
+
+    def layout_of(self, entity: str) -> Layout | None:
+        """The layout of `entity`'s record page, form and cards (None: the default ones)."""
+        return next((layout for layout in self.layouts if layout.entity == entity), None)
 
 
 def _location_dict(location: Location) -> dict[str, Any] | None:
