@@ -148,6 +148,7 @@ ROLE_FORM = {"definition": "label: Reader\nentities:\n  deal: {actions: [read], 
 GADGET = {"label": "Gadget", "title_field": "name", "fields": {"name": {"type": "text"}}}
 ROLE = {"label": "Auditor", "platform": ["view_audit"], "entities": {}}
 WORKFLOW = {"entity": "deal", "trigger": {"kind": "created"}, "actions": [{"kind": "note", "text": "new"}]}
+LAYOUT = {"entity": "deal", "compact": {"fields": ["name"]}}
 
 #: (path as the route table has it, method) -> how to call it.
 TABLE: dict[tuple[str, str], Call] = {
@@ -190,6 +191,10 @@ TABLE: dict[tuple[str, str], Call] = {
                                                                          WORKFLOW)),
     ("/api/v1/admin/workflows/{workflow}", "DELETE"): Call("right/manage_metamodel", 422,
                                                            params=admin_path(workflow="noted")),
+    ("/api/v1/admin/layouts/{layout}", "PUT"): Call("right/manage_metamodel",
+                                                    params=with_json(admin_path(layout="deal"), LAYOUT)),
+    ("/api/v1/admin/layouts/{layout}", "DELETE"): Call("right/manage_metamodel", 422,
+                                                       params=admin_path(layout="deal")),
     # Reading roles: manage_users or manage_metamodel (the administrator holds both, the others neither).
     ("/api/v1/admin/roles", "GET"): Call("right/manage_users"),
     ("/api/v1/admin/roles/{role}", "GET"): Call("right/manage_users", params=admin_path(role="deal_rep")),

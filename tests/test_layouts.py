@@ -276,3 +276,22 @@ def test_board_cards_show_the_compact_layout(desk: Desk) -> None:
     card = html[html.index('class="kanban-card"'):]
     card = card[: card.index("</li>")]
     assert re.findall(r'data-field="([a-z_]+)">([^<]*)<', card) == [("priority", "7"), ("client", "Acme")]
+
+
+def test_the_organisation_replaces_a_packs_layout_through_the_admin_api(desk: Desk) -> None:
+    ticket = desk.create("ticket", subject="Printer", internal_code="X-1")
+    body = {"entity": "ticket", "sections": [{"label": "Ours", "fields": ["subject", "internal_code"]}]}
+    planned = desk.http.put("/api/v1/admin/layouts/ticket", json=body)
+    assert planned.status_code == 200, planned.text
+    assert [c["summary"] for c in planned.json()["plan"]["changes"]] == ["change layout ticket (ticket)"]
+    base = planned.json()["base_revision"]
+    applied = desk.http.put(f"/api/v1/admin/layouts/ticket?confirm={base}", json=body)
+    assert applied.status_code == 200 and applied.json()["applied"], applied.text
+    html = desk.page(f"/e/ticket/{ticket['id']}")
+    assert labels_in_order(html)[:2] == ["Subject", "Internal code"] and 'role="tab"' not in html
+    bad = desk.http.put("/api/v1/admin/layouts/ticket", json={"entity": "ticket", "sections": [
+        {"fields": ["subject", "nonesuch"]}]})
+    assert bad.status_code == 422 and "'ticket' has no field 'nonesuch'" in bad.text
+    removed = desk.http.delete(f"/api/v1/admin/layouts/ticket?confirm={applied.json()['revision']}")
+    assert removed.status_code == 200, removed.text
+    assert labels_in_order(desk.page(f"/e/ticket/{ticket['id']}"))[:2] == ["Priority", "Subject"]

@@ -240,7 +240,7 @@ def _drop_empty(docs: Documents, entity: str) -> None:
         del docs[("extension", entity)]
 
 
-# --- definitions by name (roles, user attributes, workflows): a new revision, no DDL ------------
+# --- definitions by name (roles, user attributes, workflows, layouts): a new revision, no DDL -----
 def _put_named(kind: str, name: str, body: Mapping[str, Any]) -> Any:
     """The organisation's definition of `kind` named `name`: its own, or its replacement of a
     pack's of the same name (the pack's comes back when this one is removed)."""
@@ -300,3 +300,15 @@ def put_workflow(name: str, body: Mapping[str, Any]) -> Any:
 
 def delete_workflow(name: str) -> Any:
     return _delete_named("workflow", name)
+
+
+def put_layout(name: str, body: Mapping[str, Any]) -> Any:
+    """Define an organisation's layout, or replace a pack's of the same name (by default a
+    layout is named after its entity). Checked like a pack's layout, against the merged
+    metamodel; a new revision, no DDL."""
+    return _put_named("layout", name, body)
+
+
+def delete_layout(name: str) -> Any:
+    """Remove the organisation's layout (a pack's replaced one comes back)."""
+    return _delete_named("layout", name)

@@ -312,6 +312,11 @@ def _admin_paths() -> dict[str, Any]:
             "parameters": [{"name": "workflow", "in": "path", "required": True,
                             "schema": {"type": "string"}}],
             "put": edit("define_workflow"), "delete": edit("remove_workflow", body=False)},
+        # An organisation's layout, or its replacement of a pack's (docs/packs.md, Layouts).
+        "/api/v1/admin/layouts/{layout}": {
+            "parameters": [{"name": "layout", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "put": edit("define_layout"), "delete": edit("remove_layout", body=False)},
     }
 
 
