@@ -298,6 +298,7 @@ TABLE: dict[tuple[str, str], Call] = {
     ("/e/{entity}/board/{pipeline}", "GET"): Call("entity/read",
                                                   params=admin_path(entity="deal", pipeline="flow")),
     ("/e/{entity}/{id:recordid}", "GET"): Call("entity/read", params=deal),
+    ("/e/{entity}/{id:recordid}/preview", "GET"): Call("entity/read", params=deal),
     ("/e/{entity}/{id:recordid}/edit", "GET"): Call("entity/update", params=deal),
     ("/e/{entity}/{id:recordid}/edit", "POST"): Call("entity/update", 303, fresh(lambda w, made: {"data": {
         "name": w.unique("Edited deal"), "client": str(w.ids["client:rep"]), "status": "open",

@@ -79,6 +79,21 @@ def test_a_form_is_filled_across_tabs_and_the_record_page_switches_them(helpdesk
     context.set_default_timeout(HUNG_MS)
     sign_in(context, helpdesk_site)
     page = fill_across_tabs(context, helpdesk_site, "Printer jams", scripts=True)
+    # A reference's hover preview: the client's compact layout, loaded on hover.
+    ticket_url = page.url
+    page.goto(f"{helpdesk_site}/e/client/new")
+    page.locator("#f-name").fill("Acme")
+    page.get_by_role("button", name="Save").click()
+    expect(page).to_have_url(re.compile(r"/e/client/\d+$"))
+    page.goto(ticket_url + "/edit")
+    page.locator("#f-client").select_option(label="Acme")
+    page.get_by_role("button", name="Save").click()
+    expect(page).to_have_url(ticket_url)
+    link = page.locator("#tab-1").get_by_role("link", name="Acme")
+    link.hover()
+    card = page.locator("#tab-1 .preview-card")
+    expect(card).to_be_visible()
+    expect(card).to_contain_text("City:")
     if os.environ.get("SLATECRM_SCREENSHOTS") == "1":
         DOCS_IMAGES.mkdir(exist_ok=True)
         page.screenshot(path=str(DOCS_IMAGES / "layout.png"))

@@ -80,6 +80,8 @@ CLIENT_LAYOUT = """\
         columns: [subject, priority]
         sort: [-priority]
         limit: 2
+    compact:
+      fields: [city]
     """
 HELPDESK = {"entities/client.yaml": CLIENT, "entities/ticket.yaml": TICKET,
             "layouts/ticket.yaml": TICKET_LAYOUT, "layouts/client.yaml": CLIENT_LAYOUT}
@@ -295,3 +297,17 @@ def test_the_organisation_replaces_a_packs_layout_through_the_admin_api(desk: De
     removed = desk.http.delete(f"/api/v1/admin/layouts/ticket?confirm={applied.json()['revision']}")
     assert removed.status_code == 200, removed.text
     assert labels_in_order(desk.page(f"/e/ticket/{ticket['id']}"))[:2] == ["Priority", "Subject"]
+
+
+def test_a_reference_link_loads_the_compact_layout_as_its_preview(desk: Desk) -> None:
+    client = desk.create("client", name="Acme", city="Lyon")
+    ticket = desk.create("ticket", subject="Printer", client=client["id"], priority=2)
+    html = desk.page(f"/e/ticket/{ticket['id']}")
+    assert f'hx-get="/e/client/{client["id"]}/preview"' in html
+    preview = desk.page(f"/e/client/{client['id']}/preview")
+    assert re.findall(r'data-field="([a-z_]+)"><span class="muted">([^<]+)</span> ([^<]+)<', preview) == [
+        ("city", "City:", "Lyon")]
+    assert "<strong>Acme</strong>" in preview
+    default = desk.page(f"/e/ticket/{ticket['id']}/preview")  # compact: priority, client
+    assert re.findall(r'data-field="([a-z_]+)"', default) == ["priority", "client"]
+    assert desk.http.get(f"/e/client/{client['id'] + 99}/preview").status_code == 404

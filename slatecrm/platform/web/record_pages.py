@@ -38,7 +38,7 @@ from .authentication import READ_METHODS
 from .jsonresponse import JSONResponse
 from .pinning import records_of
 from .templating import render, render_fragment, wants_json
-from .uicontext import base_context
+from .uicontext import UI, base_context
 from .workflows_api import now
 from .workflows_pages import automation
 
@@ -694,6 +694,23 @@ async def run_workflow(request: Request) -> Response:
                              "job_ids": job_ids}, status_code=202)
     back = f"/e/{entity}/{record_id}?{urlencode({'queued': name})}#automation"
     return RedirectResponse(back, status_code=303)
+
+
+async def preview(request: Request) -> Response:
+    """A record's compact form (its layout's compact fields, else a few default columns), an
+    HTML fragment a reference link loads on hover or focus (templates/_macros.html `value`)."""
+    records = records_of(request)
+    entity, record_id = request.path_params["entity"], _record_id(request)
+    ce = await run_in_threadpool(records.entity, entity)
+    record = await run_in_threadpool(records.get, entity, record_id)
+    fields = layout_view.compact_fields(ce, await run_in_threadpool(_layout, records, ce))
+    if fields is None:
+        fields = [ce.fields[name] for name in widgets.default_columns(ce, 4) if name != ce.entity.title_field]
+    if wants_json(request):
+        return JSONResponse({"id": record.id, "title": record.title,
+                             "fields": {f.name: f.to_json(record.values.get(f.name)) for f in fields}})
+    context = {"ce": ce, "record": record, "fields": fields, "ui": UI}
+    return HTMLResponse(render_fragment(request, "_preview.html", context))
 
 
 async def options(request: Request) -> Response:
