@@ -100,10 +100,10 @@ CLERK = """\
     """
 
 
-def helpdesk(root: Path, **changed: str | None) -> Path:
+def helpdesk(root: Path, version: str = "1.0.0", **changed: str | None) -> Path:
     files = {**HELPDESK, "roles/clerk.yaml": CLERK, **changed}
     return write_files_pack(root, {k: v for k, v in files.items() if v is not None}, name="helpdesk",
-                            requires={})
+                            version=version, requires={})
 
 
 def problems_of(engine: sa.Engine, registry: FieldTypeRegistry, *folders: Path) -> list[tuple[str, int, str]]:
