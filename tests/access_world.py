@@ -41,6 +41,8 @@ from .defaults import field_types, make_app, sign_in
 from .packs import install
 
 PACK = Path(__file__).parent / "data" / "access-pack"
+#: The day every deal closes on: the calendar's cells show the month holding it.
+CLOSES = "2026-12-15"
 PASSWORD = "matrix-correct-horse-battery"
 
 
@@ -109,7 +111,7 @@ class World:
         or deletes one."""
         made = self.records.create("deal", {
             "name": self.unique(f"Fresh deal of {owner}"), "client": self.ids[f"client:{owner}"],
-            "owner": self.user_ids[owner], **self.fresh_values, **values})
+            "owner": self.user_ids[owner], "closes": CLOSES, **self.fresh_values, **values})
         return made.id
 
     def fresh_user(self) -> int:
@@ -165,7 +167,7 @@ def build(url: str, extra: dict[str, dict[str, Any]] | None = None) -> Iterator[
         paper = records.upload(io.BytesIO(PICTURE), f"{marker('deal', owner)}.png")
         ids[f"file:{owner}"] = paper.id
         deal = records.create("deal", {"name": marker("deal", owner), "client": client.id, "amount": 10,
-                                       "owner": user_ids[owner], "papers": [paper.id],
+                                       "owner": user_ids[owner], "papers": [paper.id], "closes": CLOSES,
                                        **extra.get(f"deal:{owner}", {})})
         ids[f"deal:{owner}"] = deal.id
         # A change, so the deal has history (and a stage visit).

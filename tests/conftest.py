@@ -171,6 +171,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield from _postgres_database(request.getfixturevalue("pack_templates") if copies else None)
 
 
+@pytest.fixture
+def other_db_url(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second empty database of the same kind as `db_url` (a "customer" database next to a
+    sandbox: pack export and install between two databases)."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'other.db'}"
+    else:
+        yield from _postgres_database()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
     """Every database a test was promised exists when its body runs, copied or not."""

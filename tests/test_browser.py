@@ -21,6 +21,7 @@ from slatecrm.platform.records.service import RecordsService
 from slatecrm.platform.sampledata import Generator
 from slatecrm.platform.storage.engine import create_engine
 from slatecrm.platform.storage.runtime import RuntimeHolder
+from slatecrm.platform.web.calendar_spec import date_fields
 
 from .browser import HUNG_MS, ServerThread, require_browser, screenshot, sign_in, watch
 from .defaults import field_types, make_app
@@ -265,6 +266,7 @@ def demo_urls(site: Site) -> list[str]:
         urls += [f"/e/{name}", f"/e/{name}?sort=-updated_at", f"/e/{name}/new", f"/e/{name}/{first}",
                  f"/e/{name}/{first}/edit", f"/e/{name}/{first}/delete"]
         urls += [f"/e/{name}/board/{p.name}" for p in ce.entity.pipelines]
+        urls += [f"/e/{name}/calendar?mode={mode}" for mode in ("month", "week") if date_fields(ce)]
         urls += [f"/e/{name}?{f.name}={f.field.choices[0].key}" for f in ce.fields.values()
                  if f.field.type == "choice" and f.field.choices][:1]
     return urls
@@ -322,6 +324,18 @@ def store_corpus(site: Site) -> dict[str, list[int]]:
     return stored
 
 
+def calendar_days(site: Site, name: str, record: int) -> list[str]:
+    """The calendar's day and month holding the record (by its first date field with a value)."""
+    values = site.records.get(name, record).values
+    for compiled in date_fields(site.records.compiled()[name]):
+        value = values.get(compiled.name)
+        if value is not None:
+            day = value.isoformat()[:10]
+            return [f"/e/{name}/calendar?field={compiled.name}&mode={mode}&date={day}"
+                    for mode in ("day", "month")]
+    return []
+
+
 def assert_inert(page: Any, seen: Any, where: str) -> None:
     assert seen.dialogs == [], (where, seen.dialogs)
     assert page.locator("[data-xss]").count() == 0, where
@@ -338,6 +352,7 @@ def test_an_xss_corpus_in_every_text_field_renders_inert(site: Site, context: An
         urls = [f"/e/{name}?sort=-id", f"/e/{name}/{ids[0]}", f"/e/{name}/{ids[1]}/edit",
                 f"/e/{name}/{ids[2]}"]
         urls += [f"/e/{name}/board/{p.name}" for p in ce.entity.pipelines]
+        urls += calendar_days(site, name, ids[0])
         urls += [f"/e/{name}/{i}" for i in ids[3:]]
         for url in urls:
             response = page.goto(site.url + url)

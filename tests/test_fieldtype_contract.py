@@ -55,6 +55,10 @@ NOT_FIELD_TYPES = {
     "web/templates/widgets/currency.html": {"currency", "decimal"},
     "web/templates/widgets/reference.html": {"reference"},
     "sampledata.py": {"email", "phone", "address"},  # name hints of text fields
+    # a pack's files (the JSON of `pack export`); a pipeline's stages (kinds of definitions that
+    # `pack diff` compares, and the stage a pack's extension adds)
+    "cli_packlife.py": {"files"},
+    "packdiff.py": {"stage"},
     # a pack's files, slate_file.image, the audit log's IP address column
     "storage/system.py": {"stage", "email", "files", "image", "address"},
     # workflow action kinds (an e-mail action, a move to a stage), not field types

@@ -311,3 +311,19 @@ def test_a_reference_link_loads_the_compact_layout_as_its_preview(desk: Desk) ->
     default = desk.page(f"/e/ticket/{ticket['id']}/preview")  # compact: priority, client
     assert re.findall(r'data-field="([a-z_]+)"', default) == ["priority", "client"]
     assert desk.http.get(f"/e/client/{client['id'] + 99}/preview").status_code == 404
+
+
+@pytest.mark.parametrize("layer", ["organisation", "all"])
+def test_an_export_keeps_the_organisations_layout(desk: Desk, registry: FieldTypeRegistry,
+                                                  layer: str) -> None:
+    from slatecrm.platform import packexport
+
+    body = {"entity": "ticket", "sections": [{"fields": ["subject", "internal_code"]}]}
+    base = desk.http.put("/api/v1/admin/layouts/ticket", json=body).json()["base_revision"]
+    assert desk.http.put(f"/api/v1/admin/layouts/ticket?confirm={base}", json=body).json()["applied"]
+    with desk.app.state.engine.connect() as conn:
+        _, exported = packexport.export(conn, registry, layer=layer, name="desk-export", version="1.0.0")
+    layout = exported.layout_of("ticket")
+    assert layout is not None and layout.placed == ("subject", "internal_code")
+    client = exported.layout_of("client")
+    assert client is not None and client.compact == ("city",)

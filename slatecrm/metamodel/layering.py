@@ -26,6 +26,7 @@ from .packs import READ_ONLY_OPTIONS, Extension, FieldOverride, Pack, PipelineEx
 from .rolechecks import merge_roles
 from .rules.functions import NO_FUNCTIONS, RuleFunctions
 from .userattributes import UserAttribute
+from .viewchecks import merge_views
 from .workflowchecks import merge_workflows
 
 
@@ -191,9 +192,9 @@ def merge_user_attributes(ordered: Sequence[Pack]) -> tuple[tuple[UserAttribute,
 
 def _with_roles(metamodel: Metamodel, ordered: Sequence[Pack], by_name: dict[str, Pack],
                 registry: FieldTypeRegistry, functions: RuleFunctions) -> Metamodel:
-    """The roles, workflows and layouts of every pack, then the organisation's (which may
-    replace a pack's by name; a pack may replace a layout of a pack it requires), checked
-    against the merged entities."""
+    """The roles, workflows, views and layouts of every pack, then the organisation's (which
+    may replace a pack's by name; a pack may replace a view or a layout of a pack it
+    requires), checked against the merged entities."""
     def may_name(pack: str, other: str) -> bool:
         if pack in (other, ORGANISATION_LAYER):
             return True
@@ -206,12 +207,15 @@ def _with_roles(metamodel: Metamodel, ordered: Sequence[Pack], by_name: dict[str
                                                    replace(metamodel, roles=roles), may_name, registry,
                                                    functions)
     problems.extend(workflow_problems)
+    views, view_problems = merge_views([(p.name, p.origin, p.views) for p in ordered], metamodel, may_name,
+                                       registry, functions)
+    problems.extend(view_problems)
     layouts, layout_problems = merge_layouts([(p.name, p.origin, p.layouts) for p in ordered], metamodel,
                                              may_name, registry)
     problems.extend(layout_problems)
     if problems:
         raise DefinitionError(problems)
-    return replace(metamodel, roles=roles, workflows=workflows, layouts=layouts)
+    return replace(metamodel, roles=roles, workflows=workflows, views=views, layouts=layouts)
 
 
 def _extend(base: Entity, ext: Extension, pack: Pack, registry: FieldTypeRegistry,

@@ -21,6 +21,7 @@ from .errors import Location
 from .layouts import Layout, layout_dict, layout_from
 from .roles import EntityGrant, Role, SharingRule
 from .userattributes import UserAttribute
+from .views import View, view_dict, view_from
 from .workflows import Action, Trigger, Workflow
 
 #: The version of the stored form (as_dict). 1: the form before the number was stored;
@@ -34,8 +35,8 @@ from .workflows import Action, Trigger, Workflow
 #: without them is stored exactly as before; an entity's `default_sort` likewise, stored
 #: only when given (absent: none), and its `renamed_from` (absent: none); a composite
 #: index's `descending` fields likewise (absent: none). A field's `renamed_from` may be an
-#: object (part → former field, a fold into a composite field) within format 5 too; and
-#: `layouts`, stored only when there are some (absent: none).
+#: object (part → former field, a fold into a composite field) within format 5 too; `views`
+#: and `layouts` likewise, each stored only when there are some (absent: none).
 FORMAT_VERSION = 5
 
 
@@ -263,6 +264,8 @@ class Metamodel:
     user_attributes: tuple[UserAttribute, ...] = ()
     #: `kind: workflow` definitions (slatecrm.metamodel.workflows), packs' and the organisation's.
     workflows: tuple[Workflow, ...] = ()
+    #: `kind: view` definitions (slatecrm.metamodel.views), packs' and the organisation's.
+    views: tuple[View, ...] = ()
     #: `kind: layout` definitions (slatecrm.metamodel.layouts), at most one per entity.
     layouts: tuple[Layout, ...] = ()
 
@@ -281,7 +284,7 @@ class Metamodel:
 
     # --- storage form (kept with each revision) --------------------------------------
     def as_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "format": FORMAT_VERSION,
             "packs": [vars(p).copy() for p in self.packs],
             "entities": [_entity_dict(e) for e in self.entities],
@@ -290,6 +293,9 @@ class Metamodel:
             "workflows": [_workflow_dict(w) for w in self.workflows],
             **({"layouts": [layout_dict(layout) for layout in self.layouts]} if self.layouts else {}),
         }
+        if self.views:  # absent when none: a revision without views is stored as before
+            data["views"] = [view_dict(v) for v in self.views]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Metamodel:
@@ -307,6 +313,7 @@ class Metamodel:
             roles=tuple(_role_from(r) for r in data.get("roles", [])),
             user_attributes=tuple(_user_attribute_from(a) for a in data.get("user_attributes", [])),
             workflows=tuple(_workflow_from(w) for w in data.get("workflows", [])),
+            views=tuple(view_from(v) for v in data.get("views", [])),
             layouts=tuple(layout_from(layout) for layout in data.get("layouts", [])),
         )
 
@@ -319,6 +326,12 @@ class Metamodel:
     def workflow(self, name: str) -> Workflow | None:
         return next((w for w in self.workflows if w.name == name), None)
 
+    def view(self, name: str) -> View | None:
+        return next((v for v in self.views if v.name == name), None)
+
+    def views_of(self, entity: str, type: str | None = None) -> tuple[View, ...]:
+        """The views of `entity` (of one `type`: list, kanban), in merge order."""
+        return tuple(v for v in self.views if v.entity == entity and type in (None, v.type))
     def layout(self, name: str) -> Layout | None:
         return next((layout for layout in self.layouts if layout.name == name), None)
 

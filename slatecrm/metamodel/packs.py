@@ -24,6 +24,7 @@ from .names import name_problem, suggest
 from .roles import ACTIONS, ADMINISTRATOR, EntityGrant, Role, SharingRule
 from .schemas import pack_schema
 from .userattributes import BUILT_IN, UserAttribute
+from .views import KANBAN_ONLY, LIST_ONLY, View
 from .workflows import Action, Trigger, Workflow, offset_minutes
 from .yamlsource import SourceDocument, parse_yaml
 
@@ -33,7 +34,7 @@ KINDS: Mapping[str, bool] = {
     "entity": True,
     "extension": True,
     "workflow": True,
-    "view": False,
+    "view": True,
     "layout": True,
     "role": True,
     "user_attribute": True,
@@ -43,6 +44,9 @@ KINDS: Mapping[str, bool] = {
 #: Files a pack may carry besides its definitions.
 DOCUMENTATION_FILES = ("README.md", "README", "LICENSE", "LICENSE.md", "CHANGELOG.md")
 MAX_FILE_BYTES = 2 * 1024 * 1024
+#: What a zipped pack may hold: files, and bytes once unpacked.
+MAX_ZIP_FILES = 2000
+MAX_ZIP_BYTES = 64 * 1024 * 1024
 #: A field's options keeping people (not the system) from setting it.
 READ_ONLY_OPTIONS = ("read_only", "read_only_after_create")
 
@@ -139,6 +143,8 @@ class Pack:
     user_attributes: tuple[UserAttribute, ...] = ()
     #: `kind: workflow` definitions.
     workflows: tuple[Workflow, ...] = ()
+    #: `kind: view` definitions.
+    views: tuple[View, ...] = ()
     #: `kind: layout` definitions.
     layouts: tuple[Layout, ...] = ()
 
@@ -180,18 +186,45 @@ def read_pack_files(path: Path) -> tuple[dict[str, bytes], str]:
 
 
 def _read_zip(path: Path) -> dict[str, bytes]:
+    """The archive's files, read into memory (nothing is extracted to disk). An archive
+    naming a file outside itself (an absolute path, `..`, a drive), holding more than
+    MAX_ZIP_FILES files or unpacking to more than MAX_ZIP_BYTES is refused whole: a pack
+    is a few hundred small text files, anything else is a mistake or an attack. Each file
+    is read up to one byte past MAX_FILE_BYTES whatever its header claims, so a file
+    larger than allowed is reported as such by load_pack."""
     files: dict[str, bytes] = {}
     with zipfile.ZipFile(path) as archive:
-        names = [n for n in archive.namelist() if not n.endswith("/") and not _hidden(n)]
+        entries = [i for i in archive.infolist() if not i.is_dir()]
+        unsafe = [i.filename for i in entries if _unsafe(i.filename)]
+        if unsafe:
+            raise DefinitionError([Problem(f"the archive names a file outside the pack ({name}): "
+                                           "refused", Location(str(path))) for name in unsafe[:10]])
+        if len(entries) > MAX_ZIP_FILES:
+            raise DefinitionError([Problem(f"the archive holds {len(entries)} files; a pack may hold "
+                                           f"at most {MAX_ZIP_FILES}", Location(str(path)))])
+        if sum(i.file_size for i in entries) > MAX_ZIP_BYTES:
+            raise DefinitionError([Problem(f"the archive unpacks to more than {MAX_ZIP_BYTES} bytes; "
+                                           "refused", Location(str(path)))])
+        names = [i.filename for i in entries if not _hidden(i.filename)]
         tops = {n.split("/", 1)[0] for n in names}
         strip = len(tops) == 1 and all("/" in n for n in names)
+        total = 0
         for name in names:
             rel = name.split("/", 1)[1] if strip else name
-            if ".." in PurePosixPath(rel).parts or rel.startswith("/"):
-                continue
             with archive.open(name) as handle:
                 files[rel] = handle.read(MAX_FILE_BYTES + 1)
+            total += len(files[rel])
+            if total > MAX_ZIP_BYTES:  # the headers understated the sizes
+                raise DefinitionError([Problem(f"the archive unpacks to more than {MAX_ZIP_BYTES} bytes; "
+                                               "refused", Location(str(path)))])
     return files
+
+
+def _unsafe(name: str) -> bool:
+    """A name that would leave the pack's folder if extracted."""
+    posix = name.replace("\\", "/")
+    return (posix.startswith("/") or ".." in PurePosixPath(posix).parts
+            or (len(posix) > 1 and posix[1] == ":"))
 
 
 def load_pack(path: Path | str, registry: FieldTypeRegistry) -> Pack:
@@ -266,6 +299,7 @@ class _PackReader:
         roles: list[Role] = []
         attributes: list[UserAttribute] = []
         workflows: list[Workflow] = []
+        views: list[View] = []
         layouts: list[Layout] = []
         for source in documents:
             kind = self.kind(source)
@@ -279,18 +313,21 @@ class _PackReader:
                 attributes.append(self.user_attribute(source, pack_name))
             elif kind == "workflow" and self.validate("workflow", source):
                 workflows.append(self.workflow(source, pack_name))
+            elif kind == "view" and self.validate("view", source):
+                views.append(self.view(source, pack_name))
             elif kind == "layout" and self.validate("layout", source):
                 layouts.append(self.layout(source, pack_name))
         self.check_duplicates(entities)
         self.check_roles(roles)
         self.check_user_attributes(attributes)
         self.check_workflows(workflows)
+        self.check_views(views)
         self.check_layouts(layouts)
         if self.problems or manifest is None:
             raise DefinitionError(self.problems)
         return Pack(manifest, tuple(entities), tuple(extensions), dict(texts), self.origin,
                     roles=tuple(roles), user_attributes=tuple(attributes), workflows=tuple(workflows),
-                    layouts=tuple(layouts))
+                    views=tuple(views), layouts=tuple(layouts))
 
     def parse(self, text: str, rel: str) -> SourceDocument | None:
         result = parse_yaml(text, rel)
@@ -648,6 +685,42 @@ class _PackReader:
                 elif action.strategy != "fixed" and action.user is not None:
                     self.problem(f"assign: strategy {action.strategy} picks the user from the team; "
                                  "leave out user", action.locate("user"))
+
+    def view(self, source: SourceDocument, pack: str) -> View:
+        """A validated `kind: view` document; the names it gives (entity, fields, pipeline) and
+        its filter are checked against the merged metamodel (metamodel/viewchecks.py)."""
+        data = source.data
+        locations = {key: source.locate([key]) for key in data}
+        for key in ("columns", "card_fields", "sort"):
+            for i, name in enumerate(data.get(key) or ()):
+                locations[f"{key}.{name}"] = source.locate([key, i])
+        return View(
+            name=data["name"], label=data.get("label") or _label(data["name"]), entity=data["entity"],
+            type=data.get("type", "list"), description=data.get("description", ""),
+            columns=tuple(data.get("columns") or ()), filter=data.get("filter"),
+            sort=tuple(data.get("sort") or ()), page_size=data.get("page_size"),
+            pipeline=data.get("pipeline"), card_fields=tuple(data.get("card_fields") or ()),
+            totals=data.get("totals"), pack=pack, source=source.locate(["name"]), locations=locations)
+
+    def check_views(self, views: list[View]) -> None:
+        """Each name once in a pack; a kanban view names its pipeline, and each kind only takes
+        its own keys (a list's columns mean nothing on a board)."""
+        first: dict[str, View] = {}
+        for found in views:
+            if found.name in first:
+                self.problem(f"view {found.name!r} is defined twice in this pack "
+                             f"(also at {first[found.name].source})", found.source)
+            first.setdefault(found.name, found)
+            if found.type == "kanban" and found.pipeline is None:
+                self.problem(f"view {found.name!r}: a kanban view names the pipeline whose stages are "
+                             "its columns: give pipeline", found.locate("type"))
+            others = KANBAN_ONLY if found.type == "list" else LIST_ONLY
+            for key in others:
+                if key in found.locations:
+                    self.problem(f"view {found.name!r}: {key} is for a "
+                                 f"{'kanban' if found.type == 'list' else 'list'} view, this one is a "
+                                 f"{found.type} view (type: {'kanban' if key in KANBAN_ONLY else 'list'} "
+                                 "makes it one)", found.locate(key))
 
     def layout(self, source: SourceDocument, pack: str) -> Layout:
         """A validated `kind: layout` document; the names it gives are checked against the

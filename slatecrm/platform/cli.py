@@ -191,7 +191,7 @@ def init(database: str | None, no_default_packs: bool, admin_email: str | None, 
 # --- packs --------------------------------------------------------------------------------
 @main.group()
 def pack() -> None:
-    """Validate, plan, install and list configuration packs."""
+    """Validate, plan, install, list, export, diff and uninstall configuration packs."""
 
 
 @pack.command("validate")
@@ -598,8 +598,9 @@ if __name__ == "__main__":  # pragma: no cover
 
     registered()
 else:
-    # `slatecrm user …`, `team …`, `token …`, `audit`, `worker` and `workflow …` live in
-    # cli_users.py, cli_teams.py, cli_tokens.py, cli_audit.py and cli_workflows.py, which use
+    # `slatecrm user …`, `team …`, `token …`, `audit`, `worker`, `workflow …` and `pack export
+    # / diff / uninstall` live in cli_users.py, cli_teams.py, cli_tokens.py, cli_audit.py,
+    # cli_workflows.py and cli_packlife.py, which use
     # this module's helpers and add their commands to `main` when their import ends
     # (whichever module is imported first).
-    from . import cli_audit, cli_teams, cli_tokens, cli_users, cli_workflows  # noqa: F401
+    from . import cli_audit, cli_packlife, cli_teams, cli_tokens, cli_users, cli_workflows  # noqa: F401

@@ -233,14 +233,53 @@ def delete_stage(entity: str, pipeline: str, stage: str) -> Any:
     return edit
 
 
+def relabel_entity(entity: str, label: str, label_plural: str) -> Any:
+    """Rename an entity for people (its labels; its name, table and API stay): the
+    organisation's own entity takes them in its definition, a pack's through an extension."""
+    def edit(docs: Documents, current: Any) -> None:
+        if current.entity(entity) is None:
+            raise refuse(f"there is no entity {entity!r}", entity)
+        key = ("entity", entity) if ("entity", entity) in docs else ("extension", entity)
+        document = docs.setdefault(key, {"kind": "extension", "entity": entity})
+        document["label"], document["label_plural"] = label, label_plural
+    return edit
+
+
+def put_validation(entity: str, name: str, body: Mapping[str, Any]) -> Any:
+    """Add or replace the organisation's validation `name` of an entity (a pack's own
+    validations are the pack's: one of the same name is refused by the merge)."""
+    def edit(docs: Documents, current: Any) -> None:
+        if current.entity(entity) is None:
+            raise refuse(f"there is no entity {entity!r}", entity)
+        key = ("entity", entity) if ("entity", entity) in docs else ("extension", entity)
+        document = docs.setdefault(key, {"kind": "extension", "entity": entity})
+        rules = [v for v in document.get("validations", []) if v.get("name") != name]
+        document["validations"] = [*rules, {**body, "name": name}]
+    return edit
+
+
+def delete_validation(entity: str, name: str) -> Any:
+    def edit(docs: Documents, current: Any) -> None:
+        for kind in ("entity", "extension"):
+            document = docs.get((kind, entity), {})
+            rules = document.get("validations", [])
+            if any(v.get("name") == name for v in rules):
+                document["validations"] = [v for v in rules if v.get("name") != name]
+                _drop_empty(docs, entity)
+                return
+        raise refuse(f"validation {name!r} of {entity} is not the organisation's; it cannot be removed here",
+                     f"{entity}.{name}")
+    return edit
+
+
 def _drop_empty(docs: Documents, entity: str) -> None:
     extension = docs.get(("extension", entity))
-    sections = ("fields", "field_overrides", "pipelines")
+    sections = ("fields", "field_overrides", "pipelines", "validations", "label", "label_plural")
     if extension is not None and not any(extension.get(k) for k in sections):
         del docs[("extension", entity)]
 
 
-# --- definitions by name (roles, user attributes, workflows, layouts): a new revision, no DDL -----
+# --- definitions by name (roles, user attributes, workflows, views, layouts): a new revision, no DDL
 def _put_named(kind: str, name: str, body: Mapping[str, Any]) -> Any:
     """The organisation's definition of `kind` named `name`: its own, or its replacement of a
     pack's of the same name (the pack's comes back when this one is removed)."""
@@ -300,6 +339,17 @@ def put_workflow(name: str, body: Mapping[str, Any]) -> Any:
 
 def delete_workflow(name: str) -> Any:
     return _delete_named("workflow", name)
+
+
+def put_view(name: str, body: Mapping[str, Any]) -> Any:
+    """Define an organisation's view, or replace a pack's of the same name (other columns, another
+    filter). Checked like a pack's view, against the merged metamodel; no DDL."""
+    return _put_named("view", name, body)
+
+
+def delete_view(name: str) -> Any:
+    """Remove the organisation's view (a pack's it replaced comes back)."""
+    return _delete_named("view", name)
 
 
 def put_layout(name: str, body: Mapping[str, Any]) -> Any:

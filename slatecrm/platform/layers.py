@@ -68,9 +68,10 @@ def layer_pack(docs: Documents, installed: Sequence[Pack], registry: FieldTypeRe
 def plan_layers(conn: sa.Connection, registry: FieldTypeRegistry, packs: Sequence[Pack],
                 docs: Documents, current: Metamodel, base: int,
                 purge: Sequence[tuple[str, str]] = (), new: Collection[str] = frozenset(), *,
-                functions: RuleFunctions = NO_FUNCTIONS) -> Plan:
+                functions: RuleFunctions = NO_FUNCTIONS, purge_entities: Sequence[str] = ()) -> Plan:
     """Merge `packs` with the organisation's layer made of `docs` and plan the change from
-    `current` (revision `base`) to the result. `new` names the packs being installed now
+    `current` (revision `base`) to the result (dropping the tables of `purge_entities`
+    among the entities it retires). `new` names the packs being installed now
     (merge reports a clash with an installed pack in them).
 
     The documents follow the packs' entity renames (`renamed_from`): changed in place, so
@@ -83,4 +84,4 @@ def plan_layers(conn: sa.Connection, registry: FieldTypeRegistry, packs: Sequenc
         docs.update(renamed)
     organisation = layer_pack(docs, packs, registry)
     target = merge([*packs, *([organisation] if organisation else [])], registry, new, functions=functions)
-    return Planner(conn, registry, current, target, base, purge).plan()
+    return Planner(conn, registry, current, target, base, purge, purge_entities).plan()

@@ -16,6 +16,11 @@ def slatecrm_routes() -> list[BaseRoute]:
         admin,
         api,
         audit_pages,
+        designer_check,
+        designer_history,
+        designer_packs,
+        designer_pages,
+        designer_pipelines,
         login,
         me_api,
         me_pages,
@@ -34,7 +39,9 @@ def slatecrm_routes() -> list[BaseRoute]:
     return [*login.routes, *admin.routes, *roles_api.routes, *audit_pages.routes, *me_api.routes,
             *users_api.routes, *teams_api.routes, *workflows_api.routes, *api.routes, *ui.routes,
             *me_pages.routes, *users_pages.routes, *roles_pages.routes, *teams_pages.routes,
-            *workflow_hooks.routes, *workflows_pages.routes]
+            *workflow_hooks.routes, *workflows_pages.routes, *designer_pages.routes,
+            *designer_history.routes, *designer_check.routes, *designer_pipelines.routes,
+            *designer_packs.routes]
 
 
 @hookimpl

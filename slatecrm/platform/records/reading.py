@@ -324,8 +324,12 @@ class Reader:
     """Reads records of one snapshot through one connection, with one read filter."""
 
     def __init__(self, snapshot: Snapshot, conn: sa.Connection, read_filter: ReadFilter = no_filter,
-                 cursor_key: bytes | None = None, limits: Limits = DEFAULT):
+                 cursor_key: bytes | None = None, limits: Limits = DEFAULT,
+                 filter_context: Callable[[], RuleContext] = RuleContext):
         self.snapshot = snapshot
+        #: What a list's rule-language filter knows besides the record: the reader as
+        #: `current_user` (a view's "owner = current_user.id"), the time it is read.
+        self.filter_context = filter_context
         #: The app's bounds on a list query (records/limits.py).
         self.limits = limits
         self.conn = conn
@@ -404,7 +408,7 @@ class Reader:
         query (pages, board totals), so that they all select the same records."""
         if not query.expression:
             return []
-        return [self.snapshot.rules.filter(ce.name, query.expression, RuleContext())]
+        return [self.snapshot.rules.filter(ce.name, query.expression, self.filter_context())]
 
     def list_conditions(self, ce: CompiledEntity, query: ListQuery,
                         visible: list[sa.ColumnElement[bool]] | None = None) -> list[sa.ColumnElement[bool]]:

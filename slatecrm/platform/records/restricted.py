@@ -109,13 +109,17 @@ class RestrictedRules(RevisionRules):
 
 
 def restrict_metamodel(metamodel: Metamodel, roles: RoleAccess) -> Metamodel:
-    """The readable active entities, each without its hidden fields; no role definitions."""
+    """The readable active entities, each without its hidden fields; no role definitions; the
+    views of the readable entities only (a view's filter names fields: /meta shows no view of
+    an entity the reader cannot list)."""
     entities = []
     for entity in metamodel.active_entities:
         grant = roles.entity(entity.name)
         if grant.may("read"):
             entities.append(restrict_entity(entity, grant.hidden))
-    return replace(metamodel, entities=tuple(entities), roles=())
+    readable = {e.name for e in entities}
+    return replace(metamodel, entities=tuple(entities), roles=(),
+                   views=tuple(v for v in metamodel.views if v.entity in readable))
 
 
 def restrict_entity(entity: Entity, hidden: frozenset[str]) -> Entity:

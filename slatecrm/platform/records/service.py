@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.names import suggest
+from slatecrm.metamodel.rules import RuleContext
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .. import jsontext
@@ -266,14 +267,19 @@ class RecordsService:
         key = self.secrets.cursor_key()
         if self.scope is not None:
             yield Reader(self.snapshot(), self.scope.connection(), self.read_filter_of(self.access()), key,
-                         self.limits)
+                         self.limits, self.filter_context)
             return
         with ReadScope(self.engine, self.holder, self.registry, functions=self.functions) as scope:
             full = scope.snapshot()
             access = self.access(full)
             snapshot = full if access is None or access.reads_everything else restricted_snapshot(
                 full, access.roles, role_key(full.metamodel.roles, self.principal.roles))
-            yield Reader(snapshot, scope.connection(), self.read_filter_of(access), key, self.limits)
+            yield Reader(snapshot, scope.connection(), self.read_filter_of(access), key, self.limits,
+                         self.filter_context)
+
+    def filter_context(self) -> RuleContext:
+        """What a list's filter reads as `current_user`: the principal reading it."""
+        return rule_hooks.principal_context(self.principal)
 
     def _write(self) -> sa.Connection:
         """A connection whose transaction takes SQLite's write lock at BEGIN (a read lock

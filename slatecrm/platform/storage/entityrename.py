@@ -33,6 +33,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from slatecrm.metamodel.layouts import Layout
 from slatecrm.metamodel.model import Entity, Field, Metamodel
 from slatecrm.metamodel.roles import Role
 from slatecrm.metamodel.workflows import Workflow
@@ -41,6 +42,7 @@ from .system import (
     customisations,
     files,
     history,
+    saved_views,
     sequences,
     stage_history,
     workflow_events,
@@ -49,7 +51,7 @@ from .system import (
 )
 
 #: The platform's tables with an `entity` column naming an entity, in the order updated.
-ENTITY_COLUMNS = (sequences, history, stage_history, workflow_jobs, workflow_runs, files)
+ENTITY_COLUMNS = (sequences, history, stage_history, workflow_jobs, workflow_runs, files, saved_views)
 
 
 def entity_renames(current: Metamodel, target: Metamodel) -> dict[str, str]:
@@ -96,7 +98,16 @@ def renamed_metamodel(metamodel: Metamodel, renames: Mapping[str, str]) -> Metam
         return metamodel
     return replace(metamodel, entities=tuple(_entity(e, renames) for e in metamodel.entities),
                    roles=tuple(_role(r, renames) for r in metamodel.roles),
-                   workflows=tuple(_workflow(w, renames) for w in metamodel.workflows))
+                   workflows=tuple(_workflow(w, renames) for w in metamodel.workflows),
+                   views=tuple(replace(v, entity=renames.get(v.entity, v.entity)) for v in metamodel.views),
+                   layouts=tuple(_layout(layout, renames) for layout in metamodel.layouts))
+
+
+def _layout(layout: Layout, renames: Mapping[str, str]) -> Layout:
+    """A layout naming the new names: its entity and its related lists' entities."""
+    related = None if layout.related_lists is None else tuple(
+        replace(r, entity=renames.get(r.entity, r.entity)) for r in layout.related_lists)
+    return replace(layout, entity=renames.get(layout.entity, layout.entity), related_lists=related)
 
 
 # --- the organisation's documents (pack files, as JSON) ----------------------------------------
@@ -116,6 +127,8 @@ def rename_in_document(kind: str, name: str, document: Mapping[str, Any],
             field["targets"] = [renames.get(t, t) for t in field["targets"]]
     if kind == "role" and isinstance(doc.get("entities"), dict):
         doc["entities"] = {renames.get(k, k): v for k, v in doc["entities"].items()}
+    if kind == "view" and doc.get("entity") in renames:
+        doc["entity"] = renames[doc["entity"]]
     if kind == "workflow":
         if doc.get("entity") in renames:
             doc["entity"] = renames[doc["entity"]]

@@ -172,7 +172,8 @@ def _tmp_column(table: str, column: str) -> str:
 
 class Planner:
     def __init__(self, conn: sa.Connection, registry: FieldTypeRegistry, current: Metamodel,
-                 target: Metamodel, base_revision: int, purge: Sequence[tuple[str, str]] = ()):
+                 target: Metamodel, base_revision: int, purge: Sequence[tuple[str, str]] = (),
+                 purge_entities: Sequence[str] = ()):
         self.conn = conn
         self.dialect = conn.dialect
         self.registry = registry
@@ -180,6 +181,8 @@ class Planner:
         self.target = target
         self.base_revision = base_revision
         self.purge = set(purge)
+        #: Entities retired (or retired by this plan) whose tables are dropped, data and all.
+        self.purge_entities = tuple(dict.fromkeys(purge_entities))
         self.changes: list[Change] = []
         self._row_counts: dict[str, int] = {}
         #: (table, column after this plan) → its name in the database now, for renamed columns.
@@ -223,6 +226,11 @@ class Planner:
         if unknown:
             raise PlanError("; ".join(
                 f"{e}.{f} is not a retired field (only retired fields can be purged)" for e, f in unknown))
+        kept_entities = [n for n in self.purge_entities
+                         if self.current.any_entity(n) is None or self.target.any_entity(n) is not None]
+        if kept_entities:
+            raise PlanError("; ".join(f"entity {n} is not being removed nor retired (only those can be "
+                                      "purged)" for n in kept_entities))
         state: list[Entity] = []
         created: list[Entity] = []
         for target in self.target.active_entities:
@@ -234,14 +242,16 @@ class Planner:
                 state.append(self.entity_changes(current, target))
         self.create_tables(created)
         for current in self.current.active_entities:
-            if self.target.entity(current.name) is None:
+            if self.target.entity(current.name) is None and current.name not in self.purge_entities:
                 self.change("retire table", current.name, None,
                             f"retire entity {current.name} (table {current.table_name} and its "
                             f"{self.rows(current.table_name):,} rows are kept, hidden)")
                 state.append(replace(current, retired=True))
         for current in self.current.entities:
-            if current.retired and self.target.any_entity(current.name) is None:
+            if (current.retired and self.target.any_entity(current.name) is None
+                    and current.name not in self.purge_entities):
                 state.append(current)
+        self.purge_tables()
         target_state = replace(self.target, entities=tuple(state))
         self.rollup_computations(target_state, {e.name for e in created})
         self.index_changes(target_state)
@@ -249,6 +259,7 @@ class Planner:
         self.role_changes()
         self.user_attribute_changes()
         self.workflow_changes()
+        self.view_changes()
         self.layout_changes()
         self.capacity_changes(target_state)
         return Plan(self.base_revision, self.dialect.name, self.original, target_state,
@@ -330,6 +341,20 @@ class Planner:
             if name not in target:
                 self.change("remove workflow", "", None, f"remove workflow {name}")
 
+    def view_changes(self) -> None:
+        """Views are metamodel without tables (they choose among what the read path gives): a
+        change is shown (and makes a revision) but runs nothing."""
+        current = {v.name: v for v in self.current.views}
+        target = {v.name: v for v in self.target.views}
+        for name, found in target.items():
+            if name not in current:
+                self.change("add view", "", None, f"add view {name} ({found.entity}, {found.type})")
+            elif current[name] != found:
+                self.change("change view", "", None, f"change view {name} ({found.entity}, {found.type})")
+        for name, found in current.items():
+            if name not in target:
+                self.change("remove view", "", None, f"remove view {name} ({found.entity})")
+
     def layout_changes(self) -> None:
         """Layouts only arrange pages: a change is shown (and makes a revision), runs nothing."""
         current = {layout.name: layout for layout in self.current.layouts}
@@ -347,7 +372,7 @@ class Planner:
         order = ["rename table", "create table", "drop search index", "suspend search index", "drop index",
                  "rename column", "fold fields", "restore column", "add column", "create apart table",
                  "retype column", "change field", "retire column", "purge column", "drop apart table",
-                 "restore table",
+                 "purge table", "restore table",
                  "retire table", "add index", "redefine search index", "add search index"]
         yield from sorted(self.changes, key=lambda c: order.index(c.action) if c.action in order else 99)
 
@@ -740,6 +765,33 @@ class Planner:
         self.change("purge column", entity.name, old.name,
                     f"purge retired field {entity.name}.{old.name}", steps, [risk] if used else [],
                     rewrites_table=self.dialect.name == "sqlite" and any(s.has_foreign_key for s in specs))
+
+    def purge_tables(self) -> None:
+        """Drop the tables of the entities purged (`purge_entities`), their fields' tables
+        stored apart first, then each table after those that reference it (a reference
+        between two of them would make PostgreSQL refuse the drop)."""
+        entities = [e for e in (self.current.any_entity(n) for n in self.purge_entities) if e is not None]
+        inspector = sa.inspect(self.conn)
+        for entity in entities:
+            for apart in apart_tables_of(entity, self.registry, sa.MetaData()).values():
+                rows = self.rows(apart.name) if inspector.has_table(apart.name) else 0
+                self.change("drop apart table", entity.name, None,
+                            f"purge entity {entity.name}: drop table {apart.name}",
+                            [Step("drop table", ddl=_drop_table(apart.name))],
+                            [DataRisk(f"purge deletes the {rows:,} rows of {apart.name} for good",
+                                      False, rows, rows)] if rows else [])
+        left = list(entities)
+        while left:
+            # First a table no other table left references, else (a cycle) the first one.
+            free = next((e for e in left if not any(
+                o is not e and e.name in t for o in left for f in o.fields for t in f.targets)), left[0])
+            left.remove(free)
+            rows = self.rows(free.table_name)
+            self.change("purge table", free.name, None,
+                        f"purge entity {free.name}: drop table {free.table_name} and its {rows:,} rows",
+                        [Step("drop table", ddl=_drop_table(self.now(free.table_name)))],
+                        [DataRisk(f"purge deletes the {rows:,} rows of {free.name} for good",
+                                  False, rows, rows)] if rows else [])
 
     def compare(self, entity: Entity, old: Field, new: Field) -> None:
         if self.ftype(old).stored_apart or self.ftype(new).stored_apart:

@@ -59,6 +59,37 @@ def history(conn: sa.Connection) -> list[Revision]:
     return [_revision(r) for r in rows]
 
 
+@dataclass(frozen=True)
+class Entry:
+    """A revision as a history lists it: who, when, what, without its metamodel (which a
+    list of many revisions would fetch and decode for nothing)."""
+
+    id: int
+    created_at: dt.datetime
+    source: str
+    author: str
+    summary: str
+
+
+def entries(conn: sa.Connection, *, before: int | None = None, limit: int = 50) -> list[Entry]:
+    """Revisions newest first, `limit` of them, below `before` when given."""
+    query = sa.select(revisions.c.id, revisions.c.created_at, revisions.c.source, revisions.c.author,
+                      revisions.c.summary).order_by(revisions.c.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(revisions.c.id < before)
+    return [Entry(r.id, r.created_at, r.source, r.author, r.summary) for r in conn.execute(query)]
+
+
+def applied_plan(conn: sa.Connection, number: int) -> tuple[Entry, dict[str, Any]] | None:
+    """Revision `number` with the plan that was applied to make it (None: no such revision)."""
+    c = revisions.c
+    row = conn.execute(sa.select(c.id, c.created_at, c.source, c.author, c.summary, c.plan)
+                       .where(c.id == number)).first()
+    if row is None:
+        return None
+    return Entry(row.id, row.created_at, row.source, row.author, row.summary), dict(row.plan)
+
+
 def _revision(row: Any) -> Revision:
     return Revision(row.id, row.created_at, row.source, row.author, row.summary,
                     row.platform_version, row.plan, _metamodel(row))

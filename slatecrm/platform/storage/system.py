@@ -224,6 +224,24 @@ api_tokens = sa.Table(
     sa.Index("ix_slate_api_token_user", "user_id"),
 )
 
+#: Personal list views (platform/savedviews.py): a user's named columns, filter and sort of
+#: one entity's list, which an administrator may share with roles.
+saved_views = sa.Table(
+    "slate_saved_view", system_metadata,
+    sa.Column("id", record_id(), primary_key=True, autoincrement=True),
+    sa.Column("user_id", record_id(), sa.ForeignKey("slate_user.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("entity", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    #: {"columns": [...], "filter": "...", "sort": [...]}
+    sa.Column("definition", sa.JSON, nullable=False),
+    #: the role names it is shared with (empty: the owner's only)
+    sa.Column("shared_roles", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("user_id", "entity", "name"),
+    sa.Index("ix_slate_saved_view_entity", "entity"),
+)
+
 #: One row: a number every change to who a session or token stands for raises, in the same
 #: transaction (triggers, storage/identity_generation.py), so a cached principal is checked
 #: with one indexed read per request (web/authentication.py).

@@ -132,6 +132,16 @@ async def workflow(request: Request) -> Response:
     return await _edit(request, f"define workflow {name}", customisation.put_workflow(name, body))
 
 
+async def view(request: Request) -> Response:
+    """Define an organisation's view, or replace a pack's by name."""
+    await checked_right(request, MANAGE_METAMODEL)
+    name = request.path_params["view"]
+    if request.method == "DELETE":
+        return await _edit(request, f"remove view {name}", customisation.delete_view(name))
+    body = await body_object(request)
+    return await _edit(request, f"define view {name}", customisation.put_view(name, body))
+
+
 async def layout(request: Request) -> Response:
     """Define an organisation's layout, or replace a pack's by name (docs/packs.md, Layouts)."""
     await checked_right(request, MANAGE_METAMODEL)
@@ -151,5 +161,6 @@ routes = [
           methods=["PUT", "DELETE"]),
     Route("/api/v1/admin/roles/{role}", role, methods=["PUT", "DELETE"]),
     Route("/api/v1/admin/workflows/{workflow}", workflow, methods=["PUT", "DELETE"]),
+    Route("/api/v1/admin/views/{view}", view, methods=["PUT", "DELETE"]),
     Route("/api/v1/admin/layouts/{layout}", layout, methods=["PUT", "DELETE"]),
 ]

@@ -32,6 +32,7 @@ from . import (
     jsonbody,
     openapi,
     uploads,
+    view_choice,
 )
 from .authentication import READ_METHODS
 from .jsonresponse import EncodedJSON
@@ -40,7 +41,7 @@ from .pinning import records_of
 T = TypeVar("T")
 #: What a handler's work gives: the JSON content and the answer's headers.
 Answer = tuple[Any, dict[str, str]]
-PAGING_PARAMETERS = ("sort", "limit", "after", "q", "filter", "count")
+PAGING_PARAMETERS = ("sort", "limit", "after", "q", "filter", "count", "view")
 #: What `count=` takes: a list counts its records only when asked (docs/api.md, "Counting").
 COUNT_ANSWERS = {"true": True, "false": False}
 
@@ -153,7 +154,10 @@ async def collection(request: Request) -> Response:
     records = service(request)
     entity = request.path_params["entity"]
     if request.method in READ_METHODS:  # HEAD is a GET without the body
-        query = list_query(request)
+        # `view=`: a list view's filter, sort and page size (web/view_choice.py; its columns
+        # are the page's: an API record has every field the reader may see).
+        view = await view_choice.chosen(request, records, entity)
+        query = view_choice.applied(list_query(request), view, request)
         return await answer(request, lambda: (
             page_json(records, records.page(entity, query), request, counted=query.counted), {}))
     data = await body_object(request, allow_list=True)

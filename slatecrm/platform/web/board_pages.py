@@ -15,6 +15,7 @@ from starlette.responses import Response
 from ...metamodel.model import Stage
 from ..records import aggregates
 from ..records.compiled import CompiledEntity, CompiledField
+from ..records.errors import BadQuery
 from ..records.listing import RECENT_FIRST, Filter, ListQuery, sort_or
 from ..records.service import Page, RecordsService
 from . import layout_view
@@ -22,6 +23,7 @@ from .list_pages import list_query
 from .pinning import records_of
 from .templating import render
 from .uicontext import base_context
+from .view_choice import applied, chosen, metamodel_views
 
 CARDS_PER_COLUMN = 50
 
@@ -65,8 +67,14 @@ async def board(request: Request) -> Response:
     if pipeline is None:
         known = ", ".join(p.name for p in ce.entity.pipelines) or "none"
         raise HTTPException(404, f"{ce.entity.label} has no pipeline {name!r}; pipelines: {known}")
-    base = list_query(request)
-    adding = sum_field(ce, request.query_params.get("sum"))
+    # A kanban view of this pipeline: its filter and card order, card fields and totals.
+    view = await chosen(request, records, entity, "kanban")
+    if view is not None and view.pipeline != pipeline.name:
+        raise BadQuery({"view": [f"view {view.key!r} is a board of pipeline {view.pipeline!r}, "
+                                 f"not {name!r}"]})
+    base = applied(list_query(request), view, request)
+    adding = sum_field(ce, request.query_params.get("sum") or (view.totals if view else None))
+    shown = [ce.fields[n] for n in (view.card_fields if view else ()) if n in ce.fields]
     totals = await run_in_threadpool(aggregates.group_totals, records, entity, pipeline.field, adding, base)
     cards = sort_or(ce, base.sort, RECENT_FIRST)
     scoped = [(entity, ListQuery(sort=cards, limit=CARDS_PER_COLUMN, search=base.search,
@@ -81,7 +89,10 @@ async def board(request: Request) -> Response:
         sums = total.totals if total else ()
         columns.append(Column(stage, page, total.count if total else 0, format_total(ce, adding, sums), sums))
     context = await base_context(request, entity=entity, title=f"{ce.entity.label_plural}: {pipeline.label}")
+    views = [v for v in metamodel_views(records, entity, "kanban") if v.pipeline == pipeline.name]
     twin = {"entity": entity, "pipeline": pipeline.name, "field": pipeline.field, "sum_field": adding,
+            "view": view.key if view else None, "views": [{"view": v.key, "label": v.label} for v in views],
+            "card_fields": [f.name for f in shown],
             "columns": [{"stage": c.stage.key, "label": c.stage.label, "count": c.count,
                          "total": c.total,
                          "totals": [ce.fields[adding].to_json(t) for t in c.totals] if adding else [],
@@ -90,7 +101,8 @@ async def board(request: Request) -> Response:
     return render(request, "board", {
         **context, "ce": ce, "pipeline": pipeline, "columns": columns,
         "sum_field": ce.fields[adding] if adding else None,
-        "card_fields": _card_fields(records, ce),
+        "card_fields": shown if view else _card_fields(records, ce),
+        "view": view, "views": views,
     }, twin=twin, entity=entity)
 
 

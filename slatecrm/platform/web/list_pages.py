@@ -22,10 +22,10 @@ from ..records.errors import BadQuery, ValidationFailed
 from ..records.listing import ListQuery, chosen_sort
 from ..records.service import Page
 from ..workflows import console
-from . import api, widgets
+from . import api, view_choice, widgets
 from .pinning import records_of
 from .record_pages import locked_fields
-from .rights import principal_of
+from .rights import ADMINISTRATOR, may, principal_of
 from .templating import render
 from .uicontext import base_context
 from .workflows_api import now
@@ -98,28 +98,44 @@ async def list_view(request: Request) -> Response:
     context = await base_context(request, entity=entity, title=ce.entity.label_plural)
     errors: dict[str, list[str]] = {}
     status = 200
+    view: view_choice.AppliedView | None = None
+    query = ListQuery()
     try:
-        query = list_query(request)
+        view = await view_choice.chosen(request, records, entity)
+        query = view_choice.applied(list_query(request), view, request)
         page = await run_in_threadpool(records.page, entity, query)
     except BadQuery as error:
         errors, status = error.errors, 400
         page = Page([], None, 0, False)
-    columns = [ce.fields[c] for c in (wanted or widgets.default_columns(ce))]
-    sort = sorted_by(ce, request.query_params.get("sort", ""))
+    columns = [ce.fields[c] for c in (wanted or view_choice.columns(ce, view) or widgets.default_columns(ce))]
+    sort = sorted_by(ce, ",".join(query.sort))
     quick = [f for f in ce.fields.values() if f.type.groupable]
+    choices = await run_in_threadpool(view_choice.choices, request, records, entity)
+    boards = view_choice.metamodel_views(records, entity, "kanban")
+    roles = sorted({ADMINISTRATOR, *(r.name for r in records.snapshot().metamodel.roles)})
     twin = {**api.page_json(records, page, request, counted=True), "errors": errors,
-            "columns": [c.name for c in columns]}
+            "columns": [c.name for c in columns], "view": view.key if view else None,
+            "views": [{"view": v.key, "label": v.label} for v in choices.views],
+            "own_views": [{"view": v.key, "label": v.label, "shared_roles": list(v.saved.shared_roles)}
+                          for v in choices.own if v.saved],
+            "shared_views": [{"view": v.key, "label": v.label} for v in choices.shared],
+            "boards": [{"view": v.key, "label": v.label, "pipeline": v.pipeline} for v in boards]}
     return render(request, "list", {
         **context, "ce": ce, "page": page, "columns": columns, "errors": errors, "sort": sort,
-        "quick": quick, "params": request.query_params,
+        "quick": quick, "params": request.query_params, "view": view, "choices": choices,
+        "board_views": boards,
+        "saving": {"columns": [c.name for c in columns], "filter": query.expression or "",
+                   "sort": ",".join(query.sort)},
+        "may_share": may(request, "manage_metamodel"), "roles": roles,
         "bulk_fields": widgets.editable(ce, await locked_fields(records, entity, new_record=False)),
         "bulk_workflows": await run_in_threadpool(console.runnable, records, entity),
     }, twin=twin, entity=entity, status=status)
 
 
 def sorted_by(ce: CompiledEntity, given: str) -> str:
-    """The key whose column header shows the order (▲ or ▼): the first of the request's
-    `sort`, else of the entity's default_sort, which the list then follows."""
+    """The key whose column header shows the order (▲ or ▼): the first of the list's
+    `sort` (the request's, else its view's), else of the entity's default_sort, which the
+    list then follows."""
     keys = [k.strip() for k in given.split(",") if k.strip()] or list(chosen_sort(ce, ListQuery()))
     return keys[0] if keys else ""
 
@@ -148,7 +164,9 @@ async def export_csv(request: Request) -> Response:
     entity = request.path_params["entity"]
     ce = await run_in_threadpool(records.entity, entity)
     columns = chosen_columns(request, entity, list(ce.fields), records.limits.columns_max)
-    query = list_query(request)
+    view = await view_choice.chosen(request, records, entity)
+    columns = columns or view_choice.columns(ce, view)
+    query = view_choice.applied(list_query(request), view, request)
     chunks = await run_in_threadpool(export.csv_rows, records, entity, query, columns or None,
                                      exported(request, entity))
     return StreamingResponse(iterate_in_threadpool(chunks), media_type="text/csv; charset=utf-8",

@@ -98,6 +98,16 @@ def _without_sort(ce: CompiledEntity) -> str:
     return f"without it: {','.join(keys)}, then id" if keys else "without it: by id"
 
 
+#: A collection's `view` (web/view_choice.py): not on related lists, which have no views.
+VIEW_PARAMETER: dict[str, Any] = {
+    "name": "view", "in": "query",
+    "schema": {"type": "string", "pattern": "^([a-z][a-z0-9_]{0,62}|saved-[0-9]{1,18})$"},
+    "description": "a list view of the entity (its name, as in GET /api/v1/meta `views`) or a personal view "
+                   "the caller sees (saved-<id>): its filter holds (with `filter`, both), its sort applies "
+                   "when `sort` is not given, its page size when `limit` is not; an unknown view is refused "
+                   "(400)"}
+
+
 def list_parameters(ce: CompiledEntity, limits: Limits) -> list[dict[str, Any]]:
     """The list query of one entity: paging, search, sort and each field's filters, with
     the bounds the list enforces (records/listing.py)."""
@@ -205,7 +215,8 @@ def entity_paths(ce: CompiledEntity, related: list[tuple[CompiledEntity, str]],
              "maxItems": limits.batch_max}
     paths: dict[str, dict[str, Any]] = {
         f"/api/v1/{entity}": {
-            "get": {"operationId": f"list_{entity}", "tags": tags, "parameters": list_parameters(ce, limits),
+            "get": {"operationId": f"list_{entity}", "tags": tags,
+                    "parameters": [VIEW_PARAMETER, *list_parameters(ce, limits)],
                     "responses": _responses({"200": _json(page_schema(record), "a page")}, "400", "503")},
             "post": {"operationId": f"create_{entity}", "tags": tags,
                      "description": f"one record, or a list of at most {limits.batch_max} in one transaction",
@@ -312,6 +323,10 @@ def _admin_paths() -> dict[str, Any]:
             "parameters": [{"name": "workflow", "in": "path", "required": True,
                             "schema": {"type": "string"}}],
             "put": edit("define_workflow"), "delete": edit("remove_workflow", body=False)},
+        # An organisation's view, or its replacement of a pack's (docs/packs.md, "Views").
+        "/api/v1/admin/views/{view}": {
+            "parameters": [{"name": "view", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "put": edit("define_view"), "delete": edit("remove_view", body=False)},
         # An organisation's layout, or its replacement of a pack's (docs/packs.md, Layouts).
         "/api/v1/admin/layouts/{layout}": {
             "parameters": [{"name": "layout", "in": "path", "required": True,

@@ -11,9 +11,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import (
     board_pages,
+    calendar_pages,
     convertors,  # noqa: F401  (registers the `recordid` path convertor)
     list_pages,
     record_pages,
+    saved_view_pages,
     uploads,
 )
 from .templating import STATIC
@@ -37,16 +39,19 @@ routes = [
     Route("/e/{entity}", list_pages.list_view, methods=["GET"]),
     Route("/e/{entity}/export.csv", list_pages.export_csv, methods=["GET"]),
     Route("/e/{entity}/bulk", list_pages.bulk_edit, methods=["POST"]),
+    *saved_view_pages.routes,
     Route("/e/{entity}/new", record_pages.new, methods=["GET", "POST"]),
     Route("/e/{entity}/validate", record_pages.validate, methods=["POST"]),
     Route("/e/{entity}/options", record_pages.options, methods=["GET"]),
     Route("/e/{entity}/fields/{field}/options", record_pages.field_options, methods=["GET"]),
     Route("/e/{entity}/board/{pipeline}", board_pages.board, methods=["GET"]),
+    Route("/e/{entity}/calendar", calendar_pages.calendar, methods=["GET"]),
     Route("/e/{entity}/{id:recordid}", record_pages.show, methods=["GET"]),
     Route("/e/{entity}/{id:recordid}/preview", record_pages.preview, methods=["GET"]),
     Route("/e/{entity}/{id:recordid}/edit", record_pages.edit, methods=["GET", "POST"]),
     Route("/e/{entity}/{id:recordid}/validate", record_pages.validate, methods=["POST"]),
     Route("/e/{entity}/{id:recordid}/move", record_pages.move, methods=["POST"]),
+    Route("/e/{entity}/{id:recordid}/reschedule", calendar_pages.reschedule, methods=["PATCH"]),
     Route("/e/{entity}/{id:recordid}/links/{relation}", record_pages.link, methods=["POST"]),
     Route("/e/{entity}/{id:recordid}/delete", record_pages.delete, methods=["GET", "POST"]),
     Route("/e/{entity}/{id:recordid}/workflows/{name}/run", record_pages.run_workflow, methods=["POST"]),

@@ -17,6 +17,7 @@ from slatecrm.metamodel.model import Entity
 from ..records.compiled import CompiledEntity, CompiledField
 from ..records.service import Record
 from . import widgets
+from .calendar_spec import date_fields
 from .pinning import records_of
 
 #: Link schemes a URL field may become a link with; anything else is shown as text.
@@ -154,3 +155,4 @@ class UI:
     query_with = staticmethod(query_with)
     history_value = staticmethod(history_value)
     safe_colour = staticmethod(_hex_colour)
+    calendar_fields = staticmethod(date_fields)
