@@ -268,6 +268,12 @@ def _extend(base: Entity, ext: Extension, pack: Pack, registry: FieldTypeRegistr
     for pext in ext.pipelines:
         index = next((i for i, p in enumerate(pipelines) if p.name == pext.name), None)
         if index is None:
+            if not pext.stages or pext.stage_overrides:
+                hint = suggest(pext.name, [p.name for p in pipelines])
+                problems.append(Problem(f"pipeline {pext.name!r} is new here: give its stages "
+                                        f"(stage_overrides change the stages of an existing pipeline){hint}",
+                                        pext.source, pack.origin))
+                continue
             for addition in pext.stages:
                 if addition.after is not None:
                     problems.append(Problem(f"after: pipeline {pext.name!r} is new here; the order "
@@ -352,6 +358,15 @@ def _extend_pipeline(base: Pipeline, pext: PipelineExtension, pack: Pack,
         else:
             problems.append(Problem(f"after: pipeline {base.name!r} has no stage "
                                     f"{addition.after!r}", addition.stage.source, pack.origin))
+    for override in pext.stage_overrides:
+        keys = [s.key for s in stages]
+        if override.key not in keys:
+            problems.append(Problem(f"pipeline {base.name!r} has no stage {override.key!r}"
+                                    f"{suggest(override.key, keys)}", override.source, pack.origin))
+            continue
+        index = keys.index(override.key)
+        stages[index] = replace(stages[index], label=override.label or stages[index].label,
+                                colour=override.colour or stages[index].colour)
     return replace(base, label=pext.label or base.label, stages=tuple(stages))
 
 

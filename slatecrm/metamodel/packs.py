@@ -101,12 +101,24 @@ class StageAddition:
 
 
 @dataclass(frozen=True)
+class StageOverride:
+    """What an extending pack (or the organisation) may change on a stage it did not define:
+    how it reads, never how it behaves (its rules are its pack's)."""
+
+    key: str
+    label: str | None = None
+    colour: str | None = None
+    source: Location = attribute(default_factory=Location, compare=False)
+
+
+@dataclass(frozen=True)
 class PipelineExtension:
     name: str
     label: str | None
     field: str | None
     stages: tuple[StageAddition, ...]
     source: Location = attribute(default_factory=Location, compare=False)
+    stage_overrides: tuple[StageOverride, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -525,9 +537,14 @@ class _PackReader:
                 stages=tuple(
                     StageAddition(self.stage(source, ["pipelines", name, "stages", i], s, pack),
                                   s.get("after"))
-                    for i, s in enumerate(doc["stages"])
+                    for i, s in enumerate(doc.get("stages") or ())
                 ),
                 source=source.locate(["pipelines", name], key=True),
+                stage_overrides=tuple(
+                    StageOverride(key, o.get("label"), o.get("colour"),
+                                  source.locate(["pipelines", name, "stage_overrides", key], key=True))
+                    for key, o in (doc.get("stage_overrides") or {}).items()
+                ),
             )
             for name, doc in (data.get("pipelines") or {}).items()
         )
