@@ -18,6 +18,7 @@ from dataclasses import field as attribute
 from typing import Any, TypeVar
 
 from .errors import Location
+from .layouts import Layout, layout_dict, layout_from
 from .roles import EntityGrant, Role, SharingRule
 from .userattributes import UserAttribute
 from .views import View, view_dict, view_from
@@ -35,8 +36,8 @@ from .workflows import Action, Trigger, Workflow
 #: only when given (absent: none), and its `renamed_from` (absent: none); a composite
 #: index's `descending` fields likewise (absent: none). A field's `renamed_from` may be an
 #: object (part → former field, a fold into a composite field) within format 5 too; `views`
-#: likewise, stored only when there are some (absent: none). A field's form logic
-#: (`visible_if`, `required_if`, `read_only_if`, `options_if`, `rule_packs`) likewise,
+#: and `layouts` likewise, each stored only when there are some (absent: none). A field's form
+#: logic (`visible_if`, `required_if`, `read_only_if`, `options_if`, `rule_packs`) likewise,
 #: stored only when given (absent: none).
 FORMAT_VERSION = 5
 
@@ -290,6 +291,8 @@ class Metamodel:
     workflows: tuple[Workflow, ...] = ()
     #: `kind: view` definitions (slatecrm.metamodel.views), packs' and the organisation's.
     views: tuple[View, ...] = ()
+    #: `kind: layout` definitions (slatecrm.metamodel.layouts), at most one per entity.
+    layouts: tuple[Layout, ...] = ()
 
     @property
     def active_entities(self) -> tuple[Entity, ...]:
@@ -313,6 +316,7 @@ class Metamodel:
             "roles": [_role_dict(r) for r in self.roles],
             "user_attributes": [_user_attribute_dict(a) for a in self.user_attributes],
             "workflows": [_workflow_dict(w) for w in self.workflows],
+            **({"layouts": [layout_dict(layout) for layout in self.layouts]} if self.layouts else {}),
         }
         if self.views:  # absent when none: a revision without views is stored as before
             data["views"] = [view_dict(v) for v in self.views]
@@ -335,6 +339,7 @@ class Metamodel:
             user_attributes=tuple(_user_attribute_from(a) for a in data.get("user_attributes", [])),
             workflows=tuple(_workflow_from(w) for w in data.get("workflows", [])),
             views=tuple(view_from(v) for v in data.get("views", [])),
+            layouts=tuple(layout_from(layout) for layout in data.get("layouts", [])),
         )
 
     def role(self, name: str) -> Role | None:
@@ -352,6 +357,12 @@ class Metamodel:
     def views_of(self, entity: str, type: str | None = None) -> tuple[View, ...]:
         """The views of `entity` (of one `type`: list, kanban), in merge order."""
         return tuple(v for v in self.views if v.entity == entity and type in (None, v.type))
+    def layout(self, name: str) -> Layout | None:
+        return next((layout for layout in self.layouts if layout.name == name), None)
+
+    def layout_of(self, entity: str) -> Layout | None:
+        """The layout of `entity`'s record page, form and cards (None: the default ones)."""
+        return next((layout for layout in self.layouts if layout.entity == entity), None)
 
 
 def _location_dict(location: Location) -> dict[str, Any] | None:

@@ -298,7 +298,7 @@ def _drop_empty(docs: Documents, entity: str) -> None:
         del docs[("extension", entity)]
 
 
-# --- definitions by name (roles, user attributes, workflows, views): a new revision, no DDL -----
+# --- definitions by name (roles, user attributes, workflows, views, layouts): a new revision, no DDL
 def _put_named(kind: str, name: str, body: Mapping[str, Any]) -> Any:
     """The organisation's definition of `kind` named `name`: its own, or its replacement of a
     pack's of the same name (the pack's comes back when this one is removed)."""
@@ -369,3 +369,15 @@ def put_view(name: str, body: Mapping[str, Any]) -> Any:
 def delete_view(name: str) -> Any:
     """Remove the organisation's view (a pack's it replaced comes back)."""
     return _delete_named("view", name)
+
+
+def put_layout(name: str, body: Mapping[str, Any]) -> Any:
+    """Define an organisation's layout, or replace a pack's of the same name (by default a
+    layout is named after its entity). Checked like a pack's layout, against the merged
+    metamodel; a new revision, no DDL."""
+    return _put_named("layout", name, body)
+
+
+def delete_layout(name: str) -> Any:
+    """Remove the organisation's layout (a pack's replaced one comes back)."""
+    return _delete_named("layout", name)

@@ -14,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from slatecrm.digits import RECORD_ID_MAX, VERSION_MAX, parse_digits
+from slatecrm.metamodel.layouts import Layout, RelatedList
+from slatecrm.metamodel.rules.types import SYSTEM_FIELDS
 
 from ..identity.access import read_only_fields
 from ..records import users
@@ -29,14 +31,15 @@ from ..records.errors import (
 )
 from ..records.formlogic import NO_STATE, FormState
 from ..records.listing import ListQuery
+from ..records.reading import Reader
 from ..records.service import HistoryEntry, Page, Record, RecordsService, StageVisit
 from ..workflows import console
-from . import form_logic, uploads, widgets
+from . import form_logic, layout_view, uploads, widgets
 from .authentication import READ_METHODS
 from .jsonresponse import JSONResponse
 from .pinning import records_of
 from .templating import render, render_fragment, wants_json
-from .uicontext import base_context
+from .uicontext import UI, base_context
 from .workflows_api import now
 from .workflows_pages import automation
 
@@ -52,6 +55,9 @@ class Related:
     field: CompiledField
     page: Page
     columns: list[CompiledField]
+    #: The layout's title for the list (None: the other entity's plural label).
+    label: str | None = None
+    kind: str = "related"
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,9 @@ class Linked:
     options: list[tuple[int, str]]
     #: Whether the page links and unlinks (not when the links are a link entity's records).
     editable: bool = True
+    #: The layout's title for the list (None: the other entity's plural label).
+    label: str | None = None
+    kind: str = "linked"
 
 
 def _record_id(request: Request) -> int:
@@ -126,38 +135,109 @@ class RecordView:
     history_titles: dict[str, dict[int, str]]
     #: The lists of records fields stored apart link to it (both sides of a many-to-many).
     linked: list[Linked]
+    #: The entity's layout (None: the default page).
+    layout: Layout | None
+    #: Every related and linked list, in the order the page shows them.
+    lists: list[Related | Linked]
 
 
 def read_record_view(records: RecordsService, entity: str, record_id: int) -> RecordView:
     with records.reading() as reader:
         ce = reader.entity(entity)
         record = reader.get(entity, record_id)
-        relations = reader.reverse_references(entity)
-        pages = reader.related_lists(entity, record_id, relations, limit=RELATED_LIMIT)
-        related = []
-        for (other, field), page in zip(relations, pages, strict=True):
-            other_ce = reader.entity(other)
-            related.append(Related(other_ce, other_ce.fields[field], page,
-                                   [other_ce.fields[c] for c in widgets.default_columns(other_ce, 4)]))
+        layout = layout_view.layout_of(ce, reader.snapshot.metamodel.layouts)
         history = reader.history(entity, record_id)
         visits = reader.stage_history(entity, record_id)
         titles, people = reader.names(history_references(ce, history), [
             record.system.get("owner"), record.system.get("created_by"), record.system.get("updated_by"),
             *(h.changed_by for h in history)])
-        linked = []
-        for name, (relation, inverse) in reader.apart_relations(entity).items():
-            other = relation.source if inverse else relation.target
-            if other not in reader.entities:  # an entity the user cannot read: no list
-                continue
-            other_ce = reader.entity(other)
-            page = reader.linked(entity, record_id, relation, inverse,
-                                 ListQuery(limit=RELATED_LIMIT, counted=True))
-            offered = reader.page(other, ListQuery(limit=OPTIONS_LIMIT)) if relation.editable else None
-            linked.append(Linked(other_ce, name, page,
-                                 [other_ce.fields[c] for c in widgets.default_columns(other_ce, 3)],
-                                 [(r.id, r.title) for r in offered.records] if offered else [],
-                                 relation.editable))
-    return RecordView(ce, record, related, history, visits, people, titles, linked)
+        if layout is not None and layout.related_lists is not None:
+            related, linked, order = _laid_out_lists(reader, entity, record_id, layout)
+        else:
+            related, linked = _related(reader, entity, record_id), _linked(reader, entity, record_id)
+            order = [*related, *linked]
+    return RecordView(ce, record, related, history, visits, people, titles, linked, layout, order)
+
+
+def _related(reader: Reader, entity: str, record_id: int) -> list[Related]:
+    """Every related list, as the record page shows them without a layout."""
+    relations = reader.reverse_references(entity)
+    pages = reader.related_lists(entity, record_id, relations, limit=RELATED_LIMIT)
+    related = []
+    for (other, field), page in zip(relations, pages, strict=True):
+        other_ce = reader.entity(other)
+        related.append(Related(other_ce, other_ce.fields[field], page,
+                               [other_ce.fields[c] for c in widgets.default_columns(other_ce, 4)]))
+    return related
+
+
+def _linked(reader: Reader, entity: str, record_id: int,
+            wanted: Sequence[tuple[str, RelatedList]] | None = None) -> list[Linked]:
+    """The linked lists (both sides of a many-to-many): every one, or the `wanted` ones (by
+    relation name, with the layout's list) in that order."""
+    relations = reader.apart_relations(entity)
+    chosen = wanted if wanted is not None else [(name, None) for name in relations]
+    linked = []
+    for name, shape in chosen:
+        relation, inverse = relations[name]
+        other = relation.source if inverse else relation.target
+        if other not in reader.entities:  # an entity the user cannot read: no list
+            continue
+        other_ce = reader.entity(other)
+        limit = shape.limit if shape is not None else RELATED_LIMIT
+        sort = _readable_sort(other_ce, shape.sort) if shape is not None else ()
+        page = reader.linked(entity, record_id, relation, inverse,
+                             ListQuery(limit=limit, counted=True, sort=sort))
+        offered = reader.page(other, ListQuery(limit=OPTIONS_LIMIT)) if relation.editable else None
+        linked.append(Linked(other_ce, name, page, _columns(other_ce, shape, 3),
+                             [(r.id, r.title) for r in offered.records] if offered else [],
+                             relation.editable, shape.label if shape is not None else None))
+    return linked
+
+
+def _columns(ce: CompiledEntity, shape: RelatedList | None, default: int) -> list[CompiledField]:
+    """A related list's columns: the layout's (those the user may read), else the default ones."""
+    if shape is not None and shape.columns:
+        return [ce.fields[name] for name in shape.columns if name in ce.fields]
+    return [ce.fields[c] for c in widgets.default_columns(ce, default)]
+
+
+def _readable_sort(ce: CompiledEntity, sort: tuple[str, ...]) -> tuple[str, ...]:
+    """A layout's sort keys less those naming a field the user may not read (system fields stay)."""
+    return tuple(key for key in sort if key.lstrip("-") in ce.fields or key.lstrip("-") in SYSTEM_FIELDS)
+
+
+def _laid_out_lists(reader: Reader, entity: str, record_id: int,
+                    layout: Layout) -> tuple[list[Related], list[Linked], list[Related | Linked]]:
+    """The layout's related lists, in its order: those of references (read in one statement)
+    and those of many-to-many links; a list of an entity the user cannot read is left out."""
+    references = set(reader.reverse_references(entity))
+    apart = {(r.source, r.field): name for name, (r, _) in reader.apart_relations(entity).items()}
+    by_reference: list[RelatedList] = []
+    by_link: list[tuple[str, RelatedList]] = []
+    for shape in layout.related_lists or ():
+        if (shape.entity, shape.field) in references and shape.entity in reader.entities \
+                and shape.field in reader.entity(shape.entity).fields:
+            by_reference.append(shape)
+        elif (shape.entity, shape.field) in apart:
+            by_link.append((apart[(shape.entity, shape.field)], shape))
+    pages = reader.related_pages(entity, record_id, [
+        (shape.entity, shape.field, _readable_sort(reader.entity(shape.entity), shape.sort), shape.limit)
+        for shape in by_reference])
+    related = []
+    for shape, page in zip(by_reference, pages, strict=True):
+        other_ce = reader.entity(shape.entity)
+        related.append(Related(other_ce, other_ce.fields[shape.field], page, _columns(other_ce, shape, 4),
+                               shape.label))
+    linked = _linked(reader, entity, record_id, by_link)
+    keyed: dict[tuple[str, str], Related | Linked] = {(r.ce.name, r.field.name): r for r in related}
+    for name, shape in by_link:
+        found = next((item for item in linked if item.name == name), None)
+        if found is not None:
+            keyed[(shape.entity, shape.field)] = found
+    order = [keyed[(shape.entity, shape.field)] for shape in layout.related_lists or ()
+             if (shape.entity, shape.field) in keyed]
+    return related, linked, order
 
 
 def history_references(ce: CompiledEntity, history: list[HistoryEntry]) -> dict[str, set[int]]:
@@ -195,8 +275,10 @@ async def record_page(request: Request, *, errors: dict[str, list[str]] | None =
                                   **({"token": h.token.name} if h.token else {})}
                                  for h in view.history])
     return render(request, "record", {
-        **context, "ce": ce, "record": record, "related": view.related,
-        "sections": widgets.sections(ce, [f for f in ce.fields.values() if f.name not in state.hidden]),
+        **context, "ce": ce, "record": record,
+        **layout_view.tab_context(layout_view.tabs(
+            ce, view.layout, [f for f in ce.fields.values() if f.name not in state.hidden])),
+        "related": view.related, "lists": view.lists,
         "paths": stage_paths(ce, record), "history": list(reversed(view.history)), "visits": view.visits,
         "errors": errors or {}, "message": message, "people": view.people,
         "history_titles": view.history_titles, "automation": panel, "linked": view.linked,
@@ -416,6 +498,10 @@ async def locked_fields(records: RecordsService, entity: str, *, new_record: boo
     return await run_in_threadpool(lambda: read_only_fields(records.access(), entity, new_record=new_record))
 
 
+def _layout(records: RecordsService, ce: CompiledEntity) -> Layout | None:
+    return layout_view.layout_of(ce, records.snapshot().metamodel.layouts)
+
+
 async def form_page(request: Request, ce: CompiledEntity, record: Record | None, raw: dict[str, Any], *,
                     errors: dict[str, list[str]] | None = None, conflict: VersionConflict | None = None,
                     version: int | None = None, was: dict[str, Any] | None = None,
@@ -452,7 +538,9 @@ async def _form_context(request: Request, ce: CompiledEntity, record: Record | N
     validate = f"/e/{ce.name}/{record.id}/validate" if record else f"/e/{ce.name}/validate"
     return {
         **context, "ce": ce, "record": record, "raw": raw, "errors": errors,
-        "sections": widgets.sections(ce, form_logic.shown_fields(widgets.form_fields(ce), state, raw)),
+        **layout_view.tab_context(layout_view.tabs(
+            ce, await run_in_threadpool(_layout, records, ce),
+            form_logic.shown_fields(widgets.form_fields(ce), state, raw))),
         "options": form_logic.offered(options, state, raw), "locked": locked | state.read_only,
         "hidden": state.hidden, "oob": False, "suggestions": suggestions, "action": action,
         "validate": validate, "owners": owners,
@@ -589,7 +677,7 @@ async def _logic_rows(request: Request, ce: CompiledEntity, record_id: int | Non
             if compiled.name not in sent:
                 raw.update({key: was[key] for key in widgets.raw_inputs(compiled, None) if key in was})
     context, _ = await _form_context(request, ce, record, raw, {})
-    fields = {f.name: f for section in context["sections"] for f in section.fields}
+    fields = {f.name: f for tab in context["tabs"] for section in tab.sections for f in section.fields}
     rows = {}
     for name in sorted(logic.decided - {field}):
         if name in fields:
@@ -717,6 +805,23 @@ async def run_workflow(request: Request) -> Response:
                              "job_ids": job_ids}, status_code=202)
     back = f"/e/{entity}/{record_id}?{urlencode({'queued': name})}#automation"
     return RedirectResponse(back, status_code=303)
+
+
+async def preview(request: Request) -> Response:
+    """A record's compact form (its layout's compact fields, else a few default columns), an
+    HTML fragment a reference link loads on hover or focus (templates/_macros.html `value`)."""
+    records = records_of(request)
+    entity, record_id = request.path_params["entity"], _record_id(request)
+    ce = await run_in_threadpool(records.entity, entity)
+    record = await run_in_threadpool(records.get, entity, record_id)
+    fields = layout_view.compact_fields(ce, await run_in_threadpool(_layout, records, ce))
+    if fields is None:
+        fields = [ce.fields[name] for name in widgets.default_columns(ce, 4) if name != ce.entity.title_field]
+    if wants_json(request):
+        return JSONResponse({"id": record.id, "title": record.title,
+                             "fields": {f.name: f.to_json(record.values.get(f.name)) for f in fields}})
+    context = {"ce": ce, "record": record, "fields": fields, "ui": UI}
+    return HTMLResponse(render_fragment(request, "_preview.html", context))
 
 
 async def options(request: Request) -> Response:
