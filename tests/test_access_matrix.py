@@ -18,6 +18,7 @@ answer as GET does.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import zipfile
 from collections.abc import Callable, Iterator
@@ -28,7 +29,9 @@ import pytest
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.testclient import TestClient
 
+from slatecrm.platform import savedviews
 from slatecrm.platform.identity import memberships, users
+from slatecrm.platform.identity.principal import Principal
 
 from .access_world import EMAILS, OWNERS, PASSWORD, PICTURE, REACH, World, build, database_urls, marker
 from .defaults import bearer
@@ -161,6 +164,25 @@ GADGET = {"label": "Gadget", "title_field": "name", "fields": {"name": {"type": 
 ROLE = {"label": "Auditor", "platform": ["view_audit"], "entities": {}}
 WORKFLOW = {"entity": "deal", "trigger": {"kind": "created"}, "actions": [{"kind": "note", "text": "new"}]}
 LAYOUT = {"entity": "deal", "compact": {"fields": ["name"]}}
+VIEW = {"entity": "deal", "columns": ["name"], "filter": "name != ''"}
+
+
+def own_view(world: World, who: str) -> int:
+    """A personal view of `who`'s own, or of the matrix's target user when that is not the rep
+    (someone else's view; the rep's for anonymous, who is sent to sign in first)."""
+    owner = world.target if world.target != "rep" else "rep" if who == "anonymous" else who
+    principal = Principal(user_id=world.user_ids[owner], name=owner, via="session")
+    made = savedviews.save(world.app.state.engine, principal, "deal", world.unique("Mine"), ["name"],
+                           None, (), dt.datetime.now(dt.UTC))
+    return made.id
+
+
+def saved_view(**data: str) -> Params:
+    def make(world: World, who: str) -> dict[str, Any]:
+        named = {k: world.unique(v) if k == "name" else v for k, v in data.items()}
+        return {"path": {"entity": "deal", "id": own_view(world, who)}, "data": named}
+    return make
+
 
 #: (path as the route table has it, method) -> how to call it.
 TABLE: dict[tuple[str, str], Call] = {
@@ -203,6 +225,20 @@ TABLE: dict[tuple[str, str], Call] = {
                                                                          WORKFLOW)),
     ("/api/v1/admin/workflows/{workflow}", "DELETE"): Call("right/manage_metamodel", 422,
                                                            params=admin_path(workflow="noted")),
+    ("/api/v1/admin/views/{view}", "PUT"): Call("right/manage_metamodel",
+                                                params=with_json(admin_path(view="deal_names"), VIEW)),
+    ("/api/v1/admin/views/{view}", "DELETE"): Call("right/manage_metamodel", 422,
+                                                   params=admin_path(view="deal_names")),
+    # Personal views: anyone who lists the entity saves, renames and deletes their own;
+    # sharing one with roles is an administrator's act (the entity is looked up first).
+    ("/e/{entity}/views", "POST"): Call("entity/read", 303, lambda w, who: {
+        "path": {"entity": "deal"}, "data": {"name": w.unique("My deals"), "columns": "name"}}),
+    ("/e/{entity}/views/{id:recordid}/rename", "POST"): Call("entity/read", 303,
+                                                            params=saved_view(name="Renamed")),
+    ("/e/{entity}/views/{id:recordid}/delete", "POST"): Call("entity/read", 303, params=saved_view()),
+    ("/e/{entity}/views/{id:recordid}/share", "POST"): Call("right/manage_metamodel", 303,
+                                                           params=saved_view(roles="deal_rep"),
+                                                           expect={"outsider": 404}),
     ("/api/v1/admin/layouts/{layout}", "PUT"): Call("right/manage_metamodel",
                                                     params=with_json(admin_path(layout="deal"), LAYOUT)),
     ("/api/v1/admin/layouts/{layout}", "DELETE"): Call("right/manage_metamodel", 422,
