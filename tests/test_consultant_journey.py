@@ -237,6 +237,10 @@ def test_a_consultants_journey(db_url: str, other_db_url: str, engine: sa.Engine
         assert ("the organisation's customisations extension/project extend entities of pack 'acme'"
                 in " ".join(refused.output.split()))
         customer.customise("DELETE", "/api/v1/admin/entities/project/fields/budget", None)
+        refused = run("pack", "uninstall", "acme", "--yes", database=other_db_url)
+        assert refused.exit_code == 1
+        assert ("override what pack 'acme' adds to other packs' entities (opportunity.sales.review in "
+                "extension/opportunity)") in " ".join(refused.output.split())
         customer.customise("DELETE", "/api/v1/admin/entities/opportunity/pipelines/sales/stages/review", None)
         gone = run("pack", "uninstall", "acme", "--yes", database=other_db_url)
         assert gone.exit_code == 0, gone.output
