@@ -298,3 +298,20 @@ def test_purge_drops_linked_tables_whatever_their_order(
     tables = set(sa.inspect(engine).get_table_names())
     assert not {t for t in tables if t.startswith(("x_garage", "x_vehicle"))}
     assert records_service(engine, plugin_manager()).get("contact", driver.id).values["name"]["last"] == "Lee"
+
+
+def test_uninstall_is_refused_while_the_organisation_overrides_what_the_pack_added(
+        with_fleet: Path, engine: sa.Engine, db_url: str, registry: FieldTypeRegistry) -> None:
+    """A relabel of the field the pack added to another pack's entity would override nothing
+    without the pack: refused naming it, until the override is removed."""
+    org.apply_edit(engine, org.plan_edit(engine, registry, "test", org.put_field(
+        "account", "fleet_size", {"label": "Vehicles"})), author="test")
+    refused = run("pack", "uninstall", "fleet", "--yes", database=db_url)
+    assert refused.exit_code == 1
+    assert ("the organisation's customisations override what pack 'fleet' adds to other packs' entities "
+            "(account.fleet_size in extension/account): remove those overrides first") in " ".join(
+                refused.output.split())
+    org.apply_edit(engine, org.plan_edit(engine, registry, "test", org.delete_field("account", "fleet_size")),
+                   author="test")
+    done = run("pack", "uninstall", "fleet", "--yes", database=db_url)
+    assert done.exit_code == 0, done.output

@@ -311,3 +311,19 @@ def test_stage_overrides_in_a_pack(tmp_path: Path, registry: FieldTypeRegistry) 
     assert [s.label for s in vehicle.pipelines[0].stages] == ["Ordered", "On the road", "Sold"]
     status = vehicle.field("status")
     assert status is not None and status.choices[1].label == "On the road"  # the stage field follows
+
+
+def test_removing_the_relabel_of_a_packs_stage_brings_the_packs_label_back(customer: Customer) -> None:
+    """DELETE of a pack's stage the organisation relabelled removes the relabel (as for a
+    field override); the pack's own stage stays, and a second DELETE is refused by name."""
+    stage = "/api/v1/admin/entities/vehicle/pipelines/lifecycle/stages/in_service"
+    customer.customise("PUT", stage, {"label": "On the road"})
+    customer.customise("DELETE", stage, None)
+    vehicle = customer.metamodel().entity("vehicle")
+    assert vehicle is not None
+    assert [(s.key, s.label) for s in vehicle.pipelines[0].stages] == [
+        ("ordered", "Ordered"), ("in_service", "In service"), ("sold", "Sold")]
+    assert customer.documents() == {}
+    again = customer.http.delete(stage)
+    assert again.status_code == 422, again.text
+    assert "stage 'in_service' of vehicle.lifecycle is not the organisation's" in again.text

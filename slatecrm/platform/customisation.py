@@ -247,9 +247,30 @@ def delete_stage(entity: str, pipeline: str, stage: str) -> Any:
                         del docs[(kind, entity)]["pipelines"][pipeline]
                     _drop_empty(docs, entity)
                 return
+        if _drop_stage_override(docs, entity, pipeline, stage):
+            return
         raise refuse(f"stage {stage!r} of {entity}.{pipeline} is not the organisation's; it cannot be "
                      "removed here", f"{entity}.{pipeline}.{stage}")
     return edit
+
+
+def _drop_stage_override(docs: Documents, entity: str, pipeline: str, stage: str) -> bool:
+    """Removing a pack's stage the organisation only relabelled (or recoloured) removes that
+    override, as removing a pack's field removes the organisation's field override: the
+    pack's own look comes back, and nothing is left extending the stage (an uninstall of
+    its pack would otherwise be refused for it)."""
+    pipelines = docs.get(("extension", entity), {}).get("pipelines", {})
+    section = pipelines.get(pipeline, {})
+    overrides = section.get("stage_overrides", {})
+    if stage not in overrides:
+        return False
+    del overrides[stage]
+    if not overrides:
+        del section["stage_overrides"]
+    if not section:
+        del pipelines[pipeline]
+    _drop_empty(docs, entity)
+    return True
 
 
 def relabel_entity(entity: str, label: str, label_plural: str) -> Any:

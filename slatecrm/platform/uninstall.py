@@ -8,10 +8,12 @@ them instead (the planner's purge of retired fields, and of retired entities' ta
 the same transaction; the rows it deletes are counted in the plan, and the command makes
 the person confirm those counts.
 
-Refused, naming what stands in the way: another installed pack requiring it, and the
+Refused, naming what stands in the way: another installed pack requiring it, the
 organisation's own extensions of its entities (they would extend nothing: export or remove
-them first). The organisation's other documents naming the pack's entities (a reference
-field to one, a role's grant) fail the merge with their own problems.
+them first), and the organisation's overrides of the fields and stages it added to other
+packs' entities (they would override nothing). The organisation's other documents naming
+the pack's entities (a reference field to one, a role's grant) fail the merge with their
+own problems.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ import sqlalchemy as sa
 
 from slatecrm.metamodel.errors import DefinitionError, Location, Problem
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.metamodel.model import Metamodel
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .identity import audit
 from .identity.principal import SYSTEM, Principal
-from .layers import ORGANISATION, documents, installed_packs, plan_layers
+from .layers import ORGANISATION, Documents, documents, installed_packs, plan_layers
 from .storage import revisions as revision_store
 from .storage.apply import apply
 from .storage.plan import Plan
@@ -63,6 +66,25 @@ def refuse(message: str) -> DefinitionError:
     return DefinitionError([Problem(message, Location())])
 
 
+def _overrides_of(current: Metamodel, docs: Documents, pack: str, owned: list[str]) -> list[str]:
+    """The organisation's overrides (a field's label, a stage's label or colour...) of the
+    fields and stages `pack` added to other packs' entities, as `path in extension/entity`:
+    without the pack they would override nothing, and the merge would fail at their line."""
+    found: list[str] = []
+    for (kind, doc), body in sorted(docs.items()):
+        entity = current.entity(str(body.get("entity", ""))) if kind == "extension" else None
+        if entity is None or entity.name in owned:
+            continue
+        paths = [f"{entity.name}.{f}" for f in body.get("field_overrides", {})
+                 if (field := entity.field(f)) is not None and field.pack == pack]
+        for pipeline in entity.pipelines:
+            overrides = body.get("pipelines", {}).get(pipeline.name, {}).get("stage_overrides", {})
+            paths += [f"{entity.name}.{pipeline.name}.{s.key}" for s in pipeline.stages
+                      if s.key in overrides and s.pack == pack]
+        found += [f"{path} in {kind}/{doc}" for path in paths]
+    return found
+
+
 def plan_uninstall(engine: sa.Engine, name: str, registry: FieldTypeRegistry, *, purge: bool = False,
                    functions: RuleFunctions = NO_FUNCTIONS) -> Uninstallation:
     with engine.connect() as conn:
@@ -86,6 +108,11 @@ def plan_uninstall(engine: sa.Engine, name: str, registry: FieldTypeRegistry, *,
             raise refuse(f"the organisation's customisations {', '.join(extending)} extend entities of pack "
                          f"{name!r}: remove them first (export them with `slatecrm pack export` to keep "
                          "them)")
+        overriding = _overrides_of(current, docs, name, owned)
+        if overriding:
+            raise refuse(f"the organisation's customisations override what pack {name!r} adds to other "
+                         f"packs' entities ({', '.join(overriding)}): remove those overrides first (removing "
+                         "the field or stage in the designer or the admin API removes the override)")
         fields = [(e.name, f.name) for e in current.active_entities if e.name not in owned
                   for f in e.active_fields if f.pack == name] if purge else []
         plan = plan_layers(conn, registry, list(installed.values()), docs, current, base, fields,
