@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from slatecrm.metamodel.errors import DefinitionError, Location, Problem
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.metamodel.model import LOGIC_KEYS
 from slatecrm.metamodel.roles import ADMINISTRATOR
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
@@ -34,7 +35,8 @@ from .storage.plan import Plan
 from .storage.system import customisations
 
 #: What an extension may change on a field a pack defines.
-OVERRIDABLE = frozenset({"label", "help", "default", "options", "read_only", "read_only_after_create"})
+OVERRIDABLE = frozenset({"label", "help", "default", "options", "read_only", "read_only_after_create",
+                         *LOGIC_KEYS})
 #: What the organisation may change on a stage a pack defines (how it reads, not its rules).
 STAGE_OVERRIDABLE = frozenset({"label", "colour"})
 
@@ -127,7 +129,8 @@ def delete_entity(name: str) -> Any:
 
 def put_field(entity: str, field: str, body: Mapping[str, Any]) -> Any:
     """Add or change a field: in the organisation's own entity, or through an extension of
-    a pack's entity (where a pack's own field only takes label, help, default, options)."""
+    a pack's entity (where a pack's own field takes only OVERRIDABLE: label, help, default,
+    options, the read-only flags and its form logic)."""
     def edit(docs: Documents, current: Any) -> None:
         target = current.entity(entity)
         if target is None:
@@ -295,7 +298,7 @@ def _drop_empty(docs: Documents, entity: str) -> None:
         del docs[("extension", entity)]
 
 
-# --- definitions by name (roles, user attributes, workflows, views): a new revision, no DDL -----
+# --- definitions by name (roles, user attributes, workflows, views, layouts): a new revision, no DDL
 def _put_named(kind: str, name: str, body: Mapping[str, Any]) -> Any:
     """The organisation's definition of `kind` named `name`: its own, or its replacement of a
     pack's of the same name (the pack's comes back when this one is removed)."""
@@ -366,3 +369,15 @@ def put_view(name: str, body: Mapping[str, Any]) -> Any:
 def delete_view(name: str) -> Any:
     """Remove the organisation's view (a pack's it replaced comes back)."""
     return _delete_named("view", name)
+
+
+def put_layout(name: str, body: Mapping[str, Any]) -> Any:
+    """Define an organisation's layout, or replace a pack's of the same name (by default a
+    layout is named after its entity). Checked like a pack's layout, against the merged
+    metamodel; a new revision, no DDL."""
+    return _put_named("layout", name, body)
+
+
+def delete_layout(name: str) -> Any:
+    """Remove the organisation's layout (a pack's replaced one comes back)."""
+    return _delete_named("layout", name)
