@@ -310,7 +310,7 @@ TABLE: dict[tuple[str, str], Call] = {
         "right/manage_metamodel", query="rule=condition",
         params=lambda w, who: {"path": {"entity": "deal"}, "data": {"condition": "name != ''"}}),
     # The designer's pipeline pages: a POST answers with the plan (a review): nothing changes.
-    # A pack's own stages are shown, not changed (422 naming why): the right is checked first.
+    # A pack's own stages take only a new label and colour (the plan of it is the answer).
     ("/admin/entities/{entity}/pipelines/{pipeline}", "GET"): Call(
         "right/manage_metamodel", params=admin_path(entity="deal", pipeline="flow")),
     ("/admin/entities/{entity}/pipelines/{pipeline}/order", "POST"): Call(
@@ -325,7 +325,7 @@ TABLE: dict[tuple[str, str], Call] = {
     ("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}", "GET"): Call(
         "right/manage_metamodel", params=admin_path(entity="deal", pipeline="flow", stage="lost")),
     ("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}", "POST"): Call(
-        "right/manage_metamodel", 422, params=lambda w, who: {
+        "right/manage_metamodel", params=lambda w, who: {
             "path": {"entity": "deal", "pipeline": "flow", "stage": "lost"}, "data": {"label": "Lost deal"}}),
     ("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}/remove", "POST"): Call(
         "right/manage_metamodel", 422, params=admin_path(entity="deal", pipeline="flow", stage="lost")),
@@ -334,6 +334,17 @@ TABLE: dict[tuple[str, str], Call] = {
         "files": {"pack": ("tiny.zip", tiny_pack_zip(), "application/zip")}}),
     ("/admin/packs/install", "POST"): Call("right/install_packs", 422, params=lambda w, who: {
         "data": {"archive": "", "filename": "tiny.zip"}}),
+    # The pack lifecycle pages (designer_pack_lifecycle.py): nothing is applied here (no
+    # confirmation sent: an empty archive, a refusal, the export form's errors).
+    ("/admin/packs/upgrade", "POST"): Call("right/install_packs", 422, params=lambda w, who: {
+        "data": {"archive": "", "filename": "tiny.zip"}}),
+    ("/admin/packs/{name}/uninstall", "GET"): Call("right/install_packs", 409,
+                                                   params=admin_path(name="nothing")),
+    ("/admin/packs/{name}/uninstall", "POST"): Call("right/install_packs", 409, params=lambda w, who: {
+        "path": {"name": "nothing"}, "data": {"confirm": "0"}}),
+    ("/admin/packs/export", "GET"): Call("right/manage_metamodel"),
+    ("/admin/packs/export", "POST"): Call("right/manage_metamodel", 422, params=lambda w, who: {
+        "data": {"layer": "all", "name": "", "version": ""}}),
     ("/admin/history", "GET"): Call("right/manage_metamodel"),
     ("/admin/history/{number:recordid}", "GET"): Call("right/manage_metamodel",
                                                       params=admin_path(number="1")),

@@ -100,11 +100,12 @@ def test_a_good_pack_is_planned_then_installed(client: TestClient, tmp_path: Pat
     assert 'id="pack-gadgets"' in client.get(done.headers["location"]).text
     made = client.post("/api/v1/gadget", json={"name": "Sprocket", "weight": 3})
     assert made.status_code == 201, made.text
-    # A new version of it: an upgrade from the installed version, its plan first.
+    # A new version of it: the upgrade page (tests/test_designer_pack_lifecycle.py), then applied.
     plan = upload(client, pack_zip(tmp_path, GADGET_V2, "1.1.0"))
     assert plan.status_code == 200, plan.text
     assert "Upgrade <strong>gadgets</strong> from 1.0.0 to 1.1.0" in plan.text
-    client.post("/admin/packs/install", data=install_form(plan.text))
+    upgraded = client.post("/admin/packs/upgrade", data=install_form(plan.text), follow_redirects=False)
+    assert upgraded.status_code == 303, upgraded.text
     again = client.get(f"/api/v1/gadget/{made.json()['id']}").json()
     assert again["name"] == "Sprocket" and "colour_name" in again
     same = upload(client, pack_zip(tmp_path / "again", GADGET_V2, "1.1.0"))

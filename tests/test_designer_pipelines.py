@@ -1,7 +1,8 @@
 """The designer's pipeline pages over HTTP (web/designer_pipelines.py): every change shows its
 plan first and applies on confirmation against the revision shown; the board follows a new
 stage order, a stage's required fields are enforced once applied, a change made meanwhile
-makes Apply refuse with the new plan, and a pack's own stages stay the pack's."""
+makes Apply refuse with the new plan, and a pack's own stages stay the pack's but for their
+label and colour."""
 
 from __future__ import annotations
 
@@ -206,9 +207,24 @@ def test_a_pack_s_own_stages_stay_the_pack_s(client: TestClient) -> None:
     assert "defined by pack <strong>sales</strong>" in page.text
     twin = client.get(sales + ".json").json()
     assert not any(s["editable"] for s in twin["stages"])
-    refused = client.post(sales + "/stages/proposal", data={"label": "Offer", "category": "open"})
-    assert refused.status_code == 422
-    assert "defined by pack" in refused.text
+    # Its label and colour may be changed (the organisation's stage_overrides); the rest is the pack's.
+    stage = client.get(sales + "/stages/proposal")
+    assert re.search(r'id="s-label" name="label" value="[^"]*">', stage.text), stage.text
+    assert re.search(r'id="s-category" name="category" disabled>', stage.text), stage.text
+    before = next(s for s in twin["stages"] if s["key"] == "proposal")
+    form = {"label": "Offer", "colour": "#aa3311", "category": "lost", "probability": "99"}
+    bad = client.post(sales + "/stages/proposal", data={**form, "colour": "red"})
+    assert bad.status_code == 422 and "write the colour as #rrggbb" in bad.text
+    plan = client.post(sales + "/stages/proposal", data=form)
+    assert plan.status_code == 200, plan.text
+    done = client.post(sales + "/stages/proposal", data={**form, "confirm": confirm_of(plan.text)},
+                       follow_redirects=False)
+    assert done.status_code == 303, done.text
+    after = next(s for s in client.get(sales + ".json").json()["stages"] if s["key"] == "proposal")
+    assert (after["label"], after["colour"]) == ("Offer", "#aa3311")
+    assert (after["category"], after["probability"], after["pack"]) == (
+        before["category"], before["probability"], "sales")
+    assert "Offer" in client.get("/e/opportunity/board/sales").text
     # The organisation adds a stage, then moves it among the pack's.
     plan = client.post(sales + "/stages", data={"key": "demo", "label": "Demo", "after": "prospecting"})
     client.post(sales + "/stages", data={"key": "demo", "label": "Demo", "after": "prospecting",

@@ -182,6 +182,10 @@ async def _planned(request: Request, data: bytes, name: str, *, confirm: str | N
     engine = request.app.state.engine
     try:
         pack = await run_in_threadpool(read_upload, data, name, _limit(request), records.registry)
+        if confirm is None:  # a newer version of an installed pack: its three-way merge first
+            from .designer_pack_lifecycle import is_upgrade, upgrade_review
+            if await run_in_threadpool(is_upgrade, request, pack):
+                return await upgrade_review(request, pack, data, name)
         installation = await run_in_threadpool(installer.plan_install, engine, [pack], records.registry,
                                                functions=records.functions)
     except Refused as refused:

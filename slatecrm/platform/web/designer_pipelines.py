@@ -7,7 +7,8 @@ stages, or retires it.
 Every change is an edit of the organisation's layer, planned first and applied on
 confirmation (web/designer_plans.py). What the organisation may change is what its layer
 can express (customisation.py): anything of its own pipelines; in a pack's pipeline, the
-stages it added (the pack's own stages are the pack's, shown read-only).
+stages it added, and the label and colour of the pack's own stages (`stage_overrides`; their
+rules and place stay the pack's, shown read-only).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def _stage_view(stage: Stage, pipeline: Pipeline) -> dict[str, Any]:
             "probability": stage.probability, "colour": stage.colour, "requires": list(stage.requires),
             "next": None if stage.next is None else list(stage.next), "condition": stage.condition,
             "condition_message": stage.condition_message, "pack": stage.pack,
-            "editable": pipeline.pack == ORGANISATION or stage.pack == ORGANISATION}
+            "editable": pipeline.pack == ORGANISATION or stage.pack == ORGANISATION,
+            "overridable": sorted(customisation.STAGE_OVERRIDABLE)}
 
 
 async def _view(request: Request) -> dict[str, Any]:
@@ -156,6 +158,17 @@ def stage_body(form: FormData) -> tuple[dict[str, Any], dict[str, list[str]]]:
     return body, errors
 
 
+def looks_body(body: dict[str, Any], errors: dict[str, list[str]]) -> tuple[dict[str, Any],
+                                                                           dict[str, list[str]]]:
+    """The part of a stage's form that a pack's stage takes (customisation.STAGE_OVERRIDABLE:
+    its label and colour, kept in the organisation's `stage_overrides`); its rules are the pack's."""
+    looks = {k: body[k] for k in sorted(customisation.STAGE_OVERRIDABLE) if k in body}
+    found = {k: v for k, v in errors.items() if k in customisation.STAGE_OVERRIDABLE}
+    if not looks and not found:
+        found["label"] = ["give the stage a label"]
+    return looks, found
+
+
 async def _stage_page(request: Request, view: dict[str, Any], stage: dict[str, Any], *,
                       errors: dict[str, list[str]] | None = None, status: int = 200) -> Response:
     context = await base_context(request, title=f"Stage {stage['label']}")
@@ -179,6 +192,8 @@ async def stage_page(request: Request) -> Response:
         return await _stage_page(request, view, stage)
     form = await request.form()
     body, errors = stage_body(form)
+    if not stage["editable"]:  # a pack's stage: the organisation may relabel and recolour it only
+        body, errors = looks_body(body, errors)
     shown = {**stage, **body, "label": body.get("label", stage["label"]),
              "next": body.get("next"), "requires": body.get("requires", [])}
     if errors:
