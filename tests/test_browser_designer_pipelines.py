@@ -94,8 +94,8 @@ def test_drag_a_stage_apply_and_the_board_follows(site: str, page: Any) -> None:
     drag(page, page.locator("#stage-sold .drag-handle"), page.locator("#stage-ordered"))
     # Dropping submits the new order: its plan is shown, nothing changed yet.
     expect(page.locator("#plan h2")).to_contain_text("reorder the stages of vehicle.lifecycle")
-    expect(page.locator("#plan-apply")).to_be_visible()
-    page.locator("#plan-apply").click()
+    expect(page.locator("#apply")).to_be_visible()
+    page.locator("#apply").click()
     expect(page.locator("#stage-order li").first).to_have_attribute("data-key", "sold")
     page.locator("#open-board").click()
     expect(page.locator(".board-column h2").first).to_have_text("Sold")
@@ -126,6 +126,6 @@ def test_upload_a_pack_and_install_it(site: str, page: Any, tmp_path: Path) -> N
     expect(page.locator("#pack-changes")).to_contain_text("Install gadgets 1.0.0")
     expect(page.locator("#plan")).to_contain_text("CREATE TABLE")
     docs_screenshot(page, "designer-packs")
-    page.locator("#plan-apply").click()
+    page.locator("#apply").click()
     expect(page.locator("#packs-installed")).to_contain_text("gadgets")
     expect(page.locator("#pack-gadgets")).to_contain_text("gadget")

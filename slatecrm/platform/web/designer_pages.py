@@ -5,7 +5,7 @@ validations and retirement changed there), `/admin/entities/new`, and the field 
 
 The pages read the metamodel in force and the organisation's documents; every change is an
 edit of `customisation` (the functions the admin API uses), reviewed and applied through
-web/designer_flow.py, so that a change shows its plan before anything happens. Only holders
+web/designer_plans.py, so that a change shows its plan before anything happens. Only holders
 of manage_metamodel see the pages (the admin API's right); every POST carries the CSRF token
 like the other admin pages.
 """
@@ -27,7 +27,6 @@ from .. import customisation, layers
 from ..layers import ORGANISATION
 from .admin import MANAGE_METAMODEL
 from .authentication import READ_METHODS
-from .designer_flow import Outcome, review
 from .designer_forms import (
     FLAGS,
     FormRefused,
@@ -38,6 +37,7 @@ from .designer_forms import (
     simple_settings,
     values_of,
 )
+from .designer_plans import Outcome, review
 from .pinning import records_of
 from .rights import checked_right
 from .roles_pages import not_found

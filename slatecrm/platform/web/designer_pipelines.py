@@ -115,8 +115,8 @@ async def reorder(request: Request) -> Response:
     async def refused(errors: dict[str, list[str]]) -> Response:
         return await _pipeline_page(request, errors=errors, status=422)
 
-    confirm = [("confirm", str(c)) for c in form.getlist("confirm")]
-    replay = FormData([*(("order", k) for k in keys), *confirm])
+    apply = [(name, str(v)) for name in ("confirm", "plan_digest") for v in form.getlist(name)]
+    replay = FormData([*(("order", k) for k in keys), *apply])
     return await plan_or_apply(request, replay, f"reorder the stages of {entity}.{pipeline}",
                                pipeline_edits.order_stages(entity, pipeline, keys),
                                back=view["base"], done=view["base"], refused=refused)
