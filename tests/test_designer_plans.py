@@ -17,14 +17,12 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
-from slatecrm.platform import customisation
 from slatecrm.platform.web.designer_plans import EDITED, Outcome, decided
 
-from .defaults import make_app, signed_in
 from .pack_templates import PackTemplates
 from .test_designer import hidden, text_of
 from .test_designer_packs import GADGET, pack_zip, upload
-from .test_designer_pipelines import PAGE, VEHICLE, board_order, pairs
+from .test_designer_pipelines import PAGE, board_order, pairs, vehicle_site
 
 ORDER = [("order", "sold"), ("order", "ordered"), ("order", "in_service")]
 
@@ -32,14 +30,7 @@ ORDER = [("order", "sold"), ("order", "ordered"), ("order", "in_service")]
 @pytest.fixture
 def http(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
          pack_templates: PackTemplates) -> Iterator[TestClient]:
-    pack_templates.copy_to(engine, registry, "crm-core", "sales")
-    planned = customisation.plan_edit(engine, registry, "define vehicle",
-                                      customisation.put_entity("vehicle", VEHICLE))
-    customisation.apply_edit(engine, planned, author="test")
-    app = make_app(db_url)
-    with signed_in(app, raise_server_exceptions=False) as client:
-        yield client
-    app.state.engine.dispose()
+    yield from vehicle_site(engine, db_url, registry, pack_templates)
 
 
 def shows_a_plan(page: str, summary: str) -> None:
