@@ -32,6 +32,10 @@ STATE = ("there is no ", "already has", "already used",
          # an uploaded file's stored content (its detected type, its size), not the request's form
          "the uploaded file ")
 STAGE = ("cannot move from", "is required to enter stage", "requires ")
+#: Form logic (visible_if, required_if, read_only_if, options_if): rules across a record's
+#: fields, which the document states in words and `x-slatecrm-*-if`, not as JSON Schema.
+FORM_LOGIC = ("is hidden by the form's logic", "is read-only when ", "is required when ",
+              " is not offered: only when ")
 LOG = os.environ.get("SLATECRM_FUZZ_REFUSALS", "")
 OWN_TOKEN = os.environ.get("SLATECRM_FUZZ_TOKEN_ID", "")
 #: Admin routes that plan metamodel edits: their refusals are definitions checked beyond the
@@ -74,7 +78,7 @@ def classify(method: str, path: str, status: int, body: Any) -> str:
         return "definition"
     errors = body.get("errors") if isinstance(body, dict) else None
     # A create's stage requirements are in its schema; a change's depend on the stored stage.
-    markers = STATE if method == "POST" else STATE + STAGE
+    markers = (STATE if method == "POST" else STATE + STAGE) + FORM_LOGIC
     if status == 422 and isinstance(errors, dict) and errors and all(
             any(marker in message for marker in markers)
             for messages in errors.values() for message in messages):

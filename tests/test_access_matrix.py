@@ -160,6 +160,7 @@ ROLE_FORM = {"definition": "label: Reader\nentities:\n  deal: {actions: [read], 
 GADGET = {"label": "Gadget", "title_field": "name", "fields": {"name": {"type": "text"}}}
 ROLE = {"label": "Auditor", "platform": ["view_audit"], "entities": {}}
 WORKFLOW = {"entity": "deal", "trigger": {"kind": "created"}, "actions": [{"kind": "note", "text": "new"}]}
+LAYOUT = {"entity": "deal", "compact": {"fields": ["name"]}}
 
 #: (path as the route table has it, method) -> how to call it.
 TABLE: dict[tuple[str, str], Call] = {
@@ -202,6 +203,10 @@ TABLE: dict[tuple[str, str], Call] = {
                                                                          WORKFLOW)),
     ("/api/v1/admin/workflows/{workflow}", "DELETE"): Call("right/manage_metamodel", 422,
                                                            params=admin_path(workflow="noted")),
+    ("/api/v1/admin/layouts/{layout}", "PUT"): Call("right/manage_metamodel",
+                                                    params=with_json(admin_path(layout="deal"), LAYOUT)),
+    ("/api/v1/admin/layouts/{layout}", "DELETE"): Call("right/manage_metamodel", 422,
+                                                       params=admin_path(layout="deal")),
     # Reading roles: manage_users or manage_metamodel (the administrator holds both, the others neither).
     ("/api/v1/admin/roles", "GET"): Call("right/manage_users"),
     ("/api/v1/admin/roles/{role}", "GET"): Call("right/manage_users", params=admin_path(role="deal_rep")),
@@ -357,6 +362,7 @@ TABLE: dict[tuple[str, str], Call] = {
     ("/e/{entity}/calendar", "GET"): Call("entity/read", params=admin_path(entity="deal"),
                                           query="field=closes&date=2026-12-01"),
     ("/e/{entity}/{id:recordid}", "GET"): Call("entity/read", params=deal),
+    ("/e/{entity}/{id:recordid}/preview", "GET"): Call("entity/read", params=deal),
     ("/e/{entity}/{id:recordid}/edit", "GET"): Call("entity/update", params=deal),
     ("/e/{entity}/{id:recordid}/edit", "POST"): Call("entity/update", 303, fresh(lambda w, made: {"data": {
         "name": w.unique("Edited deal"), "client": str(w.ids["client:rep"]), "status": "open",

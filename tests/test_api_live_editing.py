@@ -167,8 +167,10 @@ def test_an_admin_adds_and_changes_stages_one_by_one(engine: sa.Engine, db_url: 
         keys = [s["key"] for e in client.get("/api/v1/meta").json()["entities"]
                 if e["name"] == "opportunity" for s in e["pipelines"][0]["stages"]]
         assert keys[keys.index("qualification") + 1] == "demo"
-        owned = client.put(f"{sales}/proposal", json={"label": "Offer"})
+        owned = client.put(f"{sales}/proposal", json={"label": "Offer", "probability": 50})
         assert owned.status_code == 422 and "defined by pack 'sales'" in owned.json()["detail"]
+        relabel = client.put(f"{sales}/proposal", json={"label": "Offer"})  # how it reads: allowed
+        assert relabel.status_code == 200 and relabel.json()["applied"] is False
         nowhere = client.put(f"{sales}/late", json={"after": "nowhere"})
         assert nowhere.status_code == 422 and "has no stage 'nowhere'" in nowhere.json()["detail"]
         confirmed(client, "DELETE", f"{sales}/demo", None)

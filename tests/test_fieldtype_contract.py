@@ -34,6 +34,19 @@ NOT_FIELD_TYPES = {
     "web/openapi.py": {"integer", "boolean", "stage", "tags", "address"},
     "web/openapi_records.py": {"integer"},
     "web/board_pages.py": {"stage"},
+    # the calendar's query and form parameters, and the rule kinds of the fields it places
+    "web/calendar_moves.py": {"date", "datetime"},
+    "web/calendar_pages.py": {"date", "datetime"},
+    "web/calendar_spec.py": {"date", "datetime", "duration"},
+    "web/templates/calendar.html": {"date", "duration"},
+    # the designer: JSON Schema types of a type's settings, a new field's first choice of
+    # type in its form (any type may be picked), path parameters and an HTML input type
+    "web/designer_forms.py": {"integer", "text"},
+    "web/designer_check.py": {"text"},
+    "web/designer_pages.py": {"text"},
+    "web/designer_pipelines.py": {"stage", "text"},
+    "web/templates/designer_field.html": {"color"},
+    "web/templates/designer_packs.html": {"file"},
     "web/api.py": {"stage"},
     "web/admin.py": {"stage"},
     "web/record_pages.py": {"stage"},

@@ -329,7 +329,8 @@ def test_form_picks_across_targets_and_pages_show_title_link_and_label(crm: Test
                     follow_redirects=False)
     assert made.status_code == 303, made.text
     page = crm.get(made.headers["location"]).text
-    assert f'<a href="/e/account/{acme}">Acme</a> <span class="muted entity-label">Account</span>' in page
+    assert f'<a href="/e/account/{acme}" hx-get="/e/account/{acme}/preview"' in page
+    assert '>Acme</a></span> <span class="muted entity-label">Account</span>' in page
     edit = crm.get(made.headers["location"] + "/edit").text
     assert f'<option value="account:{acme}" selected>Acme</option>' in edit
     # The account's page lists the activities related to it; the contact's does not.

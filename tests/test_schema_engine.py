@@ -72,7 +72,7 @@ def test_default_packs_create_their_tables(engine: sa.Engine, registry: FieldTyp
     assert drift(engine) == []
     with engine.connect() as conn:
         history = revisions.history(conn)
-    assert [r.source for r in history] == ["install crm-core 0.1.1, install sales 0.2.4"]
+    assert [r.source for r in history] == ["install crm-core 0.1.1, install sales 0.2.5"]
 
 
 def test_adding_fields_to_100000_rows_keeps_them_and_does_not_rebuild(

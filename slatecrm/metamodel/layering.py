@@ -19,6 +19,7 @@ from .byname import ORGANISATION_LAYER, merged_by_name
 from .checks import check_metamodel, default_problem
 from .errors import DefinitionError, Problem
 from .fieldtypes import FieldTypeRegistry
+from .layoutchecks import merge_layouts
 from .model import ChoiceOption, Entity, Field, Metamodel, PackRef, Pipeline, renamed_note
 from .names import suggest
 from .packs import READ_ONLY_OPTIONS, Extension, FieldOverride, Pack, PipelineExtension, Requirement
@@ -191,8 +192,9 @@ def merge_user_attributes(ordered: Sequence[Pack]) -> tuple[tuple[UserAttribute,
 
 def _with_roles(metamodel: Metamodel, ordered: Sequence[Pack], by_name: dict[str, Pack],
                 registry: FieldTypeRegistry, functions: RuleFunctions) -> Metamodel:
-    """The roles, workflows and views of every pack, then the organisation's (which may replace
-    a pack's by name), checked against the merged entities."""
+    """The roles, workflows, views and layouts of every pack, then the organisation's (which
+    may replace a pack's by name; a pack may replace a view or a layout of a pack it
+    requires), checked against the merged entities."""
     def may_name(pack: str, other: str) -> bool:
         if pack in (other, ORGANISATION_LAYER):
             return True
@@ -208,9 +210,12 @@ def _with_roles(metamodel: Metamodel, ordered: Sequence[Pack], by_name: dict[str
     views, view_problems = merge_views([(p.name, p.origin, p.views) for p in ordered], metamodel, may_name,
                                        registry, functions)
     problems.extend(view_problems)
+    layouts, layout_problems = merge_layouts([(p.name, p.origin, p.layouts) for p in ordered], metamodel,
+                                             may_name, registry)
+    problems.extend(layout_problems)
     if problems:
         raise DefinitionError(problems)
-    return replace(metamodel, roles=roles, workflows=workflows, views=views)
+    return replace(metamodel, roles=roles, workflows=workflows, views=views, layouts=layouts)
 
 
 def _extend(base: Entity, ext: Extension, pack: Pack, registry: FieldTypeRegistry,
@@ -249,6 +254,10 @@ def _extend(base: Entity, ext: Extension, pack: Pack, registry: FieldTypeRegistr
             given = getattr(override, key)
             if given is not None:
                 changes[key] = given
+        if override.logic:  # a rule given replaces the field's own; reported in this pack
+            changes.update(override.logic)
+            changes["rule_sources"] = {**current.rule_sources, **override.logic_sources}
+            changes["rule_packs"] = {**current.rule_packs, **{key: pack.name for key in override.logic}}
         changed = replace(current, **changes)  # type: ignore[arg-type]
         _check_read_only_override(changed, override, registry, pack, problems)
         if override.has_default and changed.type != "stage":  # a stage's options come later
@@ -263,6 +272,12 @@ def _extend(base: Entity, ext: Extension, pack: Pack, registry: FieldTypeRegistr
     for pext in ext.pipelines:
         index = next((i for i, p in enumerate(pipelines) if p.name == pext.name), None)
         if index is None:
+            if not pext.stages or pext.stage_overrides:
+                hint = suggest(pext.name, [p.name for p in pipelines])
+                problems.append(Problem(f"pipeline {pext.name!r} is new here: give its stages "
+                                        f"(stage_overrides change the stages of an existing pipeline){hint}",
+                                        pext.source, pack.origin))
+                continue
             for addition in pext.stages:
                 if addition.after is not None:
                     problems.append(Problem(f"after: pipeline {pext.name!r} is new here; the order "
@@ -347,6 +362,15 @@ def _extend_pipeline(base: Pipeline, pext: PipelineExtension, pack: Pack,
         else:
             problems.append(Problem(f"after: pipeline {base.name!r} has no stage "
                                     f"{addition.after!r}", addition.stage.source, pack.origin))
+    for override in pext.stage_overrides:
+        keys = [s.key for s in stages]
+        if override.key not in keys:
+            problems.append(Problem(f"pipeline {base.name!r} has no stage {override.key!r}"
+                                    f"{suggest(override.key, keys)}", override.source, pack.origin))
+            continue
+        index = keys.index(override.key)
+        stages[index] = replace(stages[index], label=override.label or stages[index].label,
+                                colour=override.colour or stages[index].colour)
     return replace(base, label=pext.label or base.label, stages=tuple(stages))
 
 

@@ -18,6 +18,7 @@ from dataclasses import field as attribute
 from typing import Any, TypeVar
 
 from .errors import Location
+from .layouts import Layout, layout_dict, layout_from
 from .roles import EntityGrant, Role, SharingRule
 from .userattributes import UserAttribute
 from .views import View, view_dict, view_from
@@ -35,8 +36,14 @@ from .workflows import Action, Trigger, Workflow
 #: only when given (absent: none), and its `renamed_from` (absent: none); a composite
 #: index's `descending` fields likewise (absent: none). A field's `renamed_from` may be an
 #: object (part → former field, a fold into a composite field) within format 5 too; `views`
-#: likewise, stored only when there are some (absent: none).
+#: and `layouts` likewise, each stored only when there are some (absent: none). A field's form
+#: logic (`visible_if`, `required_if`, `read_only_if`, `options_if`, `rule_packs`) likewise,
+#: stored only when given (absent: none).
 FORMAT_VERSION = 5
+
+
+#: A field's form-logic options (model.Field), in the order they are checked and documented.
+LOGIC_KEYS = ("visible_if", "required_if", "read_only_if", "options_if")
 
 
 class MetamodelFormatError(ValueError):
@@ -83,6 +90,25 @@ class Field:
     read_only: bool = False
     #: Given by a person on a new record only; after that as `read_only`.
     read_only_after_create: bool = False
+    #: Form logic (docs/packs.md, "Form logic"): rules over the record as it will be saved.
+    #: Shown to people, and writable by them, only while `visible_if` is true.
+    visible_if: str | None = None
+    #: Required (API writes too) while true.
+    required_if: str | None = None
+    #: Not changeable by people while true.
+    read_only_if: str | None = None
+    #: Which options people may pick: for a choice, option key → rule (an option without a
+    #: rule is always offered); for a reference, one rule in which the field stands for
+    #: the candidate record (`contact.account = account`).
+    options_if: str | Mapping[str, str] | None = None
+    #: The pack that wrote a form-logic rule, by key, when another pack's (or the
+    #: organisation's) `field_overrides` gave it: a problem with it is reported there.
+    rule_packs: Mapping[str, str] = attribute(default_factory=dict, compare=False)
+
+    @property
+    def has_logic(self) -> bool:
+        """Whether any form-logic rule decides about the field."""
+        return any(getattr(self, key) is not None for key in LOGIC_KEYS)
 
     @property
     def target(self) -> str | None:
@@ -265,6 +291,8 @@ class Metamodel:
     workflows: tuple[Workflow, ...] = ()
     #: `kind: view` definitions (slatecrm.metamodel.views), packs' and the organisation's.
     views: tuple[View, ...] = ()
+    #: `kind: layout` definitions (slatecrm.metamodel.layouts), at most one per entity.
+    layouts: tuple[Layout, ...] = ()
 
     @property
     def active_entities(self) -> tuple[Entity, ...]:
@@ -288,6 +316,7 @@ class Metamodel:
             "roles": [_role_dict(r) for r in self.roles],
             "user_attributes": [_user_attribute_dict(a) for a in self.user_attributes],
             "workflows": [_workflow_dict(w) for w in self.workflows],
+            **({"layouts": [layout_dict(layout) for layout in self.layouts]} if self.layouts else {}),
         }
         if self.views:  # absent when none: a revision without views is stored as before
             data["views"] = [view_dict(v) for v in self.views]
@@ -310,6 +339,7 @@ class Metamodel:
             user_attributes=tuple(_user_attribute_from(a) for a in data.get("user_attributes", [])),
             workflows=tuple(_workflow_from(w) for w in data.get("workflows", [])),
             views=tuple(view_from(v) for v in data.get("views", [])),
+            layouts=tuple(layout_from(layout) for layout in data.get("layouts", [])),
         )
 
     def role(self, name: str) -> Role | None:
@@ -327,6 +357,12 @@ class Metamodel:
     def views_of(self, entity: str, type: str | None = None) -> tuple[View, ...]:
         """The views of `entity` (of one `type`: list, kanban), in merge order."""
         return tuple(v for v in self.views if v.entity == entity and type in (None, v.type))
+    def layout(self, name: str) -> Layout | None:
+        return next((layout for layout in self.layouts if layout.name == name), None)
+
+    def layout_of(self, entity: str) -> Layout | None:
+        """The layout of `entity`'s record page, form and cards (None: the default ones)."""
+        return next((layout for layout in self.layouts if layout.entity == entity), None)
 
 
 def _location_dict(location: Location) -> dict[str, Any] | None:
@@ -396,7 +432,17 @@ def _field_dict(f: Field) -> dict[str, Any]:
         "default_expression": f.default_expression,
         "rule_sources": {k: _location_dict(v) for k, v in f.rule_sources.items()},
         **_true_flags(f, _SPARSE_FLAGS),
+        **_logic_dict(f),
     }
+
+
+def _logic_dict(f: Field) -> dict[str, Any]:
+    """The field's form logic, stored only when given (a revision without any stays as it was)."""
+    data: dict[str, Any] = {key: (dict(value) if isinstance(value, Mapping) else value)
+                            for key in LOGIC_KEYS if (value := getattr(f, key)) is not None}
+    if f.rule_packs:
+        data["rule_packs"] = dict(f.rule_packs)
+    return data
 
 
 #: Field flags stored only when true (they came later within format 5; absent reads as false).
@@ -416,6 +462,8 @@ def _field_from(d: Mapping[str, Any]) -> Field:
         "choices": tuple(_restored(ChoiceOption, c) for c in d.get("choices", [])),
         "source": _location_from(d.get("source")),
         **({"renamed_from": dict(d["renamed_from"])} if isinstance(d.get("renamed_from"), Mapping) else {}),
+        **({"options_if": dict(d["options_if"])} if isinstance(d.get("options_if"), Mapping) else {}),
+        **({"rule_packs": dict(d["rule_packs"])} if d.get("rule_packs") else {}),
     })
 
 

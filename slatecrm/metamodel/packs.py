@@ -18,7 +18,18 @@ import semantic_version
 
 from .errors import DefinitionError, Location, Problem
 from .fieldtypes import FieldTypeRegistry
-from .model import ChoiceOption, CompositeKey, Entity, Field, Pipeline, SortOrder, Stage, Validation
+from .layouts import RELATED_LIMIT, Layout, LayoutSection, LayoutTab, RelatedList
+from .model import (
+    LOGIC_KEYS,
+    ChoiceOption,
+    CompositeKey,
+    Entity,
+    Field,
+    Pipeline,
+    SortOrder,
+    Stage,
+    Validation,
+)
 from .names import name_problem, suggest
 from .roles import ACTIONS, ADMINISTRATOR, EntityGrant, Role, SharingRule
 from .schemas import pack_schema
@@ -34,6 +45,7 @@ KINDS: Mapping[str, bool] = {
     "extension": True,
     "workflow": True,
     "view": True,
+    "layout": True,
     "role": True,
     "user_attribute": True,
     "report": False,
@@ -90,6 +102,10 @@ class FieldOverride:
     source: Location = attribute(default_factory=Location, compare=False)
     #: where each option given stands, by key
     option_sources: Mapping[str, Location] = attribute(default_factory=dict, compare=False)
+    #: Form-logic rules given (model.LOGIC_KEYS), replacing the field's own, and where each
+    #: stands (`rule_sources`' keys: `options_if.<option>` for one option's rule).
+    logic: Mapping[str, Any] = attribute(default_factory=dict)
+    logic_sources: Mapping[str, Location] = attribute(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -99,12 +115,24 @@ class StageAddition:
 
 
 @dataclass(frozen=True)
+class StageOverride:
+    """What an extending pack (or the organisation) may change on a stage it did not define:
+    how it reads, never how it behaves (its rules are its pack's)."""
+
+    key: str
+    label: str | None = None
+    colour: str | None = None
+    source: Location = attribute(default_factory=Location, compare=False)
+
+
+@dataclass(frozen=True)
 class PipelineExtension:
     name: str
     label: str | None
     field: str | None
     stages: tuple[StageAddition, ...]
     source: Location = attribute(default_factory=Location, compare=False)
+    stage_overrides: tuple[StageOverride, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,6 +171,8 @@ class Pack:
     workflows: tuple[Workflow, ...] = ()
     #: `kind: view` definitions.
     views: tuple[View, ...] = ()
+    #: `kind: layout` definitions.
+    layouts: tuple[Layout, ...] = ()
 
     @property
     def name(self) -> str:
@@ -296,6 +326,7 @@ class _PackReader:
         attributes: list[UserAttribute] = []
         workflows: list[Workflow] = []
         views: list[View] = []
+        layouts: list[Layout] = []
         for source in documents:
             kind = self.kind(source)
             if kind == "entity" and self.validate("entity", source):
@@ -310,16 +341,19 @@ class _PackReader:
                 workflows.append(self.workflow(source, pack_name))
             elif kind == "view" and self.validate("view", source):
                 views.append(self.view(source, pack_name))
+            elif kind == "layout" and self.validate("layout", source):
+                layouts.append(self.layout(source, pack_name))
         self.check_duplicates(entities)
         self.check_roles(roles)
         self.check_user_attributes(attributes)
         self.check_workflows(workflows)
         self.check_views(views)
+        self.check_layouts(layouts)
         if self.problems or manifest is None:
             raise DefinitionError(self.problems)
         return Pack(manifest, tuple(entities), tuple(extensions), dict(texts), self.origin,
                     roles=tuple(roles), user_attributes=tuple(attributes), workflows=tuple(workflows),
-                    views=tuple(views))
+                    views=tuple(views), layouts=tuple(layouts))
 
     def parse(self, text: str, rel: str) -> SourceDocument | None:
         result = parse_yaml(text, rel)
@@ -405,8 +439,10 @@ class _PackReader:
             renamed_from=doc.get("renamed_from"), pack=pack,
             source=source.locate([*path, name], key=True),
             formula=doc.get("formula"), default_expression=doc.get("default_expression"),
-            rule_sources={key: source.locate([*path, name, key])
-                          for key in ("formula", "default_expression") if key in doc},
+            rule_sources={**{key: source.locate([*path, name, key])
+                             for key in ("formula", "default_expression") if key in doc},
+                          **logic_sources(source, [*path, name], doc)},
+            **{key: doc[key] for key in LOGIC_KEYS if key in doc},
         )
 
     def check_read_only(self, source: SourceDocument, path: list[Any], doc: dict[str, Any],
@@ -508,6 +544,8 @@ class _PackReader:
                 source=source.locate(["field_overrides", name], key=True),
                 option_sources={key: source.locate(["field_overrides", name, key], key=True)
                                 for key in READ_ONLY_OPTIONS if key in doc},
+                logic={key: doc[key] for key in LOGIC_KEYS if key in doc},
+                logic_sources=logic_sources(source, ["field_overrides", name], doc),
             )
             for name, doc in (data.get("field_overrides") or {}).items()
         )
@@ -517,9 +555,14 @@ class _PackReader:
                 stages=tuple(
                     StageAddition(self.stage(source, ["pipelines", name, "stages", i], s, pack),
                                   s.get("after"))
-                    for i, s in enumerate(doc["stages"])
+                    for i, s in enumerate(doc.get("stages") or ())
                 ),
                 source=source.locate(["pipelines", name], key=True),
+                stage_overrides=tuple(
+                    StageOverride(key, o.get("label"), o.get("colour"),
+                                  source.locate(["pipelines", name, "stage_overrides", key], key=True))
+                    for key, o in (doc.get("stage_overrides") or {}).items()
+                ),
             )
             for name, doc in (data.get("pipelines") or {}).items()
         )
@@ -714,6 +757,66 @@ class _PackReader:
                                  f"{found.type} view (type: {'kanban' if key in KANBAN_ONLY else 'list'} "
                                  "makes it one)", found.locate(key))
 
+    def layout(self, source: SourceDocument, pack: str) -> Layout:
+        """A validated `kind: layout` document; the names it gives are checked against the
+        merged metamodel (metamodel/layoutchecks.py), a field placed twice here."""
+        data = source.data
+        locations: dict[str, Location] = {"entity": source.locate(["entity"])}
+        if "tabs" in data and "sections" in data:
+            self.problem("give tabs (each with its sections) or sections (no tabs), not both",
+                         source.locate(["sections"], key=True))
+        untabbed = [{"label": "", "sections": data["sections"]}] if "sections" in data else []
+        tab_docs = data.get("tabs") or untabbed
+        tab_paths: list[list[Any]] = [["tabs", i] for i in range(len(tab_docs))] if "tabs" in data else \
+            [[] for _ in tab_docs]
+        tabs = []
+        for tab_doc, tab_path in zip(tab_docs, tab_paths, strict=True):
+            sections = []
+            for j, doc in enumerate(tab_doc["sections"]):
+                path: list[Any] = [*tab_path, "sections", j]
+                for k, name in enumerate(doc["fields"]):
+                    where = source.locate([*path, "fields", k])
+                    if f"field:{name}" in locations:
+                        self.problem(f"field {name!r} is placed twice (also at {locations[f'field:{name}']})",
+                                     where)
+                    locations.setdefault(f"field:{name}", where)
+                sections.append(LayoutSection(doc.get("label", ""), doc.get("columns", 1),
+                                              tuple(doc["fields"])))
+            tabs.append(LayoutTab(tab_doc.get("label", ""), tuple(sections)))
+        related = None
+        if "related_lists" in data:
+            related = []
+            for i, doc in enumerate(data["related_lists"]):
+                path = ["related_lists", i]
+                locations[f"related:{i}"] = source.locate([*path, "entity"])
+                locations[f"related:{i}:field"] = source.locate([*path, "field"])
+                for k, name in enumerate(doc.get("columns") or ()):
+                    locations[f"related:{i}:column:{name}"] = source.locate([*path, "columns", k])
+                for k, key in enumerate(doc.get("sort") or ()):
+                    locations[f"related:{i}:sort:{key}"] = source.locate([*path, "sort", k])
+                related.append(RelatedList(doc["entity"], doc["field"], tuple(doc.get("columns") or ()),
+                                           tuple(doc.get("sort") or ()), doc.get("limit", RELATED_LIMIT),
+                                           doc.get("label")))
+        compact = tuple((data.get("compact") or {}).get("fields") or ())
+        for k, name in enumerate(compact):
+            where = source.locate(["compact", "fields", k])
+            if f"compact:{name}" in locations:
+                self.problem(f"field {name!r} is in the compact layout twice", where)
+            locations.setdefault(f"compact:{name}", where)
+        return Layout(name=data.get("name") or data["entity"], entity=data["entity"], tabs=tuple(tabs),
+                      related_lists=None if related is None else tuple(related), compact=compact,
+                      pack=pack, source=source.locate(["name" if "name" in data else "entity"]),
+                      locations=locations)
+
+    def check_layouts(self, layouts: list[Layout]) -> None:
+        """Each name once in a pack."""
+        first: dict[str, Layout] = {}
+        for found in layouts:
+            if found.name in first:
+                self.problem(f"layout {found.name!r} is defined twice in this pack "
+                             f"(also at {first[found.name].source})", found.source)
+            first.setdefault(found.name, found)
+
     def check_duplicates(self, entities: list[Entity]) -> None:
         first: dict[str, Entity] = {}
         for entity in entities:
@@ -722,6 +825,16 @@ class _PackReader:
                 self.problem(f"entity {entity.name!r} is defined twice in this pack "
                              f"(also at {other})", entity.source)
             first.setdefault(entity.name, entity)
+
+
+def logic_sources(source: SourceDocument, path: list[Any], doc: Mapping[str, Any]) -> dict[str, Location]:
+    """Where each form-logic rule of a field's document stands: `options_if.<option>` for
+    one option's rule of a choice, so that a problem with it points at its own line."""
+    found = {key: source.locate([*path, key]) for key in LOGIC_KEYS if key in doc}
+    if isinstance(doc.get("options_if"), Mapping):
+        found.update({f"options_if.{option}": source.locate([*path, "options_if", option])
+                      for option in doc["options_if"]})
+    return found
 
 
 def _label(name: str) -> str:

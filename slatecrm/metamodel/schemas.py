@@ -163,7 +163,7 @@ def pack_schema(registry: FieldTypeRegistry) -> PackSchema:
 
 
 #: The definitions a pack file may be: each has a validator (and a `$defs` entry).
-DEFINITIONS = ("manifest", "entity", "extension", "role", "user_attribute", "workflow", "view")
+DEFINITIONS = ("manifest", "entity", "extension", "role", "user_attribute", "workflow", "view", "layout")
 
 
 @lru_cache(maxsize=16)

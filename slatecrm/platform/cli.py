@@ -598,9 +598,17 @@ if __name__ == "__main__":  # pragma: no cover
 
     registered()
 else:
-    # `slatecrm user …`, `team …`, `token …`, `audit`, `worker`, `workflow …` and `pack export
-    # / diff / uninstall` live in cli_users.py, cli_teams.py, cli_tokens.py, cli_audit.py,
-    # cli_workflows.py and cli_packlife.py, which use
-    # this module's helpers and add their commands to `main` when their import ends
-    # (whichever module is imported first).
-    from . import cli_audit, cli_packlife, cli_teams, cli_tokens, cli_users, cli_workflows  # noqa: F401
+    # `slatecrm user …`, `team …`, `token …`, `audit`, `worker`, `workflow …`, `pack export /
+    # diff / uninstall` and `pack upgrade` live in cli_users.py, cli_teams.py, cli_tokens.py,
+    # cli_audit.py, cli_workflows.py, cli_packlife.py and cli_upgrade.py, which use this
+    # module's helpers and add their commands to `main` when their import ends (whichever
+    # module is imported first).
+    from . import (  # noqa: F401
+        cli_audit,
+        cli_packlife,
+        cli_teams,
+        cli_tokens,
+        cli_upgrade,
+        cli_users,
+        cli_workflows,
+    )

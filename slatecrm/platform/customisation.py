@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from slatecrm.metamodel.errors import DefinitionError, Location, Problem
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.metamodel.model import LOGIC_KEYS
 from slatecrm.metamodel.roles import ADMINISTRATOR
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
@@ -34,7 +35,10 @@ from .storage.plan import Plan
 from .storage.system import customisations
 
 #: What an extension may change on a field a pack defines.
-OVERRIDABLE = frozenset({"label", "help", "default", "options", "read_only", "read_only_after_create"})
+OVERRIDABLE = frozenset({"label", "help", "default", "options", "read_only", "read_only_after_create",
+                         *LOGIC_KEYS})
+#: What the organisation may change on a stage a pack defines (how it reads, not its rules).
+STAGE_OVERRIDABLE = frozenset({"label", "colour"})
 
 
 @dataclass(frozen=True)
@@ -66,13 +70,7 @@ def apply_edit(engine: sa.Engine, customisation: Customisation, *, author: str,
     in the same transaction as the new revision."""
     def store(conn: sa.Connection, revision: int) -> None:
         now = dt.datetime.now(dt.UTC)
-        for kind, name in customisation.changed:
-            key = (customisations.c.kind == kind) & (customisations.c.name == name)
-            conn.execute(customisations.delete().where(key))
-            document = customisation.documents.get((kind, name))
-            if document is not None:
-                conn.execute(customisations.insert().values(kind=kind, name=name, document=document,
-                                                            updated_at=now, revision_id=revision))
+        store_documents(conn, customisation.documents, customisation.changed, revision, now)
         audit.record(conn, "metamodel.change", principal=principal, address=address, at=now,
                      object_kind="revision", object_id=revision,
                      detail={"summary": customisation.summary, "revision": revision,
@@ -80,6 +78,18 @@ def apply_edit(engine: sa.Engine, customisation: Customisation, *, author: str,
 
     return apply(engine, customisation.plan, source=f"organisation: {customisation.summary}",
                  author=author, also=store)
+
+
+def store_documents(conn: sa.Connection, docs: Documents, changed: Collection[tuple[str, str]],
+                    revision: int, now: dt.datetime) -> None:
+    """Write the `changed` documents of `docs` (a missing one is deleted) with `revision`."""
+    for kind, name in changed:
+        key = (customisations.c.kind == kind) & (customisations.c.name == name)
+        conn.execute(customisations.delete().where(key))
+        document = docs.get((kind, name))
+        if document is not None:
+            conn.execute(customisations.insert().values(kind=kind, name=name, document=document,
+                                                        updated_at=now, revision_id=revision))
 
 
 def refuse(message: str, path: str = "") -> DefinitionError:
@@ -119,7 +129,8 @@ def delete_entity(name: str) -> Any:
 
 def put_field(entity: str, field: str, body: Mapping[str, Any]) -> Any:
     """Add or change a field: in the organisation's own entity, or through an extension of
-    a pack's entity (where a pack's own field only takes label, help, default, options)."""
+    a pack's entity (where a pack's own field takes only OVERRIDABLE: label, help, default,
+    options, the read-only flags and its form logic)."""
     def edit(docs: Documents, current: Any) -> None:
         target = current.entity(entity)
         if target is None:
@@ -203,12 +214,18 @@ def put_stage(entity: str, pipeline: str, stage: str, body: Mapping[str, Any]) -
             stages.insert(keys.index(after) + 1 if after is not None else len(stages), definition)
             return
         owned = next((s for s in existing.stages if s.key == stage), None)
-        if owned is not None and owned.pack != ORGANISATION:
-            raise refuse(f"stage {stage!r} of {entity}.{pipeline} is defined by pack {owned.pack!r}; the "
-                         "organisation can add stages to it, not change the pack's own",
-                         f"{entity}.{pipeline}.{stage}")
         extension = docs.setdefault(("extension", entity), {"kind": "extension", "entity": entity})
-        additions = extension.setdefault("pipelines", {}).setdefault(pipeline, {"stages": []})["stages"]
+        if owned is not None and owned.pack != ORGANISATION:
+            looks = {k: v for k, v in definition.items() if k != "key"}
+            if after is not None or not looks or set(looks) - STAGE_OVERRIDABLE:
+                raise refuse(f"stage {stage!r} of {entity}.{pipeline} is defined by pack {owned.pack!r}; the "
+                             "organisation can add stages to it and change the pack's own "
+                             f"{', '.join(sorted(STAGE_OVERRIDABLE))}, not its rules or place",
+                             f"{entity}.{pipeline}.{stage}")
+            section = extension.setdefault("pipelines", {}).setdefault(pipeline, {})
+            section.setdefault("stage_overrides", {})[stage] = looks
+            return
+        additions = extension.setdefault("pipelines", {}).setdefault(pipeline, {}).setdefault("stages", [])
         additions[:] = [s for s in additions if s.get("key") != stage]
         additions.append({**definition, **({"after": after} if after is not None else {})})
     return edit
@@ -225,7 +242,9 @@ def delete_stage(entity: str, pipeline: str, stage: str) -> Any:
                                  "at least one stage", f"{entity}.{pipeline}.{stage}")
                 section["stages"] = [s for s in stages if s.get("key") != stage]
                 if kind == "extension" and not section["stages"]:
-                    del docs[(kind, entity)]["pipelines"][pipeline]
+                    del section["stages"]
+                    if not section.get("stage_overrides"):
+                        del docs[(kind, entity)]["pipelines"][pipeline]
                     _drop_empty(docs, entity)
                 return
         raise refuse(f"stage {stage!r} of {entity}.{pipeline} is not the organisation's; it cannot be "
@@ -279,7 +298,7 @@ def _drop_empty(docs: Documents, entity: str) -> None:
         del docs[("extension", entity)]
 
 
-# --- definitions by name (roles, user attributes, workflows, views): a new revision, no DDL -----
+# --- definitions by name (roles, user attributes, workflows, views, layouts): a new revision, no DDL
 def _put_named(kind: str, name: str, body: Mapping[str, Any]) -> Any:
     """The organisation's definition of `kind` named `name`: its own, or its replacement of a
     pack's of the same name (the pack's comes back when this one is removed)."""
@@ -350,3 +369,15 @@ def put_view(name: str, body: Mapping[str, Any]) -> Any:
 def delete_view(name: str) -> Any:
     """Remove the organisation's view (a pack's it replaced comes back)."""
     return _delete_named("view", name)
+
+
+def put_layout(name: str, body: Mapping[str, Any]) -> Any:
+    """Define an organisation's layout, or replace a pack's of the same name (by default a
+    layout is named after its entity). Checked like a pack's layout, against the merged
+    metamodel; a new revision, no DDL."""
+    return _put_named("layout", name, body)
+
+
+def delete_layout(name: str) -> Any:
+    """Remove the organisation's layout (a pack's replaced one comes back)."""
+    return _delete_named("layout", name)

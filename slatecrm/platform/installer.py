@@ -7,7 +7,7 @@ installed packs again from exactly what was installed (not from whatever is on d
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,9 +20,10 @@ from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.packs import Pack, load_pack
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
+from . import threeway
 from .identity import audit
 from .identity.principal import SYSTEM, Principal
-from .layers import ORGANISATION, documents, installed_packs, plan_layers
+from .layers import ORGANISATION, Documents, documents, installed_packs, plan_layers
 from .storage import identity_generation
 from .storage import revisions as revision_store
 from .storage.apply import apply
@@ -115,6 +116,7 @@ def plan_install(engine: sa.Engine, new: Sequence[Pack], registry: FieldTypeRegi
     with engine.connect() as conn:
         base, current = revision_store.current_metamodel(conn)
         installed = {p.name: p for p in installed_packs(conn, registry)}
+        previous = list(installed.values())
         problems: list[Problem] = []
         changes: list[PackChange] = []
         for pack in with_shipped_dependencies(new, list(installed), registry):
@@ -142,16 +144,40 @@ def plan_install(engine: sa.Engine, new: Sequence[Pack], registry: FieldTypeRegi
             installed[pack.name] = pack
         if problems:
             raise DefinitionError(problems)
-        plan = plan_layers(conn, registry, list(installed.values()), documents(conn), current, base,
+        docs = documents(conn)
+        _refuse_conflicts(previous, list(installed.values()), docs, changes, registry, functions)
+        plan = plan_layers(conn, registry, list(installed.values()), docs, current, base,
                            purge, new={c.name for c in changes}, functions=functions)
     return Installation(plan, tuple(installed[c.name] for c in changes), tuple(changes), tuple(purge))
 
 
+def _refuse_conflicts(before: Sequence[Pack], after: Sequence[Pack], docs: Documents,
+                      changes: Sequence[PackChange], registry: FieldTypeRegistry,
+                      functions: RuleFunctions) -> None:
+    """A newer version of a pack the organisation customised where the new version changed
+    the same thing: refused here, so that the organisation's value does not silently hide
+    the new version's (or break the merge in its name); `pack upgrade` shows and resolves it."""
+    upgraded = [c.name for c in changes if c.before is not None]
+    found = threeway.conflicts(before, after, docs, upgraded, registry, functions=functions)
+    problems = []
+    for pack in after:
+        listed = "; ".join(f"{leaf.path} ({leaf.reason})" for name, leaf in found if name == pack.name)
+        if listed:
+            problems.append(Problem(
+                f"the organisation's customisations conflict with {pack.name} {pack.version} at {listed}: "
+                "upgrade it with `slatecrm pack upgrade`, which shows both sides and resolves them",
+                pack.manifest.locate("version"), pack.origin))
+    if problems:
+        raise DefinitionError(problems)
+
+
 def install(engine: sa.Engine, installation: Installation, *, author: str,
-            principal: Principal = SYSTEM) -> int:
+            principal: Principal = SYSTEM,
+            also: Callable[[sa.Connection, int], None] | None = None) -> int:
     """Apply the installation; each pack installed or upgraded (and each purge) is an audit
     event of `principal` in the same transaction (for the system: named by `author`, the
-    account that ran the command)."""
+    account that ran the command). `also(conn, revision)` joins that transaction too (a
+    pack upgrade stores the organisation's documents it edited there)."""
     user_name = author if principal.unrestricted else None
 
     def store(conn: sa.Connection, revision: int) -> None:
@@ -172,6 +198,8 @@ def install(engine: sa.Engine, installation: Installation, *, author: str,
                          object_kind="revision", object_id=revision, at=now,
                          detail={"fields": [f"{e}.{f}" for e, f in installation.purged],
                                  "revision": revision})
+        if also is not None:
+            also(conn, revision)
 
     return apply(engine, installation.plan, source=installation.source, author=author, also=store)
 

@@ -15,7 +15,7 @@ Two layers can be exported:
   (`00-crm-core/…`, `01-sales/…`, then `NN-organisation/…`): a pack applies its extensions
   in file order, so the packs' extensions land in the order they were merged in. A pack's
   role, workflow or user attribute the organisation replaced is left out for the
-  organisation's.
+  organisation's, and a pack's layout replaced by a later pack or the organisation likewise.
 
 Either way the pack is read back and merged before anything is written, so an export that
 would not install is an error here, not on the customer's database.
@@ -109,6 +109,11 @@ def all_files(docs: Documents, installed: Sequence[Pack], *, name: str, version:
     for number, pack in enumerate(ordered):
         skipped = {item.source.file for kind in NAMED_KINDS for item in _named(pack, kind)  # type: ignore[attr-defined]
                    if (kind, getattr(item, "name", "")) in docs}
+        # A layout replaced by a later pack (one requiring this one) or by the organisation:
+        # in one pack the two would be one name defined twice.
+        later = {layout.name for other in ordered[number + 1:] for layout in other.layouts}
+        skipped |= {layout.source.file for layout in pack.layouts
+                    if layout.name in later or ("layout", layout.name) in docs}
         for rel, text in sorted(pack.files.items()):
             if rel == MANIFEST or rel in skipped or not rel.endswith((".yaml", ".yml")):
                 continue

@@ -193,6 +193,8 @@ class FieldType:
     filterable: ClassVar[bool] = True
     #: Whether boards add this field up; `sum_groups` says what may not be added together.
     summable: ClassVar[bool] = False
+    #: Whether the value is a length of time in whole seconds (a calendar item's duration).
+    seconds_long: ClassVar[bool] = False
     #: When a board adds up without being asked: the first field of the lowest rank
     #: (None: never picked unasked, e.g. percentages, whose sum means nothing).
     sum_rank: ClassVar[int | None] = None

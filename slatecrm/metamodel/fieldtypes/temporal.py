@@ -200,6 +200,7 @@ class Duration(_WholeNumberInRules):
     constraint_settings = ("min", "max")
     widget_template = "widgets/duration.html"
     summable = True
+    seconds_long = True
     sum_rank: ClassVar[int | None] = None  # added up when a board is asked to (?sum=)
     list_rank: ClassVar[int | None] = 6
 

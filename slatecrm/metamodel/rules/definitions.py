@@ -82,6 +82,11 @@ def _entity_rules(metamodel: Metamodel, entity: Entity, origins: Mapping[str, st
             if key == "formula":
                 formulas[field.name] = checked
     yield from _cycles(entity, formulas, origin)
+    for field in entity.active_fields:
+        if field.has_logic:
+            from .formlogic import check_logic  # it reads this module's helpers
+
+            yield from check_logic(metamodel, entity, field, origin, functions, registry)
     for pipeline in entity.pipelines:
         for stage in pipeline.stages:
             if stage.condition is None:

@@ -39,6 +39,7 @@ from .coercion import READ_ONLY, EntityCoercion
 from .compiled import CompiledEntity, is_blank
 from .constraints import UniqueValues, composite_unique_errors, existing_ids, member_of
 from .errors import BadQuery, RecordNotFound, ValidationFailed, VersionConflict, WriteRefused
+from .formlogic import NO_STATE, FormState
 from .inserts import EntityInsert
 from .rollups import rollups_of
 
@@ -233,6 +234,14 @@ class WritePipeline:
               user: int | None = None) -> dict[str, list[str]]:
         """Every problem `data` would meet when saved as a new record (or as a change to
         `record_id`), writing nothing: the same steps as a save, up to validate."""
+        return self.preview(entity, data, record_id=record_id, user=user)[0]
+
+    def preview(self, entity: str, data: Mapping[str, Any], *, record_id: int | None = None,
+                user: int | None = None, candidates: Mapping[str, Sequence[int]] | None = None,
+                ) -> tuple[dict[str, list[str]], FormState]:
+        """`check`, and what the form logic decides about the record as it would be saved
+        (records/formlogic.py): what a form shows. `candidates`: per reference with an
+        option rule, the records the form would offer (those offered come back)."""
         ce = self._entity(entity)
         principal = self.service.principal
         user = principal.user_id if user is None else user
@@ -245,11 +254,16 @@ class WritePipeline:
                 draft = self._load(conn, ce, record_id, data, lock=False)
                 self.reach(conn, ce, record_id, "update")
             context = self._context(conn, user, draft)
-            self._prepare(conn, request, draft, context, self._full().rules.entity(ce.name), _now())
+            rules = self._full().rules.entity(ce.name)
+            self._prepare(conn, request, draft, context, rules, _now())
             self._validate(conn, request, [draft], context)
             self._within_reach(request, [draft], context)
             self._mask_hidden([draft])
-        return draft.errors
+            state = NO_STATE
+            if rules.logic.fields:
+                record = draft.values if draft.record_id is None else {**draft.values, "id": draft.record_id}
+                state = rules.logic.state(record, context, candidates)
+        return draft.errors, state
 
     # --- steps -------------------------------------------------------------------------------
     def authorise(self, request: WriteRequest) -> None:
@@ -445,6 +459,13 @@ class WritePipeline:
                         draft.refuse(where, message)
             record = draft.values if draft.record_id is None else {**draft.values, "id": draft.record_id}
             rule_hooks.validate(rules, ce, record, changed, context, draft.errors)
+            if rules.logic.fields:  # form logic binds every write; hidden / read-only: people's
+                people = not self.service.principal.unrestricted
+                refused = rules.logic.refusals(record, context, given=draft.given, before=draft.before,
+                                               changed=changed, people=people)
+                for name, messages in refused.items():
+                    if name not in draft.errors:
+                        draft.errors[name] = messages
 
     @staticmethod
     def _refuse_if_any(drafts: Sequence[Draft]) -> None:

@@ -591,6 +591,15 @@ class Reader:
                               filters=(where,)))
             for other, where in scoped])
 
+    def related_pages(self, entity: str, record_id: int,
+                      lists: Sequence[tuple[str, str, tuple[str, ...], int]]) -> list[Page]:
+        """As `related_lists`, each list ((other, field, sort, limit): a layout's) with its own
+        sort and length, in one statement."""
+        return self.first_pages([
+            (other, ListQuery(sort=listing.sort_or(self.entity(other), sort, RECENT_FIRST), limit=limit,
+                              filters=(self._pointing(entity, record_id, other, field),)))
+            for other, field, sort, limit in lists])
+
     def first_pages(self, queries: Sequence[tuple[str, ListQuery]]) -> list[Page]:
         """The first page of several list queries (of any entities), each with its
         capped count, stacked into one statement (a board's columns, a record's related

@@ -38,6 +38,7 @@ from ..identity.principal import Principal
 from ..storage.once import Once
 from .compiled import SYSTEM_FIELDS, CompiledEntity
 from .errors import BadQuery
+from .formlogic import NO_LOGIC, EntityLogic, compile_logic
 from .rulesql import SqlCompiler
 
 FILTER_CACHE = 256
@@ -74,6 +75,8 @@ class EntityRules:
     defaults: tuple[tuple[str, Closure], ...]
     #: (stage field, stage key) → the stage and its entry condition.
     stage_conditions: Mapping[tuple[str, str], tuple[Stage, Condition]]
+    #: The fields' form logic (records/formlogic.py).
+    logic: EntityLogic = NO_LOGIC
 
 
 class RevisionRules:
@@ -147,7 +150,7 @@ class RevisionRules:
             (pipeline.field, stage.key): (stage, self.condition(name, stage.condition, changes=True))
             for pipeline in entity.pipelines for stage in pipeline.stages if stage.condition is not None
         }
-        return EntityRules(validations, ordered, tuple(defaults), stages)
+        return EntityRules(validations, ordered, tuple(defaults), stages, compile_logic(self, entity))
 
 
 def _reads_changes(node: Any) -> bool:

@@ -33,6 +33,7 @@ from . import rules as rule_hooks
 from .compiled import CompiledEntity, CompiledField
 from .errors import BatchTooLarge, RecordInUse, RecordNotFound, UnknownEntity, VersionConflict, WriteRefused
 from .events import RecordEvents
+from .formlogic import NO_STATE, FormState
 from .limits import DEFAULT, Limits
 from .listing import ListQuery
 from .pipeline import Hooks, WritePipeline, WriteRequest, check_version
@@ -310,6 +311,27 @@ class RecordsService:
         """Every problem `data` would meet as a new record (or as a change to `record_id`),
         writing nothing: the forms validate on change through the very same steps as a save."""
         return self.pipeline.check(entity, data, record_id=record_id, user=user)
+
+    def preview(self, entity: str, data: Mapping[str, Any], *, record_id: int | None = None,
+                candidates: Mapping[str, Sequence[int]] | None = None,
+                ) -> tuple[dict[str, list[str]], FormState]:
+        """`check`, and what the form logic decides about the record as it would be saved:
+        a form's validation on change and what it shows (records/formlogic.py)."""
+        return self.pipeline.preview(entity, data, record_id=record_id, candidates=candidates)
+
+    def form_state(self, record: Record) -> FormState:
+        """What the form logic decides about a stored record as it is (the record page
+        hides the fields hidden by it). Paths read other records through the read path's
+        snapshot rules; nothing is authorised here, only read."""
+        full = self.full_snapshot()
+        logic = full.rules.entity(record.entity).logic
+        if not logic.fields:
+            return NO_STATE
+        with self.engine.connect() as conn:
+            context = rule_hooks.context_for(conn, full.entities, self.principal.user_id, None,
+                                             principal=self.principal)
+            values = {**record.values, "id": record.id, "owner": record.system.get("owner")}
+            return logic.state(values, context)
 
     def create(self, entity: str, data: Mapping[str, Any], *, user: int | None = None) -> Record:
         return self.pipeline.create(entity, [data], user=user)[0]

@@ -33,6 +33,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from slatecrm.metamodel.layouts import Layout
 from slatecrm.metamodel.model import Entity, Field, Metamodel
 from slatecrm.metamodel.roles import Role
 from slatecrm.metamodel.workflows import Workflow
@@ -98,7 +99,15 @@ def renamed_metamodel(metamodel: Metamodel, renames: Mapping[str, str]) -> Metam
     return replace(metamodel, entities=tuple(_entity(e, renames) for e in metamodel.entities),
                    roles=tuple(_role(r, renames) for r in metamodel.roles),
                    workflows=tuple(_workflow(w, renames) for w in metamodel.workflows),
-                   views=tuple(replace(v, entity=renames.get(v.entity, v.entity)) for v in metamodel.views))
+                   views=tuple(replace(v, entity=renames.get(v.entity, v.entity)) for v in metamodel.views),
+                   layouts=tuple(_layout(layout, renames) for layout in metamodel.layouts))
+
+
+def _layout(layout: Layout, renames: Mapping[str, str]) -> Layout:
+    """A layout naming the new names: its entity and its related lists' entities."""
+    related = None if layout.related_lists is None else tuple(
+        replace(r, entity=renames.get(r.entity, r.entity)) for r in layout.related_lists)
+    return replace(layout, entity=renames.get(layout.entity, layout.entity), related_lists=related)
 
 
 # --- the organisation's documents (pack files, as JSON) ----------------------------------------

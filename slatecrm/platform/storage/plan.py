@@ -260,6 +260,7 @@ class Planner:
         self.user_attribute_changes()
         self.workflow_changes()
         self.view_changes()
+        self.layout_changes()
         self.capacity_changes(target_state)
         return Plan(self.base_revision, self.dialect.name, self.original, target_state,
                     tuple(self._ordered()))
@@ -353,6 +354,19 @@ class Planner:
         for name, found in current.items():
             if name not in target:
                 self.change("remove view", "", None, f"remove view {name} ({found.entity})")
+
+    def layout_changes(self) -> None:
+        """Layouts only arrange pages: a change is shown (and makes a revision), runs nothing."""
+        current = {layout.name: layout for layout in self.current.layouts}
+        target = {layout.name: layout for layout in self.target.layouts}
+        for name, found in target.items():
+            if name not in current:
+                self.change("add layout", "", None, f"add layout {name} ({found.entity})")
+            elif current[name] != found:
+                self.change("change layout", "", None, f"change layout {name} ({found.entity})")
+        for name in current:
+            if name not in target:
+                self.change("remove layout", "", None, f"remove layout {name}")
 
     def _ordered(self) -> Iterator[Change]:
         order = ["rename table", "create table", "drop search index", "suspend search index", "drop index",

@@ -142,6 +142,16 @@ async def view(request: Request) -> Response:
     return await _edit(request, f"define view {name}", customisation.put_view(name, body))
 
 
+async def layout(request: Request) -> Response:
+    """Define an organisation's layout, or replace a pack's by name (docs/packs.md, Layouts)."""
+    await checked_right(request, MANAGE_METAMODEL)
+    name = request.path_params["layout"]
+    if request.method == "DELETE":
+        return await _edit(request, f"remove layout {name}", customisation.delete_layout(name))
+    body = await body_object(request)
+    return await _edit(request, f"define layout {name}", customisation.put_layout(name, body))
+
+
 routes = [
     Route("/api/v1/admin/customisations", list_customisations, methods=["GET"]),
     Route("/api/v1/admin/entities/{entity}", entity, methods=["PUT", "DELETE"]),
@@ -152,4 +162,5 @@ routes = [
     Route("/api/v1/admin/roles/{role}", role, methods=["PUT", "DELETE"]),
     Route("/api/v1/admin/workflows/{workflow}", workflow, methods=["PUT", "DELETE"]),
     Route("/api/v1/admin/views/{view}", view, methods=["PUT", "DELETE"]),
+    Route("/api/v1/admin/layouts/{layout}", layout, methods=["PUT", "DELETE"]),
 ]

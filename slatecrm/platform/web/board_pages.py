@@ -14,10 +14,11 @@ from starlette.responses import Response
 
 from ...metamodel.model import Stage
 from ..records import aggregates
-from ..records.compiled import CompiledEntity
+from ..records.compiled import CompiledEntity, CompiledField
 from ..records.errors import BadQuery
 from ..records.listing import RECENT_FIRST, Filter, ListQuery, sort_or
-from ..records.service import Page
+from ..records.service import Page, RecordsService
+from . import layout_view
 from .list_pages import list_query
 from .pinning import records_of
 from .templating import render
@@ -100,6 +101,15 @@ async def board(request: Request) -> Response:
     return render(request, "board", {
         **context, "ce": ce, "pipeline": pipeline, "columns": columns,
         "sum_field": ce.fields[adding] if adding else None,
-        "card_fields": shown if view else [f for f in ce.fields.values() if f.type.links_records][:1],
+        "card_fields": shown if view else _card_fields(records, ce),
         "view": view, "views": views,
     }, twin=twin, entity=entity)
+
+
+def _card_fields(records: RecordsService, ce: CompiledEntity) -> list[CompiledField]:
+    """What a card shows under its title: the compact layout's fields, else the first link."""
+    layout = layout_view.layout_of(ce, records.snapshot().metamodel.layouts)
+    compact = layout_view.compact_fields(ce, layout)
+    if compact is not None:
+        return compact
+    return [f for f in ce.fields.values() if f.type.links_records][:1]

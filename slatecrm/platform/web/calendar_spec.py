@@ -56,8 +56,8 @@ def date_fields(ce: CompiledEntity) -> list[CompiledField]:
 
 
 def duration_kind(compiled: CompiledField) -> bool:
-    """A length of time in whole seconds (the `duration` type)."""
-    return compiled.type.name == "duration"
+    """A length of time in whole seconds, as the type says."""
+    return compiled.type.seconds_long
 
 
 def spec_from(ce: CompiledEntity, params: Mapping[str, str]) -> CalendarSpec:

@@ -22,7 +22,7 @@ from starlette.datastructures import FormData, QueryParams
 
 from slatecrm.metamodel.errors import Problem
 from slatecrm.metamodel.fieldtypes import FieldType, FieldTypeRegistry
-from slatecrm.metamodel.model import Field
+from slatecrm.metamodel.model import LOGIC_KEYS, Field
 from slatecrm.metamodel.names import NAME_PATTERN
 from slatecrm.metamodel.yamlsource import parse_yaml
 
@@ -88,6 +88,10 @@ def body_of(f: Field) -> dict[str, Any]:
     for rule in RULES:
         if getattr(f, rule) is not None:
             body[rule] = getattr(f, rule)
+    for key in LOGIC_KEYS:  # form logic: edited as YAML under "more", kept by an edit
+        value = getattr(f, key)
+        if value is not None:
+            body[key] = dict(value) if isinstance(value, Mapping) else value
     body.update({k: v for k, v in f.settings.items() if k != "options"})
     if f.choices:
         body["options"] = [{"key": c.key, "label": c.label, **({"colour": c.colour} if c.colour else {})}

@@ -250,7 +250,10 @@ async def _field_page(request: Request, entity: Entity, name: str, existing: Any
         "locked": bool(existing and existing.pack != ORGANISATION), "types": list(registry),
         "flags": FLAGS, "has_options": "options" in schema, "has_target": "target" in schema,
         "simple": simple,
-        "has_more": any(k not in simple and k not in ("options", "target") for k in schema),
+        # Shown too when the field has more than its type's settings (its form logic): an
+        # edit posts it back rather than dropping it.
+        "has_more": bool(values.more) or any(k not in simple and k not in ("options", "target")
+                                             for k in schema),
         "entities": entities, "plan": outcome.plan, "errors": outcome.errors, "labels": FIELD_LABELS},
         twin={"entity": entity.name, "field": name,
               "values": values.__dict__ | {"flags": sorted(values.flags)},

@@ -327,6 +327,11 @@ def _admin_paths() -> dict[str, Any]:
         "/api/v1/admin/views/{view}": {
             "parameters": [{"name": "view", "in": "path", "required": True, "schema": {"type": "string"}}],
             "put": edit("define_view"), "delete": edit("remove_view", body=False)},
+        # An organisation's layout, or its replacement of a pack's (docs/packs.md, Layouts).
+        "/api/v1/admin/layouts/{layout}": {
+            "parameters": [{"name": "layout", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "put": edit("define_layout"), "delete": edit("remove_layout", body=False)},
     }
 
 

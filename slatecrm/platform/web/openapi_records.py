@@ -10,14 +10,18 @@ the version it is based on. A field defined `read_only` is `readOnly` in all thr
 never set it; the system does), one defined `read_only_after_create` in the PATCH only. A
 request the document calls valid is then refused only for what no schema can see: a
 referenced record or owner that does not exist, a value another record holds, a stage move
-or rule the stored record does not allow.
+or rule the stored record does not allow, and the fields' form logic (given as
+`x-slatecrm-visible-if`, `-required-if`, `-read-only-if` and `-options-if`, and in words in
+the field's description).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from slatecrm.digits import RECORD_ID_MAX, VERSION_MAX
+from slatecrm.metamodel.model import LOGIC_KEYS
 
 from ..records.compiled import CompiledEntity, CompiledField
 
@@ -48,9 +52,28 @@ def nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _described(compiled: CompiledField, schema: dict[str, Any]) -> dict[str, Any]:
-    out = {**schema, "title": compiled.field.label}
-    if compiled.field.help:
-        out["description"] = compiled.field.help
+    out = {**schema, "title": compiled.field.label, **_logic(compiled)}
+    said = [compiled.field.help] if compiled.field.help else []
+    said += [f"{LOGIC_WORDS[key]} {text}" for key in LOGIC_KEYS[:3]
+             if (text := getattr(compiled.field, key)) is not None]
+    if said:
+        out["description"] = "; ".join(said)
+    return out
+
+
+#: How a field's form logic reads in its description (records/formlogic.py enforces it).
+LOGIC_WORDS = {"visible_if": "form logic: may be given only when", "required_if": "required when",
+               "read_only_if": "may not be changed when"}
+
+
+def _logic(compiled: CompiledField) -> dict[str, Any]:
+    """The field's form-logic rules as `x-slatecrm-visible-if` and the like: what the write
+    pipeline refuses that no schema can say (422 naming the field and the rule)."""
+    out: dict[str, Any] = {}
+    for key in LOGIC_KEYS:
+        value = getattr(compiled.field, key)
+        if value is not None:
+            out["x-slatecrm-" + key.replace("_", "-")] = dict(value) if isinstance(value, Mapping) else value
     return out
 
 

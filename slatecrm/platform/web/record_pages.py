@@ -14,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from slatecrm.digits import RECORD_ID_MAX, VERSION_MAX, parse_digits
+from slatecrm.metamodel.layouts import Layout, RelatedList
+from slatecrm.metamodel.rules.types import SYSTEM_FIELDS
 
 from ..identity.access import read_only_fields
 from ..records import users
@@ -27,15 +29,17 @@ from ..records.errors import (
     ValidationFailed,
     VersionConflict,
 )
+from ..records.formlogic import NO_STATE, FormState
 from ..records.listing import ListQuery
+from ..records.reading import Reader
 from ..records.service import HistoryEntry, Page, Record, RecordsService, StageVisit
 from ..workflows import console
-from . import uploads, widgets
+from . import form_logic, layout_view, uploads, widgets
 from .authentication import READ_METHODS
 from .jsonresponse import JSONResponse
 from .pinning import records_of
 from .templating import render, render_fragment, wants_json
-from .uicontext import base_context
+from .uicontext import UI, base_context
 from .workflows_api import now
 from .workflows_pages import automation
 
@@ -51,6 +55,9 @@ class Related:
     field: CompiledField
     page: Page
     columns: list[CompiledField]
+    #: The layout's title for the list (None: the other entity's plural label).
+    label: str | None = None
+    kind: str = "related"
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,9 @@ class Linked:
     options: list[tuple[int, str]]
     #: Whether the page links and unlinks (not when the links are a link entity's records).
     editable: bool = True
+    #: The layout's title for the list (None: the other entity's plural label).
+    label: str | None = None
+    kind: str = "linked"
 
 
 def _record_id(request: Request) -> int:
@@ -125,38 +135,109 @@ class RecordView:
     history_titles: dict[str, dict[int, str]]
     #: The lists of records fields stored apart link to it (both sides of a many-to-many).
     linked: list[Linked]
+    #: The entity's layout (None: the default page).
+    layout: Layout | None
+    #: Every related and linked list, in the order the page shows them.
+    lists: list[Related | Linked]
 
 
 def read_record_view(records: RecordsService, entity: str, record_id: int) -> RecordView:
     with records.reading() as reader:
         ce = reader.entity(entity)
         record = reader.get(entity, record_id)
-        relations = reader.reverse_references(entity)
-        pages = reader.related_lists(entity, record_id, relations, limit=RELATED_LIMIT)
-        related = []
-        for (other, field), page in zip(relations, pages, strict=True):
-            other_ce = reader.entity(other)
-            related.append(Related(other_ce, other_ce.fields[field], page,
-                                   [other_ce.fields[c] for c in widgets.default_columns(other_ce, 4)]))
+        layout = layout_view.layout_of(ce, reader.snapshot.metamodel.layouts)
         history = reader.history(entity, record_id)
         visits = reader.stage_history(entity, record_id)
         titles, people = reader.names(history_references(ce, history), [
             record.system.get("owner"), record.system.get("created_by"), record.system.get("updated_by"),
             *(h.changed_by for h in history)])
-        linked = []
-        for name, (relation, inverse) in reader.apart_relations(entity).items():
-            other = relation.source if inverse else relation.target
-            if other not in reader.entities:  # an entity the user cannot read: no list
-                continue
-            other_ce = reader.entity(other)
-            page = reader.linked(entity, record_id, relation, inverse,
-                                 ListQuery(limit=RELATED_LIMIT, counted=True))
-            offered = reader.page(other, ListQuery(limit=OPTIONS_LIMIT)) if relation.editable else None
-            linked.append(Linked(other_ce, name, page,
-                                 [other_ce.fields[c] for c in widgets.default_columns(other_ce, 3)],
-                                 [(r.id, r.title) for r in offered.records] if offered else [],
-                                 relation.editable))
-    return RecordView(ce, record, related, history, visits, people, titles, linked)
+        if layout is not None and layout.related_lists is not None:
+            related, linked, order = _laid_out_lists(reader, entity, record_id, layout)
+        else:
+            related, linked = _related(reader, entity, record_id), _linked(reader, entity, record_id)
+            order = [*related, *linked]
+    return RecordView(ce, record, related, history, visits, people, titles, linked, layout, order)
+
+
+def _related(reader: Reader, entity: str, record_id: int) -> list[Related]:
+    """Every related list, as the record page shows them without a layout."""
+    relations = reader.reverse_references(entity)
+    pages = reader.related_lists(entity, record_id, relations, limit=RELATED_LIMIT)
+    related = []
+    for (other, field), page in zip(relations, pages, strict=True):
+        other_ce = reader.entity(other)
+        related.append(Related(other_ce, other_ce.fields[field], page,
+                               [other_ce.fields[c] for c in widgets.default_columns(other_ce, 4)]))
+    return related
+
+
+def _linked(reader: Reader, entity: str, record_id: int,
+            wanted: Sequence[tuple[str, RelatedList]] | None = None) -> list[Linked]:
+    """The linked lists (both sides of a many-to-many): every one, or the `wanted` ones (by
+    relation name, with the layout's list) in that order."""
+    relations = reader.apart_relations(entity)
+    chosen = wanted if wanted is not None else [(name, None) for name in relations]
+    linked = []
+    for name, shape in chosen:
+        relation, inverse = relations[name]
+        other = relation.source if inverse else relation.target
+        if other not in reader.entities:  # an entity the user cannot read: no list
+            continue
+        other_ce = reader.entity(other)
+        limit = shape.limit if shape is not None else RELATED_LIMIT
+        sort = _readable_sort(other_ce, shape.sort) if shape is not None else ()
+        page = reader.linked(entity, record_id, relation, inverse,
+                             ListQuery(limit=limit, counted=True, sort=sort))
+        offered = reader.page(other, ListQuery(limit=OPTIONS_LIMIT)) if relation.editable else None
+        linked.append(Linked(other_ce, name, page, _columns(other_ce, shape, 3),
+                             [(r.id, r.title) for r in offered.records] if offered else [],
+                             relation.editable, shape.label if shape is not None else None))
+    return linked
+
+
+def _columns(ce: CompiledEntity, shape: RelatedList | None, default: int) -> list[CompiledField]:
+    """A related list's columns: the layout's (those the user may read), else the default ones."""
+    if shape is not None and shape.columns:
+        return [ce.fields[name] for name in shape.columns if name in ce.fields]
+    return [ce.fields[c] for c in widgets.default_columns(ce, default)]
+
+
+def _readable_sort(ce: CompiledEntity, sort: tuple[str, ...]) -> tuple[str, ...]:
+    """A layout's sort keys less those naming a field the user may not read (system fields stay)."""
+    return tuple(key for key in sort if key.lstrip("-") in ce.fields or key.lstrip("-") in SYSTEM_FIELDS)
+
+
+def _laid_out_lists(reader: Reader, entity: str, record_id: int,
+                    layout: Layout) -> tuple[list[Related], list[Linked], list[Related | Linked]]:
+    """The layout's related lists, in its order: those of references (read in one statement)
+    and those of many-to-many links; a list of an entity the user cannot read is left out."""
+    references = set(reader.reverse_references(entity))
+    apart = {(r.source, r.field): name for name, (r, _) in reader.apart_relations(entity).items()}
+    by_reference: list[RelatedList] = []
+    by_link: list[tuple[str, RelatedList]] = []
+    for shape in layout.related_lists or ():
+        if (shape.entity, shape.field) in references and shape.entity in reader.entities \
+                and shape.field in reader.entity(shape.entity).fields:
+            by_reference.append(shape)
+        elif (shape.entity, shape.field) in apart:
+            by_link.append((apart[(shape.entity, shape.field)], shape))
+    pages = reader.related_pages(entity, record_id, [
+        (shape.entity, shape.field, _readable_sort(reader.entity(shape.entity), shape.sort), shape.limit)
+        for shape in by_reference])
+    related = []
+    for shape, page in zip(by_reference, pages, strict=True):
+        other_ce = reader.entity(shape.entity)
+        related.append(Related(other_ce, other_ce.fields[shape.field], page, _columns(other_ce, shape, 4),
+                               shape.label))
+    linked = _linked(reader, entity, record_id, by_link)
+    keyed: dict[tuple[str, str], Related | Linked] = {(r.ce.name, r.field.name): r for r in related}
+    for name, shape in by_link:
+        found = next((item for item in linked if item.name == name), None)
+        if found is not None:
+            keyed[(shape.entity, shape.field)] = found
+    order = [keyed[(shape.entity, shape.field)] for shape in layout.related_lists or ()
+             if (shape.entity, shape.field) in keyed]
+    return related, linked, order
 
 
 def history_references(ce: CompiledEntity, history: list[HistoryEntry]) -> dict[str, set[int]]:
@@ -179,6 +260,7 @@ async def record_page(request: Request, *, errors: dict[str, list[str]] | None =
     ce, record = view.ce, view.record
     context = await base_context(request, entity=entity, title=record.title)
     panel = await run_in_threadpool(automation, records, entity, record_id)
+    state = await run_in_threadpool(records.form_state, record)  # the fields its logic hides are not shown
     queued = request.query_params.get("queued", "")
     panel["queued"] = next((b["label"] for b in panel["buttons"] if b["name"] == queued), None)
     panel["error"] = workflow_error
@@ -193,7 +275,10 @@ async def record_page(request: Request, *, errors: dict[str, list[str]] | None =
                                   **({"token": h.token.name} if h.token else {})}
                                  for h in view.history])
     return render(request, "record", {
-        **context, "ce": ce, "record": record, "sections": widgets.sections(ce), "related": view.related,
+        **context, "ce": ce, "record": record,
+        **layout_view.tab_context(layout_view.tabs(
+            ce, view.layout, [f for f in ce.fields.values() if f.name not in state.hidden])),
+        "related": view.related, "lists": view.lists,
         "paths": stage_paths(ce, record), "history": list(reversed(view.history)), "visits": view.visits,
         "errors": errors or {}, "message": message, "people": view.people,
         "history_titles": view.history_titles, "automation": panel, "linked": view.linked,
@@ -369,6 +454,8 @@ async def field_options(request: Request) -> Response:
     except UnknownEntity:
         return HTMLResponse("", status_code=404)
     compiled = ce.fields.get(name)
+    if compiled is not None and compiled.type.links_records and isinstance(compiled.field.options_if, str):
+        return await _offered_options(request, ce, compiled)
     if compiled is None or not compiled.type.links_records or compiled.field.target:
         return HTMLResponse(f"{entity} has no polymorphic reference {name[:60]!r}", status_code=404)
     readable = await run_in_threadpool(records.compiled)
@@ -381,6 +468,28 @@ async def field_options(request: Request) -> Response:
                                         {"groups": groups, "chosen": chosen}))
 
 
+async def _offered_options(request: Request, ce: CompiledEntity, compiled: CompiledField) -> Response:
+    """The picker's search of a reference whose `options_if` filters the records offered:
+    the records of its target matching `q` that the rule offers for the form's values (the
+    form is sent along; `record`: the id of the record edited), as <option>s."""
+    records = records_of(request)
+    name, target = compiled.name, compiled.field.target or ""
+    params = request.query_params
+    text = params.get("q", "").strip()
+    page = await run_in_threadpool(records.page, target, ListQuery(search=text or None, limit=OPTIONS_LIMIT,
+                                                                       rank=True))
+    choices = [(r.id, r.title) for r in page.records]
+    record_id = parse_digits(params.get("record"), RECORD_ID_MAX)
+    record = await run_in_threadpool(records.get, ce.name, record_id) if record_id is not None else None
+    raw = _raw_from_form(ce, params)  # type: ignore[arg-type]  # the same get / getlist as a form
+    locked = await locked_fields(records, ce.name, new_record=record is None)
+    state = await _logic_state(records, ce, record, raw, locked, {name: choices})
+    choices = form_logic.offered({name: choices}, state, raw)[name]
+    chosen = await run_in_threadpool(_still_chosen, records, target, {"keep": name, name: raw.get(name)},
+                                     choices)
+    return HTMLResponse(render_fragment(request, "_options.html", {"choices": choices, "chosen": chosen}))
+
+
 async def locked_fields(records: RecordsService, entity: str, *, new_record: bool) -> frozenset[str]:
     """The fields of `entity` read-only for the user on a new record (or a stored one): the
     roles' and those the entity defines read-only (a `read_only_after_create` field only on a
@@ -389,34 +498,92 @@ async def locked_fields(records: RecordsService, entity: str, *, new_record: boo
     return await run_in_threadpool(lambda: read_only_fields(records.access(), entity, new_record=new_record))
 
 
+def _layout(records: RecordsService, ce: CompiledEntity) -> Layout | None:
+    return layout_view.layout_of(ce, records.snapshot().metamodel.layouts)
+
+
 async def form_page(request: Request, ce: CompiledEntity, record: Record | None, raw: dict[str, Any], *,
                     errors: dict[str, list[str]] | None = None, conflict: VersionConflict | None = None,
                     version: int | None = None, was: dict[str, Any] | None = None,
                     status: int = 200) -> Response:
     """`version` is the one the user's change is based on: kept across a re-shown form, so
     a save after a validation error still notices what others changed meanwhile."""
+    if version is None and record is not None:
+        version = record.version
+    context, state = await _form_context(request, ce, record, raw, errors or {})
+    twin: dict[str, Any] = {"entity": ce.name, "values": raw, "errors": errors or {}, "version": version,
+                            **_logic_twin(state)}
+    if conflict is not None:
+        twin["conflict"] = {"message": str(conflict), "current_version": conflict.current,
+                            "changed": conflict.changed}
+    return render(request, "form", {
+        **context, "conflict": conflict, "version": version,
+        "was": (was if was is not None else raw) if record is not None else None,
+    }, twin=twin, entity=ce.name, status=status)
+
+
+async def _form_context(request: Request, ce: CompiledEntity, record: Record | None, raw: dict[str, Any],
+                        errors: dict[str, list[str]]) -> tuple[dict[str, Any], FormState]:
+    """What a form's fields are rendered with (the whole form, or a row of it re-rendered
+    for the form logic), and the logic's decisions for `raw`."""
     records = records_of(request)
     locked = await locked_fields(records, ce.name, new_record=record is None)
     title = f"Edit {record.title}" if record else f"New {ce.entity.label.lower()}"
     context = await base_context(request, entity=ce.name, title=title)
     options = await _reference_options(records, ce, record, raw)
+    state = await _logic_state(records, ce, record, raw, locked, options)
     suggestions = await run_in_threadpool(_suggestions, records, ce)
     owners = await run_in_threadpool(users.everyone, records)
     action = f"/e/{ce.name}/{record.id}/edit" if record else f"/e/{ce.name}/new"
     validate = f"/e/{ce.name}/{record.id}/validate" if record else f"/e/{ce.name}/validate"
-    if version is None and record is not None:
-        version = record.version
-    twin: dict[str, Any] = {"entity": ce.name, "values": raw, "errors": errors or {}, "version": version}
-    if conflict is not None:
-        twin["conflict"] = {"message": str(conflict), "current_version": conflict.current,
-                            "changed": conflict.changed}
-    return render(request, "form", {
-        **context, "ce": ce, "record": record, "raw": raw, "errors": errors or {},
-        "sections": widgets.sections(ce, widgets.form_fields(ce)), "options": options, "locked": locked,
-        "suggestions": suggestions, "action": action, "validate": validate, "conflict": conflict,
-        "version": version, "owners": owners,
-        "was": (was if was is not None else raw) if record is not None else None,
-    }, twin=twin, entity=ce.name, status=status)
+    return {
+        **context, "ce": ce, "record": record, "raw": raw, "errors": errors,
+        **layout_view.tab_context(layout_view.tabs(
+            ce, await run_in_threadpool(_layout, records, ce),
+            form_logic.shown_fields(widgets.form_fields(ce), state, raw))),
+        "options": form_logic.offered(options, state, raw), "locked": locked | state.read_only,
+        "hidden": state.hidden, "oob": False, "suggestions": suggestions, "action": action,
+        "validate": validate, "owners": owners,
+    }, state
+
+
+def _data_of(ce: CompiledEntity, raw: Mapping[str, Any], locked: frozenset[str], *,
+             keep_blank: bool) -> dict[str, Any]:
+    """The service's input for a form showing `raw` (a new record's defaults, or what was
+    submitted), as a save would read it."""
+    pairs = [(key, item) for key, value in raw.items()
+             for item in (value if isinstance(value, list) else [value])]
+    return widgets.read_form(ce, FormData(pairs), keep_blank=keep_blank, locked=locked)
+
+
+async def _logic_state(records: RecordsService, ce: CompiledEntity, record: Record | None,
+                       raw: Mapping[str, Any], locked: frozenset[str],
+                       options: Mapping[str, list[Any]]) -> FormState:
+    """What the form logic decides for the form's values (form_logic.py): the stored record
+    changed by what `raw` changes, or a new record of `raw`."""
+    if not await run_in_threadpool(lambda: records.full_snapshot().rules.entity(ce.name).logic.fields):
+        return NO_STATE
+    data = _data_of(ce, raw, locked, keep_blank=record is not None)
+    if record is not None:  # an edit: the values that differ from the stored ones
+        stored = _raw_from_record(ce, record, {})
+        data = {k: v for k, v in data.items() if raw.get(k) != stored.get(k)}
+    try:
+        _, state = await run_in_threadpool(lambda: records.preview(
+            ce.name, data, record_id=record.id if record else None,
+            candidates=form_logic.candidates(ce, options)))
+    except RecordError:
+        return NO_STATE  # a form the principal may not save: the save itself will say why
+    return state
+
+
+def _logic_twin(state: FormState) -> dict[str, Any]:
+    """The form logic's decisions in a form's JSON twin, when there are any."""
+    if state == NO_STATE:
+        return {}
+    return {"logic": {"hidden": sorted(state.hidden), "required": sorted(state.required),
+                      "read_only": sorted(state.read_only),
+                      "refused_options": {k: sorted(v) for k, v in state.refused_options.items()},
+                      "offered": {k: sorted(v) for k, v in state.offered.items()}}}
 
 
 async def new(request: Request) -> Response:
@@ -466,7 +633,9 @@ async def edit(request: Request) -> Response:
 
 async def validate(request: Request) -> Response:
     """Validation on change: the errors of the field that changed, as an htmx out-of-band
-    swap of its error slot (or every field's, as JSON)."""
+    swap of its error slot (or every field's, as JSON). When a form-logic rule reads the
+    field, the rows of the fields the logic decides about come too, re-rendered for the
+    form's values (shown or hidden, required, read-only, the options offered)."""
     records = records_of(request)
     ce = await run_in_threadpool(records.entity, request.path_params["entity"])
     record_id = int(request.path_params["id"]) if "id" in request.path_params else None
@@ -481,12 +650,41 @@ async def validate(request: Request) -> Response:
     if field:
         # Besides the field that changed, every slot whose message a rule gives (a rule on
         # two fields names the other one), and empty ones to clear what no longer applies;
-        # a field left blank so far keeps its slot as it is rather than shout "is required".
+        # a field left blank so far keeps its slot as it is rather than shout "is required"
+        # (or "is required when …", a rule's).
         slots = {name: messages for name, messages in slots.items()
-                 if name == field or any(m != "is required" for m in messages) or not messages}
-    html = "".join(render_fragment(request, "_error_slot.html",
-                                   {"name": n, "messages": m, "oob": True}) for n, m in slots.items())
-    return HTMLResponse(html)
+                 if name == field or any(not m.startswith("is required") for m in messages) or not messages}
+    rows = await _logic_rows(request, ce, record_id, form, field, slots)
+    html = "".join(render_fragment(request, "_error_slot.html", {"name": n, "messages": m, "oob": True})
+                   for n, m in slots.items() if n not in rows)
+    return HTMLResponse(html + "".join(rows.values()))
+
+
+async def _logic_rows(request: Request, ce: CompiledEntity, record_id: int | None, form: FormData,
+                      field: str | None, slots: Mapping[str, list[str]]) -> dict[str, str]:
+    """The rows of the fields the form logic decides about, when `field` (the input that
+    changed) is read by one of its rules, rendered out of band, by field; the changed
+    field's own row is left alone (it holds the user's focus)."""
+    records = records_of(request)
+    logic = await run_in_threadpool(lambda: records.full_snapshot().rules.entity(ce.name).logic)
+    if field is None or field not in logic.inputs:
+        return {}
+    record = await run_in_threadpool(records.get, ce.name, record_id) if record_id is not None else None
+    raw = _raw_from_form(ce, form)
+    if record is not None:  # a row hidden so far sent nothing: it comes back with what it started from
+        sent, was = set(form.getlist("_fields")), _raw_from_form(ce, form, widgets.WAS)
+        for compiled in widgets.form_fields(ce):
+            if compiled.name not in sent:
+                raw.update({key: was[key] for key in widgets.raw_inputs(compiled, None) if key in was})
+    context, _ = await _form_context(request, ce, record, raw, {})
+    fields = {f.name: f for tab in context["tabs"] for section in tab.sections for f in section.fields}
+    rows = {}
+    for name in sorted(logic.decided - {field}):
+        if name in fields:
+            rows[name] = render_fragment(request, "_form_row.html", {
+                **context, "request": request, "f": fields[name], "oob": True,
+                "errors": {name: list(slots[name])} if slots.get(name) else {}})
+    return rows
 
 
 async def move(request: Request) -> Response:
@@ -607,6 +805,23 @@ async def run_workflow(request: Request) -> Response:
                              "job_ids": job_ids}, status_code=202)
     back = f"/e/{entity}/{record_id}?{urlencode({'queued': name})}#automation"
     return RedirectResponse(back, status_code=303)
+
+
+async def preview(request: Request) -> Response:
+    """A record's compact form (its layout's compact fields, else a few default columns), an
+    HTML fragment a reference link loads on hover or focus (templates/_macros.html `value`)."""
+    records = records_of(request)
+    entity, record_id = request.path_params["entity"], _record_id(request)
+    ce = await run_in_threadpool(records.entity, entity)
+    record = await run_in_threadpool(records.get, entity, record_id)
+    fields = layout_view.compact_fields(ce, await run_in_threadpool(_layout, records, ce))
+    if fields is None:
+        fields = [ce.fields[name] for name in widgets.default_columns(ce, 4) if name != ce.entity.title_field]
+    if wants_json(request):
+        return JSONResponse({"id": record.id, "title": record.title,
+                             "fields": {f.name: f.to_json(record.values.get(f.name)) for f in fields}})
+    context = {"ce": ce, "record": record, "fields": fields, "ui": UI}
+    return HTMLResponse(render_fragment(request, "_preview.html", context))
 
 
 async def options(request: Request) -> Response:

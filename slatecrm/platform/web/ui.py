@@ -47,6 +47,7 @@ routes = [
     Route("/e/{entity}/board/{pipeline}", board_pages.board, methods=["GET"]),
     Route("/e/{entity}/calendar", calendar_pages.calendar, methods=["GET"]),
     Route("/e/{entity}/{id:recordid}", record_pages.show, methods=["GET"]),
+    Route("/e/{entity}/{id:recordid}/preview", record_pages.preview, methods=["GET"]),
     Route("/e/{entity}/{id:recordid}/edit", record_pages.edit, methods=["GET", "POST"]),
     Route("/e/{entity}/{id:recordid}/validate", record_pages.validate, methods=["POST"]),
     Route("/e/{entity}/{id:recordid}/move", record_pages.move, methods=["POST"]),

@@ -133,6 +133,8 @@ def field_of_source(ce: CompiledEntity, source: str) -> str | None:
 class Section:
     title: str
     fields: list[CompiledField]
+    #: 1 or 2: a layout's section shows its fields in one column or side by side.
+    columns: int = 0
 
 
 def sections(ce: CompiledEntity, fields: Iterable[CompiledField] | None = None) -> list[Section]:

@@ -136,10 +136,37 @@
     showLineButtons();
   });
 
+  // A layout's tabs (templates/_tabs.html): one panel shown at a time, first the one holding
+  // an invalid field (a form shown again with its errors), else the one the address names.
+  function setUpTabs(bar) {
+    var links = Array.prototype.slice.call(bar.querySelectorAll("a[data-tab]"));
+    function panel(link) { return document.getElementById(link.dataset.tab); }
+    function choose(chosen) {
+      links.forEach(function (link) {
+        var on = link === chosen;
+        link.setAttribute("aria-selected", on ? "true" : "false");
+        var shown = panel(link);
+        if (shown) shown.hidden = !on;
+      });
+    }
+    var start = links.find(function (link) {
+      var shown = panel(link);
+      return shown && shown.querySelector('[aria-invalid="true"], .form-row.invalid');
+    }) || links.find(function (link) { return location.hash === "#" + link.dataset.tab; }) || links[0];
+    if (start) choose(start);
+    bar.addEventListener("click", function (evt) {
+      var link = evt.target && evt.target.closest ? evt.target.closest("a[data-tab]") : null;
+      if (!link) return;
+      evt.preventDefault();
+      choose(link);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var board = document.getElementById("board");
     if (board) setUpBoard(board);
     showSelectAll();
     showLineButtons();
+    document.querySelectorAll("nav.tabs").forEach(setUpTabs);
   });
 })();

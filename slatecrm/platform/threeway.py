@@ -1,0 +1,301 @@
+"""The three-way merge of a pack upgrade: installed version (base), new version, and the
+organisation's customisations on top.
+
+The organisation's layer is a set of documents (customisation.py) written against what the
+installed version defined. Merged as they are over a new version, they would silently win
+over what the new version changed (a label both relabelled), or break the merge in the
+organisation's name (a field both define, an override of a field the new version removed).
+So before an upgrade each thing a document customises (a *leaf*: a path such as
+`opportunity.loss_reason.options.price.label`) is compared between the merged metamodels
+of the installed packs before and after the upgrade (without the organisation's layer):
+
+- the new version did not change it, or changed it to the organisation's value: the
+  customisation is kept;
+- both changed it, differently: a conflict, resolved `new` (the customisation is removed
+  from its document, the new version's value shows) or `mine` (kept, it wins as before);
+- the new version removed what it customises, or now defines something of the name the
+  organisation added: a conflict only `new` resolves (a customisation of nothing, or two
+  definitions of one name, cannot be kept).
+
+Pure: metamodels and documents in, leaves out; nothing here reads the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from slatecrm.metamodel.errors import DefinitionError
+from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
+from slatecrm.metamodel.layering import merge
+from slatecrm.metamodel.model import Entity, Field, Metamodel, Pipeline
+from slatecrm.metamodel.packs import Pack
+from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
+
+from .layers import Documents
+from .storage.entityrename import entity_renames, rename_in_documents
+
+#: A step into a document: a mapping key, or ("key", k) for the item of a list whose key is k.
+Step = str | tuple[str, str]
+
+NEW, MINE = "new", "mine"
+#: A field override's keys compared one by one (options are compared per option).
+OVERRIDE_KEYS = ("label", "help", "default", "read_only", "read_only_after_create")
+ENTITY_KEYS = ("label", "label_plural", "description")
+#: Documents that replace a pack's definition of the same name, as a whole.
+NAMED_KINDS = ("role", "user_attribute", "workflow")
+
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One thing the organisation customised, with its value in the installed version
+    (`base`), in the new one (`new`) and the organisation's (`mine`)."""
+
+    path: str
+    document: tuple[str, str]
+    #: Where the customisation stands in its document: removing it there takes the new version's.
+    steps: tuple[Step, ...]
+    base: Any
+    new: Any
+    mine: Any
+    #: "value": compared three ways; "gone": the new version removed what it customises;
+    #: "taken": the new version now defines the name the organisation gave its own.
+    kind: str = "value"
+
+    @property
+    def document_name(self) -> str:
+        return f"{self.document[0]}/{self.document[1]}"
+
+    @property
+    def conflicting(self) -> bool:
+        if self.kind != "value":
+            return True
+        return bool(self.mine != self.base and self.new != self.base and self.new != self.mine)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return (NEW, MINE) if self.kind == "value" else (NEW,)
+
+    @property
+    def reason(self) -> str:
+        if self.kind == "gone":
+            return "the new version removes what the organisation customised"
+        if self.kind == "taken":
+            return "the new version now defines this name, which the organisation gave its own definition"
+        if not self.conflicting:
+            if self.new == self.base:
+                return "the new version does not change it"
+            return "the new version agrees" if self.new == self.mine else "the organisation's value"
+        return "the organisation and the new version both changed it, differently"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "document": self.document_name, "kind": self.kind,
+                "installed": _shown(self.base), "new": _shown(self.new), "organisation": _shown(self.mine),
+                "reason": self.reason, **({"resolutions": list(self.choices)} if self.conflicting else {})}
+
+
+def _shown(value: Any) -> Any:
+    return None if value is _ABSENT else value
+
+
+def leaves(docs: Documents, before: Metamodel, after: Metamodel, pack: str) -> list[Leaf]:
+    """Every customisation of `docs` touching what `pack` defines or extends, compared
+    between `before` and `after` (the installed packs' merged metamodels without the
+    organisation's layer, before and after the upgrade)."""
+    renames = entity_renames(before, after)
+    former = {new: old for old, new in renames.items()}
+    found: list[Leaf] = []
+    for (kind, name), document in sorted(followed(docs, before, after).items()):
+        if kind == "extension":
+            entity = str(document.get("entity", name))
+            old, new = before.entity(former.get(entity, entity)), after.entity(entity)
+            if _touches(old, pack) or _touches(new, pack):
+                found.extend(_extension(document, (kind, name), entity, old, new))
+        elif kind == "entity":
+            taken = after.entity(name)
+            if taken is not None and taken.pack == pack and before.entity(name) is None:
+                found.append(Leaf(f"entity:{name}", (kind, name), (), None, f"entity of pack {pack}",
+                                  "the organisation's entity", "taken"))
+        elif kind in NAMED_KINDS:
+            old_named, new_named = getattr(before, kind)(name), getattr(after, kind)(name)
+            if pack in (getattr(old_named, "pack", None), getattr(new_named, "pack", None)):
+                found.append(_named(kind, name, old_named, new_named))
+    return found
+
+
+def followed(docs: Documents, before: Metamodel, after: Metamodel) -> Documents:
+    """`docs` following the entities the new version renames (`renamed_from`), as the merge
+    will have them (layers.py): compared, and resolved, under the new names."""
+    renames = entity_renames(before, after)
+    return rename_in_documents(docs, renames) if renames else docs
+
+
+def conflicts(installed: Sequence[Pack], upgraded: Sequence[Pack], docs: Documents, names: Sequence[str],
+              registry: FieldTypeRegistry, *,
+              functions: RuleFunctions = NO_FUNCTIONS) -> list[tuple[str, Leaf]]:
+    """The conflicts (pack name, leaf) of `docs` with the packs `names` going from `installed` to `upgraded`
+    (every installed pack, before and after): what `pack install` of a newer version checks,
+    so that it never silently hides a change under a customisation. Empty when either
+    side does not merge (the install's own merge reports why)."""
+    if not docs or not names:
+        return []
+    try:
+        before = merge(installed, registry, functions=functions)
+        after = merge(upgraded, registry, set(names), functions=functions)
+    except DefinitionError:
+        return []
+    return [(name, leaf) for name in names for leaf in leaves(docs, before, after, name) if leaf.conflicting]
+
+
+def _touches(entity: Entity | None, pack: str) -> bool:
+    return entity is not None and (entity.pack == pack or pack in entity.extended_by)
+
+
+def _named(kind: str, name: str, old: Any, new: Any) -> Leaf:
+    """A role, user attribute or workflow the organisation replaced as a whole: kept unless
+    the new version changed (or newly defines) the pack's one it replaces."""
+    def shown(definition: Any, what: str) -> str | None:
+        return None if definition is None else f"{what} of pack {definition.pack}"
+
+    base = shown(old, "as installed")
+    changed = new is not None and (old is None or new != old)
+    after = shown(new, "changed by the new version" if changed else "as installed")
+    return Leaf(f"{kind}:{name}", (kind, name), (), base, after if changed else base,
+                "the organisation's replacement")
+
+
+def _extension(document: Mapping[str, Any], key: tuple[str, str], entity: str,
+               old: Entity | None, new: Entity | None) -> Iterator[Leaf]:
+    def leaf(path: str, steps: tuple[Step, ...], base: Any, after: Any, mine: Any,
+             kind: str = "value") -> Leaf:
+        return Leaf(f"{entity}.{path}" if path else entity, key, steps, base, after, mine, kind)
+
+    if new is None:
+        yield leaf("", (), "defined", None, "extended by the organisation", "gone")
+        return
+    for attribute in ENTITY_KEYS:
+        if attribute in document:
+            yield leaf(attribute, (attribute,), getattr(old, attribute, None), getattr(new, attribute),
+                       document[attribute])
+    if "default_sort" in document:
+        yield leaf("default_sort", ("default_sort",), _sort(old), _sort(new), list(document["default_sort"]))
+    for name, body in (document.get("fields") or {}).items():
+        defined = new.field(name)
+        mine = f"a {body.get('type')} field of the organisation"
+        if defined is not None and (old is None or old.field(name) is None):
+            yield leaf(name, ("fields", name), None, f"a {defined.type} field of pack {defined.pack}",
+                       mine, "taken")
+        else:
+            yield leaf(name, ("fields", name), None, None, mine)
+    for name, override in (document.get("field_overrides") or {}).items():
+        yield from _override(leaf, name, override, old.field(name) if old else None, new.field(name))
+    for name, section in (document.get("pipelines") or {}).items():
+        yield from _pipeline(leaf, name, section, _pipeline_of(old, name), _pipeline_of(new, name))
+
+
+def _override(leaf: Any, name: str, override: Mapping[str, Any], old: Field | None,
+              new: Field | None) -> Iterator[Leaf]:
+    steps: tuple[Step, ...] = ("field_overrides", name)
+    if new is None:
+        yield leaf(name, steps, "defined", None, "customised by the organisation", "gone")
+        return
+    for attribute in OVERRIDE_KEYS:
+        if attribute in override:
+            yield leaf(f"{name}.{attribute}", (*steps, attribute), getattr(old, attribute, None),
+                       getattr(new, attribute), override[attribute])
+    for option in override.get("options") or ():
+        key = str(option.get("key"))
+        label = option.get("label") or key.replace("_", " ").capitalize()
+        yield leaf(f"{name}.options.{key}", (*steps, "options", ("key", key)), _option(old, key),
+                   _option(new, key), label)
+
+
+def _option(field: Field | None, key: str) -> str | None:
+    return next((o.label for o in field.choices if o.key == key), None) if field else None
+
+
+def _pipeline_of(entity: Entity | None, name: str) -> Pipeline | None:
+    return next((p for p in entity.pipelines if p.name == name), None) if entity else None
+
+
+def _pipeline(leaf: Any, name: str, section: Mapping[str, Any], old: Pipeline | None,
+              new: Pipeline | None) -> Iterator[Leaf]:
+    steps: tuple[Step, ...] = ("pipelines", name)
+    if old is None:
+        # The organisation's own pipeline: only a pipeline of that name in the new version meets it.
+        theirs = f"a pipeline of pack {new.pack}" if new is not None else None
+        yield leaf(f"pipelines.{name}", steps, None, theirs, "the organisation's pipeline",
+                   "taken" if new is not None else "value")
+        return
+    if new is None:
+        yield leaf(f"pipelines.{name}", steps, "defined", None, "customised by the organisation", "gone")
+        return
+    keys = [s.key for s in new.stages]
+    added: list[str] = []  # an added stage may follow one the organisation added before it
+    for stage in section.get("stages") or ():
+        key = str(stage.get("key"))
+        where = (*steps, "stages", ("key", key))
+        if key in keys:
+            yield leaf(f"{name}.{key}", where, None, f"a stage of pack {new.pack}",
+                       "the organisation's stage", "taken")
+        elif stage.get("after") is not None and stage["after"] not in (*keys, *added):
+            yield leaf(f"{name}.{key}.after", (*where, "after"), stage["after"], None, stage["after"], "gone")
+        else:
+            yield leaf(f"{name}.{key}", where, None, None, "the organisation's stage")
+        added.append(key)
+    for key, looks in (section.get("stage_overrides") or {}).items():
+        where = (*steps, "stage_overrides", key)
+        old_stage, new_stage = old.stage(key), new.stage(key)
+        if new_stage is None:
+            yield leaf(f"{name}.{key}", where, "defined", None, "customised by the organisation", "gone")
+            continue
+        for attribute in ("label", "colour"):
+            if attribute in looks:
+                before = getattr(old_stage, attribute, None)
+                yield leaf(f"{name}.{key}.{attribute}", (*where, attribute), before,
+                           getattr(new_stage, attribute), looks[attribute])
+
+
+def _sort(entity: Entity | None) -> list[str] | None:
+    return list(entity.default_sort.keys) if entity is not None and entity.default_sort else None
+
+
+def take_new(docs: Documents, leaf: Leaf) -> None:
+    """Resolve `leaf` for the new version: remove the customisation from its document (and
+    whatever it leaves empty; an extension left with nothing to add goes)."""
+    document = docs.get(leaf.document)
+    if document is None:
+        return
+    if not leaf.steps:
+        del docs[leaf.document]
+        return
+    trail: list[Any] = [document]
+    for step in leaf.steps[:-1]:
+        node = _child(trail[-1], step)
+        if node is _ABSENT:
+            return
+        trail.append(node)
+    _remove(trail[-1], leaf.steps[-1])
+    for parent, step in zip(reversed(trail[:-1]), reversed(leaf.steps[:-1]), strict=True):
+        node = _child(parent, step)
+        if node in ({}, []):
+            _remove(parent, step)
+    if leaf.document[0] == "extension" and not set(document) - {"kind", "entity"}:
+        del docs[leaf.document]
+
+
+def _child(node: Any, step: Step) -> Any:
+    if isinstance(step, tuple):
+        return next((item for item in node if item.get("key") == step[1]), _ABSENT) \
+            if isinstance(node, list) else _ABSENT
+    return node.get(step, _ABSENT) if isinstance(node, dict) else _ABSENT
+
+
+def _remove(node: Any, step: Step) -> None:
+    if isinstance(step, tuple) and isinstance(node, list):
+        node[:] = [item for item in node if item.get("key") != step[1]]
+    elif isinstance(node, dict):
+        node.pop(step, None)
