@@ -157,3 +157,18 @@ def serve_pack(url: str, pack: Path) -> Iterator[str]:
     with ServerThread(app) as server:
         yield server.url
     app.state.engine.dispose()
+
+
+def drag(page: Any, item: Any, target: Any, *, right: float | None = 40, down: float = 20) -> None:
+    """Drag `item` with real mouse moves, as a person would (Sortable's fallback follows them),
+    to `right`, `down` pixels into `target`; `right=None` drags straight up or down (a list)."""
+    box = item.bounding_box()
+    goal = target.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    steps = 12
+    for i in range(1, steps + 1):
+        page.mouse.move(x if right is None else box["x"] + (goal["x"] + right - box["x"]) * i / steps,
+                        box["y"] + (goal["y"] + down - box["y"]) * i / steps)
+    page.mouse.up()

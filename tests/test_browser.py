@@ -23,7 +23,7 @@ from slatecrm.platform.storage.engine import create_engine
 from slatecrm.platform.storage.runtime import RuntimeHolder
 from slatecrm.platform.web.calendar_spec import date_fields
 
-from .browser import HUNG_MS, ServerThread, require_browser, screenshot, sign_in, watch
+from .browser import HUNG_MS, ServerThread, drag, require_browser, screenshot, sign_in, watch
 from .defaults import field_types, make_app
 from .pack_templates import PackTemplates
 
@@ -205,19 +205,6 @@ def test_filter_a_list_with_an_expression(site: Site, context: Any) -> None:
 
 
 # --- kanban -----------------------------------------------------------------------------------
-def drag(page: Any, card: Any, column: Any) -> None:
-    """Drag with real mouse moves, as a person would (Sortable's fallback follows them)."""
-    box = card.bounding_box()
-    target = column.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    steps = 12
-    for i in range(1, steps + 1):
-        page.mouse.move(box["x"] + (target["x"] + 40 - box["x"]) * i / steps,
-                        box["y"] + (target["y"] + 20 - box["y"]) * i / steps)
-    page.mouse.up()
-
-
 def test_kanban_refuses_a_move_until_the_required_fields_are_filled(site: Site, context: Any) -> None:
     account = new_account(site, "Kanban Co")
     contact = site.records.create("contact", {"name": {"first": "Kim", "last": "Board"},

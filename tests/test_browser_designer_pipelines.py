@@ -15,7 +15,7 @@ import pytest
 from slatecrm.platform import customisation
 from slatecrm.platform.storage.engine import create_engine
 
-from .browser import HUNG_MS, ServerThread, require_browser, sign_in, watch
+from .browser import HUNG_MS, ServerThread, drag, require_browser, sign_in, watch
 from .defaults import field_types, make_app
 from .packs import install
 from .test_designer_packs import GADGET, pack_zip
@@ -70,19 +70,6 @@ def page(site: str, browser: Any) -> Iterator[Any]:
     context.close()
 
 
-def drag(page: Any, item: Any, target: Any) -> None:
-    """Drag with real mouse moves, as a person would (Sortable's fallback follows them)."""
-    box = item.bounding_box()
-    goal = target.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    steps = 12
-    for i in range(1, steps + 1):
-        page.mouse.move(box["x"] + box["width"] / 2,
-                        box["y"] + (goal["y"] + 2 - box["y"]) * i / steps)
-    page.mouse.up()
-
-
 def test_drag_a_stage_apply_and_the_board_follows(site: str, page: Any) -> None:
     from playwright.sync_api import expect
 
@@ -91,11 +78,11 @@ def test_drag_a_stage_apply_and_the_board_follows(site: str, page: Any) -> None:
     rows = page.locator("#stage-order li")
     expect(rows).to_have_count(3)
     docs_screenshot(page, "designer-pipeline")
-    drag(page, page.locator("#stage-sold .drag-handle"), page.locator("#stage-ordered"))
+    drag(page, page.locator("#stage-sold .drag-handle"), page.locator("#stage-ordered"), right=None, down=2)
     # Dropping submits the new order: its plan is shown, nothing changed yet.
     expect(page.locator("#plan h2")).to_contain_text("reorder the stages of vehicle.lifecycle")
-    expect(page.locator("#plan-apply")).to_be_visible()
-    page.locator("#plan-apply").click()
+    expect(page.locator("#apply")).to_be_visible()
+    page.locator("#apply").click()
     expect(page.locator("#stage-order li").first).to_have_attribute("data-key", "sold")
     page.locator("#open-board").click()
     expect(page.locator(".board-column h2").first).to_have_text("Sold")
@@ -126,6 +113,6 @@ def test_upload_a_pack_and_install_it(site: str, page: Any, tmp_path: Path) -> N
     expect(page.locator("#pack-changes")).to_contain_text("Install gadgets 1.0.0")
     expect(page.locator("#plan")).to_contain_text("CREATE TABLE")
     docs_screenshot(page, "designer-packs")
-    page.locator("#plan-apply").click()
+    page.locator("#apply").click()
     expect(page.locator("#packs-installed")).to_contain_text("gadgets")
     expect(page.locator("#pack-gadgets")).to_contain_text("gadget")

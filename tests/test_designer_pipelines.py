@@ -40,6 +40,13 @@ PAGE = "/admin/entities/vehicle/pipelines/lifecycle"
 @pytest.fixture
 def client(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
            pack_templates: PackTemplates) -> Iterator[TestClient]:
+    yield from vehicle_site(engine, db_url, registry, pack_templates)
+
+
+def vehicle_site(engine: sa.Engine, db_url: str, registry: FieldTypeRegistry,
+                 pack_templates: PackTemplates) -> Iterator[TestClient]:
+    """The sales packs and an organisation's vehicle entity with its lifecycle pipeline; an
+    administrator signed in."""
     pack_templates.copy_to(engine, registry, "crm-core", "sales")
     planned = customisation.plan_edit(engine, registry, "define vehicle",
                                       customisation.put_entity("vehicle", VEHICLE))

@@ -12,6 +12,7 @@ what it takes.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from starlette.datastructures import FormData, QueryParams
 from slatecrm.metamodel.errors import Problem
 from slatecrm.metamodel.fieldtypes import FieldType, FieldTypeRegistry
 from slatecrm.metamodel.model import LOGIC_KEYS, Field
+from slatecrm.metamodel.names import NAME_PATTERN
 from slatecrm.metamodel.yamlsource import parse_yaml
 
 #: Yes / no keys of every field, in the form's order.
@@ -31,6 +33,16 @@ RULES = ("formula", "default_expression")
 #: Settings the form shows with editors of their own.
 OWN_EDITORS = ("options", "target")
 SIMPLE = {"integer", "number", "string"}
+
+
+def naming(what: str = "name") -> str:
+    """What a designer form says of a name (an entity's, a field's, a stage's key) it refuses."""
+    return f"give a {what} of lower-case letters, digits and _, starting with a letter"
+
+
+def valid_name(name: str) -> bool:
+    """Whether `name` can name an entity, a field, a validation or a stage (metamodel/names.py)."""
+    return bool(re.fullmatch(NAME_PATTERN, name))
 
 
 @dataclass

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import io
 import tempfile
 import zipfile
@@ -36,6 +37,7 @@ from ..layers import installed_packs
 from ..workflows.worker import reconcile
 from .admin import MANAGE_METAMODEL
 from .api import service
+from .designer_plans import Outcome, decided, plan_page, shown
 from .rights import checked_right, principal_of
 from .templating import render
 from .uicontext import base_context
@@ -169,15 +171,20 @@ async def install(request: Request) -> Response:
     async with request.form(max_files=0, max_fields=10, max_part_size=2 * limit + 1024) as form:
         text, name = str(form.get(ARCHIVE_FIELD) or ""), str(form.get(NAME_FIELD) or "pack.zip")
         confirm = str(form.get("confirm") or "")
+        fingerprint = form.get("plan_digest")
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         damaged = _problem("the pack sent back is damaged: upload it again")
         return await _packs_page(request, problems=[damaged], status=422)
-    return await _planned(request, data, name, confirm=confirm)
+    return await _planned(request, data, name, confirm=confirm,
+                         fingerprint=fingerprint if isinstance(fingerprint, str) else None)
 
 
-async def _planned(request: Request, data: bytes, name: str, *, confirm: str | None) -> Response:
+async def _planned(request: Request, data: bytes, name: str, *, confirm: str | None,
+                   fingerprint: str | None = None) -> Response:
+    """Check and plan the archive; show its plan (designer_plans.plan_page), or install it when
+    `confirm` and `fingerprint` are the plan's (designer_plans.decided)."""
     records = service(request)
     engine = request.app.state.engine
     try:
@@ -193,31 +200,21 @@ async def _planned(request: Request, data: bytes, name: str, *, confirm: str | N
     except DefinitionError as error:
         return await _packs_page(request, problems=[_placed(p, pack.origin, name) for p in error.problems],
                                  status=422)
-    plan = installation.plan
-    fresh = confirm is not None and confirm == str(plan.base_revision)
-    if installation.is_empty or plan.blocked or not fresh:
-        notice = None
-        status = 200
-        if installation.is_empty:
-            notice = f"Pack {pack.name} {pack.version} is installed as it is: nothing to do."
-        elif plan.blocked:
-            notice = "The installation puts existing data at risk (see the plan); it cannot be applied."
-            status = 409
-        elif confirm is not None:
-            notice = (f"Another change was applied meanwhile: the plan you saw was against revision "
-                      f"{confirm}, this one is against revision {plan.base_revision}. Review it and "
-                      "install again.")
-            status = 409
-        context = await base_context(request, title=f"Install pack {pack.name} {pack.version}")
-        shown = {**plan.as_dict(), "summary": installation.source}
+    plan = shown(installation.plan, installation.source, hashlib.sha256(data).hexdigest())
+    sent = {} if confirm is None else {"confirm": confirm, "plan_digest": fingerprint}
+    outcome = decided(plan, sent, replayed=True)
+    if installation.is_empty:
+        nothing = f"Pack {pack.name} {pack.version} is installed as it is: nothing to do."
+        outcome = Outcome(plan, {"": [nothing]}, 200)
+    if outcome is not None:
         changes = [{"name": c.name, "before": c.before, "after": c.after, "verb": c.verb}
                    for c in installation.pack_changes]
-        return render(request, "designer_packs_plan", {
-            **context, "plan": shown, "notice": notice, "pack": pack_view(pack), "changes": changes,
-            "archive": base64.b64encode(data).decode(), "filename": name,
-            "installable": not installation.is_empty and not plan.blocked},
-            twin={"plan": shown, "notice": notice, "pack": pack_view(pack), "changes": changes},
-            status=status)
+        return await plan_page(
+            request, outcome, title=f"Install pack {pack.name} {pack.version}", back="/admin/packs",
+            action="/admin/packs/install", template="designer_packs_plan", apply_label="Install",
+            applicable=not installation.is_empty, multipart=True,
+            fields=[(ARCHIVE_FIELD, base64.b64encode(data).decode()), (NAME_FIELD, name)],
+            shows={"pack": pack_view(pack), "changes": changes})
     principal = principal_of(request)
     user = principal.user_id
     await run_in_threadpool(installer.install, engine, installation,

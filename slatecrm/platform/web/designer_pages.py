@@ -5,14 +5,13 @@ validations and retirement changed there), `/admin/entities/new`, and the field 
 
 The pages read the metamodel in force and the organisation's documents; every change is an
 edit of `customisation` (the functions the admin API uses), reviewed and applied through
-web/designer_flow.py, so that a change shows its plan before anything happens. Only holders
+web/designer_plans.py, so that a change shows its plan before anything happens. Only holders
 of manage_metamodel see the pages (the admin API's right); every POST carries the CSRF token
 like the other admin pages.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -21,30 +20,31 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from slatecrm.metamodel.model import Entity, Metamodel
-from slatecrm.metamodel.names import NAME_PATTERN
 
 from .. import customisation, layers
 from ..layers import ORGANISATION
 from .admin import MANAGE_METAMODEL
 from .authentication import READ_METHODS
-from .designer_flow import Outcome, review
 from .designer_forms import (
     FLAGS,
     FormRefused,
     FormValues,
     body_of,
     definition,
+    naming,
     posted,
     simple_settings,
+    valid_name,
     values_of,
 )
+from .designer_plans import Outcome, review
 from .pinning import records_of
 from .rights import checked_right
 from .roles_pages import not_found
 from .templating import render
 from .uicontext import base_context
 
-NAMING = "give a name of lower-case letters, digits and _, starting with a letter"
+NAMING = naming()
 FIELD_LABELS = {"": "", "name": "Name", "type": "Type", "options": "Options", "more": "Other settings"}
 
 
@@ -54,10 +54,6 @@ def _metamodel(request: Request) -> Metamodel:
 
 def origin(pack: str) -> str:
     return "organisation" if pack == ORGANISATION else pack
-
-
-def _valid_name(name: str) -> bool:
-    return bool(re.fullmatch(NAME_PATTERN, name))
 
 
 # --- /admin/entities --------------------------------------------------------------------------
@@ -93,7 +89,7 @@ async def new_entity(request: Request) -> Response:
         return await _new_entity_page(request, values, outcome)
 
     name, title = values["name"], values["title_field"] or "name"
-    if not _valid_name(name) or not _valid_name(title):
+    if not valid_name(name) or not valid_name(title):
         return await again(Outcome(None, {"name": [NAMING]}, 422))
     if await run_in_threadpool(lambda: _metamodel(request).any_entity(name)) is not None:
         return await again(Outcome(None, {"name": [f"an entity named {name!r} exists already"]}, 422))
@@ -145,7 +141,7 @@ async def entity_page(request: Request) -> Response:
         return await review(request, f"retire entity {name}", customisation.delete_entity(name), again,
                             "/admin/entities")
     if op == "validation":
-        if not _valid_name(values["name"]):
+        if not valid_name(values["name"]):
             return await again(Outcome(None, {"name": [NAMING]}, 422))
         if not values["condition"] or not values["message"]:
             return await again(Outcome(None, {"condition": ["give the condition and the message"]}, 422))
@@ -222,7 +218,7 @@ async def field_page(request: Request) -> Response:
     if op == "retire":
         return await review(request, f"retire field {entity_name}.{name}",
                             customisation.delete_field(entity_name, name), again, done)
-    if new and not _valid_name(name):
+    if new and not valid_name(name):
         return await again(Outcome(None, {"name": [NAMING]}, 422))
     if new and entity.any_field(name) is not None:
         return await again(Outcome(None, {"name": [f"{entity_name} has a field {name!r} already: change it "

@@ -20,23 +20,21 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from slatecrm.metamodel.model import Entity, Metamodel, Pipeline, Stage
-from slatecrm.metamodel.names import NAME_PATTERN
-from slatecrm.metamodel.rules.checker import check
-from slatecrm.metamodel.rules.errors import RuleError
-from slatecrm.metamodel.rules.types import BOOLEAN
 
 from .. import customisation, pipeline_edits
 from ..layers import ORGANISATION
 from .admin import MANAGE_METAMODEL
 from .authentication import READ_METHODS
+from .designer_check import verdict
+from .designer_forms import naming, valid_name
 from .designer_plans import plan_or_apply
 from .pinning import records_of
 from .rights import checked_right
-from .templating import render, render_fragment
+from .templating import render
 from .uicontext import base_context
 
 CATEGORIES = ("open", "won", "lost")
@@ -117,8 +115,8 @@ async def reorder(request: Request) -> Response:
     async def refused(errors: dict[str, list[str]]) -> Response:
         return await _pipeline_page(request, errors=errors, status=422)
 
-    confirm = [("confirm", str(c)) for c in form.getlist("confirm")]
-    replay = FormData([*(("order", k) for k in keys), *confirm])
+    apply = [(name, str(v)) for name in ("confirm", "plan_digest") for v in form.getlist(name)]
+    replay = FormData([*(("order", k) for k in keys), *apply])
     return await plan_or_apply(request, replay, f"reorder the stages of {entity}.{pipeline}",
                                pipeline_edits.order_stages(entity, pipeline, keys),
                                back=view["base"], done=view["base"], refused=refused)
@@ -215,8 +213,8 @@ async def add_stage(request: Request) -> Response:
     label = str(form.get("label") or "").strip()
     after = str(form.get("after") or "").strip() or view["stages"][-1]["key"]
     new = {"key": key, "label": label, "after": after}
-    if not re.fullmatch(NAME_PATTERN, key):
-        wrong = {"key": ["give a key of lower-case letters, digits and _, starting with a letter"]}
+    if not valid_name(key):
+        wrong = {"key": [naming("key")]}
         return await _pipeline_page(request, errors=wrong, status=422, new_stage=new)
     entity, pipeline = view["entity"]["name"], view["pipeline"]["name"]
 
@@ -243,29 +241,17 @@ async def remove_stage(request: Request) -> Response:
                                back=view["base"], done=view["base"], refused=refused)
 
 
-def condition_error(metamodel: Metamodel, entity: str, text: str, records: Any) -> dict[str, Any] | None:
-    """The entry condition's error (message, line, column, the line with a caret), or None."""
-    try:
-        check(text, metamodel, entity, expect=BOOLEAN, changes=True, functions=records.functions,
-              registry=records.registry)
-    except RuleError as error:
-        placed = error.with_text(text) if not error.text else error
-        shown: dict[str, Any] = {"message": placed.message, "line": placed.line, "column": placed.column,
-                                 "caret": placed.caret()}
-        return shown
-    return None
-
-
 async def check_condition(request: Request) -> Response:
-    """As the admin types an entry condition (htmx): its error with a caret, or that it is fine."""
+    """As the admin types an entry condition (htmx): its error with a caret, or that it is fine.
+    The designer's own rule check (designer_check.py): an entry condition is a condition."""
     await checked_right(request, MANAGE_METAMODEL)
-    records = records_of(request)
-    metamodel = (await run_in_threadpool(records.full_snapshot)).metamodel
+    metamodel = (await run_in_threadpool(records_of(request).full_snapshot)).metamodel
     entity, _ = _found(metamodel, request.path_params["entity"], request.path_params["pipeline"])
     form = await request.form()
     text = str(form.get("condition") or "").strip()
-    error = await run_in_threadpool(condition_error, metamodel, entity.name, text, records) if text else None
-    return HTMLResponse(render_fragment(request, "_designer_condition.html", {"text": text, "error": error}))
+    found = await run_in_threadpool(verdict, request, entity.name, "condition", text, "")
+    error = None if found["ok"] else found
+    return render(request, "_designer_condition", {"text": text, "error": error}, twin=found)
 
 
 routes = [
