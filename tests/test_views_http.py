@@ -327,3 +327,21 @@ def test_the_list_switcher_offers_calendar_views_and_a_wrong_view_is_a_400(world
     # A reader who may not see amounts is refused the view's filter, as `?filter=` would be.
     hidden = blind.get("/e/opportunity/calendar.json?view=big_closings")
     assert hidden.status_code == 400 and "unknown field 'amount'" in hidden.json()["errors"]["filter"][0]
+
+
+def test_the_organisation_defines_a_calendar_view_checked_as_a_packs_is(world: dict[str, Any]) -> None:
+    admin = world["admin"]
+    bad = admin.put("/api/v1/admin/views/closings", json={"entity": "opportunity", "type": "calendar",
+                                                          "field": "amount"})
+    assert bad.status_code == 422 and "'amount' is not a date field" in bad.text
+    body = {"entity": "opportunity", "type": "calendar", "label": "All closings", "field": "close_date"}
+    planned = admin.put("/api/v1/admin/views/closings", json=body)
+    assert [c["summary"] for c in planned.json()["plan"]["changes"]] == [
+        "add view closings (opportunity, calendar)"]
+    base = planned.json()["base_revision"]
+    assert admin.put(f"/api/v1/admin/views/closings?confirm={base}", json=body).json()["applied"] is True
+    assert {"view": "closings", "label": "All closings", "field": "close_date"} in \
+        admin.get("/e/opportunity.json").json()["calendars"]
+    month = admin.get("/e/opportunity/calendar.json?view=closings&date=2027-01-15").json()
+    assert month["mode"] == "month" and calendar_titles(month) == {"2027-01-01": ["Admin early"],
+                                                                   "2027-01-15": ["Rep open"]}
