@@ -1,7 +1,8 @@
 """The calendar in a real browser (issue 15, views): an item dragged to another day is
 rescheduled through the records service, keeping its time of day (checked through the
 API); in the week, one dragged to an hour after someone else changed the record is
-refused, the calendar says why and shows the record where it is stored.
+refused, the calendar says why and shows the record where it is stored. A calendar view
+chosen in the list's switcher applies its mode, filter and end field, and the controls keep it.
 
 With SLATECRM_SCREENSHOTS=1 the month is saved as docs/images/calendar.png for docs/ui.md."""
 
@@ -86,4 +87,40 @@ def test_dragging_an_item_to_another_day_reschedules_it(site: str, chromium: Any
     expect(page.locator("#calendar-message")).to_be_hidden()
     assert page.request.get(f"{site}/api/v1/event/{demo}").json()["starts"] == "2026-12-09T09:30:00Z"
     assert not seen.dialogs and script_errors(seen) == [], seen  # the 409 the test asked for aside
+    context.close()
+
+
+def test_a_calendar_view_from_the_list_switcher_applies_its_spec_and_filter(site: str,
+                                                                            chromium: Any) -> None:
+    """The list's switcher leads to the calendar view: its mode (day), filter and end field
+    apply, and the date control and the mode buttons keep it."""
+    from playwright.sync_api import expect
+
+    records: RecordsService = SERVED[site].state.records
+    planning = records.create("event", {"name": "Sprint planning", "topic": "work",
+                                        "starts": "2027-02-08T09:00:00Z",
+                                        "ends": "2027-02-08T10:30:00Z"}).id
+    records.create("event", {"name": "Dentist", "topic": "home", "starts": "2027-02-08T14:00:00Z"})
+    context = chromium.new_context(viewport={"width": 1100, "height": 700})
+    context.set_default_timeout(HUNG_MS)
+    sign_in(context, site)
+    page = context.new_page()
+    seen = watch(page)
+
+    page.goto(f"{site}/e/event")
+    page.locator('#view-switcher a.calendar-view[href$="view=work_meetings"]').click()
+    expect(page.locator('#view-switcher a[aria-current="page"]')).to_have_text("Work meetings")
+    expect(page.locator("#view-filter")).to_contain_text("topic = 'work'")
+    page.locator("#calendar-date").fill("2027-02-08")
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#calendar-heading")).to_have_text("Monday 08 February 2027")
+    expect(page.locator(f'li.calendar-item[data-id="{planning}"]')).to_contain_text("09:00–10:30")
+    expect(page.locator("#calendar")).not_to_contain_text("Dentist")
+    # The mode buttons keep the view: the week shows its items with the view's end field too.
+    page.get_by_role("link", name="Week", exact=True).click()
+    expect(page.locator("#calendar-heading")).to_have_text("Week of 2027-02-08 to 2027-02-14")
+    expect(page.locator('td[data-day="2027-02-08"][data-hour="9"]')).to_contain_text("09:00–10:30")
+    expect(page.locator("#calendar")).not_to_contain_text("Dentist")
+    assert "view=work_meetings" in page.url
+    assert not seen.dialogs and script_errors(seen) == [], seen
     context.close()

@@ -3,7 +3,8 @@ dropped item makes, over HTTP on SQLite and PostgreSQL: only the visible range i
 with "N more" past a day's cap; the modes place all-day and timed items; a bad field, mode
 or date is a 400 naming it, and an entity without date fields says so; a move keeps the
 time of day, moves an end field along, refuses a stale version and respects the fields a
-role makes read-only or hides."""
+role makes read-only or hides. A calendar view (`?view=`) supplies the field, end, mode and
+filter, parameters given winning, and is not offered on a field the reader may not see."""
 
 from __future__ import annotations
 
@@ -39,6 +40,15 @@ EVENT: dict[str, Any] = {
                "topic": {"type": "text"}},
 }
 NOTE: dict[str, Any] = {"label": "Note", "title_field": "text", "fields": {"text": {"type": "text"}}}
+#: Calendar views of events (docs/packs.md, "Calendar views"): work meetings by the hour with
+#: their end, things due by the week with their length, and one by the day a planner may not see.
+CALENDAR_VIEWS = [
+    {"kind": "view", "name": "work_meetings", "label": "Work meetings", "entity": "event",
+     "type": "calendar", "field": "starts", "end_field": "ends", "mode": "day", "filter": "topic = 'work'"},
+    {"kind": "view", "name": "due_this_week", "entity": "event", "type": "calendar", "field": "due",
+     "duration_field": "length", "mode": "week"},
+    {"kind": "view", "name": "secret_days", "entity": "event", "type": "calendar", "field": "secret_day"},
+]
 #: A planner may read and change events, but not their start; the secret day is hidden.
 PLANNER = {"kind": "role", "name": "planner", "entities": {"event": {
     "actions": ["create", "read", "update"], "scope": "all",
@@ -49,6 +59,9 @@ def event_pack(root: Path) -> Path:
     pack = write_pack(root, "diary", "1.0.0", {"event": EVENT, "note": NOTE})
     (pack / "roles").mkdir()
     (pack / "roles" / "planner.yaml").write_text(json.dumps(PLANNER))
+    (pack / "views").mkdir()
+    for view in CALENDAR_VIEWS:
+        (pack / "views" / f"{view['name']}.yaml").write_text(json.dumps(view))
     return pack
 
 
@@ -252,6 +265,47 @@ def test_unsigned_or_cross_site_moves_are_refused(http: TestClient) -> None:
     assert reschedule(http, meeting, field="starts", date="2026-12-09", version=1).status_code == 403
     http.headers["x-csrftoken"] = token
     assert records_of(http).get("event", meeting).version == 1
+
+
+# --- calendar views ---------------------------------------------------------------------------
+def test_a_calendar_view_supplies_the_spec_and_its_filter(http: TestClient) -> None:
+    add(http, "Planning", topic="work", starts="2026-12-08T09:00:00Z", ends="2026-12-08T10:30:00Z")
+    add(http, "Dentist", topic="home", starts="2026-12-08T14:00:00Z", ends="2026-12-08T15:00:00Z")
+    add(http, "Retro", topic="work", starts="2026-12-09T16:00:00Z", due="2026-12-09T16:00:00Z", length="1h")
+    data = page(http, "view=work_meetings&date=2026-12-08")
+    assert (data["view"], data["field"], data["mode"], data["end_field"]) == (
+        "work_meetings", "starts", "day", "ends")
+    assert titles(data) == {"2026-12-08": ["Planning"]}  # the view's filter: not the dentist
+    html = http.get("/e/event/calendar?view=work_meetings&date=2026-12-08").text
+    nine = re.search(r'data-day="2026-12-08" data-hour="9">(.*?)</td>', html, re.S)
+    assert nine and "09:00–10:30" in nine[1]
+    assert "Dentist" not in html and "topic = &#39;work&#39;" in html
+    # Parameters given win: another mode keeps the view's field, end and filter...
+    week = page(http, "view=work_meetings&mode=week&date=2026-12-08")
+    assert (week["mode"], week["end_field"]) == ("week", "ends")
+    assert titles(week) == {"2026-12-08": ["Planning"], "2026-12-09": ["Retro"]}
+    # ...while another field drops the view's end (an end goes with its start), and an end or
+    # duration given replaces it.
+    due = page(http, "view=work_meetings&field=due&mode=week&date=2026-12-08")
+    assert (due["field"], due["end_field"], due["duration_field"]) == ("due", None, None)
+    assert titles(due) == {"2026-12-09": ["Retro"]}
+    lasting = page(http, "view=work_meetings&duration=length&date=2026-12-09")
+    assert (lasting["end_field"], lasting["duration_field"]) == (None, "length")
+    other = page(http, "view=due_this_week&date=2026-12-09")
+    assert (other["field"], other["mode"], other["duration_field"]) == ("due", "week", "length")
+    assert titles(other) == {"2026-12-09": ["Retro"]}
+    assert sorted(v["view"] for v in other["views"]) == ["due_this_week", "secret_days", "work_meetings"]
+    assert sorted(c["view"] for c in http.get("/e/event.json").json()["calendars"]) == [
+        "due_this_week", "secret_days", "work_meetings"]
+
+
+def test_a_calendar_view_on_a_field_hidden_from_the_reader_is_not_offered(http: TestClient) -> None:
+    sign_in(http, "planner@example.com", roles=("planner",))
+    assert sorted(c["view"] for c in http.get("/e/event.json").json()["calendars"]) == [
+        "due_this_week", "work_meetings"]
+    assert 'href="/e/event/calendar?view=secret_days"' not in http.get("/e/event").text
+    refused = http.get("/e/event/calendar.json?view=secret_days")
+    assert refused.status_code == 400 and "no date field 'secret_day'" in refused.json()["errors"]["field"][0]
 
 
 # --- units ------------------------------------------------------------------------------------

@@ -148,11 +148,11 @@ def test_the_schema_refuses_unknown_keys_and_bad_values_at_their_line(tmp_path: 
         kind: view
         name: odd
         entity: opportunity
-        type: calendar
+        type: agenda
         colums: [name]
         page_size: 0
         """})))
-    assert "views/odd.yaml:4:7: 'calendar' is not one of 'list', 'kanban'" in found
+    assert "views/odd.yaml:4:7: 'agenda' is not one of 'list', 'kanban', 'calendar'" in found
     assert "views/odd.yaml:5:1: unknown key 'colums'" in found
     assert "views/odd.yaml:6:12:" in found
 
@@ -196,3 +196,136 @@ def test_views_are_part_of_plans_and_revisions_without_ddl(tmp_path: Path, engin
     summaries = sorted(c.summary for c in plan(engine, registry, "crm-core", "sales", second).plan.changes)
     assert summaries == ["change view pipeline_board (opportunity, kanban)",
                          "remove view my_open_opportunities (opportunity)"]
+
+
+# --- calendar views ------------------------------------------------------------------------------
+CALENDARS = {
+    "views/closing.yaml": """\
+        kind: view
+        name: closing
+        label: Closing dates
+        entity: opportunity
+        type: calendar
+        field: close_date
+        mode: week
+        filter: "amount > 0"
+        """,
+    "views/agenda.yaml": """\
+        kind: view
+        name: agenda
+        entity: activity
+        type: calendar
+        field: due_date
+        """,
+}
+
+
+def test_a_calendar_view_loads_is_stored_and_planned(tmp_path: Path, engine: sa.Engine,
+                                                    registry: FieldTypeRegistry) -> None:
+    metamodel = merged(registry, write_pack(tmp_path, CALENDARS))
+    closing = metamodel.view("closing")
+    assert closing is not None and closing.type == "calendar"
+    assert (closing.field, closing.mode, closing.filter) == ("close_date", "week", "amount > 0")
+    agenda = metamodel.view("agenda")
+    assert agenda is not None and agenda.mode is None and agenda.field == "due_date"  # date_or_datetime
+    assert [v.name for v in metamodel.views_of("opportunity", "calendar")] == ["closing"]
+    stored = json.loads(json.dumps(metamodel.as_dict()))
+    assert Metamodel.from_dict(stored) == metamodel and Metamodel.from_dict(stored).as_dict() == stored
+    install(engine, registry, "crm-core", "sales")
+    planned = plan(engine, registry, "crm-core", "sales", write_pack(tmp_path / "p", CALENDARS)).plan
+    assert "add view closing (opportunity, calendar)" in [c.summary for c in planned.changes]
+
+
+BAD_CALENDARS = {
+    "views/no_field.yaml": """\
+        kind: view
+        name: no_field
+        entity: opportunity
+        type: calendar
+        sort: [close_date]
+        columns: [name]
+        """,
+    "views/both_ends.yaml": """\
+        kind: view
+        name: both_ends
+        entity: activity
+        type: calendar
+        field: due_date
+        end_field: due_date
+        duration_field: duration_minutes
+        """,
+    "views/on_a_list.yaml": """\
+        kind: view
+        name: on_a_list
+        entity: opportunity
+        mode: month
+        """,
+}
+
+BAD_CALENDAR_FIELDS = {
+    "views/not_a_date.yaml": """\
+        kind: view
+        name: not_a_date
+        entity: opportunity
+        type: calendar
+        field: amount
+        filter: "amount >"
+        """,
+    "views/unknown.yaml": """\
+        kind: view
+        name: unknown
+        entity: opportunity
+        type: calendar
+        field: close_dat
+        """,
+    "views/same_end.yaml": """\
+        kind: view
+        name: same_end
+        entity: activity
+        type: calendar
+        field: due_date
+        end_field: due_date
+        """,
+    "views/not_a_duration.yaml": """\
+        kind: view
+        name: not_a_duration
+        entity: activity
+        type: calendar
+        field: due_date
+        duration_field: duration_minutes
+        """,
+}
+
+
+def test_every_problem_of_a_bad_calendar_view_is_reported_at_its_line(
+        tmp_path: Path, registry: FieldTypeRegistry) -> None:
+    text = "\n".join(problems(registry, write_pack(tmp_path, BAD_CALENDARS)))
+    assert "views/no_field.yaml:4:7: view 'no_field': a calendar view names the date field" in text
+    assert "views/no_field.yaml:5:7: view 'no_field': sort is for a list or kanban view" in text
+    assert "views/no_field.yaml:6:10: view 'no_field': columns is for a list view, this one is a " \
+           "calendar view" in text
+    assert "views/both_ends.yaml:7:17: view 'both_ends': give end_field or duration_field, not both" in text
+    assert "views/on_a_list.yaml:4:7: view 'on_a_list': mode is for a calendar view, this one is a list " \
+           "view (type: calendar makes it one)" in text
+
+    text = "\n".join(problems(registry, write_pack(tmp_path / "fields", BAD_CALENDAR_FIELDS)))
+    assert "views/not_a_date.yaml:5:8: view 'not_a_date': field: 'amount' is not a date field (its type " \
+           "is currency); a calendar places records by a date or a date and time: close_date" in text
+    assert "views/not_a_date.yaml:6:9: view 'not_a_date': filter:" in text
+    assert "views/unknown.yaml:5:8: view 'unknown': 'opportunity' has no field 'close_dat' " \
+           "(did you mean 'close_date'?)" in text
+    assert "views/same_end.yaml:6:12: view 'same_end': end_field: 'due_date' is the calendar's field" in text
+    assert "views/not_a_duration.yaml:6:17: view 'not_a_duration': duration_field: 'duration_minutes' is " \
+           "not a duration field (its type is integer)" in text
+
+
+def test_the_schema_refuses_a_bad_mode_at_its_line(tmp_path: Path, registry: FieldTypeRegistry) -> None:
+    found = "\n".join(problems(registry, write_pack(tmp_path, {"views/yearly.yaml": """\
+        kind: view
+        name: yearly
+        entity: opportunity
+        type: calendar
+        field: close_date
+        mode: year
+        """})))
+    assert "views/yearly.yaml:6:7: 'year' is not one of 'month', 'week', 'day'" in found

@@ -1,6 +1,7 @@
 """Views over HTTP, on SQLite and PostgreSQL: a pack's list view applied by `?view=` on the
 list page and in the JSON API (columns, filter with current_user, sort, page size), a kanban
-view on the board (filter, card fields, totals), and personal views saved from the list page,
+view on the board (filter, card fields, totals), a calendar view on the calendar page (field,
+mode, filter; offered by the list's switcher), and personal views saved from the list page,
 shared with roles by an administrator, renamed and deleted; none shows a field or a record
 the reader may not read."""
 
@@ -50,6 +51,16 @@ VIEWS = {
         pipeline: sales
         card_fields: [close_date]
         totals: amount
+        filter: "amount >= 1000"
+        """,
+    "views/big_closings.yaml": """\
+        kind: view
+        name: big_closings
+        label: Big closings
+        entity: opportunity
+        type: calendar
+        field: close_date
+        mode: week
         filter: "amount >= 1000"
         """,
     "views/hot_leads.yaml": """\
@@ -265,3 +276,72 @@ def test_a_views_filter_on_a_field_hidden_from_the_reader_is_refused_as_a_filter
     assert exported.status_code == 200
     lines = exported.text.strip().splitlines()
     assert lines[0] == "id,Name,Amount" and len(lines) == 5  # the view's columns and records
+
+
+def calendar_titles(data: dict[str, Any]) -> dict[str, list[str]]:
+    return {d["date"]: [r["name"] for r in d["records"]] for d in data["days"] if d["records"]}
+
+
+def test_a_calendar_view_gives_the_calendar_its_field_mode_and_filter(world: dict[str, Any]) -> None:
+    admin = world["admin"]
+    week = admin.get("/e/opportunity/calendar.json?view=big_closings&date=2027-01-15").json()
+    assert (week["view"], week["field"], week["mode"]) == ("big_closings", "close_date", "week")
+    assert (week["first"], week["last"]) == ("2027-01-11", "2027-01-17")
+    assert calendar_titles(week) == {"2027-01-15": ["Rep open"]}
+    # Explicit parameters win over the view's; its filter still holds (Admin early is 200).
+    month = admin.get("/e/opportunity/calendar.json?view=big_closings&mode=month&date=2027-01-15").json()
+    assert month["mode"] == "month" and calendar_titles(month) == {"2027-01-15": ["Rep open"]}
+    unfiltered = admin.get("/e/opportunity/calendar.json?field=close_date&mode=month&date=2027-01-15").json()
+    assert calendar_titles(unfiltered) == {"2027-01-01": ["Admin early"], "2027-01-15": ["Rep open"]}
+    # The request's own filter narrows the view's (both hold): nothing is left in January.
+    narrowed = admin.get("/e/opportunity/calendar.json", params={
+        "view": "big_closings", "mode": "month", "date": "2027-01-15", "filter": "amount < 1000"}).json()
+    assert calendar_titles(narrowed) == {}
+    # The page marks the view, says its filter, and its links and form keep it.
+    html = admin.get("/e/opportunity/calendar?view=big_closings&date=2027-01-15").text
+    assert 'aria-current="page">Big closings</a>' in html and "amount &gt;= 1000" in html
+    assert 'rel="next" href="?view=big_closings&amp;date=2027-01-22"' in html
+    assert '<input type="hidden" name="view" value="big_closings">' in html
+    # The reader's scope still holds: a sales rep sees only their own deals.
+    rep_week = world["rep"].get("/e/opportunity/calendar.json?view=big_closings&date=2027-03-01").json()
+    assert calendar_titles(rep_week) == {}
+    assert calendar_titles(admin.get("/e/opportunity/calendar.json?view=big_closings&date=2027-03-01")
+                           .json()) == {"2027-03-01": ["Admin late"]}
+
+
+def test_the_list_switcher_offers_calendar_views_and_a_wrong_view_is_a_400(world: dict[str, Any]) -> None:
+    admin, blind = world["admin"], world["blind"]
+    page = admin.get("/e/opportunity.json").json()
+    assert page["calendars"] == [{"view": "big_closings", "label": "Big closings", "field": "close_date"}]
+    assert {"view": "big_closings", "label": "Big closings"} not in page["views"]  # not a list view
+    html = admin.get("/e/opportunity").text
+    assert 'class="calendar-view" href="/e/opportunity/calendar?view=big_closings"' in html
+    assert admin.get("/e/opportunity.json?view=big_closings").status_code == 400  # not on a list
+    for key, says in (("big_deals", "'big_deals' is a list view, not a calendar view; calendar views: "
+                                    "big_closings"),
+                      ("big_closing", "opportunity has no calendar view 'big_closing' (did you mean "
+                                      "'big_closings'?)")):
+        refused = admin.get(f"/e/opportunity/calendar.json?view={key}")
+        assert refused.status_code == 400 and says in refused.json()["errors"]["view"][0], refused.text
+        assert admin.get(f"/e/opportunity/calendar?view={key}").status_code == 400
+    # A reader who may not see amounts is refused the view's filter, as `?filter=` would be.
+    hidden = blind.get("/e/opportunity/calendar.json?view=big_closings")
+    assert hidden.status_code == 400 and "unknown field 'amount'" in hidden.json()["errors"]["filter"][0]
+
+
+def test_the_organisation_defines_a_calendar_view_checked_as_a_packs_is(world: dict[str, Any]) -> None:
+    admin = world["admin"]
+    bad = admin.put("/api/v1/admin/views/closings", json={"entity": "opportunity", "type": "calendar",
+                                                          "field": "amount"})
+    assert bad.status_code == 422 and "'amount' is not a date field" in bad.text
+    body = {"entity": "opportunity", "type": "calendar", "label": "All closings", "field": "close_date"}
+    planned = admin.put("/api/v1/admin/views/closings", json=body)
+    assert [c["summary"] for c in planned.json()["plan"]["changes"]] == [
+        "add view closings (opportunity, calendar)"]
+    base = planned.json()["base_revision"]
+    assert admin.put(f"/api/v1/admin/views/closings?confirm={base}", json=body).json()["applied"] is True
+    assert {"view": "closings", "label": "All closings", "field": "close_date"} in \
+        admin.get("/e/opportunity.json").json()["calendars"]
+    month = admin.get("/e/opportunity/calendar.json?view=closings&date=2027-01-15").json()
+    assert month["mode"] == "month" and calendar_titles(month) == {"2027-01-01": ["Admin early"],
+                                                                   "2027-01-15": ["Rep open"]}

@@ -34,7 +34,7 @@ from .names import name_problem, suggest
 from .roles import ACTIONS, ADMINISTRATOR, EntityGrant, Role, SharingRule
 from .schemas import pack_schema
 from .userattributes import BUILT_IN, UserAttribute
-from .views import KANBAN_ONLY, LIST_ONLY, View
+from .views import OWN_KEYS, View
 from .workflows import Action, Trigger, Workflow, offset_minutes
 from .yamlsource import SourceDocument, parse_yaml
 
@@ -735,11 +735,14 @@ class _PackReader:
             columns=tuple(data.get("columns") or ()), filter=data.get("filter"),
             sort=tuple(data.get("sort") or ()), page_size=data.get("page_size"),
             pipeline=data.get("pipeline"), card_fields=tuple(data.get("card_fields") or ()),
-            totals=data.get("totals"), pack=pack, source=source.locate(["name"]), locations=locations)
+            totals=data.get("totals"), field=data.get("field"), end_field=data.get("end_field"),
+            duration_field=data.get("duration_field"), mode=data.get("mode"), pack=pack,
+            source=source.locate(["name"]), locations=locations)
 
     def check_views(self, views: list[View]) -> None:
-        """Each name once in a pack; a kanban view names its pipeline, and each kind only takes
-        its own keys (a list's columns mean nothing on a board)."""
+        """Each name once in a pack; a kanban view names its pipeline, a calendar view its
+        date field, and each kind only takes its own keys (a list's columns mean nothing on a
+        board)."""
         first: dict[str, View] = {}
         for found in views:
             if found.name in first:
@@ -749,13 +752,26 @@ class _PackReader:
             if found.type == "kanban" and found.pipeline is None:
                 self.problem(f"view {found.name!r}: a kanban view names the pipeline whose stages are "
                              "its columns: give pipeline", found.locate("type"))
-            others = KANBAN_ONLY if found.type == "list" else LIST_ONLY
-            for key in others:
-                if key in found.locations:
-                    self.problem(f"view {found.name!r}: {key} is for a "
-                                 f"{'kanban' if found.type == 'list' else 'list'} view, this one is a "
-                                 f"{found.type} view (type: {'kanban' if key in KANBAN_ONLY else 'list'} "
-                                 "makes it one)", found.locate(key))
+            if found.type == "calendar":
+                self.check_calendar(found)
+            for other, keys in OWN_KEYS.items():
+                for key in keys:
+                    if other != found.type and key in found.locations:
+                        self.problem(f"view {found.name!r}: {key} is for a {other} view, this one is a "
+                                     f"{found.type} view (type: {other} makes it one)", found.locate(key))
+
+    def check_calendar(self, view: View) -> None:
+        """A calendar places records by a date field, ends items by one field at most, and
+        orders each day by its field (so takes no sort)."""
+        if view.field is None:
+            self.problem(f"view {view.name!r}: a calendar view names the date field that places "
+                         "its records: give field", view.locate("type"))
+        if view.end_field is not None and view.duration_field is not None:
+            self.problem(f"view {view.name!r}: give end_field or duration_field, not both",
+                         view.locate("duration_field"))
+        if "sort" in view.locations:
+            self.problem(f"view {view.name!r}: sort is for a list or kanban view; a calendar orders "
+                         "each day by its field", view.locate("sort"))
 
     def layout(self, source: SourceDocument, pack: str) -> Layout:
         """A validated `kind: layout` document; the names it gives are checked against the

@@ -16,6 +16,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 
 from .byname import ORGANISATION_LAYER
+from .calendarfields import date_kind, is_duration
 from .errors import Location, Problem
 from .fieldtypes import FieldTypeRegistry
 from .model import SORTABLE_SYSTEM, Entity, Metamodel, renamed_note, unsortable
@@ -95,6 +96,42 @@ class _Checks:
             if found and found in self.registry.names() and not self.registry[found].summable:
                 yield self.problem(f"totals: {view.totals!r} is a {found} field; a board adds up a "
                                    "number or an amount", view.locate("totals"))
+        yield from self.calendar(entity)
+
+    def calendar(self, entity: Entity) -> Iterator[Problem]:
+        """A calendar's field and end field are date fields the calendar page accepts
+        (calendarfields.py), the end another one; its duration field is a duration."""
+        view = self.view
+        dates = [f.name for f in entity.active_fields if self.date_kind(entity, f.name)]
+        listed = ", ".join(dates) or "none"
+        for key in ("field", "end_field"):
+            name = getattr(view, key)
+            if name is None:
+                continue
+            where = view.locate(key)
+            found = yield from self.field(entity, name, where)
+            if found is None:
+                continue
+            if not self.date_kind(entity, name):
+                yield self.problem(f"{key}: {name!r} is not a date field (its type is {found}); a calendar "
+                                   f"places records by a date or a date and time: {listed}", where)
+            elif key == "end_field" and name == view.field:
+                yield self.problem(f"end_field: {name!r} is the calendar's field; an item ends at "
+                                   f"another date field: {listed}", where)
+        if view.duration_field is not None:
+            where = view.locate("duration_field")
+            found = yield from self.field(entity, view.duration_field, where)
+            if found and found in self.registry.names() and not is_duration(self.registry[found]):
+                yield self.problem(f"duration_field: {view.duration_field!r} is not a duration field "
+                                   f"(its type is {found})", where)
+
+    def date_kind(self, entity: Entity, name: str) -> str | None:
+        """The calendar kind of `entity`'s field `name` (None when not a date, or of a type
+        this registry does not know)."""
+        found = entity.field(name)
+        if found is None or found.type not in self.registry.names():
+            return None
+        return date_kind(self.registry[found.type], found)
 
     def field(self, entity: Entity, name: str, where: Location) -> Generator[Problem, None, str | None]:
         """Yields a problem when `entity` has no active field `name`; returns its type."""

@@ -3,9 +3,10 @@ organisation's layer).
 
 A list view says which columns a list shows, a default filter (a rule-language condition),
 its order and page size; a kanban view says which pipeline a board shows, the fields on
-its cards and the number field its columns add up. A view only chooses among what the read
-path gives: it never widens what a user may read, so it needs no tables and no DDL, only a
-new revision when it changes.
+its cards and the number field its columns add up; a calendar view says which date field
+places the records, where an item ends, and whether a month, a week or a day shows. A view
+only chooses among what the read path gives: it never widens what a user may read, so it
+needs no tables and no DDL, only a new revision when it changes.
 
 This module holds the definitions; they are read in packs.py, checked against the merged
 metamodel and merged by name in viewchecks.py, and stored with each revision (model.py).
@@ -21,11 +22,17 @@ from typing import Any
 
 from .errors import Location
 
-#: The kinds of view a pack may define (a calendar view is not built yet).
-VIEW_TYPES = ("list", "kanban")
+#: The kinds of view a pack may define.
+VIEW_TYPES = ("list", "kanban", "calendar")
 #: Keys that only mean something for one kind of view.
 LIST_ONLY = ("columns", "page_size")
 KANBAN_ONLY = ("pipeline", "card_fields", "totals")
+CALENDAR_ONLY = ("field", "end_field", "duration_field", "mode")
+#: The keys of each kind only it takes (`sort` is for lists and boards: a calendar orders
+#: each day by its field).
+OWN_KEYS = {"list": LIST_ONLY, "kanban": KANBAN_ONLY, "calendar": (*CALENDAR_ONLY,)}
+#: What a calendar shows at once (the default first).
+CALENDAR_MODES = ("month", "week", "day")
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,13 @@ class View:
     card_fields: tuple[str, ...] = ()
     #: kanban: the number or amount field each column adds up
     totals: str | None = None
+    #: calendar: the date (or date and time) field that places the records
+    field: str | None = None
+    #: calendar: a later date field where a timed item ends, or a duration field saying how long
+    end_field: str | None = None
+    duration_field: str | None = None
+    #: calendar: month, week or day (None: month)
+    mode: str | None = None
     pack: str = ""
     source: Location = attribute(default_factory=Location, compare=False)
     #: where each key given stands in the pack, so a problem with one points at its line

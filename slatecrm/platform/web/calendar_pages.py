@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from slatecrm.digits import VERSION_MAX, parse_digits
 
+from ..records.compiled import CompiledEntity
 from ..records.errors import ValidationFailed
 from ..records.listing import Filter, ListQuery
 from ..records.service import Page, Record, RecordsService
@@ -27,6 +28,7 @@ from .pinning import records_of
 from .record_pages import locked_fields
 from .templating import render
 from .uicontext import base_context
+from .view_choice import AppliedView, chosen, metamodel_views, narrowed
 from .workflows_api import now
 
 
@@ -114,20 +116,46 @@ def narrowing(params: Mapping[str, str]) -> tuple[str | None, str | None]:
     return (params.get("q", "").strip() or None, params.get("filter", "").strip() or None)
 
 
+def spec_params(params: Mapping[str, str], view: AppliedView | None) -> dict[str, str]:
+    """The spec's parameters with what a calendar view fills in: its field and mode unless
+    the request gives them, and its end or duration field while the calendar shows the
+    view's field and the request gives neither `end` nor `duration` (an end belongs with
+    its start)."""
+    given = {key: params.get(key, "").strip() for key in ("field", "mode", "end", "duration")}
+    if view is None:
+        return given
+    filled = {**given, "field": given["field"] or view.field or "", "mode": given["mode"] or view.mode or ""}
+    if filled["field"] == view.field and not (given["end"] or given["duration"]):
+        filled.update(end=view.end_field or "", duration=view.duration_field or "")
+    return filled
+
+
+def offered(records: RecordsService, ce: CompiledEntity) -> list[AppliedView]:
+    """The calendar views of an entity whose field the reader may see (a view of a hidden
+    field would only answer a 400): what the list's and the calendar's switchers offer."""
+    dates = {f.name for f in date_fields(ce)}
+    return [v for v in metamodel_views(records, ce.name, "calendar") if v.field in dates]
+
+
 async def calendar(request: Request) -> Response:
     records = records_of(request)
     entity = request.path_params["entity"]
     ce = await run_in_threadpool(records.entity, entity)
-    spec = spec_from(ce, request.query_params)
+    view = await chosen(request, records, entity, "calendar")
+    spec = spec_from(ce, spec_params(request.query_params, view))
     today = now(request).astimezone(dt.UTC).date()
     shown = window(spec.mode, day_from(request.query_params.get("date", ""), today))
     search, expression = narrowing(request.query_params)
+    expression = narrowed(expression, view)
     days = await run_in_threadpool(read_days, records, spec, shown, search, expression)
     locked = await locked_fields(records, entity, new_record=False)
     movable = ce.fields[spec.field].type.writable and not ({spec.field, spec.end_field} & locked)
     title = f"{ce.entity.label_plural}: calendar"
     context = await base_context(request, entity=entity, title=title)
-    twin = {"entity": entity, "field": spec.field, "mode": spec.mode, "date": shown.day.isoformat(),
+    views = await run_in_threadpool(offered, records, ce)
+    twin = {"entity": entity, "view": view.key if view else None,
+            "views": [{"view": v.key, "label": v.label} for v in views],
+            "field": spec.field, "mode": spec.mode, "date": shown.day.isoformat(),
             "first": shown.first.isoformat(), "last": shown.last.isoformat(),
             "end_field": spec.end_field, "duration_field": spec.duration_field,
             "days": [{"date": d.day.isoformat(), "count": d.count, "more": d.more,
@@ -136,6 +164,7 @@ async def calendar(request: Request) -> Response:
         **context, "ce": ce, "spec": spec, "shown": shown, "days": days, "today": today,
         "heading": title_of(shown), "fields": date_fields(ce), "movable": movable,
         "timed": date_kind(ce.fields[spec.field]) == "datetime", "hours": range(24),
+        "view": view, "views": views,
     }, twin=twin, entity=entity)
 
 

@@ -11,11 +11,12 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ...metamodel.rules.types import DATE, DATETIME
+from ...metamodel import calendarfields
+from ...metamodel.views import CALENDAR_MODES
 from ..records.compiled import CompiledEntity, CompiledField
 from ..records.errors import BadQuery
 
-MODES = ("month", "week", "day")
+MODES = CALENDAR_MODES
 #: Items listed per day before "N more": a month's cells are small, a day has room.
 PER_DAY = {"month": 4, "week": 12, "day": 60}
 #: The years a calendar can show: a day one either side of them still exists in Python.
@@ -36,18 +37,8 @@ class CalendarSpec:
 
 
 def date_kind(compiled: CompiledField) -> str | None:
-    """"date" for a field of whole days, "datetime" for one holding moments (a field that
-    holds either a day or a moment is "datetime": its days are all-day items), None for a
-    field a calendar cannot place records by (another type, or one it cannot filter and
-    sort on, such as a value computed on read)."""
-    if not (compiled.type.filterable and compiled.type.sortable):
-        return None
-    kind = compiled.type.rule_type(compiled.field)
-    if kind == DATE:
-        return "date"
-    if kind == DATETIME:
-        return "datetime"
-    return None
+    """"date", "datetime" or None (metamodel/calendarfields.py), for a field as the reader sees it."""
+    return calendarfields.date_kind(compiled.type, compiled.field)
 
 
 def date_fields(ce: CompiledEntity) -> list[CompiledField]:
@@ -57,7 +48,7 @@ def date_fields(ce: CompiledEntity) -> list[CompiledField]:
 
 def duration_kind(compiled: CompiledField) -> bool:
     """A length of time in whole seconds, as the type says."""
-    return compiled.type.seconds_long
+    return calendarfields.is_duration(compiled.type)
 
 
 def spec_from(ce: CompiledEntity, params: Mapping[str, str]) -> CalendarSpec:

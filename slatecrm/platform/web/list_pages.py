@@ -23,6 +23,7 @@ from ..records.listing import ListQuery, chosen_sort
 from ..records.service import Page
 from ..workflows import console
 from . import api, view_choice, widgets
+from .calendar_pages import offered
 from .pinning import records_of
 from .record_pages import locked_fields
 from .rights import ADMINISTRATOR, may, principal_of
@@ -112,6 +113,7 @@ async def list_view(request: Request) -> Response:
     quick = [f for f in ce.fields.values() if f.type.groupable]
     choices = await run_in_threadpool(view_choice.choices, request, records, entity)
     boards = view_choice.metamodel_views(records, entity, "kanban")
+    calendars = await run_in_threadpool(offered, records, ce)
     roles = sorted({ADMINISTRATOR, *(r.name for r in records.snapshot().metamodel.roles)})
     twin = {**api.page_json(records, page, request, counted=True), "errors": errors,
             "columns": [c.name for c in columns], "view": view.key if view else None,
@@ -119,11 +121,12 @@ async def list_view(request: Request) -> Response:
             "own_views": [{"view": v.key, "label": v.label, "shared_roles": list(v.saved.shared_roles)}
                           for v in choices.own if v.saved],
             "shared_views": [{"view": v.key, "label": v.label} for v in choices.shared],
-            "boards": [{"view": v.key, "label": v.label, "pipeline": v.pipeline} for v in boards]}
+            "boards": [{"view": v.key, "label": v.label, "pipeline": v.pipeline} for v in boards],
+            "calendars": [{"view": v.key, "label": v.label, "field": v.field} for v in calendars]}
     return render(request, "list", {
         **context, "ce": ce, "page": page, "columns": columns, "errors": errors, "sort": sort,
         "quick": quick, "params": request.query_params, "view": view, "choices": choices,
-        "board_views": boards,
+        "board_views": boards, "calendar_views": calendars,
         "saving": {"columns": [c.name for c in columns], "filter": query.expression or "",
                    "sort": ",".join(query.sort)},
         "may_share": may(request, "manage_metamodel"), "roles": roles,

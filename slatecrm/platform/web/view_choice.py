@@ -40,6 +40,10 @@ class AppliedView:
     pipeline: str | None = None
     card_fields: tuple[str, ...] = ()
     totals: str | None = None
+    field: str | None = None
+    end_field: str | None = None
+    duration_field: str | None = None
+    mode: str | None = None
     #: the personal view it is (None: the metamodel's)
     saved: savedviews.SavedView | None = None
 
@@ -63,7 +67,8 @@ def metamodel_views(records: RecordsService, entity: str, type: str) -> tuple[Ap
     metamodel = records.snapshot().metamodel
     return tuple(AppliedView(key=v.name, label=v.label, type=v.type, columns=v.columns, filter=v.filter,
                              sort=v.sort, page_size=v.page_size, pipeline=v.pipeline,
-                             card_fields=v.card_fields, totals=v.totals)
+                             card_fields=v.card_fields, totals=v.totals, field=v.field,
+                             end_field=v.end_field, duration_field=v.duration_field, mode=v.mode)
                  for v in metamodel.views_of(entity, type))
 
 
@@ -86,8 +91,11 @@ def choose(request: Request, records: RecordsService, entity: str, type: str = "
             except RecordNotFound:
                 pass
     names = [v.key for v in views]
-    raise BadQuery({PARAMETER: [f"{entity} has no {type} view {key[:80]!r}{suggest(key, names)}; "
-                                f"{type} views: {', '.join(names) or 'none'}"]})
+    listed = f"{type} views: {', '.join(names) or 'none'}"
+    other = records.snapshot().metamodel.view(key)
+    if other is not None and other.entity == entity:
+        raise BadQuery({PARAMETER: [f"{key!r} is a {other.type} view, not a {type} view; {listed}"]})
+    raise BadQuery({PARAMETER: [f"{entity} has no {type} view {key[:80]!r}{suggest(key, names)}; {listed}"]})
 
 
 async def chosen(request: Request, records: RecordsService, entity: str,
@@ -112,11 +120,16 @@ def applied(query: ListQuery, view: AppliedView | None, request: Request) -> Lis
     the request gives none, its page size when the request gives no `limit`."""
     if view is None:
         return query
-    expression = query.expression
-    if view.filter:
-        expression = f"({view.filter}) and ({expression})" if expression else view.filter
+    expression = narrowed(query.expression, view)
     limit = view.page_size if view.page_size and "limit" not in request.query_params else query.limit
     return replace(query, expression=expression, sort=query.sort or view.sort, limit=limit)
+
+
+def narrowed(expression: str | None, view: AppliedView | None) -> str | None:
+    """The view's filter and the request's `expression` together (both must hold)."""
+    if view is None or not view.filter:
+        return expression
+    return f"({view.filter}) and ({expression})" if expression else view.filter
 
 
 def columns(ce: CompiledEntity, view: AppliedView | None) -> list[str]:
