@@ -41,7 +41,7 @@ def test_init_installs_the_default_packs(db_url: str) -> None:
     history = json.loads(run("revisions", "--json", database=db_url).output)
     assert [r["id"] for r in history] == [1]
     assert history[0]["summary"] == ("6 × create table, 5 × add search index, 2 × add role, "
-                                     "1 × add user attribute, 8 × add workflow, 3 × add view")
+                                     "1 × add user attribute, 8 × add workflow, 4 × add view")
 
 
 def test_plan_changes_nothing(db_url: str, tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ NOT_FIELD_TYPES = {
     "web/board_pages.py": {"stage"},
     # the calendar's query and form parameters, and the rule kinds of the fields it places
     "web/calendar_moves.py": {"date", "datetime"},
-    "web/calendar_pages.py": {"date", "datetime"},
+    "web/calendar_pages.py": {"date", "datetime", "duration"},
     "web/calendar_spec.py": {"date", "datetime", "duration"},
     "web/templates/calendar.html": {"date", "duration"},
     # the designer: JSON Schema types of a type's settings, a new field's first choice of

@@ -278,6 +278,17 @@ class RecordsService:
             yield Reader(snapshot, scope.connection(), self.read_filter_of(access), key, self.limits,
                          self.filter_context)
 
+    @contextmanager
+    def read_connection(self) -> Iterator[sa.Connection]:
+        """A connection to read the platform's own tables on (a user's saved views, say):
+        the request's pinned one, so a page checks out one connection, or one of its own
+        outside a request."""
+        if self.scope is not None:
+            yield self.scope.connection()
+            return
+        with self.engine.connect() as conn:
+            yield conn
+
     def filter_context(self) -> RuleContext:
         """What a list's filter reads as `current_user`: the principal reading it."""
         return rule_hooks.principal_context(self.principal)

@@ -85,7 +85,7 @@ def choose(request: Request, records: RecordsService, entity: str, type: str = "
         return found
     view_id = savedviews.saved_id(key)
     if view_id is not None and type == "list":
-        with records.engine.connect() as conn:
+        with records.read_connection() as conn:
             try:
                 return _from_saved(savedviews.get(conn, entity, view_id, principal_of(request)))
             except RecordNotFound:
@@ -109,7 +109,7 @@ def choices(request: Request, records: RecordsService, entity: str, type: str = 
     if type != "list":
         return Choices(views)
     principal = principal_of(request)
-    with records.engine.connect() as conn:
+    with records.read_connection() as conn:
         personal = savedviews.visible(conn, entity, principal)
     return Choices(views, tuple(_from_saved(v) for v in personal if v.mine(principal)),
                    tuple(_from_saved(v) for v in personal if not v.mine(principal)))
