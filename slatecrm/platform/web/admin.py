@@ -110,46 +110,26 @@ async def stage(request: Request) -> Response:
                        customisation.put_stage(name, pipeline_name, key, body))
 
 
-async def role(request: Request) -> Response:
-    """Define an organisation's role, or replace a pack's role by name (a metamodel change:
-    a new revision, no DDL). Guarded like the other admin routes (manage_metamodel), before
-    the body is read: a refused caller learns nothing from how its body was judged."""
-    await checked_right(request, MANAGE_METAMODEL)
-    name = request.path_params["role"]
-    if request.method == "DELETE":
-        return await _edit(request, f"remove role {name}", customisation.delete_role(name))
-    body = await body_object(request)
-    return await _edit(request, f"define role {name}", customisation.put_role(name, body))
+def _named_document(kind: str, put: Any, delete: Any) -> Any:
+    """The route of one kind of named document of the organisation (a role, a workflow, a
+    view, a layout): PUT defines it, or replaces a pack's of that name; DELETE removes it
+    (a metamodel change: a new revision, no DDL). Guarded like the other admin routes
+    (manage_metamodel), before the body is read: a refused caller learns nothing from how
+    its body was judged."""
+    async def handle(request: Request) -> Response:
+        await checked_right(request, MANAGE_METAMODEL)
+        name = request.path_params[kind]
+        if request.method == "DELETE":
+            return await _edit(request, f"remove {kind} {name}", delete(name))
+        body = await body_object(request)
+        return await _edit(request, f"define {kind} {name}", put(name, body))
+    return handle
 
 
-async def workflow(request: Request) -> Response:
-    """Define an organisation's workflow, or replace (change, deactivate) a pack's by name."""
-    await checked_right(request, MANAGE_METAMODEL)
-    name = request.path_params["workflow"]
-    if request.method == "DELETE":
-        return await _edit(request, f"remove workflow {name}", customisation.delete_workflow(name))
-    body = await body_object(request)
-    return await _edit(request, f"define workflow {name}", customisation.put_workflow(name, body))
-
-
-async def view(request: Request) -> Response:
-    """Define an organisation's view, or replace a pack's by name."""
-    await checked_right(request, MANAGE_METAMODEL)
-    name = request.path_params["view"]
-    if request.method == "DELETE":
-        return await _edit(request, f"remove view {name}", customisation.delete_view(name))
-    body = await body_object(request)
-    return await _edit(request, f"define view {name}", customisation.put_view(name, body))
-
-
-async def layout(request: Request) -> Response:
-    """Define an organisation's layout, or replace a pack's by name (docs/packs.md, Layouts)."""
-    await checked_right(request, MANAGE_METAMODEL)
-    name = request.path_params["layout"]
-    if request.method == "DELETE":
-        return await _edit(request, f"remove layout {name}", customisation.delete_layout(name))
-    body = await body_object(request)
-    return await _edit(request, f"define layout {name}", customisation.put_layout(name, body))
+role = _named_document("role", customisation.put_role, customisation.delete_role)
+workflow = _named_document("workflow", customisation.put_workflow, customisation.delete_workflow)
+view = _named_document("view", customisation.put_view, customisation.delete_view)
+layout = _named_document("layout", customisation.put_layout, customisation.delete_layout)
 
 
 routes = [
