@@ -109,7 +109,7 @@ def configure_the_sandbox(url: str, page: Any) -> None:
     page.locator("#new-after").select_option("proposal")
     page.get_by_role("button", name="Review adding it").click()
     expect(page.locator("#plan-form")).to_be_visible()
-    page.locator("#plan-apply").click()
+    page.locator("#apply").click()
     expect(page.locator("#stage-review")).to_contain_text("Review")
     page.goto(f"{url}/admin/entities/project")
     docs_picture(page, "2-sandbox-entity")
@@ -123,7 +123,7 @@ def install_in_the_browser(url: str, page: Any, archive: Path) -> None:
     expect(page.locator("#pack-changes")).to_contain_text("Install acme 1.0.0")
     expect(page.locator("#plan")).to_contain_text("CREATE TABLE")
     docs_picture(page, "3-install-plan")
-    page.locator("#plan-apply").click()
+    page.locator("#apply").click()
     expect(page.locator("#packs-installed")).to_contain_text("acme")
 
 
