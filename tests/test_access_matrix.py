@@ -330,11 +330,14 @@ TABLE: dict[tuple[str, str], Call] = {
     ("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}/remove", "POST"): Call(
         "right/manage_metamodel", 422, params=admin_path(entity="deal", pipeline="flow", stage="lost")),
     # The designer's layout editor: a POST without confirmation answers with the plan.
-    ("/admin/entities/{entity}/layout", "GET"): Call("right/manage_metamodel", params=admin_path(entity="deal")),
-    ("/admin/entities/{entity}/layout", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
-        "path": {"entity": "deal"}, "data": {"layout": "compact: {fields: [name]}\n"}}),
-    ("/admin/entities/{entity}/layout/preview", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
-        "path": {"entity": "deal"}, "data": {"layout": "sections: [{label: S, fields: [name]}]\n"}}),
+    ("/admin/entities/{entity}/layout", "GET"): Call("right/manage_metamodel",
+                                                     params=admin_path(entity="deal")),
+    ("/admin/entities/{entity}/layout", "POST"): Call(
+        "right/manage_metamodel", params=lambda w, who: {
+            "path": {"entity": "deal"}, "data": {"layout": "compact: {fields: [name]}\n"}}),
+    ("/admin/entities/{entity}/layout/preview", "POST"): Call(
+        "right/manage_metamodel", params=lambda w, who: {
+            "path": {"entity": "deal"}, "data": {"layout": "sections: [{label: S, fields: [name]}]\n"}}),
     ("/admin/packs", "GET"): Call("right/manage_metamodel"),
     ("/admin/packs/upload", "POST"): Call("right/install_packs", params=lambda w, who: {
         "files": {"pack": ("tiny.zip", tiny_pack_zip(), "application/zip")}}),

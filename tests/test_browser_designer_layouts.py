@@ -34,7 +34,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     engine = create_engine(url)
     install(engine, field_types(), "crm-core")
     for summary, edit in (("define vehicle", customisation.put_entity("vehicle", VEHICLE)),
-                          ("lay out vehicle", customisation.put_layout("vehicle", {"entity": "vehicle", **LAYOUT}))):
+                          ("lay out vehicle",
+                           customisation.put_layout("vehicle", {"entity": "vehicle", **LAYOUT}))):
         planned = customisation.plan_edit(engine, field_types(), summary, edit)
         customisation.apply_edit(engine, planned, author="test")
     engine.dispose()

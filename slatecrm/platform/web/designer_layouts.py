@@ -133,7 +133,7 @@ async def _page(request: Request, editor: dict[str, Any], text: str, *,
     shown = {"entity": {"name": entity.name, "label": entity.label}, "name": editor["name"],
              "origin": editor["origin"], "base": editor["base"], "body": body}
     return render(request, "designer_layout", {
-        **context, **shown, **chips, "text": text, "json": json.dumps(body), "errors": errors or {},
+        **context, **shown, **chips, "document": text, "encoded": json.dumps(body), "errors": errors or {},
         "preview": await _preview_context(request, body, editor["name"])},
         twin={**shown, "errors": errors or {}}, status=status)
 
