@@ -23,6 +23,7 @@ def slatecrm_routes() -> list[BaseRoute]:
         designer_packs,
         designer_pages,
         designer_pipelines,
+        designer_views,
         login,
         me_api,
         me_pages,
@@ -44,7 +45,7 @@ def slatecrm_routes() -> list[BaseRoute]:
             *workflow_hooks.routes, *workflows_pages.routes, *designer_pages.routes,
             *designer_history.routes, *designer_check.routes, *designer_pipelines.routes,
             *designer_pack_lifecycle.routes, *designer_packs.routes,
-            *designer_layouts.routes]
+            *designer_layouts.routes, *designer_views.routes]
 
 
 @hookimpl
