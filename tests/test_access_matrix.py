@@ -329,6 +329,30 @@ TABLE: dict[tuple[str, str], Call] = {
             "path": {"entity": "deal", "pipeline": "flow", "stage": "lost"}, "data": {"label": "Lost deal"}}),
     ("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}/remove", "POST"): Call(
         "right/manage_metamodel", 422, params=admin_path(entity="deal", pipeline="flow", stage="lost")),
+    # The designer's layout editor: a POST without confirmation answers with the plan.
+    ("/admin/entities/{entity}/layout", "GET"): Call("right/manage_metamodel",
+                                                     params=admin_path(entity="deal")),
+    ("/admin/entities/{entity}/layout", "POST"): Call(
+        "right/manage_metamodel", params=lambda w, who: {
+            "path": {"entity": "deal"}, "data": {"layout": "compact: {fields: [name]}\n"}}),
+    ("/admin/entities/{entity}/layout/preview", "POST"): Call(
+        "right/manage_metamodel", params=lambda w, who: {
+            "path": {"entity": "deal"}, "data": {"layout": "sections: [{label: S, fields: [name]}]\n"}}),
+    # The designer's views pages: a POST without confirmation answers with the plan. The world's
+    # pack has no view: one view's pages answer 404, after the right is checked.
+    ("/admin/entities/{entity}/views", "GET"): Call("right/manage_metamodel",
+                                                    params=admin_path(entity="deal")),
+    ("/admin/entities/{entity}/views", "POST"): Call(
+        "right/manage_metamodel", params=lambda w, who: {
+            "path": {"entity": "deal"}, "data": {"name": w.unique("v").replace("-", "_"),
+                                                 "view": "type: list\ncolumns: [name]\n"}}),
+    ("/admin/entities/{entity}/views/{view}", "GET"): Call(
+        "right/manage_metamodel", 404, params=admin_path(entity="deal", view="none_here")),
+    ("/admin/entities/{entity}/views/{view}", "POST"): Call(
+        "right/manage_metamodel", 404, params=lambda w, who: {
+            "path": {"entity": "deal", "view": "none_here"}, "data": {"view": "type: list\n"}}),
+    ("/admin/entities/{entity}/views/{view}/remove", "POST"): Call(
+        "right/manage_metamodel", 404, params=admin_path(entity="deal", view="none_here")),
     ("/admin/packs", "GET"): Call("right/manage_metamodel"),
     ("/admin/packs/upload", "POST"): Call("right/install_packs", params=lambda w, who: {
         "files": {"pack": ("tiny.zip", tiny_pack_zip(), "application/zip")}}),

@@ -18,10 +18,12 @@ def slatecrm_routes() -> list[BaseRoute]:
         audit_pages,
         designer_check,
         designer_history,
+        designer_layouts,
         designer_pack_lifecycle,
         designer_packs,
         designer_pages,
         designer_pipelines,
+        designer_views,
         login,
         me_api,
         me_pages,
@@ -42,7 +44,8 @@ def slatecrm_routes() -> list[BaseRoute]:
             *me_pages.routes, *users_pages.routes, *roles_pages.routes, *teams_pages.routes,
             *workflow_hooks.routes, *workflows_pages.routes, *designer_pages.routes,
             *designer_history.routes, *designer_check.routes, *designer_pipelines.routes,
-            *designer_pack_lifecycle.routes, *designer_packs.routes]
+            *designer_pack_lifecycle.routes, *designer_packs.routes,
+            *designer_layouts.routes, *designer_views.routes]
 
 
 @hookimpl
