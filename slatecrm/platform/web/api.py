@@ -240,8 +240,10 @@ async def openapi_document(request: Request) -> Response:
 
     def work() -> Answer:
         snapshot = records.snapshot()
+        views = {name: [v.name for v in snapshot.metamodel.views_of(name, "list")]
+                 for name in snapshot.entities}
         return snapshot.derived("web.openapi", lambda: openapi.document(snapshot.revision, snapshot.entities,
-                                                                        records.limits)), {}
+                                                                        records.limits, views)), {}
 
     return await answer(request, work)
 

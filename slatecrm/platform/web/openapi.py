@@ -98,14 +98,22 @@ def _without_sort(ce: CompiledEntity) -> str:
     return f"without it: {','.join(keys)}, then id" if keys else "without it: by id"
 
 
-#: A collection's `view` (web/view_choice.py): not on related lists, which have no views.
-VIEW_PARAMETER: dict[str, Any] = {
-    "name": "view", "in": "query",
-    "schema": {"type": "string", "pattern": "^([a-z][a-z0-9_]{0,62}|saved-[0-9]{1,18})$"},
-    "description": "a list view of the entity (its name, as in GET /api/v1/meta `views`) or a personal view "
-                   "the caller sees (saved-<id>): its filter holds (with `filter`, both), its sort applies "
-                   "when `sort` is not given, its page size when `limit` is not; an unknown view is refused "
-                   "(400)"}
+#: A personal view in a `view` parameter (savedviews.PREFIX and its id's digits).
+SAVED_VIEW = "^saved-[0-9]{1,18}$"
+
+
+def view_parameter(names: Sequence[str]) -> dict[str, Any]:
+    """A collection's `view` (web/view_choice.py): one of the entity's list views by name, or
+    a personal view the caller sees (saved-<id>; one that does not exist, or that the caller
+    does not see, is not found: 404). Not on related lists, which have no views."""
+    saved: dict[str, Any] = {"type": "string", "pattern": SAVED_VIEW}
+    return {
+        "name": "view", "in": "query",
+        "schema": {"anyOf": [{"type": "string", "enum": list(names)}, saved]} if names else saved,
+        "description": "a list view of the entity (its name, as in GET /api/v1/meta `views`) or a personal "
+                       "view the caller sees (saved-<id>): its filter holds (with `filter`, both), its sort "
+                       "applies when `sort` is not given, its page size when `limit` is not; a personal view "
+                       "the caller does not see is not found (404)"}
 
 
 def list_parameters(ce: CompiledEntity, limits: Limits) -> list[dict[str, Any]]:
@@ -189,8 +197,8 @@ def linked_lists(ce: CompiledEntity, compiled: Mapping[str, CompiledEntity]
 
 
 def entity_paths(ce: CompiledEntity, related: list[tuple[CompiledEntity, str]],
-                 limits: Limits = DEFAULT, linked: Sequence[tuple[CompiledEntity, str, str]] = ()
-                 ) -> dict[str, dict[str, Any]]:
+                 limits: Limits = DEFAULT, linked: Sequence[tuple[CompiledEntity, str, str]] = (),
+                 views: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """The routes of one entity; `related`: the (entity, reference field) pairs that
     refer to it, each a related list of its own; `linked`: those of fields stored apart
     (`linked_lists`)."""
@@ -216,7 +224,7 @@ def entity_paths(ce: CompiledEntity, related: list[tuple[CompiledEntity, str]],
     paths: dict[str, dict[str, Any]] = {
         f"/api/v1/{entity}": {
             "get": {"operationId": f"list_{entity}", "tags": tags,
-                    "parameters": [VIEW_PARAMETER, *list_parameters(ce, limits)],
+                    "parameters": [view_parameter(views), *list_parameters(ce, limits)],
                     "responses": _responses({"200": _json(page_schema(record), "a page")}, "400", "503")},
             "post": {"operationId": f"create_{entity}", "tags": tags,
                      "description": f"one record, or a list of at most {limits.batch_max} in one transaction",
@@ -408,7 +416,8 @@ def _shared_schemas() -> dict[str, Any]:
 
 
 def document(revision: int, compiled: Mapping[str, CompiledEntity],
-             limits: Limits = DEFAULT) -> dict[str, Any]:
+             limits: Limits = DEFAULT, views: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """`views`: each entity's list views by name (the `view` parameter's values)."""
     schemas = _shared_schemas()
     meta = {"type": "object", "required": ["revision", "entities"],
             "properties": {"revision": {"type": "integer"}, "worker": {"type": "integer"},
@@ -425,7 +434,8 @@ def document(revision: int, compiled: Mapping[str, CompiledEntity],
         schemas.update(entity_schemas(ce))
         related = [(other, name) for other in compiled.values()
                    for name, c in other.fields.items() if c.field.target == ce.name and c.type.links_records]
-        paths.update(entity_paths(ce, related, limits, linked_lists(ce, compiled)))
+        paths.update(entity_paths(ce, related, limits, linked_lists(ce, compiled),
+                                  (views or {}).get(ce.name, ())))
     paths.update(_admin_paths())
     paths.update(_audit_paths())
     paths.update(openapi_identity.paths())
