@@ -56,7 +56,7 @@ WHY = {
     "401": "not signed in: send a session cookie or `Authorization: Bearer <token>`",
     "403": "a plugin's authorise hook refused the write, or the user's roles or token scopes do not "
            "allow it, or a right this needs is not held",
-    "404": "no such record (or entity)",
+    "404": "no such record (or entity), or a personal view (`view=saved-<id>`) the caller does not see",
     "409": "the record changed since the version given, or is still referenced, or the plan is stale; "
            "a user's e-mail or a token's name taken, the token limit reached",
     "413": "the body is over the size limit, or a bulk create over the batch limit",
@@ -225,7 +225,7 @@ def entity_paths(ce: CompiledEntity, related: list[tuple[CompiledEntity, str]],
         f"/api/v1/{entity}": {
             "get": {"operationId": f"list_{entity}", "tags": tags,
                     "parameters": [view_parameter(views), *list_parameters(ce, limits)],
-                    "responses": _responses({"200": _json(page_schema(record), "a page")}, "400", "503")},
+                    "responses": _responses({"200": _json(page_schema(record), "a page")}, *READ)},
             "post": {"operationId": f"create_{entity}", "tags": tags,
                      "description": f"one record, or a list of at most {limits.batch_max} in one transaction",
                      "requestBody": _body({"anyOf": [{"$ref": f"#/components/schemas/{name}Input"}, batch]}),
