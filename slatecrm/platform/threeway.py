@@ -6,7 +6,7 @@ installed version defined. Merged as they are over a new version, they would sil
 over what the new version changed (a label both relabelled), or break the merge in the
 organisation's name (a field both define, an override of a field the new version removed).
 So before an upgrade each thing a document customises (a *leaf*: a path such as
-`opportunity.loss_reason.options.price.label`) is compared between the merged metamodels
+`<entity>.<field>.options.<option>.label`) is compared between the merged metamodels
 of the installed packs before and after the upgrade (without the organisation's layer):
 
 - the new version did not change it, or changed it to the organisation's value: the
