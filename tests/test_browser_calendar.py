@@ -1,7 +1,8 @@
 """The calendar in a real browser (issue 15, views): an item dragged to another day is
 rescheduled through the records service, keeping its time of day (checked through the
 API); in the week, one dragged to an hour after someone else changed the record is
-refused, the calendar says why and shows the record where it is stored. A calendar view
+refused, the calendar says why and shows the record where it is stored. The arrow keys move a
+focused item (a day, a week, an hour) the same way. A calendar view
 chosen in the list's switcher applies its mode, filter and end field, and the controls keep it.
 
 With SLATECRM_SCREENSHOTS=1 the month is saved as docs/images/calendar.png for docs/ui.md."""
@@ -87,6 +88,45 @@ def test_dragging_an_item_to_another_day_reschedules_it(site: str, chromium: Any
     expect(page.locator("#calendar-message")).to_be_hidden()
     assert page.request.get(f"{site}/api/v1/event/{demo}").json()["starts"] == "2026-12-09T09:30:00Z"
     assert not seen.dialogs and script_errors(seen) == [], seen  # the 409 the test asked for aside
+    context.close()
+
+
+def test_the_arrow_keys_move_a_focused_item_a_day_a_week_or_an_hour(site: str, chromium: Any) -> None:
+    """Without a mouse: → moves a day, ↓ a week in the month; in the week, ↑ an hour in an
+    hour's row. Each move is stored (checked through the API) and focus stays on the item."""
+    from playwright.sync_api import expect
+
+    records: RecordsService = SERVED[site].state.records
+    review = records.create("event", {"name": "Budget review", "starts": "2027-03-03T11:15:00Z"}).id
+    context = chromium.new_context(viewport={"width": 1100, "height": 700})
+    context.set_default_timeout(HUNG_MS)
+    sign_in(context, site)
+    page = context.new_page()
+    seen = watch(page)
+
+    def stored() -> str:
+        return str(page.request.get(f"{site}/api/v1/event/{review}").json()["starts"])
+
+    page.goto(f"{site}/e/event/calendar?field=starts&date=2027-03-03")
+    expect(page.locator("#calendar-keys")).to_contain_text("move it a day")
+    page.locator(f'li.calendar-item[data-id="{review}"]').focus()
+    page.keyboard.press("ArrowRight")
+    item = page.locator(f'td[data-day="2027-03-04"] li[data-id="{review}"][data-version="2"]')
+    expect(item).to_be_focused()
+    assert stored() == "2027-03-04T11:15:00Z"
+    page.keyboard.press("ArrowDown")
+    expect(page.locator(f'td[data-day="2027-03-11"] li[data-id="{review}"][data-version="3"]')).to_be_focused()
+    assert stored() == "2027-03-11T11:15:00Z"
+
+    page.goto(f"{site}/e/event/calendar?field=starts&mode=week&date=2027-03-11")
+    expect(page.locator("#calendar-heading")).to_have_text("Week of 2027-03-08 to 2027-03-14")
+    page.locator(f'li.calendar-item[data-id="{review}"]').focus()
+    page.keyboard.press("ArrowUp")
+    where = page.locator(f'td[data-day="2027-03-11"][data-hour="10"] li[data-id="{review}"][data-version="4"]')
+    expect(where).to_be_focused()
+    assert stored() == "2027-03-11T10:15:00Z"
+    expect(page.locator("#calendar-message")).to_be_hidden()
+    assert not seen.dialogs and script_errors(seen) == [], seen
     context.close()
 
 
