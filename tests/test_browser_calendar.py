@@ -133,7 +133,8 @@ def test_the_arrow_keys_move_a_focused_item_a_day_a_week_or_an_hour(site: str, c
 def test_a_calendar_view_from_the_list_switcher_applies_its_spec_and_filter(site: str,
                                                                             chromium: Any) -> None:
     """The list's switcher leads to the calendar view: its mode (day), filter and end field
-    apply, and the date control and the mode buttons keep it."""
+    apply, and the date control and the mode buttons keep it; an item moved there with the
+    keyboard moves its end too."""
     from playwright.sync_api import expect
 
     records: RecordsService = SERVED[site].state.records
@@ -161,6 +162,15 @@ def test_a_calendar_view_from_the_list_switcher_applies_its_spec_and_filter(site
     expect(page.locator("#calendar-heading")).to_have_text("Week of 2027-02-08 to 2027-02-14")
     expect(page.locator('td[data-day="2027-02-08"][data-hour="9"]')).to_contain_text("09:00–10:30")
     expect(page.locator("#calendar")).not_to_contain_text("Dentist")
+    assert "view=work_meetings" in page.url
+    # Moved in the view with the keyboard: an hour later, its end field moving with it.
+    page.locator(f'li.calendar-item[data-id="{planning}"]').focus()
+    page.keyboard.press("ArrowDown")
+    moved = page.locator(f'td[data-day="2027-02-08"][data-hour="10"] li[data-id="{planning}"][data-version="2"]')
+    expect(moved).to_contain_text("10:00–11:30")
+    expect(moved).to_be_focused()
+    stored = page.request.get(f"{site}/api/v1/event/{planning}").json()
+    assert (stored["starts"], stored["ends"]) == ("2027-02-08T10:00:00Z", "2027-02-08T11:30:00Z")
     assert "view=work_meetings" in page.url
     assert not seen.dialogs and script_errors(seen) == [], seen
     context.close()
