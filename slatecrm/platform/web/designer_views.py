@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from slatecrm.metamodel.model import Entity, Metamodel
-from slatecrm.metamodel.views import View
+from slatecrm.metamodel.views import VIEW_TYPES, View
 
 from .. import customisation
 from ..layers import ORGANISATION
@@ -215,6 +215,8 @@ async def editor_fields(request: Request) -> Response:
     entity, _ = await _entity(request)
     form = await request.form()
     values = values_posted(form)
+    if values["type"] not in VIEW_TYPES:  # not a kind of view: a list's inputs, as a new view's
+        values["type"] = "list"
     editor = _editor(request, entity, values, "")
     return render(request, "_view_editor_fields", {"editor": editor, "errors": {}},
                   twin={"values": values, "choices": editor["choices"]})
