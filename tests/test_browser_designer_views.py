@@ -5,7 +5,9 @@ the view shows the columns in that order. Changing the type brings that type's i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,8 @@ from .packs import write_pack
 from .test_browser import expect
 
 pytestmark = pytest.mark.browser
+
+DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 
 VEHICLE = {"label": "Vehicle", "title_field": "plate",
            "fields": {"plate": {"type": "text", "required": True}, "price": {"type": "integer"},
@@ -32,6 +36,13 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         return
     for url in conftest._postgres_database():
         yield from serve_pack(url, pack)
+
+
+def docs_picture(page: Any, name: str) -> None:
+    """The docs' screenshot of this state, when asked for (SLATECRM_SCREENSHOTS=1)."""
+    if os.environ.get("SLATECRM_SCREENSHOTS") == "1":
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DOCS_IMAGES / f"designer-{name}.png"))
 
 
 @pytest.fixture
@@ -68,6 +79,8 @@ def test_a_list_view_made_in_the_structured_editor(site: str, page: Any) -> None
     condition = page.locator("#r-filter")
     condition.fill("price >> 3")
     expect(page.locator("#error-filter pre.caret")).to_contain_text("^")
+    page.locator("#view-editor-form").scroll_into_view_if_needed()
+    docs_picture(page, "view-editor")
     condition.fill("price > 100")
     expect(page.locator("#ok-filter")).to_contain_text("boolean")
     expect(page.locator("#error-filter")).to_have_count(0)
