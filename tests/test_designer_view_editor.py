@@ -89,6 +89,10 @@ def test_a_kanban_view_from_the_structured_form_is_applied(client: TestClient) -
     assert board["sum_field"] == "price"
     ordered = next(c for c in board["columns"] if c["stage"] == "ordered")
     assert [r["plate"] for r in ordered["records"]] == ["DEAR"]
+    # Its page shows it in the kanban's inputs, as applied.
+    page = client.get(PAGE + "/fleet").text
+    assert re.findall(r'<li class="field-chip" data-field="([a-z_]+)"', page) == ["price", "registered"]
+    assert '<option value="lifecycle" selected>' in page and '<option value="price" selected>' in page
 
 
 def test_a_calendar_view_from_the_structured_form_is_applied(client: TestClient) -> None:
@@ -100,6 +104,8 @@ def test_a_calendar_view_from_the_structured_form_is_applied(client: TestClient)
     assert (shown["view"], shown["field"], shown["mode"]) == ("arrivals", "registered", "week")
     plates = [r["plate"] for d in shown["days"] for r in d["records"]]
     assert plates == ["CHEAP"]
+    page = client.get(PAGE + "/arrivals").text
+    assert '<option value="week" selected>' in page and '<option value="registered" selected>' in page
 
 
 def test_the_live_check_answers_a_caret_under_a_bad_filter(client: TestClient) -> None:
