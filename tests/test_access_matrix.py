@@ -353,6 +353,10 @@ TABLE: dict[tuple[str, str], Call] = {
             "path": {"entity": "deal", "view": "none_here"}, "data": {"view": "type: list\n"}}),
     ("/admin/entities/{entity}/views/{view}/remove", "POST"): Call(
         "right/manage_metamodel", 404, params=admin_path(entity="deal", view="none_here")),
+    # The structured view editor's inputs for a type (htmx, when the type changes): nothing changes.
+    ("/admin/entities/{entity}/view-editor", "POST"): Call(
+        "right/manage_metamodel", params=lambda w, who: {
+            "path": {"entity": "deal"}, "data": {"editor": "structured", "type": "kanban"}}),
     ("/admin/packs", "GET"): Call("right/manage_metamodel"),
     ("/admin/packs/upload", "POST"): Call("right/install_packs", params=lambda w, who: {
         "files": {"pack": ("tiny.zip", tiny_pack_zip(), "application/zip")}}),

@@ -1,9 +1,9 @@
 """Live checking of a rule as the admin types it: the designer's formula, default
-expression and validation condition inputs post here (htmx, on input) and show the answer
-under the text, the rule language's own error with a caret under the offending column, or
-what the rule gives. The same `check` the merge runs on save (metamodel/rules/definitions.py),
-against the revision in force, so what passes here passes the plan, and the caret is the one
-`slatecrm` prints for a pack file.
+expression and validation condition inputs, and a view's filter, post here (htmx, on
+input) and show the answer under the text, the rule language's own error with a caret
+under the offending column, or what the rule gives. The same `check` the merge runs on save
+(metamodel/rules/definitions.py), against the revision in force, so what passes here passes
+the plan, and the caret is the one `slatecrm` prints for a pack file.
 """
 
 from __future__ import annotations
@@ -26,12 +26,15 @@ from .templating import render
 
 #: The rule inputs, and whether each is a condition (true or false, may ask what changed).
 CONDITIONS = {"formula": False, "default_expression": False, "condition": True}
+#: Conditions that read stored records only, so cannot ask what changed: a view's filter
+#: (checked as metamodel/viewchecks.py checks it on save).
+FILTERS = frozenset({"filter"})
 
 
 def verdict(request: Request, entity: str, rule: str, text: str, type_name: str) -> dict[str, Any]:
     """What the check says of `text` as the `rule` of `entity` (for a field of `type_name`)."""
     require_right(request, MANAGE_METAMODEL)
-    if rule not in CONDITIONS:
+    if rule not in CONDITIONS and rule not in FILTERS:
         return _refused(f"there is no rule input {rule!r}")
     if not text.strip():
         return {"ok": True, "empty": True}
@@ -40,14 +43,14 @@ def verdict(request: Request, entity: str, rule: str, text: str, type_name: str)
     if metamodel.entity(entity) is None:
         return _refused(f"there is no entity {entity!r}")
     expect: Type | None = BOOLEAN
-    if not CONDITIONS[rule]:
+    if rule in CONDITIONS and not CONDITIONS[rule]:
         probe = Field(name="_designer_probe", type=type_name, label="")
         wanted = field_type(probe, records.registry)
         if wanted is None or not computable(probe, records.registry):
             return _refused(f"a {type_name} field cannot get its value from a rule")
         expect = Type(wanted.kind)
     try:
-        checked = check(text, metamodel, entity, expect=expect, changes=CONDITIONS[rule],
+        checked = check(text, metamodel, entity, expect=expect, changes=CONDITIONS.get(rule, False),
                         functions=records.functions, registry=records.registry)
     except RuleError as error:
         shown = error if error.text else error.with_text(text)
