@@ -112,14 +112,21 @@ def plan_upgrade(engine: sa.Engine, pack: Pack, registry: FieldTypeRegistry,
         after = merge(upgraded, registry, {pack.name}, functions=functions)
         stored = documents(conn)
         docs = followed(copy.deepcopy(stored), before, after)
-        resolved = _resolved(leaves(docs, before, after, pack.name), resolutions, pack)
+        versions = (old, pack)
+        found = leaves(docs, before, after, pack.name, versions=versions)
+        resolved = _resolved(found, resolutions, pack)
         for leaf, how in resolved:
             if how == NEW:
                 take_new(docs, leaf)
+        adopted = tuple(leaf for leaf in found if leaf.adopts)
+        for leaf in adopted:  # a replacement's key the organisation left as it was
+            take_new(docs, leaf)
         kept_mine = {leaf.path for leaf, how in resolved if how == MINE}
-        remaining = leaves(docs, before, after, pack.name)
+        taken = {leaf.path for leaf in adopted}
+        remaining = leaves(docs, before, after, pack.name, versions=versions)
         conflicts = tuple(leaf for leaf in remaining if leaf.conflicting and leaf.path not in kept_mine)
-        kept = tuple(leaf for leaf in remaining if not leaf.conflicting)  # resolved ones: `resolved`
+        # resolved ones: `resolved`
+        kept = (*adopted, *(leaf for leaf in remaining if not leaf.conflicting and leaf.path not in taken))
         plan = None
         if not conflicts:
             plan = plan_layers(conn, registry, upgraded, docs, current, base, new={pack.name},

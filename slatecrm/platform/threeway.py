@@ -17,11 +17,19 @@ of the installed packs before and after the upgrade (without the organisation's 
   organisation added: a conflict only `new` resolves (a customisation of nothing, or two
   definitions of one name, cannot be kept).
 
+Every kind of document the organisation's layer holds is compared, and every key of it:
+an extension's labels, description, default sort, fields, field overrides (each key, the
+form-logic rules too, and each option), pipelines (label, stages, stage overrides),
+validations (by name), composite unique keys and indexes; its own entities (by name); its
+roles, user attributes, workflows, views and layouts key by key (threeway_named.py).
+
 Pure: metamodels and documents in, leaves out; nothing here reads the database.
 """
 
 from __future__ import annotations
 
+import copy
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,22 +37,24 @@ from typing import Any
 from slatecrm.metamodel.errors import DefinitionError
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.layering import merge
-from slatecrm.metamodel.model import Entity, Field, Metamodel, Pipeline
+from slatecrm.metamodel.model import LOGIC_KEYS, Entity, Field, Metamodel, Pipeline
 from slatecrm.metamodel.packs import Pack
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .layers import Documents
 from .storage.entityrename import entity_renames, rename_in_documents
+from .threeway_named import NAMED_KINDS, changed_keys, pack_documents
 
-#: A step into a document: a mapping key, or ("key", k) for the item of a list whose key is k.
+#: A step into a document: a mapping key, or (attribute, value) for the item of a list whose
+#: `attribute` is `value` (("key", k): the stage or option k; ("name", n): the validation n),
+#: or (COMPOSITE, "a+b") for the list item that is the composite key [a, b].
 Step = str | tuple[str, str]
+COMPOSITE = "+"
 
 NEW, MINE = "new", "mine"
 #: A field override's keys compared one by one (options are compared per option).
-OVERRIDE_KEYS = ("label", "help", "default", "read_only", "read_only_after_create")
+OVERRIDE_KEYS = ("label", "help", "default", "read_only", "read_only_after_create", *LOGIC_KEYS)
 ENTITY_KEYS = ("label", "label_plural", "description")
-#: Documents that replace a pack's definition of the same name, as a whole.
-NAMED_KINDS = ("role", "user_attribute", "workflow")
 
 _ABSENT = object()
 
@@ -64,6 +74,16 @@ class Leaf:
     #: "value": compared three ways; "gone": the new version removed what it customises;
     #: "taken": the new version now defines the name the organisation gave its own.
     kind: str = "value"
+    #: Taking the new version's writes its value at `steps` (a key of a whole replacement,
+    #: threeway_named.py) instead of removing the customisation there.
+    sets: bool = False
+
+    @property
+    def adopts(self) -> bool:
+        """Whether the upgrade writes the new version's value into the organisation's
+        document by itself: a key of a replacement the organisation left as the pack had
+        it, which the new version changed (kept as it is, it would hide the change)."""
+        return self.sets and self.kind == "value" and self.mine == self.base and self.new != self.base
 
     @property
     def document_name(self) -> str:
@@ -85,10 +105,14 @@ class Leaf:
             return "the new version removes what the organisation customised"
         if self.kind == "taken":
             return "the new version now defines this name, which the organisation gave its own definition"
+        if self.adopts:
+            return "the organisation's replacement left it as the pack had it: the new version's is taken"
         if not self.conflicting:
             if self.new == self.base:
                 return "the new version does not change it"
             return "the new version agrees" if self.new == self.mine else "the organisation's value"
+        if self.new is _ABSENT or (self.new is None and self.base is not None):
+            return "the organisation changed it and the new version removes it"
         return "the organisation and the new version both changed it, differently"
 
     def as_dict(self) -> dict[str, Any]:
@@ -101,10 +125,13 @@ def _shown(value: Any) -> Any:
     return None if value is _ABSENT else value
 
 
-def leaves(docs: Documents, before: Metamodel, after: Metamodel, pack: str) -> list[Leaf]:
+def leaves(docs: Documents, before: Metamodel, after: Metamodel, pack: str, *,
+           versions: tuple[Pack | None, Pack | None] = (None, None)) -> list[Leaf]:
     """Every customisation of `docs` touching what `pack` defines or extends, compared
     between `before` and `after` (the installed packs' merged metamodels without the
-    organisation's layer, before and after the upgrade)."""
+    organisation's layer, before and after the upgrade). `versions` (the installed and the
+    new version of `pack`) give its definitions by name as written, so that the
+    organisation's replacements of them are compared key by key."""
     renames = entity_renames(before, after)
     former = {new: old for old, new in renames.items()}
     found: list[Leaf] = []
@@ -122,8 +149,21 @@ def leaves(docs: Documents, before: Metamodel, after: Metamodel, pack: str) -> l
         elif kind in NAMED_KINDS:
             old_named, new_named = getattr(before, kind)(name), getattr(after, kind)(name)
             if pack in (getattr(old_named, "pack", None), getattr(new_named, "pack", None)):
-                found.append(_named(kind, name, old_named, new_named))
+                old_doc = pack_documents(versions[0]).get((kind, name))
+                new_doc = pack_documents(versions[1]).get((kind, name))
+                if (old_doc is not None and new_doc is not None and getattr(old_named, "pack", None) == pack
+                        and getattr(new_named, "pack", None) == pack):
+                    found.extend(_named_keys((kind, name), document, old_doc, new_doc))
+                else:
+                    found.append(_named(kind, name, old_named, new_named))
     return found
+
+
+def _named_keys(key: tuple[str, str], document: Mapping[str, Any], old: Mapping[str, Any],
+                new: Mapping[str, Any]) -> Iterator[Leaf]:
+    """The organisation's replacement of a pack's definition, key by key (threeway_named.py)."""
+    for name, base, after, mine in changed_keys(old, new, document, _ABSENT):
+        yield Leaf(f"{key[0]}:{key[1]}.{name}", key, (name,), base, after, mine, sets=True)
 
 
 def followed(docs: Documents, before: Metamodel, after: Metamodel) -> Documents:
@@ -147,7 +187,12 @@ def conflicts(installed: Sequence[Pack], upgraded: Sequence[Pack], docs: Documen
         after = merge(upgraded, registry, set(names), functions=functions)
     except DefinitionError:
         return []
-    return [(name, leaf) for name in names for leaf in leaves(docs, before, after, name) if leaf.conflicting]
+    olds = {p.name: p for p in installed}
+    news = {p.name: p for p in upgraded}
+    # An adoption is made by `pack upgrade` only: an install would hide the new version's value.
+    return [(name, leaf) for name in names
+            for leaf in leaves(docs, before, after, name, versions=(olds.get(name), news.get(name)))
+            if leaf.conflicting or leaf.adopts]
 
 
 def _touches(entity: Entity | None, pack: str) -> bool:
@@ -161,8 +206,8 @@ def _named(kind: str, name: str, old: Any, new: Any) -> Leaf:
         return None if definition is None else f"{what} of pack {definition.pack}"
 
     base = shown(old, "as installed")
-    changed = new is not None and (old is None or new != old)
-    after = shown(new, "changed by the new version" if changed else "as installed")
+    changed = new is None or old is None or new != old
+    after = shown(new, "changed by the new version" if old is not None else "new in the new version")
     return Leaf(f"{kind}:{name}", (kind, name), (), base, after if changed else base,
                 "the organisation's replacement")
 
@@ -180,8 +225,13 @@ def _extension(document: Mapping[str, Any], key: tuple[str, str], entity: str,
         if attribute in document:
             yield leaf(attribute, (attribute,), getattr(old, attribute, None), getattr(new, attribute),
                        document[attribute])
+    own = set(document.get("fields") or {})
+    removed = _removed_fields(old, new) - own
     if "default_sort" in document:
-        yield leaf("default_sort", ("default_sort",), _sort(old), _sort(new), list(document["default_sort"]))
+        sort = list(document["default_sort"])
+        gone = sorted(removed & {str(k).lstrip("-") for k in sort})
+        yield leaf("default_sort", ("default_sort",), _sort(old), _sort(new) if not gone else None, sort,
+                   "gone" if gone else "value")
     for name, body in (document.get("fields") or {}).items():
         defined = new.field(name)
         mine = f"a {body.get('type')} field of the organisation"
@@ -194,6 +244,57 @@ def _extension(document: Mapping[str, Any], key: tuple[str, str], entity: str,
         yield from _override(leaf, name, override, old.field(name) if old else None, new.field(name))
     for name, section in (document.get("pipelines") or {}).items():
         yield from _pipeline(leaf, name, section, _pipeline_of(old, name), _pipeline_of(new, name))
+    yield from _validations(leaf, document.get("validations") or (), new, removed)
+    for section in ("unique", "indexes"):
+        yield from _composites(leaf, section, document.get(section) or (), new, removed)
+
+
+def _removed_fields(old: Entity | None, new: Entity) -> set[str]:
+    """The fields the installed version has and the new one no longer has (or retires)."""
+    return {f.name for f in old.active_fields} - {f.name for f in new.active_fields} if old else set()
+
+
+def _named_in(rule: str, names: set[str]) -> list[str]:
+    """The names of `names` that `rule` uses as words (a field it reads)."""
+    return sorted(n for n in names if re.search(rf"(?<![\w.]){re.escape(n)}\b", rule))
+
+
+def _validations(leaf: Any, rules: Any, new: Entity, removed: set[str]) -> Iterator[Leaf]:
+    """The organisation's validations of a pack's entity, by name: kept unless the new
+    version now has a validation of that name, or removes a field the rule names."""
+    for rule in rules:
+        name = str(rule.get("name"))
+        where: tuple[Step, ...] = ("validations", ("name", name))
+        mine = {k: v for k, v in rule.items() if k != "name"}
+        theirs = next((v for v in new.validations if v.name == name), None)
+        uses = sorted({*_named_in(str(rule.get("condition", "")), removed),
+                       *([rule["field"]] if rule.get("field") in removed else [])})
+        if theirs is not None:
+            shown = {"condition": theirs.condition, "message": theirs.message,
+                     **({"field": theirs.field} if theirs.field else {})}
+            yield leaf(f"validations.{name}", where, None, shown, mine, "taken")
+        elif uses:
+            yield leaf(f"validations.{name}", where, f"fields {', '.join(uses)}", None, mine, "gone")
+        else:
+            yield leaf(f"validations.{name}", where, None, None, mine)
+
+
+def _composites(leaf: Any, section: str, keys: Any, new: Entity, removed: set[str]) -> Iterator[Leaf]:
+    """The organisation's composite unique keys or indexes of a pack's entity: kept unless
+    the new version now declares the same combination (listed twice, the merge refuses it)
+    or removes one of its fields."""
+    declared = {c.fields for c in getattr(new, section)}
+    for key in keys:
+        names = tuple(str(n).lstrip("-") for n in key)
+        joined = COMPOSITE.join(str(n) for n in key)
+        where: tuple[Step, ...] = (section, (COMPOSITE, joined))
+        gone = sorted(removed & set(names))
+        if names in declared:
+            yield leaf(f"{section}.{joined}", where, None, f"declared by pack {new.pack}", list(key), "taken")
+        elif gone:
+            yield leaf(f"{section}.{joined}", where, f"fields {', '.join(gone)}", None, list(key), "gone")
+        else:
+            yield leaf(f"{section}.{joined}", where, None, None, list(key))
 
 
 def _override(leaf: Any, name: str, override: Mapping[str, Any], old: Field | None,
@@ -204,13 +305,18 @@ def _override(leaf: Any, name: str, override: Mapping[str, Any], old: Field | No
         return
     for attribute in OVERRIDE_KEYS:
         if attribute in override:
-            yield leaf(f"{name}.{attribute}", (*steps, attribute), getattr(old, attribute, None),
-                       getattr(new, attribute), override[attribute])
+            yield leaf(f"{name}.{attribute}", (*steps, attribute), _plain(getattr(old, attribute, None)),
+                       _plain(getattr(new, attribute)), _plain(override[attribute]))
     for option in override.get("options") or ():
         key = str(option.get("key"))
         label = option.get("label") or key.replace("_", " ").capitalize()
         yield leaf(f"{name}.options.{key}", (*steps, "options", ("key", key)), _option(old, key),
                    _option(new, key), label)
+
+
+def _plain(value: Any) -> Any:
+    """A mapping (a choice's `options_if`) as a dict, so the three sides compare equal."""
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 def _option(field: Field | None, key: str) -> str | None:
@@ -233,6 +339,8 @@ def _pipeline(leaf: Any, name: str, section: Mapping[str, Any], old: Pipeline | 
     if new is None:
         yield leaf(f"pipelines.{name}", steps, "defined", None, "customised by the organisation", "gone")
         return
+    if "label" in section:
+        yield leaf(f"{name}.label", (*steps, "label"), old.label, new.label, section["label"])
     keys = [s.key for s in new.stages]
     added: list[str] = []  # an added stage may follow one the organisation added before it
     for stage in section.get("stages") or ():
@@ -278,6 +386,9 @@ def take_new(docs: Documents, leaf: Leaf) -> None:
         if node is _ABSENT:
             return
         trail.append(node)
+    if leaf.sets and leaf.new is not _ABSENT and isinstance(trail[-1], dict):
+        trail[-1][leaf.steps[-1]] = copy.deepcopy(leaf.new)  # a key of a whole replacement
+        return
     _remove(trail[-1], leaf.steps[-1])
     for parent, step in zip(reversed(trail[:-1]), reversed(leaf.steps[:-1]), strict=True):
         node = _child(parent, step)
@@ -287,15 +398,21 @@ def take_new(docs: Documents, leaf: Leaf) -> None:
         del docs[leaf.document]
 
 
+def _matches(item: Any, step: tuple[str, str]) -> bool:
+    if step[0] == COMPOSITE:
+        return isinstance(item, list) and COMPOSITE.join(str(n) for n in item) == step[1]
+    return isinstance(item, dict) and item.get(step[0]) == step[1]
+
+
 def _child(node: Any, step: Step) -> Any:
     if isinstance(step, tuple):
-        return next((item for item in node if item.get("key") == step[1]), _ABSENT) \
+        return next((item for item in node if _matches(item, step)), _ABSENT) \
             if isinstance(node, list) else _ABSENT
     return node.get(step, _ABSENT) if isinstance(node, dict) else _ABSENT
 
 
 def _remove(node: Any, step: Step) -> None:
     if isinstance(step, tuple) and isinstance(node, list):
-        node[:] = [item for item in node if item.get("key") != step[1]]
+        node[:] = [item for item in node if not _matches(item, step)]
     elif isinstance(node, dict):
         node.pop(step, None)
