@@ -412,3 +412,42 @@ def test_a_view_and_a_validation_both_changed_are_listed_refused_and_resolved(
     # The pack's validation now decides: a record without mileage is refused with its message.
     refused_record = viewer.http.post("/api/v1/vehicle", json={"registration": "EF-789", "mileage": 0})
     assert refused_record.status_code == 422 and "Give the mileage" in refused_record.text
+
+
+def test_an_export_of_every_layer_is_not_upgraded_alongside_its_source_packs(customer: Customer) -> None:
+    """`export --layer all` claims its source packs' definitions as its own: next to them (or a
+    new version of one next to it) the merge would define an entity twice. The upgrade says
+    so by name instead of advising an install; the way that works, a new export of the
+    upgraded packs, upgrades the export."""
+    def export(version: str) -> str:
+        folder = customer.root / f"all-{version}"
+        made = run("pack", "export", str(folder), "--layer", "all", "--name", "fleet-all",
+                   "--version", version, database=customer.url)
+        assert made.exit_code == 0, made.output
+        return str(folder)
+
+    first = export("1.0.0")
+    here = run("pack", "upgrade", first, "--yes", database=customer.url)
+    text = " ".join(here.output.split())
+    assert here.exit_code == 1, here.output
+    assert ("pack fleet-all is an `export --layer all` holding the definitions of fleet, installed here: it "
+            "claims them as its own") in text
+    assert "upgrade fleet with their new versions" in text and "install it with" not in text
+
+    fresh = f"sqlite:///{customer.root / 'fresh.db'}"
+    assert run("init", "--no-default-packs", database=fresh).exit_code == 0
+    assert run("pack", "install", first, "--yes", database=fresh).exit_code == 0
+    v2 = str(fleet(customer.root, "1.1.0", v2=True))
+    refused = run("pack", "upgrade", v2, "--yes", database=fresh)
+    text = " ".join(refused.output.split())
+    assert refused.exit_code == 1, refused.output
+    assert ("pack fleet is not installed here: its definitions were installed as part of pack fleet-all "
+            "1.0.0, an `export --layer all` that claims them as its own") in text
+    assert "export --layer all again from a database where fleet 1.1.0 is installed" in text
+
+    assert run("pack", "upgrade", v2, "--yes", database=customer.url).exit_code == 0
+    done = run("pack", "upgrade", export("1.1.0"), "--yes", database=fresh)
+    assert done.exit_code == 0, done.output
+    listed = json.loads(run("pack", "list", "--json", database=fresh).output)
+    assert [(p["name"], p["version"]) for p in listed] == [("fleet-all", "1.1.0")]
+    assert "ADD COLUMN mileage" in done.output
