@@ -29,7 +29,6 @@ Pure: metamodels and documents in, leaves out; nothing here reads the database.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +42,7 @@ from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
 from .layers import Documents
 from .storage.entityrename import entity_renames, rename_in_documents
-from .threeway_named import NAMED_KINDS, changed_keys, pack_documents
+from .threeway_named import INDEX, ITEM, NAMED_KINDS, changed_keys, field_uses, named_in, pack_documents
 
 #: A step into a document: a mapping key, or (attribute, value) for the item of a list whose
 #: `attribute` is `value` (("key", k): the stage or option k; ("name", n): the validation n),
@@ -156,7 +155,32 @@ def leaves(docs: Documents, before: Metamodel, after: Metamodel, pack: str, *,
                     found.extend(_named_keys((kind, name), document, old_doc, new_doc))
                 else:
                     found.append(_named(kind, name, old_named, new_named))
+            if kind in ("view", "layout"):
+                adopted = {leaf.steps[0] for leaf in found if leaf.document == (kind, name) and leaf.adopts}
+                found.extend(_uses(kind, name, document, before, after, pack, former, adopted))
     return found
+
+
+def _uses(kind: str, name: str, document: Mapping[str, Any], before: Metamodel, after: Metamodel,
+          pack: str, former: Mapping[str, str], adopted: set[Any]) -> Iterator[Leaf]:
+    """The organisation's view or layout (its own, or its replacement of a pack's) naming a
+    field of `pack`'s entity that the new version removes, or that entity: a conflict only
+    `new` resolves (the column, sort key or placed field is dropped; where only the whole
+    document can go, a filter or a calendar's date field, it goes)."""
+    entity = str(document.get("entity", ""))
+    old, new = before.entity(former.get(entity, entity)), after.entity(entity)
+    if not (_touches(old, pack) or _touches(new, pack)):
+        return
+    key = (kind, name)
+    if new is None:
+        yield Leaf(f"{kind}:{name}", key, (), f"entity {entity}", None, f"the organisation's {kind}", "gone")
+        return
+    removed = _removed_fields(old, new)
+    for steps, part, field in field_uses(kind, document, removed):
+        if part in adopted:
+            continue  # the new version's value replaces the organisation's, which named it
+        path = f"{kind}:{name}.{part}.{field}" if steps else f"{kind}:{name}.{part}"
+        yield Leaf(path, key, steps, f"field {entity}.{field}", None, field, "gone")
 
 
 def _named_keys(key: tuple[str, str], document: Mapping[str, Any], old: Mapping[str, Any],
@@ -254,11 +278,6 @@ def _removed_fields(old: Entity | None, new: Entity) -> set[str]:
     return {f.name for f in old.active_fields} - {f.name for f in new.active_fields} if old else set()
 
 
-def _named_in(rule: str, names: set[str]) -> list[str]:
-    """The names of `names` that `rule` uses as words (a field it reads)."""
-    return sorted(n for n in names if re.search(rf"(?<![\w.]){re.escape(n)}\b", rule))
-
-
 def _validations(leaf: Any, rules: Any, new: Entity, removed: set[str]) -> Iterator[Leaf]:
     """The organisation's validations of a pack's entity, by name: kept unless the new
     version now has a validation of that name, or removes a field the rule names."""
@@ -267,7 +286,7 @@ def _validations(leaf: Any, rules: Any, new: Entity, removed: set[str]) -> Itera
         where: tuple[Step, ...] = ("validations", ("name", name))
         mine = {k: v for k, v in rule.items() if k != "name"}
         theirs = next((v for v in new.validations if v.name == name), None)
-        uses = sorted({*_named_in(str(rule.get("condition", "")), removed),
+        uses = sorted({*named_in(str(rule.get("condition", "")), removed),
                        *([rule["field"]] if rule.get("field") in removed else [])})
         if theirs is not None:
             shown = {"condition": theirs.condition, "message": theirs.message,
@@ -399,12 +418,17 @@ def take_new(docs: Documents, leaf: Leaf) -> None:
 
 
 def _matches(item: Any, step: tuple[str, str]) -> bool:
+    if step[0] == ITEM:
+        return bool(item == step[1])
     if step[0] == COMPOSITE:
         return isinstance(item, list) and COMPOSITE.join(str(n) for n in item) == step[1]
     return isinstance(item, dict) and item.get(step[0]) == step[1]
 
 
 def _child(node: Any, step: Step) -> Any:
+    if isinstance(step, tuple) and step[0] == INDEX:
+        index = int(step[1])
+        return node[index] if isinstance(node, list) and index < len(node) else _ABSENT
     if isinstance(step, tuple):
         return next((item for item in node if _matches(item, step)), _ABSENT) \
             if isinstance(node, list) else _ABSENT

@@ -21,6 +21,7 @@ replacement is one leaf, as a whole.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import PurePosixPath
@@ -72,3 +73,42 @@ def changed_keys(base: Mapping[str, Any], new: Mapping[str, Any], mine: Mapping[
         values = (base.get(key, absent), new.get(key, absent), mine.get(key, absent))
         if values[1] != values[0] or values[2] != values[0]:
             yield key, *values
+
+
+#: Steps into a list: the item equal to a name, and the item at an index (threeway.Step).
+ITEM, INDEX = "=", "#"
+#: A view's keys naming one field each, and those listing fields (`-name`: descending).
+VIEW_FIELD = ("totals", "field", "end_field", "duration_field")
+VIEW_FIELDS = ("columns", "card_fields", "sort")
+
+
+def named_in(rule: str, names: set[str]) -> list[str]:
+    """The names of `names` that `rule` uses as words (a field it reads)."""
+    return sorted(n for n in names if re.search(rf"(?<![\w.]){re.escape(n)}\b", rule))
+
+
+def field_uses(kind: str, document: Mapping[str, Any],
+               removed: set[str]) -> Iterator[tuple[tuple[Any, ...], str, str]]:
+    """Where a view or layout of the organisation names a field of `removed`: (steps to the
+    list item naming it, or () when only the whole document can go; the key; the field)."""
+    def listed(steps: tuple[Any, ...], names: Any, key: str) -> Iterator[tuple[tuple[Any, ...], str, str]]:
+        for item in names if isinstance(names, list) else ():
+            if str(item).lstrip("-") in removed:
+                yield (*steps, (ITEM, item)), key, str(item).lstrip("-")
+
+    if kind == "view":
+        for key in VIEW_FIELDS:
+            yield from listed((key,), document.get(key), key)
+        for key in VIEW_FIELD:
+            if document.get(key) in removed:
+                yield (), key, str(document[key])
+        for name in named_in(str(document.get("filter") or ""), removed):
+            yield (), "filter", name
+    elif kind == "layout":
+        top = "tabs" if "tabs" in document else "sections"
+        tabs = document.get("tabs") or [{"sections": document.get("sections") or []}]
+        for t, tab in enumerate(tabs):
+            where: tuple[Any, ...] = ("tabs", (INDEX, str(t))) if top == "tabs" else ()
+            for s, section in enumerate(tab.get("sections") or []):
+                yield from listed((*where, "sections", (INDEX, str(s)), "fields"), section.get("fields"), top)
+        yield from listed(("compact", "fields"), (document.get("compact") or {}).get("fields"), "compact")
