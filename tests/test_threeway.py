@@ -197,12 +197,14 @@ def fleet_version(root: Path, version: str, registry: FieldTypeRegistry, *, note
                   mileage: bool = True, more: str = "", lifecycle: str = "Lifecycle",
                   columns: str = "[registration, fuel]", page_size: int = 25, view: bool = True,
                   section: str = "Main", compact: str = "[registration]",
-                  actions: str = "read") -> Any:
+                  actions: str = "read", depot: bool = True) -> Any:
     """A version of the `fleet` pack (the installed one with the defaults)."""
     entity = FLEET % {"notes": notes, "mileage": "  mileage: {type: integer}" if mileage else "",
                       "more": more, "lifecycle": lifecycle}
     files = {"entities/vehicle.yaml": entity, "layouts/vehicle.yaml": LAYOUT % {
         "section": section, "compact": compact}, "roles/driver.yaml": DRIVER % actions}
+    if depot:
+        files["entities/depot.yaml"] = "kind: entity\nname: depot\nfields:\n  city: {type: text}\n"
     if view:
         files["views/vehicles.yaml"] = VIEW % {"columns": columns, "page_size": page_size}
     folder = write_files_pack(root / version, files, name="fleet", version=version, requires={})
@@ -305,6 +307,12 @@ CASES: list[tuple[str, dict[str, Any], Documents, dict[str, tuple[Any, ...]]]] =
                                  {"fields": ["mileage"]}),
       "layout:vehicle.sections.mileage": ("gone", True, "field vehicle.mileage", None, "mileage"),
       "layout:vehicle.compact.mileage": ("gone", True, "field vehicle.mileage", None, "mileage")}),
+    ("references to an entity the new version removes", {"depot": False},
+     {**extension(fields={"home": {"type": "reference", "target": "depot"}}),
+      ("entity", "trip"): {"kind": "entity", "name": "trip", "fields": {
+          "depot": {"type": "reference", "target": "depot"}}}},
+     {"vehicle.home": ("gone", True, "entity depot", None, "a reference field of the organisation"),
+      "trip.depot": ("gone", True, "entity depot", None, "a reference field of the organisation")}),
     ("role: both changed its rights", {"actions": "read, update"},
      role_doc(["read", "create"]),
      {"role:driver.entities": ("value", True, {"vehicle": {"actions": ["read"]}},

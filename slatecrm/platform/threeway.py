@@ -54,6 +54,8 @@ NEW, MINE = "new", "mine"
 #: A field override's keys compared one by one (options are compared per option).
 OVERRIDE_KEYS = ("label", "help", "default", "read_only", "read_only_after_create", *LOGIC_KEYS)
 ENTITY_KEYS = ("label", "label_plural", "description")
+#: Keys a document keeps when taking the new version's leaves them empty (an entity has fields).
+REQUIRED = {"entity": ("fields",)}
 
 _ABSENT = object()
 
@@ -133,14 +135,18 @@ def leaves(docs: Documents, before: Metamodel, after: Metamodel, pack: str, *,
     organisation's replacements of them are compared key by key."""
     renames = entity_renames(before, after)
     former = {new: old for old, new in renames.items()}
+    gone = _gone_entities(before, after, pack, former)
     found: list[Leaf] = []
     for (kind, name), document in sorted(followed(docs, before, after).items()):
         if kind == "extension":
             entity = str(document.get("entity", name))
             old, new = before.entity(former.get(entity, entity)), after.entity(entity)
             if _touches(old, pack) or _touches(new, pack):
-                found.extend(_extension(document, (kind, name), entity, old, new))
+                found.extend(_extension(document, (kind, name), entity, old, new, gone))
+            else:
+                found.extend(_references(document, (kind, name), entity, gone))
         elif kind == "entity":
+            found.extend(_references(document, (kind, name), name, gone))
             taken = after.entity(name)
             if taken is not None and taken.pack == pack and before.entity(name) is None:
                 found.append(Leaf(f"entity:{name}", (kind, name), (), None, f"entity of pack {pack}",
@@ -236,8 +242,32 @@ def _named(kind: str, name: str, old: Any, new: Any) -> Leaf:
                 "the organisation's replacement")
 
 
+def _targets(body: Mapping[str, Any], entities: set[str]) -> list[str]:
+    """The entities of `entities` a field the organisation defines refers to (its `target`,
+    or its `targets`)."""
+    targets = body.get("targets")
+    named = [body.get("target"), *(targets if isinstance(targets, list) else [])]
+    return sorted({str(t) for t in named if t in entities})
+
+
+def _gone_entities(before: Metamodel, after: Metamodel, pack: str, former: Mapping[str, str]) -> set[str]:
+    """The entities `pack` defined that the new version removes (one it renames is not gone)."""
+    kept = {former.get(e.name, e.name) for e in after.active_entities}
+    return {e.name for e in before.active_entities if e.pack == pack and e.name not in kept}
+
+
+def _references(document: Mapping[str, Any], key: tuple[str, str], entity: str,
+                gone: set[str]) -> Iterator[Leaf]:
+    """The organisation's own fields (of its entity, or of an extension of an entity the
+    upgrade does not touch) referring to an entity the new version removes."""
+    for name, body in (document.get("fields") or {}).items():
+        if targets := _targets(body, gone):
+            yield Leaf(f"{entity}.{name}", key, ("fields", name), f"entity {', '.join(targets)}", None,
+                       f"a {body.get('type')} field of the organisation", "gone")
+
+
 def _extension(document: Mapping[str, Any], key: tuple[str, str], entity: str,
-               old: Entity | None, new: Entity | None) -> Iterator[Leaf]:
+               old: Entity | None, new: Entity | None, removed_entities: set[str]) -> Iterator[Leaf]:
     def leaf(path: str, steps: tuple[Step, ...], base: Any, after: Any, mine: Any,
              kind: str = "value") -> Leaf:
         return Leaf(f"{entity}.{path}" if path else entity, key, steps, base, after, mine, kind)
@@ -262,6 +292,8 @@ def _extension(document: Mapping[str, Any], key: tuple[str, str], entity: str,
         if defined is not None and (old is None or old.field(name) is None):
             yield leaf(name, ("fields", name), None, f"a {defined.type} field of pack {defined.pack}",
                        mine, "taken")
+        elif gone := _targets(body, removed_entities):
+            yield leaf(name, ("fields", name), f"entity {', '.join(gone)}", None, mine, "gone")
         else:
             yield leaf(name, ("fields", name), None, None, mine)
     for name, override in (document.get("field_overrides") or {}).items():
@@ -411,7 +443,7 @@ def take_new(docs: Documents, leaf: Leaf) -> None:
     _remove(trail[-1], leaf.steps[-1])
     for parent, step in zip(reversed(trail[:-1]), reversed(leaf.steps[:-1]), strict=True):
         node = _child(parent, step)
-        if node in ({}, []):
+        if node in ({}, []) and not (parent is document and step in REQUIRED.get(leaf.document[0], ())):
             _remove(parent, step)
     if leaf.document[0] == "extension" and not set(document) - {"kind", "entity"}:
         del docs[leaf.document]
