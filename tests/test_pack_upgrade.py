@@ -387,7 +387,8 @@ def test_a_view_and_a_validation_both_changed_are_listed_refused_and_resolved(
             "organisation: ['registration', 'mileage']") in text
     assert "✗ vehicle.validations.positive (extension/vehicle): the new version now defines this name" in text
     assert "resolve: --resolve vehicle.validations.positive=new" in text
-    assert "= view:vehicles.page_size (view/vehicles): 25 — the organisation's replacement left it" in text
+    assert ("= view:vehicles.page_size (view/vehicles): 25 → 50 — the organisation's replacement left "
+            "it") in text
     assert "2 conflict(s)" in text and "nothing was changed" in text
     assert viewer.installed() == [("fleet", "1.0.0")]
     assert run("pack", "install", v2, "--yes", database=viewer.url).exit_code == 1  # install refuses too
@@ -399,6 +400,8 @@ def test_a_view_and_a_validation_both_changed_are_listed_refused_and_resolved(
                "--resolve", "vehicle.validations.positive=new", "--yes", "--json", database=viewer.url)
     assert done.exit_code == 0, done.output
     result = json.loads(done.output)
+    assert [(k["path"], k["installed"], k["new"], k["organisation"]) for k in result["merge"]["kept"]
+            if k.get("adopted")] == [("view:vehicles.page_size", 25, 50, 25)]
     assert sorted((r["path"], r["resolution"]) for r in result["merge"]["resolved"]) == [
         ("vehicle.validations.positive", "new"), ("view:vehicles.columns", "mine")]
     assert viewer.installed() == [("fleet", "1.1.0")]

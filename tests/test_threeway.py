@@ -160,7 +160,7 @@ fields:
   fuel:
     type: choice
     options:
-      - {key: petrol, label: Petrol}
+      - {key: petrol, label: Petrol%(petrol)s}
       - {key: diesel, label: Diesel}
   notes: {type: text%(notes)s}
 %(mileage)s
@@ -197,10 +197,11 @@ def fleet_version(root: Path, version: str, registry: FieldTypeRegistry, *, note
                   mileage: bool = True, more: str = "", lifecycle: str = "Lifecycle",
                   columns: str = "[registration, fuel]", page_size: int = 25, view: bool = True,
                   section: str = "Main", compact: str = "[registration]",
-                  actions: str = "read", depot: bool = True) -> Any:
+                  actions: str = "read", depot: bool = True, petrol: str = "") -> Any:
     """A version of the `fleet` pack (the installed one with the defaults)."""
     entity = FLEET % {"notes": notes, "mileage": "  mileage: {type: integer}" if mileage else "",
-                      "more": more, "lifecycle": lifecycle}
+                      "more": more, "lifecycle": lifecycle,
+                      "petrol": petrol}
     files = {"entities/vehicle.yaml": entity, "layouts/vehicle.yaml": LAYOUT % {
         "section": section, "compact": compact}, "roles/driver.yaml": DRIVER % actions}
     if depot:
@@ -241,6 +242,11 @@ CASES: list[tuple[str, dict[str, Any], Documents, dict[str, tuple[Any, ...]]]] =
     ("form logic of a field the new version removes", {"mileage": False},
      extension(field_overrides={"mileage": {"read_only_if": "fuel = 'diesel'"}}),
      {"vehicle.mileage": ("gone", True, "defined", None, "customised by the organisation")}),
+    ("option colour both changed", {"petrol": ", colour: '#ff0000'"},
+     extension(field_overrides={"fuel": {"options": [
+         {"key": "petrol", "label": "Petrol", "colour": "#00ff00"}]}}),
+     {"vehicle.fuel.options.petrol": ("value", False, "Petrol", "Petrol", "Petrol"),
+      "vehicle.fuel.options.petrol.colour": ("value", True, None, "#ff0000", "#00ff00")}),
     ("pipeline label both changed", {"lifecycle": "Life cycle"},
      extension(pipelines={"lifecycle": {"label": "Journey"}}),
      {"vehicle.lifecycle.label": ("value", True, "Lifecycle", "Life cycle", "Journey")}),

@@ -119,7 +119,8 @@ class Leaf:
     def as_dict(self) -> dict[str, Any]:
         return {"path": self.path, "document": self.document_name, "kind": self.kind,
                 "installed": _shown(self.base), "new": _shown(self.new), "organisation": _shown(self.mine),
-                "reason": self.reason, **({"resolutions": list(self.choices)} if self.conflicting else {})}
+                "reason": self.reason, **({"resolutions": list(self.choices)} if self.conflicting else {}),
+                **({"adopted": True} if self.adopts else {})}
 
 
 def _shown(value: Any) -> Any:
@@ -361,8 +362,11 @@ def _override(leaf: Any, name: str, override: Mapping[str, Any], old: Field | No
     for option in override.get("options") or ():
         key = str(option.get("key"))
         label = option.get("label") or key.replace("_", " ").capitalize()
-        yield leaf(f"{name}.options.{key}", (*steps, "options", ("key", key)), _option(old, key),
-                   _option(new, key), label)
+        where = (*steps, "options", ("key", key))
+        yield leaf(f"{name}.options.{key}", where, _option(old, key), _option(new, key), label)
+        if "colour" in option:
+            yield leaf(f"{name}.options.{key}.colour", (*where, "colour"), _option(old, key, "colour"),
+                       _option(new, key, "colour"), option["colour"])
 
 
 def _plain(value: Any) -> Any:
@@ -370,8 +374,9 @@ def _plain(value: Any) -> Any:
     return dict(value) if isinstance(value, Mapping) else value
 
 
-def _option(field: Field | None, key: str) -> str | None:
-    return next((o.label for o in field.choices if o.key == key), None) if field else None
+def _option(field: Field | None, key: str, attribute: str = "label") -> str | None:
+    found = next((o for o in field.choices if o.key == key), None) if field else None
+    return getattr(found, attribute) if found is not None else None
 
 
 def _pipeline_of(entity: Entity | None, name: str) -> Pipeline | None:
