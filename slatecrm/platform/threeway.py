@@ -162,9 +162,16 @@ def leaves(docs: Documents, before: Metamodel, after: Metamodel, pack: str, *,
                     found.extend(_named_keys((kind, name), document, old_doc, new_doc))
                 else:
                     found.append(_named(kind, name, old_named, new_named))
+            adopted = {leaf.steps[0] for leaf in found if leaf.document == (kind, name) and leaf.adopts}
             if kind in ("view", "layout"):
-                adopted = {leaf.steps[0] for leaf in found if leaf.document == (kind, name) and leaf.adopts}
                 found.extend(_uses(kind, name, document, before, after, pack, former, adopted))
+            elif kind == "role" and "entities" not in adopted:
+                found.extend(Leaf(f"role:{name}.entities.{entity}", (kind, name), ("entities", entity),
+                                  f"entity {entity}", None, grant, "gone")
+                             for entity, grant in (document.get("entities") or {}).items() if entity in gone)
+            elif kind == "workflow" and document.get("entity") in gone and "entity" not in adopted:
+                found.append(Leaf(f"workflow:{name}", (kind, name), (), f"entity {document['entity']}", None,
+                                  "the organisation's workflow", "gone"))
     return found
 
 
