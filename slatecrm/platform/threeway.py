@@ -21,7 +21,10 @@ Every kind of document the organisation's layer holds is compared, and every key
 an extension's labels, description, default sort, fields, field overrides (each key, the
 form-logic rules too, and each option), pipelines (label, stages, stage overrides),
 validations (by name), composite unique keys and indexes; its own entities (by name); its
-roles, user attributes, workflows, views and layouts key by key (threeway_named.py).
+roles, user attributes, workflows, views and layouts key by key (threeway_named.py). What
+names an entity or a field the new version removes is a conflict only `new` resolves too:
+an own field referring to the entity, a role's grant on it, a workflow or view of it, a
+column, sort key or placed field of a view or layout, a validation's or index's field.
 
 Pure: metamodels and documents in, leaves out; nothing here reads the database.
 """
@@ -153,25 +156,36 @@ def leaves(docs: Documents, before: Metamodel, after: Metamodel, pack: str, *,
                 found.append(Leaf(f"entity:{name}", (kind, name), (), None, f"entity of pack {pack}",
                                   "the organisation's entity", "taken"))
         elif kind in NAMED_KINDS:
-            old_named, new_named = getattr(before, kind)(name), getattr(after, kind)(name)
-            if pack in (getattr(old_named, "pack", None), getattr(new_named, "pack", None)):
-                old_doc = pack_documents(versions[0]).get((kind, name))
-                new_doc = pack_documents(versions[1]).get((kind, name))
-                if (old_doc is not None and new_doc is not None and getattr(old_named, "pack", None) == pack
-                        and getattr(new_named, "pack", None) == pack):
-                    found.extend(_named_keys((kind, name), document, old_doc, new_doc))
-                else:
-                    found.append(_named(kind, name, old_named, new_named))
-            adopted = {leaf.steps[0] for leaf in found if leaf.document == (kind, name) and leaf.adopts}
-            if kind in ("view", "layout"):
-                found.extend(_uses(kind, name, document, before, after, pack, former, adopted))
-            elif kind == "role" and "entities" not in adopted:
-                found.extend(Leaf(f"role:{name}.entities.{entity}", (kind, name), ("entities", entity),
-                                  f"entity {entity}", None, grant, "gone")
-                             for entity, grant in (document.get("entities") or {}).items() if entity in gone)
-            elif kind == "workflow" and document.get("entity") in gone and "entity" not in adopted:
-                found.append(Leaf(f"workflow:{name}", (kind, name), (), f"entity {document['entity']}", None,
-                                  "the organisation's workflow", "gone"))
+            found.extend(_definition((kind, name), document, before, after, pack, versions, former, gone))
+    return found
+
+
+def _definition(key: tuple[str, str], document: Mapping[str, Any], before: Metamodel, after: Metamodel,
+                pack: str, versions: tuple[Pack | None, Pack | None], former: Mapping[str, str],
+                gone: set[str]) -> list[Leaf]:
+    """A role, user attribute, workflow, view or layout of the organisation: its replacement
+    of `pack`'s definition of that name (key by key where both versions' documents are at
+    hand), and what in it names an entity or field the new version removes."""
+    kind, name = key
+    found: list[Leaf] = []
+    old_named, new_named = getattr(before, kind)(name), getattr(after, kind)(name)
+    owners = (getattr(old_named, "pack", None), getattr(new_named, "pack", None))
+    if pack in owners:
+        old_doc, new_doc = pack_documents(versions[0]).get(key), pack_documents(versions[1]).get(key)
+        if old_doc is not None and new_doc is not None and owners == (pack, pack):
+            found.extend(_named_keys(key, document, old_doc, new_doc))
+        else:
+            found.append(_named(kind, name, old_named, new_named))
+    adopted = {leaf.steps[0] for leaf in found if leaf.adopts}  # the new version's value replaces these
+    if kind in ("view", "layout"):
+        found.extend(_uses(kind, name, document, before, after, pack, former, adopted))
+    elif kind == "role" and "entities" not in adopted:
+        found.extend(Leaf(f"role:{name}.entities.{entity}", key, ("entities", entity), f"entity {entity}",
+                          None, grant, "gone")
+                     for entity, grant in (document.get("entities") or {}).items() if entity in gone)
+    elif kind == "workflow" and document.get("entity") in gone and "entity" not in adopted:
+        found.append(Leaf(f"workflow:{name}", key, (), f"entity {document['entity']}", None,
+                          "the organisation's workflow", "gone"))
     return found
 
 
