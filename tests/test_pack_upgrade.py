@@ -20,7 +20,7 @@ from slatecrm.metamodel.errors import DefinitionError
 from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.layering import merge
 from slatecrm.metamodel.model import Metamodel
-from slatecrm.platform import installer, packupgrade
+from slatecrm.platform import customisation, installer, packupgrade
 from slatecrm.platform.cli import main
 from slatecrm.platform.layers import documents
 from slatecrm.platform.storage import revisions as revision_store
@@ -327,3 +327,130 @@ def test_removing_the_relabel_of_a_packs_stage_brings_the_packs_label_back(custo
     again = customer.http.delete(stage)
     assert again.status_code == 422, again.text
     assert "stage 'in_service' of vehicle.lifecycle is not the organisation's" in again.text
+
+
+VIEW = """\
+kind: view
+name: vehicles
+entity: vehicle
+label: All vehicles
+columns: %(columns)s
+page_size: %(page_size)s
+"""
+POSITIVE = "validations:\n  - {name: positive, condition: 'mileage > 0', message: Give the mileage}\n"
+
+
+def fleet_viewed(root: Path, version: str, *, v2: bool = False) -> Path:
+    """The `fleet` pack with a list view; `v2`: a colour field shown in the view instead of
+    the notes, 50 a page, and a validation named `positive`."""
+    extra = "  mileage: {type: integer}" + ("\n  colour: {type: text}" if v2 else "")
+    entity = VEHICLE % {"notes": "Notes", "extra": extra} + (POSITIVE if v2 else "")
+    view = VIEW % ({"columns": "[registration, colour]", "page_size": 50} if v2 else
+                   {"columns": "[registration, notes]", "page_size": 25})
+    return write_files_pack(root / version, {"entities/vehicle.yaml": entity, "views/vehicles.yaml": view},
+                            name="fleet", version=version, requires={})
+
+
+@pytest.fixture
+def viewer(db_url: str, engine: sa.Engine, tmp_path: Path) -> Iterator[Customer]:
+    """A customer database with the fleet pack's 1.0.0 that has a view."""
+    assert run("init", "--no-default-packs", database=db_url).exit_code == 0
+    installed = run("pack", "install", str(fleet_viewed(tmp_path, "1.0.0")), "--yes", database=db_url)
+    assert installed.exit_code == 0, installed.output
+    app = make_app(db_url)
+    app.state.records.holder.poll_interval = 0
+    with signed_in(app, raise_server_exceptions=False) as http:
+        yield Customer(db_url, http, engine, tmp_path)
+    app.state.engine.dispose()
+
+
+def test_a_view_and_a_validation_both_changed_are_listed_refused_and_resolved(
+        viewer: Customer, registry: FieldTypeRegistry) -> None:
+    """The organisation's replacement of a pack's view (other columns) and its own validation
+    meet a new version that changed the view's columns and page size and now has a
+    validation of that name: both are conflicts, the page size (left as it was) is taken."""
+    viewer.customise("PUT", "/api/v1/admin/views/vehicles", {
+        "entity": "vehicle", "label": "All vehicles", "columns": ["registration", "mileage"],
+        "page_size": 25})
+    rule = customisation.put_validation("vehicle", "positive",
+                                        {"condition": "mileage >= 0", "message": "Not negative"})
+    edit = customisation.plan_edit(viewer.engine, registry, "validation positive", rule)
+    customisation.apply_edit(viewer.engine, edit, author="test")
+    v2 = str(fleet_viewed(viewer.root, "1.1.0", v2=True))
+
+    refused = run("pack", "upgrade", v2, "--yes", database=viewer.url)
+    assert refused.exit_code == 3, refused.output
+    text = " ".join(refused.output.split())
+    assert ("✗ view:vehicles.columns (view/vehicles): the organisation and the new version both changed it, "
+            "differently") in text
+    assert ("installed: ['registration', 'notes'] new: ['registration', 'colour'] "
+            "organisation: ['registration', 'mileage']") in text
+    assert "✗ vehicle.validations.positive (extension/vehicle): the new version now defines this name" in text
+    assert "resolve: --resolve vehicle.validations.positive=new" in text
+    assert ("= view:vehicles.page_size (view/vehicles): 25 → 50 — the organisation's replacement left "
+            "it") in text
+    assert "2 conflict(s)" in text and "nothing was changed" in text
+    assert viewer.installed() == [("fleet", "1.0.0")]
+    assert run("pack", "install", v2, "--yes", database=viewer.url).exit_code == 1  # install refuses too
+
+    mine = run("pack", "upgrade", v2, "--resolve", "vehicle.validations.positive=mine", database=viewer.url)
+    assert mine.exit_code == 1 and "resolve it with vehicle.validations.positive=new" in " ".join(
+        mine.output.split())
+    done = run("pack", "upgrade", v2, "--resolve", "view:vehicles.columns=mine",
+               "--resolve", "vehicle.validations.positive=new", "--yes", "--json", database=viewer.url)
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.output)
+    assert [(k["path"], k["installed"], k["new"], k["organisation"]) for k in result["merge"]["kept"]
+            if k.get("adopted")] == [("view:vehicles.page_size", 25, 50, 25)]
+    assert sorted((r["path"], r["resolution"]) for r in result["merge"]["resolved"]) == [
+        ("vehicle.validations.positive", "new"), ("view:vehicles.columns", "mine")]
+    assert viewer.installed() == [("fleet", "1.1.0")]
+    metamodel = viewer.metamodel()
+    view = metamodel.view("vehicles")
+    assert view is not None and view.pack == "organisation"
+    assert (view.columns, view.page_size) == (("registration", "mileage"), 50)
+    vehicle = metamodel.entity("vehicle")
+    assert vehicle is not None and [(v.name, v.pack) for v in vehicle.validations] == [("positive", "fleet")]
+    assert ("extension", "vehicle") not in viewer.documents()
+    # The pack's validation now decides: a record without mileage is refused with its message.
+    refused_record = viewer.http.post("/api/v1/vehicle", json={"registration": "EF-789", "mileage": 0})
+    assert refused_record.status_code == 422 and "Give the mileage" in refused_record.text
+
+
+def test_an_export_of_every_layer_is_not_upgraded_alongside_its_source_packs(customer: Customer) -> None:
+    """`export --layer all` claims its source packs' definitions as its own: next to them (or a
+    new version of one next to it) the merge would define an entity twice. The upgrade says
+    so by name instead of advising an install; the way that works, a new export of the
+    upgraded packs, upgrades the export."""
+    def export(version: str) -> str:
+        folder = customer.root / f"all-{version}"
+        made = run("pack", "export", str(folder), "--layer", "all", "--name", "fleet-all",
+                   "--version", version, database=customer.url)
+        assert made.exit_code == 0, made.output
+        return str(folder)
+
+    first = export("1.0.0")
+    here = run("pack", "upgrade", first, "--yes", database=customer.url)
+    text = " ".join(here.output.split())
+    assert here.exit_code == 1, here.output
+    assert ("pack fleet-all is an `export --layer all` holding the definitions of fleet, installed here: it "
+            "claims them as its own") in text
+    assert "upgrade fleet with their new versions" in text and "install it with" not in text
+
+    fresh = f"sqlite:///{customer.root / 'fresh.db'}"
+    assert run("init", "--no-default-packs", database=fresh).exit_code == 0
+    assert run("pack", "install", first, "--yes", database=fresh).exit_code == 0
+    v2 = str(fleet(customer.root, "1.1.0", v2=True))
+    refused = run("pack", "upgrade", v2, "--yes", database=fresh)
+    text = " ".join(refused.output.split())
+    assert refused.exit_code == 1, refused.output
+    assert ("pack fleet is not installed here: its definitions were installed as part of pack fleet-all "
+            "1.0.0, an `export --layer all` that claims them as its own") in text
+    assert "export --layer all again from a database where fleet 1.1.0 is installed" in text
+
+    assert run("pack", "upgrade", v2, "--yes", database=customer.url).exit_code == 0
+    done = run("pack", "upgrade", export("1.1.0"), "--yes", database=fresh)
+    assert done.exit_code == 0, done.output
+    listed = json.loads(run("pack", "list", "--json", database=fresh).output)
+    assert [(p["name"], p["version"]) for p in listed] == [("fleet-all", "1.1.0")]
+    assert "ADD COLUMN mileage" in done.output

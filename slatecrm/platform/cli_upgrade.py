@@ -56,8 +56,9 @@ def print_upgrade(upgrade: packupgrade.Upgrade) -> None:
         out.print(f"  + {escape(line)}")
     out.print(f"Customisations kept ({len(upgrade.kept)}):")
     for leaf in upgrade.kept:
+        value = f"{_value(leaf.mine)} → {_value(leaf.new)}" if leaf.adopts else _value(leaf.mine)
         out.print(f"  = {escape(leaf.path)} [dim]({escape(leaf.document_name)})[/dim]: "
-                  f"{escape(_value(leaf.mine))} — {escape(leaf.reason)}")
+                  f"{escape(value)} — {escape(leaf.reason)}")
     for leaf, how in upgrade.resolved:
         _print_leaf(leaf, "[green]✓[/green]", f": resolved {how}")
     if upgrade.conflicts:

@@ -79,6 +79,18 @@ def _named(pack: Pack, kind: str) -> Sequence[object]:
     return {"role": pack.roles, "workflow": pack.workflows, "user_attribute": pack.user_attributes}[kind]
 
 
+#: The folder of one source pack's files in an `all` export: its place in dependency order, its name.
+SOURCE_FOLDER = re.compile(r"^(\d{2,})-([^/]+)/")
+
+
+def sources(pack: Pack) -> list[str]:
+    """The packs whose definitions `pack` holds as an `--layer all` export (its `NN-<pack>/`
+    folders; the organisation's layer is not a pack): an upgrade of one of them cannot be
+    merged into the export, which claims their definitions as its own (packupgrade.py)."""
+    found = {m.group(2) for rel in pack.files if (m := SOURCE_FOLDER.match(rel))}
+    return sorted(found - {ORGANISATION})
+
+
 def organisation_files(docs: Documents, installed: Sequence[Pack], *, name: str, version: str,
                        namespace: str | None = None, title: str | None = None) -> dict[str, str]:
     """The organisation's documents as the files of a pack requiring the installed packs."""

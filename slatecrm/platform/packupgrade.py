@@ -27,7 +27,7 @@ from slatecrm.metamodel.layering import merge
 from slatecrm.metamodel.packs import Pack
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
-from . import installer
+from . import installer, packexport
 from .customisation import store_documents
 from .identity import audit
 from .identity.principal import SYSTEM, Principal
@@ -104,22 +104,28 @@ def plan_upgrade(engine: sa.Engine, pack: Pack, registry: FieldTypeRegistry,
         installed = installed_packs(conn, registry)
         old = next((p for p in installed if p.name == pack.name), None)
         if old is None:
-            raise refuse(f"pack {pack.name} is not installed here, so there is nothing to upgrade: "
-                         f"install it with `slatecrm pack install {pack.origin or pack.name}`", pack)
+            raise _not_installed(pack, installed)
         _check_newer(old, pack)
         upgraded = [pack if p.name == pack.name else p for p in installed]
         before = merge(installed, registry, functions=functions)
         after = merge(upgraded, registry, {pack.name}, functions=functions)
         stored = documents(conn)
         docs = followed(copy.deepcopy(stored), before, after)
-        resolved = _resolved(leaves(docs, before, after, pack.name), resolutions, pack)
+        versions = (old, pack)
+        found = leaves(docs, before, after, pack.name, versions=versions)
+        resolved = _resolved(found, resolutions, pack)
         for leaf, how in resolved:
             if how == NEW:
                 take_new(docs, leaf)
+        adopted = tuple(leaf for leaf in found if leaf.adopts)
+        for leaf in adopted:  # a replacement's key the organisation left as it was
+            take_new(docs, leaf)
         kept_mine = {leaf.path for leaf, how in resolved if how == MINE}
-        remaining = leaves(docs, before, after, pack.name)
+        taken = {leaf.path for leaf in adopted}
+        remaining = leaves(docs, before, after, pack.name, versions=versions)
         conflicts = tuple(leaf for leaf in remaining if leaf.conflicting and leaf.path not in kept_mine)
-        kept = tuple(leaf for leaf in remaining if not leaf.conflicting)  # resolved ones: `resolved`
+        # resolved ones: `resolved`
+        kept = (*adopted, *(leaf for leaf in remaining if not leaf.conflicting and leaf.path not in taken))
         plan = None
         if not conflicts:
             plan = plan_layers(conn, registry, upgraded, docs, current, base, new={pack.name},
@@ -127,6 +133,29 @@ def plan_upgrade(engine: sa.Engine, pack: Pack, registry: FieldTypeRegistry,
     changed = tuple(sorted(k for k in {*stored, *docs} if stored.get(k) != docs.get(k)))
     return Upgrade(pack, old.version, tuple(version_changes(before, after, pack.name)), kept, conflicts,
                    tuple(resolved), docs, changed, plan)
+
+
+def _not_installed(pack: Pack, installed: list[Pack]) -> DefinitionError:
+    """Why there is nothing to upgrade. An `export --layer all` claims its source packs'
+    definitions as its own: a new version of a source pack cannot be installed next to it
+    (one entity defined twice), nor can the export next to its source packs; told so by
+    name rather than advising an install the merge would refuse."""
+    holder = next((p for p in installed if pack.name in packexport.sources(p)), None)
+    if holder is not None:
+        return refuse(f"pack {pack.name} is not installed here: its definitions were installed as part of "
+                      f"pack {holder.name} {holder.version}, an `export --layer all` that claims them as "
+                      f"its own, so a new version of {pack.name} cannot be merged into it (nor installed "
+                      f"next to it); export --layer all again from a database where {pack.name} "
+                      f"{pack.version} is installed, and upgrade {holder.name} with that export", pack)
+    claimed = [p.name for p in installed if p.name in packexport.sources(pack)]
+    if claimed:
+        return refuse(f"pack {pack.name} is an `export --layer all` holding the definitions of "
+                      f"{', '.join(claimed)}, installed here: it claims them as its own, so it cannot be "
+                      "installed or upgraded next to them; it is for a database without them (`slatecrm "
+                      f"init --no-default-packs`): upgrade {', '.join(claimed)} with their new versions",
+                      pack)
+    return refuse(f"pack {pack.name} is not installed here, so there is nothing to upgrade: "
+                  f"install it with `slatecrm pack install {pack.origin or pack.name}`", pack)
 
 
 def _check_newer(old: Pack, pack: Pack) -> None:
