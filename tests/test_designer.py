@@ -118,7 +118,7 @@ def test_a_field_added_to_a_pack_entity_appears_in_its_form(admin: TestClient) -
     assert 'name="setting.min" value="0"' in field.text
     # A pack's own field takes the organisation's label, not a new type.
     locked = admin.get("/admin/entities/account/fields/name")
-    assert "may change its label, help, default and options only" in text_of(locked.text)
+    assert "may change its label, help, default, options and form logic only" in text_of(locked.text)
     relabel = applied(admin, "/admin/entities/account/fields/name",
                       {"op": "save", "type": "text", "label": "Company name", "required": "1"})
     assert "Company name" in relabel

@@ -41,9 +41,7 @@ NOT_FIELD_TYPES = {
     "web/templates/calendar.html": {"date", "duration"},
     # the designer: JSON Schema types of a type's settings, a new field's first choice of
     # type in its form (any type may be picked), path parameters and an HTML input type
-    "web/designer_forms.py": {"integer", "text"},
-    "web/designer_check.py": {"text"},
-    "web/designer_pages.py": {"text"},
+    "web/designer_forms.py": {"integer"},
     "web/designer_pipelines.py": {"stage", "text"},
     "web/templates/designer_field.html": {"color"},
     "web/templates/designer_packs.html": {"file"},

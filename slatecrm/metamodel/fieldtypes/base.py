@@ -609,5 +609,19 @@ class FieldTypeRegistry:
     def names(self) -> list[str]:
         return list(self._types)
 
+    @property
+    def default_type(self) -> str:
+        """The type a new field takes when nobody chose one (the designer's new field, a new
+        entity's title field): the first type registered that people write, that needs no
+        settings and whose values are searched as text — a single line of text among the
+        built-ins, which are registered first. The registry decides, so that the platform
+        names no type; with no such type, the first registered."""
+        for field_type in self:
+            if field_type.writable and not field_type.required_settings and field_type.searchable:
+                return field_type.name
+        for field_type in self:
+            return field_type.name
+        raise LookupError("no field type is registered")
+
     def __iter__(self) -> Iterator[FieldType]:
         return iter(self._types.values())

@@ -7,13 +7,20 @@ other settings as YAML. Posting the form gives back the same definition, which g
 `customisation.put_field` exactly as the admin API's body would: one way to define a field,
 whoever edits it. Nothing here knows a field type by name; the type's `settings_schema` says
 what it takes.
+
+A field's form logic (`visible_if`, `required_if`, `read_only_if`, `options_if`) has an
+input each, for the organisation's fields and a pack's alike: on a pack's field the form's
+changes become the organisation's `field_overrides` of it (`override_of`: only what differs
+from the field in force, plus what the organisation overrode already). An option filter is
+one rule over the record offered for a type that links records, and `option: rule` lines
+for a type with options; the type says which (`logic_form`).
 """
 
 from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +40,12 @@ RULES = ("formula", "default_expression")
 #: Settings the form shows with editors of their own.
 OWN_EDITORS = ("options", "target")
 SIMPLE = {"integer", "number", "string"}
+#: The form-logic inputs and their labels, in the form's order (metamodel LOGIC_KEYS).
+LOGIC_LABELS = {"visible_if": "Visible if", "required_if": "Required if", "read_only_if": "Read-only if",
+                "options_if": "Options filter"}
+#: What a pack's field takes from the form (customisation.OVERRIDABLE has the read-only
+#: flags too, which this form does not show for it: an override of them is kept as it is).
+LOCKED_INPUTS = ("label", "help", "default", "options", *LOGIC_KEYS)
 
 
 def naming(what: str = "name") -> str:
@@ -49,7 +62,7 @@ def valid_name(name: str) -> bool:
 class FormValues:
     """What the field form shows: every input's text, as posted or as defined."""
 
-    type: str = "text"
+    type: str = ""
     label: str = ""
     help: str = ""
     default: str = ""
@@ -59,6 +72,8 @@ class FormValues:
     target: str = ""
     settings: dict[str, str] = field(default_factory=dict)
     more: str = ""
+    #: Form logic as typed: a rule per key; `options_if` as `logic_text` writes it.
+    logic: dict[str, str] = field(default_factory=dict)
 
 
 class FormRefused(Exception):
@@ -75,6 +90,65 @@ def simple_settings(ftype: FieldType) -> list[str]:
             if name not in OWN_EDITORS and schema.get("type") in SIMPLE]
 
 
+def logic_form(ftype: FieldType | None) -> str:
+    """How the type takes an option filter: "record" (one rule over the record offered, for a
+    type that links records), "options" (a rule per option, for a type with options), or ""
+    (none: the type has no options to filter)."""
+    if ftype is None:
+        return ""
+    if ftype.links_records:
+        return "record"
+    return "options" if "options" in ftype.settings_schema else ""
+
+
+def logic_text(value: Any) -> str:
+    """A form-logic value as its input shows it: a rule as it is, an option filter's mapping
+    as `option: rule` lines."""
+    if isinstance(value, Mapping):
+        return "\n".join(f"{k}: {' '.join(str(v).split())}" for k, v in value.items())
+    return str(value)
+
+
+def option_rules(text: str) -> tuple[dict[str, str], list[str]]:
+    """An option filter's `option: rule` lines as a mapping, and what is wrong with them
+    (each naming its line). Blank lines are left out."""
+    rules: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    errors: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        key, colon, rule = line.partition(":")
+        key = key.strip()
+        if not colon or not valid_name(key) or not rule.strip():
+            errors.append(f"line {number}: give an option's key and its rule, as `option: rule`")
+        elif key in rules:
+            errors.append(f"line {number}: option {key!r} has a rule already (line {lines[key]})")
+        else:
+            rules[key], lines[key] = rule.strip(), number
+    return rules, errors
+
+
+def override_of(body: Mapping[str, Any], current: Mapping[str, Any], stored: Mapping[str, Any] | None,
+                pack_rules: Collection[str] = ()) -> dict[str, Any]:
+    """What the organisation's override of a pack's field holds after the form `body` is
+    posted: what differs from the field in force (`current`, body_of), and the keys it
+    overrode already (`stored`), so that the pack keeps the rest and an upgrade of the pack
+    changes them. A key the form does not show (the read-only flags) stays as stored.
+    `pack_rules`: the form-logic keys a pack gave the field; an override can replace such a
+    rule but not remove it (FormRefused when its input is left blank)."""
+    stored = stored or {}
+    blanked = [k for k in pack_rules if k not in body]
+    if blanked:
+        raise FormRefused({k: [f"{LOGIC_LABELS[k]}: the pack gives this rule ({logic_text(current.get(k))}); "
+                               "the organisation may replace it, not remove it"] for k in blanked})
+    kept: dict[str, Any] = {"type": body.get("type", current.get("type"))}
+    kept.update({k: v for k, v in stored.items() if k not in LOCKED_INPUTS and k != "type"})
+    kept.update({k: v for k, v in body.items()
+                 if k != "type" and (k in stored or v != current.get(k))})
+    return kept
+
+
 def body_of(f: Field) -> dict[str, Any]:
     """A field of the metamodel as the definition a pack file (or the API) gives."""
     body: dict[str, Any] = {"type": f.type, "label": f.label}
@@ -88,7 +162,7 @@ def body_of(f: Field) -> dict[str, Any]:
     for rule in RULES:
         if getattr(f, rule) is not None:
             body[rule] = getattr(f, rule)
-    for key in LOGIC_KEYS:  # form logic: edited as YAML under "more", kept by an edit
+    for key in LOGIC_KEYS:  # form logic: an input each
         value = getattr(f, key)
         if value is not None:
             body[key] = dict(value) if isinstance(value, Mapping) else value
@@ -101,39 +175,41 @@ def body_of(f: Field) -> dict[str, Any]:
 
 def values_of(body: Mapping[str, Any], registry: FieldTypeRegistry) -> FormValues:
     """A definition as the form's inputs."""
-    type_name = str(body.get("type") or "text")
+    type_name = str(body.get("type") or registry.default_type)
     ftype = registry[type_name] if type_name in registry else None  # noqa: SIM401 (no .get)
     simple = simple_settings(ftype) if ftype else []
     values = FormValues(type=type_name, label=str(body.get("label") or ""), help=str(body.get("help") or ""),
                         default="" if body.get("default") is None else _scalar_text(body["default"]),
                         flags={f for f in FLAGS if body.get(f)},
                         rules={r: str(body[r]) for r in RULES if body.get(r) is not None},
-                        target=str(body.get("target") or ""))
+                        target=str(body.get("target") or ""),
+                        logic={k: logic_text(body[k]) for k in LOGIC_KEYS if body.get(k) is not None})
     for option in body.get("options") or []:
         if isinstance(option, Mapping):
             values.options.append({"key": str(option.get("key", "")), "label": str(option.get("label") or ""),
                                    "colour": str(option.get("colour") or "")})
     values.settings = {k: _scalar_text(body[k]) for k in simple if body.get(k) is not None}
-    common = {"type", "label", "help", "default", "renamed_from", *FLAGS, *RULES, *OWN_EDITORS}
+    common = {"type", "label", "help", "default", "renamed_from", *FLAGS, *RULES, *OWN_EDITORS, *LOGIC_KEYS}
     rest = {k: v for k, v in body.items() if k not in common and k not in simple}
     values.more = _yaml(rest) if rest else ""
     return values
 
 
-def posted(form: FormData | QueryParams) -> FormValues:
+def posted(form: FormData | QueryParams, registry: FieldTypeRegistry) -> FormValues:
     """The inputs as posted, before they are judged (to show them again as typed)."""
     keys, labels, colours = (form.getlist(n) for n in ("option_key", "option_label", "option_colour"))
     options = [{"key": str(k).strip(), "label": str(lb).strip(), "colour": str(c).strip()}
                for k, lb, c in zip(keys, labels, colours, strict=False)]
     return FormValues(
-        type=str(form.get("type") or "text"), label=str(form.get("label") or "").strip(),
+        type=str(form.get("type") or registry.default_type), label=str(form.get("label") or "").strip(),
         help=str(form.get("help") or "").strip(), default=str(form.get("default") or "").strip(),
         flags={f for f in FLAGS if form.get(f)},
         rules={r: str(form.get(r)) for r in RULES if str(form.get(r) or "").strip()},
         options=[o for o in options if o["key"] or o["label"]], target=str(form.get("target") or ""),
         settings={str(k)[len("setting."):]: str(v).strip() for k, v in form.multi_items()
                   if str(k).startswith("setting.") and str(v).strip()},
-        more=str(form.get("more") or ""))
+        more=str(form.get("more") or ""),
+        logic={k: str(form.get(k)).strip() for k in LOGIC_KEYS if str(form.get(k) or "").strip()})
 
 
 def definition(values: FormValues, registry: FieldTypeRegistry, *,
@@ -173,6 +249,17 @@ def definition(values: FormValues, registry: FieldTypeRegistry, *,
             errors.setdefault(f"setting.{name}", []).append(f"{name}: give a number, not {text!r}")
             continue
         body[name] = amount if amount is not None and schema[name].get("type") != "string" else text
+    for key, text in values.logic.items():
+        if key != "options_if":
+            body[key] = text
+        elif logic_form(ftype) == "options":
+            rules, wrong = option_rules(text)
+            if wrong:
+                errors.setdefault(key, []).extend(wrong)
+            elif rules:
+                body[key] = rules
+        else:
+            body[key] = text
     if values.more.strip():
         parsed = parse_yaml(values.more, "more settings")
         if isinstance(parsed, Problem) or not isinstance(parsed.data, dict):

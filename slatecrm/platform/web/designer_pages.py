@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from slatecrm.metamodel.model import Entity, Metamodel
+from slatecrm.metamodel.model import LOGIC_KEYS, Entity, Metamodel
 
 from .. import customisation, layers
 from ..layers import ORGANISATION
@@ -27,11 +27,14 @@ from .admin import MANAGE_METAMODEL
 from .authentication import READ_METHODS
 from .designer_forms import (
     FLAGS,
+    LOGIC_LABELS,
     FormRefused,
     FormValues,
     body_of,
     definition,
+    logic_form,
     naming,
+    override_of,
     posted,
     simple_settings,
     valid_name,
@@ -45,7 +48,8 @@ from .templating import render
 from .uicontext import base_context
 
 NAMING = naming()
-FIELD_LABELS = {"": "", "name": "Name", "type": "Type", "options": "Options", "more": "Other settings"}
+FIELD_LABELS = {"": "", "name": "Name", "type": "Type", "options": "Options", "more": "Other settings",
+                **LOGIC_LABELS}
 
 
 def _metamodel(request: Request) -> Metamodel:
@@ -95,8 +99,8 @@ async def new_entity(request: Request) -> Response:
         return await again(Outcome(None, {"name": [f"an entity named {name!r} exists already"]}, 422))
     label = values["label"] or name.replace("_", " ").capitalize()
     body = {"label": label, "label_plural": values["label_plural"] or f"{label}s", "title_field": title,
-            "fields": {title: {"type": "text", "label": title.replace("_", " ").capitalize(),
-                               "required": True}}}
+            "fields": {title: {"type": records_of(request).registry.default_type,
+                               "label": title.replace("_", " ").capitalize(), "required": True}}}
     return await review(request, f"define entity {name}", customisation.put_entity(name, body), again,
                         f"/admin/entities/{name}")
 
@@ -173,12 +177,13 @@ async def _entity_page(request: Request, entity: Entity, active: str, values: di
 
 
 # --- /admin/entities/{entity}/fields/{field} --------------------------------------------------
-def _stored_body(request: Request, entity: str, field: str) -> dict[str, Any] | None:
-    """The organisation's own definition of the field, as stored (None for a pack's field)."""
+def _stored_body(request: Request, entity: str, field: str, section: str = "fields") -> dict[str, Any] | None:
+    """The organisation's own definition of the field, as stored (None for a pack's field);
+    with `section="field_overrides"`, its override of a pack's field."""
     with request.app.state.engine.connect() as conn:
         docs = layers.documents(conn)
     for key in (("entity", entity), ("extension", entity)):
-        found = docs.get(key, {}).get("fields", {}).get(field)
+        found = docs.get(key, {}).get(section, {}).get(field)
         if isinstance(found, dict):
             return dict(found)
     return None
@@ -198,17 +203,17 @@ async def field_page(request: Request) -> Response:
     owned = existing is None or existing.pack == ORGANISATION
     if request.method in READ_METHODS:
         if "type" in request.query_params:  # the type changed: the form again, with that type's settings
-            values = posted(request.query_params)
+            values = posted(request.query_params, registry)
         elif existing is not None:
             stored = await run_in_threadpool(_stored_body, request, entity_name, existing.name)
             values = values_of((stored if owned else None) or body_of(existing), registry)
         else:
-            values = FormValues()
+            values = FormValues(type=registry.default_type)
         name = request.query_params.get("name", "") if new else existing.name if existing else ""
         return await _field_page(request, entity, name, existing, values, "save", Outcome(None, {}, 200))
     form = await request.form()
     op = str(form.get("op") or "save")
-    values = posted(form)
+    values = posted(form, registry)
     name = str(form.get("name") or "").strip() if new else existing.name if existing else ""
 
     async def again(outcome: Outcome) -> Response:
@@ -225,6 +230,11 @@ async def field_page(request: Request) -> Response:
                                                    "from its own page"]}, 422))
     try:
         body = definition(values, registry, allowed=None if owned else customisation.OVERRIDABLE)
+        if existing is not None and not owned:  # the organisation's override of a pack's field
+            stored = await run_in_threadpool(_stored_body, request, entity_name, name, "field_overrides")
+            pack_rules = [k for k in LOGIC_KEYS if getattr(existing, k) is not None
+                          and existing.rule_packs.get(k, existing.pack) != ORGANISATION]
+            body = override_of(body, body_of(existing), stored, pack_rules)
     except FormRefused as refused:
         return await again(Outcome(None, refused.errors, 422))
     verb = "restore" if op == "restore" else "define"
@@ -249,7 +259,7 @@ async def _field_page(request: Request, entity: Entity, name: str, existing: Any
         "retired": bool(existing and existing.retired),
         "locked": bool(existing and existing.pack != ORGANISATION), "types": list(registry),
         "flags": FLAGS, "has_options": "options" in schema, "has_target": "target" in schema,
-        "simple": simple,
+        "simple": simple, "logic_labels": LOGIC_LABELS, "logic_form": logic_form(ftype),
         # Shown too when the field has more than its type's settings (its form logic): an
         # edit posts it back rather than dropping it.
         "has_more": bool(values.more) or any(k not in simple and k not in ("options", "target")
