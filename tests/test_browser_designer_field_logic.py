@@ -2,10 +2,14 @@
 `visible_if` typed into a pack field's form shows the rule language's error with a caret as it
 is typed; fixed, it is reviewed and applied (the organisation's override of the pack's field);
 the record form then shows the field only when the condition holds, answered by the server as
-another input changes."""
+another input changes.
+
+With SLATECRM_SCREENSHOTS=1 it writes docs/images/designer-form-logic.png for docs/designer.md."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +19,8 @@ from .test_browser import expect, script_errors
 from .test_browser_form_logic import deals_site  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
+
+DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 
 
 def test_visible_if_typed_in_the_designer_shows_the_field_when_it_holds(
@@ -33,6 +39,10 @@ def test_visible_if_typed_in_the_designer_shows_the_field_when_it_holds(
     expect(caret).to_contain_text("stauts = 'lost'")
     assert caret.inner_text().split("\n")[1] == "^"
     expect(page.locator("#check-visible_if")).to_contain_text("did you mean 'status'")
+    if os.environ.get("SLATECRM_SCREENSHOTS") == "1":
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        page.locator("#form-logic").scroll_into_view_if_needed()
+        page.screenshot(path=str(DOCS_IMAGES / "designer-form-logic.png"))
     rule.fill("status = 'lost'")
     expect(page.locator("#check-visible_if")).to_contain_text("valid")
     expect(page.locator("#check-visible_if pre.caret")).to_have_count(0)

@@ -153,7 +153,7 @@ def test_a_pack_rule_is_replaced_not_removed(deals: Deals) -> None:  # noqa: F81
     assert logic_of(page, "visible_if") == "status = 'lost'"
     blanked = http.post(url, data={**shown_form(page), "op": "save", "visible_if": ""})
     assert blanked.status_code == 422
-    assert "the pack gives this rule (status = 'lost')" in text_of(blanked.text)
+    assert "Visible if: the pack gives this rule (status = 'lost')" in text_of(blanked.text)
     assert 'id="apply"' not in blanked.text
     applied(http, url, {**shown_form(page), "op": "save", "visible_if": "status != 'open'"})
     assert overrides(http, "deal") == {"loss_reason": {"visible_if": "status != 'open'"}}
@@ -226,10 +226,17 @@ def test_a_new_fields_type_comes_from_the_registry(admin: TestClient, registry: 
     assert registry[default].writable and registry[default].searchable
     page = admin.get("/admin/entities/account/fields/new").text
     assert f'<option value="{default}" selected>' in page
+    assert 'id="r-options_if"' not in page  # a single line of text has no options to filter
+    # The type changed (htmx fetches the form again): the rules typed so far come back, and the
+    # option filter the new type takes.
+    changed = admin.get("/admin/entities/account/fields/new",
+                        params={"type": "choice", "name": "tier", "visible_if": "type = 'partner'"}).text
+    assert logic_of(changed, "visible_if") == "type = 'partner'" and logic_of(changed, "options_if") == ""
+    assert "one line per option" in changed
     applied(admin, "/admin/entities/new", {"name": "vessel", "label": "Vessel", "title_field": "hull"})
     meta = admin.get("/api/v1/meta").json()
     vessel = next(e for e in meta["entities"] if e["name"] == "vessel")
-    assert [(f["name"], f["type"]) for f in vessel["fields"]][0] == ("hull", default)
+    assert {f["name"]: f["type"] for f in vessel["fields"]}["hull"] == default
 
 
 def test_the_registry_says_its_default_type() -> None:

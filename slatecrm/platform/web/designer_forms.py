@@ -140,7 +140,7 @@ def override_of(body: Mapping[str, Any], current: Mapping[str, Any], stored: Map
     stored = stored or {}
     blanked = [k for k in pack_rules if k not in body]
     if blanked:
-        raise FormRefused({k: [f"{LOGIC_LABELS[k]}: the pack gives this rule ({logic_text(current.get(k))}); "
+        raise FormRefused({k: [f"the pack gives this rule ({logic_text(current.get(k))}); "
                                "the organisation may replace it, not remove it"] for k in blanked})
     kept: dict[str, Any] = {"type": body.get("type", current.get("type"))}
     kept.update({k: v for k, v in stored.items() if k not in LOCKED_INPUTS and k != "type"})
