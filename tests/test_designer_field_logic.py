@@ -159,6 +159,12 @@ def test_a_pack_rule_is_replaced_not_removed(deals: Deals) -> None:  # noqa: F81
     assert overrides(http, "deal") == {"loss_reason": {"visible_if": "status != 'open'"}}
     made = deals.post("deal", name="Won deal", status="won", loss_reason="Price")
     assert made.status_code == 201, made.text
+    # Blanking the organisation's replacement drops its override: the pack's rule is back.
+    applied(http, url, {**shown_form(page), "op": "save", "visible_if": ""})
+    assert overrides(http, "deal") == {}
+    assert logic_of(http.get(url).text, "visible_if") == "status = 'lost'"
+    same = http.post(url, data={**shown_form(http.get(url).text), "op": "save"})
+    assert same.status_code == 422 and "nothing to change" in text_of(same.text)
     # A reference's option filter stays one rule over the record offered.
     contact = "/admin/entities/deal/fields/contact"
     assert logic_of(http.get(contact).text, "options_if") == "contact.company = company"
@@ -248,3 +254,4 @@ def test_the_registry_says_its_default_type() -> None:
     assert first_fit is not unique[0]
     with pytest.raises(LookupError):
         _ = FieldTypeRegistry().default_type
+

@@ -228,6 +228,7 @@ async def field_page(request: Request) -> Response:
     if new and entity.any_field(name) is not None:
         return await again(Outcome(None, {"name": [f"{entity_name} has a field {name!r} already: change it "
                                                    "from its own page"]}, 422))
+    stored = None
     try:
         body = definition(values, registry, allowed=None if owned else customisation.OVERRIDABLE)
         if existing is not None and not owned:  # the organisation's override of a pack's field
@@ -237,9 +238,14 @@ async def field_page(request: Request) -> Response:
             body = override_of(body, body_of(existing), stored, pack_rules)
     except FormRefused as refused:
         return await again(Outcome(None, refused.errors, 422))
+    edit = customisation.put_field(entity_name, name, body)
+    if not owned and set(body) <= {"type"}:  # the override left empty: the pack's field as it is
+        if stored is None:
+            return await again(Outcome(None, {"": ["nothing to change: the form holds the pack's field "
+                                                   "as it is"]}, 422))
+        edit = customisation.delete_field(entity_name, name)  # drops the organisation's override
     verb = "restore" if op == "restore" else "define"
-    return await review(request, f"{verb} field {entity_name}.{name}",
-                        customisation.put_field(entity_name, name, body), again, done)
+    return await review(request, f"{verb} field {entity_name}.{name}", edit, again, done)
 
 
 async def _field_page(request: Request, entity: Entity, name: str, existing: Any, values: FormValues, op: str,
