@@ -266,8 +266,8 @@ async def _field_page(request: Request, entity: Entity, name: str, existing: Any
         "locked": bool(existing and existing.pack != ORGANISATION), "types": list(registry),
         "flags": FLAGS, "has_options": "options" in schema, "has_target": "target" in schema,
         "simple": simple, "logic_labels": LOGIC_LABELS, "logic_form": logic_form(ftype),
-        # Shown too when the field has more than its type's settings (its form logic): an
-        # edit posts it back rather than dropping it.
+        # Shown too when the field has keys no input shows (a plugin's, say): an edit posts
+        # them back rather than dropping them. Form logic has inputs of its own.
         "has_more": bool(values.more) or any(k not in simple and k not in ("options", "target")
                                              for k in schema),
         "entities": entities, "plan": outcome.plan, "errors": outcome.errors, "labels": FIELD_LABELS},
