@@ -115,14 +115,16 @@ def test_the_arrow_keys_move_a_focused_item_a_day_a_week_or_an_hour(site: str, c
     expect(item).to_be_focused()
     assert stored() == "2027-03-04T11:15:00Z"
     page.keyboard.press("ArrowDown")
-    expect(page.locator(f'td[data-day="2027-03-11"] li[data-id="{review}"][data-version="3"]')).to_be_focused()
+    down = page.locator(f'td[data-day="2027-03-11"] li[data-id="{review}"][data-version="3"]')
+    expect(down).to_be_focused()
     assert stored() == "2027-03-11T11:15:00Z"
 
     page.goto(f"{site}/e/event/calendar?field=starts&mode=week&date=2027-03-11")
     expect(page.locator("#calendar-heading")).to_have_text("Week of 2027-03-08 to 2027-03-14")
     page.locator(f'li.calendar-item[data-id="{review}"]').focus()
     page.keyboard.press("ArrowUp")
-    where = page.locator(f'td[data-day="2027-03-11"][data-hour="10"] li[data-id="{review}"][data-version="4"]')
+    where = page.locator(f'td[data-day="2027-03-11"][data-hour="10"] li[data-id="{review}"]'
+                         '[data-version="4"]')
     expect(where).to_be_focused()
     assert stored() == "2027-03-11T10:15:00Z"
     expect(page.locator("#calendar-message")).to_be_hidden()
@@ -166,7 +168,8 @@ def test_a_calendar_view_from_the_list_switcher_applies_its_spec_and_filter(site
     # Moved in the view with the keyboard: an hour later, its end field moving with it.
     page.locator(f'li.calendar-item[data-id="{planning}"]').focus()
     page.keyboard.press("ArrowDown")
-    moved = page.locator(f'td[data-day="2027-02-08"][data-hour="10"] li[data-id="{planning}"][data-version="2"]')
+    moved = page.locator(f'td[data-day="2027-02-08"][data-hour="10"] li[data-id="{planning}"]'
+                         '[data-version="2"]')
     expect(moved).to_contain_text("10:00–11:30")
     expect(moved).to_be_focused()
     stored = page.request.get(f"{site}/api/v1/event/{planning}").json()

@@ -18,7 +18,7 @@ from typing import Any
 from starlette.datastructures import FormData
 
 from slatecrm.metamodel.calendarfields import date_kind, is_duration
-from slatecrm.metamodel.fieldtypes import FieldType, FieldTypeRegistry
+from slatecrm.metamodel.fieldtypes import FieldTypeRegistry
 from slatecrm.metamodel.model import SORTABLE_SYSTEM, Entity, Field
 from slatecrm.metamodel.views import CALENDAR_MODES, VIEW_TYPES
 
@@ -31,10 +31,6 @@ EDITED = {"list": ("columns", "filter", "sort", "page_size"),
           "calendar": ("field", "end_field", "duration_field", "mode", "filter")}
 
 
-def _type_of(registry: FieldTypeRegistry, field: Field) -> FieldType | None:
-    return registry[field.type] if field.type in registry.names() else None
-
-
 def _named(fields: list[Field]) -> list[dict[str, str]]:
     return [{"name": f.name, "label": f.label or f.name} for f in fields]
 
@@ -42,7 +38,7 @@ def _named(fields: list[Field]) -> list[dict[str, str]]:
 def choices(entity: Entity, registry: FieldTypeRegistry) -> dict[str, Any]:
     """What each input of the editor offers for `entity`, by input."""
     fields = list(entity.active_fields)
-    typed = [(f, t) for f in fields if (t := _type_of(registry, f)) is not None]
+    typed = [(f, t) for f in fields if (t := registry.of(f)) is not None]
     sortable = _named([f for f, t in typed if t.sortable])
     sortable += [{"name": n, "label": n.replace("_", " ")} for n in SORTABLE_SYSTEM
                  if not any(s["name"] == n for s in sortable)]
