@@ -289,16 +289,16 @@ TABLE: dict[tuple[str, str], Call] = {
     ("/admin/audit", "GET"): Call("right/view_audit"),
     # The designer's pages (issue 15): its POSTs answer with the plan (a review): nothing changes.
     ("/admin/entities", "GET"): Call("right/manage_metamodel"),
-    ("/admin/entities/new", "GET"): Call("right/manage_metamodel"),
-    ("/admin/entities/new", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
+    ("/admin/new-entity", "GET"): Call("right/manage_metamodel"),
+    ("/admin/new-entity", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
         "data": {"name": "gizmo", "label": "Gizmo", "title_field": "name"}}),
     ("/admin/entities/{entity}", "GET"): Call("right/manage_metamodel", params=admin_path(entity="deal")),
     ("/admin/entities/{entity}", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
         "path": {"entity": "deal"},
         "data": {"op": "relabel", "label": "Bargain", "label_plural": "Bargains"}}),
-    ("/admin/entities/{entity}/fields/new", "GET"): Call("right/manage_metamodel",
+    ("/admin/entities/{entity}/new-field", "GET"): Call("right/manage_metamodel",
                                                          params=admin_path(entity="deal")),
-    ("/admin/entities/{entity}/fields/new", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
+    ("/admin/entities/{entity}/new-field", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
         "path": {"entity": "deal"}, "data": {"op": "save", "name": "extra", "type": "text"}}),
     ("/admin/entities/{entity}/fields/{field}", "GET"): Call("right/manage_metamodel",
                                                              params=admin_path(entity="deal", field="name")),

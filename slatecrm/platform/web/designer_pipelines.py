@@ -1,4 +1,6 @@
-"""The designer's pipeline pages: `/admin/entities/{entity}/pipelines/{pipeline}` shows the
+"""The designer's pipeline pages: `/admin/entities/{entity}/new-pipeline` makes a pipeline (its
+name, label, the field holding a record's stage and its first stages; an entity made in the
+designer has none), `/admin/entities/{entity}/pipelines/{pipeline}` shows the
 stages in order (drag to reorder, or the up / down buttons without JavaScript), adds a
 stage, and each stage's page changes its label, category, probability, colour, required
 fields, entry condition (checked as typed, the error shown with a caret) and allowed next
@@ -31,9 +33,10 @@ from .admin import MANAGE_METAMODEL
 from .authentication import READ_METHODS
 from .designer_check import verdict
 from .designer_forms import naming, valid_name
-from .designer_plans import plan_or_apply
+from .designer_plans import Outcome, plan_or_apply, review
 from .pinning import records_of
 from .rights import checked_right
+from .roles_pages import not_found
 from .templating import render
 from .uicontext import base_context
 
@@ -254,7 +257,87 @@ async def check_condition(request: Request) -> Response:
     return render(request, "_designer_condition", {"text": text, "error": error}, twin=found)
 
 
+# --- /admin/entities/{entity}/new-pipeline ---------------------------------------------------
+#: Stage rows the new pipeline's form shows beyond those posted.
+SPARE_STAGE_ROWS = 3
+#: The field a pipeline runs on when the form names none (as in a pack file).
+DEFAULT_FIELD = "stage"
+
+
+def _new_pipeline_values(form: FormData | None) -> dict[str, Any]:
+    """The form's inputs as typed: its texts and its stage rows (key, label)."""
+    if form is None:
+        return {"name": "", "label": "", "field": "", "stages": []}
+    keys, labels = form.getlist("stage_key"), form.getlist("stage_label")
+    stages = [{"key": str(k).strip(), "label": str(lb).strip()} for k, lb in zip(keys, labels, strict=False)]
+    return {**{k: str(form.get(k) or "").strip() for k in ("name", "label", "field")},
+            "stages": [s for s in stages if s["key"] or s["label"]]}
+
+
+def _new_pipeline_body(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The pipeline's definition from the form, and the form's errors by input."""
+    errors: dict[str, list[str]] = {}
+    name = values["name"]
+    if not valid_name(name):
+        errors["name"] = [naming()]
+    field = values["field"] or DEFAULT_FIELD
+    if not valid_name(field):
+        errors["field"] = [naming("field name")]
+    stages = []
+    for number, stage in enumerate(values["stages"], 1):
+        if not valid_name(stage["key"]):
+            errors.setdefault("stages", []).append(f"stage {number} ({stage['label'] or stage['key']}): "
+                                                   f"{naming('key')}")
+            continue
+        stages.append({"key": stage["key"], "label": stage["label"] or stage["key"].replace("_", " ").capitalize()})
+    if not values["stages"]:
+        errors["stages"] = ["give at least one stage: a pipeline needs one"]
+    label = values["label"] or name.replace("_", " ").capitalize()
+    return {"label": label, "field": field, "stages": stages}, errors
+
+
+async def new_pipeline(request: Request) -> Response:
+    """A new pipeline of an entity (the organisation's, or an extension of a pack's): planned,
+    then applied; then its own page edits the stages."""
+    await checked_right(request, MANAGE_METAMODEL)
+    name = request.path_params["entity"]
+    metamodel = (await run_in_threadpool(records_of(request).full_snapshot)).metamodel
+    entity = metamodel.entity(name)
+    if entity is None:
+        return await not_found(request, f"there is no entity {name!r}")
+    form = None if request.method in READ_METHODS else await request.form()
+    values = _new_pipeline_values(form)
+
+    async def again(outcome: Outcome) -> Response:
+        return await _new_pipeline_page(request, entity, values, outcome)
+
+    if form is None:
+        used = {p.field for p in entity.pipelines}
+        values["field"] = "" if entity.any_field(DEFAULT_FIELD) or DEFAULT_FIELD in used else DEFAULT_FIELD
+        return await again(Outcome(None, {}, 200))
+    body, errors = _new_pipeline_body(values)
+    if errors:
+        return await again(Outcome(None, errors, 422))
+    pipeline = values["name"]
+    return await review(request, f"add pipeline {name}.{pipeline}",
+                        customisation.add_pipeline(name, pipeline, body), again, _base(name, pipeline))
+
+
+async def _new_pipeline_page(request: Request, entity: Entity, values: dict[str, Any],
+                             outcome: Outcome) -> Response:
+    context = await base_context(request, title=f"New pipeline of {entity.label}")
+    used = {p.field for p in entity.pipelines}
+    rows = [*values["stages"], *({"key": "", "label": ""} for _ in range(SPARE_STAGE_ROWS))]
+    return render(request, "designer_new_pipeline", {
+        **context, "entity": entity, "values": values, "rows": rows,
+        "free_fields": [f for f in entity.fields if f.name not in used],
+        "plan": outcome.plan, "errors": outcome.errors},
+        twin={"entity": entity.name, "values": values, "plan": outcome.plan, "errors": outcome.errors},
+        status=outcome.status)
+
+
 routes = [
+    Route("/admin/entities/{entity}/new-pipeline", new_pipeline, methods=["GET", "POST"]),
     Route("/admin/entities/{entity}/pipelines/{pipeline}", pipeline_page, methods=["GET"]),
     Route("/admin/entities/{entity}/pipelines/{pipeline}/order", reorder, methods=["POST"]),
     Route("/admin/entities/{entity}/pipelines/{pipeline}/stages", add_stage, methods=["POST"]),
