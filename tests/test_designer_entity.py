@@ -21,7 +21,7 @@ from slatecrm.platform import customisation, layers
 from .pack_templates import PackTemplates
 from .signed_in import Site, site
 from .test_api_live_editing import VEHICLE, confirmed
-from .test_designer import applied, reviewed, text_of
+from .test_designer import applied, hidden, reviewed, text_of
 
 
 @pytest.fixture
@@ -44,7 +44,8 @@ def test_the_creation_forms_are_at_paths_no_name_takes(admin: TestClient) -> Non
     assert 'href="/admin/new-entity"' in listed
     page = applied(admin, "/admin/new-entity", {"name": "vessel", "label": "Vessel", "title_field": "name"})
     assert 'href="/admin/entities/vessel/new-field"' in page
-    applied(admin, "/admin/entities/vessel/new-field", {"op": "save", "name": "flag", "type": "text", "label": "Flag"})
+    applied(admin, "/admin/entities/vessel/new-field",
+            {"op": "save", "name": "flag", "type": "text", "label": "Flag"})
     field = admin.get("/admin/entities/vessel/fields/flag")
     assert field.status_code == 200 and 'action="/admin/entities/vessel/fields/flag"' in field.text
     # The old paths are an entity's and a field's pages like any other: there is none named `new`
@@ -72,7 +73,8 @@ def test_a_retired_entity_is_restored_with_its_records(admin: TestClient) -> Non
     assert 'id="field-plate"' in page and 'href="/admin/entities/vehicle/pipelines/lifecycle"' in page
     kept = admin.get(f"/api/v1/vehicle/{record}")
     assert kept.status_code == 200, kept.text
-    assert (kept.json()["plate"], kept.json()["fuel"], kept.json()["status"]) == ("AB-123", "diesel", "ordered")
+    values = kept.json()
+    assert (values["plate"], values["fuel"], values["status"]) == ("AB-123", "diesel", "ordered")
     assert 'id="retired-vehicle"' not in admin.get("/admin/entities").text
     # Restoring what is not retired, or nothing, is refused with the reason.
     again = admin.post("/admin/entities", data={"op": "restore", "entity": "vehicle"})
@@ -86,7 +88,8 @@ def test_restore_entity_writes_back_the_document_retiring_removed(
     pack_templates.copy_to(engine, registry, "crm-core")
 
     def done(summary: str, edit: object) -> None:
-        customisation.apply_edit(engine, customisation.plan_edit(engine, registry, summary, edit), author="test")
+        planned = customisation.plan_edit(engine, registry, summary, edit)
+        customisation.apply_edit(engine, planned, author="test")
 
     done("define", customisation.put_entity("vehicle", {**VEHICLE, "validations": [
         {"name": "plate_long", "condition": "len(plate) > 2", "message": "too short", "field": "plate"}]}))
@@ -108,7 +111,8 @@ def test_restore_entity_writes_back_the_document_retiring_removed(
     assert restored["fields"]["plate"] == {"type": "text", "label": "Plate", "required": True, "unique": True,
                                            "max_length": 12}
     assert [o["key"] for o in restored["fields"]["fuel"]["options"]] == ["petrol", "diesel", "electric"]
-    assert [s["key"] for s in restored["pipelines"]["lifecycle"]["stages"]] == ["ordered", "in_service", "sold"]
+    stages = restored["pipelines"]["lifecycle"]["stages"]
+    assert [s["key"] for s in stages] == ["ordered", "in_service", "sold"]
     assert restored["pipelines"]["lifecycle"]["stages"][1]["requires"] == ["registered"]
     assert restored["validations"][0]["name"] == "plate_long"
     with pytest.raises(DefinitionError, match="is not retired"):
@@ -166,15 +170,17 @@ def test_an_override_of_a_pack_s_definitions_is_reverted(admin: TestClient) -> N
     # A pack's stage the organisation relabelled: the revert is on its entity's page.
     sales = "/admin/entities/opportunity/pipelines/sales/stages/proposal"
     form = {"label": "Offer", "category": "open"}
-    shown = admin.post(sales, data=form)
-    admin.post(sales, data={**form, "confirm": re.search(r'name="confirm" value="(\d+)"', shown.text)[1]})
+    relabel = admin.post(sales, data=form)
+    admin.post(sales, data={**form, "confirm": hidden(relabel.text, "confirm")})
     opportunity = admin.get("/admin/entities/opportunity").text
     assert 'id="revert-stage-sales-proposal"' in opportunity and "Offer" in opportunity
-    applied(admin, "/admin/entities/opportunity", {"op": "revert_stage", "pipeline": "sales", "stage": "proposal"})
+    applied(admin, "/admin/entities/opportunity",
+            {"op": "revert_stage", "pipeline": "sales", "stage": "proposal"})
     stages = admin.get("/admin/entities/opportunity/pipelines/sales.json").json()["stages"]
     assert next(s for s in stages if s["key"] == "proposal")["label"] == "Proposal"
     # Nothing to revert: refused with the reason.
     nothing = admin.post(page, data={"op": "revert_labels"})
     assert nothing.status_code == 422 and "does not relabel entity 'account'" in text_of(nothing.text)
     field_nothing = admin.post(field, data={"op": "revert", "type": "text"})
-    assert field_nothing.status_code == 422 and "does not override field account.name" in text_of(field_nothing.text)
+    assert field_nothing.status_code == 422
+    assert "does not override field account.name" in text_of(field_nothing.text)

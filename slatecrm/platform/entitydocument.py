@@ -71,7 +71,8 @@ def entity_document(entity: Entity) -> dict[str, Any]:
     staged = {p.field for p in entity.pipelines}
     document: dict[str, Any] = {
         "kind": "entity", "name": entity.name, "label": entity.label, "label_plural": entity.label_plural,
-        "fields": {f.name: field_document(f, with_options=f.name not in staged) for f in entity.active_fields},
+        "fields": {f.name: field_document(f, with_options=f.name not in staged)
+                   for f in entity.active_fields},
     }
     if entity.description:
         document["description"] = entity.description

@@ -289,7 +289,8 @@ def _new_pipeline_body(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str
             errors.setdefault("stages", []).append(f"stage {number} ({stage['label'] or stage['key']}): "
                                                    f"{naming('key')}")
             continue
-        stages.append({"key": stage["key"], "label": stage["label"] or stage["key"].replace("_", " ").capitalize()})
+        label = stage["label"] or stage["key"].replace("_", " ").capitalize()
+        stages.append({"key": stage["key"], "label": label})
     if not values["stages"]:
         errors["stages"] = ["give at least one stage: a pipeline needs one"]
     label = values["label"] or name.replace("_", " ").capitalize()
