@@ -175,7 +175,7 @@ def test_an_override_of_a_pack_s_definitions_is_reverted(admin: TestClient) -> N
     opportunity = admin.get("/admin/entities/opportunity").text
     assert 'id="revert-stage-sales-proposal"' in opportunity and "Offer" in opportunity
     applied(admin, "/admin/entities/opportunity",
-            {"op": "revert_stage", "pipeline": "sales", "stage": "proposal"})
+            {"op": "revert_stage", "pipeline": "sales", "stage_key": "proposal"})
     stages = admin.get("/admin/entities/opportunity/pipelines/sales.json").json()["stages"]
     assert next(s for s in stages if s["key"] == "proposal")["label"] == "Proposal"
     # Nothing to revert: refused with the reason.

@@ -146,7 +146,7 @@ async def entity_page(request: Request) -> Response:
     op = str(form.get("op") or "")
     values = {k: str(form.get(k) or "").strip() for k in
               ("label", "label_plural", "name", "condition", "message", "field", "validation", "pipeline",
-               "stage")}
+               "stage_key")}
 
     async def again(outcome: Outcome) -> Response:
         return await _entity_page(request, entity, op, values, outcome)
@@ -161,7 +161,7 @@ async def entity_page(request: Request) -> Response:
         return await review(request, f"revert entity {name} to the pack's labels",
                             customisation.revert_entity_labels(name), again, here)
     if op == "revert_stage":
-        pipeline, stage = values["pipeline"], values["stage"]
+        pipeline, stage = values["pipeline"], values["stage_key"]
         return await review(request, f"revert stage {name}.{pipeline}.{stage} to the pack's",
                             customisation.revert_stage(name, pipeline, stage), again, here)
     if op == "retire":
@@ -209,7 +209,7 @@ async def _entity_page(request: Request, entity: Entity, active: str, values: di
         **context, "entity": entity, "origin": origin(entity.pack), "fields": fields, "active": active,
         "overrides": overrides,
         "values": {"name": "", "condition": "", "message": "", "field": "", "validation": "", "pipeline": "",
-                   "stage": "", **values},
+                   "stage_key": "", **values},
         "plan": outcome.plan, "errors": outcome.errors}, twin=twin, status=outcome.status)
 
 
