@@ -338,6 +338,9 @@ TABLE: dict[tuple[str, str], Call] = {
             "path": {"entity": "deal", "pipeline": "flow", "stage": "lost"}, "data": {"label": "Lost deal"}}),
     ("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}/remove", "POST"): Call(
         "right/manage_metamodel", 422, params=admin_path(entity="deal", pipeline="flow", stage="lost")),
+    # A stage the organisation does not relabel: nothing to revert, refused with the reason.
+    ("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}/revert", "POST"): Call(
+        "right/manage_metamodel", 422, params=admin_path(entity="deal", pipeline="flow", stage="lost")),
     # The designer's layout editor: a POST without confirmation answers with the plan.
     ("/admin/entities/{entity}/layout", "GET"): Call("right/manage_metamodel",
                                                      params=admin_path(entity="deal")),

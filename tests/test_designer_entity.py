@@ -178,6 +178,20 @@ def test_an_override_of_a_pack_s_definitions_is_reverted(admin: TestClient) -> N
             {"op": "revert_stage", "pipeline": "sales", "stage_key": "proposal"})
     stages = admin.get("/admin/entities/opportunity/pipelines/sales.json").json()["stages"]
     assert next(s for s in stages if s["key"] == "proposal")["label"] == "Proposal"
+    # ... and on the stage's own page, where it was relabelled.
+    assert 'id="revert-stage"' not in admin.get(sales).text
+    relabel = admin.post(sales, data=form)
+    admin.post(sales, data={**form, "confirm": hidden(relabel.text, "confirm")})
+    assert 'id="revert-stage"' in admin.get(sales).text
+    plan = admin.post(sales + "/revert", data={})
+    assert plan.status_code == 200 and "revert stage opportunity.sales.proposal" in text_of(plan.text)
+    done = admin.post(sales + "/revert", data={"confirm": hidden(plan.text, "confirm")},
+                      follow_redirects=False)
+    assert done.status_code == 303, done.text
+    reverted = admin.get(sales).text
+    assert 'value="Proposal"' in reverted and 'id="revert-stage"' not in reverted
+    again = admin.post(sales + "/revert", data={})
+    assert again.status_code == 422 and "does not override stage 'proposal'" in text_of(again.text)
     # Nothing to revert: refused with the reason.
     nothing = admin.post(page, data={"op": "revert_labels"})
     assert nothing.status_code == 422 and "does not relabel entity 'account'" in text_of(nothing.text)

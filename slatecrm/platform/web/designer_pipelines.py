@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from slatecrm.metamodel.model import Entity, Metamodel, Pipeline, Stage
 
-from .. import customisation, pipeline_edits
+from .. import customisation, layers, pipeline_edits
 from ..layers import ORGANISATION
 from .admin import MANAGE_METAMODEL
 from .authentication import READ_METHODS
@@ -170,12 +170,24 @@ def looks_body(body: dict[str, Any], errors: dict[str, list[str]]) -> tuple[dict
     return looks, found
 
 
+def _overridden(request: Request, entity: str, pipeline: str, stage: str) -> bool:
+    """Whether the organisation relabels (or recolours) this pack's stage: its page then
+    offers to revert to the pack's look."""
+    with request.app.state.engine.connect() as conn:
+        extension = layers.documents(conn).get(("extension", entity), {})
+    overrides = (extension.get("pipelines") or {}).get(pipeline, {}).get("stage_overrides") or {}
+    return stage in overrides
+
+
 async def _stage_page(request: Request, view: dict[str, Any], stage: dict[str, Any], *,
                       errors: dict[str, list[str]] | None = None, status: int = 200) -> Response:
     context = await base_context(request, title=f"Stage {stage['label']}")
+    overridden = not stage["editable"] and await run_in_threadpool(
+        _overridden, request, view["entity"]["name"], view["pipeline"]["name"], stage["key"])
     return render(request, "designer_pipeline_stage", {**context, **view, "stage": stage,
-                                                       "categories": CATEGORIES, "errors": errors or {}},
-                  twin={"stage": stage, "errors": errors or {}}, status=status)
+                                                       "categories": CATEGORIES, "errors": errors or {},
+                                                       "overridden": overridden},
+                  twin={"stage": stage, "overridden": overridden, "errors": errors or {}}, status=status)
 
 
 def _stage_of(view: dict[str, Any], key: str) -> dict[str, Any]:
@@ -242,6 +254,22 @@ async def remove_stage(request: Request) -> Response:
     return await plan_or_apply(request, form, f"remove stage {entity}.{pipeline}.{key}",
                                customisation.delete_stage(entity, pipeline, key),
                                back=view["base"], done=view["base"], refused=refused)
+
+
+async def revert_stage(request: Request) -> Response:
+    """Remove the organisation's relabel (or recolour) of a pack's stage: the pack's look again."""
+    view = await _view(request)
+    stage = _stage_of(view, request.path_params["stage"])
+    form = await request.form()
+    entity, pipeline, key = view["entity"]["name"], view["pipeline"]["name"], stage["key"]
+    here = f"{view['base']}/stages/{key}"
+
+    async def refused(errors: dict[str, list[str]]) -> Response:
+        return await _stage_page(request, view, stage, errors=errors, status=422)
+
+    return await plan_or_apply(request, form, f"revert stage {entity}.{pipeline}.{key} to the pack's",
+                               customisation.revert_stage(entity, pipeline, key),
+                               back=here, done=here, refused=refused)
 
 
 async def check_condition(request: Request) -> Response:
@@ -346,5 +374,7 @@ routes = [
     Route("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}", stage_page,
           methods=["GET", "POST"]),
     Route("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}/remove", remove_stage,
+          methods=["POST"]),
+    Route("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}/revert", revert_stage,
           methods=["POST"]),
 ]
