@@ -289,16 +289,19 @@ TABLE: dict[tuple[str, str], Call] = {
     ("/admin/audit", "GET"): Call("right/view_audit"),
     # The designer's pages (issue 15): its POSTs answer with the plan (a review): nothing changes.
     ("/admin/entities", "GET"): Call("right/manage_metamodel"),
-    ("/admin/entities/new", "GET"): Call("right/manage_metamodel"),
-    ("/admin/entities/new", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
+    # Restoring an entity that is not retired is refused with the reason (nothing changes).
+    ("/admin/entities", "POST"): Call("right/manage_metamodel", 422, lambda w, who: {
+        "data": {"op": "restore", "entity": "deal"}}),
+    ("/admin/new-entity", "GET"): Call("right/manage_metamodel"),
+    ("/admin/new-entity", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
         "data": {"name": "gizmo", "label": "Gizmo", "title_field": "name"}}),
     ("/admin/entities/{entity}", "GET"): Call("right/manage_metamodel", params=admin_path(entity="deal")),
     ("/admin/entities/{entity}", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
         "path": {"entity": "deal"},
         "data": {"op": "relabel", "label": "Bargain", "label_plural": "Bargains"}}),
-    ("/admin/entities/{entity}/fields/new", "GET"): Call("right/manage_metamodel",
+    ("/admin/entities/{entity}/new-field", "GET"): Call("right/manage_metamodel",
                                                          params=admin_path(entity="deal")),
-    ("/admin/entities/{entity}/fields/new", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
+    ("/admin/entities/{entity}/new-field", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
         "path": {"entity": "deal"}, "data": {"op": "save", "name": "extra", "type": "text"}}),
     ("/admin/entities/{entity}/fields/{field}", "GET"): Call("right/manage_metamodel",
                                                              params=admin_path(entity="deal", field="name")),
@@ -311,6 +314,12 @@ TABLE: dict[tuple[str, str], Call] = {
         params=lambda w, who: {"path": {"entity": "deal"}, "data": {"condition": "name != ''"}}),
     # The designer's pipeline pages: a POST answers with the plan (a review): nothing changes.
     # A pack's own stages take only a new label and colour (the plan of it is the answer).
+    ("/admin/entities/{entity}/new-pipeline", "GET"): Call("right/manage_metamodel",
+                                                           params=admin_path(entity="deal")),
+    ("/admin/entities/{entity}/new-pipeline", "POST"): Call("right/manage_metamodel", params=lambda w, who: {
+        "path": {"entity": "deal"},
+        "data": {"name": "review", "field": "review_stage", "stage_key": ["draft", "done"],
+                 "stage_label": ["Draft", "Done"]}}),
     ("/admin/entities/{entity}/pipelines/{pipeline}", "GET"): Call(
         "right/manage_metamodel", params=admin_path(entity="deal", pipeline="flow")),
     ("/admin/entities/{entity}/pipelines/{pipeline}/order", "POST"): Call(
@@ -328,6 +337,9 @@ TABLE: dict[tuple[str, str], Call] = {
         "right/manage_metamodel", params=lambda w, who: {
             "path": {"entity": "deal", "pipeline": "flow", "stage": "lost"}, "data": {"label": "Lost deal"}}),
     ("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}/remove", "POST"): Call(
+        "right/manage_metamodel", 422, params=admin_path(entity="deal", pipeline="flow", stage="lost")),
+    # A stage the organisation does not relabel: nothing to revert, refused with the reason.
+    ("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}/revert", "POST"): Call(
         "right/manage_metamodel", 422, params=admin_path(entity="deal", pipeline="flow", stage="lost")),
     # The designer's layout editor: a POST without confirmation answers with the plan.
     ("/admin/entities/{entity}/layout", "GET"): Call("right/manage_metamodel",

@@ -123,14 +123,14 @@ def test_a_type_change_that_loses_data_is_refused(site: str, chromium: Any) -> N
 def test_apply_after_a_change_made_meanwhile_offers_the_new_plan(site: str, chromium: Any) -> None:
     context_a, a, seen = opened(chromium, site)
     context_b, b, _ = opened(chromium, site)
-    a.goto(f"{site}/admin/entities/vehicle/fields/new")
+    a.goto(f"{site}/admin/entities/vehicle/new-field")
     a.locator("#f-name").fill("doors")
     a.locator("#f-type").select_option("integer")
     a.locator("#review").click()
     expect(a.locator("#plan")).to_contain_text("doors")
     shown = int(a.locator("#plan-revision").inner_text())
     # Another admin adds a field meanwhile.
-    b.goto(f"{site}/admin/entities/vehicle/fields/new")
+    b.goto(f"{site}/admin/entities/vehicle/new-field")
     b.locator("#f-name").fill("wheels")
     b.locator("#f-type").select_option("integer")
     b.locator("#review").click()
@@ -150,7 +150,7 @@ def test_apply_after_a_change_made_meanwhile_offers_the_new_plan(site: str, chro
 
 def test_a_formula_is_checked_as_it_is_typed(site: str, chromium: Any) -> None:
     context, page, seen = opened(chromium, site)
-    page.goto(f"{site}/admin/entities/vehicle/fields/new")
+    page.goto(f"{site}/admin/entities/vehicle/new-field")
     page.locator("#f-name").fill("shout")
     formula = page.locator("#r-formula")
     formula.fill("plate + + 1")

@@ -67,7 +67,7 @@ def review_and_apply(page: Any, shows: str) -> None:
 
 
 def add_field(page: Any, url: str, entity: str, name: str, kind: str, **settings: Any) -> None:
-    page.goto(f"{url}/admin/entities/{entity}/fields/new")
+    page.goto(f"{url}/admin/entities/{entity}/new-field")
     page.locator("#f-name").fill(name)
     page.locator("#f-label").fill(name.replace("_", " ").capitalize())
     page.locator("#f-type").select_option(kind)  # the type's settings come in (htmx)
@@ -89,7 +89,7 @@ def add_field(page: Any, url: str, entity: str, name: str, kind: str, **settings
 def configure_the_sandbox(url: str, page: Any) -> None:
     """Step 1, in the designer: a new entity `project` (title, a choice, a reference to the
     pack entity account), a field on account, a stage added to the sales pipeline."""
-    page.goto(f"{url}/admin/entities/new")
+    page.goto(f"{url}/admin/new-entity")
     page.locator("#e-name").fill("project")
     page.locator("#e-label").fill("Project")
     page.locator("#e-plural").fill("Projects")

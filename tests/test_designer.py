@@ -95,23 +95,23 @@ def test_the_entities_with_where_they_come_from(web: Site, admin: TestClient) ->
 
 def test_a_new_entity_is_planned_then_applied(admin: TestClient) -> None:
     form = {"name": "vessel", "label": "Vessel", "label_plural": "Vessels", "title_field": "name"}
-    plan, _ = reviewed(admin, "/admin/entities/new", form)
+    plan, _ = reviewed(admin, "/admin/new-entity", form)
     assert "create table" in plan and "CREATE TABLE" in plan.upper()
     assert admin.get("/admin/entities/vessel").status_code == 404  # nothing applied yet
-    page = applied(admin, "/admin/entities/new", form)
+    page = applied(admin, "/admin/new-entity", form)
     assert "Vessel" in page and 'id="field-name"' in page
-    again = admin.post("/admin/entities/new", data=form)
+    again = admin.post("/admin/new-entity", data=form)
     assert again.status_code == 422 and "exists already" in text_of(again.text)
-    bad = admin.post("/admin/entities/new", data={**form, "name": "Bad Name"})
+    bad = admin.post("/admin/new-entity", data={**form, "name": "Bad Name"})
     assert bad.status_code == 422 and "lower-case letters" in text_of(bad.text)
 
 
 def test_a_field_added_to_a_pack_entity_appears_in_its_form(admin: TestClient) -> None:
     form = {"op": "save", "name": "fleet_size", "type": "integer", "label": "Fleet size", "setting.min": "0"}
-    plan, _ = reviewed(admin, "/admin/entities/account/fields/new", form)
+    plan, _ = reviewed(admin, "/admin/entities/account/new-field", form)
     assert "add column" in plan and "fleet_size" in plan and "ALTER TABLE" in plan.upper()
     assert 'name="fleet_size"' not in admin.get("/e/account/new").text
-    page = applied(admin, "/admin/entities/account/fields/new", form)
+    page = applied(admin, "/admin/entities/account/new-field", form)
     assert 'id="field-fleet_size"' in page
     assert 'name="fleet_size"' in admin.get("/e/account/new").text
     field = admin.get("/admin/entities/account/fields/fleet_size")
@@ -128,7 +128,7 @@ def test_a_choice_keeps_its_options_order_and_colours(admin: TestClient) -> None
     form = {"op": "save", "name": "tier", "type": "choice", "label": "Tier",
             "option_key": ["gold", "silver", ""], "option_label": ["Gold", "Silver", ""],
             "option_colour": ["#d4af37", "", ""]}
-    applied(admin, "/admin/entities/account/fields/new", form)
+    applied(admin, "/admin/entities/account/new-field", form)
     meta = admin.get("/api/v1/meta").json()
     account = next(e for e in meta["entities"] if e["name"] == "account")
     tier = next(f for f in account["fields"] if f["name"] == "tier")
@@ -170,28 +170,28 @@ def test_a_type_change_that_loses_data_is_refused_with_the_rows(admin: TestClien
 def test_a_new_required_field_says_how_many_rows_have_no_value(admin: TestClient) -> None:
     confirmed(admin, "PUT", "/api/v1/admin/entities/vehicle", VEHICLE)
     admin.post("/api/v1/vehicle", json=[{"plate": "A"}, {"plate": "B"}])
-    shown = admin.post("/admin/entities/vehicle/fields/new",
+    shown = admin.post("/admin/entities/vehicle/new-field",
                        data={"op": "save", "name": "vin", "type": "text", "required": "1"})
     assert "2 of 2 rows" in text_of(shown.text)
 
 
 def test_apply_after_another_change_refuses_and_offers_the_new_plan(admin: TestClient) -> None:
     form = {"op": "save", "name": "fleet_size", "type": "integer"}
-    _, confirm = reviewed(admin, "/admin/entities/account/fields/new", form)
+    _, confirm = reviewed(admin, "/admin/entities/account/new-field", form)
     confirmed(admin, "PUT", "/api/v1/admin/entities/account/fields/vat_number", {"type": "text"})
-    stale = admin.post("/admin/entities/account/fields/new", data=confirm)
+    stale = admin.post("/admin/entities/account/new-field", data=confirm)
     assert stale.status_code == 409
     assert "the metamodel changed since this plan was shown" in text_of(stale.text)
     assert hidden(stale.text, "confirm") == str(int(str(confirm["confirm"])) + 1)
     assert 'name="fleet_size"' not in admin.get("/e/account/new").text
     # The new plan, confirmed, applies.
-    done = admin.post("/admin/entities/account/fields/new",
+    done = admin.post("/admin/entities/account/new-field",
                       data={**form, "confirm": hidden(stale.text, "confirm"),
                             "plan_digest": hidden(stale.text, "plan_digest")})
     assert done.status_code == 303
     # A form changed after its review is not applied under the plan shown for the old one.
-    _, confirm = reviewed(admin, "/admin/entities/account/fields/new", {**form, "name": "branches"})
-    changed = admin.post("/admin/entities/account/fields/new", data={**confirm, "type": "text"})
+    _, confirm = reviewed(admin, "/admin/entities/account/new-field", {**form, "name": "branches"})
+    changed = admin.post("/admin/entities/account/new-field", data={**confirm, "type": "text"})
     assert changed.status_code == 409 and "not the one shown" in text_of(changed.text)
 
 
@@ -249,7 +249,7 @@ def test_validations_and_labels_of_an_entity(admin: TestClient) -> None:
 
 
 def test_history_says_who_changed_what_with_the_plan(admin: TestClient) -> None:
-    applied(admin, "/admin/entities/account/fields/new",
+    applied(admin, "/admin/entities/account/new-field",
             {"op": "save", "name": "fleet_size", "type": "integer"})
     listed = admin.get("/admin/history")
     assert listed.status_code == 200
@@ -263,10 +263,10 @@ def test_history_says_who_changed_what_with_the_plan(admin: TestClient) -> None:
 
 
 def test_a_reference_field_and_an_entity_retired_with_its_data(admin: TestClient) -> None:
-    applied(admin, "/admin/entities/new", {"name": "vessel", "label": "Vessel", "title_field": "name"})
-    form = admin.get("/admin/entities/vessel/fields/new?type=reference&name=company")
+    applied(admin, "/admin/new-entity", {"name": "vessel", "label": "Vessel", "title_field": "name"})
+    form = admin.get("/admin/entities/vessel/new-field?type=reference&name=company")
     assert '<select id="f-target" name="target">' in form.text  # the type's own settings
-    page = applied(admin, "/admin/entities/vessel/fields/new",
+    page = applied(admin, "/admin/entities/vessel/new-field",
                    {"op": "save", "name": "company", "type": "reference", "target": "account"})
     assert 'id="field-company"' in page
     meta = admin.get("/api/v1/meta").json()
@@ -289,7 +289,7 @@ def test_a_reference_field_and_an_entity_retired_with_its_data(admin: TestClient
 
 
 def test_bad_input_is_refused_naming_the_input_never_a_500(admin: TestClient) -> None:
-    url = "/admin/entities/account/fields/new"
+    url = "/admin/entities/account/new-field"
     cases = [({"type": "gadget"}, "'gadget' is not a field type"),
              ({"type": "integer", "setting.min": "abc"}, "min: give a number"),
              ({"type": "text", "more": "[unclosed"}, "Other settings"),

@@ -46,7 +46,7 @@ def shows_a_plan(page: str, summary: str) -> None:
 
 def test_every_designer_page_shows_its_plan_the_same_way(http: TestClient, tmp_path: Path) -> None:
     vin = {"op": "save", "name": "vin", "type": "text"}
-    field = http.post("/admin/entities/vehicle/fields/new", data=vin)
+    field = http.post("/admin/entities/vehicle/new-field", data=vin)
     assert field.status_code == 200, field.text
     shows_a_plan(field.text, "define field vehicle.vin")
     order = http.post(PAGE + "/order", data=pairs(ORDER))
@@ -99,9 +99,9 @@ def test_a_pack_install_for_another_plan_is_refused(http: TestClient, tmp_path: 
 def test_a_field_page_apply_without_the_fingerprint_is_refused(http: TestClient) -> None:
     """The field form can still be edited under its plan: Apply must name the plan it applies."""
     form = {"op": "save", "name": "vin", "type": "text"}
-    shown = http.post("/admin/entities/vehicle/fields/new", data=form).text
+    shown = http.post("/admin/entities/vehicle/new-field", data=form).text
     unnamed = {**form, "confirm": hidden(shown, "confirm")}
-    refused = http.post("/admin/entities/vehicle/fields/new", data=unnamed)
+    refused = http.post("/admin/entities/vehicle/new-field", data=unnamed)
     assert refused.status_code == 409 and "not the one shown" in text_of(refused.text)
     assert 'name="vin"' not in http.get("/e/vehicle/new").text
 

@@ -25,6 +25,7 @@ from slatecrm.metamodel.model import LOGIC_KEYS
 from slatecrm.metamodel.roles import ADMINISTRATOR
 from slatecrm.metamodel.rules.functions import NO_FUNCTIONS, RuleFunctions
 
+from .entitydocument import entity_document
 from .identity import audit
 from .identity.principal import SYSTEM, Principal
 from .layers import ORGANISATION, Documents, documents, installed_packs, plan_layers
@@ -127,6 +128,24 @@ def delete_entity(name: str) -> Any:
     return edit
 
 
+def restore_entity(name: str) -> Any:
+    """Bring back the organisation's retired entity: retiring removed its document and kept
+    the entity, retired, in the metamodel with its table and rows; its document is written
+    again from that entity (entitydocument.py), and the plan restores the table, rows and all.
+    A pack's retired entity comes back with its pack, not here."""
+    def edit(docs: Documents, current: Any) -> None:
+        if current.entity(name) is not None:
+            raise refuse(f"entity {name!r} is not retired", name)
+        retired = current.any_entity(name)
+        if retired is None:
+            raise refuse(f"there is no retired entity {name!r}", name)
+        if retired.pack != ORGANISATION:
+            raise refuse(f"entity {name!r} was retired with pack {retired.pack!r}; install the pack again "
+                         "to bring it back", name)
+        docs[("entity", name)] = entity_document(retired)
+    return edit
+
+
 def put_field(entity: str, field: str, body: Mapping[str, Any]) -> Any:
     """Add or change a field: in the organisation's own entity, or through an extension of
     a pack's entity (where a pack's own field takes only OVERRIDABLE: label, help, default,
@@ -170,6 +189,35 @@ def delete_field(entity: str, field: str) -> Any:
         owner = target.field(field).pack if target is not None and target.field(field) else None
         why = f"is defined by pack {owner!r}" if owner else "is not a field of the organisation"
         raise refuse(f"field {entity}.{field} {why}; it cannot be removed here", f"{entity}.{field}")
+    return edit
+
+
+def revert_field(entity: str, field: str) -> Any:
+    """Remove the organisation's override of a pack's field (its label, help, default,
+    options, read-only flags or form logic): the pack's own definition shows again."""
+    def edit(docs: Documents, current: Any) -> None:
+        overrides = docs.get(("extension", entity), {}).get("field_overrides", {})
+        if field not in overrides:
+            raise refuse(f"the organisation does not override field {entity}.{field}; there is nothing "
+                         "to revert", f"{entity}.{field}")
+        del overrides[field]
+        if not overrides:
+            del docs[("extension", entity)]["field_overrides"]
+        _drop_empty(docs, entity)
+    return edit
+
+
+def add_pipeline(entity: str, pipeline: str, body: Mapping[str, Any]) -> Any:
+    """A new pipeline (`put_pipeline`), refused when the entity has one of that name already
+    (whoever defined it): a new pipeline never replaces one."""
+    put = put_pipeline(entity, pipeline, body)
+
+    def edit(docs: Documents, current: Any) -> None:
+        target = current.entity(entity)
+        if target is not None and any(p.name == pipeline for p in target.pipelines):
+            raise refuse(f"{entity} has a pipeline {pipeline!r} already: change it on its own page",
+                         f"{entity}.{pipeline}")
+        put(docs, current)
     return edit
 
 
@@ -254,6 +302,16 @@ def delete_stage(entity: str, pipeline: str, stage: str) -> Any:
     return edit
 
 
+def revert_stage(entity: str, pipeline: str, stage: str) -> Any:
+    """Remove the organisation's relabel (or recolour) of a pack's stage: the pack's look
+    shows again."""
+    def edit(docs: Documents, current: Any) -> None:
+        if not _drop_stage_override(docs, entity, pipeline, stage):
+            raise refuse(f"the organisation does not override stage {stage!r} of {entity}.{pipeline}; there "
+                         "is nothing to revert", f"{entity}.{pipeline}.{stage}")
+    return edit
+
+
 def _drop_stage_override(docs: Documents, entity: str, pipeline: str, stage: str) -> bool:
     """Removing a pack's stage the organisation only relabelled (or recoloured) removes that
     override, as removing a pack's field removes the organisation's field override: the
@@ -282,6 +340,19 @@ def relabel_entity(entity: str, label: str, label_plural: str) -> Any:
         key = ("entity", entity) if ("entity", entity) in docs else ("extension", entity)
         document = docs.setdefault(key, {"kind": "extension", "entity": entity})
         document["label"], document["label_plural"] = label, label_plural
+    return edit
+
+
+def revert_entity_labels(entity: str) -> Any:
+    """Remove the organisation's labels of a pack's entity: the pack's labels show again."""
+    def edit(docs: Documents, current: Any) -> None:
+        extension = docs.get(("extension", entity), {})
+        if "label" not in extension and "label_plural" not in extension:
+            raise refuse(f"the organisation does not relabel entity {entity!r}; there is nothing to revert",
+                         entity)
+        extension.pop("label", None)
+        extension.pop("label_plural", None)
+        _drop_empty(docs, entity)
     return edit
 
 
@@ -314,7 +385,8 @@ def delete_validation(entity: str, name: str) -> Any:
 
 def _drop_empty(docs: Documents, entity: str) -> None:
     extension = docs.get(("extension", entity))
-    sections = ("fields", "field_overrides", "pipelines", "validations", "label", "label_plural")
+    sections = ("fields", "field_overrides", "pipelines", "validations", "label", "label_plural",
+                "description", "unique", "indexes", "default_sort")
     if extension is not None and not any(extension.get(k) for k in sections):
         del docs[("extension", entity)]
 

@@ -1,7 +1,9 @@
 """The admin designer's entity and field pages: `/admin/entities` (every entity, where it
 comes from), `/admin/entities/{entity}` (its fields, pipelines, validations; labels,
-validations and retirement changed there), `/admin/entities/new`, and the field form
-`/admin/entities/{entity}/fields/{field}` (add, change, retire, restore).
+validations and retirement changed there; a retired one restored), `/admin/new-entity`,
+and the field form `/admin/entities/{entity}/fields/{field}` (change, retire, restore; a
+new one at `/admin/entities/{entity}/new-field`). The forms that create have paths with a
+`-`, which no name has: an entity or a field named `new` is reachable like any other.
 
 The pages read the metamodel in force and the organisation's documents; every change is an
 edit of `customisation` (the functions the admin API uses), reviewed and applied through
@@ -62,8 +64,23 @@ def origin(pack: str) -> str:
 
 # --- /admin/entities --------------------------------------------------------------------------
 async def entity_list(request: Request) -> Response:
+    """Every entity; a POST restores a retired one of the organisation's (plan, then apply)."""
     await checked_right(request, MANAGE_METAMODEL)
+    if request.method in READ_METHODS:
+        return await _entity_list(request, "", Outcome(None, {}, 200))
+    form = await request.form()
+    op, name = str(form.get("op") or ""), str(form.get("entity") or "").strip()
 
+    async def again(outcome: Outcome) -> Response:
+        return await _entity_list(request, name, outcome)
+
+    if op != "restore":
+        return await again(Outcome(None, {"": [f"there is no change {op!r} here"]}, 422))
+    return await review(request, f"restore entity {name}", customisation.restore_entity(name), again,
+                        f"/admin/entities/{name}")
+
+
+async def _entity_list(request: Request, restoring: str, outcome: Outcome) -> Response:
     def read() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
         records = records_of(request)
         snapshot = records.full_snapshot()
@@ -76,11 +93,13 @@ async def entity_list(request: Request) -> Response:
     active, retired, revision = await run_in_threadpool(read)
     context = await base_context(request, title="Entities")
     return render(request, "designer_entities", {**context, "entities": active, "retired": retired,
-                                                 "revision": revision},
-                  twin={"data": active, "retired": retired, "revision": revision})
+                                                 "revision": revision, "restoring": restoring,
+                                                 "plan": outcome.plan, "errors": outcome.errors},
+                  twin={"data": active, "retired": retired, "revision": revision, "plan": outcome.plan,
+                        "errors": outcome.errors}, status=outcome.status)
 
 
-# --- /admin/entities/new ----------------------------------------------------------------------
+# --- /admin/new-entity -----------------------------------------------------------------------
 async def new_entity(request: Request) -> Response:
     await checked_right(request, MANAGE_METAMODEL)
     if request.method in READ_METHODS:
@@ -130,7 +149,8 @@ async def entity_page(request: Request) -> Response:
     form = await request.form()
     op = str(form.get("op") or "")
     values = {k: str(form.get(k) or "").strip() for k in
-              ("label", "label_plural", "name", "condition", "message", "field", "validation")}
+              ("label", "label_plural", "name", "condition", "message", "field", "validation", "pipeline",
+               "stage_key")}
 
     async def again(outcome: Outcome) -> Response:
         return await _entity_page(request, entity, op, values, outcome)
@@ -141,6 +161,13 @@ async def entity_page(request: Request) -> Response:
             return await again(Outcome(None, {"label": ["give the label and the plural label"]}, 422))
         edit = customisation.relabel_entity(name, values["label"], values["label_plural"])
         return await review(request, f"relabel entity {name}", edit, again, here)
+    if op == "revert_labels":
+        return await review(request, f"revert entity {name} to the pack's labels",
+                            customisation.revert_entity_labels(name), again, here)
+    if op == "revert_stage":
+        pipeline, stage = values["pipeline"], values["stage_key"]
+        return await review(request, f"revert stage {name}.{pipeline}.{stage} to the pack's",
+                            customisation.revert_stage(name, pipeline, stage), again, here)
     if op == "retire":
         return await review(request, f"retire entity {name}", customisation.delete_entity(name), again,
                             "/admin/entities")
@@ -159,20 +186,34 @@ async def entity_page(request: Request) -> Response:
     return await again(Outcome(None, {"": [f"there is no change {op!r} here"]}, 422))
 
 
+def _overrides(request: Request, entity: str) -> dict[str, Any]:
+    """What the organisation overrides of a pack's entity (its `kind: extension` document):
+    the labels, the fields and, by pipeline, the stages; each can be reverted to the pack's."""
+    with request.app.state.engine.connect() as conn:
+        extension = layers.documents(conn).get(("extension", entity), {})
+    return {"labels": "label" in extension or "label_plural" in extension,
+            "fields": sorted(extension.get("field_overrides") or {}),
+            "stages": {name: sorted(p.get("stage_overrides") or {})
+                       for name, p in (extension.get("pipelines") or {}).items() if p.get("stage_overrides")}}
+
+
 async def _entity_page(request: Request, entity: Entity, active: str, values: dict[str, str],
                        outcome: Outcome) -> Response:
     context = await base_context(request, title=entity.label)
     fields = _field_rows(entity)
+    overrides = await run_in_threadpool(_overrides, request, entity.name)
     twin = {"name": entity.name, "label": entity.label, "label_plural": entity.label_plural,
             "origin": origin(entity.pack), "extended_by": [origin(p) for p in entity.extended_by],
             "fields": fields, "pipelines": [{"name": p.name, "label": p.label, "origin": origin(p.pack)}
                                             for p in entity.pipelines],
             "validations": [{"name": v.name, "condition": v.condition, "message": v.message, "field": v.field,
                              "origin": origin(v.pack)} for v in entity.validations],
-            "plan": outcome.plan, "errors": outcome.errors}
+            "overrides": overrides, "plan": outcome.plan, "errors": outcome.errors}
     return render(request, "designer_entity", {
         **context, "entity": entity, "origin": origin(entity.pack), "fields": fields, "active": active,
-        "values": {"name": "", "condition": "", "message": "", "field": "", "validation": "", **values},
+        "overrides": overrides,
+        "values": {"name": "", "condition": "", "message": "", "field": "", "validation": "", "pipeline": "",
+                   "stage_key": "", **values},
         "plan": outcome.plan, "errors": outcome.errors}, twin=twin, status=outcome.status)
 
 
@@ -220,6 +261,9 @@ async def field_page(request: Request) -> Response:
         return await _field_page(request, entity, name, existing, values, op, outcome)
 
     done = f"/admin/entities/{entity_name}"
+    if op == "revert":
+        return await review(request, f"revert field {entity_name}.{name} to the pack's",
+                            customisation.revert_field(entity_name, name), again, done)
     if op == "retire":
         return await review(request, f"retire field {entity_name}.{name}",
                             customisation.delete_field(entity_name, name), again, done)
@@ -259,6 +303,8 @@ async def _field_page(request: Request, entity: Entity, name: str, existing: Any
     simple = simple_settings(ftype) if ftype else []
     schema = ftype.settings_schema if ftype else {}
     entities = await run_in_threadpool(lambda: records.full_snapshot().metamodel.active_entities)
+    locked = bool(existing and existing.pack != ORGANISATION)
+    overridden = locked and name in (await run_in_threadpool(_overrides, request, entity.name))["fields"]
     return render(request, "designer_field", {
         **context, "entity": entity, "name": name, "new": new, "values": values, "op": op,
         "origin": "organisation" if new else origin(existing.pack),
@@ -266,20 +312,23 @@ async def _field_page(request: Request, entity: Entity, name: str, existing: Any
         "locked": bool(existing and existing.pack != ORGANISATION), "types": list(registry),
         "flags": FLAGS, "has_options": "options" in schema, "has_target": "target" in schema,
         "simple": simple, "logic_labels": LOGIC_LABELS, "logic_form": logic_form(ftype),
+        "overridden": overridden,
         # Shown too when the field has keys no input shows (a plugin's, say): an edit posts
         # them back rather than dropping them. Form logic has inputs of its own.
         "has_more": bool(values.more) or any(k not in simple and k not in ("options", "target")
                                              for k in schema),
         "entities": entities, "plan": outcome.plan, "errors": outcome.errors, "labels": FIELD_LABELS},
-        twin={"entity": entity.name, "field": name,
+        twin={"entity": entity.name, "field": name, "overridden": overridden,
               "values": values.__dict__ | {"flags": sorted(values.flags)},
               "plan": outcome.plan, "errors": outcome.errors}, status=outcome.status)
 
 
 routes = [
-    Route("/admin/entities", entity_list, methods=["GET"]),
-    Route("/admin/entities/new", new_entity, methods=["GET", "POST"]),
+    Route("/admin/entities", entity_list, methods=["GET", "POST"]),
+    # The forms that create live where no name can reach (a name has no '-'): an entity or a
+    # field may itself be named `new`.
+    Route("/admin/new-entity", new_entity, methods=["GET", "POST"]),
     Route("/admin/entities/{entity}", entity_page, methods=["GET", "POST"]),
-    Route("/admin/entities/{entity}/fields/new", field_page, methods=["GET", "POST"]),
+    Route("/admin/entities/{entity}/new-field", field_page, methods=["GET", "POST"]),
     Route("/admin/entities/{entity}/fields/{field}", field_page, methods=["GET", "POST"]),
 ]

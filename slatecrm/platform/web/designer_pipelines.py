@@ -1,4 +1,6 @@
-"""The designer's pipeline pages: `/admin/entities/{entity}/pipelines/{pipeline}` shows the
+"""The designer's pipeline pages: `/admin/entities/{entity}/new-pipeline` makes a pipeline (its
+name, label, the field holding a record's stage and its first stages; an entity made in the
+designer has none), `/admin/entities/{entity}/pipelines/{pipeline}` shows the
 stages in order (drag to reorder, or the up / down buttons without JavaScript), adds a
 stage, and each stage's page changes its label, category, probability, colour, required
 fields, entry condition (checked as typed, the error shown with a caret) and allowed next
@@ -25,15 +27,16 @@ from starlette.routing import Route
 
 from slatecrm.metamodel.model import Entity, Metamodel, Pipeline, Stage
 
-from .. import customisation, pipeline_edits
+from .. import customisation, layers, pipeline_edits
 from ..layers import ORGANISATION
 from .admin import MANAGE_METAMODEL
 from .authentication import READ_METHODS
 from .designer_check import verdict
 from .designer_forms import naming, valid_name
-from .designer_plans import plan_or_apply
+from .designer_plans import Outcome, plan_or_apply, review
 from .pinning import records_of
 from .rights import checked_right
+from .roles_pages import not_found
 from .templating import render
 from .uicontext import base_context
 
@@ -167,12 +170,24 @@ def looks_body(body: dict[str, Any], errors: dict[str, list[str]]) -> tuple[dict
     return looks, found
 
 
+def _overridden(request: Request, entity: str, pipeline: str, stage: str) -> bool:
+    """Whether the organisation relabels (or recolours) this pack's stage: its page then
+    offers to revert to the pack's look."""
+    with request.app.state.engine.connect() as conn:
+        extension = layers.documents(conn).get(("extension", entity), {})
+    overrides = (extension.get("pipelines") or {}).get(pipeline, {}).get("stage_overrides") or {}
+    return stage in overrides
+
+
 async def _stage_page(request: Request, view: dict[str, Any], stage: dict[str, Any], *,
                       errors: dict[str, list[str]] | None = None, status: int = 200) -> Response:
     context = await base_context(request, title=f"Stage {stage['label']}")
+    overridden = not stage["editable"] and await run_in_threadpool(
+        _overridden, request, view["entity"]["name"], view["pipeline"]["name"], stage["key"])
     return render(request, "designer_pipeline_stage", {**context, **view, "stage": stage,
-                                                       "categories": CATEGORIES, "errors": errors or {}},
-                  twin={"stage": stage, "errors": errors or {}}, status=status)
+                                                       "categories": CATEGORIES, "errors": errors or {},
+                                                       "overridden": overridden},
+                  twin={"stage": stage, "overridden": overridden, "errors": errors or {}}, status=status)
 
 
 def _stage_of(view: dict[str, Any], key: str) -> dict[str, Any]:
@@ -241,6 +256,22 @@ async def remove_stage(request: Request) -> Response:
                                back=view["base"], done=view["base"], refused=refused)
 
 
+async def revert_stage(request: Request) -> Response:
+    """Remove the organisation's relabel (or recolour) of a pack's stage: the pack's look again."""
+    view = await _view(request)
+    stage = _stage_of(view, request.path_params["stage"])
+    form = await request.form()
+    entity, pipeline, key = view["entity"]["name"], view["pipeline"]["name"], stage["key"]
+    here = f"{view['base']}/stages/{key}"
+
+    async def refused(errors: dict[str, list[str]]) -> Response:
+        return await _stage_page(request, view, stage, errors=errors, status=422)
+
+    return await plan_or_apply(request, form, f"revert stage {entity}.{pipeline}.{key} to the pack's",
+                               customisation.revert_stage(entity, pipeline, key),
+                               back=here, done=here, refused=refused)
+
+
 async def check_condition(request: Request) -> Response:
     """As the admin types an entry condition (htmx): its error with a caret, or that it is fine.
     The designer's own rule check (designer_check.py): an entry condition is a condition."""
@@ -254,7 +285,88 @@ async def check_condition(request: Request) -> Response:
     return render(request, "_designer_condition", {"text": text, "error": error}, twin=found)
 
 
+# --- /admin/entities/{entity}/new-pipeline ---------------------------------------------------
+#: Stage rows the new pipeline's form shows beyond those posted.
+SPARE_STAGE_ROWS = 3
+#: The field a pipeline runs on when the form names none (as in a pack file).
+DEFAULT_FIELD = "stage"
+
+
+def _new_pipeline_values(form: FormData | None) -> dict[str, Any]:
+    """The form's inputs as typed: its texts and its stage rows (key, label)."""
+    if form is None:
+        return {"name": "", "label": "", "field": "", "stages": []}
+    keys, labels = form.getlist("stage_key"), form.getlist("stage_label")
+    stages = [{"key": str(k).strip(), "label": str(lb).strip()} for k, lb in zip(keys, labels, strict=False)]
+    return {**{k: str(form.get(k) or "").strip() for k in ("name", "label", "field")},
+            "stages": [s for s in stages if s["key"] or s["label"]]}
+
+
+def _new_pipeline_body(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The pipeline's definition from the form, and the form's errors by input."""
+    errors: dict[str, list[str]] = {}
+    name = values["name"]
+    if not valid_name(name):
+        errors["name"] = [naming()]
+    field = values["field"] or DEFAULT_FIELD
+    if not valid_name(field):
+        errors["field"] = [naming("field name")]
+    stages = []
+    for number, stage in enumerate(values["stages"], 1):
+        if not valid_name(stage["key"]):
+            errors.setdefault("stages", []).append(f"stage {number} ({stage['label'] or stage['key']}): "
+                                                   f"{naming('key')}")
+            continue
+        label = stage["label"] or stage["key"].replace("_", " ").capitalize()
+        stages.append({"key": stage["key"], "label": label})
+    if not values["stages"]:
+        errors["stages"] = ["give at least one stage: a pipeline needs one"]
+    label = values["label"] or name.replace("_", " ").capitalize()
+    return {"label": label, "field": field, "stages": stages}, errors
+
+
+async def new_pipeline(request: Request) -> Response:
+    """A new pipeline of an entity (the organisation's, or an extension of a pack's): planned,
+    then applied; then its own page edits the stages."""
+    await checked_right(request, MANAGE_METAMODEL)
+    name = request.path_params["entity"]
+    metamodel = (await run_in_threadpool(records_of(request).full_snapshot)).metamodel
+    entity = metamodel.entity(name)
+    if entity is None:
+        return await not_found(request, f"there is no entity {name!r}")
+    form = None if request.method in READ_METHODS else await request.form()
+    values = _new_pipeline_values(form)
+
+    async def again(outcome: Outcome) -> Response:
+        return await _new_pipeline_page(request, entity, values, outcome)
+
+    if form is None:
+        used = {p.field for p in entity.pipelines}
+        values["field"] = "" if entity.any_field(DEFAULT_FIELD) or DEFAULT_FIELD in used else DEFAULT_FIELD
+        return await again(Outcome(None, {}, 200))
+    body, errors = _new_pipeline_body(values)
+    if errors:
+        return await again(Outcome(None, errors, 422))
+    pipeline = values["name"]
+    return await review(request, f"add pipeline {name}.{pipeline}",
+                        customisation.add_pipeline(name, pipeline, body), again, _base(name, pipeline))
+
+
+async def _new_pipeline_page(request: Request, entity: Entity, values: dict[str, Any],
+                             outcome: Outcome) -> Response:
+    context = await base_context(request, title=f"New pipeline of {entity.label}")
+    used = {p.field for p in entity.pipelines}
+    rows = [*values["stages"], *({"key": "", "label": ""} for _ in range(SPARE_STAGE_ROWS))]
+    return render(request, "designer_new_pipeline", {
+        **context, "entity": entity, "values": values, "rows": rows,
+        "free_fields": [f for f in entity.fields if f.name not in used],
+        "plan": outcome.plan, "errors": outcome.errors},
+        twin={"entity": entity.name, "values": values, "plan": outcome.plan, "errors": outcome.errors},
+        status=outcome.status)
+
+
 routes = [
+    Route("/admin/entities/{entity}/new-pipeline", new_pipeline, methods=["GET", "POST"]),
     Route("/admin/entities/{entity}/pipelines/{pipeline}", pipeline_page, methods=["GET"]),
     Route("/admin/entities/{entity}/pipelines/{pipeline}/order", reorder, methods=["POST"]),
     Route("/admin/entities/{entity}/pipelines/{pipeline}/stages", add_stage, methods=["POST"]),
@@ -262,5 +374,7 @@ routes = [
     Route("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}", stage_page,
           methods=["GET", "POST"]),
     Route("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}/remove", remove_stage,
+          methods=["POST"]),
+    Route("/admin/entities/{entity}/pipelines/{pipeline}/stages/{stage}/revert", revert_stage,
           methods=["POST"]),
 ]
