@@ -230,16 +230,16 @@ def test_logic_inputs_are_checked_as_typed_with_a_caret(admin: TestClient) -> No
 def test_a_new_fields_type_comes_from_the_registry(admin: TestClient, registry: FieldTypeRegistry) -> None:
     default = registry.default_type
     assert registry[default].writable and registry[default].searchable
-    page = admin.get("/admin/entities/account/fields/new").text
+    page = admin.get("/admin/entities/account/new-field").text
     assert f'<option value="{default}" selected>' in page
     assert 'id="r-options_if"' not in page  # a single line of text has no options to filter
     # The type changed (htmx fetches the form again): the rules typed so far come back, and the
     # option filter the new type takes.
-    changed = admin.get("/admin/entities/account/fields/new",
+    changed = admin.get("/admin/entities/account/new-field",
                         params={"type": "choice", "name": "tier", "visible_if": "type = 'partner'"}).text
     assert logic_of(changed, "visible_if") == "type = 'partner'" and logic_of(changed, "options_if") == ""
     assert "one line per option" in changed
-    applied(admin, "/admin/entities/new", {"name": "vessel", "label": "Vessel", "title_field": "hull"})
+    applied(admin, "/admin/new-entity", {"name": "vessel", "label": "Vessel", "title_field": "hull"})
     meta = admin.get("/api/v1/meta").json()
     vessel = next(e for e in meta["entities"] if e["name"] == "vessel")
     assert {f["name"]: f["type"] for f in vessel["fields"]}["hull"] == default
