@@ -508,7 +508,8 @@ def test_forms_show_read_only_fields_as_text_and_leave_hidden_ones_out(world: Wo
     assert 'value="close_date"' not in rep.get("/e/opportunity").text  # no bulk edit of it
     # A form sent with the read-only field anyway (by hand) changes only what the rep may change.
     saved = rep.post(f"/e/opportunity/{mine}/edit", follow_redirects=False, data={
-        "version": "2", "_fields": ["next_step", "close_date"], "next_step": "demo", "close_date": "2027-12-31"})
+        "version": "2", "_fields": ["next_step", "close_date"], "next_step": "demo",
+        "close_date": "2027-12-31"})
     assert saved.status_code == 303, saved.text
     stored = world.records.get("opportunity", mine).values
     assert (stored["next_step"], str(stored["close_date"]), stored["description"]) == (

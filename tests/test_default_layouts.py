@@ -56,7 +56,8 @@ def test_the_account_page_shows_tabs_and_related_lists(client: TestClient) -> No
     assert re.findall(r'<th scope="col">([^<]+)</th>', people) == ["Name", "Job title", "E-mails", "Phones"]
     assert "Ann" in people and "CTO" in people
     deals = related_section(html, "related-opportunity-account")
-    assert re.findall(r'<th scope="col">([^<]+)</th>', deals) == ["Name", "Sales stage", "Amount", "Close date"]
+    assert re.findall(r'<th scope="col">([^<]+)</th>', deals) == [
+        "Name", "Sales stage", "Amount", "Close date"]
     assert "Acme renewal" in deals
     assert "Kick-off call" in related_section(html, "related-activity-account")
 
@@ -96,7 +97,8 @@ def test_the_primary_contact_is_one_of_the_accounts_people(client: TestClient) -
 def test_a_lead_is_disqualified_only_with_a_reason(client: TestClient) -> None:
     lead = made(client, "lead", last_name="Doe", company="Doe Ltd")
     path = f"/api/v1/lead/{lead['id']}"
-    refused = client.patch(path, json={"status": "disqualified"}, headers={"If-Match": f'"{lead["version"]}"'})
+    refused = client.patch(path, json={"status": "disqualified"},
+                           headers={"If-Match": f'"{lead["version"]}"'})
     assert refused.status_code == 422 and "disqualification_reason" in refused.json()["errors"]
     early = client.patch(path, json={"disqualification_reason": "no_budget"},
                          headers={"If-Match": f'"{lead["version"]}"'})

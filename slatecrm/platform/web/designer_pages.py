@@ -38,6 +38,7 @@ from .designer_forms import (
     values_of,
 )
 from .designer_plans import Outcome, review
+from .layout_placing import placing, unplacing
 from .pinning import records_of
 from .rights import checked_right
 from .roles_pages import not_found
@@ -217,7 +218,8 @@ async def field_page(request: Request) -> Response:
     done = f"/admin/entities/{entity_name}"
     if op == "retire":
         return await review(request, f"retire field {entity_name}.{name}",
-                            customisation.delete_field(entity_name, name), again, done)
+                            unplacing(customisation.delete_field(entity_name, name), entity_name, name),
+                            again, done)
     if new and not valid_name(name):
         return await again(Outcome(None, {"name": [NAMING]}, 422))
     if new and entity.any_field(name) is not None:
@@ -228,8 +230,10 @@ async def field_page(request: Request) -> Response:
     except FormRefused as refused:
         return await again(Outcome(None, refused.errors, 422))
     verb = "restore" if op == "restore" else "define"
+    edit = customisation.put_field(entity_name, name, body)
     return await review(request, f"{verb} field {entity_name}.{name}",
-                        customisation.put_field(entity_name, name, body), again, done)
+                        placing(edit, entity_name, name) if new or op == "restore" else edit,
+                        again, done)
 
 
 async def _field_page(request: Request, entity: Entity, name: str, existing: Any, values: FormValues, op: str,
