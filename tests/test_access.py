@@ -48,7 +48,7 @@ ROLES = (
         EntityGrant("opportunity", frozenset({"create", "read", "update"}), "own",
                     sharing=(SharingRule("account.name = 'Shared Co'", "read"),
                              SharingRule("next_step = 'team effort'", "edit")),
-                    fields=(("description", "hidden"), ("loss_reason", "read_only"))),
+                    fields=(("description", "hidden"), ("close_date", "read_only"))),
     )),
     Role("manager", "Sales manager", platform=frozenset({"view_audit"}), entities=(
         EntityGrant("opportunity", frozenset(ACTIONS), "subordinates"),
@@ -230,15 +230,15 @@ def test_a_search_does_not_confirm_what_a_hidden_field_holds(world: World) -> No
 def test_read_only_fields_are_shown_but_not_changed(world: World) -> None:
     rep = world.service("rep")
     record = rep.get("opportunity", world.ids["mine"])
-    assert "loss_reason" in record.values
+    assert "close_date" in record.values
     with pytest.raises(ValidationFailed) as refused:
-        rep.update("opportunity", world.ids["mine"], {"loss_reason": "price"}, version=record.version)
-    assert refused.value.errors == {"loss_reason": ["is read-only for you"]}
+        rep.update("opportunity", world.ids["mine"], {"close_date": "2027-01-31"}, version=record.version)
+    assert refused.value.errors == {"close_date": ["is read-only for you"]}
     # Sent unchanged (a form sends every field): accepted.
-    rep.update("opportunity", world.ids["mine"], {"loss_reason": None, "next_step": "x"},
+    rep.update("opportunity", world.ids["mine"], {"close_date": None, "next_step": "x"},
                version=record.version)
     with pytest.raises(ValidationFailed):
-        rep.create("opportunity", {"name": "n", "account": world.ids["acme"], "loss_reason": "price"})
+        rep.create("opportunity", {"name": "n", "account": world.ids["acme"], "close_date": "2027-01-31"})
 
 
 def test_a_path_into_records_out_of_reach_cannot_be_filtered_on(world: World) -> None:
@@ -496,19 +496,21 @@ def test_a_read_token_reads_but_writes_nothing(world: World) -> None:
 def test_forms_show_read_only_fields_as_text_and_leave_hidden_ones_out(world: World) -> None:
     rep, admin = world.clients["rep"], world.clients["admin"]
     mine = world.ids["mine"]
-    world.records.update("opportunity", mine, {"loss_reason": "price"}, version=1)
+    world.records.update("opportunity", mine, {"close_date": "2027-01-31"}, version=1)
     for path in (f"/e/opportunity/{mine}/edit", "/e/opportunity/new"):
         page = rep.get(path).text
-        assert 'id="f-loss_reason"' in page and 'name="loss_reason"' not in page, path
-        assert 'name="_fields" value="loss_reason"' not in page, path
+        assert 'id="f-close_date"' in page and 'name="close_date"' not in page, path
+        assert 'name="_fields" value="close_date"' not in page, path
         assert 'id="f-description"' not in page and SENTINEL not in page, path
         assert 'name="next_step"' in page, path
-    assert "Price" in rep.get(f"/e/opportunity/{mine}/edit").text  # the value, shown as its label
-    assert 'name="loss_reason"' in admin.get(f"/e/opportunity/{mine}/edit").text
-    assert 'value="loss_reason"' not in rep.get("/e/opportunity").text  # no bulk edit of it
+    assert "2027-01-31" in rep.get(f"/e/opportunity/{mine}/edit").text  # the value, shown as text
+    assert 'name="close_date"' in admin.get(f"/e/opportunity/{mine}/edit").text
+    assert 'value="close_date"' not in rep.get("/e/opportunity").text  # no bulk edit of it
     # A form sent with the read-only field anyway (by hand) changes only what the rep may change.
     saved = rep.post(f"/e/opportunity/{mine}/edit", follow_redirects=False, data={
-        "version": "2", "_fields": ["next_step", "loss_reason"], "next_step": "demo", "loss_reason": "other"})
+        "version": "2", "_fields": ["next_step", "close_date"], "next_step": "demo",
+        "close_date": "2027-12-31"})
     assert saved.status_code == 303, saved.text
     stored = world.records.get("opportunity", mine).values
-    assert (stored["next_step"], stored["loss_reason"], stored["description"]) == ("demo", "price", SENTINEL)
+    assert (stored["next_step"], str(stored["close_date"]), stored["description"]) == (
+        "demo", "2027-01-31", SENTINEL)

@@ -135,6 +135,7 @@ def test_a_version_conflict_in_two_tabs_offers_reload_or_reapply(site: Site, con
     first.get_by_role("button", name="Save").click()
     expect(first).to_have_url(re.compile(rf"/e/account/{account}$"))
 
+    second.get_by_role("tab", name="Notes").click()  # the default account layout's third tab
     second.locator("#f-description").fill("Edited in the second tab")
     second.get_by_role("button", name="Save").click()
     conflict = second.locator("#conflict")

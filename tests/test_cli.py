@@ -35,13 +35,13 @@ def test_init_installs_the_default_packs(db_url: str) -> None:
     assert "Installed crm-core, sales as revision 1" in result.output
     listed = run("pack", "list", "--json", database=db_url)
     assert [(p["name"], p["version"], p["revision"]) for p in json.loads(listed.output)] == [
-        ("crm-core", "0.1.1", 1), ("sales", "0.2.5", 1)]
+        ("crm-core", "0.1.2", 1), ("sales", "0.2.6", 1)]
     again = run("init", database=db_url)
     assert again.exit_code == 0 and "Already initialised" in again.output
     history = json.loads(run("revisions", "--json", database=db_url).output)
     assert [r["id"] for r in history] == [1]
     assert history[0]["summary"] == ("6 × create table, 5 × add search index, 2 × add role, "
-                                     "1 × add user attribute, 8 × add workflow, 4 × add view")
+                                     "1 × add user attribute, 8 × add workflow, 4 × add view, 4 × add layout")
 
 
 def test_plan_changes_nothing(db_url: str, tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_install_brings_the_shipped_packs_it_requires(db_url: str, tmp_path: Pat
     assert run("init", "--no-default-packs", database=db_url).exit_code == 0
     result = run("pack", "install", str(fleet(tmp_path, "1.0.0")), "--yes", database=db_url)
     assert result.exit_code == 0, result.output
-    assert "install fleet 1.0.0, install crm-core 0.1.1" in result.output
+    assert "install fleet 1.0.0, install crm-core 0.1.2" in result.output
     listed = json.loads(run("pack", "list", "--json", database=db_url).output)
     assert [p["name"] for p in listed] == ["crm-core", "fleet"]
 

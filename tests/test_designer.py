@@ -209,6 +209,33 @@ def test_a_field_is_retired_and_restored_with_its_data(admin: TestClient) -> Non
     assert admin.get(f"/api/v1/vehicle/{made['id']}").json()["seats"] == "four"
 
 
+def test_a_field_added_to_an_entity_with_a_layout_is_placed_in_it_until_retired(admin: TestClient) -> None:
+    """The default account layout shows only what it places: the designer places a new field
+    in its first section, in the same plan, and retiring the field takes it out again."""
+    form = {"op": "save", "name": "fleet_size", "type": "integer", "label": "Fleet size"}
+    plan, _ = reviewed(admin, "/admin/entities/account/fields/new", form)
+    assert "change layout account" in text_of(plan)
+    applied(admin, "/admin/entities/account/fields/new", form)
+    sent = re.findall(r'name="_fields" value="([a-z_]+)"', admin.get("/e/account/new").text)
+    assert sent.index("fleet_size") == sent.index("tags") + 1  # the end of the first section
+
+    def account_layout() -> dict[str, Any]:
+        meta = admin.get("/api/v1/meta").json()
+        found: dict[str, Any] = next(lay for lay in meta["layouts"] if lay["entity"] == "account")
+        return found
+
+    layout = account_layout()
+    assert layout["pack"] == "organisation" and len(layout["related_lists"]) == 4
+    assert layout["tabs"][0]["sections"][0]["fields"][-1] == "fleet_size"
+    applied(admin, "/admin/entities/account/fields/fleet_size", {"op": "retire", "type": "integer"})
+    placed = [n for t in account_layout()["tabs"] for s in t["sections"] for n in s["fields"]]
+    assert "fleet_size" not in placed
+    assert admin.get("/e/account/new").status_code == 200
+    applied(admin, "/admin/entities/account/fields/fleet_size",
+            {"op": "restore", "type": "integer", "label": "Fleet size"})
+    assert 'name="fleet_size"' in admin.get("/e/account/new").text
+
+
 def test_rules_are_checked_as_typed_with_a_caret(admin: TestClient) -> None:
     bad = admin.post("/admin/entities/account/check?rule=formula",
                      data={"formula": "name + + 1", "type": "text"})

@@ -76,7 +76,7 @@ def test_the_organisation_layer_exports_and_installs_with_the_same_metamodel(
     exported = run("pack", "export", "--name", "acme", "--version", "1.0.0", str(tmp_path / "acme"),
                    database=db_url)
     assert exported.exit_code == 0, exported.output
-    assert "requires crm-core ^0.1.1, sales ^0.2.5" in exported.output
+    assert "requires crm-core ^0.1.2, sales ^0.2.6" in exported.output
     files = sorted(p.relative_to(tmp_path / "acme").as_posix() for p in (tmp_path / "acme").rglob("*.yaml"))
     assert files == ["entities/project.yaml", "extensions/account.yaml", "extensions/opportunity.yaml",
                      "pack.yaml", "roles/auditor.yaml", "workflows/tier_note.yaml"]

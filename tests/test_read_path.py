@@ -89,7 +89,7 @@ def crm(client: TestClient) -> dict[str, Any]:
     assert client.patch(f"/api/v1/opportunity/{deal['id']}",
                         json={"stage": "qualification", "version": 1}).status_code == 200
     made(client, "activity", subject="Call Jane", account=acme["id"], contact=jane["id"])
-    made(client, "lead", last_name="Roe", company="Roe Ltd", converted_account=acme["id"])
+    made(client, "lead", last_name="Roe", company="Roe Ltd", status="converted", converted_account=acme["id"])
     for number in range(3):
         made(client, "opportunity", name=f"Deal {number}", account=acme["id"])
     return {"account": acme, "parent": parent, "contact": jane, "deal": deal}

@@ -72,7 +72,7 @@ def test_default_packs_create_their_tables(engine: sa.Engine, registry: FieldTyp
     assert drift(engine) == []
     with engine.connect() as conn:
         history = revisions.history(conn)
-    assert [r.source for r in history] == ["install crm-core 0.1.1, install sales 0.2.5"]
+    assert [r.source for r in history] == ["install crm-core 0.1.2, install sales 0.2.6"]
 
 
 def test_adding_fields_to_100000_rows_keeps_them_and_does_not_rebuild(
@@ -241,7 +241,7 @@ def test_purge_drops_a_retired_field_for_good(engine: sa.Engine, registry: Field
                                                                      "    target: contact\n"
                                                                      "    on_delete: set_null\n", ""))
     pack_file = trimmed / "pack.yaml"
-    pack_file.write_text(pack_file.read_text().replace("version: 0.1.1", "version: 0.1.2", 1))
+    pack_file.write_text(pack_file.read_text().replace("version: 0.1.2", "version: 0.1.3", 1))
     install(engine, registry, trimmed)
     with pytest.raises(Exception, match="not a retired field"):
         plan(engine, registry, purge=(("activity", "subject"),))
@@ -275,7 +275,7 @@ def test_rebuilding_a_parent_table_does_not_cascade(engine: sa.Engine, registry:
     account.write_text(account.read_text().replace(
         "    target: account\n    on_delete: set_null", "    target: account\n    on_delete: cascade"))
     pack_file = core / "pack.yaml"
-    pack_file.write_text(pack_file.read_text().replace("version: 0.1.1", "version: 0.2.0", 1))
+    pack_file.write_text(pack_file.read_text().replace("version: 0.1.2", "version: 0.2.0", 1))
     installation = plan(engine, registry, core)
     retype = ["drop index", "retype column", "add index"]
     assert [c.action for c in installation.plan.changes] == (  # a rebuild loses the triggers

@@ -147,14 +147,18 @@ def test_record_page_stage_path_move_and_history(client: TestClient) -> None:
     moved = client.post(f"/e/opportunity/{deal}/move", data={"field": "stage", "stage": "closed_lost",
                                                              "version": "1", "back": "/e/opportunity"},
                         follow_redirects=False)
-    assert moved.status_code == 422  # closed lost needs a loss reason
-    client.patch(f"/api/v1/opportunity/{deal}", json={"loss_reason": "price", "version": 1})
-    moved = client.post(f"/e/opportunity/{deal}/move", data={"field": "stage", "stage": "closed_lost",
+    assert moved.status_code == 422 and "Loss reason" in moved.text  # closed lost needs a loss reason
+    # ... which the sales pack's form logic takes only with the move (shown only when lost)
+    early = client.patch(f"/api/v1/opportunity/{deal}", json={"loss_reason": "price", "version": 1})
+    assert early.status_code == 422 and "loss_reason" in early.json()["errors"]
+    client.patch(f"/api/v1/opportunity/{deal}", json={
+        "amount": {"amount": "900", "currency": "USD"}, "close_date": "2027-03-31", "version": 1})
+    moved = client.post(f"/e/opportunity/{deal}/move", data={"field": "stage", "stage": "closed_won",
                                                              "version": "2", "back": "/e/opportunity"},
                         follow_redirects=False)
     assert moved.status_code == 303 and moved.headers["location"] == "/e/opportunity"
     twin = client.get(f"/e/opportunity/{deal}.json").json()
-    assert twin["record"]["stage"] == "closed_lost" and [h["version"] for h in twin["history"]] == [1, 2, 3]
+    assert twin["record"]["stage"] == "closed_won" and [h["version"] for h in twin["history"]] == [1, 2, 3]
 
 
 def test_board_columns_count_and_sum(client: TestClient) -> None:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from slatecrm.metamodel.layouts import Layout
 from slatecrm.metamodel.model import Entity, Metamodel
 from slatecrm.metamodel.rules import Checked, RuleError
 from slatecrm.metamodel.rules import typed as t
@@ -111,15 +112,37 @@ class RestrictedRules(RevisionRules):
 def restrict_metamodel(metamodel: Metamodel, roles: RoleAccess) -> Metamodel:
     """The readable active entities, each without its hidden fields; no role definitions; the
     views of the readable entities only (a view's filter names fields: /meta shows no view of
-    an entity the reader cannot list)."""
+    an entity the reader cannot list); their layouts without the hidden fields."""
     entities = []
     for entity in metamodel.active_entities:
         grant = roles.entity(entity.name)
         if grant.may("read"):
             entities.append(restrict_entity(entity, grant.hidden))
     readable = {e.name for e in entities}
+    hidden = {name: roles.entity(name).hidden for name in readable}
     return replace(metamodel, entities=tuple(entities), roles=(),
-                   views=tuple(v for v in metamodel.views if v.entity in readable))
+                   views=tuple(v for v in metamodel.views if v.entity in readable),
+                   layouts=tuple(restrict_layout(layout, hidden) for layout in metamodel.layouts
+                                 if layout.entity in readable))
+
+
+def restrict_layout(layout: Layout, hidden: Mapping[str, frozenset[str]]) -> Layout:
+    """`layout` as a reader sees it (`hidden`: the fields each readable entity hides from
+    them): no hidden field placed, in the compact form or as a related list's column or sort
+    key, and no related list of an entity they cannot read or through a field hidden from
+    them; the places of the names in the file are left out (their keys name fields)."""
+    own = hidden[layout.entity]
+
+    def shown(names: tuple[str, ...], entity: str) -> tuple[str, ...]:
+        return tuple(n for n in names if n.lstrip("-") not in hidden[entity])
+
+    tabs = tuple(replace(tab, sections=tuple(replace(section, fields=shown(section.fields, layout.entity))
+                                             for section in tab.sections)) for tab in layout.tabs)
+    related = None if layout.related_lists is None else tuple(
+        replace(r, columns=shown(r.columns, r.entity), sort=shown(r.sort, r.entity))
+        for r in layout.related_lists if r.entity in hidden and r.field not in hidden[r.entity])
+    return replace(layout, tabs=tabs, related_lists=related,
+                   compact=tuple(n for n in layout.compact if n not in own), locations={})
 
 
 def restrict_entity(entity: Entity, hidden: frozenset[str]) -> Entity:

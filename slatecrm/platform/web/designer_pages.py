@@ -43,6 +43,7 @@ from .designer_forms import (
     values_of,
 )
 from .designer_plans import Outcome, review
+from .layout_placing import placing, unplacing
 from .pinning import records_of
 from .rights import checked_right
 from .roles_pages import not_found
@@ -266,7 +267,8 @@ async def field_page(request: Request) -> Response:
                             customisation.revert_field(entity_name, name), again, done)
     if op == "retire":
         return await review(request, f"retire field {entity_name}.{name}",
-                            customisation.delete_field(entity_name, name), again, done)
+                            unplacing(customisation.delete_field(entity_name, name), entity_name, name),
+                            again, done)
     if new and not valid_name(name):
         return await again(Outcome(None, {"name": [NAMING]}, 422))
     if new and entity.any_field(name) is not None:
@@ -289,7 +291,9 @@ async def field_page(request: Request) -> Response:
                                                    "as it is"]}, 422))
         edit = customisation.delete_field(entity_name, name)  # drops the organisation's override
     verb = "restore" if op == "restore" else "define"
-    return await review(request, f"{verb} field {entity_name}.{name}", edit, again, done)
+    return await review(request, f"{verb} field {entity_name}.{name}",
+                        placing(edit, entity_name, name) if new or op == "restore" else edit,
+                        again, done)
 
 
 async def _field_page(request: Request, entity: Entity, name: str, existing: Any, values: FormValues, op: str,
