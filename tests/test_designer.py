@@ -213,9 +213,9 @@ def test_a_field_added_to_an_entity_with_a_layout_is_placed_in_it_until_retired(
     """The default account layout shows only what it places: the designer places a new field
     in its first section, in the same plan, and retiring the field takes it out again."""
     form = {"op": "save", "name": "fleet_size", "type": "integer", "label": "Fleet size"}
-    plan, _ = reviewed(admin, "/admin/entities/account/fields/new", form)
+    plan, _ = reviewed(admin, "/admin/entities/account/new-field", form)
     assert "change layout account" in text_of(plan)
-    applied(admin, "/admin/entities/account/fields/new", form)
+    applied(admin, "/admin/entities/account/new-field", form)
     sent = re.findall(r'name="_fields" value="([a-z_]+)"', admin.get("/e/account/new").text)
     assert sent.index("fleet_size") == sent.index("tags") + 1  # the end of the first section
 
