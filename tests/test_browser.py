@@ -226,21 +226,39 @@ def test_kanban_refuses_a_move_until_the_required_fields_are_filled(site: Site, 
     assert site.records.get("opportunity", deal).values["stage"] == "prospecting"
     screenshot(page, "kanban-refused")
 
+    # The refusal's link opens the form at the stage aimed at: filling in what it asks for
+    # and saving is the move.
     message.get_by_role("link").click()
-    expect(page).to_have_url(re.compile(rf"/e/opportunity/{deal}/edit$"))
+    expect(page).to_have_url(re.compile(rf"/e/opportunity/{deal}/edit\?stage=proposal$"))
+    expect(page.locator("#f-stage")).to_have_value("proposal")
     page.locator("#f-primary_contact").select_option(str(contact))
     page.locator("#f-amount").fill("12000")
     page.locator("#f-close_date").fill("2027-03-31")
     page.get_by_role("button", name="Save").click()
     expect(page).to_have_url(re.compile(rf"/e/opportunity/{deal}$"))
-
-    page.goto(f"{site.url}/e/opportunity/board/sales?q=Kanban+deal")
-    card = page.locator(f'li.kanban-card[data-id="{deal}"]')
-    drag(page, card, page.locator('ol.cards[data-stage="proposal"]'))
-    expect(page.locator('.column-count[data-stage="proposal"]')).to_have_text("1")
-    expect(page.locator('.column-count[data-stage="prospecting"]')).to_have_text("0")
     assert site.records.get("opportunity", deal).values["stage"] == "proposal"
+
+    usual = page.viewport_size
+    page.set_viewport_size({"width": 2200, "height": 800})  # every column in view, for the mouse
+    page.goto(f"{site.url}/e/opportunity/board/sales?q=Kanban+deal")
+    expect(page.locator('.column-count[data-stage="proposal"]')).to_have_text("1")
+    # Closed lost asks for a loss reason, which the form logic shows only at that stage.
+    card = page.locator(f'li.kanban-card[data-id="{deal}"]')
+    drag(page, card, page.locator('ol.cards[data-stage="closed_lost"]'))
+    expect(message).to_contain_text("Loss reason")
+    assert site.records.get("opportunity", deal).values["stage"] == "proposal"
+    message.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(rf"/e/opportunity/{deal}/edit\?stage=closed_lost$"))
+    expect(page.locator("#f-loss_reason")).to_be_visible()
+    page.locator("#f-loss_reason").select_option("competitor")
+    page.get_by_role("button", name="Save").click()
+    expect(page).to_have_url(re.compile(rf"/e/opportunity/{deal}$"))
+    stored = site.records.get("opportunity", deal).values
+    assert (stored["stage"], stored["loss_reason"]) == ("closed_lost", "competitor")
+    page.goto(f"{site.url}/e/opportunity/board/sales?q=Kanban+deal")
+    expect(page.locator('.column-count[data-stage="closed_lost"]')).to_have_text("1")
     expect(page.locator("#board-message")).to_be_hidden()
+    page.set_viewport_size(usual)
     page.goto(f"{site.url}/e/opportunity/board/sales")
     screenshot(page, "kanban")
     assert script_errors(seen) == [] and seen.dialogs == []

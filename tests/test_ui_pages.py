@@ -148,6 +148,17 @@ def test_record_page_stage_path_move_and_history(client: TestClient) -> None:
                                                              "version": "1", "back": "/e/opportunity"},
                         follow_redirects=False)
     assert moved.status_code == 422 and "Loss reason" in moved.text  # closed lost needs a loss reason
+    # Its "Fill in the fields" opens the form at that stage, the loss reason shown and required
+    # by the form logic; saving the stage with a reason is the move.
+    assert f'href="/e/opportunity/{deal}/edit?stage=closed_lost">Fill in the fields' in moved.text
+    at_stage = client.get(f"/e/opportunity/{deal}/edit?stage=closed_lost",
+                          headers={"Accept": "application/json"})
+    assert at_stage.status_code == 200
+    logic = at_stage.json()["logic"]
+    assert "loss_reason" in logic["required"] and "loss_reason" not in logic["hidden"]
+    as_stored = client.get(f"/e/opportunity/{deal}/edit", headers={"Accept": "application/json"}).json()
+    assert "loss_reason" in as_stored["logic"]["hidden"]
+    assert client.get(f"/e/opportunity/{deal}/edit?amount=5").status_code == 200  # only a stage is taken
     # ... which the sales pack's form logic takes only with the move (shown only when lost)
     early = client.patch(f"/api/v1/opportunity/{deal}", json={"loss_reason": "price", "version": 1})
     assert early.status_code == 422 and "loss_reason" in early.json()["errors"]

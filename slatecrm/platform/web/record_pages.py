@@ -253,7 +253,10 @@ def history_references(ce: CompiledEntity, history: list[HistoryEntry]) -> dict[
 
 
 async def record_page(request: Request, *, errors: dict[str, list[str]] | None = None,
-                      message: str = "", status: int = 200, workflow_error: str = "") -> Response:
+                      message: str = "", status: int = 200, workflow_error: str = "",
+                      aimed: dict[str, str] | None = None) -> Response:
+    """The record page; after a refused move, `aimed` is the stage it aimed at by pipeline
+    field, which the refusal's "Fill in the fields" link opens the edit form at."""
     records = records_of(request)
     entity, record_id = request.path_params["entity"], _record_id(request)
     view = await run_in_threadpool(read_record_view, records, entity, record_id)
@@ -282,6 +285,7 @@ async def record_page(request: Request, *, errors: dict[str, list[str]] | None =
         "paths": stage_paths(ce, record), "history": list(reversed(view.history)), "visits": view.visits,
         "errors": errors or {}, "message": message, "people": view.people,
         "history_titles": view.history_titles, "automation": panel, "linked": view.linked,
+        "aimed": aimed or {},
     }, twin=twin, entity=entity, status=status)
 
 
@@ -290,9 +294,11 @@ async def show(request: Request) -> Response:
 
 
 def _raw_from_record(ce: CompiledEntity, record: Record | None, defaults: dict[str, str]) -> dict[str, Any]:
+    """The form's inputs for `record` (or a new record), with `defaults` given in the URL:
+    a new record's values, or an existing record's next stage (see `stage_moves`)."""
     raw: dict[str, Any] = {}
     for compiled in widgets.form_fields(ce):
-        if record is not None:
+        if record is not None and compiled.name not in defaults:
             value = record.values.get(compiled.name)
         else:
             value = compiled.field.default
@@ -605,12 +611,22 @@ async def new(request: Request) -> Response:
     return RedirectResponse(f"/e/{ce.name}/{record.id}", status_code=303)
 
 
+def stage_moves(ce: CompiledEntity, request: Request) -> dict[str, str]:
+    """`?<pipeline field>=<stage>` on an edit form: the stage a refused move aimed at (the
+    board's drop, the path bar), set in the form so that its form logic shows the fields the
+    stage asks for; nothing is saved until the form is. Only pipeline fields: the form of an
+    existing record is otherwise the record as stored."""
+    return {k: v for k, v in request.query_params.items() if k in ce.pipelines and v}
+
+
 async def edit(request: Request) -> Response:
     records = records_of(request)
     ce = await run_in_threadpool(records.entity, request.path_params["entity"])
     record = await run_in_threadpool(records.get, ce.name, _record_id(request))
     if request.method in READ_METHODS:  # HEAD is a GET without the body
-        return await form_page(request, ce, record, _raw_from_record(ce, record, {}))
+        # The stage aimed at is a change of the form: what it was is the record as stored.
+        return await form_page(request, ce, record, _raw_from_record(ce, record, stage_moves(ce, request)),
+                               was=_raw_from_record(ce, record, {}))
     form = await uploads.store_form_files(records, ce, await uploads.parsed_form(request))
     data = widgets.read_form(ce, form, keep_blank=True,
                              locked=await locked_fields(records, ce.name, new_record=False))
@@ -703,8 +719,9 @@ async def move(request: Request) -> Response:
     except (ValidationFailed, VersionConflict) as error:
         if wants_json(request):
             raise
-        errors = error.errors if isinstance(error, ValidationFailed) else {field: [str(error)]}
-        return await record_page(request, errors=errors, status=error.status)
+        if isinstance(error, ValidationFailed):
+            return await record_page(request, errors=error.errors, status=error.status, aimed={field: stage})
+        return await record_page(request, errors={field: [str(error)]}, status=error.status)
     if wants_json(request):
         return JSONResponse(records.as_json(saved))
     return RedirectResponse(_back(form, f"/e/{entity}/{record_id}"), status_code=303)

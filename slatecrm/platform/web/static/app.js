@@ -65,7 +65,9 @@
           fetch(url, {method: "POST", body: body,
                       headers: {"Accept": "application/json", "x-csrftoken": csrfToken()}})
             .then(function (response) {
-              return response.json().then(function (data) { return {ok: response.ok, data: data}; });
+              return response.json().then(function (data) {
+                return {ok: response.ok, status: response.status, data: data};
+              });
             })
             .then(function (result) {
               card.classList.remove("moving");
@@ -79,8 +81,14 @@
               // Refused: the card snaps back to where it was, and the board says why.
               var back = evt.from.children[evt.oldIndex] || null;
               evt.from.insertBefore(card, back);
+              // The edit form opens at the stage aimed at (a refusal of its required fields),
+              // its form logic showing what the stage asks for; a stale card opens as stored.
+              var edit = "/e/" + board.dataset.entity + "/" + card.dataset.id + "/edit";
+              if (result.status === 422) {
+                edit += "?" + new URLSearchParams([[board.dataset.field, stage]]).toString();
+              }
               showMessage("“" + card.dataset.title + "” was not moved: " + refusal(result.data, board.dataset.field),
-                          "/e/" + board.dataset.entity + "/" + card.dataset.id + "/edit");
+                          edit);
             })
             .catch(function () {
               card.classList.remove("moving");
