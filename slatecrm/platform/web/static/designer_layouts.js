@@ -82,6 +82,10 @@
     }
   });
 
-  document.addEventListener("DOMContentLoaded", function () { setUp(document); });
-  document.addEventListener("htmx:after:swap", function () { setUp(document); });
+  // The workspace is replaced after each action (its old element gone, so events on it do
+  // not reach the document): the new editor is set up when it appears.
+  document.addEventListener("DOMContentLoaded", function () {
+    setUp(document);
+    new MutationObserver(function () { setUp(document); }).observe(document.body, {childList: true, subtree: true});
+  });
 })();
