@@ -250,3 +250,11 @@ def test_the_preview_draws_the_form_widgets_inert_with_required_markers(client: 
     assert 'class="req"' in shown  # plate is required
     twin = client.post(PAGE + "/preview.json", data={"layout": TABBED}).json()
     assert twin["tabs"][0]["sections"][0]["required"] == ["plate"]
+
+
+def test_a_new_section_left_empty_is_refused_when_reviewed(client: TestClient) -> None:
+    body = edited(client, TABBED, "add_section:0")
+    refused = client.post(PAGE, data={"layout": as_yaml(body)})
+    assert refused.status_code == 422, refused.text
+    assert "tabs[0].sections[1].fields: must not be empty" in refused.text
+    assert 'name="confirm"' not in refused.text
