@@ -108,11 +108,12 @@ def test_drag_a_field_into_another_section_apply_and_the_form_follows(site: str,
     expect(dates.locator("#f-registered")).to_have_count(1)
 
 
-def drop(page: Any, item: Any, target: Any, moved: Any) -> None:
+def drop(page: Any, item: Any, target: Any, moved: Any, *, last: bool = False) -> None:
     """Press on `item`, move a little until Sortable has started the drag (the item is its
     ghost), move onto `target`, wait while held until Sortable has moved it (`moved` is
     there), and let go: the server then answers the editor again. The page is scrolled to
-    its top first (the mouse moves within the viewport, tall enough for both)."""
+    its top first (the mouse moves within the viewport, tall enough for both). `last`: onto
+    the target list's room below its last item (Sortable appends there)."""
     from playwright.sync_api import expect
 
     page.evaluate("window.scrollTo(0, 0)")
@@ -122,7 +123,8 @@ def drop(page: Any, item: Any, target: Any, moved: Any) -> None:
     page.mouse.down()
     page.mouse.move(x + 4, y + 4, steps=2)
     expect(page.locator(".sortable-ghost")).to_have_count(1)
-    gx, gy = goal["x"] + goal["width"] * 0.75, goal["y"] + goal["height"] / 2
+    gx = goal["x"] + goal["width"] * 0.75
+    gy = goal["y"] + goal["height"] - 4 if last else goal["y"] + goal["height"] / 2
     page.mouse.move(gx, gy, steps=12)
     expect(moved).to_have_count(1)
     page.mouse.up()
@@ -143,8 +145,8 @@ def test_sections_and_fields_dragged_to_a_new_tab_keep_the_typed_yaml(site: str,
     area.fill(area.input_value().replace("label: Dates", "label: When"))
     expect(page.locator("#layout-preview legend", has_text="When")).to_have_count(1)
     # Drag the When section (tab 1, its second section) to the new tab.
-    drop(page, page.locator("#section-0-1 .section-handle"), page.locator("#section-1-0"),
-         page.locator("#tab-1 #section-0-1"))
+    drop(page, page.locator("#section-0-1 .section-handle"), page.locator("#tab-1 .layout-sections"),
+         page.locator("#tab-1 #section-0-1"), last=True)
     expect(page.locator("#tab-1 .layout-section")).to_have_count(2)
     expect(page.locator("#tab-0 .layout-section")).to_have_count(1)
     expect(page.locator("#tab-1 .layout-label[value=When]")).to_have_count(1)  # the typed label kept

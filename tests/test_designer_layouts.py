@@ -193,6 +193,15 @@ def test_fields_sections_and_tabs_are_arranged_by_actions(client: TestClient) ->
     assert [t["label"] for t in flat["tabs"]] == ["Main", "New tab"]
 
 
+def test_enter_in_a_label_without_a_script_renames_what_changed_only(client: TestClient) -> None:
+    typed = TABBED.replace("label: When", "label: Typed in the text")
+    labels = {"label.0": "Basics", "was.label.0": "Basics", "label.1": "Later", "was.label.1": "Dates",
+              "label.1.0": "When", "was.label.1.0": "When"}
+    body = edited(client, typed, "drop", drop="", **labels)  # Enter: the form's first button, no move
+    assert [t["label"] for t in body["tabs"]] == ["Basics", "Later"]
+    assert body["tabs"][1]["sections"][0]["label"] == "Typed in the text"  # the text's edit kept
+
+
 def test_the_compact_fields_are_added_reordered_and_removed(client: TestClient) -> None:
     body = edited(client, TABBED, "add_compact", compact_field="plate")
     body = edited(client, as_yaml(body), "add_compact", compact_field="price")

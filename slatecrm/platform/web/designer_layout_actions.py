@@ -18,8 +18,24 @@ ARITY: Mapping[str, tuple[int, ...]] = {
     "move_field": (1, 3, 4), "add_section": (1,), "move_section": (3, 4), "rename_section": (2,),
     "columns": (3,), "remove_section": (2,), "add_tab": (0,), "move_tab": (2,), "rename_tab": (1,),
     "remove_tab": (1,), "add_related": (0,), "move_related": (2,), "remove_related": (1,),
-    "add_compact": (0,), "move_compact": (2,), "remove_compact": (1,),
+    "add_compact": (0,), "move_compact": (2,), "remove_compact": (1,), "labels": (0,),
 }
+
+
+def _renamed(body: Body, form: Mapping[str, Any]) -> Body:
+    """Every label whose input the user changed (it differs from the `was.` input beside it):
+    Enter in a label without a script submits the form so, with no action of its own."""
+    for key in list(form.keys()):
+        if not key.startswith("label.") or form.get(f"was.{key}") is None \
+                or form.get(key) == form.get(f"was.{key}"):
+            continue
+        place = [_number(part, "labels") for part in key.split(".")[1:]]
+        label = str(form.get(key) or "")
+        if len(place) == 1:
+            body = edits.rename_tab(body, place[0], label)
+        elif len(place) == 2:
+            body = edits.rename_section(body, place[0], place[1], label)
+    return body
 
 
 def _number(text: str, action: str) -> int:
@@ -65,6 +81,8 @@ def apply_action(body: Body, action: str, form: Mapping[str, Any], fields: Seque
             return edits.remove_section(body, n[0], n[1])
         case "add_tab":
             return edits.add_tab(body)
+        case "labels":
+            return _renamed(body, form)
         case "move_tab":
             return edits.move_tab(body, n[0], n[1])
         case "rename_tab":

@@ -145,6 +145,7 @@ async def edit(request: Request) -> Response:
     form = await request.form()
     text = str(form.get("layout") or "")
     action = str(form.get("drop") or "") if form.get("action") == "drop" else str(form.get("action") or "")
+    action = action or "labels"  # Enter in a label, without a script: the labels changed
     entity: Entity = editor["entity"]
     try:
         body = parsed(text, entity.name)
