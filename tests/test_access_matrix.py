@@ -347,6 +347,10 @@ TABLE: dict[tuple[str, str], Call] = {
     ("/admin/entities/{entity}/layout", "POST"): Call(
         "right/manage_metamodel", params=lambda w, who: {
             "path": {"entity": "deal"}, "data": {"layout": "compact: {fields: [name]}\n"}}),
+    ("/admin/entities/{entity}/layout/edit", "POST"): Call(
+        "right/manage_metamodel", params=lambda w, who: {
+            "path": {"entity": "deal"}, "data": {"layout": "sections: [{label: S, fields: [name]}]\n",
+                                                 "action": "add_section:0"}}),
     ("/admin/entities/{entity}/layout/preview", "POST"): Call(
         "right/manage_metamodel", params=lambda w, who: {
             "path": {"entity": "deal"}, "data": {"layout": "sections: [{label: S, fields: [name]}]\n"}}),

@@ -1,10 +1,14 @@
-"""The designer's layout editor in a real browser: drag a field chip into another section,
-the YAML and the form preview follow; review the plan, Apply, and the record form shows the
-field in its new section. Screenshot docs/images/designer-layout.png with
-SLATECRM_SCREENSHOTS=1."""
+"""The designer's layout editor in a real browser, on SQLite and PostgreSQL: drag a field
+chip into another section, the YAML and the form preview follow; review the plan, Apply, and
+the record form shows the field in its new section. Add a tab, type in the YAML, drag a
+section to the new tab and a field into its new section: each drop is applied by the server
+to the text as typed (the typed edit is kept); Apply, and the record page shows the new
+arrangement. Screenshot docs/images/designer-layout.png with SLATECRM_SCREENSHOTS=1."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +17,7 @@ import pytest
 from slatecrm.platform import customisation
 from slatecrm.platform.storage.engine import create_engine
 
+from . import conftest
 from .browser import HUNG_MS, ServerThread, require_browser, sign_in, watch
 from .defaults import field_types, make_app
 from .packs import install
@@ -25,12 +30,8 @@ LAYOUT = {"sections": [{"label": "Main", "columns": 2, "fields": ["plate", "pric
                        {"label": "Dates", "fields": ["registered"]}]}
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def serve(url: str) -> Iterator[str]:
     """A server over crm-core and the organisation's vehicle entity laid out in two sections."""
-    require_browser()
-    root = tmp_path_factory.mktemp("designer-layouts")
-    url = f"sqlite:///{root / 'ui.db'}"
     engine = create_engine(url)
     install(engine, field_types(), "crm-core")
     for summary, edit in (("define vehicle", customisation.put_entity("vehicle", VEHICLE)),
@@ -43,6 +44,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with ServerThread(app) as server:
         yield server.url
     app.state.engine.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    require_browser()
+    if request.param == "sqlite":
+        yield from serve(f"sqlite:///{tmp_path_factory.mktemp('designer-layouts') / 'ui.db'}")
+        return
+    for url in conftest._postgres_database():
+        yield from serve(url)
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +106,77 @@ def test_drag_a_field_into_another_section_apply_and_the_form_follows(site: str,
     dates = page.locator("fieldset", has=page.locator("legend", has_text="Dates"))
     expect(dates.locator("#f-price")).to_have_count(1)
     expect(dates.locator("#f-registered")).to_have_count(1)
+
+
+def drop(page: Any, item: Any, target: Any, moved: Any, *, last: bool = False) -> None:
+    """Press on `item`, move a little until Sortable has started the drag (the item is its
+    ghost), move onto `target`, wait while held until Sortable has moved it (`moved` is
+    there), and let go: the server then answers the editor again. The page is scrolled to
+    its top first (the mouse moves within the viewport, tall enough for both). `last`: onto
+    the target list's room below its last item (Sortable appends there)."""
+    from playwright.sync_api import expect
+
+    page.evaluate("window.scrollTo(0, 0)")
+    box, goal = item.bounding_box(), target.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 4, y + 4, steps=2)
+    expect(page.locator(".sortable-ghost")).to_have_count(1)
+    gx = goal["x"] + goal["width"] * 0.75
+    gy = goal["y"] + goal["height"] - 4 if last else goal["y"] + goal["height"] / 2
+    page.mouse.move(gx, gy, steps=12)
+    expect(moved).to_have_count(1)
+    page.mouse.up()
+
+
+def test_sections_and_fields_dragged_to_a_new_tab_keep_the_typed_yaml(site: str, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": 1280, "height": 1600})
+    page.goto(f"{site}/admin/entities/vehicle/layout")
+    area = page.locator("#layout-yaml")
+    area.fill(json.dumps({"sections": LAYOUT["sections"]}))  # the starting arrangement, typed
+    expect(page.locator("#layout-preview legend")).to_have_count(2)
+    page.locator("#add-tab").click()  # a server action on the typed text
+    expect(page.locator("#tab-1 .layout-section")).to_have_count(1)
+    expect(area).to_have_value(re.compile(r"New tab"))
+    # Typed meanwhile, not saved: the Dates section is now "When" in the text only.
+    area.fill(area.input_value().replace("label: Dates", "label: When"))
+    expect(page.locator("#layout-preview legend", has_text="When")).to_have_count(1)
+    # Drag the When section (tab 1, its second section) to the new tab.
+    drop(page, page.locator("#section-0-1 .section-handle"), page.locator("#tab-1 .layout-sections"),
+         page.locator("#tab-1 #section-0-1"), last=True)
+    expect(page.locator("#tab-1 .layout-section")).to_have_count(2)
+    expect(page.locator("#tab-0 .layout-section")).to_have_count(1)
+    expect(page.locator("#tab-1 .layout-label[value=When]")).to_have_count(1)  # the typed label kept
+    # Drag price into the new (empty) section of the new tab.
+    empty = page.locator("#tab-1 .layout-section", has=page.locator("input[value='New section']"))
+    drop(page, page.locator("#chip-price"), empty.locator(".layout-zone"), empty.locator("#chip-price"))
+    expect(page.locator("#tab-1 .layout-section", has=page.locator("input[value='New section']"))
+           .locator("#chip-price")).to_have_count(1)
+    # Sortable moved the chip at once; the server's answer rewrites the text (a label typed
+    # before it came would be replaced with the editor).
+    expect(area).to_have_value(re.compile(r"- label: New section\n +columns: 1\n +fields:\n +- price\n"))
+    # Rename the new tab from its label (Enter sends it).
+    label = page.locator("#tab-1 input.layout-label[name='label.1']")
+    label.fill("Later")
+    label.press("Enter")
+    expect(area).to_have_value(re.compile(r"- label: Later\n"))  # the server's text now
+    expect(area).to_have_value(re.compile(r"- label: When\n"))  # the typed edit is still there
+    assert "Dates" not in area.input_value()
+    page.locator("#review-layout").click()
+    expect(page.locator("#plan h2")).to_contain_text("change layout vehicle")
+    page.locator("#apply").click()
+    expect(page.locator("#tab-1 input.layout-label[name='label.1']")).to_have_value("Later")
+    page.goto(f"{site}/e/vehicle/new")
+    page.locator("#f-plate").fill("LATER-1")
+    page.get_by_role("button", name="Save").click()
+    expect(page).to_have_url(re.compile(r"/e/vehicle/\d+$"))
+    later = page.get_by_role("tab", name="Later")
+    expect(later).to_be_visible()
+    later.click()
+    panel = page.locator(".tab-panel", has=page.locator("h2", has_text="When"))
+    expect(panel.locator("h2", has_text="New section")).to_have_count(1)
+    expect(panel).to_be_visible()
+    expect(page.get_by_role("tab", name="Main")).to_have_count(1)

@@ -3,100 +3,64 @@ record page and form (metamodel/layouts.py) and shows a form preview of the layo
 edited.
 
 The layout travels as one YAML document in a textarea: that is the editor without
-JavaScript, and what the drag-and-drop editor (static/designer_layouts.js: fields as chips
-dragged between sections and an "unplaced" tray) writes back after each drop. Saving plans
-the organisation's layout (customisation.put_layout, no SQL) and applies it through the one
-plan flow (web/designer_plans.py); the layout checks (a required field left out, an unknown
-field) refuse it with the reason. The preview (htmx, on change) renders the form's tabs and
-sections through layout_view.tabs and the form's own field rows.
+JavaScript. The structured editor around it (fields, sections, tabs, related lists and the
+compact fields, dragged with Sortable.js in static/designer_layouts.js, and buttons) sends
+each action to `/layout/edit` WITH the textarea's current text: the server applies the
+action to that text (web/designer_layout_actions.py, layout_edits.py) and answers the page
+again, editor, YAML and preview, so unsaved text edits are kept; text that does not parse
+refuses the action with the YAML's error, the text left as it was. Saving plans the
+organisation's layout (customisation.put_layout, no SQL) and applies it through the one plan
+flow (web/designer_plans.py); the layout checks (a required field left out, an unknown
+field, an empty section) refuse it with the reason. The preview draws the form's own rows
+(web/designer_layout_preview.py).
 """
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
-from ruamel.yaml import YAML
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from slatecrm.metamodel.errors import Problem
-from slatecrm.metamodel.layouts import Layout, LayoutSection, LayoutTab
 from slatecrm.metamodel.model import Entity
-from slatecrm.metamodel.yamlsource import parse_yaml
 
 from .. import customisation
+from ..layout_edits import EditRefused, related_key, tabs_of
 from .admin import MANAGE_METAMODEL
+from .designer_layout_actions import apply_action
+from .designer_layout_body import as_yaml, body_of, parsed
+from .designer_layout_preview import preview_context, preview_twin
 from .designer_plans import plan_or_apply
-from .layout_view import tab_context, tabs
 from .pinning import records_of
 from .rights import checked_right
 from .templating import render
 from .uicontext import base_context
-from .widgets import form_fields
+
+__all__ = ["as_yaml", "parsed", "routes"]  # designer_views.py reads views' YAML the same way
 
 
-def body_of(layout: Layout | None, entity: Entity) -> dict[str, Any]:
-    """The layout as the editor edits it (a pack's `kind: layout` document, less its kind);
-    without a layout, the default one: every field in one section."""
-    if layout is None:
-        return {"entity": entity.name, "sections": [
-            {"label": entity.label, "columns": 1, "fields": [f.name for f in entity.active_fields]}]}
-    shaped = [{"label": t.label, "sections": [
-        {"label": s.label, "columns": s.columns, "fields": list(s.fields)} for s in t.sections]}
-        for t in layout.tabs]
-    body: dict[str, Any] = {"entity": layout.entity}
-    if layout.tabbed:
-        body["tabs"] = shaped
-    else:
-        body["sections"] = [section for tab in shaped for section in tab["sections"]]
-    if layout.related_lists is not None:
-        body["related_lists"] = [
-            {k: v for k, v in {"entity": r.entity, "field": r.field, "label": r.label,
-                               "columns": list(r.columns), "sort": list(r.sort),
-                               "limit": r.limit}.items() if v not in (None, [])}
-            for r in layout.related_lists]
-    if layout.compact:
-        body["compact"] = {"fields": list(layout.compact)}
-    return body
-
-
-def as_yaml(body: dict[str, Any]) -> str:
-    out = io.StringIO()
-    dumper = YAML(typ="safe", pure=True)
-    dumper.default_flow_style = False
-    dumper.sort_base_mapping_type_on_output = False  # type: ignore[assignment]  # keep the order
-    dumper.dump(body, out)
-    return out.getvalue()
-
-
-def parsed(text: str, entity: str) -> dict[str, Any]:
-    """The posted YAML as a layout body for `entity`; ValueError naming the line when it is
-    not a mapping of YAML."""
-    found = parse_yaml(text, "layout")
-    if isinstance(found, Problem):
-        raise ValueError(str(found))
-    if not isinstance(found.data, dict):
-        raise ValueError("layout: give a mapping with tabs (or sections), related_lists and compact")
-    return {**{k: v for k, v in found.data.items() if k not in {"kind", "name"}}, "entity": entity}
-
-
-def draft(body: dict[str, Any], name: str) -> Layout:
-    """The layout a body describes, for the preview only (the checks run when it is planned);
-    ValueError when its shape is not a layout's."""
-    try:
-        tab_docs = body.get("tabs") or [{"label": "", "sections": body.get("sections") or []}]
-        return Layout(name=name, entity=body["entity"], tabs=tuple(
-            LayoutTab(str(t.get("label") or ""), tuple(
-                LayoutSection(str(s.get("label") or ""), int(s.get("columns") or 1),
-                              tuple(str(f) for f in s.get("fields") or ())) for s in t.get("sections") or ()))
-            for t in tab_docs))
-    except (AttributeError, TypeError, ValueError) as error:
-        raise ValueError(f"layout: tabs and sections are lists of mappings ({error})") from error
+def _offered(request: Request, entity: str) -> list[tuple[str, str]]:
+    """The related lists the entity's record page can show (`entity.field`, and a label):
+    those of the references pointing at it, then those of the many-to-many links, as the
+    record page lists them without a layout (web/record_pages.py)."""
+    records = records_of(request)
+    metamodel = records.full_snapshot().metamodel
+    with records.reading() as reader:
+        pairs = list(reader.reverse_references(entity))
+        apart = reader.apart_relations(entity).values()
+        pairs += [(relation.source, relation.field) for relation, _ in apart]
+    out: dict[str, str] = {}
+    for other, field in pairs:
+        found = metamodel.entity(other)
+        pointing = found.field(field) if found is not None else None
+        label = f"{found.label_plural} ({pointing.label})" if found is not None and pointing is not None \
+            else f"{other}.{field}"
+        out.setdefault(f"{other}.{field}", label)
+    return list(out.items())
 
 
 async def _editor(request: Request) -> dict[str, Any]:
@@ -109,16 +73,29 @@ async def _editor(request: Request) -> dict[str, Any]:
     layout = metamodel.layout_of(entity.name)
     return {"entity": entity, "layout": layout, "name": layout.name if layout else entity.name,
             "origin": layout.pack if layout else "", "body": body_of(layout, entity),
-            "base": f"/admin/entities/{entity.name}/layout"}
+            "base": f"/admin/entities/{entity.name}/layout",
+            "offered": await run_in_threadpool(_offered, request, entity.name)}
 
 
-def _chips(entity: Entity, body: dict[str, Any]) -> dict[str, Any]:
-    """The drag-and-drop editor's tabs and sections, and the fields no section places."""
-    tab_docs = body.get("tabs") or [{"label": "", "sections": body.get("sections") or []}]
+def _chips(entity: Entity, body: dict[str, Any], offered: list[tuple[str, str]]) -> dict[str, Any]:
+    """The structured editor: its tabs and sections, the fields no section places, the
+    related lists shown (the default: every one offered) and those to add, the compact
+    fields and those to add."""
+    tab_docs = tabs_of(body)
     labels = {f.name: f.label for f in entity.active_fields}
     placed = {str(n) for t in tab_docs for s in t.get("sections") or () for n in s.get("fields") or ()}
-    return {"tabs": tab_docs, "labels": labels,
-            "unplaced": [f.name for f in entity.active_fields if f.name not in placed]}
+    names = dict(offered)
+    given = body.get("related_lists")
+    related = [{"key": related_key(r), "label": r.get("label") or names.get(related_key(r), related_key(r))}
+               for r in given] if isinstance(given, list) else [{"key": k, "label": v} for k, v in offered]
+    shown = {r["key"] for r in related}
+    compact = [str(n) for n in ((body.get("compact") or {}).get("fields") or ())]
+    return {"tabs": tab_docs, "tabbed": "tabs" in body, "labels": labels,
+            "unplaced": [f.name for f in entity.active_fields if f.name not in placed],
+            "related": related, "related_default": not isinstance(given, list),
+            "related_addable": [(k, v) for k, v in offered if k not in shown],
+            "compact": compact,
+            "compact_addable": [f.name for f in entity.active_fields if f.name not in compact]}
 
 
 async def _page(request: Request, editor: dict[str, Any], text: str, *,
@@ -126,16 +103,16 @@ async def _page(request: Request, editor: dict[str, Any], text: str, *,
     entity: Entity = editor["entity"]
     try:
         body = parsed(text, entity.name)
-        chips = _chips(entity, body)
+        chips = _chips(entity, body, editor["offered"])
     except (ValueError, AttributeError, TypeError):
-        body, chips = editor["body"], _chips(entity, editor["body"])
+        body, chips = editor["body"], _chips(entity, editor["body"], editor["offered"])
     context = await base_context(request, title=f"{entity.label}: layout")
     shown = {"entity": {"name": entity.name, "label": entity.label}, "name": editor["name"],
              "origin": editor["origin"], "base": editor["base"], "body": body}
     return render(request, "designer_layout", {
         **context, **shown, **chips, "document": text, "encoded": json.dumps(body), "errors": errors or {},
-        "preview": await _preview_context(request, body, editor["name"])},
-        twin={**shown, "errors": errors or {}}, status=status)
+        "preview": preview_context(request, body, editor["name"])},
+        twin={**shown, "document": text, "errors": errors or {}}, status=status)
 
 
 async def layout_page(request: Request) -> Response:
@@ -161,15 +138,28 @@ async def save_layout(request: Request) -> Response:
                                back=editor["base"], done=editor["base"], refused=refused)
 
 
-async def _preview_context(request: Request, body: dict[str, Any], name: str) -> dict[str, Any]:
-    """What templates/_designer_layout_preview.html shows: the form's tabs as `body` arranges
-    them (the fields a new record's form shows), or the reason it cannot."""
-    ce = records_of(request).entity(body["entity"])
+async def edit(request: Request) -> Response:
+    """One action of the structured editor on the posted text: the page again with the text
+    rewritten, or (422) the action refused with the reason, the text kept as it was posted."""
+    editor = await _editor(request)
+    form = await request.form()
+    text = str(form.get("layout") or "")
+    action = str(form.get("drop") or "") if form.get("action") == "drop" else str(form.get("action") or "")
+    action = action or "labels"  # Enter in a label, without a script: the labels changed
+    entity: Entity = editor["entity"]
     try:
-        found = tabs(ce, draft(body, name), form_fields(ce))
+        body = parsed(text, entity.name)
     except ValueError as error:
-        return {"problem": str(error), "tabs": [], "tabbed": False, "ce": ce}
-    return {"problem": None, "ce": ce, **tab_context(found)}
+        return await _page(request, editor, text, status=422, errors={"layout": [
+            f"the YAML does not read, so the action was not applied (fix the text first): {error}"]})
+    try:
+        changed = apply_action(body, action, form, [f.name for f in entity.active_fields],
+                               [key for key, _ in editor["offered"]])
+    except (EditRefused, AttributeError, TypeError) as error:
+        reason = str(error) if isinstance(error, EditRefused) else \
+            f"the layout's shape is not a layout's, so the action was not applied ({error})"
+        return await _page(request, editor, text, status=422, errors={"layout": [reason]})
+    return await _page(request, editor, as_yaml(changed))
 
 
 async def preview(request: Request) -> Response:
@@ -177,20 +167,18 @@ async def preview(request: Request) -> Response:
     form = await request.form()
     try:
         body = parsed(str(form.get("layout") or ""), editor["entity"].name)
-        shown = await _preview_context(request, body, editor["name"])
+        shown = preview_context(request, body, editor["name"])
     except ValueError as error:
-        shown = {"problem": str(error), "tabs": [], "tabbed": False,
-                 "ce": records_of(request).entity(editor["entity"].name)}
-    twin = {"problem": shown["problem"], "tabs": [
-        {"label": t.label, "sections": [
-            {"label": s.title, "columns": s.columns, "fields": [f.name for f in s.fields]}
-            for s in t.sections]}
-        for t in shown["tabs"]]}
-    return render(request, "_designer_layout_preview", {"preview": shown}, twin=twin)
+        shown = {**preview_context(request, editor["body"], editor["name"]),
+                 "problem": str(error), "tabs": [], "tabbed": False}
+    context = await base_context(request, title=f"{editor['entity'].label}: layout")  # the rows' `ui`
+    return render(request, "_designer_layout_preview", {**context, "preview": shown},
+                  twin=preview_twin(shown))
 
 
 routes = [
     Route("/admin/entities/{entity}/layout", layout_page, methods=["GET"]),
     Route("/admin/entities/{entity}/layout", save_layout, methods=["POST"]),
+    Route("/admin/entities/{entity}/layout/edit", edit, methods=["POST"]),
     Route("/admin/entities/{entity}/layout/preview", preview, methods=["POST"]),
 ]
