@@ -40,8 +40,6 @@ from .rights import checked_right
 from .templating import render
 from .uicontext import base_context
 
-__all__ = ["as_yaml", "parsed", "routes"]  # designer_views.py reads views' YAML the same way
-
 
 def _offered(request: Request, entity: str) -> list[tuple[str, str]]:
     """The related lists the entity's record page can show (`entity.field`, and a label):

@@ -31,7 +31,7 @@ from ..layers import ORGANISATION
 from .admin import MANAGE_METAMODEL
 from .designer_check import verdict
 from .designer_forms import naming, valid_name
-from .designer_layouts import as_yaml, parsed
+from .designer_layout_body import as_yaml, parsed
 from .designer_plans import Refusal, plan_or_apply
 from .pinning import records_of
 from .rights import checked_right

@@ -18,7 +18,7 @@ from typing import Any
 from slatecrm.metamodel.model import Metamodel
 
 from ..layers import Documents
-from .designer_layouts import body_of
+from .designer_layout_body import body_of
 
 Edit = Callable[[Documents, Metamodel], None]
 
