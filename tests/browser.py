@@ -159,6 +159,32 @@ def serve_pack(url: str, pack: Path) -> Iterator[str]:
     app.state.engine.dispose()
 
 
+def serve_pack_on(database: str, root: Path, name: str, entities: dict[str, Any]) -> Iterator[str]:
+    """A server with a pack `name` 1.0.0 of `entities` installed, on a new SQLite file under
+    `root` or (`database` "postgresql") a new PostgreSQL database: a module fixture
+    parametrised over both databases yields from it."""
+    from . import conftest
+    from .packs import write_pack
+
+    pack = write_pack(root, name, "1.0.0", entities)
+    if database == "sqlite":
+        yield from serve_pack(f"sqlite:///{root / 'ui.db'}", pack)
+        return
+    for url in conftest._postgres_database():
+        yield from serve_pack(url, pack)
+
+
+DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
+
+
+def docs_picture(page: Any, name: str) -> None:
+    """The docs' screenshot `docs/images/<name>.png` of this state, when asked for
+    (SLATECRM_SCREENSHOTS=1; the viewport only)."""
+    if os.environ.get("SLATECRM_SCREENSHOTS") == "1":
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DOCS_IMAGES / f"{name}.png"))
+
+
 def drag(page: Any, item: Any, target: Any, *, right: float | None = 40, down: float = 20) -> None:
     """Drag `item` with real mouse moves, as a person would (Sortable's fallback follows them),
     to `right`, `down` pixels into `target`; `right=None` drags straight up or down (a list)."""

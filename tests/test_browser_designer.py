@@ -8,23 +8,18 @@ With SLATECRM_SCREENSHOTS=1 the tests save the docs' pictures (docs/images/desig
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import conftest
-from .browser import HUNG_MS, SERVED, require_browser, serve_pack, sign_in, watch
+from .browser import HUNG_MS, SERVED, docs_picture, require_browser, serve_pack_on, sign_in, watch
 from .defaults import signed_in
-from .packs import write_pack
 from .test_browser import expect, script_errors
 
 pytestmark = pytest.mark.browser
 
-DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 VEHICLE = {"label": "Vehicle", "title_field": "plate",
            "fields": {"plate": {"type": "text", "required": True}, "seats": {"type": "text"}}}
 
@@ -32,20 +27,8 @@ VEHICLE = {"label": "Vehicle", "title_field": "plate",
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_browser()
-    root = tmp_path_factory.mktemp("designer")
-    pack = write_pack(root, "fleet", "1.0.0", {"vehicle": VEHICLE})
-    if request.param == "sqlite":
-        yield from serve_pack(f"sqlite:///{root / 'designer.db'}", pack)
-        return
-    for url in conftest._postgres_database():
-        yield from serve_pack(url, pack)
-
-
-def docs_picture(page: Any, name: str) -> None:
-    """The docs' screenshot of this state, when asked for (small: the viewport only)."""
-    if os.environ.get("SLATECRM_SCREENSHOTS") == "1":
-        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(DOCS_IMAGES / f"designer-{name}.png"))
+    yield from serve_pack_on(request.param, tmp_path_factory.mktemp("designer"), "fleet",
+                             {"vehicle": VEHICLE})
 
 
 def opened(browser: Any, site: str) -> tuple[Any, Any, Any]:
@@ -59,7 +42,7 @@ def opened(browser: Any, site: str) -> tuple[Any, Any, Any]:
 def test_a_field_added_in_the_designer_appears_in_the_form(site: str, chromium: Any) -> None:
     context, page, seen = opened(chromium, site)
     page.goto(f"{site}/admin/entities")
-    docs_picture(page, "entities")
+    docs_picture(page, "designer-entities")
     page.get_by_role("link", name="Vehicle", exact=True).first.click()
     expect(page.locator("h1")).to_have_text("Vehicle")
     page.locator("#add-field").click()
@@ -82,7 +65,7 @@ def test_a_field_added_in_the_designer_appears_in_the_form(site: str, chromium: 
     plan = page.locator("#plan")
     expect(plan).to_contain_text("add column")
     expect(plan.locator("pre.sql")).to_contain_text(re.compile("ALTER TABLE", re.I))
-    docs_picture(page, "plan")
+    docs_picture(page, "designer-plan")
     page.locator("#apply").click()
     expect(page.locator("#field-trim")).to_contain_text("choice")
     page.goto(f"{site}/e/vehicle/new")
@@ -113,7 +96,7 @@ def test_a_type_change_that_loses_data_is_refused(site: str, chromium: Any) -> N
     expect(plan.locator("h3")).to_contain_text("Refused")
     expect(plan.locator(".risk.blocking")).to_contain_text("1 of 2 rows")
     expect(page.locator("#apply")).to_have_count(0)
-    docs_picture(page, "refused")
+    docs_picture(page, "designer-refused")
     page.locator("#cancel").click()
     expect(page.locator("#f-type")).to_have_value("text")
     assert script_errors(seen) == []
@@ -139,7 +122,7 @@ def test_apply_after_a_change_made_meanwhile_offers_the_new_plan(site: str, chro
     a.locator("#apply").click()
     expect(a.locator("#plan-notice")).to_contain_text("the metamodel changed since this plan was shown")
     expect(a.locator("#plan-revision")).to_have_text(str(shown + 1))
-    docs_picture(a, "stale")
+    docs_picture(a, "designer-stale")
     a.locator("#apply").click()
     expect(a.locator("#field-doors")).to_be_visible()
     expect(a.locator("#field-wheels")).to_be_visible()
@@ -159,7 +142,7 @@ def test_a_formula_is_checked_as_it_is_typed(site: str, chromium: Any) -> None:
     mark = caret.inner_text().split("\n")[1]
     assert mark.strip() == "^" and len(mark) > 1
     caret.scroll_into_view_if_needed()
-    docs_picture(page, "rule-check")
+    docs_picture(page, "designer-rule-check")
     formula.fill("plate")
     expect(page.locator("#check-formula")).to_contain_text("valid")
     formula.fill("plaet")

@@ -10,10 +10,8 @@ from typing import Any
 
 import pytest
 
-from . import conftest
-from .browser import SERVED, require_browser, serve_pack
+from .browser import SERVED, require_browser, serve_pack_on
 from .defaults import signed_in
-from .packs import write_pack
 from .test_browser import expect, script_errors
 from .test_browser_designer import opened
 
@@ -26,13 +24,8 @@ VEHICLE = {"label": "Vehicle", "title_field": "plate",
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_browser()
-    root = tmp_path_factory.mktemp("designer_entity")
-    pack = write_pack(root, "fleet", "1.0.0", {"vehicle": VEHICLE})
-    if request.param == "sqlite":
-        yield from serve_pack(f"sqlite:///{root / 'designer.db'}", pack)
-        return
-    for url in conftest._postgres_database():
-        yield from serve_pack(url, pack)
+    yield from serve_pack_on(request.param, tmp_path_factory.mktemp("designer_entity"), "fleet",
+                             {"vehicle": VEHICLE})
 
 
 def test_an_entity_gets_a_pipeline_is_retired_and_restored_with_its_records(site: str, chromium: Any) -> None:

@@ -5,21 +5,16 @@ the view shows the columns in that order. Changing the type brings that type's i
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import conftest
-from .browser import HUNG_MS, drag, require_browser, serve_pack, sign_in, watch
-from .packs import write_pack
+from .browser import HUNG_MS, docs_picture, drag, require_browser, serve_pack_on, sign_in, watch
 from .test_browser import expect
 
 pytestmark = pytest.mark.browser
 
-DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 
 VEHICLE = {"label": "Vehicle", "title_field": "plate",
            "fields": {"plate": {"type": "text", "required": True}, "price": {"type": "integer"},
@@ -29,20 +24,8 @@ VEHICLE = {"label": "Vehicle", "title_field": "plate",
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_browser()
-    root = tmp_path_factory.mktemp("designer-views")
-    pack = write_pack(root, "fleet", "1.0.0", {"vehicle": VEHICLE})
-    if request.param == "sqlite":
-        yield from serve_pack(f"sqlite:///{root / 'views.db'}", pack)
-        return
-    for url in conftest._postgres_database():
-        yield from serve_pack(url, pack)
-
-
-def docs_picture(page: Any, name: str) -> None:
-    """The docs' screenshot of this state, when asked for (SLATECRM_SCREENSHOTS=1)."""
-    if os.environ.get("SLATECRM_SCREENSHOTS") == "1":
-        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(DOCS_IMAGES / f"designer-{name}.png"))
+    yield from serve_pack_on(request.param, tmp_path_factory.mktemp("designer-views"), "fleet",
+                             {"vehicle": VEHICLE})
 
 
 @pytest.fixture
@@ -80,7 +63,7 @@ def test_a_list_view_made_in_the_structured_editor(site: str, page: Any) -> None
     condition.fill("price >> 3")
     expect(page.locator("#error-filter pre.caret")).to_contain_text("^")
     page.locator("#view-editor-form").scroll_into_view_if_needed()
-    docs_picture(page, "view-editor")
+    docs_picture(page, "designer-view-editor")
     condition.fill("price > 100")
     expect(page.locator("#ok-filter")).to_contain_text("boolean")
     expect(page.locator("#error-filter")).to_have_count(0)
