@@ -96,7 +96,8 @@ def test_drag_a_field_into_another_section_apply_and_the_form_follows(site: str,
     expect(page.locator("#zone-0-1 .chip")).to_have_count(2)
     page.mouse.up()
     # The preview follows the drop: price is in the Dates section of the form.
-    expect(page.locator("#layout-preview fieldset.card").nth(1).locator("[data-field=price]")).to_have_count(1)
+    dates = page.locator("#layout-preview fieldset.card").nth(1)
+    expect(dates.locator("[data-field=price]")).to_have_count(1)
     docs_screenshot(page, "designer-layout")
     page.locator("#review-layout").click()
     expect(page.locator("#plan h2")).to_contain_text("change layout vehicle")

@@ -363,13 +363,19 @@ def test_the_organisation_layer_overrides_form_logic_through_the_admin_api(deals
 
 
 def test_the_designer_keeps_form_logic_when_it_edits_a_field(deals: Deals) -> None:
-    """The designer's page of an organisation's field shows its rules (as YAML under "Other
-    settings") and posts them back; relabelling a pack's field keeps the pack's rules."""
+    """The designer's page of a field shows its rules in the form-logic inputs and posts them
+    back: relabelling the organisation's field, or a pack's, keeps the rules."""
     from .test_designer import reviewed
 
     def applied(url: str, form: dict[str, str]) -> None:
         _, confirm = reviewed(deals.http, url, form)
         assert deals.http.post(url, data=confirm, follow_redirects=False).status_code == 303
+
+    def shown_rules(url: str) -> dict[str, str]:
+        """The form-logic inputs as the page shows them (what a browser posts back)."""
+        page = deals.http.get(url).text
+        return {name: html.unescape(text).strip() for name, text in re.findall(
+            r'<textarea id="r-(\w+_if)" name="\w+"[^>]*>([^<]*)</textarea>', page, re.S)}
 
     body = {"type": "text", "visible_if": "status = 'won'"}
     planned = deals.http.put("/api/v1/admin/entities/deal/fields/win_note", json=body)
@@ -377,11 +383,11 @@ def test_the_designer_keeps_form_logic_when_it_edits_a_field(deals: Deals) -> No
                                params={"confirm": planned.json()["base_revision"]}, json=body)
     assert confirmed.status_code == 200, confirmed.text
     url = "/admin/entities/deal/fields/win_note"
-    page = deals.http.get(url)
-    more = re.search(r'<textarea id="f-more" name="more"[^>]*>([^<]*)</textarea>', page.text, re.S)
-    assert more is not None and "visible_if" in html.unescape(more.group(1)), page.text
-    applied(url, {"op": "save", "type": "text", "label": "Why we won", "more": html.unescape(more.group(1))})
-    applied("/admin/entities/deal/fields/loss_reason", {"op": "save", "type": "text", "label": "Why we lost"})
+    assert shown_rules(url)["visible_if"] == "status = 'won'"
+    applied(url, {"op": "save", "type": "text", "label": "Why we won", **shown_rules(url)})
+    pack_field = "/admin/entities/deal/fields/loss_reason"
+    assert shown_rules(pack_field)["visible_if"] == "status = 'lost'"
+    applied(pack_field, {"op": "save", "type": "text", "label": "Why we lost", **shown_rules(pack_field)})
     meta = deals.http.get("/api/v1/meta").json()
     fields = {f["name"]: f for e in meta["entities"] if e["name"] == "deal" for f in e["fields"]}
     assert (fields["win_note"]["label"], fields["win_note"]["visible_if"]) == ("Why we won", "status = 'won'")

@@ -119,10 +119,14 @@ def test_api_filter_in_the_rule_language(client: TestClient) -> None:
     globex = client.post("/api/v1/account", json={"name": "Globex", "industry": "retail"}).json()
     deals = [("Small", "500", "prospecting", acme), ("Big", "5000", "proposal", acme),
              ("Huge", "90000", "negotiation", globex), ("Other", "2000", "qualification", globex)]
-    contact = client.post("/api/v1/contact", json={"name": {"last": "Doe"}, "account": acme["id"]}).json()
+    # A deal's primary contact is one of its account's (the sales pack's options_if).
+    contacts = {a["id"]: client.post("/api/v1/contact",
+                                     json={"name": {"last": "Doe"}, "account": a["id"]}).json()
+                for a in (acme, globex)}
     for name, amount, stage, account in deals:
         made = client.post("/api/v1/opportunity", json={
-            "name": name, "amount": amount, "account": account["id"], "primary_contact": contact["id"],
+            "name": name, "amount": amount, "account": account["id"],
+            "primary_contact": contacts[account["id"]]["id"],
             "close_date": "2027-01-31"})
         assert made.status_code == 201, made.text
         if stage != "prospecting":
